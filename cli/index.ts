@@ -1,0 +1,2 @@
+/** The `lfaas` command line; `main.ts` is its entry point. */
+export {};

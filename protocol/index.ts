@@ -1,0 +1,10 @@
+export { ErrorCode, LfaasError, isErrorCode, isRetryable, isLfaasError, errorFromWire, ensureLfaasError } from '../lattices/index.js';
+export { pb } from './messages.js';
+export type { PbTypes } from './messages.js';
+export { encodeEnvelope, decodeEnvelope, DEFAULT_MAX_FRAME_BYTES } from './frame.js';
+export type { DecodeOptions } from './frame.js';
+export { systemClock } from './transport.js';
+export type { Transport, FrameReceiver, Clock } from './transport.js';
+export { seededRandom } from './random.js';
+export type { Random } from './random.js';
+export type { Machine, MachineInput, Effect, Envelope } from './machine.js';

@@ -1,0 +1,31 @@
+/**
+ * The sans-I/O contract of every node role. A machine never touches a socket, a timer or a disk:
+ * it is handed inputs with the current time and returns effects, which a shell carries out (over
+ * real ZeroMQ sockets and timers in a process, or over the in-memory network and virtual clock in
+ * the simulator). Same machine, both worlds.
+ */
+import type { PbTypes } from './messages.js';
+
+/** A decoded envelope as machines see it. */
+export type Envelope = PbTypes.Envelope;
+
+/** What a machine is handed. */
+export type MachineInput =
+  | { readonly kind: 'start' }
+  | { readonly kind: 'message'; readonly envelope: Envelope }
+  | { readonly kind: 'timer'; readonly timer: string };
+
+/** What a machine asks its shell to do. */
+export type Effect =
+  /** Send an envelope to a transport address. */
+  | { readonly kind: 'send'; readonly to: string; readonly envelope: PbTypes.IEnvelope }
+  /** Fire `{ kind: 'timer', timer }` after `delayMs` (re-setting a timer replaces it). */
+  | { readonly kind: 'timer'; readonly timer: string; readonly delayMs: number };
+
+/** A node role's state machine. */
+export interface Machine {
+  /** A stable name for logs and the simulator (also its address in `mem://` networks). */
+  readonly id: string;
+  /** Handles one input at time `nowMs` and returns what to do. Must not throw on any input. */
+  handle(input: MachineInput, nowMs: number): readonly Effect[];
+}

@@ -1,0 +1,130 @@
+/**
+ * The house rules of STYLE.md, checked on the source tree:
+ * - other folders are imported only through their `index.ts` (test files may also use a folder's
+ *   `testing.ts`, its test-support face);
+ * - dependencies point one way (`lattices` <- `protocol` <- `kvs` <- `executor`/`scheduler` <- `cli`;
+ *   `client` on `lattices` and `protocol` only);
+ * - no import cycles between files.
+ */
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const FOLDERS = ['lattices', 'protocol', 'kvs', 'executor', 'scheduler', 'client', 'cli', 'bench', 'examples', 'test'] as const;
+
+/** Which folders each folder may import (besides itself). Tests and benches may use everything below them. */
+const ALLOWED: Record<string, readonly string[]> = {
+  lattices: [],
+  protocol: ['lattices'],
+  kvs: ['lattices', 'protocol'],
+  executor: ['lattices', 'protocol', 'kvs'],
+  scheduler: ['lattices', 'protocol', 'kvs'],
+  client: ['lattices', 'protocol'],
+  cli: ['lattices', 'protocol', 'kvs', 'executor', 'scheduler', 'client'],
+  examples: ['client'],
+  bench: ['lattices', 'protocol', 'kvs', 'executor', 'scheduler', 'client', 'cli'],
+  test: ['lattices', 'protocol', 'kvs', 'executor', 'scheduler', 'client', 'cli', 'examples'],
+};
+
+function sourceFiles(folder: string): string[] {
+  const out: string[] = [];
+  const walk = (dir: string): void => {
+    let entries: string[];
+    try {
+      entries = readdirSync(dir);
+    } catch {
+      return;
+    }
+    for (const name of entries) {
+      const path = join(dir, name);
+      if (name === 'node_modules' || name === 'generated' || name === 'peers' || name === 'results') continue;
+      if (statSync(path).isDirectory()) walk(path);
+      else if (name.endsWith('.ts') && !name.endsWith('.d.ts')) out.push(path);
+    }
+  };
+  walk(join(root, folder));
+  return out;
+}
+
+/** Relative import specifiers of a file (static imports, re-exports and dynamic imports). */
+function relativeImports(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  const specifiers: string[] = [];
+  const pattern = /(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\s*\(\s*['"]([^'"]+)['"]\s*\)|import\s+['"]([^'"]+)['"]/g;
+  for (const match of text.matchAll(pattern)) {
+    const specifier = match[1] ?? match[2] ?? match[3];
+    if (specifier !== undefined && specifier.startsWith('.')) specifiers.push(specifier);
+  }
+  return specifiers;
+}
+
+function resolveTs(from: string, specifier: string): string {
+  return resolve(dirname(from), specifier).replace(/\.js$/, '.ts');
+}
+
+const topFolder = (file: string): string => relative(root, file).split(sep)[0] ?? '';
+const isTestFile = (file: string): boolean => file.endsWith('.test.ts') || file.endsWith('.test-d.ts') || topFolder(file) === 'test';
+
+const files = FOLDERS.flatMap((folder) => sourceFiles(folder));
+const graph = new Map<string, string[]>(files.map((file) => [file, relativeImports(file).map((s) => resolveTs(file, s))]));
+
+describe('architecture', () => {
+  it('finds the source tree', () => {
+    expect(files.length).toBeGreaterThan(10);
+    expect(graph.get(join(root, 'protocol', 'index.ts'))?.length).toBeGreaterThan(0);
+  });
+
+  it('imports other folders only through their index.ts (or testing.ts from tests)', () => {
+    const violations: string[] = [];
+    for (const [file, targets] of graph) {
+      const own = topFolder(file);
+      for (const target of targets) {
+        const other = topFolder(target);
+        if (other === own) continue;
+        const inside = relative(join(root, other), target);
+        const allowedFaces = isTestFile(file) ? ['index.ts', 'testing.ts'] : ['index.ts'];
+        if (!allowedFaces.includes(inside)) violations.push(`${relative(root, file)} -> ${relative(root, target)}`);
+      }
+    }
+    expect(violations).toEqual([]);
+  });
+
+  it('keeps dependencies pointing one way', () => {
+    const violations: string[] = [];
+    for (const [file, targets] of graph) {
+      const own = topFolder(file);
+      for (const target of targets) {
+        const other = topFolder(target);
+        if (other === own || isTestFile(file)) continue;
+        if (!(ALLOWED[own] ?? []).includes(other)) violations.push(`${relative(root, file)} -> ${other}`);
+      }
+    }
+    expect(violations).toEqual([]);
+  });
+
+  it('has no import cycles', () => {
+    const state = new Map<string, 'visiting' | 'done'>();
+    const cycles: string[] = [];
+    const visit = (file: string, path: string[]): void => {
+      if (state.get(file) === 'done') return;
+      if (state.get(file) === 'visiting') {
+        cycles.push([...path.slice(path.indexOf(file)), file].map((f) => relative(root, f)).join(' -> '));
+        return;
+      }
+      state.set(file, 'visiting');
+      for (const target of graph.get(file) ?? []) if (graph.has(target)) visit(target, [...path, file]);
+      state.set(file, 'done');
+    };
+    for (const file of graph.keys()) visit(file, []);
+    expect(cycles).toEqual([]);
+  });
+
+  it('every folder has an index.ts', () => {
+    const missing = ['lattices', 'protocol', 'kvs', 'executor', 'scheduler', 'client', 'cli'].filter(
+      (folder) => !graph.has(join(root, folder, 'index.ts')),
+    );
+    expect(missing).toEqual([]);
+  });
+});
