@@ -6,11 +6,13 @@
 import { ErrorCode, LfaasError } from '../lattices/index.js';
 import { pb } from './messages.js';
 import type { PbTypes } from './messages.js';
+import { validateEnvelope } from './validate.js';
+import type { ValidateOptions } from './validate.js';
 
 /** The default largest frame a node accepts: 16 MiB. */
 export const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024;
 
-export interface DecodeOptions {
+export interface DecodeOptions extends ValidateOptions {
   /** Frames larger than this are refused with PROTO_TOO_LARGE. */
   readonly maxFrameBytes?: number;
 }
@@ -32,8 +34,21 @@ export function decodeEnvelope(frame: Uint8Array, options: DecodeOptions = {}): 
   } catch (cause) {
     throw new LfaasError(ErrorCode.PROTO_MALFORMED, `malformed envelope: ${(cause as Error).message}`, { cause });
   }
-  if (envelope.body === undefined) {
-    throw new LfaasError(ErrorCode.PROTO_UNKNOWN_MESSAGE, 'envelope has no body');
-  }
+  validateEnvelope(envelope, options);
   return envelope;
+}
+
+/**
+ * Reads `request_id` and `reply_to` from a frame that failed validation, so its sender can still
+ * get a typed error. Undefined when they cannot be read.
+ */
+export function peekReplyAddress(frame: Uint8Array): { requestId: number; replyTo: string } | undefined {
+  try {
+    const partial = pb.Envelope.decode(frame);
+    const requestId = Number(partial.requestId);
+    if (partial.replyTo.length > 0 && Number.isSafeInteger(requestId) && requestId > 0) return { requestId, replyTo: partial.replyTo };
+  } catch {
+    // Not even the header is readable.
+  }
+  return undefined;
 }

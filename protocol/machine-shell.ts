@@ -9,8 +9,8 @@
  * ships.
  */
 import { ErrorCode, ensureLfaasError } from '../lattices/index.js';
-import { decodeEnvelope, encodeEnvelope } from './frame.js';
-import { pb } from './messages.js';
+import { errorToWire } from './errors-wire.js';
+import { decodeEnvelope, encodeEnvelope, peekReplyAddress } from './frame.js';
 import type { DecodeOptions } from './frame.js';
 import type { Effect, Machine, MachineInput } from './machine.js';
 import type { Clock, Transport } from './transport.js';
@@ -115,12 +115,12 @@ export function runMachine(machine: Machine, transport: Transport, clock: Clock,
       counters.framesRejected++;
       const typed = ensureLfaasError(error, ErrorCode.PROTO_MALFORMED);
       report(typed);
-      const replyTo = peekReply(frame);
+      const replyTo = peekReplyAddress(frame);
       if (replyTo !== undefined) {
         counters.errorsReplied++;
         send(
           replyTo.replyTo,
-          encodeEnvelope({ responseTo: replyTo.requestId, sender: transport.address, errorReply: { error: { code: wireCode(typed.code), message: typed.message } } }),
+          encodeEnvelope({ responseTo: replyTo.requestId, sender: transport.address, errorReply: { error: errorToWire(typed) } }),
         );
       }
       return;
@@ -144,24 +144,3 @@ export function runMachine(machine: Machine, transport: Transport, clock: Clock,
   };
 }
 
-/** The wire enum number of a catalogue code (they share names). */
-function wireCode(code: ErrorCode): number {
-  const value = (pb.ErrorCode as unknown as Record<string, number>)[code];
-  return value ?? pb.ErrorCode.INTERNAL;
-}
-
-/**
- * Reads `request_id` (field 1, varint) and `reply_to` (field 2, string) from the head of a frame
- * that failed validation, so its sender still gets a typed error. Undefined when they cannot be
- * read safely.
- */
-function peekReply(frame: Uint8Array): { requestId: number; replyTo: string } | undefined {
-  try {
-    const partial = pb.Envelope.decode(frame);
-    const requestId = Number(partial.requestId);
-    if (partial.replyTo.length > 0 && Number.isSafeInteger(requestId) && requestId > 0) return { requestId, replyTo: partial.replyTo };
-  } catch {
-    // Not even the header is readable; count and drop.
-  }
-  return undefined;
-}
