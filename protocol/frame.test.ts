@@ -67,7 +67,7 @@ describe('envelope codec', () => {
   });
 
   it('refuses unknown enum values with the field path', () => {
-    const frame = encodeEnvelope({ kvsRequest: { kind: 99 as pb.RequestKind, tuples: [{ key: 'k' }] } });
+    const frame = encodeEnvelope({ kvsRequest: { kind: 99 as never, tuples: [{ key: 'k' }] } });
     expect(() => decodeEnvelope(frame)).toThrow(expect.objectContaining({ code: ErrorCode.PROTO_UNKNOWN_ENUM, message: expect.stringContaining('kvsRequest.kind') }));
   });
 
@@ -92,7 +92,7 @@ describe('envelope codec', () => {
   });
 
   it('peeks the reply address of a frame that fails validation', () => {
-    const frame = encodeEnvelope({ requestId: 42, replyTo: 'tcp://127.0.0.1:9', kvsRequest: { kind: 77 as pb.RequestKind, tuples: [{ key: 'k' }] } });
+    const frame = encodeEnvelope({ requestId: 42, replyTo: 'tcp://127.0.0.1:9', kvsRequest: { kind: 77 as never, tuples: [{ key: 'k' }] } });
     expect(() => decodeEnvelope(frame)).toThrow();
     expect(peekReplyAddress(frame)).toEqual({ requestId: 42, replyTo: 'tcp://127.0.0.1:9' });
     expect(peekReplyAddress(new Uint8Array([0xff, 0xff, 0xff]))).toBeUndefined();
