@@ -1,3 +1,15 @@
 export { ErrorCode, LfaasError, isErrorCode, isRetryable, isLfaasError, errorFromWire, ensureLfaasError } from './errors.js';
 export { LatticeType } from './lattice.js';
 export type { Lattice, AnyLattice, Ordering, LatticeTypeName } from './lattice.js';
+export { HybridClock, compareTimestamps } from './hlc.js';
+export type { Timestamp } from './hlc.js';
+export { canonicalKey } from './codec.js';
+export { Lww } from './lww.js';
+export { Max, Min, Bool } from './scalars.js';
+export { Priority } from './priority.js';
+export { GSet, OrderedSet } from './sets.js';
+export { VectorClock } from './vector-clock.js';
+export { Counter } from './counter.js';
+export { MapLattice } from './map-lattice.js';
+export { SingleKeyCausal, MultiKeyCausal } from './causal.js';
+export { decodeLattice, latticeTypeName, MAX_NESTING_DEPTH } from './registry.js';

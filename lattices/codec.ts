@@ -1,0 +1,163 @@
+/**
+ * The msgpack codec shared by every lattice, and the canonical identity of plain values (set
+ * elements, tie-breaks). Decoding failures become `LATTICE_DECODE`.
+ */
+import { Packr } from 'msgpackr';
+import { ErrorCode, LfaasError } from './errors.js';
+import type { Ordering } from './lattice.js';
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'bigint', moreTypes: false });
+
+/** msgpack bytes of a value. */
+export function pack(value: unknown): Uint8Array {
+  return packr.pack(value);
+}
+
+/** The one value in `bytes`; trailing bytes or malformed input are a `LATTICE_DECODE` error. */
+export function unpack(bytes: Uint8Array): unknown {
+  if (bytes.byteLength === 0) throw decodeError('empty payload');
+  let values: unknown[];
+  try {
+    values = packr.unpackMultiple(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) as unknown[];
+  } catch (cause) {
+    throw decodeError(`malformed msgpack: ${(cause as Error).message}`, cause);
+  }
+  if (values.length !== 1) throw decodeError(`${values.length} values in a payload`);
+  return values[0];
+}
+
+export function decodeError(message: string, cause?: unknown): LfaasError {
+  return new LfaasError(ErrorCode.LATTICE_DECODE, message, cause === undefined ? undefined : { cause });
+}
+
+/**
+ * A string that identifies a plain value: equal for structurally equal values (object keys sorted,
+ * bytes in hex, numbers, bigints and strings kept apart), so sets and ties never depend on
+ * insertion or arrival order.
+ */
+export function canonicalKey(value: unknown): string {
+  switch (typeof value) {
+    case 'string':
+      return `s${JSON.stringify(value)}`;
+    case 'number':
+      return Object.is(value, -0) ? 'n0' : `n${value}`;
+    case 'bigint':
+      return `b${value}`;
+    case 'boolean':
+      return value ? 'T' : 'F';
+    case 'undefined':
+      return 'u';
+    default:
+      break;
+  }
+  if (value === null) return 'z';
+  if (value instanceof Uint8Array) return `x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')}`;
+  if (Array.isArray(value)) return `[${value.map(canonicalKey).join(',')}]`;
+  if (typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalKey(v)}`).join(',')}}`;
+  }
+  return `?${String(value)}`;
+}
+
+/** Compares strings by code unit; the order every sorted encoding uses. */
+export function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+// ---- field readers: assert invariants where data is read ----
+
+export function asArray(value: unknown, what: string): unknown[] {
+  if (!Array.isArray(value)) throw decodeError(`${what}: expected an array`);
+  return value;
+}
+
+export function asCount(value: unknown, what: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw decodeError(`${what}: expected a non-negative integer`);
+  return value;
+}
+
+export function asFinite(value: unknown, what: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw decodeError(`${what}: expected a finite number`);
+  return value;
+}
+
+export function asString(value: unknown, what: string): string {
+  if (typeof value !== 'string') throw decodeError(`${what}: expected a string`);
+  return value;
+}
+
+export function asBytes(value: unknown, what: string): Uint8Array {
+  if (!(value instanceof Uint8Array)) throw decodeError(`${what}: expected bytes`);
+  return value;
+}
+
+/** Reads `[[name, count], ...]` sorted by name with no duplicates and no zero counts. */
+export function readCountEntries(value: unknown, what: string): Map<string, number> {
+  const out = new Map<string, number>();
+  let previous: string | undefined;
+  for (const entry of asArray(value, what)) {
+    const pair = asArray(entry, what);
+    if (pair.length !== 2) throw decodeError(`${what}: expected [name, count] pairs`);
+    const name = asString(pair[0], what);
+    const count = asCount(pair[1], what);
+    if (previous !== undefined && compareStrings(previous, name) >= 0) throw decodeError(`${what}: names not strictly sorted`);
+    if (count === 0) throw decodeError(`${what}: zero count`);
+    previous = name;
+    out.set(name, count);
+  }
+  return out;
+}
+
+/** `[[name, count], ...]` sorted by name. */
+export function writeCountEntries(map: ReadonlyMap<string, number>): [string, number][] {
+  return [...map.entries()].sort(([a], [b]) => compareStrings(a, b));
+}
+
+/** Pointwise max of two count maps (the merge of vector clocks and counter halves). */
+export function mergeCounts(a: ReadonlyMap<string, number>, b: ReadonlyMap<string, number>): Map<string, number> {
+  const out = new Map(a);
+  for (const [name, count] of b) if ((out.get(name) ?? 0) < count) out.set(name, count);
+  return out;
+}
+
+/** Where count map `a` stands against `b` (missing entries are zero). */
+export function compareCounts(a: ReadonlyMap<string, number>, b: ReadonlyMap<string, number>): Ordering {
+  let less = false;
+  let greater = false;
+  for (const [name, count] of a) {
+    const other = b.get(name) ?? 0;
+    if (count < other) less = true;
+    else if (count > other) greater = true;
+  }
+  for (const [name, count] of b) if (!a.has(name) && count > 0) less = true;
+  return combine(less, greater);
+}
+
+export function combine(less: boolean, greater: boolean): Ordering {
+  if (less && greater) return 'concurrent';
+  if (less) return 'lt';
+  if (greater) return 'gt';
+  return 'eq';
+}
+
+/** Combines per-part orderings into the ordering of the whole (product order). */
+export function combineOrderings(parts: Iterable<Ordering>): Ordering {
+  let less = false;
+  let greater = false;
+  for (const part of parts) {
+    if (part === 'concurrent') return 'concurrent';
+    if (part === 'lt') less = true;
+    if (part === 'gt') greater = true;
+  }
+  return combine(less, greater);
+}
+
+/** Orders of a total order compared with a number. */
+export function fromSign(sign: number): Ordering {
+  return sign < 0 ? 'lt' : sign > 0 ? 'gt' : 'eq';
+}
+
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}

@@ -1,0 +1,67 @@
+/**
+ * Last-writer-wins register. The winner is the larger `(wallMs, logical, writer)` of a hybrid
+ * logical clock; a full tie (one writer reusing a timestamp, a bug elsewhere) goes to the larger
+ * canonical encoding of the value, so replicas agree whatever the arrival order.
+ */
+import { asCount, asString, canonicalKey, compareStrings, decodeError, fromSign, pack } from './codec.js';
+import type { HybridClock, Timestamp } from './hlc.js';
+import { LatticeType } from './lattice.js';
+import type { Lattice, Ordering } from './lattice.js';
+
+export class Lww<T = unknown> implements Lattice<Lww<T>, T> {
+  readonly type = LatticeType.Lww;
+
+  constructor(
+    readonly wallMs: number,
+    readonly logical: number,
+    readonly writer: string,
+    readonly value: T,
+  ) {
+    if (!Number.isSafeInteger(wallMs) || wallMs < 0 || !Number.isSafeInteger(logical) || logical < 0) throw decodeError('Lww: timestamp must be non-negative integers');
+  }
+
+  /** A new write stamped by `clock`. */
+  static write<T>(clock: HybridClock, value: T): Lww<T> {
+    const at: Timestamp = clock.tick();
+    return new Lww(at.wallMs, at.logical, clock.writerId, value);
+  }
+
+  /** A write at an explicit timestamp (tests, replays). */
+  static at<T>(timestamp: Timestamp, writer: string, value: T): Lww<T> {
+    return new Lww(timestamp.wallMs, timestamp.logical, writer, value);
+  }
+
+  get timestamp(): Timestamp {
+    return { wallMs: this.wallMs, logical: this.logical };
+  }
+
+  /** Sign of (this - other) in the total order. */
+  private order(other: Lww<T>): number {
+    const byTime = this.wallMs - other.wallMs || this.logical - other.logical || compareStrings(this.writer, other.writer);
+    if (byTime !== 0 || this.value === other.value) return byTime;
+    return compareStrings(canonicalKey(this.value), canonicalKey(other.value));
+  }
+
+  merge(other: Lww<T>): Lww<T> {
+    return this.order(other) >= 0 ? this : other;
+  }
+  reveal(): T {
+    return this.value;
+  }
+  compare(other: Lww<T>): Ordering {
+    return fromSign(this.order(other));
+  }
+  leq(other: Lww<T>): boolean {
+    return this.order(other) <= 0;
+  }
+  equals(other: Lww<T>): boolean {
+    return this.order(other) === 0;
+  }
+  encode(): Uint8Array {
+    return pack([this.type, this.wallMs, this.logical, this.writer, this.value]);
+  }
+  static decodeFields(fields: readonly unknown[]): Lww {
+    if (fields.length !== 4) throw decodeError('Lww: expected 4 fields');
+    return new Lww(asCount(fields[0], 'Lww.wallMs'), asCount(fields[1], 'Lww.logical'), asString(fields[2], 'Lww.writer'), fields[3]);
+  }
+}
