@@ -1,5 +1,6 @@
 /**
- * The lattice key-value store: storage nodes, routing, replication, client. Arrives with issue 3
- * (the KVS tier); this folder is empty until then.
+ * The lattice key-value store. Today: the gossiping replica machine (the seed of the storage
+ * shard); storage nodes, routing and the client arrive with issue 3.
  */
-export {};
+export { GossipReplica } from './gossip-replica.js';
+export type { GossipReplicaOptions } from './gossip-replica.js';

@@ -1,0 +1,157 @@
+/**
+ * The deterministic simulator: any number of sans-I/O machines, each in the same shell that runs
+ * it in production (`runMachine`), over the in-memory network with a virtual clock and one seeded
+ * PRNG. Faults: message loss, duplication, reordering and delay (network options), partitions,
+ * and crash/restart of a machine (its factory decides what survives, as a disk would).
+ */
+import { MemoryNetwork, runMachine, seededRandom } from '../../protocol/index.js';
+import type { Machine, MachineInput, MachineShell, Random } from '../../protocol/index.js';
+import { VirtualClock } from './virtual-clock.js';
+
+export interface SimulationOptions {
+  readonly seed: number;
+  /** One-way delay range of the network. */
+  readonly delayMs?: { readonly min: number; readonly max: number };
+  readonly dropRate?: number;
+  readonly duplicateRate?: number;
+  readonly reorder?: boolean;
+}
+
+interface Node {
+  readonly factory: () => Machine;
+  shell: MachineShell | undefined;
+  /** The machine itself (the shell runs a recording wrapper around it). */
+  machine: Machine | undefined;
+}
+
+export class Simulation {
+  readonly clock = new VirtualClock();
+  readonly random: Random;
+  readonly network: MemoryNetwork;
+  private readonly nodes = new Map<string, Node>();
+  private traceHash = 0x811c9dc5;
+  /** Inputs handed to machines so far. */
+  steps = 0;
+
+  constructor(readonly options: SimulationOptions) {
+    this.random = seededRandom(options.seed);
+    this.network = new MemoryNetwork({
+      clock: this.clock,
+      random: this.random.fork(),
+      delayMs: options.delayMs ?? { min: 1, max: 5 },
+      dropRate: options.dropRate ?? 0,
+      duplicateRate: options.duplicateRate ?? 0,
+      reorder: options.reorder ?? false,
+    });
+  }
+
+  /** Adds a machine; `factory` is called now and at every restart. Its id is its `mem://` name. */
+  add(id: string, factory: () => Machine): void {
+    if (this.nodes.has(id)) throw new Error(`machine ${id} already exists`);
+    const node: Node = { factory, shell: undefined, machine: undefined };
+    this.nodes.set(id, node);
+    this.boot(id, node);
+  }
+
+  /** The address other machines use to reach `id`. */
+  address(id: string): string {
+    return `mem://${id}`;
+  }
+
+  isUp(id: string): boolean {
+    return this.nodes.get(id)?.shell !== undefined;
+  }
+
+  /** The running machine of `id` (undefined while crashed). */
+  machine<M extends Machine = Machine>(id: string): M | undefined {
+    const node = this.nodes.get(id);
+    return node?.shell === undefined ? undefined : (node.machine as M | undefined);
+  }
+
+  /** Hands an input to a running machine now (a client operation, for instance). */
+  deliver(id: string, input: MachineInput): void {
+    this.nodes.get(id)?.shell?.deliver(input);
+  }
+
+  /** Stops a machine at once: its timers die, frames to it are lost, its memory is gone. */
+  crash(id: string): void {
+    const node = this.nodes.get(id);
+    if (node?.shell === undefined) return;
+    void node.shell.stop();
+    node.shell = undefined;
+    this.network.crash(id);
+  }
+
+  /** Starts a crashed machine again from its factory. */
+  restart(id: string): void {
+    const node = this.nodes.get(id);
+    if (node === undefined || node.shell !== undefined) return;
+    this.network.recover(id);
+    this.boot(id, node);
+  }
+
+  partition(sideA: readonly string[], sideB: readonly string[]): void {
+    this.network.partition([...sideA], [...sideB]);
+  }
+
+  heal(): void {
+    this.network.heal();
+  }
+
+  /** Advances virtual time by `durationMs`, running at most `maxSteps` timers (a hard bound). */
+  runFor(durationMs: number, maxSteps = 1_000_000): void {
+    const ran = this.clock.runUntil(this.clock.now() + durationMs, maxSteps);
+    if (ran >= maxSteps) throw new Error(`simulation did not settle: ${maxSteps} steps in ${durationMs} ms (seed ${this.options.seed})`);
+  }
+
+  /** A hash of every input every machine was handed, with its time: equal seeds give equal traces. */
+  get trace(): number {
+    return this.traceHash >>> 0;
+  }
+
+  private boot(id: string, node: Node): void {
+    node.machine = node.factory();
+    node.shell = runMachine(this.recorded(node.machine), this.network.endpoint(id), this.clock);
+  }
+
+  /** Wraps a machine so that every input it is handed feeds the trace hash. */
+  private recorded(machine: Machine): Machine {
+    return {
+      id: machine.id,
+      handle: (input, nowMs) => {
+        this.steps++;
+        const label = input.kind === 'message' ? `m:${input.envelope.body ?? ''}:${input.envelope.sender}` : input.kind === 'timer' ? `t:${input.timer}` : 's';
+        this.mix(`${machine.id}@${nowMs}:${label}`);
+        return machine.handle(input, nowMs);
+      },
+    };
+  }
+
+  private mix(text: string): void {
+    let hash = this.traceHash;
+    for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+    this.traceHash = hash;
+  }
+}
+
+/**
+ * Runs `body` for `count` seeds starting at `firstSeed` (or the one seed in LFAAS_SEED); on a
+ * failure, rethrows with the seed and the command that reruns it.
+ */
+export function forEachSeed(count: number, body: (seed: number) => void, firstSeed = 1): void {
+  const only = process.env['LFAAS_SEED'];
+  const seeds = only !== undefined ? [Number(only)] : Array.from({ length: count }, (_, i) => firstSeed + i);
+  for (const seed of seeds) {
+    try {
+      body(seed);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      throw new Error(`simulation failed with seed ${seed} (rerun: LFAAS_SEED=${seed} npx vitest run <this file>): ${message}`, { cause: error });
+    }
+  }
+}
+
+/** Seeds per simulation test: a quick CI mode, many more with LFAAS_LONG=1. */
+export function seedCount(ci: number): number {
+  return process.env['LFAAS_LONG'] === '1' ? ci * 20 : ci;
+}
