@@ -1,0 +1,25 @@
+/**
+ * `npm run bench -- <name> [--quick] [--json]`: runs one benchmark, prints its table, writes
+ * bench/results/<name>.json and a plot beside it; with --json the document is the last line.
+ */
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { latticeBenchmark } from './lattice.js';
+import { wireBenchmark } from './wire.js';
+import type { Benchmark } from './harness/benchmark.js';
+
+const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
+  lattice: latticeBenchmark,
+  wire: wireBenchmark,
+};
+
+const args = process.argv.slice(2);
+const name = args.find((arg) => !arg.startsWith('--'));
+const benchmark = name === undefined ? undefined : BENCHMARKS[name];
+if (benchmark === undefined) {
+  console.error(`usage: npm run bench -- <${Object.keys(BENCHMARKS).join('|')}> [--quick] [--json]`);
+  process.exit(2);
+}
+// dist/bench/main.js -> the repository's bench/results, not dist's.
+const resultsDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results');
+await benchmark({ quick: args.includes('--quick'), json: args.includes('--json'), resultsDir });
