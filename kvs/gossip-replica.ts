@@ -13,7 +13,7 @@
  */
 import { ErrorCode, LfaasError, decodeLattice, ensureLfaasError } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
-import { errorToWire, pb } from '../protocol/index.js';
+import { envelopeWith, errorToWire, pb } from '../protocol/index.js';
 import type { Effect, Envelope, Machine, MachineInput, PbTypes } from '../protocol/index.js';
 
 export interface GossipReplicaOptions {
@@ -124,7 +124,7 @@ export class GossipReplica implements Machine {
   private reply(request: Envelope, body: PbTypes.IEnvelope): Effect[] {
     // Requests from the simulator's clients carry no reply address; nothing to answer.
     if (Number(request.requestId) === 0 || request.replyTo.length === 0) return [];
-    return [{ kind: 'send', to: request.replyTo, envelope: { ...body, responseTo: request.requestId, sender: this.options.address } }];
+    return [{ kind: 'send', to: request.replyTo, envelope: envelopeWith(body, { responseTo: request.requestId, sender: this.options.address }) }];
   }
 
   /** Merges one tuple; throws a typed error (and changes nothing) on a bad payload or type. */

@@ -17,6 +17,30 @@ export interface DecodeOptions extends ValidateOptions {
   readonly maxFrameBytes?: number;
 }
 
+/** The header fields an envelope carries besides its body. */
+export interface EnvelopeHeader {
+  readonly requestId?: number;
+  readonly replyTo?: string;
+  readonly responseTo?: number;
+  readonly sender?: string;
+  readonly traceId?: string;
+}
+
+/**
+ * A body plus header fields as a generated `Envelope` instance. Use it instead of object spread
+ * (`{ ...body, requestId }`): protobufjs encodes spread objects about 20x slower (measured:
+ * 0.21 M/s against 4.4 M/s for an echo envelope), which made request/response several times slower.
+ */
+export function envelopeWith(body: PbTypes.IEnvelope, header: EnvelopeHeader): PbTypes.Envelope {
+  const envelope = pb.Envelope.create(body);
+  if (header.requestId !== undefined) envelope.requestId = header.requestId;
+  if (header.replyTo !== undefined) envelope.replyTo = header.replyTo;
+  if (header.responseTo !== undefined) envelope.responseTo = header.responseTo;
+  if (header.sender !== undefined) envelope.sender = header.sender;
+  if (header.traceId !== undefined) envelope.traceId = header.traceId;
+  return envelope;
+}
+
 /** Encodes an envelope to one frame. */
 export function encodeEnvelope(envelope: PbTypes.IEnvelope): Uint8Array {
   return pb.Envelope.encode(envelope).finish();

@@ -7,7 +7,7 @@
  */
 import { ErrorCode, LfaasError } from '../lattices/index.js';
 import { errorFromWireMessage, errorToWire } from './errors-wire.js';
-import { decodeEnvelope, encodeEnvelope } from './frame.js';
+import { decodeEnvelope, encodeEnvelope, envelopeWith } from './frame.js';
 import type { DecodeOptions } from './frame.js';
 import type { PbTypes } from './messages.js';
 import type { Clock, Transport } from './transport.js';
@@ -82,7 +82,7 @@ export class Rpc {
     const requestId = this.nextRequestId;
     // Ids stay below 2^53 (validated on the wire); wrapping would take 2^53 requests.
     this.nextRequestId = this.nextRequestId >= Number.MAX_SAFE_INTEGER ? 1 : this.nextRequestId + 1;
-    const frame = encodeEnvelope({ ...body, requestId, replyTo: this.transport.address });
+    const frame = encodeEnvelope(envelopeWith(body, { requestId, replyTo: this.transport.address }));
     const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
     let attemptsLeft = Math.max(0, options.retries ?? 0);
     this.counters.requests++;
@@ -115,7 +115,7 @@ export class Rpc {
   /** Answers a request: the response goes to its `reply_to` with `response_to` = its id. */
   respond(request: PbTypes.Envelope, body: RequestBody): void {
     if (request.replyTo.length === 0 || Number(request.requestId) === 0) return;
-    this.transport.send(request.replyTo, encodeEnvelope({ ...body, responseTo: request.requestId, sender: this.transport.address })).catch(() => {
+    this.transport.send(request.replyTo, encodeEnvelope(envelopeWith(body, { responseTo: request.requestId, sender: this.transport.address }))).catch(() => {
       // The requester times out and retries; nothing else to do here.
     });
   }
