@@ -8,9 +8,35 @@ import type { Ordering } from './lattice.js';
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'bigint', moreTypes: false });
 
-/** msgpack bytes of a value. */
+/** msgpack bytes of a value; refuses values msgpack cannot carry faithfully (see below). */
 export function pack(value: unknown): Uint8Array {
-  return packr.pack(value);
+  const bytes = packr.pack(value);
+  refuseProtoKeys(value, bytes, ErrorCode.LATTICE_DECODE);
+  return bytes;
+}
+
+/** The msgpack string "__proto__" (fixstr of 9 bytes). */
+const PROTO_KEY = Buffer.from([0xa9, ...Buffer.from('__proto__')]);
+
+/**
+ * msgpackr renames an own `__proto__` key to `__proto_` when it decodes (its guard against
+ * prototype pollution), so such a value would come back changed. Refuse it instead. The byte
+ * search is the fast path; only a hit walks the value to tell a key from a string value.
+ */
+export function refuseProtoKeys(value: unknown, bytes: Uint8Array, code: ErrorCode): void {
+  if (Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).indexOf(PROTO_KEY) < 0) return;
+  const walk = (node: unknown, depth: number): void => {
+    if (depth > 256 || typeof node !== 'object' || node === null || node instanceof Uint8Array) return;
+    if (Array.isArray(node)) {
+      for (const item of node) walk(item, depth + 1);
+      return;
+    }
+    for (const [key, child] of Object.entries(node)) {
+      if (key === '__proto__') throw new LfaasError(code, 'a value with a "__proto__" key cannot be encoded faithfully');
+      walk(child, depth + 1);
+    }
+  };
+  walk(value, 0);
 }
 
 /** The one value in `bytes`; trailing bytes or malformed input are a `LATTICE_DECODE` error. */

@@ -3,7 +3,7 @@ export { LatticeType } from './lattice.js';
 export type { Lattice, AnyLattice, Ordering, LatticeTypeName } from './lattice.js';
 export { HybridClock, compareTimestamps } from './hlc.js';
 export type { Timestamp } from './hlc.js';
-export { canonicalKey } from './codec.js';
+export { canonicalKey, refuseProtoKeys } from './codec.js';
 export { Lww } from './lww.js';
 export { Max, Min, Bool } from './scalars.js';
 export { Priority } from './priority.js';

@@ -11,6 +11,11 @@ describe('value codec', () => {
     const value = fc.oneof(fc.jsonValue(), fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }), fc.uint8Array({ maxLength: 32 }));
     fc.assert(
       fc.property(fc.array(value, { maxLength: 4 }), (values) => {
+        if (JSON.stringify(values, (_k, v: unknown) => (typeof v === 'bigint' ? 0 : v)).includes('"__proto__":')) {
+          // Refused rather than silently renamed (msgpackr renames the key on decode).
+          expect(() => encodeValue(values)).toThrow(expect.objectContaining({ code: ErrorCode.EXEC_BAD_VALUE }));
+          return;
+        }
         const decoded = decodeValue(encodeValue(values)) as unknown[];
         // msgpack keeps -0 as 0 only for integers; compare through a normaliser that treats -0 as 0.
         expect(normalise(decoded)).toEqual(normalise(values));
@@ -30,6 +35,11 @@ describe('value codec', () => {
       }),
       { numRuns: runs * 4 },
     );
+  });
+
+  it('refuses a "__proto__" key (it would not survive decoding) but not a "__proto__" string', () => {
+    expect(() => encodeValue(JSON.parse('{"a":[{"__proto__":1}]}'))).toThrow(expect.objectContaining({ code: ErrorCode.EXEC_BAD_VALUE }));
+    expect(decodeValue(encodeValue({ key: '__proto__' }))).toEqual({ key: '__proto__' });
   });
 
   it('refuses oversized values on both sides, and trailing bytes', () => {

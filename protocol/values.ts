@@ -5,7 +5,7 @@
  * `EXEC_BAD_VALUE`, including a value larger than the limit.
  */
 import { Packr } from 'msgpackr';
-import { ErrorCode, LfaasError } from '../lattices/index.js';
+import { ErrorCode, LfaasError, refuseProtoKeys } from '../lattices/index.js';
 
 /** The default largest encoded value: 8 MiB (a frame carries at most 16 MiB). */
 export const DEFAULT_MAX_VALUE_BYTES = 8 * 1024 * 1024;
@@ -26,6 +26,7 @@ export function encodeValue(value: unknown, options: ValueCodecOptions = {}): Ui
     throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, `value cannot be encoded: ${(cause as Error).message}`, { cause });
   }
   if (bytes.byteLength > maxBytes) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, `value of ${bytes.byteLength} bytes exceeds ${maxBytes}`);
+  refuseProtoKeys(value, bytes, ErrorCode.EXEC_BAD_VALUE);
   return bytes;
 }
 
