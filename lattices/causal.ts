@@ -6,7 +6,7 @@
  * Taking the maxima of a union is associative, commutative and idempotent, which the simpler
  * "compare two clocks, else union" rule is not (a merged clock can equal a third write's clock).
  */
-import { asArray, canonicalKey, combine, compareStrings, decodeError, pack } from './codec.js';
+import { asArray, canonicalKey, canonicalValue, combine, compareStrings, decodeError, pack } from './codec.js';
 import { LatticeType } from './lattice.js';
 import type { Lattice, Ordering } from './lattice.js';
 import { VectorClock } from './vector-clock.js';
@@ -25,7 +25,8 @@ function versionId(clock: VectorClock, value: unknown, deps: ReadonlyMap<string,
 }
 
 function makeVersion<T>(clock: VectorClock, value: T, deps: ReadonlyMap<string, VectorClock>): Version<T> {
-  return { clock, value, deps, id: versionId(clock, value, deps) };
+  const canonical = canonicalValue(value);
+  return { clock, value: canonical, deps, id: versionId(clock, canonical, deps) };
 }
 
 /** The versions of `all` that no other version strictly dominates, deduplicated and sorted. */

@@ -6,7 +6,8 @@ import { Packr } from 'msgpackr';
 import { ErrorCode, LfaasError } from './errors.js';
 import type { Ordering } from './lattice.js';
 
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'bigint', moreTypes: false });
+// copyBuffers: decoded byte strings are copies, never views of the (possibly reused) input.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'bigint', moreTypes: false, copyBuffers: true });
 
 /** msgpack bytes of a value; refuses values msgpack cannot carry faithfully (see below). */
 export function pack(value: unknown): Uint8Array {
@@ -53,18 +54,85 @@ export function refuseProtoKeys(value: unknown, bytes: Uint8Array, code: ErrorCo
 /** The one value in `bytes`; trailing bytes or malformed input are a `LATTICE_DECODE` error. */
 export function unpack(bytes: Uint8Array): unknown {
   if (bytes.byteLength === 0) throw decodeError('empty payload');
-  let values: unknown[];
   try {
-    values = packr.unpackMultiple(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)) as unknown[];
+    // msgpackr's `unpack` refuses trailing bytes ("end of buffer not reached").
+    return packr.unpack(bytes) as unknown;
   } catch (cause) {
     throw decodeError(`malformed msgpack: ${(cause as Error).message}`, cause);
   }
-  if (values.length !== 1) throw decodeError(`${values.length} values in a payload`);
-  return values[0];
 }
 
 export function decodeError(message: string, cause?: unknown): LfaasError {
   return new LfaasError(ErrorCode.LATTICE_DECODE, message, cause === undefined ? undefined : { cause });
+}
+
+const INT64_MIN = -(2n ** 63n);
+const UINT64_MAX = 2n ** 64n - 1n;
+/** How deep a plain value may nest (arrays and objects); deeper values are refused. */
+export const MAX_VALUE_DEPTH = 64;
+
+/**
+ * The canonical form of a plain value: object keys in sorted order at every level and `-0` as `0`,
+ * so equal values (same `canonicalKey`) always encode to the same bytes. Returns `value` itself
+ * when it is already canonical (the common case, no allocation). Anything msgpack cannot carry
+ * back unchanged (functions, symbols, `Map`, `Set`, `Date`, class instances, bigints beyond 64
+ * bits, nesting beyond `MAX_VALUE_DEPTH`) is a `LATTICE_DECODE` error. Byte arrays become plain
+ * `Uint8Array`s.
+ */
+export function canonicalValue<T>(value: T): T {
+  return canonicalAt(value, 0) as T;
+}
+
+function canonicalAt(value: unknown, depth: number): unknown {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+    case 'undefined':
+      return value;
+    case 'number':
+      return Object.is(value, -0) ? 0 : value;
+    case 'bigint':
+      if (value < INT64_MIN || value > UINT64_MAX) throw decodeError('a bigint value must fit in 64 bits');
+      return value;
+    case 'object':
+      break;
+    default:
+      throw decodeError(`a ${typeof value} is not a plain value`);
+  }
+  if (value === null) return value;
+  if (depth >= MAX_VALUE_DEPTH) throw decodeError(`a value nested deeper than ${MAX_VALUE_DEPTH}`);
+  // Bytes are plain `Uint8Array`s: a `Buffer` (what msgpack decodes, possibly a view of the
+  // input) is copied out, so a value never aliases a network buffer and reveals one type.
+  if (value instanceof Uint8Array) return Object.getPrototypeOf(value) === Uint8Array.prototype ? value : new Uint8Array(value);
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      const canonical = canonicalAt(item, depth + 1);
+      if (canonical !== item || !(i in value)) {
+        copy ??= value.slice(0, i);
+        copy[i] = canonical;
+      } else if (copy !== undefined) copy[i] = canonical;
+    }
+    return copy ?? value;
+  }
+  const proto: unknown = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) throw decodeError('only plain objects, arrays, bytes and primitives are plain values');
+  const record = value as Record<string, unknown>;
+  const keys = Object.keys(record);
+  let changed = false;
+  for (let i = 1; i < keys.length && !changed; i++) if (compareStrings(keys[i - 1] as string, keys[i] as string) > 0) changed = true;
+  const canonical = new Map<string, unknown>();
+  for (const key of keys) {
+    if (key === '__proto__') throw decodeError('a value with a "__proto__" key cannot be encoded faithfully');
+    const child = canonicalAt(record[key], depth + 1);
+    if (child !== record[key]) changed = true;
+    canonical.set(key, child);
+  }
+  if (!changed) return value;
+  const out: Record<string, unknown> = {};
+  for (const key of keys.sort(compareStrings)) out[key] = canonical.get(key);
+  return out;
 }
 
 /**
@@ -195,6 +263,7 @@ export function fromSign(sign: number): Ordering {
   return sign < 0 ? 'lt' : sign > 0 ? 'gt' : 'eq';
 }
 
+/** Byte-wise equality (`Buffer.compare` takes any Uint8Array and beats a JS loop and `Buffer.equals` views). */
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.byteLength === b.byteLength && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+  return a.byteLength === b.byteLength && Buffer.compare(a, b) === 0;
 }

@@ -1,9 +1,9 @@
 export { ErrorCode, LfaasError, isErrorCode, isRetryable, isLfaasError, errorFromWire, ensureLfaasError } from './errors.js';
 export { LatticeType } from './lattice.js';
 export type { Lattice, AnyLattice, Ordering, LatticeTypeName } from './lattice.js';
-export { HybridClock, compareTimestamps } from './hlc.js';
-export type { Timestamp } from './hlc.js';
-export { canonicalKey, refuseProtoKeys } from './codec.js';
+export { HybridClock, compareTimestamps } from './clock.js';
+export type { Timestamp } from './clock.js';
+export { canonicalKey, canonicalValue, refuseProtoKeys, MAX_VALUE_DEPTH } from './codec.js';
 export { Lww } from './lww.js';
 export { Max, Min, Bool } from './scalars.js';
 export { Priority } from './priority.js';

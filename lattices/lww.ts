@@ -3,21 +3,24 @@
  * logical clock; a full tie (one writer reusing a timestamp, a bug elsewhere) goes to the larger
  * canonical encoding of the value, so replicas agree whatever the arrival order.
  */
-import { asCount, asString, canonicalKey, compareStrings, decodeError, fromSign, pack } from './codec.js';
-import type { HybridClock, Timestamp } from './hlc.js';
+import { asCount, asString, canonicalKey, canonicalValue, compareStrings, decodeError, fromSign, pack } from './codec.js';
+import type { HybridClock, Timestamp } from './clock.js';
 import { LatticeType } from './lattice.js';
 import type { Lattice, Ordering } from './lattice.js';
 
 export class Lww<T = unknown> implements Lattice<Lww<T>, T> {
   readonly type = LatticeType.Lww;
+  /** The written value, in canonical form (object keys sorted). */
+  readonly value: T;
 
   constructor(
     readonly wallMs: number,
     readonly logical: number,
-    readonly writer: string,
-    readonly value: T,
+    readonly writerId: string,
+    value: T,
   ) {
     if (!Number.isSafeInteger(wallMs) || wallMs < 0 || !Number.isSafeInteger(logical) || logical < 0) throw decodeError('Lww: timestamp must be non-negative integers');
+    this.value = canonicalValue(value);
   }
 
   /** A new write stamped by `clock`. */
@@ -27,8 +30,8 @@ export class Lww<T = unknown> implements Lattice<Lww<T>, T> {
   }
 
   /** A write at an explicit timestamp (tests, replays). */
-  static at<T>(timestamp: Timestamp, writer: string, value: T): Lww<T> {
-    return new Lww(timestamp.wallMs, timestamp.logical, writer, value);
+  static at<T>(timestamp: Timestamp, writerId: string, value: T): Lww<T> {
+    return new Lww(timestamp.wallMs, timestamp.logical, writerId, value);
   }
 
   get timestamp(): Timestamp {
@@ -37,7 +40,7 @@ export class Lww<T = unknown> implements Lattice<Lww<T>, T> {
 
   /** Sign of (this - other) in the total order. */
   private order(other: Lww<T>): number {
-    const byTime = this.wallMs - other.wallMs || this.logical - other.logical || compareStrings(this.writer, other.writer);
+    const byTime = this.wallMs - other.wallMs || this.logical - other.logical || compareStrings(this.writerId, other.writerId);
     if (byTime !== 0 || this.value === other.value) return byTime;
     return compareStrings(canonicalKey(this.value), canonicalKey(other.value));
   }
@@ -58,10 +61,10 @@ export class Lww<T = unknown> implements Lattice<Lww<T>, T> {
     return this.order(other) === 0;
   }
   encode(): Uint8Array {
-    return pack([this.type, this.wallMs, this.logical, this.writer, this.value]);
+    return pack([this.type, this.wallMs, this.logical, this.writerId, this.value]);
   }
   static decodeFields(fields: readonly unknown[]): Lww {
     if (fields.length !== 4) throw decodeError('Lww: expected 4 fields');
-    return new Lww(asCount(fields[0], 'Lww.wallMs'), asCount(fields[1], 'Lww.logical'), asString(fields[2], 'Lww.writer'), fields[3]);
+    return new Lww(asCount(fields[0], 'Lww.wallMs'), asCount(fields[1], 'Lww.logical'), asString(fields[2], 'Lww.writerId'), fields[3]);
   }
 }

@@ -2,17 +2,19 @@
  * Keeps the value of the lowest priority seen (a min-by lattice); equal priorities go to the
  * smaller canonical encoding so the choice never depends on arrival order.
  */
-import { asFinite, canonicalKey, compareStrings, decodeError, fromSign, pack } from './codec.js';
+import { asFinite, canonicalKey, canonicalValue, compareStrings, decodeError, fromSign, pack } from './codec.js';
 import { LatticeType } from './lattice.js';
 import type { Lattice, Ordering } from './lattice.js';
 
 export class Priority<T = unknown> implements Lattice<Priority<T>, T> {
   readonly type = LatticeType.Priority;
-  constructor(
-    readonly priority: number,
-    readonly value: T,
-  ) {
+  readonly priority: number;
+  /** The value, in canonical form (object keys sorted). */
+  readonly value: T;
+  constructor(priority: number, value: T) {
     if (!Number.isFinite(priority)) throw decodeError('Priority: priority must be finite');
+    this.priority = priority + 0; // -0 becomes 0: one value, one encoding
+    this.value = canonicalValue(value);
   }
   /** Sign of (this - other) in the lattice order: a lower priority is higher up. */
   private order(other: Priority<T>): number {

@@ -1,8 +1,10 @@
 /**
  * Decodes any lattice payload by its type tag. Everything malformed is a typed error
  * (`LATTICE_DECODE`, `LATTICE_UNKNOWN_TYPE`), never another exception and never a wrong value.
+ * Only canonical encodings are accepted: a decoded value re-encodes to exactly the input bytes, so
+ * one value has one encoding everywhere (byte comparisons, hashes and caches can trust it).
  */
-import { asArray, decodeError, unpack } from './codec.js';
+import { asArray, bytesEqual, decodeError, unpack } from './codec.js';
 import { Counter } from './counter.js';
 import { ErrorCode, LfaasError } from './errors.js';
 import { LatticeType } from './lattice.js';
@@ -34,7 +36,16 @@ export function latticeTypeName(tag: number): LatticeTypeName | undefined {
  * ```
  */
 export function decodeLattice(bytes: Uint8Array): AnyLattice {
-  return decodeAt(bytes, 0);
+  const value = decodeAt(bytes, 0);
+  let canonical: Uint8Array;
+  try {
+    canonical = value.encode();
+  } catch (error) {
+    throw error instanceof LfaasError ? error : decodeError(`unencodable lattice: ${(error as Error).message}`, error);
+  }
+  // Nested map values are checked here too: they are embedded byte for byte in the outer encoding.
+  if (!bytesEqual(canonical, bytes)) throw decodeError('not the canonical encoding of its value');
+  return value;
 }
 
 function decodeAt(bytes: Uint8Array, depth: number): AnyLattice {

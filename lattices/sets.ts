@@ -3,7 +3,7 @@
  * `{a:1,b:2}` and `{b:2,a:1}` are one element. `GSet` reveals elements in canonical order,
  * `OrderedSet` in natural order (numbers, then strings, then the rest canonically).
  */
-import { asArray, canonicalKey, combine, compareStrings, decodeError, pack } from './codec.js';
+import { asArray, canonicalKey, canonicalValue, combine, compareStrings, decodeError, pack } from './codec.js';
 import { LatticeType } from './lattice.js';
 import type { Lattice, Ordering } from './lattice.js';
 
@@ -22,7 +22,10 @@ abstract class GrowSet<T, Self extends GrowSet<T, Self>> implements Lattice<Self
   /** The set with `items` added. */
   add(...items: T[]): Self {
     const next = new Map(this.elements);
-    for (const item of items) next.set(canonicalKey(item), item);
+    for (const item of items) {
+      const canonical = canonicalValue(item);
+      next.set(canonicalKey(canonical), canonical);
+    }
     return next.size === this.elements.size ? (this as unknown as Self) : this.make(next);
   }
   merge(other: Self): Self {
@@ -33,7 +36,9 @@ abstract class GrowSet<T, Self extends GrowSet<T, Self>> implements Lattice<Self
       next ??= new Map(this.elements);
       next.set(key, element);
     }
-    return next === undefined ? (this as unknown as Self) : this.make(next);
+    if (next === undefined) return this as unknown as Self;
+    // |this ∪ other| = |other| means this ⊆ other: the other side dominates, return it as is.
+    return next.size === other.elements.size ? other : this.make(next);
   }
   compare(other: Self): Ordering {
     let less = false;
@@ -60,7 +65,8 @@ abstract class GrowSet<T, Self extends GrowSet<T, Self>> implements Lattice<Self
     if (fields.length !== 1) throw decodeError(`${what}: expected 1 field`);
     const elements = new Map<string, unknown>();
     let previous: string | undefined;
-    for (const element of asArray(fields[0], what)) {
+    for (const raw of asArray(fields[0], what)) {
+      const element = canonicalValue(raw);
       const key = canonicalKey(element);
       if (previous !== undefined && compareStrings(previous, key) >= 0) throw decodeError(`${what}: elements not strictly sorted`);
       previous = key;

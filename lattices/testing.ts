@@ -14,7 +14,18 @@ import { MultiKeyCausal, SingleKeyCausal } from './causal.js';
 import { VectorClock } from './vector-clock.js';
 
 const writer = fc.constantFrom('a', 'b', 'c', 'd');
-const smallValue = fc.oneof(fc.integer({ min: -5, max: 5 }), fc.constantFrom('x', 'y', 'z'), fc.constantFrom({ k: 1 }, { k: 2 }, [1, 2]));
+/**
+ * Plain values with many collisions: equal objects built with different key orders, `-0` beside
+ * `0`, bigints, bytes, null and nested arrays, so identity and encoding bugs show up.
+ */
+export const plainValueArbitrary: fc.Arbitrary<unknown> = fc.oneof(
+  fc.integer({ min: -5, max: 5 }),
+  fc.constantFrom('x', 'y', 'z', '', -0, 0.5, null, true, 7n, 2n ** 63n),
+  fc.constantFrom({ k: 1 }, { k: 2 }, [1, 2], [[1], { a: [] }]),
+  fc.constantFrom<unknown>({ a: 1, b: 2 }, { b: 2, a: 1 }, { z: { y: 1, x: 2 } }, { z: { x: 2, y: 1 } }, [{ q: 1, p: 0 }], [{ p: 0, q: 1 }]),
+  fc.constantFrom<unknown>(Uint8Array.of(1, 2), Uint8Array.of(), undefined, { a: undefined }, 'é', '\u{1F600}', -(2n ** 63n), 1e300),
+);
+const smallValue = plainValueArbitrary;
 const finite = fc.oneof(fc.integer({ min: -1000, max: 1000 }), fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e6, max: 1e6 }));
 
 export const maxArbitrary = finite.map((n) => new Max(n));
@@ -43,6 +54,11 @@ export const multiKeyCausalArbitrary = versions(fc.tuple(vectorClockArbitrary, s
 export const mapOfCountersArbitrary = fc.dictionary(fc.constantFrom('p', 'q', 'r'), counterArbitrary, { maxKeys: 3 }).map((e) => MapLattice.of(e));
 export const nestedMapArbitrary = fc.dictionary(fc.constantFrom('m1', 'm2'), mapOfCountersArbitrary, { maxKeys: 2 }).map((e) => MapLattice.of(e));
 
+/** Maps whose keys hold different types (one type per key, so merges never mismatch). */
+export const mixedMapArbitrary = fc
+  .record({ c: counterArbitrary, l: lwwArbitrary, s: gsetArbitrary, m: mapOfCountersArbitrary }, { requiredKeys: [] })
+  .map((e) => MapLattice.of(e as Record<string, AnyLattice>));
+
 /** Every type by name, each generator giving values of one type. */
 export const latticeArbitraries: Readonly<Record<string, fc.Arbitrary<AnyLattice>>> = {
   Lww: lwwArbitrary,
@@ -58,10 +74,23 @@ export const latticeArbitraries: Readonly<Record<string, fc.Arbitrary<AnyLattice
   MultiKeyCausal: multiKeyCausalArbitrary,
   'Map<Counter>': mapOfCountersArbitrary,
   'Map<Map<Counter>>': nestedMapArbitrary,
+  'Map<mixed>': mixedMapArbitrary,
 };
 
 /** A lattice of any type. */
 export const anyLatticeArbitrary: fc.Arbitrary<AnyLattice> = fc.oneof(...Object.values(latticeArbitraries));
+
+/** Two values of one type (any type), for laws that merge or compare. */
+export function sameTypePair(arbitraries: Readonly<Record<string, fc.Arbitrary<AnyLattice>>> = latticeArbitraries): fc.Arbitrary<[AnyLattice, AnyLattice]> {
+  return fc.oneof(...Object.values(arbitraries).map((arbitrary) => fc.tuple(arbitrary, arbitrary)));
+}
+
+/** Three values of one type (any type), for associativity. */
+export function sameTypeTriple(
+  arbitraries: Readonly<Record<string, fc.Arbitrary<AnyLattice>>> = latticeArbitraries,
+): fc.Arbitrary<[AnyLattice, AnyLattice, AnyLattice]> {
+  return fc.oneof(...Object.values(arbitraries).map((arbitrary) => fc.tuple(arbitrary, arbitrary, arbitrary)));
+}
 
 /** fast-check runs per property: quick by default, 20x with LFAAS_LONG=1. */
 export function propertyRuns(quick: number): number {

@@ -1,35 +1,70 @@
 /**
- * The catalogue (`ErrorCode` strings, `LfaasError`) and the wire enum (`pb.ErrorCode` numbers)
- * share names; these convert between them.
+ * The catalogue (`ErrorCode` strings and `LfaasError`, lattices/errors.ts) and the wire enum
+ * (`pb.ErrorCode` numbers and `pb.Error` messages, common.proto) share their names; these convert
+ * between them by name, so the enum numbers never leak into the rest of the code. A test keeps the
+ * two lists identical (besides the wire's ERROR_CODE_UNSPECIFIED = 0, "no error").
  */
-import { ErrorCode, errorFromWire } from '../lattices/index.js';
+import { ErrorCode, ensureLfaasError, errorFromWire, isErrorCode } from '../lattices/index.js';
 import type { LfaasError } from '../lattices/index.js';
 import { pb } from './messages.js';
+import type { PbTypes } from './messages.js';
 
-const wireEnum = pb.ErrorCode as unknown as Record<string, number> & Record<number, string>;
+/** Name -> number, and (through the generated enum's prototype) number -> name. */
+const wireEnum = pb.ErrorCode as unknown as Readonly<Record<string, number>>;
+const wireNames = new Map<number, string>(Object.entries(wireEnum).map(([name, value]) => [value, name]));
 
-/** The wire number of a catalogue code. */
-export function errorCodeToWire(code: ErrorCode): number {
-  return wireEnum[code] ?? pb.ErrorCode.INTERNAL;
+/**
+ * The wire number of a catalogue code.
+ *
+ * @example
+ * ```ts
+ * errorCodeToWire(ErrorCode.KVS_WRONG_NODE) === pb.ErrorCode.KVS_WRONG_NODE
+ * ```
+ */
+export function errorCodeToWire(code: ErrorCode): PbTypes.ErrorCode {
+  // Always defined while the catalogue-sync test passes; INTERNAL keeps a reply typed otherwise.
+  return (Object.hasOwn(wireEnum, code) ? wireEnum[code] : pb.ErrorCode.INTERNAL) as PbTypes.ErrorCode;
 }
 
-/** The catalogue code of a wire number; unknown numbers become INTERNAL. */
+/**
+ * The catalogue code of a wire number; 0 (unspecified) and numbers this version does not know
+ * become INTERNAL.
+ */
 export function errorCodeFromWire(value: number): ErrorCode {
-  const name = wireEnum[value];
-  return errorFromWire({ code: name, message: '' }).code;
+  const name = wireNames.get(value);
+  return isErrorCode(name) ? name : ErrorCode.INTERNAL;
 }
 
-/** The wire message of an error. */
-export function errorToWire(error: LfaasError): { code: number; message: string } {
-  return { code: errorCodeToWire(error.code), message: error.message };
+/**
+ * The wire message of an error; anything thrown is normalised first (a non-`LfaasError` becomes
+ * INTERNAL, keeping its text). Returns a generated instance: it encodes faster than a plain object.
+ *
+ * @example
+ * ```ts
+ * const body = { errorReply: { error: errorToWire(new LfaasError(ErrorCode.KVS_BUSY, 'try later')) } };
+ * ```
+ */
+export function errorToWire(error: unknown): PbTypes.Error {
+  const typed = ensureLfaasError(error);
+  const wire = new pb.Error();
+  wire.code = errorCodeToWire(typed.code);
+  wire.message = typed.message;
+  return wire;
 }
 
-/** Rebuilds an `LfaasError` from a wire `Error` message. */
-export function errorFromWireMessage(wire: { code?: number | null; message?: string | null }): LfaasError {
-  return errorFromWire({ code: wireEnum[wire.code ?? pb.ErrorCode.INTERNAL] ?? ErrorCode.INTERNAL, message: wire.message ?? '' });
+/**
+ * Rebuilds an `LfaasError` from a wire `Error` message. A code the catalogue does not know becomes
+ * INTERNAL, with the number kept in the message.
+ */
+export function errorFromWireMessage(wire: PbTypes.IError): LfaasError {
+  const value = wire.code ?? 0;
+  const message = wire.message ?? '';
+  const name = wireNames.get(value);
+  if (isErrorCode(name)) return errorFromWire({ code: name, message });
+  return errorFromWire({ code: ErrorCode.INTERNAL, message: `unknown wire error code ${value}${message === '' ? '' : `: ${message}`}` });
 }
 
-/** Every code of the wire enum except UNSPECIFIED, by name (for the catalogue-sync test). */
+/** Every name of the wire enum except ERROR_CODE_UNSPECIFIED (for the catalogue-sync test). */
 export function wireErrorNames(): string[] {
-  return Object.keys(pb.ErrorCode).filter((name) => name !== 'ERROR_CODE_UNSPECIFIED');
+  return Object.keys(wireEnum).filter((name) => name !== 'ERROR_CODE_UNSPECIFIED');
 }

@@ -1,43 +1,262 @@
 /**
- * Test support: fast-check arbitraries for envelopes. Imported by tests as `protocol/testing.js`.
+ * Test support, the test-only face of protocol/ (tests of other folders import it as
+ * `protocol/testing.js`): fast-check arbitraries for valid envelopes of every body type, for user
+ * values, and the normaliser that compares envelopes modulo protobuf defaults.
  */
 import fc from 'fast-check';
+import { pb } from './messages.js';
 import type { PbTypes } from './messages.js';
+import { describeFields } from './validate.js';
+import type { FieldDescription, MessageTypeName } from './validate.js';
 
-const nonEmpty = fc.string({ minLength: 1, maxLength: 24 });
-const bytes = fc.uint8Array({ maxLength: 64 });
-const u32 = fc.integer({ min: 1, max: 0xffff_ffff });
-const u53 = fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER });
-const errorCode = fc.integer({ min: 1, max: 28 });
+/** Any well-formed string, possibly empty (optional string fields). */
+const text = fc.string({ unit: 'grapheme', maxLength: 12 });
+/** A non-empty well-formed string (required string fields). */
+const name = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 12 });
+/** A map key: non-empty, and not "__proto__" (which validation refuses). */
+const mapKey = name.filter((key) => key !== '__proto__');
+const bytes = fc.uint8Array({ maxLength: 32 });
+const someBytes = fc.uint8Array({ minLength: 1, maxLength: 32 });
+const u32 = fc.nat({ max: 0xffff_ffff });
+const u53 = fc.maxSafeNat();
+const positiveU53 = fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER });
+const finiteDouble = fc.double({ noNaN: true, noDefaultInfinity: true });
 
-const keyTuple = fc.record({ key: nonEmpty, latticeType: fc.integer({ min: 1, max: 12 }), payload: fc.uint8Array({ minLength: 1, maxLength: 64 }) });
-const nodeInfo = fc.record({
-  id: nonEmpty,
-  tier: fc.constantFrom(1, 2),
-  address: nonEmpty,
-  shardAddresses: fc.array(nonEmpty, { maxLength: 3 }),
+/** The non-zero values an enum declares. */
+function enumValue<T extends number>(enumObject: object): fc.Arbitrary<T> {
+  return fc.constantFrom(...(Object.values(enumObject) as T[]).filter((value) => value !== 0));
+}
+/** An enum value or 0 (unspecified), for optional enum fields. */
+function optionalEnumValue<T extends number>(enumObject: object): fc.Arbitrary<T> {
+  return fc.constantFrom(...(Object.values(enumObject) as T[]));
+}
+
+/** A wire `Error` with a known, non-zero code. */
+export const wireErrorArbitrary: fc.Arbitrary<PbTypes.IError> = fc.record({ code: enumValue<PbTypes.ErrorCode>(pb.ErrorCode), message: text });
+
+const keyTuple: fc.Arbitrary<PbTypes.IKeyTuple> = fc.record(
+  { key: name, latticeType: fc.nat({ max: 20 }), payload: bytes, error: wireErrorArbitrary, deleted: fc.boolean() },
+  { requiredKeys: ['key'] },
+);
+const nodeInfo: fc.Arbitrary<PbTypes.INodeInfo> = fc.record({
+  id: name,
+  tier: enumValue<PbTypes.Tier>(pb.Tier),
+  address: name,
+  shardAddresses: fc.array(name, { maxLength: 3 }),
   virtualNodes: u32,
 });
-
-/** Envelope bodies, one arbitrary per message kind, all valid. */
-export const envelopeBodyArbitrary: fc.Arbitrary<PbTypes.IEnvelope> = fc.oneof(
-  fc.record({ echo: fc.record({ payload: bytes }) }),
-  fc.record({ errorReply: fc.record({ error: fc.record({ code: errorCode, message: fc.string({ maxLength: 40 }) }) }) }),
-  fc.record({ kvsRequest: fc.record({ kind: fc.constantFrom(1, 2, 3), tuples: fc.array(keyTuple, { minLength: 1, maxLength: 4 }), ack: fc.constantFrom(1, 2, 3) }) }),
-  fc.record({ kvsResponse: fc.record({ tuples: fc.array(keyTuple, { minLength: 1, maxLength: 4 }) }) }),
-  fc.record({ gossip: fc.record({ fromNode: nonEmpty, tuples: fc.array(keyTuple, { minLength: 1, maxLength: 4 }) }) }),
-  fc.record({ ringUpdate: fc.record({ epoch: u53, nodes: fc.array(nodeInfo, { minLength: 1, maxLength: 3 }) }) }),
-  fc.record({ heartbeat: fc.record({ nodeId: nonEmpty, ringEpoch: u53, sentAtMs: u53 }) }),
-  fc.record({ callRequest: fc.record({ callId: nonEmpty, function: nonEmpty, version: u32, consistency: fc.constantFrom(1, 2, 3), timeoutMs: u32 }) }),
-  fc.record({ dagTrigger: fc.record({ runId: nonEmpty, sourceFunction: nonEmpty, targetFunction: nonEmpty, value: bytes }) }),
+const ringUpdate: fc.Arbitrary<PbTypes.IRingUpdate> = fc.record({
+  epoch: u53,
+  nodes: fc.array(nodeInfo, { maxLength: 3 }),
+  replication: fc.array(fc.record({ key: name, tier: enumValue<PbTypes.Tier>(pb.Tier), global: u32, local: u32 }), { maxLength: 2 }),
+});
+const histogram: fc.Arbitrary<PbTypes.ILatencyHistogram> = fc
+  .array(fc.tuple(finiteDouble, u53), { maxLength: 4 })
+  .map((buckets) => ({ boundsUs: buckets.map(([bound]) => bound), counts: buckets.map(([, count]) => count) }));
+const argument: fc.Arbitrary<PbTypes.IArgument> = fc.oneof(fc.record({ value: someBytes }), fc.record({ reference: name }));
+const argumentsMap = fc.dictionary(mapKey, fc.record({ args: fc.array(argument, { maxLength: 3 }) }), { minKeys: 1, maxKeys: 3 });
+const cutEntry: fc.Arbitrary<PbTypes.ICutEntry> = fc.record(
+  { key: name, clock: fc.record({ entries: fc.dictionary(mapKey, u53, { minKeys: 1, maxKeys: 3 }) }), holder: text },
+  { requiredKeys: ['key'] },
 );
 
-/** Whole valid envelopes: a body plus a request or response header. */
+/**
+ * One arbitrary of valid bodies per body field of the envelope (every member of its `oneof body`).
+ * Optional fields are sometimes absent and sometimes hold their default value.
+ */
+export const envelopeBodyArbitraries: { readonly [Body in NonNullable<PbTypes.Envelope['body']>]: fc.Arbitrary<NonNullable<PbTypes.IEnvelope[Body]>> } = {
+  errorReply: fc.record({ error: wireErrorArbitrary }),
+  echo: fc.record({ payload: bytes }, { requiredKeys: [] }),
+  kvsRequest: fc.record(
+    { kind: enumValue<PbTypes.RequestKind>(pb.RequestKind), tuples: fc.array(keyTuple, { minLength: 1, maxLength: 4 }), ack: optionalEnumValue<PbTypes.AckMode>(pb.AckMode) },
+    { requiredKeys: ['kind', 'tuples'] },
+  ),
+  kvsResponse: fc.record({ tuples: fc.array(keyTuple, { maxLength: 4 }), ring: ringUpdate }, { requiredKeys: [] }),
+  keyAddressRequest: fc.record({ keys: fc.array(name, { minLength: 1, maxLength: 4 }), tier: optionalEnumValue<PbTypes.Tier>(pb.Tier) }, { requiredKeys: ['keys'] }),
+  keyAddressResponse: fc.record(
+    { addresses: fc.array(fc.record({ key: name, replicas: fc.array(name, { maxLength: 3 }) }), { maxLength: 3 }), error: wireErrorArbitrary, ringEpoch: u53 },
+    { requiredKeys: [] },
+  ),
+  nodeJoin: fc.record({ node: nodeInfo }),
+  nodeDepart: fc.record({ nodeId: name, graceful: fc.boolean() }),
+  ringUpdate,
+  heartbeat: fc.record({ nodeId: name, ringEpoch: u53, sentAtMs: u53 }, { requiredKeys: ['nodeId'] }),
+  gossip: fc.record({ fromNode: name, tuples: fc.array(keyTuple, { maxLength: 4 }) }),
+  digestExchange: fc.record({
+    fromNode: name,
+    ranges: fc.array(fc.record({ rangeStart: u53, rangeEnd: u53, digest: bytes, keyCount: u32 }), { maxLength: 3 }),
+  }),
+  subscribe: fc.record({ subscriber: name, keys: fc.array(name, { minLength: 1, maxLength: 4 }), leaseMs: u32 }),
+  unsubscribe: fc.record({ subscriber: name, keys: fc.array(name, { maxLength: 4 }) }),
+  keyUpdate: fc.record({ tuples: fc.array(keyTuple, { minLength: 1, maxLength: 4 }) }),
+  statsReport: fc.record(
+    {
+      nodeId: name,
+      shard: u32,
+      occupancyBytes: u53,
+      keyCount: u53,
+      requestsPerSecond: finiteDouble,
+      latency: histogram,
+      hotKeys: fc.array(fc.record({ key: name, rate: finiteDouble }), { maxLength: 3 }),
+      sentAtMs: u53,
+    },
+    { requiredKeys: ['nodeId'] },
+  ),
+  registerFunction: fc.record({
+    spec: fc.record(
+      { name, version: u32, code: someBytes, memoryMb: u32, timeoutMs: u32, keepAliveMs: u32, concurrency: u32 },
+      { requiredKeys: ['name', 'code'] },
+    ),
+  }),
+  registerFunctionResponse: fc.record({ name: text, version: u32, error: wireErrorArbitrary }, { requiredKeys: [] }),
+  registerDag: fc.record({
+    spec: fc.record({
+      name,
+      functions: fc.array(name, { minLength: 1, maxLength: 4 }),
+      edges: fc.array(fc.record({ fromFunction: name, toFunction: name }), { maxLength: 3 }),
+    }),
+  }),
+  callRequest: fc.record(
+    {
+      callId: name,
+      function: name,
+      version: u32,
+      args: fc.array(argument, { maxLength: 3 }),
+      consistency: optionalEnumValue<PbTypes.Consistency>(pb.Consistency),
+      async: fc.boolean(),
+      resultKey: text,
+      timeoutMs: u32,
+    },
+    { requiredKeys: ['callId', 'function'] },
+  ),
+  callResponse: fc.record({ callId: name, result: bytes, error: wireErrorArbitrary }, { requiredKeys: ['callId'] }),
+  dagCall: fc.record(
+    {
+      callId: name,
+      dag: name,
+      args: argumentsMap,
+      consistency: optionalEnumValue<PbTypes.Consistency>(pb.Consistency),
+      async: fc.boolean(),
+      resultKey: text,
+      timeoutMs: u32,
+    },
+    { requiredKeys: ['callId', 'dag'] },
+  ),
+  dagSchedule: fc.record(
+    {
+      runId: name,
+      dag: name,
+      placement: fc.dictionary(mapKey, name, { minKeys: 1, maxKeys: 3 }),
+      args: argumentsMap,
+      consistency: optionalEnumValue<PbTypes.Consistency>(pb.Consistency),
+      replyTo: text,
+      replyRequestId: u53,
+      resultKey: text,
+      deadlineMs: u53,
+    },
+    { requiredKeys: ['runId', 'dag', 'placement'] },
+  ),
+  dagTrigger: fc.record(
+    { runId: name, sourceFunction: text, targetFunction: name, value: bytes, cut: fc.array(cutEntry, { maxLength: 3 }), error: wireErrorArbitrary },
+    { requiredKeys: ['runId', 'targetFunction'] },
+  ),
+  executorStatus: fc.record(
+    {
+      executorId: name,
+      address: name,
+      utilisation: finiteDouble,
+      warmFunctions: fc.array(name, { maxLength: 3 }),
+      cachedKeys: fc.array(name, { maxLength: 3 }),
+      memoryFreeMb: u32,
+      sentAtMs: u53,
+    },
+    { requiredKeys: ['executorId', 'address'] },
+  ),
+};
+
+/** Envelope bodies of every kind, all valid: `{ kvsRequest: {...} }`, `{ echo: {...} }`... */
+export const envelopeBodyArbitrary: fc.Arbitrary<PbTypes.IEnvelope> = fc.oneof(
+  ...Object.entries(envelopeBodyArbitraries).map(([body, arbitrary]) =>
+    (arbitrary as fc.Arbitrary<unknown>).map((value): PbTypes.IEnvelope => ({ [body]: value }) as PbTypes.IEnvelope),
+  ),
+);
+
+/** A valid header: one-way, a request (id and reply address) or a response, with sender and trace id. */
+const header: fc.Arbitrary<PbTypes.IEnvelope> = fc
+  .tuple(
+    fc.oneof(
+      fc.constant({}),
+      fc.record({ requestId: positiveU53, replyTo: name }),
+      fc.record({ responseTo: positiveU53 }),
+    ),
+    fc.record({ sender: text, traceId: text }, { requiredKeys: [] }),
+  )
+  .map(([kind, extra]) => ({ ...kind, ...extra }));
+
+/** Whole valid envelopes: a body of any kind plus a header. */
 export const envelopeArbitrary: fc.Arbitrary<PbTypes.IEnvelope> = fc
-  .tuple(envelopeBodyArbitrary, fc.option(fc.tuple(u53, nonEmpty), { nil: undefined }), fc.option(u53, { nil: undefined }), nonEmpty)
-  .map(([body, request, responseTo, sender]) => ({
-    ...body,
-    sender,
-    ...(request === undefined ? {} : { requestId: request[0], replyTo: request[1] }),
-    ...(responseTo === undefined ? {} : { responseTo }),
-  }));
+  .tuple(envelopeBodyArbitrary, header)
+  .map(([body, head]) => ({ ...head, ...body }));
+
+/**
+ * An envelope (decoded instance or plain object) as plain data modulo protobuf's defaults, for deep
+ * comparison: fields holding a default value (0, '', false, empty bytes, empty list or map, null or
+ * undefined) are dropped, as protobuf does not carry them; messages are kept even when empty (their
+ * presence is carried); bytes become arrays of numbers. Walks by the schema of validate.ts.
+ */
+export function normaliseEnvelope(envelope: object): unknown {
+  return normaliseMessage(envelope, 'Envelope');
+}
+
+function normaliseMessage(message: object, type: MessageTypeName): Record<string, unknown> {
+  const record = message as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const field of describeFields(type)) {
+    const value = record[field.field];
+    if (value === undefined || value === null) continue;
+    if (field.shape === 'list') {
+      if ((value as unknown[]).length > 0) out[field.field] = (value as unknown[]).map((element) => normaliseValue(element, field));
+    } else if (field.shape === 'map') {
+      const entries = Object.entries(value as object);
+      if (entries.length > 0) out[field.field] = Object.fromEntries(entries.map(([key, entry]) => [key, normaliseValue(entry, field)]));
+    } else if (field.kind === 'message' || field.oneof !== undefined || !isDefault(value)) {
+      // A oneof member is carried even when it holds its default value.
+      out[field.field] = normaliseValue(value, field);
+    }
+  }
+  return out;
+}
+
+function normaliseValue(value: unknown, field: FieldDescription): unknown {
+  if (field.kind === 'message') return normaliseMessage(value as object, field.type as MessageTypeName);
+  return value instanceof Uint8Array ? Array.from(value) : value;
+}
+
+function isDefault(value: unknown): boolean {
+  if (value === 0 || value === '' || value === false) return true;
+  return value instanceof Uint8Array && value.byteLength === 0;
+}
+
+/**
+ * User values the value codec accepts: JSON values plus bigints (64-bit), bytes, dates and
+ * `undefined`, nested.
+ */
+export const userValueArbitrary: fc.Arbitrary<unknown> = fc.letrec<{ value: unknown }>((tie) => ({
+  value: fc.oneof(
+    { depthSize: 'small', withCrossShrink: true },
+    fc.jsonValue({ maxDepth: 2 }).filter((json) => !hasProtoKey(json)),
+    fc.bigInt({ min: -(2n ** 63n), max: 2n ** 64n - 1n }),
+    fc.uint8Array({ maxLength: 32 }),
+    fc.date({ noInvalidDate: true }),
+    fc.constant(undefined),
+    fc.array(tie('value'), { maxLength: 4 }),
+    fc.dictionary(fc.string({ unit: 'grapheme', maxLength: 8 }).filter((key) => key !== '__proto__'), tie('value'), { maxKeys: 4 }),
+  ),
+})).value;
+
+/** Whether a JSON value has a "__proto__" key anywhere (fc.jsonValue makes some on purpose). */
+function hasProtoKey(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  if (Array.isArray(value)) return value.some(hasProtoKey);
+  return Object.keys(value).some((key) => key === '__proto__' || hasProtoKey((value as Record<string, unknown>)[key]));
+}

@@ -1,11 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { compareTimestamps, HybridClock } from './hlc.js';
-import type { Timestamp } from './hlc.js';
+import { compareTimestamps, HybridClock } from './clock.js';
+import type { Timestamp } from './clock.js';
 import { Lww } from './lww.js';
 import { propertyRuns } from './testing.js';
 
-const runs = propertyRuns(300);
+const runs = propertyRuns(200);
 
 describe('HybridClock', () => {
   it('is strictly monotonic per node, whatever the physical clock does', () => {
@@ -54,6 +54,38 @@ describe('HybridClock', () => {
     now += 2000;
     const later = Lww.write(local, 'new');
     expect(fastWrite.merge(later).reveal()).toBe('new');
+  });
+
+  it('clamps every observed timestamp to physical + maxDriftMs, and stays monotonic doing it', () => {
+    const steps = fc.array(fc.tuple(fc.integer({ min: -100, max: 100 }), fc.integer({ min: 0, max: 1_000_000 }), fc.nat({ max: 5 })), { maxLength: 60 });
+    fc.assert(
+      fc.property(steps, (plan) => {
+        let physical = 500_000;
+        const clock = new HybridClock('n', () => physical, 1000);
+        let previous = clock.tick();
+        for (const [advance, remoteWall, remoteLogical] of plan) {
+          physical = Math.max(0, physical + advance);
+          const received = clock.observe({ wallMs: remoteWall, logical: remoteLogical });
+          expect(compareTimestamps(received, previous)).toBeGreaterThan(0);
+          // Never beyond the clamp, unless this clock was already there.
+          expect(received.wallMs).toBeLessThanOrEqual(Math.max(physical + 1000, previous.wallMs));
+          if (remoteWall <= physical + 1000) expect(compareTimestamps(received, { wallMs: remoteWall, logical: remoteLogical })).toBeGreaterThan(0);
+          previous = received;
+        }
+      }),
+      { numRuns: runs },
+    );
+  });
+
+  it('treats broken physical readings as no progress and refuses malformed remote timestamps', () => {
+    const readings = [10, Number.NaN, -5, Number.POSITIVE_INFINITY, 11];
+    let i = 0;
+    const clock = new HybridClock('n', () => readings[i++] ?? 11);
+    const stamps = readings.map(() => clock.tick());
+    expect(stamps.map((t) => [t.wallMs, t.logical])).toEqual([[10, 0], [10, 1], [10, 2], [10, 3], [11, 0]]);
+    expect(() => clock.observe({ wallMs: -1, logical: 0 })).toThrow(expect.objectContaining({ code: 'LATTICE_DECODE' }));
+    expect(() => clock.observe({ wallMs: 5, logical: 0.5 })).toThrow(expect.objectContaining({ code: 'LATTICE_DECODE' }));
+    expect(clock.peek()).toEqual({ wallMs: 11, logical: 0 });
   });
 
   it('breaks LWW ties deterministically, never by arrival order', () => {

@@ -11,6 +11,10 @@ export interface Timestamp {
   readonly logical: number;
 }
 
+function isTimestampPart(n: number): boolean {
+  return Number.isSafeInteger(n) && n >= 0;
+}
+
 /** Orders timestamps: by wall time, then by logical counter. */
 export function compareTimestamps(a: Timestamp, b: Timestamp): number {
   return a.wallMs - b.wallMs || a.logical - b.logical;
@@ -35,7 +39,9 @@ export class HybridClock {
    * @param physicalNowMs the physical clock (injected: the system clock, or a simulated one)
    * @param maxDriftMs how far ahead of local physical time a remote timestamp is believed; beyond
    *   it, `observe` clamps to `physical + maxDriftMs` so one node's fast clock cannot drag every
-   *   clock (and shadow every later write) arbitrarily far into the future
+   *   clock (and shadow every later write) arbitrarily far into the future. The price: a receive
+   *   from a node more than `maxDriftMs` ahead is stamped *before* its send (causality traded for
+   *   bounded skew); within the bound every receive is later than its send.
    */
   constructor(
     readonly writerId: string,
@@ -43,18 +49,22 @@ export class HybridClock {
     readonly maxDriftMs = 60_000,
   ) {
     if (writerId.length === 0) throw new LfaasError(ErrorCode.INTERNAL, 'a clock needs a writer id');
+    if (!isTimestampPart(maxDriftMs)) throw new LfaasError(ErrorCode.INTERNAL, 'maxDriftMs must be a non-negative integer');
   }
 
   /** A timestamp for a local event: larger than every timestamp this clock has given or seen. */
   tick(): Timestamp {
-    const physical = Math.floor(this.physicalNowMs());
+    const physical = this.physicalMs();
     this.last = physical > this.last.wallMs ? { wallMs: physical, logical: 0 } : { wallMs: this.last.wallMs, logical: this.last.logical + 1 };
     return this.last;
   }
 
   /** Folds in a timestamp from another node (a receive event); returns the receive timestamp. */
   observe(remote: Timestamp): Timestamp {
-    const physical = Math.floor(this.physicalNowMs());
+    if (!isTimestampPart(remote.wallMs) || !isTimestampPart(remote.logical)) {
+      throw new LfaasError(ErrorCode.LATTICE_DECODE, 'a remote timestamp must be two non-negative safe integers');
+    }
+    const physical = this.physicalMs();
     const bounded: Timestamp = remote.wallMs > physical + this.maxDriftMs ? { wallMs: physical + this.maxDriftMs, logical: 0 } : remote;
     const wallMs = Math.max(physical, this.last.wallMs, bounded.wallMs);
     let logical: number;
@@ -64,6 +74,12 @@ export class HybridClock {
     else logical = 0;
     this.last = { wallMs, logical };
     return this.last;
+  }
+
+  /** Physical time in whole ms; a broken reading (NaN, infinite, negative) counts as no progress. */
+  private physicalMs(): number {
+    const reading = Math.floor(this.physicalNowMs());
+    return Number.isSafeInteger(reading) && reading >= 0 ? reading : this.last.wallMs;
   }
 
   /** The last timestamp given or seen. */
