@@ -75,6 +75,20 @@ class MemoryEndpoint implements Transport {
   }
 }
 
+/**
+ * The in-memory network: make endpoints with `endpoint(name)`, inject faults with `partition`,
+ * `crash` and the drop/duplicate/delay options. A frame to an unknown `mem://` name is dropped
+ * silently (counted in `dropped`); an address without the `mem://` scheme is TRANSPORT_BAD_ADDRESS.
+ *
+ * @example
+ * ```ts
+ * const network = new MemoryNetwork({ clock: systemClock, random: seededRandom(1) });
+ * const a = network.endpoint('a');
+ * const b = network.endpoint('b');
+ * b.onFrame((frame) => ...);
+ * await a.send(b.address, frame);
+ * ```
+ */
 export class MemoryNetwork {
   readonly counters: NetworkCounters = { sent: 0, delivered: 0, dropped: 0, duplicated: 0 };
   private readonly endpoints = new Map<string, MemoryEndpoint>();
@@ -83,7 +97,8 @@ export class MemoryNetwork {
   private readonly cut = new Set<string>();
   /** Per ordered pair, the latest scheduled delivery time: keeps FIFO when reorder is off. */
   private readonly lastDeliveryMs = new Map<string, number>();
-  private sequence = 0;
+  /** Per ordered pair, frames scheduled and not yet delivered, oldest first (reorder off). */
+  private readonly pairQueues = new Map<string, { frame: Uint8Array; target: MemoryEndpoint | undefined }[]>();
 
   constructor(private readonly options: MemoryNetworkOptions) {}
 
@@ -114,6 +129,7 @@ export class MemoryNetwork {
     this.crashed.add(name);
   }
 
+  /** Ends a `crash(name)`: frames sent from now on arrive again. */
   recover(name: string): void {
     this.crashed.delete(name);
   }
@@ -126,7 +142,7 @@ export class MemoryNetwork {
   /** @internal Schedules the delivery of one frame (and maybe a duplicate). */
   transmit(from: string, to: string, frame: Uint8Array): void {
     const target = this.endpoints.get(to);
-    const queueFramesMax = this.options.queueFramesMax ?? 100_000;
+    const queueFramesMax = this.options.queueFramesMax ?? 10_000;
     if (target !== undefined && target.inFlight >= queueFramesMax) {
       throw new LfaasError(ErrorCode.TRANSPORT_BUSY, `mem://${to} has ${target.inFlight} frames in flight`);
     }
@@ -136,12 +152,11 @@ export class MemoryNetwork {
       this.counters.dropped++;
       return;
     }
-    // The receiver gets its own copy, as it would from a socket.
-    const copy = Uint8Array.from(frame);
-    this.schedule(from, to, copy);
+    // The receiver gets its own copy (one per delivery), as it would from a socket.
+    this.schedule(from, to, Uint8Array.from(frame));
     if (random.chance(this.options.duplicateRate ?? 0)) {
       this.counters.duplicated++;
-      this.schedule(from, to, copy);
+      this.schedule(from, to, Uint8Array.from(frame));
     }
   }
 
@@ -150,26 +165,46 @@ export class MemoryNetwork {
     const delay = this.options.delayMs ?? { min: 0, max: 0 };
     let atMs = clock.now() + delay.min + (delay.max > delay.min ? random.next() * (delay.max - delay.min) : 0);
     const pair = `${from}|${to}`;
-    if (this.options.reorder !== true) {
-      atMs = Math.max(atMs, this.lastDeliveryMs.get(pair) ?? 0);
-      this.lastDeliveryMs.set(pair, atMs);
-    }
     const target = this.endpoints.get(to);
     if (target !== undefined) target.inFlight++;
-    this.sequence++;
+    if (this.options.reorder === true) {
+      clock.setTimer(atMs - clock.now(), () => this.deliver(target, to, pair, frame));
+      return;
+    }
+    // FIFO per pair: never due before the pair's previous frame, and each timer delivers the head
+    // of the pair's queue, so order holds even if a clock fires equal-time timers out of order.
+    atMs = Math.max(atMs, this.lastDeliveryMs.get(pair) ?? Number.NEGATIVE_INFINITY);
+    this.lastDeliveryMs.set(pair, atMs);
+    let queue = this.pairQueues.get(pair);
+    if (queue === undefined) {
+      queue = [];
+      this.pairQueues.set(pair, queue);
+    }
+    queue.push({ frame, target });
     clock.setTimer(atMs - clock.now(), () => {
-      if (target !== undefined) target.inFlight--;
-      const receiver = this.endpoints.get(to);
-      if (receiver === undefined || receiver.closed || this.crashed.has(to) || this.cut.has(pair)) {
-        this.counters.dropped++;
-        return;
+      const pending = this.pairQueues.get(pair);
+      const head = pending?.shift();
+      if (pending === undefined || head === undefined) return;
+      if (pending.length === 0) {
+        this.pairQueues.delete(pair);
+        this.lastDeliveryMs.delete(pair);
       }
-      this.counters.delivered++;
-      try {
-        receiver.receiver(frame);
-      } catch {
-        // A receiver must not throw; the network carries on.
-      }
+      this.deliver(head.target, to, pair, head.frame);
     });
+  }
+
+  private deliver(target: MemoryEndpoint | undefined, to: string, pair: string, frame: Uint8Array): void {
+    if (target !== undefined) target.inFlight--;
+    const receiver = this.endpoints.get(to);
+    if (receiver === undefined || receiver.closed || this.crashed.has(to) || this.cut.has(pair)) {
+      this.counters.dropped++;
+      return;
+    }
+    this.counters.delivered++;
+    try {
+      receiver.receiver(frame);
+    } catch {
+      // A receiver must not throw; the network carries on.
+    }
   }
 }

@@ -5,7 +5,7 @@
  * the same id, so a server can recognise a duplicate); an `ErrorReply` rejects with the typed
  * error it carries; late and duplicate responses are counted and dropped.
  */
-import { ErrorCode, LfaasError } from '../lattices/index.js';
+import { ErrorCode, LfaasError, ensureLfaasError } from '../lattices/index.js';
 import { errorFromWireMessage, errorToWire } from './errors-wire.js';
 import { decodeEnvelope, encodeEnvelope, envelopeWith } from './frame.js';
 import type { DecodeOptions } from './frame.js';
@@ -18,8 +18,13 @@ export type RequestBody = Omit<PbTypes.IEnvelope, 'requestId' | 'replyTo' | 'res
 export interface RequestOptions {
   /** Time to wait for each attempt. */
   readonly timeoutMs?: number;
-  /** Extra attempts after the first times out. */
+  /** Extra attempts after the first times out; each resends the same frame (same request id). */
   readonly retries?: number;
+  /**
+   * Pause between a timed-out attempt and the next one (0 by default). The request stays pending
+   * meanwhile: a late response to an earlier attempt still resolves it.
+   */
+  readonly retryDelayMs?: number;
 }
 
 export interface RpcOptions extends DecodeOptions {
@@ -42,6 +47,7 @@ interface Pending {
   cancelTimer: () => void;
 }
 
+/** Request/response on one transport; see the file comment. */
 export class Rpc {
   readonly counters: RpcCounters = { requests: 0, retries: 0, timeouts: 0, lateResponses: 0, framesRejected: 0 };
   private readonly pending = new Map<number, Pending>();
@@ -75,31 +81,50 @@ export class Rpc {
     this.requestHandler = handler;
   }
 
-  /** Sends a request and resolves with the response envelope. */
+  /**
+   * Sends a request and resolves with the response envelope. Rejects with the typed error of an
+   * `ErrorReply`, TRANSPORT_TIMEOUT once every attempt timed out, TRANSPORT_BUSY when `pendingMax`
+   * requests are pending or the transport refuses the first send, TRANSPORT_CLOSED on `close()`.
+   */
   request(to: string, body: RequestBody, options: RequestOptions = {}): Promise<PbTypes.Envelope> {
     if (this.closed) return Promise.reject(new LfaasError(ErrorCode.TRANSPORT_CLOSED, 'rpc is closed'));
     if (this.pending.size >= this.pendingMax) return Promise.reject(new LfaasError(ErrorCode.TRANSPORT_BUSY, `${this.pending.size} requests pending`));
     const requestId = this.nextRequestId;
     // Ids stay below 2^53 (validated on the wire); wrapping would take 2^53 requests.
     this.nextRequestId = this.nextRequestId >= Number.MAX_SAFE_INTEGER ? 1 : this.nextRequestId + 1;
-    const frame = encodeEnvelope(envelopeWith(body, { requestId, replyTo: this.transport.address }));
+    let frame: Uint8Array;
+    try {
+      frame = encodeEnvelope(envelopeWith(body, { requestId, replyTo: this.transport.address }));
+    } catch (error) {
+      return Promise.reject(ensureLfaasError(error));
+    }
     const timeoutMs = options.timeoutMs ?? this.defaultTimeoutMs;
+    const retryDelayMs = Math.max(0, options.retryDelayMs ?? 0);
     let attemptsLeft = Math.max(0, options.retries ?? 0);
     this.counters.requests++;
     return new Promise<PbTypes.Envelope>((resolve, reject) => {
       const entry: Pending = { resolve, reject, cancelTimer: () => {} };
+      let firstAttempt = true;
       const attempt = (): void => {
-        this.transport.send(to, frame).catch((error: unknown) => {
+        const isRetry = !firstAttempt;
+        firstAttempt = false;
+        this.transport.send(to, frame).catch((thrown: unknown) => {
           if (this.pending.get(requestId) !== entry) return;
+          const error = ensureLfaasError(thrown);
+          // A retry refused for backpressure still waits: an earlier attempt may yet be answered.
+          if (isRetry && error.code === ErrorCode.TRANSPORT_BUSY) return;
           this.settle(requestId);
-          reject(error instanceof LfaasError ? error : new LfaasError(ErrorCode.INTERNAL, String(error), { cause: error }));
+          reject(error);
         });
         entry.cancelTimer = this.clock.setTimer(timeoutMs, () => {
           if (this.pending.get(requestId) !== entry) return;
           if (attemptsLeft > 0) {
             attemptsLeft--;
             this.counters.retries++;
-            attempt();
+            if (retryDelayMs === 0) attempt();
+            else entry.cancelTimer = this.clock.setTimer(retryDelayMs, () => {
+              if (this.pending.get(requestId) === entry) attempt();
+            });
             return;
           }
           this.counters.timeouts++;
@@ -112,7 +137,11 @@ export class Rpc {
     });
   }
 
-  /** Answers a request: the response goes to its `reply_to` with `response_to` = its id. */
+  /**
+   * Answers a request: the response goes to its `reply_to` with `response_to` = its id. A request
+   * without a reply address or id (a one-way message) gets no response. Send failures are dropped:
+   * the requester times out and retries.
+   */
   respond(request: PbTypes.Envelope, body: RequestBody): void {
     if (request.replyTo.length === 0 || Number(request.requestId) === 0) return;
     this.transport.send(request.replyTo, encodeEnvelope(envelopeWith(body, { responseTo: request.requestId, sender: this.transport.address }))).catch(() => {
@@ -146,6 +175,7 @@ export class Rpc {
   }
 
   private receive(frame: Uint8Array): void {
+    if (this.closed) return;
     let envelope: PbTypes.Envelope;
     try {
       envelope = decodeEnvelope(frame, this.options);

@@ -260,3 +260,4 @@ function hasProtoKey(value: unknown): boolean {
   if (Array.isArray(value)) return value.some(hasProtoKey);
   return Object.keys(value).some((key) => key === '__proto__' || hasProtoKey((value as Record<string, unknown>)[key]));
 }
+export { VirtualClock } from './virtual-clock.js';

@@ -145,3 +145,4 @@ export function transportConformance(name: string, factory: TransportFactory): v
     });
   });
 }
+

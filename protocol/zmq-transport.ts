@@ -19,10 +19,18 @@ export interface ZmqTransportOptions {
   readonly queueFramesMax?: number;
   /** Bytes queued per destination before sends are refused. */
   readonly queueBytesMax?: number;
-  /** Destination sockets kept open; the least recently used is closed beyond it. */
+  /**
+   * Destination sockets kept open; beyond it the least recently used idle one is closed (one with
+   * frames still queued or in flight is kept, so the count can exceed this while all are busy).
+   */
   readonly socketsMax?: number;
   /** Frames per multipart message, at most. */
   readonly batchFramesMax?: number;
+  /**
+   * ZeroMQ's own buffer per destination socket, in messages (each frame is one message part), before
+   * a send waits; beyond it frames wait in our bounded queue.
+   */
+  readonly sendHighWaterMark?: number;
 }
 
 /** What a transport counts; exposed for metrics. */
@@ -43,12 +51,13 @@ class Destination {
   writing = false;
   closed = false;
 
-  constructor(address: string) {
-    this.socket = new Push({ linger: 0, sendHighWaterMark: 100_000, immediate: false });
+  constructor(address: string, sendHighWaterMark: number) {
+    this.socket = new Push({ linger: 0, sendHighWaterMark, immediate: false });
     this.socket.connect(address);
   }
 }
 
+/** A node's ZeroMQ endpoint; see the file comment. Make one with `ZmqTransport.bind`. */
 export class ZmqTransport implements Transport {
   readonly counters: TransportCounters = { framesSent: 0, batchesSent: 0, framesReceived: 0, sendErrors: 0 };
   private readonly destinations = new Map<string, Destination>();
@@ -58,6 +67,7 @@ export class ZmqTransport implements Transport {
   private readonly queueBytesMax: number;
   private readonly socketsMax: number;
   private readonly batchFramesMax: number;
+  private readonly sendHighWaterMark: number;
 
   private constructor(
     private readonly pull: Pull,
@@ -68,6 +78,7 @@ export class ZmqTransport implements Transport {
     this.queueBytesMax = options.queueBytesMax ?? 64 * 1024 * 1024;
     this.socketsMax = options.socketsMax ?? 1024;
     this.batchFramesMax = options.batchFramesMax ?? 1024;
+    this.sendHighWaterMark = options.sendHighWaterMark ?? 100_000;
     void this.receiveLoop();
   }
 
@@ -98,6 +109,10 @@ export class ZmqTransport implements Transport {
     this.receiver = receiver;
   }
 
+  /**
+   * Queues `frame` for `to`; resolves once ZeroMQ has taken it (the frame is then in the socket's
+   * buffer, not necessarily delivered), or when the transport closes with it still queued.
+   */
   send(to: string, frame: Uint8Array): Promise<void> {
     if (this.closed) return Promise.reject(new LfaasError(ErrorCode.TRANSPORT_CLOSED, 'transport is closed'));
     let destination = this.destinations.get(to);
@@ -106,7 +121,7 @@ export class ZmqTransport implements Transport {
       if (match === null || Number(match[2]) > 65535 || Number(match[2]) === 0) {
         return Promise.reject(new LfaasError(ErrorCode.TRANSPORT_BAD_ADDRESS, `not a tcp://host:port address: ${JSON.stringify(to)}`));
       }
-      destination = new Destination(to);
+      destination = new Destination(to, this.sendHighWaterMark);
       this.destinations.set(to, destination);
       this.evictIdle();
     } else {

@@ -6,7 +6,7 @@
  */
 import { MemoryNetwork, runMachine, seededRandom } from '../../protocol/index.js';
 import type { Machine, MachineInput, MachineShell, Random } from '../../protocol/index.js';
-import { VirtualClock } from './virtual-clock.js';
+import { VirtualClock } from '../../protocol/testing.js';
 
 export interface SimulationOptions {
   readonly seed: number;

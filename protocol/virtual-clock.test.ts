@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ErrorCode } from '../../lattices/index.js';
-import { MemoryNetwork, seededRandom } from '../../protocol/index.js';
+import { ErrorCode } from '../lattices/index.js';
+import { MemoryNetwork } from './memory-network.js';
+import { seededRandom } from './random.js';
 import { VirtualClock } from './virtual-clock.js';
 
 describe('VirtualClock', () => {

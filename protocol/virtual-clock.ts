@@ -2,7 +2,7 @@
  * Simulated time: a queue of timers ordered by due time, then by the order they were set, so a
  * run is a pure function of its seed. Nothing happens until the simulation advances the clock.
  */
-import type { Clock } from '../../protocol/index.js';
+import type { Clock } from './transport.js';
 
 interface Entry {
   readonly dueMs: number;
@@ -61,6 +61,19 @@ export class VirtualClock implements Clock {
     }
     if (steps < maxSteps) this.nowMs = Math.max(this.nowMs, untilMs);
     return steps;
+  }
+
+  /** Moves time forward by `ms`, firing due timers in order (also those set inside the window); at most `stepsMax`. */
+  advance(ms: number, stepsMax = 1_000_000): void {
+    const untilMs = this.nowMs + ms;
+    if (this.runUntil(untilMs, stepsMax) >= stepsMax && (this.nextDueMs() ?? Infinity) <= untilMs) {
+      throw new Error(`virtual clock: more than ${stepsMax} timers in ${ms} ms`);
+    }
+  }
+
+  /** Live (not cancelled) timers still queued. */
+  get pendingTimers(): number {
+    return this.heap.filter((entry) => !entry.cancelled).length;
   }
 
   private before(a: Entry, b: Entry): boolean {
