@@ -75,6 +75,8 @@ export class GossipReplica implements Machine {
         return input.timer === GOSSIP_TIMER ? this.gossipRound() : this.antiEntropyRound();
       case 'message':
         return this.onMessage(input.envelope);
+      case 'persisted':
+        return [];
     }
   }
 

@@ -1,6 +1,21 @@
 /**
- * The lattice key-value store. Today: the gossiping replica machine (the seed of the storage
- * shard); storage nodes, routing and the client arrive with issue 3.
+ * The lattice key-value store (DESIGN.md §6): storage shards and the storage node that hosts
+ * them, routing nodes, the hash rings, the disk tier and the statistics each shard keeps.
  */
+export { Shard } from './shard.js';
+export type { ShardOptions } from './shard.js';
+export { StorageNode } from './storage-node.js';
+export type { StorageNodeOptions } from './storage-node.js';
+export { RoutingNode } from './routing.js';
+export type { RoutingOptions } from './routing.js';
+export { Membership, HashRing, stableHash, nodeFromWire, nodeToWire, DEFAULT_VIRTUAL_NODES } from './ring.js';
+export type { RingNode, ReplicationFactors } from './ring.js';
+export { FIRST_GENERATION, mergeEntries, entriesEqual, entryFromTuple, entryToTuple, encodeEntry, decodeEntry } from './entry.js';
+export type { Entry } from './entry.js';
+export { MemoryStore, LmdbStore } from './store.js';
+export type { ShardStore, StoreWrite } from './store.js';
+export { ShardStats } from './shard-stats.js';
+export { startMetricsServer } from './metrics-server.js';
+export type { MetricsServer, MetricsSource } from './metrics-server.js';
 export { GossipReplica } from './gossip-replica.js';
 export type { GossipReplicaOptions } from './gossip-replica.js';

@@ -12,7 +12,7 @@ import { ErrorCode, ensureLfaasError } from '../lattices/index.js';
 import { errorToWire } from './errors-wire.js';
 import { decodeEnvelope, encodeEnvelope, peekReplyAddress } from './frame.js';
 import type { DecodeOptions } from './frame.js';
-import type { Effect, Machine, MachineInput } from './machine.js';
+import type { Effect, Machine, MachineInput, MachineStore } from './machine.js';
 import type { Clock, Transport } from './transport.js';
 
 /** What a shell counts; exposed for metrics and tests. */
@@ -27,6 +27,8 @@ export interface ShellCounters {
 export interface ShellOptions extends DecodeOptions {
   /** Called for every rejected frame or failed send (logging); must not throw. */
   readonly onError?: (error: Error) => void;
+  /** Where `persist` effects go; without one, a persist is answered at once (no disk). */
+  readonly store?: MachineStore;
 }
 
 /** A running machine; `stop()` cancels its timers and closes its transport. */
@@ -86,6 +88,24 @@ export function runMachine(machine: Machine, transport: Transport, clock: Clock,
               deliver({ kind: 'timer', timer: name });
             }),
           );
+          break;
+        }
+        case 'persist': {
+          const token = effect.token;
+          const store = options.store;
+          if (store === undefined) {
+            queueMicrotask(() => deliver({ kind: 'persisted', token }));
+            break;
+          }
+          store.commit(effect.writes, (error) => {
+            if (error === undefined) {
+              deliver({ kind: 'persisted', token });
+              return;
+            }
+            const typed = ensureLfaasError(error, ErrorCode.INTERNAL);
+            report(typed);
+            deliver({ kind: 'persisted', token, error: typed });
+          });
           break;
         }
       }

@@ -13,14 +13,33 @@ export type Envelope = PbTypes.Envelope;
 export type MachineInput =
   | { readonly kind: 'start' }
   | { readonly kind: 'message'; readonly envelope: Envelope }
-  | { readonly kind: 'timer'; readonly timer: string };
+  | { readonly kind: 'timer'; readonly timer: string }
+  /** The writes of `persist` effect `token` are durable (or failed with `error`). */
+  | { readonly kind: 'persisted'; readonly token: number; readonly error?: Error };
+
+/** One write to a machine's disk: new bytes for a key, or `undefined` to remove it. */
+export interface PersistWrite {
+  readonly key: string;
+  readonly bytes: Uint8Array | undefined;
+}
+
+/**
+ * A machine's disk as its shell sees it. A callback, not a promise: the simulator runs its virtual
+ * time synchronously, and promise reactions would only run after the whole simulation.
+ */
+export interface MachineStore {
+  /** Applies the writes; calls `done` once they are durable (or with the error that stopped them). */
+  commit(writes: readonly PersistWrite[], done: (error?: Error) => void): void;
+}
 
 /** What a machine asks its shell to do. */
 export type Effect =
   /** Send an envelope to a transport address. */
   | { readonly kind: 'send'; readonly to: string; readonly envelope: PbTypes.IEnvelope }
   /** Fire `{ kind: 'timer', timer }` after `delayMs` (re-setting a timer replaces it). */
-  | { readonly kind: 'timer'; readonly timer: string; readonly delayMs: number };
+  | { readonly kind: 'timer'; readonly timer: string; readonly delayMs: number }
+  /** Write to the disk; the shell answers `{ kind: 'persisted', token }` once durable. */
+  | { readonly kind: 'persist'; readonly token: number; readonly writes: readonly PersistWrite[] };
 
 /** A node role's state machine. */
 export interface Machine {

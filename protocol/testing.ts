@@ -34,8 +34,9 @@ function optionalEnumValue<T extends number>(enumObject: object): fc.Arbitrary<T
 /** A wire `Error` with a known, non-zero code. */
 export const wireErrorArbitrary: fc.Arbitrary<PbTypes.IError> = fc.record({ code: enumValue<PbTypes.ErrorCode>(pb.ErrorCode), message: text });
 
+const timestamp: fc.Arbitrary<PbTypes.ITimestamp> = fc.record({ wallMs: u53, logical: u32 });
 const keyTuple: fc.Arbitrary<PbTypes.IKeyTuple> = fc.record(
-  { key: name, latticeType: fc.nat({ max: 20 }), payload: bytes, error: wireErrorArbitrary, deleted: fc.boolean() },
+  { key: name, latticeType: fc.nat({ max: 20 }), payload: bytes, error: wireErrorArbitrary, deleted: fc.boolean(), generation: timestamp },
   { requiredKeys: ['key'] },
 );
 const nodeInfo: fc.Arbitrary<PbTypes.INodeInfo> = fc.record({
@@ -44,11 +45,16 @@ const nodeInfo: fc.Arbitrary<PbTypes.INodeInfo> = fc.record({
   address: name,
   shardAddresses: fc.array(name, { maxLength: 3 }),
   virtualNodes: u32,
+  incarnation: u53,
+  departed: fc.boolean(),
+  metricsPort: u32,
 });
 const ringUpdate: fc.Arbitrary<PbTypes.IRingUpdate> = fc.record({
   epoch: u53,
   nodes: fc.array(nodeInfo, { maxLength: 3 }),
-  replication: fc.array(fc.record({ key: name, tier: enumValue<PbTypes.Tier>(pb.Tier), global: u32, local: u32 }), { maxLength: 2 }),
+  replication: fc.array(fc.record({ key: name, tier: enumValue<PbTypes.Tier>(pb.Tier), global: u32, local: u32, setAt: timestamp }), { maxLength: 2 }),
+  defaultGlobal: u32,
+  defaultLocal: u32,
 });
 const histogram: fc.Arbitrary<PbTypes.ILatencyHistogram> = fc
   .array(fc.tuple(finiteDouble, u53), { maxLength: 4 })
@@ -68,7 +74,12 @@ export const envelopeBodyArbitraries: { readonly [Body in NonNullable<PbTypes.En
   errorReply: fc.record({ error: wireErrorArbitrary }),
   echo: fc.record({ payload: bytes }, { requiredKeys: [] }),
   kvsRequest: fc.record(
-    { kind: enumValue<PbTypes.RequestKind>(pb.RequestKind), tuples: fc.array(keyTuple, { minLength: 1, maxLength: 4 }), ack: optionalEnumValue<PbTypes.AckMode>(pb.AckMode) },
+    {
+      kind: enumValue<PbTypes.RequestKind>(pb.RequestKind),
+      tuples: fc.array(keyTuple, { minLength: 1, maxLength: 4 }),
+      ack: optionalEnumValue<PbTypes.AckMode>(pb.AckMode),
+      fromReplica: fc.boolean(),
+    },
     { requiredKeys: ['kind', 'tuples'] },
   ),
   kvsResponse: fc.record({ tuples: fc.array(keyTuple, { maxLength: 4 }), ring: ringUpdate }, { requiredKeys: [] }),
@@ -85,7 +96,9 @@ export const envelopeBodyArbitraries: { readonly [Body in NonNullable<PbTypes.En
   digestExchange: fc.record({
     fromNode: name,
     ranges: fc.array(fc.record({ rangeStart: u53, rangeEnd: u53, digest: bytes, keyCount: u32 }), { maxLength: 3 }),
+    isReply: fc.boolean(),
   }),
+  ringRequest: fc.record({ subscriber: name, leaseMs: u32 }, { requiredKeys: ['subscriber'] }),
   subscribe: fc.record({ subscriber: name, keys: fc.array(name, { minLength: 1, maxLength: 4 }), leaseMs: u32 }),
   unsubscribe: fc.record({ subscriber: name, keys: fc.array(name, { maxLength: 4 }) }),
   keyUpdate: fc.record({ tuples: fc.array(keyTuple, { minLength: 1, maxLength: 4 }) }),

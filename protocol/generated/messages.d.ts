@@ -370,6 +370,9 @@ export namespace lfaas {
         /** KeyTuple deleted. */
         deleted: boolean;
 
+        /** KeyTuple generation. */
+        generation?: (lfaas.Timestamp.$Properties|null);
+
         /**
          * Creates a new KeyTuple instance using the specified properties.
          * @param [properties] Properties to set
@@ -468,6 +471,9 @@ export namespace lfaas {
 
             /** KeyTuple deleted */
             deleted?: (boolean|null);
+
+            /** KeyTuple generation */
+            generation?: (lfaas.Timestamp.$Properties|null);
 
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];
@@ -916,6 +922,9 @@ export namespace lfaas {
         /** Envelope statsReport. */
         statsReport?: (lfaas.StatsReport.$Properties|null);
 
+        /** Envelope ringRequest. */
+        ringRequest?: (lfaas.RingRequest.$Properties|null);
+
         /** Envelope registerFunction. */
         registerFunction?: (lfaas.RegisterFunction.$Properties|null);
 
@@ -944,7 +953,7 @@ export namespace lfaas {
         executorStatus?: (lfaas.ExecutorStatus.$Properties|null);
 
         /** Envelope body. */
-        body?: ("errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"dagSchedule"|"dagTrigger"|"executorStatus");
+        body?: ("errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"dagSchedule"|"dagTrigger"|"executorStatus");
 
         /**
          * Creates a new Envelope instance using the specified properties.
@@ -1093,6 +1102,9 @@ export namespace lfaas {
             /** Envelope statsReport */
             statsReport?: (lfaas.StatsReport.$Properties|null);
 
+            /** Envelope ringRequest */
+            ringRequest?: (lfaas.RingRequest.$Properties|null);
+
             /** Envelope registerFunction */
             registerFunction?: (lfaas.RegisterFunction.$Properties|null);
 
@@ -1121,7 +1133,7 @@ export namespace lfaas {
             executorStatus?: (lfaas.ExecutorStatus.$Properties|null);
 
             /** Envelope body */
-            body?: ("errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"dagSchedule"|"dagTrigger"|"executorStatus");
+            body?: ("errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"dagSchedule"|"dagTrigger"|"executorStatus");
 
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];
@@ -1150,6 +1162,7 @@ export namespace lfaas {
           unsubscribe?: lfaas.Unsubscribe.$Shape|null;
           keyUpdate?: lfaas.KeyUpdate.$Shape|null;
           statsReport?: lfaas.StatsReport.$Shape|null;
+          ringRequest?: lfaas.RingRequest.$Shape|null;
           registerFunction?: lfaas.RegisterFunction.$Shape|null;
           registerFunctionResponse?: lfaas.RegisterFunctionResponse.$Shape|null;
           registerDag?: lfaas.RegisterDag.$Shape|null;
@@ -1161,7 +1174,7 @@ export namespace lfaas {
           executorStatus?: lfaas.ExecutorStatus.$Shape|null;
           $unknowns?: Uint8Array[];
         } & (
-          ({ body?: undefined; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "errorReply"; errorReply: lfaas.ErrorReply.$Shape; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "echo"; errorReply?: null; echo: lfaas.Echo.$Shape; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "kvsRequest"; errorReply?: null; echo?: null; kvsRequest: lfaas.KvsRequest.$Shape; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "kvsResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse: lfaas.KvsResponse.$Shape; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "keyAddressRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest: lfaas.KeyAddressRequest.$Shape; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "keyAddressResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse: lfaas.KeyAddressResponse.$Shape; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "nodeJoin"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin: lfaas.NodeJoin.$Shape; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "nodeDepart"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart: lfaas.NodeDepart.$Shape; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "ringUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate: lfaas.RingUpdate.$Shape; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "heartbeat"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat: lfaas.Heartbeat.$Shape; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "gossip"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip: lfaas.Gossip.$Shape; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "digestExchange"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange: lfaas.DigestExchange.$Shape; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "subscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe: lfaas.Subscribe.$Shape; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "unsubscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe: lfaas.Unsubscribe.$Shape; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "keyUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate: lfaas.KeyUpdate.$Shape; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "statsReport"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport: lfaas.StatsReport.$Shape; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "registerFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction: lfaas.RegisterFunction.$Shape; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "registerFunctionResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse: lfaas.RegisterFunctionResponse.$Shape; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "registerDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag: lfaas.RegisterDag.$Shape; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "callRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest: lfaas.CallRequest.$Shape; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "callResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse: lfaas.CallResponse.$Shape; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "dagCall"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall: lfaas.DagCall.$Shape; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "dagSchedule"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule: lfaas.DagSchedule.$Shape; dagTrigger?: null; executorStatus?: null }|{ body?: "dagTrigger"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger: lfaas.DagTrigger.$Shape; executorStatus?: null }|{ body?: "executorStatus"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus: lfaas.ExecutorStatus.$Shape })
+          ({ body?: undefined; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "errorReply"; errorReply: lfaas.ErrorReply.$Shape; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "echo"; errorReply?: null; echo: lfaas.Echo.$Shape; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "kvsRequest"; errorReply?: null; echo?: null; kvsRequest: lfaas.KvsRequest.$Shape; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "kvsResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse: lfaas.KvsResponse.$Shape; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "keyAddressRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest: lfaas.KeyAddressRequest.$Shape; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "keyAddressResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse: lfaas.KeyAddressResponse.$Shape; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "nodeJoin"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin: lfaas.NodeJoin.$Shape; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "nodeDepart"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart: lfaas.NodeDepart.$Shape; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "ringUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate: lfaas.RingUpdate.$Shape; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "heartbeat"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat: lfaas.Heartbeat.$Shape; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "gossip"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip: lfaas.Gossip.$Shape; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "digestExchange"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange: lfaas.DigestExchange.$Shape; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "subscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe: lfaas.Subscribe.$Shape; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "unsubscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe: lfaas.Unsubscribe.$Shape; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "keyUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate: lfaas.KeyUpdate.$Shape; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "statsReport"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport: lfaas.StatsReport.$Shape; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "ringRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest: lfaas.RingRequest.$Shape; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "registerFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction: lfaas.RegisterFunction.$Shape; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "registerFunctionResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse: lfaas.RegisterFunctionResponse.$Shape; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "registerDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag: lfaas.RegisterDag.$Shape; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "callRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest: lfaas.CallRequest.$Shape; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "callResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse: lfaas.CallResponse.$Shape; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "dagCall"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall: lfaas.DagCall.$Shape; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "dagSchedule"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule: lfaas.DagSchedule.$Shape; dagTrigger?: null; executorStatus?: null }|{ body?: "dagTrigger"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger: lfaas.DagTrigger.$Shape; executorStatus?: null }|{ body?: "executorStatus"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus: lfaas.ExecutorStatus.$Shape })
         );
     }
 
@@ -1237,6 +1250,9 @@ export namespace lfaas {
 
         /** KvsRequest ack. */
         ack: lfaas.AckMode;
+
+        /** KvsRequest fromReplica. */
+        fromReplica: boolean;
 
         /**
          * Creates a new KvsRequest instance using the specified properties.
@@ -1330,6 +1346,9 @@ export namespace lfaas {
 
             /** KvsRequest ack */
             ack?: (lfaas.AckMode|null);
+
+            /** KvsRequest fromReplica */
+            fromReplica?: (boolean|null);
 
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];
@@ -1871,6 +1890,15 @@ export namespace lfaas {
         /** NodeInfo virtualNodes. */
         virtualNodes: number;
 
+        /** NodeInfo incarnation. */
+        incarnation: number;
+
+        /** NodeInfo departed. */
+        departed: boolean;
+
+        /** NodeInfo metricsPort. */
+        metricsPort: number;
+
         /**
          * Creates a new NodeInfo instance using the specified properties.
          * @param [properties] Properties to set
@@ -1969,6 +1997,15 @@ export namespace lfaas {
 
             /** NodeInfo virtualNodes */
             virtualNodes?: (number|null);
+
+            /** NodeInfo incarnation */
+            incarnation?: (number|null);
+
+            /** NodeInfo departed */
+            departed?: (boolean|null);
+
+            /** NodeInfo metricsPort */
+            metricsPort?: (number|null);
 
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];
@@ -2246,6 +2283,12 @@ export namespace lfaas {
         /** RingUpdate replication. */
         replication: lfaas.ReplicationFactor.$Properties[];
 
+        /** RingUpdate defaultGlobal. */
+        defaultGlobal: number;
+
+        /** RingUpdate defaultLocal. */
+        defaultLocal: number;
+
         /**
          * Creates a new RingUpdate instance using the specified properties.
          * @param [properties] Properties to set
@@ -2339,6 +2382,12 @@ export namespace lfaas {
             /** RingUpdate replication */
             replication?: (lfaas.ReplicationFactor.$Properties[]|null);
 
+            /** RingUpdate defaultGlobal */
+            defaultGlobal?: (number|null);
+
+            /** RingUpdate defaultLocal */
+            defaultLocal?: (number|null);
+
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];
         }
@@ -2377,6 +2426,9 @@ export namespace lfaas {
 
         /** ReplicationFactor local. */
         local: number;
+
+        /** ReplicationFactor setAt. */
+        setAt?: (lfaas.Timestamp.$Properties|null);
 
         /**
          * Creates a new ReplicationFactor instance using the specified properties.
@@ -2473,6 +2525,9 @@ export namespace lfaas {
 
             /** ReplicationFactor local */
             local?: (number|null);
+
+            /** ReplicationFactor setAt */
+            setAt?: (lfaas.Timestamp.$Properties|null);
 
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];
@@ -2894,6 +2949,9 @@ export namespace lfaas {
         /** DigestExchange ranges. */
         ranges: lfaas.RangeDigest.$Properties[];
 
+        /** DigestExchange isReply. */
+        isReply: boolean;
+
         /**
          * Creates a new DigestExchange instance using the specified properties.
          * @param [properties] Properties to set
@@ -2984,12 +3042,138 @@ export namespace lfaas {
             /** DigestExchange ranges */
             ranges?: (lfaas.RangeDigest.$Properties[]|null);
 
+            /** DigestExchange isReply */
+            isReply?: (boolean|null);
+
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];
         }
 
         /** Shape of a DigestExchange. */
         type $Shape = lfaas.DigestExchange.$Properties;
+    }
+
+    /**
+     * Properties of a RingRequest.
+     * @deprecated Use lfaas.RingRequest.$Properties instead.
+     */
+    interface IRingRequest extends lfaas.RingRequest.$Properties {
+    }
+
+    /** Represents a RingRequest. */
+    class RingRequest {
+
+        /**
+         * Constructs a new RingRequest.
+         * @param [properties] Properties to set
+         */
+        constructor(properties?: lfaas.RingRequest.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** RingRequest subscriber. */
+        subscriber: string;
+
+        /** RingRequest leaseMs. */
+        leaseMs: number;
+
+        /**
+         * Creates a new RingRequest instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns RingRequest instance
+         */
+        static create(properties: lfaas.RingRequest.$Shape): lfaas.RingRequest & lfaas.RingRequest.$Shape;
+        static create(properties?: lfaas.RingRequest.$Properties): lfaas.RingRequest;
+
+        /**
+         * Encodes the specified RingRequest message. Does not implicitly {@link lfaas.RingRequest.verify|verify} messages.
+         * @param message RingRequest message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encode(message: lfaas.RingRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Encodes the specified RingRequest message, length delimited. Does not implicitly {@link lfaas.RingRequest.verify|verify} messages.
+         * @param message RingRequest message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encodeDelimited(message: lfaas.RingRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes a RingRequest message from the specified reader or buffer.
+         * @param reader Reader or buffer to decode from
+         * @param [length] Message length if known beforehand
+         * @returns {lfaas.RingRequest & lfaas.RingRequest.$Shape} RingRequest
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.RingRequest & lfaas.RingRequest.$Shape;
+
+        /**
+         * Decodes a RingRequest message from the specified reader or buffer, length delimited.
+         * @param reader Reader or buffer to decode from
+         * @returns {lfaas.RingRequest & lfaas.RingRequest.$Shape} RingRequest
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.RingRequest & lfaas.RingRequest.$Shape;
+
+        /**
+         * Verifies a RingRequest message.
+         * @param message Plain object to verify
+         * @returns `null` if valid, otherwise the reason why it is not
+         */
+        static verify(message: { [k: string]: any }): (string|null);
+
+        /**
+         * Creates a RingRequest message from a plain object. Also converts values to their respective internal types.
+         * @param object Plain object
+         * @returns RingRequest
+         */
+        static fromObject(object: { [k: string]: any }): lfaas.RingRequest;
+
+        /**
+         * Creates a plain object from a RingRequest message. Also converts values to other types if specified.
+         * @param message RingRequest
+         * @param [options] Conversion options
+         * @returns Plain object
+         */
+        static toObject(message: lfaas.RingRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+        /**
+         * Converts this RingRequest to JSON.
+         * @returns JSON object
+         */
+        toJSON(): { [k: string]: any };
+
+        /**
+         * Gets the type url for RingRequest
+         * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns The type url
+         */
+        static getTypeUrl(prefix?: string): string;
+    }
+
+    namespace RingRequest {
+
+        /** Properties of a RingRequest. */
+        interface $Properties {
+
+            /** RingRequest subscriber */
+            subscriber?: (string|null);
+
+            /** RingRequest leaseMs */
+            leaseMs?: (number|null);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of a RingRequest. */
+        type $Shape = lfaas.RingRequest.$Properties;
     }
 
     /**

@@ -796,6 +796,7 @@ export const lfaas = $root.lfaas = (() => {
          * @property {Uint8Array|null} [payload] KeyTuple payload
          * @property {lfaas.Error.$Properties|null} [error] KeyTuple error
          * @property {boolean|null} [deleted] KeyTuple deleted
+         * @property {lfaas.Timestamp.$Properties|null} [generation] KeyTuple generation
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -868,6 +869,14 @@ export const lfaas = $root.lfaas = (() => {
         KeyTuple.prototype.deleted = false;
 
         /**
+         * KeyTuple generation.
+         * @member {lfaas.Timestamp.$Properties|null|undefined} generation
+         * @memberof lfaas.KeyTuple
+         * @instance
+         */
+        KeyTuple.prototype.generation = null;
+
+        /**
          * Creates a new KeyTuple instance using the specified properties.
          * @function create
          * @memberof lfaas.KeyTuple
@@ -909,6 +918,8 @@ export const lfaas = $root.lfaas = (() => {
                 $root.lfaas.Error.encode(message.error, writer.uint32(/* id 4, wireType 2 =*/34).fork(), _depth + 1).ldelim();
             if (message.deleted != null && $Object.hasOwnProperty.call(message, "deleted") && message.deleted !== false)
                 writer.uint32(/* id 5, wireType 0 =*/40).bool(message.deleted);
+            if (message.generation != null && $Object.hasOwnProperty.call(message, "generation"))
+                $root.lfaas.Timestamp.encode(message.generation, writer.uint32(/* id 6, wireType 2 =*/50).fork(), _depth + 1).ldelim();
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -1008,6 +1019,12 @@ export const lfaas = $root.lfaas = (() => {
                             delete message.deleted;
                         continue;
                     }
+                case 6: {
+                        if (wireType !== 2)
+                            break;
+                        message.generation = $root.lfaas.Timestamp.decode(reader, reader.size(), $undefined, _depth + 1, message.generation);
+                        continue;
+                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -1073,6 +1090,11 @@ export const lfaas = $root.lfaas = (() => {
             if (message.deleted != null && $Object.hasOwnProperty.call(message, "deleted"))
                 if (typeof message.deleted !== "boolean")
                     return "deleted: boolean expected";
+            if (message.generation != null && $Object.hasOwnProperty.call(message, "generation")) {
+                let error = $root.lfaas.Timestamp.verify(message.generation, _depth + 1);
+                if (error)
+                    return "generation." + error;
+            }
             return null;
         };
 
@@ -1114,6 +1136,11 @@ export const lfaas = $root.lfaas = (() => {
             if (object.deleted != null)
                 if (object.deleted)
                     message.deleted = $Boolean(object.deleted);
+            if (object.generation != null) {
+                if (!$util.isObject(object.generation))
+                    throw $TypeError(".lfaas.KeyTuple.generation: object expected");
+                message.generation = $root.lfaas.Timestamp.fromObject(object.generation, _depth + 1);
+            }
             return message;
         };
 
@@ -1146,6 +1173,7 @@ export const lfaas = $root.lfaas = (() => {
                 }
                 object.error = null;
                 object.deleted = false;
+                object.generation = null;
             }
             if (message.key != null && $Object.hasOwnProperty.call(message, "key"))
                 object.key = message.key;
@@ -1157,6 +1185,8 @@ export const lfaas = $root.lfaas = (() => {
                 object.error = $root.lfaas.Error.toObject(message.error, options, _depth + 1);
             if (message.deleted != null && $Object.hasOwnProperty.call(message, "deleted"))
                 object.deleted = message.deleted;
+            if (message.generation != null && $Object.hasOwnProperty.call(message, "generation"))
+                object.generation = $root.lfaas.Timestamp.toObject(message.generation, options, _depth + 1);
             return object;
         };
 
@@ -2154,6 +2184,7 @@ export const lfaas = $root.lfaas = (() => {
          * @property {lfaas.Unsubscribe.$Properties|null} [unsubscribe] Envelope unsubscribe
          * @property {lfaas.KeyUpdate.$Properties|null} [keyUpdate] Envelope keyUpdate
          * @property {lfaas.StatsReport.$Properties|null} [statsReport] Envelope statsReport
+         * @property {lfaas.RingRequest.$Properties|null} [ringRequest] Envelope ringRequest
          * @property {lfaas.RegisterFunction.$Properties|null} [registerFunction] Envelope registerFunction
          * @property {lfaas.RegisterFunctionResponse.$Properties|null} [registerFunctionResponse] Envelope registerFunctionResponse
          * @property {lfaas.RegisterDag.$Properties|null} [registerDag] Envelope registerDag
@@ -2163,7 +2194,7 @@ export const lfaas = $root.lfaas = (() => {
          * @property {lfaas.DagSchedule.$Properties|null} [dagSchedule] Envelope dagSchedule
          * @property {lfaas.DagTrigger.$Properties|null} [dagTrigger] Envelope dagTrigger
          * @property {lfaas.ExecutorStatus.$Properties|null} [executorStatus] Envelope executorStatus
-         * @property {"errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"dagSchedule"|"dagTrigger"|"executorStatus"} [body] Envelope body
+         * @property {"errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"dagSchedule"|"dagTrigger"|"executorStatus"} [body] Envelope body
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -2199,6 +2230,7 @@ export const lfaas = $root.lfaas = (() => {
          *   unsubscribe?: lfaas.Unsubscribe.$Shape|null;
          *   keyUpdate?: lfaas.KeyUpdate.$Shape|null;
          *   statsReport?: lfaas.StatsReport.$Shape|null;
+         *   ringRequest?: lfaas.RingRequest.$Shape|null;
          *   registerFunction?: lfaas.RegisterFunction.$Shape|null;
          *   registerFunctionResponse?: lfaas.RegisterFunctionResponse.$Shape|null;
          *   registerDag?: lfaas.RegisterDag.$Shape|null;
@@ -2210,7 +2242,7 @@ export const lfaas = $root.lfaas = (() => {
          *   executorStatus?: lfaas.ExecutorStatus.$Shape|null;
          *   $unknowns?: Array.<Uint8Array>;
          * } & (
-         *   ({ body?: undefined; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "errorReply"; errorReply: lfaas.ErrorReply.$Shape; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "echo"; errorReply?: null; echo: lfaas.Echo.$Shape; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "kvsRequest"; errorReply?: null; echo?: null; kvsRequest: lfaas.KvsRequest.$Shape; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "kvsResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse: lfaas.KvsResponse.$Shape; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "keyAddressRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest: lfaas.KeyAddressRequest.$Shape; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "keyAddressResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse: lfaas.KeyAddressResponse.$Shape; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "nodeJoin"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin: lfaas.NodeJoin.$Shape; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "nodeDepart"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart: lfaas.NodeDepart.$Shape; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "ringUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate: lfaas.RingUpdate.$Shape; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "heartbeat"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat: lfaas.Heartbeat.$Shape; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "gossip"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip: lfaas.Gossip.$Shape; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "digestExchange"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange: lfaas.DigestExchange.$Shape; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "subscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe: lfaas.Subscribe.$Shape; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "unsubscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe: lfaas.Unsubscribe.$Shape; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "keyUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate: lfaas.KeyUpdate.$Shape; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "statsReport"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport: lfaas.StatsReport.$Shape; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "registerFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction: lfaas.RegisterFunction.$Shape; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "registerFunctionResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse: lfaas.RegisterFunctionResponse.$Shape; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "registerDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag: lfaas.RegisterDag.$Shape; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "callRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest: lfaas.CallRequest.$Shape; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "callResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse: lfaas.CallResponse.$Shape; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "dagCall"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall: lfaas.DagCall.$Shape; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "dagSchedule"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule: lfaas.DagSchedule.$Shape; dagTrigger?: null; executorStatus?: null }|{ body?: "dagTrigger"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger: lfaas.DagTrigger.$Shape; executorStatus?: null }|{ body?: "executorStatus"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus: lfaas.ExecutorStatus.$Shape })
+         *   ({ body?: undefined; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "errorReply"; errorReply: lfaas.ErrorReply.$Shape; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "echo"; errorReply?: null; echo: lfaas.Echo.$Shape; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "kvsRequest"; errorReply?: null; echo?: null; kvsRequest: lfaas.KvsRequest.$Shape; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "kvsResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse: lfaas.KvsResponse.$Shape; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "keyAddressRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest: lfaas.KeyAddressRequest.$Shape; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "keyAddressResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse: lfaas.KeyAddressResponse.$Shape; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "nodeJoin"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin: lfaas.NodeJoin.$Shape; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "nodeDepart"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart: lfaas.NodeDepart.$Shape; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "ringUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate: lfaas.RingUpdate.$Shape; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "heartbeat"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat: lfaas.Heartbeat.$Shape; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "gossip"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip: lfaas.Gossip.$Shape; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "digestExchange"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange: lfaas.DigestExchange.$Shape; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "subscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe: lfaas.Subscribe.$Shape; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "unsubscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe: lfaas.Unsubscribe.$Shape; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "keyUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate: lfaas.KeyUpdate.$Shape; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "statsReport"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport: lfaas.StatsReport.$Shape; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "ringRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest: lfaas.RingRequest.$Shape; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "registerFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction: lfaas.RegisterFunction.$Shape; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "registerFunctionResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse: lfaas.RegisterFunctionResponse.$Shape; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "registerDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag: lfaas.RegisterDag.$Shape; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "callRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest: lfaas.CallRequest.$Shape; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "callResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse: lfaas.CallResponse.$Shape; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "dagCall"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall: lfaas.DagCall.$Shape; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "dagSchedule"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule: lfaas.DagSchedule.$Shape; dagTrigger?: null; executorStatus?: null }|{ body?: "dagTrigger"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger: lfaas.DagTrigger.$Shape; executorStatus?: null }|{ body?: "executorStatus"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus: lfaas.ExecutorStatus.$Shape })
          * )} lfaas.Envelope.$Shape
          */
 
@@ -2398,6 +2430,14 @@ export const lfaas = $root.lfaas = (() => {
         Envelope.prototype.statsReport = null;
 
         /**
+         * Envelope ringRequest.
+         * @member {lfaas.RingRequest.$Properties|null|undefined} ringRequest
+         * @memberof lfaas.Envelope
+         * @instance
+         */
+        Envelope.prototype.ringRequest = null;
+
+        /**
          * Envelope registerFunction.
          * @member {lfaas.RegisterFunction.$Properties|null|undefined} registerFunction
          * @memberof lfaas.Envelope
@@ -2474,12 +2514,12 @@ export const lfaas = $root.lfaas = (() => {
 
         /**
          * Envelope body.
-         * @member {"errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"dagSchedule"|"dagTrigger"|"executorStatus"|undefined} body
+         * @member {"errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"dagSchedule"|"dagTrigger"|"executorStatus"|undefined} body
          * @memberof lfaas.Envelope
          * @instance
          */
         $Object.defineProperty(Envelope.prototype, "body", {
-            get: $util.oneOfGetter($oneOfFields = ["errorReply", "echo", "kvsRequest", "kvsResponse", "keyAddressRequest", "keyAddressResponse", "nodeJoin", "nodeDepart", "ringUpdate", "heartbeat", "gossip", "digestExchange", "subscribe", "unsubscribe", "keyUpdate", "statsReport", "registerFunction", "registerFunctionResponse", "registerDag", "callRequest", "callResponse", "dagCall", "dagSchedule", "dagTrigger", "executorStatus"]),
+            get: $util.oneOfGetter($oneOfFields = ["errorReply", "echo", "kvsRequest", "kvsResponse", "keyAddressRequest", "keyAddressResponse", "nodeJoin", "nodeDepart", "ringUpdate", "heartbeat", "gossip", "digestExchange", "subscribe", "unsubscribe", "keyUpdate", "statsReport", "ringRequest", "registerFunction", "registerFunctionResponse", "registerDag", "callRequest", "callResponse", "dagCall", "dagSchedule", "dagTrigger", "executorStatus"]),
             set: $util.oneOfSetter($oneOfFields)
         });
 
@@ -2557,6 +2597,8 @@ export const lfaas = $root.lfaas = (() => {
                 $root.lfaas.KeyUpdate.encode(message.keyUpdate, writer.uint32(/* id 32, wireType 2 =*/258).fork(), _depth + 1).ldelim();
             if (message.statsReport != null && $Object.hasOwnProperty.call(message, "statsReport"))
                 $root.lfaas.StatsReport.encode(message.statsReport, writer.uint32(/* id 33, wireType 2 =*/266).fork(), _depth + 1).ldelim();
+            if (message.ringRequest != null && $Object.hasOwnProperty.call(message, "ringRequest"))
+                $root.lfaas.RingRequest.encode(message.ringRequest, writer.uint32(/* id 34, wireType 2 =*/274).fork(), _depth + 1).ldelim();
             if (message.registerFunction != null && $Object.hasOwnProperty.call(message, "registerFunction"))
                 $root.lfaas.RegisterFunction.encode(message.registerFunction, writer.uint32(/* id 40, wireType 2 =*/322).fork(), _depth + 1).ldelim();
             if (message.registerFunctionResponse != null && $Object.hasOwnProperty.call(message, "registerFunctionResponse"))
@@ -2787,6 +2829,13 @@ export const lfaas = $root.lfaas = (() => {
                             break;
                         message.statsReport = $root.lfaas.StatsReport.decode(reader, reader.size(), $undefined, _depth + 1, message.statsReport);
                         message.body = "statsReport";
+                        continue;
+                    }
+                case 34: {
+                        if (wireType !== 2)
+                            break;
+                        message.ringRequest = $root.lfaas.RingRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.ringRequest);
+                        message.body = "ringRequest";
                         continue;
                     }
                 case 40: {
@@ -3074,6 +3123,16 @@ export const lfaas = $root.lfaas = (() => {
                         return "statsReport." + error;
                 }
             }
+            if (message.ringRequest != null && $Object.hasOwnProperty.call(message, "ringRequest")) {
+                if (properties.body === 1)
+                    return "body: multiple values";
+                properties.body = 1;
+                {
+                    let error = $root.lfaas.RingRequest.verify(message.ringRequest, _depth + 1);
+                    if (error)
+                        return "ringRequest." + error;
+                }
+            }
             if (message.registerFunction != null && $Object.hasOwnProperty.call(message, "registerFunction")) {
                 if (properties.body === 1)
                     return "body: multiple values";
@@ -3294,6 +3353,11 @@ export const lfaas = $root.lfaas = (() => {
                     throw $TypeError(".lfaas.Envelope.statsReport: object expected");
                 message.statsReport = $root.lfaas.StatsReport.fromObject(object.statsReport, _depth + 1);
             }
+            if (object.ringRequest != null) {
+                if (!$util.isObject(object.ringRequest))
+                    throw $TypeError(".lfaas.Envelope.ringRequest: object expected");
+                message.ringRequest = $root.lfaas.RingRequest.fromObject(object.ringRequest, _depth + 1);
+            }
             if (object.registerFunction != null) {
                 if (!$util.isObject(object.registerFunction))
                     throw $TypeError(".lfaas.Envelope.registerFunction: object expected");
@@ -3474,6 +3538,11 @@ export const lfaas = $root.lfaas = (() => {
                 if (options.oneofs)
                     object.body = "statsReport";
             }
+            if (message.ringRequest != null && $Object.hasOwnProperty.call(message, "ringRequest")) {
+                object.ringRequest = $root.lfaas.RingRequest.toObject(message.ringRequest, options, _depth + 1);
+                if (options.oneofs)
+                    object.body = "ringRequest";
+            }
             if (message.registerFunction != null && $Object.hasOwnProperty.call(message, "registerFunction")) {
                 object.registerFunction = $root.lfaas.RegisterFunction.toObject(message.registerFunction, options, _depth + 1);
                 if (options.oneofs)
@@ -3610,6 +3679,7 @@ export const lfaas = $root.lfaas = (() => {
          * @property {lfaas.RequestKind|null} [kind] KvsRequest kind
          * @property {Array.<lfaas.KeyTuple.$Properties>|null} [tuples] KvsRequest tuples
          * @property {lfaas.AckMode|null} [ack] KvsRequest ack
+         * @property {boolean|null} [fromReplica] KvsRequest fromReplica
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -3667,6 +3737,14 @@ export const lfaas = $root.lfaas = (() => {
         KvsRequest.prototype.ack = 0;
 
         /**
+         * KvsRequest fromReplica.
+         * @member {boolean} fromReplica
+         * @memberof lfaas.KvsRequest
+         * @instance
+         */
+        KvsRequest.prototype.fromReplica = false;
+
+        /**
          * Creates a new KvsRequest instance using the specified properties.
          * @function create
          * @memberof lfaas.KvsRequest
@@ -3705,6 +3783,8 @@ export const lfaas = $root.lfaas = (() => {
                     $root.lfaas.KeyTuple.encode(message.tuples[i], writer.uint32(/* id 2, wireType 2 =*/18).fork(), _depth + 1).ldelim();
             if (message.ack != null && $Object.hasOwnProperty.call(message, "ack") && message.ack !== 0)
                 writer.uint32(/* id 3, wireType 0 =*/24).int32(message.ack);
+            if (message.fromReplica != null && $Object.hasOwnProperty.call(message, "fromReplica") && message.fromReplica !== false)
+                writer.uint32(/* id 4, wireType 0 =*/32).bool(message.fromReplica);
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -3788,6 +3868,15 @@ export const lfaas = $root.lfaas = (() => {
                             delete message.ack;
                         continue;
                     }
+                case 4: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.bool())
+                            message.fromReplica = value;
+                        else
+                            delete message.fromReplica;
+                        continue;
+                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -3851,6 +3940,9 @@ export const lfaas = $root.lfaas = (() => {
             if (message.ack != null && $Object.hasOwnProperty.call(message, "ack"))
                 if (typeof message.ack !== "number" || (message.ack | 0) !== message.ack)
                     return "ack: enum value expected";
+            if (message.fromReplica != null && $Object.hasOwnProperty.call(message, "fromReplica"))
+                if (typeof message.fromReplica !== "boolean")
+                    return "fromReplica: boolean expected";
             return null;
         };
 
@@ -3926,6 +4018,9 @@ export const lfaas = $root.lfaas = (() => {
                     if (typeof object.ack === "number" && (object.ack | 0) === object.ack)
                         message.ack = object.ack;
                 }
+            if (object.fromReplica != null)
+                if (object.fromReplica)
+                    message.fromReplica = $Boolean(object.fromReplica);
             return message;
         };
 
@@ -3951,6 +4046,7 @@ export const lfaas = $root.lfaas = (() => {
             if (options.defaults) {
                 object.kind = options.enums === $String ? "REQUEST_KIND_UNSPECIFIED" : 0;
                 object.ack = options.enums === $String ? "ACK_MODE_UNSPECIFIED" : 0;
+                object.fromReplica = false;
             }
             if (message.kind != null && $Object.hasOwnProperty.call(message, "kind"))
                 object.kind = options.enums === $String ? $root.lfaas.RequestKind[message.kind] === $undefined ? message.kind : $root.lfaas.RequestKind[message.kind] : message.kind;
@@ -3961,6 +4057,8 @@ export const lfaas = $root.lfaas = (() => {
             }
             if (message.ack != null && $Object.hasOwnProperty.call(message, "ack"))
                 object.ack = options.enums === $String ? $root.lfaas.AckMode[message.ack] === $undefined ? message.ack : $root.lfaas.AckMode[message.ack] : message.ack;
+            if (message.fromReplica != null && $Object.hasOwnProperty.call(message, "fromReplica"))
+                object.fromReplica = message.fromReplica;
             return object;
         };
 
@@ -5343,6 +5441,9 @@ export const lfaas = $root.lfaas = (() => {
          * @property {string|null} [address] NodeInfo address
          * @property {Array.<string>|null} [shardAddresses] NodeInfo shardAddresses
          * @property {number|null} [virtualNodes] NodeInfo virtualNodes
+         * @property {number|null} [incarnation] NodeInfo incarnation
+         * @property {boolean|null} [departed] NodeInfo departed
+         * @property {number|null} [metricsPort] NodeInfo metricsPort
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -5416,6 +5517,30 @@ export const lfaas = $root.lfaas = (() => {
         NodeInfo.prototype.virtualNodes = 0;
 
         /**
+         * NodeInfo incarnation.
+         * @member {number} incarnation
+         * @memberof lfaas.NodeInfo
+         * @instance
+         */
+        NodeInfo.prototype.incarnation = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+        /**
+         * NodeInfo departed.
+         * @member {boolean} departed
+         * @memberof lfaas.NodeInfo
+         * @instance
+         */
+        NodeInfo.prototype.departed = false;
+
+        /**
+         * NodeInfo metricsPort.
+         * @member {number} metricsPort
+         * @memberof lfaas.NodeInfo
+         * @instance
+         */
+        NodeInfo.prototype.metricsPort = 0;
+
+        /**
          * Creates a new NodeInfo instance using the specified properties.
          * @function create
          * @memberof lfaas.NodeInfo
@@ -5458,6 +5583,12 @@ export const lfaas = $root.lfaas = (() => {
                     writer.uint32(/* id 4, wireType 2 =*/34).string(message.shardAddresses[i]);
             if (message.virtualNodes != null && $Object.hasOwnProperty.call(message, "virtualNodes") && message.virtualNodes !== 0)
                 writer.uint32(/* id 5, wireType 0 =*/40).uint32(message.virtualNodes);
+            if (message.incarnation != null && $Object.hasOwnProperty.call(message, "incarnation") && (typeof message.incarnation === "object" ? message.incarnation.low || message.incarnation.high : message.incarnation !== 0))
+                writer.uint32(/* id 6, wireType 0 =*/48).uint64(message.incarnation);
+            if (message.departed != null && $Object.hasOwnProperty.call(message, "departed") && message.departed !== false)
+                writer.uint32(/* id 7, wireType 0 =*/56).bool(message.departed);
+            if (message.metricsPort != null && $Object.hasOwnProperty.call(message, "metricsPort") && message.metricsPort !== 0)
+                writer.uint32(/* id 8, wireType 0 =*/64).uint32(message.metricsPort);
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -5559,6 +5690,33 @@ export const lfaas = $root.lfaas = (() => {
                             delete message.virtualNodes;
                         continue;
                     }
+                case 6: {
+                        if (wireType !== 0)
+                            break;
+                        if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                            message.incarnation = value;
+                        else
+                            delete message.incarnation;
+                        continue;
+                    }
+                case 7: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.bool())
+                            message.departed = value;
+                        else
+                            delete message.departed;
+                        continue;
+                    }
+                case 8: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.metricsPort = value;
+                        else
+                            delete message.metricsPort;
+                        continue;
+                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -5626,6 +5784,15 @@ export const lfaas = $root.lfaas = (() => {
             if (message.virtualNodes != null && $Object.hasOwnProperty.call(message, "virtualNodes"))
                 if (!$util.isInteger(message.virtualNodes))
                     return "virtualNodes: integer expected";
+            if (message.incarnation != null && $Object.hasOwnProperty.call(message, "incarnation"))
+                if (!$util.isInteger(message.incarnation) && !(message.incarnation && $util.isInteger(message.incarnation.low) && $util.isInteger(message.incarnation.high)))
+                    return "incarnation: integer|Long expected";
+            if (message.departed != null && $Object.hasOwnProperty.call(message, "departed"))
+                if (typeof message.departed !== "boolean")
+                    return "departed: boolean expected";
+            if (message.metricsPort != null && $Object.hasOwnProperty.call(message, "metricsPort"))
+                if (!$util.isInteger(message.metricsPort))
+                    return "metricsPort: integer expected";
             return null;
         };
 
@@ -5681,6 +5848,22 @@ export const lfaas = $root.lfaas = (() => {
             if (object.virtualNodes != null)
                 if ($Number(object.virtualNodes) !== 0)
                     message.virtualNodes = object.virtualNodes >>> 0;
+            if (object.incarnation != null)
+                if (typeof object.incarnation === "object" ? object.incarnation.low || object.incarnation.high : $Number(object.incarnation) !== 0)
+                    if ($util.Long)
+                        message.incarnation = $util.Long.fromValue(object.incarnation, true);
+                    else if (typeof object.incarnation === "string")
+                        message.incarnation = $parseInt(object.incarnation, 10);
+                    else if (typeof object.incarnation === "number")
+                        message.incarnation = object.incarnation;
+                    else if (typeof object.incarnation === "object")
+                        message.incarnation = new $util.LongBits(object.incarnation.low >>> 0, object.incarnation.high >>> 0).toNumber(true);
+            if (object.departed != null)
+                if (object.departed)
+                    message.departed = $Boolean(object.departed);
+            if (object.metricsPort != null)
+                if ($Number(object.metricsPort) !== 0)
+                    message.metricsPort = object.metricsPort >>> 0;
             return message;
         };
 
@@ -5708,6 +5891,13 @@ export const lfaas = $root.lfaas = (() => {
                 object.tier = options.enums === $String ? "TIER_UNSPECIFIED" : 0;
                 object.address = "";
                 object.virtualNodes = 0;
+                if ($util.Long) {
+                    let long = new $util.Long(0, 0, true);
+                    object.incarnation = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                } else
+                    object.incarnation = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                object.departed = false;
+                object.metricsPort = 0;
             }
             if (message.id != null && $Object.hasOwnProperty.call(message, "id"))
                 object.id = message.id;
@@ -5722,6 +5912,17 @@ export const lfaas = $root.lfaas = (() => {
             }
             if (message.virtualNodes != null && $Object.hasOwnProperty.call(message, "virtualNodes"))
                 object.virtualNodes = message.virtualNodes;
+            if (message.incarnation != null && $Object.hasOwnProperty.call(message, "incarnation"))
+                if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                    object.incarnation = typeof message.incarnation === "number" ? $BigInt(message.incarnation) : $util.Long.fromBits(message.incarnation.low >>> 0, message.incarnation.high >>> 0, true).toBigInt();
+                else if (typeof message.incarnation === "number")
+                    object.incarnation = options.longs === $String ? $String(message.incarnation) : message.incarnation;
+                else
+                    object.incarnation = options.longs === $String ? $util.Long.prototype.toString.call(message.incarnation) : options.longs === $Number ? new $util.LongBits(message.incarnation.low >>> 0, message.incarnation.high >>> 0).toNumber(true) : message.incarnation;
+            if (message.departed != null && $Object.hasOwnProperty.call(message, "departed"))
+                object.departed = message.departed;
+            if (message.metricsPort != null && $Object.hasOwnProperty.call(message, "metricsPort"))
+                object.metricsPort = message.metricsPort;
             return object;
         };
 
@@ -6342,6 +6543,8 @@ export const lfaas = $root.lfaas = (() => {
          * @property {number|null} [epoch] RingUpdate epoch
          * @property {Array.<lfaas.NodeInfo.$Properties>|null} [nodes] RingUpdate nodes
          * @property {Array.<lfaas.ReplicationFactor.$Properties>|null} [replication] RingUpdate replication
+         * @property {number|null} [defaultGlobal] RingUpdate defaultGlobal
+         * @property {number|null} [defaultLocal] RingUpdate defaultLocal
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -6400,6 +6603,22 @@ export const lfaas = $root.lfaas = (() => {
         RingUpdate.prototype.replication = $util.emptyArray;
 
         /**
+         * RingUpdate defaultGlobal.
+         * @member {number} defaultGlobal
+         * @memberof lfaas.RingUpdate
+         * @instance
+         */
+        RingUpdate.prototype.defaultGlobal = 0;
+
+        /**
+         * RingUpdate defaultLocal.
+         * @member {number} defaultLocal
+         * @memberof lfaas.RingUpdate
+         * @instance
+         */
+        RingUpdate.prototype.defaultLocal = 0;
+
+        /**
          * Creates a new RingUpdate instance using the specified properties.
          * @function create
          * @memberof lfaas.RingUpdate
@@ -6439,6 +6658,10 @@ export const lfaas = $root.lfaas = (() => {
             if (message.replication != null && message.replication.length)
                 for (let i = 0; i < message.replication.length; ++i)
                     $root.lfaas.ReplicationFactor.encode(message.replication[i], writer.uint32(/* id 3, wireType 2 =*/26).fork(), _depth + 1).ldelim();
+            if (message.defaultGlobal != null && $Object.hasOwnProperty.call(message, "defaultGlobal") && message.defaultGlobal !== 0)
+                writer.uint32(/* id 4, wireType 0 =*/32).uint32(message.defaultGlobal);
+            if (message.defaultLocal != null && $Object.hasOwnProperty.call(message, "defaultLocal") && message.defaultLocal !== 0)
+                writer.uint32(/* id 5, wireType 0 =*/40).uint32(message.defaultLocal);
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -6521,6 +6744,24 @@ export const lfaas = $root.lfaas = (() => {
                         message.replication.push($root.lfaas.ReplicationFactor.decode(reader, reader.size(), $undefined, _depth + 1));
                         continue;
                     }
+                case 4: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.defaultGlobal = value;
+                        else
+                            delete message.defaultGlobal;
+                        continue;
+                    }
+                case 5: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.defaultLocal = value;
+                        else
+                            delete message.defaultLocal;
+                        continue;
+                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -6590,6 +6831,12 @@ export const lfaas = $root.lfaas = (() => {
                         return "replication." + error;
                 }
             }
+            if (message.defaultGlobal != null && $Object.hasOwnProperty.call(message, "defaultGlobal"))
+                if (!$util.isInteger(message.defaultGlobal))
+                    return "defaultGlobal: integer expected";
+            if (message.defaultLocal != null && $Object.hasOwnProperty.call(message, "defaultLocal"))
+                if (!$util.isInteger(message.defaultLocal))
+                    return "defaultLocal: integer expected";
             return null;
         };
 
@@ -6641,6 +6888,12 @@ export const lfaas = $root.lfaas = (() => {
                     message.replication[i] = $root.lfaas.ReplicationFactor.fromObject(object.replication[i], _depth + 1);
                 }
             }
+            if (object.defaultGlobal != null)
+                if ($Number(object.defaultGlobal) !== 0)
+                    message.defaultGlobal = object.defaultGlobal >>> 0;
+            if (object.defaultLocal != null)
+                if ($Number(object.defaultLocal) !== 0)
+                    message.defaultLocal = object.defaultLocal >>> 0;
             return message;
         };
 
@@ -6665,12 +6918,15 @@ export const lfaas = $root.lfaas = (() => {
                 object.nodes = [];
                 object.replication = [];
             }
-            if (options.defaults)
+            if (options.defaults) {
                 if ($util.Long) {
                     let long = new $util.Long(0, 0, true);
                     object.epoch = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
                 } else
                     object.epoch = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                object.defaultGlobal = 0;
+                object.defaultLocal = 0;
+            }
             if (message.epoch != null && $Object.hasOwnProperty.call(message, "epoch"))
                 if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
                     object.epoch = typeof message.epoch === "number" ? $BigInt(message.epoch) : $util.Long.fromBits(message.epoch.low >>> 0, message.epoch.high >>> 0, true).toBigInt();
@@ -6688,6 +6944,10 @@ export const lfaas = $root.lfaas = (() => {
                 for (let j = 0; j < message.replication.length; ++j)
                     object.replication[j] = $root.lfaas.ReplicationFactor.toObject(message.replication[j], options, _depth + 1);
             }
+            if (message.defaultGlobal != null && $Object.hasOwnProperty.call(message, "defaultGlobal"))
+                object.defaultGlobal = message.defaultGlobal;
+            if (message.defaultLocal != null && $Object.hasOwnProperty.call(message, "defaultLocal"))
+                object.defaultLocal = message.defaultLocal;
             return object;
         };
 
@@ -6728,6 +6988,7 @@ export const lfaas = $root.lfaas = (() => {
          * @property {lfaas.Tier|null} [tier] ReplicationFactor tier
          * @property {number|null} [global] ReplicationFactor global
          * @property {number|null} [local] ReplicationFactor local
+         * @property {lfaas.Timestamp.$Properties|null} [setAt] ReplicationFactor setAt
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -6792,6 +7053,14 @@ export const lfaas = $root.lfaas = (() => {
         ReplicationFactor.prototype.local = 0;
 
         /**
+         * ReplicationFactor setAt.
+         * @member {lfaas.Timestamp.$Properties|null|undefined} setAt
+         * @memberof lfaas.ReplicationFactor
+         * @instance
+         */
+        ReplicationFactor.prototype.setAt = null;
+
+        /**
          * Creates a new ReplicationFactor instance using the specified properties.
          * @function create
          * @memberof lfaas.ReplicationFactor
@@ -6831,6 +7100,8 @@ export const lfaas = $root.lfaas = (() => {
                 writer.uint32(/* id 3, wireType 0 =*/24).uint32(message.global);
             if (message.local != null && $Object.hasOwnProperty.call(message, "local") && message.local !== 0)
                 writer.uint32(/* id 4, wireType 0 =*/32).uint32(message.local);
+            if (message.setAt != null && $Object.hasOwnProperty.call(message, "setAt"))
+                $root.lfaas.Timestamp.encode(message.setAt, writer.uint32(/* id 5, wireType 2 =*/42).fork(), _depth + 1).ldelim();
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -6924,6 +7195,12 @@ export const lfaas = $root.lfaas = (() => {
                             delete message.local;
                         continue;
                     }
+                case 5: {
+                        if (wireType !== 2)
+                            break;
+                        message.setAt = $root.lfaas.Timestamp.decode(reader, reader.size(), $undefined, _depth + 1, message.setAt);
+                        continue;
+                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -6984,6 +7261,11 @@ export const lfaas = $root.lfaas = (() => {
             if (message.local != null && $Object.hasOwnProperty.call(message, "local"))
                 if (!$util.isInteger(message.local))
                     return "local: integer expected";
+            if (message.setAt != null && $Object.hasOwnProperty.call(message, "setAt")) {
+                let error = $root.lfaas.Timestamp.verify(message.setAt, _depth + 1);
+                if (error)
+                    return "setAt." + error;
+            }
             return null;
         };
 
@@ -7032,6 +7314,11 @@ export const lfaas = $root.lfaas = (() => {
             if (object.local != null)
                 if ($Number(object.local) !== 0)
                     message.local = object.local >>> 0;
+            if (object.setAt != null) {
+                if (!$util.isObject(object.setAt))
+                    throw $TypeError(".lfaas.ReplicationFactor.setAt: object expected");
+                message.setAt = $root.lfaas.Timestamp.fromObject(object.setAt, _depth + 1);
+            }
             return message;
         };
 
@@ -7057,6 +7344,7 @@ export const lfaas = $root.lfaas = (() => {
                 object.tier = options.enums === $String ? "TIER_UNSPECIFIED" : 0;
                 object.global = 0;
                 object.local = 0;
+                object.setAt = null;
             }
             if (message.key != null && $Object.hasOwnProperty.call(message, "key"))
                 object.key = message.key;
@@ -7066,6 +7354,8 @@ export const lfaas = $root.lfaas = (() => {
                 object.global = message.global;
             if (message.local != null && $Object.hasOwnProperty.call(message, "local"))
                 object.local = message.local;
+            if (message.setAt != null && $Object.hasOwnProperty.call(message, "setAt"))
+                object.setAt = $root.lfaas.Timestamp.toObject(message.setAt, options, _depth + 1);
             return object;
         };
 
@@ -8196,6 +8486,7 @@ export const lfaas = $root.lfaas = (() => {
          * @typedef {Object} lfaas.DigestExchange.$Properties
          * @property {string|null} [fromNode] DigestExchange fromNode
          * @property {Array.<lfaas.RangeDigest.$Properties>|null} [ranges] DigestExchange ranges
+         * @property {boolean|null} [isReply] DigestExchange isReply
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -8245,6 +8536,14 @@ export const lfaas = $root.lfaas = (() => {
         DigestExchange.prototype.ranges = $util.emptyArray;
 
         /**
+         * DigestExchange isReply.
+         * @member {boolean} isReply
+         * @memberof lfaas.DigestExchange
+         * @instance
+         */
+        DigestExchange.prototype.isReply = false;
+
+        /**
          * Creates a new DigestExchange instance using the specified properties.
          * @function create
          * @memberof lfaas.DigestExchange
@@ -8281,6 +8580,8 @@ export const lfaas = $root.lfaas = (() => {
             if (message.ranges != null && message.ranges.length)
                 for (let i = 0; i < message.ranges.length; ++i)
                     $root.lfaas.RangeDigest.encode(message.ranges[i], writer.uint32(/* id 2, wireType 2 =*/18).fork(), _depth + 1).ldelim();
+            if (message.isReply != null && $Object.hasOwnProperty.call(message, "isReply") && message.isReply !== false)
+                writer.uint32(/* id 3, wireType 0 =*/24).bool(message.isReply);
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -8355,6 +8656,15 @@ export const lfaas = $root.lfaas = (() => {
                         message.ranges.push($root.lfaas.RangeDigest.decode(reader, reader.size(), $undefined, _depth + 1));
                         continue;
                     }
+                case 3: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.bool())
+                            message.isReply = value;
+                        else
+                            delete message.isReply;
+                        continue;
+                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -8415,6 +8725,9 @@ export const lfaas = $root.lfaas = (() => {
                         return "ranges." + error;
                 }
             }
+            if (message.isReply != null && $Object.hasOwnProperty.call(message, "isReply"))
+                if (typeof message.isReply !== "boolean")
+                    return "isReply: boolean expected";
             return null;
         };
 
@@ -8449,6 +8762,9 @@ export const lfaas = $root.lfaas = (() => {
                     message.ranges[i] = $root.lfaas.RangeDigest.fromObject(object.ranges[i], _depth + 1);
                 }
             }
+            if (object.isReply != null)
+                if (object.isReply)
+                    message.isReply = $Boolean(object.isReply);
             return message;
         };
 
@@ -8471,8 +8787,10 @@ export const lfaas = $root.lfaas = (() => {
             let object = {};
             if (options.arrays || options.defaults)
                 object.ranges = [];
-            if (options.defaults)
+            if (options.defaults) {
                 object.fromNode = "";
+                object.isReply = false;
+            }
             if (message.fromNode != null && $Object.hasOwnProperty.call(message, "fromNode"))
                 object.fromNode = message.fromNode;
             if (message.ranges && message.ranges.length) {
@@ -8480,6 +8798,8 @@ export const lfaas = $root.lfaas = (() => {
                 for (let j = 0; j < message.ranges.length; ++j)
                     object.ranges[j] = $root.lfaas.RangeDigest.toObject(message.ranges[j], options, _depth + 1);
             }
+            if (message.isReply != null && $Object.hasOwnProperty.call(message, "isReply"))
+                object.isReply = message.isReply;
             return object;
         };
 
@@ -8509,6 +8829,311 @@ export const lfaas = $root.lfaas = (() => {
         };
 
         return DigestExchange;
+    })();
+
+    lfaas.RingRequest = (function() {
+
+        /**
+         * Properties of a RingRequest.
+         * @typedef {Object} lfaas.RingRequest.$Properties
+         * @property {string|null} [subscriber] RingRequest subscriber
+         * @property {number|null} [leaseMs] RingRequest leaseMs
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a RingRequest.
+         * @memberof lfaas
+         * @interface IRingRequest
+         * @augments lfaas.RingRequest.$Properties
+         * @deprecated Use lfaas.RingRequest.$Properties instead.
+         */
+
+        /**
+         * Shape of a RingRequest.
+         * @typedef {lfaas.RingRequest.$Properties} lfaas.RingRequest.$Shape
+         */
+
+        /**
+         * Constructs a new RingRequest.
+         * @memberof lfaas
+         * @classdesc Represents a RingRequest.
+         * @constructor
+         * @param {lfaas.RingRequest.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const RingRequest = function (properties) {
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * RingRequest subscriber.
+         * @member {string} subscriber
+         * @memberof lfaas.RingRequest
+         * @instance
+         */
+        RingRequest.prototype.subscriber = "";
+
+        /**
+         * RingRequest leaseMs.
+         * @member {number} leaseMs
+         * @memberof lfaas.RingRequest
+         * @instance
+         */
+        RingRequest.prototype.leaseMs = 0;
+
+        /**
+         * Creates a new RingRequest instance using the specified properties.
+         * @function create
+         * @memberof lfaas.RingRequest
+         * @static
+         * @param {lfaas.RingRequest.$Properties=} [properties] Properties to set
+         * @returns {lfaas.RingRequest} RingRequest instance
+         * @type {{
+         *   (properties: lfaas.RingRequest.$Shape): lfaas.RingRequest & lfaas.RingRequest.$Shape;
+         *   (properties?: lfaas.RingRequest.$Properties): lfaas.RingRequest;
+         * }}
+         */
+        RingRequest.create = function(properties) {
+            return new RingRequest(properties);
+        };
+
+        /**
+         * Encodes the specified RingRequest message. Does not implicitly {@link lfaas.RingRequest.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.RingRequest
+         * @static
+         * @param {lfaas.RingRequest.$Properties} message RingRequest message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        RingRequest.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.subscriber != null && $Object.hasOwnProperty.call(message, "subscriber") && message.subscriber !== "")
+                writer.uint32(/* id 1, wireType 2 =*/10).string(message.subscriber);
+            if (message.leaseMs != null && $Object.hasOwnProperty.call(message, "leaseMs") && message.leaseMs !== 0)
+                writer.uint32(/* id 2, wireType 0 =*/16).uint32(message.leaseMs);
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified RingRequest message, length delimited. Does not implicitly {@link lfaas.RingRequest.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.RingRequest
+         * @static
+         * @param {lfaas.RingRequest.$Properties} message RingRequest message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        RingRequest.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a RingRequest message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.RingRequest
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.RingRequest & lfaas.RingRequest.$Shape} RingRequest
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        RingRequest.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.RingRequest();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.subscriber = value;
+                        else
+                            delete message.subscriber;
+                        continue;
+                    }
+                case 2: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.leaseMs = value;
+                        else
+                            delete message.leaseMs;
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a RingRequest message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.RingRequest
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.RingRequest & lfaas.RingRequest.$Shape} RingRequest
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        RingRequest.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a RingRequest message.
+         * @function verify
+         * @memberof lfaas.RingRequest
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        RingRequest.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.subscriber != null && $Object.hasOwnProperty.call(message, "subscriber"))
+                if (!$util.isString(message.subscriber))
+                    return "subscriber: string expected";
+            if (message.leaseMs != null && $Object.hasOwnProperty.call(message, "leaseMs"))
+                if (!$util.isInteger(message.leaseMs))
+                    return "leaseMs: integer expected";
+            return null;
+        };
+
+        /**
+         * Creates a RingRequest message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.RingRequest
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.RingRequest} RingRequest
+         */
+        RingRequest.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.RingRequest)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.RingRequest: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.RingRequest();
+            if (object.subscriber != null)
+                if (typeof object.subscriber !== "string" || object.subscriber.length)
+                    message.subscriber = $String(object.subscriber);
+            if (object.leaseMs != null)
+                if ($Number(object.leaseMs) !== 0)
+                    message.leaseMs = object.leaseMs >>> 0;
+            return message;
+        };
+
+        /**
+         * Creates a plain object from a RingRequest message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.RingRequest
+         * @static
+         * @param {lfaas.RingRequest} message RingRequest
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        RingRequest.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.defaults) {
+                object.subscriber = "";
+                object.leaseMs = 0;
+            }
+            if (message.subscriber != null && $Object.hasOwnProperty.call(message, "subscriber"))
+                object.subscriber = message.subscriber;
+            if (message.leaseMs != null && $Object.hasOwnProperty.call(message, "leaseMs"))
+                object.leaseMs = message.leaseMs;
+            return object;
+        };
+
+        /**
+         * Converts this RingRequest to JSON.
+         * @function toJSON
+         * @memberof lfaas.RingRequest
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        RingRequest.prototype.toJSON = function() {
+            return RingRequest.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for RingRequest
+         * @function getTypeUrl
+         * @memberof lfaas.RingRequest
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        RingRequest.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.RingRequest";
+        };
+
+        return RingRequest;
     })();
 
     lfaas.Subscribe = (function() {

@@ -5,7 +5,7 @@
  * and crash/restart of a machine (its factory decides what survives, as a disk would).
  */
 import { MemoryNetwork, runMachine, seededRandom } from '../../protocol/index.js';
-import type { Machine, MachineInput, MachineShell, Random } from '../../protocol/index.js';
+import type { Machine, MachineInput, MachineShell, MachineStore, Random } from '../../protocol/index.js';
 import { VirtualClock } from '../../protocol/testing.js';
 
 export interface SimulationOptions {
@@ -17,9 +17,16 @@ export interface SimulationOptions {
   readonly reorder?: boolean;
 }
 
+/** A machine with the disk it persists to (a store that survives crashes, as disks do). */
+export interface Booted {
+  readonly machine: Machine;
+  readonly store: MachineStore & { close(): Promise<void> };
+}
+
 interface Node {
-  readonly factory: () => Machine;
+  readonly factory: () => Machine | Booted;
   shell: MachineShell | undefined;
+  store: Booted['store'] | undefined;
   /** The machine itself (the shell runs a recording wrapper around it). */
   machine: Machine | undefined;
 }
@@ -45,10 +52,13 @@ export class Simulation {
     });
   }
 
-  /** Adds a machine; `factory` is called now and at every restart. Its id is its `mem://` name. */
-  add(id: string, factory: () => Machine): void {
+  /**
+   * Adds a machine; `factory` is called now and at every restart (it may return the machine with
+   * its store: `persist` effects then go there). Its id is its `mem://` name.
+   */
+  add(id: string, factory: () => Machine | Booted): void {
     if (this.nodes.has(id)) throw new Error(`machine ${id} already exists`);
-    const node: Node = { factory, shell: undefined, machine: undefined };
+    const node: Node = { factory, shell: undefined, machine: undefined, store: undefined };
     this.nodes.set(id, node);
     this.boot(id, node);
   }
@@ -78,7 +88,9 @@ export class Simulation {
     const node = this.nodes.get(id);
     if (node?.shell === undefined) return;
     void node.shell.stop();
+    void node.store?.close();
     node.shell = undefined;
+    node.store = undefined;
     this.network.crash(id);
   }
 
@@ -110,8 +122,15 @@ export class Simulation {
   }
 
   private boot(id: string, node: Node): void {
-    node.machine = node.factory();
-    node.shell = runMachine(this.recorded(node.machine), this.network.endpoint(id), this.clock);
+    const booted = node.factory();
+    if ('handle' in booted) {
+      node.machine = booted;
+      node.store = undefined;
+    } else {
+      node.machine = booted.machine;
+      node.store = booted.store;
+    }
+    node.shell = runMachine(this.recorded(node.machine), this.network.endpoint(id), this.clock, node.store === undefined ? {} : { store: node.store });
   }
 
   /** Wraps a machine so that every input it is handed feeds the trace hash. */

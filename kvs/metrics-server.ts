@@ -1,0 +1,196 @@
+/**
+ * The Prometheus endpoint of a storage node: `GET /metrics` on a small node:http server, answered
+ * from the node's {@link ShardStats} (and any extra numbers it wants to show) plus prom-client's
+ * default process metrics.
+ *
+ * Series, each labelled with the source's labels (usually `node` and `shard`):
+ * - `lfaas_kvs_requests_total{kind}` (counter): requests per kind;
+ * - `lfaas_kvs_request_latency_us_bucket{le}`, `_sum`, `_count` (counters): the latency histogram
+ *   in the Prometheus histogram layout, buckets cumulative, `le="+Inf"` last, so
+ *   `histogram_quantile(0.99, rate(lfaas_kvs_request_latency_us_bucket[1m]))` works. They are
+ *   exposed as three counter families rather than one `histogram` family because prom-client's
+ *   `Histogram` can only observe single values, not be loaded with the shard's bucket counts, and
+ *   replaying every request into it would cost a scrape O(requests) and count twice;
+ * - `lfaas_kvs_occupancy_bytes`, `lfaas_kvs_keys`, `lfaas_kvs_requests_per_second` (gauges);
+ * - one gauge per name in a source's `extra`.
+ *
+ * The label names are whatever the sources use, so the shard series are built at each scrape in a
+ * registry of their own (from one call of `collect`, so one scrape is one consistent picture) and
+ * merged with the long-lived registry of the default metrics. The global prom-client registry is
+ * never touched.
+ */
+import { createServer } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { ErrorCode, LfaasError, systemClock } from '../protocol/index.js';
+import type { Clock } from '../protocol/index.js';
+import { REQUEST_KINDS } from './shard-stats.js';
+import type { ShardStats } from './shard-stats.js';
+
+/** One shard's stats as the metrics server shows them. */
+export interface MetricsSource {
+  /** Labels on every series of this source (`{ node: 'kvs-1', shard: '0' }`); not `kind` or `le`. */
+  readonly labels: Readonly<Record<string, string>>;
+  readonly stats: ShardStats;
+  /** More gauges: full metric name -> value (`{ lfaas_kvs_gossip_queue: 3 }`). */
+  readonly extra?: Readonly<Record<string, number>>;
+}
+
+export interface MetricsServerOptions {
+  /** The interface to listen on (`127.0.0.1`, `0.0.0.0`). */
+  readonly host: string;
+  /** The port; 0 picks a free one (read it from the result). */
+  readonly port: number;
+  /** The sources to show, called once per scrape; at most {@link METRICS_SOURCES_MAX}. */
+  readonly collect: () => readonly MetricsSource[];
+  /** The clock the stats are recorded with, for their decayed rates (default `systemClock`). */
+  readonly clock?: Pick<Clock, 'now'>;
+}
+
+/** A running metrics server. */
+export interface MetricsServer {
+  /** The port it listens on. */
+  readonly port: number;
+  /** Stops listening and closes every connection, idle or not. */
+  close(): Promise<void>;
+}
+
+/** A scrape with more sources than this is refused (500): it would be a bug, not a node. */
+export const METRICS_SOURCES_MAX = 4096;
+/** Label names the shard series use themselves; a source may not set them. */
+const RESERVED_LABELS: ReadonlySet<string> = new Set(['kind', 'le']);
+/** A scrape request must arrive within this (slow or stuck clients do not hold sockets). */
+const REQUEST_TIMEOUT_MS = 10_000;
+/** Concurrent connections, at most (Prometheus uses one; this leaves room for people and tests). */
+const CONNECTIONS_MAX = 64;
+
+/**
+ * Starts the metrics server and resolves once it listens. `GET /metrics` (or `HEAD`) answers the
+ * Prometheus text exposition; other paths 404, other methods on `/metrics` 405, and a scrape that
+ * fails (a source with a bad label or metric name, two sources with one name clash) 500 with the
+ * reason. Rejects when it cannot listen (port taken).
+ *
+ * The default process metrics install process-wide observers (event-loop delay, GC) that prom-client
+ * cannot remove; start one metrics server per process.
+ *
+ * @example
+ * ```ts
+ * const server = await startMetricsServer({ host: '0.0.0.0', port: 9464, collect: () => shards.map((s) => ({ labels: { node: id, shard: String(s.index) }, stats: s.stats })) });
+ * // ...
+ * await server.close();
+ * ```
+ */
+export async function startMetricsServer(options: MetricsServerOptions): Promise<MetricsServer> {
+  const clock = options.clock ?? systemClock;
+  const processRegistry = new Registry();
+  collectDefaultMetrics({ register: processRegistry });
+
+  const server = createServer((request, response) => {
+    void answer(request, response, () => scrape(processRegistry, options.collect(), clock.now()));
+  });
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
+  server.headersTimeout = REQUEST_TIMEOUT_MS;
+  server.maxConnections = CONNECTIONS_MAX;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+
+  let closed: Promise<void> | undefined;
+  return {
+    port,
+    close() {
+      closed ??= new Promise<void>((resolve, reject) => {
+        server.close((error) => (error === undefined ? resolve() : reject(error)));
+        server.closeAllConnections();
+      });
+      return closed;
+    },
+  };
+}
+
+async function answer(request: IncomingMessage, response: ServerResponse, metrics: () => Promise<{ text: string; contentType: string }>): Promise<void> {
+  const path = (request.url ?? '/').split('?', 1)[0];
+  if (path !== '/metrics') return send(response, 404, 'not found\n');
+  if (request.method !== 'GET' && request.method !== 'HEAD') {
+    response.setHeader('Allow', 'GET, HEAD');
+    return send(response, 405, 'method not allowed\n');
+  }
+  let result: { text: string; contentType: string };
+  try {
+    result = await metrics();
+  } catch (error) {
+    return send(response, 500, `scrape failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  }
+  send(response, 200, request.method === 'HEAD' ? '' : result.text, result.contentType);
+}
+
+function send(response: ServerResponse, status: number, body: string, contentType = 'text/plain; charset=utf-8'): void {
+  response.writeHead(status, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body) });
+  response.end(body);
+}
+
+/** One scrape: the shard series of `sources` at `nowMs`, after the default metrics. */
+async function scrape(processRegistry: Registry, sources: readonly MetricsSource[], nowMs: number): Promise<{ text: string; contentType: string }> {
+  const shardRegistry = buildShardRegistry(sources, nowMs);
+  const merged = Registry.merge([processRegistry, shardRegistry]);
+  return { text: await merged.metrics(), contentType: merged.contentType };
+}
+
+/** A registry holding the shard series of `sources`, set to their values now. */
+function buildShardRegistry(sources: readonly MetricsSource[], nowMs: number): Registry {
+  if (sources.length > METRICS_SOURCES_MAX) throw new LfaasError(ErrorCode.INTERNAL, `${sources.length} metrics sources, at most ${METRICS_SOURCES_MAX}`);
+  // No sources, no series (an unlabelled metric would otherwise show a made-up 0).
+  if (sources.length === 0) return new Registry();
+  const labelNameSet = new Set<string>();
+  for (const source of sources) {
+    for (const name of Object.keys(source.labels)) {
+      if (RESERVED_LABELS.has(name)) throw new LfaasError(ErrorCode.INTERNAL, `a metrics source may not set the label ${JSON.stringify(name)}`);
+      labelNameSet.add(name);
+    }
+  }
+  const labelNames = [...labelNameSet].sort();
+  const registers = [new Registry()];
+  const counter = (name: string, help: string, extraLabels: readonly string[] = []): Counter => new Counter({ name, help, labelNames: [...labelNames, ...extraLabels], registers });
+  const gauge = (name: string, help: string): Gauge => new Gauge({ name, help, labelNames, registers });
+
+  const requests = counter('lfaas_kvs_requests_total', 'Requests a shard served, by kind.', ['kind']);
+  const latencyBuckets = counter('lfaas_kvs_request_latency_us_bucket', 'Requests a shard served within le microseconds (cumulative histogram buckets).', ['le']);
+  const latencySum = counter('lfaas_kvs_request_latency_us_sum', 'The sum of the latencies of the requests a shard served, in microseconds.');
+  const latencyCount = counter('lfaas_kvs_request_latency_us_count', 'Requests a shard served (the latency histogram count).');
+  const occupancy = gauge('lfaas_kvs_occupancy_bytes', 'Bytes a shard stores.');
+  const keys = gauge('lfaas_kvs_keys', 'Keys a shard stores.');
+  const rate = gauge('lfaas_kvs_requests_per_second', 'The exponentially decaying request rate of a shard, in requests per second.');
+  const extras = new Map<string, Gauge>();
+
+  for (const source of sources) {
+    const labels = source.labels;
+    const snapshot = source.stats.snapshot();
+    for (const kind of REQUEST_KINDS) requests.inc({ ...labels, kind }, snapshot.requests[kind]);
+    let cumulative = 0;
+    snapshot.latencyBoundsUs.forEach((bound, i) => {
+      cumulative += snapshot.latencyCounts[i] ?? 0;
+      latencyBuckets.inc({ ...labels, le: bound === Number.POSITIVE_INFINITY ? '+Inf' : String(bound) }, cumulative);
+    });
+    latencySum.inc(labels, snapshot.latencySumUs);
+    latencyCount.inc(labels, cumulative);
+    occupancy.set(labels, snapshot.occupancyBytes);
+    keys.set(labels, snapshot.keyCount);
+    rate.set(labels, source.stats.requestsPerSecond(nowMs));
+    for (const [name, value] of Object.entries(source.extra ?? {})) {
+      let extra = extras.get(name);
+      if (extra === undefined) {
+        extra = gauge(name, `${name} (reported by the storage node).`);
+        extras.set(name, extra);
+      }
+      extra.set(labels, value);
+    }
+  }
+  return registers[0]!;
+}

@@ -1,0 +1,153 @@
+/**
+ * The disk tier of a shard: every merged entry is written here, and a restarted shard reloads
+ * everything from it. Two implementations pass one conformance suite (`store.conformance.test.ts`):
+ * {@link LmdbStore} (one lmdb environment per shard, what ships) and {@link MemoryStore} (the
+ * simulator's disk, which survives a simulated crash but loses an uncommitted batch).
+ */
+import { mkdirSync } from 'node:fs';
+import { open } from 'lmdb';
+import type { RootDatabase } from 'lmdb';
+import { ErrorCode, LfaasError } from '../lattices/index.js';
+
+import type { MachineStore, PersistWrite } from '../protocol/index.js';
+
+/** One write: new bytes for a key, or `undefined` to remove it. */
+export type StoreWrite = PersistWrite;
+
+export interface ShardStore extends MachineStore {
+  /** Every stored key and its bytes (read once, at start). */
+  load(): Map<string, Uint8Array>;
+  /**
+   * Applies `writes` in order, atomically with the other writes of the same tick; calls `done`
+   * once they are durable (the commit is synced to disk), or with a typed error if they could not
+   * be written.
+   */
+  commit(writes: readonly StoreWrite[], done: (error?: Error) => void): void;
+  /** A small side record (the last ring the node knew), kept apart from the keys. */
+  readMeta(name: string): Uint8Array | undefined;
+  writeMeta(name: string, bytes: Uint8Array): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * An in-memory store. `commit` takes effect after `commitDelayMs` on the given timer function
+ * (the simulator passes its virtual clock), so a crash before then loses the batch, as a real
+ * crash before fsync would.
+ */
+export class MemoryStore implements ShardStore {
+  private readonly data = new Map<string, Uint8Array>();
+  private readonly meta = new Map<string, Uint8Array>();
+  private closed = false;
+
+  constructor(
+    private readonly setTimer: (delayMs: number, callback: () => void) => void = (delayMs, callback) => void setTimeout(callback, delayMs),
+    private readonly commitDelayMs = 0,
+  ) {}
+
+  load(): Map<string, Uint8Array> {
+    return new Map(this.data);
+  }
+
+  commit(writes: readonly StoreWrite[], done: (error?: Error) => void): void {
+    const batch = [...writes];
+    this.setTimer(this.commitDelayMs, () => {
+      if (this.closed) {
+        done(new LfaasError(ErrorCode.TRANSPORT_CLOSED, 'the store is closed'));
+        return;
+      }
+      for (const write of batch) {
+        if (write.bytes === undefined) this.data.delete(write.key);
+        else this.data.set(write.key, write.bytes);
+      }
+      done();
+    });
+  }
+
+  readMeta(name: string): Uint8Array | undefined {
+    return this.meta.get(name);
+  }
+
+  async writeMeta(name: string, bytes: Uint8Array): Promise<void> {
+    this.meta.set(name, bytes);
+  }
+
+  /** A crash: pending commits are lost; the committed data stays (the "disk"). Reopen with `reopen`. */
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  /** The same disk, usable again (a restart). */
+  reopen(): MemoryStore {
+    const store = new MemoryStore(this.setTimer, this.commitDelayMs);
+    for (const [key, bytes] of this.data) store.data.set(key, bytes);
+    for (const [name, bytes] of this.meta) store.meta.set(name, bytes);
+    return store;
+  }
+
+  get size(): number {
+    return this.data.size;
+  }
+}
+
+/**
+ * A shard's lmdb environment in `path` (created if missing). Writes issued in one tick are
+ * committed in one transaction by lmdb; `commit` resolves when lmdb reports the transaction
+ * flushed to disk (with `overlappingSync` the flush of one transaction overlaps the next).
+ */
+export class LmdbStore implements ShardStore {
+  private readonly root: RootDatabase<Uint8Array, string>;
+  /** Named databases: the root database would also list the names of the named ones. */
+  private readonly db;
+  private readonly metaDb;
+
+  constructor(readonly path: string) {
+    mkdirSync(path, { recursive: true });
+    try {
+      this.root = open<Uint8Array, string>({ path, encoding: 'binary', compression: false, overlappingSync: true, maxDbs: 4 });
+    } catch (error) {
+      throw new LfaasError(ErrorCode.INTERNAL, `cannot open the lmdb store in ${path}`, { cause: error });
+    }
+    this.db = this.root.openDB<Uint8Array, string>({ name: 'keys', encoding: 'binary' });
+    this.metaDb = this.root.openDB<Uint8Array, string>({ name: 'meta', encoding: 'binary' });
+  }
+
+  load(): Map<string, Uint8Array> {
+    const entries = new Map<string, Uint8Array>();
+    for (const { key, value } of this.db.getRange()) entries.set(key, Uint8Array.from(value));
+    return entries;
+  }
+
+  commit(writes: readonly StoreWrite[], done: (error?: Error) => void): void {
+    if (writes.length === 0) {
+      queueMicrotask(() => done());
+      return;
+    }
+    let last: Promise<boolean> | undefined;
+    try {
+      for (const write of writes) last = write.bytes === undefined ? this.db.remove(write.key) : this.db.put(write.key, write.bytes);
+    } catch (error) {
+      done(new LfaasError(ErrorCode.INTERNAL, `lmdb write failed in ${this.path}`, { cause: error }));
+      return;
+    }
+    Promise.resolve(last)
+      .then(() => this.root.flushed)
+      .then(
+        () => done(),
+        (error: unknown) => done(new LfaasError(ErrorCode.INTERNAL, `lmdb commit failed in ${this.path}`, { cause: error })),
+      );
+  }
+
+  readMeta(name: string): Uint8Array | undefined {
+    const bytes = this.metaDb.get(name);
+    return bytes === undefined ? undefined : Uint8Array.from(bytes);
+  }
+
+  async writeMeta(name: string, bytes: Uint8Array): Promise<void> {
+    await this.metaDb.put(name, bytes);
+    await this.root.flushed;
+  }
+
+  async close(): Promise<void> {
+    await this.root.close();
+  }
+}
