@@ -1,68 +1,54 @@
 /**
- * The demo `npm start` runs: several clients increment a shared counter through different
- * replicas at once, first as a `Counter` lattice (nothing lost), then as a naive read-modify-write
- * of an LWW register (concurrent updates overwrite each other), and every replica is read back.
+ * The demo `npm start` runs against the local cluster: several clients increment one shared
+ * counter at once, first as a `Counter` lattice (every increment kept), then as a naive
+ * read-modify-write of an LWW register (concurrent updates overwrite each other). Then every
+ * replica of both keys is read back, and the lost updates printed.
  */
-import { Counter, decodeLattice, HybridClock, Lww } from '../lattices/index.js';
-import type { AnyLattice } from '../lattices/index.js';
-import { errorFromWireMessage, pb, Rpc, systemClock, ZmqTransport } from '../protocol/index.js';
+import { KvsClient } from '../client/index.js';
+import { Counter, HybridClock, Lww } from '../lattices/index.js';
 
 const CLIENTS = 4;
 const INCREMENTS = 25;
 
-export async function runDemo(replicas: readonly string[]): Promise<void> {
-  const transport = await ZmqTransport.bind();
-  const rpc = new Rpc(transport, systemClock);
-  const put = async (replica: string, key: string, value: AnyLattice): Promise<void> => {
-    const reply = await rpc.request(replica, { kvsRequest: { kind: pb.RequestKind.PUT, ack: pb.AckMode.ACK_LOCAL, tuples: [{ key, latticeType: value.type, payload: value.encode() }] } }, { timeoutMs: 2000, retries: 2 });
-    const error = reply.kvsResponse?.tuples?.[0]?.error;
-    if (error && error.code !== 0) throw errorFromWireMessage(error);
-  };
-  const get = async (replica: string, key: string): Promise<AnyLattice | undefined> => {
-    const reply = await rpc.request(replica, { kvsRequest: { kind: pb.RequestKind.GET, tuples: [{ key }] } }, { timeoutMs: 2000, retries: 2 });
-    const tuple = reply.kvsResponse?.tuples?.[0];
-    return tuple?.payload && tuple.payload.length > 0 ? decodeLattice(tuple.payload) : undefined;
-  };
-  const replicaFor = (client: number, step: number): string => replicas[(client + step) % replicas.length]!;
-
+export async function runDemo(routing: readonly string[]): Promise<boolean> {
+  const clients = await Promise.all(Array.from({ length: CLIENTS }, () => KvsClient.connect({ routing })));
+  const run = `${Date.now().toString(36)}`;
+  const counterKey = `demo:${run}:counter`;
+  const naiveKey = `demo:${run}:naive`;
   try {
-    console.log(`\ndemo: ${CLIENTS} clients x ${INCREMENTS} increments of one shared counter, each through a different replica, concurrently`);
+    console.log(`\ndemo: ${CLIENTS} clients x ${INCREMENTS} increments of one shared counter, concurrently, each write acknowledged 'replicated'`);
     await Promise.all(
-      Array.from({ length: CLIENTS }, async (_, client) => {
+      clients.map(async (client, c) => {
+        // A PN-counter keeps one count per writer and merges by maximum: each client writes its own
+        // running count, so concurrent writers never overwrite each other.
         let mine = Counter.ZERO;
         for (let step = 0; step < INCREMENTS; step++) {
-          mine = mine.increment(`client-${client}`);
-          await put(replicaFor(client, step), 'demo:counter', mine);
+          mine = mine.increment(`client-${c}-${run}`);
+          await client.put(counterKey, mine, { ack: 'replicated' });
         }
       }),
     );
-    const clocks = Array.from({ length: CLIENTS }, (_, client) => new HybridClock(`client-${client}`, () => Date.now()));
-    await put(replicas[0]!, 'demo:naive', Lww.write(clocks[0]!, 0));
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    const clocks = clients.map((_, c) => new HybridClock(`client-${c}-${run}`, () => Date.now()));
+    await clients[0]!.put(naiveKey, Lww.write(clocks[0]!, 0), { ack: 'replicated' });
     await Promise.all(
-      Array.from({ length: CLIENTS }, async (_, client) => {
+      clients.map(async (client, c) => {
         for (let step = 0; step < INCREMENTS; step++) {
-          const replica = replicaFor(client, step);
-          const current = ((await get(replica, 'demo:naive'))?.reveal() as number | undefined) ?? 0;
-          await put(replica, 'demo:naive', Lww.write(clocks[client]!, current + 1));
+          const current = ((await client.get<Lww<number>>(naiveKey))?.reveal() as number | undefined) ?? 0;
+          await client.put(naiveKey, Lww.write(clocks[c]!, current + 1), { ack: 'replicated' });
         }
       }),
     );
-    // Let gossip carry every merge to every replica.
-    await new Promise((resolve) => setTimeout(resolve, 500));
     const expected = CLIENTS * INCREMENTS;
-    console.log(`\n  replica  Counter lattice  naive LWW read-modify-write   (expected ${expected})`);
-    let converged = true;
-    for (const [i, replica] of replicas.entries()) {
-      const counter = (await get(replica, 'demo:counter'))?.reveal();
-      const naive = (await get(replica, 'demo:naive'))?.reveal();
-      if (counter !== expected) converged = false;
-      console.log(`  r${i}       ${String(counter).padEnd(15)}  ${String(naive).padEnd(4)} (lost ${expected - Number(naive)} updates)`);
-    }
-    console.log(converged ? `\nevery replica holds the counter's ${expected} increments: lattice merges lose nothing; the LWW register lost concurrent updates.` : '\nthe replicas have not converged yet (gossip still in flight)');
-    if (!converged) process.exitCode = 1;
+    const replicas = await clients[0]!.replicasOf(counterKey);
+    const counter = (await clients[0]!.getAll<Counter>(counterKey))?.reveal();
+    const naive = (await clients[0]!.getAll<Lww<number>>(naiveKey))?.reveal() as number | undefined;
+    console.log(`\n  key                     value   expected  lost updates   (merged over ${replicas.length} replicas)`);
+    console.log(`  Counter lattice         ${String(counter).padEnd(7)} ${String(expected).padEnd(9)} ${expected - Number(counter)}`);
+    console.log(`  naive LWW read-modify   ${String(naive).padEnd(7)} ${String(expected).padEnd(9)} ${expected - Number(naive)}`);
+    const ok = counter === expected;
+    console.log(ok ? `\nthe Counter kept all ${expected} increments; the LWW read-modify-write lost ${expected - Number(naive)} concurrent updates.` : '\nthe Counter lost increments: this is a bug');
+    return ok;
   } finally {
-    await rpc.close();
-    await transport.close();
+    await Promise.all(clients.map((client) => client.close()));
   }
 }

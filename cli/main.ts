@@ -1,8 +1,12 @@
 /**
  * The `lfaas` command.
  */
-import { Command, InvalidArgumentError } from 'commander';
-import { runReplica } from './replica.js';
+import { availableParallelism } from 'node:os';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { VALUE_TYPES, kvsDelete, kvsDepart, kvsGet, kvsPut, kvsStat } from './kvs-commands.js';
+import type { ValueType } from './kvs-commands.js';
+import { runRouting } from './routing.js';
+import { runStorageNode } from './storage-node.js';
 import { up } from './up.js';
 
 const integer = (min: number, max: number) => (value: string): number => {
@@ -10,30 +14,94 @@ const integer = (min: number, max: number) => (value: string): number => {
   if (!Number.isInteger(parsed) || parsed < min || parsed > max) throw new InvalidArgumentError(`expected an integer from ${min} to ${max}`);
   return parsed;
 };
+const list = (value: string): string[] => value.split(',').filter((item) => item.length > 0);
+const ackOption = (): Option => new Option('--ack <mode>', 'when the write is acknowledged').choices(['local', 'durable', 'replicated']).default('durable');
+const routingOption = (): Option => new Option('--routing <addresses>', 'comma-separated routing node addresses').env('LFAAS_ROUTING').makeOptionMandatory();
 
 const program = new Command();
-program.name('lfaas').description('Lattice FaaS: a stateful FaaS on a lattice key-value store').version('0.1.0');
+program.name('lfaas').description('Lattice FaaS: a stateful FaaS on a lattice key-value store').version('0.1.0').enablePositionalOptions();
 
 program
   .command('up')
-  .description('start a local cluster on 127.0.0.1 (today: gossiping lattice replicas; the KVS tier arrives with issue 3)')
+  .description('start a local cluster on 127.0.0.1: a routing node and storage nodes')
   .option('--demo', 'run the shared-counter demo, then stop', false)
-  .option('--replicas <n>', 'replica processes', integer(1, 16), 3)
+  .option('--nodes <n>', 'storage nodes', integer(1, 16), 3)
+  .option('--shards <n>', 'shards per storage node', integer(1, 64), 2)
+  .option('--replication <n>', 'nodes per key (global replication factor)', integer(1, 16), 2)
+  .option('--data <folder>', 'data folder (one lmdb environment per shard)', 'data')
   .option('--gossip-period-ms <ms>', 'gossip period', integer(1, 60_000), 50)
-  .action(async (options: { demo: boolean; replicas: number; gossipPeriodMs: number }) => {
-    await up({ demo: options.demo, replicas: options.replicas, gossipPeriodMs: options.gossipPeriodMs });
+  .action(async (options: { demo: boolean; nodes: number; shards: number; replication: number; data: string; gossipPeriodMs: number }) => {
+    await up(options);
   });
 
 program
-  .command('replica')
-  .description('run one gossiping lattice replica (started by `lfaas up`)')
-  .requiredOption('--id <id>', 'replica id')
-  .option('--port <port>', 'port to bind on 127.0.0.1 (0 = any)', integer(0, 65535), 0)
-  .option('--peers <addresses>', 'comma-separated tcp:// addresses of the other replicas', '')
-  .option('--gossip-period-ms <ms>', 'gossip period', integer(1, 60_000), 50)
-  .action(async (options: { id: string; port: number; peers: string; gossipPeriodMs: number }) => {
-    const peers = options.peers.split(',').filter((peer) => peer.length > 0);
-    await runReplica({ id: options.id, port: options.port, peers, gossipPeriodMs: options.gossipPeriodMs });
+  .command('routing')
+  .description('run a routing node (membership, rings, key addresses)')
+  .option('--host <host>', 'interface to bind', '127.0.0.1')
+  .option('--port <port>', 'port (0 = any)', integer(0, 65535), 0)
+  .option('--peers <addresses>', 'comma-separated addresses of the other routing nodes', list, [])
+  .option('--global <n>', 'default nodes per key', integer(1, 64), 2)
+  .option('--local <n>', 'default shards per key inside a node', integer(1, 64), 1)
+  .option('--failure-timeout-ms <ms>', 'a node silent this long is removed', integer(100, 600_000), 2000)
+  .action(async (options: { host: string; port: number; peers: string[]; global: number; local: number; failureTimeoutMs: number }) => {
+    await runRouting(options);
   });
 
-await program.parseAsync(process.argv);
+const kvs = program
+  .command('kvs')
+  .enablePositionalOptions()
+  .description('run a storage node (without a subcommand), or use the KVS: get, put, delete, stat, depart')
+  .option('--id <id>', 'node id (stable across restarts: it names the data folder)')
+  .option('--host <host>', 'interface to bind', '127.0.0.1')
+  .option('--port <port>', 'control port; shard i binds port+1+i (0 = any)', integer(0, 65535), 0)
+  .option('--shards <n>', 'shards (default: one per core)', integer(1, 64), availableParallelism())
+  .option('--routing <addresses>', 'comma-separated routing node addresses', list, [])
+  .option('--data <folder>', 'data folder', 'data')
+  .option('--metrics-port <port>', 'Prometheus metrics port (0 = any, -1 = none)', integer(-1, 65535), 0)
+  .option('--gossip-period-ms <ms>', 'gossip period', integer(1, 60_000), 50)
+  .option('--depart-timeout-ms <ms>', 'how long a graceful departure may take', integer(100, 600_000), 30_000)
+  .action(async (options: { id?: string; host: string; port: number; shards: number; routing: string[]; data: string; metricsPort: number; gossipPeriodMs: number; departTimeoutMs: number }) => {
+    if (options.id === undefined || options.routing.length === 0) kvs.error('a storage node needs --id and --routing');
+    await runStorageNode({ ...options, id: options.id! });
+  });
+
+kvs
+  .command('get <key>')
+  .description('print the value of a key as JSON')
+  .addOption(routingOption())
+  .option('--all', 'ask every replica and merge', false)
+  .action(async (key: string, options: { routing: string; all: boolean }) => kvsGet(key, options));
+
+kvs
+  .command('put <key> <value>')
+  .description('merge a value into a key')
+  .addOption(routingOption())
+  .addOption(new Option('--type <type>', 'lattice type of the value').choices([...VALUE_TYPES]).default('lww'))
+  .addOption(ackOption())
+  .action(async (key: string, value: string, options: { routing: string; type: ValueType; ack: 'local' | 'durable' | 'replicated' }) => kvsPut(key, value, options));
+
+kvs
+  .command('delete <key>')
+  .description('delete a key')
+  .addOption(routingOption())
+  .addOption(ackOption())
+  .action(async (key: string, options: { routing: string; ack: 'local' | 'durable' | 'replicated' }) => kvsDelete(key, options));
+
+kvs
+  .command('stat')
+  .description('show the ring and every node\'s shard statistics')
+  .addOption(routingOption())
+  .action(async (options: { routing: string }) => kvsStat(options));
+
+kvs
+  .command('depart <control-address> <node-id>')
+  .description('ask a storage node to hand its keys off and leave')
+  .action(async (control: string, nodeId: string) => kvsDepart(control, nodeId));
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  const typed = error as { code?: string; message?: string };
+  process.stderr.write(`lfaas: ${typed.code ? `${typed.code}: ` : ''}${typed.message ?? String(error)}\n`);
+  process.exitCode = 1;
+}

@@ -1,83 +1,120 @@
 /**
- * `lfaas up`: starts a local cluster as child processes on 127.0.0.1 and, with `--demo`, runs the
- * demo against it. Today the cluster is N gossiping lattice replicas (the KVS tier, issue 3,
- * replaces them with storage and routing nodes). Children are stopped by pid on exit, Ctrl-C or
- * SIGTERM, and stop themselves if this process dies (their stdin closes).
+ * `lfaas up`: a local cluster as child processes on 127.0.0.1: one routing node and N storage
+ * nodes (each with its shards and lmdb environments under the data folder). Prints where
+ * everything is; with `--demo` runs the shared-counter demo and stops. Children are stopped by pid
+ * on exit, Ctrl-C or SIGTERM, and stop themselves if this process dies (their stdin closes).
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runDemo } from './demo.js';
 import { freePorts } from './free-port.js';
 
 export interface UpOptions {
-  readonly replicas: number;
+  readonly nodes: number;
+  readonly shards: number;
+  readonly replication: number;
+  readonly data: string;
   readonly demo: boolean;
   readonly gossipPeriodMs: number;
 }
 
 const main = fileURLToPath(new URL('./main.js', import.meta.url));
 
-async function startChild(args: string[], name: string): Promise<{ child: ChildProcess; address: string }> {
+export interface Started {
+  readonly child: ChildProcess;
+  readonly ready: Record<string, unknown>;
+}
+
+/** Spawns `lfaas <args>` and waits for its `ready <json>` line (10 s at most). */
+export async function startRole(args: readonly string[], name: string): Promise<Started> {
   const child = spawn(process.execPath, [main, ...args], { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, LFAAS_CHILD: '1' } });
   const lines = createInterface({ input: child.stdout! });
-  const address = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start within 10 s`)), 10_000);
+  const ready = await new Promise<Record<string, unknown>>((resolveReady, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${name} did not start within 10 s`));
+    }, 10_000);
     lines.on('line', (line) => {
-      if (line.startsWith('ready ')) {
-        clearTimeout(timer);
-        resolve(line.slice('ready '.length));
-      }
+      if (!line.startsWith('ready ')) return;
+      clearTimeout(timer);
+      resolveReady(JSON.parse(line.slice('ready '.length)) as Record<string, unknown>);
     });
     child.once('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`${name} exited with code ${code} before it was ready`));
     });
   });
-  return { child, address };
+  return { child, ready };
+}
+
+/** Stops children by pid: SIGTERM, then SIGKILL after 3 s. */
+export async function stopChildren(children: readonly ChildProcess[]): Promise<void> {
+  await Promise.all(
+    children.map(
+      (child) =>
+        new Promise<void>((done) => {
+          if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return done();
+          const timer = setTimeout(() => {
+            try {
+              process.kill(child.pid!, 'SIGKILL');
+            } catch {
+              // Already gone.
+            }
+            done();
+          }, 3000);
+          child.once('exit', () => {
+            clearTimeout(timer);
+            done();
+          });
+          process.kill(child.pid, 'SIGTERM');
+        }),
+    ),
+  );
 }
 
 export async function up(options: UpOptions): Promise<void> {
-  const ports = await freePorts(options.replicas);
-  const addresses = ports.map((port) => `tcp://127.0.0.1:${port}`);
+  const data = resolve(options.data);
+  const [routingPort] = await freePorts(1);
   const children: ChildProcess[] = [];
   let stopping = false;
   const stopAll = async (): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    await Promise.all(
-      children.map(
-        (child) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.pid === undefined) return resolve();
-            const timer = setTimeout(() => {
-              process.kill(child.pid!, 'SIGKILL');
-              resolve();
-            }, 3000);
-            child.once('exit', () => {
-              clearTimeout(timer);
-              resolve();
-            });
-            process.kill(child.pid, 'SIGTERM');
-          }),
-      ),
-    );
+    await stopChildren(children);
   };
   process.once('SIGINT', () => void stopAll().finally(() => process.exit(130)));
   process.once('SIGTERM', () => void stopAll().finally(() => process.exit(143)));
 
   try {
-    console.log(`lfaas up: starting ${options.replicas} lattice replicas on 127.0.0.1 (gossip every ${options.gossipPeriodMs} ms)`);
-    for (const [i, address] of addresses.entries()) {
-      const peers = addresses.filter((other) => other !== address);
-      const started = await startChild(['replica', '--id', `r${i}`, '--port', String(ports[i]), '--peers', peers.join(','), '--gossip-period-ms', String(options.gossipPeriodMs)], `replica r${i}`);
+    console.log(`lfaas up: 1 routing node + ${options.nodes} storage nodes x ${options.shards} shards on 127.0.0.1, replication factor ${options.replication}, data in ${data}`);
+    const routing = await startRole(['routing', '--port', String(routingPort), '--global', String(options.replication)], 'routing');
+    children.push(routing.child);
+    const routingAddress = String(routing.ready['address']);
+    console.log(`  [1/${1 + options.nodes}] routing  pid ${routing.child.pid}  ${routingAddress}`);
+    const starts = await Promise.all(
+      Array.from({ length: options.nodes }, (_, n) =>
+        startRole(
+          ['kvs', '--id', `node-${n}`, '--routing', routingAddress, '--shards', String(options.shards), '--data', data, '--metrics-port', '0', '--gossip-period-ms', String(options.gossipPeriodMs), '--port', '0'],
+          `storage node node-${n}`,
+        ),
+      ),
+    );
+    for (const [n, started] of starts.entries()) {
       children.push(started.child);
-      console.log(`  replica r${i}  pid ${started.child.pid}  ${started.address}`);
+      const ready = started.ready;
+      console.log(
+        `  [${2 + n}/${1 + options.nodes}] node-${n}   pid ${started.child.pid}  control ${String(ready['control'])}  shards ${(ready['shards'] as string[]).join(' ')}  metrics http://127.0.0.1:${String(ready['metricsPort'])}/metrics  (${String(ready['keys'])} keys reloaded)`,
+      );
     }
-    console.log('  note: the KVS tier (storage + routing nodes, disk, rings) arrives with issue 3; these replicas are its gossip core.');
+    console.log(`\ncluster ready. Try: lfaas kvs put greeting '"hello"' --routing ${routingAddress}; lfaas kvs stat --routing ${routingAddress}`);
     if (options.demo) {
-      await runDemo(addresses);
+      // Let the nodes join and the ring reach everyone.
+      await new Promise((done) => setTimeout(done, 600));
+      const ok = await runDemo([routingAddress]);
+      if (!ok) process.exitCode = 1;
       return;
     }
     console.log('running; Ctrl-C stops the cluster.');

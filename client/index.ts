@@ -1,5 +1,7 @@
 /**
- * The public SDK. Today it re-exports the lattice library and the error catalogue; the KVS client
- * (issue 3) and calls and DAGs (issue 4) join it.
+ * The public SDK: the lattice library and error catalogue, and the KVS client. Calls and DAGs
+ * (issue 4) join it.
  */
 export * from '../lattices/index.js';
+export { KvsClient } from './kvs-client.js';
+export type { KvsClientOptions, WriteOptions, AckMode, Subscription } from './kvs-client.js';

@@ -17,5 +17,3 @@ export type { ShardStore, StoreWrite } from './store.js';
 export { ShardStats } from './shard-stats.js';
 export { startMetricsServer } from './metrics-server.js';
 export type { MetricsServer, MetricsSource } from './metrics-server.js';
-export { GossipReplica } from './gossip-replica.js';
-export type { GossipReplicaOptions } from './gossip-replica.js';

@@ -1,0 +1,28 @@
+/**
+ * `lfaas routing`: one routing node as its own process (membership, rings, key addresses).
+ */
+import { RoutingNode } from '../kvs/index.js';
+import { ZmqTransport, runMachine, systemClock } from '../protocol/index.js';
+import { announceReady, logError, stopOnSignals } from './process.js';
+
+export interface RoutingProcessOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly peers: readonly string[];
+  readonly global: number;
+  readonly local: number;
+  readonly failureTimeoutMs: number;
+}
+
+export async function runRouting(options: RoutingProcessOptions): Promise<void> {
+  const transport = await ZmqTransport.bind({ host: options.host, port: options.port });
+  const routing = new RoutingNode({
+    address: transport.address,
+    peers: options.peers,
+    defaults: { global: options.global, local: options.local },
+    failureTimeoutMs: options.failureTimeoutMs,
+  });
+  const shell = runMachine(routing, transport, systemClock, { onError: logError(`routing ${transport.address}`) });
+  announceReady({ role: 'routing', address: transport.address, pid: process.pid });
+  stopOnSignals(() => shell.stop(), 'routing');
+}

@@ -1,0 +1,468 @@
+/**
+ * The KVS client: typed lattice GET/PUT/DELETE against the storage shards, used directly and by
+ * the SDK and the executors' caches.
+ *
+ * - An address cache (key -> replica shard addresses) filled from any routing node with batched
+ *   key-address lookups; ring changes pushed by the routing node clear it, and a KVS_WRONG_NODE
+ *   answer drops the key's entry and retries with fresh addresses.
+ * - Each operation goes to a random replica of its key. Operations issued in the same event-loop
+ *   turn are batched: one frame per (shard, kind, ack mode).
+ * - Timeouts and bounded retries with backoff (busy shards, timeouts, wrong node); a terminal
+ *   error (a lattice type mismatch, a bad key) rejects at once with its typed error.
+ * - `getAll` asks every replica and merges their answers.
+ * - `subscribe` registers keys with every replica, renews the lease, and hands each pushed value
+ *   to a callback.
+ *
+ * @example
+ * ```ts
+ * const kvs = await KvsClient.connect({ routing: ['tcp://127.0.0.1:7100'] });
+ * await kvs.put('visits', Counter.ZERO.increment('me', 1), { ack: 'replicated' });
+ * const visits = await kvs.get<Counter>('visits'); // Counter | undefined
+ * await kvs.close();
+ * ```
+ */
+import { ErrorCode, LfaasError, decodeLattice, ensureLfaasError, isRetryable } from '../lattices/index.js';
+import type { AnyLattice } from '../lattices/index.js';
+import { Rpc, ZmqTransport, errorFromWireMessage, pb, systemClock } from '../protocol/index.js';
+import type { Clock, PbTypes, Transport } from '../protocol/index.js';
+
+/** When a write is acknowledged: after the in-memory merge, the disk sync, or a majority of replicas. */
+export type AckMode = 'local' | 'durable' | 'replicated';
+
+export interface KvsClientOptions {
+  /** Routing node addresses (`tcp://host:port`); any one will do. */
+  readonly routing: readonly string[];
+  /** The interface the client's own socket binds to. */
+  readonly host?: string;
+  /** Per attempt. */
+  readonly requestTimeoutMs?: number;
+  /** Attempts after the first, for retryable failures. */
+  readonly retriesMax?: number;
+  /** Tuples per request frame, at most. */
+  readonly batchKeysMax?: number;
+  /** Operations queued or in flight, at most; beyond, calls reject with TRANSPORT_BUSY. */
+  readonly operationsMax?: number;
+  /** Addresses cached, at most. */
+  readonly addressCacheMax?: number;
+  /** Seeded choice of replicas (tests); Math.random otherwise. */
+  readonly random?: () => number;
+}
+
+export interface WriteOptions {
+  readonly ack?: AckMode;
+}
+
+const ACK: Record<AckMode, number> = { local: pb.AckMode.ACK_LOCAL, durable: pb.AckMode.ACK_DURABLE, replicated: pb.AckMode.ACK_REPLICATED };
+type Kind = 'get' | 'put' | 'delete';
+const KIND: Record<Kind, number> = { get: pb.RequestKind.GET, put: pb.RequestKind.PUT, delete: pb.RequestKind.DELETE };
+
+interface Operation {
+  readonly kind: Kind;
+  readonly key: string;
+  readonly ack: AckMode;
+  readonly tuple: PbTypes.IKeyTuple;
+  /** A fixed replica (getAll); otherwise one is picked per attempt. */
+  readonly replica?: string;
+  attempts: number;
+  readonly resolve: (tuple: PbTypes.IKeyTuple) => void;
+  readonly reject: (error: LfaasError) => void;
+}
+
+/** A subscription: `close()` stops renewing and unsubscribes. */
+export interface Subscription {
+  close(): void;
+}
+
+export class KvsClient {
+  private readonly rpc: Rpc;
+  private readonly addresses = new Map<string, readonly string[]>();
+  private readonly lookups = new Map<string, ((replicas: readonly string[] | LfaasError) => void)[]>();
+  private lookupScheduled = false;
+  private queue: Operation[] = [];
+  private flushScheduled = false;
+  private inFlight = 0;
+  private ringEpoch = -1;
+  private closed = false;
+  private readonly timers = new Set<() => void>();
+  private readonly subscriptions = new Map<string, Set<(key: string, value: AnyLattice | undefined) => void>>();
+  private readonly requestTimeoutMs: number;
+  private readonly retriesMax: number;
+  private readonly batchKeysMax: number;
+  private readonly operationsMax: number;
+  private readonly addressCacheMax: number;
+  private readonly random: () => number;
+  readonly counters = { requests: 0, operations: 0, retries: 0, wrongNode: 0, lookups: 0, ringUpdates: 0, pushes: 0 };
+
+  /** Uses `transport` (the SDK and tests); see {@link KvsClient.connect} for the usual way. */
+  constructor(
+    readonly transport: Transport,
+    private readonly clock: Clock,
+    private readonly options: KvsClientOptions,
+  ) {
+    if (options.routing.length === 0) throw new LfaasError(ErrorCode.KVS_NO_SERVERS, 'a KVS client needs at least one routing node address');
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 1000;
+    this.retriesMax = options.retriesMax ?? 4;
+    this.batchKeysMax = options.batchKeysMax ?? 256;
+    this.operationsMax = options.operationsMax ?? 100_000;
+    this.addressCacheMax = options.addressCacheMax ?? 100_000;
+    this.random = options.random ?? Math.random;
+    this.rpc = new Rpc(transport, clock, { defaultTimeoutMs: this.requestTimeoutMs });
+    this.rpc.onRequest((envelope) => this.onPush(envelope));
+  }
+
+  /** Binds a ZeroMQ socket on loopback (or `host`) and subscribes to ring changes. */
+  static async connect(options: KvsClientOptions): Promise<KvsClient> {
+    const transport = await ZmqTransport.bind({ host: options.host ?? '127.0.0.1', port: 0 });
+    const client = new KvsClient(transport, systemClock, options);
+    client.watchRing();
+    return client;
+  }
+
+  /** The value of `key`, or undefined when it does not exist (or was deleted). */
+  async get<L extends AnyLattice = AnyLattice>(key: string): Promise<L | undefined> {
+    const tuple = await this.enqueue('get', key, 'local', { key });
+    return tuple === undefined ? undefined : (decodeLattice(tuple.payload ?? new Uint8Array()) as L);
+  }
+
+  /** Merges `value` into `key`. A key holding another lattice type rejects with KVS_LATTICE_MISMATCH. */
+  async put(key: string, value: AnyLattice, options: WriteOptions = {}): Promise<void> {
+    await this.enqueue('put', key, options.ack ?? 'local', { key, latticeType: value.type, payload: value.encode() });
+  }
+
+  /** Deletes `key` (a tombstone the replicas agree on). */
+  async delete(key: string, options: WriteOptions = {}): Promise<void> {
+    await this.enqueue('delete', key, options.ack ?? 'local', { key });
+  }
+
+  /** Asks every replica of `key` and merges their values (undefined when none has it). */
+  async getAll<L extends AnyLattice = AnyLattice>(key: string): Promise<L | undefined> {
+    const replicas = await this.replicasOf(key);
+    const answers = await Promise.allSettled(replicas.map((replica) => this.enqueue('get', key, 'local', { key }, replica)));
+    let merged: AnyLattice | undefined;
+    let failure: unknown;
+    for (const answer of answers) {
+      if (answer.status === 'rejected') {
+        failure = answer.reason;
+        continue;
+      }
+      if (answer.value === undefined) continue;
+      const value = decodeLattice(answer.value.payload ?? new Uint8Array());
+      merged = merged === undefined ? value : merged.type === value.type ? (merged.merge(value) as AnyLattice) : merged.type > value.type ? merged : value;
+    }
+    if (merged === undefined && failure !== undefined && answers.every((answer) => answer.status === 'rejected')) throw ensureLfaasError(failure);
+    return merged as L | undefined;
+  }
+
+  /**
+   * Subscribes to `keys`: `onUpdate` sees every new merged value (undefined after a delete),
+   * pushed by the replicas. The lease is renewed every `leaseMs / 3` until `close()`.
+   */
+  subscribe(keys: readonly string[], onUpdate: (key: string, value: AnyLattice | undefined) => void, leaseMs = 10_000): Subscription {
+    for (const key of keys) {
+      let callbacks = this.subscriptions.get(key);
+      if (callbacks === undefined) this.subscriptions.set(key, (callbacks = new Set()));
+      callbacks.add(onUpdate);
+    }
+    let active = true;
+    const renew = (): void => {
+      if (!active || this.closed) return;
+      void this.sendSubscribe(keys, leaseMs);
+      this.every(Math.max(50, Math.floor(leaseMs / 3)), renew);
+    };
+    renew();
+    return {
+      close: () => {
+        active = false;
+        for (const key of keys) this.subscriptions.get(key)?.delete(onUpdate);
+      },
+    };
+  }
+
+  /** The replica addresses of `key` (from the cache or a routing node). */
+  async replicasOf(key: string): Promise<readonly string[]> {
+    const cached = this.addresses.get(key);
+    if (cached !== undefined) return cached;
+    return new Promise((resolve, reject) => {
+      let waiters = this.lookups.get(key);
+      if (waiters === undefined) this.lookups.set(key, (waiters = []));
+      waiters.push((result) => (result instanceof LfaasError ? reject(result) : resolve(result)));
+      this.scheduleLookup();
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const cancel of this.timers) cancel();
+    this.timers.clear();
+    const error = new LfaasError(ErrorCode.TRANSPORT_CLOSED, 'the KVS client was closed');
+    for (const operation of this.queue) operation.reject(error);
+    this.queue = [];
+    for (const waiters of this.lookups.values()) for (const waiter of waiters) waiter(error);
+    this.lookups.clear();
+    await this.rpc.close();
+    await this.transport.close();
+  }
+
+  // ---- operations ----------------------------------------------------------------------------
+
+  private enqueue(kind: Kind, key: string, ack: AckMode, tuple: PbTypes.IKeyTuple, replica?: string): Promise<PbTypes.IKeyTuple | undefined> {
+    if (this.closed) return Promise.reject(new LfaasError(ErrorCode.TRANSPORT_CLOSED, 'the KVS client is closed'));
+    if (key.length === 0) return Promise.reject(new LfaasError(ErrorCode.KVS_BAD_KEY, 'empty key'));
+    if (this.inFlight >= this.operationsMax) return Promise.reject(new LfaasError(ErrorCode.TRANSPORT_BUSY, `${this.inFlight} operations in flight`));
+    this.inFlight++;
+    this.counters.operations++;
+    return new Promise<PbTypes.IKeyTuple | undefined>((resolve, reject) => {
+      const operation: Operation = {
+        kind,
+        key,
+        ack,
+        tuple,
+        attempts: 0,
+        ...(replica === undefined ? {} : { replica }),
+        resolve: (result) => {
+          this.inFlight--;
+          const code = result.error?.code ?? 0;
+          if (code === 0) resolve(result);
+          else if (code === pb.ErrorCode.KVS_KEY_NOT_FOUND) resolve(undefined);
+          else reject(errorFromWireMessage(result.error!));
+        },
+        reject: (error) => {
+          this.inFlight--;
+          reject(error);
+        },
+      };
+      this.schedule(operation);
+    });
+  }
+
+  private schedule(operation: Operation): void {
+    this.queue.push(operation);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // After the current turn: everything issued in it goes out together.
+    setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.closed) return;
+    const operations = this.queue;
+    this.queue = [];
+    const groups = new Map<string, { replica: string; kind: Kind; ack: AckMode; operations: Operation[] }>();
+    const unresolved: Operation[] = [];
+    for (const operation of operations) {
+      let replica = operation.replica;
+      if (replica === undefined) {
+        const replicas = this.addresses.get(operation.key);
+        if (replicas === undefined || replicas.length === 0) {
+          unresolved.push(operation);
+          continue;
+        }
+        replica = replicas[Math.floor(this.random() * replicas.length)]!;
+      }
+      const id = `${replica}\u0000${operation.kind}\u0000${operation.ack}`;
+      let group = groups.get(id);
+      if (group === undefined) groups.set(id, (group = { replica, kind: operation.kind, ack: operation.ack, operations: [] }));
+      group.operations.push(operation);
+    }
+    for (const group of groups.values()) {
+      for (let start = 0; start < group.operations.length; start += this.batchKeysMax) this.send(group.replica, group.kind, group.ack, group.operations.slice(start, start + this.batchKeysMax));
+    }
+    for (const operation of unresolved) {
+      this.replicasOf(operation.key).then(
+        () => this.schedule(operation),
+        (error: unknown) => this.retryOrReject(operation, ensureLfaasError(error)),
+      );
+    }
+  }
+
+  private send(replica: string, kind: Kind, ack: AckMode, operations: Operation[]): void {
+    this.counters.requests++;
+    const body: PbTypes.IEnvelope = { kvsRequest: { kind: KIND[kind], ack: ACK[ack], tuples: operations.map((operation) => operation.tuple) } };
+    this.rpc.request(replica, body, { timeoutMs: this.requestTimeoutMs }).then(
+      (response) => {
+        const tuples = response.kvsResponse?.tuples ?? [];
+        operations.forEach((operation, index) => {
+          const result = tuples[index];
+          if (result === undefined || result.key !== operation.key) {
+            this.retryOrReject(operation, new LfaasError(ErrorCode.PROTO_MALFORMED, `the answer of ${replica} lacks ${JSON.stringify(operation.key)}`));
+            return;
+          }
+          const code = result.error?.code ?? 0;
+          if (code === pb.ErrorCode.KVS_WRONG_NODE) {
+            this.counters.wrongNode++;
+            this.addresses.delete(operation.key);
+            this.retryOrReject(operation, errorFromWireMessage(result.error!));
+          } else if (code === pb.ErrorCode.TRANSPORT_TIMEOUT || code === pb.ErrorCode.KVS_BUSY) this.retryOrReject(operation, errorFromWireMessage(result.error!));
+          else operation.resolve(result);
+        });
+      },
+      (error: unknown) => {
+        const typed = ensureLfaasError(error);
+        // A dead or unreachable shard: its addresses may be stale too.
+        if (typed.code === ErrorCode.TRANSPORT_TIMEOUT) for (const operation of operations) this.addresses.delete(operation.key);
+        for (const operation of operations) this.retryOrReject(operation, typed);
+      },
+    );
+  }
+
+  private retryOrReject(operation: Operation, error: LfaasError): void {
+    const retryable = isRetryable(error.code) || error.code === ErrorCode.KVS_WRONG_NODE || error.code === ErrorCode.KVS_NO_SERVERS;
+    if (!retryable || operation.attempts >= this.retriesMax || this.closed || operation.replica !== undefined) {
+      operation.reject(error);
+      return;
+    }
+    operation.attempts++;
+    this.counters.retries++;
+    // Backoff with jitter: 10, 20, 40... ms.
+    const delayMs = Math.min(500, 10 * 2 ** (operation.attempts - 1)) * (0.5 + this.random());
+    this.every(delayMs, () => this.schedule(operation));
+  }
+
+  // ---- addresses and ring ----------------------------------------------------------------------
+
+  private scheduleLookup(): void {
+    if (this.lookupScheduled) return;
+    this.lookupScheduled = true;
+    setImmediate(() => this.lookup(0));
+  }
+
+  private lookup(attempt: number, keysGiven?: string[]): void {
+    this.lookupScheduled = false;
+    if (this.closed) return;
+    const keys = keysGiven ?? [...this.lookups.keys()].filter((key) => !this.asking.has(key));
+    if (keys.length === 0) return;
+    for (const key of keys) this.asking.add(key);
+    this.counters.lookups++;
+    const routing = this.options.routing[(Math.floor(this.random() * this.options.routing.length) + attempt) % this.options.routing.length]!;
+    const settle = (key: string, result: readonly string[] | LfaasError): void => {
+      this.asking.delete(key);
+      const waiters = this.lookups.get(key) ?? [];
+      this.lookups.delete(key);
+      for (const waiter of waiters) waiter(result);
+    };
+    this.rpc.request(routing, { keyAddressRequest: { keys } }, { timeoutMs: this.requestTimeoutMs }).then(
+      (response) => {
+        const answer = response.keyAddressResponse;
+        if (answer?.error && (answer.error.code ?? 0) !== 0) {
+          const error = errorFromWireMessage(answer.error);
+          if (attempt < this.retriesMax) this.every(50 * (attempt + 1), () => this.lookup(attempt + 1, keys));
+          else for (const key of keys) settle(key, error);
+          return;
+        }
+        if (this.addresses.size + keys.length > this.addressCacheMax) this.addresses.clear();
+        for (const address of answer?.addresses ?? []) {
+          const key = address.key ?? '';
+          const replicas = address.replicas ?? [];
+          if (replicas.length > 0) this.addresses.set(key, replicas);
+        }
+        for (const key of keys) {
+          const replicas = this.addresses.get(key);
+          settle(key, replicas ?? new LfaasError(ErrorCode.KVS_NO_SERVERS, `no replica for ${JSON.stringify(key)}`));
+        }
+      },
+      (error: unknown) => {
+        if (attempt < this.retriesMax && !this.closed) this.lookup(attempt + 1, keys);
+        else for (const key of keys) settle(key, ensureLfaasError(error));
+      },
+    );
+  }
+
+  private readonly asking = new Set<string>();
+
+  /** Subscribes to ring changes at a routing node, renewing the lease. */
+  private watchRing(): void {
+    const leaseMs = 30_000;
+    const ask = (): void => {
+      if (this.closed) return;
+      const routing = this.options.routing[Math.floor(this.random() * this.options.routing.length)]!;
+      this.rpc.request(routing, { ringRequest: { subscriber: this.transport.address, leaseMs } }, { timeoutMs: this.requestTimeoutMs }).then(
+        (response) => this.onRing(response.ringUpdate),
+        () => {
+          // Another routing node next time; the address cache still works meanwhile.
+        },
+      );
+      this.every(leaseMs / 3, ask);
+    };
+    ask();
+  }
+
+  private onRing(ring: PbTypes.IRingUpdate | null | undefined): void {
+    if (ring === null || ring === undefined) return;
+    this.counters.ringUpdates++;
+    const epoch = Number(ring.epoch ?? 0);
+    if (epoch !== this.ringEpoch) {
+      this.ringEpoch = epoch;
+      this.addresses.clear();
+      // Subscriptions follow the new replicas.
+      if (this.subscriptions.size > 0) void this.sendSubscribe([...this.subscriptions.keys()], 10_000);
+    }
+  }
+
+  private onPush(envelope: PbTypes.Envelope): void {
+    if (envelope.body === 'ringUpdate') {
+      this.onRing(envelope.ringUpdate);
+      return;
+    }
+    if (envelope.body === 'keyUpdate') {
+      this.counters.pushes++;
+      for (const tuple of envelope.keyUpdate?.tuples ?? []) this.deliverUpdate(tuple);
+    }
+  }
+
+  private deliverUpdate(tuple: PbTypes.IKeyTuple): void {
+    const key = tuple.key ?? '';
+    const callbacks = this.subscriptions.get(key);
+    if (callbacks === undefined || callbacks.size === 0) return;
+    let value: AnyLattice | undefined;
+    try {
+      value = tuple.deleted === true ? undefined : decodeLattice(tuple.payload ?? new Uint8Array());
+    } catch {
+      return;
+    }
+    for (const callback of callbacks) {
+      try {
+        callback(key, value);
+      } catch {
+        // A subscriber's bug must not stop the others.
+      }
+    }
+  }
+
+  private async sendSubscribe(keys: readonly string[], leaseMs: number): Promise<void> {
+    const byReplica = new Map<string, string[]>();
+    await Promise.all(
+      keys.map(async (key) => {
+        try {
+          for (const replica of await this.replicasOf(key)) {
+            let list = byReplica.get(replica);
+            if (list === undefined) byReplica.set(replica, (list = []));
+            list.push(key);
+          }
+        } catch {
+          // No address now; the next renewal tries again.
+        }
+      }),
+    );
+    for (const [replica, list] of byReplica) {
+      this.rpc.request(replica, { subscribe: { subscriber: this.transport.address, keys: list, leaseMs } }, { timeoutMs: this.requestTimeoutMs }).then(
+        (response) => {
+          for (const tuple of response.kvsResponse?.tuples ?? []) this.deliverUpdate(tuple);
+        },
+        () => {
+          // Renewed later.
+        },
+      );
+    }
+  }
+
+  /** A one-shot timer the client cancels on close. */
+  private every(delayMs: number, callback: () => void): void {
+    const cancel = this.clock.setTimer(delayMs, () => {
+      this.timers.delete(cancel);
+      callback();
+    });
+    this.timers.add(cancel);
+  }
+}
