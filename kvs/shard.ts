@@ -166,7 +166,7 @@ export class Shard implements Machine {
     this.pendingRequestsMax = options.pendingRequestsMax ?? 10_000;
     this.batchKeysMax = options.batchKeysMax ?? 256;
     this.handoffKeysMax = options.handoffKeysMax ?? 4096;
-    this.keyBytesMax = options.keyBytesMax ?? 4096;
+    this.keyBytesMax = options.keyBytesMax ?? 1024;
     this.subscriptionsMax = options.subscriptionsMax ?? 100_000;
     this.leaseMaxMs = options.leaseMaxMs ?? 60_000;
     this.nowUs = options.nowUs ?? (() => this.nowMs * 1000);
@@ -391,7 +391,9 @@ export class Shard implements Machine {
   private forwardMisses(envelope: Envelope, results: Result[], misses: number[], startedUs: number): Effect[] | undefined {
     const byReplica = new Map<string, number[]>();
     for (const index of misses) {
-      for (const replica of this.previousRing!.replicasOf(results[index]!.key)) {
+      // The key's previous replicas, and its other current ones: one of them has it if anyone does.
+      const key = results[index]!.key;
+      for (const replica of new Set([...this.previousRing!.replicasOf(key), ...this.replicasOf(key)])) {
         if (replica === this.address) continue;
         let list = byReplica.get(replica);
         if (list === undefined) byReplica.set(replica, (list = []));
@@ -617,7 +619,9 @@ export class Shard implements Machine {
   // ---- ring --------------------------------------------------------------------------------
 
   private owns(key: string): boolean {
-    if (this.ring.nodeCount === 0) return true; // no ring yet (standalone): serve everything
+    // No ring yet (a fresh node before the routing node answered): "wrong node" sends the client
+    // back to its routing node, and it retries once the ring is here.
+    if (this.ring.nodeCount === 0) return false;
     return this.replicasOf(key).includes(this.address);
   }
 
@@ -640,10 +644,10 @@ export class Shard implements Machine {
     if (!this.membership.merge(update)) return [];
     this.ring = this.membership.ring();
     this.replicaCache.clear();
-    if (before.nodeCount > 0) {
-      this.previousRing = before;
-      this.ringChangedAtMs = this.nowMs;
-    }
+    // A miss in the migration window asks the previous replicas and the other current ones (a
+    // fresh shard has no previous ring: the current one's other replicas hold its keys).
+    this.previousRing = before.nodeCount > 0 ? before : this.ring;
+    this.ringChangedAtMs = this.nowMs;
     // Subscriptions follow their keys to the new replicas; then compare digests with them soon.
     return [...this.forwardSubscriptions(), { kind: 'timer', timer: ANTI_ENTROPY, delayMs: 10 }];
   }

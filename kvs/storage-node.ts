@@ -100,9 +100,13 @@ export class StorageNode implements Machine {
   private join(): Effect[] {
     this.counters.joins++;
     const node = nodeToWire(this.self());
-    // The node lists itself at once, so its shards own their keys before the routing node answers.
+    const sends = this.options.routing.map((to) => this.send(to, { nodeJoin: { node } }));
+    // A restarted node lists itself in the ring it knew at once, so its shards serve their keys
+    // before the routing node answers. A fresh node waits for the routing node's ring: a ring of
+    // itself alone would make its shards claim every key.
+    if (!this.membership.allNodes().some((other) => other.id !== this.options.nodeId)) return sends;
     this.membership.upsert(this.self());
-    return [...this.toShards(), ...this.options.routing.map((to) => this.send(to, { nodeJoin: { node } }))];
+    return [...this.toShards(), ...sends];
   }
 
   private heartbeat(): Effect[] {

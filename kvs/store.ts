@@ -94,6 +94,9 @@ export class MemoryStore implements ShardStore {
  * committed in one transaction by lmdb; `commit` resolves when lmdb reports the transaction
  * flushed to disk (with `overlappingSync` the flush of one transaction overlaps the next).
  */
+/** The longest key lmdb stores (its default page size). */
+export const LMDB_KEY_BYTES_MAX = 1978;
+
 export class LmdbStore implements ShardStore {
   private readonly root: RootDatabase<Uint8Array, string>;
   /** Named databases: the root database would also list the names of the named ones. */
@@ -118,18 +121,20 @@ export class LmdbStore implements ShardStore {
   }
 
   commit(writes: readonly StoreWrite[], done: (error?: Error) => void): void {
-    if (writes.length === 0) {
-      queueMicrotask(() => done());
+    // lmdb refuses keys above 1978 bytes; refuse the batch before writing any of it.
+    const tooLong = writes.find((write) => Buffer.byteLength(write.key) > LMDB_KEY_BYTES_MAX);
+    if (tooLong !== undefined) {
+      queueMicrotask(() => done(new LfaasError(ErrorCode.KVS_BAD_KEY, `key of ${Buffer.byteLength(tooLong.key)} bytes; lmdb stores at most ${LMDB_KEY_BYTES_MAX}`)));
       return;
     }
-    let last: Promise<boolean> | undefined;
-    try {
-      for (const write of writes) last = write.bytes === undefined ? this.db.remove(write.key) : this.db.put(write.key, write.bytes);
-    } catch (error) {
-      done(new LfaasError(ErrorCode.INTERNAL, `lmdb write failed in ${this.path}`, { cause: error }));
-      return;
-    }
-    Promise.resolve(last)
+    // One transaction: the batch is committed whole or not at all.
+    this.root
+      .transaction(() => {
+        for (const write of writes) {
+          if (write.bytes === undefined) this.db.removeSync(write.key);
+          else this.db.putSync(write.key, write.bytes);
+        }
+      })
       .then(() => this.root.flushed)
       .then(
         () => done(),
