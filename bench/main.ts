@@ -4,11 +4,13 @@
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { kvsBenchmark } from './kvs.js';
 import { latticeBenchmark } from './lattice.js';
 import { wireBenchmark } from './wire.js';
 import type { Benchmark } from './harness/benchmark.js';
 
 const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
+  kvs: kvsBenchmark,
   lattice: latticeBenchmark,
   wire: wireBenchmark,
 };

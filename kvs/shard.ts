@@ -315,10 +315,13 @@ export class Shard implements Machine {
           incoming = { generation: this.clock.tick(), value: undefined };
         } else {
           this.counters.puts++;
+          if (!request.fromReplica && tuple.deleted === true) throw new LfaasError(ErrorCode.PROTO_MALFORMED, 'a PUT carries a value; a deletion is a DELETE');
           incoming = entryFromTuple(tuple);
           if (!request.fromReplica) {
-            if (tuple.generation === null || tuple.generation === undefined) incoming = { generation: current?.generation ?? FIRST_GENERATION, value: incoming.value };
-            if (current?.value !== undefined && incoming.value !== undefined && current.value.type !== incoming.value.type && compareTimestamps(current.generation, incoming.generation) === 0) {
+            // A client writes into the key's current generation; only replicas carry generations
+            // (else a client could skip the type check, or delete, by naming a later one).
+            incoming = { generation: current?.generation ?? FIRST_GENERATION, value: incoming.value };
+            if (current?.value !== undefined && incoming.value !== undefined && current.value.type !== incoming.value.type) {
               throw new LfaasError(ErrorCode.KVS_LATTICE_MISMATCH, `key ${JSON.stringify(key)} holds lattice type ${current.value.type}, the PUT has type ${incoming.value.type}`);
             }
           }

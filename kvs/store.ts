@@ -18,7 +18,7 @@ export interface ShardStore extends MachineStore {
   /** Every stored key and its bytes (read once, at start). */
   load(): Map<string, Uint8Array>;
   /**
-   * Applies `writes` in order, atomically with the other writes of the same tick; calls `done`
+   * Applies `writes` in order, atomically (with the other batches of the same tick); calls `done`
    * once they are durable (the commit is synced to disk), or with a typed error if they could not
    * be written.
    */
@@ -127,18 +127,39 @@ export class LmdbStore implements ShardStore {
       queueMicrotask(() => done(new LfaasError(ErrorCode.KVS_BAD_KEY, `key of ${Buffer.byteLength(tooLong.key)} bytes; lmdb stores at most ${LMDB_KEY_BYTES_MAX}`)));
       return;
     }
-    // One transaction: the batch is committed whole or not at all.
+    // Every batch handed over in this turn of the event loop goes into one transaction (one
+    // commit, one sync): a transaction per request would cost more than the request itself.
+    if (this.pending === undefined) {
+      this.pending = { writes: [], dones: [] };
+      setImmediate(() => this.commitPending());
+    }
+    for (const write of writes) this.pending.writes.push(write);
+    this.pending.dones.push(done);
+  }
+
+  private pending: { writes: StoreWrite[]; dones: ((error?: Error) => void)[] } | undefined;
+
+  private commitPending(): void {
+    const batch = this.pending;
+    this.pending = undefined;
+    if (batch === undefined) return;
+    // One transaction: the writes are committed whole or not at all, in the order given.
     this.root
       .transaction(() => {
-        for (const write of writes) {
+        for (const write of batch.writes) {
           if (write.bytes === undefined) this.db.removeSync(write.key);
           else this.db.putSync(write.key, write.bytes);
         }
       })
       .then(() => this.root.flushed)
       .then(
-        () => done(),
-        (error: unknown) => done(new LfaasError(ErrorCode.INTERNAL, `lmdb commit failed in ${this.path}`, { cause: error })),
+        () => {
+          for (const done of batch.dones) done();
+        },
+        (error: unknown) => {
+          const typed = new LfaasError(ErrorCode.INTERNAL, `lmdb commit failed in ${this.path}`, { cause: error });
+          for (const done of batch.dones) done(typed);
+        },
       );
   }
 

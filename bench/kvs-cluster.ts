@@ -1,0 +1,54 @@
+/**
+ * A KVS cluster for benchmarks: a routing node and storage nodes as their own processes (the
+ * built CLI), a temporary data folder, and our client; stopped by pid.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { KvsClient } from '../client/index.js';
+import { startRole, stopChildren } from '../cli/index.js';
+import type { Started } from '../cli/index.js';
+
+export interface BenchCluster {
+  readonly routing: string;
+  readonly processes: readonly Started[];
+  readonly client: KvsClient;
+  stop(): Promise<void>;
+}
+
+export async function startBenchCluster(options: { nodes: number; shards: number; replication: number }): Promise<BenchCluster> {
+  const data = mkdtempSync(join(tmpdir(), 'lfaas-bench-'));
+  const processes: Started[] = [];
+  const stop = async (): Promise<void> => {
+    await stopChildren(processes.map((started) => started.child));
+    rmSync(data, { recursive: true, force: true });
+  };
+  try {
+    const routing = await startRole(['routing', '--global', String(options.replication)], 'routing');
+    processes.push(routing);
+    const address = String(routing.ready['address']);
+    for (let n = 0; n < options.nodes; n++) {
+      processes.push(await startRole(['kvs', '--id', `bench-${n}`, '--routing', address, '--shards', String(options.shards), '--data', data, '--metrics-port', '-1'], `storage node ${n}`));
+    }
+    const client = await KvsClient.connect({ routing: [address], requestTimeoutMs: 2000 });
+    // Until every node is in the ring the client would be sent to fewer shards.
+    for (let attempt = 0; attempt < 100; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const shards = new Set<string>();
+      for (let k = 0; k < 64; k++) for (const replica of await client.replicasOf(`probe-${attempt}-${k}`)) shards.add(replica);
+      if (shards.size >= Math.min(options.nodes * options.shards, 64)) break;
+    }
+    return {
+      routing: address,
+      processes,
+      client,
+      stop: async () => {
+        await client.close();
+        await stop();
+      },
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * `kvs`: GET and PUT of 8 B and 1 KiB values with 1 and 50 requests in flight (closed loop), on
+ * one storage node with 2 shards through our batching client; and Redis (`redis-server` started
+ * here on a free loopback port, persistence off) through ioredis with auto-pipelining, driven by
+ * the same load harness in the same run, measured alternately; plus `redis-benchmark` for
+ * reference. Values: ours are LWW registers holding the bytes (the register adds its timestamp and
+ * writer, ~30 B), Redis's are the raw bytes. PUTs are acknowledged `local` (Redis without
+ * persistence acknowledges from memory too).
+ */
+import { HybridClock, Lww } from '../lattices/index.js';
+import type { Benchmark } from './harness/benchmark.js';
+import { closedLoop } from './harness/load.js';
+import { publish } from './harness/report.js';
+import type { Row, Target } from './harness/report.js';
+import { summarise } from './harness/stats.js';
+import { startBenchCluster } from './kvs-cluster.js';
+import { REDIS_INSTALL_HINT, findRedis, redisClient, runRedisBenchmark, startRedis } from './redis-peer.js';
+
+const KEYS = 1000;
+
+export const kvsBenchmark: Benchmark = async (options) => {
+  const durationMs = options.quick ? 1000 : 3000;
+  const cluster = await startBenchCluster({ nodes: 1, shards: 2, replication: 1 });
+  const redisFound = findRedis();
+  const notes: string[] = [
+    'one storage node process with 2 shards (one lmdb environment each, every merge persisted write-behind) + a routing node; the client is the load generator process, shared 2 cores',
+    'ours: LWW registers of the bytes (value + HLC timestamp + writer id); Redis: raw bytes; PUT ack = local',
+  ];
+  const redis = redisFound === undefined ? undefined : await startRedis();
+  if (redisFound === undefined) notes.push(REDIS_INSTALL_HINT);
+  const redisConnection = redis === undefined ? undefined : await redisClient(redis.port);
+  const rows: Row[] = [];
+  try {
+    const clock = new HybridClock('bench', () => Date.now());
+    for (const valueBytes of [8, 1024]) {
+      const bytes = new Uint8Array(valueBytes).fill(7);
+      const buffer = Buffer.alloc(valueBytes, 7);
+      // Preload every key, so GETs hit.
+      await Promise.all(Array.from({ length: KEYS }, (_, k) => cluster.client.put(`key-${valueBytes}-${k}`, Lww.write(clock, bytes))));
+      if (redisConnection !== undefined) await Promise.all(Array.from({ length: KEYS }, (_, k) => redisConnection.set(`key-${valueBytes}-${k}`, buffer)));
+      for (const op of ['GET', 'PUT'] as const) {
+        for (const inFlight of [1, 50]) {
+          let n = 0;
+          const key = (): string => `key-${valueBytes}-${n++ % KEYS}`;
+          const systems: [string, () => Promise<unknown>][] = [
+            ['lattice-faas', op === 'GET' ? () => cluster.client.get(key()) : () => cluster.client.put(key(), Lww.write(clock, bytes))],
+          ];
+          if (redisConnection !== undefined) systems.push(['redis', op === 'GET' ? () => redisConnection.get(key()) : () => redisConnection.set(key(), buffer)]);
+          for (const [system, operation] of systems) {
+            // Warm-up, then the measured run.
+            await closedLoop(operation, { inFlight, durationMs: 200, maxOperations: 100_000 });
+            const result = await closedLoop(operation, { inFlight, durationMs, maxOperations: 10_000_000 });
+            const latency = summarise(result.latenciesMs);
+            rows.push({ system, op, valueBytes, inFlight, perSecond: result.perSecond, p50Ms: latency.p50Ms, p99Ms: latency.p99Ms, clientCores: result.cpuCores });
+          }
+        }
+      }
+    }
+    if (redis !== undefined && redisFound?.benchmarkPath !== undefined) {
+      const reference = await runRedisBenchmark(redisFound.benchmarkPath, redis.port, { requests: options.quick ? 20_000 : 100_000, clients: 50, valueBytes: 8 });
+      rows.push({ system: 'redis-benchmark (C client)', op: 'GET', valueBytes: 8, inFlight: 50, perSecond: reference.getPerSecond, p50Ms: reference.getP50Ms ?? 0, p99Ms: 0, clientCores: 0 });
+      rows.push({ system: 'redis-benchmark (C client)', op: 'PUT', valueBytes: 8, inFlight: 50, perSecond: reference.setPerSecond, p50Ms: reference.setP50Ms ?? 0, p99Ms: 0, clientCores: 0 });
+    }
+  } finally {
+    await redisConnection?.close();
+    await redis?.stop();
+    await cluster.stop();
+  }
+
+  const find = (system: string, op: string, valueBytes: number, inFlight: number): Row | undefined =>
+    rows.find((row) => row['system'] === system && row['op'] === op && row['valueBytes'] === valueBytes && row['inFlight'] === inFlight);
+  const ratios: Record<string, number> = {};
+  const targets: Target[] = [];
+  for (const op of ['GET', 'PUT']) {
+    for (const valueBytes of [8, 1024]) {
+      for (const inFlight of [1, 50]) {
+        const ours = find('lattice-faas', op, valueBytes, inFlight);
+        const theirs = find('redis', op, valueBytes, inFlight);
+        if (ours === undefined || theirs === undefined) continue;
+        const label = `${op.toLowerCase()}_${valueBytes}B_${inFlight}inflight`;
+        ratios[`${label}_throughput_ours_over_redis`] = Number(ours['perSecond']) / Number(theirs['perSecond']);
+        ratios[`${label}_p50_ours_over_redis`] = Number(ours['p50Ms']) / Number(theirs['p50Ms']);
+        ratios[`${label}_p99_ours_over_redis`] = Number(ours['p99Ms']) / Number(theirs['p99Ms']);
+      }
+    }
+    const throughput = ratios[`${op.toLowerCase()}_8B_50inflight_throughput_ours_over_redis`];
+    if (throughput !== undefined) targets.push({ name: `${op} 8 B, 50 in flight: throughput ours / Redis`, target: '>= 1.0', value: throughput, met: throughput >= 1 });
+    const p50 = ratios[`${op.toLowerCase()}_8B_1inflight_p50_ours_over_redis`];
+    if (p50 !== undefined) targets.push({ name: `${op} 8 B, 1 client: p50 ours / Redis`, target: '<= 1.5', value: p50, met: p50 <= 1.5 });
+  }
+  await publish('kvs', options, {
+    rows,
+    ratios,
+    targets,
+    notes,
+    plot: {
+      rows: rows.filter((row) => row['inFlight'] === 50 && !String(row['system']).startsWith('redis-benchmark')).map((row) => ({ ...row, case: `${row['op']} ${row['valueBytes']} B` })),
+      spec: {
+        title: 'kvs: operations per second, 50 in flight',
+        width: 420,
+        height: 260,
+        mark: 'bar',
+        encoding: {
+          x: { field: 'case', type: 'nominal', title: null },
+          xOffset: { field: 'system' },
+          y: { field: 'perSecond', type: 'quantitative', title: 'operations / s' },
+          color: { field: 'system', type: 'nominal' },
+        },
+      },
+    },
+  });
+};
