@@ -143,14 +143,12 @@ export class LmdbStore implements ShardStore {
     const batch = this.pending;
     this.pending = undefined;
     if (batch === undefined) return;
-    // One transaction: the writes are committed whole or not at all, in the order given.
-    this.root
-      .transaction(() => {
-        for (const write of batch.writes) {
-          if (write.bytes === undefined) this.db.removeSync(write.key);
-          else this.db.putSync(write.key, write.bytes);
-        }
-      })
+    // lmdb puts every write issued in one turn into one transaction (off the main thread): the
+    // writes are committed whole or not at all, in the order given. Keys were checked above, so
+    // no write of the batch can be refused half-way.
+    let last: Promise<boolean> = Promise.resolve(true);
+    for (const write of batch.writes) last = write.bytes === undefined ? this.db.remove(write.key) : this.db.put(write.key, write.bytes);
+    last
       .then(() => this.root.flushed)
       .then(
         () => {
