@@ -4,6 +4,7 @@
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { kvsDurableBenchmark } from './kvs-durable.js';
 import { kvsBenchmark } from './kvs.js';
 import { latticeBenchmark } from './lattice.js';
 import { wireBenchmark } from './wire.js';
@@ -11,6 +12,7 @@ import type { Benchmark } from './harness/benchmark.js';
 
 const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
   kvs: kvsBenchmark,
+  'kvs-durable': kvsDurableBenchmark,
   lattice: latticeBenchmark,
   wire: wireBenchmark,
 };

@@ -148,10 +148,12 @@ async function stopChild(child: ChildProcess, pid: number): Promise<void> {
   if (!(await waitForExit(child, STOP_GRACE_MS))) throw new Error(`redis-server ${pid} did not exit after SIGKILL within ${STOP_GRACE_MS} ms`);
 }
 
-async function startOnce(serverPath: string): Promise<RedisServer | { exitedEarly: string }> {
+async function startOnce(serverPath: string, persistence: RedisPersistence): Promise<RedisServer | { exitedEarly: string }> {
   const [port] = await freePorts(1);
   if (port === undefined) throw new Error('no free port');
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'yes', '--daemonize', 'no', '--loglevel', 'warning'];
+  const durability =
+    persistence.kind === 'none' ? ['--appendonly', 'no'] : ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', persistence.dir, '--appendfilename', 'bench.aof'];
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...durability, '--protected-mode', 'yes', '--daemonize', 'no', '--loglevel', 'warning'];
   const child = spawn(serverPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   // Keep draining both pipes (a full pipe would block the server) and keep the tail for errors.
   let output = '';
@@ -204,17 +206,20 @@ async function startOnce(serverPath: string): Promise<RedisServer | { exitedEarl
 }
 
 /**
- * Starts a private `redis-server` on a free loopback port with persistence off, and resolves
+ * Starts a private `redis-server` on a free loopback port (persistence off by default), and resolves
  * once it answers PING (within 10 s, else it is killed and this throws). The server is also
  * killed when this Node process exits. Retries on a new port if the server exits at once (the
  * free port was taken in between).
  */
-export async function startRedis(): Promise<RedisServer> {
+/** Persistence off, or an append-only file fsynced before every write is acknowledged. */
+export type RedisPersistence = { readonly kind: 'none' } | { readonly kind: 'fsync-always'; readonly dir: string };
+
+export async function startRedis(persistence: RedisPersistence = { kind: 'none' }): Promise<RedisServer> {
   const found = findRedis();
   if (found === undefined) throw new Error(REDIS_INSTALL_HINT);
   let lastFailure = '';
   for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {
-    const result = await startOnce(found.serverPath);
+    const result = await startOnce(found.serverPath, persistence);
     if (!('exitedEarly' in result)) return result;
     lastFailure = result.exitedEarly;
   }

@@ -129,7 +129,7 @@ export class Shard implements Machine {
   private sweepScheduled = false;
   /** Persist tokens not yet durable, and what waits on each. */
   private nextToken = 1;
-  private readonly unpersisted = new Map<number, (() => Effect[])[]>();
+  private readonly unpersisted = new Map<number, ((error?: Error) => Effect[])[]>();
   private waitingCount = 0;
   private readonly subscriptions = new Map<string, Map<string, number>>();
   private subscriptionCount = 0;
@@ -334,26 +334,24 @@ export class Shard implements Machine {
       }
     });
     const effects: Effect[] = [];
-    const token = this.persist(writes, effects);
+    const local = ack === Ack.ACK_LOCAL || ack === Ack.ACK_MODE_UNSPECIFIED;
+    // Write-behind for LOCAL acks (committed, not synced); a durable ack syncs, and the sync
+    // covers every earlier commit too (a duplicate PUT that changed nothing may have been
+    // committed but not yet synced: the empty synced batch makes it durable).
+    const token = this.persist(writes, effects, !local);
     const kind = isDelete ? 'delete' : 'put';
-    if (ack === Ack.ACK_LOCAL || ack === Ack.ACK_MODE_UNSPECIFIED) {
+    if (local) {
       this.record(kind, results, startedUs);
       effects.push(...this.reply(envelope, { kvsResponse: { tuples: results, ring: wrongNode ? this.membership.toWire() : null } }));
       return effects;
     }
     const waiting: Waiting = { request: envelope, results, needed: results.map((r) => (r.error ? 0 : 1)), startedUs, kind, done: false };
     this.waitingCount++;
-    // The disk: wait for this request's commit, or for the latest one in flight (a duplicate
-    // PUT that changed nothing may still be on its way to the disk).
     const all = waiting.results.map((_, index) => index);
     // REPLICATED: a majority of the key's replicas, this shard's own durable copy counted as one.
     if (ack === Ack.ACK_REPLICATED) effects.push(...this.replicate(waiting));
-    const diskToken = token ?? this.latestUnpersisted();
-    if (diskToken === undefined) effects.push(...this.acknowledge(waiting, all, undefined));
-    else {
-      this.unpersisted.get(diskToken)!.push(() => this.acknowledge(waiting, all, undefined));
-      effects.push(...this.maybeFinish(waiting));
-    }
+    this.unpersisted.get(token!)!.push((error) => this.acknowledge(waiting, all, error));
+    effects.push(...this.maybeFinish(waiting));
     return effects;
   }
 
@@ -588,35 +586,25 @@ export class Shard implements Machine {
     return tuple;
   }
 
-  /** Emits one persist effect for `writes`; returns its token (undefined when there is nothing to write). */
-  private persist(writes: PersistWrite[], effects: Effect[]): number | undefined {
-    if (writes.length === 0) return undefined;
+  /**
+   * Emits one persist effect for `writes` (with `sync`, also when there are none: the sync makes
+   * every earlier commit durable); returns its token, undefined when nothing was emitted.
+   */
+  private persist(writes: PersistWrite[], effects: Effect[], sync = false): number | undefined {
+    if (writes.length === 0 && !sync) return undefined;
     const token = this.nextToken++;
     this.unpersisted.set(token, []);
-    effects.push({ kind: 'persist', token, writes });
+    effects.push({ kind: 'persist', token, writes, sync });
     return token;
   }
 
-  private latestUnpersisted(): number | undefined {
-    let latest: number | undefined;
-    for (const token of this.unpersisted.keys()) latest = token;
-    return latest;
-  }
-
   private onPersisted(token: number, error: Error | undefined): Effect[] {
-    const effects: Effect[] = [];
-    // Commits complete in order; a token's completion implies every earlier one's.
-    for (const [pending, waiters] of this.unpersisted) {
-      if (pending > token) break;
-      this.unpersisted.delete(pending);
-      for (const waiter of waiters) effects.push(...(error === undefined || pending !== token ? waiter() : []));
-      if (error !== undefined && pending === token) {
-        // The disk failed this batch: the memory tier still holds the values and gossip carries
-        // them, but nothing waiting on this batch may claim durability.
-        this.counters.rejected++;
-      }
-    }
-    return effects;
+    const waiters = this.unpersisted.get(token) ?? [];
+    this.unpersisted.delete(token);
+    // A failed batch: the memory tier still holds the values and gossip carries them, but
+    // nothing waiting on this batch may claim durability: its tuples fail with the error.
+    if (error !== undefined) this.counters.rejected++;
+    return waiters.flatMap((waiter) => waiter(error));
   }
 
   // ---- ring --------------------------------------------------------------------------------

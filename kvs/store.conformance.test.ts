@@ -7,9 +7,9 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LmdbStore, MemoryStore } from './store.js';
 import type { ShardStore, StoreWrite } from './store.js';
 
-/** `commit` as a promise. */
-function commit(store: ShardStore, writes: readonly StoreWrite[]): Promise<void> {
-  return new Promise((resolve, reject) => store.commit(writes, (error) => (error === undefined ? resolve() : reject(error))));
+/** `commit` (synced) as a promise. */
+function commit(store: ShardStore, writes: readonly StoreWrite[], sync = true): Promise<void> {
+  return new Promise((resolve, reject) => store.commit(writes, sync, (error?: Error) => (error === undefined ? resolve() : reject(error))));
 }
 
 const bytesOf = (text: string): Uint8Array => new TextEncoder().encode(text);
@@ -286,7 +286,7 @@ describe('LmdbStore only', () => {
         const { LmdbStore } = await import(process.env.STORE_MODULE);
         const store = new LmdbStore(process.env.STORE_PATH);
         const writes = Array.from({ length: 100 }, (_, i) => ({ key: 'k-' + i, bytes: Uint8Array.of(i, 0, 255, i) }));
-        store.commit(writes, (error) => {
+        store.commit(writes, true, (error) => {
           if (error) { console.log('error ' + error.message); process.exit(1); }
           process.stdout.write('committed\\n');
           setInterval(() => {}, 1000);

@@ -19,10 +19,10 @@ export interface ShardStore extends MachineStore {
   load(): Map<string, Uint8Array>;
   /**
    * Applies `writes` in order, atomically (with the other batches of the same tick); calls `done`
-   * once they are durable (the commit is synced to disk), or with a typed error if they could not
-   * be written.
+   * once they are committed (a process crash keeps them) and, with `sync`, synced to disk with
+   * every earlier commit (a machine crash keeps them too), or with a typed error.
    */
-  commit(writes: readonly StoreWrite[], done: (error?: Error) => void): void;
+  commit(writes: readonly StoreWrite[], sync: boolean, done: (error?: Error) => void): void;
   /** A small side record (the last ring the node knew), kept apart from the keys. */
   readMeta(name: string): Uint8Array | undefined;
   writeMeta(name: string, bytes: Uint8Array): Promise<void>;
@@ -48,7 +48,7 @@ export class MemoryStore implements ShardStore {
     return new Map(this.data);
   }
 
-  commit(writes: readonly StoreWrite[], done: (error?: Error) => void): void {
+  commit(writes: readonly StoreWrite[], _sync: boolean, done: (error?: Error) => void): void {
     const batch = [...writes];
     this.setTimer(this.commitDelayMs, () => {
       if (this.closed) {
@@ -106,7 +106,9 @@ export class LmdbStore implements ShardStore {
   constructor(readonly path: string) {
     mkdirSync(path, { recursive: true });
     try {
-      this.root = open<Uint8Array, string>({ path, encoding: 'binary', compression: false, overlappingSync: true, maxDbs: 4 });
+      // Commits are not synced one by one: `commit(..., sync: true)` syncs the environment,
+      // grouping every waiter of a sync in flight into the next one.
+      this.root = open<Uint8Array, string>({ path, encoding: 'binary', compression: false, noSync: true, maxDbs: 4 });
     } catch (error) {
       throw new LfaasError(ErrorCode.INTERNAL, `cannot open the lmdb store in ${path}`, { cause: error });
     }
@@ -120,7 +122,7 @@ export class LmdbStore implements ShardStore {
     return entries;
   }
 
-  commit(writes: readonly StoreWrite[], done: (error?: Error) => void): void {
+  commit(writes: readonly StoreWrite[], sync: boolean, done: (error?: Error) => void): void {
     // lmdb refuses keys above 1978 bytes; refuse the batch before writing any of it.
     const tooLong = writes.find((write) => Buffer.byteLength(write.key) > LMDB_KEY_BYTES_MAX);
     if (tooLong !== undefined) {
@@ -128,16 +130,19 @@ export class LmdbStore implements ShardStore {
       return;
     }
     // Every batch handed over in this turn of the event loop goes into one transaction (one
-    // commit, one sync): a transaction per request would cost more than the request itself.
+    // commit): a transaction per request would cost more than the request itself.
     if (this.pending === undefined) {
-      this.pending = { writes: [], dones: [] };
+      this.pending = { writes: [], committed: [], synced: [] };
       setImmediate(() => this.commitPending());
     }
     for (const write of writes) this.pending.writes.push(write);
-    this.pending.dones.push(done);
+    (sync ? this.pending.synced : this.pending.committed).push(done);
   }
 
-  private pending: { writes: StoreWrite[]; dones: ((error?: Error) => void)[] } | undefined;
+  private pending: { writes: StoreWrite[]; committed: ((error?: Error) => void)[]; synced: ((error?: Error) => void)[] } | undefined;
+  /** Waiters for the next sync, gathered while one is running (group commit). */
+  private syncWaiters: ((error?: Error) => void)[] = [];
+  private syncing = false;
 
   private commitPending(): void {
     const batch = this.pending;
@@ -148,17 +153,31 @@ export class LmdbStore implements ShardStore {
     // no write of the batch can be refused half-way.
     let last: Promise<boolean> = Promise.resolve(true);
     for (const write of batch.writes) last = write.bytes === undefined ? this.db.remove(write.key) : this.db.put(write.key, write.bytes);
-    last
-      .then(() => this.root.flushed)
-      .then(
-        () => {
-          for (const done of batch.dones) done();
-        },
-        (error: unknown) => {
-          const typed = new LfaasError(ErrorCode.INTERNAL, `lmdb commit failed in ${this.path}`, { cause: error });
-          for (const done of batch.dones) done(typed);
-        },
-      );
+    last.then(
+      () => {
+        for (const done of batch.committed) done();
+        if (batch.synced.length > 0) this.sync(batch.synced);
+      },
+      (error: unknown) => {
+        const typed = new LfaasError(ErrorCode.INTERNAL, `lmdb commit failed in ${this.path}`, { cause: error });
+        for (const done of [...batch.committed, ...batch.synced]) done(typed);
+      },
+    );
+  }
+
+  /** Syncs the environment for `waiters`; while a sync runs, later waiters share the next one. */
+  private sync(waiters: ((error?: Error) => void)[]): void {
+    this.syncWaiters.push(...waiters);
+    if (this.syncing) return;
+    const now = this.syncWaiters;
+    this.syncWaiters = [];
+    this.syncing = true;
+    (this.root as unknown as { sync(callback: (error?: unknown) => void): void }).sync((error?: unknown) => {
+      this.syncing = false;
+      const typed = error ? new LfaasError(ErrorCode.INTERNAL, `lmdb sync failed in ${this.path}`, { cause: error }) : undefined;
+      for (const done of now) done(typed);
+      if (this.syncWaiters.length > 0) this.sync([]);
+    });
   }
 
   readMeta(name: string): Uint8Array | undefined {
@@ -168,10 +187,14 @@ export class LmdbStore implements ShardStore {
 
   async writeMeta(name: string, bytes: Uint8Array): Promise<void> {
     await this.metaDb.put(name, bytes);
-    await this.root.flushed;
+    await new Promise<void>((resolve, reject) => this.sync([(error) => (error ? reject(error) : resolve())]));
   }
 
+  /** Commits and syncs what is pending, then closes the environment. */
   async close(): Promise<void> {
+    if (this.pending !== undefined) this.commitPending();
+    await this.root.committed;
+    await new Promise<void>((resolve) => this.sync([() => resolve()]));
     await this.root.close();
   }
 }

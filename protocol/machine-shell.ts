@@ -97,7 +97,7 @@ export function runMachine(machine: Machine, transport: Transport, clock: Clock,
             queueMicrotask(() => deliver({ kind: 'persisted', token }));
             break;
           }
-          store.commit(effect.writes, (error) => {
+          store.commit(effect.writes, effect.sync, (error) => {
             if (error === undefined) {
               deliver({ kind: 'persisted', token });
               return;

@@ -28,8 +28,11 @@ export interface PersistWrite {
  * time synchronously, and promise reactions would only run after the whole simulation.
  */
 export interface MachineStore {
-  /** Applies the writes; calls `done` once they are durable (or with the error that stopped them). */
-  commit(writes: readonly PersistWrite[], done: (error?: Error) => void): void;
+  /**
+   * Applies the writes; calls `done` once they are committed and, with `sync`, synced to disk
+   * (together with everything committed before), or with the error that stopped them.
+   */
+  commit(writes: readonly PersistWrite[], sync: boolean, done: (error?: Error) => void): void;
 }
 
 /** What a machine asks its shell to do. */
@@ -38,8 +41,12 @@ export type Effect =
   | { readonly kind: 'send'; readonly to: string; readonly envelope: PbTypes.IEnvelope }
   /** Fire `{ kind: 'timer', timer }` after `delayMs` (re-setting a timer replaces it). */
   | { readonly kind: 'timer'; readonly timer: string; readonly delayMs: number }
-  /** Write to the disk; the shell answers `{ kind: 'persisted', token }` once durable. */
-  | { readonly kind: 'persist'; readonly token: number; readonly writes: readonly PersistWrite[] };
+  /**
+   * Write to the disk; the shell answers `{ kind: 'persisted', token }` once committed (a process
+   * crash no longer loses it) and, with `sync`, synced (a machine crash does not either; a sync
+   * covers every earlier commit).
+   */
+  | { readonly kind: 'persist'; readonly token: number; readonly writes: readonly PersistWrite[]; readonly sync: boolean };
 
 /** A node role's state machine. */
 export interface Machine {
