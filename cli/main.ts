@@ -60,9 +60,11 @@ const kvs = program
   .option('--metrics-port <port>', 'Prometheus metrics port (0 = any, -1 = none)', integer(-1, 65535), 0)
   .option('--gossip-period-ms <ms>', 'gossip period', integer(1, 60_000), 50)
   .option('--depart-timeout-ms <ms>', 'how long a graceful departure may take', integer(100, 600_000), 30_000)
-  .action(async (options: { id?: string; host: string; port: number; shards: number; routing: string[]; data: string; metricsPort: number; gossipPeriodMs: number; departTimeoutMs: number }) => {
+  .addOption(new Option('--threads <mode>', 'one worker thread per shard: on, off, or auto (on with 4 cores or more)').choices(['on', 'off', 'auto']).default('auto'))
+  .action(async (options: { id?: string; host: string; port: number; shards: number; routing: string[]; data: string; metricsPort: number; gossipPeriodMs: number; departTimeoutMs: number; threads: string }) => {
     if (options.id === undefined || options.routing.length === 0) kvs.error('a storage node needs --id and --routing');
-    await runStorageNode({ ...options, id: options.id! });
+    const threads = options.threads === 'on' || (options.threads === 'auto' && availableParallelism() >= 4);
+    await runStorageNode({ ...options, id: options.id!, threads });
   });
 
 kvs

@@ -15,5 +15,6 @@ export type { Entry } from './entry.js';
 export { MemoryStore, LmdbStore } from './store.js';
 export type { ShardStore, StoreWrite } from './store.js';
 export { ShardStats } from './shard-stats.js';
+export type { ShardStatsSnapshot } from './shard-stats.js';
 export { startMetricsServer } from './metrics-server.js';
 export type { MetricsServer, MetricsSource } from './metrics-server.js';

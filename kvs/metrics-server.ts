@@ -32,7 +32,7 @@ import type { ShardStats } from './shard-stats.js';
 export interface MetricsSource {
   /** Labels on every series of this source (`{ node: 'kvs-1', shard: '0' }`); not `kind` or `le`. */
   readonly labels: Readonly<Record<string, string>>;
-  readonly stats: ShardStats;
+  readonly stats: Pick<ShardStats, 'snapshot' | 'requestsPerSecond'>;
   /** More gauges: full metric name -> value (`{ lfaas_kvs_gossip_queue: 3 }`). */
   readonly extra?: Readonly<Record<string, number>>;
 }

@@ -91,8 +91,9 @@ export class TestCluster {
     this.routing = await startProcess(['routing', '--global', String(options.global ?? 2), '--failure-timeout-ms', String(options.failureTimeoutMs ?? 1000)]);
   }
 
-  async startNode(id: string, shards = 1): Promise<RoleProcess> {
-    const node = await startProcess(['kvs', '--id', id, '--routing', this.routingAddress, '--shards', String(shards), '--data', this.data, '--metrics-port', '0']);
+  /** A storage node; `threads` puts each shard in its own worker thread. */
+  async startNode(id: string, shards = 1, threads: 'on' | 'off' = 'off'): Promise<RoleProcess> {
+    const node = await startProcess(['kvs', '--id', id, '--routing', this.routingAddress, '--shards', String(shards), '--data', this.data, '--metrics-port', '0', '--threads', threads]);
     this.nodes.set(id, node);
     return node;
   }

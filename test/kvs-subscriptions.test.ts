@@ -73,10 +73,10 @@ describe('KVS subscriptions and metrics (processes)', () => {
     expect(seen.get(KEYS[1]!)?.reveal()).toBe(before);
   }, 60_000);
 
-  it('serves Prometheus metrics of every shard', async () => {
+  it('serves Prometheus metrics of every shard (shards in worker threads)', async () => {
     cluster = new TestCluster();
     await cluster.startRouting({ global: 1 });
-    const node = await cluster.startNode('node-a', 2);
+    const node = await cluster.startNode('node-a', 2, 'on');
     const client = await KvsClient.connect({ routing: [cluster.routingAddress] });
     clients.push(client);
     await new Promise((resolve) => setTimeout(resolve, 300));

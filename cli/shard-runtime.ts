@@ -1,0 +1,65 @@
+/**
+ * Opens one storage shard: its lmdb environment (reloading every entry), its ZeroMQ socket, and
+ * the shard machine running over both. Used on a node's main thread and inside a shard worker.
+ */
+import { LmdbStore, Shard, decodeEntry } from '../kvs/index.js';
+import type { Entry } from '../kvs/index.js';
+import { ZmqTransport, runMachine, systemClock } from '../protocol/index.js';
+import type { PbTypes } from '../protocol/index.js';
+
+export interface ShardSetup {
+  readonly nodeId: string;
+  readonly index: number;
+  readonly host: string;
+  /** 0: an ephemeral port. */
+  readonly port: number;
+  readonly path: string;
+  readonly routing: readonly string[];
+  readonly gossipPeriodMs: number;
+  readonly initialRing: PbTypes.IRingUpdate | undefined;
+}
+
+export interface RunningShard {
+  readonly address: string;
+  readonly shard: Shard;
+  /** Entries on disk that could not be read (reported, skipped). */
+  readonly skipped: number;
+  stop(): Promise<void>;
+}
+
+export async function openShard(setup: ShardSetup): Promise<RunningShard> {
+  const store = new LmdbStore(setup.path);
+  const initial = new Map<string, Entry>();
+  let skipped = 0;
+  for (const [key, bytes] of store.load()) {
+    try {
+      initial.set(key, decodeEntry(bytes));
+    } catch {
+      skipped++;
+    }
+  }
+  const transport = await ZmqTransport.bind({ host: setup.host, port: setup.port });
+  const shard = new Shard({
+    nodeId: setup.nodeId,
+    shardIndex: setup.index,
+    address: transport.address,
+    initial,
+    ...(setup.initialRing === undefined ? {} : { initialRing: setup.initialRing }),
+    reportTo: setup.routing,
+    gossipPeriodMs: setup.gossipPeriodMs,
+    nowUs: () => performance.now() * 1000,
+  });
+  const shell = runMachine(shard, transport, systemClock, {
+    store,
+    onError: (error) => process.stderr.write(`kvs ${setup.nodeId} shard ${setup.index}: ${error.message}\n`),
+  });
+  return {
+    address: transport.address,
+    shard,
+    skipped,
+    stop: async () => {
+      await shell.stop();
+      await store.close();
+    },
+  };
+}
