@@ -94,6 +94,10 @@ export class MemoryStore implements ShardStore {
  * committed in one transaction by lmdb; `commit` resolves when lmdb reports the transaction
  * flushed to disk (with `overlappingSync` the flush of one transaction overlaps the next).
  */
+/** How long a write-behind batch (nobody waits for it) may wait for company, and how big it may grow. */
+const WRITE_BEHIND_MS = 5;
+const WRITE_BEHIND_WRITES_MAX = 4096;
+
 /** The longest key lmdb stores (its default page size). */
 export const LMDB_KEY_BYTES_MAX = 1978;
 
@@ -131,13 +135,22 @@ export class LmdbStore implements ShardStore {
     }
     // Every batch handed over in this turn of the event loop goes into one transaction (one
     // commit): a transaction per request would cost more than the request itself.
-    if (this.pending === undefined) {
-      this.pending = { writes: [], committed: [], synced: [] };
-      setImmediate(() => this.commitPending());
-    }
+    if (this.pending === undefined) this.pending = { writes: [], committed: [], synced: [] };
     for (const write of writes) this.pending.writes.push(write);
     (sync ? this.pending.synced : this.pending.committed).push(done);
+    // A batch someone waits on goes at the end of this turn; write-behind batches wait up to
+    // `writeBehindMs` to share a transaction with later ones (bounded by `writeBehindWritesMax`).
+    const urgent = sync || this.pending.writes.length >= WRITE_BEHIND_WRITES_MAX;
+    if (urgent && this.pendingTimer !== 'immediate') {
+      if (this.pendingTimer !== undefined) clearTimeout(this.pendingTimer);
+      this.pendingTimer = 'immediate';
+      setImmediate(() => this.commitPending());
+    } else if (this.pendingTimer === undefined) {
+      this.pendingTimer = setTimeout(() => this.commitPending(), WRITE_BEHIND_MS);
+    }
   }
+
+  private pendingTimer: NodeJS.Timeout | 'immediate' | undefined;
 
   private pending: { writes: StoreWrite[]; committed: ((error?: Error) => void)[]; synced: ((error?: Error) => void)[] } | undefined;
   /** Waiters for the next sync, gathered while one is running (group commit). */
@@ -147,6 +160,8 @@ export class LmdbStore implements ShardStore {
   private commitPending(): void {
     const batch = this.pending;
     this.pending = undefined;
+    if (this.pendingTimer !== undefined && this.pendingTimer !== 'immediate') clearTimeout(this.pendingTimer);
+    this.pendingTimer = undefined;
     if (batch === undefined) return;
     // lmdb puts every write issued in one turn into one transaction (off the main thread): the
     // writes are committed whole or not at all, in the order given. Keys were checked above, so
