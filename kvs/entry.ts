@@ -78,9 +78,12 @@ export function entryToTuple(key: string, entry: Entry): PbTypes.IKeyTuple {
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
 
-/** The bytes of an entry on disk: msgpack `[wallMs, logical, payload | null]`. */
-export function encodeEntry(entry: Entry): Uint8Array {
-  return packr.pack([entry.generation.wallMs, entry.generation.logical, entry.value === undefined ? null : entry.value.encode()]);
+/**
+ * The bytes of an entry on disk: msgpack `[wallMs, logical, payload | null]`. `payload`, when
+ * given, must be `entry.value.encode()` (the caller has it already).
+ */
+export function encodeEntry(entry: Entry, payload?: Uint8Array): Uint8Array {
+  return packr.pack([entry.generation.wallMs, entry.generation.logical, entry.value === undefined ? null : (payload ?? entry.value.encode())]);
 }
 
 /** Reads an entry written by {@link encodeEntry}; throws LATTICE_DECODE on anything else. */

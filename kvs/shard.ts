@@ -326,7 +326,7 @@ export class Shard implements Machine {
             }
           }
         }
-        const write = this.apply(key, incoming, !request.fromReplica);
+        const write = this.apply(key, incoming, !request.fromReplica, tuple.payload);
         if (write !== undefined) writes.push(write);
         return { key };
       } catch (error) {
@@ -534,11 +534,14 @@ export class Shard implements Machine {
   }
 
   /** Merges `incoming` into the key; returns the disk write when the entry changed. */
-  private apply(key: string, incoming: Entry, gossip: boolean): PersistWrite | undefined {
+  private apply(key: string, incoming: Entry, gossip: boolean, incomingPayload?: Uint8Array | null): PersistWrite | undefined {
     const current = this.records.get(key)?.entry;
     const merged = current === undefined ? incoming : mergeEntries(current, incoming);
     if (current !== undefined && (merged === current || entriesEqual(merged, current))) return undefined;
-    const disk = this.store(key, merged);
+    // When the incoming value won (LWW), its bytes (canonical: decoding checked) are the
+    // merged value's encoding: copied out of the frame, not encoded again.
+    const payload = merged.value !== undefined && merged.value === incoming.value && incomingPayload ? incomingPayload.slice() : undefined;
+    const disk = this.store(key, merged, payload);
     if (gossip) this.changed.add(key);
     const subscribers = this.subscriptions.get(key);
     if (subscribers !== undefined) {
@@ -552,11 +555,12 @@ export class Shard implements Machine {
   }
 
   /** Stores an entry in the memory tier; returns its disk encoding. */
-  private store(key: string, entry: Entry): Uint8Array {
-    const disk = encodeEntry(entry);
+  private store(key: string, entry: Entry, encoded?: Uint8Array): Uint8Array {
+    const payload = encoded ?? entry.value?.encode();
+    const disk = encodeEntry(entry, payload);
     const previous = this.records.get(key);
     if (previous !== undefined) this.occupancyBytes -= previous.bytes;
-    const record: Record = { entry, payload: entry.value?.encode(), digest: entryDigest(key, disk), bytes: key.length + disk.length };
+    const record: Record = { entry, payload, digest: entryDigest(key, disk), bytes: key.length + disk.length };
     this.records.set(key, record);
     this.occupancyBytes += record.bytes;
     return disk;
@@ -680,7 +684,7 @@ export class Shard implements Machine {
       try {
         const key = tuple.key ?? '';
         this.checkKey(key);
-        const write = this.apply(key, entryFromTuple(tuple), false);
+        const write = this.apply(key, entryFromTuple(tuple), false, tuple.payload);
         if (write !== undefined) writes.push(write);
       } catch {
         this.counters.rejected++;
