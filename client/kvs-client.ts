@@ -52,6 +52,9 @@ export interface WriteOptions {
   readonly ack?: AckMode;
 }
 
+/** Values a shard served were checked canonical when it stored them; every field is still validated. */
+const SERVED = { verifyCanonical: false } as const;
+
 const ACK: Record<AckMode, number> = { local: pb.AckMode.ACK_LOCAL, durable: pb.AckMode.ACK_DURABLE, replicated: pb.AckMode.ACK_REPLICATED };
 type Kind = 'get' | 'put' | 'delete';
 const KIND: Record<Kind, number> = { get: pb.RequestKind.GET, put: pb.RequestKind.PUT, delete: pb.RequestKind.DELETE };
@@ -121,7 +124,7 @@ export class KvsClient {
   /** The value of `key`, or undefined when it does not exist (or was deleted). */
   async get<L extends AnyLattice = AnyLattice>(key: string): Promise<L | undefined> {
     const tuple = await this.enqueue('get', key, 'local', { key });
-    return tuple === undefined ? undefined : (decodeLattice(tuple.payload ?? new Uint8Array()) as L);
+    return tuple === undefined ? undefined : (decodeLattice(tuple.payload ?? new Uint8Array(), SERVED) as L);
   }
 
   /** Merges `value` into `key`. A key holding another lattice type rejects with KVS_LATTICE_MISMATCH. */
@@ -146,7 +149,7 @@ export class KvsClient {
         continue;
       }
       if (answer.value === undefined) continue;
-      const value = decodeLattice(answer.value.payload ?? new Uint8Array());
+      const value = decodeLattice(answer.value.payload ?? new Uint8Array(), SERVED);
       merged = merged === undefined ? value : merged.type === value.type ? (merged.merge(value) as AnyLattice) : merged.type > value.type ? merged : value;
     }
     if (merged === undefined && failure !== undefined && answers.every((answer) => answer.status === 'rejected')) throw ensureLfaasError(failure);
@@ -417,7 +420,7 @@ export class KvsClient {
     if (callbacks === undefined || callbacks.size === 0) return;
     let value: AnyLattice | undefined;
     try {
-      value = tuple.deleted === true ? undefined : decodeLattice(tuple.payload ?? new Uint8Array());
+      value = tuple.deleted === true ? undefined : decodeLattice(tuple.payload ?? new Uint8Array(), SERVED);
     } catch {
       return;
     }

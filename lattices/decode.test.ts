@@ -124,3 +124,22 @@ describe('decodeLattice on bad input', () => {
     expect(() => a.merge(b)).toThrow(expect.objectContaining({ code: ErrorCode.LATTICE_TYPE_MISMATCH }));
   });
 });
+
+describe('decodeLattice verifyCanonical', () => {
+  // Max(5) is [4, 5] in msgpack: 92 04 05. The same value with 5 as a uint16 (cd 00 05) is valid
+  // msgpack, decodes to an equal value, but is not the canonical encoding.
+  const canonical = Uint8Array.of(0x92, 0x04, 0x05);
+  const widened = Uint8Array.of(0x92, 0x04, 0xcd, 0x00, 0x05);
+
+  it('refuses a non-canonical encoding by default, with LATTICE_DECODE', () => {
+    expect(decodeLattice(canonical).reveal()).toBe(5);
+    expect(() => decodeLattice(widened)).toThrow(expect.objectContaining({ code: ErrorCode.LATTICE_DECODE }));
+  });
+
+  it('accepts it when the reader skips the check, still validating the fields', () => {
+    const value = decodeLattice(widened, { verifyCanonical: false });
+    expect(value.reveal()).toBe(5);
+    expect([...value.encode()]).toEqual([...canonical]);
+    expect(() => decodeLattice(Uint8Array.of(0x92, 0x04, 0xa1, 0x78), { verifyCanonical: false })).toThrow(expect.objectContaining({ code: expect.stringMatching(/^LATTICE_/) }));
+  });
+});

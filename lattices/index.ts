@@ -13,3 +13,4 @@ export { Counter } from './counter.js';
 export { MapLattice } from './map-lattice.js';
 export { SingleKeyCausal, MultiKeyCausal } from './causal.js';
 export { decodeLattice, latticeTypeName, MAX_NESTING_DEPTH } from './registry.js';
+export type { DecodeLatticeOptions } from './registry.js';

@@ -27,6 +27,16 @@ export function latticeTypeName(tag: number): LatticeTypeName | undefined {
   return NAMES.get(tag);
 }
 
+/** How {@link decodeLattice} checks its input. */
+export interface DecodeLatticeOptions {
+  /**
+   * Refuse bytes that are not exactly the canonical encoding of the value they decode to (the
+   * default). Stores need it: equal values must have equal bytes (digests, equality). A reader of
+   * bytes a store served may skip it: every field is still validated.
+   */
+  readonly verifyCanonical?: boolean;
+}
+
 /**
  * Decodes a payload made by `encode()`.
  *
@@ -35,8 +45,9 @@ export function latticeTypeName(tag: number): LatticeTypeName | undefined {
  * const counter = decodeLattice(Counter.ZERO.increment('a').encode()); // a Counter revealing 1
  * ```
  */
-export function decodeLattice(bytes: Uint8Array): AnyLattice {
+export function decodeLattice(bytes: Uint8Array, options: DecodeLatticeOptions = {}): AnyLattice {
   const value = decodeAt(bytes, 0);
+  if (options.verifyCanonical === false) return value;
   let canonical: Uint8Array;
   try {
     canonical = value.encode();
