@@ -150,7 +150,17 @@ describe('ZmqTransport', () => {
     await sender.send(address, bytes('before'));
     await until(() => got.length === 1);
     await receiver.close();
-    receiver = await bind({ port });
+    // The port may take a moment to be free again (or, rarely, another test's ephemeral bind
+    // takes it meanwhile): retry the bind, bounded.
+    let rebound: ZmqTransport | undefined;
+    for (let attempt = 0; attempt < 100 && rebound === undefined; attempt++) {
+      rebound = await bind({ port }).catch(async () => {
+        await sleep(20);
+        return undefined;
+      });
+    }
+    if (rebound === undefined) throw new Error(`port ${port} could not be bound again in 2 s`);
+    receiver = rebound;
     receiver.onFrame((f) => got.push(text(f)));
     // Frames sent while the peer was down may be lost; keep sending until one gets through (bounded).
     for (let i = 0; i < 250 && !got.includes('after'); i++) {
