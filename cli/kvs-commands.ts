@@ -1,5 +1,5 @@
 /**
- * `lfaas kvs get|put|delete|stat|depart`: the KVS from the command line, through any routing node.
+ * `lfaas kvs get|put|delete|replicate|stat|depart`: the KVS from the command line, through any routing node.
  * Values are typed: `--type lww` (default: a JSON value in an LWW register), `counter` (an
  * integer added to a PN-counter under a fresh writer id), `gset` (a JSON array of elements),
  * `max`, `min` (a number), `bool`.
@@ -77,6 +77,11 @@ export async function kvsPut(key: string, text: string, options: { routing: stri
 export async function kvsDelete(key: string, options: { routing: string; ack: AckMode }): Promise<void> {
   await withClient(options.routing, (client) => client.delete(key, { ack: options.ack }));
   console.log(`deleted (${options.ack})`);
+}
+
+export async function kvsReplicate(key: string, options: { routing: string; global: number; local: number }): Promise<void> {
+  await withClient(options.routing, (client) => client.setReplication(key, { global: options.global, local: options.local }));
+  console.log(`${key}: ${options.global} nodes x ${options.local} shards`);
 }
 
 /** The ring from the routing node, and each node's shard statistics from its metrics endpoint. */

@@ -3,7 +3,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { VALUE_TYPES, kvsDelete, kvsDepart, kvsGet, kvsPut, kvsStat } from './kvs-commands.js';
+import { VALUE_TYPES, kvsDelete, kvsDepart, kvsGet, kvsPut, kvsReplicate, kvsStat } from './kvs-commands.js';
 import type { ValueType } from './kvs-commands.js';
 import { runRouting } from './routing.js';
 import { runStorageNode } from './storage-node.js';
@@ -50,7 +50,7 @@ program
 const kvs = program
   .command('kvs')
   .enablePositionalOptions()
-  .description('run a storage node (without a subcommand), or use the KVS: get, put, delete, stat, depart')
+  .description('run a storage node (without a subcommand), or use the KVS: get, put, delete, replicate, stat, depart')
   .option('--id <id>', 'node id (stable across restarts: it names the data folder)')
   .option('--host <host>', 'interface to bind', '127.0.0.1')
   .option('--port <port>', 'control port; shard i binds port+1+i (0 = any)', integer(0, 65535), 0)
@@ -88,6 +88,14 @@ kvs
   .addOption(routingOption())
   .addOption(ackOption())
   .action(async (key: string, options: { routing: string; ack: 'local' | 'durable' | 'replicated' }) => kvsDelete(key, options));
+
+kvs
+  .command('replicate <key>')
+  .description('set a key\'s replication factors for the whole cluster')
+  .addOption(routingOption())
+  .requiredOption('--global <n>', 'nodes holding the key', integer(1, 64))
+  .option('--local <n>', 'shards holding it in each node', integer(1, 64), 1)
+  .action(async (key: string, options: { routing: string; global: number; local: number }) => kvsReplicate(key, options));
 
 kvs
   .command('stat')

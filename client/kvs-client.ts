@@ -181,6 +181,21 @@ export class KvsClient {
     };
   }
 
+  /**
+   * Sets `key`'s replication factors (nodes, and shards in each node) for the whole cluster: the
+   * routing node merges the setting into the ring and pushes it; the key's new replicas fill by
+   * anti-entropy, the ones it leaves hand it off.
+   */
+  async setReplication(key: string, factors: { readonly global: number; readonly local?: number }): Promise<void> {
+    if (key.length === 0) throw new LfaasError(ErrorCode.KVS_BAD_KEY, 'empty key');
+    if (!Number.isInteger(factors.global) || factors.global < 1 || !Number.isInteger(factors.local ?? 1) || (factors.local ?? 1) < 1) {
+      throw new LfaasError(ErrorCode.KVS_BAD_KEY, 'replication factors are integers >= 1');
+    }
+    const routing = this.options.routing[Math.floor(this.random() * this.options.routing.length)]!;
+    const response = await this.rpc.request(routing, { ringUpdate: { replication: [{ key, tier: pb.Tier.TIER_MEMORY, global: factors.global, local: factors.local ?? 1 }] } }, { timeoutMs: this.requestTimeoutMs, retries: this.retriesMax });
+    this.onRing(response.ringUpdate);
+  }
+
   /** The replica addresses of `key` (from the cache or a routing node). */
   async replicasOf(key: string): Promise<readonly string[]> {
     const cached = this.addresses.get(key);
@@ -243,8 +258,11 @@ export class KvsClient {
     this.queue.push(operation);
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    // After the current turn: everything issued in it goes out together.
-    setImmediate(() => this.flush());
+    // With requests in flight, flush after the current turn: the operations their answers set
+    // off go out together. An idle client flushes once the current code yields: nothing else is
+    // coming to batch with, and a turn's wait would only add latency.
+    if (this.rpc.pendingCount > 0) setImmediate(() => this.flush());
+    else queueMicrotask(() => this.flush());
   }
 
   private flush(): void {
