@@ -45,6 +45,18 @@ describe('Shard', () => {
     expect(replies(shard.handle(put('b', pb.AckMode.ACK_DURABLE), 5))).toEqual([]);
   });
 
+  it('answers KVS_BUSY to writes while too many disk batches are uncommitted, even LOCAL ones', () => {
+    const shard = new Shard({ nodeId: 'n1', shardIndex: 0, address: ADDRESS, initialRing: RING, persistBacklogMax: 3 });
+    const tokens = [1, 2, 3].flatMap((n) => persists(shard.handle(put(`k${n}`, pb.AckMode.ACK_LOCAL), n)).map((p) => p.token));
+    expect(tokens).toHaveLength(3);
+    expect(replies(shard.handle(put('k4', pb.AckMode.ACK_LOCAL), 4))[0]?.errorReply?.error?.code).toBe(pb.ErrorCode.KVS_BUSY);
+    expect(shard.entry('k4')).toBeUndefined();
+    // Reads still work; once the disk catches up, writes are taken again.
+    expect(replies(shard.handle(request({ kvsRequest: { kind: pb.RequestKind.GET, tuples: [{ key: 'k1' }] } }), 5))[0]?.kvsResponse?.tuples?.[0]?.payload?.length).toBeGreaterThan(0);
+    shard.handle({ kind: 'persisted', token: tokens[0]! }, 6);
+    expect(replies(shard.handle(put('k4', pb.AckMode.ACK_LOCAL), 7))[0]?.kvsResponse?.tuples?.[0]?.error ?? null).toBeNull();
+  });
+
   it('fails the waiting tuples when the disk fails the batch', () => {
     const shard = new Shard({ nodeId: 'n1', shardIndex: 0, address: ADDRESS, initialRing: RING });
     const [commit] = persists(shard.handle(put('a', pb.AckMode.ACK_DURABLE), 1));

@@ -58,6 +58,8 @@ export interface ShardOptions {
   readonly migrationWindowMs?: number;
   /** Requests waiting for a disk sync or replicas, at most; beyond, KVS_BUSY. */
   readonly pendingRequestsMax?: number;
+  /** Disk batches not yet committed, at most; beyond, writes get KVS_BUSY. */
+  readonly persistBacklogMax?: number;
   /** Keys per gossip / hand-off / push message, at most. */
   readonly batchKeysMax?: number;
   /** Keys handed off per anti-entropy round, at most. */
@@ -148,6 +150,7 @@ export class Shard implements Machine {
   private readonly migrationWindowMs: number;
   private readonly pendingRequestsMax: number;
   private readonly batchKeysMax: number;
+  private readonly persistBacklogMax: number;
   private readonly handoffKeysMax: number;
   private readonly keyBytesMax: number;
   private readonly subscriptionsMax: number;
@@ -165,6 +168,7 @@ export class Shard implements Machine {
     this.migrationWindowMs = options.migrationWindowMs ?? 30_000;
     this.pendingRequestsMax = options.pendingRequestsMax ?? 10_000;
     this.batchKeysMax = options.batchKeysMax ?? 256;
+    this.persistBacklogMax = options.persistBacklogMax ?? 10_000;
     this.handoffKeysMax = options.handoffKeysMax ?? 4096;
     this.keyBytesMax = options.keyBytesMax ?? 1024;
     this.subscriptionsMax = options.subscriptionsMax ?? 100_000;
@@ -295,6 +299,11 @@ export class Shard implements Machine {
       return this.replyError(envelope, new LfaasError(ErrorCode.KVS_BUSY, `${this.waitingCount} requests wait for the disk or replicas`));
     }
     if (request.kind === Kind.GET) return this.onGet(envelope, request, startedUs);
+    if (this.unpersisted.size >= this.persistBacklogMax) {
+      // The disk is behind: refuse writes rather than hold ever more of them in memory.
+      this.counters.busy++;
+      return this.replyError(envelope, new LfaasError(ErrorCode.KVS_BUSY, `${this.unpersisted.size} disk batches not yet committed`));
+    }
     const isDelete = request.kind === Kind.DELETE;
     const writes: PersistWrite[] = [];
     let wrongNode = false;
