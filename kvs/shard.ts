@@ -106,6 +106,8 @@ interface Waiting {
   readonly startedUs: number;
   readonly kind: 'get' | 'put' | 'delete';
   done: boolean;
+  /** Its deadline is being watched. */
+  timeoutSet?: boolean;
 }
 
 const GOSSIP = 'gossip';
@@ -514,8 +516,8 @@ export class Shard implements Machine {
 
   /** A waiting request still short of acknowledgements after `replicationTimeoutMs` fails those tuples. */
   private scheduleTimeout(waiting: Waiting): void {
-    if ((waiting as { timeoutSet?: boolean }).timeoutSet) return;
-    (waiting as { timeoutSet?: boolean }).timeoutSet = true;
+    if (waiting.timeoutSet === true) return;
+    waiting.timeoutSet = true;
     this.addOutbound(this.nextRequestId++, {
       deadlineMs: this.nowMs + this.replicationTimeoutMs,
       onResponse: () => [],

@@ -187,6 +187,7 @@ export class LmdbStore implements ShardStore {
     const now = this.syncWaiters;
     this.syncWaiters = [];
     this.syncing = true;
+    // lmdb-js has `sync(callback)` (mdb_env_sync, forced) on every store, but not in its typings.
     (this.root as unknown as { sync(callback: (error?: unknown) => void): void }).sync((error?: unknown) => {
       this.syncing = false;
       const typed = error ? new LfaasError(ErrorCode.INTERNAL, `lmdb sync failed in ${this.path}`, { cause: error }) : undefined;
