@@ -141,6 +141,24 @@ function mergeInto(a: Membership, b: Membership): Membership {
 }
 
 describe('Membership is a lattice', () => {
+  it('converges in any order even for two descriptions of one incarnation (which a correct node never sends)', () => {
+    const described = fc
+      .record({ id: nodeId, incarnation: fc.integer({ min: 0, max: 2 }), departed: fc.boolean(), port: fc.integer({ min: 1, max: 3 }) })
+      .map(({ id, incarnation, departed, port }) => ({ ...nodeInfo(id, incarnation, departed), address: `tcp://${id}:${port}` }));
+    fc.assert(
+      fc.property(fc.array(described, { maxLength: 8 }), fc.infiniteStream(fc.nat()), (nodes, seeds) => {
+        const shuffled = [...nodes];
+        const next = seeds[Symbol.iterator]();
+        for (let i = shuffled.length - 1; i > 0; i--) {
+          const j = next.next().value! % (i + 1);
+          [shuffled[i], shuffled[j]] = [shuffled[j]!, shuffled[i]!];
+        }
+        expect(state(build(shuffled.map((node) => ({ nodes: [node] }))))).toEqual(state(build(nodes.map((node) => ({ nodes: [node] })))));
+      }),
+      { numRuns: propertyRuns(200) },
+    );
+  });
+
   it('converges whatever the order of the updates (commutativity)', () => {
     fc.assert(
       fc.property(

@@ -90,9 +90,19 @@ export function nodeToWire(node: RingNode): PbTypes.INodeInfo {
   };
 }
 
-/** True when `a` is a later state of a node than `b`. */
+/**
+ * True when `a` is a later state of a node than `b`: a later incarnation; in one incarnation,
+ * departed over alive; and, so that the merge is a lattice even for two different descriptions
+ * of one incarnation (which a correct node never sends), the larger description.
+ */
 function nodeAfter(a: RingNode, b: RingNode): boolean {
-  return a.incarnation !== b.incarnation ? a.incarnation > b.incarnation : a.departed && !b.departed;
+  if (a.incarnation !== b.incarnation) return a.incarnation > b.incarnation;
+  if (a.departed !== b.departed) return a.departed;
+  return describe(a) > describe(b);
+}
+
+function describe(node: RingNode): string {
+  return `${node.address}|${node.shardAddresses.join(',')}|${node.virtualNodes}|${node.metricsPort}`;
 }
 
 /**
