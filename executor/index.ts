@@ -1,2 +1,7 @@
-/** Executors: caches, runtime pools, the user library `ctx`. Arrives with issue 4 (the FaaS core). */
-export {};
+/**
+ * Executors: today the runtime pool (worker threads running user functions in cached `vm`
+ * contexts, with time and memory limits). The cache, the user library `ctx`, DAG triggers and the
+ * executor machine arrive with the rest of issue 4.
+ */
+export { RuntimePool } from './runtime-pool.js';
+export type { FunctionCode, RuntimePoolOptions } from './runtime-pool.js';

@@ -1,0 +1,94 @@
+/**
+ * One runtime worker thread: it runs user functions in cached `vm` contexts, one per function
+ * version, and answers each call with its msgpack-encoded result or a typed error. Time and
+ * memory limits are enforced from outside (the pool ends and replaces a worker that breaches
+ * them); a synchronous loop is also cut by the `vm` timeout so the worker survives it.
+ *
+ * Function code is a CommonJS-style module body (what esbuild's `cjs` format emits): it assigns
+ * its function to `module.exports` (or `module.exports.default`).
+ */
+import { parentPort } from 'node:worker_threads';
+import { Script, createContext } from 'node:vm';
+import { ErrorCode, LfaasError, ensureLfaasError } from '../lattices/index.js';
+import { decodeValue, encodeValue } from '../protocol/index.js';
+
+/** A call as the pool sends it. */
+export interface RuntimeCall {
+  readonly kind: 'call';
+  readonly callId: number;
+  /** `name@version`: the cache key of the function's context. */
+  readonly functionId: string;
+  /** Sent only when the pool does not know the worker has the function yet. */
+  readonly code?: string;
+  readonly args: Uint8Array;
+  readonly timeoutMs: number;
+  readonly resultBytesMax: number;
+}
+
+/** A worker's answer. */
+export type RuntimeAnswer =
+  | { readonly kind: 'result'; readonly callId: number; readonly result: Uint8Array }
+  | { readonly kind: 'error'; readonly callId: number; readonly loaded: boolean; readonly error: { readonly code: string; readonly message: string; readonly stack?: string } }
+  | { readonly kind: 'ready' };
+
+type UserFunction = (...args: unknown[]) => unknown;
+
+const functions = new Map<string, UserFunction>();
+const FUNCTIONS_MAX = 256;
+
+function load(functionId: string, code: string | undefined, timeoutMs: number): UserFunction {
+  const cached = functions.get(functionId);
+  if (cached !== undefined) return cached;
+  if (code === undefined) throw new LfaasError(ErrorCode.INTERNAL, `worker has no code for ${functionId}`);
+  if (functions.size >= FUNCTIONS_MAX) functions.delete(functions.keys().next().value!);
+  const module = { exports: {} as unknown };
+  // A context per function version: its globals are its own. Its promises share the worker's
+  // microtask queue (a context of its own, `afterEvaluate`, would leave them pending once the
+  // module is evaluated); the pool's timer bounds async work instead, by ending the worker.
+  const context = createContext({ module, exports: module.exports, console: { log: () => {}, error: () => {} }, setTimeout, clearTimeout, TextEncoder, TextDecoder, URL });
+  new Script(`(function (module, exports) {\n${code}\n})(module, module.exports);`, { filename: `${functionId}.js` }).runInContext(context, { timeout: timeoutMs });
+  const exported = module.exports as { default?: unknown } | UserFunction;
+  const fn = typeof exported === 'function' ? exported : (exported as { default?: unknown }).default;
+  if (typeof fn !== 'function') throw new LfaasError(ErrorCode.EXEC_USER_ERROR, `${functionId} does not export a function`);
+  functions.set(functionId, fn as UserFunction);
+  return fn as UserFunction;
+}
+
+async function call(message: RuntimeCall): Promise<RuntimeAnswer> {
+  try {
+    const fn = load(message.functionId, message.code, message.timeoutMs);
+    const args = decodeValue(message.args);
+    if (!Array.isArray(args)) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, 'arguments must be an array');
+    let value: unknown;
+    try {
+      value = await fn(...args);
+    } catch (thrown) {
+      // The user's own failure: terminal, returned as is (normalised if it is not an Error).
+      const error = thrown instanceof Error || (typeof thrown === 'object' && thrown !== null && 'message' in thrown) ? (thrown as Error) : new Error(String(thrown));
+      return { kind: 'error', callId: message.callId, loaded: true, error: { code: ErrorCode.EXEC_USER_ERROR, message: `${error.name ?? 'Error'}: ${error.message}`, ...(error.stack === undefined ? {} : { stack: error.stack }) } };
+    }
+    // The result was built in the function's own realm (its own Object.prototype): a structured
+    // clone brings it into this one, where the value codec recognises plain objects.
+    let local: unknown;
+    try {
+      local = structuredClone(value === undefined ? null : value);
+    } catch (error) {
+      throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, `the result cannot be sent: ${(error as Error).message}`);
+    }
+    return { kind: 'result', callId: message.callId, result: encodeValue(local, { maxBytes: message.resultBytesMax }) };
+  } catch (error) {
+    const typed = ensureLfaasError(error, ErrorCode.EXEC_USER_ERROR);
+    // A synchronous loop cut by the vm timeout.
+    const code = (error as { code?: string }).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT' ? ErrorCode.EXEC_TIMEOUT : typed.code;
+    return { kind: 'error', callId: message.callId, loaded: functions.has(message.functionId), error: { code, message: typed.message } };
+  }
+}
+
+// A function's stray promise (rejected after its call returned) must not end the worker.
+process.on('unhandledRejection', () => {});
+
+parentPort?.on('message', (message: RuntimeCall) => {
+  if (message.kind !== 'call') return;
+  void call(message).then((answer) => parentPort!.postMessage(answer));
+});
+parentPort?.postMessage({ kind: 'ready' } satisfies RuntimeAnswer);
