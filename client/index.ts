@@ -5,3 +5,5 @@
 export * from '../lattices/index.js';
 export { KvsClient } from './kvs-client.js';
 export type { KvsClientOptions, WriteOptions, AckMode, Subscription } from './kvs-client.js';
+export { bundleFunction, BUNDLE_BYTES_MAX } from './bundle.js';
+export type { BundledFunction } from './bundle.js';

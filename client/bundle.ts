@@ -1,0 +1,56 @@
+/**
+ * Bundles a user's TypeScript (or JavaScript) function module into the one self-contained
+ * CommonJS body an executor runs (first piece of issue 4's registration). The module's default
+ * export (or `module.exports`) is the function. Node built-ins are not available to functions:
+ * they see the KVS only through `ctx` (DESIGN.md §10), so an import of one is a typed error.
+ *
+ * @example
+ * ```ts
+ * const { code } = await bundleFunction('functions/square.ts');
+ * // code: "...module.exports = ..." (what RuntimePool runs)
+ * ```
+ */
+import { builtinModules } from 'node:module';
+import { build } from 'esbuild';
+import { ErrorCode, LfaasError } from '../lattices/index.js';
+
+export interface BundledFunction {
+  readonly code: string;
+  readonly bytes: number;
+}
+
+/** Bundles at most this much code (a function ships in one KVS value). */
+export const BUNDLE_BYTES_MAX = 4 * 1024 * 1024;
+
+const BUILTINS = new Set([...builtinModules, ...builtinModules.map((name) => `node:${name}`)]);
+
+export async function bundleFunction(entry: string): Promise<BundledFunction> {
+  let result;
+  try {
+    result = await build({
+      entryPoints: [entry],
+      bundle: true,
+      write: false,
+      format: 'cjs',
+      platform: 'neutral',
+      target: 'node20',
+      mainFields: ['module', 'main'],
+      logLevel: 'silent',
+      plugins: [
+        {
+          name: 'no-node-builtins',
+          setup(plugin) {
+            plugin.onResolve({ filter: /.*/ }, (args) => (BUILTINS.has(args.path) ? { errors: [{ text: `functions cannot import the Node built-in ${JSON.stringify(args.path)}` }] } : undefined));
+          },
+        },
+      ],
+    });
+  } catch (error) {
+    const messages = (error as { errors?: { text: string }[] }).errors?.map((e) => e.text).join('; ') ?? String(error);
+    throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, `cannot bundle ${entry}: ${messages}`, { cause: error });
+  }
+  const code = result.outputFiles[0]?.text ?? '';
+  const bytes = Buffer.byteLength(code);
+  if (bytes > BUNDLE_BYTES_MAX) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, `${entry} bundles to ${bytes} bytes; at most ${BUNDLE_BYTES_MAX}`);
+  return { code, bytes };
+}

@@ -1,0 +1,42 @@
+/**
+ * From a TypeScript module to a result: the SDK bundles a function module (with a local import)
+ * into one CommonJS body, and the executor's runtime pool runs it. Imports of Node built-ins and
+ * syntax errors are typed errors at bundling time.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { bundleFunction } from '../client/index.js';
+import { RuntimePool } from '../executor/index.js';
+
+describe('bundle a TypeScript function and run it', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lfaas-bundle-'));
+  const pool = new RuntimePool({ prewarm: 1, memoryMb: 64 });
+  afterAll(async () => {
+    await pool.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const file = (name: string, text: string): string => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+
+  it('bundles a module with a local import and a default export, and the pool runs it', async () => {
+    file('helper.ts', 'export function increment(x: number): number { return x + 1; }\n');
+    const entry = file('double-next.ts', "import { increment } from './helper';\nexport default async function doubleNext(x: number): Promise<{ value: number }> { return { value: increment(x) * 2 }; }\n");
+    const { code, bytes } = await bundleFunction(entry);
+    expect(bytes).toBeGreaterThan(0);
+    expect(code).not.toContain('import ');
+    expect(await pool.run({ id: 'double-next@1', code, memoryMb: 64, timeoutMs: 2000 }, [20])).toEqual({ value: 42 });
+  });
+
+  it('refuses a Node built-in import and a syntax error with EXEC_BAD_VALUE', async () => {
+    const fs = file('uses-fs.ts', "import { readFileSync } from 'node:fs';\nexport default () => readFileSync('/etc/passwd', 'utf8');\n");
+    await expect(bundleFunction(fs)).rejects.toMatchObject({ code: 'EXEC_BAD_VALUE', message: expect.stringContaining('node:fs') });
+    const broken = file('broken.ts', 'export default (x: number) => {\n');
+    await expect(bundleFunction(broken)).rejects.toMatchObject({ code: 'EXEC_BAD_VALUE' });
+    await expect(bundleFunction(join(dir, 'missing.ts'))).rejects.toMatchObject({ code: 'EXEC_BAD_VALUE' });
+  });
+});
