@@ -5,3 +5,5 @@
  */
 export { RuntimePool } from './runtime-pool.js';
 export type { FunctionCode, RuntimePoolOptions } from './runtime-pool.js';
+export { ExecutorCache } from './cache.js';
+export type { CacheBackend, ExecutorCacheOptions } from './cache.js';

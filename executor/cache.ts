@@ -1,0 +1,128 @@
+/**
+ * An executor's cache of lattice values, next to the functions (DESIGN.md §7; issue 4). Bounded
+ * in bytes (lru-cache); read-through from the KVS (concurrent misses of one key share one read);
+ * merge-on-write (the merged value is cached at once and merged into the KVS); subscribed to the
+ * KVS for every cached key, so a cached value is fresh within a gossip period of any write
+ * elsewhere (pushed values are merged in, deletes evict). `keys()` is what it tells the
+ * schedulers it holds.
+ *
+ * The KVS is injected ({@link CacheBackend}): the executor process passes the SDK's `KvsClient`.
+ */
+import { LRUCache } from 'lru-cache';
+import { ErrorCode, LfaasError } from '../lattices/index.js';
+import type { AnyLattice } from '../lattices/index.js';
+
+/** What the cache needs of the KVS (the SDK's `KvsClient` has it). */
+export interface CacheBackend {
+  get(key: string): Promise<AnyLattice | undefined>;
+  put(key: string, value: AnyLattice, options?: { ack?: 'local' | 'durable' | 'replicated' }): Promise<void>;
+  subscribe(keys: readonly string[], onUpdate: (key: string, value: AnyLattice | undefined) => void, leaseMs?: number): { close(): void };
+}
+
+export interface ExecutorCacheOptions {
+  /** Bytes of encoded values held, at most. */
+  readonly bytesMax?: number;
+  /** Subscription lease (renewed by the backend). */
+  readonly leaseMs?: number;
+}
+
+export class ExecutorCache {
+  private readonly values: LRUCache<string, AnyLattice>;
+  private readonly subscriptions = new Map<string, { close(): void }>();
+  private readonly reads = new Map<string, Promise<AnyLattice | undefined>>();
+  readonly counters = { hits: 0, misses: 0, pushes: 0, writes: 0, evictions: 0 };
+
+  constructor(
+    private readonly backend: CacheBackend,
+    private readonly options: ExecutorCacheOptions = {},
+  ) {
+    this.values = new LRUCache<string, AnyLattice>({
+      maxSize: options.bytesMax ?? 64 * 1024 * 1024,
+      // The encoded size stands for the value's footprint (a lower bound of its heap size).
+      sizeCalculation: (value, key) => Math.max(1, value.encode().byteLength + key.length),
+      dispose: (_value, key, reason) => {
+        if (reason === 'set') return;
+        this.counters.evictions++;
+        this.subscriptions.get(key)?.close();
+        this.subscriptions.delete(key);
+      },
+    });
+  }
+
+  /** The value of `key`: from the cache, else read from the KVS (and cached, and subscribed). */
+  async get(key: string): Promise<AnyLattice | undefined> {
+    const cached = this.values.get(key);
+    if (cached !== undefined) {
+      this.counters.hits++;
+      return cached;
+    }
+    this.counters.misses++;
+    let read = this.reads.get(key);
+    if (read === undefined) {
+      read = this.backend.get(key).finally(() => this.reads.delete(key));
+      this.reads.set(key, read);
+    }
+    const value = await read;
+    if (value !== undefined) this.hold(key, value);
+    return value;
+  }
+
+  /**
+   * Merges `value` into `key`: cached at once (so this executor reads its own writes), then merged
+   * into the KVS with `ack`. A cached value of another lattice type is KVS_LATTICE_MISMATCH.
+   */
+  async merge(key: string, value: AnyLattice, ack: 'local' | 'durable' | 'replicated' = 'local'): Promise<void> {
+    const current = this.values.get(key);
+    if (current !== undefined && current.type !== value.type) {
+      throw new LfaasError(ErrorCode.KVS_LATTICE_MISMATCH, `key ${JSON.stringify(key)} holds lattice type ${current.type}, the write has type ${value.type}`);
+    }
+    this.counters.writes++;
+    this.hold(key, current === undefined ? value : (current.merge(value) as AnyLattice));
+    await this.backend.put(key, value, { ack });
+  }
+
+  /** The cached value of `key`, without reading through (undefined when not held). */
+  peek(key: string): AnyLattice | undefined {
+    return this.values.peek(key);
+  }
+
+  /** Keys subscribed to: exactly the keys held. */
+  get subscriptionCount(): number {
+    return this.subscriptions.size;
+  }
+
+  /** The keys held (what the schedulers are told). */
+  keys(): string[] {
+    return [...this.values.keys()];
+  }
+
+  /** Bytes held. */
+  get bytes(): number {
+    return this.values.calculatedSize;
+  }
+
+  close(): void {
+    for (const subscription of this.subscriptions.values()) subscription.close();
+    this.subscriptions.clear();
+    this.values.clear();
+  }
+
+  private hold(key: string, value: AnyLattice): void {
+    this.values.set(key, value);
+    if (!this.values.has(key) || this.subscriptions.has(key)) return;
+    this.subscriptions.set(key, this.backend.subscribe([key], (updated, pushed) => this.onPush(updated, pushed), this.options.leaseMs ?? 10_000));
+  }
+
+  private onPush(key: string, pushed: AnyLattice | undefined): void {
+    this.counters.pushes++;
+    const current = this.values.get(key);
+    if (pushed === undefined) {
+      // Deleted in the KVS: the cached value is gone too.
+      this.values.delete(key);
+      return;
+    }
+    if (current === undefined) return;
+    // A value of another type (a delete and a new generation elsewhere) replaces the cached one.
+    this.values.set(key, current.type === pushed.type ? (current.merge(pushed) as AnyLattice) : pushed);
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * The executor cache over a real KVS cluster (routing + 2 storage nodes) through the SDK's client:
+ * read-through, merge-on-write (read your writes), freshness by subscription (a write elsewhere
+ * reaches the cache without a read), deletes evict, the byte bound holds and evicted keys are
+ * unsubscribed.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KvsClient } from '../client/index.js';
+import { ExecutorCache } from '../executor/index.js';
+import { Counter, GSet, Lww, HybridClock } from '../lattices/index.js';
+import { TestCluster, eventually } from './cluster.js';
+
+describe('ExecutorCache over the KVS', () => {
+  const cluster = new TestCluster();
+  let writer: KvsClient;
+  let backend: KvsClient;
+  beforeAll(async () => {
+    await cluster.startRouting({ global: 2 });
+    await cluster.startNode('node-a');
+    await cluster.startNode('node-b');
+    writer = await KvsClient.connect({ routing: [cluster.routingAddress] });
+    backend = await KvsClient.connect({ routing: [cluster.routingAddress] });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }, 60_000);
+  afterAll(async () => {
+    await writer.close();
+    await backend.close();
+    await cluster.stop();
+  }, 30_000);
+
+  it('reads through, merges on write, and stays fresh by subscription', async () => {
+    const cache = new ExecutorCache(backend, { leaseMs: 3000 });
+    try {
+      let count = Counter.ZERO.increment('writer', 2);
+      await writer.put('cache:count', count, { ack: 'replicated' });
+      expect((await cache.get('cache:count'))?.reveal()).toBe(2);
+      expect((await cache.get('cache:count'))?.reveal()).toBe(2);
+      expect(cache.counters).toMatchObject({ misses: 1, hits: 1 });
+      // A write elsewhere reaches the cache by push, with no read.
+      count = count.increment('writer', 3);
+      await writer.put('cache:count', count);
+      expect(await eventually(() => cache.counters.pushes > 0 && cache.keys().includes('cache:count') && cache.peek('cache:count')?.reveal() === 5, 3000)).toBe(true);
+      // Merge-on-write: this executor reads its own write at once, and the KVS has it.
+      await cache.merge('cache:count', Counter.ZERO.increment('executor', 10), 'replicated');
+      expect((await cache.get('cache:count'))?.reveal()).toBe(15);
+      expect((await writer.getAll<Counter>('cache:count'))?.reveal()).toBe(15);
+      await expect(cache.merge('cache:count', GSet.of('x'))).rejects.toMatchObject({ code: 'KVS_LATTICE_MISMATCH' });
+      // A delete elsewhere evicts the cached value.
+      await writer.delete('cache:count');
+      expect(await eventually(() => !cache.keys().includes('cache:count'), 3000)).toBe(true);
+      expect(await cache.get('cache:count')).toBeUndefined();
+    } finally {
+      cache.close();
+    }
+  }, 30_000);
+
+  it('holds at most its byte bound, evicting (and unsubscribing) the least recently used', async () => {
+    const cache = new ExecutorCache(backend, { bytesMax: 4096, leaseMs: 3000 });
+    try {
+      const clock = new HybridClock('writer', () => Date.now());
+      await Promise.all(Array.from({ length: 20 }, (_, i) => writer.put(`cache:big-${i}`, Lww.write(clock, 'x'.repeat(500)))));
+      for (let i = 0; i < 20; i++) expect((await cache.get(`cache:big-${i}`))?.reveal()).toBe('x'.repeat(500));
+      expect(cache.bytes).toBeLessThanOrEqual(4096);
+      expect(cache.keys().length).toBeLessThan(20);
+      expect(cache.counters.evictions).toBeGreaterThan(0);
+      expect(cache.subscriptionCount).toBe(cache.keys().length);
+      // The most recent keys are the ones kept.
+      expect(cache.keys()).toContain('cache:big-19');
+    } finally {
+      cache.close();
+    }
+  }, 30_000);
+});
