@@ -52,6 +52,10 @@ export interface WriteOptions {
   readonly ack?: AckMode;
 }
 
+/** How long an unresponsive routing node is avoided; the lease of the ring subscription. */
+const ROUTING_DOWN_MS = 5000;
+const RING_LEASE_MS = 6000;
+
 /** Values a shard served were checked canonical when it stored them; every field is still validated. */
 const SERVED = { verifyCanonical: false } as const;
 
@@ -191,7 +195,7 @@ export class KvsClient {
     if (!Number.isInteger(factors.global) || factors.global < 1 || !Number.isInteger(factors.local ?? 1) || (factors.local ?? 1) < 1) {
       throw new LfaasError(ErrorCode.KVS_BAD_KEY, 'replication factors are integers >= 1');
     }
-    const routing = this.options.routing[Math.floor(this.random() * this.options.routing.length)]!;
+    const routing = this.pickRouting();
     const response = await this.rpc.request(routing, { ringUpdate: { replication: [{ key, tier: pb.Tier.TIER_MEMORY, global: factors.global, local: factors.local ?? 1 }] } }, { timeoutMs: this.requestTimeoutMs, retries: this.retriesMax });
     this.onRing(response.ringUpdate);
   }
@@ -356,7 +360,7 @@ export class KvsClient {
     if (keys.length === 0) return;
     for (const key of keys) this.asking.add(key);
     this.counters.lookups++;
-    const routing = this.options.routing[(Math.floor(this.random() * this.options.routing.length) + attempt) % this.options.routing.length]!;
+    const routing = this.pickRouting();
     const settle = (key: string, result: readonly string[] | LfaasError): void => {
       this.asking.delete(key);
       const waiters = this.lookups.get(key) ?? [];
@@ -384,6 +388,7 @@ export class KvsClient {
         }
       },
       (error: unknown) => {
+        this.markDown(routing);
         if (attempt < this.retriesMax && !this.closed) this.lookup(attempt + 1, keys);
         else for (const key of keys) settle(key, ensureLfaasError(error));
       },
@@ -391,20 +396,40 @@ export class KvsClient {
   }
 
   private readonly asking = new Set<string>();
+  /** Routing nodes that failed to answer, avoided until the time given. */
+  private readonly routingDownUntil = new Map<string, number>();
 
-  /** Subscribes to ring changes at a routing node, renewing the lease. */
+  /** A random routing node among those not recently unresponsive (any, if all were). */
+  private pickRouting(): string {
+    const now = this.clock.now();
+    const up = this.options.routing.filter((address) => (this.routingDownUntil.get(address) ?? 0) <= now);
+    const candidates = up.length > 0 ? up : this.options.routing;
+    return candidates[Math.floor(this.random() * candidates.length)]!;
+  }
+
+  private markDown(routing: string): void {
+    this.routingDownUntil.set(routing, this.clock.now() + ROUTING_DOWN_MS);
+  }
+
+  /**
+   * Subscribes to ring changes at a routing node, renewing a short lease often, so that when that
+   * routing node dies the client is subscribed at another within a few seconds.
+   */
   private watchRing(): void {
-    const leaseMs = 30_000;
     const ask = (): void => {
       if (this.closed) return;
-      const routing = this.options.routing[Math.floor(this.random() * this.options.routing.length)]!;
-      this.rpc.request(routing, { ringRequest: { subscriber: this.transport.address, leaseMs } }, { timeoutMs: this.requestTimeoutMs }).then(
-        (response) => this.onRing(response.ringUpdate),
+      const routing = this.pickRouting();
+      this.rpc.request(routing, { ringRequest: { subscriber: this.transport.address, leaseMs: RING_LEASE_MS } }, { timeoutMs: this.requestTimeoutMs }).then(
+        (response) => {
+          this.onRing(response.ringUpdate);
+          this.every(RING_LEASE_MS / 3, ask);
+        },
         () => {
-          // Another routing node next time; the address cache still works meanwhile.
+          // That routing node did not answer: another one, soon.
+          this.markDown(routing);
+          this.every(100, ask);
         },
       );
-      this.every(leaseMs / 3, ask);
     };
     ask();
   }

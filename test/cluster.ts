@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { freePorts } from '../cli/index.js';
 
 export const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 
@@ -89,11 +90,31 @@ export class TestCluster {
 
   async startRouting(options: { global?: number; failureTimeoutMs?: number } = {}): Promise<void> {
     this.routing = await startProcess(['routing', '--global', String(options.global ?? 2), '--failure-timeout-ms', String(options.failureTimeoutMs ?? 1000)]);
+    this.routingAddresses = [this.routingAddress];
   }
+
+  /** Several routing nodes that know each other (on free ports chosen first). */
+  async startRoutingGroup(count: number, options: { global?: number; failureTimeoutMs?: number } = {}): Promise<RoleProcess[]> {
+    const ports = await freePorts(count);
+    const addresses = ports.map((port) => `tcp://127.0.0.1:${port}`);
+    const started = await Promise.all(
+      ports.map((port, i) =>
+        startProcess(['routing', '--port', String(port), '--peers', addresses.filter((_, j) => j !== i).join(','), '--global', String(options.global ?? 2), '--failure-timeout-ms', String(options.failureTimeoutMs ?? 1000)]),
+      ),
+    );
+    this.routing = started[0];
+    this.extraRouting.push(...started.slice(1));
+    this.routingAddresses = addresses;
+    return started;
+  }
+
+  /** Every routing node's address (storage nodes are given all of them). */
+  routingAddresses: string[] = [];
+  private readonly extraRouting: RoleProcess[] = [];
 
   /** A storage node; `threads` puts each shard in its own worker thread. */
   async startNode(id: string, shards = 1, threads: 'on' | 'off' = 'off'): Promise<RoleProcess> {
-    const node = await startProcess(['kvs', '--id', id, '--routing', this.routingAddress, '--shards', String(shards), '--data', this.data, '--metrics-port', '0', '--threads', threads]);
+    const node = await startProcess(['kvs', '--id', id, '--routing', this.routingAddresses.join(','), '--shards', String(shards), '--data', this.data, '--metrics-port', '0', '--threads', threads]);
     this.nodes.set(id, node);
     return node;
   }
@@ -105,6 +126,7 @@ export class TestCluster {
   async stop(): Promise<void> {
     await Promise.all([...this.nodes.values()].map((node) => stopProcess(node)));
     if (this.routing !== undefined) await stopProcess(this.routing);
+    await Promise.all(this.extraRouting.map((routing) => stopProcess(routing)));
     rmSync(this.data, { recursive: true, force: true });
   }
 }
