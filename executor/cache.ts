@@ -16,6 +16,7 @@ import type { AnyLattice } from '../lattices/index.js';
 export interface CacheBackend {
   get(key: string): Promise<AnyLattice | undefined>;
   put(key: string, value: AnyLattice, options?: { ack?: 'local' | 'durable' | 'replicated' }): Promise<void>;
+  delete(key: string, options?: { ack?: 'local' | 'durable' | 'replicated' }): Promise<void>;
   subscribe(keys: readonly string[], onUpdate: (key: string, value: AnyLattice | undefined) => void, leaseMs?: number): { close(): void };
 }
 
@@ -79,6 +80,12 @@ export class ExecutorCache {
     this.counters.writes++;
     this.hold(key, current === undefined ? value : (current.merge(value) as AnyLattice));
     await this.backend.put(key, value, { ack });
+  }
+
+  /** Deletes `key` in the KVS and drops it here. */
+  async delete(key: string, ack: 'local' | 'durable' | 'replicated' = 'local'): Promise<void> {
+    this.values.delete(key);
+    await this.backend.delete(key, { ack });
   }
 
   /** The cached value of `key`, without reading through (undefined when not held). */

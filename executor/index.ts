@@ -4,6 +4,7 @@
  * executor machine arrive with the rest of issue 4.
  */
 export { RuntimePool } from './runtime-pool.js';
-export type { FunctionCode, RuntimePoolOptions } from './runtime-pool.js';
+export type { FunctionCode, FunctionHost, RuntimePoolOptions } from './runtime-pool.js';
+export type { FunctionContext } from './runtime-worker.js';
 export { ExecutorCache } from './cache.js';
 export type { CacheBackend, ExecutorCacheOptions } from './cache.js';

@@ -4,8 +4,10 @@
  * its typed error, the breaching worker is replaced, and the pool keeps serving.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { Counter, LatticeType } from '../lattices/index.js';
+import type { AnyLattice } from '../lattices/index.js';
 import { RuntimePool } from './runtime-pool.js';
-import type { FunctionCode } from './runtime-pool.js';
+import type { FunctionCode, FunctionHost } from './runtime-pool.js';
 
 const fn = (id: string, body: string, limits: Partial<Pick<FunctionCode, 'memoryMb' | 'timeoutMs'>> = {}): FunctionCode => ({
   id,
@@ -70,6 +72,36 @@ describe('RuntimePool', () => {
     await expect(pool.run(square, [new Map([[1, 2]])])).rejects.toMatchObject({ code: 'EXEC_BAD_VALUE' });
     await expect(pool.run(fn('fnresult@1', '() => () => 1'), [])).rejects.toMatchObject({ code: 'EXEC_BAD_VALUE' });
     expect(await pool.run(square, [6])).toBe(36);
+  });
+
+  it('gives functions a ctx that reaches the KVS through the host: get, put (plain values as LWW), merge, delete', async () => {
+    pool = new RuntimePool({ prewarm: 1, memoryMb: 64 });
+    const store = new Map<string, AnyLattice>();
+    const host: FunctionHost = {
+      get: async (key) => store.get(key),
+      merge: async (key, value) => {
+        const current = store.get(key);
+        store.set(key, current === undefined ? value : (current.merge(value) as AnyLattice));
+      },
+      delete: async (key) => {
+        store.delete(key);
+      },
+    };
+    const next = fn('next@1', 'async (key, ctx) => { const n = (await ctx.get(key)) ?? 0; await ctx.put(key, { n: n.n === undefined ? 1 : n.n + 1 }); return (await ctx.get(key)).n; }');
+    expect(await pool.run(next, ['visits'], host)).toBe(1);
+    expect(await pool.run(next, ['visits'], host)).toBe(2);
+    expect(store.get('visits')?.type).toBe(LatticeType.Lww);
+    expect(store.get('visits')?.reveal()).toEqual({ n: 2 });
+    const remove = fn('remove@1', 'async (key, ctx) => { await ctx.delete(key); return (await ctx.get(key)) === undefined; }');
+    expect(await pool.run(remove, ['visits'], host)).toBe(true);
+    expect(store.has('visits')).toBe(false);
+    // A lattice read through ctx merges with one written by a host.
+    store.set('count', Counter.ZERO.increment('a', 4));
+    const reader = fn('reader@1', 'async (key, ctx) => { const lattice = await ctx.getLattice(key); return [lattice.type, lattice.reveal()]; }');
+    expect(await pool.run(reader, ['count'], host)).toEqual([LatticeType.Counter, 4]);
+    await expect(pool.run(fn('badmerge@1', 'async (key, ctx) => ctx.merge(key, 5)'), ['x'], host)).rejects.toMatchObject({ code: 'EXEC_USER_ERROR', message: expect.stringContaining('merge takes a lattice') });
+    // Without a host, the KVS is not there: the function sees a typed failure.
+    await expect(pool.run(next, ['visits']), 'no host').rejects.toMatchObject({ code: 'EXEC_USER_ERROR', message: expect.stringContaining('no KVS') });
   });
 
   it('queues calls beyond its workers and answers every one', async () => {

@@ -12,9 +12,10 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { ErrorCode, LfaasError, errorFromWire } from '../lattices/index.js';
+import { ErrorCode, LfaasError, decodeLattice, ensureLfaasError, errorFromWire } from '../lattices/index.js';
+import type { AnyLattice } from '../lattices/index.js';
 import { DEFAULT_MAX_VALUE_BYTES, decodeValue, encodeValue } from '../protocol/index.js';
-import type { RuntimeAnswer, RuntimeCall } from './runtime-worker.js';
+import type { KvsAsk, KvsReply, RuntimeAnswer, RuntimeCall } from './runtime-worker.js';
 
 export interface FunctionCode {
   /** `name@version`. */
@@ -53,9 +54,17 @@ interface PooledWorker {
   readonly ready: Promise<void>;
 }
 
+/** Where a function's `ctx` reaches the KVS: the executor's cache. */
+export interface FunctionHost {
+  get(key: string): Promise<AnyLattice | undefined>;
+  merge(key: string, value: AnyLattice): Promise<void>;
+  delete(key: string): Promise<void>;
+}
+
 interface Pending {
   readonly fn: FunctionCode;
   readonly args: Uint8Array;
+  readonly host: FunctionHost | undefined;
   readonly resolve: (value: unknown) => void;
   readonly reject: (error: LfaasError) => void;
 }
@@ -86,8 +95,11 @@ export class RuntimePool {
     return this.workers.length;
   }
 
-  /** Runs `fn` on `args`; resolves with its result or rejects with a typed error. */
-  run(fn: FunctionCode, args: readonly unknown[]): Promise<unknown> {
+  /**
+   * Runs `fn` on `args` (its `ctx` reaches the KVS through `host`); resolves with its result or
+   * rejects with a typed error.
+   */
+  run(fn: FunctionCode, args: readonly unknown[], host?: FunctionHost): Promise<unknown> {
     if (this.closed) return Promise.reject(new LfaasError(ErrorCode.TRANSPORT_CLOSED, 'the runtime pool is closed'));
     let encoded: Uint8Array;
     try {
@@ -97,7 +109,7 @@ export class RuntimePool {
     }
     this.counters.calls++;
     return new Promise((resolve, reject) => {
-      const pending: Pending = { fn, args: encoded, resolve, reject };
+      const pending: Pending = { fn, args: encoded, host, resolve, reject };
       if (!this.dispatch(pending)) {
         if (this.queue.length >= this.queueMax) {
           reject(new LfaasError(ErrorCode.SCHED_NO_CAPACITY, `${this.queue.length} calls wait for a runtime`));
@@ -156,6 +168,10 @@ export class RuntimePool {
     };
     const onMessage = (answer: RuntimeAnswer): void => {
       if (answer.kind === 'ready' || answer.callId !== callId) return;
+      if (answer.kind === 'kvs') {
+        this.serveKvs(pooled, pending.host, answer);
+        return;
+      }
       if (answer.kind === 'result') {
         pooled.loaded.add(pending.fn.id);
         try {
@@ -191,6 +207,36 @@ export class RuntimePool {
       resultBytesMax: this.resultBytesMax,
     };
     pooled.worker.postMessage(message);
+  }
+
+  /** Answers a function's KVS access through the call's host (the executor's cache). */
+  private serveKvs(pooled: PooledWorker, host: FunctionHost | undefined, ask: KvsAsk): void {
+    const reply = (body: { payload?: Uint8Array; error?: { code: string; message: string } }): void => {
+      if (!pooled.ended) pooled.worker.postMessage({ kind: 'kvsReply', requestId: ask.requestId, ...body } satisfies KvsReply);
+    };
+    const fail = (error: unknown): void => {
+      const typed = ensureLfaasError(error);
+      reply({ error: { code: typed.code, message: typed.message } });
+    };
+    if (host === undefined) {
+      fail(new LfaasError(ErrorCode.KVS_NO_SERVERS, 'this call has no KVS'));
+      return;
+    }
+    try {
+      switch (ask.op) {
+        case 'get':
+          host.get(ask.key).then((value) => reply(value === undefined ? {} : { payload: value.encode() }), fail);
+          return;
+        case 'merge':
+          host.merge(ask.key, decodeLattice(ask.payload ?? new Uint8Array())).then(() => reply({}), fail);
+          return;
+        case 'delete':
+          host.delete(ask.key).then(() => reply({}), fail);
+          return;
+      }
+    } catch (error) {
+      fail(error);
+    }
   }
 
   private drain(): void {

@@ -5,11 +5,13 @@
  * them); a synchronous loop is also cut by the `vm` timeout so the worker survives it.
  *
  * Function code is a CommonJS-style module body (what esbuild's `cjs` format emits): it assigns
- * its function to `module.exports` (or `module.exports.default`).
+ * its function to `module.exports` (or `module.exports.default`). The function is called with the
+ * call's arguments and then a {@link FunctionContext} (`ctx`) for the KVS.
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, threadId } from 'node:worker_threads';
 import { Script, createContext } from 'node:vm';
-import { ErrorCode, LfaasError, ensureLfaasError } from '../lattices/index.js';
+import { ErrorCode, HybridClock, LfaasError, Lww, decodeLattice, ensureLfaasError, errorFromWire } from '../lattices/index.js';
+import type { AnyLattice } from '../lattices/index.js';
 import { decodeValue, encodeValue } from '../protocol/index.js';
 
 /** A call as the pool sends it. */
@@ -26,12 +28,94 @@ export interface RuntimeCall {
 }
 
 /** A worker's answer. */
+/** The answer to a {@link KvsAsk}. */
+export interface KvsReply {
+  readonly kind: 'kvsReply';
+  readonly requestId: number;
+  readonly payload?: Uint8Array;
+  readonly error?: { readonly code: string; readonly message: string };
+}
+
+/** A function's KVS access, asked of the pool's host (the executor's cache). */
+export interface KvsAsk {
+  readonly kind: 'kvs';
+  readonly callId: number;
+  readonly requestId: number;
+  readonly op: 'get' | 'merge' | 'delete';
+  readonly key: string;
+  readonly payload?: Uint8Array;
+}
+
 export type RuntimeAnswer =
+  | KvsAsk
   | { readonly kind: 'result'; readonly callId: number; readonly result: Uint8Array }
   | { readonly kind: 'error'; readonly callId: number; readonly loaded: boolean; readonly error: { readonly code: string; readonly message: string; readonly stack?: string } }
   | { readonly kind: 'ready' };
 
 type UserFunction = (...args: unknown[]) => unknown;
+
+/**
+ * The user library a function gets as its last argument (the first piece of issue 4's `ctx`):
+ * lattice-typed access to the KVS through the executor's cache. Plain values written with `put`
+ * are LWW registers; `get` reveals the plain value, `getLattice` gives the lattice itself.
+ */
+export interface FunctionContext {
+  readonly callId: string;
+  get(key: string): Promise<unknown>;
+  getLattice(key: string): Promise<AnyLattice | undefined>;
+  put(key: string, value: unknown): Promise<void>;
+  merge(key: string, value: AnyLattice): Promise<void>;
+  delete(key: string): Promise<void>;
+}
+
+const clock = new HybridClock(`runtime-${threadId}-${process.pid}`, () => Date.now());
+const asks = new Map<number, { resolve: (payload: Uint8Array | undefined) => void; reject: (error: Error) => void }>();
+let nextAskId = 1;
+
+function ask(callId: number, op: KvsAsk['op'], key: string, payload?: Uint8Array): Promise<Uint8Array | undefined> {
+  if (typeof key !== 'string' || key.length === 0) return Promise.reject(new LfaasError(ErrorCode.KVS_BAD_KEY, 'a key is a non-empty string'));
+  const requestId = nextAskId++;
+  return new Promise((resolve, reject) => {
+    asks.set(requestId, { resolve, reject });
+    parentPort!.postMessage({ kind: 'kvs', callId, requestId, op, key, ...(payload === undefined ? {} : { payload }) } satisfies KvsAsk);
+  });
+}
+
+/** A lattice from any realm (the function bundles its own copy of the library). */
+function isLattice(value: unknown): value is AnyLattice {
+  return typeof value === 'object' && value !== null && typeof (value as { encode?: unknown }).encode === 'function' && typeof (value as { type?: unknown }).type === 'number';
+}
+
+/**
+ * Reads a value; an LWW register's timestamp is observed by this worker's clock, so a write that
+ * follows the read (a read-modify-write) is later than what it read, even from a faster clock.
+ */
+async function read(callId: number, key: string): Promise<AnyLattice | undefined> {
+  const payload = await ask(callId, 'get', key);
+  if (payload === undefined) return undefined;
+  const value = decodeLattice(payload);
+  if (value instanceof Lww) clock.observe({ wallMs: value.wallMs, logical: value.logical });
+  return value;
+}
+
+function contextFor(callId: number): FunctionContext {
+  return {
+    callId: String(callId),
+    get: async (key) => (await read(callId, key))?.reveal(),
+    getLattice: (key) => read(callId, key),
+    put: async (key, value) => {
+      const lattice = isLattice(value) ? value : Lww.write(clock, structuredClone(value));
+      await ask(callId, 'merge', key, lattice.encode());
+    },
+    merge: async (key, value) => {
+      if (!isLattice(value)) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, 'merge takes a lattice (put takes plain values)');
+      await ask(callId, 'merge', key, value.encode());
+    },
+    delete: async (key) => {
+      await ask(callId, 'delete', key);
+    },
+  };
+}
 
 const functions = new Map<string, UserFunction>();
 const FUNCTIONS_MAX = 256;
@@ -61,7 +145,7 @@ async function call(message: RuntimeCall): Promise<RuntimeAnswer> {
     if (!Array.isArray(args)) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, 'arguments must be an array');
     let value: unknown;
     try {
-      value = await fn(...args);
+      value = await fn(...args, contextFor(message.callId));
     } catch (thrown) {
       // The user's own failure: terminal, returned as is (normalised if it is not an Error).
       const error = thrown instanceof Error || (typeof thrown === 'object' && thrown !== null && 'message' in thrown) ? (thrown as Error) : new Error(String(thrown));
@@ -87,7 +171,14 @@ async function call(message: RuntimeCall): Promise<RuntimeAnswer> {
 // A function's stray promise (rejected after its call returned) must not end the worker.
 process.on('unhandledRejection', () => {});
 
-parentPort?.on('message', (message: RuntimeCall) => {
+parentPort?.on('message', (message: RuntimeCall | KvsReply) => {
+  if (message.kind === 'kvsReply') {
+    const waiter = asks.get(message.requestId);
+    asks.delete(message.requestId);
+    if (message.error !== undefined) waiter?.reject(errorFromWire({ code: message.error.code, message: message.error.message }));
+    else waiter?.resolve(message.payload);
+    return;
+  }
   if (message.kind !== 'call') return;
   void call(message).then((answer) => parentPort!.postMessage(answer));
 });

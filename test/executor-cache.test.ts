@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KvsClient } from '../client/index.js';
-import { ExecutorCache } from '../executor/index.js';
+import { ExecutorCache, RuntimePool } from '../executor/index.js';
 import { Counter, GSet, Lww, HybridClock } from '../lattices/index.js';
 import { TestCluster, eventually } from './cluster.js';
 
@@ -50,6 +50,25 @@ describe('ExecutorCache over the KVS', () => {
       expect(await eventually(() => !cache.keys().includes('cache:count'), 3000)).toBe(true);
       expect(await cache.get('cache:count')).toBeUndefined();
     } finally {
+      cache.close();
+    }
+  }, 30_000);
+
+  it('is the host of functions run in the runtime pool: their ctx writes reach the KVS', async () => {
+    const cache = new ExecutorCache(backend, { leaseMs: 3000 });
+    const pool = new RuntimePool({ prewarm: 1, memoryMb: 64 });
+    try {
+      const visit = { id: 'visit@1', code: 'module.exports = async (page, ctx) => { const seen = (await ctx.get(page)) ?? 0; await ctx.put(page, seen + 1); return seen + 1; };', memoryMb: 64, timeoutMs: 5000 };
+      for (let i = 1; i <= 3; i++) expect(await pool.run(visit, ['cache:page'], cache)).toBe(i);
+      expect(await eventually(async () => (await writer.getAll<Lww<number>>('cache:page'))?.reveal() === 3, 3000)).toBe(true);
+      // A write elsewhere is what the next call sees (pushed into the cache).
+      await writer.put('cache:page', Lww.write(new HybridClock('elsewhere', () => Date.now() + 1000), 100), { ack: 'replicated' });
+      expect(await eventually(() => cache.peek('cache:page')?.reveal() === 100, 3000)).toBe(true);
+      // Its write follows what it read, though that came from a clock a second ahead.
+      expect(await pool.run(visit, ['cache:page'], cache)).toBe(101);
+      expect(await eventually(async () => (await writer.getAll<Lww<number>>('cache:page'))?.reveal() === 101, 3000)).toBe(true);
+    } finally {
+      await pool.close();
       cache.close();
     }
   }, 30_000);
