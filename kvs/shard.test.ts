@@ -80,6 +80,24 @@ describe('Shard', () => {
     expect(shard.counters.tombstonesCollected).toBe(1);
   });
 
+  it('keeps its anti-entropy digests equal to a full recomputation through writes, deletes and collection', () => {
+    const twoNodes: PbTypes.IRingUpdate = {
+      ...RING,
+      nodes: [...RING.nodes!, { id: 'n2', tier: 1, address: 'tcp://127.0.0.1:7100', shardAddresses: ['tcp://127.0.0.1:7101'], virtualNodes: 8, incarnation: 1 }],
+      defaultGlobal: 2,
+    };
+    const shard = new Shard({ nodeId: 'n1', shardIndex: 0, address: ADDRESS, initialRing: twoNodes, tombstoneGraceMs: 1000 });
+    shard.handle({ kind: 'start' }, 10_000);
+    shard.handle({ kind: 'timer', timer: 'anti-entropy' }, 10_000);
+    for (let i = 0; i < 30; i++) shard.handle(put(`d${i % 10}`, pb.AckMode.ACK_LOCAL, i + 1), 10_000 + i);
+    expect(shard.digestsConsistent()).toBe(true);
+    for (let i = 0; i < 5; i++) shard.handle(request({ kvsRequest: { kind: pb.RequestKind.DELETE, tuples: [{ key: `d${i}` }] } }), 10_100 + i);
+    expect(shard.digestsConsistent()).toBe(true);
+    shard.handle({ kind: 'timer', timer: 'anti-entropy' }, 12_000);
+    expect(shard.counters.tombstonesCollected).toBe(5);
+    expect(shard.digestsConsistent()).toBe(true);
+  });
+
   it('a PUT after a DELETE starts the key again, of any lattice type', () => {
     const shard = new Shard({ nodeId: 'n1', shardIndex: 0, address: ADDRESS, initialRing: RING });
     shard.handle(put('k', pb.AckMode.ACK_LOCAL, 5), 1);

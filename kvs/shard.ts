@@ -574,6 +574,10 @@ export class Shard implements Machine {
     const record: Record = { entry, payload, digest: entryDigest(key, disk), bytes: key.length + disk.length };
     this.records.set(key, record);
     this.occupancyBytes += record.bytes;
+    if (this.peerDigests !== undefined) {
+      if (previous !== undefined) this.account(key, previous.digest, -1);
+      this.account(key, record.digest, 1);
+    }
     return disk;
   }
 
@@ -582,6 +586,7 @@ export class Shard implements Machine {
     if (record !== undefined) {
       this.occupancyBytes -= record.bytes;
       this.records.delete(key);
+      if (this.peerDigests !== undefined) this.account(key, record.digest, -1);
     }
     this.changed.delete(key);
     return { key, bytes: undefined };
@@ -650,6 +655,8 @@ export class Shard implements Machine {
     if (!this.membership.merge(update)) return [];
     this.ring = this.membership.ring();
     this.replicaCache.clear();
+    // Replica sets changed: the per-peer digests are rebuilt when next needed.
+    this.peerDigests = undefined;
     // A miss in the migration window asks the previous replicas and the other current ones (a
     // fresh shard has no previous ring: the current one's other replicas hold its keys).
     this.previousRing = before.nodeCount > 0 ? before : this.ring;
@@ -724,14 +731,62 @@ export class Shard implements Machine {
     return effects;
   }
 
+  /**
+   * Per co-replica, per hash range: the XOR of the digests of the keys both replicate, and their
+   * count. Kept up to date on every store and drop (XOR undoes itself), rebuilt after a ring
+   * change: an anti-entropy round costs O(peers x ranges), not O(keys).
+   */
+  private peerDigests: Map<string, { digests: Uint32Array; counts: Uint32Array }> | undefined;
+
+  private digestTable(): Map<string, { digests: Uint32Array; counts: Uint32Array }> {
+    if (this.peerDigests === undefined) {
+      this.peerDigests = new Map();
+      for (const [key, record] of this.records) this.account(key, record.digest, 1);
+    }
+    return this.peerDigests;
+  }
+
+  /** Adds (+1) or removes (-1) a key's digest in the table of each co-replica. */
+  private account(key: string, digest: number, delta: 1 | -1): void {
+    const table = this.peerDigests!;
+    const replicas = this.replicasOf(key);
+    if (!replicas.includes(this.address)) return;
+    const range = rangeOf(key);
+    for (const replica of replicas) {
+      if (replica === this.address) continue;
+      let entry = table.get(replica);
+      if (entry === undefined) table.set(replica, (entry = { digests: new Uint32Array(RANGES), counts: new Uint32Array(RANGES) }));
+      entry.digests[range]! ^= digest;
+      entry.counts[range]! += delta;
+    }
+  }
+
+  /** For tests: the kept digests equal a full recomputation. */
+  digestsConsistent(): boolean {
+    const kept = this.digestTable();
+    const full = new Map<string, { digests: Uint32Array; counts: Uint32Array }>();
+    for (const [key, record] of this.records) {
+      const replicas = this.replicasOf(key);
+      if (!replicas.includes(this.address)) continue;
+      for (const replica of replicas) {
+        if (replica === this.address) continue;
+        let entry = full.get(replica);
+        if (entry === undefined) full.set(replica, (entry = { digests: new Uint32Array(RANGES), counts: new Uint32Array(RANGES) }));
+        entry.digests[rangeOf(key)]! ^= record.digest;
+        entry.counts[rangeOf(key)]!++;
+      }
+    }
+    const same = (a: Uint32Array | undefined, b: Uint32Array | undefined): boolean => (a ?? new Uint32Array(RANGES)).every((value, i) => value === (b ?? new Uint32Array(RANGES))[i]);
+    for (const peer of new Set([...kept.keys(), ...full.keys()])) {
+      if (!same(kept.get(peer)?.digests, full.get(peer)?.digests) || !same(kept.get(peer)?.counts, full.get(peer)?.counts)) return false;
+    }
+    return true;
+  }
+
   /** The shards that share at least one key with this one. */
   private peers(): Set<string> {
     const peers = new Set<string>();
-    for (const key of this.records.keys()) {
-      const replicas = this.replicasOf(key);
-      if (!replicas.includes(this.address)) continue;
-      for (const replica of replicas) if (replica !== this.address) peers.add(replica);
-    }
+    for (const [peer, entry] of this.digestTable()) if (entry.counts.some((count) => count > 0)) peers.add(peer);
     // A shard that holds nothing yet still announces itself to the shards it shares ranges with:
     // every shard of every other node may share keys with it, so it asks them all (bounded by the
     // ring's size) when it is empty; their answers bring its keys.
@@ -743,16 +798,7 @@ export class Shard implements Machine {
 
   /** Per hash range: XOR of the digests of the keys this shard and `peer` both replicate, and their count. */
   private digestsWith(peer: string): { digests: Uint32Array; counts: Uint32Array } {
-    const digests = new Uint32Array(RANGES);
-    const counts = new Uint32Array(RANGES);
-    for (const [key, record] of this.records) {
-      const replicas = this.replicasOf(key);
-      if (!replicas.includes(peer) || !replicas.includes(this.address)) continue;
-      const range = rangeOf(key);
-      digests[range]! ^= record.digest;
-      counts[range]!++;
-    }
-    return { digests, counts };
+    return this.digestTable().get(peer) ?? { digests: new Uint32Array(RANGES), counts: new Uint32Array(RANGES) };
   }
 
   private onDigestExchange(exchange: PbTypes.DigestExchange): Effect[] {
