@@ -99,6 +99,8 @@ describe('RuntimePool', () => {
     store.set('count', Counter.ZERO.increment('a', 4));
     const reader = fn('reader@1', 'async (key, ctx) => { const lattice = await ctx.getLattice(key); return [lattice.type, lattice.reveal()]; }');
     expect(await pool.run(reader, ['count'], host)).toEqual([LatticeType.Counter, 4]);
+    const many = fn('many@1', 'async (keys, ctx) => { const values = await ctx.getMany(keys); return keys.map((key) => values[key] ?? null); }');
+    expect(await pool.run(many, [['count', 'missing']], host)).toEqual([4, null]);
     await expect(pool.run(fn('badmerge@1', 'async (key, ctx) => ctx.merge(key, 5)'), ['x'], host)).rejects.toMatchObject({ code: 'EXEC_USER_ERROR', message: expect.stringContaining('merge takes a lattice') });
     // Without a host, the KVS is not there: the function sees a typed failure.
     await expect(pool.run(next, ['visits']), 'no host').rejects.toMatchObject({ code: 'EXEC_USER_ERROR', message: expect.stringContaining('no KVS') });

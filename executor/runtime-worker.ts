@@ -63,6 +63,8 @@ export interface FunctionContext {
   readonly callId: string;
   get(key: string): Promise<unknown>;
   getLattice(key: string): Promise<AnyLattice | undefined>;
+  /** Several keys at once (the cache batches their misses into one KVS request per shard). */
+  getMany(keys: readonly string[]): Promise<Record<string, unknown>>;
   put(key: string, value: unknown): Promise<void>;
   merge(key: string, value: AnyLattice): Promise<void>;
   delete(key: string): Promise<void>;
@@ -103,6 +105,15 @@ function contextFor(callId: number): FunctionContext {
     callId: String(callId),
     get: async (key) => (await read(callId, key))?.reveal(),
     getLattice: (key) => read(callId, key),
+    getMany: async (keys) => {
+      if (!Array.isArray(keys)) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, 'getMany takes an array of keys');
+      const values = await Promise.all(keys.map((key) => read(callId, key)));
+      const result: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+      keys.forEach((key, index) => {
+        result[key] = values[index]?.reveal();
+      });
+      return result;
+    },
     put: async (key, value) => {
       const lattice = isLattice(value) ? value : Lww.write(clock, structuredClone(value));
       await ask(callId, 'merge', key, lattice.encode());
