@@ -119,6 +119,29 @@ export class TestCluster {
     return node;
   }
 
+  /**
+   * Waits (bounded) until the routing node's ring spreads keys over every storage node started,
+   * so a test does not race the joins.
+   */
+  async waitForRing(timeoutMs = 10_000): Promise<void> {
+    const { KvsClient } = await import('../client/index.js');
+    const expected = new Set([...this.nodes.values()].flatMap((node) => node.ready['shards'] as string[]));
+    const deadline = Date.now() + timeoutMs;
+    for (let attempt = 0; attempt < 200 && Date.now() < deadline; attempt++) {
+      const client = await KvsClient.connect({ routing: this.routingAddresses, requestTimeoutMs: 500 });
+      try {
+        const seen = new Set<string>();
+        const replicas = await Promise.all(Array.from({ length: 64 }, (_, i) => client.replicasOf(`ring-probe-${i}`).catch(() => [] as readonly string[])));
+        for (const list of replicas) for (const replica of list) seen.add(replica);
+        if ([...expected].every((shard) => seen.has(shard))) return;
+      } finally {
+        await client.close();
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error(`the ring did not list every storage node within ${timeoutMs} ms`);
+  }
+
   shardsOf(id: string): string[] {
     return this.nodes.get(id)!.ready['shards'] as string[];
   }

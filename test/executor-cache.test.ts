@@ -20,7 +20,7 @@ describe('ExecutorCache over the KVS', () => {
     await cluster.startNode('node-b');
     writer = await KvsClient.connect({ routing: [cluster.routingAddress] });
     backend = await KvsClient.connect({ routing: [cluster.routingAddress] });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await cluster.waitForRing();
   }, 60_000);
   afterAll(async () => {
     await writer.close();

@@ -30,7 +30,7 @@ describe('lfaas kvs commands', () => {
   beforeAll(async () => {
     await cluster.startRouting({ global: 1 });
     for (const id of ['node-a', 'node-b', 'node-c']) await cluster.startNode(id);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await cluster.waitForRing();
   }, 60_000);
   afterAll(async () => {
     await cluster.stop();

@@ -92,7 +92,7 @@ describe('KVS processes under faults', () => {
     await cluster.startRouting({ global: 2, failureTimeoutMs: 1000 });
     for (const id of ['node-a', 'node-b', 'node-c']) await cluster.startNode(id);
     const { client, rpc } = await tools();
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await cluster.waitForRing();
 
     const victim = cluster.nodes.get('node-b')!;
     const writing = write(client, 2500, 8, 'e');
@@ -127,7 +127,7 @@ describe('KVS processes under faults', () => {
     await cluster.startRouting({ global: 2, failureTimeoutMs: 1000 });
     for (const id of ['node-a', 'node-b']) await cluster.startNode(id);
     const { client, rpc } = await tools();
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await cluster.waitForRing();
     const acknowledged = await write(client, 800, 8, 'j');
     expect(acknowledged.size).toBe(KEYS);
 
@@ -170,7 +170,7 @@ describe('KVS processes under faults', () => {
     await cluster.startRouting({ global: 2, failureTimeoutMs: 1000 });
     for (const id of ['node-a', 'node-b', 'node-c']) await cluster.startNode(id, 2, 'on');
     const { client, rpc } = await tools();
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await cluster.waitForRing();
     const acknowledged = await write(client, 800, 8, 'd');
     const leaving = cluster.nodes.get('node-c')!;
     const exited = new Promise<number | null>((resolve) => leaving.child.once('exit', (code) => resolve(code)));

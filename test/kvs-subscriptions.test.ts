@@ -28,7 +28,7 @@ describe('KVS subscriptions and metrics (processes)', () => {
     const writer = await KvsClient.connect({ routing: [cluster.routingAddress] });
     const subscriber = await KvsClient.connect({ routing: [cluster.routingAddress] });
     clients.push(writer, subscriber);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await cluster.waitForRing();
 
     const seen = new Map<string, AnyLattice | undefined>();
     const subscription = subscriber.subscribe(KEYS, (key, value) => seen.set(key, value), 3000);
@@ -79,7 +79,7 @@ describe('KVS subscriptions and metrics (processes)', () => {
     const node = await cluster.startNode('node-a', 2, 'on');
     const client = await KvsClient.connect({ routing: [cluster.routingAddress] });
     clients.push(client);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await cluster.waitForRing();
     for (let i = 0; i < 20; i++) await client.put(`m-${i}`, Counter.ZERO.increment('w', i + 1));
     for (let i = 0; i < 20; i++) await client.get(`m-${i}`);
     const url = `http://127.0.0.1:${String(node.ready['metricsPort'])}/metrics`;
