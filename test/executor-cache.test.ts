@@ -45,8 +45,10 @@ describe('ExecutorCache over the KVS', () => {
       expect((await cache.get('cache:count'))?.reveal()).toBe(15);
       expect((await writer.getAll<Counter>('cache:count'))?.reveal()).toBe(15);
       await expect(cache.merge('cache:count', GSet.of('x'))).rejects.toMatchObject({ code: 'KVS_LATTICE_MISMATCH' });
-      // A delete elsewhere evicts the cached value.
-      await writer.delete('cache:count');
+      // A delete elsewhere evicts the cached value. (Acknowledged `replicated`, so that the read
+      // through that follows finds the tombstone on whichever replica it asks; a `local` delete
+      // reaches the other replica by gossip, and a read in between could still see the value.)
+      await writer.delete('cache:count', { ack: 'replicated' });
       expect(await eventually(() => !cache.keys().includes('cache:count'), 3000)).toBe(true);
       expect(await cache.get('cache:count')).toBeUndefined();
     } finally {
@@ -77,7 +79,7 @@ describe('ExecutorCache over the KVS', () => {
     const cache = new ExecutorCache(backend, { bytesMax: 4096, leaseMs: 3000 });
     try {
       const clock = new HybridClock('writer', () => Date.now());
-      await Promise.all(Array.from({ length: 20 }, (_, i) => writer.put(`cache:big-${i}`, Lww.write(clock, 'x'.repeat(500)))));
+      await Promise.all(Array.from({ length: 20 }, (_, i) => writer.put(`cache:big-${i}`, Lww.write(clock, 'x'.repeat(500)), { ack: 'replicated' })));
       for (let i = 0; i < 20; i++) expect((await cache.get(`cache:big-${i}`))?.reveal()).toBe('x'.repeat(500));
       expect(cache.bytes).toBeLessThanOrEqual(4096);
       expect(cache.keys().length).toBeLessThan(20);

@@ -49,7 +49,7 @@ describe('KVS subscriptions and metrics (processes)', () => {
     const caughtUp = (expected: number): boolean => KEYS.every((key) => seen.get(key)?.reveal() === expected);
     expect(await eventually(() => caughtUp(3), 3000), JSON.stringify([...seen].map(([k, v]) => [k, v?.reveal()]))).toBe(true);
 
-    await writer.delete(KEYS[0]!);
+    await writer.delete(KEYS[0]!, { ack: 'replicated' });
     expect(await eventually(() => seen.has(KEYS[0]!) && seen.get(KEYS[0]!) === undefined, 3000)).toBe(true);
     counters.set(KEYS[0]!, Counter.ZERO);
     seen.delete(KEYS[0]!);
