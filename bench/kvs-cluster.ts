@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KvsClient } from '../client/index.js';
-import { startRole, stopChildren } from '../cli/index.js';
+import { startRole, stopChildren, waitForRing } from '../cli/index.js';
 import type { Started } from '../cli/index.js';
 
 export interface BenchCluster {
@@ -32,12 +32,7 @@ export async function startBenchCluster(options: { nodes: number; shards: number
     }
     const client = await KvsClient.connect({ routing: [address], requestTimeoutMs: 2000 });
     // Until every node is in the ring the client would be sent to fewer shards.
-    for (let attempt = 0; attempt < 100; attempt++) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      const shards = new Set<string>();
-      for (let k = 0; k < 64; k++) for (const replica of await client.replicasOf(`probe-${attempt}-${k}`)) shards.add(replica);
-      if (shards.size >= Math.min(options.nodes * options.shards, 64)) break;
-    }
+    await waitForRing([address], processes.slice(1).flatMap((started) => started.ready['shards'] as string[]));
     return {
       routing: address,
       processes,

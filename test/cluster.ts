@@ -3,14 +3,12 @@
  * (`dist/cli/main.js`) on 127.0.0.1 with ephemeral ports and a temporary data folder, stopped by
  * pid (SIGTERM, then SIGKILL) and the folder removed.
  */
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { freePorts } from '../cli/index.js';
+import { freePorts, startRole, stopChildren, waitForRing } from '../cli/index.js';
 
 export const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 
@@ -24,24 +22,8 @@ export interface RoleProcess {
 
 /** Starts `lfaas <args>` and resolves on its `ready <json>` line (15 s at most). */
 export async function startProcess(args: readonly string[]): Promise<RoleProcess> {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LFAAS_CHILD: '1' } });
   const stderr: string[] = [];
-  createInterface({ input: child.stderr! }).on('line', (line) => stderr.push(line));
-  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`lfaas ${args.join(' ')} did not start in 15 s: ${stderr.join('\n')}`));
-    }, 15_000);
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      if (!line.startsWith('ready ')) return;
-      clearTimeout(timer);
-      resolve(JSON.parse(line.slice('ready '.length)) as Record<string, unknown>);
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`lfaas ${args.join(' ')} exited with ${code}: ${stderr.join('\n')}`));
-    });
-  });
+  const { child, ready } = await startRole(args, `lfaas ${args.join(' ')}`, { stderr, readyTimeoutMs: 15_000 });
   return { child, pid: child.pid!, ready, stderr };
 }
 
@@ -56,26 +38,7 @@ export function isAlive(pid: number): boolean {
 
 /** Stops a process by pid and waits for it to exit (SIGKILL after 3 s). */
 export async function stopProcess(role: RoleProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (role.child.exitCode !== null || role.child.signalCode !== null) return;
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(() => {
-      try {
-        process.kill(role.pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }, 3000);
-    role.child.once('exit', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    try {
-      process.kill(role.pid, signal);
-    } catch {
-      clearTimeout(timer);
-      resolve();
-    }
-  });
+  await stopChildren([role.child], signal);
 }
 
 /** A routing node and storage nodes in a temporary data folder. */
@@ -119,27 +82,9 @@ export class TestCluster {
     return node;
   }
 
-  /**
-   * Waits (bounded) until the routing node's ring spreads keys over every storage node started,
-   * so a test does not race the joins.
-   */
+  /** Waits (bounded) until the routing ring lists every storage node started, so a test does not race the joins. */
   async waitForRing(timeoutMs = 10_000): Promise<void> {
-    const { KvsClient } = await import('../client/index.js');
-    const expected = new Set([...this.nodes.values()].flatMap((node) => node.ready['shards'] as string[]));
-    const deadline = Date.now() + timeoutMs;
-    for (let attempt = 0; attempt < 200 && Date.now() < deadline; attempt++) {
-      const client = await KvsClient.connect({ routing: this.routingAddresses, requestTimeoutMs: 500 });
-      try {
-        const seen = new Set<string>();
-        const replicas = await Promise.all(Array.from({ length: 64 }, (_, i) => client.replicasOf(`ring-probe-${i}`).catch(() => [] as readonly string[])));
-        for (const list of replicas) for (const replica of list) seen.add(replica);
-        if ([...expected].every((shard) => seen.has(shard))) return;
-      } finally {
-        await client.close();
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    throw new Error(`the ring did not list every storage node within ${timeoutMs} ms`);
+    await waitForRing(this.routingAddresses, [...this.nodes.values()].flatMap((node) => node.ready['shards'] as string[]), timeoutMs);
   }
 
   shardsOf(id: string): string[] {
