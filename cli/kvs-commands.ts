@@ -9,7 +9,7 @@ import { KvsClient } from '../client/index.js';
 import type { AckMode } from '../client/index.js';
 import { Bool, Counter, ErrorCode, GSet, HybridClock, LfaasError, Lww, Max, Min, latticeTypeName } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
-import { Rpc, ZmqTransport, systemClock } from '../protocol/index.js';
+import { Rpc, ZmqTransport, encodeEnvelope, systemClock } from '../protocol/index.js';
 
 export const VALUE_TYPES = ['lww', 'counter', 'gset', 'max', 'min', 'bool'] as const;
 export type ValueType = (typeof VALUE_TYPES)[number];
@@ -132,7 +132,7 @@ export async function kvsStat(options: { routing: string }): Promise<void> {
 export async function kvsDepart(control: string, nodeId: string): Promise<void> {
   const transport = await ZmqTransport.bind();
   try {
-    await transport.send(control, (await import('../protocol/index.js')).encodeEnvelope({ sender: transport.address, nodeDepart: { nodeId, graceful: true } }));
+    await transport.send(control, encodeEnvelope({ sender: transport.address, nodeDepart: { nodeId, graceful: true } }));
     // Give the socket a moment to flush before closing (linger is 0).
     await new Promise((done) => setTimeout(done, 100));
     console.log(`asked ${nodeId} at ${control} to depart`);

@@ -85,6 +85,10 @@ export class KvsClient {
   private readonly addresses = new Map<string, readonly string[]>();
   private readonly lookups = new Map<string, ((replicas: readonly string[] | LfaasError) => void)[]>();
   private lookupScheduled = false;
+  /** Keys whose lookup is in flight. */
+  private readonly asking = new Set<string>();
+  /** Routing nodes that failed to answer, avoided until the time given. */
+  private readonly routingDownUntil = new Map<string, number>();
   private queue: Operation[] = [];
   private flushScheduled = false;
   private inFlight = 0;
@@ -174,7 +178,7 @@ export class KvsClient {
     const renew = (): void => {
       if (!active || this.closed) return;
       void this.sendSubscribe(keys, leaseMs);
-      this.every(Math.max(50, Math.floor(leaseMs / 3)), renew);
+      this.after(Math.max(50, Math.floor(leaseMs / 3)), renew);
     };
     renew();
     return {
@@ -342,7 +346,7 @@ export class KvsClient {
     this.counters.retries++;
     // Backoff with jitter: 10, 20, 40... ms.
     const delayMs = Math.min(500, 10 * 2 ** (operation.attempts - 1)) * (0.5 + this.random());
-    this.every(delayMs, () => this.schedule(operation));
+    this.after(delayMs, () => this.schedule(operation));
   }
 
   // ---- addresses and ring ----------------------------------------------------------------------
@@ -372,7 +376,7 @@ export class KvsClient {
         const answer = response.keyAddressResponse;
         if (answer?.error && (answer.error.code ?? 0) !== 0) {
           const error = errorFromWireMessage(answer.error);
-          if (attempt < this.retriesMax) this.every(50 * (attempt + 1), () => this.lookup(attempt + 1, keys));
+          if (attempt < this.retriesMax) this.after(50 * (attempt + 1), () => this.lookup(attempt + 1, keys));
           else for (const key of keys) settle(key, error);
           return;
         }
@@ -394,10 +398,6 @@ export class KvsClient {
       },
     );
   }
-
-  private readonly asking = new Set<string>();
-  /** Routing nodes that failed to answer, avoided until the time given. */
-  private readonly routingDownUntil = new Map<string, number>();
 
   /** A random routing node among those not recently unresponsive (any, if all were). */
   private pickRouting(): string {
@@ -422,12 +422,12 @@ export class KvsClient {
       this.rpc.request(routing, { ringRequest: { subscriber: this.transport.address, leaseMs: RING_LEASE_MS } }, { timeoutMs: this.requestTimeoutMs }).then(
         (response) => {
           this.onRing(response.ringUpdate);
-          this.every(RING_LEASE_MS / 3, ask);
+          this.after(RING_LEASE_MS / 3, ask);
         },
         () => {
           // That routing node did not answer: another one, soon.
           this.markDown(routing);
-          this.every(100, ask);
+          this.after(100, ask);
         },
       );
     };
@@ -504,7 +504,7 @@ export class KvsClient {
   }
 
   /** A one-shot timer the client cancels on close. */
-  private every(delayMs: number, callback: () => void): void {
+  private after(delayMs: number, callback: () => void): void {
     const cancel = this.clock.setTimer(delayMs, () => {
       this.timers.delete(cancel);
       callback();

@@ -64,14 +64,17 @@ export function entryFromTuple(tuple: PbTypes.IKeyTuple): Entry {
   return { generation, value };
 }
 
-/** The wire tuple of an entry. */
-export function entryToTuple(key: string, entry: Entry): PbTypes.IKeyTuple {
-  const tuple: PbTypes.IKeyTuple = { key };
+/**
+ * The wire tuple of an entry. `payload`, when given, must be `entry.value.encode()` (a store keeps
+ * it, and serves it without encoding again).
+ */
+export function entryToTuple(key: string, entry: Entry, payload?: Uint8Array): PbTypes.IKeyTuple & { key: string } {
+  const tuple: PbTypes.IKeyTuple & { key: string } = { key };
   if (entry.generation.wallMs !== 0 || entry.generation.logical !== 0) tuple.generation = { wallMs: entry.generation.wallMs, logical: entry.generation.logical };
   if (entry.value === undefined) tuple.deleted = true;
   else {
     tuple.latticeType = entry.value.type;
-    tuple.payload = entry.value.encode();
+    tuple.payload = payload ?? entry.value.encode();
   }
   return tuple;
 }

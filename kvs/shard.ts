@@ -27,7 +27,7 @@
 import { ErrorCode, HybridClock, LfaasError, compareTimestamps, ensureLfaasError } from '../lattices/index.js';
 import { envelopeWith, errorToWire, pb } from '../protocol/index.js';
 import type { Effect, Envelope, Machine, MachineInput, PbTypes, PersistWrite } from '../protocol/index.js';
-import { FIRST_GENERATION, encodeEntry, entriesEqual, entryDigest, entryFromTuple, mergeEntries } from './entry.js';
+import { FIRST_GENERATION, encodeEntry, entriesEqual, entryDigest, entryFromTuple, entryToTuple, mergeEntries } from './entry.js';
 import type { Entry } from './entry.js';
 import { Membership, stableHash } from './ring.js';
 import type { HashRing, ReplicationFactors } from './ring.js';
@@ -375,11 +375,7 @@ export class Shard implements Machine {
       try {
         this.checkKey(key);
         const record = this.records.get(key);
-        if (record !== undefined && record.payload !== undefined) {
-          const result: Result = { key, latticeType: record.entry.value!.type, payload: record.payload };
-          if (record.entry.generation.wallMs !== 0) result.generation = record.entry.generation;
-          return result;
-        }
+        if (record !== undefined && record.payload !== undefined) return entryToTuple(key, record.entry, record.payload);
         if (!request.fromReplica && !this.owns(key)) {
           wrongNode = true;
           this.counters.wrongNode++;
@@ -436,7 +432,7 @@ export class Shard implements Machine {
                 const write = this.apply(key, entryFromTuple(tuple), false);
                 if (write !== undefined) writes.push(write);
                 const record = this.records.get(key);
-                if (record?.payload !== undefined) results[index] = { key, latticeType: record.entry.value!.type, payload: record.payload };
+                if (record?.payload !== undefined) results[index] = entryToTuple(key, record.entry, record.payload);
               } catch {
                 // A bad answer from a peer: the miss stands.
               }
@@ -518,7 +514,7 @@ export class Shard implements Machine {
   private scheduleTimeout(waiting: Waiting): void {
     if (waiting.timeoutSet === true) return;
     waiting.timeoutSet = true;
-    this.addOutbound(this.nextRequestId++, {
+    this.outbound.set(this.nextRequestId++, {
       deadlineMs: this.nowMs + this.replicationTimeoutMs,
       onResponse: () => [],
       onTimeout: () => {
@@ -539,7 +535,8 @@ export class Shard implements Machine {
 
   private checkKey(key: string): void {
     if (key.length === 0) throw new LfaasError(ErrorCode.KVS_BAD_KEY, 'empty key');
-    if (key.length > this.keyBytesMax || Buffer.byteLength(key) > this.keyBytesMax) {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: only long keys need their bytes counted.
+    if (key.length > this.keyBytesMax || (key.length * 3 > this.keyBytesMax && Buffer.byteLength(key) > this.keyBytesMax)) {
       throw new LfaasError(ErrorCode.KVS_BAD_KEY, `key of ${Buffer.byteLength(key)} bytes; at most ${this.keyBytesMax}`);
     }
   }
@@ -594,16 +591,7 @@ export class Shard implements Machine {
 
   private tupleOf(key: string): PbTypes.IKeyTuple {
     const record = this.records.get(key);
-    if (record === undefined) return { key, deleted: true };
-    const tuple: PbTypes.IKeyTuple = { key };
-    const generation = record.entry.generation;
-    if (generation.wallMs !== 0 || generation.logical !== 0) tuple.generation = generation;
-    if (record.payload === undefined) tuple.deleted = true;
-    else {
-      tuple.latticeType = record.entry.value!.type;
-      tuple.payload = record.payload;
-    }
-    return tuple;
+    return record === undefined ? { key, deleted: true } : entryToTuple(key, record.entry, record.payload);
   }
 
   /**
@@ -993,18 +981,12 @@ export class Shard implements Machine {
 
   private sendRequest(to: string, body: PbTypes.IEnvelope, onResponse: (envelope: Envelope) => Effect[], onTimeout: () => Effect[]): Effect[] {
     const requestId = this.nextRequestId++;
-    const effects = this.addOutbound(requestId, {
+    this.outbound.set(requestId, {
       deadlineMs: this.nowMs + this.replicationTimeoutMs,
       onResponse: (envelope) => (envelope.body === 'errorReply' ? onTimeout() : onResponse(envelope)),
       onTimeout,
     });
-    effects.push({ kind: 'send', to, envelope: envelopeWith(body, { requestId, replyTo: this.address, sender: this.address }) });
-    return effects;
-  }
-
-  private addOutbound(requestId: number, outbound: Outbound): Effect[] {
-    this.outbound.set(requestId, outbound);
-    return [];
+    return [{ kind: 'send', to, envelope: envelopeWith(body, { requestId, replyTo: this.address, sender: this.address }) }];
   }
 
   private sweep(): Effect[] {
