@@ -74,6 +74,8 @@ export const ErrorCode = {
   GONE: 'GONE',
   /** The caller did not present valid credentials. */
   UNAUTHORISED: 'UNAUTHORISED',
+  /** The executor running the call stopped answering (crashed, partitioned). Retryable. */
+  EXEC_LOST: 'EXEC_LOST',
 } as const;
 
 /** A stable error code; see {@link ErrorCode}. */
@@ -86,6 +88,7 @@ const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   ErrorCode.KVS_NO_SERVERS,
   ErrorCode.KVS_BUSY,
   ErrorCode.SCHED_NO_CAPACITY,
+  ErrorCode.EXEC_LOST,
 ]);
 
 const ALL_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode));

@@ -117,7 +117,7 @@ export const envelopeBodyArbitraries: { readonly [Body in NonNullable<PbTypes.En
   ),
   registerFunction: fc.record({
     spec: fc.record(
-      { name, version: u32, code: someBytes, memoryMb: u32, timeoutMs: u32, keepAliveMs: u32, concurrency: u32 },
+      { name, version: u32, code: someBytes, memoryMb: u32, timeoutMs: u32, keepAliveMs: u32, concurrency: u32, registeredAtMs: u53 },
       { requiredKeys: ['name', 'code'] },
     ),
   }),
@@ -155,24 +155,62 @@ export const envelopeBodyArbitraries: { readonly [Body in NonNullable<PbTypes.En
     },
     { requiredKeys: ['callId', 'dag'] },
   ),
-  dagSchedule: fc.record(
+  schedule: fc.record(
     {
       runId: name,
-      dag: name,
-      placement: fc.dictionary(mapKey, name, { minKeys: 1, maxKeys: 3 }),
-      args: argumentsMap,
+      dag: text,
+      functions: fc.array(
+        fc.record(
+          { name, version: fc.integer({ min: 1, max: 0xffffffff }), executor: name, args: fc.array(argument, { maxLength: 2 }), successors: fc.array(name, { maxLength: 2 }), parents: u32 },
+          { requiredKeys: ['name', 'version', 'executor'] },
+        ),
+        { minLength: 1, maxLength: 3 },
+      ),
       consistency: optionalEnumValue<PbTypes.Consistency>(pb.Consistency),
       replyTo: text,
       replyRequestId: u53,
       resultKey: text,
-      deadlineMs: u53,
+      timeoutMs: fc.integer({ min: 1, max: 0xffffffff }),
+      scheduler: text,
+      dispatchSeq: u53,
+      attempt: u32,
+      traceId: text,
     },
-    { requiredKeys: ['runId', 'dag', 'placement'] },
+    { requiredKeys: ['runId', 'functions', 'timeoutMs'] },
   ),
-  dagTrigger: fc.record(
-    { runId: name, sourceFunction: text, targetFunction: name, value: bytes, cut: fc.array(cutEntry, { maxLength: 3 }), error: wireErrorArbitrary },
-    { requiredKeys: ['runId', 'targetFunction'] },
+  trigger: fc.record(
+    { runId: name, sourceFunction: name, targetFunction: name, value: bytes, cut: fc.array(cutEntry, { maxLength: 3 }) },
+    { requiredKeys: ['runId', 'sourceFunction', 'targetFunction'] },
   ),
+  listFunctions: fc.record({ name: text }, { requiredKeys: [] }),
+  functionList: fc.record(
+    {
+      functions: fc.array(
+        fc.record({ name, latest: u32, versions: fc.array(u32, { maxLength: 3 }), memoryMb: u32, timeoutMs: u32, keepAliveMs: u32, codeBytes: u32, registeredAtMs: u53 }, { requiredKeys: ['name'] }),
+        { maxLength: 3 },
+      ),
+      error: wireErrorArbitrary,
+    },
+    { requiredKeys: [] },
+  ),
+  deleteFunction: fc.record({ name, version: u32 }, { requiredKeys: ['name'] }),
+  done: fc.record({ error: wireErrorArbitrary }, { requiredKeys: [] }),
+  listDags: fc.record({ name: text }, { requiredKeys: [] }),
+  dagList: fc.record(
+    {
+      dags: fc.array(
+        fc.record({ name, functions: fc.array(name, { minLength: 1, maxLength: 3 }), edges: fc.array(fc.record({ fromFunction: name, toFunction: name }), { maxLength: 2 }) }),
+        { maxLength: 2 },
+      ),
+      error: wireErrorArbitrary,
+    },
+    { requiredKeys: [] },
+  ),
+  deleteDag: fc.record({ name }),
+  invocationMessage: fc.record({ runId: name, sourceFunction: text, targetFunction: name, payload: bytes }, { requiredKeys: ['runId', 'targetFunction'] }),
+  versionRequest: fc.record({ runId: name, key: name }),
+  versionReply: fc.record({ payload: bytes, error: wireErrorArbitrary }, { requiredKeys: [] }),
+  prepare: fc.record({ functions: fc.array(fc.record({ name, version: fc.integer({ min: 1, max: 0xffffffff }) }), { minLength: 1, maxLength: 3 }) }),
   executorStatus: fc.record(
     {
       executorId: name,
@@ -182,6 +220,9 @@ export const envelopeBodyArbitraries: { readonly [Body in NonNullable<PbTypes.En
       cachedKeys: fc.array(name, { maxLength: 3 }),
       memoryFreeMb: u32,
       sentAtMs: u53,
+      ackedSeq: u53,
+      running: fc.array(name, { maxLength: 3 }),
+      capacity: u32,
     },
     { requiredKeys: ['executorId', 'address'] },
   ),

@@ -155,14 +155,14 @@ describe('validateEnvelope', () => {
     ['callResponse.callId', { callResponse: { result: new Uint8Array([1]) } }],
     ['dagCall.dag', { dagCall: { callId: 'c' } }],
     ['dagCall.args["f"].args[0].kind', { dagCall: { callId: 'c', dag: 'd', args: { f: { args: [{}] } } } }],
-    ['dagSchedule.runId', { dagSchedule: { dag: 'd', placement: { f: 'e' } } }],
-    ['dagSchedule.placement', { dagSchedule: { runId: 'r', dag: 'd' } }],
-    ['dagSchedule.placement["f"]', { dagSchedule: { runId: 'r', dag: 'd', placement: { f: '' } } }],
-    ['dagSchedule.placement[""]', { dagSchedule: { runId: 'r', dag: 'd', placement: { '': 'e' } } }],
-    ['dagTrigger.runId', { dagTrigger: { targetFunction: 't' } }],
-    ['dagTrigger.targetFunction', { dagTrigger: { runId: 'r' } }],
-    ['dagTrigger.cut[0].key', { dagTrigger: { runId: 'r', targetFunction: 't', cut: [{ holder: 'h' }] } }],
-    ['dagTrigger.cut[0].clock.entries[""]', { dagTrigger: { runId: 'r', targetFunction: 't', cut: [{ key: 'k', clock: { entries: { '': 1 } } }] } }],
+    ['schedule.runId', { schedule: { timeoutMs: 5, functions: [{ name: 'f', version: 1, executor: 'e' }] } }],
+    ['schedule.functions', { schedule: { runId: 'r', timeoutMs: 5 } }],
+    ['schedule.functions[0].executor', { schedule: { runId: 'r', timeoutMs: 5, functions: [{ name: 'f', version: 1, executor: '' }] } }],
+    ['schedule.timeoutMs', { schedule: { runId: 'r', functions: [{ name: 'f', version: 1, executor: 'e' }] } }],
+    ['trigger.runId', { trigger: { sourceFunction: 's', targetFunction: 't' } }],
+    ['trigger.targetFunction', { trigger: { runId: 'r', sourceFunction: 's' } }],
+    ['trigger.cut[0].key', { trigger: { runId: 'r', sourceFunction: 's', targetFunction: 't', cut: [{ holder: 'h' }] } }],
+    ['trigger.cut[0].clock.entries[""]', { trigger: { runId: 'r', sourceFunction: 's', targetFunction: 't', cut: [{ key: 'k', clock: { entries: { '': 1 } } }] } }],
     ['executorStatus.executorId', { executorStatus: { address: 'a' } }],
     ['executorStatus.address', { executorStatus: { executorId: 'e' } }],
     ['executorStatus.warmFunctions[0]', { executorStatus: { executorId: 'e', address: 'a', warmFunctions: [''] } }],
@@ -211,7 +211,7 @@ describe('validateEnvelope', () => {
     ['ringUpdate.replication[0].tier', 'Tier', (value) => ({ ringUpdate: { replication: [{ key: 'k', tier: value }] } })],
     ['callRequest.consistency', 'Consistency', (value) => ({ callRequest: { callId: 'c', function: 'f', consistency: value } })],
     ['dagCall.consistency', 'Consistency', (value) => ({ dagCall: { callId: 'c', dag: 'd', consistency: value } })],
-    ['dagSchedule.consistency', 'Consistency', (value) => ({ dagSchedule: { runId: 'r', dag: 'd', placement: { f: 'e' }, consistency: value } })],
+    ['schedule.consistency', 'Consistency', (value) => ({ schedule: { runId: 'r', timeoutMs: 5, functions: [{ name: 'f', version: 1, executor: 'e' }], consistency: value } })],
   ];
   it.each(enumFields)('refuses an unknown %s with PROTO_UNKNOWN_ENUM naming it', (path, enumName, build) => {
     const known = new Set(Object.values(ENUMS[enumName] as unknown as Record<string, number>));
@@ -232,8 +232,8 @@ describe('validateEnvelope', () => {
     ['heartbeat.sentAtMs', (value) => ({ heartbeat: { nodeId: 'n', sentAtMs: value } })],
     ['ringUpdate.epoch', (value) => ({ ringUpdate: { epoch: value } })],
     ['statsReport.latency.counts[1]', (value) => ({ statsReport: { nodeId: 'n', latency: { boundsUs: [1, 2], counts: [1, value] } } })],
-    ['dagTrigger.cut[0].clock.entries["w"]', (value) => ({ dagTrigger: { runId: 'r', targetFunction: 't', cut: [{ key: 'k', clock: { entries: { w: value } } }] } })],
-    ['dagSchedule.deadlineMs', (value) => ({ dagSchedule: { runId: 'r', dag: 'd', placement: { f: 'e' }, deadlineMs: value } })],
+    ['trigger.cut[0].clock.entries["w"]', (value) => ({ trigger: { runId: 'r', sourceFunction: 's', targetFunction: 't', cut: [{ key: 'k', clock: { entries: { w: value } } }] } })],
+    ['schedule.dispatchSeq', (value) => ({ schedule: { runId: 'r', timeoutMs: 5, functions: [{ name: 'f', version: 1, executor: 'e' }], dispatchSeq: value } })],
   ];
   it.each(uint64Fields)('refuses %s at or beyond 2^53 with PROTO_MALFORMED naming it', (path, build) => {
     fc.assert(
@@ -260,7 +260,7 @@ describe('validateEnvelope', () => {
       ['subscribe.keys', { subscribe: { subscriber: 's', keys: ['a', 'b', 'c'] } }],
       ['kvsRequest.tuples', { kvsRequest: { kind: pb.RequestKind.GET, tuples: [{ key: 'a' }, { key: 'b' }, { key: 'c' }] } }],
       ['statsReport.latency.boundsUs', { statsReport: { nodeId: 'n', latency: { boundsUs: [1, 2, 3], counts: [1, 2, 3] } } }],
-      ['dagSchedule.placement', { dagSchedule: { runId: 'r', dag: 'd', placement: { f: 'a', g: 'b', h: 'c' } } }],
+      ['schedule.functions', { schedule: { runId: 'r', timeoutMs: 5, functions: [{ name: 'f', version: 1, executor: 'a' }, { name: 'g', version: 1, executor: 'b' }, { name: 'h', version: 1, executor: 'c' }] } }],
     ];
     for (const [path, envelope] of cases) {
       const frame = rawFrame(envelope);
@@ -274,7 +274,7 @@ describe('validateEnvelope', () => {
   });
 
   it('refuses "__proto__" map keys and hand-built objects with two oneof members', () => {
-    expectRefused(rawFrame({ dagSchedule: { runId: 'r', dag: 'd', placement: JSON.parse('{"__proto__":"e"}') as Record<string, string> } }), ErrorCode.PROTO_MALFORMED, 'dagSchedule.placement["__proto__"]');
+    expectRefused(rawFrame({ dagCall: { callId: 'c', dag: 'd', args: JSON.parse('{"__proto__":{}}') as Record<string, PbTypes.IArguments> } }), ErrorCode.PROTO_MALFORMED, 'dagCall.args["__proto__"]');
     expect(() => validateEnvelope({ echo: {}, heartbeat: { nodeId: 'n' } })).toThrow(expect.objectContaining({ code: ErrorCode.PROTO_MALFORMED, message: expect.stringContaining('body') }));
     expect(() => validateEnvelope({ callRequest: { callId: 'c', function: 'f', args: [{ value: new Uint8Array([1]), reference: 'k' }] } })).toThrow(
       expect.objectContaining({ code: ErrorCode.PROTO_MALFORMED, message: expect.stringContaining('callRequest.args[0].kind') }),

@@ -93,7 +93,10 @@ export namespace lfaas {
         GONE = 27,
 
         /** UNAUTHORISED value */
-        UNAUTHORISED = 28
+        UNAUTHORISED = 28,
+
+        /** EXEC_LOST value */
+        EXEC_LOST = 29
     }
 
     /**
@@ -943,17 +946,50 @@ export namespace lfaas {
         /** Envelope dagCall. */
         dagCall?: (lfaas.DagCall.$Properties|null);
 
-        /** Envelope dagSchedule. */
-        dagSchedule?: (lfaas.DagSchedule.$Properties|null);
+        /** Envelope schedule. */
+        schedule?: (lfaas.Schedule.$Properties|null);
 
-        /** Envelope dagTrigger. */
-        dagTrigger?: (lfaas.DagTrigger.$Properties|null);
+        /** Envelope trigger. */
+        trigger?: (lfaas.Trigger.$Properties|null);
 
         /** Envelope executorStatus. */
         executorStatus?: (lfaas.ExecutorStatus.$Properties|null);
 
+        /** Envelope listFunctions. */
+        listFunctions?: (lfaas.ListFunctions.$Properties|null);
+
+        /** Envelope functionList. */
+        functionList?: (lfaas.FunctionList.$Properties|null);
+
+        /** Envelope deleteFunction. */
+        deleteFunction?: (lfaas.DeleteFunction.$Properties|null);
+
+        /** Envelope done. */
+        done?: (lfaas.Done.$Properties|null);
+
+        /** Envelope listDags. */
+        listDags?: (lfaas.ListDags.$Properties|null);
+
+        /** Envelope dagList. */
+        dagList?: (lfaas.DagList.$Properties|null);
+
+        /** Envelope deleteDag. */
+        deleteDag?: (lfaas.DeleteDag.$Properties|null);
+
+        /** Envelope invocationMessage. */
+        invocationMessage?: (lfaas.InvocationMessage.$Properties|null);
+
+        /** Envelope versionRequest. */
+        versionRequest?: (lfaas.VersionRequest.$Properties|null);
+
+        /** Envelope versionReply. */
+        versionReply?: (lfaas.VersionReply.$Properties|null);
+
+        /** Envelope prepare. */
+        prepare?: (lfaas.Prepare.$Properties|null);
+
         /** Envelope body. */
-        body?: ("errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"dagSchedule"|"dagTrigger"|"executorStatus");
+        body?: ("errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"schedule"|"trigger"|"executorStatus"|"listFunctions"|"functionList"|"deleteFunction"|"done"|"listDags"|"dagList"|"deleteDag"|"invocationMessage"|"versionRequest"|"versionReply"|"prepare");
 
         /**
          * Creates a new Envelope instance using the specified properties.
@@ -1123,17 +1159,50 @@ export namespace lfaas {
             /** Envelope dagCall */
             dagCall?: (lfaas.DagCall.$Properties|null);
 
-            /** Envelope dagSchedule */
-            dagSchedule?: (lfaas.DagSchedule.$Properties|null);
+            /** Envelope schedule */
+            schedule?: (lfaas.Schedule.$Properties|null);
 
-            /** Envelope dagTrigger */
-            dagTrigger?: (lfaas.DagTrigger.$Properties|null);
+            /** Envelope trigger */
+            trigger?: (lfaas.Trigger.$Properties|null);
 
             /** Envelope executorStatus */
             executorStatus?: (lfaas.ExecutorStatus.$Properties|null);
 
+            /** Envelope listFunctions */
+            listFunctions?: (lfaas.ListFunctions.$Properties|null);
+
+            /** Envelope functionList */
+            functionList?: (lfaas.FunctionList.$Properties|null);
+
+            /** Envelope deleteFunction */
+            deleteFunction?: (lfaas.DeleteFunction.$Properties|null);
+
+            /** Envelope done */
+            done?: (lfaas.Done.$Properties|null);
+
+            /** Envelope listDags */
+            listDags?: (lfaas.ListDags.$Properties|null);
+
+            /** Envelope dagList */
+            dagList?: (lfaas.DagList.$Properties|null);
+
+            /** Envelope deleteDag */
+            deleteDag?: (lfaas.DeleteDag.$Properties|null);
+
+            /** Envelope invocationMessage */
+            invocationMessage?: (lfaas.InvocationMessage.$Properties|null);
+
+            /** Envelope versionRequest */
+            versionRequest?: (lfaas.VersionRequest.$Properties|null);
+
+            /** Envelope versionReply */
+            versionReply?: (lfaas.VersionReply.$Properties|null);
+
+            /** Envelope prepare */
+            prepare?: (lfaas.Prepare.$Properties|null);
+
             /** Envelope body */
-            body?: ("errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"dagSchedule"|"dagTrigger"|"executorStatus");
+            body?: ("errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"schedule"|"trigger"|"executorStatus"|"listFunctions"|"functionList"|"deleteFunction"|"done"|"listDags"|"dagList"|"deleteDag"|"invocationMessage"|"versionRequest"|"versionReply"|"prepare");
 
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];
@@ -1169,12 +1238,23 @@ export namespace lfaas {
           callRequest?: lfaas.CallRequest.$Shape|null;
           callResponse?: lfaas.CallResponse.$Shape|null;
           dagCall?: lfaas.DagCall.$Shape|null;
-          dagSchedule?: lfaas.DagSchedule.$Shape|null;
-          dagTrigger?: lfaas.DagTrigger.$Shape|null;
+          schedule?: lfaas.Schedule.$Shape|null;
+          trigger?: lfaas.Trigger.$Shape|null;
           executorStatus?: lfaas.ExecutorStatus.$Shape|null;
+          listFunctions?: lfaas.ListFunctions.$Shape|null;
+          functionList?: lfaas.FunctionList.$Shape|null;
+          deleteFunction?: lfaas.DeleteFunction.$Shape|null;
+          done?: lfaas.Done.$Shape|null;
+          listDags?: lfaas.ListDags.$Shape|null;
+          dagList?: lfaas.DagList.$Shape|null;
+          deleteDag?: lfaas.DeleteDag.$Shape|null;
+          invocationMessage?: lfaas.InvocationMessage.$Shape|null;
+          versionRequest?: lfaas.VersionRequest.$Shape|null;
+          versionReply?: lfaas.VersionReply.$Shape|null;
+          prepare?: lfaas.Prepare.$Shape|null;
           $unknowns?: Uint8Array[];
         } & (
-          ({ body?: undefined; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "errorReply"; errorReply: lfaas.ErrorReply.$Shape; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "echo"; errorReply?: null; echo: lfaas.Echo.$Shape; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "kvsRequest"; errorReply?: null; echo?: null; kvsRequest: lfaas.KvsRequest.$Shape; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "kvsResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse: lfaas.KvsResponse.$Shape; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "keyAddressRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest: lfaas.KeyAddressRequest.$Shape; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "keyAddressResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse: lfaas.KeyAddressResponse.$Shape; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "nodeJoin"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin: lfaas.NodeJoin.$Shape; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "nodeDepart"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart: lfaas.NodeDepart.$Shape; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "ringUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate: lfaas.RingUpdate.$Shape; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "heartbeat"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat: lfaas.Heartbeat.$Shape; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "gossip"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip: lfaas.Gossip.$Shape; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "digestExchange"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange: lfaas.DigestExchange.$Shape; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "subscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe: lfaas.Subscribe.$Shape; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "unsubscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe: lfaas.Unsubscribe.$Shape; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "keyUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate: lfaas.KeyUpdate.$Shape; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "statsReport"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport: lfaas.StatsReport.$Shape; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "ringRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest: lfaas.RingRequest.$Shape; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "registerFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction: lfaas.RegisterFunction.$Shape; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "registerFunctionResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse: lfaas.RegisterFunctionResponse.$Shape; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "registerDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag: lfaas.RegisterDag.$Shape; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "callRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest: lfaas.CallRequest.$Shape; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "callResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse: lfaas.CallResponse.$Shape; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "dagCall"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall: lfaas.DagCall.$Shape; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "dagSchedule"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule: lfaas.DagSchedule.$Shape; dagTrigger?: null; executorStatus?: null }|{ body?: "dagTrigger"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger: lfaas.DagTrigger.$Shape; executorStatus?: null }|{ body?: "executorStatus"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus: lfaas.ExecutorStatus.$Shape })
+          ({ body?: undefined; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "errorReply"; errorReply: lfaas.ErrorReply.$Shape; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "echo"; errorReply?: null; echo: lfaas.Echo.$Shape; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "kvsRequest"; errorReply?: null; echo?: null; kvsRequest: lfaas.KvsRequest.$Shape; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "kvsResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse: lfaas.KvsResponse.$Shape; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "keyAddressRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest: lfaas.KeyAddressRequest.$Shape; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "keyAddressResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse: lfaas.KeyAddressResponse.$Shape; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "nodeJoin"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin: lfaas.NodeJoin.$Shape; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "nodeDepart"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart: lfaas.NodeDepart.$Shape; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "ringUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate: lfaas.RingUpdate.$Shape; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "heartbeat"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat: lfaas.Heartbeat.$Shape; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "gossip"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip: lfaas.Gossip.$Shape; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "digestExchange"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange: lfaas.DigestExchange.$Shape; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "subscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe: lfaas.Subscribe.$Shape; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "unsubscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe: lfaas.Unsubscribe.$Shape; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "keyUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate: lfaas.KeyUpdate.$Shape; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "statsReport"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport: lfaas.StatsReport.$Shape; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "ringRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest: lfaas.RingRequest.$Shape; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "registerFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction: lfaas.RegisterFunction.$Shape; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "registerFunctionResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse: lfaas.RegisterFunctionResponse.$Shape; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "registerDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag: lfaas.RegisterDag.$Shape; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "callRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest: lfaas.CallRequest.$Shape; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "callResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse: lfaas.CallResponse.$Shape; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "dagCall"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall: lfaas.DagCall.$Shape; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "schedule"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule: lfaas.Schedule.$Shape; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "trigger"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger: lfaas.Trigger.$Shape; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "executorStatus"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus: lfaas.ExecutorStatus.$Shape; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "listFunctions"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions: lfaas.ListFunctions.$Shape; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "functionList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList: lfaas.FunctionList.$Shape; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "deleteFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction: lfaas.DeleteFunction.$Shape; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "done"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done: lfaas.Done.$Shape; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "listDags"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags: lfaas.ListDags.$Shape; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "dagList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList: lfaas.DagList.$Shape; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "deleteDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag: lfaas.DeleteDag.$Shape; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "invocationMessage"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage: lfaas.InvocationMessage.$Shape; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "versionRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest: lfaas.VersionRequest.$Shape; versionReply?: null; prepare?: null }|{ body?: "versionReply"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply: lfaas.VersionReply.$Shape; prepare?: null }|{ body?: "prepare"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare: lfaas.Prepare.$Shape })
         );
     }
 
@@ -4006,6 +4086,9 @@ export namespace lfaas {
         /** FunctionSpec concurrency. */
         concurrency: number;
 
+        /** FunctionSpec registeredAtMs. */
+        registeredAtMs: number;
+
         /**
          * Creates a new FunctionSpec instance using the specified properties.
          * @param [properties] Properties to set
@@ -4110,6 +4193,9 @@ export namespace lfaas {
 
             /** FunctionSpec concurrency */
             concurrency?: (number|null);
+
+            /** FunctionSpec registeredAtMs */
+            registeredAtMs?: (number|null);
 
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];
@@ -4363,6 +4449,645 @@ export namespace lfaas {
 
         /** Shape of a RegisterFunctionResponse. */
         type $Shape = lfaas.RegisterFunctionResponse.$Properties;
+    }
+
+    /**
+     * Properties of a FunctionInfo.
+     * @deprecated Use lfaas.FunctionInfo.$Properties instead.
+     */
+    interface IFunctionInfo extends lfaas.FunctionInfo.$Properties {
+    }
+
+    /** Represents a FunctionInfo. */
+    class FunctionInfo {
+
+        /**
+         * Constructs a new FunctionInfo.
+         * @param [properties] Properties to set
+         */
+        constructor(properties?: lfaas.FunctionInfo.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** FunctionInfo name. */
+        name: string;
+
+        /** FunctionInfo latest. */
+        latest: number;
+
+        /** FunctionInfo versions. */
+        versions: number[];
+
+        /** FunctionInfo memoryMb. */
+        memoryMb: number;
+
+        /** FunctionInfo timeoutMs. */
+        timeoutMs: number;
+
+        /** FunctionInfo keepAliveMs. */
+        keepAliveMs: number;
+
+        /** FunctionInfo codeBytes. */
+        codeBytes: number;
+
+        /** FunctionInfo registeredAtMs. */
+        registeredAtMs: number;
+
+        /**
+         * Creates a new FunctionInfo instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns FunctionInfo instance
+         */
+        static create(properties: lfaas.FunctionInfo.$Shape): lfaas.FunctionInfo & lfaas.FunctionInfo.$Shape;
+        static create(properties?: lfaas.FunctionInfo.$Properties): lfaas.FunctionInfo;
+
+        /**
+         * Encodes the specified FunctionInfo message. Does not implicitly {@link lfaas.FunctionInfo.verify|verify} messages.
+         * @param message FunctionInfo message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encode(message: lfaas.FunctionInfo.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Encodes the specified FunctionInfo message, length delimited. Does not implicitly {@link lfaas.FunctionInfo.verify|verify} messages.
+         * @param message FunctionInfo message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encodeDelimited(message: lfaas.FunctionInfo.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes a FunctionInfo message from the specified reader or buffer.
+         * @param reader Reader or buffer to decode from
+         * @param [length] Message length if known beforehand
+         * @returns {lfaas.FunctionInfo & lfaas.FunctionInfo.$Shape} FunctionInfo
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.FunctionInfo & lfaas.FunctionInfo.$Shape;
+
+        /**
+         * Decodes a FunctionInfo message from the specified reader or buffer, length delimited.
+         * @param reader Reader or buffer to decode from
+         * @returns {lfaas.FunctionInfo & lfaas.FunctionInfo.$Shape} FunctionInfo
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.FunctionInfo & lfaas.FunctionInfo.$Shape;
+
+        /**
+         * Verifies a FunctionInfo message.
+         * @param message Plain object to verify
+         * @returns `null` if valid, otherwise the reason why it is not
+         */
+        static verify(message: { [k: string]: any }): (string|null);
+
+        /**
+         * Creates a FunctionInfo message from a plain object. Also converts values to their respective internal types.
+         * @param object Plain object
+         * @returns FunctionInfo
+         */
+        static fromObject(object: { [k: string]: any }): lfaas.FunctionInfo;
+
+        /**
+         * Creates a plain object from a FunctionInfo message. Also converts values to other types if specified.
+         * @param message FunctionInfo
+         * @param [options] Conversion options
+         * @returns Plain object
+         */
+        static toObject(message: lfaas.FunctionInfo, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+        /**
+         * Converts this FunctionInfo to JSON.
+         * @returns JSON object
+         */
+        toJSON(): { [k: string]: any };
+
+        /**
+         * Gets the type url for FunctionInfo
+         * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns The type url
+         */
+        static getTypeUrl(prefix?: string): string;
+    }
+
+    namespace FunctionInfo {
+
+        /** Properties of a FunctionInfo. */
+        interface $Properties {
+
+            /** FunctionInfo name */
+            name?: (string|null);
+
+            /** FunctionInfo latest */
+            latest?: (number|null);
+
+            /** FunctionInfo versions */
+            versions?: (number[]|null);
+
+            /** FunctionInfo memoryMb */
+            memoryMb?: (number|null);
+
+            /** FunctionInfo timeoutMs */
+            timeoutMs?: (number|null);
+
+            /** FunctionInfo keepAliveMs */
+            keepAliveMs?: (number|null);
+
+            /** FunctionInfo codeBytes */
+            codeBytes?: (number|null);
+
+            /** FunctionInfo registeredAtMs */
+            registeredAtMs?: (number|null);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of a FunctionInfo. */
+        type $Shape = lfaas.FunctionInfo.$Properties;
+    }
+
+    /**
+     * Properties of a ListFunctions.
+     * @deprecated Use lfaas.ListFunctions.$Properties instead.
+     */
+    interface IListFunctions extends lfaas.ListFunctions.$Properties {
+    }
+
+    /** Represents a ListFunctions. */
+    class ListFunctions {
+
+        /**
+         * Constructs a new ListFunctions.
+         * @param [properties] Properties to set
+         */
+        constructor(properties?: lfaas.ListFunctions.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** ListFunctions name. */
+        name: string;
+
+        /**
+         * Creates a new ListFunctions instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns ListFunctions instance
+         */
+        static create(properties: lfaas.ListFunctions.$Shape): lfaas.ListFunctions & lfaas.ListFunctions.$Shape;
+        static create(properties?: lfaas.ListFunctions.$Properties): lfaas.ListFunctions;
+
+        /**
+         * Encodes the specified ListFunctions message. Does not implicitly {@link lfaas.ListFunctions.verify|verify} messages.
+         * @param message ListFunctions message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encode(message: lfaas.ListFunctions.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Encodes the specified ListFunctions message, length delimited. Does not implicitly {@link lfaas.ListFunctions.verify|verify} messages.
+         * @param message ListFunctions message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encodeDelimited(message: lfaas.ListFunctions.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes a ListFunctions message from the specified reader or buffer.
+         * @param reader Reader or buffer to decode from
+         * @param [length] Message length if known beforehand
+         * @returns {lfaas.ListFunctions & lfaas.ListFunctions.$Shape} ListFunctions
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.ListFunctions & lfaas.ListFunctions.$Shape;
+
+        /**
+         * Decodes a ListFunctions message from the specified reader or buffer, length delimited.
+         * @param reader Reader or buffer to decode from
+         * @returns {lfaas.ListFunctions & lfaas.ListFunctions.$Shape} ListFunctions
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.ListFunctions & lfaas.ListFunctions.$Shape;
+
+        /**
+         * Verifies a ListFunctions message.
+         * @param message Plain object to verify
+         * @returns `null` if valid, otherwise the reason why it is not
+         */
+        static verify(message: { [k: string]: any }): (string|null);
+
+        /**
+         * Creates a ListFunctions message from a plain object. Also converts values to their respective internal types.
+         * @param object Plain object
+         * @returns ListFunctions
+         */
+        static fromObject(object: { [k: string]: any }): lfaas.ListFunctions;
+
+        /**
+         * Creates a plain object from a ListFunctions message. Also converts values to other types if specified.
+         * @param message ListFunctions
+         * @param [options] Conversion options
+         * @returns Plain object
+         */
+        static toObject(message: lfaas.ListFunctions, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+        /**
+         * Converts this ListFunctions to JSON.
+         * @returns JSON object
+         */
+        toJSON(): { [k: string]: any };
+
+        /**
+         * Gets the type url for ListFunctions
+         * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns The type url
+         */
+        static getTypeUrl(prefix?: string): string;
+    }
+
+    namespace ListFunctions {
+
+        /** Properties of a ListFunctions. */
+        interface $Properties {
+
+            /** ListFunctions name */
+            name?: (string|null);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of a ListFunctions. */
+        type $Shape = lfaas.ListFunctions.$Properties;
+    }
+
+    /**
+     * Properties of a FunctionList.
+     * @deprecated Use lfaas.FunctionList.$Properties instead.
+     */
+    interface IFunctionList extends lfaas.FunctionList.$Properties {
+    }
+
+    /** Represents a FunctionList. */
+    class FunctionList {
+
+        /**
+         * Constructs a new FunctionList.
+         * @param [properties] Properties to set
+         */
+        constructor(properties?: lfaas.FunctionList.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** FunctionList functions. */
+        functions: lfaas.FunctionInfo.$Properties[];
+
+        /** FunctionList error. */
+        error?: (lfaas.Error.$Properties|null);
+
+        /**
+         * Creates a new FunctionList instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns FunctionList instance
+         */
+        static create(properties: lfaas.FunctionList.$Shape): lfaas.FunctionList & lfaas.FunctionList.$Shape;
+        static create(properties?: lfaas.FunctionList.$Properties): lfaas.FunctionList;
+
+        /**
+         * Encodes the specified FunctionList message. Does not implicitly {@link lfaas.FunctionList.verify|verify} messages.
+         * @param message FunctionList message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encode(message: lfaas.FunctionList.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Encodes the specified FunctionList message, length delimited. Does not implicitly {@link lfaas.FunctionList.verify|verify} messages.
+         * @param message FunctionList message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encodeDelimited(message: lfaas.FunctionList.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes a FunctionList message from the specified reader or buffer.
+         * @param reader Reader or buffer to decode from
+         * @param [length] Message length if known beforehand
+         * @returns {lfaas.FunctionList & lfaas.FunctionList.$Shape} FunctionList
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.FunctionList & lfaas.FunctionList.$Shape;
+
+        /**
+         * Decodes a FunctionList message from the specified reader or buffer, length delimited.
+         * @param reader Reader or buffer to decode from
+         * @returns {lfaas.FunctionList & lfaas.FunctionList.$Shape} FunctionList
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.FunctionList & lfaas.FunctionList.$Shape;
+
+        /**
+         * Verifies a FunctionList message.
+         * @param message Plain object to verify
+         * @returns `null` if valid, otherwise the reason why it is not
+         */
+        static verify(message: { [k: string]: any }): (string|null);
+
+        /**
+         * Creates a FunctionList message from a plain object. Also converts values to their respective internal types.
+         * @param object Plain object
+         * @returns FunctionList
+         */
+        static fromObject(object: { [k: string]: any }): lfaas.FunctionList;
+
+        /**
+         * Creates a plain object from a FunctionList message. Also converts values to other types if specified.
+         * @param message FunctionList
+         * @param [options] Conversion options
+         * @returns Plain object
+         */
+        static toObject(message: lfaas.FunctionList, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+        /**
+         * Converts this FunctionList to JSON.
+         * @returns JSON object
+         */
+        toJSON(): { [k: string]: any };
+
+        /**
+         * Gets the type url for FunctionList
+         * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns The type url
+         */
+        static getTypeUrl(prefix?: string): string;
+    }
+
+    namespace FunctionList {
+
+        /** Properties of a FunctionList. */
+        interface $Properties {
+
+            /** FunctionList functions */
+            functions?: (lfaas.FunctionInfo.$Properties[]|null);
+
+            /** FunctionList error */
+            error?: (lfaas.Error.$Properties|null);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of a FunctionList. */
+        type $Shape = lfaas.FunctionList.$Properties;
+    }
+
+    /**
+     * Properties of a DeleteFunction.
+     * @deprecated Use lfaas.DeleteFunction.$Properties instead.
+     */
+    interface IDeleteFunction extends lfaas.DeleteFunction.$Properties {
+    }
+
+    /** Represents a DeleteFunction. */
+    class DeleteFunction {
+
+        /**
+         * Constructs a new DeleteFunction.
+         * @param [properties] Properties to set
+         */
+        constructor(properties?: lfaas.DeleteFunction.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** DeleteFunction name. */
+        name: string;
+
+        /** DeleteFunction version. */
+        version: number;
+
+        /**
+         * Creates a new DeleteFunction instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns DeleteFunction instance
+         */
+        static create(properties: lfaas.DeleteFunction.$Shape): lfaas.DeleteFunction & lfaas.DeleteFunction.$Shape;
+        static create(properties?: lfaas.DeleteFunction.$Properties): lfaas.DeleteFunction;
+
+        /**
+         * Encodes the specified DeleteFunction message. Does not implicitly {@link lfaas.DeleteFunction.verify|verify} messages.
+         * @param message DeleteFunction message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encode(message: lfaas.DeleteFunction.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Encodes the specified DeleteFunction message, length delimited. Does not implicitly {@link lfaas.DeleteFunction.verify|verify} messages.
+         * @param message DeleteFunction message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encodeDelimited(message: lfaas.DeleteFunction.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes a DeleteFunction message from the specified reader or buffer.
+         * @param reader Reader or buffer to decode from
+         * @param [length] Message length if known beforehand
+         * @returns {lfaas.DeleteFunction & lfaas.DeleteFunction.$Shape} DeleteFunction
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.DeleteFunction & lfaas.DeleteFunction.$Shape;
+
+        /**
+         * Decodes a DeleteFunction message from the specified reader or buffer, length delimited.
+         * @param reader Reader or buffer to decode from
+         * @returns {lfaas.DeleteFunction & lfaas.DeleteFunction.$Shape} DeleteFunction
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.DeleteFunction & lfaas.DeleteFunction.$Shape;
+
+        /**
+         * Verifies a DeleteFunction message.
+         * @param message Plain object to verify
+         * @returns `null` if valid, otherwise the reason why it is not
+         */
+        static verify(message: { [k: string]: any }): (string|null);
+
+        /**
+         * Creates a DeleteFunction message from a plain object. Also converts values to their respective internal types.
+         * @param object Plain object
+         * @returns DeleteFunction
+         */
+        static fromObject(object: { [k: string]: any }): lfaas.DeleteFunction;
+
+        /**
+         * Creates a plain object from a DeleteFunction message. Also converts values to other types if specified.
+         * @param message DeleteFunction
+         * @param [options] Conversion options
+         * @returns Plain object
+         */
+        static toObject(message: lfaas.DeleteFunction, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+        /**
+         * Converts this DeleteFunction to JSON.
+         * @returns JSON object
+         */
+        toJSON(): { [k: string]: any };
+
+        /**
+         * Gets the type url for DeleteFunction
+         * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns The type url
+         */
+        static getTypeUrl(prefix?: string): string;
+    }
+
+    namespace DeleteFunction {
+
+        /** Properties of a DeleteFunction. */
+        interface $Properties {
+
+            /** DeleteFunction name */
+            name?: (string|null);
+
+            /** DeleteFunction version */
+            version?: (number|null);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of a DeleteFunction. */
+        type $Shape = lfaas.DeleteFunction.$Properties;
+    }
+
+    /**
+     * Properties of a Done.
+     * @deprecated Use lfaas.Done.$Properties instead.
+     */
+    interface IDone extends lfaas.Done.$Properties {
+    }
+
+    /** Represents a Done. */
+    class Done {
+
+        /**
+         * Constructs a new Done.
+         * @param [properties] Properties to set
+         */
+        constructor(properties?: lfaas.Done.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** Done error. */
+        error?: (lfaas.Error.$Properties|null);
+
+        /**
+         * Creates a new Done instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns Done instance
+         */
+        static create(properties: lfaas.Done.$Shape): lfaas.Done & lfaas.Done.$Shape;
+        static create(properties?: lfaas.Done.$Properties): lfaas.Done;
+
+        /**
+         * Encodes the specified Done message. Does not implicitly {@link lfaas.Done.verify|verify} messages.
+         * @param message Done message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encode(message: lfaas.Done.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Encodes the specified Done message, length delimited. Does not implicitly {@link lfaas.Done.verify|verify} messages.
+         * @param message Done message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encodeDelimited(message: lfaas.Done.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes a Done message from the specified reader or buffer.
+         * @param reader Reader or buffer to decode from
+         * @param [length] Message length if known beforehand
+         * @returns {lfaas.Done & lfaas.Done.$Shape} Done
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.Done & lfaas.Done.$Shape;
+
+        /**
+         * Decodes a Done message from the specified reader or buffer, length delimited.
+         * @param reader Reader or buffer to decode from
+         * @returns {lfaas.Done & lfaas.Done.$Shape} Done
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.Done & lfaas.Done.$Shape;
+
+        /**
+         * Verifies a Done message.
+         * @param message Plain object to verify
+         * @returns `null` if valid, otherwise the reason why it is not
+         */
+        static verify(message: { [k: string]: any }): (string|null);
+
+        /**
+         * Creates a Done message from a plain object. Also converts values to their respective internal types.
+         * @param object Plain object
+         * @returns Done
+         */
+        static fromObject(object: { [k: string]: any }): lfaas.Done;
+
+        /**
+         * Creates a plain object from a Done message. Also converts values to other types if specified.
+         * @param message Done
+         * @param [options] Conversion options
+         * @returns Plain object
+         */
+        static toObject(message: lfaas.Done, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+        /**
+         * Converts this Done to JSON.
+         * @returns JSON object
+         */
+        toJSON(): { [k: string]: any };
+
+        /**
+         * Gets the type url for Done
+         * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns The type url
+         */
+        static getTypeUrl(prefix?: string): string;
+    }
+
+    namespace Done {
+
+        /** Properties of a Done. */
+        interface $Properties {
+
+            /** Done error */
+            error?: (lfaas.Error.$Properties|null);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of a Done. */
+        type $Shape = lfaas.Done.$Properties;
     }
 
     /**
@@ -4732,6 +5457,363 @@ export namespace lfaas {
 
         /** Shape of a RegisterDag. */
         type $Shape = lfaas.RegisterDag.$Properties;
+    }
+
+    /**
+     * Properties of a ListDags.
+     * @deprecated Use lfaas.ListDags.$Properties instead.
+     */
+    interface IListDags extends lfaas.ListDags.$Properties {
+    }
+
+    /** Represents a ListDags. */
+    class ListDags {
+
+        /**
+         * Constructs a new ListDags.
+         * @param [properties] Properties to set
+         */
+        constructor(properties?: lfaas.ListDags.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** ListDags name. */
+        name: string;
+
+        /**
+         * Creates a new ListDags instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns ListDags instance
+         */
+        static create(properties: lfaas.ListDags.$Shape): lfaas.ListDags & lfaas.ListDags.$Shape;
+        static create(properties?: lfaas.ListDags.$Properties): lfaas.ListDags;
+
+        /**
+         * Encodes the specified ListDags message. Does not implicitly {@link lfaas.ListDags.verify|verify} messages.
+         * @param message ListDags message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encode(message: lfaas.ListDags.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Encodes the specified ListDags message, length delimited. Does not implicitly {@link lfaas.ListDags.verify|verify} messages.
+         * @param message ListDags message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encodeDelimited(message: lfaas.ListDags.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes a ListDags message from the specified reader or buffer.
+         * @param reader Reader or buffer to decode from
+         * @param [length] Message length if known beforehand
+         * @returns {lfaas.ListDags & lfaas.ListDags.$Shape} ListDags
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.ListDags & lfaas.ListDags.$Shape;
+
+        /**
+         * Decodes a ListDags message from the specified reader or buffer, length delimited.
+         * @param reader Reader or buffer to decode from
+         * @returns {lfaas.ListDags & lfaas.ListDags.$Shape} ListDags
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.ListDags & lfaas.ListDags.$Shape;
+
+        /**
+         * Verifies a ListDags message.
+         * @param message Plain object to verify
+         * @returns `null` if valid, otherwise the reason why it is not
+         */
+        static verify(message: { [k: string]: any }): (string|null);
+
+        /**
+         * Creates a ListDags message from a plain object. Also converts values to their respective internal types.
+         * @param object Plain object
+         * @returns ListDags
+         */
+        static fromObject(object: { [k: string]: any }): lfaas.ListDags;
+
+        /**
+         * Creates a plain object from a ListDags message. Also converts values to other types if specified.
+         * @param message ListDags
+         * @param [options] Conversion options
+         * @returns Plain object
+         */
+        static toObject(message: lfaas.ListDags, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+        /**
+         * Converts this ListDags to JSON.
+         * @returns JSON object
+         */
+        toJSON(): { [k: string]: any };
+
+        /**
+         * Gets the type url for ListDags
+         * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns The type url
+         */
+        static getTypeUrl(prefix?: string): string;
+    }
+
+    namespace ListDags {
+
+        /** Properties of a ListDags. */
+        interface $Properties {
+
+            /** ListDags name */
+            name?: (string|null);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of a ListDags. */
+        type $Shape = lfaas.ListDags.$Properties;
+    }
+
+    /**
+     * Properties of a DagList.
+     * @deprecated Use lfaas.DagList.$Properties instead.
+     */
+    interface IDagList extends lfaas.DagList.$Properties {
+    }
+
+    /** Represents a DagList. */
+    class DagList {
+
+        /**
+         * Constructs a new DagList.
+         * @param [properties] Properties to set
+         */
+        constructor(properties?: lfaas.DagList.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** DagList dags. */
+        dags: lfaas.DagSpec.$Properties[];
+
+        /** DagList error. */
+        error?: (lfaas.Error.$Properties|null);
+
+        /**
+         * Creates a new DagList instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns DagList instance
+         */
+        static create(properties: lfaas.DagList.$Shape): lfaas.DagList & lfaas.DagList.$Shape;
+        static create(properties?: lfaas.DagList.$Properties): lfaas.DagList;
+
+        /**
+         * Encodes the specified DagList message. Does not implicitly {@link lfaas.DagList.verify|verify} messages.
+         * @param message DagList message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encode(message: lfaas.DagList.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Encodes the specified DagList message, length delimited. Does not implicitly {@link lfaas.DagList.verify|verify} messages.
+         * @param message DagList message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encodeDelimited(message: lfaas.DagList.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes a DagList message from the specified reader or buffer.
+         * @param reader Reader or buffer to decode from
+         * @param [length] Message length if known beforehand
+         * @returns {lfaas.DagList & lfaas.DagList.$Shape} DagList
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.DagList & lfaas.DagList.$Shape;
+
+        /**
+         * Decodes a DagList message from the specified reader or buffer, length delimited.
+         * @param reader Reader or buffer to decode from
+         * @returns {lfaas.DagList & lfaas.DagList.$Shape} DagList
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.DagList & lfaas.DagList.$Shape;
+
+        /**
+         * Verifies a DagList message.
+         * @param message Plain object to verify
+         * @returns `null` if valid, otherwise the reason why it is not
+         */
+        static verify(message: { [k: string]: any }): (string|null);
+
+        /**
+         * Creates a DagList message from a plain object. Also converts values to their respective internal types.
+         * @param object Plain object
+         * @returns DagList
+         */
+        static fromObject(object: { [k: string]: any }): lfaas.DagList;
+
+        /**
+         * Creates a plain object from a DagList message. Also converts values to other types if specified.
+         * @param message DagList
+         * @param [options] Conversion options
+         * @returns Plain object
+         */
+        static toObject(message: lfaas.DagList, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+        /**
+         * Converts this DagList to JSON.
+         * @returns JSON object
+         */
+        toJSON(): { [k: string]: any };
+
+        /**
+         * Gets the type url for DagList
+         * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns The type url
+         */
+        static getTypeUrl(prefix?: string): string;
+    }
+
+    namespace DagList {
+
+        /** Properties of a DagList. */
+        interface $Properties {
+
+            /** DagList dags */
+            dags?: (lfaas.DagSpec.$Properties[]|null);
+
+            /** DagList error */
+            error?: (lfaas.Error.$Properties|null);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of a DagList. */
+        type $Shape = lfaas.DagList.$Properties;
+    }
+
+    /**
+     * Properties of a DeleteDag.
+     * @deprecated Use lfaas.DeleteDag.$Properties instead.
+     */
+    interface IDeleteDag extends lfaas.DeleteDag.$Properties {
+    }
+
+    /** Represents a DeleteDag. */
+    class DeleteDag {
+
+        /**
+         * Constructs a new DeleteDag.
+         * @param [properties] Properties to set
+         */
+        constructor(properties?: lfaas.DeleteDag.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** DeleteDag name. */
+        name: string;
+
+        /**
+         * Creates a new DeleteDag instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns DeleteDag instance
+         */
+        static create(properties: lfaas.DeleteDag.$Shape): lfaas.DeleteDag & lfaas.DeleteDag.$Shape;
+        static create(properties?: lfaas.DeleteDag.$Properties): lfaas.DeleteDag;
+
+        /**
+         * Encodes the specified DeleteDag message. Does not implicitly {@link lfaas.DeleteDag.verify|verify} messages.
+         * @param message DeleteDag message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encode(message: lfaas.DeleteDag.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Encodes the specified DeleteDag message, length delimited. Does not implicitly {@link lfaas.DeleteDag.verify|verify} messages.
+         * @param message DeleteDag message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encodeDelimited(message: lfaas.DeleteDag.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes a DeleteDag message from the specified reader or buffer.
+         * @param reader Reader or buffer to decode from
+         * @param [length] Message length if known beforehand
+         * @returns {lfaas.DeleteDag & lfaas.DeleteDag.$Shape} DeleteDag
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.DeleteDag & lfaas.DeleteDag.$Shape;
+
+        /**
+         * Decodes a DeleteDag message from the specified reader or buffer, length delimited.
+         * @param reader Reader or buffer to decode from
+         * @returns {lfaas.DeleteDag & lfaas.DeleteDag.$Shape} DeleteDag
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.DeleteDag & lfaas.DeleteDag.$Shape;
+
+        /**
+         * Verifies a DeleteDag message.
+         * @param message Plain object to verify
+         * @returns `null` if valid, otherwise the reason why it is not
+         */
+        static verify(message: { [k: string]: any }): (string|null);
+
+        /**
+         * Creates a DeleteDag message from a plain object. Also converts values to their respective internal types.
+         * @param object Plain object
+         * @returns DeleteDag
+         */
+        static fromObject(object: { [k: string]: any }): lfaas.DeleteDag;
+
+        /**
+         * Creates a plain object from a DeleteDag message. Also converts values to other types if specified.
+         * @param message DeleteDag
+         * @param [options] Conversion options
+         * @returns Plain object
+         */
+        static toObject(message: lfaas.DeleteDag, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+        /**
+         * Converts this DeleteDag to JSON.
+         * @returns JSON object
+         */
+        toJSON(): { [k: string]: any };
+
+        /**
+         * Gets the type url for DeleteDag
+         * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns The type url
+         */
+        static getTypeUrl(prefix?: string): string;
+    }
+
+    namespace DeleteDag {
+
+        /** Properties of a DeleteDag. */
+        interface $Properties {
+
+            /** DeleteDag name */
+            name?: (string|null);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of a DeleteDag. */
+        type $Shape = lfaas.DeleteDag.$Properties;
     }
 
     /**
@@ -5579,326 +6661,1117 @@ export namespace lfaas {
     }
 
     /**
-     * Properties of a DagSchedule.
-     * @deprecated Use lfaas.DagSchedule.$Properties instead.
+     * Properties of a ScheduledFunction.
+     * @deprecated Use lfaas.ScheduledFunction.$Properties instead.
      */
-    interface IDagSchedule extends lfaas.DagSchedule.$Properties {
+    interface IScheduledFunction extends lfaas.ScheduledFunction.$Properties {
     }
 
-    /** Represents a DagSchedule. */
-    class DagSchedule {
+    /** Represents a ScheduledFunction. */
+    class ScheduledFunction {
 
         /**
-         * Constructs a new DagSchedule.
+         * Constructs a new ScheduledFunction.
          * @param [properties] Properties to set
          */
-        constructor(properties?: lfaas.DagSchedule.$Properties);
+        constructor(properties?: lfaas.ScheduledFunction.$Properties);
 
         /** Unknown fields preserved while decoding when enabled */
         $unknowns?: Uint8Array[];
 
-        /** DagSchedule runId. */
-        runId: string;
+        /** ScheduledFunction name. */
+        name: string;
 
-        /** DagSchedule dag. */
-        dag: string;
+        /** ScheduledFunction version. */
+        version: number;
 
-        /** DagSchedule placement. */
-        placement: { [k: string]: string };
+        /** ScheduledFunction executor. */
+        executor: string;
 
-        /** DagSchedule args. */
-        args: { [k: string]: lfaas.Arguments.$Properties };
+        /** ScheduledFunction args. */
+        args: lfaas.Argument.$Properties[];
 
-        /** DagSchedule consistency. */
-        consistency: lfaas.Consistency;
+        /** ScheduledFunction successors. */
+        successors: string[];
 
-        /** DagSchedule replyTo. */
-        replyTo: string;
-
-        /** DagSchedule replyRequestId. */
-        replyRequestId: number;
-
-        /** DagSchedule resultKey. */
-        resultKey: string;
-
-        /** DagSchedule deadlineMs. */
-        deadlineMs: number;
+        /** ScheduledFunction parents. */
+        parents: number;
 
         /**
-         * Creates a new DagSchedule instance using the specified properties.
+         * Creates a new ScheduledFunction instance using the specified properties.
          * @param [properties] Properties to set
-         * @returns DagSchedule instance
+         * @returns ScheduledFunction instance
          */
-        static create(properties: lfaas.DagSchedule.$Shape): lfaas.DagSchedule & lfaas.DagSchedule.$Shape;
-        static create(properties?: lfaas.DagSchedule.$Properties): lfaas.DagSchedule;
+        static create(properties: lfaas.ScheduledFunction.$Shape): lfaas.ScheduledFunction & lfaas.ScheduledFunction.$Shape;
+        static create(properties?: lfaas.ScheduledFunction.$Properties): lfaas.ScheduledFunction;
 
         /**
-         * Encodes the specified DagSchedule message. Does not implicitly {@link lfaas.DagSchedule.verify|verify} messages.
-         * @param message DagSchedule message or plain object to encode
+         * Encodes the specified ScheduledFunction message. Does not implicitly {@link lfaas.ScheduledFunction.verify|verify} messages.
+         * @param message ScheduledFunction message or plain object to encode
          * @param [writer] Writer to encode to
          * @returns Writer
          */
-        static encode(message: lfaas.DagSchedule.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+        static encode(message: lfaas.ScheduledFunction.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
 
         /**
-         * Encodes the specified DagSchedule message, length delimited. Does not implicitly {@link lfaas.DagSchedule.verify|verify} messages.
-         * @param message DagSchedule message or plain object to encode
+         * Encodes the specified ScheduledFunction message, length delimited. Does not implicitly {@link lfaas.ScheduledFunction.verify|verify} messages.
+         * @param message ScheduledFunction message or plain object to encode
          * @param [writer] Writer to encode to
          * @returns Writer
          */
-        static encodeDelimited(message: lfaas.DagSchedule.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+        static encodeDelimited(message: lfaas.ScheduledFunction.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
 
         /**
-         * Decodes a DagSchedule message from the specified reader or buffer.
+         * Decodes a ScheduledFunction message from the specified reader or buffer.
          * @param reader Reader or buffer to decode from
          * @param [length] Message length if known beforehand
-         * @returns {lfaas.DagSchedule & lfaas.DagSchedule.$Shape} DagSchedule
+         * @returns {lfaas.ScheduledFunction & lfaas.ScheduledFunction.$Shape} ScheduledFunction
          * @throws {Error} If the payload is not a reader or valid buffer
          * @throws {$protobuf.util.ProtocolError} If required fields are missing
          */
-        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.DagSchedule & lfaas.DagSchedule.$Shape;
+        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.ScheduledFunction & lfaas.ScheduledFunction.$Shape;
 
         /**
-         * Decodes a DagSchedule message from the specified reader or buffer, length delimited.
+         * Decodes a ScheduledFunction message from the specified reader or buffer, length delimited.
          * @param reader Reader or buffer to decode from
-         * @returns {lfaas.DagSchedule & lfaas.DagSchedule.$Shape} DagSchedule
+         * @returns {lfaas.ScheduledFunction & lfaas.ScheduledFunction.$Shape} ScheduledFunction
          * @throws {Error} If the payload is not a reader or valid buffer
          * @throws {$protobuf.util.ProtocolError} If required fields are missing
          */
-        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.DagSchedule & lfaas.DagSchedule.$Shape;
+        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.ScheduledFunction & lfaas.ScheduledFunction.$Shape;
 
         /**
-         * Verifies a DagSchedule message.
+         * Verifies a ScheduledFunction message.
          * @param message Plain object to verify
          * @returns `null` if valid, otherwise the reason why it is not
          */
         static verify(message: { [k: string]: any }): (string|null);
 
         /**
-         * Creates a DagSchedule message from a plain object. Also converts values to their respective internal types.
+         * Creates a ScheduledFunction message from a plain object. Also converts values to their respective internal types.
          * @param object Plain object
-         * @returns DagSchedule
+         * @returns ScheduledFunction
          */
-        static fromObject(object: { [k: string]: any }): lfaas.DagSchedule;
+        static fromObject(object: { [k: string]: any }): lfaas.ScheduledFunction;
 
         /**
-         * Creates a plain object from a DagSchedule message. Also converts values to other types if specified.
-         * @param message DagSchedule
+         * Creates a plain object from a ScheduledFunction message. Also converts values to other types if specified.
+         * @param message ScheduledFunction
          * @param [options] Conversion options
          * @returns Plain object
          */
-        static toObject(message: lfaas.DagSchedule, options?: $protobuf.IConversionOptions): { [k: string]: any };
+        static toObject(message: lfaas.ScheduledFunction, options?: $protobuf.IConversionOptions): { [k: string]: any };
 
         /**
-         * Converts this DagSchedule to JSON.
+         * Converts this ScheduledFunction to JSON.
          * @returns JSON object
          */
         toJSON(): { [k: string]: any };
 
         /**
-         * Gets the type url for DagSchedule
+         * Gets the type url for ScheduledFunction
          * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
          * @returns The type url
          */
         static getTypeUrl(prefix?: string): string;
     }
 
-    namespace DagSchedule {
+    namespace ScheduledFunction {
 
-        /** Properties of a DagSchedule. */
+        /** Properties of a ScheduledFunction. */
         interface $Properties {
 
-            /** DagSchedule runId */
-            runId?: (string|null);
+            /** ScheduledFunction name */
+            name?: (string|null);
 
-            /** DagSchedule dag */
-            dag?: (string|null);
+            /** ScheduledFunction version */
+            version?: (number|null);
 
-            /** DagSchedule placement */
-            placement?: ({ [k: string]: string }|null);
+            /** ScheduledFunction executor */
+            executor?: (string|null);
 
-            /** DagSchedule args */
-            args?: ({ [k: string]: lfaas.Arguments.$Properties }|null);
+            /** ScheduledFunction args */
+            args?: (lfaas.Argument.$Properties[]|null);
 
-            /** DagSchedule consistency */
-            consistency?: (lfaas.Consistency|null);
+            /** ScheduledFunction successors */
+            successors?: (string[]|null);
 
-            /** DagSchedule replyTo */
-            replyTo?: (string|null);
-
-            /** DagSchedule replyRequestId */
-            replyRequestId?: (number|null);
-
-            /** DagSchedule resultKey */
-            resultKey?: (string|null);
-
-            /** DagSchedule deadlineMs */
-            deadlineMs?: (number|null);
+            /** ScheduledFunction parents */
+            parents?: (number|null);
 
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];
         }
 
-        /** Shape of a DagSchedule. */
+        /** Shape of a ScheduledFunction. */
         type $Shape = {
-          runId?: string|null;
-          dag?: string|null;
-          placement?: { [k: string]: string }|null;
-          args?: { [k: string]: lfaas.Arguments.$Shape }|null;
-          consistency?: lfaas.Consistency|null;
-          replyTo?: string|null;
-          replyRequestId?: number|null;
-          resultKey?: string|null;
-          deadlineMs?: number|null;
+          name?: string|null;
+          version?: number|null;
+          executor?: string|null;
+          args?: lfaas.Argument.$Shape[]|null;
+          successors?: string[]|null;
+          parents?: number|null;
           $unknowns?: Uint8Array[];
         };
     }
 
     /**
-     * Properties of a DagTrigger.
-     * @deprecated Use lfaas.DagTrigger.$Properties instead.
+     * Properties of a Schedule.
+     * @deprecated Use lfaas.Schedule.$Properties instead.
      */
-    interface IDagTrigger extends lfaas.DagTrigger.$Properties {
+    interface ISchedule extends lfaas.Schedule.$Properties {
     }
 
-    /** Represents a DagTrigger. */
-    class DagTrigger {
+    /** Represents a Schedule. */
+    class Schedule {
 
         /**
-         * Constructs a new DagTrigger.
+         * Constructs a new Schedule.
          * @param [properties] Properties to set
          */
-        constructor(properties?: lfaas.DagTrigger.$Properties);
+        constructor(properties?: lfaas.Schedule.$Properties);
 
         /** Unknown fields preserved while decoding when enabled */
         $unknowns?: Uint8Array[];
 
-        /** DagTrigger runId. */
+        /** Schedule runId. */
         runId: string;
 
-        /** DagTrigger sourceFunction. */
-        sourceFunction: string;
+        /** Schedule dag. */
+        dag: string;
 
-        /** DagTrigger targetFunction. */
-        targetFunction: string;
+        /** Schedule functions. */
+        functions: lfaas.ScheduledFunction.$Properties[];
 
-        /** DagTrigger value. */
-        value: Uint8Array;
+        /** Schedule consistency. */
+        consistency: lfaas.Consistency;
 
-        /** DagTrigger cut. */
-        cut: lfaas.CutEntry.$Properties[];
+        /** Schedule replyTo. */
+        replyTo: string;
 
-        /** DagTrigger error. */
-        error?: (lfaas.Error.$Properties|null);
+        /** Schedule replyRequestId. */
+        replyRequestId: number;
+
+        /** Schedule resultKey. */
+        resultKey: string;
+
+        /** Schedule timeoutMs. */
+        timeoutMs: number;
+
+        /** Schedule scheduler. */
+        scheduler: string;
+
+        /** Schedule dispatchSeq. */
+        dispatchSeq: number;
+
+        /** Schedule attempt. */
+        attempt: number;
+
+        /** Schedule traceId. */
+        traceId: string;
 
         /**
-         * Creates a new DagTrigger instance using the specified properties.
+         * Creates a new Schedule instance using the specified properties.
          * @param [properties] Properties to set
-         * @returns DagTrigger instance
+         * @returns Schedule instance
          */
-        static create(properties: lfaas.DagTrigger.$Shape): lfaas.DagTrigger & lfaas.DagTrigger.$Shape;
-        static create(properties?: lfaas.DagTrigger.$Properties): lfaas.DagTrigger;
+        static create(properties: lfaas.Schedule.$Shape): lfaas.Schedule & lfaas.Schedule.$Shape;
+        static create(properties?: lfaas.Schedule.$Properties): lfaas.Schedule;
 
         /**
-         * Encodes the specified DagTrigger message. Does not implicitly {@link lfaas.DagTrigger.verify|verify} messages.
-         * @param message DagTrigger message or plain object to encode
+         * Encodes the specified Schedule message. Does not implicitly {@link lfaas.Schedule.verify|verify} messages.
+         * @param message Schedule message or plain object to encode
          * @param [writer] Writer to encode to
          * @returns Writer
          */
-        static encode(message: lfaas.DagTrigger.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+        static encode(message: lfaas.Schedule.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
 
         /**
-         * Encodes the specified DagTrigger message, length delimited. Does not implicitly {@link lfaas.DagTrigger.verify|verify} messages.
-         * @param message DagTrigger message or plain object to encode
+         * Encodes the specified Schedule message, length delimited. Does not implicitly {@link lfaas.Schedule.verify|verify} messages.
+         * @param message Schedule message or plain object to encode
          * @param [writer] Writer to encode to
          * @returns Writer
          */
-        static encodeDelimited(message: lfaas.DagTrigger.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+        static encodeDelimited(message: lfaas.Schedule.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
 
         /**
-         * Decodes a DagTrigger message from the specified reader or buffer.
+         * Decodes a Schedule message from the specified reader or buffer.
          * @param reader Reader or buffer to decode from
          * @param [length] Message length if known beforehand
-         * @returns {lfaas.DagTrigger & lfaas.DagTrigger.$Shape} DagTrigger
+         * @returns {lfaas.Schedule & lfaas.Schedule.$Shape} Schedule
          * @throws {Error} If the payload is not a reader or valid buffer
          * @throws {$protobuf.util.ProtocolError} If required fields are missing
          */
-        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.DagTrigger & lfaas.DagTrigger.$Shape;
+        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.Schedule & lfaas.Schedule.$Shape;
 
         /**
-         * Decodes a DagTrigger message from the specified reader or buffer, length delimited.
+         * Decodes a Schedule message from the specified reader or buffer, length delimited.
          * @param reader Reader or buffer to decode from
-         * @returns {lfaas.DagTrigger & lfaas.DagTrigger.$Shape} DagTrigger
+         * @returns {lfaas.Schedule & lfaas.Schedule.$Shape} Schedule
          * @throws {Error} If the payload is not a reader or valid buffer
          * @throws {$protobuf.util.ProtocolError} If required fields are missing
          */
-        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.DagTrigger & lfaas.DagTrigger.$Shape;
+        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.Schedule & lfaas.Schedule.$Shape;
 
         /**
-         * Verifies a DagTrigger message.
+         * Verifies a Schedule message.
          * @param message Plain object to verify
          * @returns `null` if valid, otherwise the reason why it is not
          */
         static verify(message: { [k: string]: any }): (string|null);
 
         /**
-         * Creates a DagTrigger message from a plain object. Also converts values to their respective internal types.
+         * Creates a Schedule message from a plain object. Also converts values to their respective internal types.
          * @param object Plain object
-         * @returns DagTrigger
+         * @returns Schedule
          */
-        static fromObject(object: { [k: string]: any }): lfaas.DagTrigger;
+        static fromObject(object: { [k: string]: any }): lfaas.Schedule;
 
         /**
-         * Creates a plain object from a DagTrigger message. Also converts values to other types if specified.
-         * @param message DagTrigger
+         * Creates a plain object from a Schedule message. Also converts values to other types if specified.
+         * @param message Schedule
          * @param [options] Conversion options
          * @returns Plain object
          */
-        static toObject(message: lfaas.DagTrigger, options?: $protobuf.IConversionOptions): { [k: string]: any };
+        static toObject(message: lfaas.Schedule, options?: $protobuf.IConversionOptions): { [k: string]: any };
 
         /**
-         * Converts this DagTrigger to JSON.
+         * Converts this Schedule to JSON.
          * @returns JSON object
          */
         toJSON(): { [k: string]: any };
 
         /**
-         * Gets the type url for DagTrigger
+         * Gets the type url for Schedule
          * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
          * @returns The type url
          */
         static getTypeUrl(prefix?: string): string;
     }
 
-    namespace DagTrigger {
+    namespace Schedule {
 
-        /** Properties of a DagTrigger. */
+        /** Properties of a Schedule. */
         interface $Properties {
 
-            /** DagTrigger runId */
+            /** Schedule runId */
             runId?: (string|null);
 
-            /** DagTrigger sourceFunction */
+            /** Schedule dag */
+            dag?: (string|null);
+
+            /** Schedule functions */
+            functions?: (lfaas.ScheduledFunction.$Properties[]|null);
+
+            /** Schedule consistency */
+            consistency?: (lfaas.Consistency|null);
+
+            /** Schedule replyTo */
+            replyTo?: (string|null);
+
+            /** Schedule replyRequestId */
+            replyRequestId?: (number|null);
+
+            /** Schedule resultKey */
+            resultKey?: (string|null);
+
+            /** Schedule timeoutMs */
+            timeoutMs?: (number|null);
+
+            /** Schedule scheduler */
+            scheduler?: (string|null);
+
+            /** Schedule dispatchSeq */
+            dispatchSeq?: (number|null);
+
+            /** Schedule attempt */
+            attempt?: (number|null);
+
+            /** Schedule traceId */
+            traceId?: (string|null);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of a Schedule. */
+        type $Shape = {
+          runId?: string|null;
+          dag?: string|null;
+          functions?: lfaas.ScheduledFunction.$Shape[]|null;
+          consistency?: lfaas.Consistency|null;
+          replyTo?: string|null;
+          replyRequestId?: number|null;
+          resultKey?: string|null;
+          timeoutMs?: number|null;
+          scheduler?: string|null;
+          dispatchSeq?: number|null;
+          attempt?: number|null;
+          traceId?: string|null;
+          $unknowns?: Uint8Array[];
+        };
+    }
+
+    /**
+     * Properties of a Trigger.
+     * @deprecated Use lfaas.Trigger.$Properties instead.
+     */
+    interface ITrigger extends lfaas.Trigger.$Properties {
+    }
+
+    /** Represents a Trigger. */
+    class Trigger {
+
+        /**
+         * Constructs a new Trigger.
+         * @param [properties] Properties to set
+         */
+        constructor(properties?: lfaas.Trigger.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** Trigger runId. */
+        runId: string;
+
+        /** Trigger sourceFunction. */
+        sourceFunction: string;
+
+        /** Trigger targetFunction. */
+        targetFunction: string;
+
+        /** Trigger value. */
+        value: Uint8Array;
+
+        /** Trigger cut. */
+        cut: lfaas.CutEntry.$Properties[];
+
+        /**
+         * Creates a new Trigger instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns Trigger instance
+         */
+        static create(properties: lfaas.Trigger.$Shape): lfaas.Trigger & lfaas.Trigger.$Shape;
+        static create(properties?: lfaas.Trigger.$Properties): lfaas.Trigger;
+
+        /**
+         * Encodes the specified Trigger message. Does not implicitly {@link lfaas.Trigger.verify|verify} messages.
+         * @param message Trigger message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encode(message: lfaas.Trigger.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Encodes the specified Trigger message, length delimited. Does not implicitly {@link lfaas.Trigger.verify|verify} messages.
+         * @param message Trigger message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encodeDelimited(message: lfaas.Trigger.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes a Trigger message from the specified reader or buffer.
+         * @param reader Reader or buffer to decode from
+         * @param [length] Message length if known beforehand
+         * @returns {lfaas.Trigger & lfaas.Trigger.$Shape} Trigger
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.Trigger & lfaas.Trigger.$Shape;
+
+        /**
+         * Decodes a Trigger message from the specified reader or buffer, length delimited.
+         * @param reader Reader or buffer to decode from
+         * @returns {lfaas.Trigger & lfaas.Trigger.$Shape} Trigger
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.Trigger & lfaas.Trigger.$Shape;
+
+        /**
+         * Verifies a Trigger message.
+         * @param message Plain object to verify
+         * @returns `null` if valid, otherwise the reason why it is not
+         */
+        static verify(message: { [k: string]: any }): (string|null);
+
+        /**
+         * Creates a Trigger message from a plain object. Also converts values to their respective internal types.
+         * @param object Plain object
+         * @returns Trigger
+         */
+        static fromObject(object: { [k: string]: any }): lfaas.Trigger;
+
+        /**
+         * Creates a plain object from a Trigger message. Also converts values to other types if specified.
+         * @param message Trigger
+         * @param [options] Conversion options
+         * @returns Plain object
+         */
+        static toObject(message: lfaas.Trigger, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+        /**
+         * Converts this Trigger to JSON.
+         * @returns JSON object
+         */
+        toJSON(): { [k: string]: any };
+
+        /**
+         * Gets the type url for Trigger
+         * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns The type url
+         */
+        static getTypeUrl(prefix?: string): string;
+    }
+
+    namespace Trigger {
+
+        /** Properties of a Trigger. */
+        interface $Properties {
+
+            /** Trigger runId */
+            runId?: (string|null);
+
+            /** Trigger sourceFunction */
             sourceFunction?: (string|null);
 
-            /** DagTrigger targetFunction */
+            /** Trigger targetFunction */
             targetFunction?: (string|null);
 
-            /** DagTrigger value */
+            /** Trigger value */
             value?: (Uint8Array|null);
 
-            /** DagTrigger cut */
+            /** Trigger cut */
             cut?: (lfaas.CutEntry.$Properties[]|null);
 
-            /** DagTrigger error */
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of a Trigger. */
+        type $Shape = lfaas.Trigger.$Properties;
+    }
+
+    /**
+     * Properties of an InvocationMessage.
+     * @deprecated Use lfaas.InvocationMessage.$Properties instead.
+     */
+    interface IInvocationMessage extends lfaas.InvocationMessage.$Properties {
+    }
+
+    /** Represents an InvocationMessage. */
+    class InvocationMessage {
+
+        /**
+         * Constructs a new InvocationMessage.
+         * @param [properties] Properties to set
+         */
+        constructor(properties?: lfaas.InvocationMessage.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** InvocationMessage runId. */
+        runId: string;
+
+        /** InvocationMessage sourceFunction. */
+        sourceFunction: string;
+
+        /** InvocationMessage targetFunction. */
+        targetFunction: string;
+
+        /** InvocationMessage payload. */
+        payload: Uint8Array;
+
+        /**
+         * Creates a new InvocationMessage instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns InvocationMessage instance
+         */
+        static create(properties: lfaas.InvocationMessage.$Shape): lfaas.InvocationMessage & lfaas.InvocationMessage.$Shape;
+        static create(properties?: lfaas.InvocationMessage.$Properties): lfaas.InvocationMessage;
+
+        /**
+         * Encodes the specified InvocationMessage message. Does not implicitly {@link lfaas.InvocationMessage.verify|verify} messages.
+         * @param message InvocationMessage message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encode(message: lfaas.InvocationMessage.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Encodes the specified InvocationMessage message, length delimited. Does not implicitly {@link lfaas.InvocationMessage.verify|verify} messages.
+         * @param message InvocationMessage message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encodeDelimited(message: lfaas.InvocationMessage.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes an InvocationMessage message from the specified reader or buffer.
+         * @param reader Reader or buffer to decode from
+         * @param [length] Message length if known beforehand
+         * @returns {lfaas.InvocationMessage & lfaas.InvocationMessage.$Shape} InvocationMessage
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.InvocationMessage & lfaas.InvocationMessage.$Shape;
+
+        /**
+         * Decodes an InvocationMessage message from the specified reader or buffer, length delimited.
+         * @param reader Reader or buffer to decode from
+         * @returns {lfaas.InvocationMessage & lfaas.InvocationMessage.$Shape} InvocationMessage
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.InvocationMessage & lfaas.InvocationMessage.$Shape;
+
+        /**
+         * Verifies an InvocationMessage message.
+         * @param message Plain object to verify
+         * @returns `null` if valid, otherwise the reason why it is not
+         */
+        static verify(message: { [k: string]: any }): (string|null);
+
+        /**
+         * Creates an InvocationMessage message from a plain object. Also converts values to their respective internal types.
+         * @param object Plain object
+         * @returns InvocationMessage
+         */
+        static fromObject(object: { [k: string]: any }): lfaas.InvocationMessage;
+
+        /**
+         * Creates a plain object from an InvocationMessage message. Also converts values to other types if specified.
+         * @param message InvocationMessage
+         * @param [options] Conversion options
+         * @returns Plain object
+         */
+        static toObject(message: lfaas.InvocationMessage, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+        /**
+         * Converts this InvocationMessage to JSON.
+         * @returns JSON object
+         */
+        toJSON(): { [k: string]: any };
+
+        /**
+         * Gets the type url for InvocationMessage
+         * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns The type url
+         */
+        static getTypeUrl(prefix?: string): string;
+    }
+
+    namespace InvocationMessage {
+
+        /** Properties of an InvocationMessage. */
+        interface $Properties {
+
+            /** InvocationMessage runId */
+            runId?: (string|null);
+
+            /** InvocationMessage sourceFunction */
+            sourceFunction?: (string|null);
+
+            /** InvocationMessage targetFunction */
+            targetFunction?: (string|null);
+
+            /** InvocationMessage payload */
+            payload?: (Uint8Array|null);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of an InvocationMessage. */
+        type $Shape = lfaas.InvocationMessage.$Properties;
+    }
+
+    /**
+     * Properties of a VersionRequest.
+     * @deprecated Use lfaas.VersionRequest.$Properties instead.
+     */
+    interface IVersionRequest extends lfaas.VersionRequest.$Properties {
+    }
+
+    /** Represents a VersionRequest. */
+    class VersionRequest {
+
+        /**
+         * Constructs a new VersionRequest.
+         * @param [properties] Properties to set
+         */
+        constructor(properties?: lfaas.VersionRequest.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** VersionRequest runId. */
+        runId: string;
+
+        /** VersionRequest key. */
+        key: string;
+
+        /**
+         * Creates a new VersionRequest instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns VersionRequest instance
+         */
+        static create(properties: lfaas.VersionRequest.$Shape): lfaas.VersionRequest & lfaas.VersionRequest.$Shape;
+        static create(properties?: lfaas.VersionRequest.$Properties): lfaas.VersionRequest;
+
+        /**
+         * Encodes the specified VersionRequest message. Does not implicitly {@link lfaas.VersionRequest.verify|verify} messages.
+         * @param message VersionRequest message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encode(message: lfaas.VersionRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Encodes the specified VersionRequest message, length delimited. Does not implicitly {@link lfaas.VersionRequest.verify|verify} messages.
+         * @param message VersionRequest message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encodeDelimited(message: lfaas.VersionRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes a VersionRequest message from the specified reader or buffer.
+         * @param reader Reader or buffer to decode from
+         * @param [length] Message length if known beforehand
+         * @returns {lfaas.VersionRequest & lfaas.VersionRequest.$Shape} VersionRequest
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.VersionRequest & lfaas.VersionRequest.$Shape;
+
+        /**
+         * Decodes a VersionRequest message from the specified reader or buffer, length delimited.
+         * @param reader Reader or buffer to decode from
+         * @returns {lfaas.VersionRequest & lfaas.VersionRequest.$Shape} VersionRequest
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.VersionRequest & lfaas.VersionRequest.$Shape;
+
+        /**
+         * Verifies a VersionRequest message.
+         * @param message Plain object to verify
+         * @returns `null` if valid, otherwise the reason why it is not
+         */
+        static verify(message: { [k: string]: any }): (string|null);
+
+        /**
+         * Creates a VersionRequest message from a plain object. Also converts values to their respective internal types.
+         * @param object Plain object
+         * @returns VersionRequest
+         */
+        static fromObject(object: { [k: string]: any }): lfaas.VersionRequest;
+
+        /**
+         * Creates a plain object from a VersionRequest message. Also converts values to other types if specified.
+         * @param message VersionRequest
+         * @param [options] Conversion options
+         * @returns Plain object
+         */
+        static toObject(message: lfaas.VersionRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+        /**
+         * Converts this VersionRequest to JSON.
+         * @returns JSON object
+         */
+        toJSON(): { [k: string]: any };
+
+        /**
+         * Gets the type url for VersionRequest
+         * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns The type url
+         */
+        static getTypeUrl(prefix?: string): string;
+    }
+
+    namespace VersionRequest {
+
+        /** Properties of a VersionRequest. */
+        interface $Properties {
+
+            /** VersionRequest runId */
+            runId?: (string|null);
+
+            /** VersionRequest key */
+            key?: (string|null);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of a VersionRequest. */
+        type $Shape = lfaas.VersionRequest.$Properties;
+    }
+
+    /**
+     * Properties of a VersionReply.
+     * @deprecated Use lfaas.VersionReply.$Properties instead.
+     */
+    interface IVersionReply extends lfaas.VersionReply.$Properties {
+    }
+
+    /** Represents a VersionReply. */
+    class VersionReply {
+
+        /**
+         * Constructs a new VersionReply.
+         * @param [properties] Properties to set
+         */
+        constructor(properties?: lfaas.VersionReply.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** VersionReply payload. */
+        payload: Uint8Array;
+
+        /** VersionReply error. */
+        error?: (lfaas.Error.$Properties|null);
+
+        /**
+         * Creates a new VersionReply instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns VersionReply instance
+         */
+        static create(properties: lfaas.VersionReply.$Shape): lfaas.VersionReply & lfaas.VersionReply.$Shape;
+        static create(properties?: lfaas.VersionReply.$Properties): lfaas.VersionReply;
+
+        /**
+         * Encodes the specified VersionReply message. Does not implicitly {@link lfaas.VersionReply.verify|verify} messages.
+         * @param message VersionReply message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encode(message: lfaas.VersionReply.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Encodes the specified VersionReply message, length delimited. Does not implicitly {@link lfaas.VersionReply.verify|verify} messages.
+         * @param message VersionReply message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encodeDelimited(message: lfaas.VersionReply.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes a VersionReply message from the specified reader or buffer.
+         * @param reader Reader or buffer to decode from
+         * @param [length] Message length if known beforehand
+         * @returns {lfaas.VersionReply & lfaas.VersionReply.$Shape} VersionReply
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.VersionReply & lfaas.VersionReply.$Shape;
+
+        /**
+         * Decodes a VersionReply message from the specified reader or buffer, length delimited.
+         * @param reader Reader or buffer to decode from
+         * @returns {lfaas.VersionReply & lfaas.VersionReply.$Shape} VersionReply
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.VersionReply & lfaas.VersionReply.$Shape;
+
+        /**
+         * Verifies a VersionReply message.
+         * @param message Plain object to verify
+         * @returns `null` if valid, otherwise the reason why it is not
+         */
+        static verify(message: { [k: string]: any }): (string|null);
+
+        /**
+         * Creates a VersionReply message from a plain object. Also converts values to their respective internal types.
+         * @param object Plain object
+         * @returns VersionReply
+         */
+        static fromObject(object: { [k: string]: any }): lfaas.VersionReply;
+
+        /**
+         * Creates a plain object from a VersionReply message. Also converts values to other types if specified.
+         * @param message VersionReply
+         * @param [options] Conversion options
+         * @returns Plain object
+         */
+        static toObject(message: lfaas.VersionReply, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+        /**
+         * Converts this VersionReply to JSON.
+         * @returns JSON object
+         */
+        toJSON(): { [k: string]: any };
+
+        /**
+         * Gets the type url for VersionReply
+         * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns The type url
+         */
+        static getTypeUrl(prefix?: string): string;
+    }
+
+    namespace VersionReply {
+
+        /** Properties of a VersionReply. */
+        interface $Properties {
+
+            /** VersionReply payload */
+            payload?: (Uint8Array|null);
+
+            /** VersionReply error */
             error?: (lfaas.Error.$Properties|null);
 
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];
         }
 
-        /** Shape of a DagTrigger. */
-        type $Shape = lfaas.DagTrigger.$Properties;
+        /** Shape of a VersionReply. */
+        type $Shape = lfaas.VersionReply.$Properties;
+    }
+
+    /**
+     * Properties of a FunctionRef.
+     * @deprecated Use lfaas.FunctionRef.$Properties instead.
+     */
+    interface IFunctionRef extends lfaas.FunctionRef.$Properties {
+    }
+
+    /** Represents a FunctionRef. */
+    class FunctionRef {
+
+        /**
+         * Constructs a new FunctionRef.
+         * @param [properties] Properties to set
+         */
+        constructor(properties?: lfaas.FunctionRef.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** FunctionRef name. */
+        name: string;
+
+        /** FunctionRef version. */
+        version: number;
+
+        /**
+         * Creates a new FunctionRef instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns FunctionRef instance
+         */
+        static create(properties: lfaas.FunctionRef.$Shape): lfaas.FunctionRef & lfaas.FunctionRef.$Shape;
+        static create(properties?: lfaas.FunctionRef.$Properties): lfaas.FunctionRef;
+
+        /**
+         * Encodes the specified FunctionRef message. Does not implicitly {@link lfaas.FunctionRef.verify|verify} messages.
+         * @param message FunctionRef message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encode(message: lfaas.FunctionRef.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Encodes the specified FunctionRef message, length delimited. Does not implicitly {@link lfaas.FunctionRef.verify|verify} messages.
+         * @param message FunctionRef message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encodeDelimited(message: lfaas.FunctionRef.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes a FunctionRef message from the specified reader or buffer.
+         * @param reader Reader or buffer to decode from
+         * @param [length] Message length if known beforehand
+         * @returns {lfaas.FunctionRef & lfaas.FunctionRef.$Shape} FunctionRef
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.FunctionRef & lfaas.FunctionRef.$Shape;
+
+        /**
+         * Decodes a FunctionRef message from the specified reader or buffer, length delimited.
+         * @param reader Reader or buffer to decode from
+         * @returns {lfaas.FunctionRef & lfaas.FunctionRef.$Shape} FunctionRef
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.FunctionRef & lfaas.FunctionRef.$Shape;
+
+        /**
+         * Verifies a FunctionRef message.
+         * @param message Plain object to verify
+         * @returns `null` if valid, otherwise the reason why it is not
+         */
+        static verify(message: { [k: string]: any }): (string|null);
+
+        /**
+         * Creates a FunctionRef message from a plain object. Also converts values to their respective internal types.
+         * @param object Plain object
+         * @returns FunctionRef
+         */
+        static fromObject(object: { [k: string]: any }): lfaas.FunctionRef;
+
+        /**
+         * Creates a plain object from a FunctionRef message. Also converts values to other types if specified.
+         * @param message FunctionRef
+         * @param [options] Conversion options
+         * @returns Plain object
+         */
+        static toObject(message: lfaas.FunctionRef, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+        /**
+         * Converts this FunctionRef to JSON.
+         * @returns JSON object
+         */
+        toJSON(): { [k: string]: any };
+
+        /**
+         * Gets the type url for FunctionRef
+         * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns The type url
+         */
+        static getTypeUrl(prefix?: string): string;
+    }
+
+    namespace FunctionRef {
+
+        /** Properties of a FunctionRef. */
+        interface $Properties {
+
+            /** FunctionRef name */
+            name?: (string|null);
+
+            /** FunctionRef version */
+            version?: (number|null);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of a FunctionRef. */
+        type $Shape = lfaas.FunctionRef.$Properties;
+    }
+
+    /**
+     * Properties of a Prepare.
+     * @deprecated Use lfaas.Prepare.$Properties instead.
+     */
+    interface IPrepare extends lfaas.Prepare.$Properties {
+    }
+
+    /** Represents a Prepare. */
+    class Prepare {
+
+        /**
+         * Constructs a new Prepare.
+         * @param [properties] Properties to set
+         */
+        constructor(properties?: lfaas.Prepare.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** Prepare functions. */
+        functions: lfaas.FunctionRef.$Properties[];
+
+        /**
+         * Creates a new Prepare instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns Prepare instance
+         */
+        static create(properties: lfaas.Prepare.$Shape): lfaas.Prepare & lfaas.Prepare.$Shape;
+        static create(properties?: lfaas.Prepare.$Properties): lfaas.Prepare;
+
+        /**
+         * Encodes the specified Prepare message. Does not implicitly {@link lfaas.Prepare.verify|verify} messages.
+         * @param message Prepare message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encode(message: lfaas.Prepare.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Encodes the specified Prepare message, length delimited. Does not implicitly {@link lfaas.Prepare.verify|verify} messages.
+         * @param message Prepare message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encodeDelimited(message: lfaas.Prepare.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes a Prepare message from the specified reader or buffer.
+         * @param reader Reader or buffer to decode from
+         * @param [length] Message length if known beforehand
+         * @returns {lfaas.Prepare & lfaas.Prepare.$Shape} Prepare
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.Prepare & lfaas.Prepare.$Shape;
+
+        /**
+         * Decodes a Prepare message from the specified reader or buffer, length delimited.
+         * @param reader Reader or buffer to decode from
+         * @returns {lfaas.Prepare & lfaas.Prepare.$Shape} Prepare
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.Prepare & lfaas.Prepare.$Shape;
+
+        /**
+         * Verifies a Prepare message.
+         * @param message Plain object to verify
+         * @returns `null` if valid, otherwise the reason why it is not
+         */
+        static verify(message: { [k: string]: any }): (string|null);
+
+        /**
+         * Creates a Prepare message from a plain object. Also converts values to their respective internal types.
+         * @param object Plain object
+         * @returns Prepare
+         */
+        static fromObject(object: { [k: string]: any }): lfaas.Prepare;
+
+        /**
+         * Creates a plain object from a Prepare message. Also converts values to other types if specified.
+         * @param message Prepare
+         * @param [options] Conversion options
+         * @returns Plain object
+         */
+        static toObject(message: lfaas.Prepare, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+        /**
+         * Converts this Prepare to JSON.
+         * @returns JSON object
+         */
+        toJSON(): { [k: string]: any };
+
+        /**
+         * Gets the type url for Prepare
+         * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns The type url
+         */
+        static getTypeUrl(prefix?: string): string;
+    }
+
+    namespace Prepare {
+
+        /** Properties of a Prepare. */
+        interface $Properties {
+
+            /** Prepare functions */
+            functions?: (lfaas.FunctionRef.$Properties[]|null);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of a Prepare. */
+        type $Shape = lfaas.Prepare.$Properties;
     }
 
     /**
@@ -5940,6 +7813,15 @@ export namespace lfaas {
 
         /** ExecutorStatus sentAtMs. */
         sentAtMs: number;
+
+        /** ExecutorStatus ackedSeq. */
+        ackedSeq: number;
+
+        /** ExecutorStatus running. */
+        running: string[];
+
+        /** ExecutorStatus capacity. */
+        capacity: number;
 
         /**
          * Creates a new ExecutorStatus instance using the specified properties.
@@ -6045,6 +7927,15 @@ export namespace lfaas {
 
             /** ExecutorStatus sentAtMs */
             sentAtMs?: (number|null);
+
+            /** ExecutorStatus ackedSeq */
+            ackedSeq?: (number|null);
+
+            /** ExecutorStatus running */
+            running?: (string[]|null);
+
+            /** ExecutorStatus capacity */
+            capacity?: (number|null);
 
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];

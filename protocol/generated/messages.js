@@ -51,6 +51,7 @@ export const lfaas = $root.lfaas = (() => {
      * @property {number} EXEC_BAD_VALUE=26 EXEC_BAD_VALUE value
      * @property {number} GONE=27 GONE value
      * @property {number} UNAUTHORISED=28 UNAUTHORISED value
+     * @property {number} EXEC_LOST=29 EXEC_LOST value
      */
     lfaas.ErrorCode = (function() {
         const valuesById = $Object.create(null), values = $Object.create(valuesById);
@@ -83,6 +84,7 @@ export const lfaas = $root.lfaas = (() => {
         values[valuesById[26] = "EXEC_BAD_VALUE"] = 26;
         values[valuesById[27] = "GONE"] = 27;
         values[valuesById[28] = "UNAUTHORISED"] = 28;
+        values[valuesById[29] = "EXEC_LOST"] = 29;
         return values;
     })();
 
@@ -443,6 +445,10 @@ export const lfaas = $root.lfaas = (() => {
                 case "UNAUTHORISED":
                 case 28:
                     message.code = 28;
+                    break;
+                case "EXEC_LOST":
+                case 29:
+                    message.code = 29;
                     break;
                 default:
                     if (typeof object.code === "number" && (object.code | 0) === object.code)
@@ -2191,10 +2197,21 @@ export const lfaas = $root.lfaas = (() => {
          * @property {lfaas.CallRequest.$Properties|null} [callRequest] Envelope callRequest
          * @property {lfaas.CallResponse.$Properties|null} [callResponse] Envelope callResponse
          * @property {lfaas.DagCall.$Properties|null} [dagCall] Envelope dagCall
-         * @property {lfaas.DagSchedule.$Properties|null} [dagSchedule] Envelope dagSchedule
-         * @property {lfaas.DagTrigger.$Properties|null} [dagTrigger] Envelope dagTrigger
+         * @property {lfaas.Schedule.$Properties|null} [schedule] Envelope schedule
+         * @property {lfaas.Trigger.$Properties|null} [trigger] Envelope trigger
          * @property {lfaas.ExecutorStatus.$Properties|null} [executorStatus] Envelope executorStatus
-         * @property {"errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"dagSchedule"|"dagTrigger"|"executorStatus"} [body] Envelope body
+         * @property {lfaas.ListFunctions.$Properties|null} [listFunctions] Envelope listFunctions
+         * @property {lfaas.FunctionList.$Properties|null} [functionList] Envelope functionList
+         * @property {lfaas.DeleteFunction.$Properties|null} [deleteFunction] Envelope deleteFunction
+         * @property {lfaas.Done.$Properties|null} [done] Envelope done
+         * @property {lfaas.ListDags.$Properties|null} [listDags] Envelope listDags
+         * @property {lfaas.DagList.$Properties|null} [dagList] Envelope dagList
+         * @property {lfaas.DeleteDag.$Properties|null} [deleteDag] Envelope deleteDag
+         * @property {lfaas.InvocationMessage.$Properties|null} [invocationMessage] Envelope invocationMessage
+         * @property {lfaas.VersionRequest.$Properties|null} [versionRequest] Envelope versionRequest
+         * @property {lfaas.VersionReply.$Properties|null} [versionReply] Envelope versionReply
+         * @property {lfaas.Prepare.$Properties|null} [prepare] Envelope prepare
+         * @property {"errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"schedule"|"trigger"|"executorStatus"|"listFunctions"|"functionList"|"deleteFunction"|"done"|"listDags"|"dagList"|"deleteDag"|"invocationMessage"|"versionRequest"|"versionReply"|"prepare"} [body] Envelope body
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -2237,12 +2254,23 @@ export const lfaas = $root.lfaas = (() => {
          *   callRequest?: lfaas.CallRequest.$Shape|null;
          *   callResponse?: lfaas.CallResponse.$Shape|null;
          *   dagCall?: lfaas.DagCall.$Shape|null;
-         *   dagSchedule?: lfaas.DagSchedule.$Shape|null;
-         *   dagTrigger?: lfaas.DagTrigger.$Shape|null;
+         *   schedule?: lfaas.Schedule.$Shape|null;
+         *   trigger?: lfaas.Trigger.$Shape|null;
          *   executorStatus?: lfaas.ExecutorStatus.$Shape|null;
+         *   listFunctions?: lfaas.ListFunctions.$Shape|null;
+         *   functionList?: lfaas.FunctionList.$Shape|null;
+         *   deleteFunction?: lfaas.DeleteFunction.$Shape|null;
+         *   done?: lfaas.Done.$Shape|null;
+         *   listDags?: lfaas.ListDags.$Shape|null;
+         *   dagList?: lfaas.DagList.$Shape|null;
+         *   deleteDag?: lfaas.DeleteDag.$Shape|null;
+         *   invocationMessage?: lfaas.InvocationMessage.$Shape|null;
+         *   versionRequest?: lfaas.VersionRequest.$Shape|null;
+         *   versionReply?: lfaas.VersionReply.$Shape|null;
+         *   prepare?: lfaas.Prepare.$Shape|null;
          *   $unknowns?: Array.<Uint8Array>;
          * } & (
-         *   ({ body?: undefined; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "errorReply"; errorReply: lfaas.ErrorReply.$Shape; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "echo"; errorReply?: null; echo: lfaas.Echo.$Shape; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "kvsRequest"; errorReply?: null; echo?: null; kvsRequest: lfaas.KvsRequest.$Shape; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "kvsResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse: lfaas.KvsResponse.$Shape; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "keyAddressRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest: lfaas.KeyAddressRequest.$Shape; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "keyAddressResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse: lfaas.KeyAddressResponse.$Shape; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "nodeJoin"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin: lfaas.NodeJoin.$Shape; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "nodeDepart"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart: lfaas.NodeDepart.$Shape; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "ringUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate: lfaas.RingUpdate.$Shape; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "heartbeat"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat: lfaas.Heartbeat.$Shape; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "gossip"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip: lfaas.Gossip.$Shape; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "digestExchange"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange: lfaas.DigestExchange.$Shape; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "subscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe: lfaas.Subscribe.$Shape; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "unsubscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe: lfaas.Unsubscribe.$Shape; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "keyUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate: lfaas.KeyUpdate.$Shape; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "statsReport"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport: lfaas.StatsReport.$Shape; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "ringRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest: lfaas.RingRequest.$Shape; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "registerFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction: lfaas.RegisterFunction.$Shape; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "registerFunctionResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse: lfaas.RegisterFunctionResponse.$Shape; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "registerDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag: lfaas.RegisterDag.$Shape; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "callRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest: lfaas.CallRequest.$Shape; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "callResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse: lfaas.CallResponse.$Shape; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "dagCall"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall: lfaas.DagCall.$Shape; dagSchedule?: null; dagTrigger?: null; executorStatus?: null }|{ body?: "dagSchedule"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule: lfaas.DagSchedule.$Shape; dagTrigger?: null; executorStatus?: null }|{ body?: "dagTrigger"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger: lfaas.DagTrigger.$Shape; executorStatus?: null }|{ body?: "executorStatus"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; dagSchedule?: null; dagTrigger?: null; executorStatus: lfaas.ExecutorStatus.$Shape })
+         *   ({ body?: undefined; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "errorReply"; errorReply: lfaas.ErrorReply.$Shape; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "echo"; errorReply?: null; echo: lfaas.Echo.$Shape; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "kvsRequest"; errorReply?: null; echo?: null; kvsRequest: lfaas.KvsRequest.$Shape; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "kvsResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse: lfaas.KvsResponse.$Shape; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "keyAddressRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest: lfaas.KeyAddressRequest.$Shape; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "keyAddressResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse: lfaas.KeyAddressResponse.$Shape; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "nodeJoin"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin: lfaas.NodeJoin.$Shape; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "nodeDepart"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart: lfaas.NodeDepart.$Shape; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "ringUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate: lfaas.RingUpdate.$Shape; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "heartbeat"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat: lfaas.Heartbeat.$Shape; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "gossip"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip: lfaas.Gossip.$Shape; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "digestExchange"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange: lfaas.DigestExchange.$Shape; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "subscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe: lfaas.Subscribe.$Shape; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "unsubscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe: lfaas.Unsubscribe.$Shape; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "keyUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate: lfaas.KeyUpdate.$Shape; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "statsReport"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport: lfaas.StatsReport.$Shape; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "ringRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest: lfaas.RingRequest.$Shape; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "registerFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction: lfaas.RegisterFunction.$Shape; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "registerFunctionResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse: lfaas.RegisterFunctionResponse.$Shape; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "registerDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag: lfaas.RegisterDag.$Shape; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "callRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest: lfaas.CallRequest.$Shape; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "callResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse: lfaas.CallResponse.$Shape; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "dagCall"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall: lfaas.DagCall.$Shape; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "schedule"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule: lfaas.Schedule.$Shape; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "trigger"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger: lfaas.Trigger.$Shape; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "executorStatus"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus: lfaas.ExecutorStatus.$Shape; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "listFunctions"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions: lfaas.ListFunctions.$Shape; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "functionList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList: lfaas.FunctionList.$Shape; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "deleteFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction: lfaas.DeleteFunction.$Shape; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "done"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done: lfaas.Done.$Shape; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "listDags"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags: lfaas.ListDags.$Shape; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "dagList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList: lfaas.DagList.$Shape; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "deleteDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag: lfaas.DeleteDag.$Shape; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "invocationMessage"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage: lfaas.InvocationMessage.$Shape; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "versionRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest: lfaas.VersionRequest.$Shape; versionReply?: null; prepare?: null }|{ body?: "versionReply"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply: lfaas.VersionReply.$Shape; prepare?: null }|{ body?: "prepare"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare: lfaas.Prepare.$Shape })
          * )} lfaas.Envelope.$Shape
          */
 
@@ -2486,20 +2514,20 @@ export const lfaas = $root.lfaas = (() => {
         Envelope.prototype.dagCall = null;
 
         /**
-         * Envelope dagSchedule.
-         * @member {lfaas.DagSchedule.$Properties|null|undefined} dagSchedule
+         * Envelope schedule.
+         * @member {lfaas.Schedule.$Properties|null|undefined} schedule
          * @memberof lfaas.Envelope
          * @instance
          */
-        Envelope.prototype.dagSchedule = null;
+        Envelope.prototype.schedule = null;
 
         /**
-         * Envelope dagTrigger.
-         * @member {lfaas.DagTrigger.$Properties|null|undefined} dagTrigger
+         * Envelope trigger.
+         * @member {lfaas.Trigger.$Properties|null|undefined} trigger
          * @memberof lfaas.Envelope
          * @instance
          */
-        Envelope.prototype.dagTrigger = null;
+        Envelope.prototype.trigger = null;
 
         /**
          * Envelope executorStatus.
@@ -2509,17 +2537,105 @@ export const lfaas = $root.lfaas = (() => {
          */
         Envelope.prototype.executorStatus = null;
 
+        /**
+         * Envelope listFunctions.
+         * @member {lfaas.ListFunctions.$Properties|null|undefined} listFunctions
+         * @memberof lfaas.Envelope
+         * @instance
+         */
+        Envelope.prototype.listFunctions = null;
+
+        /**
+         * Envelope functionList.
+         * @member {lfaas.FunctionList.$Properties|null|undefined} functionList
+         * @memberof lfaas.Envelope
+         * @instance
+         */
+        Envelope.prototype.functionList = null;
+
+        /**
+         * Envelope deleteFunction.
+         * @member {lfaas.DeleteFunction.$Properties|null|undefined} deleteFunction
+         * @memberof lfaas.Envelope
+         * @instance
+         */
+        Envelope.prototype.deleteFunction = null;
+
+        /**
+         * Envelope done.
+         * @member {lfaas.Done.$Properties|null|undefined} done
+         * @memberof lfaas.Envelope
+         * @instance
+         */
+        Envelope.prototype.done = null;
+
+        /**
+         * Envelope listDags.
+         * @member {lfaas.ListDags.$Properties|null|undefined} listDags
+         * @memberof lfaas.Envelope
+         * @instance
+         */
+        Envelope.prototype.listDags = null;
+
+        /**
+         * Envelope dagList.
+         * @member {lfaas.DagList.$Properties|null|undefined} dagList
+         * @memberof lfaas.Envelope
+         * @instance
+         */
+        Envelope.prototype.dagList = null;
+
+        /**
+         * Envelope deleteDag.
+         * @member {lfaas.DeleteDag.$Properties|null|undefined} deleteDag
+         * @memberof lfaas.Envelope
+         * @instance
+         */
+        Envelope.prototype.deleteDag = null;
+
+        /**
+         * Envelope invocationMessage.
+         * @member {lfaas.InvocationMessage.$Properties|null|undefined} invocationMessage
+         * @memberof lfaas.Envelope
+         * @instance
+         */
+        Envelope.prototype.invocationMessage = null;
+
+        /**
+         * Envelope versionRequest.
+         * @member {lfaas.VersionRequest.$Properties|null|undefined} versionRequest
+         * @memberof lfaas.Envelope
+         * @instance
+         */
+        Envelope.prototype.versionRequest = null;
+
+        /**
+         * Envelope versionReply.
+         * @member {lfaas.VersionReply.$Properties|null|undefined} versionReply
+         * @memberof lfaas.Envelope
+         * @instance
+         */
+        Envelope.prototype.versionReply = null;
+
+        /**
+         * Envelope prepare.
+         * @member {lfaas.Prepare.$Properties|null|undefined} prepare
+         * @memberof lfaas.Envelope
+         * @instance
+         */
+        Envelope.prototype.prepare = null;
+
         // OneOf field names bound to virtual getters and setters
         let $oneOfFields;
 
         /**
          * Envelope body.
-         * @member {"errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"dagSchedule"|"dagTrigger"|"executorStatus"|undefined} body
+         * @member {"errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"schedule"|"trigger"|"executorStatus"|"listFunctions"|"functionList"|"deleteFunction"|"done"|"listDags"|"dagList"|"deleteDag"|"invocationMessage"|"versionRequest"|"versionReply"|"prepare"|undefined} body
          * @memberof lfaas.Envelope
          * @instance
          */
         $Object.defineProperty(Envelope.prototype, "body", {
-            get: $util.oneOfGetter($oneOfFields = ["errorReply", "echo", "kvsRequest", "kvsResponse", "keyAddressRequest", "keyAddressResponse", "nodeJoin", "nodeDepart", "ringUpdate", "heartbeat", "gossip", "digestExchange", "subscribe", "unsubscribe", "keyUpdate", "statsReport", "ringRequest", "registerFunction", "registerFunctionResponse", "registerDag", "callRequest", "callResponse", "dagCall", "dagSchedule", "dagTrigger", "executorStatus"]),
+            get: $util.oneOfGetter($oneOfFields = ["errorReply", "echo", "kvsRequest", "kvsResponse", "keyAddressRequest", "keyAddressResponse", "nodeJoin", "nodeDepart", "ringUpdate", "heartbeat", "gossip", "digestExchange", "subscribe", "unsubscribe", "keyUpdate", "statsReport", "ringRequest", "registerFunction", "registerFunctionResponse", "registerDag", "callRequest", "callResponse", "dagCall", "schedule", "trigger", "executorStatus", "listFunctions", "functionList", "deleteFunction", "done", "listDags", "dagList", "deleteDag", "invocationMessage", "versionRequest", "versionReply", "prepare"]),
             set: $util.oneOfSetter($oneOfFields)
         });
 
@@ -2611,12 +2727,34 @@ export const lfaas = $root.lfaas = (() => {
                 $root.lfaas.CallResponse.encode(message.callResponse, writer.uint32(/* id 44, wireType 2 =*/354).fork(), _depth + 1).ldelim();
             if (message.dagCall != null && $Object.hasOwnProperty.call(message, "dagCall"))
                 $root.lfaas.DagCall.encode(message.dagCall, writer.uint32(/* id 45, wireType 2 =*/362).fork(), _depth + 1).ldelim();
-            if (message.dagSchedule != null && $Object.hasOwnProperty.call(message, "dagSchedule"))
-                $root.lfaas.DagSchedule.encode(message.dagSchedule, writer.uint32(/* id 46, wireType 2 =*/370).fork(), _depth + 1).ldelim();
-            if (message.dagTrigger != null && $Object.hasOwnProperty.call(message, "dagTrigger"))
-                $root.lfaas.DagTrigger.encode(message.dagTrigger, writer.uint32(/* id 47, wireType 2 =*/378).fork(), _depth + 1).ldelim();
+            if (message.schedule != null && $Object.hasOwnProperty.call(message, "schedule"))
+                $root.lfaas.Schedule.encode(message.schedule, writer.uint32(/* id 46, wireType 2 =*/370).fork(), _depth + 1).ldelim();
+            if (message.trigger != null && $Object.hasOwnProperty.call(message, "trigger"))
+                $root.lfaas.Trigger.encode(message.trigger, writer.uint32(/* id 47, wireType 2 =*/378).fork(), _depth + 1).ldelim();
             if (message.executorStatus != null && $Object.hasOwnProperty.call(message, "executorStatus"))
                 $root.lfaas.ExecutorStatus.encode(message.executorStatus, writer.uint32(/* id 48, wireType 2 =*/386).fork(), _depth + 1).ldelim();
+            if (message.listFunctions != null && $Object.hasOwnProperty.call(message, "listFunctions"))
+                $root.lfaas.ListFunctions.encode(message.listFunctions, writer.uint32(/* id 49, wireType 2 =*/394).fork(), _depth + 1).ldelim();
+            if (message.functionList != null && $Object.hasOwnProperty.call(message, "functionList"))
+                $root.lfaas.FunctionList.encode(message.functionList, writer.uint32(/* id 50, wireType 2 =*/402).fork(), _depth + 1).ldelim();
+            if (message.deleteFunction != null && $Object.hasOwnProperty.call(message, "deleteFunction"))
+                $root.lfaas.DeleteFunction.encode(message.deleteFunction, writer.uint32(/* id 51, wireType 2 =*/410).fork(), _depth + 1).ldelim();
+            if (message.done != null && $Object.hasOwnProperty.call(message, "done"))
+                $root.lfaas.Done.encode(message.done, writer.uint32(/* id 52, wireType 2 =*/418).fork(), _depth + 1).ldelim();
+            if (message.listDags != null && $Object.hasOwnProperty.call(message, "listDags"))
+                $root.lfaas.ListDags.encode(message.listDags, writer.uint32(/* id 53, wireType 2 =*/426).fork(), _depth + 1).ldelim();
+            if (message.dagList != null && $Object.hasOwnProperty.call(message, "dagList"))
+                $root.lfaas.DagList.encode(message.dagList, writer.uint32(/* id 54, wireType 2 =*/434).fork(), _depth + 1).ldelim();
+            if (message.deleteDag != null && $Object.hasOwnProperty.call(message, "deleteDag"))
+                $root.lfaas.DeleteDag.encode(message.deleteDag, writer.uint32(/* id 55, wireType 2 =*/442).fork(), _depth + 1).ldelim();
+            if (message.invocationMessage != null && $Object.hasOwnProperty.call(message, "invocationMessage"))
+                $root.lfaas.InvocationMessage.encode(message.invocationMessage, writer.uint32(/* id 56, wireType 2 =*/450).fork(), _depth + 1).ldelim();
+            if (message.versionRequest != null && $Object.hasOwnProperty.call(message, "versionRequest"))
+                $root.lfaas.VersionRequest.encode(message.versionRequest, writer.uint32(/* id 57, wireType 2 =*/458).fork(), _depth + 1).ldelim();
+            if (message.versionReply != null && $Object.hasOwnProperty.call(message, "versionReply"))
+                $root.lfaas.VersionReply.encode(message.versionReply, writer.uint32(/* id 58, wireType 2 =*/466).fork(), _depth + 1).ldelim();
+            if (message.prepare != null && $Object.hasOwnProperty.call(message, "prepare"))
+                $root.lfaas.Prepare.encode(message.prepare, writer.uint32(/* id 59, wireType 2 =*/474).fork(), _depth + 1).ldelim();
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -2883,15 +3021,15 @@ export const lfaas = $root.lfaas = (() => {
                 case 46: {
                         if (wireType !== 2)
                             break;
-                        message.dagSchedule = $root.lfaas.DagSchedule.decode(reader, reader.size(), $undefined, _depth + 1, message.dagSchedule);
-                        message.body = "dagSchedule";
+                        message.schedule = $root.lfaas.Schedule.decode(reader, reader.size(), $undefined, _depth + 1, message.schedule);
+                        message.body = "schedule";
                         continue;
                     }
                 case 47: {
                         if (wireType !== 2)
                             break;
-                        message.dagTrigger = $root.lfaas.DagTrigger.decode(reader, reader.size(), $undefined, _depth + 1, message.dagTrigger);
-                        message.body = "dagTrigger";
+                        message.trigger = $root.lfaas.Trigger.decode(reader, reader.size(), $undefined, _depth + 1, message.trigger);
+                        message.body = "trigger";
                         continue;
                     }
                 case 48: {
@@ -2899,6 +3037,83 @@ export const lfaas = $root.lfaas = (() => {
                             break;
                         message.executorStatus = $root.lfaas.ExecutorStatus.decode(reader, reader.size(), $undefined, _depth + 1, message.executorStatus);
                         message.body = "executorStatus";
+                        continue;
+                    }
+                case 49: {
+                        if (wireType !== 2)
+                            break;
+                        message.listFunctions = $root.lfaas.ListFunctions.decode(reader, reader.size(), $undefined, _depth + 1, message.listFunctions);
+                        message.body = "listFunctions";
+                        continue;
+                    }
+                case 50: {
+                        if (wireType !== 2)
+                            break;
+                        message.functionList = $root.lfaas.FunctionList.decode(reader, reader.size(), $undefined, _depth + 1, message.functionList);
+                        message.body = "functionList";
+                        continue;
+                    }
+                case 51: {
+                        if (wireType !== 2)
+                            break;
+                        message.deleteFunction = $root.lfaas.DeleteFunction.decode(reader, reader.size(), $undefined, _depth + 1, message.deleteFunction);
+                        message.body = "deleteFunction";
+                        continue;
+                    }
+                case 52: {
+                        if (wireType !== 2)
+                            break;
+                        message.done = $root.lfaas.Done.decode(reader, reader.size(), $undefined, _depth + 1, message.done);
+                        message.body = "done";
+                        continue;
+                    }
+                case 53: {
+                        if (wireType !== 2)
+                            break;
+                        message.listDags = $root.lfaas.ListDags.decode(reader, reader.size(), $undefined, _depth + 1, message.listDags);
+                        message.body = "listDags";
+                        continue;
+                    }
+                case 54: {
+                        if (wireType !== 2)
+                            break;
+                        message.dagList = $root.lfaas.DagList.decode(reader, reader.size(), $undefined, _depth + 1, message.dagList);
+                        message.body = "dagList";
+                        continue;
+                    }
+                case 55: {
+                        if (wireType !== 2)
+                            break;
+                        message.deleteDag = $root.lfaas.DeleteDag.decode(reader, reader.size(), $undefined, _depth + 1, message.deleteDag);
+                        message.body = "deleteDag";
+                        continue;
+                    }
+                case 56: {
+                        if (wireType !== 2)
+                            break;
+                        message.invocationMessage = $root.lfaas.InvocationMessage.decode(reader, reader.size(), $undefined, _depth + 1, message.invocationMessage);
+                        message.body = "invocationMessage";
+                        continue;
+                    }
+                case 57: {
+                        if (wireType !== 2)
+                            break;
+                        message.versionRequest = $root.lfaas.VersionRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.versionRequest);
+                        message.body = "versionRequest";
+                        continue;
+                    }
+                case 58: {
+                        if (wireType !== 2)
+                            break;
+                        message.versionReply = $root.lfaas.VersionReply.decode(reader, reader.size(), $undefined, _depth + 1, message.versionReply);
+                        message.body = "versionReply";
+                        continue;
+                    }
+                case 59: {
+                        if (wireType !== 2)
+                            break;
+                        message.prepare = $root.lfaas.Prepare.decode(reader, reader.size(), $undefined, _depth + 1, message.prepare);
+                        message.body = "prepare";
                         continue;
                     }
                 }
@@ -3193,24 +3408,24 @@ export const lfaas = $root.lfaas = (() => {
                         return "dagCall." + error;
                 }
             }
-            if (message.dagSchedule != null && $Object.hasOwnProperty.call(message, "dagSchedule")) {
+            if (message.schedule != null && $Object.hasOwnProperty.call(message, "schedule")) {
                 if (properties.body === 1)
                     return "body: multiple values";
                 properties.body = 1;
                 {
-                    let error = $root.lfaas.DagSchedule.verify(message.dagSchedule, _depth + 1);
+                    let error = $root.lfaas.Schedule.verify(message.schedule, _depth + 1);
                     if (error)
-                        return "dagSchedule." + error;
+                        return "schedule." + error;
                 }
             }
-            if (message.dagTrigger != null && $Object.hasOwnProperty.call(message, "dagTrigger")) {
+            if (message.trigger != null && $Object.hasOwnProperty.call(message, "trigger")) {
                 if (properties.body === 1)
                     return "body: multiple values";
                 properties.body = 1;
                 {
-                    let error = $root.lfaas.DagTrigger.verify(message.dagTrigger, _depth + 1);
+                    let error = $root.lfaas.Trigger.verify(message.trigger, _depth + 1);
                     if (error)
-                        return "dagTrigger." + error;
+                        return "trigger." + error;
                 }
             }
             if (message.executorStatus != null && $Object.hasOwnProperty.call(message, "executorStatus")) {
@@ -3221,6 +3436,116 @@ export const lfaas = $root.lfaas = (() => {
                     let error = $root.lfaas.ExecutorStatus.verify(message.executorStatus, _depth + 1);
                     if (error)
                         return "executorStatus." + error;
+                }
+            }
+            if (message.listFunctions != null && $Object.hasOwnProperty.call(message, "listFunctions")) {
+                if (properties.body === 1)
+                    return "body: multiple values";
+                properties.body = 1;
+                {
+                    let error = $root.lfaas.ListFunctions.verify(message.listFunctions, _depth + 1);
+                    if (error)
+                        return "listFunctions." + error;
+                }
+            }
+            if (message.functionList != null && $Object.hasOwnProperty.call(message, "functionList")) {
+                if (properties.body === 1)
+                    return "body: multiple values";
+                properties.body = 1;
+                {
+                    let error = $root.lfaas.FunctionList.verify(message.functionList, _depth + 1);
+                    if (error)
+                        return "functionList." + error;
+                }
+            }
+            if (message.deleteFunction != null && $Object.hasOwnProperty.call(message, "deleteFunction")) {
+                if (properties.body === 1)
+                    return "body: multiple values";
+                properties.body = 1;
+                {
+                    let error = $root.lfaas.DeleteFunction.verify(message.deleteFunction, _depth + 1);
+                    if (error)
+                        return "deleteFunction." + error;
+                }
+            }
+            if (message.done != null && $Object.hasOwnProperty.call(message, "done")) {
+                if (properties.body === 1)
+                    return "body: multiple values";
+                properties.body = 1;
+                {
+                    let error = $root.lfaas.Done.verify(message.done, _depth + 1);
+                    if (error)
+                        return "done." + error;
+                }
+            }
+            if (message.listDags != null && $Object.hasOwnProperty.call(message, "listDags")) {
+                if (properties.body === 1)
+                    return "body: multiple values";
+                properties.body = 1;
+                {
+                    let error = $root.lfaas.ListDags.verify(message.listDags, _depth + 1);
+                    if (error)
+                        return "listDags." + error;
+                }
+            }
+            if (message.dagList != null && $Object.hasOwnProperty.call(message, "dagList")) {
+                if (properties.body === 1)
+                    return "body: multiple values";
+                properties.body = 1;
+                {
+                    let error = $root.lfaas.DagList.verify(message.dagList, _depth + 1);
+                    if (error)
+                        return "dagList." + error;
+                }
+            }
+            if (message.deleteDag != null && $Object.hasOwnProperty.call(message, "deleteDag")) {
+                if (properties.body === 1)
+                    return "body: multiple values";
+                properties.body = 1;
+                {
+                    let error = $root.lfaas.DeleteDag.verify(message.deleteDag, _depth + 1);
+                    if (error)
+                        return "deleteDag." + error;
+                }
+            }
+            if (message.invocationMessage != null && $Object.hasOwnProperty.call(message, "invocationMessage")) {
+                if (properties.body === 1)
+                    return "body: multiple values";
+                properties.body = 1;
+                {
+                    let error = $root.lfaas.InvocationMessage.verify(message.invocationMessage, _depth + 1);
+                    if (error)
+                        return "invocationMessage." + error;
+                }
+            }
+            if (message.versionRequest != null && $Object.hasOwnProperty.call(message, "versionRequest")) {
+                if (properties.body === 1)
+                    return "body: multiple values";
+                properties.body = 1;
+                {
+                    let error = $root.lfaas.VersionRequest.verify(message.versionRequest, _depth + 1);
+                    if (error)
+                        return "versionRequest." + error;
+                }
+            }
+            if (message.versionReply != null && $Object.hasOwnProperty.call(message, "versionReply")) {
+                if (properties.body === 1)
+                    return "body: multiple values";
+                properties.body = 1;
+                {
+                    let error = $root.lfaas.VersionReply.verify(message.versionReply, _depth + 1);
+                    if (error)
+                        return "versionReply." + error;
+                }
+            }
+            if (message.prepare != null && $Object.hasOwnProperty.call(message, "prepare")) {
+                if (properties.body === 1)
+                    return "body: multiple values";
+                properties.body = 1;
+                {
+                    let error = $root.lfaas.Prepare.verify(message.prepare, _depth + 1);
+                    if (error)
+                        return "prepare." + error;
                 }
             }
             return null;
@@ -3388,20 +3713,75 @@ export const lfaas = $root.lfaas = (() => {
                     throw $TypeError(".lfaas.Envelope.dagCall: object expected");
                 message.dagCall = $root.lfaas.DagCall.fromObject(object.dagCall, _depth + 1);
             }
-            if (object.dagSchedule != null) {
-                if (!$util.isObject(object.dagSchedule))
-                    throw $TypeError(".lfaas.Envelope.dagSchedule: object expected");
-                message.dagSchedule = $root.lfaas.DagSchedule.fromObject(object.dagSchedule, _depth + 1);
+            if (object.schedule != null) {
+                if (!$util.isObject(object.schedule))
+                    throw $TypeError(".lfaas.Envelope.schedule: object expected");
+                message.schedule = $root.lfaas.Schedule.fromObject(object.schedule, _depth + 1);
             }
-            if (object.dagTrigger != null) {
-                if (!$util.isObject(object.dagTrigger))
-                    throw $TypeError(".lfaas.Envelope.dagTrigger: object expected");
-                message.dagTrigger = $root.lfaas.DagTrigger.fromObject(object.dagTrigger, _depth + 1);
+            if (object.trigger != null) {
+                if (!$util.isObject(object.trigger))
+                    throw $TypeError(".lfaas.Envelope.trigger: object expected");
+                message.trigger = $root.lfaas.Trigger.fromObject(object.trigger, _depth + 1);
             }
             if (object.executorStatus != null) {
                 if (!$util.isObject(object.executorStatus))
                     throw $TypeError(".lfaas.Envelope.executorStatus: object expected");
                 message.executorStatus = $root.lfaas.ExecutorStatus.fromObject(object.executorStatus, _depth + 1);
+            }
+            if (object.listFunctions != null) {
+                if (!$util.isObject(object.listFunctions))
+                    throw $TypeError(".lfaas.Envelope.listFunctions: object expected");
+                message.listFunctions = $root.lfaas.ListFunctions.fromObject(object.listFunctions, _depth + 1);
+            }
+            if (object.functionList != null) {
+                if (!$util.isObject(object.functionList))
+                    throw $TypeError(".lfaas.Envelope.functionList: object expected");
+                message.functionList = $root.lfaas.FunctionList.fromObject(object.functionList, _depth + 1);
+            }
+            if (object.deleteFunction != null) {
+                if (!$util.isObject(object.deleteFunction))
+                    throw $TypeError(".lfaas.Envelope.deleteFunction: object expected");
+                message.deleteFunction = $root.lfaas.DeleteFunction.fromObject(object.deleteFunction, _depth + 1);
+            }
+            if (object.done != null) {
+                if (!$util.isObject(object.done))
+                    throw $TypeError(".lfaas.Envelope.done: object expected");
+                message.done = $root.lfaas.Done.fromObject(object.done, _depth + 1);
+            }
+            if (object.listDags != null) {
+                if (!$util.isObject(object.listDags))
+                    throw $TypeError(".lfaas.Envelope.listDags: object expected");
+                message.listDags = $root.lfaas.ListDags.fromObject(object.listDags, _depth + 1);
+            }
+            if (object.dagList != null) {
+                if (!$util.isObject(object.dagList))
+                    throw $TypeError(".lfaas.Envelope.dagList: object expected");
+                message.dagList = $root.lfaas.DagList.fromObject(object.dagList, _depth + 1);
+            }
+            if (object.deleteDag != null) {
+                if (!$util.isObject(object.deleteDag))
+                    throw $TypeError(".lfaas.Envelope.deleteDag: object expected");
+                message.deleteDag = $root.lfaas.DeleteDag.fromObject(object.deleteDag, _depth + 1);
+            }
+            if (object.invocationMessage != null) {
+                if (!$util.isObject(object.invocationMessage))
+                    throw $TypeError(".lfaas.Envelope.invocationMessage: object expected");
+                message.invocationMessage = $root.lfaas.InvocationMessage.fromObject(object.invocationMessage, _depth + 1);
+            }
+            if (object.versionRequest != null) {
+                if (!$util.isObject(object.versionRequest))
+                    throw $TypeError(".lfaas.Envelope.versionRequest: object expected");
+                message.versionRequest = $root.lfaas.VersionRequest.fromObject(object.versionRequest, _depth + 1);
+            }
+            if (object.versionReply != null) {
+                if (!$util.isObject(object.versionReply))
+                    throw $TypeError(".lfaas.Envelope.versionReply: object expected");
+                message.versionReply = $root.lfaas.VersionReply.fromObject(object.versionReply, _depth + 1);
+            }
+            if (object.prepare != null) {
+                if (!$util.isObject(object.prepare))
+                    throw $TypeError(".lfaas.Envelope.prepare: object expected");
+                message.prepare = $root.lfaas.Prepare.fromObject(object.prepare, _depth + 1);
             }
             return message;
         };
@@ -3573,20 +3953,75 @@ export const lfaas = $root.lfaas = (() => {
                 if (options.oneofs)
                     object.body = "dagCall";
             }
-            if (message.dagSchedule != null && $Object.hasOwnProperty.call(message, "dagSchedule")) {
-                object.dagSchedule = $root.lfaas.DagSchedule.toObject(message.dagSchedule, options, _depth + 1);
+            if (message.schedule != null && $Object.hasOwnProperty.call(message, "schedule")) {
+                object.schedule = $root.lfaas.Schedule.toObject(message.schedule, options, _depth + 1);
                 if (options.oneofs)
-                    object.body = "dagSchedule";
+                    object.body = "schedule";
             }
-            if (message.dagTrigger != null && $Object.hasOwnProperty.call(message, "dagTrigger")) {
-                object.dagTrigger = $root.lfaas.DagTrigger.toObject(message.dagTrigger, options, _depth + 1);
+            if (message.trigger != null && $Object.hasOwnProperty.call(message, "trigger")) {
+                object.trigger = $root.lfaas.Trigger.toObject(message.trigger, options, _depth + 1);
                 if (options.oneofs)
-                    object.body = "dagTrigger";
+                    object.body = "trigger";
             }
             if (message.executorStatus != null && $Object.hasOwnProperty.call(message, "executorStatus")) {
                 object.executorStatus = $root.lfaas.ExecutorStatus.toObject(message.executorStatus, options, _depth + 1);
                 if (options.oneofs)
                     object.body = "executorStatus";
+            }
+            if (message.listFunctions != null && $Object.hasOwnProperty.call(message, "listFunctions")) {
+                object.listFunctions = $root.lfaas.ListFunctions.toObject(message.listFunctions, options, _depth + 1);
+                if (options.oneofs)
+                    object.body = "listFunctions";
+            }
+            if (message.functionList != null && $Object.hasOwnProperty.call(message, "functionList")) {
+                object.functionList = $root.lfaas.FunctionList.toObject(message.functionList, options, _depth + 1);
+                if (options.oneofs)
+                    object.body = "functionList";
+            }
+            if (message.deleteFunction != null && $Object.hasOwnProperty.call(message, "deleteFunction")) {
+                object.deleteFunction = $root.lfaas.DeleteFunction.toObject(message.deleteFunction, options, _depth + 1);
+                if (options.oneofs)
+                    object.body = "deleteFunction";
+            }
+            if (message.done != null && $Object.hasOwnProperty.call(message, "done")) {
+                object.done = $root.lfaas.Done.toObject(message.done, options, _depth + 1);
+                if (options.oneofs)
+                    object.body = "done";
+            }
+            if (message.listDags != null && $Object.hasOwnProperty.call(message, "listDags")) {
+                object.listDags = $root.lfaas.ListDags.toObject(message.listDags, options, _depth + 1);
+                if (options.oneofs)
+                    object.body = "listDags";
+            }
+            if (message.dagList != null && $Object.hasOwnProperty.call(message, "dagList")) {
+                object.dagList = $root.lfaas.DagList.toObject(message.dagList, options, _depth + 1);
+                if (options.oneofs)
+                    object.body = "dagList";
+            }
+            if (message.deleteDag != null && $Object.hasOwnProperty.call(message, "deleteDag")) {
+                object.deleteDag = $root.lfaas.DeleteDag.toObject(message.deleteDag, options, _depth + 1);
+                if (options.oneofs)
+                    object.body = "deleteDag";
+            }
+            if (message.invocationMessage != null && $Object.hasOwnProperty.call(message, "invocationMessage")) {
+                object.invocationMessage = $root.lfaas.InvocationMessage.toObject(message.invocationMessage, options, _depth + 1);
+                if (options.oneofs)
+                    object.body = "invocationMessage";
+            }
+            if (message.versionRequest != null && $Object.hasOwnProperty.call(message, "versionRequest")) {
+                object.versionRequest = $root.lfaas.VersionRequest.toObject(message.versionRequest, options, _depth + 1);
+                if (options.oneofs)
+                    object.body = "versionRequest";
+            }
+            if (message.versionReply != null && $Object.hasOwnProperty.call(message, "versionReply")) {
+                object.versionReply = $root.lfaas.VersionReply.toObject(message.versionReply, options, _depth + 1);
+                if (options.oneofs)
+                    object.body = "versionReply";
+            }
+            if (message.prepare != null && $Object.hasOwnProperty.call(message, "prepare")) {
+                object.prepare = $root.lfaas.Prepare.toObject(message.prepare, options, _depth + 1);
+                if (options.oneofs)
+                    object.body = "prepare";
             }
             return object;
         };
@@ -11324,6 +11759,7 @@ export const lfaas = $root.lfaas = (() => {
          * @property {number|null} [timeoutMs] FunctionSpec timeoutMs
          * @property {number|null} [keepAliveMs] FunctionSpec keepAliveMs
          * @property {number|null} [concurrency] FunctionSpec concurrency
+         * @property {number|null} [registeredAtMs] FunctionSpec registeredAtMs
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -11412,6 +11848,14 @@ export const lfaas = $root.lfaas = (() => {
         FunctionSpec.prototype.concurrency = 0;
 
         /**
+         * FunctionSpec registeredAtMs.
+         * @member {number} registeredAtMs
+         * @memberof lfaas.FunctionSpec
+         * @instance
+         */
+        FunctionSpec.prototype.registeredAtMs = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+        /**
          * Creates a new FunctionSpec instance using the specified properties.
          * @function create
          * @memberof lfaas.FunctionSpec
@@ -11457,6 +11901,8 @@ export const lfaas = $root.lfaas = (() => {
                 writer.uint32(/* id 6, wireType 0 =*/48).uint32(message.keepAliveMs);
             if (message.concurrency != null && $Object.hasOwnProperty.call(message, "concurrency") && message.concurrency !== 0)
                 writer.uint32(/* id 7, wireType 0 =*/56).uint32(message.concurrency);
+            if (message.registeredAtMs != null && $Object.hasOwnProperty.call(message, "registeredAtMs") && (typeof message.registeredAtMs === "object" ? message.registeredAtMs.low || message.registeredAtMs.high : message.registeredAtMs !== 0))
+                writer.uint32(/* id 8, wireType 0 =*/64).uint64(message.registeredAtMs);
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -11577,6 +12023,15 @@ export const lfaas = $root.lfaas = (() => {
                             delete message.concurrency;
                         continue;
                     }
+                case 8: {
+                        if (wireType !== 0)
+                            break;
+                        if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                            message.registeredAtMs = value;
+                        else
+                            delete message.registeredAtMs;
+                        continue;
+                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -11646,6 +12101,9 @@ export const lfaas = $root.lfaas = (() => {
             if (message.concurrency != null && $Object.hasOwnProperty.call(message, "concurrency"))
                 if (!$util.isInteger(message.concurrency))
                     return "concurrency: integer expected";
+            if (message.registeredAtMs != null && $Object.hasOwnProperty.call(message, "registeredAtMs"))
+                if (!$util.isInteger(message.registeredAtMs) && !(message.registeredAtMs && $util.isInteger(message.registeredAtMs.low) && $util.isInteger(message.registeredAtMs.high)))
+                    return "registeredAtMs: integer|Long expected";
             return null;
         };
 
@@ -11691,6 +12149,16 @@ export const lfaas = $root.lfaas = (() => {
             if (object.concurrency != null)
                 if ($Number(object.concurrency) !== 0)
                     message.concurrency = object.concurrency >>> 0;
+            if (object.registeredAtMs != null)
+                if (typeof object.registeredAtMs === "object" ? object.registeredAtMs.low || object.registeredAtMs.high : $Number(object.registeredAtMs) !== 0)
+                    if ($util.Long)
+                        message.registeredAtMs = $util.Long.fromValue(object.registeredAtMs, true);
+                    else if (typeof object.registeredAtMs === "string")
+                        message.registeredAtMs = $parseInt(object.registeredAtMs, 10);
+                    else if (typeof object.registeredAtMs === "number")
+                        message.registeredAtMs = object.registeredAtMs;
+                    else if (typeof object.registeredAtMs === "object")
+                        message.registeredAtMs = new $util.LongBits(object.registeredAtMs.low >>> 0, object.registeredAtMs.high >>> 0).toNumber(true);
             return message;
         };
 
@@ -11725,6 +12193,11 @@ export const lfaas = $root.lfaas = (() => {
                 object.timeoutMs = 0;
                 object.keepAliveMs = 0;
                 object.concurrency = 0;
+                if ($util.Long) {
+                    let long = new $util.Long(0, 0, true);
+                    object.registeredAtMs = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                } else
+                    object.registeredAtMs = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
             }
             if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
                 object.name = message.name;
@@ -11740,6 +12213,13 @@ export const lfaas = $root.lfaas = (() => {
                 object.keepAliveMs = message.keepAliveMs;
             if (message.concurrency != null && $Object.hasOwnProperty.call(message, "concurrency"))
                 object.concurrency = message.concurrency;
+            if (message.registeredAtMs != null && $Object.hasOwnProperty.call(message, "registeredAtMs"))
+                if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                    object.registeredAtMs = typeof message.registeredAtMs === "number" ? $BigInt(message.registeredAtMs) : $util.Long.fromBits(message.registeredAtMs.low >>> 0, message.registeredAtMs.high >>> 0, true).toBigInt();
+                else if (typeof message.registeredAtMs === "number")
+                    object.registeredAtMs = options.longs === $String ? $String(message.registeredAtMs) : message.registeredAtMs;
+                else
+                    object.registeredAtMs = options.longs === $String ? $util.Long.prototype.toString.call(message.registeredAtMs) : options.longs === $Number ? new $util.LongBits(message.registeredAtMs.low >>> 0, message.registeredAtMs.high >>> 0).toNumber(true) : message.registeredAtMs;
             return object;
         };
 
@@ -12380,6 +12860,1698 @@ export const lfaas = $root.lfaas = (() => {
         };
 
         return RegisterFunctionResponse;
+    })();
+
+    lfaas.FunctionInfo = (function() {
+
+        /**
+         * Properties of a FunctionInfo.
+         * @typedef {Object} lfaas.FunctionInfo.$Properties
+         * @property {string|null} [name] FunctionInfo name
+         * @property {number|null} [latest] FunctionInfo latest
+         * @property {Array.<number>|null} [versions] FunctionInfo versions
+         * @property {number|null} [memoryMb] FunctionInfo memoryMb
+         * @property {number|null} [timeoutMs] FunctionInfo timeoutMs
+         * @property {number|null} [keepAliveMs] FunctionInfo keepAliveMs
+         * @property {number|null} [codeBytes] FunctionInfo codeBytes
+         * @property {number|null} [registeredAtMs] FunctionInfo registeredAtMs
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a FunctionInfo.
+         * @memberof lfaas
+         * @interface IFunctionInfo
+         * @augments lfaas.FunctionInfo.$Properties
+         * @deprecated Use lfaas.FunctionInfo.$Properties instead.
+         */
+
+        /**
+         * Shape of a FunctionInfo.
+         * @typedef {lfaas.FunctionInfo.$Properties} lfaas.FunctionInfo.$Shape
+         */
+
+        /**
+         * Constructs a new FunctionInfo.
+         * @memberof lfaas
+         * @classdesc Represents a FunctionInfo.
+         * @constructor
+         * @param {lfaas.FunctionInfo.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const FunctionInfo = function (properties) {
+            this.versions = [];
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * FunctionInfo name.
+         * @member {string} name
+         * @memberof lfaas.FunctionInfo
+         * @instance
+         */
+        FunctionInfo.prototype.name = "";
+
+        /**
+         * FunctionInfo latest.
+         * @member {number} latest
+         * @memberof lfaas.FunctionInfo
+         * @instance
+         */
+        FunctionInfo.prototype.latest = 0;
+
+        /**
+         * FunctionInfo versions.
+         * @member {Array.<number>} versions
+         * @memberof lfaas.FunctionInfo
+         * @instance
+         */
+        FunctionInfo.prototype.versions = $util.emptyArray;
+
+        /**
+         * FunctionInfo memoryMb.
+         * @member {number} memoryMb
+         * @memberof lfaas.FunctionInfo
+         * @instance
+         */
+        FunctionInfo.prototype.memoryMb = 0;
+
+        /**
+         * FunctionInfo timeoutMs.
+         * @member {number} timeoutMs
+         * @memberof lfaas.FunctionInfo
+         * @instance
+         */
+        FunctionInfo.prototype.timeoutMs = 0;
+
+        /**
+         * FunctionInfo keepAliveMs.
+         * @member {number} keepAliveMs
+         * @memberof lfaas.FunctionInfo
+         * @instance
+         */
+        FunctionInfo.prototype.keepAliveMs = 0;
+
+        /**
+         * FunctionInfo codeBytes.
+         * @member {number} codeBytes
+         * @memberof lfaas.FunctionInfo
+         * @instance
+         */
+        FunctionInfo.prototype.codeBytes = 0;
+
+        /**
+         * FunctionInfo registeredAtMs.
+         * @member {number} registeredAtMs
+         * @memberof lfaas.FunctionInfo
+         * @instance
+         */
+        FunctionInfo.prototype.registeredAtMs = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+        /**
+         * Creates a new FunctionInfo instance using the specified properties.
+         * @function create
+         * @memberof lfaas.FunctionInfo
+         * @static
+         * @param {lfaas.FunctionInfo.$Properties=} [properties] Properties to set
+         * @returns {lfaas.FunctionInfo} FunctionInfo instance
+         * @type {{
+         *   (properties: lfaas.FunctionInfo.$Shape): lfaas.FunctionInfo & lfaas.FunctionInfo.$Shape;
+         *   (properties?: lfaas.FunctionInfo.$Properties): lfaas.FunctionInfo;
+         * }}
+         */
+        FunctionInfo.create = function(properties) {
+            return new FunctionInfo(properties);
+        };
+
+        /**
+         * Encodes the specified FunctionInfo message. Does not implicitly {@link lfaas.FunctionInfo.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.FunctionInfo
+         * @static
+         * @param {lfaas.FunctionInfo.$Properties} message FunctionInfo message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        FunctionInfo.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name") && message.name !== "")
+                writer.uint32(/* id 1, wireType 2 =*/10).string(message.name);
+            if (message.latest != null && $Object.hasOwnProperty.call(message, "latest") && message.latest !== 0)
+                writer.uint32(/* id 2, wireType 0 =*/16).uint32(message.latest);
+            if (message.versions != null && message.versions.length)
+                writer.uint32(/* id 3, wireType 2 =*/26).uint32s(message.versions);
+            if (message.memoryMb != null && $Object.hasOwnProperty.call(message, "memoryMb") && message.memoryMb !== 0)
+                writer.uint32(/* id 4, wireType 0 =*/32).uint32(message.memoryMb);
+            if (message.timeoutMs != null && $Object.hasOwnProperty.call(message, "timeoutMs") && message.timeoutMs !== 0)
+                writer.uint32(/* id 5, wireType 0 =*/40).uint32(message.timeoutMs);
+            if (message.keepAliveMs != null && $Object.hasOwnProperty.call(message, "keepAliveMs") && message.keepAliveMs !== 0)
+                writer.uint32(/* id 6, wireType 0 =*/48).uint32(message.keepAliveMs);
+            if (message.codeBytes != null && $Object.hasOwnProperty.call(message, "codeBytes") && message.codeBytes !== 0)
+                writer.uint32(/* id 7, wireType 0 =*/56).uint32(message.codeBytes);
+            if (message.registeredAtMs != null && $Object.hasOwnProperty.call(message, "registeredAtMs") && (typeof message.registeredAtMs === "object" ? message.registeredAtMs.low || message.registeredAtMs.high : message.registeredAtMs !== 0))
+                writer.uint32(/* id 8, wireType 0 =*/64).uint64(message.registeredAtMs);
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified FunctionInfo message, length delimited. Does not implicitly {@link lfaas.FunctionInfo.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.FunctionInfo
+         * @static
+         * @param {lfaas.FunctionInfo.$Properties} message FunctionInfo message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        FunctionInfo.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a FunctionInfo message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.FunctionInfo
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.FunctionInfo & lfaas.FunctionInfo.$Shape} FunctionInfo
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        FunctionInfo.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.FunctionInfo();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.name = value;
+                        else
+                            delete message.name;
+                        continue;
+                    }
+                case 2: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.latest = value;
+                        else
+                            delete message.latest;
+                        continue;
+                    }
+                case 3: {
+                        if (wireType === 2) {
+                            if (!(message.versions && message.versions.length))
+                                message.versions = [];
+                            reader.uint32s(message.versions);
+                            continue;
+                        }
+                        if (wireType !== 0)
+                            break;
+                        if (!(message.versions && message.versions.length))
+                            message.versions = [];
+                        message.versions.push(reader.uint32());
+                        continue;
+                    }
+                case 4: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.memoryMb = value;
+                        else
+                            delete message.memoryMb;
+                        continue;
+                    }
+                case 5: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.timeoutMs = value;
+                        else
+                            delete message.timeoutMs;
+                        continue;
+                    }
+                case 6: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.keepAliveMs = value;
+                        else
+                            delete message.keepAliveMs;
+                        continue;
+                    }
+                case 7: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.codeBytes = value;
+                        else
+                            delete message.codeBytes;
+                        continue;
+                    }
+                case 8: {
+                        if (wireType !== 0)
+                            break;
+                        if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                            message.registeredAtMs = value;
+                        else
+                            delete message.registeredAtMs;
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a FunctionInfo message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.FunctionInfo
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.FunctionInfo & lfaas.FunctionInfo.$Shape} FunctionInfo
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        FunctionInfo.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a FunctionInfo message.
+         * @function verify
+         * @memberof lfaas.FunctionInfo
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        FunctionInfo.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
+                if (!$util.isString(message.name))
+                    return "name: string expected";
+            if (message.latest != null && $Object.hasOwnProperty.call(message, "latest"))
+                if (!$util.isInteger(message.latest))
+                    return "latest: integer expected";
+            if (message.versions != null && $Object.hasOwnProperty.call(message, "versions")) {
+                if (!$Array.isArray(message.versions))
+                    return "versions: array expected";
+                for (let i = 0; i < message.versions.length; ++i)
+                    if (!$util.isInteger(message.versions[i]))
+                        return "versions: integer[] expected";
+            }
+            if (message.memoryMb != null && $Object.hasOwnProperty.call(message, "memoryMb"))
+                if (!$util.isInteger(message.memoryMb))
+                    return "memoryMb: integer expected";
+            if (message.timeoutMs != null && $Object.hasOwnProperty.call(message, "timeoutMs"))
+                if (!$util.isInteger(message.timeoutMs))
+                    return "timeoutMs: integer expected";
+            if (message.keepAliveMs != null && $Object.hasOwnProperty.call(message, "keepAliveMs"))
+                if (!$util.isInteger(message.keepAliveMs))
+                    return "keepAliveMs: integer expected";
+            if (message.codeBytes != null && $Object.hasOwnProperty.call(message, "codeBytes"))
+                if (!$util.isInteger(message.codeBytes))
+                    return "codeBytes: integer expected";
+            if (message.registeredAtMs != null && $Object.hasOwnProperty.call(message, "registeredAtMs"))
+                if (!$util.isInteger(message.registeredAtMs) && !(message.registeredAtMs && $util.isInteger(message.registeredAtMs.low) && $util.isInteger(message.registeredAtMs.high)))
+                    return "registeredAtMs: integer|Long expected";
+            return null;
+        };
+
+        /**
+         * Creates a FunctionInfo message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.FunctionInfo
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.FunctionInfo} FunctionInfo
+         */
+        FunctionInfo.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.FunctionInfo)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.FunctionInfo: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.FunctionInfo();
+            if (object.name != null)
+                if (typeof object.name !== "string" || object.name.length)
+                    message.name = $String(object.name);
+            if (object.latest != null)
+                if ($Number(object.latest) !== 0)
+                    message.latest = object.latest >>> 0;
+            if (object.versions) {
+                if (!$Array.isArray(object.versions))
+                    throw $TypeError(".lfaas.FunctionInfo.versions: array expected");
+                message.versions = $Array(object.versions.length);
+                for (let i = 0; i < object.versions.length; ++i)
+                    message.versions[i] = object.versions[i] >>> 0;
+            }
+            if (object.memoryMb != null)
+                if ($Number(object.memoryMb) !== 0)
+                    message.memoryMb = object.memoryMb >>> 0;
+            if (object.timeoutMs != null)
+                if ($Number(object.timeoutMs) !== 0)
+                    message.timeoutMs = object.timeoutMs >>> 0;
+            if (object.keepAliveMs != null)
+                if ($Number(object.keepAliveMs) !== 0)
+                    message.keepAliveMs = object.keepAliveMs >>> 0;
+            if (object.codeBytes != null)
+                if ($Number(object.codeBytes) !== 0)
+                    message.codeBytes = object.codeBytes >>> 0;
+            if (object.registeredAtMs != null)
+                if (typeof object.registeredAtMs === "object" ? object.registeredAtMs.low || object.registeredAtMs.high : $Number(object.registeredAtMs) !== 0)
+                    if ($util.Long)
+                        message.registeredAtMs = $util.Long.fromValue(object.registeredAtMs, true);
+                    else if (typeof object.registeredAtMs === "string")
+                        message.registeredAtMs = $parseInt(object.registeredAtMs, 10);
+                    else if (typeof object.registeredAtMs === "number")
+                        message.registeredAtMs = object.registeredAtMs;
+                    else if (typeof object.registeredAtMs === "object")
+                        message.registeredAtMs = new $util.LongBits(object.registeredAtMs.low >>> 0, object.registeredAtMs.high >>> 0).toNumber(true);
+            return message;
+        };
+
+        /**
+         * Creates a plain object from a FunctionInfo message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.FunctionInfo
+         * @static
+         * @param {lfaas.FunctionInfo} message FunctionInfo
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        FunctionInfo.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.arrays || options.defaults)
+                object.versions = [];
+            if (options.defaults) {
+                object.name = "";
+                object.latest = 0;
+                object.memoryMb = 0;
+                object.timeoutMs = 0;
+                object.keepAliveMs = 0;
+                object.codeBytes = 0;
+                if ($util.Long) {
+                    let long = new $util.Long(0, 0, true);
+                    object.registeredAtMs = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                } else
+                    object.registeredAtMs = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+            }
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
+                object.name = message.name;
+            if (message.latest != null && $Object.hasOwnProperty.call(message, "latest"))
+                object.latest = message.latest;
+            if (message.versions && message.versions.length) {
+                object.versions = $Array(message.versions.length);
+                for (let j = 0; j < message.versions.length; ++j)
+                    object.versions[j] = message.versions[j];
+            }
+            if (message.memoryMb != null && $Object.hasOwnProperty.call(message, "memoryMb"))
+                object.memoryMb = message.memoryMb;
+            if (message.timeoutMs != null && $Object.hasOwnProperty.call(message, "timeoutMs"))
+                object.timeoutMs = message.timeoutMs;
+            if (message.keepAliveMs != null && $Object.hasOwnProperty.call(message, "keepAliveMs"))
+                object.keepAliveMs = message.keepAliveMs;
+            if (message.codeBytes != null && $Object.hasOwnProperty.call(message, "codeBytes"))
+                object.codeBytes = message.codeBytes;
+            if (message.registeredAtMs != null && $Object.hasOwnProperty.call(message, "registeredAtMs"))
+                if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                    object.registeredAtMs = typeof message.registeredAtMs === "number" ? $BigInt(message.registeredAtMs) : $util.Long.fromBits(message.registeredAtMs.low >>> 0, message.registeredAtMs.high >>> 0, true).toBigInt();
+                else if (typeof message.registeredAtMs === "number")
+                    object.registeredAtMs = options.longs === $String ? $String(message.registeredAtMs) : message.registeredAtMs;
+                else
+                    object.registeredAtMs = options.longs === $String ? $util.Long.prototype.toString.call(message.registeredAtMs) : options.longs === $Number ? new $util.LongBits(message.registeredAtMs.low >>> 0, message.registeredAtMs.high >>> 0).toNumber(true) : message.registeredAtMs;
+            return object;
+        };
+
+        /**
+         * Converts this FunctionInfo to JSON.
+         * @function toJSON
+         * @memberof lfaas.FunctionInfo
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        FunctionInfo.prototype.toJSON = function() {
+            return FunctionInfo.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for FunctionInfo
+         * @function getTypeUrl
+         * @memberof lfaas.FunctionInfo
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        FunctionInfo.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.FunctionInfo";
+        };
+
+        return FunctionInfo;
+    })();
+
+    lfaas.ListFunctions = (function() {
+
+        /**
+         * Properties of a ListFunctions.
+         * @typedef {Object} lfaas.ListFunctions.$Properties
+         * @property {string|null} [name] ListFunctions name
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a ListFunctions.
+         * @memberof lfaas
+         * @interface IListFunctions
+         * @augments lfaas.ListFunctions.$Properties
+         * @deprecated Use lfaas.ListFunctions.$Properties instead.
+         */
+
+        /**
+         * Shape of a ListFunctions.
+         * @typedef {lfaas.ListFunctions.$Properties} lfaas.ListFunctions.$Shape
+         */
+
+        /**
+         * Constructs a new ListFunctions.
+         * @memberof lfaas
+         * @classdesc Represents a ListFunctions.
+         * @constructor
+         * @param {lfaas.ListFunctions.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const ListFunctions = function (properties) {
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * ListFunctions name.
+         * @member {string} name
+         * @memberof lfaas.ListFunctions
+         * @instance
+         */
+        ListFunctions.prototype.name = "";
+
+        /**
+         * Creates a new ListFunctions instance using the specified properties.
+         * @function create
+         * @memberof lfaas.ListFunctions
+         * @static
+         * @param {lfaas.ListFunctions.$Properties=} [properties] Properties to set
+         * @returns {lfaas.ListFunctions} ListFunctions instance
+         * @type {{
+         *   (properties: lfaas.ListFunctions.$Shape): lfaas.ListFunctions & lfaas.ListFunctions.$Shape;
+         *   (properties?: lfaas.ListFunctions.$Properties): lfaas.ListFunctions;
+         * }}
+         */
+        ListFunctions.create = function(properties) {
+            return new ListFunctions(properties);
+        };
+
+        /**
+         * Encodes the specified ListFunctions message. Does not implicitly {@link lfaas.ListFunctions.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.ListFunctions
+         * @static
+         * @param {lfaas.ListFunctions.$Properties} message ListFunctions message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        ListFunctions.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name") && message.name !== "")
+                writer.uint32(/* id 1, wireType 2 =*/10).string(message.name);
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified ListFunctions message, length delimited. Does not implicitly {@link lfaas.ListFunctions.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.ListFunctions
+         * @static
+         * @param {lfaas.ListFunctions.$Properties} message ListFunctions message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        ListFunctions.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a ListFunctions message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.ListFunctions
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.ListFunctions & lfaas.ListFunctions.$Shape} ListFunctions
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        ListFunctions.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.ListFunctions();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.name = value;
+                        else
+                            delete message.name;
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a ListFunctions message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.ListFunctions
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.ListFunctions & lfaas.ListFunctions.$Shape} ListFunctions
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        ListFunctions.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a ListFunctions message.
+         * @function verify
+         * @memberof lfaas.ListFunctions
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        ListFunctions.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
+                if (!$util.isString(message.name))
+                    return "name: string expected";
+            return null;
+        };
+
+        /**
+         * Creates a ListFunctions message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.ListFunctions
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.ListFunctions} ListFunctions
+         */
+        ListFunctions.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.ListFunctions)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.ListFunctions: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.ListFunctions();
+            if (object.name != null)
+                if (typeof object.name !== "string" || object.name.length)
+                    message.name = $String(object.name);
+            return message;
+        };
+
+        /**
+         * Creates a plain object from a ListFunctions message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.ListFunctions
+         * @static
+         * @param {lfaas.ListFunctions} message ListFunctions
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        ListFunctions.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.defaults)
+                object.name = "";
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
+                object.name = message.name;
+            return object;
+        };
+
+        /**
+         * Converts this ListFunctions to JSON.
+         * @function toJSON
+         * @memberof lfaas.ListFunctions
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        ListFunctions.prototype.toJSON = function() {
+            return ListFunctions.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for ListFunctions
+         * @function getTypeUrl
+         * @memberof lfaas.ListFunctions
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        ListFunctions.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.ListFunctions";
+        };
+
+        return ListFunctions;
+    })();
+
+    lfaas.FunctionList = (function() {
+
+        /**
+         * Properties of a FunctionList.
+         * @typedef {Object} lfaas.FunctionList.$Properties
+         * @property {Array.<lfaas.FunctionInfo.$Properties>|null} [functions] FunctionList functions
+         * @property {lfaas.Error.$Properties|null} [error] FunctionList error
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a FunctionList.
+         * @memberof lfaas
+         * @interface IFunctionList
+         * @augments lfaas.FunctionList.$Properties
+         * @deprecated Use lfaas.FunctionList.$Properties instead.
+         */
+
+        /**
+         * Shape of a FunctionList.
+         * @typedef {lfaas.FunctionList.$Properties} lfaas.FunctionList.$Shape
+         */
+
+        /**
+         * Constructs a new FunctionList.
+         * @memberof lfaas
+         * @classdesc Represents a FunctionList.
+         * @constructor
+         * @param {lfaas.FunctionList.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const FunctionList = function (properties) {
+            this.functions = [];
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * FunctionList functions.
+         * @member {Array.<lfaas.FunctionInfo.$Properties>} functions
+         * @memberof lfaas.FunctionList
+         * @instance
+         */
+        FunctionList.prototype.functions = $util.emptyArray;
+
+        /**
+         * FunctionList error.
+         * @member {lfaas.Error.$Properties|null|undefined} error
+         * @memberof lfaas.FunctionList
+         * @instance
+         */
+        FunctionList.prototype.error = null;
+
+        /**
+         * Creates a new FunctionList instance using the specified properties.
+         * @function create
+         * @memberof lfaas.FunctionList
+         * @static
+         * @param {lfaas.FunctionList.$Properties=} [properties] Properties to set
+         * @returns {lfaas.FunctionList} FunctionList instance
+         * @type {{
+         *   (properties: lfaas.FunctionList.$Shape): lfaas.FunctionList & lfaas.FunctionList.$Shape;
+         *   (properties?: lfaas.FunctionList.$Properties): lfaas.FunctionList;
+         * }}
+         */
+        FunctionList.create = function(properties) {
+            return new FunctionList(properties);
+        };
+
+        /**
+         * Encodes the specified FunctionList message. Does not implicitly {@link lfaas.FunctionList.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.FunctionList
+         * @static
+         * @param {lfaas.FunctionList.$Properties} message FunctionList message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        FunctionList.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.functions != null && message.functions.length)
+                for (let i = 0; i < message.functions.length; ++i)
+                    $root.lfaas.FunctionInfo.encode(message.functions[i], writer.uint32(/* id 1, wireType 2 =*/10).fork(), _depth + 1).ldelim();
+            if (message.error != null && $Object.hasOwnProperty.call(message, "error"))
+                $root.lfaas.Error.encode(message.error, writer.uint32(/* id 2, wireType 2 =*/18).fork(), _depth + 1).ldelim();
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified FunctionList message, length delimited. Does not implicitly {@link lfaas.FunctionList.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.FunctionList
+         * @static
+         * @param {lfaas.FunctionList.$Properties} message FunctionList message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        FunctionList.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a FunctionList message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.FunctionList
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.FunctionList & lfaas.FunctionList.$Shape} FunctionList
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        FunctionList.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.FunctionList();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 2)
+                            break;
+                        if (!(message.functions && message.functions.length))
+                            message.functions = [];
+                        message.functions.push($root.lfaas.FunctionInfo.decode(reader, reader.size(), $undefined, _depth + 1));
+                        continue;
+                    }
+                case 2: {
+                        if (wireType !== 2)
+                            break;
+                        message.error = $root.lfaas.Error.decode(reader, reader.size(), $undefined, _depth + 1, message.error);
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a FunctionList message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.FunctionList
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.FunctionList & lfaas.FunctionList.$Shape} FunctionList
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        FunctionList.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a FunctionList message.
+         * @function verify
+         * @memberof lfaas.FunctionList
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        FunctionList.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.functions != null && $Object.hasOwnProperty.call(message, "functions")) {
+                if (!$Array.isArray(message.functions))
+                    return "functions: array expected";
+                for (let i = 0; i < message.functions.length; ++i) {
+                    let error = $root.lfaas.FunctionInfo.verify(message.functions[i], _depth + 1);
+                    if (error)
+                        return "functions." + error;
+                }
+            }
+            if (message.error != null && $Object.hasOwnProperty.call(message, "error")) {
+                let error = $root.lfaas.Error.verify(message.error, _depth + 1);
+                if (error)
+                    return "error." + error;
+            }
+            return null;
+        };
+
+        /**
+         * Creates a FunctionList message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.FunctionList
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.FunctionList} FunctionList
+         */
+        FunctionList.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.FunctionList)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.FunctionList: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.FunctionList();
+            if (object.functions) {
+                if (!$Array.isArray(object.functions))
+                    throw $TypeError(".lfaas.FunctionList.functions: array expected");
+                message.functions = $Array(object.functions.length);
+                for (let i = 0; i < object.functions.length; ++i) {
+                    if (!$util.isObject(object.functions[i]))
+                        throw $TypeError(".lfaas.FunctionList.functions: object expected");
+                    message.functions[i] = $root.lfaas.FunctionInfo.fromObject(object.functions[i], _depth + 1);
+                }
+            }
+            if (object.error != null) {
+                if (!$util.isObject(object.error))
+                    throw $TypeError(".lfaas.FunctionList.error: object expected");
+                message.error = $root.lfaas.Error.fromObject(object.error, _depth + 1);
+            }
+            return message;
+        };
+
+        /**
+         * Creates a plain object from a FunctionList message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.FunctionList
+         * @static
+         * @param {lfaas.FunctionList} message FunctionList
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        FunctionList.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.arrays || options.defaults)
+                object.functions = [];
+            if (options.defaults)
+                object.error = null;
+            if (message.functions && message.functions.length) {
+                object.functions = $Array(message.functions.length);
+                for (let j = 0; j < message.functions.length; ++j)
+                    object.functions[j] = $root.lfaas.FunctionInfo.toObject(message.functions[j], options, _depth + 1);
+            }
+            if (message.error != null && $Object.hasOwnProperty.call(message, "error"))
+                object.error = $root.lfaas.Error.toObject(message.error, options, _depth + 1);
+            return object;
+        };
+
+        /**
+         * Converts this FunctionList to JSON.
+         * @function toJSON
+         * @memberof lfaas.FunctionList
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        FunctionList.prototype.toJSON = function() {
+            return FunctionList.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for FunctionList
+         * @function getTypeUrl
+         * @memberof lfaas.FunctionList
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        FunctionList.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.FunctionList";
+        };
+
+        return FunctionList;
+    })();
+
+    lfaas.DeleteFunction = (function() {
+
+        /**
+         * Properties of a DeleteFunction.
+         * @typedef {Object} lfaas.DeleteFunction.$Properties
+         * @property {string|null} [name] DeleteFunction name
+         * @property {number|null} [version] DeleteFunction version
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a DeleteFunction.
+         * @memberof lfaas
+         * @interface IDeleteFunction
+         * @augments lfaas.DeleteFunction.$Properties
+         * @deprecated Use lfaas.DeleteFunction.$Properties instead.
+         */
+
+        /**
+         * Shape of a DeleteFunction.
+         * @typedef {lfaas.DeleteFunction.$Properties} lfaas.DeleteFunction.$Shape
+         */
+
+        /**
+         * Constructs a new DeleteFunction.
+         * @memberof lfaas
+         * @classdesc Represents a DeleteFunction.
+         * @constructor
+         * @param {lfaas.DeleteFunction.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const DeleteFunction = function (properties) {
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * DeleteFunction name.
+         * @member {string} name
+         * @memberof lfaas.DeleteFunction
+         * @instance
+         */
+        DeleteFunction.prototype.name = "";
+
+        /**
+         * DeleteFunction version.
+         * @member {number} version
+         * @memberof lfaas.DeleteFunction
+         * @instance
+         */
+        DeleteFunction.prototype.version = 0;
+
+        /**
+         * Creates a new DeleteFunction instance using the specified properties.
+         * @function create
+         * @memberof lfaas.DeleteFunction
+         * @static
+         * @param {lfaas.DeleteFunction.$Properties=} [properties] Properties to set
+         * @returns {lfaas.DeleteFunction} DeleteFunction instance
+         * @type {{
+         *   (properties: lfaas.DeleteFunction.$Shape): lfaas.DeleteFunction & lfaas.DeleteFunction.$Shape;
+         *   (properties?: lfaas.DeleteFunction.$Properties): lfaas.DeleteFunction;
+         * }}
+         */
+        DeleteFunction.create = function(properties) {
+            return new DeleteFunction(properties);
+        };
+
+        /**
+         * Encodes the specified DeleteFunction message. Does not implicitly {@link lfaas.DeleteFunction.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.DeleteFunction
+         * @static
+         * @param {lfaas.DeleteFunction.$Properties} message DeleteFunction message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        DeleteFunction.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name") && message.name !== "")
+                writer.uint32(/* id 1, wireType 2 =*/10).string(message.name);
+            if (message.version != null && $Object.hasOwnProperty.call(message, "version") && message.version !== 0)
+                writer.uint32(/* id 2, wireType 0 =*/16).uint32(message.version);
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified DeleteFunction message, length delimited. Does not implicitly {@link lfaas.DeleteFunction.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.DeleteFunction
+         * @static
+         * @param {lfaas.DeleteFunction.$Properties} message DeleteFunction message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        DeleteFunction.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a DeleteFunction message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.DeleteFunction
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.DeleteFunction & lfaas.DeleteFunction.$Shape} DeleteFunction
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        DeleteFunction.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.DeleteFunction();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.name = value;
+                        else
+                            delete message.name;
+                        continue;
+                    }
+                case 2: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.version = value;
+                        else
+                            delete message.version;
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a DeleteFunction message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.DeleteFunction
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.DeleteFunction & lfaas.DeleteFunction.$Shape} DeleteFunction
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        DeleteFunction.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a DeleteFunction message.
+         * @function verify
+         * @memberof lfaas.DeleteFunction
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        DeleteFunction.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
+                if (!$util.isString(message.name))
+                    return "name: string expected";
+            if (message.version != null && $Object.hasOwnProperty.call(message, "version"))
+                if (!$util.isInteger(message.version))
+                    return "version: integer expected";
+            return null;
+        };
+
+        /**
+         * Creates a DeleteFunction message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.DeleteFunction
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.DeleteFunction} DeleteFunction
+         */
+        DeleteFunction.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.DeleteFunction)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.DeleteFunction: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.DeleteFunction();
+            if (object.name != null)
+                if (typeof object.name !== "string" || object.name.length)
+                    message.name = $String(object.name);
+            if (object.version != null)
+                if ($Number(object.version) !== 0)
+                    message.version = object.version >>> 0;
+            return message;
+        };
+
+        /**
+         * Creates a plain object from a DeleteFunction message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.DeleteFunction
+         * @static
+         * @param {lfaas.DeleteFunction} message DeleteFunction
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        DeleteFunction.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.defaults) {
+                object.name = "";
+                object.version = 0;
+            }
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
+                object.name = message.name;
+            if (message.version != null && $Object.hasOwnProperty.call(message, "version"))
+                object.version = message.version;
+            return object;
+        };
+
+        /**
+         * Converts this DeleteFunction to JSON.
+         * @function toJSON
+         * @memberof lfaas.DeleteFunction
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        DeleteFunction.prototype.toJSON = function() {
+            return DeleteFunction.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for DeleteFunction
+         * @function getTypeUrl
+         * @memberof lfaas.DeleteFunction
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        DeleteFunction.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.DeleteFunction";
+        };
+
+        return DeleteFunction;
+    })();
+
+    lfaas.Done = (function() {
+
+        /**
+         * Properties of a Done.
+         * @typedef {Object} lfaas.Done.$Properties
+         * @property {lfaas.Error.$Properties|null} [error] Done error
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a Done.
+         * @memberof lfaas
+         * @interface IDone
+         * @augments lfaas.Done.$Properties
+         * @deprecated Use lfaas.Done.$Properties instead.
+         */
+
+        /**
+         * Shape of a Done.
+         * @typedef {lfaas.Done.$Properties} lfaas.Done.$Shape
+         */
+
+        /**
+         * Constructs a new Done.
+         * @memberof lfaas
+         * @classdesc Represents a Done.
+         * @constructor
+         * @param {lfaas.Done.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const Done = function (properties) {
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * Done error.
+         * @member {lfaas.Error.$Properties|null|undefined} error
+         * @memberof lfaas.Done
+         * @instance
+         */
+        Done.prototype.error = null;
+
+        /**
+         * Creates a new Done instance using the specified properties.
+         * @function create
+         * @memberof lfaas.Done
+         * @static
+         * @param {lfaas.Done.$Properties=} [properties] Properties to set
+         * @returns {lfaas.Done} Done instance
+         * @type {{
+         *   (properties: lfaas.Done.$Shape): lfaas.Done & lfaas.Done.$Shape;
+         *   (properties?: lfaas.Done.$Properties): lfaas.Done;
+         * }}
+         */
+        Done.create = function(properties) {
+            return new Done(properties);
+        };
+
+        /**
+         * Encodes the specified Done message. Does not implicitly {@link lfaas.Done.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.Done
+         * @static
+         * @param {lfaas.Done.$Properties} message Done message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        Done.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.error != null && $Object.hasOwnProperty.call(message, "error"))
+                $root.lfaas.Error.encode(message.error, writer.uint32(/* id 1, wireType 2 =*/10).fork(), _depth + 1).ldelim();
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified Done message, length delimited. Does not implicitly {@link lfaas.Done.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.Done
+         * @static
+         * @param {lfaas.Done.$Properties} message Done message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        Done.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a Done message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.Done
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.Done & lfaas.Done.$Shape} Done
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        Done.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.Done();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 2)
+                            break;
+                        message.error = $root.lfaas.Error.decode(reader, reader.size(), $undefined, _depth + 1, message.error);
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a Done message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.Done
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.Done & lfaas.Done.$Shape} Done
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        Done.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a Done message.
+         * @function verify
+         * @memberof lfaas.Done
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        Done.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.error != null && $Object.hasOwnProperty.call(message, "error")) {
+                let error = $root.lfaas.Error.verify(message.error, _depth + 1);
+                if (error)
+                    return "error." + error;
+            }
+            return null;
+        };
+
+        /**
+         * Creates a Done message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.Done
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.Done} Done
+         */
+        Done.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.Done)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.Done: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.Done();
+            if (object.error != null) {
+                if (!$util.isObject(object.error))
+                    throw $TypeError(".lfaas.Done.error: object expected");
+                message.error = $root.lfaas.Error.fromObject(object.error, _depth + 1);
+            }
+            return message;
+        };
+
+        /**
+         * Creates a plain object from a Done message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.Done
+         * @static
+         * @param {lfaas.Done} message Done
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        Done.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.defaults)
+                object.error = null;
+            if (message.error != null && $Object.hasOwnProperty.call(message, "error"))
+                object.error = $root.lfaas.Error.toObject(message.error, options, _depth + 1);
+            return object;
+        };
+
+        /**
+         * Converts this Done to JSON.
+         * @function toJSON
+         * @memberof lfaas.Done
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        Done.prototype.toJSON = function() {
+            return Done.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for Done
+         * @function getTypeUrl
+         * @memberof lfaas.Done
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        Done.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.Done";
+        };
+
+        return Done;
     })();
 
     lfaas.DagEdge = (function() {
@@ -13325,6 +15497,879 @@ export const lfaas = $root.lfaas = (() => {
         };
 
         return RegisterDag;
+    })();
+
+    lfaas.ListDags = (function() {
+
+        /**
+         * Properties of a ListDags.
+         * @typedef {Object} lfaas.ListDags.$Properties
+         * @property {string|null} [name] ListDags name
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a ListDags.
+         * @memberof lfaas
+         * @interface IListDags
+         * @augments lfaas.ListDags.$Properties
+         * @deprecated Use lfaas.ListDags.$Properties instead.
+         */
+
+        /**
+         * Shape of a ListDags.
+         * @typedef {lfaas.ListDags.$Properties} lfaas.ListDags.$Shape
+         */
+
+        /**
+         * Constructs a new ListDags.
+         * @memberof lfaas
+         * @classdesc Represents a ListDags.
+         * @constructor
+         * @param {lfaas.ListDags.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const ListDags = function (properties) {
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * ListDags name.
+         * @member {string} name
+         * @memberof lfaas.ListDags
+         * @instance
+         */
+        ListDags.prototype.name = "";
+
+        /**
+         * Creates a new ListDags instance using the specified properties.
+         * @function create
+         * @memberof lfaas.ListDags
+         * @static
+         * @param {lfaas.ListDags.$Properties=} [properties] Properties to set
+         * @returns {lfaas.ListDags} ListDags instance
+         * @type {{
+         *   (properties: lfaas.ListDags.$Shape): lfaas.ListDags & lfaas.ListDags.$Shape;
+         *   (properties?: lfaas.ListDags.$Properties): lfaas.ListDags;
+         * }}
+         */
+        ListDags.create = function(properties) {
+            return new ListDags(properties);
+        };
+
+        /**
+         * Encodes the specified ListDags message. Does not implicitly {@link lfaas.ListDags.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.ListDags
+         * @static
+         * @param {lfaas.ListDags.$Properties} message ListDags message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        ListDags.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name") && message.name !== "")
+                writer.uint32(/* id 1, wireType 2 =*/10).string(message.name);
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified ListDags message, length delimited. Does not implicitly {@link lfaas.ListDags.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.ListDags
+         * @static
+         * @param {lfaas.ListDags.$Properties} message ListDags message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        ListDags.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a ListDags message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.ListDags
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.ListDags & lfaas.ListDags.$Shape} ListDags
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        ListDags.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.ListDags();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.name = value;
+                        else
+                            delete message.name;
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a ListDags message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.ListDags
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.ListDags & lfaas.ListDags.$Shape} ListDags
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        ListDags.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a ListDags message.
+         * @function verify
+         * @memberof lfaas.ListDags
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        ListDags.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
+                if (!$util.isString(message.name))
+                    return "name: string expected";
+            return null;
+        };
+
+        /**
+         * Creates a ListDags message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.ListDags
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.ListDags} ListDags
+         */
+        ListDags.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.ListDags)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.ListDags: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.ListDags();
+            if (object.name != null)
+                if (typeof object.name !== "string" || object.name.length)
+                    message.name = $String(object.name);
+            return message;
+        };
+
+        /**
+         * Creates a plain object from a ListDags message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.ListDags
+         * @static
+         * @param {lfaas.ListDags} message ListDags
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        ListDags.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.defaults)
+                object.name = "";
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
+                object.name = message.name;
+            return object;
+        };
+
+        /**
+         * Converts this ListDags to JSON.
+         * @function toJSON
+         * @memberof lfaas.ListDags
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        ListDags.prototype.toJSON = function() {
+            return ListDags.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for ListDags
+         * @function getTypeUrl
+         * @memberof lfaas.ListDags
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        ListDags.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.ListDags";
+        };
+
+        return ListDags;
+    })();
+
+    lfaas.DagList = (function() {
+
+        /**
+         * Properties of a DagList.
+         * @typedef {Object} lfaas.DagList.$Properties
+         * @property {Array.<lfaas.DagSpec.$Properties>|null} [dags] DagList dags
+         * @property {lfaas.Error.$Properties|null} [error] DagList error
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a DagList.
+         * @memberof lfaas
+         * @interface IDagList
+         * @augments lfaas.DagList.$Properties
+         * @deprecated Use lfaas.DagList.$Properties instead.
+         */
+
+        /**
+         * Shape of a DagList.
+         * @typedef {lfaas.DagList.$Properties} lfaas.DagList.$Shape
+         */
+
+        /**
+         * Constructs a new DagList.
+         * @memberof lfaas
+         * @classdesc Represents a DagList.
+         * @constructor
+         * @param {lfaas.DagList.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const DagList = function (properties) {
+            this.dags = [];
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * DagList dags.
+         * @member {Array.<lfaas.DagSpec.$Properties>} dags
+         * @memberof lfaas.DagList
+         * @instance
+         */
+        DagList.prototype.dags = $util.emptyArray;
+
+        /**
+         * DagList error.
+         * @member {lfaas.Error.$Properties|null|undefined} error
+         * @memberof lfaas.DagList
+         * @instance
+         */
+        DagList.prototype.error = null;
+
+        /**
+         * Creates a new DagList instance using the specified properties.
+         * @function create
+         * @memberof lfaas.DagList
+         * @static
+         * @param {lfaas.DagList.$Properties=} [properties] Properties to set
+         * @returns {lfaas.DagList} DagList instance
+         * @type {{
+         *   (properties: lfaas.DagList.$Shape): lfaas.DagList & lfaas.DagList.$Shape;
+         *   (properties?: lfaas.DagList.$Properties): lfaas.DagList;
+         * }}
+         */
+        DagList.create = function(properties) {
+            return new DagList(properties);
+        };
+
+        /**
+         * Encodes the specified DagList message. Does not implicitly {@link lfaas.DagList.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.DagList
+         * @static
+         * @param {lfaas.DagList.$Properties} message DagList message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        DagList.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.dags != null && message.dags.length)
+                for (let i = 0; i < message.dags.length; ++i)
+                    $root.lfaas.DagSpec.encode(message.dags[i], writer.uint32(/* id 1, wireType 2 =*/10).fork(), _depth + 1).ldelim();
+            if (message.error != null && $Object.hasOwnProperty.call(message, "error"))
+                $root.lfaas.Error.encode(message.error, writer.uint32(/* id 2, wireType 2 =*/18).fork(), _depth + 1).ldelim();
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified DagList message, length delimited. Does not implicitly {@link lfaas.DagList.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.DagList
+         * @static
+         * @param {lfaas.DagList.$Properties} message DagList message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        DagList.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a DagList message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.DagList
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.DagList & lfaas.DagList.$Shape} DagList
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        DagList.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.DagList();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 2)
+                            break;
+                        if (!(message.dags && message.dags.length))
+                            message.dags = [];
+                        message.dags.push($root.lfaas.DagSpec.decode(reader, reader.size(), $undefined, _depth + 1));
+                        continue;
+                    }
+                case 2: {
+                        if (wireType !== 2)
+                            break;
+                        message.error = $root.lfaas.Error.decode(reader, reader.size(), $undefined, _depth + 1, message.error);
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a DagList message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.DagList
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.DagList & lfaas.DagList.$Shape} DagList
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        DagList.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a DagList message.
+         * @function verify
+         * @memberof lfaas.DagList
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        DagList.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.dags != null && $Object.hasOwnProperty.call(message, "dags")) {
+                if (!$Array.isArray(message.dags))
+                    return "dags: array expected";
+                for (let i = 0; i < message.dags.length; ++i) {
+                    let error = $root.lfaas.DagSpec.verify(message.dags[i], _depth + 1);
+                    if (error)
+                        return "dags." + error;
+                }
+            }
+            if (message.error != null && $Object.hasOwnProperty.call(message, "error")) {
+                let error = $root.lfaas.Error.verify(message.error, _depth + 1);
+                if (error)
+                    return "error." + error;
+            }
+            return null;
+        };
+
+        /**
+         * Creates a DagList message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.DagList
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.DagList} DagList
+         */
+        DagList.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.DagList)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.DagList: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.DagList();
+            if (object.dags) {
+                if (!$Array.isArray(object.dags))
+                    throw $TypeError(".lfaas.DagList.dags: array expected");
+                message.dags = $Array(object.dags.length);
+                for (let i = 0; i < object.dags.length; ++i) {
+                    if (!$util.isObject(object.dags[i]))
+                        throw $TypeError(".lfaas.DagList.dags: object expected");
+                    message.dags[i] = $root.lfaas.DagSpec.fromObject(object.dags[i], _depth + 1);
+                }
+            }
+            if (object.error != null) {
+                if (!$util.isObject(object.error))
+                    throw $TypeError(".lfaas.DagList.error: object expected");
+                message.error = $root.lfaas.Error.fromObject(object.error, _depth + 1);
+            }
+            return message;
+        };
+
+        /**
+         * Creates a plain object from a DagList message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.DagList
+         * @static
+         * @param {lfaas.DagList} message DagList
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        DagList.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.arrays || options.defaults)
+                object.dags = [];
+            if (options.defaults)
+                object.error = null;
+            if (message.dags && message.dags.length) {
+                object.dags = $Array(message.dags.length);
+                for (let j = 0; j < message.dags.length; ++j)
+                    object.dags[j] = $root.lfaas.DagSpec.toObject(message.dags[j], options, _depth + 1);
+            }
+            if (message.error != null && $Object.hasOwnProperty.call(message, "error"))
+                object.error = $root.lfaas.Error.toObject(message.error, options, _depth + 1);
+            return object;
+        };
+
+        /**
+         * Converts this DagList to JSON.
+         * @function toJSON
+         * @memberof lfaas.DagList
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        DagList.prototype.toJSON = function() {
+            return DagList.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for DagList
+         * @function getTypeUrl
+         * @memberof lfaas.DagList
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        DagList.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.DagList";
+        };
+
+        return DagList;
+    })();
+
+    lfaas.DeleteDag = (function() {
+
+        /**
+         * Properties of a DeleteDag.
+         * @typedef {Object} lfaas.DeleteDag.$Properties
+         * @property {string|null} [name] DeleteDag name
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a DeleteDag.
+         * @memberof lfaas
+         * @interface IDeleteDag
+         * @augments lfaas.DeleteDag.$Properties
+         * @deprecated Use lfaas.DeleteDag.$Properties instead.
+         */
+
+        /**
+         * Shape of a DeleteDag.
+         * @typedef {lfaas.DeleteDag.$Properties} lfaas.DeleteDag.$Shape
+         */
+
+        /**
+         * Constructs a new DeleteDag.
+         * @memberof lfaas
+         * @classdesc Represents a DeleteDag.
+         * @constructor
+         * @param {lfaas.DeleteDag.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const DeleteDag = function (properties) {
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * DeleteDag name.
+         * @member {string} name
+         * @memberof lfaas.DeleteDag
+         * @instance
+         */
+        DeleteDag.prototype.name = "";
+
+        /**
+         * Creates a new DeleteDag instance using the specified properties.
+         * @function create
+         * @memberof lfaas.DeleteDag
+         * @static
+         * @param {lfaas.DeleteDag.$Properties=} [properties] Properties to set
+         * @returns {lfaas.DeleteDag} DeleteDag instance
+         * @type {{
+         *   (properties: lfaas.DeleteDag.$Shape): lfaas.DeleteDag & lfaas.DeleteDag.$Shape;
+         *   (properties?: lfaas.DeleteDag.$Properties): lfaas.DeleteDag;
+         * }}
+         */
+        DeleteDag.create = function(properties) {
+            return new DeleteDag(properties);
+        };
+
+        /**
+         * Encodes the specified DeleteDag message. Does not implicitly {@link lfaas.DeleteDag.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.DeleteDag
+         * @static
+         * @param {lfaas.DeleteDag.$Properties} message DeleteDag message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        DeleteDag.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name") && message.name !== "")
+                writer.uint32(/* id 1, wireType 2 =*/10).string(message.name);
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified DeleteDag message, length delimited. Does not implicitly {@link lfaas.DeleteDag.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.DeleteDag
+         * @static
+         * @param {lfaas.DeleteDag.$Properties} message DeleteDag message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        DeleteDag.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a DeleteDag message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.DeleteDag
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.DeleteDag & lfaas.DeleteDag.$Shape} DeleteDag
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        DeleteDag.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.DeleteDag();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.name = value;
+                        else
+                            delete message.name;
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a DeleteDag message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.DeleteDag
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.DeleteDag & lfaas.DeleteDag.$Shape} DeleteDag
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        DeleteDag.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a DeleteDag message.
+         * @function verify
+         * @memberof lfaas.DeleteDag
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        DeleteDag.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
+                if (!$util.isString(message.name))
+                    return "name: string expected";
+            return null;
+        };
+
+        /**
+         * Creates a DeleteDag message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.DeleteDag
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.DeleteDag} DeleteDag
+         */
+        DeleteDag.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.DeleteDag)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.DeleteDag: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.DeleteDag();
+            if (object.name != null)
+                if (typeof object.name !== "string" || object.name.length)
+                    message.name = $String(object.name);
+            return message;
+        };
+
+        /**
+         * Creates a plain object from a DeleteDag message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.DeleteDag
+         * @static
+         * @param {lfaas.DeleteDag} message DeleteDag
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        DeleteDag.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.defaults)
+                object.name = "";
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
+                object.name = message.name;
+            return object;
+        };
+
+        /**
+         * Converts this DeleteDag to JSON.
+         * @function toJSON
+         * @memberof lfaas.DeleteDag
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        DeleteDag.prototype.toJSON = function() {
+            return DeleteDag.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for DeleteDag
+         * @function getTypeUrl
+         * @memberof lfaas.DeleteDag
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        DeleteDag.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.DeleteDag";
+        };
+
+        return DeleteDag;
     })();
 
     lfaas.Argument = (function() {
@@ -15692,58 +18737,52 @@ export const lfaas = $root.lfaas = (() => {
         return CutEntry;
     })();
 
-    lfaas.DagSchedule = (function() {
+    lfaas.ScheduledFunction = (function() {
 
         /**
-         * Properties of a DagSchedule.
-         * @typedef {Object} lfaas.DagSchedule.$Properties
-         * @property {string|null} [runId] DagSchedule runId
-         * @property {string|null} [dag] DagSchedule dag
-         * @property {Object.<string,string>|null} [placement] DagSchedule placement
-         * @property {Object.<string,lfaas.Arguments.$Properties>|null} [args] DagSchedule args
-         * @property {lfaas.Consistency|null} [consistency] DagSchedule consistency
-         * @property {string|null} [replyTo] DagSchedule replyTo
-         * @property {number|null} [replyRequestId] DagSchedule replyRequestId
-         * @property {string|null} [resultKey] DagSchedule resultKey
-         * @property {number|null} [deadlineMs] DagSchedule deadlineMs
+         * Properties of a ScheduledFunction.
+         * @typedef {Object} lfaas.ScheduledFunction.$Properties
+         * @property {string|null} [name] ScheduledFunction name
+         * @property {number|null} [version] ScheduledFunction version
+         * @property {string|null} [executor] ScheduledFunction executor
+         * @property {Array.<lfaas.Argument.$Properties>|null} [args] ScheduledFunction args
+         * @property {Array.<string>|null} [successors] ScheduledFunction successors
+         * @property {number|null} [parents] ScheduledFunction parents
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
         /**
-         * Properties of a DagSchedule.
+         * Properties of a ScheduledFunction.
          * @memberof lfaas
-         * @interface IDagSchedule
-         * @augments lfaas.DagSchedule.$Properties
-         * @deprecated Use lfaas.DagSchedule.$Properties instead.
+         * @interface IScheduledFunction
+         * @augments lfaas.ScheduledFunction.$Properties
+         * @deprecated Use lfaas.ScheduledFunction.$Properties instead.
          */
 
         /**
-         * Shape of a DagSchedule.
+         * Shape of a ScheduledFunction.
          * @typedef {{
-         *   runId?: string|null;
-         *   dag?: string|null;
-         *   placement?: Object.<string,string>|null;
-         *   args?: Object.<string,lfaas.Arguments.$Shape>|null;
-         *   consistency?: lfaas.Consistency|null;
-         *   replyTo?: string|null;
-         *   replyRequestId?: number|null;
-         *   resultKey?: string|null;
-         *   deadlineMs?: number|null;
+         *   name?: string|null;
+         *   version?: number|null;
+         *   executor?: string|null;
+         *   args?: Array.<lfaas.Argument.$Shape>|null;
+         *   successors?: Array.<string>|null;
+         *   parents?: number|null;
          *   $unknowns?: Array.<Uint8Array>;
-         * }} lfaas.DagSchedule.$Shape
+         * }} lfaas.ScheduledFunction.$Shape
          */
 
         /**
-         * Constructs a new DagSchedule.
+         * Constructs a new ScheduledFunction.
          * @memberof lfaas
-         * @classdesc Represents a DagSchedule.
+         * @classdesc Represents a ScheduledFunction.
          * @constructor
-         * @param {lfaas.DagSchedule.$Properties=} [properties] Properties to set
+         * @param {lfaas.ScheduledFunction.$Properties=} [properties] Properties to set
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
-        const DagSchedule = function (properties) {
-            this.placement = {};
-            this.args = {};
+        const ScheduledFunction = function (properties) {
+            this.args = [];
+            this.successors = [];
             if (properties)
                 for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                     if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -15751,103 +18790,598 @@ export const lfaas = $root.lfaas = (() => {
         };
 
         /**
-         * DagSchedule runId.
-         * @member {string} runId
-         * @memberof lfaas.DagSchedule
+         * ScheduledFunction name.
+         * @member {string} name
+         * @memberof lfaas.ScheduledFunction
          * @instance
          */
-        DagSchedule.prototype.runId = "";
+        ScheduledFunction.prototype.name = "";
 
         /**
-         * DagSchedule dag.
-         * @member {string} dag
-         * @memberof lfaas.DagSchedule
+         * ScheduledFunction version.
+         * @member {number} version
+         * @memberof lfaas.ScheduledFunction
          * @instance
          */
-        DagSchedule.prototype.dag = "";
+        ScheduledFunction.prototype.version = 0;
 
         /**
-         * DagSchedule placement.
-         * @member {Object.<string,string>} placement
-         * @memberof lfaas.DagSchedule
+         * ScheduledFunction executor.
+         * @member {string} executor
+         * @memberof lfaas.ScheduledFunction
          * @instance
          */
-        DagSchedule.prototype.placement = $util.emptyObject;
+        ScheduledFunction.prototype.executor = "";
 
         /**
-         * DagSchedule args.
-         * @member {Object.<string,lfaas.Arguments.$Properties>} args
-         * @memberof lfaas.DagSchedule
+         * ScheduledFunction args.
+         * @member {Array.<lfaas.Argument.$Properties>} args
+         * @memberof lfaas.ScheduledFunction
          * @instance
          */
-        DagSchedule.prototype.args = $util.emptyObject;
+        ScheduledFunction.prototype.args = $util.emptyArray;
 
         /**
-         * DagSchedule consistency.
-         * @member {lfaas.Consistency} consistency
-         * @memberof lfaas.DagSchedule
+         * ScheduledFunction successors.
+         * @member {Array.<string>} successors
+         * @memberof lfaas.ScheduledFunction
          * @instance
          */
-        DagSchedule.prototype.consistency = 0;
+        ScheduledFunction.prototype.successors = $util.emptyArray;
 
         /**
-         * DagSchedule replyTo.
-         * @member {string} replyTo
-         * @memberof lfaas.DagSchedule
+         * ScheduledFunction parents.
+         * @member {number} parents
+         * @memberof lfaas.ScheduledFunction
          * @instance
          */
-        DagSchedule.prototype.replyTo = "";
+        ScheduledFunction.prototype.parents = 0;
 
         /**
-         * DagSchedule replyRequestId.
-         * @member {number} replyRequestId
-         * @memberof lfaas.DagSchedule
-         * @instance
-         */
-        DagSchedule.prototype.replyRequestId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
-
-        /**
-         * DagSchedule resultKey.
-         * @member {string} resultKey
-         * @memberof lfaas.DagSchedule
-         * @instance
-         */
-        DagSchedule.prototype.resultKey = "";
-
-        /**
-         * DagSchedule deadlineMs.
-         * @member {number} deadlineMs
-         * @memberof lfaas.DagSchedule
-         * @instance
-         */
-        DagSchedule.prototype.deadlineMs = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
-
-        /**
-         * Creates a new DagSchedule instance using the specified properties.
+         * Creates a new ScheduledFunction instance using the specified properties.
          * @function create
-         * @memberof lfaas.DagSchedule
+         * @memberof lfaas.ScheduledFunction
          * @static
-         * @param {lfaas.DagSchedule.$Properties=} [properties] Properties to set
-         * @returns {lfaas.DagSchedule} DagSchedule instance
+         * @param {lfaas.ScheduledFunction.$Properties=} [properties] Properties to set
+         * @returns {lfaas.ScheduledFunction} ScheduledFunction instance
          * @type {{
-         *   (properties: lfaas.DagSchedule.$Shape): lfaas.DagSchedule & lfaas.DagSchedule.$Shape;
-         *   (properties?: lfaas.DagSchedule.$Properties): lfaas.DagSchedule;
+         *   (properties: lfaas.ScheduledFunction.$Shape): lfaas.ScheduledFunction & lfaas.ScheduledFunction.$Shape;
+         *   (properties?: lfaas.ScheduledFunction.$Properties): lfaas.ScheduledFunction;
          * }}
          */
-        DagSchedule.create = function(properties) {
-            return new DagSchedule(properties);
+        ScheduledFunction.create = function(properties) {
+            return new ScheduledFunction(properties);
         };
 
         /**
-         * Encodes the specified DagSchedule message. Does not implicitly {@link lfaas.DagSchedule.verify|verify} messages.
+         * Encodes the specified ScheduledFunction message. Does not implicitly {@link lfaas.ScheduledFunction.verify|verify} messages.
          * @function encode
-         * @memberof lfaas.DagSchedule
+         * @memberof lfaas.ScheduledFunction
          * @static
-         * @param {lfaas.DagSchedule.$Properties} message DagSchedule message or plain object to encode
+         * @param {lfaas.ScheduledFunction.$Properties} message ScheduledFunction message or plain object to encode
          * @param {$protobuf.Writer} [writer] Writer to encode to
          * @returns {$protobuf.Writer} Writer
          */
-        DagSchedule.encode = function (message, writer, _depth) {
+        ScheduledFunction.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name") && message.name !== "")
+                writer.uint32(/* id 1, wireType 2 =*/10).string(message.name);
+            if (message.version != null && $Object.hasOwnProperty.call(message, "version") && message.version !== 0)
+                writer.uint32(/* id 2, wireType 0 =*/16).uint32(message.version);
+            if (message.executor != null && $Object.hasOwnProperty.call(message, "executor") && message.executor !== "")
+                writer.uint32(/* id 3, wireType 2 =*/26).string(message.executor);
+            if (message.args != null && message.args.length)
+                for (let i = 0; i < message.args.length; ++i)
+                    $root.lfaas.Argument.encode(message.args[i], writer.uint32(/* id 4, wireType 2 =*/34).fork(), _depth + 1).ldelim();
+            if (message.successors != null && message.successors.length)
+                for (let i = 0; i < message.successors.length; ++i)
+                    writer.uint32(/* id 5, wireType 2 =*/42).string(message.successors[i]);
+            if (message.parents != null && $Object.hasOwnProperty.call(message, "parents") && message.parents !== 0)
+                writer.uint32(/* id 6, wireType 0 =*/48).uint32(message.parents);
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified ScheduledFunction message, length delimited. Does not implicitly {@link lfaas.ScheduledFunction.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.ScheduledFunction
+         * @static
+         * @param {lfaas.ScheduledFunction.$Properties} message ScheduledFunction message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        ScheduledFunction.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a ScheduledFunction message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.ScheduledFunction
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.ScheduledFunction & lfaas.ScheduledFunction.$Shape} ScheduledFunction
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        ScheduledFunction.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.ScheduledFunction();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.name = value;
+                        else
+                            delete message.name;
+                        continue;
+                    }
+                case 2: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.version = value;
+                        else
+                            delete message.version;
+                        continue;
+                    }
+                case 3: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.executor = value;
+                        else
+                            delete message.executor;
+                        continue;
+                    }
+                case 4: {
+                        if (wireType !== 2)
+                            break;
+                        if (!(message.args && message.args.length))
+                            message.args = [];
+                        message.args.push($root.lfaas.Argument.decode(reader, reader.size(), $undefined, _depth + 1));
+                        continue;
+                    }
+                case 5: {
+                        if (wireType !== 2)
+                            break;
+                        if (!(message.successors && message.successors.length))
+                            message.successors = [];
+                        message.successors.push(reader.stringVerify());
+                        continue;
+                    }
+                case 6: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.parents = value;
+                        else
+                            delete message.parents;
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a ScheduledFunction message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.ScheduledFunction
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.ScheduledFunction & lfaas.ScheduledFunction.$Shape} ScheduledFunction
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        ScheduledFunction.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a ScheduledFunction message.
+         * @function verify
+         * @memberof lfaas.ScheduledFunction
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        ScheduledFunction.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
+                if (!$util.isString(message.name))
+                    return "name: string expected";
+            if (message.version != null && $Object.hasOwnProperty.call(message, "version"))
+                if (!$util.isInteger(message.version))
+                    return "version: integer expected";
+            if (message.executor != null && $Object.hasOwnProperty.call(message, "executor"))
+                if (!$util.isString(message.executor))
+                    return "executor: string expected";
+            if (message.args != null && $Object.hasOwnProperty.call(message, "args")) {
+                if (!$Array.isArray(message.args))
+                    return "args: array expected";
+                for (let i = 0; i < message.args.length; ++i) {
+                    let error = $root.lfaas.Argument.verify(message.args[i], _depth + 1);
+                    if (error)
+                        return "args." + error;
+                }
+            }
+            if (message.successors != null && $Object.hasOwnProperty.call(message, "successors")) {
+                if (!$Array.isArray(message.successors))
+                    return "successors: array expected";
+                for (let i = 0; i < message.successors.length; ++i)
+                    if (!$util.isString(message.successors[i]))
+                        return "successors: string[] expected";
+            }
+            if (message.parents != null && $Object.hasOwnProperty.call(message, "parents"))
+                if (!$util.isInteger(message.parents))
+                    return "parents: integer expected";
+            return null;
+        };
+
+        /**
+         * Creates a ScheduledFunction message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.ScheduledFunction
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.ScheduledFunction} ScheduledFunction
+         */
+        ScheduledFunction.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.ScheduledFunction)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.ScheduledFunction: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.ScheduledFunction();
+            if (object.name != null)
+                if (typeof object.name !== "string" || object.name.length)
+                    message.name = $String(object.name);
+            if (object.version != null)
+                if ($Number(object.version) !== 0)
+                    message.version = object.version >>> 0;
+            if (object.executor != null)
+                if (typeof object.executor !== "string" || object.executor.length)
+                    message.executor = $String(object.executor);
+            if (object.args) {
+                if (!$Array.isArray(object.args))
+                    throw $TypeError(".lfaas.ScheduledFunction.args: array expected");
+                message.args = $Array(object.args.length);
+                for (let i = 0; i < object.args.length; ++i) {
+                    if (!$util.isObject(object.args[i]))
+                        throw $TypeError(".lfaas.ScheduledFunction.args: object expected");
+                    message.args[i] = $root.lfaas.Argument.fromObject(object.args[i], _depth + 1);
+                }
+            }
+            if (object.successors) {
+                if (!$Array.isArray(object.successors))
+                    throw $TypeError(".lfaas.ScheduledFunction.successors: array expected");
+                message.successors = $Array(object.successors.length);
+                for (let i = 0; i < object.successors.length; ++i)
+                    message.successors[i] = $String(object.successors[i]);
+            }
+            if (object.parents != null)
+                if ($Number(object.parents) !== 0)
+                    message.parents = object.parents >>> 0;
+            return message;
+        };
+
+        /**
+         * Creates a plain object from a ScheduledFunction message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.ScheduledFunction
+         * @static
+         * @param {lfaas.ScheduledFunction} message ScheduledFunction
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        ScheduledFunction.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.arrays || options.defaults) {
+                object.args = [];
+                object.successors = [];
+            }
+            if (options.defaults) {
+                object.name = "";
+                object.version = 0;
+                object.executor = "";
+                object.parents = 0;
+            }
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
+                object.name = message.name;
+            if (message.version != null && $Object.hasOwnProperty.call(message, "version"))
+                object.version = message.version;
+            if (message.executor != null && $Object.hasOwnProperty.call(message, "executor"))
+                object.executor = message.executor;
+            if (message.args && message.args.length) {
+                object.args = $Array(message.args.length);
+                for (let j = 0; j < message.args.length; ++j)
+                    object.args[j] = $root.lfaas.Argument.toObject(message.args[j], options, _depth + 1);
+            }
+            if (message.successors && message.successors.length) {
+                object.successors = $Array(message.successors.length);
+                for (let j = 0; j < message.successors.length; ++j)
+                    object.successors[j] = message.successors[j];
+            }
+            if (message.parents != null && $Object.hasOwnProperty.call(message, "parents"))
+                object.parents = message.parents;
+            return object;
+        };
+
+        /**
+         * Converts this ScheduledFunction to JSON.
+         * @function toJSON
+         * @memberof lfaas.ScheduledFunction
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        ScheduledFunction.prototype.toJSON = function() {
+            return ScheduledFunction.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for ScheduledFunction
+         * @function getTypeUrl
+         * @memberof lfaas.ScheduledFunction
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        ScheduledFunction.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.ScheduledFunction";
+        };
+
+        return ScheduledFunction;
+    })();
+
+    lfaas.Schedule = (function() {
+
+        /**
+         * Properties of a Schedule.
+         * @typedef {Object} lfaas.Schedule.$Properties
+         * @property {string|null} [runId] Schedule runId
+         * @property {string|null} [dag] Schedule dag
+         * @property {Array.<lfaas.ScheduledFunction.$Properties>|null} [functions] Schedule functions
+         * @property {lfaas.Consistency|null} [consistency] Schedule consistency
+         * @property {string|null} [replyTo] Schedule replyTo
+         * @property {number|null} [replyRequestId] Schedule replyRequestId
+         * @property {string|null} [resultKey] Schedule resultKey
+         * @property {number|null} [timeoutMs] Schedule timeoutMs
+         * @property {string|null} [scheduler] Schedule scheduler
+         * @property {number|null} [dispatchSeq] Schedule dispatchSeq
+         * @property {number|null} [attempt] Schedule attempt
+         * @property {string|null} [traceId] Schedule traceId
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a Schedule.
+         * @memberof lfaas
+         * @interface ISchedule
+         * @augments lfaas.Schedule.$Properties
+         * @deprecated Use lfaas.Schedule.$Properties instead.
+         */
+
+        /**
+         * Shape of a Schedule.
+         * @typedef {{
+         *   runId?: string|null;
+         *   dag?: string|null;
+         *   functions?: Array.<lfaas.ScheduledFunction.$Shape>|null;
+         *   consistency?: lfaas.Consistency|null;
+         *   replyTo?: string|null;
+         *   replyRequestId?: number|null;
+         *   resultKey?: string|null;
+         *   timeoutMs?: number|null;
+         *   scheduler?: string|null;
+         *   dispatchSeq?: number|null;
+         *   attempt?: number|null;
+         *   traceId?: string|null;
+         *   $unknowns?: Array.<Uint8Array>;
+         * }} lfaas.Schedule.$Shape
+         */
+
+        /**
+         * Constructs a new Schedule.
+         * @memberof lfaas
+         * @classdesc Represents a Schedule.
+         * @constructor
+         * @param {lfaas.Schedule.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const Schedule = function (properties) {
+            this.functions = [];
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * Schedule runId.
+         * @member {string} runId
+         * @memberof lfaas.Schedule
+         * @instance
+         */
+        Schedule.prototype.runId = "";
+
+        /**
+         * Schedule dag.
+         * @member {string} dag
+         * @memberof lfaas.Schedule
+         * @instance
+         */
+        Schedule.prototype.dag = "";
+
+        /**
+         * Schedule functions.
+         * @member {Array.<lfaas.ScheduledFunction.$Properties>} functions
+         * @memberof lfaas.Schedule
+         * @instance
+         */
+        Schedule.prototype.functions = $util.emptyArray;
+
+        /**
+         * Schedule consistency.
+         * @member {lfaas.Consistency} consistency
+         * @memberof lfaas.Schedule
+         * @instance
+         */
+        Schedule.prototype.consistency = 0;
+
+        /**
+         * Schedule replyTo.
+         * @member {string} replyTo
+         * @memberof lfaas.Schedule
+         * @instance
+         */
+        Schedule.prototype.replyTo = "";
+
+        /**
+         * Schedule replyRequestId.
+         * @member {number} replyRequestId
+         * @memberof lfaas.Schedule
+         * @instance
+         */
+        Schedule.prototype.replyRequestId = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+        /**
+         * Schedule resultKey.
+         * @member {string} resultKey
+         * @memberof lfaas.Schedule
+         * @instance
+         */
+        Schedule.prototype.resultKey = "";
+
+        /**
+         * Schedule timeoutMs.
+         * @member {number} timeoutMs
+         * @memberof lfaas.Schedule
+         * @instance
+         */
+        Schedule.prototype.timeoutMs = 0;
+
+        /**
+         * Schedule scheduler.
+         * @member {string} scheduler
+         * @memberof lfaas.Schedule
+         * @instance
+         */
+        Schedule.prototype.scheduler = "";
+
+        /**
+         * Schedule dispatchSeq.
+         * @member {number} dispatchSeq
+         * @memberof lfaas.Schedule
+         * @instance
+         */
+        Schedule.prototype.dispatchSeq = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+        /**
+         * Schedule attempt.
+         * @member {number} attempt
+         * @memberof lfaas.Schedule
+         * @instance
+         */
+        Schedule.prototype.attempt = 0;
+
+        /**
+         * Schedule traceId.
+         * @member {string} traceId
+         * @memberof lfaas.Schedule
+         * @instance
+         */
+        Schedule.prototype.traceId = "";
+
+        /**
+         * Creates a new Schedule instance using the specified properties.
+         * @function create
+         * @memberof lfaas.Schedule
+         * @static
+         * @param {lfaas.Schedule.$Properties=} [properties] Properties to set
+         * @returns {lfaas.Schedule} Schedule instance
+         * @type {{
+         *   (properties: lfaas.Schedule.$Shape): lfaas.Schedule & lfaas.Schedule.$Shape;
+         *   (properties?: lfaas.Schedule.$Properties): lfaas.Schedule;
+         * }}
+         */
+        Schedule.create = function(properties) {
+            return new Schedule(properties);
+        };
+
+        /**
+         * Encodes the specified Schedule message. Does not implicitly {@link lfaas.Schedule.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.Schedule
+         * @static
+         * @param {lfaas.Schedule.$Properties} message Schedule message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        Schedule.encode = function (message, writer, _depth) {
             if (!writer)
                 writer = $Writer.create();
             if (_depth === $undefined)
@@ -15858,24 +19392,27 @@ export const lfaas = $root.lfaas = (() => {
                 writer.uint32(/* id 1, wireType 2 =*/10).string(message.runId);
             if (message.dag != null && $Object.hasOwnProperty.call(message, "dag") && message.dag !== "")
                 writer.uint32(/* id 2, wireType 2 =*/18).string(message.dag);
-            if (message.placement != null && $Object.hasOwnProperty.call(message, "placement"))
-                for (let keys = $Object.keys(message.placement), i = 0; i < keys.length; ++i)
-                    writer.uint32(/* id 3, wireType 2 =*/26).fork().uint32(/* id 1, wireType 2 =*/10).string(keys[i]).uint32(/* id 2, wireType 2 =*/18).string(message.placement[keys[i]]).ldelim();
-            if (message.args != null && $Object.hasOwnProperty.call(message, "args"))
-                for (let keys = $Object.keys(message.args), i = 0; i < keys.length; ++i) {
-                    writer.uint32(/* id 4, wireType 2 =*/34).fork().uint32(/* id 1, wireType 2 =*/10).string(keys[i]);
-                    $root.lfaas.Arguments.encode(message.args[keys[i]], writer.uint32(/* id 2, wireType 2 =*/18).fork(), _depth + 1).ldelim().ldelim();
-                }
+            if (message.functions != null && message.functions.length)
+                for (let i = 0; i < message.functions.length; ++i)
+                    $root.lfaas.ScheduledFunction.encode(message.functions[i], writer.uint32(/* id 3, wireType 2 =*/26).fork(), _depth + 1).ldelim();
             if (message.consistency != null && $Object.hasOwnProperty.call(message, "consistency") && message.consistency !== 0)
-                writer.uint32(/* id 5, wireType 0 =*/40).int32(message.consistency);
+                writer.uint32(/* id 4, wireType 0 =*/32).int32(message.consistency);
             if (message.replyTo != null && $Object.hasOwnProperty.call(message, "replyTo") && message.replyTo !== "")
-                writer.uint32(/* id 6, wireType 2 =*/50).string(message.replyTo);
+                writer.uint32(/* id 5, wireType 2 =*/42).string(message.replyTo);
             if (message.replyRequestId != null && $Object.hasOwnProperty.call(message, "replyRequestId") && (typeof message.replyRequestId === "object" ? message.replyRequestId.low || message.replyRequestId.high : message.replyRequestId !== 0))
-                writer.uint32(/* id 7, wireType 0 =*/56).uint64(message.replyRequestId);
+                writer.uint32(/* id 6, wireType 0 =*/48).uint64(message.replyRequestId);
             if (message.resultKey != null && $Object.hasOwnProperty.call(message, "resultKey") && message.resultKey !== "")
-                writer.uint32(/* id 8, wireType 2 =*/66).string(message.resultKey);
-            if (message.deadlineMs != null && $Object.hasOwnProperty.call(message, "deadlineMs") && (typeof message.deadlineMs === "object" ? message.deadlineMs.low || message.deadlineMs.high : message.deadlineMs !== 0))
-                writer.uint32(/* id 9, wireType 0 =*/72).uint64(message.deadlineMs);
+                writer.uint32(/* id 7, wireType 2 =*/58).string(message.resultKey);
+            if (message.timeoutMs != null && $Object.hasOwnProperty.call(message, "timeoutMs") && message.timeoutMs !== 0)
+                writer.uint32(/* id 8, wireType 0 =*/64).uint32(message.timeoutMs);
+            if (message.scheduler != null && $Object.hasOwnProperty.call(message, "scheduler") && message.scheduler !== "")
+                writer.uint32(/* id 9, wireType 2 =*/74).string(message.scheduler);
+            if (message.dispatchSeq != null && $Object.hasOwnProperty.call(message, "dispatchSeq") && (typeof message.dispatchSeq === "object" ? message.dispatchSeq.low || message.dispatchSeq.high : message.dispatchSeq !== 0))
+                writer.uint32(/* id 10, wireType 0 =*/80).uint64(message.dispatchSeq);
+            if (message.attempt != null && $Object.hasOwnProperty.call(message, "attempt") && message.attempt !== 0)
+                writer.uint32(/* id 11, wireType 0 =*/88).uint32(message.attempt);
+            if (message.traceId != null && $Object.hasOwnProperty.call(message, "traceId") && message.traceId !== "")
+                writer.uint32(/* id 12, wireType 2 =*/98).string(message.traceId);
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -15883,37 +19420,37 @@ export const lfaas = $root.lfaas = (() => {
         };
 
         /**
-         * Encodes the specified DagSchedule message, length delimited. Does not implicitly {@link lfaas.DagSchedule.verify|verify} messages.
+         * Encodes the specified Schedule message, length delimited. Does not implicitly {@link lfaas.Schedule.verify|verify} messages.
          * @function encodeDelimited
-         * @memberof lfaas.DagSchedule
+         * @memberof lfaas.Schedule
          * @static
-         * @param {lfaas.DagSchedule.$Properties} message DagSchedule message or plain object to encode
+         * @param {lfaas.Schedule.$Properties} message Schedule message or plain object to encode
          * @param {$protobuf.Writer} [writer] Writer to encode to
          * @returns {$protobuf.Writer} Writer
          */
-        DagSchedule.encodeDelimited = function(message, writer) {
+        Schedule.encodeDelimited = function(message, writer) {
             return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
         };
 
         /**
-         * Decodes a DagSchedule message from the specified reader or buffer.
+         * Decodes a Schedule message from the specified reader or buffer.
          * @function decode
-         * @memberof lfaas.DagSchedule
+         * @memberof lfaas.Schedule
          * @static
          * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
          * @param {number} [length] Message length if known beforehand
-         * @returns {lfaas.DagSchedule & lfaas.DagSchedule.$Shape} DagSchedule
+         * @returns {lfaas.Schedule & lfaas.Schedule.$Shape} Schedule
          * @throws {Error} If the payload is not a reader or valid buffer
          * @throws {$protobuf.util.ProtocolError} If required fields are missing
          */
-        DagSchedule.decode = function (reader, length, _end, _depth, _target) {
+        Schedule.decode = function (reader, length, _end, _depth, _target) {
             if (!(reader instanceof $Reader))
                 reader = $Reader.create(reader);
             if (_depth === $undefined)
                 _depth = 0;
             if (_depth > $Reader.recursionLimit)
                 throw $Error("max depth exceeded");
-            let end, message, key, value;
+            let end, message, value;
             if (length === $undefined)
                 end = reader.len;
             else {
@@ -15923,7 +19460,7 @@ export const lfaas = $root.lfaas = (() => {
                 length = reader.len;
                 reader.len = end;
             }
-            message = _target || new $root.lfaas.DagSchedule();
+            message = _target || new $root.lfaas.Schedule();
             while (reader.pos < end) {
                 let start = reader.pos;
                 let tag = reader.tag();
@@ -15954,76 +19491,12 @@ export const lfaas = $root.lfaas = (() => {
                 case 3: {
                         if (wireType !== 2)
                             break;
-                        if (message.placement === $util.emptyObject)
-                            message.placement = {};
-                        let end2 = reader.size() + reader.pos;
-                        if (end2 > reader.len)
-                            throw $RangeError("index out of range");
-                        reader.len = end2;
-                        key = "";
-                        value = "";
-                        while (reader.pos < end2) {
-                            let tag2 = reader.tag();
-                            wireType = tag2 & 7;
-                            switch (tag2 >>>= 3) {
-                            case 1:
-                                if (wireType !== 2)
-                                    break;
-                                key = reader.stringVerify();
-                                continue;
-                            case 2:
-                                if (wireType !== 2)
-                                    break;
-                                value = reader.stringVerify();
-                                continue;
-                            }
-                            reader.skipType(wireType, _depth, tag2);
-                        }
-                        if (reader.pos !== end2)
-                            throw $RangeError("index out of range");
-                        reader.len = end;
-                        if (key === "__proto__")
-                            $util.makeProp(message.placement, key);
-                        message.placement[key] = value;
+                        if (!(message.functions && message.functions.length))
+                            message.functions = [];
+                        message.functions.push($root.lfaas.ScheduledFunction.decode(reader, reader.size(), $undefined, _depth + 1));
                         continue;
                     }
                 case 4: {
-                        if (wireType !== 2)
-                            break;
-                        if (message.args === $util.emptyObject)
-                            message.args = {};
-                        let end2 = reader.size() + reader.pos;
-                        if (end2 > reader.len)
-                            throw $RangeError("index out of range");
-                        reader.len = end2;
-                        key = "";
-                        value = null;
-                        while (reader.pos < end2) {
-                            let tag2 = reader.tag();
-                            wireType = tag2 & 7;
-                            switch (tag2 >>>= 3) {
-                            case 1:
-                                if (wireType !== 2)
-                                    break;
-                                key = reader.stringVerify();
-                                continue;
-                            case 2:
-                                if (wireType !== 2)
-                                    break;
-                                value = $root.lfaas.Arguments.decode(reader, reader.size(), $undefined, _depth + 1, value);
-                                continue;
-                            }
-                            reader.skipType(wireType, _depth, tag2);
-                        }
-                        if (reader.pos !== end2)
-                            throw $RangeError("index out of range");
-                        reader.len = end;
-                        if (key === "__proto__")
-                            $util.makeProp(message.args, key);
-                        message.args[key] = value || new $root.lfaas.Arguments();
-                        continue;
-                    }
-                case 5: {
                         if (wireType !== 0)
                             break;
                         if (value = reader.int32())
@@ -16032,7 +19505,7 @@ export const lfaas = $root.lfaas = (() => {
                             delete message.consistency;
                         continue;
                     }
-                case 6: {
+                case 5: {
                         if (wireType !== 2)
                             break;
                         if ((value = reader.stringVerify()).length)
@@ -16041,7 +19514,7 @@ export const lfaas = $root.lfaas = (() => {
                             delete message.replyTo;
                         continue;
                     }
-                case 7: {
+                case 6: {
                         if (wireType !== 0)
                             break;
                         if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
@@ -16050,7 +19523,7 @@ export const lfaas = $root.lfaas = (() => {
                             delete message.replyRequestId;
                         continue;
                     }
-                case 8: {
+                case 7: {
                         if (wireType !== 2)
                             break;
                         if ((value = reader.stringVerify()).length)
@@ -16059,13 +19532,49 @@ export const lfaas = $root.lfaas = (() => {
                             delete message.resultKey;
                         continue;
                     }
+                case 8: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.timeoutMs = value;
+                        else
+                            delete message.timeoutMs;
+                        continue;
+                    }
                 case 9: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.scheduler = value;
+                        else
+                            delete message.scheduler;
+                        continue;
+                    }
+                case 10: {
                         if (wireType !== 0)
                             break;
                         if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
-                            message.deadlineMs = value;
+                            message.dispatchSeq = value;
                         else
-                            delete message.deadlineMs;
+                            delete message.dispatchSeq;
+                        continue;
+                    }
+                case 11: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.attempt = value;
+                        else
+                            delete message.attempt;
+                        continue;
+                    }
+                case 12: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.traceId = value;
+                        else
+                            delete message.traceId;
                         continue;
                     }
                 }
@@ -16086,30 +19595,30 @@ export const lfaas = $root.lfaas = (() => {
         };
 
         /**
-         * Decodes a DagSchedule message from the specified reader or buffer, length delimited.
+         * Decodes a Schedule message from the specified reader or buffer, length delimited.
          * @function decodeDelimited
-         * @memberof lfaas.DagSchedule
+         * @memberof lfaas.Schedule
          * @static
          * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
-         * @returns {lfaas.DagSchedule & lfaas.DagSchedule.$Shape} DagSchedule
+         * @returns {lfaas.Schedule & lfaas.Schedule.$Shape} Schedule
          * @throws {Error} If the payload is not a reader or valid buffer
          * @throws {$protobuf.util.ProtocolError} If required fields are missing
          */
-        DagSchedule.decodeDelimited = function(reader) {
+        Schedule.decodeDelimited = function(reader) {
             if (!(reader instanceof $Reader))
                 reader = new $Reader(reader);
             return this.decode(reader, reader.size());
         };
 
         /**
-         * Verifies a DagSchedule message.
+         * Verifies a Schedule message.
          * @function verify
-         * @memberof lfaas.DagSchedule
+         * @memberof lfaas.Schedule
          * @static
          * @param {Object.<string,*>} message Plain object to verify
          * @returns {string|null} `null` if valid, otherwise the reason why it is not
          */
-        DagSchedule.verify = function (message, _depth) {
+        Schedule.verify = function (message, _depth) {
             if (typeof message !== "object" || message === null)
                 return "object expected";
             if (_depth === $undefined)
@@ -16122,22 +19631,13 @@ export const lfaas = $root.lfaas = (() => {
             if (message.dag != null && $Object.hasOwnProperty.call(message, "dag"))
                 if (!$util.isString(message.dag))
                     return "dag: string expected";
-            if (message.placement != null && $Object.hasOwnProperty.call(message, "placement")) {
-                if (!$util.isObject(message.placement))
-                    return "placement: object expected";
-                let key = $Object.keys(message.placement);
-                for (let i = 0; i < key.length; ++i)
-                    if (!$util.isString(message.placement[key[i]]))
-                        return "placement: string{k:string} expected";
-            }
-            if (message.args != null && $Object.hasOwnProperty.call(message, "args")) {
-                if (!$util.isObject(message.args))
-                    return "args: object expected";
-                let key = $Object.keys(message.args);
-                for (let i = 0; i < key.length; ++i) {
-                    let error = $root.lfaas.Arguments.verify(message.args[key[i]], _depth + 1);
+            if (message.functions != null && $Object.hasOwnProperty.call(message, "functions")) {
+                if (!$Array.isArray(message.functions))
+                    return "functions: array expected";
+                for (let i = 0; i < message.functions.length; ++i) {
+                    let error = $root.lfaas.ScheduledFunction.verify(message.functions[i], _depth + 1);
                     if (error)
-                        return "args." + error;
+                        return "functions." + error;
                 }
             }
             if (message.consistency != null && $Object.hasOwnProperty.call(message, "consistency"))
@@ -16152,56 +19652,56 @@ export const lfaas = $root.lfaas = (() => {
             if (message.resultKey != null && $Object.hasOwnProperty.call(message, "resultKey"))
                 if (!$util.isString(message.resultKey))
                     return "resultKey: string expected";
-            if (message.deadlineMs != null && $Object.hasOwnProperty.call(message, "deadlineMs"))
-                if (!$util.isInteger(message.deadlineMs) && !(message.deadlineMs && $util.isInteger(message.deadlineMs.low) && $util.isInteger(message.deadlineMs.high)))
-                    return "deadlineMs: integer|Long expected";
+            if (message.timeoutMs != null && $Object.hasOwnProperty.call(message, "timeoutMs"))
+                if (!$util.isInteger(message.timeoutMs))
+                    return "timeoutMs: integer expected";
+            if (message.scheduler != null && $Object.hasOwnProperty.call(message, "scheduler"))
+                if (!$util.isString(message.scheduler))
+                    return "scheduler: string expected";
+            if (message.dispatchSeq != null && $Object.hasOwnProperty.call(message, "dispatchSeq"))
+                if (!$util.isInteger(message.dispatchSeq) && !(message.dispatchSeq && $util.isInteger(message.dispatchSeq.low) && $util.isInteger(message.dispatchSeq.high)))
+                    return "dispatchSeq: integer|Long expected";
+            if (message.attempt != null && $Object.hasOwnProperty.call(message, "attempt"))
+                if (!$util.isInteger(message.attempt))
+                    return "attempt: integer expected";
+            if (message.traceId != null && $Object.hasOwnProperty.call(message, "traceId"))
+                if (!$util.isString(message.traceId))
+                    return "traceId: string expected";
             return null;
         };
 
         /**
-         * Creates a DagSchedule message from a plain object. Also converts values to their respective internal types.
+         * Creates a Schedule message from a plain object. Also converts values to their respective internal types.
          * @function fromObject
-         * @memberof lfaas.DagSchedule
+         * @memberof lfaas.Schedule
          * @static
          * @param {Object.<string,*>} object Plain object
-         * @returns {lfaas.DagSchedule} DagSchedule
+         * @returns {lfaas.Schedule} Schedule
          */
-        DagSchedule.fromObject = function (object, _depth) {
-            if (object instanceof $root.lfaas.DagSchedule)
+        Schedule.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.Schedule)
                 return object;
             if (!$util.isObject(object))
-                throw $TypeError(".lfaas.DagSchedule: object expected");
+                throw $TypeError(".lfaas.Schedule: object expected");
             if (_depth === $undefined)
                 _depth = 0;
             if (_depth > $util.recursionLimit)
                 throw $Error("max depth exceeded");
-            let message = new $root.lfaas.DagSchedule();
+            let message = new $root.lfaas.Schedule();
             if (object.runId != null)
                 if (typeof object.runId !== "string" || object.runId.length)
                     message.runId = $String(object.runId);
             if (object.dag != null)
                 if (typeof object.dag !== "string" || object.dag.length)
                     message.dag = $String(object.dag);
-            if (object.placement) {
-                if (!$util.isObject(object.placement))
-                    throw $TypeError(".lfaas.DagSchedule.placement: object expected");
-                message.placement = {};
-                for (let keys = $Object.keys(object.placement), i = 0; i < keys.length; ++i) {
-                    if (keys[i] === "__proto__")
-                        $util.makeProp(message.placement, keys[i]);
-                    message.placement[keys[i]] = $String(object.placement[keys[i]]);
-                }
-            }
-            if (object.args) {
-                if (!$util.isObject(object.args))
-                    throw $TypeError(".lfaas.DagSchedule.args: object expected");
-                message.args = {};
-                for (let keys = $Object.keys(object.args), i = 0; i < keys.length; ++i) {
-                    if (keys[i] === "__proto__")
-                        $util.makeProp(message.args, keys[i]);
-                    if (!$util.isObject(object.args[keys[i]]))
-                        throw $TypeError(".lfaas.DagSchedule.args: object expected");
-                    message.args[keys[i]] = $root.lfaas.Arguments.fromObject(object.args[keys[i]], _depth + 1);
+            if (object.functions) {
+                if (!$Array.isArray(object.functions))
+                    throw $TypeError(".lfaas.Schedule.functions: array expected");
+                message.functions = $Array(object.functions.length);
+                for (let i = 0; i < object.functions.length; ++i) {
+                    if (!$util.isObject(object.functions[i]))
+                        throw $TypeError(".lfaas.Schedule.functions: object expected");
+                    message.functions[i] = $root.lfaas.ScheduledFunction.fromObject(object.functions[i], _depth + 1);
                 }
             }
             if (object.consistency !== 0 && (typeof object.consistency !== "string" || $root.lfaas.Consistency[object.consistency] !== 0))
@@ -16242,29 +19742,41 @@ export const lfaas = $root.lfaas = (() => {
             if (object.resultKey != null)
                 if (typeof object.resultKey !== "string" || object.resultKey.length)
                     message.resultKey = $String(object.resultKey);
-            if (object.deadlineMs != null)
-                if (typeof object.deadlineMs === "object" ? object.deadlineMs.low || object.deadlineMs.high : $Number(object.deadlineMs) !== 0)
+            if (object.timeoutMs != null)
+                if ($Number(object.timeoutMs) !== 0)
+                    message.timeoutMs = object.timeoutMs >>> 0;
+            if (object.scheduler != null)
+                if (typeof object.scheduler !== "string" || object.scheduler.length)
+                    message.scheduler = $String(object.scheduler);
+            if (object.dispatchSeq != null)
+                if (typeof object.dispatchSeq === "object" ? object.dispatchSeq.low || object.dispatchSeq.high : $Number(object.dispatchSeq) !== 0)
                     if ($util.Long)
-                        message.deadlineMs = $util.Long.fromValue(object.deadlineMs, true);
-                    else if (typeof object.deadlineMs === "string")
-                        message.deadlineMs = $parseInt(object.deadlineMs, 10);
-                    else if (typeof object.deadlineMs === "number")
-                        message.deadlineMs = object.deadlineMs;
-                    else if (typeof object.deadlineMs === "object")
-                        message.deadlineMs = new $util.LongBits(object.deadlineMs.low >>> 0, object.deadlineMs.high >>> 0).toNumber(true);
+                        message.dispatchSeq = $util.Long.fromValue(object.dispatchSeq, true);
+                    else if (typeof object.dispatchSeq === "string")
+                        message.dispatchSeq = $parseInt(object.dispatchSeq, 10);
+                    else if (typeof object.dispatchSeq === "number")
+                        message.dispatchSeq = object.dispatchSeq;
+                    else if (typeof object.dispatchSeq === "object")
+                        message.dispatchSeq = new $util.LongBits(object.dispatchSeq.low >>> 0, object.dispatchSeq.high >>> 0).toNumber(true);
+            if (object.attempt != null)
+                if ($Number(object.attempt) !== 0)
+                    message.attempt = object.attempt >>> 0;
+            if (object.traceId != null)
+                if (typeof object.traceId !== "string" || object.traceId.length)
+                    message.traceId = $String(object.traceId);
             return message;
         };
 
         /**
-         * Creates a plain object from a DagSchedule message. Also converts values to other types if specified.
+         * Creates a plain object from a Schedule message. Also converts values to other types if specified.
          * @function toObject
-         * @memberof lfaas.DagSchedule
+         * @memberof lfaas.Schedule
          * @static
-         * @param {lfaas.DagSchedule} message DagSchedule
+         * @param {lfaas.Schedule} message Schedule
          * @param {$protobuf.IConversionOptions} [options] Conversion options
          * @returns {Object.<string,*>} Plain object
          */
-        DagSchedule.toObject = function (message, options, _depth) {
+        Schedule.toObject = function (message, options, _depth) {
             if (!options)
                 options = {};
             if (_depth === $undefined)
@@ -16272,10 +19784,8 @@ export const lfaas = $root.lfaas = (() => {
             if (_depth > $util.recursionLimit)
                 throw $Error("max depth exceeded");
             let object = {};
-            if (options.objects || options.defaults) {
-                object.placement = {};
-                object.args = {};
-            }
+            if (options.arrays || options.defaults)
+                object.functions = [];
             if (options.defaults) {
                 object.runId = "";
                 object.dag = "";
@@ -16287,32 +19797,24 @@ export const lfaas = $root.lfaas = (() => {
                 } else
                     object.replyRequestId = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                 object.resultKey = "";
+                object.timeoutMs = 0;
+                object.scheduler = "";
                 if ($util.Long) {
                     let long = new $util.Long(0, 0, true);
-                    object.deadlineMs = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                    object.dispatchSeq = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
                 } else
-                    object.deadlineMs = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                    object.dispatchSeq = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                object.attempt = 0;
+                object.traceId = "";
             }
             if (message.runId != null && $Object.hasOwnProperty.call(message, "runId"))
                 object.runId = message.runId;
             if (message.dag != null && $Object.hasOwnProperty.call(message, "dag"))
                 object.dag = message.dag;
-            let keys2;
-            if (message.placement && (keys2 = $Object.keys(message.placement)).length) {
-                object.placement = {};
-                for (let j = 0; j < keys2.length; ++j) {
-                    if (keys2[j] === "__proto__")
-                        $util.makeProp(object.placement, keys2[j]);
-                    object.placement[keys2[j]] = message.placement[keys2[j]];
-                }
-            }
-            if (message.args && (keys2 = $Object.keys(message.args)).length) {
-                object.args = {};
-                for (let j = 0; j < keys2.length; ++j) {
-                    if (keys2[j] === "__proto__")
-                        $util.makeProp(object.args, keys2[j]);
-                    object.args[keys2[j]] = $root.lfaas.Arguments.toObject(message.args[keys2[j]], options, _depth + 1);
-                }
+            if (message.functions && message.functions.length) {
+                object.functions = $Array(message.functions.length);
+                for (let j = 0; j < message.functions.length; ++j)
+                    object.functions[j] = $root.lfaas.ScheduledFunction.toObject(message.functions[j], options, _depth + 1);
             }
             if (message.consistency != null && $Object.hasOwnProperty.call(message, "consistency"))
                 object.consistency = options.enums === $String ? $root.lfaas.Consistency[message.consistency] === $undefined ? message.consistency : $root.lfaas.Consistency[message.consistency] : message.consistency;
@@ -16327,80 +19829,87 @@ export const lfaas = $root.lfaas = (() => {
                     object.replyRequestId = options.longs === $String ? $util.Long.prototype.toString.call(message.replyRequestId) : options.longs === $Number ? new $util.LongBits(message.replyRequestId.low >>> 0, message.replyRequestId.high >>> 0).toNumber(true) : message.replyRequestId;
             if (message.resultKey != null && $Object.hasOwnProperty.call(message, "resultKey"))
                 object.resultKey = message.resultKey;
-            if (message.deadlineMs != null && $Object.hasOwnProperty.call(message, "deadlineMs"))
+            if (message.timeoutMs != null && $Object.hasOwnProperty.call(message, "timeoutMs"))
+                object.timeoutMs = message.timeoutMs;
+            if (message.scheduler != null && $Object.hasOwnProperty.call(message, "scheduler"))
+                object.scheduler = message.scheduler;
+            if (message.dispatchSeq != null && $Object.hasOwnProperty.call(message, "dispatchSeq"))
                 if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
-                    object.deadlineMs = typeof message.deadlineMs === "number" ? $BigInt(message.deadlineMs) : $util.Long.fromBits(message.deadlineMs.low >>> 0, message.deadlineMs.high >>> 0, true).toBigInt();
-                else if (typeof message.deadlineMs === "number")
-                    object.deadlineMs = options.longs === $String ? $String(message.deadlineMs) : message.deadlineMs;
+                    object.dispatchSeq = typeof message.dispatchSeq === "number" ? $BigInt(message.dispatchSeq) : $util.Long.fromBits(message.dispatchSeq.low >>> 0, message.dispatchSeq.high >>> 0, true).toBigInt();
+                else if (typeof message.dispatchSeq === "number")
+                    object.dispatchSeq = options.longs === $String ? $String(message.dispatchSeq) : message.dispatchSeq;
                 else
-                    object.deadlineMs = options.longs === $String ? $util.Long.prototype.toString.call(message.deadlineMs) : options.longs === $Number ? new $util.LongBits(message.deadlineMs.low >>> 0, message.deadlineMs.high >>> 0).toNumber(true) : message.deadlineMs;
+                    object.dispatchSeq = options.longs === $String ? $util.Long.prototype.toString.call(message.dispatchSeq) : options.longs === $Number ? new $util.LongBits(message.dispatchSeq.low >>> 0, message.dispatchSeq.high >>> 0).toNumber(true) : message.dispatchSeq;
+            if (message.attempt != null && $Object.hasOwnProperty.call(message, "attempt"))
+                object.attempt = message.attempt;
+            if (message.traceId != null && $Object.hasOwnProperty.call(message, "traceId"))
+                object.traceId = message.traceId;
             return object;
         };
 
         /**
-         * Converts this DagSchedule to JSON.
+         * Converts this Schedule to JSON.
          * @function toJSON
-         * @memberof lfaas.DagSchedule
+         * @memberof lfaas.Schedule
          * @instance
          * @returns {Object.<string,*>} JSON object
          */
-        DagSchedule.prototype.toJSON = function() {
-            return DagSchedule.toObject(this, $protobuf.util.toJSONOptions);
+        Schedule.prototype.toJSON = function() {
+            return Schedule.toObject(this, $protobuf.util.toJSONOptions);
         };
 
         /**
-         * Gets the type url for DagSchedule
+         * Gets the type url for Schedule
          * @function getTypeUrl
-         * @memberof lfaas.DagSchedule
+         * @memberof lfaas.Schedule
          * @static
          * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
          * @returns {string} The type url
          */
-        DagSchedule.getTypeUrl = function(prefix) {
+        Schedule.getTypeUrl = function(prefix) {
             if (prefix === $undefined)
                 prefix = "type.googleapis.com";
-            return prefix + "/lfaas.DagSchedule";
+            return prefix + "/lfaas.Schedule";
         };
 
-        return DagSchedule;
+        return Schedule;
     })();
 
-    lfaas.DagTrigger = (function() {
+    lfaas.Trigger = (function() {
 
         /**
-         * Properties of a DagTrigger.
-         * @typedef {Object} lfaas.DagTrigger.$Properties
-         * @property {string|null} [runId] DagTrigger runId
-         * @property {string|null} [sourceFunction] DagTrigger sourceFunction
-         * @property {string|null} [targetFunction] DagTrigger targetFunction
-         * @property {Uint8Array|null} [value] DagTrigger value
-         * @property {Array.<lfaas.CutEntry.$Properties>|null} [cut] DagTrigger cut
-         * @property {lfaas.Error.$Properties|null} [error] DagTrigger error
+         * Properties of a Trigger.
+         * @typedef {Object} lfaas.Trigger.$Properties
+         * @property {string|null} [runId] Trigger runId
+         * @property {string|null} [sourceFunction] Trigger sourceFunction
+         * @property {string|null} [targetFunction] Trigger targetFunction
+         * @property {Uint8Array|null} [value] Trigger value
+         * @property {Array.<lfaas.CutEntry.$Properties>|null} [cut] Trigger cut
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
         /**
-         * Properties of a DagTrigger.
+         * Properties of a Trigger.
          * @memberof lfaas
-         * @interface IDagTrigger
-         * @augments lfaas.DagTrigger.$Properties
-         * @deprecated Use lfaas.DagTrigger.$Properties instead.
+         * @interface ITrigger
+         * @augments lfaas.Trigger.$Properties
+         * @deprecated Use lfaas.Trigger.$Properties instead.
          */
 
         /**
-         * Shape of a DagTrigger.
-         * @typedef {lfaas.DagTrigger.$Properties} lfaas.DagTrigger.$Shape
+         * Shape of a Trigger.
+         * @typedef {lfaas.Trigger.$Properties} lfaas.Trigger.$Shape
          */
 
         /**
-         * Constructs a new DagTrigger.
+         * Constructs a new Trigger.
          * @memberof lfaas
-         * @classdesc Represents a DagTrigger.
+         * @classdesc Represents a Trigger.
          * @constructor
-         * @param {lfaas.DagTrigger.$Properties=} [properties] Properties to set
+         * @param {lfaas.Trigger.$Properties=} [properties] Properties to set
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
-        const DagTrigger = function (properties) {
+        const Trigger = function (properties) {
             this.cut = [];
             if (properties)
                 for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
@@ -16409,79 +19918,71 @@ export const lfaas = $root.lfaas = (() => {
         };
 
         /**
-         * DagTrigger runId.
+         * Trigger runId.
          * @member {string} runId
-         * @memberof lfaas.DagTrigger
+         * @memberof lfaas.Trigger
          * @instance
          */
-        DagTrigger.prototype.runId = "";
+        Trigger.prototype.runId = "";
 
         /**
-         * DagTrigger sourceFunction.
+         * Trigger sourceFunction.
          * @member {string} sourceFunction
-         * @memberof lfaas.DagTrigger
+         * @memberof lfaas.Trigger
          * @instance
          */
-        DagTrigger.prototype.sourceFunction = "";
+        Trigger.prototype.sourceFunction = "";
 
         /**
-         * DagTrigger targetFunction.
+         * Trigger targetFunction.
          * @member {string} targetFunction
-         * @memberof lfaas.DagTrigger
+         * @memberof lfaas.Trigger
          * @instance
          */
-        DagTrigger.prototype.targetFunction = "";
+        Trigger.prototype.targetFunction = "";
 
         /**
-         * DagTrigger value.
+         * Trigger value.
          * @member {Uint8Array} value
-         * @memberof lfaas.DagTrigger
+         * @memberof lfaas.Trigger
          * @instance
          */
-        DagTrigger.prototype.value = $util.newBuffer([]);
+        Trigger.prototype.value = $util.newBuffer([]);
 
         /**
-         * DagTrigger cut.
+         * Trigger cut.
          * @member {Array.<lfaas.CutEntry.$Properties>} cut
-         * @memberof lfaas.DagTrigger
+         * @memberof lfaas.Trigger
          * @instance
          */
-        DagTrigger.prototype.cut = $util.emptyArray;
+        Trigger.prototype.cut = $util.emptyArray;
 
         /**
-         * DagTrigger error.
-         * @member {lfaas.Error.$Properties|null|undefined} error
-         * @memberof lfaas.DagTrigger
-         * @instance
-         */
-        DagTrigger.prototype.error = null;
-
-        /**
-         * Creates a new DagTrigger instance using the specified properties.
+         * Creates a new Trigger instance using the specified properties.
          * @function create
-         * @memberof lfaas.DagTrigger
+         * @memberof lfaas.Trigger
          * @static
-         * @param {lfaas.DagTrigger.$Properties=} [properties] Properties to set
-         * @returns {lfaas.DagTrigger} DagTrigger instance
+         * @param {lfaas.Trigger.$Properties=} [properties] Properties to set
+         * @returns {lfaas.Trigger} Trigger instance
          * @type {{
-         *   (properties: lfaas.DagTrigger.$Shape): lfaas.DagTrigger & lfaas.DagTrigger.$Shape;
-         *   (properties?: lfaas.DagTrigger.$Properties): lfaas.DagTrigger;
+         *   (properties: lfaas.Trigger.$Shape): lfaas.Trigger & lfaas.Trigger.$Shape;
+         *   (properties?: lfaas.Trigger.$Properties): lfaas.Trigger;
          * }}
          */
-        DagTrigger.create = function(properties) {
-            return new DagTrigger(properties);
+        Trigger.create = function(properties) {
+            return new Trigger(properties);
         };
 
         /**
-         * Encodes the specified DagTrigger message. Does not implicitly {@link lfaas.DagTrigger.verify|verify} messages.
+         * Encodes the specified Trigger message. Does not implicitly {@link lfaas.Trigger.verify|verify} messages.
          * @function encode
-         * @memberof lfaas.DagTrigger
+         * @memberof lfaas.Trigger
          * @static
-         * @param {lfaas.DagTrigger.$Properties} message DagTrigger message or plain object to encode
+         * @param {lfaas.Trigger.$Properties} message Trigger message or plain object to encode
          * @param {$protobuf.Writer} [writer] Writer to encode to
          * @returns {$protobuf.Writer} Writer
          */
-        DagTrigger.encode = function (message, writer, _depth) {
+        Trigger.encode = function (message, writer, _depth) {
             if (!writer)
                 writer = $Writer.create();
             if (_depth === $undefined)
@@ -16499,8 +20000,6 @@ export const lfaas = $root.lfaas = (() => {
             if (message.cut != null && message.cut.length)
                 for (let i = 0; i < message.cut.length; ++i)
                     $root.lfaas.CutEntry.encode(message.cut[i], writer.uint32(/* id 5, wireType 2 =*/42).fork(), _depth + 1).ldelim();
-            if (message.error != null && $Object.hasOwnProperty.call(message, "error"))
-                $root.lfaas.Error.encode(message.error, writer.uint32(/* id 6, wireType 2 =*/50).fork(), _depth + 1).ldelim();
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -16508,30 +20007,30 @@ export const lfaas = $root.lfaas = (() => {
         };
 
         /**
-         * Encodes the specified DagTrigger message, length delimited. Does not implicitly {@link lfaas.DagTrigger.verify|verify} messages.
+         * Encodes the specified Trigger message, length delimited. Does not implicitly {@link lfaas.Trigger.verify|verify} messages.
          * @function encodeDelimited
-         * @memberof lfaas.DagTrigger
+         * @memberof lfaas.Trigger
          * @static
-         * @param {lfaas.DagTrigger.$Properties} message DagTrigger message or plain object to encode
+         * @param {lfaas.Trigger.$Properties} message Trigger message or plain object to encode
          * @param {$protobuf.Writer} [writer] Writer to encode to
          * @returns {$protobuf.Writer} Writer
          */
-        DagTrigger.encodeDelimited = function(message, writer) {
+        Trigger.encodeDelimited = function(message, writer) {
             return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
         };
 
         /**
-         * Decodes a DagTrigger message from the specified reader or buffer.
+         * Decodes a Trigger message from the specified reader or buffer.
          * @function decode
-         * @memberof lfaas.DagTrigger
+         * @memberof lfaas.Trigger
          * @static
          * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
          * @param {number} [length] Message length if known beforehand
-         * @returns {lfaas.DagTrigger & lfaas.DagTrigger.$Shape} DagTrigger
+         * @returns {lfaas.Trigger & lfaas.Trigger.$Shape} Trigger
          * @throws {Error} If the payload is not a reader or valid buffer
          * @throws {$protobuf.util.ProtocolError} If required fields are missing
          */
-        DagTrigger.decode = function (reader, length, _end, _depth, _target) {
+        Trigger.decode = function (reader, length, _end, _depth, _target) {
             if (!(reader instanceof $Reader))
                 reader = $Reader.create(reader);
             if (_depth === $undefined)
@@ -16548,7 +20047,7 @@ export const lfaas = $root.lfaas = (() => {
                 length = reader.len;
                 reader.len = end;
             }
-            message = _target || new $root.lfaas.DagTrigger();
+            message = _target || new $root.lfaas.Trigger();
             while (reader.pos < end) {
                 let start = reader.pos;
                 let tag = reader.tag();
@@ -16602,12 +20101,6 @@ export const lfaas = $root.lfaas = (() => {
                         message.cut.push($root.lfaas.CutEntry.decode(reader, reader.size(), $undefined, _depth + 1));
                         continue;
                     }
-                case 6: {
-                        if (wireType !== 2)
-                            break;
-                        message.error = $root.lfaas.Error.decode(reader, reader.size(), $undefined, _depth + 1, message.error);
-                        continue;
-                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -16626,30 +20119,30 @@ export const lfaas = $root.lfaas = (() => {
         };
 
         /**
-         * Decodes a DagTrigger message from the specified reader or buffer, length delimited.
+         * Decodes a Trigger message from the specified reader or buffer, length delimited.
          * @function decodeDelimited
-         * @memberof lfaas.DagTrigger
+         * @memberof lfaas.Trigger
          * @static
          * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
-         * @returns {lfaas.DagTrigger & lfaas.DagTrigger.$Shape} DagTrigger
+         * @returns {lfaas.Trigger & lfaas.Trigger.$Shape} Trigger
          * @throws {Error} If the payload is not a reader or valid buffer
          * @throws {$protobuf.util.ProtocolError} If required fields are missing
          */
-        DagTrigger.decodeDelimited = function(reader) {
+        Trigger.decodeDelimited = function(reader) {
             if (!(reader instanceof $Reader))
                 reader = new $Reader(reader);
             return this.decode(reader, reader.size());
         };
 
         /**
-         * Verifies a DagTrigger message.
+         * Verifies a Trigger message.
          * @function verify
-         * @memberof lfaas.DagTrigger
+         * @memberof lfaas.Trigger
          * @static
          * @param {Object.<string,*>} message Plain object to verify
          * @returns {string|null} `null` if valid, otherwise the reason why it is not
          */
-        DagTrigger.verify = function (message, _depth) {
+        Trigger.verify = function (message, _depth) {
             if (typeof message !== "object" || message === null)
                 return "object expected";
             if (_depth === $undefined)
@@ -16677,32 +20170,27 @@ export const lfaas = $root.lfaas = (() => {
                         return "cut." + error;
                 }
             }
-            if (message.error != null && $Object.hasOwnProperty.call(message, "error")) {
-                let error = $root.lfaas.Error.verify(message.error, _depth + 1);
-                if (error)
-                    return "error." + error;
-            }
             return null;
         };
 
         /**
-         * Creates a DagTrigger message from a plain object. Also converts values to their respective internal types.
+         * Creates a Trigger message from a plain object. Also converts values to their respective internal types.
          * @function fromObject
-         * @memberof lfaas.DagTrigger
+         * @memberof lfaas.Trigger
          * @static
          * @param {Object.<string,*>} object Plain object
-         * @returns {lfaas.DagTrigger} DagTrigger
+         * @returns {lfaas.Trigger} Trigger
          */
-        DagTrigger.fromObject = function (object, _depth) {
-            if (object instanceof $root.lfaas.DagTrigger)
+        Trigger.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.Trigger)
                 return object;
             if (!$util.isObject(object))
-                throw $TypeError(".lfaas.DagTrigger: object expected");
+                throw $TypeError(".lfaas.Trigger: object expected");
             if (_depth === $undefined)
                 _depth = 0;
             if (_depth > $util.recursionLimit)
                 throw $Error("max depth exceeded");
-            let message = new $root.lfaas.DagTrigger();
+            let message = new $root.lfaas.Trigger();
             if (object.runId != null)
                 if (typeof object.runId !== "string" || object.runId.length)
                     message.runId = $String(object.runId);
@@ -16720,32 +20208,27 @@ export const lfaas = $root.lfaas = (() => {
                         message.value = object.value;
             if (object.cut) {
                 if (!$Array.isArray(object.cut))
-                    throw $TypeError(".lfaas.DagTrigger.cut: array expected");
+                    throw $TypeError(".lfaas.Trigger.cut: array expected");
                 message.cut = $Array(object.cut.length);
                 for (let i = 0; i < object.cut.length; ++i) {
                     if (!$util.isObject(object.cut[i]))
-                        throw $TypeError(".lfaas.DagTrigger.cut: object expected");
+                        throw $TypeError(".lfaas.Trigger.cut: object expected");
                     message.cut[i] = $root.lfaas.CutEntry.fromObject(object.cut[i], _depth + 1);
                 }
-            }
-            if (object.error != null) {
-                if (!$util.isObject(object.error))
-                    throw $TypeError(".lfaas.DagTrigger.error: object expected");
-                message.error = $root.lfaas.Error.fromObject(object.error, _depth + 1);
             }
             return message;
         };
 
         /**
-         * Creates a plain object from a DagTrigger message. Also converts values to other types if specified.
+         * Creates a plain object from a Trigger message. Also converts values to other types if specified.
          * @function toObject
-         * @memberof lfaas.DagTrigger
+         * @memberof lfaas.Trigger
          * @static
-         * @param {lfaas.DagTrigger} message DagTrigger
+         * @param {lfaas.Trigger} message Trigger
          * @param {$protobuf.IConversionOptions} [options] Conversion options
          * @returns {Object.<string,*>} Plain object
          */
-        DagTrigger.toObject = function (message, options, _depth) {
+        Trigger.toObject = function (message, options, _depth) {
             if (!options)
                 options = {};
             if (_depth === $undefined)
@@ -16766,7 +20249,6 @@ export const lfaas = $root.lfaas = (() => {
                     if (options.bytes !== $Array)
                         object.value = $util.newBuffer(object.value);
                 }
-                object.error = null;
             }
             if (message.runId != null && $Object.hasOwnProperty.call(message, "runId"))
                 object.runId = message.runId;
@@ -16781,37 +20263,1624 @@ export const lfaas = $root.lfaas = (() => {
                 for (let j = 0; j < message.cut.length; ++j)
                     object.cut[j] = $root.lfaas.CutEntry.toObject(message.cut[j], options, _depth + 1);
             }
+            return object;
+        };
+
+        /**
+         * Converts this Trigger to JSON.
+         * @function toJSON
+         * @memberof lfaas.Trigger
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        Trigger.prototype.toJSON = function() {
+            return Trigger.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for Trigger
+         * @function getTypeUrl
+         * @memberof lfaas.Trigger
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        Trigger.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.Trigger";
+        };
+
+        return Trigger;
+    })();
+
+    lfaas.InvocationMessage = (function() {
+
+        /**
+         * Properties of an InvocationMessage.
+         * @typedef {Object} lfaas.InvocationMessage.$Properties
+         * @property {string|null} [runId] InvocationMessage runId
+         * @property {string|null} [sourceFunction] InvocationMessage sourceFunction
+         * @property {string|null} [targetFunction] InvocationMessage targetFunction
+         * @property {Uint8Array|null} [payload] InvocationMessage payload
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of an InvocationMessage.
+         * @memberof lfaas
+         * @interface IInvocationMessage
+         * @augments lfaas.InvocationMessage.$Properties
+         * @deprecated Use lfaas.InvocationMessage.$Properties instead.
+         */
+
+        /**
+         * Shape of an InvocationMessage.
+         * @typedef {lfaas.InvocationMessage.$Properties} lfaas.InvocationMessage.$Shape
+         */
+
+        /**
+         * Constructs a new InvocationMessage.
+         * @memberof lfaas
+         * @classdesc Represents an InvocationMessage.
+         * @constructor
+         * @param {lfaas.InvocationMessage.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const InvocationMessage = function (properties) {
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * InvocationMessage runId.
+         * @member {string} runId
+         * @memberof lfaas.InvocationMessage
+         * @instance
+         */
+        InvocationMessage.prototype.runId = "";
+
+        /**
+         * InvocationMessage sourceFunction.
+         * @member {string} sourceFunction
+         * @memberof lfaas.InvocationMessage
+         * @instance
+         */
+        InvocationMessage.prototype.sourceFunction = "";
+
+        /**
+         * InvocationMessage targetFunction.
+         * @member {string} targetFunction
+         * @memberof lfaas.InvocationMessage
+         * @instance
+         */
+        InvocationMessage.prototype.targetFunction = "";
+
+        /**
+         * InvocationMessage payload.
+         * @member {Uint8Array} payload
+         * @memberof lfaas.InvocationMessage
+         * @instance
+         */
+        InvocationMessage.prototype.payload = $util.newBuffer([]);
+
+        /**
+         * Creates a new InvocationMessage instance using the specified properties.
+         * @function create
+         * @memberof lfaas.InvocationMessage
+         * @static
+         * @param {lfaas.InvocationMessage.$Properties=} [properties] Properties to set
+         * @returns {lfaas.InvocationMessage} InvocationMessage instance
+         * @type {{
+         *   (properties: lfaas.InvocationMessage.$Shape): lfaas.InvocationMessage & lfaas.InvocationMessage.$Shape;
+         *   (properties?: lfaas.InvocationMessage.$Properties): lfaas.InvocationMessage;
+         * }}
+         */
+        InvocationMessage.create = function(properties) {
+            return new InvocationMessage(properties);
+        };
+
+        /**
+         * Encodes the specified InvocationMessage message. Does not implicitly {@link lfaas.InvocationMessage.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.InvocationMessage
+         * @static
+         * @param {lfaas.InvocationMessage.$Properties} message InvocationMessage message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        InvocationMessage.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.runId != null && $Object.hasOwnProperty.call(message, "runId") && message.runId !== "")
+                writer.uint32(/* id 1, wireType 2 =*/10).string(message.runId);
+            if (message.sourceFunction != null && $Object.hasOwnProperty.call(message, "sourceFunction") && message.sourceFunction !== "")
+                writer.uint32(/* id 2, wireType 2 =*/18).string(message.sourceFunction);
+            if (message.targetFunction != null && $Object.hasOwnProperty.call(message, "targetFunction") && message.targetFunction !== "")
+                writer.uint32(/* id 3, wireType 2 =*/26).string(message.targetFunction);
+            if (message.payload != null && $Object.hasOwnProperty.call(message, "payload") && message.payload.length)
+                writer.uint32(/* id 4, wireType 2 =*/34).bytes(message.payload);
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified InvocationMessage message, length delimited. Does not implicitly {@link lfaas.InvocationMessage.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.InvocationMessage
+         * @static
+         * @param {lfaas.InvocationMessage.$Properties} message InvocationMessage message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        InvocationMessage.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes an InvocationMessage message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.InvocationMessage
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.InvocationMessage & lfaas.InvocationMessage.$Shape} InvocationMessage
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        InvocationMessage.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.InvocationMessage();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.runId = value;
+                        else
+                            delete message.runId;
+                        continue;
+                    }
+                case 2: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.sourceFunction = value;
+                        else
+                            delete message.sourceFunction;
+                        continue;
+                    }
+                case 3: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.targetFunction = value;
+                        else
+                            delete message.targetFunction;
+                        continue;
+                    }
+                case 4: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.bytes()).length)
+                            message.payload = value;
+                        else
+                            delete message.payload;
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes an InvocationMessage message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.InvocationMessage
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.InvocationMessage & lfaas.InvocationMessage.$Shape} InvocationMessage
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        InvocationMessage.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies an InvocationMessage message.
+         * @function verify
+         * @memberof lfaas.InvocationMessage
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        InvocationMessage.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.runId != null && $Object.hasOwnProperty.call(message, "runId"))
+                if (!$util.isString(message.runId))
+                    return "runId: string expected";
+            if (message.sourceFunction != null && $Object.hasOwnProperty.call(message, "sourceFunction"))
+                if (!$util.isString(message.sourceFunction))
+                    return "sourceFunction: string expected";
+            if (message.targetFunction != null && $Object.hasOwnProperty.call(message, "targetFunction"))
+                if (!$util.isString(message.targetFunction))
+                    return "targetFunction: string expected";
+            if (message.payload != null && $Object.hasOwnProperty.call(message, "payload"))
+                if (!(message.payload && typeof message.payload.length === "number" || $util.isString(message.payload)))
+                    return "payload: buffer expected";
+            return null;
+        };
+
+        /**
+         * Creates an InvocationMessage message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.InvocationMessage
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.InvocationMessage} InvocationMessage
+         */
+        InvocationMessage.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.InvocationMessage)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.InvocationMessage: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.InvocationMessage();
+            if (object.runId != null)
+                if (typeof object.runId !== "string" || object.runId.length)
+                    message.runId = $String(object.runId);
+            if (object.sourceFunction != null)
+                if (typeof object.sourceFunction !== "string" || object.sourceFunction.length)
+                    message.sourceFunction = $String(object.sourceFunction);
+            if (object.targetFunction != null)
+                if (typeof object.targetFunction !== "string" || object.targetFunction.length)
+                    message.targetFunction = $String(object.targetFunction);
+            if (object.payload != null)
+                if (object.payload.length)
+                    if (typeof object.payload === "string")
+                        $util.base64.decode(object.payload, message.payload = $util.newBuffer($util.base64.length(object.payload)), 0);
+                    else if (object.payload.length >= 0)
+                        message.payload = object.payload;
+            return message;
+        };
+
+        /**
+         * Creates a plain object from an InvocationMessage message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.InvocationMessage
+         * @static
+         * @param {lfaas.InvocationMessage} message InvocationMessage
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        InvocationMessage.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.defaults) {
+                object.runId = "";
+                object.sourceFunction = "";
+                object.targetFunction = "";
+                if (options.bytes === $String)
+                    object.payload = "";
+                else {
+                    object.payload = [];
+                    if (options.bytes !== $Array)
+                        object.payload = $util.newBuffer(object.payload);
+                }
+            }
+            if (message.runId != null && $Object.hasOwnProperty.call(message, "runId"))
+                object.runId = message.runId;
+            if (message.sourceFunction != null && $Object.hasOwnProperty.call(message, "sourceFunction"))
+                object.sourceFunction = message.sourceFunction;
+            if (message.targetFunction != null && $Object.hasOwnProperty.call(message, "targetFunction"))
+                object.targetFunction = message.targetFunction;
+            if (message.payload != null && $Object.hasOwnProperty.call(message, "payload"))
+                object.payload = options.bytes === $String ? $util.base64.encode(message.payload, 0, message.payload.length) : options.bytes === $Array ? $Array.prototype.slice.call(message.payload) : message.payload;
+            return object;
+        };
+
+        /**
+         * Converts this InvocationMessage to JSON.
+         * @function toJSON
+         * @memberof lfaas.InvocationMessage
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        InvocationMessage.prototype.toJSON = function() {
+            return InvocationMessage.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for InvocationMessage
+         * @function getTypeUrl
+         * @memberof lfaas.InvocationMessage
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        InvocationMessage.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.InvocationMessage";
+        };
+
+        return InvocationMessage;
+    })();
+
+    lfaas.VersionRequest = (function() {
+
+        /**
+         * Properties of a VersionRequest.
+         * @typedef {Object} lfaas.VersionRequest.$Properties
+         * @property {string|null} [runId] VersionRequest runId
+         * @property {string|null} [key] VersionRequest key
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a VersionRequest.
+         * @memberof lfaas
+         * @interface IVersionRequest
+         * @augments lfaas.VersionRequest.$Properties
+         * @deprecated Use lfaas.VersionRequest.$Properties instead.
+         */
+
+        /**
+         * Shape of a VersionRequest.
+         * @typedef {lfaas.VersionRequest.$Properties} lfaas.VersionRequest.$Shape
+         */
+
+        /**
+         * Constructs a new VersionRequest.
+         * @memberof lfaas
+         * @classdesc Represents a VersionRequest.
+         * @constructor
+         * @param {lfaas.VersionRequest.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const VersionRequest = function (properties) {
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * VersionRequest runId.
+         * @member {string} runId
+         * @memberof lfaas.VersionRequest
+         * @instance
+         */
+        VersionRequest.prototype.runId = "";
+
+        /**
+         * VersionRequest key.
+         * @member {string} key
+         * @memberof lfaas.VersionRequest
+         * @instance
+         */
+        VersionRequest.prototype.key = "";
+
+        /**
+         * Creates a new VersionRequest instance using the specified properties.
+         * @function create
+         * @memberof lfaas.VersionRequest
+         * @static
+         * @param {lfaas.VersionRequest.$Properties=} [properties] Properties to set
+         * @returns {lfaas.VersionRequest} VersionRequest instance
+         * @type {{
+         *   (properties: lfaas.VersionRequest.$Shape): lfaas.VersionRequest & lfaas.VersionRequest.$Shape;
+         *   (properties?: lfaas.VersionRequest.$Properties): lfaas.VersionRequest;
+         * }}
+         */
+        VersionRequest.create = function(properties) {
+            return new VersionRequest(properties);
+        };
+
+        /**
+         * Encodes the specified VersionRequest message. Does not implicitly {@link lfaas.VersionRequest.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.VersionRequest
+         * @static
+         * @param {lfaas.VersionRequest.$Properties} message VersionRequest message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        VersionRequest.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.runId != null && $Object.hasOwnProperty.call(message, "runId") && message.runId !== "")
+                writer.uint32(/* id 1, wireType 2 =*/10).string(message.runId);
+            if (message.key != null && $Object.hasOwnProperty.call(message, "key") && message.key !== "")
+                writer.uint32(/* id 2, wireType 2 =*/18).string(message.key);
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified VersionRequest message, length delimited. Does not implicitly {@link lfaas.VersionRequest.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.VersionRequest
+         * @static
+         * @param {lfaas.VersionRequest.$Properties} message VersionRequest message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        VersionRequest.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a VersionRequest message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.VersionRequest
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.VersionRequest & lfaas.VersionRequest.$Shape} VersionRequest
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        VersionRequest.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.VersionRequest();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.runId = value;
+                        else
+                            delete message.runId;
+                        continue;
+                    }
+                case 2: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.key = value;
+                        else
+                            delete message.key;
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a VersionRequest message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.VersionRequest
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.VersionRequest & lfaas.VersionRequest.$Shape} VersionRequest
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        VersionRequest.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a VersionRequest message.
+         * @function verify
+         * @memberof lfaas.VersionRequest
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        VersionRequest.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.runId != null && $Object.hasOwnProperty.call(message, "runId"))
+                if (!$util.isString(message.runId))
+                    return "runId: string expected";
+            if (message.key != null && $Object.hasOwnProperty.call(message, "key"))
+                if (!$util.isString(message.key))
+                    return "key: string expected";
+            return null;
+        };
+
+        /**
+         * Creates a VersionRequest message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.VersionRequest
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.VersionRequest} VersionRequest
+         */
+        VersionRequest.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.VersionRequest)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.VersionRequest: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.VersionRequest();
+            if (object.runId != null)
+                if (typeof object.runId !== "string" || object.runId.length)
+                    message.runId = $String(object.runId);
+            if (object.key != null)
+                if (typeof object.key !== "string" || object.key.length)
+                    message.key = $String(object.key);
+            return message;
+        };
+
+        /**
+         * Creates a plain object from a VersionRequest message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.VersionRequest
+         * @static
+         * @param {lfaas.VersionRequest} message VersionRequest
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        VersionRequest.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.defaults) {
+                object.runId = "";
+                object.key = "";
+            }
+            if (message.runId != null && $Object.hasOwnProperty.call(message, "runId"))
+                object.runId = message.runId;
+            if (message.key != null && $Object.hasOwnProperty.call(message, "key"))
+                object.key = message.key;
+            return object;
+        };
+
+        /**
+         * Converts this VersionRequest to JSON.
+         * @function toJSON
+         * @memberof lfaas.VersionRequest
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        VersionRequest.prototype.toJSON = function() {
+            return VersionRequest.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for VersionRequest
+         * @function getTypeUrl
+         * @memberof lfaas.VersionRequest
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        VersionRequest.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.VersionRequest";
+        };
+
+        return VersionRequest;
+    })();
+
+    lfaas.VersionReply = (function() {
+
+        /**
+         * Properties of a VersionReply.
+         * @typedef {Object} lfaas.VersionReply.$Properties
+         * @property {Uint8Array|null} [payload] VersionReply payload
+         * @property {lfaas.Error.$Properties|null} [error] VersionReply error
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a VersionReply.
+         * @memberof lfaas
+         * @interface IVersionReply
+         * @augments lfaas.VersionReply.$Properties
+         * @deprecated Use lfaas.VersionReply.$Properties instead.
+         */
+
+        /**
+         * Shape of a VersionReply.
+         * @typedef {lfaas.VersionReply.$Properties} lfaas.VersionReply.$Shape
+         */
+
+        /**
+         * Constructs a new VersionReply.
+         * @memberof lfaas
+         * @classdesc Represents a VersionReply.
+         * @constructor
+         * @param {lfaas.VersionReply.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const VersionReply = function (properties) {
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * VersionReply payload.
+         * @member {Uint8Array} payload
+         * @memberof lfaas.VersionReply
+         * @instance
+         */
+        VersionReply.prototype.payload = $util.newBuffer([]);
+
+        /**
+         * VersionReply error.
+         * @member {lfaas.Error.$Properties|null|undefined} error
+         * @memberof lfaas.VersionReply
+         * @instance
+         */
+        VersionReply.prototype.error = null;
+
+        /**
+         * Creates a new VersionReply instance using the specified properties.
+         * @function create
+         * @memberof lfaas.VersionReply
+         * @static
+         * @param {lfaas.VersionReply.$Properties=} [properties] Properties to set
+         * @returns {lfaas.VersionReply} VersionReply instance
+         * @type {{
+         *   (properties: lfaas.VersionReply.$Shape): lfaas.VersionReply & lfaas.VersionReply.$Shape;
+         *   (properties?: lfaas.VersionReply.$Properties): lfaas.VersionReply;
+         * }}
+         */
+        VersionReply.create = function(properties) {
+            return new VersionReply(properties);
+        };
+
+        /**
+         * Encodes the specified VersionReply message. Does not implicitly {@link lfaas.VersionReply.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.VersionReply
+         * @static
+         * @param {lfaas.VersionReply.$Properties} message VersionReply message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        VersionReply.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.payload != null && $Object.hasOwnProperty.call(message, "payload") && message.payload.length)
+                writer.uint32(/* id 1, wireType 2 =*/10).bytes(message.payload);
+            if (message.error != null && $Object.hasOwnProperty.call(message, "error"))
+                $root.lfaas.Error.encode(message.error, writer.uint32(/* id 2, wireType 2 =*/18).fork(), _depth + 1).ldelim();
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified VersionReply message, length delimited. Does not implicitly {@link lfaas.VersionReply.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.VersionReply
+         * @static
+         * @param {lfaas.VersionReply.$Properties} message VersionReply message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        VersionReply.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a VersionReply message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.VersionReply
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.VersionReply & lfaas.VersionReply.$Shape} VersionReply
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        VersionReply.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.VersionReply();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.bytes()).length)
+                            message.payload = value;
+                        else
+                            delete message.payload;
+                        continue;
+                    }
+                case 2: {
+                        if (wireType !== 2)
+                            break;
+                        message.error = $root.lfaas.Error.decode(reader, reader.size(), $undefined, _depth + 1, message.error);
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a VersionReply message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.VersionReply
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.VersionReply & lfaas.VersionReply.$Shape} VersionReply
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        VersionReply.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a VersionReply message.
+         * @function verify
+         * @memberof lfaas.VersionReply
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        VersionReply.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.payload != null && $Object.hasOwnProperty.call(message, "payload"))
+                if (!(message.payload && typeof message.payload.length === "number" || $util.isString(message.payload)))
+                    return "payload: buffer expected";
+            if (message.error != null && $Object.hasOwnProperty.call(message, "error")) {
+                let error = $root.lfaas.Error.verify(message.error, _depth + 1);
+                if (error)
+                    return "error." + error;
+            }
+            return null;
+        };
+
+        /**
+         * Creates a VersionReply message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.VersionReply
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.VersionReply} VersionReply
+         */
+        VersionReply.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.VersionReply)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.VersionReply: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.VersionReply();
+            if (object.payload != null)
+                if (object.payload.length)
+                    if (typeof object.payload === "string")
+                        $util.base64.decode(object.payload, message.payload = $util.newBuffer($util.base64.length(object.payload)), 0);
+                    else if (object.payload.length >= 0)
+                        message.payload = object.payload;
+            if (object.error != null) {
+                if (!$util.isObject(object.error))
+                    throw $TypeError(".lfaas.VersionReply.error: object expected");
+                message.error = $root.lfaas.Error.fromObject(object.error, _depth + 1);
+            }
+            return message;
+        };
+
+        /**
+         * Creates a plain object from a VersionReply message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.VersionReply
+         * @static
+         * @param {lfaas.VersionReply} message VersionReply
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        VersionReply.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.defaults) {
+                if (options.bytes === $String)
+                    object.payload = "";
+                else {
+                    object.payload = [];
+                    if (options.bytes !== $Array)
+                        object.payload = $util.newBuffer(object.payload);
+                }
+                object.error = null;
+            }
+            if (message.payload != null && $Object.hasOwnProperty.call(message, "payload"))
+                object.payload = options.bytes === $String ? $util.base64.encode(message.payload, 0, message.payload.length) : options.bytes === $Array ? $Array.prototype.slice.call(message.payload) : message.payload;
             if (message.error != null && $Object.hasOwnProperty.call(message, "error"))
                 object.error = $root.lfaas.Error.toObject(message.error, options, _depth + 1);
             return object;
         };
 
         /**
-         * Converts this DagTrigger to JSON.
+         * Converts this VersionReply to JSON.
          * @function toJSON
-         * @memberof lfaas.DagTrigger
+         * @memberof lfaas.VersionReply
          * @instance
          * @returns {Object.<string,*>} JSON object
          */
-        DagTrigger.prototype.toJSON = function() {
-            return DagTrigger.toObject(this, $protobuf.util.toJSONOptions);
+        VersionReply.prototype.toJSON = function() {
+            return VersionReply.toObject(this, $protobuf.util.toJSONOptions);
         };
 
         /**
-         * Gets the type url for DagTrigger
+         * Gets the type url for VersionReply
          * @function getTypeUrl
-         * @memberof lfaas.DagTrigger
+         * @memberof lfaas.VersionReply
          * @static
          * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
          * @returns {string} The type url
          */
-        DagTrigger.getTypeUrl = function(prefix) {
+        VersionReply.getTypeUrl = function(prefix) {
             if (prefix === $undefined)
                 prefix = "type.googleapis.com";
-            return prefix + "/lfaas.DagTrigger";
+            return prefix + "/lfaas.VersionReply";
         };
 
-        return DagTrigger;
+        return VersionReply;
+    })();
+
+    lfaas.FunctionRef = (function() {
+
+        /**
+         * Properties of a FunctionRef.
+         * @typedef {Object} lfaas.FunctionRef.$Properties
+         * @property {string|null} [name] FunctionRef name
+         * @property {number|null} [version] FunctionRef version
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a FunctionRef.
+         * @memberof lfaas
+         * @interface IFunctionRef
+         * @augments lfaas.FunctionRef.$Properties
+         * @deprecated Use lfaas.FunctionRef.$Properties instead.
+         */
+
+        /**
+         * Shape of a FunctionRef.
+         * @typedef {lfaas.FunctionRef.$Properties} lfaas.FunctionRef.$Shape
+         */
+
+        /**
+         * Constructs a new FunctionRef.
+         * @memberof lfaas
+         * @classdesc Represents a FunctionRef.
+         * @constructor
+         * @param {lfaas.FunctionRef.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const FunctionRef = function (properties) {
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * FunctionRef name.
+         * @member {string} name
+         * @memberof lfaas.FunctionRef
+         * @instance
+         */
+        FunctionRef.prototype.name = "";
+
+        /**
+         * FunctionRef version.
+         * @member {number} version
+         * @memberof lfaas.FunctionRef
+         * @instance
+         */
+        FunctionRef.prototype.version = 0;
+
+        /**
+         * Creates a new FunctionRef instance using the specified properties.
+         * @function create
+         * @memberof lfaas.FunctionRef
+         * @static
+         * @param {lfaas.FunctionRef.$Properties=} [properties] Properties to set
+         * @returns {lfaas.FunctionRef} FunctionRef instance
+         * @type {{
+         *   (properties: lfaas.FunctionRef.$Shape): lfaas.FunctionRef & lfaas.FunctionRef.$Shape;
+         *   (properties?: lfaas.FunctionRef.$Properties): lfaas.FunctionRef;
+         * }}
+         */
+        FunctionRef.create = function(properties) {
+            return new FunctionRef(properties);
+        };
+
+        /**
+         * Encodes the specified FunctionRef message. Does not implicitly {@link lfaas.FunctionRef.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.FunctionRef
+         * @static
+         * @param {lfaas.FunctionRef.$Properties} message FunctionRef message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        FunctionRef.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name") && message.name !== "")
+                writer.uint32(/* id 1, wireType 2 =*/10).string(message.name);
+            if (message.version != null && $Object.hasOwnProperty.call(message, "version") && message.version !== 0)
+                writer.uint32(/* id 2, wireType 0 =*/16).uint32(message.version);
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified FunctionRef message, length delimited. Does not implicitly {@link lfaas.FunctionRef.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.FunctionRef
+         * @static
+         * @param {lfaas.FunctionRef.$Properties} message FunctionRef message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        FunctionRef.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a FunctionRef message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.FunctionRef
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.FunctionRef & lfaas.FunctionRef.$Shape} FunctionRef
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        FunctionRef.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.FunctionRef();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.name = value;
+                        else
+                            delete message.name;
+                        continue;
+                    }
+                case 2: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.version = value;
+                        else
+                            delete message.version;
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a FunctionRef message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.FunctionRef
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.FunctionRef & lfaas.FunctionRef.$Shape} FunctionRef
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        FunctionRef.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a FunctionRef message.
+         * @function verify
+         * @memberof lfaas.FunctionRef
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        FunctionRef.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
+                if (!$util.isString(message.name))
+                    return "name: string expected";
+            if (message.version != null && $Object.hasOwnProperty.call(message, "version"))
+                if (!$util.isInteger(message.version))
+                    return "version: integer expected";
+            return null;
+        };
+
+        /**
+         * Creates a FunctionRef message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.FunctionRef
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.FunctionRef} FunctionRef
+         */
+        FunctionRef.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.FunctionRef)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.FunctionRef: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.FunctionRef();
+            if (object.name != null)
+                if (typeof object.name !== "string" || object.name.length)
+                    message.name = $String(object.name);
+            if (object.version != null)
+                if ($Number(object.version) !== 0)
+                    message.version = object.version >>> 0;
+            return message;
+        };
+
+        /**
+         * Creates a plain object from a FunctionRef message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.FunctionRef
+         * @static
+         * @param {lfaas.FunctionRef} message FunctionRef
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        FunctionRef.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.defaults) {
+                object.name = "";
+                object.version = 0;
+            }
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
+                object.name = message.name;
+            if (message.version != null && $Object.hasOwnProperty.call(message, "version"))
+                object.version = message.version;
+            return object;
+        };
+
+        /**
+         * Converts this FunctionRef to JSON.
+         * @function toJSON
+         * @memberof lfaas.FunctionRef
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        FunctionRef.prototype.toJSON = function() {
+            return FunctionRef.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for FunctionRef
+         * @function getTypeUrl
+         * @memberof lfaas.FunctionRef
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        FunctionRef.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.FunctionRef";
+        };
+
+        return FunctionRef;
+    })();
+
+    lfaas.Prepare = (function() {
+
+        /**
+         * Properties of a Prepare.
+         * @typedef {Object} lfaas.Prepare.$Properties
+         * @property {Array.<lfaas.FunctionRef.$Properties>|null} [functions] Prepare functions
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a Prepare.
+         * @memberof lfaas
+         * @interface IPrepare
+         * @augments lfaas.Prepare.$Properties
+         * @deprecated Use lfaas.Prepare.$Properties instead.
+         */
+
+        /**
+         * Shape of a Prepare.
+         * @typedef {lfaas.Prepare.$Properties} lfaas.Prepare.$Shape
+         */
+
+        /**
+         * Constructs a new Prepare.
+         * @memberof lfaas
+         * @classdesc Represents a Prepare.
+         * @constructor
+         * @param {lfaas.Prepare.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const Prepare = function (properties) {
+            this.functions = [];
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * Prepare functions.
+         * @member {Array.<lfaas.FunctionRef.$Properties>} functions
+         * @memberof lfaas.Prepare
+         * @instance
+         */
+        Prepare.prototype.functions = $util.emptyArray;
+
+        /**
+         * Creates a new Prepare instance using the specified properties.
+         * @function create
+         * @memberof lfaas.Prepare
+         * @static
+         * @param {lfaas.Prepare.$Properties=} [properties] Properties to set
+         * @returns {lfaas.Prepare} Prepare instance
+         * @type {{
+         *   (properties: lfaas.Prepare.$Shape): lfaas.Prepare & lfaas.Prepare.$Shape;
+         *   (properties?: lfaas.Prepare.$Properties): lfaas.Prepare;
+         * }}
+         */
+        Prepare.create = function(properties) {
+            return new Prepare(properties);
+        };
+
+        /**
+         * Encodes the specified Prepare message. Does not implicitly {@link lfaas.Prepare.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.Prepare
+         * @static
+         * @param {lfaas.Prepare.$Properties} message Prepare message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        Prepare.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.functions != null && message.functions.length)
+                for (let i = 0; i < message.functions.length; ++i)
+                    $root.lfaas.FunctionRef.encode(message.functions[i], writer.uint32(/* id 1, wireType 2 =*/10).fork(), _depth + 1).ldelim();
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified Prepare message, length delimited. Does not implicitly {@link lfaas.Prepare.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.Prepare
+         * @static
+         * @param {lfaas.Prepare.$Properties} message Prepare message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        Prepare.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a Prepare message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.Prepare
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.Prepare & lfaas.Prepare.$Shape} Prepare
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        Prepare.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.Prepare();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 2)
+                            break;
+                        if (!(message.functions && message.functions.length))
+                            message.functions = [];
+                        message.functions.push($root.lfaas.FunctionRef.decode(reader, reader.size(), $undefined, _depth + 1));
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a Prepare message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.Prepare
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.Prepare & lfaas.Prepare.$Shape} Prepare
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        Prepare.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a Prepare message.
+         * @function verify
+         * @memberof lfaas.Prepare
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        Prepare.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.functions != null && $Object.hasOwnProperty.call(message, "functions")) {
+                if (!$Array.isArray(message.functions))
+                    return "functions: array expected";
+                for (let i = 0; i < message.functions.length; ++i) {
+                    let error = $root.lfaas.FunctionRef.verify(message.functions[i], _depth + 1);
+                    if (error)
+                        return "functions." + error;
+                }
+            }
+            return null;
+        };
+
+        /**
+         * Creates a Prepare message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.Prepare
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.Prepare} Prepare
+         */
+        Prepare.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.Prepare)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.Prepare: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.Prepare();
+            if (object.functions) {
+                if (!$Array.isArray(object.functions))
+                    throw $TypeError(".lfaas.Prepare.functions: array expected");
+                message.functions = $Array(object.functions.length);
+                for (let i = 0; i < object.functions.length; ++i) {
+                    if (!$util.isObject(object.functions[i]))
+                        throw $TypeError(".lfaas.Prepare.functions: object expected");
+                    message.functions[i] = $root.lfaas.FunctionRef.fromObject(object.functions[i], _depth + 1);
+                }
+            }
+            return message;
+        };
+
+        /**
+         * Creates a plain object from a Prepare message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.Prepare
+         * @static
+         * @param {lfaas.Prepare} message Prepare
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        Prepare.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.arrays || options.defaults)
+                object.functions = [];
+            if (message.functions && message.functions.length) {
+                object.functions = $Array(message.functions.length);
+                for (let j = 0; j < message.functions.length; ++j)
+                    object.functions[j] = $root.lfaas.FunctionRef.toObject(message.functions[j], options, _depth + 1);
+            }
+            return object;
+        };
+
+        /**
+         * Converts this Prepare to JSON.
+         * @function toJSON
+         * @memberof lfaas.Prepare
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        Prepare.prototype.toJSON = function() {
+            return Prepare.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for Prepare
+         * @function getTypeUrl
+         * @memberof lfaas.Prepare
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        Prepare.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.Prepare";
+        };
+
+        return Prepare;
     })();
 
     lfaas.ExecutorStatus = (function() {
@@ -16826,6 +21895,9 @@ export const lfaas = $root.lfaas = (() => {
          * @property {Array.<string>|null} [cachedKeys] ExecutorStatus cachedKeys
          * @property {number|null} [memoryFreeMb] ExecutorStatus memoryFreeMb
          * @property {number|null} [sentAtMs] ExecutorStatus sentAtMs
+         * @property {number|null} [ackedSeq] ExecutorStatus ackedSeq
+         * @property {Array.<string>|null} [running] ExecutorStatus running
+         * @property {number|null} [capacity] ExecutorStatus capacity
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -16853,6 +21925,7 @@ export const lfaas = $root.lfaas = (() => {
         const ExecutorStatus = function (properties) {
             this.warmFunctions = [];
             this.cachedKeys = [];
+            this.running = [];
             if (properties)
                 for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                     if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -16916,6 +21989,30 @@ export const lfaas = $root.lfaas = (() => {
         ExecutorStatus.prototype.sentAtMs = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
 
         /**
+         * ExecutorStatus ackedSeq.
+         * @member {number} ackedSeq
+         * @memberof lfaas.ExecutorStatus
+         * @instance
+         */
+        ExecutorStatus.prototype.ackedSeq = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+        /**
+         * ExecutorStatus running.
+         * @member {Array.<string>} running
+         * @memberof lfaas.ExecutorStatus
+         * @instance
+         */
+        ExecutorStatus.prototype.running = $util.emptyArray;
+
+        /**
+         * ExecutorStatus capacity.
+         * @member {number} capacity
+         * @memberof lfaas.ExecutorStatus
+         * @instance
+         */
+        ExecutorStatus.prototype.capacity = 0;
+
+        /**
          * Creates a new ExecutorStatus instance using the specified properties.
          * @function create
          * @memberof lfaas.ExecutorStatus
@@ -16963,6 +22060,13 @@ export const lfaas = $root.lfaas = (() => {
                 writer.uint32(/* id 6, wireType 0 =*/48).uint32(message.memoryFreeMb);
             if (message.sentAtMs != null && $Object.hasOwnProperty.call(message, "sentAtMs") && (typeof message.sentAtMs === "object" ? message.sentAtMs.low || message.sentAtMs.high : message.sentAtMs !== 0))
                 writer.uint32(/* id 7, wireType 0 =*/56).uint64(message.sentAtMs);
+            if (message.ackedSeq != null && $Object.hasOwnProperty.call(message, "ackedSeq") && (typeof message.ackedSeq === "object" ? message.ackedSeq.low || message.ackedSeq.high : message.ackedSeq !== 0))
+                writer.uint32(/* id 8, wireType 0 =*/64).uint64(message.ackedSeq);
+            if (message.running != null && message.running.length)
+                for (let i = 0; i < message.running.length; ++i)
+                    writer.uint32(/* id 9, wireType 2 =*/74).string(message.running[i]);
+            if (message.capacity != null && $Object.hasOwnProperty.call(message, "capacity") && message.capacity !== 0)
+                writer.uint32(/* id 10, wireType 0 =*/80).uint32(message.capacity);
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -17081,6 +22185,32 @@ export const lfaas = $root.lfaas = (() => {
                             delete message.sentAtMs;
                         continue;
                     }
+                case 8: {
+                        if (wireType !== 0)
+                            break;
+                        if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                            message.ackedSeq = value;
+                        else
+                            delete message.ackedSeq;
+                        continue;
+                    }
+                case 9: {
+                        if (wireType !== 2)
+                            break;
+                        if (!(message.running && message.running.length))
+                            message.running = [];
+                        message.running.push(reader.stringVerify());
+                        continue;
+                    }
+                case 10: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.capacity = value;
+                        else
+                            delete message.capacity;
+                        continue;
+                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -17158,6 +22288,19 @@ export const lfaas = $root.lfaas = (() => {
             if (message.sentAtMs != null && $Object.hasOwnProperty.call(message, "sentAtMs"))
                 if (!$util.isInteger(message.sentAtMs) && !(message.sentAtMs && $util.isInteger(message.sentAtMs.low) && $util.isInteger(message.sentAtMs.high)))
                     return "sentAtMs: integer|Long expected";
+            if (message.ackedSeq != null && $Object.hasOwnProperty.call(message, "ackedSeq"))
+                if (!$util.isInteger(message.ackedSeq) && !(message.ackedSeq && $util.isInteger(message.ackedSeq.low) && $util.isInteger(message.ackedSeq.high)))
+                    return "ackedSeq: integer|Long expected";
+            if (message.running != null && $Object.hasOwnProperty.call(message, "running")) {
+                if (!$Array.isArray(message.running))
+                    return "running: array expected";
+                for (let i = 0; i < message.running.length; ++i)
+                    if (!$util.isString(message.running[i]))
+                        return "running: string[] expected";
+            }
+            if (message.capacity != null && $Object.hasOwnProperty.call(message, "capacity"))
+                if (!$util.isInteger(message.capacity))
+                    return "capacity: integer expected";
             return null;
         };
 
@@ -17215,6 +22358,26 @@ export const lfaas = $root.lfaas = (() => {
                         message.sentAtMs = object.sentAtMs;
                     else if (typeof object.sentAtMs === "object")
                         message.sentAtMs = new $util.LongBits(object.sentAtMs.low >>> 0, object.sentAtMs.high >>> 0).toNumber(true);
+            if (object.ackedSeq != null)
+                if (typeof object.ackedSeq === "object" ? object.ackedSeq.low || object.ackedSeq.high : $Number(object.ackedSeq) !== 0)
+                    if ($util.Long)
+                        message.ackedSeq = $util.Long.fromValue(object.ackedSeq, true);
+                    else if (typeof object.ackedSeq === "string")
+                        message.ackedSeq = $parseInt(object.ackedSeq, 10);
+                    else if (typeof object.ackedSeq === "number")
+                        message.ackedSeq = object.ackedSeq;
+                    else if (typeof object.ackedSeq === "object")
+                        message.ackedSeq = new $util.LongBits(object.ackedSeq.low >>> 0, object.ackedSeq.high >>> 0).toNumber(true);
+            if (object.running) {
+                if (!$Array.isArray(object.running))
+                    throw $TypeError(".lfaas.ExecutorStatus.running: array expected");
+                message.running = $Array(object.running.length);
+                for (let i = 0; i < object.running.length; ++i)
+                    message.running[i] = $String(object.running[i]);
+            }
+            if (object.capacity != null)
+                if ($Number(object.capacity) !== 0)
+                    message.capacity = object.capacity >>> 0;
             return message;
         };
 
@@ -17238,6 +22401,7 @@ export const lfaas = $root.lfaas = (() => {
             if (options.arrays || options.defaults) {
                 object.warmFunctions = [];
                 object.cachedKeys = [];
+                object.running = [];
             }
             if (options.defaults) {
                 object.executorId = "";
@@ -17249,6 +22413,12 @@ export const lfaas = $root.lfaas = (() => {
                     object.sentAtMs = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
                 } else
                     object.sentAtMs = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                if ($util.Long) {
+                    let long = new $util.Long(0, 0, true);
+                    object.ackedSeq = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                } else
+                    object.ackedSeq = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                object.capacity = 0;
             }
             if (message.executorId != null && $Object.hasOwnProperty.call(message, "executorId"))
                 object.executorId = message.executorId;
@@ -17275,6 +22445,20 @@ export const lfaas = $root.lfaas = (() => {
                     object.sentAtMs = options.longs === $String ? $String(message.sentAtMs) : message.sentAtMs;
                 else
                     object.sentAtMs = options.longs === $String ? $util.Long.prototype.toString.call(message.sentAtMs) : options.longs === $Number ? new $util.LongBits(message.sentAtMs.low >>> 0, message.sentAtMs.high >>> 0).toNumber(true) : message.sentAtMs;
+            if (message.ackedSeq != null && $Object.hasOwnProperty.call(message, "ackedSeq"))
+                if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                    object.ackedSeq = typeof message.ackedSeq === "number" ? $BigInt(message.ackedSeq) : $util.Long.fromBits(message.ackedSeq.low >>> 0, message.ackedSeq.high >>> 0, true).toBigInt();
+                else if (typeof message.ackedSeq === "number")
+                    object.ackedSeq = options.longs === $String ? $String(message.ackedSeq) : message.ackedSeq;
+                else
+                    object.ackedSeq = options.longs === $String ? $util.Long.prototype.toString.call(message.ackedSeq) : options.longs === $Number ? new $util.LongBits(message.ackedSeq.low >>> 0, message.ackedSeq.high >>> 0).toNumber(true) : message.ackedSeq;
+            if (message.running && message.running.length) {
+                object.running = $Array(message.running.length);
+                for (let j = 0; j < message.running.length; ++j)
+                    object.running[j] = message.running[j];
+            }
+            if (message.capacity != null && $Object.hasOwnProperty.call(message, "capacity"))
+                object.capacity = message.capacity;
             return object;
         };
 
