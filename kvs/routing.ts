@@ -71,6 +71,7 @@ export class RoutingNode implements Machine {
         return [{ kind: 'timer', timer: CHECK, delayMs: this.checkPeriodMs }];
       case 'timer':
         return input.timer === CHECK ? [...this.check(), { kind: 'timer', timer: CHECK, delayMs: this.checkPeriodMs }] : [];
+      case 'taskDone':
       case 'persisted':
         return [];
       case 'message':

@@ -228,6 +228,8 @@ export class Shard implements Machine {
           ];
         case 'timer':
           return this.onTimer(input.timer);
+        case 'taskDone':
+          return [];
         case 'persisted':
           return this.onPersisted(input.token, input.error);
         case 'message':

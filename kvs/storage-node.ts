@@ -77,6 +77,7 @@ export class StorageNode implements Machine {
       case 'timer':
         if (input.timer !== HEARTBEAT) return [];
         return [...this.heartbeat(), { kind: 'timer', timer: HEARTBEAT, delayMs: this.heartbeatPeriodMs }];
+      case 'taskDone':
       case 'persisted':
         return [];
       case 'message':

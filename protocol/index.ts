@@ -7,7 +7,7 @@ export { systemClock } from './transport.js';
 export type { Transport, FrameReceiver, Clock } from './transport.js';
 export { seededRandom } from './random.js';
 export type { Random } from './random.js';
-export type { Machine, MachineInput, Effect, Envelope, PersistWrite, MachineStore } from './machine.js';
+export type { Machine, MachineInput, Effect, Envelope, PersistWrite, MachineStore, MachineTasks } from './machine.js';
 export { validateEnvelope, DEFAULT_MAX_LIST_LENGTH } from './validate.js';
 export type { ValidateOptions } from './validate.js';
 export { validateMessage } from './validate.js';

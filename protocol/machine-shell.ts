@@ -8,11 +8,11 @@
  * in-memory network with the simulator's virtual clock, so the code under test is the code that
  * ships.
  */
-import { ErrorCode, ensureLfaasError } from '../lattices/index.js';
+import { ErrorCode, LfaasError, ensureLfaasError } from '../lattices/index.js';
 import { errorToWire } from './errors-wire.js';
 import { decodeEnvelope, encodeEnvelope, peekReplyAddress } from './frame.js';
 import type { DecodeOptions } from './frame.js';
-import type { Effect, Machine, MachineInput, MachineStore } from './machine.js';
+import type { Effect, Machine, MachineInput, MachineStore, MachineTasks } from './machine.js';
 import type { Clock, Transport } from './transport.js';
 
 /** What a shell counts; exposed for metrics and tests. */
@@ -29,6 +29,8 @@ export interface ShellOptions extends DecodeOptions {
   readonly onError?: (error: Error) => void;
   /** Where `persist` effects go; without one, a persist is answered at once (no disk). */
   readonly store?: MachineStore;
+  /** Where `task` effects go; without one, a task fails at once with INTERNAL. */
+  readonly tasks?: MachineTasks;
 }
 
 /** A running machine; `stop()` cancels its timers and closes its transport. */
@@ -88,6 +90,25 @@ export function runMachine(machine: Machine, transport: Transport, clock: Clock,
               deliver({ kind: 'timer', timer: name });
             }),
           );
+          break;
+        }
+        case 'cancelTimer':
+          timers.get(effect.timer)?.();
+          timers.delete(effect.timer);
+          break;
+        case 'task': {
+          const token = effect.token;
+          const tasks = options.tasks;
+          if (tasks === undefined) {
+            queueMicrotask(() => deliver({ kind: 'taskDone', token, error: new LfaasError(ErrorCode.INTERNAL, 'this shell runs no tasks') }));
+            break;
+          }
+          try {
+            tasks.run(effect.task, (error, result) => deliver(error === undefined ? { kind: 'taskDone', token, result } : { kind: 'taskDone', token, error }));
+          } catch (error) {
+            const typed = ensureLfaasError(error, ErrorCode.INTERNAL);
+            queueMicrotask(() => deliver({ kind: 'taskDone', token, error: typed }));
+          }
           break;
         }
         case 'persist': {

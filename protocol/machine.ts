@@ -15,7 +15,9 @@ export type MachineInput =
   | { readonly kind: 'message'; readonly envelope: Envelope }
   | { readonly kind: 'timer'; readonly timer: string }
   /** The writes of `persist` effect `token` are durable (or failed with `error`). */
-  | { readonly kind: 'persisted'; readonly token: number; readonly error?: Error };
+  | { readonly kind: 'persisted'; readonly token: number; readonly error?: Error }
+  /** `task` effect `token` finished with `result`, or failed with `error`. */
+  | { readonly kind: 'taskDone'; readonly token: number; readonly result?: unknown; readonly error?: Error };
 
 /** One write to a machine's disk: new bytes for a key, or `undefined` to remove it. */
 export interface PersistWrite {
@@ -35,6 +37,16 @@ export interface MachineStore {
   commit(writes: readonly PersistWrite[], sync: boolean, done: (error?: Error) => void): void;
 }
 
+/**
+ * Work a machine hands to its shell that is neither a message nor a disk write: reading the KVS,
+ * running a user function. The machine defines what its tasks are; the shell's runner carries
+ * them out (over the real KVS and runtime pool in a process, over simulated ones in the
+ * simulator) and answers `{ kind: 'taskDone', token }`. A callback, like {@link MachineStore}.
+ */
+export interface MachineTasks {
+  run(task: unknown, done: (error: Error | undefined, result?: unknown) => void): void;
+}
+
 /** What a machine asks its shell to do. */
 export type Effect =
   /** Send an envelope to a transport address. */
@@ -46,7 +58,11 @@ export type Effect =
    * crash no longer loses it) and, with `sync`, synced (a machine crash does not either; a sync
    * covers every earlier commit).
    */
-  | { readonly kind: 'persist'; readonly token: number; readonly writes: readonly PersistWrite[]; readonly sync: boolean };
+  | { readonly kind: 'persist'; readonly token: number; readonly writes: readonly PersistWrite[]; readonly sync: boolean }
+  /** Cancel timer `timer` if it is set. */
+  | { readonly kind: 'cancelTimer'; readonly timer: string }
+  /** Hand `task` to the shell's {@link MachineTasks}; it answers `{ kind: 'taskDone', token }`. */
+  | { readonly kind: 'task'; readonly token: number; readonly task: unknown };
 
 /** A node role's state machine. */
 export interface Machine {

@@ -179,7 +179,7 @@ export const envelopeBodyArbitraries: { readonly [Body in NonNullable<PbTypes.En
     { requiredKeys: ['runId', 'functions', 'timeoutMs'] },
   ),
   trigger: fc.record(
-    { runId: name, sourceFunction: name, targetFunction: name, value: bytes, cut: fc.array(cutEntry, { maxLength: 3 }) },
+    { runId: name, sourceFunction: name, targetFunction: name, value: bytes, cut: fc.array(cutEntry, { maxLength: 3 }), error: wireErrorArbitrary },
     { requiredKeys: ['runId', 'sourceFunction', 'targetFunction'] },
   ),
   listFunctions: fc.record({ name: text }, { requiredKeys: [] }),
@@ -210,6 +210,7 @@ export const envelopeBodyArbitraries: { readonly [Body in NonNullable<PbTypes.En
   invocationMessage: fc.record({ runId: name, sourceFunction: text, targetFunction: name, payload: bytes }, { requiredKeys: ['runId', 'targetFunction'] }),
   versionRequest: fc.record({ runId: name, key: name }),
   versionReply: fc.record({ payload: bytes, error: wireErrorArbitrary }, { requiredKeys: [] }),
+  runFinished: fc.record({ runId: name }),
   prepare: fc.record({ functions: fc.array(fc.record({ name, version: fc.integer({ min: 1, max: 0xffffffff }) }), { minLength: 1, maxLength: 3 }) }),
   executorStatus: fc.record(
     {

@@ -87,6 +87,7 @@ export const MESSAGE_SCHEMA = {
       versionRequest: 'VersionRequest',
       versionReply: 'VersionReply',
       prepare: 'Prepare',
+      runFinished: 'RunFinished',
     },
   },
 
@@ -208,7 +209,8 @@ export const MESSAGE_SCHEMA = {
     attempt: 'uint32',
     traceId: 'string',
   },
-  Trigger: { runId: 'string!', sourceFunction: 'string!', targetFunction: 'string!', value: 'bytes', cut: 'CutEntry[]' },
+  Trigger: { runId: 'string!', sourceFunction: 'string!', targetFunction: 'string!', value: 'bytes', cut: 'CutEntry[]', error: 'Error' },
+  RunFinished: { runId: 'string!' },
   InvocationMessage: { runId: 'string!', sourceFunction: 'string', targetFunction: 'string!', payload: 'bytes' },
   VersionRequest: { runId: 'string!', key: 'string!' },
   VersionReply: { payload: 'bytes', error: 'Error' },

@@ -2211,7 +2211,8 @@ export const lfaas = $root.lfaas = (() => {
          * @property {lfaas.VersionRequest.$Properties|null} [versionRequest] Envelope versionRequest
          * @property {lfaas.VersionReply.$Properties|null} [versionReply] Envelope versionReply
          * @property {lfaas.Prepare.$Properties|null} [prepare] Envelope prepare
-         * @property {"errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"schedule"|"trigger"|"executorStatus"|"listFunctions"|"functionList"|"deleteFunction"|"done"|"listDags"|"dagList"|"deleteDag"|"invocationMessage"|"versionRequest"|"versionReply"|"prepare"} [body] Envelope body
+         * @property {lfaas.RunFinished.$Properties|null} [runFinished] Envelope runFinished
+         * @property {"errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"schedule"|"trigger"|"executorStatus"|"listFunctions"|"functionList"|"deleteFunction"|"done"|"listDags"|"dagList"|"deleteDag"|"invocationMessage"|"versionRequest"|"versionReply"|"prepare"|"runFinished"} [body] Envelope body
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -2268,9 +2269,10 @@ export const lfaas = $root.lfaas = (() => {
          *   versionRequest?: lfaas.VersionRequest.$Shape|null;
          *   versionReply?: lfaas.VersionReply.$Shape|null;
          *   prepare?: lfaas.Prepare.$Shape|null;
+         *   runFinished?: lfaas.RunFinished.$Shape|null;
          *   $unknowns?: Array.<Uint8Array>;
          * } & (
-         *   ({ body?: undefined; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "errorReply"; errorReply: lfaas.ErrorReply.$Shape; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "echo"; errorReply?: null; echo: lfaas.Echo.$Shape; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "kvsRequest"; errorReply?: null; echo?: null; kvsRequest: lfaas.KvsRequest.$Shape; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "kvsResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse: lfaas.KvsResponse.$Shape; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "keyAddressRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest: lfaas.KeyAddressRequest.$Shape; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "keyAddressResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse: lfaas.KeyAddressResponse.$Shape; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "nodeJoin"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin: lfaas.NodeJoin.$Shape; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "nodeDepart"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart: lfaas.NodeDepart.$Shape; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "ringUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate: lfaas.RingUpdate.$Shape; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "heartbeat"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat: lfaas.Heartbeat.$Shape; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "gossip"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip: lfaas.Gossip.$Shape; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "digestExchange"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange: lfaas.DigestExchange.$Shape; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "subscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe: lfaas.Subscribe.$Shape; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "unsubscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe: lfaas.Unsubscribe.$Shape; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "keyUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate: lfaas.KeyUpdate.$Shape; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "statsReport"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport: lfaas.StatsReport.$Shape; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "ringRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest: lfaas.RingRequest.$Shape; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "registerFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction: lfaas.RegisterFunction.$Shape; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "registerFunctionResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse: lfaas.RegisterFunctionResponse.$Shape; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "registerDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag: lfaas.RegisterDag.$Shape; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "callRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest: lfaas.CallRequest.$Shape; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "callResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse: lfaas.CallResponse.$Shape; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "dagCall"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall: lfaas.DagCall.$Shape; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "schedule"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule: lfaas.Schedule.$Shape; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "trigger"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger: lfaas.Trigger.$Shape; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "executorStatus"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus: lfaas.ExecutorStatus.$Shape; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "listFunctions"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions: lfaas.ListFunctions.$Shape; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "functionList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList: lfaas.FunctionList.$Shape; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "deleteFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction: lfaas.DeleteFunction.$Shape; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "done"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done: lfaas.Done.$Shape; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "listDags"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags: lfaas.ListDags.$Shape; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "dagList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList: lfaas.DagList.$Shape; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "deleteDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag: lfaas.DeleteDag.$Shape; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "invocationMessage"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage: lfaas.InvocationMessage.$Shape; versionRequest?: null; versionReply?: null; prepare?: null }|{ body?: "versionRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest: lfaas.VersionRequest.$Shape; versionReply?: null; prepare?: null }|{ body?: "versionReply"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply: lfaas.VersionReply.$Shape; prepare?: null }|{ body?: "prepare"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare: lfaas.Prepare.$Shape })
+         *   ({ body?: undefined; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "errorReply"; errorReply: lfaas.ErrorReply.$Shape; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "echo"; errorReply?: null; echo: lfaas.Echo.$Shape; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "kvsRequest"; errorReply?: null; echo?: null; kvsRequest: lfaas.KvsRequest.$Shape; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "kvsResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse: lfaas.KvsResponse.$Shape; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "keyAddressRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest: lfaas.KeyAddressRequest.$Shape; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "keyAddressResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse: lfaas.KeyAddressResponse.$Shape; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "nodeJoin"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin: lfaas.NodeJoin.$Shape; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "nodeDepart"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart: lfaas.NodeDepart.$Shape; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "ringUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate: lfaas.RingUpdate.$Shape; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "heartbeat"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat: lfaas.Heartbeat.$Shape; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "gossip"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip: lfaas.Gossip.$Shape; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "digestExchange"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange: lfaas.DigestExchange.$Shape; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "subscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe: lfaas.Subscribe.$Shape; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "unsubscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe: lfaas.Unsubscribe.$Shape; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "keyUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate: lfaas.KeyUpdate.$Shape; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "statsReport"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport: lfaas.StatsReport.$Shape; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "ringRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest: lfaas.RingRequest.$Shape; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "registerFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction: lfaas.RegisterFunction.$Shape; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "registerFunctionResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse: lfaas.RegisterFunctionResponse.$Shape; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "registerDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag: lfaas.RegisterDag.$Shape; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "callRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest: lfaas.CallRequest.$Shape; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "callResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse: lfaas.CallResponse.$Shape; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "dagCall"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall: lfaas.DagCall.$Shape; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "schedule"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule: lfaas.Schedule.$Shape; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "trigger"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger: lfaas.Trigger.$Shape; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "executorStatus"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus: lfaas.ExecutorStatus.$Shape; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "listFunctions"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions: lfaas.ListFunctions.$Shape; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "functionList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList: lfaas.FunctionList.$Shape; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "deleteFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction: lfaas.DeleteFunction.$Shape; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "done"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done: lfaas.Done.$Shape; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "listDags"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags: lfaas.ListDags.$Shape; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "dagList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList: lfaas.DagList.$Shape; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "deleteDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag: lfaas.DeleteDag.$Shape; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "invocationMessage"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage: lfaas.InvocationMessage.$Shape; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "versionRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest: lfaas.VersionRequest.$Shape; versionReply?: null; prepare?: null; runFinished?: null }|{ body?: "versionReply"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply: lfaas.VersionReply.$Shape; prepare?: null; runFinished?: null }|{ body?: "prepare"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare: lfaas.Prepare.$Shape; runFinished?: null }|{ body?: "runFinished"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished: lfaas.RunFinished.$Shape })
          * )} lfaas.Envelope.$Shape
          */
 
@@ -2625,17 +2627,25 @@ export const lfaas = $root.lfaas = (() => {
          */
         Envelope.prototype.prepare = null;
 
+        /**
+         * Envelope runFinished.
+         * @member {lfaas.RunFinished.$Properties|null|undefined} runFinished
+         * @memberof lfaas.Envelope
+         * @instance
+         */
+        Envelope.prototype.runFinished = null;
+
         // OneOf field names bound to virtual getters and setters
         let $oneOfFields;
 
         /**
          * Envelope body.
-         * @member {"errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"schedule"|"trigger"|"executorStatus"|"listFunctions"|"functionList"|"deleteFunction"|"done"|"listDags"|"dagList"|"deleteDag"|"invocationMessage"|"versionRequest"|"versionReply"|"prepare"|undefined} body
+         * @member {"errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"schedule"|"trigger"|"executorStatus"|"listFunctions"|"functionList"|"deleteFunction"|"done"|"listDags"|"dagList"|"deleteDag"|"invocationMessage"|"versionRequest"|"versionReply"|"prepare"|"runFinished"|undefined} body
          * @memberof lfaas.Envelope
          * @instance
          */
         $Object.defineProperty(Envelope.prototype, "body", {
-            get: $util.oneOfGetter($oneOfFields = ["errorReply", "echo", "kvsRequest", "kvsResponse", "keyAddressRequest", "keyAddressResponse", "nodeJoin", "nodeDepart", "ringUpdate", "heartbeat", "gossip", "digestExchange", "subscribe", "unsubscribe", "keyUpdate", "statsReport", "ringRequest", "registerFunction", "registerFunctionResponse", "registerDag", "callRequest", "callResponse", "dagCall", "schedule", "trigger", "executorStatus", "listFunctions", "functionList", "deleteFunction", "done", "listDags", "dagList", "deleteDag", "invocationMessage", "versionRequest", "versionReply", "prepare"]),
+            get: $util.oneOfGetter($oneOfFields = ["errorReply", "echo", "kvsRequest", "kvsResponse", "keyAddressRequest", "keyAddressResponse", "nodeJoin", "nodeDepart", "ringUpdate", "heartbeat", "gossip", "digestExchange", "subscribe", "unsubscribe", "keyUpdate", "statsReport", "ringRequest", "registerFunction", "registerFunctionResponse", "registerDag", "callRequest", "callResponse", "dagCall", "schedule", "trigger", "executorStatus", "listFunctions", "functionList", "deleteFunction", "done", "listDags", "dagList", "deleteDag", "invocationMessage", "versionRequest", "versionReply", "prepare", "runFinished"]),
             set: $util.oneOfSetter($oneOfFields)
         });
 
@@ -2755,6 +2765,8 @@ export const lfaas = $root.lfaas = (() => {
                 $root.lfaas.VersionReply.encode(message.versionReply, writer.uint32(/* id 58, wireType 2 =*/466).fork(), _depth + 1).ldelim();
             if (message.prepare != null && $Object.hasOwnProperty.call(message, "prepare"))
                 $root.lfaas.Prepare.encode(message.prepare, writer.uint32(/* id 59, wireType 2 =*/474).fork(), _depth + 1).ldelim();
+            if (message.runFinished != null && $Object.hasOwnProperty.call(message, "runFinished"))
+                $root.lfaas.RunFinished.encode(message.runFinished, writer.uint32(/* id 60, wireType 2 =*/482).fork(), _depth + 1).ldelim();
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -3114,6 +3126,13 @@ export const lfaas = $root.lfaas = (() => {
                             break;
                         message.prepare = $root.lfaas.Prepare.decode(reader, reader.size(), $undefined, _depth + 1, message.prepare);
                         message.body = "prepare";
+                        continue;
+                    }
+                case 60: {
+                        if (wireType !== 2)
+                            break;
+                        message.runFinished = $root.lfaas.RunFinished.decode(reader, reader.size(), $undefined, _depth + 1, message.runFinished);
+                        message.body = "runFinished";
                         continue;
                     }
                 }
@@ -3548,6 +3567,16 @@ export const lfaas = $root.lfaas = (() => {
                         return "prepare." + error;
                 }
             }
+            if (message.runFinished != null && $Object.hasOwnProperty.call(message, "runFinished")) {
+                if (properties.body === 1)
+                    return "body: multiple values";
+                properties.body = 1;
+                {
+                    let error = $root.lfaas.RunFinished.verify(message.runFinished, _depth + 1);
+                    if (error)
+                        return "runFinished." + error;
+                }
+            }
             return null;
         };
 
@@ -3782,6 +3811,11 @@ export const lfaas = $root.lfaas = (() => {
                 if (!$util.isObject(object.prepare))
                     throw $TypeError(".lfaas.Envelope.prepare: object expected");
                 message.prepare = $root.lfaas.Prepare.fromObject(object.prepare, _depth + 1);
+            }
+            if (object.runFinished != null) {
+                if (!$util.isObject(object.runFinished))
+                    throw $TypeError(".lfaas.Envelope.runFinished: object expected");
+                message.runFinished = $root.lfaas.RunFinished.fromObject(object.runFinished, _depth + 1);
             }
             return message;
         };
@@ -4022,6 +4056,11 @@ export const lfaas = $root.lfaas = (() => {
                 object.prepare = $root.lfaas.Prepare.toObject(message.prepare, options, _depth + 1);
                 if (options.oneofs)
                     object.body = "prepare";
+            }
+            if (message.runFinished != null && $Object.hasOwnProperty.call(message, "runFinished")) {
+                object.runFinished = $root.lfaas.RunFinished.toObject(message.runFinished, options, _depth + 1);
+                if (options.oneofs)
+                    object.body = "runFinished";
             }
             return object;
         };
@@ -19885,6 +19924,7 @@ export const lfaas = $root.lfaas = (() => {
          * @property {string|null} [targetFunction] Trigger targetFunction
          * @property {Uint8Array|null} [value] Trigger value
          * @property {Array.<lfaas.CutEntry.$Properties>|null} [cut] Trigger cut
+         * @property {lfaas.Error.$Properties|null} [error] Trigger error
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -19958,6 +19998,14 @@ export const lfaas = $root.lfaas = (() => {
         Trigger.prototype.cut = $util.emptyArray;
 
         /**
+         * Trigger error.
+         * @member {lfaas.Error.$Properties|null|undefined} error
+         * @memberof lfaas.Trigger
+         * @instance
+         */
+        Trigger.prototype.error = null;
+
+        /**
          * Creates a new Trigger instance using the specified properties.
          * @function create
          * @memberof lfaas.Trigger
@@ -20000,6 +20048,8 @@ export const lfaas = $root.lfaas = (() => {
             if (message.cut != null && message.cut.length)
                 for (let i = 0; i < message.cut.length; ++i)
                     $root.lfaas.CutEntry.encode(message.cut[i], writer.uint32(/* id 5, wireType 2 =*/42).fork(), _depth + 1).ldelim();
+            if (message.error != null && $Object.hasOwnProperty.call(message, "error"))
+                $root.lfaas.Error.encode(message.error, writer.uint32(/* id 6, wireType 2 =*/50).fork(), _depth + 1).ldelim();
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -20101,6 +20151,12 @@ export const lfaas = $root.lfaas = (() => {
                         message.cut.push($root.lfaas.CutEntry.decode(reader, reader.size(), $undefined, _depth + 1));
                         continue;
                     }
+                case 6: {
+                        if (wireType !== 2)
+                            break;
+                        message.error = $root.lfaas.Error.decode(reader, reader.size(), $undefined, _depth + 1, message.error);
+                        continue;
+                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -20170,6 +20226,11 @@ export const lfaas = $root.lfaas = (() => {
                         return "cut." + error;
                 }
             }
+            if (message.error != null && $Object.hasOwnProperty.call(message, "error")) {
+                let error = $root.lfaas.Error.verify(message.error, _depth + 1);
+                if (error)
+                    return "error." + error;
+            }
             return null;
         };
 
@@ -20216,6 +20277,11 @@ export const lfaas = $root.lfaas = (() => {
                     message.cut[i] = $root.lfaas.CutEntry.fromObject(object.cut[i], _depth + 1);
                 }
             }
+            if (object.error != null) {
+                if (!$util.isObject(object.error))
+                    throw $TypeError(".lfaas.Trigger.error: object expected");
+                message.error = $root.lfaas.Error.fromObject(object.error, _depth + 1);
+            }
             return message;
         };
 
@@ -20249,6 +20315,7 @@ export const lfaas = $root.lfaas = (() => {
                     if (options.bytes !== $Array)
                         object.value = $util.newBuffer(object.value);
                 }
+                object.error = null;
             }
             if (message.runId != null && $Object.hasOwnProperty.call(message, "runId"))
                 object.runId = message.runId;
@@ -20263,6 +20330,8 @@ export const lfaas = $root.lfaas = (() => {
                 for (let j = 0; j < message.cut.length; ++j)
                     object.cut[j] = $root.lfaas.CutEntry.toObject(message.cut[j], options, _depth + 1);
             }
+            if (message.error != null && $Object.hasOwnProperty.call(message, "error"))
+                object.error = $root.lfaas.Error.toObject(message.error, options, _depth + 1);
             return object;
         };
 
@@ -20292,6 +20361,281 @@ export const lfaas = $root.lfaas = (() => {
         };
 
         return Trigger;
+    })();
+
+    lfaas.RunFinished = (function() {
+
+        /**
+         * Properties of a RunFinished.
+         * @typedef {Object} lfaas.RunFinished.$Properties
+         * @property {string|null} [runId] RunFinished runId
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a RunFinished.
+         * @memberof lfaas
+         * @interface IRunFinished
+         * @augments lfaas.RunFinished.$Properties
+         * @deprecated Use lfaas.RunFinished.$Properties instead.
+         */
+
+        /**
+         * Shape of a RunFinished.
+         * @typedef {lfaas.RunFinished.$Properties} lfaas.RunFinished.$Shape
+         */
+
+        /**
+         * Constructs a new RunFinished.
+         * @memberof lfaas
+         * @classdesc Represents a RunFinished.
+         * @constructor
+         * @param {lfaas.RunFinished.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const RunFinished = function (properties) {
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * RunFinished runId.
+         * @member {string} runId
+         * @memberof lfaas.RunFinished
+         * @instance
+         */
+        RunFinished.prototype.runId = "";
+
+        /**
+         * Creates a new RunFinished instance using the specified properties.
+         * @function create
+         * @memberof lfaas.RunFinished
+         * @static
+         * @param {lfaas.RunFinished.$Properties=} [properties] Properties to set
+         * @returns {lfaas.RunFinished} RunFinished instance
+         * @type {{
+         *   (properties: lfaas.RunFinished.$Shape): lfaas.RunFinished & lfaas.RunFinished.$Shape;
+         *   (properties?: lfaas.RunFinished.$Properties): lfaas.RunFinished;
+         * }}
+         */
+        RunFinished.create = function(properties) {
+            return new RunFinished(properties);
+        };
+
+        /**
+         * Encodes the specified RunFinished message. Does not implicitly {@link lfaas.RunFinished.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.RunFinished
+         * @static
+         * @param {lfaas.RunFinished.$Properties} message RunFinished message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        RunFinished.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.runId != null && $Object.hasOwnProperty.call(message, "runId") && message.runId !== "")
+                writer.uint32(/* id 1, wireType 2 =*/10).string(message.runId);
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified RunFinished message, length delimited. Does not implicitly {@link lfaas.RunFinished.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.RunFinished
+         * @static
+         * @param {lfaas.RunFinished.$Properties} message RunFinished message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        RunFinished.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a RunFinished message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.RunFinished
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.RunFinished & lfaas.RunFinished.$Shape} RunFinished
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        RunFinished.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.RunFinished();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.runId = value;
+                        else
+                            delete message.runId;
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a RunFinished message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.RunFinished
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.RunFinished & lfaas.RunFinished.$Shape} RunFinished
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        RunFinished.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a RunFinished message.
+         * @function verify
+         * @memberof lfaas.RunFinished
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        RunFinished.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.runId != null && $Object.hasOwnProperty.call(message, "runId"))
+                if (!$util.isString(message.runId))
+                    return "runId: string expected";
+            return null;
+        };
+
+        /**
+         * Creates a RunFinished message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.RunFinished
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.RunFinished} RunFinished
+         */
+        RunFinished.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.RunFinished)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.RunFinished: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.RunFinished();
+            if (object.runId != null)
+                if (typeof object.runId !== "string" || object.runId.length)
+                    message.runId = $String(object.runId);
+            return message;
+        };
+
+        /**
+         * Creates a plain object from a RunFinished message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.RunFinished
+         * @static
+         * @param {lfaas.RunFinished} message RunFinished
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        RunFinished.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.defaults)
+                object.runId = "";
+            if (message.runId != null && $Object.hasOwnProperty.call(message, "runId"))
+                object.runId = message.runId;
+            return object;
+        };
+
+        /**
+         * Converts this RunFinished to JSON.
+         * @function toJSON
+         * @memberof lfaas.RunFinished
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        RunFinished.prototype.toJSON = function() {
+            return RunFinished.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for RunFinished
+         * @function getTypeUrl
+         * @memberof lfaas.RunFinished
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        RunFinished.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.RunFinished";
+        };
+
+        return RunFinished;
     })();
 
     lfaas.InvocationMessage = (function() {

@@ -105,6 +105,7 @@ export class WorkloadClient implements Machine {
         if (input.timer === 'ring') return [this.askRing(), { kind: 'timer', timer: 'ring', delayMs: 200 }];
         if (this.stopped) return [];
         return [...this.operation(), { kind: 'timer', timer: 'op', delayMs: this.periodMs }];
+      case 'taskDone':
       case 'persisted':
         return [];
       case 'message':

@@ -5,7 +5,7 @@
  * and crash/restart of a machine (its factory decides what survives, as a disk would).
  */
 import { MemoryNetwork, runMachine, seededRandom } from '../../protocol/index.js';
-import type { Machine, MachineInput, MachineShell, MachineStore, Random } from '../../protocol/index.js';
+import type { Machine, MachineInput, MachineShell, MachineStore, MachineTasks, Random } from '../../protocol/index.js';
 import { VirtualClock } from '../../protocol/testing.js';
 
 export interface SimulationOptions {
@@ -20,13 +20,16 @@ export interface SimulationOptions {
 /** A machine with the disk it persists to (a store that survives crashes, as disks do). */
 export interface Booted {
   readonly machine: Machine;
-  readonly store: MachineStore & { close(): Promise<void> };
+  readonly store?: MachineStore & { close(): Promise<void> };
+  /** Where its `task` effects go (a simulated KVS, simulated runtimes). */
+  readonly tasks?: MachineTasks;
 }
 
 interface Node {
   readonly factory: () => Machine | Booted;
   shell: MachineShell | undefined;
   store: Booted['store'] | undefined;
+  tasks: MachineTasks | undefined;
   /** The machine itself (the shell runs a recording wrapper around it). */
   machine: Machine | undefined;
 }
@@ -58,7 +61,7 @@ export class Simulation {
    */
   add(id: string, factory: () => Machine | Booted): void {
     if (this.nodes.has(id)) throw new Error(`machine ${id} already exists`);
-    const node: Node = { factory, shell: undefined, machine: undefined, store: undefined };
+    const node: Node = { factory, shell: undefined, machine: undefined, store: undefined, tasks: undefined };
     this.nodes.set(id, node);
     this.boot(id, node);
   }
@@ -126,11 +129,16 @@ export class Simulation {
     if ('handle' in booted) {
       node.machine = booted;
       node.store = undefined;
+      node.tasks = undefined;
     } else {
       node.machine = booted.machine;
       node.store = booted.store;
+      node.tasks = booted.tasks;
     }
-    node.shell = runMachine(this.recorded(node.machine), this.network.endpoint(id), this.clock, node.store === undefined ? {} : { store: node.store });
+    node.shell = runMachine(this.recorded(node.machine), this.network.endpoint(id), this.clock, {
+      ...(node.store === undefined ? {} : { store: node.store }),
+      ...(node.tasks === undefined ? {} : { tasks: node.tasks }),
+    });
   }
 
   /** Wraps a machine so that every input it is handed feeds the trace hash. */
@@ -139,7 +147,7 @@ export class Simulation {
       id: machine.id,
       handle: (input, nowMs) => {
         this.steps++;
-        const label = input.kind === 'message' ? `m:${input.envelope.body ?? ''}:${input.envelope.sender}` : input.kind === 'timer' ? `t:${input.timer}` : 's';
+        const label = input.kind === 'message' ? `m:${input.envelope.body ?? ''}:${input.envelope.sender}` : input.kind === 'timer' ? `t:${input.timer}` : input.kind === 'taskDone' ? `d:${input.token}` : 's';
         this.mix(`${machine.id}@${nowMs}:${label}`);
         return machine.handle(input, nowMs);
       },
