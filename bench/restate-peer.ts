@@ -25,13 +25,16 @@
  * - Every wait (install, server start, admin API, registration, warm-up, each call, stop) is
  *   bounded in time.
  * - `restate-server` sends anonymous telemetry unless told not to: it is started with
- *   `disable-telemetry`. Version 1.7 also asks GitHub for its latest release at start, with no
- *   setting to turn that off; where there is no route out (as here) that look-up just fails. All
- *   the traffic this file makes itself goes to 127.0.0.1.
+ *   `disable-telemetry`. Version 1.7 also asks api.github.com for its latest release at every
+ *   start, with no setting to turn that off: where `unshare` works (root), the server runs in a
+ *   private mount namespace whose /etc/hosts points that name at 127.0.0.1, so nothing leaves the
+ *   machine; elsewhere it makes one DNS look-up, said in the log. Everything else, the server's,
+ *   the deployment's and this file's traffic, goes to 127.0.0.1. npm installs with
+ *   `--ignore-scripts` so that a dependency's analytics postinstall does not run.
  * - Children are killed by pid (SIGTERM, then SIGKILL after 3 s) on `stop()`, and with SIGKILL
  *   if this process exits without calling it; the deployment also exits when its stdin closes.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
@@ -126,6 +129,24 @@ function cleanEnv(dropPrefixes: readonly string[]): NodeJS.ProcessEnv {
   return env;
 }
 
+function runNpmInstall(dir: string): Promise<void> {
+  // --prefix pins the install to this folder whatever the caller's npm_* variables say;
+  // --ignore-scripts skips a dependency's analytics postinstall (the binary needs no script).
+  const args = ['install', '--no-audit', '--no-fund', '--ignore-scripts', '--prefix', dir];
+  const env = { ...cleanEnv(['npm_']), SCARF_ANALYTICS: 'false' };
+  return new Promise<void>((done, fail) => {
+    execFile('npm', args, { cwd: dir, env, timeout: INSTALL_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      if (error === null) {
+        done();
+        return;
+      }
+      const output = `${stdout}\n${stderr}`.trim().slice(-OUTPUT_TAIL_CHARS);
+      const why = error.killed ? `killed after ${INSTALL_TIMEOUT_MS / 1000} s` : (error.message.split('\n')[0] ?? 'failed');
+      fail(new Error(`npm install in ${dir} failed (${why})${output === '' ? '' : `: ${output}`}`));
+    });
+  });
+}
+
 /** Installs the pinned server and SDK into `dir` unless they are there already; returns the binary. */
 async function ensureInstalled(dir: string, log: (line: string) => void): Promise<string> {
   const binary = serverBinary(dir);
@@ -139,23 +160,21 @@ async function ensureInstalled(dir: string, log: (line: string) => void): Promis
   };
   writeFileSync(join(dir, 'package.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   log(`restate: installing @restatedev/restate-server@${SERVER_VERSION} and @restatedev/restate-sdk@${SDK_VERSION} into ${dir} ...`);
-  // --prefix pins the install to this folder whatever the caller's npm_* variables say;
-  // --ignore-scripts skips a dependency's analytics postinstall (the binary needs no script).
-  const args = ['install', '--no-audit', '--no-fund', '--ignore-scripts', '--prefix', dir];
-  const env = { ...cleanEnv(['npm_']), SCARF_ANALYTICS: 'false' };
   const started = performance.now();
-  await new Promise<void>((done, fail) => {
-    execFile('npm', args, { cwd: dir, env, timeout: INSTALL_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error === null) {
-        done();
-        return;
-      }
-      const output = `${stdout}\n${stderr}`.trim().slice(-OUTPUT_TAIL_CHARS);
-      fail(new Error(`npm install in ${dir} failed (${error.killed ? `killed after ${INSTALL_TIMEOUT_MS / 1000} s` : error.message.split('\n')[0]}): ${output}`));
-    });
-  });
+  await runNpmInstall(dir);
   if (!isInstalled(dir)) {
-    throw new Error(`npm install finished but ${existsSync(binary) ? 'the versions are not the pinned ones' : `${binary} is missing (no restate-server build for ${platform()}-${arch()}?)`}`);
+    // npm does not repair a package whose files went missing: start again from nothing, once.
+    log('restate: the install is incomplete; installing again from scratch');
+    rmSync(join(dir, 'node_modules'), { recursive: true, force: true });
+    rmSync(join(dir, 'package-lock.json'), { force: true });
+    await runNpmInstall(dir);
+  }
+  if (!isInstalled(dir)) {
+    throw new Error(
+      existsSync(binary)
+        ? `npm install finished but did not give @restatedev/restate-server@${SERVER_VERSION} and @restatedev/restate-sdk@${SDK_VERSION}`
+        : `npm install finished but ${binary} is missing (does restate-server ship a build for ${platform()}-${arch()}?)`,
+    );
   }
   log(`restate: installed in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   return binary;
@@ -426,7 +445,43 @@ interface Ports {
   readonly node: number;
 }
 
-function startServer(binary: string, dataDir: string, ports: Ports): Child {
+/** Host names that restate-server looks up on its own at start (its latest-release check). */
+const PHONE_HOME_HOSTS = ['api.github.com'];
+let canShieldHosts: boolean | undefined;
+
+/**
+ * restate-server 1.7 asks api.github.com for its latest release at every start, with no setting
+ * to turn that off. Where this process may make a private mount namespace (root, `unshare`), the
+ * server gets its own /etc/hosts that points that name at 127.0.0.1, so not even the DNS look-up
+ * leaves the machine. Returns the command and arguments to run, and whether the shield is on.
+ */
+function shielded(binary: string, args: readonly string[], dataDir: string): { command: string; args: string[]; shielded: boolean } {
+  const script = 'mount --bind "$0" /etc/hosts && exec "$@"';
+  if (canShieldHosts === undefined) {
+    try {
+      const probe = join(dataDir, 'hosts-probe');
+      writeFileSync(probe, '127.0.0.1 localhost\n');
+      execFileSync('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, probe, 'true'], { stdio: 'ignore', timeout: 3_000 });
+      canShieldHosts = true;
+    } catch {
+      canShieldHosts = false;
+    }
+  }
+  if (!canShieldHosts) return { command: binary, args: [...args], shielded: false };
+  let hosts = '';
+  try {
+    hosts = readFileSync('/etc/hosts', 'utf8');
+  } catch {
+    hosts = '127.0.0.1 localhost\n::1 localhost\n';
+  }
+  const extra = PHONE_HOME_HOSTS.flatMap((name) => [`127.0.0.1 ${name}`, `::1 ${name}`]).join('\n');
+  const hostsFile = join(dataDir, 'hosts');
+  writeFileSync(hostsFile, `${hosts.trimEnd()}\n# bench/restate-peer.ts: keep restate-server's version check on this machine\n${extra}\n`);
+  // unshare and sh both exec, so the pid stays the server's.
+  return { command: 'unshare', args: ['--mount', '--propagation', 'private', 'sh', '-c', script, hostsFile, binary, ...args], shielded: true };
+}
+
+function startServer(binary: string, dataDir: string, ports: Ports): Child & { readonly shielded: boolean } {
   const env: NodeJS.ProcessEnv = {
     ...cleanEnv(['restate_']),
     RESTATE_DISABLE_TELEMETRY: 'true',
@@ -446,7 +501,8 @@ function startServer(binary: string, dataDir: string, ports: Ports): Child {
     '--auto-provision', 'true',
     '--shutdown-timeout', '2s',
   ];
-  return startChild('restate-server', binary, args, { cwd: dataDir, env, stdinPipe: false });
+  const run = shielded(binary, args, dataDir);
+  return { ...startChild('restate-server', run.command, run.args, { cwd: dataDir, env, stdinPipe: false }), shielded: run.shielded };
 }
 
 /** Waits until the admin API answers `/version`; returns the server's version. */
@@ -511,7 +567,13 @@ async function startOnce(binary: string, servicePath: string, log: (line: string
   const adminAgent = new Agent({ keepAlive: false });
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
   const children: Child[] = [];
-  const removeDataDir = (): void => rmSync(dataDir, { recursive: true, force: true });
+  const removeDataDir = (): void => {
+    try {
+      rmSync(dataDir, { recursive: true, force: true });
+    } catch {
+      // best effort while exiting
+    }
+  };
   process.on('exit', removeDataDir);
 
   let stopping: Promise<void> | undefined;
@@ -580,6 +642,7 @@ async function startOnce(binary: string, servicePath: string, log: (line: string
     if (check !== 16) throw new Error(`compose(3) answered ${check}, not 16`);
 
     const version = `restate-server ${serverVersion}, @restatedev/restate-sdk ${installedVersion(PEER_DIR, '@restatedev/restate-sdk') ?? SDK_VERSION}`;
+    if (!server.shielded) log(`restate: note: restate-server will look up ${PHONE_HOME_HOSTS.join(', ')} at start (its release check; no unshare/root here to keep it local)`);
     log(
       `restate: ${version} up in ${((performance.now() - started) / 1000).toFixed(1)} s on ${HOST} ` +
         `(ingress ${ingress}, admin ${admin}, node ${node}; server pid ${server.pid}, deployment pid ${service.pid} on ${servicePort}; data ${dataDir})`,

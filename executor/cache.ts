@@ -88,6 +88,24 @@ export class ExecutorCache {
     await this.backend.delete(key, { ack });
   }
 
+  /**
+   * Merges a value learnt elsewhere (another executor's cache) into the cached one, without
+   * writing it to the KVS: it is already there, or on its way.
+   */
+  absorb(key: string, value: AnyLattice): AnyLattice {
+    const current = this.values.get(key);
+    const merged = current === undefined || current.type !== value.type ? value : (current.merge(value) as AnyLattice);
+    this.hold(key, merged);
+    return merged;
+  }
+
+  /** Reads `key` from the KVS now (bypassing the cache) and merges what it finds into the cache. */
+  async refresh(key: string): Promise<AnyLattice | undefined> {
+    this.counters.misses++;
+    const value = await this.backend.get(key);
+    return value === undefined ? this.values.get(key) : this.absorb(key, value);
+  }
+
   /** The cached value of `key`, without reading through (undefined when not held). */
   peek(key: string): AnyLattice | undefined {
     return this.values.peek(key);
@@ -98,9 +116,14 @@ export class ExecutorCache {
     return this.subscriptions.size;
   }
 
-  /** The keys held (what the schedulers are told). */
-  keys(): string[] {
-    return [...this.values.keys()];
+  /** The keys held, most recently used first, at most `max` (what the schedulers are told). */
+  keys(max = Infinity): string[] {
+    const keys: string[] = [];
+    for (const key of this.values.keys()) {
+      if (keys.length >= max) break;
+      keys.push(key);
+    }
+    return keys;
   }
 
   /** Bytes held. */

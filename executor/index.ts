@@ -1,10 +1,18 @@
 /**
- * Executors: today the runtime pool (worker threads running user functions in cached `vm`
- * contexts, with time and memory limits). The cache, the user library `ctx`, DAG triggers and the
- * executor machine arrive with the rest of issue 4.
+ * Executors: the executor machine (runs, triggers, heartbeats), its host (the runtime pool, the
+ * cache, the run scopes of the consistency modes, the mailboxes between invocations), and the
+ * pieces on their own for tests and tools.
  */
+export { ExecutorNode } from './executor-node.js';
+export type { ExecutorNodeOptions } from './executor-node.js';
+export { ExecutorHost } from './host.js';
+export type { ExecutorHostOptions, ExecutorTask, RunOutcome, HostStatus } from './host.js';
 export { RuntimePool } from './runtime-pool.js';
 export type { FunctionCode, FunctionHost, RuntimePoolOptions } from './runtime-pool.js';
-export type { FunctionContext } from './runtime-worker.js';
+export type { FunctionContext, Invocation } from './runtime-worker.js';
 export { ExecutorCache } from './cache.js';
 export type { CacheBackend, ExecutorCacheOptions } from './cache.js';
+export { RunScope } from './run-scope.js';
+export type { ConsistencyMode, ScopeEnvironment } from './run-scope.js';
+export { Mailboxes } from './mailboxes.js';
+export type { MailboxOptions } from './mailboxes.js';

@@ -4,7 +4,7 @@
  * its typed error, the breaching worker is replaced, and the pool keeps serving.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Counter, LatticeType } from '../lattices/index.js';
+import { Counter, HybridClock, LatticeType, Lww } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
 import { RuntimePool } from './runtime-pool.js';
 import type { FunctionCode, FunctionHost } from './runtime-pool.js';
@@ -77,8 +77,12 @@ describe('RuntimePool', () => {
   it('gives functions a ctx that reaches the KVS through the host: get, put (plain values as LWW), merge, delete', async () => {
     pool = new RuntimePool({ prewarm: 1, memoryMb: 64 });
     const store = new Map<string, AnyLattice>();
+    const clock = new HybridClock('host', () => Date.now());
     const host: FunctionHost = {
       get: async (key) => store.get(key),
+      put: async (key, value) => {
+        store.set(key, Lww.write(clock, value));
+      },
       merge: async (key, value) => {
         const current = store.get(key);
         store.set(key, current === undefined ? value : (current.merge(value) as AnyLattice));

@@ -1,18 +1,26 @@
 /**
  * One runtime worker thread: it runs user functions in cached `vm` contexts, one per function
  * version, and answers each call with its msgpack-encoded result or a typed error. Time and
- * memory limits are enforced from outside (the pool ends and replaces a worker that breaches
- * them); a synchronous loop is also cut by the `vm` timeout so the worker survives it.
+ * memory limits are enforced from outside (the pool aborts a call at its timeout, then ends and
+ * replaces a worker that does not settle within a grace period, or that runs out of heap); a
+ * synchronous loop while a module evaluates is also cut by the `vm` timeout.
  *
  * Function code is a CommonJS-style module body (what esbuild's `cjs` format emits): it assigns
  * its function to `module.exports` (or `module.exports.default`). The function is called with the
- * call's arguments and then a {@link FunctionContext} (`ctx`) for the KVS.
+ * call's arguments and then a {@link FunctionContext} (`ctx`).
  */
 import { parentPort, threadId } from 'node:worker_threads';
 import { Script, createContext } from 'node:vm';
-import { ErrorCode, HybridClock, LfaasError, Lww, decodeLattice, ensureLfaasError, errorFromWire } from '../lattices/index.js';
+import pino from 'pino';
+import { ErrorCode, LatticeType, LfaasError, decodeLattice, ensureLfaasError, errorFromWire } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
 import { decodeValue, encodeValue } from '../protocol/index.js';
+
+/** Who is running: the run (call) id and the function's name within it. */
+export interface Invocation {
+  readonly runId: string;
+  readonly functionName: string;
+}
 
 /** A call as the pool sends it. */
 export interface RuntimeCall {
@@ -22,45 +30,82 @@ export interface RuntimeCall {
   readonly functionId: string;
   /** Sent only when the pool does not know the worker has the function yet. */
   readonly code?: string;
-  readonly args: Uint8Array;
+  /** msgpack of the argument array; absent for a load without a call (prewarming). */
+  readonly args?: Uint8Array;
   readonly timeoutMs: number;
   readonly resultBytesMax: number;
+  readonly invocation: Invocation;
 }
 
-/** A worker's answer. */
-/** The answer to a {@link KvsAsk}. */
-export interface KvsReply {
-  readonly kind: 'kvsReply';
+/** The pool's other messages to a worker. */
+export type PoolMessage =
+  | RuntimeCall
+  | HostReply
+  /** The call's time is up: abort its signal (the pool ends the worker if it does not settle). */
+  | { readonly kind: 'abort'; readonly callId: number }
+  /** Drop a function's context (its keep-alive ran out). */
+  | { readonly kind: 'unload'; readonly functionId: string };
+
+/** The answer to a {@link HostAsk}. */
+export interface HostReply {
+  readonly kind: 'hostReply';
   readonly requestId: number;
   readonly payload?: Uint8Array;
   readonly error?: { readonly code: string; readonly message: string };
 }
 
-/** A function's KVS access, asked of the pool's host (the executor's cache). */
-export interface KvsAsk {
-  readonly kind: 'kvs';
+/**
+ * A function's request of its host (the executor): KVS access through the cache, and messages to
+ * other invocations of its run. `payload` is a lattice encoding (merge, and a get's answer), a
+ * msgpack user value (put, send, and a recv's answer), or absent.
+ */
+export interface HostAsk {
+  readonly kind: 'host';
   readonly callId: number;
   readonly requestId: number;
-  readonly op: 'get' | 'merge' | 'delete';
-  readonly key: string;
+  readonly op: 'get' | 'put' | 'merge' | 'delete' | 'send' | 'recv';
+  readonly key?: string;
+  readonly target?: string;
+  readonly timeoutMs?: number;
   readonly payload?: Uint8Array;
 }
 
 export type RuntimeAnswer =
-  | KvsAsk
+  | HostAsk
   | { readonly kind: 'result'; readonly callId: number; readonly result: Uint8Array }
+  | { readonly kind: 'loaded'; readonly callId: number }
   | { readonly kind: 'error'; readonly callId: number; readonly loaded: boolean; readonly error: { readonly code: string; readonly message: string; readonly stack?: string } }
   | { readonly kind: 'ready' };
 
 type UserFunction = (...args: unknown[]) => unknown;
 
 /**
- * The user library a function gets as its last argument (the first piece of issue 4's `ctx`):
- * lattice-typed access to the KVS through the executor's cache. Plain values written with `put`
- * are LWW registers; `get` reveals the plain value, `getLattice` gives the lattice itself.
+ * The user library a function gets as its last argument.
+ *
+ * KVS access goes through the executor's cache, in the consistency mode of the call: `get`
+ * reveals the plain value (the first of concurrent causal versions; `getLattice` has them all),
+ * `put` writes a plain value (an LWW register, or a causal version in `causal` mode), `merge`
+ * merges a lattice. `send`/`recv` pass messages between running invocations of one DAG run.
+ *
+ * @example
+ * ```ts
+ * export default async function visit(page: string, ctx: FunctionContext) {
+ *   const seen = ((await ctx.get(page)) as number | undefined) ?? 0;
+ *   await ctx.put(page, seen + 1);
+ *   ctx.log.info({ page, seen }, 'visited');
+ *   return seen + 1;
+ * }
+ * ```
  */
 export interface FunctionContext {
+  /** The call (run) id: the same for every function of one DAG run. */
   readonly callId: string;
+  /** This function's name in the run. */
+  readonly functionName: string;
+  /** A pino logger carrying the call id and function name. */
+  readonly log: pino.Logger;
+  /** Aborted when the call's time is up. */
+  readonly signal: AbortSignal;
   get(key: string): Promise<unknown>;
   getLattice(key: string): Promise<AnyLattice | undefined>;
   /** Several keys at once (the cache batches their misses into one KVS request per shard). */
@@ -68,19 +113,27 @@ export interface FunctionContext {
   put(key: string, value: unknown): Promise<void>;
   merge(key: string, value: AnyLattice): Promise<void>;
   delete(key: string): Promise<void>;
+  /** Sends `message` to the invocation of function `target` in this run; resolves once it is in its mailbox. */
+  send(target: string, message: unknown): Promise<void>;
+  /** The next message for this invocation, or undefined after `timeoutMs` (default 1000). */
+  recv(options?: { readonly timeoutMs?: number }): Promise<unknown>;
 }
 
-const clock = new HybridClock(`runtime-${threadId}-${process.pid}`, () => Date.now());
 const asks = new Map<number, { resolve: (payload: Uint8Array | undefined) => void; reject: (error: Error) => void }>();
 let nextAskId = 1;
+const logger = pino({ name: 'function', level: process.env['LFAAS_FUNCTION_LOG_LEVEL'] ?? 'info', base: { thread: threadId } }, pino.destination({ fd: 2, sync: false }));
 
-function ask(callId: number, op: KvsAsk['op'], key: string, payload?: Uint8Array): Promise<Uint8Array | undefined> {
-  if (typeof key !== 'string' || key.length === 0) return Promise.reject(new LfaasError(ErrorCode.KVS_BAD_KEY, 'a key is a non-empty string'));
+function ask(message: Omit<HostAsk, 'kind' | 'requestId'>): Promise<Uint8Array | undefined> {
   const requestId = nextAskId++;
   return new Promise((resolve, reject) => {
     asks.set(requestId, { resolve, reject });
-    parentPort!.postMessage({ kind: 'kvs', callId, requestId, op, key, ...(payload === undefined ? {} : { payload }) } satisfies KvsAsk);
+    parentPort!.postMessage({ kind: 'host', requestId, ...message } satisfies HostAsk);
   });
+}
+
+function checkKey(key: unknown): string {
+  if (typeof key !== 'string' || key.length === 0) throw new LfaasError(ErrorCode.KVS_BAD_KEY, 'a key is a non-empty string');
+  return key;
 }
 
 /** A lattice from any realm (the function bundles its own copy of the library). */
@@ -88,48 +141,73 @@ function isLattice(value: unknown): value is AnyLattice {
   return typeof value === 'object' && value !== null && typeof (value as { encode?: unknown }).encode === 'function' && typeof (value as { type?: unknown }).type === 'number';
 }
 
-/**
- * Reads a value; an LWW register's timestamp is observed by this worker's clock, so a write that
- * follows the read (a read-modify-write) is later than what it read, even from a faster clock.
- */
-async function read(callId: number, key: string): Promise<AnyLattice | undefined> {
-  const payload = await ask(callId, 'get', key);
-  if (payload === undefined) return undefined;
-  const value = decodeLattice(payload);
-  if (value instanceof Lww) clock.observe({ wallMs: value.wallMs, logical: value.logical });
-  return value;
+/** A plain value from the function's realm, brought into this one and encoded. */
+function encodePlain(value: unknown, maxBytes: number): Uint8Array {
+  let local: unknown;
+  try {
+    local = structuredClone(value === undefined ? null : value);
+  } catch (error) {
+    throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, `the value cannot be sent: ${(error as Error).message}`);
+  }
+  return encodeValue(local, { maxBytes });
 }
 
-function contextFor(callId: number): FunctionContext {
+/** The plain value of a lattice: causal values reveal their concurrent versions, `get` gives the first. */
+function plain(value: AnyLattice | undefined): unknown {
+  if (value === undefined) return undefined;
+  const revealed = value.reveal();
+  return value.type === LatticeType.SingleKeyCausal || value.type === LatticeType.MultiKeyCausal ? (revealed as unknown[])[0] : revealed;
+}
+
+function contextFor(call: RuntimeCall, signal: AbortSignal): FunctionContext {
+  const callId = call.callId;
+  const getLattice = async (key: string): Promise<AnyLattice | undefined> => {
+    const payload = await ask({ callId, op: 'get', key: checkKey(key) });
+    return payload === undefined ? undefined : decodeLattice(payload, { verifyCanonical: false });
+  };
   return {
-    callId: String(callId),
-    get: async (key) => (await read(callId, key))?.reveal(),
-    getLattice: (key) => read(callId, key),
+    callId: call.invocation.runId,
+    functionName: call.invocation.functionName,
+    log: logger.child({ callId: call.invocation.runId, fn: call.functionId }),
+    signal,
+    get: async (key) => plain(await getLattice(key)),
+    getLattice,
     getMany: async (keys) => {
       if (!Array.isArray(keys)) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, 'getMany takes an array of keys');
-      const values = await Promise.all(keys.map((key) => read(callId, key)));
+      const values = await Promise.all(keys.map((key) => getLattice(key)));
       const result: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
       keys.forEach((key, index) => {
-        result[key] = values[index]?.reveal();
+        result[key] = plain(values[index]);
       });
       return result;
     },
     put: async (key, value) => {
-      const lattice = isLattice(value) ? value : Lww.write(clock, structuredClone(value));
-      await ask(callId, 'merge', key, lattice.encode());
+      if (isLattice(value)) await ask({ callId, op: 'merge', key: checkKey(key), payload: value.encode() });
+      else await ask({ callId, op: 'put', key: checkKey(key), payload: encodePlain(value, call.resultBytesMax) });
     },
     merge: async (key, value) => {
       if (!isLattice(value)) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, 'merge takes a lattice (put takes plain values)');
-      await ask(callId, 'merge', key, value.encode());
+      await ask({ callId, op: 'merge', key: checkKey(key), payload: value.encode() });
     },
     delete: async (key) => {
-      await ask(callId, 'delete', key);
+      await ask({ callId, op: 'delete', key: checkKey(key) });
+    },
+    send: async (target, message) => {
+      if (typeof target !== 'string' || target.length === 0) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, 'send takes the name of a function of this run');
+      await ask({ callId, op: 'send', target, payload: encodePlain(message, call.resultBytesMax) });
+    },
+    recv: async (options = {}) => {
+      const timeoutMs = options.timeoutMs ?? 1000;
+      if (!Number.isFinite(timeoutMs) || timeoutMs < 0) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, 'recv timeoutMs is a finite number >= 0');
+      const payload = await ask({ callId, op: 'recv', timeoutMs });
+      return payload === undefined ? undefined : decodeValue(payload);
     },
   };
 }
 
 const functions = new Map<string, UserFunction>();
 const FUNCTIONS_MAX = 256;
+const aborts = new Map<number, AbortController>();
 
 function load(functionId: string, code: string | undefined, timeoutMs: number): UserFunction {
   const cached = functions.get(functionId);
@@ -140,7 +218,7 @@ function load(functionId: string, code: string | undefined, timeoutMs: number): 
   // A context per function version: its globals are its own. Its promises share the worker's
   // microtask queue (a context of its own, `afterEvaluate`, would leave them pending once the
   // module is evaluated); the pool's timer bounds async work instead, by ending the worker.
-  const context = createContext({ module, exports: module.exports, console: { log: () => {}, error: () => {} }, setTimeout, clearTimeout, TextEncoder, TextDecoder, URL });
+  const context = createContext({ module, exports: module.exports, console: { log: () => {}, error: () => {} }, setTimeout, clearTimeout, TextEncoder, TextDecoder, URL, AbortController, AbortSignal });
   new Script(`(function (module, exports) {\n${code}\n})(module, module.exports);`, { filename: `${functionId}.js` }).runInContext(context, { timeout: timeoutMs });
   const exported = module.exports as { default?: unknown } | UserFunction;
   const fn = typeof exported === 'function' ? exported : (exported as { default?: unknown }).default;
@@ -150,47 +228,64 @@ function load(functionId: string, code: string | undefined, timeoutMs: number): 
 }
 
 async function call(message: RuntimeCall): Promise<RuntimeAnswer> {
+  const controller = new AbortController();
+  aborts.set(message.callId, controller);
   try {
     const fn = load(message.functionId, message.code, message.timeoutMs);
+    if (message.args === undefined) return { kind: 'loaded', callId: message.callId };
     const args = decodeValue(message.args);
     if (!Array.isArray(args)) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, 'arguments must be an array');
     let value: unknown;
     try {
-      value = await fn(...args, contextFor(message.callId));
+      value = await fn(...args, contextFor(message, controller.signal));
     } catch (thrown) {
+      if (controller.signal.aborted) return { kind: 'error', callId: message.callId, loaded: true, error: { code: ErrorCode.EXEC_TIMEOUT, message: `${message.functionId} did not finish in ${message.timeoutMs} ms` } };
       // The user's own failure: terminal, returned as is (normalised if it is not an Error).
       const error = thrown instanceof Error || (typeof thrown === 'object' && thrown !== null && 'message' in thrown) ? (thrown as Error) : new Error(String(thrown));
-      return { kind: 'error', callId: message.callId, loaded: true, error: { code: ErrorCode.EXEC_USER_ERROR, message: `${error.name ?? 'Error'}: ${error.message}`, ...(error.stack === undefined ? {} : { stack: error.stack }) } };
+      const code = (thrown as { code?: unknown }).code;
+      // A typed error of ours (a KVS failure seen through ctx) keeps its code.
+      const typed = typeof code === 'string' && /^(KVS|EXEC|TRANSPORT|GONE|LATTICE)_?/.test(code) && code !== ErrorCode.EXEC_USER_ERROR ? code : undefined;
+      return {
+        kind: 'error',
+        callId: message.callId,
+        loaded: true,
+        error: { code: ErrorCode.EXEC_USER_ERROR, message: `${typed === undefined ? '' : `${typed}: `}${error.name ?? 'Error'}: ${error.message}`, ...(error.stack === undefined ? {} : { stack: error.stack }) },
+      };
     }
     // The result was built in the function's own realm (its own Object.prototype): a structured
     // clone brings it into this one, where the value codec recognises plain objects.
-    let local: unknown;
-    try {
-      local = structuredClone(value === undefined ? null : value);
-    } catch (error) {
-      throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, `the result cannot be sent: ${(error as Error).message}`);
-    }
-    return { kind: 'result', callId: message.callId, result: encodeValue(local, { maxBytes: message.resultBytesMax }) };
+    return { kind: 'result', callId: message.callId, result: encodePlain(value, message.resultBytesMax) };
   } catch (error) {
     const typed = ensureLfaasError(error, ErrorCode.EXEC_USER_ERROR);
     // A synchronous loop cut by the vm timeout.
     const code = (error as { code?: string }).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT' ? ErrorCode.EXEC_TIMEOUT : typed.code;
     return { kind: 'error', callId: message.callId, loaded: functions.has(message.functionId), error: { code, message: typed.message } };
+  } finally {
+    aborts.delete(message.callId);
   }
 }
 
 // A function's stray promise (rejected after its call returned) must not end the worker.
 process.on('unhandledRejection', () => {});
 
-parentPort?.on('message', (message: RuntimeCall | KvsReply) => {
-  if (message.kind === 'kvsReply') {
-    const waiter = asks.get(message.requestId);
-    asks.delete(message.requestId);
-    if (message.error !== undefined) waiter?.reject(errorFromWire({ code: message.error.code, message: message.error.message }));
-    else waiter?.resolve(message.payload);
-    return;
+parentPort?.on('message', (message: PoolMessage) => {
+  switch (message.kind) {
+    case 'hostReply': {
+      const waiter = asks.get(message.requestId);
+      asks.delete(message.requestId);
+      if (message.error !== undefined) waiter?.reject(errorFromWire({ code: message.error.code, message: message.error.message }));
+      else waiter?.resolve(message.payload);
+      return;
+    }
+    case 'abort':
+      aborts.get(message.callId)?.abort(new LfaasError(ErrorCode.EXEC_TIMEOUT, 'the call ran out of time'));
+      return;
+    case 'unload':
+      functions.delete(message.functionId);
+      return;
+    case 'call':
+      void call(message).then((answer) => parentPort!.postMessage(answer));
+      return;
   }
-  if (message.kind !== 'call') return;
-  void call(message).then((answer) => parentPort!.postMessage(answer));
 });
 parentPort?.postMessage({ kind: 'ready' } satisfies RuntimeAnswer);

@@ -28,3 +28,17 @@ export { MemoryNetwork } from './memory-network.js';
 export type { MemoryNetworkOptions, NetworkCounters } from './memory-network.js';
 export { Rpc } from './rpc.js';
 export type { RpcOptions, RequestOptions, RequestBody, RpcCounters } from './rpc.js';
+export {
+  FUNCTIONS_KEY,
+  DAGS_KEY,
+  NAME_PATTERN,
+  functionIndexKey,
+  functionKey,
+  dagKey,
+  executionKey,
+  resultKeyOf,
+  functionRecordOf,
+  dagRecordOf,
+  resultRecordOf,
+} from './faas-records.js';
+export type { FunctionRecord, DagRecord, ExecutionRecord, ResultRecord } from './faas-records.js';

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KvsClient } from '../client/index.js';
-import { ExecutorCache, RuntimePool } from '../executor/index.js';
+import { ExecutorCache, RunScope, RuntimePool } from '../executor/index.js';
 import { Counter, GSet, Lww, HybridClock } from '../lattices/index.js';
 import { TestCluster, eventually } from './cluster.js';
 
@@ -61,13 +61,15 @@ describe('ExecutorCache over the KVS', () => {
     const pool = new RuntimePool({ prewarm: 1, memoryMb: 64 });
     try {
       const visit = { id: 'visit@1', code: 'module.exports = async (page, ctx) => { const seen = (await ctx.get(page)) ?? 0; await ctx.put(page, seen + 1); return seen + 1; };', memoryMb: 64, timeoutMs: 5000 };
-      for (let i = 1; i <= 3; i++) expect(await pool.run(visit, ['cache:page'], cache)).toBe(i);
+      // The host an executor gives a call in the lww mode: reads and writes through its cache.
+      const host = new RunScope({ cache, clock: new HybridClock('executor', () => Date.now()), self: 'executor', writerId: 'executor', causalWaitMs: 1000, fetchPinned: async () => undefined }, 'run-1', 'lww');
+      for (let i = 1; i <= 3; i++) expect(await pool.run(visit, ['cache:page'], host)).toBe(i);
       expect(await eventually(async () => (await writer.getAll<Lww<number>>('cache:page'))?.reveal() === 3, 3000)).toBe(true);
       // A write elsewhere is what the next call sees (pushed into the cache).
       await writer.put('cache:page', Lww.write(new HybridClock('elsewhere', () => Date.now() + 1000), 100), { ack: 'replicated' });
       expect(await eventually(() => cache.peek('cache:page')?.reveal() === 100, 3000)).toBe(true);
       // Its write follows what it read, though that came from a clock a second ahead.
-      expect(await pool.run(visit, ['cache:page'], cache)).toBe(101);
+      expect(await pool.run(visit, ['cache:page'], host)).toBe(101);
       expect(await eventually(async () => (await writer.getAll<Lww<number>>('cache:page'))?.reveal() === 101, 3000)).toBe(true);
     } finally {
       await pool.close();

@@ -1,0 +1,407 @@
+/**
+ * The executor machine (DESIGN.md §7): it runs the functions that schedules place on it and
+ * triggers their successors directly, executor to executor. Sans-I/O: running a function,
+ * reading the KVS and every other slow thing is a `task` its shell's host carries out
+ * (`ExecutorHost` in a process, a simulated host in the simulator).
+ *
+ * - `schedule`: a run (one function, or a DAG) with the executor of each function. This executor
+ *   starts its functions that wait for no parent, and each of the others once a trigger from
+ *   every parent has arrived (triggers that arrive before their schedule wait, bounded).
+ * - A function's result goes to each successor as a `trigger` (to itself without a message when
+ *   the successor is placed here). A failure travels the same way as an error trigger, so the
+ *   sink, and only the sink, answers: `reply_to` (sync) or the result key (async).
+ * - A DAG run has a deadline (its `timeout_ms`): a sink still waiting then answers EXEC_TIMEOUT,
+ *   so a lost trigger or a dead upstream executor never hangs a call.
+ * - Every `statusPeriodMs` it tells each scheduler its load, warm functions, cached keys, the
+ *   last dispatch it received from that scheduler and which of its runs still run here: the
+ *   scheduler's failure detector and at-least-once re-dispatch rest on these heartbeats.
+ * - `invocationMessage` (ctx.send between invocations), `versionRequest` (a run's pinned version,
+ *   asked by a downstream executor), `prepare` (pinning), `runFinished` (a repeatable-read or
+ *   causal run is over: drop its versions).
+ */
+import { ErrorCode, LfaasError } from '../lattices/index.js';
+import { envelopeWith, errorCodeFromWire, errorToWire, pb } from '../protocol/index.js';
+import type { Effect, Envelope, Machine, MachineInput, PbTypes } from '../protocol/index.js';
+import type { ExecutorTask, HostStatus, RunOutcome } from './host.js';
+import type { ConsistencyMode } from './run-scope.js';
+
+export interface ExecutorNodeOptions {
+  /** This executor's address (its transport's). */
+  readonly address: string;
+  /** Schedulers to report to from the start (others are learnt from their schedules). */
+  readonly schedulers?: readonly string[];
+  readonly statusPeriodMs?: number;
+  /** Runs held at most; beyond, new schedules are refused with SCHED_NO_CAPACITY. */
+  readonly runsMax?: number;
+  /** Runs with triggers waiting for their schedule, at most. */
+  readonly earlyRunsMax?: number;
+  /** How long such triggers wait. */
+  readonly earlyTriggerMs?: number;
+  readonly schedulersMax?: number;
+}
+
+const STATUS = 'status';
+const RUN_TIMER = 'run:';
+
+const MODES: Readonly<Record<number, ConsistencyMode>> = {
+  [pb.Consistency.REPEATABLE_READ]: 'repeatable-read',
+  [pb.Consistency.CAUSAL]: 'causal',
+};
+
+interface FunctionState {
+  readonly spec: PbTypes.IScheduledFunction;
+  readonly name: string;
+  /** Parent names in the DAG's order: the order of the upstream arguments. */
+  readonly parents: readonly string[];
+  readonly arrived: Map<string, Uint8Array>;
+  readonly cuts: PbTypes.ICutEntry[];
+  error: PbTypes.IError | undefined;
+  started: boolean;
+}
+
+interface Run {
+  readonly id: string;
+  readonly schedule: PbTypes.ISchedule;
+  readonly mode: ConsistencyMode;
+  readonly scheduler: string;
+  readonly functions: Map<string, FunctionState>;
+  readonly placement: Record<string, string>;
+  readonly sinkHere: boolean;
+  readonly deadlineMs: number;
+  readonly multi: boolean;
+  remaining: number;
+  answered: boolean;
+}
+
+interface SchedulerView {
+  ackedSeq: number;
+  readonly running: Set<string>;
+}
+
+type TaskDone =
+  | { readonly kind: 'run'; readonly run: Run; readonly fn: FunctionState }
+  | { readonly kind: 'status' }
+  | { readonly kind: 'reply'; readonly request: Envelope; readonly as: 'done' | 'version' }
+  | { readonly kind: 'ignore' };
+
+export class ExecutorNode implements Machine {
+  readonly id: string;
+  private readonly runs = new Map<string, Run>();
+  private readonly schedulers = new Map<string, SchedulerView>();
+  private readonly early = new Map<string, { readonly triggers: PbTypes.ITrigger[]; readonly atMs: number }>();
+  private readonly tasks = new Map<number, TaskDone>();
+  private readonly recentMessages = new Set<string>();
+  private nextToken = 1;
+  private nowMs = 0;
+  readonly counters = { schedules: 0, duplicates: 0, runs: 0, triggersSent: 0, triggersLocal: 0, answered: 0, timeouts: 0, refused: 0, early: 0 };
+
+  constructor(private readonly options: ExecutorNodeOptions) {
+    this.id = options.address;
+    for (const scheduler of options.schedulers ?? []) this.schedulers.set(scheduler, { ackedSeq: 0, running: new Set() });
+  }
+
+  /** Runs in progress here (tests). */
+  get runCount(): number {
+    return this.runs.size;
+  }
+
+  handle(input: MachineInput, nowMs: number): readonly Effect[] {
+    this.nowMs = Math.max(this.nowMs, nowMs);
+    switch (input.kind) {
+      case 'start':
+        return [...this.task({ op: 'status' }, { kind: 'status' }), { kind: 'timer', timer: STATUS, delayMs: this.options.statusPeriodMs ?? 100 }];
+      case 'timer':
+        if (input.timer === STATUS) {
+          this.sweepEarly();
+          return [...this.task({ op: 'status' }, { kind: 'status' }), { kind: 'timer', timer: STATUS, delayMs: this.options.statusPeriodMs ?? 100 }];
+        }
+        if (input.timer.startsWith(RUN_TIMER)) return this.onDeadline(input.timer.slice(RUN_TIMER.length));
+        return [];
+      case 'persisted':
+        return [];
+      case 'taskDone':
+        return this.onTaskDone(input.token, input.result, input.error);
+      case 'message':
+        return this.onMessage(input.envelope);
+    }
+  }
+
+  private onMessage(envelope: Envelope): Effect[] {
+    switch (envelope.body) {
+      case 'schedule':
+        return this.onSchedule(envelope.schedule!, envelope.sender);
+      case 'trigger':
+        return this.onTrigger(envelope.trigger!);
+      case 'invocationMessage': {
+        const message = envelope.invocationMessage!;
+        // A retried send (same request id) is delivered once.
+        const id = `${envelope.replyTo}#${envelope.requestId}`;
+        if (Number(envelope.requestId) !== 0 && this.recentMessages.has(id)) return this.reply(envelope, { done: {} });
+        this.recentMessages.add(id);
+        if (this.recentMessages.size > 10_000) this.recentMessages.delete(this.recentMessages.values().next().value!);
+        return this.task({ op: 'deliver', runId: message.runId ?? '', target: message.targetFunction ?? '', payload: message.payload ?? new Uint8Array() }, { kind: 'reply', request: envelope, as: 'done' });
+      }
+      case 'versionRequest': {
+        const request = envelope.versionRequest!;
+        return this.task({ op: 'pinned', runId: request.runId ?? '', key: request.key ?? '' }, { kind: 'reply', request: envelope, as: 'version' });
+      }
+      case 'prepare': {
+        const functions = (envelope.prepare!.functions ?? []).map((ref) => ({ name: ref.name ?? '', version: ref.version ?? 0 }));
+        return this.task({ op: 'prepare', functions }, Number(envelope.requestId) === 0 ? { kind: 'ignore' } : { kind: 'reply', request: envelope, as: 'done' });
+      }
+      case 'runFinished':
+        return this.task({ op: 'endRun', runId: envelope.runFinished!.runId ?? '' }, { kind: 'ignore' });
+      case 'echo':
+        return this.reply(envelope, { echo: { payload: envelope.echo?.payload ?? null } });
+      default:
+        return this.reply(envelope, { errorReply: { error: errorToWire(new LfaasError(ErrorCode.PROTO_UNKNOWN_MESSAGE, `an executor does not handle ${envelope.body ?? 'nothing'}`)) } });
+    }
+  }
+
+  private onSchedule(schedule: PbTypes.ISchedule, sender: string): Effect[] {
+    this.counters.schedules++;
+    const runId = schedule.runId ?? '';
+    const scheduler = this.schedulerView(schedule.scheduler || sender);
+    if (scheduler !== undefined) scheduler.ackedSeq = Math.max(scheduler.ackedSeq, Number(schedule.dispatchSeq ?? 0));
+    if (this.runs.has(runId)) {
+      this.counters.duplicates++;
+      return [];
+    }
+    const all = schedule.functions ?? [];
+    const placement: Record<string, string> = Object.create(null) as Record<string, string>;
+    for (const fn of all) placement[fn.name ?? ''] = fn.executor ?? '';
+    const local = all.filter((fn) => fn.executor === this.id);
+    if (local.length === 0) return [];
+    const sink = all.find((fn) => (fn.successors ?? []).length === 0);
+    const sinkHere = sink !== undefined && sink.executor === this.id;
+    if (this.runs.size >= (this.options.runsMax ?? 10_000)) {
+      this.counters.refused++;
+      if (!sinkHere) return [];
+      return this.answerRefused(schedule, new LfaasError(ErrorCode.SCHED_NO_CAPACITY, `executor ${this.id} holds ${this.runs.size} runs`));
+    }
+    const functions = new Map<string, FunctionState>();
+    for (const fn of local) {
+      const name = fn.name ?? '';
+      const parents = all.filter((other) => (other.successors ?? []).includes(name)).map((other) => other.name ?? '');
+      functions.set(name, { spec: fn, name, parents, arrived: new Map(), cuts: [], error: undefined, started: false });
+    }
+    const multi = all.length > 1;
+    const run: Run = {
+      id: runId,
+      schedule,
+      mode: MODES[schedule.consistency ?? 0] ?? 'lww',
+      scheduler: scheduler === undefined ? '' : schedule.scheduler || sender,
+      functions,
+      placement,
+      sinkHere,
+      deadlineMs: this.nowMs + (schedule.timeoutMs ?? 0),
+      multi,
+      remaining: functions.size,
+      answered: false,
+    };
+    this.runs.set(runId, run);
+    this.counters.runs++;
+    scheduler?.running.add(runId);
+    const effects: Effect[] = [];
+    if (multi) effects.push({ kind: 'timer', timer: RUN_TIMER + runId, delayMs: schedule.timeoutMs ?? 0 });
+    const waiting = this.early.get(runId);
+    this.early.delete(runId);
+    for (const trigger of waiting?.triggers ?? []) effects.push(...this.deliverTrigger(run, trigger));
+    for (const fn of functions.values()) if (!fn.started && fn.parents.length === 0) effects.push(...this.startFunction(run, fn));
+    return effects;
+  }
+
+  private onTrigger(trigger: PbTypes.ITrigger): Effect[] {
+    const runId = trigger.runId ?? '';
+    const run = this.runs.get(runId);
+    if (run !== undefined) return this.deliverTrigger(run, trigger);
+    // Its schedule is still on its way: wait for it (bounded in runs, triggers and time).
+    let waiting = this.early.get(runId);
+    if (waiting === undefined) {
+      if (this.early.size >= (this.options.earlyRunsMax ?? 10_000)) return [];
+      waiting = { triggers: [], atMs: this.nowMs };
+      this.early.set(runId, waiting);
+    }
+    if (waiting.triggers.length < 64) waiting.triggers.push(trigger);
+    this.counters.early++;
+    return [];
+  }
+
+  private deliverTrigger(run: Run, trigger: PbTypes.ITrigger): Effect[] {
+    const fn = run.functions.get(trigger.targetFunction ?? '');
+    const source = trigger.sourceFunction ?? '';
+    if (fn === undefined || fn.started || !fn.parents.includes(source)) return [];
+    fn.arrived.set(source, trigger.value ?? new Uint8Array());
+    for (const entry of trigger.cut ?? []) fn.cuts.push(entry);
+    if (trigger.error?.code) fn.error ??= trigger.error;
+    // A failed parent: no need to wait for the others, the error goes on at once.
+    if (fn.error !== undefined || fn.arrived.size >= fn.parents.length) return this.startFunction(run, fn);
+    return [];
+  }
+
+  private startFunction(run: Run, fn: FunctionState): Effect[] {
+    fn.started = true;
+    if (fn.error !== undefined) return this.finishFunction(run, fn, { error: fn.error });
+    const task: ExecutorTask = {
+      op: 'run',
+      runId: run.id,
+      name: fn.name,
+      version: fn.spec.version ?? 0,
+      args: fn.spec.args ?? [],
+      upstream: fn.parents.map((parent) => fn.arrived.get(parent)!),
+      cut: fn.cuts,
+      mode: run.mode,
+      timeoutMs: Math.max(1, run.deadlineMs - this.nowMs),
+      placement: run.placement,
+    };
+    return this.task(task, { kind: 'run', run, fn });
+  }
+
+  private finishFunction(run: Run, fn: FunctionState, outcome: { value: Uint8Array; cut: PbTypes.ICutEntry[] } | { error: PbTypes.IError }): Effect[] {
+    if (this.runs.get(run.id) !== run) return [];
+    run.remaining--;
+    const effects: Effect[] = [];
+    const successors = fn.spec.successors ?? [];
+    if (successors.length === 0) effects.push(...this.answer(run, outcome));
+    for (const target of successors) {
+      const trigger: PbTypes.ITrigger =
+        'error' in outcome
+          ? { runId: run.id, sourceFunction: fn.name, targetFunction: target, error: outcome.error }
+          : { runId: run.id, sourceFunction: fn.name, targetFunction: target, value: outcome.value, cut: outcome.cut };
+      const executor = run.placement[target];
+      if (executor === this.id) {
+        this.counters.triggersLocal++;
+        effects.push(...this.deliverTrigger(run, trigger));
+      } else if (executor !== undefined) {
+        this.counters.triggersSent++;
+        effects.push({ kind: 'send', to: executor, envelope: envelopeWith({ trigger }, { sender: this.id }) });
+      }
+    }
+    if (run.remaining <= 0 && this.runs.get(run.id) === run) effects.push(...this.complete(run));
+    return effects;
+  }
+
+  /** The sink's answer: to the client, or into the result key. */
+  private answer(run: Run, outcome: { value: Uint8Array } | { error: PbTypes.IError }): Effect[] {
+    if (run.answered) return [];
+    run.answered = true;
+    this.counters.answered++;
+    const schedule = run.schedule;
+    const effects: Effect[] = [];
+    if (schedule.resultKey) {
+      const attempt = schedule.attempt || 1;
+      const body: ExecutorTask =
+        'error' in outcome
+          ? { op: 'writeResult', key: schedule.resultKey, attempt, error: { code: errorCodeFromWire(outcome.error.code ?? 0), message: outcome.error.message ?? '' } }
+          : { op: 'writeResult', key: schedule.resultKey, attempt, value: outcome.value };
+      effects.push(...this.task(body, { kind: 'ignore' }));
+    } else if (schedule.replyTo) {
+      const response: PbTypes.ICallResponse = 'error' in outcome ? { callId: run.id, error: outcome.error } : { callId: run.id, result: outcome.value };
+      effects.push({ kind: 'send', to: schedule.replyTo, envelope: envelopeWith({ callResponse: response }, { responseTo: Number(schedule.replyRequestId ?? 0), sender: this.id, ...(schedule.traceId ? { traceId: schedule.traceId } : {}) }) });
+    }
+    if (run.multi && run.mode !== 'lww') {
+      // The run's pinned versions may go now, here and on its other executors.
+      for (const executor of new Set(Object.values(run.placement))) {
+        if (executor !== this.id) effects.push({ kind: 'send', to: executor, envelope: envelopeWith({ runFinished: { runId: run.id } }, { sender: this.id }) });
+      }
+      effects.push(...this.task({ op: 'endRun', runId: run.id }, { kind: 'ignore' }));
+    }
+    return effects;
+  }
+
+  private answerRefused(schedule: PbTypes.ISchedule, error: LfaasError): Effect[] {
+    const run = { id: schedule.runId ?? '', schedule, multi: false, mode: 'lww', placement: {}, answered: false } as unknown as Run;
+    return this.answer(run, { error: errorToWire(error) });
+  }
+
+  /** Every function of the run placed here has finished. */
+  private complete(run: Run): Effect[] {
+    this.runs.delete(run.id);
+    this.schedulers.get(run.scheduler)?.running.delete(run.id);
+    // A repeatable-read or causal run keeps its timer: at the deadline its versions are dropped
+    // here even if the sink's runFinished never arrives.
+    return run.multi && run.mode === 'lww' ? [{ kind: 'cancelTimer', timer: RUN_TIMER + run.id }] : [];
+  }
+
+  private onDeadline(runId: string): Effect[] {
+    const run = this.runs.get(runId);
+    if (run === undefined) return this.task({ op: 'endRun', runId }, { kind: 'ignore' });
+    this.counters.timeouts++;
+    const waitingFor = [...run.functions.values()].filter((fn) => !fn.started).map((fn) => `${fn.name} (has ${fn.arrived.size}/${fn.parents.length} triggers)`);
+    const effects: Effect[] = [];
+    if (run.sinkHere) {
+      const error = new LfaasError(ErrorCode.EXEC_TIMEOUT, `run ${runId} did not finish in ${run.schedule.timeoutMs} ms${waitingFor.length > 0 ? `; waiting: ${waitingFor.join(', ')}` : ''}`);
+      effects.push(...this.answer(run, { error: errorToWire(error) }));
+    }
+    this.runs.delete(runId);
+    this.schedulers.get(run.scheduler)?.running.delete(runId);
+    effects.push(...this.task({ op: 'endRun', runId }, { kind: 'ignore' }));
+    return effects;
+  }
+
+  private onTaskDone(token: number, result: unknown, error: Error | undefined): Effect[] {
+    const pending = this.tasks.get(token);
+    this.tasks.delete(token);
+    if (pending === undefined) return [];
+    switch (pending.kind) {
+      case 'run': {
+        if (error !== undefined) return this.finishFunction(pending.run, pending.fn, { error: errorToWire(error) });
+        const outcome = result as RunOutcome;
+        return this.finishFunction(pending.run, pending.fn, { value: outcome.value, cut: outcome.cut });
+      }
+      case 'status':
+        return error === undefined ? this.statusEffects(result as HostStatus) : [];
+      case 'reply':
+        if (pending.as === 'done') return this.reply(pending.request, { done: error === undefined ? {} : { error: errorToWire(error) } });
+        return this.reply(pending.request, { versionReply: error === undefined ? { payload: (result as Uint8Array | undefined) ?? new Uint8Array() } : { error: errorToWire(error) } });
+      case 'ignore':
+        return [];
+    }
+  }
+
+  private statusEffects(status: HostStatus): Effect[] {
+    const effects: Effect[] = [];
+    for (const [address, view] of this.schedulers) {
+      const body: PbTypes.IExecutorStatus = {
+        executorId: this.id,
+        address: this.id,
+        utilisation: status.capacity > 0 ? Math.min(1, status.load / status.capacity) : 1,
+        warmFunctions: status.warm,
+        cachedKeys: status.keys,
+        capacity: status.capacity,
+        sentAtMs: Math.floor(this.nowMs),
+        ackedSeq: view.ackedSeq,
+        running: [...view.running],
+      };
+      effects.push({ kind: 'send', to: address, envelope: envelopeWith({ executorStatus: body }, { sender: this.id }) });
+    }
+    return effects;
+  }
+
+  private schedulerView(address: string): SchedulerView | undefined {
+    if (address.length === 0) return undefined;
+    let view = this.schedulers.get(address);
+    if (view === undefined) {
+      if (this.schedulers.size >= (this.options.schedulersMax ?? 64)) return undefined;
+      view = { ackedSeq: 0, running: new Set() };
+      this.schedulers.set(address, view);
+    }
+    return view;
+  }
+
+  private sweepEarly(): void {
+    const maxAgeMs = this.options.earlyTriggerMs ?? 60_000;
+    for (const [runId, waiting] of this.early) if (this.nowMs - waiting.atMs > maxAgeMs) this.early.delete(runId);
+  }
+
+  private task(task: ExecutorTask, then: TaskDone): Effect[] {
+    const token = this.nextToken++;
+    this.tasks.set(token, then);
+    return [{ kind: 'task', token, task }];
+  }
+
+  private reply(request: Envelope, body: PbTypes.IEnvelope): Effect[] {
+    if (Number(request.requestId) === 0 || request.replyTo.length === 0) return [];
+    return [{ kind: 'send', to: request.replyTo, envelope: envelopeWith(body, { responseTo: request.requestId, sender: this.id }) }];
+  }
+}

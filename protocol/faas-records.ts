@@ -1,0 +1,122 @@
+/**
+ * What the FaaS tier keeps in the KVS, and under which keys: the one place schedulers, executors
+ * and the SDK agree on it (each reads what another wrote).
+ *
+ * | key | lattice | what |
+ * | --- | --- | --- |
+ * | `lfaas/functions` | GSet of names | every function name ever registered (deleted ones have no index) |
+ * | `lfaas/function/<name>` | Max | the latest version (the name's index) |
+ * | `lfaas/function/<name>@<version>` | Priority | the {@link FunctionRecord}: code and metadata; the first registration of a version wins |
+ * | `lfaas/dags` | GSet of names | every DAG name ever registered |
+ * | `lfaas/dag/<name>` | Lww | the {@link DagRecord} |
+ * | `lfaas/exec/<callId>` | Lww | the {@link ExecutionRecord} of an async call |
+ * | `lfaas/result/<callId>` | Priority | the {@link ResultRecord} of an async call, by attempt: the first attempt's result wins, so a re-executed call's writes are idempotent |
+ */
+import { ErrorCode, LatticeType, LfaasError } from '../lattices/index.js';
+import type { AnyLattice } from '../lattices/index.js';
+
+export const FUNCTIONS_KEY = 'lfaas/functions';
+export const DAGS_KEY = 'lfaas/dags';
+
+export function functionIndexKey(name: string): string {
+  return `lfaas/function/${name}`;
+}
+
+export function functionKey(name: string, version: number): string {
+  return `lfaas/function/${name}@${version}`;
+}
+
+export function dagKey(name: string): string {
+  return `lfaas/dag/${name}`;
+}
+
+export function executionKey(callId: string): string {
+  return `lfaas/exec/${callId}`;
+}
+
+export function resultKeyOf(callId: string): string {
+  return `lfaas/result/${callId}`;
+}
+
+/** Function and DAG names: what may appear in a key and on a command line without quoting. */
+export const NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/;
+
+/** A registered function version. */
+export interface FunctionRecord {
+  readonly name: string;
+  readonly version: number;
+  readonly code: string;
+  readonly memoryMb: number;
+  readonly timeoutMs: number;
+  readonly keepAliveMs: number;
+  readonly concurrency: number;
+  readonly registeredAtMs: number;
+}
+
+export interface DagRecord {
+  readonly name: string;
+  readonly functions: readonly string[];
+  /** `[from, to]` pairs. */
+  readonly edges: readonly (readonly [string, string])[];
+}
+
+export interface ExecutionRecord {
+  readonly callId: string;
+  readonly target: string;
+  readonly state: 'accepted' | 'running' | 'done';
+  readonly attempt: number;
+  readonly executor: string;
+  readonly atMs: number;
+}
+
+/** An async call's outcome: the msgpack result, or the typed error. */
+export type ResultRecord = { readonly ok: true; readonly value: Uint8Array } | { readonly ok: false; readonly code: string; readonly message: string };
+
+function bad(what: string): LfaasError {
+  return new LfaasError(ErrorCode.LATTICE_DECODE, `a stored ${what} has the wrong shape`);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The record a function key's value holds (a Priority or Lww of it). */
+export function functionRecordOf(value: AnyLattice | undefined): FunctionRecord | undefined {
+  if (value === undefined) return undefined;
+  const record = value.reveal();
+  if (!isObject(record) || typeof record['name'] !== 'string' || typeof record['code'] !== 'string' || typeof record['version'] !== 'number') throw bad('function');
+  return {
+    name: record['name'],
+    version: record['version'],
+    code: record['code'],
+    memoryMb: Number(record['memoryMb'] ?? 128),
+    timeoutMs: Number(record['timeoutMs'] ?? 60_000),
+    keepAliveMs: Number(record['keepAliveMs'] ?? 600_000),
+    concurrency: Number(record['concurrency'] ?? 1),
+    registeredAtMs: Number(record['registeredAtMs'] ?? 0),
+  };
+}
+
+export function dagRecordOf(value: AnyLattice | undefined): DagRecord | undefined {
+  if (value === undefined) return undefined;
+  const record = value.reveal();
+  if (!isObject(record) || typeof record['name'] !== 'string' || !Array.isArray(record['functions']) || !Array.isArray(record['edges'])) throw bad('DAG');
+  return {
+    name: record['name'],
+    functions: (record['functions'] as unknown[]).map(String),
+    edges: (record['edges'] as unknown[]).map((edge) => {
+      if (!Array.isArray(edge) || edge.length !== 2) throw bad('DAG edge');
+      return [String(edge[0]), String(edge[1])] as const;
+    }),
+  };
+}
+
+export function resultRecordOf(value: AnyLattice | undefined): ResultRecord | undefined {
+  if (value === undefined) return undefined;
+  if (value.type !== LatticeType.Priority) throw bad('result');
+  const record = value.reveal();
+  if (!isObject(record)) throw bad('result');
+  if (record['ok'] === true && record['value'] instanceof Uint8Array) return { ok: true, value: record['value'] };
+  if (record['ok'] === false) return { ok: false, code: String(record['code']), message: String(record['message']) };
+  throw bad('result');
+}
