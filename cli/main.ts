@@ -5,7 +5,9 @@ import { availableParallelism } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { VALUE_TYPES, kvsDelete, kvsDepart, kvsGet, kvsPut, kvsReplicate, kvsStat } from './kvs-commands.js';
 import type { ValueType } from './kvs-commands.js';
+import { runExecutor } from './executor.js';
 import { runRouting } from './routing.js';
+import { runScheduler } from './scheduler.js';
 import { runStorageNode } from './storage-node.js';
 import { up } from './up.js';
 
@@ -45,6 +47,33 @@ program
   .option('--failure-timeout-ms <ms>', 'a node silent this long is removed', integer(100, 600_000), 2000)
   .action(async (options: { host: string; port: number; peers: string[]; global: number; local: number; failureTimeoutMs: number }) => {
     await runRouting(options);
+  });
+
+program
+  .command('scheduler')
+  .description('run a scheduler (function and DAG registry, placement, the clients\' entry point)')
+  .option('--host <host>', 'interface to bind', '127.0.0.1')
+  .option('--port <port>', 'port (0 = any)', integer(0, 65535), 0)
+  .addOption(routingOption())
+  .option('--executor-timeout-ms <ms>', 'an executor silent this long is dead (its runs are answered or dispatched again)', integer(100, 600_000), 1000)
+  .action(async (options: { host: string; port: number; routing: string; executorTimeoutMs: number }) => {
+    await runScheduler({ ...options, routing: list(options.routing) });
+  });
+
+program
+  .command('executor')
+  .description('run an executor (a cache next to a pool of function runtimes)')
+  .option('--host <host>', 'interface to bind', '127.0.0.1')
+  .option('--port <port>', 'port (0 = any)', integer(0, 65535), 0)
+  .addOption(routingOption())
+  .addOption(new Option('--schedulers <addresses>', 'comma-separated scheduler addresses').env('LFAAS_SCHEDULERS').makeOptionMandatory())
+  .option('--workers <n>', 'runtime worker threads at most', integer(1, 256), 8)
+  .option('--prewarm <n>', 'unspecialised workers started ahead of calls', integer(0, 256), 2)
+  .option('--memory-mb <mb>', 'memory class of prewarmed workers', integer(16, 4096), 128)
+  .option('--cache-bytes <n>', 'cache size in bytes', integer(1024, 2 ** 40), 64 * 1024 * 1024)
+  .option('--status-period-ms <ms>', 'heartbeat period', integer(10, 60_000), 100)
+  .action(async (options: { host: string; port: number; routing: string; schedulers: string; workers: number; prewarm: number; memoryMb: number; cacheBytes: number; statusPeriodMs: number }) => {
+    await runExecutor({ ...options, routing: list(options.routing), schedulers: list(options.schedulers) });
   });
 
 const kvs = program

@@ -1,9 +1,14 @@
 /**
- * The public SDK: the lattice library and error catalogue, and the KVS client. Calls and DAGs
- * (issue 4) join it.
+ * The public SDK: the lattice library and error catalogue, the KVS client, and the FaaS client
+ * (functions, DAGs, sync and async calls) with its typed DAG builder.
  */
 export * from '../lattices/index.js';
+export type { FunctionContext } from '../protocol/index.js';
 export { KvsClient } from './kvs-client.js';
 export type { KvsClientOptions, WriteOptions, AckMode, Subscription } from './kvs-client.js';
+export { LatticeFaas, ref } from './faas.js';
+export type { CallArgs, CallFuture, CallOptions, ConnectOptions, Consistency, FunctionInfo, Ref, RegisterOptions } from './faas.js';
+export { DagBuilder, dag } from './dag-builder.js';
+export type { AnyFunction, DagDefinition, DagHandle, DagInput, FunctionHandle, UserArgs, UserResult } from './dag-builder.js';
 export { bundleFunction, BUNDLE_BYTES_MAX } from './bundle.js';
 export type { BundledFunction } from './bundle.js';

@@ -9,7 +9,7 @@ export { ExecutorHost } from './host.js';
 export type { ExecutorHostOptions, ExecutorTask, RunOutcome, HostStatus } from './host.js';
 export { RuntimePool } from './runtime-pool.js';
 export type { FunctionCode, FunctionHost, RuntimePoolOptions } from './runtime-pool.js';
-export type { FunctionContext, Invocation } from './runtime-worker.js';
+export type { Invocation } from './runtime-worker.js';
 export { ExecutorCache } from './cache.js';
 export type { CacheBackend, ExecutorCacheOptions } from './cache.js';
 export { RunScope } from './run-scope.js';

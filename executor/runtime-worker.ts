@@ -15,6 +15,7 @@ import pino from 'pino';
 import { ErrorCode, LatticeType, LfaasError, decodeLattice, ensureLfaasError, errorFromWire } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
 import { decodeValue, encodeValue } from '../protocol/index.js';
+import type { FunctionContext } from '../protocol/index.js';
 
 /** Who is running: the run (call) id and the function's name within it. */
 export interface Invocation {
@@ -78,46 +79,6 @@ export type RuntimeAnswer =
   | { readonly kind: 'ready' };
 
 type UserFunction = (...args: unknown[]) => unknown;
-
-/**
- * The user library a function gets as its last argument.
- *
- * KVS access goes through the executor's cache, in the consistency mode of the call: `get`
- * reveals the plain value (the first of concurrent causal versions; `getLattice` has them all),
- * `put` writes a plain value (an LWW register, or a causal version in `causal` mode), `merge`
- * merges a lattice. `send`/`recv` pass messages between running invocations of one DAG run.
- *
- * @example
- * ```ts
- * export default async function visit(page: string, ctx: FunctionContext) {
- *   const seen = ((await ctx.get(page)) as number | undefined) ?? 0;
- *   await ctx.put(page, seen + 1);
- *   ctx.log.info({ page, seen }, 'visited');
- *   return seen + 1;
- * }
- * ```
- */
-export interface FunctionContext {
-  /** The call (run) id: the same for every function of one DAG run. */
-  readonly callId: string;
-  /** This function's name in the run. */
-  readonly functionName: string;
-  /** A pino logger carrying the call id and function name. */
-  readonly log: pino.Logger;
-  /** Aborted when the call's time is up. */
-  readonly signal: AbortSignal;
-  get(key: string): Promise<unknown>;
-  getLattice(key: string): Promise<AnyLattice | undefined>;
-  /** Several keys at once (the cache batches their misses into one KVS request per shard). */
-  getMany(keys: readonly string[]): Promise<Record<string, unknown>>;
-  put(key: string, value: unknown): Promise<void>;
-  merge(key: string, value: AnyLattice): Promise<void>;
-  delete(key: string): Promise<void>;
-  /** Sends `message` to the invocation of function `target` in this run; resolves once it is in its mailbox. */
-  send(target: string, message: unknown): Promise<void>;
-  /** The next message for this invocation, or undefined after `timeoutMs` (default 1000). */
-  recv(options?: { readonly timeoutMs?: number }): Promise<unknown>;
-}
 
 const asks = new Map<number, { resolve: (payload: Uint8Array | undefined) => void; reject: (error: Error) => void }>();
 let nextAskId = 1;

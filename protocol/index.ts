@@ -42,3 +42,4 @@ export {
   resultRecordOf,
 } from './faas-records.js';
 export type { FunctionRecord, DagRecord, ExecutionRecord, ResultRecord } from './faas-records.js';
+export type { FunctionContext } from './function-context.js';

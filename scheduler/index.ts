@@ -1,2 +1,12 @@
-/** Schedulers: registry, placement, admission, prewarming. Arrives with issue 4 (the FaaS core). */
-export {};
+/**
+ * Schedulers: the scheduler machine (registry, placement, admission, dispatch, failure handling
+ * of executors), its KVS tasks, the placement policy and DAG validation.
+ */
+export { SchedulerNode } from './scheduler-node.js';
+export type { SchedulerOptions, SchedulerTask } from './scheduler-node.js';
+export { KvsTasks } from './kvs-tasks.js';
+export type { SchedulerKvs } from './kvs-tasks.js';
+export { DefaultPlacement, loadOf } from './placement.js';
+export type { ExecutorView, PlacementPolicy, PlacementRequest, DefaultPlacementOptions } from './placement.js';
+export { dagShape, DAG_FUNCTIONS_MAX } from './dag.js';
+export type { DagShape } from './dag.js';

@@ -1,0 +1,813 @@
+/**
+ * The scheduler machine (DESIGN.md §7): the clients' entry point. Several may run; they share
+ * the registry through the KVS (protocol/faas-records.ts) and each learns the executors from
+ * their heartbeats. Sans-I/O: every KVS access is a `task` ({@link SchedulerTask}) its shell
+ * carries out (a KvsClient in a process, a simulated KVS in the simulator).
+ *
+ * - Registry: `registerFunction` numbers versions (1, 2, ...; immutable), stores code and
+ *   metadata, points the name at its latest version, and pins the function on executors
+ *   (`prepare`: code fetched and a runtime specialised before the first call). `registerDag`
+ *   checks the DAG (scheduler/dag.ts), stores it and pins its functions. List, describe, delete.
+ *   What a scheduler has read of the registry it keeps for `registryTtlMs`, refreshing in the
+ *   background after that, so the call path does not wait for the KVS.
+ * - Calls: a call is a run of one function, a DAG call a run of several. The scheduler places
+ *   each function (scheduler/placement.ts), sends the schedule to each executor it chose, and
+ *   is done: executors trigger each other, and the sink answers the client. An async call is
+ *   first recorded in the KVS, then accepted, and its result is written under its result key.
+ * - Failures: executors heartbeat every ~100 ms with the last dispatch they received and the
+ *   runs still running. A run an executor acknowledged and no longer lists has finished. An
+ *   executor silent for `executorTimeoutMs` is dead: each sync run it held is answered EXEC_LOST
+ *   at once (no waiting for the client's timeout), each async run is dispatched again (at least
+ *   once, `attemptsMax` at most; the result write is idempotent).
+ * - Admission: when no executor has room, the call fails fast with SCHED_NO_CAPACITY.
+ */
+import { ErrorCode, GSet, HybridClock, LfaasError, Lww, Max, Priority, ensureLfaasError } from '../lattices/index.js';
+import type { AnyLattice } from '../lattices/index.js';
+import {
+  DAGS_KEY,
+  FUNCTIONS_KEY,
+  NAME_PATTERN,
+  dagKey,
+  dagRecordOf,
+  envelopeWith,
+  errorToWire,
+  executionKey,
+  functionIndexKey,
+  functionKey,
+  functionRecordOf,
+  resultKeyOf,
+} from '../protocol/index.js';
+import type { DagRecord, Effect, Envelope, FunctionRecord, Machine, MachineInput, PbTypes, Random } from '../protocol/index.js';
+import { dagShape } from './dag.js';
+import type { DagShape } from './dag.js';
+import { DefaultPlacement } from './placement.js';
+import type { ExecutorView, PlacementPolicy } from './placement.js';
+
+/** The KVS work a scheduler hands its shell. */
+export type SchedulerTask =
+  | { readonly op: 'get'; readonly key: string }
+  | { readonly op: 'getMany'; readonly keys: readonly string[] }
+  | { readonly op: 'put'; readonly key: string; readonly value: AnyLattice; readonly ack: 'local' | 'durable' | 'replicated' }
+  | { readonly op: 'delete'; readonly keys: readonly string[] };
+
+export interface SchedulerOptions {
+  readonly address: string;
+  readonly random: Random;
+  readonly placement?: PlacementPolicy;
+  readonly executorTimeoutMs?: number;
+  readonly checkPeriodMs?: number;
+  readonly registryTtlMs?: number;
+  /** Dispatches of an async call at most (the first included). */
+  readonly attemptsMax?: number;
+  /** Executors each function is pinned on at registration. */
+  readonly pinExecutors?: number;
+  /** Runs in flight at most (SCHED_NO_CAPACITY beyond). */
+  readonly runsMax?: number;
+  readonly executorsMax?: number;
+}
+
+const CHECK = 'check';
+const CODE_BYTES_MAX = 4 * 1024 * 1024;
+const VERSIONS_LISTED_MAX = 100;
+/** Sync and DAG runs are given this much more than their functions' time before they are forgotten. */
+const RUN_GRACE_MS = 5000;
+
+interface FunctionMeta {
+  readonly name: string;
+  readonly version: number;
+  readonly memoryMb: number;
+  readonly timeoutMs: number;
+  readonly keepAliveMs: number;
+  readonly codeBytes: number;
+  readonly registeredAtMs: number;
+}
+
+interface FunctionEntry {
+  latest: number;
+  readonly versions: Map<number, FunctionMeta>;
+  fetchedAtMs: number;
+  refreshing: boolean;
+}
+
+interface PlannedFunction {
+  readonly name: string;
+  readonly version: number;
+  readonly args: PbTypes.IArgument[];
+  readonly successors: readonly string[];
+  readonly parents: number;
+  readonly prefer: string | undefined;
+  readonly keys: readonly string[];
+}
+
+/** A run this scheduler dispatched and has not seen finish. */
+interface Dispatch {
+  readonly runId: string;
+  readonly dag: string;
+  readonly functions: readonly PlannedFunction[];
+  readonly consistency: number;
+  readonly timeoutMs: number;
+  /** Sync: where the sink answers. */
+  readonly replyTo: string;
+  readonly replyRequestId: number;
+  /** Async: where the result goes. */
+  readonly resultKey: string;
+  readonly traceId: string;
+  attempt: number;
+  /** Executor -> the dispatch sequence number it got this run under. */
+  readonly seqs: Map<string, number>;
+  deadlineMs: number;
+  finished: boolean;
+}
+
+type Continuation = (error: LfaasError | undefined, result: unknown) => Effect[];
+
+export class SchedulerNode implements Machine {
+  readonly id: string;
+  private readonly executors = new Map<string, ExecutorView>();
+  private readonly functions = new Map<string, FunctionEntry>();
+  private readonly dags = new Map<string, { readonly record: DagRecord; readonly shape: DagShape; fetchedAtMs: number }>();
+  private readonly lookups = new Map<string, ((error: LfaasError | undefined) => Effect[])[]>();
+  private readonly registering = new Map<string, (() => Effect[])[]>();
+  private readonly continuations = new Map<number, Continuation>();
+  private readonly runs = new Map<string, Dispatch>();
+  private readonly placement: PlacementPolicy;
+  private readonly clock: HybridClock;
+  private nextToken = 1;
+  private nowMs = 0;
+  readonly counters = { calls: 0, dagCalls: 0, asyncCalls: 0, dispatched: 0, completed: 0, lost: 0, redispatched: 0, noCapacity: 0, registered: 0, executorsLost: 0 };
+
+  constructor(private readonly options: SchedulerOptions) {
+    this.id = options.address;
+    this.placement = options.placement ?? new DefaultPlacement();
+    this.clock = new HybridClock(options.address, () => this.nowMs);
+  }
+
+  /** Executors alive as far as this scheduler knows. */
+  executorAddresses(): string[] {
+    return [...this.executors.keys()];
+  }
+
+  get runCount(): number {
+    return this.runs.size;
+  }
+
+  handle(input: MachineInput, nowMs: number): readonly Effect[] {
+    this.nowMs = Math.max(this.nowMs, nowMs);
+    switch (input.kind) {
+      case 'start':
+        return [{ kind: 'timer', timer: CHECK, delayMs: this.options.checkPeriodMs ?? 100 }];
+      case 'timer':
+        return input.timer === CHECK ? [...this.check(), { kind: 'timer', timer: CHECK, delayMs: this.options.checkPeriodMs ?? 100 }] : [];
+      case 'persisted':
+        return [];
+      case 'taskDone': {
+        const then = this.continuations.get(input.token);
+        this.continuations.delete(input.token);
+        if (then === undefined) return [];
+        try {
+          return then(input.error === undefined ? undefined : ensureLfaasError(input.error), input.result);
+        } catch (error) {
+          // A continuation that throws is a bug in a record we read; the request it served times out.
+          return [];
+        }
+      }
+      case 'message':
+        try {
+          return this.onMessage(input.envelope);
+        } catch (error) {
+          return this.replyError(input.envelope, ensureLfaasError(error));
+        }
+    }
+  }
+
+  private onMessage(envelope: Envelope): Effect[] {
+    switch (envelope.body) {
+      case 'callRequest':
+        return this.onCall(envelope, envelope.callRequest!);
+      case 'dagCall':
+        return this.onDagCall(envelope, envelope.dagCall!);
+      case 'executorStatus':
+        return this.onStatus(envelope.executorStatus!);
+      case 'registerFunction':
+        return this.onRegisterFunction(envelope, envelope.registerFunction!.spec!);
+      case 'registerDag':
+        return this.onRegisterDag(envelope, envelope.registerDag!.spec!);
+      case 'listFunctions':
+        return this.onListFunctions(envelope, envelope.listFunctions!.name ?? '');
+      case 'deleteFunction':
+        return this.onDeleteFunction(envelope, envelope.deleteFunction!.name ?? '', envelope.deleteFunction!.version ?? 0);
+      case 'listDags':
+        return this.onListDags(envelope, envelope.listDags!.name ?? '');
+      case 'deleteDag':
+        return this.onDeleteDag(envelope, envelope.deleteDag!.name ?? '');
+      case 'echo':
+        return this.reply(envelope, { echo: { payload: envelope.echo?.payload ?? null } });
+      default:
+        return this.replyError(envelope, new LfaasError(ErrorCode.PROTO_UNKNOWN_MESSAGE, `a scheduler does not handle ${envelope.body ?? 'nothing'}`));
+    }
+  }
+
+  // ---- calls ---------------------------------------------------------------------------------
+
+  private onCall(envelope: Envelope, request: PbTypes.ICallRequest): Effect[] {
+    this.counters.calls++;
+    const callId = request.callId ?? '';
+    const name = request.function ?? '';
+    return this.withFunction(name, request.version ?? 0, (error, meta) => {
+      if (error !== undefined) return this.callFailed(envelope, callId, error);
+      const args = request.args ?? [];
+      const planned: PlannedFunction = { name, version: meta!.version, args, successors: [], parents: 0, prefer: undefined, keys: referencedKeys(args) };
+      return this.startRun(envelope, {
+        runId: callId,
+        dag: '',
+        functions: [planned],
+        consistency: request.consistency ?? 0,
+        timeoutMs: request.timeoutMs || meta!.timeoutMs,
+        async: request.async ?? false,
+        resultKey: request.resultKey ?? '',
+      });
+    });
+  }
+
+  private onDagCall(envelope: Envelope, request: PbTypes.IDagCall): Effect[] {
+    this.counters.dagCalls++;
+    const callId = request.callId ?? '';
+    return this.withDag(request.dag ?? '', (error, dag) => {
+      if (error !== undefined) return this.callFailed(envelope, callId, error);
+      const { record, shape } = dag!;
+      const unknown = Object.keys(request.args ?? {}).filter((name) => !shape.successors.has(name));
+      if (unknown.length > 0) return this.callFailed(envelope, callId, new LfaasError(ErrorCode.EXEC_BAD_VALUE, `DAG ${record.name} has no function ${unknown.join(', ')}`));
+      return this.withFunctions(record.functions, (failure, metas) => {
+        if (failure !== undefined) return this.callFailed(envelope, callId, failure);
+        const functions = shape.order.map((name): PlannedFunction => {
+          const args = request.args?.[name]?.args ?? [];
+          return { name, version: metas!.get(name)!.version, args, successors: shape.successors.get(name)!, parents: shape.parents.get(name)!.length, prefer: shape.parents.get(name)![0], keys: referencedKeys(args) };
+        });
+        let timeoutMs = request.timeoutMs ?? 0;
+        if (timeoutMs === 0) for (const meta of metas!.values()) timeoutMs += meta.timeoutMs;
+        return this.startRun(envelope, {
+          runId: callId,
+          dag: record.name,
+          functions,
+          consistency: request.consistency ?? 0,
+          timeoutMs: Math.min(timeoutMs, 15 * 60_000),
+          async: request.async ?? false,
+          resultKey: request.resultKey ?? '',
+        });
+      });
+    });
+  }
+
+  private startRun(envelope: Envelope, run: { runId: string; dag: string; functions: PlannedFunction[]; consistency: number; timeoutMs: number; async: boolean; resultKey: string }): Effect[] {
+    if (this.runs.has(run.runId)) return this.callFailed(envelope, run.runId, new LfaasError(ErrorCode.EXEC_BAD_VALUE, `call id ${run.runId} is already running`));
+    if (this.runs.size >= (this.options.runsMax ?? 100_000)) {
+      this.counters.noCapacity++;
+      return this.callFailed(envelope, run.runId, new LfaasError(ErrorCode.SCHED_NO_CAPACITY, `${this.runs.size} runs in flight`));
+    }
+    const dispatch: Dispatch = {
+      runId: run.runId,
+      dag: run.dag,
+      functions: run.functions,
+      consistency: run.consistency,
+      timeoutMs: run.timeoutMs,
+      replyTo: run.async ? '' : envelope.replyTo,
+      replyRequestId: run.async ? 0 : Number(envelope.requestId),
+      resultKey: run.async ? run.resultKey || resultKeyOf(run.runId) : '',
+      traceId: envelope.traceId,
+      attempt: 1,
+      seqs: new Map(),
+      deadlineMs: 0,
+      finished: false,
+    };
+    if (!run.async) return this.dispatch(dispatch, (error) => this.callFailed(envelope, run.runId, error));
+    this.counters.asyncCalls++;
+    // At least once: the call is recorded before it is accepted.
+    this.runs.set(dispatch.runId, dispatch);
+    return this.kvs({ op: 'put', key: executionKey(dispatch.runId), value: this.executionRecord(dispatch, 'accepted', ''), ack: 'durable' }, (error) => {
+      if (error !== undefined) {
+        this.runs.delete(dispatch.runId);
+        return this.callFailed(envelope, dispatch.runId, error);
+      }
+      this.runs.delete(dispatch.runId);
+      const effects = this.reply(envelope, { callResponse: { callId: dispatch.runId } });
+      effects.push(...this.dispatch(dispatch, (failure) => this.writeFailure(dispatch, failure)));
+      return effects;
+    });
+  }
+
+  /** Places every function of the run and sends the schedule to each executor chosen. */
+  private dispatch(dispatch: Dispatch, onNoCapacity: (error: LfaasError) => Effect[]): Effect[] {
+    const alive = [...this.executors.values()];
+    const chosen = new Map<string, ExecutorView>();
+    const placed: PbTypes.IScheduledFunction[] = [];
+    for (const fn of dispatch.functions) {
+      const prefer = fn.prefer === undefined ? undefined : placed.find((other) => other.name === fn.prefer)?.executor ?? undefined;
+      const view = this.placement.place({ functionId: `${fn.name}@${fn.version}`, keys: fn.keys, ...(prefer === undefined || prefer === null ? {} : { prefer }) }, alive, this.options.random);
+      if (view === undefined) {
+        this.counters.noCapacity++;
+        return onNoCapacity(new LfaasError(ErrorCode.SCHED_NO_CAPACITY, alive.length === 0 ? 'no executor has joined' : `every executor is overloaded; retry in ${this.options.checkPeriodMs ?? 100} ms`));
+      }
+      chosen.set(view.address, view);
+      placed.push({ name: fn.name, version: fn.version, executor: view.address, args: fn.args, successors: [...fn.successors], parents: fn.parents });
+    }
+    dispatch.seqs.clear();
+    dispatch.deadlineMs = this.nowMs + dispatch.timeoutMs + RUN_GRACE_MS;
+    this.runs.set(dispatch.runId, dispatch);
+    this.counters.dispatched++;
+    const effects: Effect[] = [];
+    for (const view of chosen.values()) {
+      const seq = view.nextSeq++;
+      dispatch.seqs.set(view.address, seq);
+      view.outstanding.set(dispatch.runId, dispatch);
+      const schedule: PbTypes.ISchedule = {
+        runId: dispatch.runId,
+        dag: dispatch.dag,
+        functions: placed,
+        consistency: dispatch.consistency,
+        replyTo: dispatch.replyTo,
+        replyRequestId: dispatch.replyRequestId,
+        resultKey: dispatch.resultKey,
+        timeoutMs: dispatch.timeoutMs,
+        scheduler: this.id,
+        dispatchSeq: seq,
+        attempt: dispatch.attempt,
+        traceId: dispatch.traceId,
+      };
+      effects.push({ kind: 'send', to: view.address, envelope: envelopeWith({ schedule }, { sender: this.id, ...(dispatch.traceId ? { traceId: dispatch.traceId } : {}) }) });
+    }
+    return effects;
+  }
+
+  private onStatus(status: PbTypes.IExecutorStatus): Effect[] {
+    const address = status.address ?? '';
+    let view = this.executors.get(address);
+    if (view === undefined) {
+      if (this.executors.size >= (this.options.executorsMax ?? 1024)) return [];
+      view = { address, lastHeardMs: this.nowMs, utilisation: 0, capacity: 1, warm: new Set(), keys: new Set(), outstanding: new Map(), nextSeq: 1 };
+      this.executors.set(address, view);
+    }
+    view.lastHeardMs = this.nowMs;
+    view.utilisation = status.utilisation ?? 0;
+    view.capacity = Math.max(1, status.capacity ?? 1);
+    view.warm = new Set(status.warmFunctions ?? []);
+    view.keys = new Set(status.cachedKeys ?? []);
+    const acked = Number(status.ackedSeq ?? 0);
+    const running = new Set(status.running ?? []);
+    const effects: Effect[] = [];
+    for (const [runId, entry] of view.outstanding) {
+      const dispatch = entry as Dispatch;
+      const seq = dispatch.seqs.get(address) ?? Infinity;
+      if (seq > acked || running.has(runId)) continue;
+      view.outstanding.delete(runId);
+      dispatch.seqs.delete(address);
+      if (dispatch.seqs.size === 0 && !dispatch.finished) effects.push(...this.finished(dispatch));
+    }
+    return effects;
+  }
+
+  private finished(dispatch: Dispatch): Effect[] {
+    dispatch.finished = true;
+    this.runs.delete(dispatch.runId);
+    this.counters.completed++;
+    if (dispatch.resultKey.length === 0) return [];
+    return this.kvs({ op: 'put', key: executionKey(dispatch.runId), value: this.executionRecord(dispatch, 'done', ''), ack: 'local' }, () => []);
+  }
+
+  /** Fails executors gone silent (their runs are answered or dispatched again); forgets overdue runs. */
+  private check(): Effect[] {
+    const effects: Effect[] = [];
+    const timeoutMs = this.options.executorTimeoutMs ?? 1000;
+    for (const [address, view] of this.executors) {
+      if (this.nowMs - view.lastHeardMs <= timeoutMs) continue;
+      this.executors.delete(address);
+      this.counters.executorsLost++;
+      for (const entry of view.outstanding.values()) effects.push(...this.lost(entry as Dispatch, address));
+      view.outstanding.clear();
+    }
+    for (const dispatch of this.runs.values()) {
+      if (dispatch.deadlineMs === 0 || this.nowMs < dispatch.deadlineMs || dispatch.finished) continue;
+      // Its executors are alive but never reported it finished: forget it (its sink has answered
+      // or timed out by now).
+      dispatch.finished = true;
+      this.runs.delete(dispatch.runId);
+      for (const address of dispatch.seqs.keys()) this.executors.get(address)?.outstanding.delete(dispatch.runId);
+    }
+    return effects;
+  }
+
+  private lost(dispatch: Dispatch, address: string): Effect[] {
+    if (dispatch.finished) return [];
+    for (const other of dispatch.seqs.keys()) if (other !== address) this.executors.get(other)?.outstanding.delete(dispatch.runId);
+    dispatch.seqs.clear();
+    this.counters.lost++;
+    const error = new LfaasError(ErrorCode.EXEC_LOST, `executor ${address} stopped answering while running ${dispatch.runId}`);
+    if (dispatch.resultKey.length === 0) {
+      dispatch.finished = true;
+      this.runs.delete(dispatch.runId);
+      if (dispatch.replyTo.length === 0) return [];
+      return [{ kind: 'send', to: dispatch.replyTo, envelope: envelopeWith({ callResponse: { callId: dispatch.runId, error: errorToWire(error) } }, { responseTo: dispatch.replyRequestId, sender: this.id }) }];
+    }
+    if (dispatch.attempt >= (this.options.attemptsMax ?? 3)) {
+      dispatch.finished = true;
+      this.runs.delete(dispatch.runId);
+      return this.writeFailure(dispatch, error);
+    }
+    dispatch.attempt++;
+    this.counters.redispatched++;
+    return [
+      ...this.kvs({ op: 'put', key: executionKey(dispatch.runId), value: this.executionRecord(dispatch, 'running', address), ack: 'local' }, () => []),
+      ...this.dispatch(dispatch, (failure) => {
+        dispatch.finished = true;
+        this.runs.delete(dispatch.runId);
+        return this.writeFailure(dispatch, failure);
+      }),
+    ];
+  }
+
+  /** An async call that cannot run: its error is its result. */
+  private writeFailure(dispatch: Dispatch, error: LfaasError): Effect[] {
+    const record = { ok: false, code: error.code, message: error.message };
+    return this.kvs({ op: 'put', key: dispatch.resultKey, value: new Priority(dispatch.attempt, record), ack: 'replicated' }, () => []);
+  }
+
+  private executionRecord(dispatch: Dispatch, state: 'accepted' | 'running' | 'done', lostExecutor: string): Lww<unknown> {
+    return Lww.write(this.clock, { callId: dispatch.runId, target: dispatch.dag || dispatch.functions[0]?.name || '', state, attempt: dispatch.attempt, executor: lostExecutor, atMs: Math.floor(this.nowMs) });
+  }
+
+  private callFailed(envelope: Envelope, callId: string, error: LfaasError): Effect[] {
+    return this.reply(envelope, { callResponse: { callId, error: errorToWire(error) } });
+  }
+
+  // ---- the registry -------------------------------------------------------------------------
+
+  /** Resolves a function version (0: the latest) from the registry cache or the KVS. */
+  private withFunction(name: string, version: number, then: (error: LfaasError | undefined, meta: FunctionMeta | undefined) => Effect[]): Effect[] {
+    if (!NAME_PATTERN.test(name)) return then(new LfaasError(ErrorCode.SCHED_FUNCTION_NOT_FOUND, `no function is named ${JSON.stringify(name)}`), undefined);
+    const entry = this.functions.get(name);
+    const known = entry?.versions.get(version === 0 ? entry.latest : version);
+    if (entry !== undefined && known !== undefined) {
+      const effects = then(undefined, known);
+      // Stale while revalidating: the call goes on with what is known, a refresh runs behind it.
+      if (version === 0 && this.nowMs - entry.fetchedAtMs > (this.options.registryTtlMs ?? 1000) && !entry.refreshing) {
+        entry.refreshing = true;
+        effects.push(...this.fetchFunction(name, 0, () => []));
+      }
+      return effects;
+    }
+    return this.fetchFunction(name, version, (error) => {
+      if (error !== undefined) return then(error, undefined);
+      const fresh = this.functions.get(name);
+      const meta = fresh?.versions.get(version === 0 ? fresh.latest : version);
+      if (meta === undefined) {
+        const latest = fresh?.latest ?? 0;
+        return then(
+          version > 0 && version <= latest
+            ? new LfaasError(ErrorCode.GONE, `version ${version} of ${name} was deleted`)
+            : new LfaasError(ErrorCode.SCHED_FUNCTION_NOT_FOUND, version > 0 ? `${name} has no version ${version}` : `no function is named ${JSON.stringify(name)}`),
+          undefined,
+        );
+      }
+      return then(undefined, meta);
+    });
+  }
+
+  private withFunctions(names: readonly string[], then: (error: LfaasError | undefined, metas: Map<string, FunctionMeta> | undefined) => Effect[]): Effect[] {
+    const metas = new Map<string, FunctionMeta>();
+    let left = names.length;
+    let failed = false;
+    const effects: Effect[] = [];
+    for (const name of names) {
+      effects.push(
+        ...this.withFunction(name, 0, (error, meta) => {
+          if (failed) return [];
+          if (error !== undefined) {
+            failed = true;
+            return then(error, undefined);
+          }
+          metas.set(name, meta!);
+          return --left === 0 ? then(undefined, metas) : [];
+        }),
+      );
+    }
+    return effects;
+  }
+
+  /** Reads a function's index and its newest versions (or one version) into the cache; waiters share one read. */
+  private fetchFunction(name: string, version: number, then: (error: LfaasError | undefined) => Effect[]): Effect[] {
+    const lookup = `${name}@${version}`;
+    const waiting = this.lookups.get(lookup);
+    if (waiting !== undefined) {
+      waiting.push(then);
+      return [];
+    }
+    this.lookups.set(lookup, [then]);
+    const settle = (error: LfaasError | undefined): Effect[] => {
+      const waiters = this.lookups.get(lookup) ?? [];
+      this.lookups.delete(lookup);
+      const entry = this.functions.get(name);
+      if (entry !== undefined) entry.refreshing = false;
+      return waiters.flatMap((waiter) => waiter(error));
+    };
+    if (version > 0) {
+      return this.kvs({ op: 'get', key: functionKey(name, version) }, (error, value) => {
+        if (error !== undefined) return settle(error);
+        const record = functionRecordOf(value as AnyLattice | undefined);
+        if (record !== undefined) this.remember(record, record.version);
+        return settle(undefined);
+      });
+    }
+    return this.kvs({ op: 'get', key: functionIndexKey(name) }, (error, value) => {
+      if (error !== undefined) return settle(error);
+      const latest = Number((value as AnyLattice | undefined)?.reveal() ?? 0);
+      if (latest === 0) {
+        this.functions.delete(name);
+        return settle(undefined);
+      }
+      // The newest versions, newest first: the latest that still exists is the one a name means.
+      const versions = Array.from({ length: Math.min(16, latest) }, (_, i) => latest - i);
+      return this.kvs({ op: 'getMany', keys: versions.map((v) => functionKey(name, v)) }, (failure, values) => {
+        if (failure !== undefined) return settle(failure);
+        const records = (values as (AnyLattice | undefined)[]).map((entry) => functionRecordOf(entry));
+        const newest = records.find((record) => record !== undefined);
+        const entry = this.entryOf(name);
+        entry.fetchedAtMs = this.nowMs;
+        // Versions that are gone leave the cache.
+        versions.forEach((v, i) => {
+          if (records[i] === undefined) entry.versions.delete(v);
+        });
+        for (const record of records) if (record !== undefined) this.remember(record, newest?.version ?? 0);
+        if (newest === undefined) entry.latest = 0;
+        return settle(undefined);
+      });
+    });
+  }
+
+  private entryOf(name: string): FunctionEntry {
+    let entry = this.functions.get(name);
+    if (entry === undefined) {
+      entry = { latest: 0, versions: new Map(), fetchedAtMs: this.nowMs, refreshing: false };
+      this.functions.set(name, entry);
+    }
+    return entry;
+  }
+
+  private remember(record: FunctionRecord, latest: number): void {
+    const entry = this.entryOf(record.name);
+    entry.versions.set(record.version, {
+      name: record.name,
+      version: record.version,
+      memoryMb: record.memoryMb,
+      timeoutMs: record.timeoutMs,
+      keepAliveMs: record.keepAliveMs,
+      codeBytes: record.code.length,
+      registeredAtMs: record.registeredAtMs,
+    });
+    if (latest > 0) entry.latest = latest;
+  }
+
+  private onRegisterFunction(envelope: Envelope, spec: PbTypes.IFunctionSpec): Effect[] {
+    const name = spec.name ?? '';
+    const code = Buffer.from(spec.code ?? new Uint8Array()).toString('utf8');
+    const memoryMb = spec.memoryMb || 128;
+    const timeoutMs = spec.timeoutMs || 60_000;
+    const keepAliveMs = spec.keepAliveMs || 10 * 60_000;
+    const problem = !NAME_PATTERN.test(name)
+      ? `function name ${JSON.stringify(name)} must match ${NAME_PATTERN}`
+      : code.length === 0 || code.length > CODE_BYTES_MAX
+        ? `code must be 1 to ${CODE_BYTES_MAX} bytes`
+        : memoryMb < 16 || memoryMb > 4096
+          ? 'memoryMb must be 16 to 4096'
+          : timeoutMs > 15 * 60_000
+            ? 'timeoutMs must be at most 900000'
+            : undefined;
+    if (problem !== undefined) return this.reply(envelope, { registerFunctionResponse: { name, error: errorToWire(new LfaasError(ErrorCode.EXEC_BAD_VALUE, problem)) } });
+    const record = (version: number): FunctionRecord => ({ name, version, code, memoryMb, timeoutMs, keepAliveMs, concurrency: spec.concurrency || 1, registeredAtMs: Math.floor(this.nowMs) });
+    return this.serialised(name, () => this.register(envelope, name, record, 0));
+  }
+
+  /**
+   * Versions are numbered without a coordinator: take the latest known + 1, write the version's
+   * record as a Priority (the first registration of a number wins), then read it back; if another
+   * scheduler's registration won the number, take the next one.
+   */
+  private register(envelope: Envelope, name: string, record: (version: number) => FunctionRecord, attempt: number): Effect[] {
+    const fail = (error: LfaasError): Effect[] => [...this.reply(envelope, { registerFunctionResponse: { name, error: errorToWire(error) } }), ...this.release(name)];
+    return this.kvs({ op: 'get', key: functionIndexKey(name) }, (error, index) => {
+      if (error !== undefined) return fail(error);
+      const latest = Math.max(Number((index as AnyLattice | undefined)?.reveal() ?? 0), this.functions.get(name)?.latest ?? 0);
+      const mine = record(latest + 1 + attempt);
+      const stamp = this.clock.tick();
+      return this.kvs({ op: 'put', key: functionKey(name, mine.version), value: new Priority(stamp.wallMs * 1024 + (stamp.logical % 1024), mine), ack: 'replicated' }, (putError) => {
+        if (putError !== undefined) return fail(putError);
+        return this.kvs({ op: 'get', key: functionKey(name, mine.version) }, (readError, stored) => {
+          if (readError !== undefined) return fail(readError);
+          const winner = functionRecordOf(stored as AnyLattice | undefined);
+          if (winner === undefined || winner.code !== mine.code || winner.registeredAtMs !== mine.registeredAtMs) {
+            return attempt < 5 ? this.register(envelope, name, record, attempt + 1) : fail(new LfaasError(ErrorCode.TRANSPORT_BUSY, `concurrent registrations of ${name}; try again`));
+          }
+          return this.kvs({ op: 'put', key: functionIndexKey(name), value: new Max(mine.version), ack: 'replicated' }, (indexError) => {
+            if (indexError !== undefined) return fail(indexError);
+            return this.kvs({ op: 'put', key: FUNCTIONS_KEY, value: GSet.of(name), ack: 'replicated' }, (listError) => {
+              if (listError !== undefined) return fail(listError);
+              this.counters.registered++;
+              this.remember(mine, mine.version);
+              this.entryOf(name).fetchedAtMs = this.nowMs;
+              return [...this.reply(envelope, { registerFunctionResponse: { name, version: mine.version } }), ...this.pin([{ name, version: mine.version }]), ...this.release(name)];
+            });
+          });
+        });
+      });
+    });
+  }
+
+  /** Registrations of one name run one at a time on this scheduler. */
+  private serialised(name: string, work: () => Effect[]): Effect[] {
+    const queue = this.registering.get(name);
+    if (queue !== undefined) {
+      if (queue.length >= 100) return [];
+      queue.push(work);
+      return [];
+    }
+    this.registering.set(name, []);
+    return work();
+  }
+
+  private release(name: string): Effect[] {
+    const queue = this.registering.get(name);
+    const next = queue?.shift();
+    if (next === undefined) {
+      this.registering.delete(name);
+      return [];
+    }
+    return next();
+  }
+
+  /** Prefetching: the functions' code goes to executors, which specialise a runtime before any call. */
+  private pin(functions: readonly { name: string; version: number }[]): Effect[] {
+    const views = [...this.executors.values()];
+    const effects: Effect[] = [];
+    const count = Math.min(views.length, this.options.pinExecutors ?? 2);
+    for (const fn of functions) {
+      const chosen = new Set<ExecutorView>();
+      for (let attempt = 0; chosen.size < count && attempt < count * 4; attempt++) {
+        const view = this.placement.place({ functionId: `${fn.name}@${fn.version}`, keys: [] }, views.filter((v) => !chosen.has(v)), this.options.random);
+        if (view === undefined) break;
+        chosen.add(view);
+      }
+      for (const view of chosen) effects.push({ kind: 'send', to: view.address, envelope: envelopeWith({ prepare: { functions: [fn] } }, { sender: this.id }) });
+    }
+    return effects;
+  }
+
+  private withDag(name: string, then: (error: LfaasError | undefined, dag: { record: DagRecord; shape: DagShape } | undefined) => Effect[]): Effect[] {
+    const cached = this.dags.get(name);
+    if (cached !== undefined && this.nowMs - cached.fetchedAtMs <= (this.options.registryTtlMs ?? 1000)) return then(undefined, cached);
+    if (!NAME_PATTERN.test(name)) return then(new LfaasError(ErrorCode.SCHED_DAG_NOT_FOUND, `no DAG is named ${JSON.stringify(name)}`), undefined);
+    return this.kvs({ op: 'get', key: dagKey(name) }, (error, value) => {
+      if (error !== undefined) return cached !== undefined ? then(undefined, cached) : then(error, undefined);
+      const record = dagRecordOf(value as AnyLattice | undefined);
+      if (record === undefined) {
+        this.dags.delete(name);
+        return then(new LfaasError(ErrorCode.SCHED_DAG_NOT_FOUND, `no DAG is named ${JSON.stringify(name)}`), undefined);
+      }
+      const dag = { record, shape: dagShape(record), fetchedAtMs: this.nowMs };
+      this.dags.set(name, dag);
+      return then(undefined, dag);
+    });
+  }
+
+  private onRegisterDag(envelope: Envelope, spec: PbTypes.IDagSpec): Effect[] {
+    const record: DagRecord = { name: spec.name ?? '', functions: spec.functions ?? [], edges: (spec.edges ?? []).map((edge) => [edge.fromFunction ?? '', edge.toFunction ?? ''] as const) };
+    let shape: DagShape;
+    try {
+      shape = dagShape(record);
+    } catch (error) {
+      return this.reply(envelope, { done: { error: errorToWire(error) } });
+    }
+    return this.withFunctions(record.functions, (error, metas) => {
+      if (error !== undefined) return this.reply(envelope, { done: { error: errorToWire(error) } });
+      const value = Lww.write(this.clock, { name: record.name, functions: [...record.functions], edges: record.edges.map(([from, to]) => [from, to]) });
+      return this.kvs({ op: 'put', key: dagKey(record.name), value, ack: 'replicated' }, (putError) => {
+        if (putError !== undefined) return this.reply(envelope, { done: { error: errorToWire(putError) } });
+        return this.kvs({ op: 'put', key: DAGS_KEY, value: GSet.of(record.name), ack: 'replicated' }, (listError) => {
+          if (listError !== undefined) return this.reply(envelope, { done: { error: errorToWire(listError) } });
+          this.dags.set(record.name, { record, shape, fetchedAtMs: this.nowMs });
+          return [...this.reply(envelope, { done: {} }), ...this.pin([...metas!.values()].map((meta) => ({ name: meta.name, version: meta.version })))];
+        });
+      });
+    });
+  }
+
+  private onListFunctions(envelope: Envelope, name: string): Effect[] {
+    const fail = (error: LfaasError): Effect[] => this.reply(envelope, { functionList: { error: errorToWire(error) } });
+    const describe = (names: readonly string[]): Effect[] =>
+      this.kvs({ op: 'getMany', keys: names.map(functionIndexKey) }, (error, indexes) => {
+        if (error !== undefined) return fail(error);
+        const latests = (indexes as (AnyLattice | undefined)[]).map((value) => Number(value?.reveal() ?? 0));
+        const keys: string[] = [];
+        const owners: [number, number][] = [];
+        latests.forEach((latest, n) => {
+          for (let v = latest; v >= 1 && v > latest - VERSIONS_LISTED_MAX; v--) {
+            keys.push(functionKey(names[n]!, v));
+            owners.push([n, v]);
+          }
+        });
+        if (keys.length === 0) return name.length > 0 ? fail(new LfaasError(ErrorCode.SCHED_FUNCTION_NOT_FOUND, `no function is named ${JSON.stringify(name)}`)) : this.reply(envelope, { functionList: { functions: [] } });
+        return this.kvs({ op: 'getMany', keys }, (readError, values) => {
+          if (readError !== undefined) return fail(readError);
+          const infos = new Map<number, PbTypes.IFunctionInfo & { versions: number[] }>();
+          (values as (AnyLattice | undefined)[]).forEach((value, i) => {
+            const record = functionRecordOf(value);
+            if (record === undefined) return;
+            const [n, v] = owners[i]!;
+            let info = infos.get(n);
+            if (info === undefined) {
+              info = { name: names[n]!, latest: v, versions: [], memoryMb: record.memoryMb, timeoutMs: record.timeoutMs, keepAliveMs: record.keepAliveMs, codeBytes: Buffer.byteLength(record.code), registeredAtMs: record.registeredAtMs };
+              infos.set(n, info);
+            }
+            info.versions.unshift(v);
+          });
+          const functions = [...infos.entries()].sort(([a], [b]) => a - b).map(([, info]) => info);
+          if (name.length > 0 && functions.length === 0) return fail(new LfaasError(ErrorCode.SCHED_FUNCTION_NOT_FOUND, `no function is named ${JSON.stringify(name)}`));
+          return this.reply(envelope, { functionList: { functions } });
+        });
+      });
+    if (name.length > 0) return describe([name]);
+    return this.kvs({ op: 'get', key: FUNCTIONS_KEY }, (error, list) => {
+      if (error !== undefined) return fail(error);
+      const names = ((list as AnyLattice | undefined)?.reveal() as string[] | undefined) ?? [];
+      return names.length === 0 ? this.reply(envelope, { functionList: { functions: [] } }) : describe([...names].sort().slice(0, 1000));
+    });
+  }
+
+  private onDeleteFunction(envelope: Envelope, name: string, version: number): Effect[] {
+    const done = (error?: LfaasError): Effect[] => this.reply(envelope, { done: error === undefined ? {} : { error: errorToWire(error) } });
+    return this.kvs({ op: 'get', key: functionIndexKey(name) }, (error, index) => {
+      if (error !== undefined) return done(error);
+      const latest = Number((index as AnyLattice | undefined)?.reveal() ?? 0);
+      if (latest === 0 || version > latest) return done(new LfaasError(ErrorCode.SCHED_FUNCTION_NOT_FOUND, version > 0 ? `${name} has no version ${version}` : `no function is named ${JSON.stringify(name)}`));
+      const keys = version > 0 ? [functionKey(name, version)] : [functionIndexKey(name), ...Array.from({ length: latest }, (_, i) => functionKey(name, i + 1))];
+      return this.kvs({ op: 'delete', keys }, (deleteError) => {
+        if (deleteError !== undefined) return done(deleteError);
+        if (version > 0) {
+          this.functions.get(name)?.versions.delete(version);
+          // The name now means the newest version left: read it again at the next call.
+          if (this.functions.get(name)?.latest === version) this.functions.delete(name);
+        } else this.functions.delete(name);
+        return done();
+      });
+    });
+  }
+
+  private onListDags(envelope: Envelope, name: string): Effect[] {
+    const fail = (error: LfaasError): Effect[] => this.reply(envelope, { dagList: { error: errorToWire(error) } });
+    const read = (names: readonly string[]): Effect[] =>
+      this.kvs({ op: 'getMany', keys: names.map(dagKey) }, (error, values) => {
+        if (error !== undefined) return fail(error);
+        const dags = (values as (AnyLattice | undefined)[])
+          .map((value) => dagRecordOf(value))
+          .filter((record): record is DagRecord => record !== undefined)
+          .map((record) => ({ name: record.name, functions: [...record.functions], edges: record.edges.map(([from, to]) => ({ fromFunction: from, toFunction: to })) }));
+        if (name.length > 0 && dags.length === 0) return fail(new LfaasError(ErrorCode.SCHED_DAG_NOT_FOUND, `no DAG is named ${JSON.stringify(name)}`));
+        return this.reply(envelope, { dagList: { dags } });
+      });
+    if (name.length > 0) return read([name]);
+    return this.kvs({ op: 'get', key: DAGS_KEY }, (error, list) => {
+      if (error !== undefined) return fail(error);
+      const names = ((list as AnyLattice | undefined)?.reveal() as string[] | undefined) ?? [];
+      return names.length === 0 ? this.reply(envelope, { dagList: { dags: [] } }) : read([...names].sort().slice(0, 1000));
+    });
+  }
+
+  private onDeleteDag(envelope: Envelope, name: string): Effect[] {
+    return this.kvs({ op: 'delete', keys: [dagKey(name)] }, (error) => {
+      this.dags.delete(name);
+      return this.reply(envelope, { done: error === undefined ? {} : { error: errorToWire(error) } });
+    });
+  }
+
+  // ---- plumbing ------------------------------------------------------------------------------
+
+  private kvs(task: SchedulerTask, then: Continuation): Effect[] {
+    const token = this.nextToken++;
+    this.continuations.set(token, then);
+    return [{ kind: 'task', token, task }];
+  }
+
+  private reply(request: Envelope, body: PbTypes.IEnvelope): Effect[] {
+    if (Number(request.requestId) === 0 || request.replyTo.length === 0) return [];
+    return [{ kind: 'send', to: request.replyTo, envelope: envelopeWith(body, { responseTo: request.requestId, sender: this.id, ...(request.traceId ? { traceId: request.traceId } : {}) }) }];
+  }
+
+  private replyError(request: Envelope, error: LfaasError): Effect[] {
+    return this.reply(request, { errorReply: { error: errorToWire(error) } });
+  }
+}
+
+/** The KVS keys a call's `ref(key)` arguments name (for placement near the cache that holds them). */
+function referencedKeys(args: readonly PbTypes.IArgument[]): string[] {
+  const keys: string[] = [];
+  for (const argument of args) if (argument.reference) keys.push(argument.reference);
+  return keys;
+}
+
