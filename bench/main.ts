@@ -4,6 +4,8 @@
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { composeBenchmark } from './compose.js';
+import { concurrencyBenchmark } from './concurrency.js';
 import { kvsDurableBenchmark } from './kvs-durable.js';
 import { kvsBenchmark } from './kvs.js';
 import { latticeBenchmark } from './lattice.js';
@@ -11,6 +13,8 @@ import { wireBenchmark } from './wire.js';
 import type { Benchmark } from './harness/benchmark.js';
 
 const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
+  compose: composeBenchmark,
+  concurrency: concurrencyBenchmark,
   kvs: kvsBenchmark,
   'kvs-durable': kvsDurableBenchmark,
   lattice: latticeBenchmark,

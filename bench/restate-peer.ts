@@ -55,6 +55,8 @@ export interface RestatePeer {
   stop(): Promise<void>;
   /** For example `restate-server 1.7.12, @restatedev/restate-sdk 1.17.2`. */
   readonly version: string;
+  /** The server's and the deployment's pids (for their CPU use). */
+  readonly pids: readonly number[];
 }
 
 const SERVER_VERSION = '1.7.12';
@@ -651,6 +653,7 @@ async function startOnce(binary: string, servicePath: string, log: (line: string
       kind: 'ok',
       peer: {
         version,
+        pids: [server.pid, service.pid].filter((pid): pid is number => typeof pid === 'number'),
         noop: (x) => call('LatticeBench', 'noop', x, CALL_TIMEOUT_MS),
         compose: (x) => call('LatticeBench', 'compose', x, CALL_TIMEOUT_MS),
         stop,

@@ -4,81 +4,15 @@
  * echo server is its own OS process (bench/echo-server.ts). Plus msgpack encode/decode of a
  * ~100-byte object.
  */
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { createInterface } from 'node:readline';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Packr } from 'msgpackr';
-import { Dealer } from 'zeromq';
 import { Rpc, ZmqTransport, systemClock } from '../protocol/index.js';
 import type { Benchmark } from './harness/benchmark.js';
 import { closedLoop, opsPerSecond } from './harness/load.js';
 import { publish } from './harness/report.js';
 import type { Row } from './harness/report.js';
 import { summarise } from './harness/stats.js';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const PAYLOAD = new Uint8Array(64).fill(7);
-
-interface Client {
-  roundTrip(): Promise<unknown>;
-  close(): Promise<void>;
-}
-
-async function startServer(mode: 'raw' | 'ours'): Promise<{ child: ChildProcess; address: string }> {
-  const child = spawn(process.execPath, [join(here, 'echo-server.js'), mode], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: child.stdout! });
-  const address = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${mode} echo server did not start in 10 s`)), 10_000);
-    lines.on('line', (line) => {
-      if (line.startsWith('ready ')) {
-        clearTimeout(timer);
-        resolve(line.slice('ready '.length));
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`${mode} echo server exited with ${code}`)));
-  });
-  return { child, address };
-}
-
-/** The baseline: a Dealer with the minimum a correct client needs (one writer, ids to match replies). */
-async function rawClient(address: string): Promise<Client> {
-  const dealer = new Dealer({ linger: 0 });
-  dealer.connect(address);
-  const pending = new Map<number, () => void>();
-  const queue: Buffer[][] = [];
-  let sending = false;
-  let nextId = 1;
-  const pump = async (): Promise<void> => {
-    sending = true;
-    while (queue.length > 0) await dealer.send(queue.shift()!);
-    sending = false;
-  };
-  void (async () => {
-    try {
-      for await (const [id] of dealer) {
-        const resolve = pending.get(id!.readUInt32LE(0));
-        pending.delete(id!.readUInt32LE(0));
-        resolve?.();
-      }
-    } catch {
-      // closed
-    }
-  })();
-  return {
-    roundTrip: () =>
-      new Promise<void>((resolve) => {
-        const id = nextId++;
-        const header = Buffer.alloc(4);
-        header.writeUInt32LE(id >>> 0, 0);
-        pending.set(id >>> 0, resolve);
-        queue.push([header, Buffer.from(PAYLOAD)]);
-        if (!sending) void pump();
-      }),
-    close: async () => dealer.close(),
-  };
-}
+import { PAYLOAD, rawClient, startServer } from './echo-peer.js';
+import type { Client } from './echo-peer.js';
 
 async function ourClient(address: string): Promise<Client> {
   const transport = await ZmqTransport.bind({ host: '127.0.0.1', port: 0 });

@@ -43,7 +43,34 @@ export interface ConnectOptions {
   readonly answerSlackMs?: number;
   /** For registry requests (register, list, delete). */
   readonly requestTimeoutMs?: number;
+  /**
+   * Direct dispatch (default on): a sync call whose run an executor ran alone earns a short lease
+   * (the scheduler's `leaseMs`, 1 s by default) to send the same function or DAG straight to that
+   * executor, saving the hop through the scheduler. Executors are watched while such calls are in
+   * flight: one that stops answering fails them with EXEC_LOST, as the scheduler would.
+   */
+  readonly directCalls?: boolean;
 }
+
+/** A lease on an executor for one function (at one version) or one DAG. */
+interface DirectLease {
+  readonly executor: string;
+  readonly expiresAtMs: number;
+  readonly lease: PbTypes.ILease;
+}
+
+/** An executor with direct calls in flight, and its failure detector. */
+interface ExecutorWatch {
+  inFlight: number;
+  readonly rejects: Set<(error: LfaasError) => void>;
+  misses: number;
+  pinging: boolean;
+  timer: NodeJS.Timeout | undefined;
+}
+
+const PING_PERIOD_MS = 250;
+const PING_MISSES_MAX = 4;
+const LEASES_PER_KEY_MAX = 16;
 
 export interface CallOptions {
   /** 0 or absent: the latest version. */
@@ -112,6 +139,9 @@ export class LatticeFaas {
   private nextScheduler = 0;
   private readonly prefix = randomBytes(6).toString('base64url');
   private closed = false;
+  private readonly leases = new Map<string, DirectLease[]>();
+  private readonly watched = new Map<string, ExecutorWatch>();
+  readonly counters = { direct: 0, viaScheduler: 0, leases: 0, executorsLost: 0 };
 
   private constructor(
     readonly kvs: KvsClient,
@@ -142,6 +172,8 @@ export class LatticeFaas {
     });
     const answer = response.registerFunctionResponse;
     if (answer?.error?.code) throw errorFromWireMessage(answer.error);
+    // The name now means the new version: this client's calls of it go through a scheduler again.
+    this.dropLeases((key) => key.startsWith(`f\u0000${name}\u0000`));
     return { name, version: answer?.version ?? 0 };
   }
 
@@ -149,12 +181,19 @@ export class LatticeFaas {
   async call<F extends AnyFunction>(fn: FunctionHandle<F> | string, args: CallArgs<UserArgs<F>> | readonly unknown[] = [], options: CallOptions = {}): Promise<UserResult<F>> {
     const handle = typeof fn === 'string' ? { name: fn, version: 0 } : fn;
     const callId = this.callId();
+    const version = options.version ?? handle.version;
+    const encoded = encodeArgs(args);
+    const key = `f\u0000${handle.name}\u0000${version}\u0000${options.consistency ?? 'lww'}`;
+    const direct = await this.tryDirect(key, callId, { [handle.name]: { args: encoded } }, options);
+    if (direct !== undefined) return this.resultOf(direct) as UserResult<F>;
+    this.counters.viaScheduler++;
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const response = await this.rpc.request(
       this.scheduler(),
-      { callRequest: { callId, function: handle.name, version: options.version ?? handle.version, args: encodeArgs(args), consistency: CONSISTENCY[options.consistency ?? 'lww'], timeoutMs: options.timeoutMs ?? 0 } },
+      { callRequest: { callId, function: handle.name, version, args: encoded, consistency: CONSISTENCY[options.consistency ?? 'lww'], timeoutMs: options.timeoutMs ?? 0 } },
       { timeoutMs: timeoutMs + (this.options.answerSlackMs ?? 2000) },
     );
+    this.takeLease(key, response.callResponse?.lease);
     return this.resultOf(response.callResponse) as UserResult<F>;
   }
 
@@ -167,6 +206,7 @@ export class LatticeFaas {
 
   /** Registers a DAG built with `dag(...)`. */
   async registerDag<In, Out>(definition: DagDefinition<In, Out>): Promise<DagHandle<In, Out>> {
+    this.dropLeases((key) => key.startsWith(`d\u0000${definition.name}\u0000`));
     const response = await this.request({ registerDag: { spec: { name: definition.name, functions: [...definition.functions], edges: definition.edges.map(([from, to]) => ({ fromFunction: from, toFunction: to })) } } });
     if (response.done?.error?.code) throw errorFromWireMessage(response.done.error);
     return { name: definition.name };
@@ -178,20 +218,26 @@ export class LatticeFaas {
   }
 
   /** Calls a DAG with per-function arguments; resolves with the sink's result. */
-  async callDag<In, Out>(dag: DagHandle<In, Out> | string, args: In, options: CallOptions = {}): Promise<Out> {
+  async callDag<In, Out>(dag: DagHandle<In, Out> | string, args: NoInfer<In>, options: CallOptions = {}): Promise<Out> {
     const name = typeof dag === 'string' ? dag : dag.name;
     const callId = this.callId();
+    const encoded = this.dagArgs(args);
+    const key = `d\u0000${name}\u0000${options.consistency ?? 'lww'}`;
+    const direct = await this.tryDirect(key, callId, encoded, options);
+    if (direct !== undefined) return this.resultOf(direct) as Out;
+    this.counters.viaScheduler++;
     const timeoutMs = options.timeoutMs ?? 2 * DEFAULT_TIMEOUT_MS;
     const response = await this.rpc.request(
       this.scheduler(),
-      { dagCall: { callId, dag: name, args: this.dagArgs(args), consistency: CONSISTENCY[options.consistency ?? 'lww'], timeoutMs: options.timeoutMs ?? 0 } },
+      { dagCall: { callId, dag: name, args: encoded, consistency: CONSISTENCY[options.consistency ?? 'lww'], timeoutMs: options.timeoutMs ?? 0 } },
       { timeoutMs: timeoutMs + (this.options.answerSlackMs ?? 2000) },
     );
+    this.takeLease(key, response.callResponse?.lease);
     return this.resultOf(response.callResponse) as Out;
   }
 
   /** Starts a DAG call whose result lands in the KVS. */
-  async callDagAsync<In, Out>(dag: DagHandle<In, Out> | string, args: In, options: CallOptions = {}): Promise<CallFuture<Out>> {
+  async callDagAsync<In, Out>(dag: DagHandle<In, Out> | string, args: NoInfer<In>, options: CallOptions = {}): Promise<CallFuture<Out>> {
     const name = typeof dag === 'string' ? dag : dag.name;
     const callId = this.callId();
     return this.startAsync<Out>(callId, { dagCall: { callId, dag: name, args: this.dagArgs(args), consistency: CONSISTENCY[options.consistency ?? 'lww'], async: true, resultKey: resultKeyOf(callId), timeoutMs: options.timeoutMs ?? 0 } });
@@ -222,6 +268,7 @@ export class LatticeFaas {
 
   /** Deletes one version, or every version (0). */
   async deleteFunction(name: string, version = 0): Promise<void> {
+    this.dropLeases((key) => key.startsWith(`f\u0000${name}\u0000`));
     const response = await this.request({ deleteFunction: { name, version } });
     if (response.done?.error?.code) throw errorFromWireMessage(response.done.error);
   }
@@ -234,6 +281,7 @@ export class LatticeFaas {
   }
 
   async deleteDag(name: string): Promise<void> {
+    this.dropLeases((key) => key.startsWith(`d\u0000${name}\u0000`));
     const response = await this.request({ deleteDag: { name } });
     if (response.done?.error?.code) throw errorFromWireMessage(response.done.error);
   }
@@ -241,12 +289,129 @@ export class LatticeFaas {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const watch of this.watched.values()) clearInterval(watch.timer);
+    this.watched.clear();
     await this.rpc.close();
     await this.rpc.transport.close();
     await this.kvs.close();
   }
 
   // ---- internals -----------------------------------------------------------------------------
+
+  /**
+   * Sends the run straight to a leased executor, if this client holds a live lease for it; resolves
+   * with the executor's answer, or undefined when the call must go through a scheduler.
+   */
+  private async tryDirect(key: string, callId: string, args: Record<string, PbTypes.IArguments>, options: CallOptions): Promise<PbTypes.ICallResponse | undefined> {
+    if (this.options.directCalls === false) return undefined;
+    const held = this.leaseOf(key);
+    if (held === undefined) return undefined;
+    const lease = held.lease;
+    const schedule: PbTypes.ISchedule = {
+      runId: callId,
+      dag: lease.dag ?? '',
+      functions: (lease.functions ?? []).map((fn) => ({ name: fn.name ?? '', version: fn.version ?? 0, executor: held.executor, successors: fn.successors ?? [], parents: fn.parents ?? 0, parentNames: fn.parentNames ?? [], args: args[fn.name ?? '']?.args ?? [] })),
+      consistency: CONSISTENCY[options.consistency ?? 'lww'],
+      timeoutMs: options.timeoutMs || lease.timeoutMs || DEFAULT_TIMEOUT_MS,
+    };
+    const response = (await this.watchedRequest(held.executor, { schedule }, (schedule.timeoutMs ?? DEFAULT_TIMEOUT_MS) + (this.options.answerSlackMs ?? 2000))).callResponse;
+    // Refused (the executor is busy): nothing ran; the scheduler places it.
+    if (response?.error?.code === pb.ErrorCode.SCHED_NO_CAPACITY) {
+      this.dropLeases((_key, entry) => entry.executor === held.executor);
+      return undefined;
+    }
+    this.counters.direct++;
+    return response ?? undefined;
+  }
+
+  private leaseOf(key: string): DirectLease | undefined {
+    const entries = this.leases.get(key);
+    if (entries === undefined) return undefined;
+    const now = Date.now();
+    const live = entries.filter((entry) => entry.expiresAtMs > now);
+    if (live.length === 0) {
+      this.leases.delete(key);
+      return undefined;
+    }
+    if (live.length !== entries.length) this.leases.set(key, live);
+    // The executor with the fewest of this client's calls in flight.
+    let best = live[0]!;
+    for (const entry of live) if ((this.watched.get(entry.executor)?.inFlight ?? 0) < (this.watched.get(best.executor)?.inFlight ?? 0)) best = entry;
+    return best;
+  }
+
+  private takeLease(key: string, lease: PbTypes.ILease | null | undefined): void {
+    if (this.options.directCalls === false || lease === undefined || lease === null || !lease.executor || !lease.leaseMs) return;
+    this.counters.leases++;
+    const entries = (this.leases.get(key) ?? []).filter((entry) => entry.executor !== lease.executor).slice(-(LEASES_PER_KEY_MAX - 1));
+    entries.push({ executor: lease.executor, expiresAtMs: Date.now() + lease.leaseMs, lease });
+    this.leases.set(key, entries);
+  }
+
+  private dropLeases(drop: (key: string, entry: DirectLease) => boolean): void {
+    for (const [key, entries] of this.leases) {
+      const kept = entries.filter((entry) => !drop(key, entry));
+      if (kept.length === 0) this.leases.delete(key);
+      else this.leases.set(key, kept);
+    }
+  }
+
+  /**
+   * A request to an executor, watched: while any is in flight the executor is pinged every
+   * 250 ms, and one that misses four pings in a row fails them all with EXEC_LOST (and loses its
+   * leases), so a dead executor costs about a second, not the call's timeout.
+   */
+  private watchedRequest(executor: string, body: PbTypes.IEnvelope, timeoutMs: number): Promise<PbTypes.Envelope> {
+    let watch = this.watched.get(executor);
+    if (watch === undefined) {
+      watch = { inFlight: 0, rejects: new Set(), misses: 0, pinging: false, timer: undefined };
+      this.watched.set(executor, watch);
+    }
+    const entry = watch;
+    entry.inFlight++;
+    if (entry.timer === undefined) {
+      entry.misses = 0;
+      entry.timer = setInterval(() => this.ping(executor, entry), PING_PERIOD_MS);
+      entry.timer.unref();
+    }
+    return new Promise<PbTypes.Envelope>((resolve, reject) => {
+      entry.rejects.add(reject);
+      this.rpc
+        .request(executor, body, { timeoutMs })
+        .then(resolve, reject)
+        .finally(() => {
+          entry.rejects.delete(reject);
+          entry.inFlight--;
+          if (entry.inFlight === 0) {
+            clearInterval(entry.timer);
+            entry.timer = undefined;
+          }
+        });
+    });
+  }
+
+  private ping(executor: string, watch: ExecutorWatch): void {
+    if (watch.pinging || this.closed) return;
+    watch.pinging = true;
+    this.rpc.request(executor, { echo: {} }, { timeoutMs: PING_PERIOD_MS * 2 }).then(
+      () => {
+        watch.pinging = false;
+        watch.misses = 0;
+      },
+      () => {
+        watch.pinging = false;
+        if (++watch.misses < PING_MISSES_MAX) return;
+        this.counters.executorsLost++;
+        clearInterval(watch.timer);
+        watch.timer = undefined;
+        this.watched.delete(executor);
+        this.dropLeases((_key, entry) => entry.executor === executor);
+        const error = new LfaasError(ErrorCode.EXEC_LOST, `executor ${executor} stopped answering`);
+        for (const reject of watch.rejects) reject(error);
+        watch.rejects.clear();
+      },
+    );
+  }
 
   private callId(): string {
     return `${this.prefix}-${(this.nextCall++).toString(36)}`;

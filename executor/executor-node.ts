@@ -38,6 +38,10 @@ export interface ExecutorNodeOptions {
   /** How long such triggers wait. */
   readonly earlyTriggerMs?: number;
   readonly schedulersMax?: number;
+  /** Above this load per runtime slot, direct calls are refused (SCHED_NO_CAPACITY: go through a scheduler). */
+  readonly directLoadMax?: number;
+  /** Above this load per runtime slot, no lease is granted. */
+  readonly leaseLoadMax?: number;
 }
 
 const STATUS = 'status';
@@ -93,6 +97,8 @@ export class ExecutorNode implements Machine {
   private readonly recentMessages = new Set<string>();
   private nextToken = 1;
   private nowMs = 0;
+  /** Running and queued calls per runtime slot, at the last status. */
+  private loadShare = 0;
   readonly counters = { schedules: 0, duplicates: 0, runs: 0, triggersSent: 0, triggersLocal: 0, answered: 0, timeouts: 0, refused: 0, early: 0 };
 
   constructor(private readonly options: ExecutorNodeOptions) {
@@ -129,7 +135,7 @@ export class ExecutorNode implements Machine {
   private onMessage(envelope: Envelope): Effect[] {
     switch (envelope.body) {
       case 'schedule':
-        return this.onSchedule(envelope.schedule!, envelope.sender);
+        return this.onSchedule(envelope.schedule!, envelope);
       case 'trigger':
         return this.onTrigger(envelope.trigger!);
       case 'invocationMessage': {
@@ -158,14 +164,39 @@ export class ExecutorNode implements Machine {
     }
   }
 
-  private onSchedule(schedule: PbTypes.ISchedule, sender: string): Effect[] {
+  private onSchedule(schedule: PbTypes.ISchedule, envelope: Envelope): Effect[] {
     this.counters.schedules++;
+    const sender = envelope.sender;
     const runId = schedule.runId ?? '';
+    // A direct call (a client holding a lease): the schedule is the request, answered as one.
+    const direct = !schedule.scheduler && !schedule.replyTo && !schedule.resultKey;
+    if (direct) {
+      if (Number(envelope.requestId) === 0 || envelope.replyTo.length === 0) return [];
+      schedule.replyTo = envelope.replyTo;
+      schedule.replyRequestId = Number(envelope.requestId);
+      if (this.loadShare > (this.options.directLoadMax ?? 2)) {
+        this.counters.refused++;
+        return this.answerRefused(schedule, new LfaasError(ErrorCode.SCHED_NO_CAPACITY, `executor ${this.id} is overloaded: go through a scheduler`));
+      }
+    }
     const scheduler = this.schedulerView(schedule.scheduler || sender);
     if (scheduler !== undefined) scheduler.ackedSeq = Math.max(scheduler.ackedSeq, Number(schedule.dispatchSeq ?? 0));
-    if (this.runs.has(runId)) {
-      this.counters.duplicates++;
-      return [];
+    const existing = this.runs.get(runId);
+    if (existing !== undefined) {
+      if ((schedule.attempt || 1) <= (existing.schedule.attempt || 1)) {
+        this.counters.duplicates++;
+        return [];
+      }
+      // A re-dispatch (an executor of the run died): it replaces what is left here of the earlier
+      // attempt, which would otherwise wait for the dead executor's triggers, time out, and write
+      // EXEC_TIMEOUT as attempt 1 (the lower attempt wins the result key). The parents' results
+      // that arrived stay (any attempt's result is the run's): replayed like early triggers.
+      this.runs.delete(runId);
+      this.schedulers.get(existing.scheduler)?.running.delete(runId);
+      const carried = [...existing.functions.values()].flatMap((fn) =>
+        [...fn.arrived].map(([source, value], i): PbTypes.ITrigger => ({ runId, sourceFunction: source, targetFunction: fn.name, value, ...(i === 0 ? { cut: fn.cuts } : {}) })),
+      );
+      if (carried.length > 0) this.early.set(runId, { triggers: carried, atMs: this.nowMs });
     }
     const all = schedule.functions ?? [];
     const placement: Record<string, string> = Object.create(null) as Record<string, string>;
@@ -182,7 +213,10 @@ export class ExecutorNode implements Machine {
     const functions = new Map<string, FunctionState>();
     for (const fn of local) {
       const name = fn.name ?? '';
-      const parents = all.filter((other) => (other.successors ?? []).includes(name)).map((other) => other.name ?? '');
+      // The parents' results are its first arguments in edge order (what the DAG builder types);
+      // a schedule without names falls back to the schedule's own order.
+      const named = fn.parentNames ?? [];
+      const parents = named.length > 0 ? [...named] : all.filter((other) => (other.successors ?? []).includes(name)).map((other) => other.name ?? '');
       functions.set(name, { spec: fn, name, parents, arrived: new Map(), cuts: [], error: undefined, started: false });
     }
     const multi = all.length > 1;
@@ -251,7 +285,8 @@ export class ExecutorNode implements Machine {
       upstream: fn.parents.map((parent) => fn.arrived.get(parent)!),
       cut: fn.cuts,
       mode: run.mode,
-      timeoutMs: Math.max(1, run.deadlineMs - this.nowMs),
+      // Whole milliseconds: the clock has fractions, and vm timeouts take integers only.
+      timeoutMs: Math.max(1, Math.ceil(run.deadlineMs - this.nowMs)),
       placement: run.placement,
     };
     return this.task(task, { kind: 'run', run, fn });
@@ -296,17 +331,39 @@ export class ExecutorNode implements Machine {
           : { op: 'writeResult', key: schedule.resultKey, attempt, value: outcome.value };
       effects.push(...this.task(body, { kind: 'ignore' }));
     } else if (schedule.replyTo) {
-      const response: PbTypes.ICallResponse = 'error' in outcome ? { callId: run.id, error: outcome.error } : { callId: run.id, result: outcome.value };
+      const response: PbTypes.ICallResponse = 'error' in outcome ? { callId: run.id, error: outcome.error } : { callId: run.id, result: outcome.value, ...this.leaseFor(run) };
       effects.push({ kind: 'send', to: schedule.replyTo, envelope: envelopeWith({ callResponse: response }, { responseTo: Number(schedule.replyRequestId ?? 0), sender: this.id, ...(schedule.traceId ? { traceId: schedule.traceId } : {}) }) });
     }
-    if (run.multi && run.mode !== 'lww') {
-      // The run's pinned versions may go now, here and on its other executors.
+    if (run.mode !== 'lww') {
+      // The run's pinned versions may go now, here and on its other executors. (A run of one
+      // function too: it has no deadline timer, so nothing else would drop its scope.)
       for (const executor of new Set(Object.values(run.placement))) {
         if (executor !== this.id) effects.push({ kind: 'send', to: executor, envelope: envelopeWith({ runFinished: { runId: run.id } }, { sender: this.id }) });
       }
       effects.push(...this.task({ op: 'endRun', runId: run.id }, { kind: 'ignore' }));
     }
     return effects;
+  }
+
+  /**
+   * Direct dispatch: a sync run a scheduler sent, all of whose functions ran here, earns its
+   * caller a lease to send the same run straight here for a while, unless this executor is busy.
+   */
+  private leaseFor(run: Run): { lease?: PbTypes.ILease } {
+    const schedule = run.schedule;
+    const leaseMs = schedule.leaseMs ?? 0;
+    if (leaseMs === 0 || !schedule.scheduler || this.loadShare > (this.options.leaseLoadMax ?? 0.7)) return {};
+    const functions = schedule.functions ?? [];
+    if (functions.some((fn) => fn.executor !== this.id)) return {};
+    return {
+      lease: {
+        executor: this.id,
+        leaseMs,
+        dag: schedule.dag ?? '',
+        timeoutMs: schedule.timeoutMs ?? 0,
+        functions: functions.map((fn) => ({ name: fn.name ?? '', version: fn.version ?? 0, executor: this.id, successors: fn.successors ?? [], parents: fn.parents ?? 0, parentNames: fn.parentNames ?? [] })),
+      },
+    };
   }
 
   private answerRefused(schedule: PbTypes.ISchedule, error: LfaasError): Effect[] {
@@ -360,6 +417,7 @@ export class ExecutorNode implements Machine {
   }
 
   private statusEffects(status: HostStatus): Effect[] {
+    this.loadShare = status.capacity > 0 ? status.load / status.capacity : 1;
     const effects: Effect[] = [];
     for (const [address, view] of this.schedulers) {
       const body: PbTypes.IExecutorStatus = {

@@ -26,6 +26,8 @@ export class Mailboxes {
   private readonly boxes = new Map<string, Mailbox>();
   /** Invocations that finished, oldest first (a bounded memory of them). */
   private readonly finished = new Set<string>();
+  /** Runs whose mailboxes were dropped (their deadline passed), oldest first, bounded as `finished`. */
+  private readonly endedRuns = new Set<string>();
   private readonly messagesMax: number;
   private readonly mailboxesMax: number;
   private readonly finishedMax: number;
@@ -40,6 +42,8 @@ export class Mailboxes {
   deliver(runId: string, functionName: string, payload: Uint8Array): void {
     const key = id(runId, functionName);
     if (this.finished.has(key)) throw new LfaasError(ErrorCode.GONE, `${functionName} of run ${runId} has finished`);
+    // Not buffered for a run that is over: nobody would open or close that mailbox again.
+    if (this.endedRuns.has(runId)) throw new LfaasError(ErrorCode.GONE, `run ${runId} has ended here`);
     const box = this.box(key);
     const waiter = box.waiters.shift();
     if (waiter !== undefined) {
@@ -52,6 +56,9 @@ export class Mailboxes {
 
   /** The invocation starts: its mailbox exists from now on. */
   open(runId: string, functionName: string): void {
+    // A run dispatched again (an async call's next attempt keeps its run id) starts afresh.
+    this.finished.delete(id(runId, functionName));
+    this.endedRuns.delete(runId);
     this.box(id(runId, functionName)).running = true;
   }
 
@@ -88,6 +95,8 @@ export class Mailboxes {
   dropRun(runId: string): void {
     const prefix = `${runId}\u0000`;
     for (const key of [...this.boxes.keys()]) if (key.startsWith(prefix)) this.boxes.delete(key);
+    this.endedRuns.add(runId);
+    if (this.endedRuns.size > this.finishedMax) this.endedRuns.delete(this.endedRuns.values().next().value!);
   }
 
   get size(): number {

@@ -53,6 +53,9 @@ function satisfies(value: AnyLattice | undefined, need: VectorClock | undefined)
   return clock !== undefined && need.leq(clock);
 }
 
+/** Per executor (its environment), the last count its causal writes gave its own clock entry. */
+const issuedCounts = new WeakMap<ScopeEnvironment, number>();
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class RunScope {
@@ -112,7 +115,11 @@ export class RunScope {
     let base = causalClock(current) ?? VectorClock.EMPTY;
     const need = this.cut.get(key)?.clock;
     if (need !== undefined) base = base.merge(need);
-    const clock = base.increment(this.env.writerId);
+    // A count this executor has not used yet: two runs here that read the same version must not
+    // write two different values under one clock (a reader depending on one would take the other).
+    const count = Math.max(base.get(this.env.writerId), issuedCounts.get(this.env) ?? 0) + 1;
+    issuedCounts.set(this.env, count);
+    const clock = VectorClock.of({ ...base.reveal(), [this.env.writerId]: count });
     const deps: Record<string, VectorClock> = {};
     for (const [other, entry] of this.cut) if (other !== key && entry.clock !== undefined && entry.clock.entries.size > 0) deps[other] = entry.clock;
     await this.env.cache.merge(key, MultiKeyCausal.write(clock, value, deps));
@@ -121,13 +128,19 @@ export class RunScope {
 
   async merge(key: string, value: AnyLattice): Promise<void> {
     await this.env.cache.merge(key, value);
-    if (this.mode === 'repeatable-read') this.pins.set(key, this.env.cache.peek(key) ?? value);
+    if (this.mode === 'repeatable-read') this.pinHere(key, this.env.cache.peek(key) ?? value);
     if (this.mode === 'causal') this.extendCut(key, causalClock(value), this.env.self);
   }
 
   async delete(key: string): Promise<void> {
     await this.env.cache.delete(key);
-    if (this.mode === 'repeatable-read') this.pins.set(key, null);
+    if (this.mode === 'repeatable-read') this.pinHere(key, null);
+  }
+
+  /** A run's own write is its new pin, and downstream executors read it from here. */
+  private pinHere(key: string, value: AnyLattice | null): void {
+    this.pins.set(key, value);
+    this.cut.set(key, { clock: undefined, holder: this.env.self });
   }
 
   /** The version of `key` this executor holds for the run (what a downstream executor asks for). */

@@ -70,6 +70,8 @@ interface PooledWorker {
   ended: boolean;
   /** When it last finished a call. */
   idleSinceMs: number;
+  /** Which finished call of the pool was its last one: orders the warm stack (two calls may end in one millisecond). */
+  usedOrder: number;
   readonly ready: Promise<void>;
 }
 
@@ -103,6 +105,7 @@ export class RuntimePool {
   private readonly queue: Pending[] = [];
   private readonly keepAlive = new Map<string, number>();
   private nextCallId = 1;
+  private callsFinished = 0;
   private closed = false;
   private readonly workersMax: number;
   private readonly queueMax: number;
@@ -197,17 +200,16 @@ export class RuntimePool {
   private dispatch(pending: Pending): boolean {
     const memoryMb = pending.fn.memoryMb;
     let best: PooledWorker | undefined;
-    let bestUsedMs = -1;
+    let bestUsedOrder = -1;
     let unspecialised: PooledWorker | undefined;
     let any: PooledWorker | undefined;
     for (const candidate of this.workers) {
       if (candidate.busy || candidate.ended || candidate.memoryMb !== memoryMb) continue;
       any ??= candidate;
-      const usedMs = candidate.loaded.get(pending.fn.id);
       // Warm stack: the most recently used warm worker.
-      if (usedMs !== undefined && usedMs > bestUsedMs) {
+      if (candidate.loaded.has(pending.fn.id) && candidate.usedOrder > bestUsedOrder) {
         best = candidate;
-        bestUsedMs = usedMs;
+        bestUsedOrder = candidate.usedOrder;
       }
       if (candidate.loaded.size === 0) unspecialised ??= candidate;
     }
@@ -247,6 +249,7 @@ export class RuntimePool {
       else {
         pooled.busy = false;
         pooled.idleSinceMs = Date.now();
+        pooled.usedOrder = ++this.callsFinished;
         this.drain();
       }
     };
@@ -390,7 +393,7 @@ export class RuntimePool {
       worker.on('message', onReady);
       worker.once('exit', () => resolve());
     });
-    const pooled: PooledWorker = { worker, memoryMb, loaded: new Map(), busy: false, ended: false, idleSinceMs: Date.now(), ready };
+    const pooled: PooledWorker = { worker, memoryMb, loaded: new Map(), busy: false, ended: false, idleSinceMs: Date.now(), usedOrder: 0, ready };
     // Out-of-memory surfaces as an 'error' (ERR_WORKER_OUT_OF_MEMORY), then 'exit'; the call's
     // exit handler reports it.
     worker.on('error', (error: Error & { code?: string }) => {

@@ -161,7 +161,7 @@ export const envelopeBodyArbitraries: { readonly [Body in NonNullable<PbTypes.En
       dag: text,
       functions: fc.array(
         fc.record(
-          { name, version: fc.integer({ min: 1, max: 0xffffffff }), executor: name, args: fc.array(argument, { maxLength: 2 }), successors: fc.array(name, { maxLength: 2 }), parents: u32 },
+          { name, version: fc.integer({ min: 1, max: 0xffffffff }), executor: name, args: fc.array(argument, { maxLength: 2 }), successors: fc.array(name, { maxLength: 2 }), parents: u32, parentNames: fc.array(name, { maxLength: 2 }) },
           { requiredKeys: ['name', 'version', 'executor'] },
         ),
         { minLength: 1, maxLength: 3 },

@@ -176,7 +176,8 @@ export const MESSAGE_SCHEMA = {
     resultKey: 'string',
     timeoutMs: 'uint32',
   },
-  CallResponse: { callId: 'string!', result: 'bytes', error: 'Error' },
+  CallResponse: { callId: 'string!', result: 'bytes', error: 'Error', lease: 'Lease' },
+  Lease: { executor: 'string!', leaseMs: 'uint32', dag: 'string', functions: 'ScheduledFunction[]', timeoutMs: 'uint32' },
   DagCall: {
     callId: 'string!',
     dag: 'string!',
@@ -194,6 +195,7 @@ export const MESSAGE_SCHEMA = {
     args: 'Argument[]',
     successors: 'string![]',
     parents: 'uint32',
+    parentNames: 'string![]',
   },
   Schedule: {
     runId: 'string!',
@@ -208,6 +210,7 @@ export const MESSAGE_SCHEMA = {
     dispatchSeq: 'uint64',
     attempt: 'uint32',
     traceId: 'string',
+    leaseMs: 'uint32',
   },
   Trigger: { runId: 'string!', sourceFunction: 'string!', targetFunction: 'string!', value: 'bytes', cut: 'CutEntry[]', error: 'Error' },
   RunFinished: { runId: 'string!' },

@@ -3,8 +3,8 @@
  * interface, away from the request path's bookkeeping, so others can be tried and tested alone.
  *
  * The default policy, in order:
- * 1. skip executors above `utilisationMax` (0.7) of their runtime slots, counting both what they
- *   last reported and what this scheduler has sent them since; when every executor is above it,
+ * 1. skip executors above `utilisationMax` (0.7) of their runtime slots, as they last reported
+ *   it (see {@link loadOf}); when every executor is above it,
  *   take the least loaded one unless even that one is past `overloadMax` (then no capacity:
  *   the caller fails fast with SCHED_NO_CAPACITY, the scale-out signal);
  * 2. of those, prefer executors with a warm runtime for the function;
@@ -47,10 +47,15 @@ export interface DefaultPlacementOptions {
   readonly overloadMax?: number;
 }
 
-/** The load of an executor as a share of its slots: the larger of its report and our count. */
+/**
+ * The load of an executor as a share of its slots (running and queued calls), as it last
+ * reported (at most a heartbeat period old). Not this scheduler's count of runs it sent there:
+ * sync runs are answered by the executor straight to the client, so the scheduler learns they
+ * finished only at the next heartbeat, and at thousands of calls a second that count would be
+ * mostly finished runs.
+ */
 export function loadOf(view: ExecutorView): number {
-  const capacity = Math.max(1, view.capacity);
-  return Math.max(view.utilisation, view.outstanding.size / capacity);
+  return view.utilisation;
 }
 
 export class DefaultPlacement implements PlacementPolicy {

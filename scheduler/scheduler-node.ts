@@ -64,6 +64,8 @@ export interface SchedulerOptions {
   /** Runs in flight at most (SCHED_NO_CAPACITY beyond). */
   readonly runsMax?: number;
   readonly executorsMax?: number;
+  /** How long a direct-dispatch lease lasts (0: no leases; every call comes through here). */
+  readonly leaseMs?: number;
 }
 
 const CHECK = 'check';
@@ -95,6 +97,8 @@ interface PlannedFunction {
   readonly args: PbTypes.IArgument[];
   readonly successors: readonly string[];
   readonly parents: number;
+  /** Its parents in edge order: the order of their results in its arguments. */
+  readonly parentNames: readonly string[];
   readonly prefer: string | undefined;
   readonly keys: readonly string[];
 }
@@ -216,7 +220,7 @@ export class SchedulerNode implements Machine {
     return this.withFunction(name, request.version ?? 0, (error, meta) => {
       if (error !== undefined) return this.callFailed(envelope, callId, error);
       const args = request.args ?? [];
-      const planned: PlannedFunction = { name, version: meta!.version, args, successors: [], parents: 0, prefer: undefined, keys: referencedKeys(args) };
+      const planned: PlannedFunction = { name, version: meta!.version, args, successors: [], parents: 0, parentNames: [], prefer: undefined, keys: referencedKeys(args) };
       return this.startRun(envelope, {
         runId: callId,
         dag: '',
@@ -241,7 +245,7 @@ export class SchedulerNode implements Machine {
         if (failure !== undefined) return this.callFailed(envelope, callId, failure);
         const functions = shape.order.map((name): PlannedFunction => {
           const args = request.args?.[name]?.args ?? [];
-          return { name, version: metas!.get(name)!.version, args, successors: shape.successors.get(name)!, parents: shape.parents.get(name)!.length, prefer: shape.parents.get(name)![0], keys: referencedKeys(args) };
+          return { name, version: metas!.get(name)!.version, args, successors: shape.successors.get(name)!, parents: shape.parents.get(name)!.length, parentNames: shape.parents.get(name)!, prefer: shape.parents.get(name)![0], keys: referencedKeys(args) };
         });
         let timeoutMs = request.timeoutMs ?? 0;
         if (timeoutMs === 0) for (const meta of metas!.values()) timeoutMs += meta.timeoutMs;
@@ -259,7 +263,14 @@ export class SchedulerNode implements Machine {
   }
 
   private startRun(envelope: Envelope, run: { runId: string; dag: string; functions: PlannedFunction[]; consistency: number; timeoutMs: number; async: boolean; resultKey: string }): Effect[] {
-    if (this.runs.has(run.runId)) return this.callFailed(envelope, run.runId, new LfaasError(ErrorCode.EXEC_BAD_VALUE, `call id ${run.runId} is already running`));
+    const running = this.runs.get(run.runId);
+    if (running !== undefined) {
+      // The same request again (a duplicated frame, a retry with the same request id) runs once: a
+      // sync call is answered by its sink; an async one is accepted again once it is recorded.
+      if (!run.async && running.replyTo === envelope.replyTo && running.replyRequestId === Number(envelope.requestId)) return [];
+      if (run.async && running.resultKey.length > 0 && running.resultKey === (run.resultKey || resultKeyOf(run.runId))) return running.deadlineMs === 0 ? [] : this.reply(envelope, { callResponse: { callId: run.runId } });
+      return this.callFailed(envelope, run.runId, new LfaasError(ErrorCode.EXEC_BAD_VALUE, `call id ${run.runId} is already running`));
+    }
     if (this.runs.size >= (this.options.runsMax ?? 100_000)) {
       this.counters.noCapacity++;
       return this.callFailed(envelope, run.runId, new LfaasError(ErrorCode.SCHED_NO_CAPACITY, `${this.runs.size} runs in flight`));
@@ -308,7 +319,7 @@ export class SchedulerNode implements Machine {
         return onNoCapacity(new LfaasError(ErrorCode.SCHED_NO_CAPACITY, alive.length === 0 ? 'no executor has joined' : `every executor is overloaded; retry in ${this.options.checkPeriodMs ?? 100} ms`));
       }
       chosen.set(view.address, view);
-      placed.push({ name: fn.name, version: fn.version, executor: view.address, args: fn.args, successors: [...fn.successors], parents: fn.parents });
+      placed.push({ name: fn.name, version: fn.version, executor: view.address, args: fn.args, successors: [...fn.successors], parents: fn.parents, parentNames: [...fn.parentNames] });
     }
     dispatch.seqs.clear();
     dispatch.deadlineMs = this.nowMs + dispatch.timeoutMs + RUN_GRACE_MS;
@@ -332,6 +343,8 @@ export class SchedulerNode implements Machine {
         dispatchSeq: seq,
         attempt: dispatch.attempt,
         traceId: dispatch.traceId,
+        // Sync runs may earn their caller a direct-dispatch lease (see Lease in faas.proto).
+        leaseMs: dispatch.replyTo.length > 0 ? (this.options.leaseMs ?? 1000) : 0,
       };
       effects.push({ kind: 'send', to: view.address, envelope: envelopeWith({ schedule }, { sender: this.id, ...(dispatch.traceId ? { traceId: dispatch.traceId } : {}) }) });
     }
@@ -370,7 +383,14 @@ export class SchedulerNode implements Machine {
     this.runs.delete(dispatch.runId);
     this.counters.completed++;
     if (dispatch.resultKey.length === 0) return [];
-    return this.kvs({ op: 'put', key: executionKey(dispatch.runId), value: this.executionRecord(dispatch, 'done', ''), ack: 'local' }, () => []);
+    // At least once: every executor says the run is over, but a lost schedule (acknowledged by a
+    // later one's sequence number) leaves no result. No result: dispatch it again.
+    return this.kvs({ op: 'get', key: dispatch.resultKey }, (error, value) => {
+      if ((error !== undefined || value === undefined) && !this.runs.has(dispatch.runId)) {
+        return this.again(dispatch, new LfaasError(ErrorCode.EXEC_LOST, `run ${dispatch.runId} ended without a result after ${dispatch.attempt} attempts`), '');
+      }
+      return this.kvs({ op: 'put', key: executionKey(dispatch.runId), value: this.executionRecord(dispatch, 'done', ''), ack: 'local' }, () => []);
+    });
   }
 
   /** Fails executors gone silent (their runs are answered or dispatched again); forgets overdue runs. */
@@ -387,10 +407,16 @@ export class SchedulerNode implements Machine {
     for (const dispatch of this.runs.values()) {
       if (dispatch.deadlineMs === 0 || this.nowMs < dispatch.deadlineMs || dispatch.finished) continue;
       // Its executors are alive but never reported it finished: forget it (its sink has answered
-      // or timed out by now).
+      // or timed out by now). An async run's schedule may have been lost with no later dispatch
+      // to acknowledge it: it is over, and dispatched again if it left no result.
+      for (const address of dispatch.seqs.keys()) this.executors.get(address)?.outstanding.delete(dispatch.runId);
+      dispatch.seqs.clear();
+      if (dispatch.resultKey.length > 0) {
+        effects.push(...this.finished(dispatch));
+        continue;
+      }
       dispatch.finished = true;
       this.runs.delete(dispatch.runId);
-      for (const address of dispatch.seqs.keys()) this.executors.get(address)?.outstanding.delete(dispatch.runId);
     }
     return effects;
   }
@@ -407,12 +433,18 @@ export class SchedulerNode implements Machine {
       if (dispatch.replyTo.length === 0) return [];
       return [{ kind: 'send', to: dispatch.replyTo, envelope: envelopeWith({ callResponse: { callId: dispatch.runId, error: errorToWire(error) } }, { responseTo: dispatch.replyRequestId, sender: this.id }) }];
     }
+    return this.again(dispatch, error, address);
+  }
+
+  /** An async run that did not finish: dispatched again (`attemptsMax` at most), or its error is its result. */
+  private again(dispatch: Dispatch, error: LfaasError, address: string): Effect[] {
     if (dispatch.attempt >= (this.options.attemptsMax ?? 3)) {
       dispatch.finished = true;
       this.runs.delete(dispatch.runId);
       return this.writeFailure(dispatch, error);
     }
     dispatch.attempt++;
+    dispatch.finished = false;
     this.counters.redispatched++;
     return [
       ...this.kvs({ op: 'put', key: executionKey(dispatch.runId), value: this.executionRecord(dispatch, 'running', address), ack: 'local' }, () => []),

@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { LatticeFaas } from '../client/index.js';
 import { freePorts, startRole, stopChildren, waitForRing } from '../cli/index.js';
 
 export const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
@@ -107,4 +108,53 @@ export async function eventually(condition: () => boolean | Promise<boolean>, ti
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   return condition();
+}
+
+/**
+ * A whole FaaS cluster as processes: a routing node, storage nodes, schedulers and executors,
+ * plus an SDK client. `stop()` stops every process by pid.
+ */
+export class FaasCluster extends TestCluster {
+  readonly schedulers: RoleProcess[] = [];
+  readonly executors: RoleProcess[] = [];
+
+  get schedulerAddresses(): string[] {
+    return this.schedulers.map((scheduler) => String(scheduler.ready['address']));
+  }
+
+  /** Routing, `nodes` storage nodes (replication `global`), `schedulers` schedulers, `executors` executors. */
+  async startAll(options: { nodes?: number; global?: number; schedulers?: number; executors?: number; executorTimeoutMs?: number; workers?: number } = {}): Promise<void> {
+    await this.startRouting({ global: options.global ?? 1 });
+    for (let n = 0; n < (options.nodes ?? 1); n++) await this.startNode(`node-${n}`);
+    await this.waitForRing();
+    for (let s = 0; s < (options.schedulers ?? 1); s++) await this.startScheduler(options.executorTimeoutMs ?? 1000);
+    await Promise.all(Array.from({ length: options.executors ?? 2 }, () => this.startExecutor(options.workers ?? 4)));
+    await this.waitForExecutors();
+  }
+
+  async startScheduler(executorTimeoutMs = 1000): Promise<RoleProcess> {
+    const scheduler = await startProcess(['scheduler', '--routing', this.routingAddresses.join(','), '--executor-timeout-ms', String(executorTimeoutMs)]);
+    this.schedulers.push(scheduler);
+    return scheduler;
+  }
+
+  async startExecutor(workers = 4): Promise<RoleProcess> {
+    const executor = await startProcess(['executor', '--routing', this.routingAddresses.join(','), '--schedulers', this.schedulerAddresses.join(','), '--workers', String(workers), '--prewarm', '1', '--memory-mb', '128']);
+    this.executors.push(executor);
+    return executor;
+  }
+
+  /** Waits (bounded) until every scheduler has heard every executor's heartbeat (two periods). */
+  async waitForExecutors(): Promise<void> {
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+
+  async connect(): Promise<LatticeFaas> {
+    return LatticeFaas.connect({ routing: this.routingAddresses, schedulers: this.schedulerAddresses });
+  }
+
+  override async stop(): Promise<void> {
+    await Promise.all([...this.executors, ...this.schedulers].map((role) => stopProcess(role)));
+    await super.stop();
+  }
 }

@@ -6275,6 +6275,9 @@ export namespace lfaas {
         /** CallResponse error. */
         error?: (lfaas.Error.$Properties|null);
 
+        /** CallResponse lease. */
+        lease?: (lfaas.Lease.$Properties|null);
+
         /**
          * Creates a new CallResponse instance using the specified properties.
          * @param [properties] Properties to set
@@ -6368,12 +6371,21 @@ export namespace lfaas {
             /** CallResponse error */
             error?: (lfaas.Error.$Properties|null);
 
+            /** CallResponse lease */
+            lease?: (lfaas.Lease.$Properties|null);
+
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];
         }
 
         /** Shape of a CallResponse. */
-        type $Shape = lfaas.CallResponse.$Properties;
+        type $Shape = {
+          callId?: string|null;
+          result?: Uint8Array|null;
+          error?: lfaas.Error.$Shape|null;
+          lease?: lfaas.Lease.$Shape|null;
+          $unknowns?: Uint8Array[];
+        };
     }
 
     /**
@@ -6704,6 +6716,9 @@ export namespace lfaas {
         /** ScheduledFunction parents. */
         parents: number;
 
+        /** ScheduledFunction parentNames. */
+        parentNames: string[];
+
         /**
          * Creates a new ScheduledFunction instance using the specified properties.
          * @param [properties] Properties to set
@@ -6806,6 +6821,9 @@ export namespace lfaas {
             /** ScheduledFunction parents */
             parents?: (number|null);
 
+            /** ScheduledFunction parentNames */
+            parentNames?: (string[]|null);
+
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];
         }
@@ -6818,6 +6836,7 @@ export namespace lfaas {
           args?: lfaas.Argument.$Shape[]|null;
           successors?: string[]|null;
           parents?: number|null;
+          parentNames?: string[]|null;
           $unknowns?: Uint8Array[];
         };
     }
@@ -6876,6 +6895,9 @@ export namespace lfaas {
 
         /** Schedule traceId. */
         traceId: string;
+
+        /** Schedule leaseMs. */
+        leaseMs: number;
 
         /**
          * Creates a new Schedule instance using the specified properties.
@@ -6997,6 +7019,9 @@ export namespace lfaas {
             /** Schedule traceId */
             traceId?: (string|null);
 
+            /** Schedule leaseMs */
+            leaseMs?: (number|null);
+
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];
         }
@@ -7015,6 +7040,155 @@ export namespace lfaas {
           dispatchSeq?: number|null;
           attempt?: number|null;
           traceId?: string|null;
+          leaseMs?: number|null;
+          $unknowns?: Uint8Array[];
+        };
+    }
+
+    /**
+     * Properties of a Lease.
+     * @deprecated Use lfaas.Lease.$Properties instead.
+     */
+    interface ILease extends lfaas.Lease.$Properties {
+    }
+
+    /** Represents a Lease. */
+    class Lease {
+
+        /**
+         * Constructs a new Lease.
+         * @param [properties] Properties to set
+         */
+        constructor(properties?: lfaas.Lease.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** Lease executor. */
+        executor: string;
+
+        /** Lease leaseMs. */
+        leaseMs: number;
+
+        /** Lease dag. */
+        dag: string;
+
+        /** Lease functions. */
+        functions: lfaas.ScheduledFunction.$Properties[];
+
+        /** Lease timeoutMs. */
+        timeoutMs: number;
+
+        /**
+         * Creates a new Lease instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns Lease instance
+         */
+        static create(properties: lfaas.Lease.$Shape): lfaas.Lease & lfaas.Lease.$Shape;
+        static create(properties?: lfaas.Lease.$Properties): lfaas.Lease;
+
+        /**
+         * Encodes the specified Lease message. Does not implicitly {@link lfaas.Lease.verify|verify} messages.
+         * @param message Lease message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encode(message: lfaas.Lease.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Encodes the specified Lease message, length delimited. Does not implicitly {@link lfaas.Lease.verify|verify} messages.
+         * @param message Lease message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encodeDelimited(message: lfaas.Lease.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes a Lease message from the specified reader or buffer.
+         * @param reader Reader or buffer to decode from
+         * @param [length] Message length if known beforehand
+         * @returns {lfaas.Lease & lfaas.Lease.$Shape} Lease
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.Lease & lfaas.Lease.$Shape;
+
+        /**
+         * Decodes a Lease message from the specified reader or buffer, length delimited.
+         * @param reader Reader or buffer to decode from
+         * @returns {lfaas.Lease & lfaas.Lease.$Shape} Lease
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.Lease & lfaas.Lease.$Shape;
+
+        /**
+         * Verifies a Lease message.
+         * @param message Plain object to verify
+         * @returns `null` if valid, otherwise the reason why it is not
+         */
+        static verify(message: { [k: string]: any }): (string|null);
+
+        /**
+         * Creates a Lease message from a plain object. Also converts values to their respective internal types.
+         * @param object Plain object
+         * @returns Lease
+         */
+        static fromObject(object: { [k: string]: any }): lfaas.Lease;
+
+        /**
+         * Creates a plain object from a Lease message. Also converts values to other types if specified.
+         * @param message Lease
+         * @param [options] Conversion options
+         * @returns Plain object
+         */
+        static toObject(message: lfaas.Lease, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+        /**
+         * Converts this Lease to JSON.
+         * @returns JSON object
+         */
+        toJSON(): { [k: string]: any };
+
+        /**
+         * Gets the type url for Lease
+         * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns The type url
+         */
+        static getTypeUrl(prefix?: string): string;
+    }
+
+    namespace Lease {
+
+        /** Properties of a Lease. */
+        interface $Properties {
+
+            /** Lease executor */
+            executor?: (string|null);
+
+            /** Lease leaseMs */
+            leaseMs?: (number|null);
+
+            /** Lease dag */
+            dag?: (string|null);
+
+            /** Lease functions */
+            functions?: (lfaas.ScheduledFunction.$Properties[]|null);
+
+            /** Lease timeoutMs */
+            timeoutMs?: (number|null);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of a Lease. */
+        type $Shape = {
+          executor?: string|null;
+          leaseMs?: number|null;
+          dag?: string|null;
+          functions?: lfaas.ScheduledFunction.$Shape[]|null;
+          timeoutMs?: number|null;
           $unknowns?: Uint8Array[];
         };
     }

@@ -17572,6 +17572,7 @@ export const lfaas = $root.lfaas = (() => {
          * @property {string|null} [callId] CallResponse callId
          * @property {Uint8Array|null} [result] CallResponse result
          * @property {lfaas.Error.$Properties|null} [error] CallResponse error
+         * @property {lfaas.Lease.$Properties|null} [lease] CallResponse lease
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -17585,7 +17586,13 @@ export const lfaas = $root.lfaas = (() => {
 
         /**
          * Shape of a CallResponse.
-         * @typedef {lfaas.CallResponse.$Properties} lfaas.CallResponse.$Shape
+         * @typedef {{
+         *   callId?: string|null;
+         *   result?: Uint8Array|null;
+         *   error?: lfaas.Error.$Shape|null;
+         *   lease?: lfaas.Lease.$Shape|null;
+         *   $unknowns?: Array.<Uint8Array>;
+         * }} lfaas.CallResponse.$Shape
          */
 
         /**
@@ -17628,6 +17635,14 @@ export const lfaas = $root.lfaas = (() => {
         CallResponse.prototype.error = null;
 
         /**
+         * CallResponse lease.
+         * @member {lfaas.Lease.$Properties|null|undefined} lease
+         * @memberof lfaas.CallResponse
+         * @instance
+         */
+        CallResponse.prototype.lease = null;
+
+        /**
          * Creates a new CallResponse instance using the specified properties.
          * @function create
          * @memberof lfaas.CallResponse
@@ -17665,6 +17680,8 @@ export const lfaas = $root.lfaas = (() => {
                 writer.uint32(/* id 2, wireType 2 =*/18).bytes(message.result);
             if (message.error != null && $Object.hasOwnProperty.call(message, "error"))
                 $root.lfaas.Error.encode(message.error, writer.uint32(/* id 3, wireType 2 =*/26).fork(), _depth + 1).ldelim();
+            if (message.lease != null && $Object.hasOwnProperty.call(message, "lease"))
+                $root.lfaas.Lease.encode(message.lease, writer.uint32(/* id 4, wireType 2 =*/34).fork(), _depth + 1).ldelim();
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -17746,6 +17763,12 @@ export const lfaas = $root.lfaas = (() => {
                         message.error = $root.lfaas.Error.decode(reader, reader.size(), $undefined, _depth + 1, message.error);
                         continue;
                     }
+                case 4: {
+                        if (wireType !== 2)
+                            break;
+                        message.lease = $root.lfaas.Lease.decode(reader, reader.size(), $undefined, _depth + 1, message.lease);
+                        continue;
+                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -17805,6 +17828,11 @@ export const lfaas = $root.lfaas = (() => {
                 if (error)
                     return "error." + error;
             }
+            if (message.lease != null && $Object.hasOwnProperty.call(message, "lease")) {
+                let error = $root.lfaas.Lease.verify(message.lease, _depth + 1);
+                if (error)
+                    return "lease." + error;
+            }
             return null;
         };
 
@@ -17840,6 +17868,11 @@ export const lfaas = $root.lfaas = (() => {
                     throw $TypeError(".lfaas.CallResponse.error: object expected");
                 message.error = $root.lfaas.Error.fromObject(object.error, _depth + 1);
             }
+            if (object.lease != null) {
+                if (!$util.isObject(object.lease))
+                    throw $TypeError(".lfaas.CallResponse.lease: object expected");
+                message.lease = $root.lfaas.Lease.fromObject(object.lease, _depth + 1);
+            }
             return message;
         };
 
@@ -17870,6 +17903,7 @@ export const lfaas = $root.lfaas = (() => {
                         object.result = $util.newBuffer(object.result);
                 }
                 object.error = null;
+                object.lease = null;
             }
             if (message.callId != null && $Object.hasOwnProperty.call(message, "callId"))
                 object.callId = message.callId;
@@ -17877,6 +17911,8 @@ export const lfaas = $root.lfaas = (() => {
                 object.result = options.bytes === $String ? $util.base64.encode(message.result, 0, message.result.length) : options.bytes === $Array ? $Array.prototype.slice.call(message.result) : message.result;
             if (message.error != null && $Object.hasOwnProperty.call(message, "error"))
                 object.error = $root.lfaas.Error.toObject(message.error, options, _depth + 1);
+            if (message.lease != null && $Object.hasOwnProperty.call(message, "lease"))
+                object.lease = $root.lfaas.Lease.toObject(message.lease, options, _depth + 1);
             return object;
         };
 
@@ -18787,6 +18823,7 @@ export const lfaas = $root.lfaas = (() => {
          * @property {Array.<lfaas.Argument.$Properties>|null} [args] ScheduledFunction args
          * @property {Array.<string>|null} [successors] ScheduledFunction successors
          * @property {number|null} [parents] ScheduledFunction parents
+         * @property {Array.<string>|null} [parentNames] ScheduledFunction parentNames
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -18807,6 +18844,7 @@ export const lfaas = $root.lfaas = (() => {
          *   args?: Array.<lfaas.Argument.$Shape>|null;
          *   successors?: Array.<string>|null;
          *   parents?: number|null;
+         *   parentNames?: Array.<string>|null;
          *   $unknowns?: Array.<Uint8Array>;
          * }} lfaas.ScheduledFunction.$Shape
          */
@@ -18822,6 +18860,7 @@ export const lfaas = $root.lfaas = (() => {
         const ScheduledFunction = function (properties) {
             this.args = [];
             this.successors = [];
+            this.parentNames = [];
             if (properties)
                 for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                     if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -18877,6 +18916,14 @@ export const lfaas = $root.lfaas = (() => {
         ScheduledFunction.prototype.parents = 0;
 
         /**
+         * ScheduledFunction parentNames.
+         * @member {Array.<string>} parentNames
+         * @memberof lfaas.ScheduledFunction
+         * @instance
+         */
+        ScheduledFunction.prototype.parentNames = $util.emptyArray;
+
+        /**
          * Creates a new ScheduledFunction instance using the specified properties.
          * @function create
          * @memberof lfaas.ScheduledFunction
@@ -18922,6 +18969,9 @@ export const lfaas = $root.lfaas = (() => {
                     writer.uint32(/* id 5, wireType 2 =*/42).string(message.successors[i]);
             if (message.parents != null && $Object.hasOwnProperty.call(message, "parents") && message.parents !== 0)
                 writer.uint32(/* id 6, wireType 0 =*/48).uint32(message.parents);
+            if (message.parentNames != null && message.parentNames.length)
+                for (let i = 0; i < message.parentNames.length; ++i)
+                    writer.uint32(/* id 7, wireType 2 =*/58).string(message.parentNames[i]);
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -19031,6 +19081,14 @@ export const lfaas = $root.lfaas = (() => {
                             delete message.parents;
                         continue;
                     }
+                case 7: {
+                        if (wireType !== 2)
+                            break;
+                        if (!(message.parentNames && message.parentNames.length))
+                            message.parentNames = [];
+                        message.parentNames.push(reader.stringVerify());
+                        continue;
+                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -19107,6 +19165,13 @@ export const lfaas = $root.lfaas = (() => {
             if (message.parents != null && $Object.hasOwnProperty.call(message, "parents"))
                 if (!$util.isInteger(message.parents))
                     return "parents: integer expected";
+            if (message.parentNames != null && $Object.hasOwnProperty.call(message, "parentNames")) {
+                if (!$Array.isArray(message.parentNames))
+                    return "parentNames: array expected";
+                for (let i = 0; i < message.parentNames.length; ++i)
+                    if (!$util.isString(message.parentNames[i]))
+                        return "parentNames: string[] expected";
+            }
             return null;
         };
 
@@ -19157,6 +19222,13 @@ export const lfaas = $root.lfaas = (() => {
             if (object.parents != null)
                 if ($Number(object.parents) !== 0)
                     message.parents = object.parents >>> 0;
+            if (object.parentNames) {
+                if (!$Array.isArray(object.parentNames))
+                    throw $TypeError(".lfaas.ScheduledFunction.parentNames: array expected");
+                message.parentNames = $Array(object.parentNames.length);
+                for (let i = 0; i < object.parentNames.length; ++i)
+                    message.parentNames[i] = $String(object.parentNames[i]);
+            }
             return message;
         };
 
@@ -19180,6 +19252,7 @@ export const lfaas = $root.lfaas = (() => {
             if (options.arrays || options.defaults) {
                 object.args = [];
                 object.successors = [];
+                object.parentNames = [];
             }
             if (options.defaults) {
                 object.name = "";
@@ -19205,6 +19278,11 @@ export const lfaas = $root.lfaas = (() => {
             }
             if (message.parents != null && $Object.hasOwnProperty.call(message, "parents"))
                 object.parents = message.parents;
+            if (message.parentNames && message.parentNames.length) {
+                object.parentNames = $Array(message.parentNames.length);
+                for (let j = 0; j < message.parentNames.length; ++j)
+                    object.parentNames[j] = message.parentNames[j];
+            }
             return object;
         };
 
@@ -19253,6 +19331,7 @@ export const lfaas = $root.lfaas = (() => {
          * @property {number|null} [dispatchSeq] Schedule dispatchSeq
          * @property {number|null} [attempt] Schedule attempt
          * @property {string|null} [traceId] Schedule traceId
+         * @property {number|null} [leaseMs] Schedule leaseMs
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -19279,6 +19358,7 @@ export const lfaas = $root.lfaas = (() => {
          *   dispatchSeq?: number|null;
          *   attempt?: number|null;
          *   traceId?: string|null;
+         *   leaseMs?: number|null;
          *   $unknowns?: Array.<Uint8Array>;
          * }} lfaas.Schedule.$Shape
          */
@@ -19396,6 +19476,14 @@ export const lfaas = $root.lfaas = (() => {
         Schedule.prototype.traceId = "";
 
         /**
+         * Schedule leaseMs.
+         * @member {number} leaseMs
+         * @memberof lfaas.Schedule
+         * @instance
+         */
+        Schedule.prototype.leaseMs = 0;
+
+        /**
          * Creates a new Schedule instance using the specified properties.
          * @function create
          * @memberof lfaas.Schedule
@@ -19452,6 +19540,8 @@ export const lfaas = $root.lfaas = (() => {
                 writer.uint32(/* id 11, wireType 0 =*/88).uint32(message.attempt);
             if (message.traceId != null && $Object.hasOwnProperty.call(message, "traceId") && message.traceId !== "")
                 writer.uint32(/* id 12, wireType 2 =*/98).string(message.traceId);
+            if (message.leaseMs != null && $Object.hasOwnProperty.call(message, "leaseMs") && message.leaseMs !== 0)
+                writer.uint32(/* id 13, wireType 0 =*/104).uint32(message.leaseMs);
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -19616,6 +19706,15 @@ export const lfaas = $root.lfaas = (() => {
                             delete message.traceId;
                         continue;
                     }
+                case 13: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.leaseMs = value;
+                        else
+                            delete message.leaseMs;
+                        continue;
+                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -19706,6 +19805,9 @@ export const lfaas = $root.lfaas = (() => {
             if (message.traceId != null && $Object.hasOwnProperty.call(message, "traceId"))
                 if (!$util.isString(message.traceId))
                     return "traceId: string expected";
+            if (message.leaseMs != null && $Object.hasOwnProperty.call(message, "leaseMs"))
+                if (!$util.isInteger(message.leaseMs))
+                    return "leaseMs: integer expected";
             return null;
         };
 
@@ -19803,6 +19905,9 @@ export const lfaas = $root.lfaas = (() => {
             if (object.traceId != null)
                 if (typeof object.traceId !== "string" || object.traceId.length)
                     message.traceId = $String(object.traceId);
+            if (object.leaseMs != null)
+                if ($Number(object.leaseMs) !== 0)
+                    message.leaseMs = object.leaseMs >>> 0;
             return message;
         };
 
@@ -19845,6 +19950,7 @@ export const lfaas = $root.lfaas = (() => {
                     object.dispatchSeq = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                 object.attempt = 0;
                 object.traceId = "";
+                object.leaseMs = 0;
             }
             if (message.runId != null && $Object.hasOwnProperty.call(message, "runId"))
                 object.runId = message.runId;
@@ -19883,6 +19989,8 @@ export const lfaas = $root.lfaas = (() => {
                 object.attempt = message.attempt;
             if (message.traceId != null && $Object.hasOwnProperty.call(message, "traceId"))
                 object.traceId = message.traceId;
+            if (message.leaseMs != null && $Object.hasOwnProperty.call(message, "leaseMs"))
+                object.leaseMs = message.leaseMs;
             return object;
         };
 
@@ -19912,6 +20020,423 @@ export const lfaas = $root.lfaas = (() => {
         };
 
         return Schedule;
+    })();
+
+    lfaas.Lease = (function() {
+
+        /**
+         * Properties of a Lease.
+         * @typedef {Object} lfaas.Lease.$Properties
+         * @property {string|null} [executor] Lease executor
+         * @property {number|null} [leaseMs] Lease leaseMs
+         * @property {string|null} [dag] Lease dag
+         * @property {Array.<lfaas.ScheduledFunction.$Properties>|null} [functions] Lease functions
+         * @property {number|null} [timeoutMs] Lease timeoutMs
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a Lease.
+         * @memberof lfaas
+         * @interface ILease
+         * @augments lfaas.Lease.$Properties
+         * @deprecated Use lfaas.Lease.$Properties instead.
+         */
+
+        /**
+         * Shape of a Lease.
+         * @typedef {{
+         *   executor?: string|null;
+         *   leaseMs?: number|null;
+         *   dag?: string|null;
+         *   functions?: Array.<lfaas.ScheduledFunction.$Shape>|null;
+         *   timeoutMs?: number|null;
+         *   $unknowns?: Array.<Uint8Array>;
+         * }} lfaas.Lease.$Shape
+         */
+
+        /**
+         * Constructs a new Lease.
+         * @memberof lfaas
+         * @classdesc Represents a Lease.
+         * @constructor
+         * @param {lfaas.Lease.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const Lease = function (properties) {
+            this.functions = [];
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * Lease executor.
+         * @member {string} executor
+         * @memberof lfaas.Lease
+         * @instance
+         */
+        Lease.prototype.executor = "";
+
+        /**
+         * Lease leaseMs.
+         * @member {number} leaseMs
+         * @memberof lfaas.Lease
+         * @instance
+         */
+        Lease.prototype.leaseMs = 0;
+
+        /**
+         * Lease dag.
+         * @member {string} dag
+         * @memberof lfaas.Lease
+         * @instance
+         */
+        Lease.prototype.dag = "";
+
+        /**
+         * Lease functions.
+         * @member {Array.<lfaas.ScheduledFunction.$Properties>} functions
+         * @memberof lfaas.Lease
+         * @instance
+         */
+        Lease.prototype.functions = $util.emptyArray;
+
+        /**
+         * Lease timeoutMs.
+         * @member {number} timeoutMs
+         * @memberof lfaas.Lease
+         * @instance
+         */
+        Lease.prototype.timeoutMs = 0;
+
+        /**
+         * Creates a new Lease instance using the specified properties.
+         * @function create
+         * @memberof lfaas.Lease
+         * @static
+         * @param {lfaas.Lease.$Properties=} [properties] Properties to set
+         * @returns {lfaas.Lease} Lease instance
+         * @type {{
+         *   (properties: lfaas.Lease.$Shape): lfaas.Lease & lfaas.Lease.$Shape;
+         *   (properties?: lfaas.Lease.$Properties): lfaas.Lease;
+         * }}
+         */
+        Lease.create = function(properties) {
+            return new Lease(properties);
+        };
+
+        /**
+         * Encodes the specified Lease message. Does not implicitly {@link lfaas.Lease.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.Lease
+         * @static
+         * @param {lfaas.Lease.$Properties} message Lease message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        Lease.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.executor != null && $Object.hasOwnProperty.call(message, "executor") && message.executor !== "")
+                writer.uint32(/* id 1, wireType 2 =*/10).string(message.executor);
+            if (message.leaseMs != null && $Object.hasOwnProperty.call(message, "leaseMs") && message.leaseMs !== 0)
+                writer.uint32(/* id 2, wireType 0 =*/16).uint32(message.leaseMs);
+            if (message.dag != null && $Object.hasOwnProperty.call(message, "dag") && message.dag !== "")
+                writer.uint32(/* id 3, wireType 2 =*/26).string(message.dag);
+            if (message.functions != null && message.functions.length)
+                for (let i = 0; i < message.functions.length; ++i)
+                    $root.lfaas.ScheduledFunction.encode(message.functions[i], writer.uint32(/* id 4, wireType 2 =*/34).fork(), _depth + 1).ldelim();
+            if (message.timeoutMs != null && $Object.hasOwnProperty.call(message, "timeoutMs") && message.timeoutMs !== 0)
+                writer.uint32(/* id 5, wireType 0 =*/40).uint32(message.timeoutMs);
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified Lease message, length delimited. Does not implicitly {@link lfaas.Lease.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.Lease
+         * @static
+         * @param {lfaas.Lease.$Properties} message Lease message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        Lease.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a Lease message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.Lease
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.Lease & lfaas.Lease.$Shape} Lease
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        Lease.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.Lease();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.executor = value;
+                        else
+                            delete message.executor;
+                        continue;
+                    }
+                case 2: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.leaseMs = value;
+                        else
+                            delete message.leaseMs;
+                        continue;
+                    }
+                case 3: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.dag = value;
+                        else
+                            delete message.dag;
+                        continue;
+                    }
+                case 4: {
+                        if (wireType !== 2)
+                            break;
+                        if (!(message.functions && message.functions.length))
+                            message.functions = [];
+                        message.functions.push($root.lfaas.ScheduledFunction.decode(reader, reader.size(), $undefined, _depth + 1));
+                        continue;
+                    }
+                case 5: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.timeoutMs = value;
+                        else
+                            delete message.timeoutMs;
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a Lease message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.Lease
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.Lease & lfaas.Lease.$Shape} Lease
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        Lease.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a Lease message.
+         * @function verify
+         * @memberof lfaas.Lease
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        Lease.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.executor != null && $Object.hasOwnProperty.call(message, "executor"))
+                if (!$util.isString(message.executor))
+                    return "executor: string expected";
+            if (message.leaseMs != null && $Object.hasOwnProperty.call(message, "leaseMs"))
+                if (!$util.isInteger(message.leaseMs))
+                    return "leaseMs: integer expected";
+            if (message.dag != null && $Object.hasOwnProperty.call(message, "dag"))
+                if (!$util.isString(message.dag))
+                    return "dag: string expected";
+            if (message.functions != null && $Object.hasOwnProperty.call(message, "functions")) {
+                if (!$Array.isArray(message.functions))
+                    return "functions: array expected";
+                for (let i = 0; i < message.functions.length; ++i) {
+                    let error = $root.lfaas.ScheduledFunction.verify(message.functions[i], _depth + 1);
+                    if (error)
+                        return "functions." + error;
+                }
+            }
+            if (message.timeoutMs != null && $Object.hasOwnProperty.call(message, "timeoutMs"))
+                if (!$util.isInteger(message.timeoutMs))
+                    return "timeoutMs: integer expected";
+            return null;
+        };
+
+        /**
+         * Creates a Lease message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.Lease
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.Lease} Lease
+         */
+        Lease.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.Lease)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.Lease: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.Lease();
+            if (object.executor != null)
+                if (typeof object.executor !== "string" || object.executor.length)
+                    message.executor = $String(object.executor);
+            if (object.leaseMs != null)
+                if ($Number(object.leaseMs) !== 0)
+                    message.leaseMs = object.leaseMs >>> 0;
+            if (object.dag != null)
+                if (typeof object.dag !== "string" || object.dag.length)
+                    message.dag = $String(object.dag);
+            if (object.functions) {
+                if (!$Array.isArray(object.functions))
+                    throw $TypeError(".lfaas.Lease.functions: array expected");
+                message.functions = $Array(object.functions.length);
+                for (let i = 0; i < object.functions.length; ++i) {
+                    if (!$util.isObject(object.functions[i]))
+                        throw $TypeError(".lfaas.Lease.functions: object expected");
+                    message.functions[i] = $root.lfaas.ScheduledFunction.fromObject(object.functions[i], _depth + 1);
+                }
+            }
+            if (object.timeoutMs != null)
+                if ($Number(object.timeoutMs) !== 0)
+                    message.timeoutMs = object.timeoutMs >>> 0;
+            return message;
+        };
+
+        /**
+         * Creates a plain object from a Lease message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.Lease
+         * @static
+         * @param {lfaas.Lease} message Lease
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        Lease.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.arrays || options.defaults)
+                object.functions = [];
+            if (options.defaults) {
+                object.executor = "";
+                object.leaseMs = 0;
+                object.dag = "";
+                object.timeoutMs = 0;
+            }
+            if (message.executor != null && $Object.hasOwnProperty.call(message, "executor"))
+                object.executor = message.executor;
+            if (message.leaseMs != null && $Object.hasOwnProperty.call(message, "leaseMs"))
+                object.leaseMs = message.leaseMs;
+            if (message.dag != null && $Object.hasOwnProperty.call(message, "dag"))
+                object.dag = message.dag;
+            if (message.functions && message.functions.length) {
+                object.functions = $Array(message.functions.length);
+                for (let j = 0; j < message.functions.length; ++j)
+                    object.functions[j] = $root.lfaas.ScheduledFunction.toObject(message.functions[j], options, _depth + 1);
+            }
+            if (message.timeoutMs != null && $Object.hasOwnProperty.call(message, "timeoutMs"))
+                object.timeoutMs = message.timeoutMs;
+            return object;
+        };
+
+        /**
+         * Converts this Lease to JSON.
+         * @function toJSON
+         * @memberof lfaas.Lease
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        Lease.prototype.toJSON = function() {
+            return Lease.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for Lease
+         * @function getTypeUrl
+         * @memberof lfaas.Lease
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        Lease.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.Lease";
+        };
+
+        return Lease;
     })();
 
     lfaas.Trigger = (function() {

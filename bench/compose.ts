@@ -1,0 +1,138 @@
+/**
+ * `compose`: latency of a warm no-op call and of the DAG `square(increment(x))`, sequential
+ * calls (2000 of each; 300 with --quick), p50 and p99, on a local cluster (routing node, one
+ * storage node, one scheduler, two executors, each its own process). Peers in the same run,
+ * measured in alternating rounds so that all see the same machine: the raw zeromq echo (one
+ * round trip: the physical limit of a call's network path) and Restate (installed on demand;
+ * its no-op handler and a handler that calls two others).
+ */
+import type { Benchmark } from './harness/benchmark.js';
+import { closedLoop } from './harness/load.js';
+import type { LoadResult } from './harness/load.js';
+import { withProcessCpu } from './harness/process-cpu.js';
+import { publish } from './harness/report.js';
+import type { Row, Target } from './harness/report.js';
+import { summarise } from './harness/stats.js';
+import { rawClient, startServer } from './echo-peer.js';
+import { startFaasBenchCluster } from './faas-cluster.js';
+import { startRestate } from './restate-peer.js';
+
+/** Published figures of the original systems on this kind of machine (issue 4). */
+export const REFERENCE = {
+  cloudburst: { noopP50Ms: [0.51, 0.72], composeP50Ms: [0.74, 1.06], composeP99Ms: [1.1, 1.6], noopPerSecond8: [2100, 2300], composePerSecond8: [1200, 1400] },
+  restate17: { noopP50Ms: [4.3, 7.6], composeP50Ms: [10, 10], perSecond15: [600, 1000] },
+  rawEcho: { p50Ms: [0.11, 0.19], perSecond15: [37_000, 37_000] },
+} as const;
+
+interface Case {
+  readonly system: string;
+  readonly test: string;
+  readonly run: () => Promise<unknown>;
+  readonly pids: readonly number[];
+  samples: number[];
+  serverCores: number[];
+  clientCores: number[];
+}
+
+export const composeBenchmark: Benchmark = async (options) => {
+  const calls = options.quick ? 300 : 2000;
+  const rounds = options.quick ? 3 : 5;
+  const notes: string[] = [
+    'local cluster: routing node, 1 storage node (1 shard), 1 scheduler, 2 executors (4 runtime workers each), all on 127.0.0.1 sharing the 2 cores with the client',
+    'a call: client -> scheduler -> executor -> runtime worker thread -> executor -> client; compose adds the trigger from increment to square (placed on the same executor when it is warm there)',
+    'systems are measured in alternating rounds (the machine conditions are shared); the machine load average is in machine.loadAverage',
+    `reference (original systems, this kind of machine): Cloudburst noop p50 ${REFERENCE.cloudburst.noopP50Ms.join('-')} ms, f(g(x)) p50 ${REFERENCE.cloudburst.composeP50Ms.join('-')} ms, p99 ${REFERENCE.cloudburst.composeP99Ms.join('-')} ms; Restate 1.7 noop p50 ${REFERENCE.restate17.noopP50Ms.join('-')} ms, f(g(x)) ~10 ms`,
+  ];
+  const cluster = await startFaasBenchCluster({ executors: 2, workers: 4 });
+  const echo = await startServer('raw');
+  const restate = await startRestate((line) => notes.push(`restate: ${line}`));
+  if (restate === undefined) notes.push('Restate could not be started (see above): its rows are missing');
+  const rows: Row[] = [];
+  try {
+    const echoClient = await rawClient(echo.address);
+    const faasPids = [cluster.schedulerPid, ...cluster.executorPids];
+    let x = 0;
+    const cases: Case[] = [
+      { system: 'lattice-faas', test: 'noop call', run: () => cluster.faas.call(cluster.noop, [x++]), pids: faasPids, samples: [], serverCores: [], clientCores: [] },
+      { system: 'lattice-faas', test: 'square(increment(x))', run: () => cluster.faas.callDag(cluster.compose, { increment: [x++ % 1000] }), pids: faasPids, samples: [], serverCores: [], clientCores: [] },
+      { system: 'raw zeromq echo', test: 'round trip', run: () => echoClient.roundTrip(), pids: [echo.child.pid!], samples: [], serverCores: [], clientCores: [] },
+    ];
+    if (restate !== undefined) {
+      cases.push({ system: `restate ${restate.version}`, test: 'noop call', run: () => restate.noop(x++), pids: restate.pids, samples: [], serverCores: [], clientCores: [] });
+      cases.push({ system: `restate ${restate.version}`, test: 'square(increment(x))', run: () => restate.compose(x++ % 1000), pids: restate.pids, samples: [], serverCores: [], clientCores: [] });
+    }
+    // Warm-up: JIT, sockets, runtimes.
+    for (const item of cases) await closedLoop(item.run, { inFlight: 1, durationMs: 2000, maxOperations: 200 });
+    for (let round = 0; round < rounds; round++) {
+      for (const item of cases) {
+        const { result, cores } = await withProcessCpu(item.pids, () => closedLoop(item.run, { inFlight: 1, durationMs: 120_000, maxOperations: Math.ceil(calls / rounds) }));
+        item.samples.push(...(result as LoadResult).latenciesMs);
+        item.serverCores.push(cores);
+        item.clientCores.push((result as LoadResult).cpuCores);
+      }
+    }
+    for (const item of cases) {
+      const summary = summarise(item.samples);
+      const mean = (values: number[]): number => values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
+      rows.push({ system: item.system, test: item.test, calls: summary.count, p50Ms: summary.p50Ms, p99Ms: summary.p99Ms, meanMs: summary.meanMs, serverCores: mean(item.serverCores), clientCores: mean(item.clientCores) });
+    }
+    await echoClient.close();
+  } finally {
+    await restate?.stop();
+    echo.child.kill('SIGTERM');
+    await cluster.stop();
+  }
+  const value = (system: string, test: string, field: string): number | undefined => {
+    const row = rows.find((candidate) => String(candidate['system']).startsWith(system) && candidate['test'] === test);
+    return row === undefined ? undefined : Number(row[field]);
+  };
+  const ratios: Record<string, number> = {};
+  const targets: Target[] = [];
+  const noopP50 = value('lattice-faas', 'noop call', 'p50Ms')!;
+  const composeP50 = value('lattice-faas', 'square(increment(x))', 'p50Ms')!;
+  const composeP99 = value('lattice-faas', 'square(increment(x))', 'p99Ms')!;
+  const echoP50 = value('raw zeromq echo', 'round trip', 'p50Ms')!;
+  ratios['noop_p50_ours_over_raw_echo'] = noopP50 / echoP50;
+  ratios['compose_p50_ours_over_raw_echo'] = composeP50 / echoP50;
+  ratios['noop_p50_cloudburst_reference_over_ours'] = REFERENCE.cloudburst.noopP50Ms[0] / noopP50;
+  ratios['compose_p50_cloudburst_reference_over_ours'] = REFERENCE.cloudburst.composeP50Ms[0] / composeP50;
+  ratios['compose_p99_cloudburst_reference_over_ours'] = REFERENCE.cloudburst.composeP99Ms[0] / composeP99;
+  targets.push({ name: 'warm no-op call p50 (ms)', target: '<= 0.35', value: noopP50, met: noopP50 <= 0.35 });
+  targets.push({ name: 'compose p50 (ms)', target: '<= 0.5', value: composeP50, met: composeP50 <= 0.5 });
+  targets.push({ name: 'compose p99 (ms)', target: '<= 1.5', value: composeP99, met: composeP99 <= 1.5 });
+  const restateNoopP50 = value('restate', 'noop call', 'p50Ms');
+  if (restateNoopP50 !== undefined) {
+    const restateNoopP99 = value('restate', 'noop call', 'p99Ms')!;
+    const restateComposeP50 = value('restate', 'square(increment(x))', 'p50Ms')!;
+    const restateComposeP99 = value('restate', 'square(increment(x))', 'p99Ms')!;
+    ratios['noop_p50_restate_over_ours'] = restateNoopP50 / noopP50;
+    ratios['noop_p99_restate_over_ours'] = restateNoopP99 / value('lattice-faas', 'noop call', 'p99Ms')!;
+    ratios['compose_p50_restate_over_ours'] = restateComposeP50 / composeP50;
+    ratios['compose_p99_restate_over_ours'] = restateComposeP99 / composeP99;
+    for (const [name, ratio] of Object.entries(ratios).filter(([name]) => name.includes('restate'))) targets.push({ name: `${name} (x)`, target: '>= 10', value: ratio, met: ratio >= 10 });
+  }
+  await publish('compose', options, {
+    rows,
+    ratios,
+    targets,
+    notes,
+    plot: {
+      rows: rows.flatMap((row) => [
+        { ...row, case: `${row['system']}: ${row['test']}`, quantile: 'p50', ms: row['p50Ms']! },
+        { ...row, case: `${row['system']}: ${row['test']}`, quantile: 'p99', ms: row['p99Ms']! },
+      ]),
+      spec: {
+        title: 'compose: sequential call latency (ms, log scale)',
+        width: 460,
+        height: 260,
+        mark: 'bar',
+        encoding: {
+          y: { field: 'case', type: 'nominal', title: null },
+          yOffset: { field: 'quantile' },
+          x: { field: 'ms', type: 'quantitative', scale: { type: 'log' }, title: 'latency (ms)' },
+          color: { field: 'quantile', type: 'nominal' },
+        },
+      },
+    },
+  });
+};
