@@ -307,6 +307,9 @@ export class LatticeFaas {
     const held = this.leaseOf(key);
     if (held === undefined) return undefined;
     const lease = held.lease;
+    // Arguments for a function the run lacks: the scheduler refuses those (EXEC_BAD_VALUE).
+    const leased = new Set((lease.functions ?? []).map((fn) => fn.name ?? ''));
+    if (Object.keys(args).some((name) => !leased.has(name))) return undefined;
     const schedule: PbTypes.ISchedule = {
       runId: callId,
       dag: lease.dag ?? '',

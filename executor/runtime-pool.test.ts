@@ -117,4 +117,95 @@ describe('RuntimePool', () => {
     expect(results).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
     expect(pool.size).toBe(2);
   });
+
+  it('keep-alive: a context unused for its keepAliveMs is dropped (the next call is cold), others stay warm', async () => {
+    pool = new RuntimePool({ prewarm: 1, memoryMb: 64, sweepPeriodMs: 20 });
+    const brief: FunctionCode = { ...fn('brief@1', '(x) => x + 1'), keepAliveMs: 50 };
+    expect(await pool.run(brief, [1])).toBe(2);
+    // square has the default keep-alive (10 minutes), on the same (only) worker.
+    expect(await pool.run(square, [2])).toBe(4);
+    expect(pool.warmFunctions().sort()).toEqual(['brief@1', 'square@1']);
+    await until(() => pool!.counters.unloaded > 0, 10_000);
+    expect(pool.counters.unloaded).toBe(1);
+    expect(pool.warmFunctions()).toEqual(['square@1']);
+    // The worker gets the code again: a cold call, same result.
+    const cold = pool.counters.cold;
+    expect(await pool.run(brief, [2])).toBe(3);
+    expect(pool.counters.cold).toBe(cold + 1);
+    expect(pool.size).toBe(1);
+  });
+
+  it('warm stack: sequential calls keep going to the most recently used of the warm workers (last in, first out)', async () => {
+    pool = new RuntimePool({ prewarm: 2, memoryMb: 64, workersMax: 2 });
+    await pool.ready();
+    // Its module state is per worker (a context per worker): the id tells which worker ran it.
+    // With `true` it waits for a message before answering (the test sends it through the host).
+    const whoami = fn('whoami@1', '(() => { const id = Math.random().toString(36).slice(2); return async (wait, ctx) => { if (wait) await ctx.recv({ timeoutMs: 10000 }); return id; }; })()');
+    let release: ((payload: Uint8Array | undefined) => void) | undefined;
+    const gate: FunctionHost = {
+      get: async () => undefined,
+      put: async () => {},
+      merge: async () => {},
+      delete: async () => {},
+      recv: () => new Promise((resolve) => (release = resolve)),
+    };
+    // Two at once: both workers get a context of their own.
+    const both = await Promise.all([pool.run(whoami, [false]), pool.run(whoami, [false])]);
+    expect(new Set(both).size).toBe(2);
+    // One at a time: always the same one (a FIFO queue or round robin would alternate).
+    const first = await pool.run(whoami, [false]);
+    expect(both).toContain(first);
+    for (let i = 0; i < 6; i++) expect(await pool.run(whoami, [false])).toBe(first);
+    // Both busy again; the other worker's call finishes last...
+    const quick = pool.run(whoami, [false]);
+    const held = pool.run(whoami, [true], gate);
+    expect(await quick).toBe(first);
+    await until(() => release !== undefined, 10_000);
+    release!(undefined);
+    const other = await held;
+    expect(other).not.toBe(first);
+    // ...so it is on top of the stack now.
+    for (let i = 0; i < 6; i++) expect(await pool.run(whoami, [false])).toBe(other);
+    expect(pool.counters.cold).toBe(2);
+  });
+
+  it('aborts ctx.signal at the timeout: the call fails EXEC_TIMEOUT, and a function that then settles keeps its worker', async () => {
+    // A long grace: the worker is replaced only if the function ignores the abort.
+    pool = new RuntimePool({ prewarm: 1, memoryMb: 64, abortGraceMs: 5000 });
+    await pool.ready();
+    const polite = fn('polite@1', 'async (x, ctx) => { if (!ctx.signal.aborted) await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true })); return "stopped"; }', { timeoutMs: 200 });
+    await expect(pool.run(polite, [1])).rejects.toMatchObject({ code: 'EXEC_TIMEOUT' });
+    expect(pool.counters.timeouts).toBe(1);
+    // The worker is free again once the function returned after the abort (within the grace).
+    await until(() => pool!.load === 0, 10_000);
+    expect(pool.counters.replaced).toBe(0);
+    expect(pool.size).toBe(1);
+    // The same worker, still holding the function's context.
+    expect(pool.warmFunctions()).toContain('polite@1');
+    expect(await pool.run(square, [8])).toBe(64);
+    expect(pool.counters.replaced).toBe(0);
+  }, 20_000);
+
+  it('prepare() specialises a runtime ahead of the call: the next call is warm', async () => {
+    pool = new RuntimePool({ prewarm: 1, memoryMb: 64 });
+    const prepared = fn('prepared@1', '(() => { let loads = 0; loads++; return (x) => [x * 3, loads]; })()');
+    await pool.prepare(prepared);
+    expect(pool.warmFunctions()).toEqual(['prepared@1']);
+    // A prepare is not a call.
+    expect(pool.counters).toMatchObject({ calls: 0, warm: 0, cold: 0 });
+    expect(await pool.run(prepared, [2])).toEqual([6, 1]);
+    expect(pool.counters).toMatchObject({ calls: 1, warm: 1, cold: 0 });
+    // Preparing again, when it is warm already, changes nothing.
+    await pool.prepare(prepared);
+    expect(await pool.run(prepared, [3])).toEqual([9, 1]);
+    expect(pool.counters).toMatchObject({ calls: 2, warm: 2, cold: 0 });
+    // Code that does not load fails its prepare with the function's error.
+    await expect(pool.prepare(fn('broken@1', '(x) => {'))).rejects.toMatchObject({ code: 'EXEC_USER_ERROR' });
+  });
 });
+
+/** Waits until `condition` holds, polling, for at most `timeoutMs` (then the assertions after it fail). */
+async function until(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+}

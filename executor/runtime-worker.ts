@@ -104,9 +104,10 @@ function isLattice(value: unknown): value is AnyLattice {
 
 /** A plain value from the function's realm, brought into this one and encoded. */
 function encodePlain(value: unknown, maxBytes: number): Uint8Array {
+  if (value === undefined || value === null || typeof value !== 'object') return encodeValue(value ?? null, { maxBytes });
   let local: unknown;
   try {
-    local = structuredClone(value === undefined ? null : value);
+    local = structuredClone(value);
   } catch (error) {
     throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, `the value cannot be sent: ${(error as Error).message}`);
   }
@@ -126,10 +127,15 @@ function contextFor(call: RuntimeCall, signal: AbortSignal): FunctionContext {
     const payload = await ask({ callId, op: 'get', key: checkKey(key) });
     return payload === undefined ? undefined : decodeLattice(payload, { verifyCanonical: false });
   };
+  let log: pino.Logger | undefined;
   return {
     callId: call.invocation.runId,
     functionName: call.invocation.functionName,
-    log: logger.child({ callId: call.invocation.runId, fn: call.functionId }),
+    // Made on first use: most functions never log, and a child logger costs microseconds.
+    get log() {
+      log ??= logger.child({ callId: call.invocation.runId, fn: call.functionId });
+      return log;
+    },
     signal,
     get: async (key) => plain(await getLattice(key)),
     getLattice,

@@ -80,20 +80,32 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** A numeric field: absent (the default), or a finite number; anything else is a wrong shape. */
+function numberField(record: Record<string, unknown>, field: string, fallback: number, what: string): number {
+  const value = record[field] ?? fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw bad(what);
+  return value;
+}
+
+function stringOf(value: unknown, what: string): string {
+  if (typeof value !== 'string') throw bad(what);
+  return value;
+}
+
 /** The record a function key's value holds (a Priority or Lww of it). */
 export function functionRecordOf(value: AnyLattice | undefined): FunctionRecord | undefined {
   if (value === undefined) return undefined;
   const record = value.reveal();
-  if (!isObject(record) || typeof record['name'] !== 'string' || typeof record['code'] !== 'string' || typeof record['version'] !== 'number') throw bad('function');
+  if (!isObject(record) || typeof record['name'] !== 'string' || typeof record['code'] !== 'string' || !Number.isSafeInteger(record['version'])) throw bad('function');
   return {
     name: record['name'],
-    version: record['version'],
+    version: record['version'] as number,
     code: record['code'],
-    memoryMb: Number(record['memoryMb'] ?? 128),
-    timeoutMs: Number(record['timeoutMs'] ?? 60_000),
-    keepAliveMs: Number(record['keepAliveMs'] ?? 600_000),
-    concurrency: Number(record['concurrency'] ?? 1),
-    registeredAtMs: Number(record['registeredAtMs'] ?? 0),
+    memoryMb: numberField(record, 'memoryMb', 128, 'function'),
+    timeoutMs: numberField(record, 'timeoutMs', 60_000, 'function'),
+    keepAliveMs: numberField(record, 'keepAliveMs', 600_000, 'function'),
+    concurrency: numberField(record, 'concurrency', 1, 'function'),
+    registeredAtMs: numberField(record, 'registeredAtMs', 0, 'function'),
   };
 }
 
@@ -103,10 +115,10 @@ export function dagRecordOf(value: AnyLattice | undefined): DagRecord | undefine
   if (!isObject(record) || typeof record['name'] !== 'string' || !Array.isArray(record['functions']) || !Array.isArray(record['edges'])) throw bad('DAG');
   return {
     name: record['name'],
-    functions: (record['functions'] as unknown[]).map(String),
+    functions: (record['functions'] as unknown[]).map((name) => stringOf(name, 'DAG')),
     edges: (record['edges'] as unknown[]).map((edge) => {
       if (!Array.isArray(edge) || edge.length !== 2) throw bad('DAG edge');
-      return [String(edge[0]), String(edge[1])] as const;
+      return [stringOf(edge[0], 'DAG edge'), stringOf(edge[1], 'DAG edge')] as const;
     }),
   };
 }
@@ -117,6 +129,6 @@ export function resultRecordOf(value: AnyLattice | undefined): ResultRecord | un
   const record = value.reveal();
   if (!isObject(record)) throw bad('result');
   if (record['ok'] === true && record['value'] instanceof Uint8Array) return { ok: true, value: record['value'] };
-  if (record['ok'] === false) return { ok: false, code: String(record['code']), message: String(record['message']) };
+  if (record['ok'] === false) return { ok: false, code: stringOf(record['code'], 'result'), message: stringOf(record['message'] ?? '', 'result') };
   throw bad('result');
 }
