@@ -1,7 +1,9 @@
 /**
  * An executor's cache of lattice values, next to the functions (DESIGN.md §7; issue 4). Bounded
  * in bytes (lru-cache); read-through from the KVS (concurrent misses of one key share one read);
- * merge-on-write (the merged value is cached at once and merged into the KVS); subscribed to the
+ * merge-on-write (the merged value is cached at once and merged into the KVS; a write to a key
+ * not held yet is completed from the KVS at its first read, so it never reads as the whole
+ * value); subscribed to the
  * KVS for every cached key, so a cached value is fresh within a gossip period of any write
  * elsewhere (pushed values are merged in, deletes evict). `keys()` is what it tells the
  * schedulers it holds.
@@ -31,6 +33,12 @@ export class ExecutorCache {
   private readonly values: LRUCache<string, AnyLattice>;
   private readonly subscriptions = new Map<string, { close(): void }>();
   private readonly reads = new Map<string, Promise<AnyLattice | undefined>>();
+  /**
+   * Keys held only because this executor wrote them (a merge of a key it had not read): what is
+   * held is its own writes, not the key's value. The first read completes it from the KVS. A
+   * subset of the keys held (dropped with them), so bounded like them.
+   */
+  private readonly partial = new Set<string>();
   readonly counters = { hits: 0, misses: 0, pushes: 0, writes: 0, evictions: 0 };
 
   constructor(
@@ -43,6 +51,7 @@ export class ExecutorCache {
       sizeCalculation: (value, key) => Math.max(1, value.encode().byteLength + key.length),
       dispose: (_value, key, reason) => {
         if (reason === 'set') return;
+        this.partial.delete(key);
         this.counters.evictions++;
         this.subscriptions.get(key)?.close();
         this.subscriptions.delete(key);
@@ -53,6 +62,12 @@ export class ExecutorCache {
   /** The value of `key`: from the cache, else read from the KVS (and cached, and subscribed). */
   async get(key: string): Promise<AnyLattice | undefined> {
     const cached = this.values.get(key);
+    if (cached !== undefined && this.partial.has(key)) {
+      // Only our own writes are held: a Counter incremented here would read 1, not its total.
+      const complete = await this.refresh(key);
+      this.partial.delete(key);
+      return complete;
+    }
     if (cached !== undefined) {
       this.counters.hits++;
       return cached;
@@ -78,6 +93,7 @@ export class ExecutorCache {
       throw new LfaasError(ErrorCode.KVS_LATTICE_MISMATCH, `key ${JSON.stringify(key)} holds lattice type ${current.type}, the write has type ${value.type}`);
     }
     this.counters.writes++;
+    if (current === undefined) this.partial.add(key);
     this.hold(key, current === undefined ? value : (current.merge(value) as AnyLattice));
     await this.backend.put(key, value, { ack });
   }
