@@ -1,54 +1,110 @@
 /**
- * The demo `npm start` runs against the local cluster: several clients increment one shared
- * counter at once, first as a `Counter` lattice (every increment kept), then as a naive
- * read-modify-write of an LWW register (concurrent updates overwrite each other). Then every
- * replica of both keys is read back, and the lost updates printed.
+ * The demos `npm start` (`lfaas up --demo`) runs against the local cluster, through functions
+ * deployed from examples/functions/ (bundled from their TypeScript sources by esbuild):
+ *
+ * 1. A shared counter: several clients call a function incrementing one key, concurrently.
+ *    `counter-increment` merges a Counter lattice (every increment kept); `naive-increment` does a
+ *    read-modify-write of a plain value (a last-writer-wins register: concurrent updates overwrite
+ *    each other). Each key is then read back from every replica, and the lost updates printed.
+ * 2. The DAG `square(increment(x))`, built with the typed builder and called for x = 1..5 and once
+ *    asynchronously (its result delivered through the KVS).
+ *
+ * cli/ may not import examples/ (test/architecture.test.ts), so the function modules are found on
+ * disk: beside the sources from `cli/*.ts`, and from `dist/cli/*.js` in the repository the build
+ * ran in (the TypeScript sources, else their compiled `.js` under dist/examples/).
  */
-import { KvsClient } from '../client/index.js';
-import { Counter, HybridClock, Lww } from '../lattices/index.js';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Counter, LatticeFaas, dag } from '../client/index.js';
+import type { Lww } from '../client/index.js';
 
 const CLIENTS = 4;
-const INCREMENTS = 25;
+const CALLS = 25;
 
-export async function runDemo(routing: readonly string[]): Promise<boolean> {
-  const clients = await Promise.all(Array.from({ length: CLIENTS }, () => KvsClient.connect({ routing })));
-  const run = `${Date.now().toString(36)}`;
+/** The path of example function `name` (examples/functions/<name>.ts, or its compiled .js). */
+export function exampleFunctionPath(name: string): string {
+  const candidates = [
+    new URL(`../../examples/functions/${name}.ts`, import.meta.url), // from dist/cli/: the repository's sources
+    new URL(`../examples/functions/${name}.ts`, import.meta.url), // from cli/ (sources run directly)
+    new URL(`../examples/functions/${name}.js`, import.meta.url), // from dist/cli/: the compiled module
+  ].map((url) => fileURLToPath(url));
+  const found = candidates.find((path) => existsSync(path));
+  if (found === undefined) throw new Error(`example function ${name} not found (looked for ${candidates.join(', ')})`);
+  return found;
+}
+
+/** Runs both demos; resolves with whether every result was right. */
+export async function runDemos(routing: readonly string[], schedulers: readonly string[]): Promise<boolean> {
+  const faas = await LatticeFaas.connect({ routing, schedulers });
+  try {
+    const counterOk = await sharedCounterDemo(faas, routing, schedulers);
+    const dagOk = await dagDemo(faas);
+    return counterOk && dagOk;
+  } finally {
+    await faas.close();
+  }
+}
+
+async function sharedCounterDemo(faas: LatticeFaas, routing: readonly string[], schedulers: readonly string[]): Promise<boolean> {
+  const run = Date.now().toString(36);
   const counterKey = `demo:${run}:counter`;
   const naiveKey = `demo:${run}:naive`;
+  const counterIncrement = await faas.register<(key: string) => Promise<number>>('counter-increment', exampleFunctionPath('counter-increment'));
+  const naiveIncrement = await faas.register<(key: string) => Promise<number>>('naive-increment', exampleFunctionPath('naive-increment'));
+  console.log(`\ndemo 1: a shared counter through functions: ${CLIENTS} clients x ${CALLS} calls each, concurrently`);
+  console.log(`  deployed counter-increment v${counterIncrement.version} (merges a Counter lattice) and naive-increment v${naiveIncrement.version} (ctx.get, then ctx.put of value + 1)`);
+  // The counter function builds its increment from the Counter it reads: the key starts as one.
+  await faas.kvs.put(counterKey, Counter.ZERO, { ack: 'replicated' });
+  const clients = await Promise.all(Array.from({ length: CLIENTS }, () => LatticeFaas.connect({ routing, schedulers })));
   try {
-    console.log(`\ndemo: ${CLIENTS} clients x ${INCREMENTS} increments of one shared counter, concurrently, each write acknowledged 'replicated'`);
-    await Promise.all(
-      clients.map(async (client, c) => {
-        // A PN-counter keeps one count per writer and merges by maximum: each client writes its own
-        // running count, so concurrent writers never overwrite each other.
-        let mine = Counter.ZERO;
-        for (let step = 0; step < INCREMENTS; step++) {
-          mine = mine.increment(`client-${c}-${run}`);
-          await client.put(counterKey, mine, { ack: 'replicated' });
-        }
-      }),
-    );
-    const clocks = clients.map((_, c) => new HybridClock(`client-${c}-${run}`, () => Date.now()));
-    await clients[0]!.put(naiveKey, Lww.write(clocks[0]!, 0), { ack: 'replicated' });
-    await Promise.all(
-      clients.map(async (client, c) => {
-        for (let step = 0; step < INCREMENTS; step++) {
-          const current = ((await client.get<Lww<number>>(naiveKey))?.reveal() as number | undefined) ?? 0;
-          await client.put(naiveKey, Lww.write(clocks[c]!, current + 1), { ack: 'replicated' });
-        }
-      }),
-    );
-    const expected = CLIENTS * INCREMENTS;
-    const replicas = await clients[0]!.replicasOf(counterKey);
-    const counter = (await clients[0]!.getAll<Counter>(counterKey))?.reveal();
-    const naive = (await clients[0]!.getAll<Lww<number>>(naiveKey))?.reveal() as number | undefined;
-    console.log(`\n  key                     value   expected  lost updates   (merged over ${replicas.length} replicas)`);
-    console.log(`  Counter lattice         ${String(counter).padEnd(7)} ${String(expected).padEnd(9)} ${expected - Number(counter)}`);
-    console.log(`  naive LWW read-modify   ${String(naive).padEnd(7)} ${String(expected).padEnd(9)} ${expected - Number(naive)}`);
-    const ok = counter === expected;
-    console.log(ok ? `\nthe Counter kept all ${expected} increments; the LWW read-modify-write lost ${expected - Number(naive)} concurrent updates.` : '\nthe Counter lost increments: this is a bug');
-    return ok;
+    for (const [handle, key] of [
+      [counterIncrement, counterKey],
+      [naiveIncrement, naiveKey],
+    ] as const) {
+      await Promise.all(
+        clients.map(async (client) => {
+          for (let call = 0; call < CALLS; call++) await client.call(handle, [key]);
+        }),
+      );
+    }
   } finally {
     await Promise.all(clients.map((client) => client.close()));
   }
+  const expected = CLIENTS * CALLS;
+  const replicas = await faas.kvs.replicasOf(counterKey);
+  const counter = (await faas.kvs.getAll<Counter>(counterKey))?.reveal();
+  const naive = (await faas.kvs.getAll<Lww<number>>(naiveKey))?.reveal() as number | undefined;
+  const lost = (value: number | undefined): number => expected - Number(value ?? 0);
+  console.log(`\n  function (value)                        value   expected  lost updates   (merged over ${replicas.length} replicas)`);
+  console.log(`  counter-increment (Counter lattice)     ${String(counter).padEnd(7)} ${String(expected).padEnd(9)} ${lost(counter)}`);
+  console.log(`  naive-increment (read-modify-write)     ${String(naive).padEnd(7)} ${String(expected).padEnd(9)} ${lost(naive)}`);
+  // The naive value can lose updates, never gain them (a sync call runs at most once).
+  const ok = counter === expected && typeof naive === 'number' && naive >= 1 && naive <= expected;
+  console.log(
+    ok
+      ? `\n  counter-increment kept all ${expected} increments; naive-increment's read-modify-write lost ${lost(naive)} concurrent updates.`
+      : `\n  wrong: the Counter holds ${String(counter)} (expected ${expected}), the naive value ${String(naive)} (expected 1 to ${expected}): this is a bug`,
+  );
+  return ok;
+}
+
+async function dagDemo(faas: LatticeFaas): Promise<boolean> {
+  const increment = await faas.register<(x: number) => number, 'increment'>('increment', exampleFunctionPath('increment'));
+  const square = await faas.register<(x: number) => number, 'square'>('square', exampleFunctionPath('square'));
+  const composed = await faas.registerDag(dag('square-of-increment').fn(increment).fn(square, ['increment']).build());
+  console.log(`\ndemo 2: the DAG square(increment(x)): dag('square-of-increment').fn(increment).fn(square, ['increment'])`);
+  console.log('\n  x  square(increment(x))  expected');
+  let ok = true;
+  for (let x = 1; x <= 5; x++) {
+    const result = await faas.callDag(composed, { increment: [x] });
+    const expected = (x + 1) ** 2;
+    ok &&= result === expected;
+    console.log(`  ${x}  ${String(result).padEnd(20)}  ${expected}${result === expected ? '' : '   WRONG'}`);
+  }
+  const future = await faas.callDagAsync(composed, { increment: [6] });
+  const asyncResult = await future.result({ timeoutMs: 30_000 });
+  ok &&= asyncResult === 49;
+  console.log(`  6  ${String(asyncResult).padEnd(20)}  49${asyncResult === 49 ? '' : '   WRONG'}   (callDagAsync: the result arrived through the KVS, key ${future.resultKey})`);
+  console.log(ok ? '\n  every DAG result is right.' : '\n  a DAG result is wrong: this is a bug');
+  return ok;
 }

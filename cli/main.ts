@@ -3,6 +3,8 @@
  */
 import { availableParallelism } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { CONSISTENCIES, faasCall, faasDagCall, faasDagCreate, faasDagDelete, faasDagList, faasDeleteFunction, faasDeploy, faasFunctions } from './faas-commands.js';
+import type { CallCommandOptions, DagCallOptions, FaasAddresses, ListOptions } from './faas-commands.js';
 import { VALUE_TYPES, kvsDelete, kvsDepart, kvsGet, kvsPut, kvsReplicate, kvsStat } from './kvs-commands.js';
 import type { ValueType } from './kvs-commands.js';
 import { runExecutor } from './executor.js';
@@ -19,20 +21,26 @@ const integer = (min: number, max: number) => (value: string): number => {
 const list = (value: string): string[] => value.split(',').filter((item) => item.length > 0);
 const ackOption = (): Option => new Option('--ack <mode>', 'when the write is acknowledged').choices(['local', 'durable', 'replicated']).default('durable');
 const routingOption = (): Option => new Option('--routing <addresses>', 'comma-separated routing node addresses').env('LFAAS_ROUTING').makeOptionMandatory();
+const schedulersOption = (): Option => new Option('--schedulers <addresses>', 'comma-separated scheduler addresses').env('LFAAS_SCHEDULERS').makeOptionMandatory();
+/** The options of a command that talks to the FaaS (functions, DAGs): routing and schedulers. */
+const faasCommand = (parent: Command, spec: string, description: string): Command => parent.command(spec).description(description).addOption(routingOption()).addOption(schedulersOption());
+const consistencyOption = (): Option => new Option('--consistency <mode>', 'consistency of the call\'s reads').choices([...CONSISTENCIES]);
 
 const program = new Command();
 program.name('lfaas').description('Lattice FaaS: a stateful FaaS on a lattice key-value store').version('0.1.0').enablePositionalOptions();
 
 program
   .command('up')
-  .description('start a local cluster on 127.0.0.1: a routing node and storage nodes')
-  .option('--demo', 'run the shared-counter demo, then stop', false)
+  .description('start a local cluster on 127.0.0.1: a routing node, storage nodes, schedulers and executors')
+  .option('--demo', 'run the demos (a shared counter through functions, the DAG square(increment(x))), then stop', false)
+  .option('--schedulers <n>', 'schedulers', integer(1, 16), 1)
+  .option('--executors <n>', 'executors (4 workers each)', integer(1, 64), 2)
   .option('--nodes <n>', 'storage nodes', integer(1, 16), 3)
   .option('--shards <n>', 'shards per storage node', integer(1, 64), 2)
   .option('--replication <n>', 'nodes per key (global replication factor)', integer(1, 16), 2)
   .option('--data <folder>', 'data folder (one lmdb environment per shard)', 'data')
   .option('--gossip-period-ms <ms>', 'gossip period', integer(1, 60_000), 50)
-  .action(async (options: { demo: boolean; nodes: number; shards: number; replication: number; data: string; gossipPeriodMs: number }) => {
+  .action(async (options: { demo: boolean; nodes: number; shards: number; replication: number; data: string; gossipPeriodMs: number; schedulers: number; executors: number }) => {
     await up(options);
   });
 
@@ -66,7 +74,7 @@ program
   .option('--host <host>', 'interface to bind', '127.0.0.1')
   .option('--port <port>', 'port (0 = any)', integer(0, 65535), 0)
   .addOption(routingOption())
-  .addOption(new Option('--schedulers <addresses>', 'comma-separated scheduler addresses').env('LFAAS_SCHEDULERS').makeOptionMandatory())
+  .addOption(schedulersOption())
   .option('--workers <n>', 'runtime worker threads at most', integer(1, 256), 8)
   .option('--prewarm <n>', 'unspecialised workers started ahead of calls', integer(0, 256), 2)
   .option('--memory-mb <mb>', 'memory class of prewarmed workers', integer(16, 4096), 128)
@@ -75,6 +83,60 @@ program
   .action(async (options: { host: string; port: number; routing: string; schedulers: string; workers: number; prewarm: number; memoryMb: number; cacheBytes: number; statusPeriodMs: number }) => {
     await runExecutor({ ...options, routing: list(options.routing), schedulers: list(options.schedulers) });
   });
+
+faasCommand(program, 'deploy <file>', 'bundle a TypeScript (or JavaScript) function module and register it; prints {"name","version"}')
+  .option('--name <name>', 'function name (default: the file\'s base name without its extension)')
+  .option('--memory-mb <mb>', 'memory limit of its runtime', integer(16, 4096))
+  .option('--timeout-ms <ms>', 'time limit of a call', integer(1, 3_600_000))
+  .option('--keep-alive-ms <ms>', 'how long an idle specialised runtime is kept', integer(0, 86_400_000))
+  .action(async (file: string, options: FaasAddresses & { name?: string; memoryMb?: number; timeoutMs?: number; keepAliveMs?: number }) => faasDeploy(file, options));
+
+faasCommand(program, 'call <name> [args...]', 'call a function; each argument is JSON (a bare word is a string); prints the result as JSON')
+  .option('--version <n>', 'function version (default: the latest)', integer(1, Number.MAX_SAFE_INTEGER))
+  .addOption(consistencyOption())
+  .option('--timeout-ms <ms>', 'the call\'s time budget', integer(1, 3_600_000))
+  .option('--async', 'call asynchronously (the result lands in the KVS) and print it once it does', false)
+  .action(async (name: string, args: string[], options: CallCommandOptions) => faasCall(name, args, options));
+
+const dagCommand = program.command('dag').description('DAGs of functions: create, call, list, delete');
+
+faasCommand(dagCommand, 'create <name>', 'register a DAG: its functions, and edges from:to (a parent\'s result is its child\'s first argument)')
+  .requiredOption('--functions <names>', 'comma-separated function names', list)
+  .option('--edges <edges>', 'comma-separated from:to pairs', list, [])
+  .action(async (name: string, options: FaasAddresses & { functions: string[]; edges: string[] }) => faasDagCreate(name, options));
+
+faasCommand(dagCommand, 'call <name>', 'call a DAG; prints its sink\'s result as JSON')
+  .option('--args <json>', 'per function, its arguments: a JSON object of arrays, e.g. {"increment":[1]}')
+  .addOption(consistencyOption())
+  .option('--timeout-ms <ms>', 'the call\'s time budget', integer(1, 3_600_000))
+  .option('--async', 'call asynchronously and print the result once it lands in the KVS', false)
+  .action(async (name: string, options: DagCallOptions) => faasDagCall(name, options));
+
+faasCommand(dagCommand, 'list', 'list the registered DAGs')
+  .option('--json', 'one JSON object a line', false)
+  .action(async (options: ListOptions) => faasDagList(options));
+
+faasCommand(dagCommand, 'delete <name>', 'delete a DAG')
+  .action(async (name: string, options: FaasAddresses) => faasDagDelete(name, options));
+
+// Its addresses are checked in the action, not by commander: an ancestor's mandatory options are
+// required of its subcommands too, which take their own (`functions delete <name> --routing ...`).
+const functionsCommand = program
+  .command('functions [name]')
+  .enablePositionalOptions()
+  .description('list the registered functions (or the one named); `functions delete <name>` deletes one')
+  .addOption(new Option('--routing <addresses>', 'comma-separated routing node addresses').env('LFAAS_ROUTING'))
+  .addOption(new Option('--schedulers <addresses>', 'comma-separated scheduler addresses').env('LFAAS_SCHEDULERS'))
+  .option('--json', 'one JSON object a line', false)
+  .action(async (name: string | undefined, options: Partial<ListOptions> & { json: boolean }) => {
+    if (options.routing === undefined) functionsCommand.error("error: required option '--routing <addresses>' not specified");
+    if (options.schedulers === undefined) functionsCommand.error("error: required option '--schedulers <addresses>' not specified");
+    await faasFunctions(name, { routing: options.routing!, schedulers: options.schedulers!, json: options.json });
+  });
+
+faasCommand(functionsCommand, 'delete <name>', 'delete a function: every version, or the one given')
+  .option('--version <n>', 'the version to delete (default: all)', integer(1, Number.MAX_SAFE_INTEGER))
+  .action(async (name: string, options: FaasAddresses & { version?: number }) => faasDeleteFunction(name, options));
 
 const kvs = program
   .command('kvs')

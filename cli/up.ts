@@ -1,7 +1,8 @@
 /**
- * `lfaas up`: a local cluster as child processes on 127.0.0.1: one routing node and N storage
- * nodes (each with its shards and lmdb environments under the data folder). Prints where
- * everything is; with `--demo` runs the shared-counter demo and stops. Children are stopped by pid
+ * `lfaas up`: a local cluster as child processes on 127.0.0.1: one routing node, N storage nodes
+ * (each with its shards and lmdb environments under the data folder), schedulers and executors.
+ * Once the executors have reported to the schedulers, prints where everything is and the `export`
+ * lines for the other commands; with `--demo` runs the demos (cli/demo.ts) and stops. Children are stopped by pid
  * on exit, Ctrl-C or SIGTERM, and stop themselves if this process dies (their stdin closes).
  */
 import { spawn } from 'node:child_process';
@@ -10,7 +11,8 @@ import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runDemo } from './demo.js';
+import { ErrorCode, LatticeFaas, isLfaasError, isRetryable } from '../client/index.js';
+import { runDemos } from './demo.js';
 import { freePorts } from './free-port.js';
 import { waitForRing } from './ring-ready.js';
 
@@ -21,6 +23,8 @@ export interface UpOptions {
   readonly data: string;
   readonly demo: boolean;
   readonly gossipPeriodMs: number;
+  readonly schedulers: number;
+  readonly executors: number;
 }
 
 /** The compiled CLI beside this module; from the TypeScript sources (tests), the built one. */
@@ -94,6 +98,63 @@ export async function stopChildren(children: readonly ChildProcess[], signal: No
   );
 }
 
+/**
+ * Waits (bounded, 10 s) until executors have reported to every scheduler: calls a no-op function
+ * (registered for this, deleted after) through each scheduler while the call fails with
+ * SCHED_NO_CAPACITY (no executor heard from yet), or with another retryable error or EXEC_TIMEOUT
+ * (a first call on a loaded machine: the no-op is safe to run again). One answered call proves
+ * that one executor reported; the others started at the same time and heartbeat every 100 ms.
+ *
+ * @example
+ * ```ts
+ * await waitForExecutors(['tcp://127.0.0.1:7100'], ['tcp://127.0.0.1:7200']);
+ * // calls through the scheduler now find an executor
+ * ```
+ */
+export async function waitForExecutors(routing: readonly string[], schedulers: readonly string[], timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const faas = await LatticeFaas.connect({ routing, schedulers });
+  try {
+    const probe = await faas.register(PROBE, { code: 'module.exports = () => null;' }, { timeoutMs: 5000 });
+    for (const scheduler of schedulers) {
+      const one = await LatticeFaas.connect({ routing, schedulers: [scheduler] });
+      try {
+        for (let attempt = 0; ; attempt++) {
+          try {
+            await one.call(probe, [], { timeoutMs: Math.max(100, Math.min(3000, deadline - Date.now())) });
+            break;
+          } catch (error) {
+            const again = isLfaasError(error) && (isRetryable(error.code) || error.code === ErrorCode.EXEC_TIMEOUT);
+            if (!again || attempt >= 200 || Date.now() >= deadline) throw error;
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+        }
+      } finally {
+        await one.close();
+      }
+    }
+  } finally {
+    await faas.deleteFunction(PROBE).catch(() => {});
+    await faas.close();
+  }
+}
+
+/**
+ * Waits for roles started together and adds each started child to `children`, also when another
+ * failed (then throws its error): a child left out would never be stopped, and its open pipes
+ * would keep this process from exiting.
+ */
+async function startedAll(children: ChildProcess[], starts: readonly Promise<Started>[]): Promise<Started[]> {
+  const settled = await Promise.allSettled(starts);
+  for (const result of settled) if (result.status === 'fulfilled') children.push(result.value.child);
+  const failed = settled.find((result) => result.status === 'rejected');
+  if (failed !== undefined) throw failed.reason;
+  return settled.map((result) => (result as PromiseFulfilledResult<Started>).value);
+}
+
+/** The no-op function waitForExecutors calls. */
+const PROBE = 'lfaas-up-probe';
+
 export async function up(options: UpOptions): Promise<void> {
   const data = resolve(options.data);
   const [routingPort] = await freePorts(1);
@@ -108,12 +169,16 @@ export async function up(options: UpOptions): Promise<void> {
   process.once('SIGTERM', () => void stopAll().finally(() => process.exit(143)));
 
   try {
-    console.log(`lfaas up: 1 routing node + ${options.nodes} storage nodes x ${options.shards} shards on 127.0.0.1, replication factor ${options.replication}, data in ${data}`);
+    const total = 1 + options.nodes + options.schedulers + options.executors;
+    console.log(
+      `lfaas up: 1 routing node + ${options.nodes} storage nodes x ${options.shards} shards + ${options.schedulers} scheduler${options.schedulers === 1 ? '' : 's'} + ${options.executors} executors on 127.0.0.1, replication factor ${options.replication}, data in ${data}`,
+    );
     const routing = await startRole(['routing', '--port', String(routingPort), '--global', String(options.replication)], 'routing');
     children.push(routing.child);
     const routingAddress = String(routing.ready['address']);
-    console.log(`  [1/${1 + options.nodes}] routing  pid ${routing.child.pid}  ${routingAddress}`);
-    const starts = await Promise.all(
+    console.log(`  [1/${total}] routing  pid ${routing.child.pid}  ${routingAddress}`);
+    const starts = await startedAll(
+      children,
       Array.from({ length: options.nodes }, (_, n) =>
         startRole(
           ['kvs', '--id', `node-${n}`, '--routing', routingAddress, '--shards', String(options.shards), '--data', data, '--metrics-port', '0', '--gossip-period-ms', String(options.gossipPeriodMs), '--port', '0'],
@@ -122,17 +187,38 @@ export async function up(options: UpOptions): Promise<void> {
       ),
     );
     for (const [n, started] of starts.entries()) {
-      children.push(started.child);
       const ready = started.ready;
       console.log(
-        `  [${2 + n}/${1 + options.nodes}] node-${n}   pid ${started.child.pid}  control ${String(ready['control'])}  shards ${(ready['shards'] as string[]).join(' ')}  metrics http://127.0.0.1:${String(ready['metricsPort'])}/metrics  (${String(ready['keys'])} keys reloaded)`,
+        `  [${2 + n}/${total}] node-${n}   pid ${started.child.pid}  control ${String(ready['control'])}  shards ${(ready['shards'] as string[]).join(' ')}  metrics http://127.0.0.1:${String(ready['metricsPort'])}/metrics  (${String(ready['keys'])} keys reloaded)`,
       );
     }
-    console.log(`\ncluster ready. Try: lfaas kvs put greeting '"hello"' --routing ${routingAddress}; lfaas kvs stat --routing ${routingAddress}`);
+    // Until every node has joined and the ring lists it: the schedulers keep their registry in the KVS.
+    await waitForRing([routingAddress], starts.flatMap((started) => started.ready['shards'] as string[]));
+    let index = 2 + options.nodes;
+    const schedulerAddresses: string[] = [];
+    for (let s = 0; s < options.schedulers; s++) {
+      const scheduler = await startRole(['scheduler', '--routing', routingAddress], `scheduler ${s}`);
+      children.push(scheduler.child);
+      schedulerAddresses.push(String(scheduler.ready['address']));
+      console.log(`  [${index++}/${total}] scheduler-${s}  pid ${scheduler.child.pid}  ${String(scheduler.ready['address'])}`);
+    }
+    const executors = await startedAll(
+      children,
+      Array.from({ length: options.executors }, (_, e) =>
+        startRole(['executor', '--routing', routingAddress, '--schedulers', schedulerAddresses.join(','), '--workers', '4', '--prewarm', '2'], `executor ${e}`),
+      ),
+    );
+    for (const [e, executor] of executors.entries()) {
+      console.log(`  [${index++}/${total}] executor-${e}   pid ${executor.child.pid}  ${String(executor.ready['address'])}  ${String(executor.ready['workers'])} workers`);
+    }
+    await waitForExecutors([routingAddress], schedulerAddresses);
+    const schedulerList = schedulerAddresses.join(',');
+    console.log('\ncluster ready. For the other lfaas commands, in your shell:');
+    console.log(`  export LFAAS_ROUTING=${routingAddress}`);
+    console.log(`  export LFAAS_SCHEDULERS=${schedulerList}`);
+    console.log("then try: lfaas deploy examples/functions/square.ts; lfaas call square 7; lfaas functions; lfaas kvs put greeting '\"hello\"'; lfaas kvs stat");
     if (options.demo) {
-      // Until every node has joined and the ring lists it.
-      await waitForRing([routingAddress], starts.flatMap((started) => started.ready['shards'] as string[]));
-      const ok = await runDemo([routingAddress]);
+      const ok = await runDemos([routingAddress], schedulerAddresses);
       if (!ok) process.exitCode = 1;
       return;
     }

@@ -1,6 +1,14 @@
 /**
- * Examples of Lattice FaaS programs. Today the shared-counter demo lives in `cli/demo.ts` (run by
- * `npm start`); the function and DAG examples (`square(increment(x))`, prediction serving) arrive
- * with the FaaS core (issue 4).
+ * Examples of Lattice FaaS programs: function modules under `functions/`, each a TypeScript module
+ * whose default export is the function (`lfaas deploy examples/functions/square.ts` bundles and
+ * registers one). `npm start` (`lfaas up --demo`, cli/demo.ts) deploys them and runs:
+ * - the shared counter through functions: `counter-increment` (a Counter lattice merged, every
+ *   concurrent increment kept) against `naive-increment` (read-modify-write of a plain value);
+ * - the DAG `square(increment(x))`, built with the typed `dag(...)` builder.
+ *
+ * They are re-exported here for their types (`faas.function<typeof square>('square')`).
  */
-export {};
+export { default as increment } from './functions/increment.js';
+export { default as square } from './functions/square.js';
+export { default as counterIncrement } from './functions/counter-increment.js';
+export { default as naiveIncrement } from './functions/naive-increment.js';

@@ -307,7 +307,7 @@ export class SchedulerNode implements Machine {
   }
 
   /** Places every function of the run and sends the schedule to each executor chosen. */
-  private dispatch(dispatch: Dispatch, onNoCapacity: (error: LfaasError) => Effect[]): Effect[] {
+  private dispatch(dispatch: Dispatch, onNoCapacity: (error: LfaasError) => Effect[], previous: readonly string[] = []): Effect[] {
     const alive = [...this.executors.values()];
     const chosen = new Map<string, ExecutorView>();
     const placed: PbTypes.IScheduledFunction[] = [];
@@ -320,6 +320,14 @@ export class SchedulerNode implements Machine {
       }
       chosen.set(view.address, view);
       placed.push({ name: fn.name, version: fn.version, executor: view.address, args: fn.args, successors: [...fn.successors], parents: fn.parents, parentNames: [...fn.parentNames] });
+    }
+    // A re-dispatch also goes to the live executors of the earlier attempt, even those it places
+    // nothing on: the new attempt replaces what is left of the old one there, which would wait
+    // for the dead executor's triggers and, at its deadline, write EXEC_TIMEOUT as the lower
+    // attempt (which wins the result key over the new attempt's result).
+    for (const address of previous) {
+      const view = this.executors.get(address);
+      if (view !== undefined) chosen.set(address, view);
     }
     dispatch.seqs.clear();
     dispatch.deadlineMs = this.nowMs + dispatch.timeoutMs + RUN_GRACE_MS;
@@ -423,6 +431,7 @@ export class SchedulerNode implements Machine {
 
   private lost(dispatch: Dispatch, address: string): Effect[] {
     if (dispatch.finished) return [];
+    const survivors = [...dispatch.seqs.keys()].filter((other) => other !== address);
     for (const other of dispatch.seqs.keys()) if (other !== address) this.executors.get(other)?.outstanding.delete(dispatch.runId);
     dispatch.seqs.clear();
     this.counters.lost++;
@@ -433,11 +442,11 @@ export class SchedulerNode implements Machine {
       if (dispatch.replyTo.length === 0) return [];
       return [{ kind: 'send', to: dispatch.replyTo, envelope: envelopeWith({ callResponse: { callId: dispatch.runId, error: errorToWire(error) } }, { responseTo: dispatch.replyRequestId, sender: this.id }) }];
     }
-    return this.again(dispatch, error, address);
+    return this.again(dispatch, error, address, survivors);
   }
 
   /** An async run that did not finish: dispatched again (`attemptsMax` at most), or its error is its result. */
-  private again(dispatch: Dispatch, error: LfaasError, address: string): Effect[] {
+  private again(dispatch: Dispatch, error: LfaasError, address: string, previous: readonly string[] = []): Effect[] {
     if (dispatch.attempt >= (this.options.attemptsMax ?? 3)) {
       dispatch.finished = true;
       this.runs.delete(dispatch.runId);
@@ -452,7 +461,7 @@ export class SchedulerNode implements Machine {
         dispatch.finished = true;
         this.runs.delete(dispatch.runId);
         return this.writeFailure(dispatch, failure);
-      }),
+      }, previous),
     ];
   }
 
@@ -778,15 +787,25 @@ export class SchedulerNode implements Machine {
       if (error !== undefined) return done(error);
       const latest = Number((index as AnyLattice | undefined)?.reveal() ?? 0);
       if (latest === 0 || version > latest) return done(new LfaasError(ErrorCode.SCHED_FUNCTION_NOT_FOUND, version > 0 ? `${name} has no version ${version}` : `no function is named ${JSON.stringify(name)}`));
-      const keys = version > 0 ? [functionKey(name, version)] : [functionIndexKey(name), ...Array.from({ length: latest }, (_, i) => functionKey(name, i + 1))];
-      return this.kvs({ op: 'delete', keys }, (deleteError) => {
-        if (deleteError !== undefined) return done(deleteError);
-        if (version > 0) {
-          this.functions.get(name)?.versions.delete(version);
-          // The name now means the newest version left: read it again at the next call.
-          if (this.functions.get(name)?.latest === version) this.functions.delete(name);
-        } else this.functions.delete(name);
-        return done();
+      // The index (the highest number given) stays, also when every version goes: a later
+      // registration takes the next number, never a deleted one, whose code executors may still hold.
+      const keys = version > 0 ? [functionKey(name, version)] : Array.from({ length: latest }, (_, i) => functionKey(name, i + 1));
+      const remove = (): Effect[] =>
+        this.kvs({ op: 'delete', keys }, (deleteError) => {
+          if (deleteError !== undefined) return done(deleteError);
+          if (version > 0) {
+            this.functions.get(name)?.versions.delete(version);
+            // The name now means the newest version left: read it again at the next call.
+            if (this.functions.get(name)?.latest === version) this.functions.delete(name);
+          } else this.functions.delete(name);
+          return done();
+        });
+      if (version > 0) return remove();
+      // Every version: a name whose versions are all gone already is not found.
+      return this.kvs({ op: 'getMany', keys }, (readError, values) => {
+        if (readError !== undefined) return done(readError);
+        if ((values as (AnyLattice | undefined)[]).every((value) => value === undefined)) return done(new LfaasError(ErrorCode.SCHED_FUNCTION_NOT_FOUND, `no function is named ${JSON.stringify(name)}`));
+        return remove();
       });
     });
   }

@@ -1,7 +1,8 @@
 /**
- * `lfaas up` as a real process tree: with `--demo` it starts a routing node and storage nodes, runs
- * the shared-counter demo, stops every child and exits 0; killed with SIGKILL (no chance to stop
- * anything), its children notice their closed stdin and exit by themselves.
+ * `lfaas up` as a real process tree: with `--demo` it starts a routing node, storage nodes, a
+ * scheduler and executors, runs the demos (the shared counter through functions, the DAG
+ * square(increment(x)) sync and async), stops every child and exits 0; killed with SIGKILL (no
+ * chance to stop anything), its children notice their closed stdin and exit by themselves.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -60,17 +61,28 @@ describe('lfaas up', () => {
       const output = up.output();
       expect({ code, signal }, output).toEqual({ code: 0, signal: null });
       expect(output).toContain('cluster ready');
-      expect(output).toContain('the Counter kept all 100 increments');
-      expect(output).toMatch(/^\s*Counter lattice\s+100\s+100\s+0\s*$/m);
-      // The LWW register's row: value, expected, lost; and the summary's lost count.
-      const row = /^\s*naive LWW read-modify\s+(\d+)\s+100\s+(\d+)\s*$/m.exec(output);
+      const routing = /^\s*export LFAAS_ROUTING=(tcp:\/\/127\.0\.0\.1:\d+)$/m.exec(output);
+      const scheduler = /^\s*\[\d+\/7\] scheduler-0\s+pid \d+\s+(tcp:\/\/127\.0\.0\.1:\d+)/m.exec(output);
+      expect(routing, output).not.toBeNull();
+      expect(output).toContain(`export LFAAS_SCHEDULERS=${scheduler![1]}`);
+      // The shared counter through functions: the Counter lattice kept every call's increment.
+      expect(output).toContain('counter-increment kept all 100 increments');
+      expect(output).toMatch(/^\s*counter-increment \(Counter lattice\)\s+100\s+100\s+0\s*$/m);
+      // The read-modify-write row: value, expected, lost; and the summary's lost count.
+      const row = /^\s*naive-increment \(read-modify-write\)\s+(\d+)\s+100\s+(\d+)\s*$/m.exec(output);
       expect(row, output).not.toBeNull();
       expect(Number(row![1]) + Number(row![2])).toBe(100);
-      expect(output).toMatch(new RegExp(`the LWW read-modify-write lost ${row![2]} concurrent updates`));
+      expect(Number(row![1])).toBeGreaterThanOrEqual(1);
+      expect(output).toMatch(new RegExp(`naive-increment's read-modify-write lost ${row![2]} concurrent updates`));
+      // The DAG square(increment(x)) for x = 1..5, then x = 6 through callDagAsync.
+      for (const [x, y] of [[1, 4], [2, 9], [3, 16], [4, 25], [5, 36]] as const) expect(output).toMatch(new RegExp(`^\\s*${x}\\s+${y}\\s+${y}\\s*$`, 'm'));
+      expect(output).toMatch(/^\s*6\s+49\s+49\s+\(callDagAsync/m);
+      expect(output).toContain('every DAG result is right');
+      expect(output).not.toContain('WRONG');
       pids = pidsIn(output);
-      // One routing node and three storage nodes (the defaults).
-      expect(pids).toHaveLength(4);
-      expect(new Set(pids).size).toBe(4);
+      // One routing node, three storage nodes, one scheduler and two executors (the defaults).
+      expect(pids).toHaveLength(7);
+      expect(new Set(pids).size).toBe(7);
       expect(await eventually(() => pids.every(isGone), 5000), `still running: ${pids.filter((pid) => !isGone(pid)).join(', ')}`).toBe(true);
     } finally {
       killLeftovers(pids);
@@ -86,7 +98,7 @@ describe('lfaas up', () => {
       expect(await eventually(() => up.output().includes('cluster ready') || up.child.exitCode !== null, 30_000), up.output()).toBe(true);
       expect(up.output()).toContain('cluster ready');
       pids = pidsIn(up.output());
-      expect(pids).toHaveLength(4);
+      expect(pids).toHaveLength(7);
       expect(pids.every((pid) => !isGone(pid))).toBe(true);
       process.kill(up.child.pid!, 'SIGKILL');
       expect(await up.exited).toEqual({ code: null, signal: 'SIGKILL' });

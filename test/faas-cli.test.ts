@@ -1,0 +1,214 @@
+/**
+ * The `lfaas` function and DAG commands, run as real processes (the built CLI) against a real
+ * FaaS cluster (routing, a storage node, a scheduler, two executors): deploy of a TypeScript file
+ * (name from the file, limits as options, a second deploy is version 2), call (JSON and bare-word
+ * arguments, a pinned version, --async, --consistency), a stateful example function deployed from
+ * examples/functions/ (its increments read back with `lfaas kvs get`), dag create/call/list/delete,
+ * functions list/describe/delete (a deleted version is GONE), and the typed failures: an unknown function or DAG, a user
+ * error, bad --args, a missing --schedulers, each exit code 1 with its code on stderr.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitForExecutors } from '../cli/index.js';
+import { CLI, FaasCluster } from './cluster.js';
+
+interface Run {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+const EXAMPLES = fileURLToPath(new URL('../examples/functions/', import.meta.url));
+
+describe('lfaas function and DAG commands', () => {
+  const cluster = new FaasCluster();
+  const sources = mkdtempSync(join(tmpdir(), 'lfaas-cli-fn-'));
+  let env: Record<string, string> = {};
+
+  /** Runs `lfaas <args>` with LFAAS_ROUTING and LFAAS_SCHEDULERS set (unless `withEnv` is false). */
+  const lfaas = (args: readonly string[], withEnv = true): Promise<Run> =>
+    new Promise((resolve) => {
+      const base = { ...process.env };
+      delete base['LFAAS_ROUTING'];
+      delete base['LFAAS_SCHEDULERS'];
+      execFile(process.execPath, [CLI, ...args], { env: withEnv ? { ...base, ...env } : base, timeout: 30_000 }, (error, stdout, stderr) => {
+        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
+        resolve({ code, stdout, stderr });
+      });
+    });
+  /** Runs a command that must succeed; its stdout. */
+  const ok = async (args: readonly string[]): Promise<string> => {
+    const run = await lfaas(args);
+    expect(run.code, `lfaas ${args.join(' ')}: ${run.stderr}`).toBe(0);
+    return run.stdout;
+  };
+  const source = (file: string, text: string): string => {
+    const path = join(sources, file);
+    writeFileSync(path, text);
+    return path;
+  };
+
+  beforeAll(async () => {
+    await cluster.startAll({ nodes: 1, global: 1, schedulers: 1, executors: 2, workers: 2 });
+    await waitForExecutors(cluster.routingAddresses, cluster.schedulerAddresses);
+    env = { LFAAS_ROUTING: cluster.routingAddresses.join(','), LFAAS_SCHEDULERS: cluster.schedulerAddresses.join(',') };
+  }, 60_000);
+  afterAll(async () => {
+    await cluster.stop();
+    rmSync(sources, { recursive: true, force: true });
+  }, 30_000);
+
+  it('deploys a TypeScript file and calls it: JSON and bare-word arguments, versions, --async, --consistency', async () => {
+    const calc = source('calc.ts', 'export default function calc(a: number, b: number): number {\n  return a + b;\n}\n');
+    expect(JSON.parse(await ok(['deploy', calc, '--memory-mb', '64', '--timeout-ms', '5000']))).toEqual({ name: 'calc', version: 1 });
+    // A negative number is an argument, not an option.
+    const [sum, negative] = await Promise.all([ok(['call', 'calc', '3', '4']), ok(['call', 'calc', '-3', '4'])]);
+    expect(JSON.parse(sum)).toBe(7);
+    expect(JSON.parse(negative)).toBe(1);
+    // The same name again: version 2 (multiplies); version 1 stays callable.
+    source('calc.ts', 'export default function calc(a: number, b: number): number {\n  return a * b;\n}\n');
+    expect(JSON.parse(await ok(['deploy', calc]))).toEqual({ name: 'calc', version: 2 });
+    const calls = await Promise.all([
+      ok(['call', 'calc', '3', '4']),
+      ok(['call', 'calc', '3', '4', '--version', '1']),
+      ok(['call', 'calc', '5', '6', '--async']),
+      ok(['call', 'calc', '2', '2', '--consistency', 'repeatable-read']),
+    ]);
+    expect(calls.map((out) => JSON.parse(out) as unknown)).toEqual([12, 7, 30, 4]);
+
+    // --name overrides the file's name; a bare word is a string, JSON objects arrive as objects.
+    const greet = source('greeting.ts', "export default function greet(name: string, options: { shout?: boolean } = {}): string {\n  const text = `hello, ${name}`;\n  return options.shout === true ? text.toUpperCase() : text;\n}\n");
+    expect(JSON.parse(await ok(['deploy', greet, '--name', 'greet']))).toEqual({ name: 'greet', version: 1 });
+    const greetings = await Promise.all([ok(['call', 'greet', 'world']), ok(['call', 'greet', '"json string"', '{"shout":true}'])]);
+    expect(greetings.map((out) => JSON.parse(out) as unknown)).toEqual(['hello, world', 'HELLO, JSON STRING']);
+
+    const [json, table, one] = await Promise.all([ok(['functions', '--json']), ok(['functions']), ok(['functions', 'calc', '--json'])]);
+    const list = json.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    const calcInfo = list.find((info) => info['name'] === 'calc');
+    expect(calcInfo).toMatchObject({ name: 'calc', latest: 2, versions: [1, 2], memoryMb: 128, timeoutMs: 60_000 });
+    expect(calcInfo!['codeBytes']).toBeGreaterThan(0);
+    expect(list.map((info) => info['name'])).toContain('greet');
+    // The table form: a header and a row per function.
+    expect(table).toMatch(/^name\s+latest\s+versions\s+memoryMb\s+timeoutMs\s+codeBytes$/m);
+    expect(table).toMatch(/^calc\s+2\s+1,2\s+128\s+60000\s+\d+$/m);
+    expect(JSON.parse(one)).toMatchObject({ name: 'calc', latest: 2 });
+  }, 60_000);
+
+  it('deploys the example counter-increment (a Counter lattice merged through ctx) and its increments land in the KVS', async () => {
+    expect(JSON.parse(await ok(['deploy', join(EXAMPLES, 'counter-increment.ts')]))).toMatchObject({ name: 'counter-increment' });
+    // The function increments the Counter it reads: the key starts as one (a step of 0).
+    await ok(['kvs', 'put', 'cli-hits', '0', '--type', 'counter', '--ack', 'replicated']);
+    const seen = await Promise.all(Array.from({ length: 4 }, () => ok(['call', 'counter-increment', 'cli-hits'])));
+    for (const value of seen) expect(JSON.parse(value)).toBeGreaterThanOrEqual(1);
+    expect(JSON.parse(await ok(['kvs', 'get', 'cli-hits', '--all']))).toEqual({ key: 'cli-hits', type: 'Counter', value: 4 });
+    // On a key that holds no Counter, the function's own error comes back typed.
+    const missing = await lfaas(['call', 'counter-increment', 'cli-no-such-counter']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('EXEC_USER_ERROR');
+    expect(missing.stderr).toContain('holds no Counter');
+  }, 60_000);
+
+  it('creates, calls (sync and --async), lists and deletes a DAG', async () => {
+    await Promise.all([
+      ok(['deploy', source('inc.ts', 'export default function inc(x: number): number {\n  return x + 1;\n}\n')]),
+      ok(['deploy', source('double.ts', 'export default function double(x: number): number {\n  return 2 * x;\n}\n')]),
+    ]);
+    expect(JSON.parse(await ok(['dag', 'create', 'inc-double', '--functions', 'inc,double', '--edges', 'inc:double']))).toEqual({ name: 'inc-double', functions: ['inc', 'double'], edges: ['inc:double'] });
+    const results = await Promise.all([
+      ok(['dag', 'call', 'inc-double', '--args', '{"inc":[4]}']),
+      ok(['dag', 'call', 'inc-double', '--args', '{"inc":[9]}', '--async']),
+      ok(['dag', 'call', 'inc-double', '--args', '{"inc":[0]}', '--consistency', 'causal']),
+    ]);
+    expect(results.map((out) => JSON.parse(out) as unknown)).toEqual([10, 20, 2]);
+    const [dagJson, dagTable] = await Promise.all([ok(['dag', 'list', '--json']), ok(['dag', 'list'])]);
+    const dags = dagJson.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(dags).toContainEqual({ name: 'inc-double', functions: ['inc', 'double'], edges: ['inc:double'] });
+    expect(dagTable).toMatch(/^inc-double\s+inc,double\s+inc:double$/m);
+
+    // A cycle is refused by the scheduler with a typed error; --args must be an object of arrays.
+    const [cycle, badArgs] = await Promise.all([
+      lfaas(['dag', 'create', 'loop', '--functions', 'inc,double', '--edges', 'inc:double,double:inc']),
+      lfaas(['dag', 'call', 'inc-double', '--args', '[4]']),
+    ]);
+    expect(cycle.code).toBe(1);
+    expect(cycle.stderr).toMatch(/^lfaas: [A-Z_]+: /m);
+    expect(badArgs.code).toBe(1);
+    expect(badArgs.stderr).toContain('EXEC_BAD_VALUE');
+
+    await ok(['dag', 'delete', 'inc-double']);
+    expect(await ok(['dag', 'list', '--json'])).not.toContain('"inc-double"');
+    const gone = await lfaas(['dag', 'call', 'inc-double', '--args', '{"inc":[4]}']);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toContain('SCHED_DAG_NOT_FOUND');
+  }, 60_000);
+
+  it('deletes one version (its calls: GONE), then every version (calls: SCHED_FUNCTION_NOT_FOUND); a new deploy takes the next number', async () => {
+    const path = source('temp.ts', 'export default function temp(): string {\n  return "v1";\n}\n');
+    await ok(['deploy', path]);
+    source('temp.ts', 'export default function temp(): string {\n  return "v2";\n}\n');
+    await ok(['deploy', path]);
+    // Addresses as options instead of the environment (the subcommand takes its own).
+    const addresses = ['--routing', env['LFAAS_ROUTING']!, '--schedulers', env['LFAAS_SCHEDULERS']!];
+    const deleteOne = await lfaas(['functions', 'delete', 'temp', '--version', '1', ...addresses], false);
+    expect(deleteOne.code, deleteOne.stderr).toBe(0);
+    expect(JSON.parse(await ok(['functions', 'temp', '--json']))).toMatchObject({ name: 'temp', latest: 2, versions: [2] });
+    expect(JSON.parse(await ok(['call', 'temp']))).toBe('v2');
+    // A deleted version existed: GONE, not SCHED_FUNCTION_NOT_FOUND.
+    const oldVersion = await lfaas(['call', 'temp', '--version', '1']);
+    expect(oldVersion.code).toBe(1);
+    expect(oldVersion.stderr).toMatch(/^lfaas: GONE: version 1 of temp was deleted/m);
+
+    await ok(['functions', 'delete', 'temp']);
+    const described = await lfaas(['functions', 'temp']);
+    expect(described.code).toBe(1);
+    expect(described.stderr).toContain('SCHED_FUNCTION_NOT_FOUND');
+    expect(await ok(['functions', '--json'])).not.toContain('"temp"');
+    const call = await lfaas(['call', 'temp']);
+    expect(call.code).toBe(1);
+    expect(call.stderr).toMatch(/^lfaas: SCHED_FUNCTION_NOT_FOUND: /m);
+    const again = await lfaas(['functions', 'delete', 'temp']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('SCHED_FUNCTION_NOT_FOUND');
+
+    // Deployed again: the next number, not a deleted one (the executors ran version 2 and may still
+    // hold its code), and the new code runs.
+    source('temp.ts', 'export default function temp(): string {\n  return "v3";\n}\n');
+    expect(JSON.parse(await ok(['deploy', path]))).toEqual({ name: 'temp', version: 3 });
+    const runs = await Promise.all(Array.from({ length: 4 }, () => ok(['call', 'temp'])));
+    expect(runs.map((out) => JSON.parse(out) as unknown)).toEqual(['v3', 'v3', 'v3', 'v3']);
+  }, 60_000);
+
+  it('fails with exit code 1 and a typed message: unknown function, user error, bad file, missing addresses', async () => {
+    const [unknown, noFile, fs, noSchedulers, noRouting] = await Promise.all([
+      lfaas(['call', 'no-such-function', '1']),
+      lfaas(['deploy', join(sources, 'absent.ts')]),
+      lfaas(['deploy', source('reads-files.ts', "import { readFileSync } from 'node:fs';\nexport default function reads(): string {\n  return readFileSync('/etc/hostname', 'utf8');\n}\n")]),
+      lfaas(['call', 'calc', '1', '2', '--routing', env['LFAAS_ROUTING']!], false),
+      lfaas(['functions'], false),
+    ]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stdout).toBe('');
+    expect(unknown.stderr).toMatch(/^lfaas: SCHED_FUNCTION_NOT_FOUND: /m);
+
+    await ok(['deploy', source('boom.ts', 'export default function boom(): never {\n  throw new RangeError("it broke");\n}\n')]);
+    const boom = await lfaas(['call', 'boom']);
+    expect(boom.code).toBe(1);
+    expect(boom.stderr).toMatch(/^lfaas: EXEC_USER_ERROR: RangeError: it broke/m);
+
+    expect(noFile.code).toBe(1);
+    expect(noFile.stderr).toContain('EXEC_BAD_VALUE');
+    // A function may not import Node built-ins: refused when it is bundled.
+    expect(fs.code).toBe(1);
+    expect(fs.stderr).toContain('node:fs');
+
+    // No LFAAS_SCHEDULERS and no --schedulers (or no routing): commander refuses before connecting.
+    expect(noSchedulers.code).toBe(1);
+    expect(noSchedulers.stderr).toContain("required option '--schedulers <addresses>' not specified");
+    expect(noRouting.code).toBe(1);
+    expect(noRouting.stderr).toContain("required option '--routing <addresses>' not specified");
+  }, 60_000);
+});
