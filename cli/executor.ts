@@ -25,7 +25,8 @@ export interface ExecutorProcessOptions {
 
 export async function runExecutor(options: ExecutorProcessOptions): Promise<void> {
   const transport = await ZmqTransport.bind({ host: options.host, port: options.port });
-  const kvs = await KvsClient.connect({ routing: options.routing, host: options.host });
+  // A function's ctx waits on these reads: on a loaded machine, a 1 s attempt is too short.
+  const kvs = await KvsClient.connect({ routing: options.routing, host: options.host, requestTimeoutMs: 2000 });
   const cache = new ExecutorCache(kvs, { bytesMax: options.cacheBytes });
   const pool = new RuntimePool({ prewarm: options.prewarm, workersMax: options.workers, memoryMb: options.memoryMb });
   await pool.ready();

@@ -10,7 +10,9 @@
  * // code: "...module.exports = ..." (what RuntimePool runs)
  * ```
  */
+import { existsSync } from 'node:fs';
 import { builtinModules } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { ErrorCode, LfaasError } from '../lattices/index.js';
 
@@ -23,6 +25,14 @@ export interface BundledFunction {
 export const BUNDLE_BYTES_MAX = 4 * 1024 * 1024;
 
 const BUILTINS = new Set([...builtinModules, ...builtinModules.map((name) => `node:${name}`)]);
+
+/**
+ * The SDK entry as a function imports it: a function needs only its lattices (the rest of the
+ * SDK reaches sockets and files, which functions may not), so the import is bundled as the
+ * lattice library. Compiled (dist/) or from sources (tests).
+ */
+const SDK_SPECIFIERS = new Set(['lattice-faas/client', 'lattice-faas']);
+const LATTICES_ENTRY = fileURLToPath(new URL(existsSync(fileURLToPath(new URL('../lattices/index.js', import.meta.url))) ? '../lattices/index.js' : '../lattices/index.ts', import.meta.url));
 
 export async function bundleFunction(entry: string): Promise<BundledFunction> {
   let result;
@@ -40,7 +50,11 @@ export async function bundleFunction(entry: string): Promise<BundledFunction> {
         {
           name: 'no-node-builtins',
           setup(plugin) {
-            plugin.onResolve({ filter: /.*/ }, (args) => (BUILTINS.has(args.path) ? { errors: [{ text: `functions cannot import the Node built-in ${JSON.stringify(args.path)}` }] } : undefined));
+            plugin.onResolve({ filter: /.*/ }, (args) => {
+              if (BUILTINS.has(args.path)) return { errors: [{ text: `functions cannot import the Node built-in ${JSON.stringify(args.path)}` }] };
+              if (SDK_SPECIFIERS.has(args.path)) return { path: LATTICES_ENTRY };
+              return undefined;
+            });
           },
         },
       ],

@@ -185,7 +185,9 @@ function load(functionId: string, code: string | undefined, timeoutMs: number): 
   // A context per function version: its globals are its own. Its promises share the worker's
   // microtask queue (a context of its own, `afterEvaluate`, would leave them pending once the
   // module is evaluated); the pool's timer bounds async work instead, by ending the worker.
-  const context = createContext({ module, exports: module.exports, console: { log: () => {}, error: () => {} }, setTimeout, clearTimeout, TextEncoder, TextDecoder, URL, AbortController, AbortSignal });
+  // Globals a function may use: timers and pure helpers (Buffer too, which the lattice library
+  // bundled into a function needs); nothing that reaches the file system or the network.
+  const context = createContext({ module, exports: module.exports, console: { log: () => {}, error: () => {} }, setTimeout, clearTimeout, queueMicrotask, structuredClone, TextEncoder, TextDecoder, URL, AbortController, AbortSignal, Buffer });
   new Script(`(function (module, exports) {\n${code}\n})(module, module.exports);`, { filename: `${functionId}.js` }).runInContext(context, { timeout: timeoutMs });
   const exported = module.exports as { default?: unknown } | UserFunction;
   const fn = typeof exported === 'function' ? exported : (exported as { default?: unknown }).default;

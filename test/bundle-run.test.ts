@@ -32,6 +32,19 @@ describe('bundle a TypeScript function and run it', () => {
     expect(await pool.run({ id: 'double-next@1', code, memoryMb: 64, timeoutMs: 2000 }, [20])).toEqual({ value: 42 });
   });
 
+  it('bundles an import of the SDK as the lattice library, which runs inside a function', async () => {
+    const entry = file(
+      'count.ts',
+      "import { Counter } from 'lattice-faas/client';\nexport default (by: number) => { const counter = Counter.ZERO.increment('me', by).increment('you', 2); return { total: counter.reveal(), bytes: counter.encode().byteLength }; };\n",
+    );
+    const { code } = await bundleFunction(entry);
+    // The lattice library only: none of the SDK's sockets, files or workers came along.
+    expect(code).not.toMatch(/require\(["'](node:)?(fs|net|worker_threads|child_process)["']\)/);
+    const result = (await pool.run({ id: 'count@1', code, memoryMb: 64, timeoutMs: 5000 }, [3])) as { total: number; bytes: number };
+    expect(result.total).toBe(5);
+    expect(result.bytes).toBeGreaterThan(0);
+  });
+
   it('refuses a Node built-in import and a syntax error with EXEC_BAD_VALUE', async () => {
     const fs = file('uses-fs.ts', "import { readFileSync } from 'node:fs';\nexport default () => readFileSync('/etc/passwd', 'utf8');\n");
     await expect(bundleFunction(fs)).rejects.toMatchObject({ code: 'EXEC_BAD_VALUE', message: expect.stringContaining('node:fs') });
