@@ -24,11 +24,11 @@ const DAG_LEVELS = new Set([1, 4, 8, 15]);
 export const concurrencyBenchmark: Benchmark = async (options) => {
   const levelMs = options.quick ? 2000 : 10_000;
   const notes: string[] = [
-    'local cluster: routing node, 1 storage node, 1 scheduler, 2 executors (8 runtime workers each) on 127.0.0.1; the load generator is this process; everything shares the 2 cores',
+    'local cluster: routing node, 1 storage node, 1 scheduler, 2 executors (4 runtime workers each, as `lfaas up` starts them) on 127.0.0.1; the load generator is this process; everything shares the 2 cores',
     `each level runs ${levelMs / 1000} s per system, systems alternating within the level`,
     `reference (original systems, this kind of machine): Cloudburst ${REFERENCE.cloudburst.noopPerSecond8.join('-')} calls/s (one function) and ${REFERENCE.cloudburst.composePerSecond8.join('-')} DAGs/s (two functions) at 8 in flight; Restate 1.7 ${REFERENCE.restate17.perSecond15.join('-')} calls/s at 15 in flight; raw echo ~37 k/s at 15 in flight`,
   ];
-  const cluster = await startFaasBenchCluster({ executors: 2, workers: 8 });
+  const cluster = await startFaasBenchCluster({ executors: 2, workers: 4 });
   const echo = await startServer('raw');
   const restate = await startRestate((line) => notes.push(`restate: ${line}`));
   if (restate === undefined) notes.push('Restate could not be started (see above): its rows are missing');

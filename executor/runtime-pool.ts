@@ -73,6 +73,9 @@ interface PooledWorker {
   /** Which finished call of the pool was its last one: orders the warm stack (two calls may end in one millisecond). */
   usedOrder: number;
   readonly ready: Promise<void>;
+  /** The running call's handlers (the worker's listeners stay for its life: no add/remove per call). */
+  onAnswer: ((answer: RuntimeAnswer) => void) | undefined;
+  onExit: (() => void) | undefined;
 }
 
 /**
@@ -243,8 +246,8 @@ export class RuntimePool {
     const release = (replace: boolean): void => {
       clearTimeout(timer);
       clearTimeout(graceTimer);
-      pooled.worker.off('message', onMessage);
-      pooled.worker.off('exit', onExit);
+      pooled.onAnswer = undefined;
+      pooled.onExit = undefined;
       if (replace) this.replace(pooled);
       else {
         pooled.busy = false;
@@ -292,8 +295,8 @@ export class RuntimePool {
       this.post(pooled, { kind: 'abort', callId });
       graceTimer = setTimeout(() => release(true), this.options.abortGraceMs ?? 100);
     }, pending.fn.timeoutMs);
-    pooled.worker.on('message', onMessage);
-    pooled.worker.once('exit', onExit);
+    pooled.onAnswer = onMessage;
+    pooled.onExit = onExit;
     const message: RuntimeCall = {
       kind: 'call',
       callId,
@@ -393,7 +396,9 @@ export class RuntimePool {
       worker.on('message', onReady);
       worker.once('exit', () => resolve());
     });
-    const pooled: PooledWorker = { worker, memoryMb, loaded: new Map(), busy: false, ended: false, idleSinceMs: Date.now(), usedOrder: 0, ready };
+    const pooled: PooledWorker = { worker, memoryMb, loaded: new Map(), busy: false, ended: false, idleSinceMs: Date.now(), usedOrder: 0, ready, onAnswer: undefined, onExit: undefined };
+    worker.on('message', (answer: RuntimeAnswer) => pooled.onAnswer?.(answer));
+    worker.once('exit', () => pooled.onExit?.());
     // Out-of-memory surfaces as an 'error' (ERR_WORKER_OUT_OF_MEMORY), then 'exit'; the call's
     // exit handler reports it.
     worker.on('error', (error: Error & { code?: string }) => {
