@@ -15,57 +15,14 @@ import { LatticeFaas } from '../client/index.js';
 import type { DagDefinition } from '../client/index.js';
 import { ErrorCode, LfaasError } from '../lattices/index.js';
 import { Rpc, ZmqTransport, decodeEnvelope, encodeEnvelope, encodeValue, errorFromWireMessage, systemClock } from '../protocol/index.js';
-import type { FrameReceiver, PbTypes, Transport } from '../protocol/index.js';
+import type { PbTypes } from '../protocol/index.js';
 import { FaasCluster, eventually, isAlive } from './cluster.js';
+import { ManglingTransport, rejection } from './wire-faults.js';
 
 const MiB = 1024 * 1024;
 
 /** A function's CommonJS body. */
 const code = (body: string): { code: string } => ({ code: `module.exports = ${body};` });
-
-/** The typed error a promise rejects with (fails the test if it resolves). */
-async function rejection(promise: Promise<unknown>): Promise<LfaasError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(LfaasError);
-    return error as LfaasError;
-  }
-  throw new Error('expected a rejection, the promise resolved');
-}
-
-/**
- * A ZeroMQ transport whose next sent frame can be rewritten (truncated...), so an `Rpc` request
- * carries a damaged frame while the Rpc still awaits the answer to its request id (the approach
- * of test/kvs-bad-input.test.ts).
- */
-class ManglingTransport implements Transport {
-  private mangleNext: ((frame: Uint8Array) => Uint8Array) | undefined;
-
-  constructor(readonly inner: ZmqTransport) {}
-
-  get address(): string {
-    return this.inner.address;
-  }
-
-  mangleOnce(mangle: (frame: Uint8Array) => Uint8Array): void {
-    this.mangleNext = mangle;
-  }
-
-  send(to: string, frame: Uint8Array): Promise<void> {
-    const mangle = this.mangleNext;
-    this.mangleNext = undefined;
-    return this.inner.send(to, mangle === undefined ? frame : mangle(frame));
-  }
-
-  onFrame(receiver: FrameReceiver): void {
-    this.inner.onFrame(receiver);
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-}
 
 describe('the FaaS core fed bad input', () => {
   const cluster = new FaasCluster();

@@ -23,6 +23,7 @@ import { ErrorCode, LfaasError } from '../lattices/index.js';
 import { ZmqTransport, decodeEnvelope, executionKey } from '../protocol/index.js';
 import type { PbTypes } from '../protocol/index.js';
 import { FaasCluster, eventually, isAlive, startProcess } from './cluster.js';
+import { rejection } from './wire-faults.js';
 import type { RoleProcess } from './cluster.js';
 
 /**
@@ -41,17 +42,6 @@ const COUNTED = `module.exports = async (key, slowMs, value, ctx) => {
   if (executions <= 1) await new Promise((r) => setTimeout(r, slowMs));
   return value;
 };`;
-
-/** The typed error a promise rejects with (fails the test if it resolves). */
-async function rejection(promise: Promise<unknown>): Promise<LfaasError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(LfaasError);
-    return error as LfaasError;
-  }
-  throw new Error('expected a rejection, the promise resolved');
-}
 
 describe('executors killed mid-call', () => {
   const cluster = new FaasCluster();

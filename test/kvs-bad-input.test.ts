@@ -11,45 +11,13 @@ import { KvsClient } from '../client/index.js';
 import { Counter, ErrorCode, GSet, HybridClock, LatticeType, LfaasError, Lww, decodeLattice } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
 import { Rpc, ZmqTransport, encodeEnvelope, errorFromWireMessage, pb, systemClock } from '../protocol/index.js';
-import type { FrameReceiver, PbTypes, Transport } from '../protocol/index.js';
+import type { PbTypes } from '../protocol/index.js';
 import { TestCluster, eventually, isAlive } from './cluster.js';
+import { ManglingTransport, rejection } from './wire-faults.js';
 
 const MiB = 1024 * 1024;
 /** The longest key a shard accepts, in UTF-8 bytes (kvs/shard.ts `keyBytesMax`; lmdb allows 1978). */
 const KEY_BYTES_MAX = 1024;
-
-/**
- * A ZeroMQ transport whose next sent frame can be rewritten (truncated...), so an `Rpc` request
- * carries a damaged frame while the Rpc still awaits the answer to its request id.
- */
-class ManglingTransport implements Transport {
-  private mangleNext: ((frame: Uint8Array) => Uint8Array) | undefined;
-
-  constructor(readonly inner: ZmqTransport) {}
-
-  get address(): string {
-    return this.inner.address;
-  }
-
-  /** The next frame sent goes through `mangle` (once). */
-  mangleOnce(mangle: (frame: Uint8Array) => Uint8Array): void {
-    this.mangleNext = mangle;
-  }
-
-  send(to: string, frame: Uint8Array): Promise<void> {
-    const mangle = this.mangleNext;
-    this.mangleNext = undefined;
-    return this.inner.send(to, mangle === undefined ? frame : mangle(frame));
-  }
-
-  onFrame(receiver: FrameReceiver): void {
-    this.inner.onFrame(receiver);
-  }
-
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-}
 
 /** What a GET answered for one key: the stored bytes, or the typed error. */
 type Stored = { readonly latticeType: number; readonly payload: string } | { readonly error: ErrorCode };
@@ -64,17 +32,6 @@ function codeOf(tuple: PbTypes.IKeyTuple | undefined): ErrorCode | undefined {
   expect(tuple).toBeDefined();
   const code = tuple!.error?.code ?? 0;
   return code === 0 ? undefined : errorFromWireMessage(tuple!.error!).code;
-}
-
-/** The typed error a promise rejects with (fails the test if it resolves). */
-async function rejection(promise: Promise<unknown>): Promise<LfaasError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(LfaasError);
-    return error as LfaasError;
-  }
-  throw new Error('expected a rejection, the promise resolved');
 }
 
 describe('a storage node fed bad input', () => {
