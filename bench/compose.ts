@@ -13,9 +13,8 @@ import { withProcessCpu } from './harness/process-cpu.js';
 import { publish } from './harness/report.js';
 import type { Row, Target } from './harness/report.js';
 import { summarise } from './harness/stats.js';
-import { rawClient, startServer } from './echo-peer.js';
-import { startFaasBenchCluster } from './faas-cluster.js';
-import { startRestate } from './restate-peer.js';
+import { startFaasSystems } from './faas-systems.js';
+import type { MeasuredSystem } from './faas-systems.js';
 
 /** Published figures of the original systems on this kind of machine (issue 4). */
 export const REFERENCE = {
@@ -24,11 +23,7 @@ export const REFERENCE = {
   rawEcho: { p50Ms: [0.11, 0.19], perSecond15: [37_000, 37_000] },
 } as const;
 
-interface Case {
-  readonly system: string;
-  readonly test: string;
-  readonly run: () => Promise<unknown>;
-  readonly pids: readonly number[];
+interface Case extends MeasuredSystem {
   samples: number[];
   serverCores: number[];
   clientCores: number[];
@@ -38,29 +33,15 @@ export const composeBenchmark: Benchmark = async (options) => {
   const calls = options.quick ? 300 : 2000;
   const rounds = options.quick ? 3 : 5;
   const notes: string[] = [
-    'local cluster: routing node, 1 storage node (1 shard), 1 scheduler, 2 executors (4 runtime workers each), all on 127.0.0.1 sharing the 2 cores with the client',
-    'a call: client -> scheduler -> executor -> runtime worker thread -> executor -> client; compose adds the trigger from increment to square (placed on the same executor when it is warm there)',
+    'local cluster: routing node, 1 storage node (1 shard), 1 scheduler, 2 executors (4 runtime workers each, as lfaas up starts them), all on 127.0.0.1 sharing the 2 cores with the client',
+    'a call: client -> scheduler -> executor -> runtime worker thread -> executor -> client for the first call of each 1 s lease, then client -> executor -> worker -> executor -> client (direct dispatch); compose adds the trigger from increment to square (local when both run on one executor)',
     'systems are measured in alternating rounds (the machine conditions are shared); the machine load average is in machine.loadAverage',
     `reference (original systems, this kind of machine): Cloudburst noop p50 ${REFERENCE.cloudburst.noopP50Ms.join('-')} ms, f(g(x)) p50 ${REFERENCE.cloudburst.composeP50Ms.join('-')} ms, p99 ${REFERENCE.cloudburst.composeP99Ms.join('-')} ms; Restate 1.7 noop p50 ${REFERENCE.restate17.noopP50Ms.join('-')} ms, f(g(x)) ~10 ms`,
   ];
-  const cluster = await startFaasBenchCluster({ executors: 2, workers: 4 });
-  const echo = await startServer('raw');
-  const restate = await startRestate((line) => notes.push(`restate: ${line}`));
-  if (restate === undefined) notes.push('Restate could not be started (see above): its rows are missing');
+  const started = await startFaasSystems(notes);
   const rows: Row[] = [];
   try {
-    const echoClient = await rawClient(echo.address);
-    const faasPids = [cluster.schedulerPid, ...cluster.executorPids];
-    let x = 0;
-    const cases: Case[] = [
-      { system: 'lattice-faas', test: 'noop call', run: () => cluster.faas.call(cluster.noop, [x++]), pids: faasPids, samples: [], serverCores: [], clientCores: [] },
-      { system: 'lattice-faas', test: 'square(increment(x))', run: () => cluster.faas.callDag(cluster.compose, { increment: [x++ % 1000] }), pids: faasPids, samples: [], serverCores: [], clientCores: [] },
-      { system: 'raw zeromq echo', test: 'round trip', run: () => echoClient.roundTrip(), pids: [echo.child.pid!], samples: [], serverCores: [], clientCores: [] },
-    ];
-    if (restate !== undefined) {
-      cases.push({ system: `restate ${restate.version}`, test: 'noop call', run: () => restate.noop(x++), pids: restate.pids, samples: [], serverCores: [], clientCores: [] });
-      cases.push({ system: `restate ${restate.version}`, test: 'square(increment(x))', run: () => restate.compose(x++ % 1000), pids: restate.pids, samples: [], serverCores: [], clientCores: [] });
-    }
+    const cases: Case[] = started.systems.map((system) => ({ ...system, samples: [], serverCores: [], clientCores: [] }));
     // Warm-up: JIT, sockets, runtimes.
     for (const item of cases) await closedLoop(item.run, { inFlight: 1, durationMs: 2000, maxOperations: 200 });
     for (let round = 0; round < rounds; round++) {
@@ -76,11 +57,8 @@ export const composeBenchmark: Benchmark = async (options) => {
       const mean = (values: number[]): number => values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
       rows.push({ system: item.system, test: item.test, calls: summary.count, p50Ms: summary.p50Ms, p99Ms: summary.p99Ms, meanMs: summary.meanMs, serverCores: mean(item.serverCores), clientCores: mean(item.clientCores) });
     }
-    await echoClient.close();
   } finally {
-    await restate?.stop();
-    echo.child.kill('SIGTERM');
-    await cluster.stop();
+    await started.stop();
   }
   const value = (system: string, test: string, field: string): number | undefined => {
     const row = rows.find((candidate) => String(candidate['system']).startsWith(system) && candidate['test'] === test);

@@ -14,9 +14,7 @@ import { publish } from './harness/report.js';
 import type { Row, Target } from './harness/report.js';
 import { summarise } from './harness/stats.js';
 import { REFERENCE } from './compose.js';
-import { rawClient, startServer } from './echo-peer.js';
-import { startFaasBenchCluster } from './faas-cluster.js';
-import { startRestate } from './restate-peer.js';
+import { startFaasSystems } from './faas-systems.js';
 
 const LEVELS = Array.from({ length: 15 }, (_, i) => i + 1);
 const DAG_LEVELS = new Set([1, 4, 8, 15]);
@@ -28,24 +26,10 @@ export const concurrencyBenchmark: Benchmark = async (options) => {
     `each level runs ${levelMs / 1000} s per system, systems alternating within the level`,
     `reference (original systems, this kind of machine): Cloudburst ${REFERENCE.cloudburst.noopPerSecond8.join('-')} calls/s (one function) and ${REFERENCE.cloudburst.composePerSecond8.join('-')} DAGs/s (two functions) at 8 in flight; Restate 1.7 ${REFERENCE.restate17.perSecond15.join('-')} calls/s at 15 in flight; raw echo ~37 k/s at 15 in flight`,
   ];
-  const cluster = await startFaasBenchCluster({ executors: 2, workers: 4 });
-  const echo = await startServer('raw');
-  const restate = await startRestate((line) => notes.push(`restate: ${line}`));
-  if (restate === undefined) notes.push('Restate could not be started (see above): its rows are missing');
+  const started = await startFaasSystems(notes);
   const rows: Row[] = [];
   try {
-    const echoClient = await rawClient(echo.address);
-    const faasPids = [cluster.schedulerPid, ...cluster.executorPids];
-    let x = 0;
-    const systems: { system: string; test: string; run: () => Promise<unknown>; pids: readonly number[]; dag: boolean }[] = [
-      { system: 'lattice-faas', test: 'noop', run: () => cluster.faas.call(cluster.noop, [x++]), pids: faasPids, dag: false },
-      { system: 'lattice-faas', test: 'square(increment(x))', run: () => cluster.faas.callDag(cluster.compose, { increment: [x++ % 1000] }), pids: faasPids, dag: true },
-      { system: 'raw zeromq echo', test: 'round trip', run: () => echoClient.roundTrip(), pids: [echo.child.pid!], dag: false },
-    ];
-    if (restate !== undefined) {
-      systems.push({ system: 'restate', test: 'noop', run: () => restate.noop(x++), pids: restate.pids, dag: false });
-      systems.push({ system: 'restate', test: 'square(increment(x))', run: () => restate.compose(x++ % 1000), pids: restate.pids, dag: true });
-    }
+    const systems = started.systems.map((system) => ({ ...system, dag: system.test === 'square(increment(x))' }));
     for (const item of systems) await closedLoop(item.run, { inFlight: 4, durationMs: 1000, maxOperations: 2000 });
     for (const inFlight of LEVELS) {
       for (const item of systems) {
@@ -56,11 +40,8 @@ export const concurrencyBenchmark: Benchmark = async (options) => {
         rows.push({ system: item.system, test: item.test, inFlight, perSecond: load.perSecond, p50Ms: latency.p50Ms, p99Ms: latency.p99Ms, clientCores: load.cpuCores, serverCores: cores });
       }
     }
-    await echoClient.close();
   } finally {
-    await restate?.stop();
-    echo.child.kill('SIGTERM');
-    await cluster.stop();
+    await started.stop();
   }
   const rate = (system: string, test: string, inFlight: number): number | undefined => {
     const row = rows.find((candidate) => candidate['system'] === system && candidate['test'] === test && candidate['inFlight'] === inFlight);
@@ -68,15 +49,15 @@ export const concurrencyBenchmark: Benchmark = async (options) => {
   };
   const ratios: Record<string, number> = {};
   const targets: Target[] = [];
-  const noop8 = rate('lattice-faas', 'noop', 8)!;
+  const noop8 = rate('lattice-faas', 'noop call', 8)!;
   const dag8 = rate('lattice-faas', 'square(increment(x))', 8)!;
   ratios['noop_8inflight_ours_over_cloudburst_reference'] = noop8 / REFERENCE.cloudburst.noopPerSecond8[1];
   ratios['compose_8inflight_ours_over_cloudburst_reference'] = dag8 / REFERENCE.cloudburst.composePerSecond8[1];
   for (const inFlight of [1, 8, 15]) {
     const echoRate = rate('raw zeromq echo', 'round trip', inFlight);
-    if (echoRate !== undefined) ratios[`noop_${inFlight}inflight_ours_over_raw_echo`] = rate('lattice-faas', 'noop', inFlight)! / echoRate;
-    const restateNoop = rate('restate', 'noop', inFlight);
-    if (restateNoop !== undefined) ratios[`noop_${inFlight}inflight_ours_over_restate`] = rate('lattice-faas', 'noop', inFlight)! / restateNoop;
+    if (echoRate !== undefined) ratios[`noop_${inFlight}inflight_ours_over_raw_echo`] = rate('lattice-faas', 'noop call', inFlight)! / echoRate;
+    const restateNoop = rate('restate', 'noop call', inFlight);
+    if (restateNoop !== undefined) ratios[`noop_${inFlight}inflight_ours_over_restate`] = rate('lattice-faas', 'noop call', inFlight)! / restateNoop;
     const restateDag = rate('restate', 'square(increment(x))', inFlight);
     if (restateDag !== undefined) ratios[`compose_${inFlight}inflight_ours_over_restate`] = rate('lattice-faas', 'square(increment(x))', inFlight)! / restateDag;
   }
