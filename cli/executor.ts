@@ -3,6 +3,7 @@
  * machine's, its KVS client's, and the one it asks other executors on) and the cache; user
  * functions run in the runtime pool's worker threads, which hold no sockets (ECOSYSTEM.md).
  */
+import { randomBytes } from 'node:crypto';
 import { KvsClient } from '../client/index.js';
 import { ExecutorCache, ExecutorHost, ExecutorNode, RuntimePool } from '../executor/index.js';
 import { Rpc, ZmqTransport, runMachine, systemClock } from '../protocol/index.js';
@@ -32,7 +33,10 @@ export async function runExecutor(options: ExecutorProcessOptions): Promise<void
   await pool.ready();
   const peers = new Rpc(await ZmqTransport.bind({ host: options.host, port: 0 }), systemClock);
   const host = new ExecutorHost({ self: transport.address, pool, cache, kvs, rpc: peers });
-  const executor = new ExecutorNode({ address: transport.address, schedulers: options.schedulers, statusPeriodMs: options.statusPeriodMs });
+  // A nonce per boot: schedulers tell a restart at this address from its heartbeats' executor_id,
+  // even one faster than their failure timeout.
+  const incarnation = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
+  const executor = new ExecutorNode({ address: transport.address, schedulers: options.schedulers, statusPeriodMs: options.statusPeriodMs, incarnation });
   const shell = runMachine(executor, transport, systemClock, { tasks: host, onError: logError(`executor ${transport.address}`) });
   announceReady({ role: 'executor', address: transport.address, pid: process.pid, workers: options.workers });
   stopOnSignals(async () => {

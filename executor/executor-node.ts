@@ -14,7 +14,12 @@
  *   so a lost trigger or a dead upstream executor never hangs a call.
  * - Every `statusPeriodMs` it tells each scheduler its load, warm functions, cached keys, the
  *   last dispatch it received from that scheduler and which of its runs still run here: the
- *   scheduler's failure detector and at-least-once re-dispatch rest on these heartbeats.
+ *   scheduler's failure detector and at-least-once re-dispatch rest on these heartbeats. The
+ *   status names this boot of the executor: `executor_id` is `<address>#<incarnation>`, the
+ *   incarnation a nonce its process draws at start (option `incarnation`; this machine draws no
+ *   randomness or time of its own). A scheduler that sees a new incarnation at a known address
+ *   knows the executor restarted, even faster than its failure timeout, and fails the runs the
+ *   old boot held at once.
  * - `invocationMessage` (ctx.send between invocations), `versionRequest` (a run's pinned version,
  *   asked by a downstream executor), `prepare` (pinning), `runFinished` (a repeatable-read or
  *   causal run is over: drop its versions).
@@ -42,6 +47,12 @@ export interface ExecutorNodeOptions {
   readonly directLoadMax?: number;
   /** Above this load per runtime slot, no lease is granted. */
   readonly leaseLoadMax?: number;
+  /**
+   * This boot's nonce, different at every start of the process (random or time-based; the
+   * process draws it). Heartbeats report `<address>#<incarnation>` as `executor_id`. Without
+   * one, `executor_id` is the address alone and a scheduler cannot tell a quick restart.
+   */
+  readonly incarnation?: string;
 }
 
 const STATUS = 'status';
@@ -90,6 +101,8 @@ type TaskDone =
 
 export class ExecutorNode implements Machine {
   readonly id: string;
+  /** `<address>#<incarnation>`: this boot, as its heartbeats name it. */
+  readonly executorId: string;
   private readonly runs = new Map<string, Run>();
   private readonly schedulers = new Map<string, SchedulerView>();
   private readonly early = new Map<string, { readonly triggers: PbTypes.ITrigger[]; readonly atMs: number }>();
@@ -103,6 +116,7 @@ export class ExecutorNode implements Machine {
 
   constructor(private readonly options: ExecutorNodeOptions) {
     this.id = options.address;
+    this.executorId = options.incarnation ? `${options.address}#${options.incarnation}` : options.address;
     for (const scheduler of options.schedulers ?? []) this.schedulers.set(scheduler, { ackedSeq: 0, running: new Set() });
   }
 
@@ -421,7 +435,7 @@ export class ExecutorNode implements Machine {
     const effects: Effect[] = [];
     for (const [address, view] of this.schedulers) {
       const body: PbTypes.IExecutorStatus = {
-        executorId: this.id,
+        executorId: this.executorId,
         address: this.id,
         utilisation: status.capacity > 0 ? Math.min(1, status.load / status.capacity) : 1,
         warmFunctions: status.warm,

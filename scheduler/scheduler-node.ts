@@ -19,7 +19,18 @@
  *   executor silent for `executorTimeoutMs` is dead: each sync run it held is answered EXEC_LOST
  *   at once (no waiting for the client's timeout), each async run is dispatched again (at least
  *   once, `attemptsMax` at most; the result write is idempotent).
- * - Admission: when no executor has room, the call fails fast with SCHED_NO_CAPACITY.
+ * - Restarts: a heartbeat names one boot of its executor (`executor_id` = `<address>#<nonce>`).
+ *   A heartbeat from a known address with another boot means the executor restarted, maybe
+ *   faster than `executorTimeoutMs`: the old boot is dead at once (its runs fail or go again as
+ *   above; an async re-dispatch also goes to the new boot, to replace an earlier attempt it may
+ *   have received after it started) and the new one starts with a fresh view. Late heartbeats
+ *   of a replaced boot are ignored. Dispatch sequence numbers to an address go on across its
+ *   boots (and across a timeout), so an `acked_seq` never acknowledges a later dispatch.
+ * - Admission: when no executor has room, a call fails fast with SCHED_NO_CAPACITY (a sync
+ *   call, and an async call's first dispatch). An async run dispatched again (its executor died)
+ *   that finds no room waits instead, in a bounded list (`retriesMax`): each check period it is
+ *   placed again, until its deadline (its timeout after acceptance, plus a grace), when
+ *   SCHED_NO_CAPACITY becomes its result.
  */
 import { ErrorCode, GSet, HybridClock, LfaasError, Lww, Max, Priority, ensureLfaasError } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
@@ -66,6 +77,8 @@ export interface SchedulerOptions {
   readonly executorsMax?: number;
   /** How long a direct-dispatch lease lasts (0: no leases; every call comes through here). */
   readonly leaseMs?: number;
+  /** Async runs waiting for an executor with room to be dispatched again, at most (beyond, SCHED_NO_CAPACITY is their result at once). */
+  readonly retriesMax?: number;
 }
 
 const CHECK = 'check';
@@ -117,6 +130,8 @@ interface Dispatch {
   readonly resultKey: string;
   readonly traceId: string;
   attempt: number;
+  /** Async: when the call was accepted (its re-dispatches wait for room until its timeout after this, plus the grace). */
+  acceptedAtMs: number;
   /** Executor -> the dispatch sequence number it got this run under. */
   readonly seqs: Map<string, number>;
   deadlineMs: number;
@@ -125,9 +140,30 @@ interface Dispatch {
 
 type Continuation = (error: LfaasError | undefined, result: unknown) => Effect[];
 
+/** An executor as this scheduler knows it: one boot of it. */
+interface ExecutorEntry extends ExecutorView {
+  /** Its heartbeats' `executor_id` (`<address>#<nonce>`, or the address alone). */
+  readonly incarnation: string;
+}
+
+/** An async run to dispatch again once an executor has room. */
+interface Retry {
+  readonly dispatch: Dispatch;
+  /** The earlier attempt's live executors (see `dispatch`). */
+  readonly previous: readonly string[];
+  /** Why it is dispatched again. */
+  readonly cause: LfaasError;
+}
+
 export class SchedulerNode implements Machine {
   readonly id: string;
-  private readonly executors = new Map<string, ExecutorView>();
+  private readonly executors = new Map<string, ExecutorEntry>();
+  /** Addresses whose executor left the view (timed out or restarted): its last boot and next dispatch sequence number. */
+  private readonly departed = new Map<string, { readonly incarnation: string; readonly nextSeq: number }>();
+  /** Boots a newer boot of their address replaced: their late heartbeats are ignored. */
+  private readonly retired = new Set<string>();
+  /** Async runs waiting for room to be dispatched again (see `again`), by run id. */
+  private readonly retries = new Map<string, Retry>();
   private readonly functions = new Map<string, FunctionEntry>();
   private readonly dags = new Map<string, { readonly record: DagRecord; readonly shape: DagShape; fetchedAtMs: number }>();
   private readonly lookups = new Map<string, ((error: LfaasError | undefined) => Effect[])[]>();
@@ -138,7 +174,7 @@ export class SchedulerNode implements Machine {
   private readonly clock: HybridClock;
   private nextToken = 1;
   private nowMs = 0;
-  readonly counters = { calls: 0, dagCalls: 0, asyncCalls: 0, dispatched: 0, completed: 0, lost: 0, redispatched: 0, noCapacity: 0, registered: 0, executorsLost: 0 };
+  readonly counters = { calls: 0, dagCalls: 0, asyncCalls: 0, dispatched: 0, completed: 0, lost: 0, redispatched: 0, noCapacity: 0, registered: 0, executorsLost: 0, executorsRestarted: 0, retriesQueued: 0, retriesDispatched: 0, retriesExpired: 0 };
 
   constructor(private readonly options: SchedulerOptions) {
     this.id = options.address;
@@ -286,6 +322,7 @@ export class SchedulerNode implements Machine {
       resultKey: run.async ? run.resultKey || resultKeyOf(run.runId) : '',
       traceId: envelope.traceId,
       attempt: 1,
+      acceptedAtMs: this.nowMs,
       seqs: new Map(),
       deadlineMs: 0,
       finished: false,
@@ -300,6 +337,7 @@ export class SchedulerNode implements Machine {
         return this.callFailed(envelope, dispatch.runId, error);
       }
       this.runs.delete(dispatch.runId);
+      dispatch.acceptedAtMs = this.nowMs;
       const effects = this.reply(envelope, { callResponse: { callId: dispatch.runId } });
       effects.push(...this.dispatch(dispatch, (failure) => this.writeFailure(dispatch, failure)));
       return effects;
@@ -361,10 +399,28 @@ export class SchedulerNode implements Machine {
 
   private onStatus(status: PbTypes.IExecutorStatus): Effect[] {
     const address = status.address ?? '';
+    // One boot of the executor (an executor started without a nonce reports its address alone).
+    const incarnation = status.executorId || address;
+    if (this.retired.has(incarnation)) return [];
     let view = this.executors.get(address);
+    let replaced: ExecutorEntry | undefined;
+    if (view !== undefined && view.incarnation !== incarnation) {
+      // It restarted, maybe faster than the failure timeout: the old boot is dead now. Its runs
+      // are failed below, once the new boot is in the view (an async run may go to it).
+      this.counters.executorsRestarted++;
+      this.forget(view);
+      replaced = view;
+      view = undefined;
+    }
     if (view === undefined) {
-      if (this.executors.size >= (this.options.executorsMax ?? 1024)) return [];
-      view = { address, lastHeardMs: this.nowMs, utilisation: 0, capacity: 1, warm: new Set(), keys: new Set(), outstanding: new Map(), nextSeq: 1 };
+      if (this.executors.size >= (this.options.executorsMax ?? 1024)) return replaced === undefined ? [] : this.failRuns(replaced, false);
+      const before = this.departed.get(address);
+      this.departed.delete(address);
+      if (before !== undefined && before.incarnation !== incarnation) this.retire(before.incarnation);
+      // The sequence numbers go on from the last boot's: a schedule sent to that boot may yet
+      // reach this one, whose acked_seq then counts it; restarting at 1 would let that acked_seq
+      // acknowledge dispatches it never received.
+      view = { address, incarnation, lastHeardMs: this.nowMs, utilisation: 0, capacity: 1, warm: new Set(), keys: new Set(), outstanding: new Map(), nextSeq: before?.nextSeq ?? 1 };
       this.executors.set(address, view);
     }
     view.lastHeardMs = this.nowMs;
@@ -383,7 +439,34 @@ export class SchedulerNode implements Machine {
       dispatch.seqs.delete(address);
       if (dispatch.seqs.size === 0 && !dispatch.finished) effects.push(...this.finished(dispatch));
     }
+    if (replaced !== undefined) effects.push(...this.failRuns(replaced, true));
     return effects;
+  }
+
+  /** An executor (one boot of it) leaves the view; its address's next sequence number is kept. */
+  private forget(view: ExecutorEntry): void {
+    this.executors.delete(view.address);
+    this.counters.executorsLost++;
+    this.departed.delete(view.address);
+    this.departed.set(view.address, { incarnation: view.incarnation, nextSeq: view.nextSeq });
+    if (this.departed.size > (this.options.executorsMax ?? 1024)) this.departed.delete(this.departed.keys().next().value!);
+  }
+
+  /**
+   * The runs a dead executor held: each sync run is answered EXEC_LOST, each async run dispatched
+   * again. `restarted`: a new boot is at its address, which may have received a schedule sent to
+   * the old one after it started: the re-dispatch goes there too, to replace that earlier attempt.
+   */
+  private failRuns(view: ExecutorEntry, restarted: boolean): Effect[] {
+    const effects: Effect[] = [];
+    for (const entry of [...view.outstanding.values()]) effects.push(...this.lost(entry as Dispatch, view.address, restarted));
+    view.outstanding.clear();
+    return effects;
+  }
+
+  private retire(incarnation: string): void {
+    this.retired.add(incarnation);
+    if (this.retired.size > 4 * (this.options.executorsMax ?? 1024)) this.retired.delete(this.retired.values().next().value!);
   }
 
   private finished(dispatch: Dispatch): Effect[] {
@@ -401,19 +484,21 @@ export class SchedulerNode implements Machine {
     });
   }
 
-  /** Fails executors gone silent (their runs are answered or dispatched again); forgets overdue runs. */
+  /**
+   * Dispatches again the async runs waiting for room; fails executors gone silent (their runs are
+   * answered or dispatched again); forgets overdue runs.
+   */
   private check(): Effect[] {
-    const effects: Effect[] = [];
+    const effects: Effect[] = this.retryWaiting();
     const timeoutMs = this.options.executorTimeoutMs ?? 1000;
-    for (const [address, view] of this.executors) {
+    for (const view of [...this.executors.values()]) {
       if (this.nowMs - view.lastHeardMs <= timeoutMs) continue;
-      this.executors.delete(address);
-      this.counters.executorsLost++;
-      for (const entry of view.outstanding.values()) effects.push(...this.lost(entry as Dispatch, address));
-      view.outstanding.clear();
+      this.forget(view);
+      effects.push(...this.failRuns(view, false));
     }
     for (const dispatch of this.runs.values()) {
-      if (dispatch.deadlineMs === 0 || this.nowMs < dispatch.deadlineMs || dispatch.finished) continue;
+      // A run waiting for room has no executor to hear from: its wait has its own deadline.
+      if (dispatch.deadlineMs === 0 || this.nowMs < dispatch.deadlineMs || dispatch.finished || this.retries.has(dispatch.runId)) continue;
       // Its executors are alive but never reported it finished: forget it (its sink has answered
       // or timed out by now). An async run's schedule may have been lost with no later dispatch
       // to acknowledge it: it is over, and dispatched again if it left no result.
@@ -429,9 +514,9 @@ export class SchedulerNode implements Machine {
     return effects;
   }
 
-  private lost(dispatch: Dispatch, address: string): Effect[] {
+  private lost(dispatch: Dispatch, address: string, restarted = false): Effect[] {
     if (dispatch.finished) return [];
-    const survivors = [...dispatch.seqs.keys()].filter((other) => other !== address);
+    const survivors = [...dispatch.seqs.keys()].filter((other) => other !== address || restarted);
     for (const other of dispatch.seqs.keys()) if (other !== address) this.executors.get(other)?.outstanding.delete(dispatch.runId);
     dispatch.seqs.clear();
     this.counters.lost++;
@@ -458,11 +543,47 @@ export class SchedulerNode implements Machine {
     return [
       ...this.kvs({ op: 'put', key: executionKey(dispatch.runId), value: this.executionRecord(dispatch, 'running', address), ack: 'local' }, () => []),
       ...this.dispatch(dispatch, (failure) => {
-        dispatch.finished = true;
-        this.runs.delete(dispatch.runId);
-        return this.writeFailure(dispatch, failure);
+        const effects = this.waitForRoom({ dispatch, previous, cause: error }, failure);
+        if (this.retries.has(dispatch.runId)) this.counters.retriesQueued++;
+        return effects;
       }, previous),
     ];
+  }
+
+  /**
+   * An async run to dispatch again that no executor has room for (none known, or all past
+   * capacity): at least once, it waits in the retry list, placed again at each check, until its
+   * deadline (its timeout after acceptance, plus the grace); then, or when the list is full, the
+   * SCHED_NO_CAPACITY is its result.
+   */
+  private waitForRoom(retry: Retry, failure: LfaasError): Effect[] {
+    const dispatch = retry.dispatch;
+    const untilMs = dispatch.acceptedAtMs + dispatch.timeoutMs + RUN_GRACE_MS;
+    if (this.nowMs >= untilMs || this.retries.size >= (this.options.retriesMax ?? 10_000)) {
+      this.retries.delete(dispatch.runId);
+      this.counters.retriesExpired++;
+      dispatch.finished = true;
+      this.runs.delete(dispatch.runId);
+      return this.writeFailure(dispatch, new LfaasError(failure.code, `run ${dispatch.runId} found no executor with room by its deadline (${failure.message}); it was to go again after: ${retry.cause.message}`));
+    }
+    this.retries.set(dispatch.runId, retry);
+    dispatch.finished = false;
+    this.runs.set(dispatch.runId, dispatch);
+    return [];
+  }
+
+  /** One more placement of each async run waiting for room (check period). */
+  private retryWaiting(): Effect[] {
+    if (this.retries.size === 0) return [];
+    const waiting = [...this.retries.values()];
+    this.retries.clear();
+    const effects: Effect[] = [];
+    for (const retry of waiting) {
+      const placed = this.dispatch(retry.dispatch, (failure) => this.waitForRoom(retry, failure), retry.previous);
+      if (!this.retries.has(retry.dispatch.runId) && !retry.dispatch.finished) this.counters.retriesDispatched++;
+      effects.push(...placed);
+    }
+    return effects;
   }
 
   /** An async call that cannot run: its error is its result. */

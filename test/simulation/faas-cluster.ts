@@ -4,6 +4,9 @@
  * - a simulated KVS ({@link SimulatedKvs}): one in-memory map of lattices that the schedulers'
  *   tasks and the executors' result writes share, each access answered after a seeded virtual
  *   delay;
+ * - executors that can be restarted (each boot reports its own incarnation, `boot<n>`, as a
+ *   process's random nonce would; `incarnations: false` turns that off) and added later
+ *   ({@link FaasSim.addExecutor});
  * - a simulated executor host ({@link SimulatedHost}): the executor's MachineTasks, running plain
  *   JS functions from a registry by name (the registered code is ignored; the registration itself
  *   goes through the scheduler for real and the host reads the record back from the KVS), after a
@@ -557,6 +560,11 @@ export interface FaasShape {
   readonly kvsDelayMs?: DelayRange;
   readonly scheduler?: Partial<Omit<SchedulerOptions, 'address' | 'random'>>;
   readonly statusPeriodMs?: number;
+  /**
+   * Whether each boot of an executor reports its own incarnation (`<address>#<boot>`, as the
+   * process's random nonce would; default true). False: every boot reports its address alone.
+   */
+  readonly incarnations?: boolean;
 }
 
 export const schedulerName = (s: number): string => `sched${s}`;
@@ -567,6 +575,7 @@ export interface FaasSim {
   readonly kvs: SimulatedKvs;
   readonly drops: DropLog;
   readonly schedulerIds: readonly string[];
+  /** The executors, those added later included. */
   readonly executorIds: readonly string[];
   /** The current host of each executor (a restart makes a new one). */
   readonly hosts: Map<string, SimulatedHost>;
@@ -574,6 +583,8 @@ export interface FaasSim {
   executor(id: string): ExecutorNode | undefined;
   /** Adds a client machine `id` and returns it. */
   addClient(id: string, options: Omit<FaasClientOptions, 'address' | 'schedulers'>): FaasClient;
+  /** Adds (and starts) an executor machine `id` that reports to every scheduler. */
+  addExecutor(id: string): void;
 }
 
 /** Builds schedulers, executors (each reporting to every scheduler) and the shared KVS in `sim`. */
@@ -588,14 +599,24 @@ export function buildFaasCluster(sim: Simulation, shape: FaasShape, registry: Fu
     sim.add(id, () => ({ machine: new SchedulerNode({ address: sim.address(id), random: random.fork(), executorTimeoutMs: 600, ...shape.scheduler }), tasks: kvs.schedulerTasks() }));
   }
   const hosts = new Map<string, SimulatedHost>();
-  for (const id of executorIds) {
+  const addExecutor = (id: string): void => {
     const random = sim.random.fork();
+    // Each boot's nonce: a count of boots, deterministic (a process draws a random one).
+    let boots = 0;
     sim.add(id, () => {
+      boots++;
       const host: SimulatedHost = new SimulatedHost(sim, kvs, registry, random.fork(), () => sim.isUp(id) && hosts.get(id) === host);
       hosts.set(id, host);
-      return { machine: new ExecutorNode({ address: sim.address(id), schedulers: schedulerAddresses, ...(shape.statusPeriodMs === undefined ? {} : { statusPeriodMs: shape.statusPeriodMs }) }), tasks: host };
+      const options = {
+        address: sim.address(id),
+        schedulers: schedulerAddresses,
+        ...(shape.statusPeriodMs === undefined ? {} : { statusPeriodMs: shape.statusPeriodMs }),
+        ...(shape.incarnations === false ? {} : { incarnation: `boot${boots}` }),
+      };
+      return { machine: new ExecutorNode(options), tasks: host };
     });
-  }
+  };
+  for (const id of executorIds) addExecutor(id);
   return {
     sim,
     kvs,
@@ -609,6 +630,10 @@ export function buildFaasCluster(sim: Simulation, shape: FaasShape, registry: Fu
       const client = new FaasClient({ ...options, address: sim.address(id), schedulers: schedulerAddresses });
       sim.add(id, () => client);
       return client;
+    },
+    addExecutor: (id) => {
+      executorIds.push(id);
+      addExecutor(id);
     },
   };
 }

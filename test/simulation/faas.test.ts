@@ -12,9 +12,17 @@
  * 3. an executor crashed in the middle of the calls (and, in half the runs, restarted after the
  *    scheduler noticed): each sync call ends in time with its right result or EXEC_LOST, and every
  *    async call ends with its right result in the KVS (dispatched again to the survivors);
- * 4. (the race behind 3, staged) a re-dispatch replaces the earlier attempt's run on an executor
+ * 4. an executor crashed and restarted quickly (100-300 ms later, well within the scheduler's
+ *    failure timeout): the scheduler tells the new boot from its heartbeat's incarnation and fails
+ *    the old boot at once, so each sync call ends with its right result or EXEC_LOST (never
+ *    EXEC_TIMEOUT or a client timeout) and every async call ends with its right result;
+ * 5. the only executor crashed while async calls run, and restarted (or another executor joined)
+ *    well after the scheduler declared it dead: the re-dispatches that found no executor wait for
+ *    one, and every async call ends with its right result (no SCHED_NO_CAPACITY); (staged) one
+ *    that no executor ever takes waits until its deadline, then SCHED_NO_CAPACITY is its result;
+ * 6. (the race behind 3, staged) a re-dispatch replaces the earlier attempt's run on an executor
  *    and keeps the parents' results that reached that run;
- * 5. one seed, one trace.
+ * 7. one seed, one trace.
  * A failure names every wrong call and the command that reruns its seed.
  */
 import { isDeepStrictEqual } from 'node:util';
@@ -116,7 +124,12 @@ function planCalls(random: Random, count: number, windowMs: number, asyncShare: 
   return Array.from({ length: count }, () => ({ atMs: random.int(windowMs), call: randomCall(random, random.chance(asyncShare)) }));
 }
 
-type Kind = 'clean' | 'faults' | 'crash';
+/**
+ * clean, faults: properties 1 and 2; crash: 3; quick: 4 (a restart within the failure timeout);
+ * noroom: 5 (one executor, back only after the scheduler declared it dead).
+ */
+type Kind = 'clean' | 'faults' | 'crash' | 'quick' | 'noroom';
+type CrashKind = 'crash' | 'quick' | 'noroom';
 
 interface Run {
   readonly fs: FaasSim;
@@ -128,9 +141,13 @@ interface Run {
   readonly victim: string | undefined;
   /** Runs the victim held when it crashed. */
   readonly victimRuns: number;
+  /** An executor added after the crash instead of the victim's restart (noroom runs). */
+  readonly joined: string | undefined;
 }
 
 const CALLS_WINDOW_MS = 2000;
+/** noroom runs: every call is sent in this window after the setup, before the crash can be noticed. */
+const NOROOM_WINDOW_MS = 1000;
 const RUN_MS = 25_000;
 
 function run(seed: number, kind: Kind): Run {
@@ -141,15 +158,47 @@ function run(seed: number, kind: Kind): Run {
     duplicateRate: kind === 'faults' ? 0.03 : 0,
     reorder: kind === 'faults',
   });
-  const functions = registry(kind === 'crash' ? { min: 20, max: 200 } : { min: 1, max: 20 });
-  const fs = buildFaasCluster(sim, { schedulers: kind === 'crash' ? 1 : 2, executors: 3 }, functions);
+  const crashes = kind === 'crash' || kind === 'quick' || kind === 'noroom';
+  const functions = registry(crashes ? { min: 20, max: 200 } : { min: 1, max: 20 });
+  const fs = buildFaasCluster(sim, { schedulers: crashes ? 1 : 2, executors: kind === 'noroom' ? 1 : 3 }, functions);
   const workload = sim.random.fork();
-  const calls = planCalls(workload, kind === 'clean' ? 40 : 50, CALLS_WINDOW_MS, kind === 'clean' ? 0.25 : 0.35);
+  const calls =
+    kind === 'noroom' ? planCalls(workload, 50, NOROOM_WINDOW_MS, 0.7) : planCalls(workload, kind === 'clean' ? 40 : 50, CALLS_WINDOW_MS, kind === 'clean' ? 0.25 : 0.35);
   const client = fs.addClient('client', { setup: SETUP, calls });
   let crashAtMs: number | undefined;
   let restartAtMs: number | undefined;
   let victim: string | undefined;
   let victimRuns = 0;
+  let joined: string | undefined;
+  if (kind === 'quick') {
+    sim.runFor(600 + workload.int(1200));
+    victim = executorName(workload.int(3));
+    crashAtMs = sim.clock.now();
+    victimRuns = fs.executor(victim)?.runCount ?? 0;
+    sim.crash(victim);
+    // Back well within the scheduler's failure timeout (600 ms): only its incarnation tells.
+    sim.runFor(100 + workload.int(201));
+    restartAtMs = sim.clock.now();
+    sim.restart(victim);
+  }
+  if (kind === 'noroom') {
+    for (let i = 0; i < 100 && client.setupDoneAtMs === undefined; i++) sim.runFor(50);
+    // Mid-calls: the last call goes out (NOROOM_WINDOW_MS after the setup) at most 400 ms after
+    // the crash, before the scheduler can declare the executor dead (>= 500 ms after it).
+    sim.runFor(600 + workload.int(400));
+    victim = executorName(0);
+    crashAtMs = sim.clock.now();
+    victimRuns = fs.executor(victim)?.runCount ?? 0;
+    sim.crash(victim);
+    // Well after the failure timeout: the re-dispatches have found no executor for a while.
+    sim.runFor(1000 + workload.int(2000));
+    restartAtMs = sim.clock.now();
+    if (workload.chance(0.5)) sim.restart(victim);
+    else {
+      joined = executorName(1);
+      fs.addExecutor(joined);
+    }
+  }
   if (kind === 'crash') {
     // The setup ends near 300 ms plus a few ms per step; crash mid-calls.
     sim.runFor(600 + workload.int(1200));
@@ -166,7 +215,7 @@ function run(seed: number, kind: Kind): Run {
   // Long enough for an async call whose schedule was lost to be dispatched twice more (each after
   // its deadline and the scheduler's grace).
   sim.runFor(RUN_MS - sim.clock.now());
-  return { fs, client, functions, crashAtMs, restartAtMs, victim, victimRuns };
+  return { fs, client, functions, crashAtMs, restartAtMs, victim, victimRuns, joined };
 }
 
 function describeOutcome(outcome: CallOutcome | undefined): string {
@@ -251,11 +300,15 @@ interface Tally {
   dropped: number;
   redispatched: number;
   executorsLost: number;
+  executorsRestarted: number;
+  /** Re-dispatches that found no executor with room and waited, and those that went out later. */
+  retriesQueued: number;
+  retriesDispatched: number;
   victimRuns: number;
 }
 
 function newTally(): Tally {
-  return { calls: 0, rightResults: 0, storedResults: 0, codes: new Map(), timeouts: 0, dropped: 0, redispatched: 0, executorsLost: 0, victimRuns: 0 };
+  return { calls: 0, rightResults: 0, storedResults: 0, codes: new Map(), timeouts: 0, dropped: 0, redispatched: 0, executorsLost: 0, executorsRestarted: 0, retriesQueued: 0, retriesDispatched: 0, victimRuns: 0 };
 }
 
 function count(tally: Tally, { fs, client, functions, victimRuns }: Run): void {
@@ -264,6 +317,9 @@ function count(tally: Tally, { fs, client, functions, victimRuns }: Run): void {
   for (const id of fs.schedulerIds) {
     tally.redispatched += fs.scheduler(id)?.counters.redispatched ?? 0;
     tally.executorsLost += fs.scheduler(id)?.counters.executorsLost ?? 0;
+    tally.executorsRestarted += fs.scheduler(id)?.counters.executorsRestarted ?? 0;
+    tally.retriesQueued += fs.scheduler(id)?.counters.retriesQueued ?? 0;
+    tally.retriesDispatched += fs.scheduler(id)?.counters.retriesDispatched ?? 0;
   }
   for (const record of client.records) {
     tally.calls++;
@@ -336,21 +392,28 @@ function checkFaults({ fs, client, functions }: Run): void {
 /** Failure detection: the scheduler's timeout, its check period, a heartbeat period and the network. */
 const DETECTION_MS = 600 + 100 + 100 + 20;
 
-function checkCrash({ fs, client, functions, crashAtMs, restartAtMs, victim }: Run): void {
+/**
+ * crash: the victim is declared dead by the failure timeout (and may come back later); quick: it
+ * restarted within the timeout and the scheduler tells by its new incarnation; noroom: it was the
+ * only executor, and a restart or a new executor came well after the timeout.
+ */
+function checkCrash({ fs, client, functions, crashAtMs, restartAtMs, victim, joined }: Run, kind: CrashKind): void {
   checkSetup(client);
   expect(crashAtMs).toBeDefined();
-  // The scheduler saw the victim go, and come back when it restarted.
-  expect(fs.scheduler(fs.schedulerIds[0]!)?.counters.executorsLost).toBe(1);
-  expect(fs.scheduler(fs.schedulerIds[0]!)?.executorAddresses().includes(fs.sim.address(victim!))).toBe(restartAtMs !== undefined);
+  // The new boot's first heartbeat reaches the scheduler a few ms after the restart.
+  const detectedByMs = kind === 'quick' ? restartAtMs! + 50 : crashAtMs! + DETECTION_MS;
   const bad: string[] = [];
   for (const record of client.records) {
     const expected = expectedOf(record.call, functions, DAGS);
+    // noroom runs send every call before the scheduler can notice the crash (none is refused for
+    // want of an executor at its first dispatch: that is admission control, not at-least-once).
+    if (kind === 'noroom' && record.sentAtMs >= crashAtMs! + 500) bad.push(`${describeCall(record)}: sent after the crash could be noticed (crash at ${crashAtMs} ms)`);
     if (record.outcome === undefined || record.outcome.kind === 'timeout') {
       bad.push(`${describeCall(record)}: no answer by its deadline (${describeOutcome(record.outcome)})`);
       continue;
     }
     // A call that may have had a part on the dead executor: sent before the scheduler could know.
-    const exposed = record.sentAtMs <= crashAtMs! + DETECTION_MS;
+    const exposed = record.sentAtMs <= detectedByMs;
     const excuses = new Set<string>(exposed ? [ErrorCode.EXEC_LOST] : []);
     record.answers.forEach((answer, i) => {
       // After EXEC_LOST, what the run left on the survivor may still answer: its sink times out.
@@ -364,11 +427,22 @@ function checkCrash({ fs, client, functions, crashAtMs, restartAtMs, victim }: R
       bad.push(`${describeCall(record)}: async call accepted, no result in the KVS (crash at ${crashAtMs} ms)`);
       continue;
     }
-    // At least once: dispatched again to the survivor, the right result (no excuse).
+    // At least once: dispatched again (to a survivor, the new boot or the new executor), the
+    // right result (no excuse: SCHED_NO_CAPACITY is wrong too).
     const problem = judge(stored, expected, new Set());
-    if (problem !== undefined) bad.push(`${describeCall(record)}: stored ${problem} (crash at ${crashAtMs} ms)`);
+    if (problem !== undefined) bad.push(`${describeCall(record)}: stored ${problem} (crash at ${crashAtMs} ms${restartAtMs === undefined ? '' : `, ${joined === undefined ? 'restart' : `${joined} joined`} at ${restartAtMs} ms`})`);
   }
   failures(bad);
+  const scheduler = fs.scheduler(fs.schedulerIds[0]!)!;
+  const known = scheduler.executorAddresses();
+  // The scheduler saw the victim go once (by its new incarnation, in quick runs; by the failure
+  // timeout otherwise), and come back when it restarted.
+  expect(scheduler.counters.executorsLost).toBe(1);
+  expect(scheduler.counters.executorsRestarted).toBe(kind === 'quick' ? 1 : 0);
+  expect(known.includes(fs.sim.address(victim!))).toBe(restartAtMs !== undefined && joined === undefined);
+  if (joined !== undefined) expect(known).toContain(fs.sim.address(joined));
+  // No run waited for room past its deadline.
+  expect(scheduler.counters.retriesExpired).toBe(0);
 }
 
 /** forEachSeed, with this file and test named in the rerun command. */
@@ -416,7 +490,7 @@ describe('FaaS simulation', () => {
     const tally = newTally();
     await seeds('crashed', seedCount(60), 5000, (seed) => {
       const outcome = run(seed, 'crash');
-      checkCrash(outcome);
+      checkCrash(outcome, 'crash');
       count(tally, outcome);
     });
     if (!manySeeds) return;
@@ -427,6 +501,67 @@ describe('FaaS simulation', () => {
     expect(tally.redispatched).toBeGreaterThan(0);
     expect(tally.storedResults).toBeGreaterThan(tally.calls / 10);
   }, seedCount(60) * 1000);
+
+  it('tells an executor restarted within the failure timeout by its incarnation: sync calls end with their result or EXEC_LOST, async calls all complete', async () => {
+    const tally = newTally();
+    await seeds('restarted quickly', seedCount(60), 7000, (seed) => {
+      const outcome = run(seed, 'quick');
+      checkCrash(outcome, 'quick');
+      count(tally, outcome);
+    });
+    if (!manySeeds) return;
+    // The restarts hit runs, and were told by the incarnation (checkCrash: not by the timeout).
+    expect(tally.victimRuns).toBeGreaterThan(tally.calls / 50);
+    expect(tally.executorsRestarted).toBeGreaterThan(0);
+    expect(tally.codes.get(ErrorCode.EXEC_LOST) ?? 0).toBeGreaterThan(0);
+    expect(tally.redispatched).toBeGreaterThan(0);
+    expect(tally.storedResults).toBeGreaterThan(tally.calls / 10);
+  }, seedCount(60) * 1000);
+
+  it('keeps async re-dispatches that find no executor waiting until one has room: every async call completes with its right result', async () => {
+    const tally = newTally();
+    await seeds('no room', seedCount(60), 9000, (seed) => {
+      const outcome = run(seed, 'noroom');
+      checkCrash(outcome, 'noroom');
+      count(tally, outcome);
+    });
+    if (!manySeeds) return;
+    // Re-dispatches found no executor, waited, and went out once one was back.
+    expect(tally.victimRuns).toBeGreaterThan(tally.calls / 50);
+    expect(tally.retriesQueued).toBeGreaterThan(0);
+    expect(tally.retriesDispatched).toBe(tally.retriesQueued);
+    expect(tally.storedResults).toBeGreaterThan(tally.calls / 3);
+  }, seedCount(60) * 1000);
+
+  it('keeps a re-dispatch that no executor takes waiting until its deadline, then writes SCHED_NO_CAPACITY', () => {
+    const sim = new Simulation({ seed: 11 });
+    const fs = buildFaasCluster(sim, { schedulers: 1, executors: 1 }, registry({ min: 1, max: 5 }));
+    // Runs 5-6 s, longer than the whole wait: in flight when its only executor dies.
+    const call: ClientCall = { kind: 'call', fn: 'slow', args: [7], timeoutMs: 2000, async: true };
+    const client = fs.addClient('client', { setup: SETUP, calls: [{ atMs: 0, call }] });
+    for (let i = 0; i < 100 && client.records.length === 0; i++) sim.runFor(10);
+    checkSetup(client);
+    const record = client.records[0]!;
+    sim.runFor(200);
+    expect(fs.executor(executorName(0))?.runCount).toBe(1);
+    sim.crash(executorName(0));
+    const scheduler = fs.scheduler(fs.schedulerIds[0]!)!;
+    // Its deadline: its timeout after acceptance (a few ms after it was sent), plus the 5 s grace.
+    const deadlineMs = record.sentAtMs + call.timeoutMs + 5000;
+    sim.runFor(deadlineMs - 100 - sim.clock.now());
+    expect(record.outcome?.kind).toBe('accepted');
+    expect(scheduler.counters.executorsLost).toBe(1);
+    expect(scheduler.counters.retriesQueued).toBe(1);
+    // Still pending: no result yet, the run waits for an executor.
+    expect(fs.kvs.get(record.resultKey)).toBeUndefined();
+    expect(scheduler.runCount).toBe(1);
+    sim.runFor(400);
+    const stored = storedOutcome(fs, record);
+    expect(stored?.kind === 'error' ? stored.code : stored).toBe(ErrorCode.SCHED_NO_CAPACITY);
+    expect(scheduler.counters.retriesExpired).toBe(1);
+    expect(scheduler.counters.retriesDispatched).toBe(0);
+    expect(scheduler.runCount).toBe(0);
+  });
 
   it('lets a re-dispatch replace the earlier attempt on an executor, keeping the parents\' results that arrived', () => {
     // The race the crash runs rarely hit: attempt 1 of an async linear DAG waits on exec0 for the
@@ -472,7 +607,7 @@ describe('FaaS simulation', () => {
   });
 
   it('is deterministic: one seed, one trace', () => {
-    for (const kind of ['faults', 'crash'] as const) {
+    for (const kind of ['faults', 'crash', 'quick', 'noroom'] as const) {
       const first = run(77, kind);
       const second = run(77, kind);
       expect(first.fs.sim.steps).toBeGreaterThan(1000);
