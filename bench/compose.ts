@@ -105,13 +105,13 @@ export const composeBenchmark: Benchmark = async (options) => {
       spec: {
         title: 'compose: sequential call latency (ms, log scale)',
         width: 460,
-        height: 260,
-        mark: 'bar',
+        height: 220,
+        mark: { type: 'point', filled: true, size: 90 },
         encoding: {
-          y: { field: 'case', type: 'nominal', title: null },
-          yOffset: { field: 'quantile' },
+          y: { field: 'case', type: 'nominal', title: null, axis: { labelLimit: 320 } },
           x: { field: 'ms', type: 'quantitative', scale: { type: 'log' }, title: 'latency (ms)' },
           color: { field: 'quantile', type: 'nominal' },
+          shape: { field: 'quantile', type: 'nominal' },
         },
       },
     },
