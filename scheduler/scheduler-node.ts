@@ -339,7 +339,8 @@ export class SchedulerNode implements Machine {
       this.runs.delete(dispatch.runId);
       dispatch.acceptedAtMs = this.nowMs;
       const effects = this.reply(envelope, { callResponse: { callId: dispatch.runId } });
-      effects.push(...this.dispatch(dispatch, (failure) => this.writeFailure(dispatch, failure)));
+      // Accepted means at least once: with no room now, it waits for room (until its deadline).
+      effects.push(...this.dispatch(dispatch, (failure) => this.waitForRoom({ dispatch, previous: [], cause: failure }, failure)));
       return effects;
     });
   }

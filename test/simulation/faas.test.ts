@@ -563,6 +563,26 @@ describe('FaaS simulation', () => {
     expect(scheduler.runCount).toBe(0);
   });
 
+  it('keeps an accepted async call that finds no executor at all waiting until one joins, then runs it', () => {
+    const sim = new Simulation({ seed: 12 });
+    const fs = buildFaasCluster(sim, { schedulers: 1, executors: 0 }, registry({ min: 1, max: 5 }));
+    const call: ClientCall = { kind: 'call', fn: 'inc', args: [41], timeoutMs: 5000, async: true };
+    const client = fs.addClient('client', { setup: SETUP, calls: [{ atMs: 0, call }] });
+    for (let i = 0; i < 100 && client.records.length === 0; i++) sim.runFor(10);
+    checkSetup(client);
+    const record = client.records[0]!;
+    sim.runFor(1000);
+    const scheduler = fs.scheduler(fs.schedulerIds[0]!)!;
+    // Accepted (recorded in the KVS), and waiting: no executor has joined, so no result yet.
+    expect(record.outcome?.kind).toBe('accepted');
+    expect(fs.kvs.get(record.resultKey)).toBeUndefined();
+    expect(scheduler.runCount).toBe(1);
+    fs.addExecutor('late');
+    sim.runFor(1000);
+    expect(storedOutcome(fs, record)).toEqual({ kind: 'result', value: 42 });
+    expect(scheduler.counters.retriesExpired).toBe(0);
+  });
+
   it('lets a re-dispatch replace the earlier attempt on an executor, keeping the parents\' results that arrived', () => {
     // The race the crash runs rarely hit: attempt 1 of an async linear DAG waits on exec0 for the
     // trigger of an executor that died; attempt 2's upstream triggers exec0 before attempt 2's
