@@ -334,20 +334,7 @@ export class ExecutorNode implements Machine {
   private answer(run: Run, outcome: { value: Uint8Array } | { error: PbTypes.IError }): Effect[] {
     if (run.answered) return [];
     run.answered = true;
-    this.counters.answered++;
-    const schedule = run.schedule;
-    const effects: Effect[] = [];
-    if (schedule.resultKey) {
-      const attempt = schedule.attempt || 1;
-      const body: ExecutorTask =
-        'error' in outcome
-          ? { op: 'writeResult', key: schedule.resultKey, attempt, error: { code: errorCodeFromWire(outcome.error.code ?? 0), message: outcome.error.message ?? '' } }
-          : { op: 'writeResult', key: schedule.resultKey, attempt, value: outcome.value };
-      effects.push(...this.task(body, { kind: 'ignore' }));
-    } else if (schedule.replyTo) {
-      const response: PbTypes.ICallResponse = 'error' in outcome ? { callId: run.id, error: outcome.error } : { callId: run.id, result: outcome.value, ...this.leaseFor(run) };
-      effects.push({ kind: 'send', to: schedule.replyTo, envelope: envelopeWith({ callResponse: response }, { responseTo: Number(schedule.replyRequestId ?? 0), sender: this.id, ...(schedule.traceId ? { traceId: schedule.traceId } : {}) }) });
-    }
+    const effects = this.deliver(run.schedule, 'error' in outcome ? outcome : { ...outcome, ...this.leaseFor(run) });
     if (run.mode !== 'lww') {
       // The run's pinned versions may go now, here and on its other executors. (A run of one
       // function too: it has no deadline timer, so nothing else would drop its scope.)
@@ -381,9 +368,26 @@ export class ExecutorNode implements Machine {
   }
 
   private answerRefused(schedule: PbTypes.ISchedule, error: LfaasError): Effect[] {
-    const run = { id: schedule.runId ?? '', schedule, multi: false, mode: 'lww', placement: {}, answered: false } as unknown as Run;
-    return this.answer(run, { error: errorToWire(error) });
+    return this.deliver(schedule, { error: errorToWire(error) });
   }
+
+  /** A run's outcome to where its schedule says: the result key (async) or the caller (sync). */
+  private deliver(schedule: PbTypes.ISchedule, outcome: { value: Uint8Array; lease?: PbTypes.ILease } | { error: PbTypes.IError }): Effect[] {
+    this.counters.answered++;
+    const runId = schedule.runId ?? '';
+    if (schedule.resultKey) {
+      const attempt = schedule.attempt || 1;
+      const body: ExecutorTask =
+        'error' in outcome
+          ? { op: 'writeResult', key: schedule.resultKey, attempt, error: { code: errorCodeFromWire(outcome.error.code ?? 0), message: outcome.error.message ?? '' } }
+          : { op: 'writeResult', key: schedule.resultKey, attempt, value: outcome.value };
+      return this.task(body, { kind: 'ignore' });
+    }
+    if (!schedule.replyTo) return [];
+    const response: PbTypes.ICallResponse = 'error' in outcome ? { callId: runId, error: outcome.error } : { callId: runId, result: outcome.value, ...(outcome.lease === undefined ? {} : { lease: outcome.lease }) };
+    return [{ kind: 'send', to: schedule.replyTo, envelope: envelopeWith({ callResponse: response }, { responseTo: Number(schedule.replyRequestId ?? 0), sender: this.id, ...(schedule.traceId ? { traceId: schedule.traceId } : {}) }) }];
+  }
+
 
   /** Every function of the run placed here has finished. */
   private complete(run: Run): Effect[] {
