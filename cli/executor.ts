@@ -2,9 +2,13 @@
  * `lfaas executor`: one executor as its own process. The main thread owns every socket (its
  * machine's, its KVS client's, and the one it asks other executors on) and the cache; user
  * functions run in the runtime pool's worker threads, which hold no sockets (ECOSYSTEM.md).
+ * Prometheus metrics on `metricsPort`, read from the machine's, pool's and cache's counters at
+ * each scrape.
  */
 import { randomBytes } from 'node:crypto';
 import { KvsClient } from '../client/index.js';
+import { startMetricsServer } from '../kvs/index.js';
+import type { MetricSample } from '../kvs/index.js';
 import { ExecutorCache, ExecutorHost, ExecutorNode, RuntimePool } from '../executor/index.js';
 import { Rpc, ZmqTransport, runMachine, systemClock } from '../protocol/index.js';
 import { announceReady, logError, stopOnSignals } from './process.js';
@@ -22,6 +26,64 @@ export interface ExecutorProcessOptions {
   readonly memoryMb: number;
   readonly cacheBytes: number;
   readonly statusPeriodMs: number;
+  /** -1: no metrics server; 0: an ephemeral port. */
+  readonly metricsPort: number;
+}
+
+type Counters<T extends { readonly counters: object }> = Readonly<Record<keyof T['counters'], readonly [name: string, help: string]>>;
+
+const NODE_COUNTERS: Counters<ExecutorNode> = {
+  schedules: ['lfaas_executor_schedules_total', 'Schedules (runs placed here) received.'],
+  duplicates: ['lfaas_executor_duplicate_schedules_total', 'Schedules received again for a run already here (ignored).'],
+  runs: ['lfaas_executor_runs_total', 'Runs started here (a schedule accepted, one or more of its functions placed here).'],
+  answered: ['lfaas_executor_answered_total', 'Runs answered from here (their sink function here finished or failed).'],
+  timeouts: ['lfaas_executor_run_timeouts_total', 'Runs whose deadline passed here (answered EXEC_TIMEOUT).'],
+  refused: ['lfaas_executor_refused_total', 'Schedules refused (no room here, or not acceptable).'],
+  triggersSent: ['lfaas_executor_triggers_sent_total', 'Triggers sent to other executors.'],
+  triggersLocal: ['lfaas_executor_triggers_local_total', 'Triggers delivered to a function of the run on this executor.'],
+  early: ['lfaas_executor_early_triggers_total', 'Triggers that arrived before their run\'s schedule (held until it came).'],
+};
+
+const POOL_COUNTERS: Counters<RuntimePool> = {
+  calls: ['lfaas_executor_pool_calls_total', 'Calls handed to the runtime pool.'],
+  warm: ['lfaas_executor_pool_warm_starts_total', 'Calls that found their function loaded in a worker (a warm start).'],
+  cold: ['lfaas_executor_pool_cold_starts_total', 'Calls that loaded their function first (a cold start).'],
+  timeouts: ['lfaas_executor_pool_timeouts_total', 'Calls stopped at their function\'s timeout (EXEC_TIMEOUT).'],
+  outOfMemory: ['lfaas_executor_pool_out_of_memory_total', 'Calls whose worker ran out of memory (EXEC_OUT_OF_MEMORY).'],
+  replaced: ['lfaas_executor_pool_workers_replaced_total', 'Workers ended and replaced (after a timeout, out of memory, or a crash).'],
+  unloaded: ['lfaas_executor_pool_unloaded_total', 'Function contexts unloaded after their keep-alive.'],
+  idleEnded: ['lfaas_executor_pool_idle_ended_total', 'Idle workers ended.'],
+};
+
+const CACHE_COUNTERS: Counters<ExecutorCache> = {
+  hits: ['lfaas_executor_cache_hits_total', 'Reads answered from the cache.'],
+  misses: ['lfaas_executor_cache_misses_total', 'Reads that went to the KVS.'],
+  pushes: ['lfaas_executor_cache_pushes_total', 'Updates the KVS pushed to the cache (subscriptions).'],
+  writes: ['lfaas_executor_cache_writes_total', 'Writes through the cache.'],
+  evictions: ['lfaas_executor_cache_evictions_total', 'Keys evicted from the cache.'],
+};
+
+function counterSamples<T extends Record<string, number>>(counters: T, names: Readonly<Record<keyof T, readonly [string, string]>>, labels: Readonly<Record<string, string>>): MetricSample[] {
+  return Object.entries(names).map(([field, [name, help]]) => ({ name, help, type: 'counter', value: counters[field as keyof T] ?? 0, labels }));
+}
+
+/** The executor's series at this moment, each labelled with its address. */
+function executorSamples(parts: { node: ExecutorNode; pool: RuntimePool; cache: ExecutorCache; host: ExecutorHost }, node: string): MetricSample[] {
+  const labels = { node };
+  const gauge = (name: string, help: string, value: number): MetricSample => ({ name, help, type: 'gauge', value, labels });
+  return [
+    ...counterSamples(parts.node.counters, NODE_COUNTERS, labels),
+    ...counterSamples(parts.pool.counters, POOL_COUNTERS, labels),
+    ...counterSamples(parts.cache.counters, CACHE_COUNTERS, labels),
+    gauge('lfaas_executor_runs_in_progress', 'Runs in progress here.', parts.node.runCount),
+    gauge('lfaas_executor_pool_workers', 'Worker threads running.', parts.pool.size),
+    gauge('lfaas_executor_pool_capacity', 'Worker threads at most (runtime slots).', parts.pool.capacity),
+    gauge('lfaas_executor_pool_load', 'Calls running or queued in the pool.', parts.pool.load),
+    gauge('lfaas_executor_warm_functions', 'Function versions loaded in some worker.', parts.pool.warmFunctions().length),
+    gauge('lfaas_executor_cache_bytes', 'Bytes the cache holds.', parts.cache.bytes),
+    gauge('lfaas_executor_cache_keys', 'Keys the cache holds.', parts.cache.keys().length),
+    gauge('lfaas_executor_mailboxes', 'Open mailboxes (ctx.send / ctx.recv) of the runs here.', parts.host.mailboxes.size),
+  ];
 }
 
 export async function runExecutor(options: ExecutorProcessOptions): Promise<void> {
@@ -38,9 +100,11 @@ export async function runExecutor(options: ExecutorProcessOptions): Promise<void
   const incarnation = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
   const executor = new ExecutorNode({ address: transport.address, schedulers: options.schedulers, statusPeriodMs: options.statusPeriodMs, incarnation });
   const shell = runMachine(executor, transport, systemClock, { tasks: host, onError: logError(`executor ${transport.address}`) });
-  announceReady({ role: 'executor', address: transport.address, pid: process.pid, workers: options.workers });
+  const metrics = options.metricsPort < 0 ? undefined : await startMetricsServer({ host: options.host, port: options.metricsPort, samples: () => executorSamples({ node: executor, pool, cache, host }, transport.address) });
+  announceReady({ role: 'executor', address: transport.address, pid: process.pid, workers: options.workers, metricsPort: metrics?.port ?? null });
   stopOnSignals(async () => {
     await shell.stop();
+    await metrics?.close();
     await pool.close();
     cache.close();
     await peers.close();

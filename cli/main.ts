@@ -64,7 +64,8 @@ program
   .option('--port <port>', 'port (0 = any)', integer(0, 65535), 0)
   .addOption(routingOption())
   .option('--executor-timeout-ms <ms>', 'an executor silent this long is dead (its runs are answered or dispatched again)', integer(100, 600_000), 1000)
-  .action(async (options: { host: string; port: number; routing: string; executorTimeoutMs: number }) => {
+  .option('--metrics-port <port>', 'Prometheus metrics port (0 = any, -1 = none)', integer(-1, 65535), 0)
+  .action(async (options: { host: string; port: number; routing: string; executorTimeoutMs: number; metricsPort: number }) => {
     await runScheduler({ ...options, routing: list(options.routing) });
   });
 
@@ -80,7 +81,8 @@ program
   .option('--memory-mb <mb>', 'memory class of prewarmed workers', integer(16, 4096), 128)
   .option('--cache-bytes <n>', 'cache size in bytes', integer(1024, 2 ** 40), 64 * 1024 * 1024)
   .option('--status-period-ms <ms>', 'heartbeat period', integer(10, 60_000), 100)
-  .action(async (options: { host: string; port: number; routing: string; schedulers: string; workers: number; prewarm: number; memoryMb: number; cacheBytes: number; statusPeriodMs: number }) => {
+  .option('--metrics-port <port>', 'Prometheus metrics port (0 = any, -1 = none)', integer(-1, 65535), 0)
+  .action(async (options: { host: string; port: number; routing: string; schedulers: string; workers: number; prewarm: number; memoryMb: number; cacheBytes: number; statusPeriodMs: number; metricsPort: number }) => {
     await runExecutor({ ...options, routing: list(options.routing), schedulers: list(options.schedulers) });
   });
 

@@ -1,9 +1,12 @@
 /**
  * `lfaas scheduler`: one scheduler as its own process. Its machine's KVS tasks go through a KVS
  * client (the registry lives in the KVS, shared by every scheduler); executors find it through
- * their `--schedulers` list and report to it from then on.
+ * their `--schedulers` list and report to it from then on. Prometheus metrics on `metricsPort`,
+ * read from the machine's counters at each scrape.
  */
 import { KvsClient } from '../client/index.js';
+import { startMetricsServer } from '../kvs/index.js';
+import type { MetricSample } from '../kvs/index.js';
 import { ZmqTransport, runMachine, seededRandom, systemClock } from '../protocol/index.js';
 import { KvsTasks, SchedulerNode } from '../scheduler/index.js';
 import { announceReady, logError, stopOnSignals } from './process.js';
@@ -13,6 +16,37 @@ export interface SchedulerProcessOptions {
   readonly port: number;
   readonly routing: readonly string[];
   readonly executorTimeoutMs: number;
+  /** -1: no metrics server; 0: an ephemeral port. */
+  readonly metricsPort: number;
+}
+
+/** The scheduler's counters as Prometheus counters: field of `SchedulerNode.counters` -> name and help. */
+const SCHEDULER_COUNTERS: Readonly<Record<keyof SchedulerNode['counters'], readonly [name: string, help: string]>> = {
+  calls: ['lfaas_scheduler_calls_total', 'Function calls the scheduler accepted.'],
+  dagCalls: ['lfaas_scheduler_dag_calls_total', 'DAG calls the scheduler accepted.'],
+  asyncCalls: ['lfaas_scheduler_async_calls_total', 'Async calls (function or DAG) the scheduler accepted.'],
+  dispatched: ['lfaas_scheduler_dispatched_total', 'Runs dispatched to executors (re-dispatches included).'],
+  completed: ['lfaas_scheduler_completed_total', 'Runs the executors reported finished.'],
+  lost: ['lfaas_scheduler_lost_total', 'Runs lost with an executor that died or restarted.'],
+  redispatched: ['lfaas_scheduler_redispatched_total', 'Lost async runs dispatched again.'],
+  noCapacity: ['lfaas_scheduler_no_capacity_total', 'Calls refused or held back because no executor had room (SCHED_NO_CAPACITY).'],
+  registered: ['lfaas_scheduler_registrations_total', 'Function versions registered through this scheduler.'],
+  executorsLost: ['lfaas_scheduler_executors_lost_total', 'Executors dropped from the view (silent for the executor timeout, or restarted).'],
+  executorsRestarted: ['lfaas_scheduler_executors_restarted_total', 'Executors seen restarted at the same address (a new incarnation).'],
+  retriesQueued: ['lfaas_scheduler_retries_queued_total', 'Async runs queued to wait for an executor with room.'],
+  retriesDispatched: ['lfaas_scheduler_retries_dispatched_total', 'Queued async runs dispatched once room was found.'],
+  retriesExpired: ['lfaas_scheduler_retries_expired_total', 'Queued async runs whose deadline passed before room was found.'],
+};
+
+/** The scheduler's series at this moment, each labelled with its address. */
+function schedulerSamples(scheduler: SchedulerNode, node: string): MetricSample[] {
+  const labels = { node };
+  const samples: MetricSample[] = Object.entries(SCHEDULER_COUNTERS).map(([field, [name, help]]) => ({ name, help, type: 'counter', value: scheduler.counters[field as keyof SchedulerNode['counters']], labels }));
+  samples.push(
+    { name: 'lfaas_scheduler_runs_in_flight', help: 'Runs dispatched and not yet finished.', type: 'gauge', value: scheduler.runCount, labels },
+    { name: 'lfaas_scheduler_executors', help: 'Executors the scheduler knows alive (heard from within the executor timeout).', type: 'gauge', value: scheduler.executorAddresses().length, labels },
+  );
+  return samples;
 }
 
 export async function runScheduler(options: SchedulerProcessOptions): Promise<void> {
@@ -21,9 +55,11 @@ export async function runScheduler(options: SchedulerProcessOptions): Promise<vo
   // Placement's randomness; seeded per process so two schedulers do not choose in lockstep.
   const scheduler = new SchedulerNode({ address: transport.address, random: seededRandom((Date.now() ^ (process.pid << 8)) >>> 0), executorTimeoutMs: options.executorTimeoutMs });
   const shell = runMachine(scheduler, transport, systemClock, { tasks: new KvsTasks(kvs), onError: logError(`scheduler ${transport.address}`) });
-  announceReady({ role: 'scheduler', address: transport.address, pid: process.pid });
+  const metrics = options.metricsPort < 0 ? undefined : await startMetricsServer({ host: options.host, port: options.metricsPort, samples: () => schedulerSamples(scheduler, transport.address) });
+  announceReady({ role: 'scheduler', address: transport.address, pid: process.pid, metricsPort: metrics?.port ?? null });
   stopOnSignals(async () => {
     await shell.stop();
+    await metrics?.close();
     await kvs.close();
   }, 'scheduler');
 }

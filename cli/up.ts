@@ -200,7 +200,7 @@ export async function up(options: UpOptions): Promise<void> {
       const scheduler = await startRole(['scheduler', '--routing', routingAddress], `scheduler ${s}`);
       children.push(scheduler.child);
       schedulerAddresses.push(String(scheduler.ready['address']));
-      console.log(`  [${index++}/${total}] scheduler-${s}  pid ${scheduler.child.pid}  ${String(scheduler.ready['address'])}`);
+      console.log(`  [${index++}/${total}] scheduler-${s}  pid ${scheduler.child.pid}  ${String(scheduler.ready['address'])}  metrics http://127.0.0.1:${String(scheduler.ready['metricsPort'])}/metrics`);
     }
     const executors = await startedAll(
       children,
@@ -209,7 +209,7 @@ export async function up(options: UpOptions): Promise<void> {
       ),
     );
     for (const [e, executor] of executors.entries()) {
-      console.log(`  [${index++}/${total}] executor-${e}   pid ${executor.child.pid}  ${String(executor.ready['address'])}  ${String(executor.ready['workers'])} workers`);
+      console.log(`  [${index++}/${total}] executor-${e}   pid ${executor.child.pid}  ${String(executor.ready['address'])}  ${String(executor.ready['workers'])} workers  metrics http://127.0.0.1:${String(executor.ready['metricsPort'])}/metrics`);
     }
     await waitForExecutors([routingAddress], schedulerAddresses);
     const schedulerList = schedulerAddresses.join(',');

@@ -17,4 +17,4 @@ export type { ShardStore, StoreWrite } from './store.js';
 export { ShardStats } from './shard-stats.js';
 export type { ShardStatsSnapshot } from './shard-stats.js';
 export { startMetricsServer } from './metrics-server.js';
-export type { MetricsServer, MetricsSource } from './metrics-server.js';
+export type { MetricSample, MetricsServer, MetricsSource } from './metrics-server.js';

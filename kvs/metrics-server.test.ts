@@ -126,6 +126,38 @@ describe('startMetricsServer', () => {
     expect(text).toContain('process_cpu_user_seconds_total');
   });
 
+  it('serves plain samples (counters and gauges of a process without shards), read at each scrape; 500 on a name with two types', async () => {
+    const counters = { calls: 2 };
+    let clash = false;
+    server = await startMetricsServer({
+      host: HOST,
+      port: 0,
+      samples: () => [
+        { name: 'lfaas_test_calls_total', help: 'Calls.', type: 'counter', value: counters.calls, labels: { node: 'tcp://127.0.0.1:1' } },
+        { name: 'lfaas_test_calls_total', help: 'Calls.', type: 'counter', value: 5, labels: { node: 'tcp://127.0.0.1:2' } },
+        { name: 'lfaas_test_workers', help: 'Workers.', type: 'gauge', value: 3 },
+        ...(clash ? [{ name: 'lfaas_test_workers', help: 'Workers.', type: 'counter' as const, value: 1 }] : []),
+      ],
+    });
+    const text = await (await fetch(`http://${HOST}:${server.port}/metrics`)).text();
+    expect(text).toContain('# TYPE lfaas_test_calls_total counter');
+    expect(text).toContain('# HELP lfaas_test_workers Workers.');
+    expect(text).toContain('# TYPE lfaas_test_workers gauge');
+    expect(valueOf(text, 'lfaas_test_calls_total{node="tcp://127.0.0.1:1"}')).toBe(2);
+    expect(valueOf(text, 'lfaas_test_calls_total{node="tcp://127.0.0.1:2"}')).toBe(5);
+    expect(valueOf(text, 'lfaas_test_workers')).toBe(3);
+    expect(text).not.toContain('lfaas_kvs_');
+    expect(text).toContain('process_cpu_user_seconds_total');
+    // The next scrape reads the counters again (not added to the last scrape's).
+    counters.calls = 4;
+    const again = await (await fetch(`http://${HOST}:${server.port}/metrics`)).text();
+    expect(valueOf(again, 'lfaas_test_calls_total{node="tcp://127.0.0.1:1"}')).toBe(4);
+    clash = true;
+    const refused = await fetch(`http://${HOST}:${server.port}/metrics`);
+    expect(refused.status).toBe(500);
+    expect(await refused.text()).toContain('lfaas_test_workers');
+  });
+
   it('rejects when the port is taken', async () => {
     server = await startMetricsServer({ host: HOST, port: 0, collect: () => [] });
     await expect(startMetricsServer({ host: HOST, port: server.port, collect: () => [] })).rejects.toMatchObject({ code: 'EADDRINUSE' });

@@ -14,6 +14,9 @@
  * - `lfaas_kvs_occupancy_bytes`, `lfaas_kvs_keys`, `lfaas_kvs_requests_per_second` (gauges);
  * - one gauge per name in a source's `extra`.
  *
+ * Other processes (schedulers, executors) have no shards: they pass plain {@link MetricSample}s
+ * instead (`samples`), each a counter or gauge of their own naming, read once per scrape.
+ *
  * The label names are whatever the sources use, so the shard series are built at each scrape in a
  * registry of their own (from one call of `collect`, so one scrape is one consistent picture) and
  * merged with the long-lived registry of the default metrics. The global prom-client registry is
@@ -42,10 +45,27 @@ export interface MetricsServerOptions {
   readonly host: string;
   /** The port; 0 picks a free one (read it from the result). */
   readonly port: number;
-  /** The sources to show, called once per scrape; at most {@link METRICS_SOURCES_MAX}. */
-  readonly collect: () => readonly MetricsSource[];
+  /** The sources to show, called once per scrape; at most {@link METRICS_SOURCES_MAX} (default none). */
+  readonly collect?: () => readonly MetricsSource[];
+  /** More series (a process without shards), called once per scrape; at most {@link METRICS_SAMPLES_MAX}. */
+  readonly samples?: () => readonly MetricSample[];
   /** The clock the stats are recorded with, for their decayed rates (default `systemClock`). */
   readonly clock?: Pick<Clock, 'now'>;
+}
+
+/**
+ * One series a process shows as it is at the scrape: a counter it keeps itself (total so far) or
+ * a gauge. Samples with one name make one family (one help text, one type).
+ */
+export interface MetricSample {
+  /** The full metric name (`lfaas_scheduler_calls_total`). */
+  readonly name: string;
+  readonly help: string;
+  readonly type: 'counter' | 'gauge';
+  /** The value now (a counter's total since the process started: never negative). */
+  readonly value: number;
+  /** Labels of this series (`{ node: 'tcp://127.0.0.1:5000' }`). */
+  readonly labels?: Readonly<Record<string, string>>;
 }
 
 /** A running metrics server. */
@@ -58,6 +78,8 @@ export interface MetricsServer {
 
 /** A scrape with more sources than this is refused (500): it would be a bug, not a node. */
 export const METRICS_SOURCES_MAX = 4096;
+/** A scrape with more samples than this is refused (500), as one with too many sources. */
+export const METRICS_SAMPLES_MAX = 65_536;
 /** Label names the shard series use themselves; a source may not set them. */
 const RESERVED_LABELS: ReadonlySet<string> = new Set(['kind', 'le']);
 /** A scrape request must arrive within this (slow or stuck clients do not hold sockets). */
@@ -87,7 +109,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   collectDefaultMetrics({ register: processRegistry });
 
   const server = createServer((request, response) => {
-    void answer(request, response, () => scrape(processRegistry, options.collect(), clock.now()));
+    void answer(request, response, () => scrape(processRegistry, options.collect?.() ?? [], options.samples?.() ?? [], clock.now()));
   });
   server.requestTimeout = REQUEST_TIMEOUT_MS;
   server.headersTimeout = REQUEST_TIMEOUT_MS;
@@ -136,10 +158,10 @@ function send(response: ServerResponse, status: number, body: string, contentTyp
   response.end(body);
 }
 
-/** One scrape: the shard series of `sources` at `nowMs`, after the default metrics. */
-async function scrape(processRegistry: Registry, sources: readonly MetricsSource[], nowMs: number): Promise<{ text: string; contentType: string }> {
+/** One scrape: the shard series of `sources` at `nowMs` and the `samples`, after the default metrics. */
+async function scrape(processRegistry: Registry, sources: readonly MetricsSource[], samples: readonly MetricSample[], nowMs: number): Promise<{ text: string; contentType: string }> {
   const shardRegistry = buildShardRegistry(sources, nowMs);
-  const merged = Registry.merge([processRegistry, shardRegistry]);
+  const merged = Registry.merge([processRegistry, shardRegistry, buildSampleRegistry(samples)]);
   return { text: await merged.metrics(), contentType: merged.contentType };
 }
 
@@ -190,6 +212,31 @@ function buildShardRegistry(sources: readonly MetricsSource[], nowMs: number): R
         extras.set(name, extra);
       }
       extra.set(labels, value);
+    }
+  }
+  return registers[0]!;
+}
+
+/** A registry holding `samples`, one family per name (a name used with two types fails the scrape). */
+function buildSampleRegistry(samples: readonly MetricSample[]): Registry {
+  if (samples.length > METRICS_SAMPLES_MAX) throw new LfaasError(ErrorCode.INTERNAL, `${samples.length} metric samples, at most ${METRICS_SAMPLES_MAX}`);
+  const families = new Map<string, MetricSample[]>();
+  for (const sample of samples) {
+    const family = families.get(sample.name);
+    if (family === undefined) families.set(sample.name, [sample]);
+    else if (family[0]!.type !== sample.type) throw new LfaasError(ErrorCode.INTERNAL, `the metric ${sample.name} is both a ${family[0]!.type} and a ${sample.type}`);
+    else family.push(sample);
+  }
+  const registers = [new Registry()];
+  for (const [name, family] of families) {
+    const first = family[0]!;
+    const labelNames = [...new Set(family.flatMap((sample) => Object.keys(sample.labels ?? {})))].sort();
+    if (first.type === 'counter') {
+      const counter = new Counter({ name, help: first.help, labelNames, registers });
+      for (const sample of family) counter.inc(sample.labels ?? {}, sample.value);
+    } else {
+      const gauge = new Gauge({ name, help: first.help, labelNames, registers });
+      for (const sample of family) gauge.set(sample.labels ?? {}, sample.value);
     }
   }
   return registers[0]!;

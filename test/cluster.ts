@@ -110,6 +110,26 @@ export async function eventually(condition: () => boolean | Promise<boolean>, ti
   return condition();
 }
 
+/** The Prometheus text a process serves on its `metricsPort` (from its ready line), over http on 127.0.0.1. */
+export async function scrapeMetrics(role: RoleProcess): Promise<string> {
+  const port = role.ready['metricsPort'];
+  if (typeof port !== 'number') throw new Error(`process ${role.pid} serves no metrics (ready ${JSON.stringify(role.ready)})`);
+  const response = await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(5000) });
+  const text = await response.text();
+  if (response.status !== 200) throw new Error(`metrics of process ${role.pid}: HTTP ${response.status}: ${text}`);
+  return text;
+}
+
+/** The sum of the values of the series named `name` (any labels) in a Prometheus text, or undefined when there is none. */
+export function metricValue(text: string, name: string): number | undefined {
+  let sum: number | undefined;
+  for (const line of text.split('\n')) {
+    const match = /^([^{\s]+)(?:\{.*\})? (\S+)$/.exec(line);
+    if (match !== null && match[1] === name) sum = (sum ?? 0) + Number(match[2]);
+  }
+  return sum;
+}
+
 /**
  * A whole FaaS cluster as processes: a routing node, storage nodes, schedulers and executors,
  * plus an SDK client. `stop()` stops every process by pid.
@@ -133,20 +153,38 @@ export class FaasCluster extends TestCluster {
   }
 
   async startScheduler(executorTimeoutMs = 1000): Promise<RoleProcess> {
-    const scheduler = await startProcess(['scheduler', '--routing', this.routingAddresses.join(','), '--executor-timeout-ms', String(executorTimeoutMs)]);
+    const scheduler = await startProcess(['scheduler', '--routing', this.routingAddresses.join(','), '--executor-timeout-ms', String(executorTimeoutMs), '--metrics-port', '0']);
     this.schedulers.push(scheduler);
     return scheduler;
   }
 
   async startExecutor(workers = 4): Promise<RoleProcess> {
-    const executor = await startProcess(['executor', '--routing', this.routingAddresses.join(','), '--schedulers', this.schedulerAddresses.join(','), '--workers', String(workers), '--prewarm', '1', '--memory-mb', '128']);
+    const executor = await startProcess(['executor', '--routing', this.routingAddresses.join(','), '--schedulers', this.schedulerAddresses.join(','), '--workers', String(workers), '--prewarm', '1', '--memory-mb', '128', '--metrics-port', '0']);
     this.executors.push(executor);
     return executor;
   }
 
-  /** Waits (bounded) until every scheduler has heard every executor's heartbeat (two periods). */
-  async waitForExecutors(): Promise<void> {
-    await new Promise((resolve) => setTimeout(resolve, 300));
+  /**
+   * Waits (bounded) until every running scheduler's metrics count as many executors known as there
+   * are executors running (each heard from); throws with the counts seen when that takes longer.
+   */
+  async waitForExecutors(timeoutMs = 10_000): Promise<void> {
+    const expected = this.executors.filter((executor) => isAlive(executor.pid)).length;
+    const schedulers = this.schedulers.filter((scheduler) => isAlive(scheduler.pid));
+    let seen: (number | string | undefined)[] = [];
+    const known = await eventually(async () => {
+      seen = await Promise.all(
+        schedulers.map(async (scheduler) => {
+          try {
+            return metricValue(await scrapeMetrics(scheduler), 'lfaas_scheduler_executors');
+          } catch (error) {
+            return error instanceof Error ? error.message : String(error);
+          }
+        }),
+      );
+      return seen.every((count) => count === expected);
+    }, timeoutMs);
+    if (!known) throw new Error(`the schedulers know ${JSON.stringify(seen)} executors after ${timeoutMs} ms, not ${expected}`);
   }
 
   async connect(): Promise<LatticeFaas> {
