@@ -3,9 +3,11 @@
  * of executors), its KVS tasks, the placement policy and DAG validation.
  */
 export { SchedulerNode } from './scheduler-node.js';
-export type { SchedulerOptions, SchedulerTask } from './scheduler-node.js';
+export type { SchedulerOptions } from './scheduler-node.js';
+export { Registry } from './registry.js';
+export type { FunctionMeta, RegistryHost } from './registry.js';
 export { KvsTasks } from './kvs-tasks.js';
-export type { SchedulerKvs } from './kvs-tasks.js';
+export type { Continuation, SchedulerKvs, SchedulerTask } from './kvs-tasks.js';
 export { DefaultPlacement, loadOf } from './placement.js';
 export type { ExecutorView, PlacementPolicy, PlacementRequest, DefaultPlacementOptions } from './placement.js';
 export { dagShape, DAG_FUNCTIONS_MAX } from './dag.js';

@@ -3,9 +3,18 @@
  * each {@link SchedulerTask} becomes KVS client operations, batched by the client per turn.
  */
 import { ensureLfaasError } from '../lattices/index.js';
-import type { AnyLattice } from '../lattices/index.js';
-import type { MachineTasks } from '../protocol/index.js';
-import type { SchedulerTask } from './scheduler-node.js';
+import type { AnyLattice, LfaasError } from '../lattices/index.js';
+import type { Effect, MachineTasks } from '../protocol/index.js';
+
+/** The KVS work a scheduler hands its shell. */
+export type SchedulerTask =
+  | { readonly op: 'get'; readonly key: string }
+  | { readonly op: 'getMany'; readonly keys: readonly string[] }
+  | { readonly op: 'put'; readonly key: string; readonly value: AnyLattice; readonly ack: 'local' | 'durable' | 'replicated' }
+  | { readonly op: 'delete'; readonly keys: readonly string[] };
+
+/** What the scheduler does with a task's outcome (continuation-passing, the machine stays synchronous). */
+export type Continuation = (error: LfaasError | undefined, result: unknown) => Effect[];
 
 /** What the scheduler needs of the KVS (the SDK's `KvsClient` has it). */
 export interface SchedulerKvs {

@@ -4,12 +4,10 @@
  * their heartbeats. Sans-I/O: every KVS access is a `task` ({@link SchedulerTask}) its shell
  * carries out (a KvsClient in a process, a simulated KVS in the simulator).
  *
- * - Registry: `registerFunction` numbers versions (1, 2, ...; immutable), stores code and
- *   metadata, points the name at its latest version, and pins the function on executors
- *   (`prepare`: code fetched and a runtime specialised before the first call). `registerDag`
- *   checks the DAG (scheduler/dag.ts), stores it and pins its functions. List, describe, delete.
- *   What a scheduler has read of the registry it keeps for `registryTtlMs`, refreshing in the
- *   background after that, so the call path does not wait for the KVS.
+ * - Registry (scheduler/registry.ts): functions with numbered immutable versions and DAGs, in
+ *   the KVS; registration pins functions on executors (`prepare`: code fetched and a runtime
+ *   specialised before the first call); list, describe, delete. This machine routes those
+ *   messages to it and does its I/O.
  * - Calls: a call is a run of one function, a DAG call a run of several. The scheduler places
  *   each function (scheduler/placement.ts), sends the schedule to each executor it chose, and
  *   is done: executors trigger each other, and the sink answers the client. An async call is
@@ -32,34 +30,13 @@
  *   placed again, until its deadline (its timeout after acceptance, plus a grace), when
  *   SCHED_NO_CAPACITY becomes its result.
  */
-import { ErrorCode, GSet, HybridClock, LfaasError, Lww, Max, Priority, ensureLfaasError } from '../lattices/index.js';
-import type { AnyLattice } from '../lattices/index.js';
-import {
-  DAGS_KEY,
-  FUNCTIONS_KEY,
-  NAME_PATTERN,
-  dagKey,
-  dagRecordOf,
-  envelopeWith,
-  errorToWire,
-  executionKey,
-  functionIndexKey,
-  functionKey,
-  functionRecordOf,
-  resultKeyOf,
-} from '../protocol/index.js';
-import type { DagRecord, Effect, Envelope, FunctionRecord, Machine, MachineInput, PbTypes, Random } from '../protocol/index.js';
-import { dagShape } from './dag.js';
-import type { DagShape } from './dag.js';
+import { ErrorCode, HybridClock, LfaasError, Lww, Priority, ensureLfaasError } from '../lattices/index.js';
+import { envelopeWith, errorToWire, executionKey, resultKeyOf } from '../protocol/index.js';
+import type { Effect, Envelope, Machine, MachineInput, PbTypes, Random } from '../protocol/index.js';
+import type { Continuation, SchedulerTask } from './kvs-tasks.js';
+import { Registry } from './registry.js';
 import { DefaultPlacement } from './placement.js';
 import type { ExecutorView, PlacementPolicy } from './placement.js';
-
-/** The KVS work a scheduler hands its shell. */
-export type SchedulerTask =
-  | { readonly op: 'get'; readonly key: string }
-  | { readonly op: 'getMany'; readonly keys: readonly string[] }
-  | { readonly op: 'put'; readonly key: string; readonly value: AnyLattice; readonly ack: 'local' | 'durable' | 'replicated' }
-  | { readonly op: 'delete'; readonly keys: readonly string[] };
 
 export interface SchedulerOptions {
   readonly address: string;
@@ -82,27 +59,8 @@ export interface SchedulerOptions {
 }
 
 const CHECK = 'check';
-const CODE_BYTES_MAX = 4 * 1024 * 1024;
-const VERSIONS_LISTED_MAX = 100;
 /** Sync and DAG runs are given this much more than their functions' time before they are forgotten. */
 const RUN_GRACE_MS = 5000;
-
-interface FunctionMeta {
-  readonly name: string;
-  readonly version: number;
-  readonly memoryMb: number;
-  readonly timeoutMs: number;
-  readonly keepAliveMs: number;
-  readonly codeBytes: number;
-  readonly registeredAtMs: number;
-}
-
-interface FunctionEntry {
-  latest: number;
-  readonly versions: Map<number, FunctionMeta>;
-  fetchedAtMs: number;
-  refreshing: boolean;
-}
 
 interface PlannedFunction {
   readonly name: string;
@@ -138,7 +96,6 @@ interface Dispatch {
   finished: boolean;
 }
 
-type Continuation = (error: LfaasError | undefined, result: unknown) => Effect[];
 
 /** An executor as this scheduler knows it: one boot of it. */
 interface ExecutorEntry extends ExecutorView {
@@ -164,10 +121,7 @@ export class SchedulerNode implements Machine {
   private readonly retired = new Set<string>();
   /** Async runs waiting for room to be dispatched again (see `again`), by run id. */
   private readonly retries = new Map<string, Retry>();
-  private readonly functions = new Map<string, FunctionEntry>();
-  private readonly dags = new Map<string, { readonly record: DagRecord; readonly shape: DagShape; fetchedAtMs: number }>();
-  private readonly lookups = new Map<string, ((error: LfaasError | undefined) => Effect[])[]>();
-  private readonly registering = new Map<string, (() => Effect[])[]>();
+  private readonly registry: Registry;
   private readonly continuations = new Map<number, Continuation>();
   private readonly runs = new Map<string, Dispatch>();
   private readonly placement: PlacementPolicy;
@@ -180,6 +134,19 @@ export class SchedulerNode implements Machine {
     this.id = options.address;
     this.placement = options.placement ?? new DefaultPlacement();
     this.clock = new HybridClock(options.address, () => this.nowMs);
+    this.registry = new Registry(
+      {
+        kvs: (task, then) => this.kvs(task, then),
+        reply: (request, body) => this.reply(request, body),
+        pin: (functions) => this.pin(functions),
+        now: () => this.nowMs,
+        clock: this.clock,
+        registered: () => {
+          this.counters.registered++;
+        },
+      },
+      options.registryTtlMs ?? 1000,
+    );
   }
 
   /** Executors alive as far as this scheduler knows. */
@@ -229,17 +196,17 @@ export class SchedulerNode implements Machine {
       case 'executorStatus':
         return this.onStatus(envelope.executorStatus!);
       case 'registerFunction':
-        return this.onRegisterFunction(envelope, envelope.registerFunction!.spec!);
+        return this.registry.onRegisterFunction(envelope, envelope.registerFunction!.spec!);
       case 'registerDag':
-        return this.onRegisterDag(envelope, envelope.registerDag!.spec!);
+        return this.registry.onRegisterDag(envelope, envelope.registerDag!.spec!);
       case 'listFunctions':
-        return this.onListFunctions(envelope, envelope.listFunctions!.name ?? '');
+        return this.registry.onListFunctions(envelope, envelope.listFunctions!.name ?? '');
       case 'deleteFunction':
-        return this.onDeleteFunction(envelope, envelope.deleteFunction!.name ?? '', envelope.deleteFunction!.version ?? 0);
+        return this.registry.onDeleteFunction(envelope, envelope.deleteFunction!.name ?? '', envelope.deleteFunction!.version ?? 0);
       case 'listDags':
-        return this.onListDags(envelope, envelope.listDags!.name ?? '');
+        return this.registry.onListDags(envelope, envelope.listDags!.name ?? '');
       case 'deleteDag':
-        return this.onDeleteDag(envelope, envelope.deleteDag!.name ?? '');
+        return this.registry.onDeleteDag(envelope, envelope.deleteDag!.name ?? '');
       case 'echo':
         return this.reply(envelope, { echo: { payload: envelope.echo?.payload ?? null } });
       default:
@@ -253,7 +220,7 @@ export class SchedulerNode implements Machine {
     this.counters.calls++;
     const callId = request.callId ?? '';
     const name = request.function ?? '';
-    return this.withFunction(name, request.version ?? 0, (error, meta) => {
+    return this.registry.withFunction(name, request.version ?? 0, (error, meta) => {
       if (error !== undefined) return this.callFailed(envelope, callId, error);
       const args = request.args ?? [];
       const planned: PlannedFunction = { name, version: meta!.version, args, successors: [], parents: 0, parentNames: [], prefer: undefined, keys: referencedKeys(args) };
@@ -272,12 +239,12 @@ export class SchedulerNode implements Machine {
   private onDagCall(envelope: Envelope, request: PbTypes.IDagCall): Effect[] {
     this.counters.dagCalls++;
     const callId = request.callId ?? '';
-    return this.withDag(request.dag ?? '', (error, dag) => {
+    return this.registry.withDag(request.dag ?? '', (error, dag) => {
       if (error !== undefined) return this.callFailed(envelope, callId, error);
       const { record, shape } = dag!;
       const unknown = Object.keys(request.args ?? {}).filter((name) => !shape.successors.has(name));
       if (unknown.length > 0) return this.callFailed(envelope, callId, new LfaasError(ErrorCode.EXEC_BAD_VALUE, `DAG ${record.name} has no function ${unknown.join(', ')}`));
-      return this.withFunctions(record.functions, (failure, metas) => {
+      return this.registry.withFunctions(record.functions, (failure, metas) => {
         if (failure !== undefined) return this.callFailed(envelope, callId, failure);
         const functions = shape.order.map((name): PlannedFunction => {
           const args = request.args?.[name]?.args ?? [];
@@ -601,210 +568,6 @@ export class SchedulerNode implements Machine {
     return this.reply(envelope, { callResponse: { callId, error: errorToWire(error) } });
   }
 
-  // ---- the registry -------------------------------------------------------------------------
-
-  /** Resolves a function version (0: the latest) from the registry cache or the KVS. */
-  private withFunction(name: string, version: number, then: (error: LfaasError | undefined, meta: FunctionMeta | undefined) => Effect[]): Effect[] {
-    if (!NAME_PATTERN.test(name)) return then(new LfaasError(ErrorCode.SCHED_FUNCTION_NOT_FOUND, `no function is named ${JSON.stringify(name)}`), undefined);
-    const entry = this.functions.get(name);
-    const known = entry?.versions.get(version === 0 ? entry.latest : version);
-    if (entry !== undefined && known !== undefined) {
-      const effects = then(undefined, known);
-      // Stale while revalidating: the call goes on with what is known, a refresh runs behind it.
-      if (version === 0 && this.nowMs - entry.fetchedAtMs > (this.options.registryTtlMs ?? 1000) && !entry.refreshing) {
-        entry.refreshing = true;
-        effects.push(...this.fetchFunction(name, 0, () => []));
-      }
-      return effects;
-    }
-    return this.fetchFunction(name, version, (error) => {
-      if (error !== undefined) return then(error, undefined);
-      const fresh = this.functions.get(name);
-      const meta = fresh?.versions.get(version === 0 ? fresh.latest : version);
-      if (meta === undefined) {
-        const latest = fresh?.latest ?? 0;
-        return then(
-          version > 0 && version <= latest
-            ? new LfaasError(ErrorCode.GONE, `version ${version} of ${name} was deleted`)
-            : new LfaasError(ErrorCode.SCHED_FUNCTION_NOT_FOUND, version > 0 ? `${name} has no version ${version}` : `no function is named ${JSON.stringify(name)}`),
-          undefined,
-        );
-      }
-      return then(undefined, meta);
-    });
-  }
-
-  private withFunctions(names: readonly string[], then: (error: LfaasError | undefined, metas: Map<string, FunctionMeta> | undefined) => Effect[]): Effect[] {
-    const metas = new Map<string, FunctionMeta>();
-    let left = names.length;
-    let failed = false;
-    const effects: Effect[] = [];
-    for (const name of names) {
-      effects.push(
-        ...this.withFunction(name, 0, (error, meta) => {
-          if (failed) return [];
-          if (error !== undefined) {
-            failed = true;
-            return then(error, undefined);
-          }
-          metas.set(name, meta!);
-          return --left === 0 ? then(undefined, metas) : [];
-        }),
-      );
-    }
-    return effects;
-  }
-
-  /** Reads a function's index and its newest versions (or one version) into the cache; waiters share one read. */
-  private fetchFunction(name: string, version: number, then: (error: LfaasError | undefined) => Effect[]): Effect[] {
-    const lookup = `${name}@${version}`;
-    const waiting = this.lookups.get(lookup);
-    if (waiting !== undefined) {
-      waiting.push(then);
-      return [];
-    }
-    this.lookups.set(lookup, [then]);
-    const settle = (error: LfaasError | undefined): Effect[] => {
-      const waiters = this.lookups.get(lookup) ?? [];
-      this.lookups.delete(lookup);
-      const entry = this.functions.get(name);
-      if (entry !== undefined) entry.refreshing = false;
-      return waiters.flatMap((waiter) => waiter(error));
-    };
-    if (version > 0) {
-      return this.kvs({ op: 'get', key: functionKey(name, version) }, (error, value) => {
-        if (error !== undefined) return settle(error);
-        const record = functionRecordOf(value as AnyLattice | undefined);
-        if (record !== undefined) this.remember(record, record.version);
-        return settle(undefined);
-      });
-    }
-    return this.kvs({ op: 'get', key: functionIndexKey(name) }, (error, value) => {
-      if (error !== undefined) return settle(error);
-      const latest = Number((value as AnyLattice | undefined)?.reveal() ?? 0);
-      if (latest === 0) {
-        this.functions.delete(name);
-        return settle(undefined);
-      }
-      // The newest versions, newest first: the latest that still exists is the one a name means.
-      const versions = Array.from({ length: Math.min(16, latest) }, (_, i) => latest - i);
-      return this.kvs({ op: 'getMany', keys: versions.map((v) => functionKey(name, v)) }, (failure, values) => {
-        if (failure !== undefined) return settle(failure);
-        const records = (values as (AnyLattice | undefined)[]).map((entry) => functionRecordOf(entry));
-        const newest = records.find((record) => record !== undefined);
-        const entry = this.entryOf(name);
-        entry.fetchedAtMs = this.nowMs;
-        // Versions that are gone leave the cache.
-        versions.forEach((v, i) => {
-          if (records[i] === undefined) entry.versions.delete(v);
-        });
-        for (const record of records) if (record !== undefined) this.remember(record, newest?.version ?? 0);
-        if (newest === undefined) entry.latest = 0;
-        return settle(undefined);
-      });
-    });
-  }
-
-  private entryOf(name: string): FunctionEntry {
-    let entry = this.functions.get(name);
-    if (entry === undefined) {
-      entry = { latest: 0, versions: new Map(), fetchedAtMs: this.nowMs, refreshing: false };
-      this.functions.set(name, entry);
-    }
-    return entry;
-  }
-
-  private remember(record: FunctionRecord, latest: number): void {
-    const entry = this.entryOf(record.name);
-    entry.versions.set(record.version, {
-      name: record.name,
-      version: record.version,
-      memoryMb: record.memoryMb,
-      timeoutMs: record.timeoutMs,
-      keepAliveMs: record.keepAliveMs,
-      codeBytes: record.code.length,
-      registeredAtMs: record.registeredAtMs,
-    });
-    if (latest > 0) entry.latest = latest;
-  }
-
-  private onRegisterFunction(envelope: Envelope, spec: PbTypes.IFunctionSpec): Effect[] {
-    const name = spec.name ?? '';
-    const code = Buffer.from(spec.code ?? new Uint8Array()).toString('utf8');
-    const memoryMb = spec.memoryMb || 128;
-    const timeoutMs = spec.timeoutMs || 60_000;
-    const keepAliveMs = spec.keepAliveMs || 10 * 60_000;
-    const problem = !NAME_PATTERN.test(name)
-      ? `function name ${JSON.stringify(name)} must match ${NAME_PATTERN}`
-      : code.length === 0 || code.length > CODE_BYTES_MAX
-        ? `code must be 1 to ${CODE_BYTES_MAX} bytes`
-        : memoryMb < 16 || memoryMb > 4096
-          ? 'memoryMb must be 16 to 4096'
-          : timeoutMs > 15 * 60_000
-            ? 'timeoutMs must be at most 900000'
-            : undefined;
-    if (problem !== undefined) return this.reply(envelope, { registerFunctionResponse: { name, error: errorToWire(new LfaasError(ErrorCode.EXEC_BAD_VALUE, problem)) } });
-    const record = (version: number): FunctionRecord => ({ name, version, code, memoryMb, timeoutMs, keepAliveMs, concurrency: spec.concurrency || 1, registeredAtMs: Math.floor(this.nowMs) });
-    return this.serialised(name, () => this.register(envelope, name, record, 0));
-  }
-
-  /**
-   * Versions are numbered without a coordinator: take the latest known + 1, write the version's
-   * record as a Priority (the first registration of a number wins), then read it back; if another
-   * scheduler's registration won the number, take the next one.
-   */
-  private register(envelope: Envelope, name: string, record: (version: number) => FunctionRecord, attempt: number): Effect[] {
-    const fail = (error: LfaasError): Effect[] => [...this.reply(envelope, { registerFunctionResponse: { name, error: errorToWire(error) } }), ...this.release(name)];
-    return this.kvs({ op: 'get', key: functionIndexKey(name) }, (error, index) => {
-      if (error !== undefined) return fail(error);
-      const latest = Math.max(Number((index as AnyLattice | undefined)?.reveal() ?? 0), this.functions.get(name)?.latest ?? 0);
-      const mine = record(latest + 1 + attempt);
-      const stamp = this.clock.tick();
-      return this.kvs({ op: 'put', key: functionKey(name, mine.version), value: new Priority(stamp.wallMs * 1024 + (stamp.logical % 1024), mine), ack: 'replicated' }, (putError) => {
-        if (putError !== undefined) return fail(putError);
-        return this.kvs({ op: 'get', key: functionKey(name, mine.version) }, (readError, stored) => {
-          if (readError !== undefined) return fail(readError);
-          const winner = functionRecordOf(stored as AnyLattice | undefined);
-          if (winner === undefined || winner.code !== mine.code || winner.registeredAtMs !== mine.registeredAtMs) {
-            return attempt < 5 ? this.register(envelope, name, record, attempt + 1) : fail(new LfaasError(ErrorCode.TRANSPORT_BUSY, `concurrent registrations of ${name}; try again`));
-          }
-          return this.kvs({ op: 'put', key: functionIndexKey(name), value: new Max(mine.version), ack: 'replicated' }, (indexError) => {
-            if (indexError !== undefined) return fail(indexError);
-            return this.kvs({ op: 'put', key: FUNCTIONS_KEY, value: GSet.of(name), ack: 'replicated' }, (listError) => {
-              if (listError !== undefined) return fail(listError);
-              this.counters.registered++;
-              this.remember(mine, mine.version);
-              this.entryOf(name).fetchedAtMs = this.nowMs;
-              return [...this.reply(envelope, { registerFunctionResponse: { name, version: mine.version } }), ...this.pin([{ name, version: mine.version }]), ...this.release(name)];
-            });
-          });
-        });
-      });
-    });
-  }
-
-  /** Registrations of one name run one at a time on this scheduler. */
-  private serialised(name: string, work: () => Effect[]): Effect[] {
-    const queue = this.registering.get(name);
-    if (queue !== undefined) {
-      if (queue.length >= 100) return [];
-      queue.push(work);
-      return [];
-    }
-    this.registering.set(name, []);
-    return work();
-  }
-
-  private release(name: string): Effect[] {
-    const queue = this.registering.get(name);
-    const next = queue?.shift();
-    if (next === undefined) {
-      this.registering.delete(name);
-      return [];
-    }
-    return next();
-  }
-
   /** Prefetching: the functions' code goes to executors, which specialise a runtime before any call. */
   private pin(functions: readonly { name: string; version: number }[]): Effect[] {
     const views = [...this.executors.values()];
@@ -820,143 +583,6 @@ export class SchedulerNode implements Machine {
       for (const view of chosen) effects.push({ kind: 'send', to: view.address, envelope: envelopeWith({ prepare: { functions: [fn] } }, { sender: this.id }) });
     }
     return effects;
-  }
-
-  private withDag(name: string, then: (error: LfaasError | undefined, dag: { record: DagRecord; shape: DagShape } | undefined) => Effect[]): Effect[] {
-    const cached = this.dags.get(name);
-    if (cached !== undefined && this.nowMs - cached.fetchedAtMs <= (this.options.registryTtlMs ?? 1000)) return then(undefined, cached);
-    if (!NAME_PATTERN.test(name)) return then(new LfaasError(ErrorCode.SCHED_DAG_NOT_FOUND, `no DAG is named ${JSON.stringify(name)}`), undefined);
-    return this.kvs({ op: 'get', key: dagKey(name) }, (error, value) => {
-      if (error !== undefined) return cached !== undefined ? then(undefined, cached) : then(error, undefined);
-      const record = dagRecordOf(value as AnyLattice | undefined);
-      if (record === undefined) {
-        this.dags.delete(name);
-        return then(new LfaasError(ErrorCode.SCHED_DAG_NOT_FOUND, `no DAG is named ${JSON.stringify(name)}`), undefined);
-      }
-      const dag = { record, shape: dagShape(record), fetchedAtMs: this.nowMs };
-      this.dags.set(name, dag);
-      return then(undefined, dag);
-    });
-  }
-
-  private onRegisterDag(envelope: Envelope, spec: PbTypes.IDagSpec): Effect[] {
-    const record: DagRecord = { name: spec.name ?? '', functions: spec.functions ?? [], edges: (spec.edges ?? []).map((edge) => [edge.fromFunction ?? '', edge.toFunction ?? ''] as const) };
-    let shape: DagShape;
-    try {
-      shape = dagShape(record);
-    } catch (error) {
-      return this.reply(envelope, { done: { error: errorToWire(error) } });
-    }
-    return this.withFunctions(record.functions, (error, metas) => {
-      if (error !== undefined) return this.reply(envelope, { done: { error: errorToWire(error) } });
-      const value = Lww.write(this.clock, { name: record.name, functions: [...record.functions], edges: record.edges.map(([from, to]) => [from, to]) });
-      return this.kvs({ op: 'put', key: dagKey(record.name), value, ack: 'replicated' }, (putError) => {
-        if (putError !== undefined) return this.reply(envelope, { done: { error: errorToWire(putError) } });
-        return this.kvs({ op: 'put', key: DAGS_KEY, value: GSet.of(record.name), ack: 'replicated' }, (listError) => {
-          if (listError !== undefined) return this.reply(envelope, { done: { error: errorToWire(listError) } });
-          this.dags.set(record.name, { record, shape, fetchedAtMs: this.nowMs });
-          return [...this.reply(envelope, { done: {} }), ...this.pin([...metas!.values()].map((meta) => ({ name: meta.name, version: meta.version })))];
-        });
-      });
-    });
-  }
-
-  private onListFunctions(envelope: Envelope, name: string): Effect[] {
-    const fail = (error: LfaasError): Effect[] => this.reply(envelope, { functionList: { error: errorToWire(error) } });
-    const describe = (names: readonly string[]): Effect[] =>
-      this.kvs({ op: 'getMany', keys: names.map(functionIndexKey) }, (error, indexes) => {
-        if (error !== undefined) return fail(error);
-        const latests = (indexes as (AnyLattice | undefined)[]).map((value) => Number(value?.reveal() ?? 0));
-        const keys: string[] = [];
-        const owners: [number, number][] = [];
-        latests.forEach((latest, n) => {
-          for (let v = latest; v >= 1 && v > latest - VERSIONS_LISTED_MAX; v--) {
-            keys.push(functionKey(names[n]!, v));
-            owners.push([n, v]);
-          }
-        });
-        if (keys.length === 0) return name.length > 0 ? fail(new LfaasError(ErrorCode.SCHED_FUNCTION_NOT_FOUND, `no function is named ${JSON.stringify(name)}`)) : this.reply(envelope, { functionList: { functions: [] } });
-        return this.kvs({ op: 'getMany', keys }, (readError, values) => {
-          if (readError !== undefined) return fail(readError);
-          const infos = new Map<number, PbTypes.IFunctionInfo & { versions: number[] }>();
-          (values as (AnyLattice | undefined)[]).forEach((value, i) => {
-            const record = functionRecordOf(value);
-            if (record === undefined) return;
-            const [n, v] = owners[i]!;
-            let info = infos.get(n);
-            if (info === undefined) {
-              info = { name: names[n]!, latest: v, versions: [], memoryMb: record.memoryMb, timeoutMs: record.timeoutMs, keepAliveMs: record.keepAliveMs, codeBytes: Buffer.byteLength(record.code), registeredAtMs: record.registeredAtMs };
-              infos.set(n, info);
-            }
-            info.versions.unshift(v);
-          });
-          const functions = [...infos.entries()].sort(([a], [b]) => a - b).map(([, info]) => info);
-          if (name.length > 0 && functions.length === 0) return fail(new LfaasError(ErrorCode.SCHED_FUNCTION_NOT_FOUND, `no function is named ${JSON.stringify(name)}`));
-          return this.reply(envelope, { functionList: { functions } });
-        });
-      });
-    if (name.length > 0) return describe([name]);
-    return this.kvs({ op: 'get', key: FUNCTIONS_KEY }, (error, list) => {
-      if (error !== undefined) return fail(error);
-      const names = ((list as AnyLattice | undefined)?.reveal() as string[] | undefined) ?? [];
-      return names.length === 0 ? this.reply(envelope, { functionList: { functions: [] } }) : describe([...names].sort().slice(0, 1000));
-    });
-  }
-
-  private onDeleteFunction(envelope: Envelope, name: string, version: number): Effect[] {
-    const done = (error?: LfaasError): Effect[] => this.reply(envelope, { done: error === undefined ? {} : { error: errorToWire(error) } });
-    return this.kvs({ op: 'get', key: functionIndexKey(name) }, (error, index) => {
-      if (error !== undefined) return done(error);
-      const latest = Number((index as AnyLattice | undefined)?.reveal() ?? 0);
-      if (latest === 0 || version > latest) return done(new LfaasError(ErrorCode.SCHED_FUNCTION_NOT_FOUND, version > 0 ? `${name} has no version ${version}` : `no function is named ${JSON.stringify(name)}`));
-      // The index (the highest number given) stays, also when every version goes: a later
-      // registration takes the next number, never a deleted one, whose code executors may still hold.
-      const keys = version > 0 ? [functionKey(name, version)] : Array.from({ length: latest }, (_, i) => functionKey(name, i + 1));
-      const remove = (): Effect[] =>
-        this.kvs({ op: 'delete', keys }, (deleteError) => {
-          if (deleteError !== undefined) return done(deleteError);
-          if (version > 0) {
-            this.functions.get(name)?.versions.delete(version);
-            // The name now means the newest version left: read it again at the next call.
-            if (this.functions.get(name)?.latest === version) this.functions.delete(name);
-          } else this.functions.delete(name);
-          return done();
-        });
-      if (version > 0) return remove();
-      // Every version: a name whose versions are all gone already is not found.
-      return this.kvs({ op: 'getMany', keys }, (readError, values) => {
-        if (readError !== undefined) return done(readError);
-        if ((values as (AnyLattice | undefined)[]).every((value) => value === undefined)) return done(new LfaasError(ErrorCode.SCHED_FUNCTION_NOT_FOUND, `no function is named ${JSON.stringify(name)}`));
-        return remove();
-      });
-    });
-  }
-
-  private onListDags(envelope: Envelope, name: string): Effect[] {
-    const fail = (error: LfaasError): Effect[] => this.reply(envelope, { dagList: { error: errorToWire(error) } });
-    const read = (names: readonly string[]): Effect[] =>
-      this.kvs({ op: 'getMany', keys: names.map(dagKey) }, (error, values) => {
-        if (error !== undefined) return fail(error);
-        const dags = (values as (AnyLattice | undefined)[])
-          .map((value) => dagRecordOf(value))
-          .filter((record): record is DagRecord => record !== undefined)
-          .map((record) => ({ name: record.name, functions: [...record.functions], edges: record.edges.map(([from, to]) => ({ fromFunction: from, toFunction: to })) }));
-        if (name.length > 0 && dags.length === 0) return fail(new LfaasError(ErrorCode.SCHED_DAG_NOT_FOUND, `no DAG is named ${JSON.stringify(name)}`));
-        return this.reply(envelope, { dagList: { dags } });
-      });
-    if (name.length > 0) return read([name]);
-    return this.kvs({ op: 'get', key: DAGS_KEY }, (error, list) => {
-      if (error !== undefined) return fail(error);
-      const names = ((list as AnyLattice | undefined)?.reveal() as string[] | undefined) ?? [];
-      return names.length === 0 ? this.reply(envelope, { dagList: { dags: [] } }) : read([...names].sort().slice(0, 1000));
-    });
-  }
-
-  private onDeleteDag(envelope: Envelope, name: string): Effect[] {
-    return this.kvs({ op: 'delete', keys: [dagKey(name)] }, (error) => {
-      this.dags.delete(name);
-      return this.reply(envelope, { done: error === undefined ? {} : { error: errorToWire(error) } });
-    });
   }
 
   // ---- plumbing ------------------------------------------------------------------------------
