@@ -13,16 +13,13 @@ import { Push } from 'zeromq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LatticeFaas } from '../client/index.js';
 import type { DagDefinition } from '../client/index.js';
-import { ErrorCode, LfaasError } from '../lattices/index.js';
+import { ErrorCode } from '../lattices/index.js';
 import { Rpc, ZmqTransport, decodeEnvelope, encodeEnvelope, encodeValue, errorFromWireMessage, systemClock } from '../protocol/index.js';
 import type { PbTypes } from '../protocol/index.js';
 import { FaasCluster, eventually, isAlive } from './cluster.js';
-import { ManglingTransport, rejection } from './wire-faults.js';
+import { ManglingTransport, code, rejection } from './wire-faults.js';
 
 const MiB = 1024 * 1024;
-
-/** A function's CommonJS body. */
-const code = (body: string): { code: string } => ({ code: `module.exports = ${body};` });
 
 describe('the FaaS core fed bad input', () => {
   const cluster = new FaasCluster();

@@ -17,23 +17,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LatticeFaas, dag, ref } from '../client/index.js';
 import type { FunctionHandle } from '../client/index.js';
-import { Counter, HybridClock, LatticeType, LfaasError, Lww } from '../lattices/index.js';
+import { Counter, HybridClock, LatticeType, Lww } from '../lattices/index.js';
 import { decodeValue, resultKeyOf, resultRecordOf } from '../protocol/index.js';
 import { FaasCluster, eventually } from './cluster.js';
-
-/** A function's CommonJS body. */
-const code = (body: string): { code: string } => ({ code: `module.exports = ${body};` });
-
-/** The typed error a promise rejects with (fails the test if it resolves). */
-async function rejection(promise: Promise<unknown>): Promise<LfaasError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(LfaasError);
-    return error as LfaasError;
-  }
-  throw new Error('expected a rejection, the promise resolved');
-}
+import { code, rejection } from './wire-faults.js';
 
 /** Waits (bounded) until `faas`'s scheduler places calls (it has heard an executor's heartbeat). */
 async function untilServing(faas: LatticeFaas, timeoutMs = 15_000): Promise<void> {

@@ -11,23 +11,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LatticeFaas } from '../client/index.js';
-import { ErrorCode, LfaasError } from '../lattices/index.js';
+import { ErrorCode } from '../lattices/index.js';
 import { FaasCluster, eventually, metricValue, scrapeMetrics, startProcess, stopProcess } from './cluster.js';
+import { code, rejection } from './wire-faults.js';
 import type { RoleProcess } from './cluster.js';
-
-/** A function's CommonJS body. */
-const code = (body: string): { code: string } => ({ code: `module.exports = ${body};` });
-
-/** The typed error a promise rejects with (fails the test if it resolves). */
-async function rejection(promise: Promise<unknown>): Promise<LfaasError> {
-  try {
-    await promise;
-  } catch (error) {
-    expect(error).toBeInstanceOf(LfaasError);
-    return error as LfaasError;
-  }
-  throw new Error('expected a rejection, the promise resolved');
-}
 
 const SCHEDULER_COUNTERS = [
   'lfaas_scheduler_calls_total',

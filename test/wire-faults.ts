@@ -1,7 +1,7 @@
 /**
- * What the bad-input and fault tests share: a transport that damages the next frame it sends
- * (so an Rpc request carries a broken frame while the Rpc still awaits its answer), and the typed
- * error a promise must reject with.
+ * What the bad-input, fault and FaaS tests share: a transport that damages the next frame it
+ * sends (so an Rpc request carries a broken frame while the Rpc still awaits its answer), the typed
+ * error a promise must reject with, and a function's code from its body.
  */
 import { expect } from 'vitest';
 import { LfaasError } from '../lattices/index.js';
@@ -50,3 +50,6 @@ export async function rejection(promise: Promise<unknown>): Promise<LfaasError> 
   }
   throw new Error('expected a rejection, the promise resolved');
 }
+
+/** A function's CommonJS body. */
+export const code = (body: string): { code: string } => ({ code: `module.exports = ${body};` });
