@@ -13,6 +13,7 @@ import type { Socket } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePorts } from '../cli/index.js';
+import { hasExited, killQuietly, waitForExit } from './harness/child-process.js';
 
 /** What to tell the user when Redis is missing. */
 export const REDIS_INSTALL_HINT = 'Redis is not installed: apt-get install -y redis-server redis-tools (the bench runs the rest without it)';
@@ -109,34 +110,6 @@ function pingOnce(port: number, timeoutMs: number): Promise<boolean> {
     socket.once('error', () => finish(false));
     socket.once('close', () => finish(false));
   });
-}
-
-function hasExited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-/** Resolves true once `child` has exited, false if it is still running after `timeoutMs`. */
-function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
-  if (hasExited(child)) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const onExit = (): void => {
-      clearTimeout(timer);
-      resolve(true);
-    };
-    const timer = setTimeout(() => {
-      child.off('exit', onExit);
-      resolve(hasExited(child));
-    }, timeoutMs);
-    child.once('exit', onExit);
-  });
-}
-
-function killQuietly(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch {
-    // already gone
-  }
 }
 
 /** Stops `child`: SIGTERM, SIGKILL after the grace period, and a bounded wait for the exit. */

@@ -44,6 +44,7 @@ import { arch, platform, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { hasExited, killQuietly, waitForExit } from './harness/child-process.js';
 
 /** A running Restate server with the benchmark deployment registered. */
 export interface RestatePeer {
@@ -255,33 +256,6 @@ interface Child {
   exitStatus(): string | undefined;
   /** SIGTERM, SIGKILL after 3 s, bounded waits; resolves once the child has exited. */
   stop(): Promise<void>;
-}
-
-function hasExited(child: ChildProcess): boolean {
-  return child.exitCode !== null || child.signalCode !== null;
-}
-
-function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
-  if (hasExited(child)) return Promise.resolve(true);
-  return new Promise((done) => {
-    const onExit = (): void => {
-      clearTimeout(timer);
-      done(true);
-    };
-    const timer = setTimeout(() => {
-      child.off('exit', onExit);
-      done(hasExited(child));
-    }, timeoutMs);
-    child.once('exit', onExit);
-  });
-}
-
-function killQuietly(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch {
-    // already gone
-  }
 }
 
 /** Spawns a child that is drained, unref'd, and SIGKILLed if this process exits first. */
