@@ -6,7 +6,7 @@ import { errorFromWireMessage } from './errors-wire.js';
 import { DEFAULT_MAX_FRAME_BYTES, decodeEnvelope, encodeEnvelope, peekReplyAddress, replyAddressOf, replyError } from './frame.js';
 import { pb } from './messages.js';
 import type { PbTypes } from './messages.js';
-import { envelopeArbitrary, envelopeBodyArbitraries, normaliseEnvelope } from './testing.js';
+import { addressArbitrary, envelopeArbitrary, envelopeBodyArbitraries, normaliseEnvelope } from './testing.js';
 import { BODY_TYPES, validateEnvelope } from './validate.js';
 
 const HEADER_FIELDS = new Set(['requestId', 'replyTo', 'responseTo', 'sender', 'traceId']);
@@ -115,7 +115,7 @@ describe('envelope codec', () => {
 
 describe('peekReplyAddress', () => {
   const requestArbitrary = fc
-    .tuple(envelopeArbitrary, fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), fc.string({ minLength: 1, maxLength: 40 }), fc.string({ maxLength: 20 }))
+    .tuple(envelopeArbitrary, fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), addressArbitrary, fc.string({ maxLength: 20 }))
     .map(([envelope, requestId, replyTo, traceId]) => ({ request: { ...envelope, responseTo: 0, requestId, replyTo, traceId }, requestId, replyTo, traceId }));
 
   it('reads the reply address of any request, even when the rest of the frame is damaged', () => {
@@ -157,6 +157,12 @@ describe('peekReplyAddress', () => {
     );
   });
 
+  it('believes only transport addresses (a hostile reply address gets no answer)', () => {
+    for (const replyTo of ['tcp://*:5555', 'tcp://-:1', 'tcp://\u00e9:1', 'tcp://127.0.0.1:0', 'tcp://127.0.0.1:65536', 'ipc://x', ' ']) {
+      expect(peekReplyAddress(encodeEnvelope({ requestId: 1, replyTo, echo: {} }))).toBeUndefined();
+    }
+  });
+
   it('refuses implausibly long reply addresses', () => {
     expect(peekReplyAddress(encodeEnvelope({ requestId: 1, replyTo: 'x'.repeat(2000), echo: {} }))).toBeUndefined();
   });
@@ -167,11 +173,11 @@ describe('replyError', () => {
     const request = decodeEnvelope(encodeEnvelope({ requestId: 42, replyTo: 'tcp://127.0.0.1:9', traceId: 't-1', echo: {} }));
     const to = replyAddressOf(request);
     expect(to).toBeDefined();
-    const reply = decodeEnvelope(encodeEnvelope(replyError(to!, new LfaasError(ErrorCode.KVS_WRONG_NODE, 'ask n2'), { sender: 'n1' }), { validate: true }));
+    const reply = decodeEnvelope(encodeEnvelope(replyError(to!, new LfaasError(ErrorCode.KVS_WRONG_NODE, 'ask n2'), { sender: 'mem://n1' }), { validate: true }));
     expect(reply.body).toBe('errorReply');
     expect(Number(reply.responseTo)).toBe(42);
     expect(reply.traceId).toBe('t-1');
-    expect(reply.sender).toBe('n1');
+    expect(reply.sender).toBe('mem://n1');
     const error = errorFromWireMessage(reply.errorReply!.error!);
     expect({ code: error.code, message: error.message }).toEqual({ code: ErrorCode.KVS_WRONG_NODE, message: 'ask n2' });
   });
@@ -191,7 +197,7 @@ describe('replyError', () => {
   });
 
   it('normalises anything thrown, and refuses to answer a non-request', () => {
-    expect(errorCodeOf(decodeEnvelope(encodeEnvelope(replyError({ requestId: 1, replyTo: 'a' }, 'a string'))))).toBe(ErrorCode.INTERNAL);
+    expect(errorCodeOf(decodeEnvelope(encodeEnvelope(replyError({ requestId: 1, replyTo: 'mem://a' }, 'a string'))))).toBe(ErrorCode.INTERNAL);
     expect(() => replyError({ requestId: 0, replyTo: 'a' }, new Error('x'))).toThrow(expect.objectContaining({ code: ErrorCode.INTERNAL }));
   });
 });

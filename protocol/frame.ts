@@ -6,6 +6,7 @@
  */
 import protobuf from 'protobufjs/minimal.js';
 import { ErrorCode, LfaasError } from '../lattices/index.js';
+import { isTransportAddress } from './address.js';
 import { errorToWire } from './errors-wire.js';
 import { pb } from './messages.js';
 import type { PbTypes } from './messages.js';
@@ -194,7 +195,8 @@ export function peekReplyAddress(frame: Uint8Array): ReplyAddress | undefined {
       } else if ((field === 2 || field === 5) && wireType === 2) {
         const text = readShortString(reader);
         if (text === undefined) break;
-        if (field === 2) replyTo = text;
+        // A reply address is believed only if it is one the transport can connect to (address.ts).
+        if (field === 2) replyTo = isTransportAddress(text) ? text : '';
         else traceId = text;
       } else {
         reader.skipType(wireType);

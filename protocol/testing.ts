@@ -21,6 +21,16 @@ const u32 = fc.nat({ max: 0xffff_ffff });
 const u53 = fc.maxSafeNat();
 const positiveU53 = fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER });
 const finiteDouble = fc.double({ noNaN: true, noDefaultInfinity: true });
+/** A transport address (address.ts): tcp:// with an IPv4, IPv6 or DNS host, or a mem:// name. */
+export const addressArbitrary: fc.Arbitrary<string> = fc.oneof(
+  fc.tuple(fc.ipV4(), fc.integer({ min: 1, max: 65535 })).filter(([host]) => host !== '0.0.0.0').map(([host, port]) => `tcp://${host}:${port}`),
+  fc.tuple(fc.domain(), fc.integer({ min: 1, max: 65535 })).filter(([host]) => !/^[0-9.]+$/.test(host)).map(([host, port]) => `tcp://${host}:${port}`),
+  fc.constantFrom('tcp://[::1]:7000', 'tcp://[fe80::1]:1', 'tcp://[2001:db8::ff00:42:8329]:65535'),
+  fc.stringMatching(/^[0-9A-Za-z._:-]{1,16}$/).map((name) => `mem://${name}`),
+);
+const address = addressArbitrary;
+/** An address or the empty string (optional address fields). */
+const optionalAddress = fc.oneof(fc.constant(''), addressArbitrary);
 
 /** The non-zero values an enum declares. */
 function enumValue<T extends number>(enumObject: object): fc.Arbitrary<T> {
@@ -42,8 +52,8 @@ const keyTuple: fc.Arbitrary<PbTypes.IKeyTuple> = fc.record(
 const nodeInfo: fc.Arbitrary<PbTypes.INodeInfo> = fc.record({
   id: name,
   tier: enumValue<PbTypes.Tier>(pb.Tier),
-  address: name,
-  shardAddresses: fc.array(name, { maxLength: 3 }),
+  address,
+  shardAddresses: fc.array(address, { maxLength: 3 }),
   virtualNodes: u32,
   incarnation: u53,
   departed: fc.boolean(),
@@ -62,7 +72,7 @@ const histogram: fc.Arbitrary<PbTypes.ILatencyHistogram> = fc
 const argument: fc.Arbitrary<PbTypes.IArgument> = fc.oneof(fc.record({ value: someBytes }), fc.record({ reference: name }));
 const argumentsMap = fc.dictionary(mapKey, fc.record({ args: fc.array(argument, { maxLength: 3 }) }), { minKeys: 1, maxKeys: 3 });
 const cutEntry: fc.Arbitrary<PbTypes.ICutEntry> = fc.record(
-  { key: name, clock: fc.record({ entries: fc.dictionary(mapKey, u53, { minKeys: 1, maxKeys: 3 }) }), holder: text },
+  { key: name, clock: fc.record({ entries: fc.dictionary(mapKey, u53, { minKeys: 1, maxKeys: 3 }) }), holder: optionalAddress },
   { requiredKeys: ['key'] },
 );
 
@@ -85,22 +95,22 @@ export const envelopeBodyArbitraries: { readonly [Body in NonNullable<PbTypes.En
   kvsResponse: fc.record({ tuples: fc.array(keyTuple, { maxLength: 4 }), ring: ringUpdate }, { requiredKeys: [] }),
   keyAddressRequest: fc.record({ keys: fc.array(name, { minLength: 1, maxLength: 4 }), tier: optionalEnumValue<PbTypes.Tier>(pb.Tier) }, { requiredKeys: ['keys'] }),
   keyAddressResponse: fc.record(
-    { addresses: fc.array(fc.record({ key: name, replicas: fc.array(name, { maxLength: 3 }) }), { maxLength: 3 }), error: wireErrorArbitrary, ringEpoch: u53 },
+    { addresses: fc.array(fc.record({ key: name, replicas: fc.array(address, { maxLength: 3 }) }), { maxLength: 3 }), error: wireErrorArbitrary, ringEpoch: u53 },
     { requiredKeys: [] },
   ),
   nodeJoin: fc.record({ node: nodeInfo }),
   nodeDepart: fc.record({ nodeId: name, graceful: fc.boolean() }),
   ringUpdate,
   heartbeat: fc.record({ nodeId: name, ringEpoch: u53, sentAtMs: u53 }, { requiredKeys: ['nodeId'] }),
-  gossip: fc.record({ fromNode: name, tuples: fc.array(keyTuple, { maxLength: 4 }) }),
+  gossip: fc.record({ fromNode: address, tuples: fc.array(keyTuple, { maxLength: 4 }) }),
   digestExchange: fc.record({
-    fromNode: name,
+    fromNode: address,
     ranges: fc.array(fc.record({ rangeStart: u53, rangeEnd: u53, digest: bytes, keyCount: u32 }), { maxLength: 3 }),
     isReply: fc.boolean(),
   }),
-  ringRequest: fc.record({ subscriber: name, leaseMs: u32 }, { requiredKeys: ['subscriber'] }),
-  subscribe: fc.record({ subscriber: name, keys: fc.array(name, { minLength: 1, maxLength: 4 }), leaseMs: u32 }),
-  unsubscribe: fc.record({ subscriber: name, keys: fc.array(name, { maxLength: 4 }) }),
+  ringRequest: fc.record({ subscriber: address, leaseMs: u32 }, { requiredKeys: ['subscriber'] }),
+  subscribe: fc.record({ subscriber: address, keys: fc.array(name, { minLength: 1, maxLength: 4 }), leaseMs: u32 }),
+  unsubscribe: fc.record({ subscriber: address, keys: fc.array(name, { maxLength: 4 }) }),
   keyUpdate: fc.record({ tuples: fc.array(keyTuple, { minLength: 1, maxLength: 4 }) }),
   statsReport: fc.record(
     {
@@ -161,17 +171,17 @@ export const envelopeBodyArbitraries: { readonly [Body in NonNullable<PbTypes.En
       dag: text,
       functions: fc.array(
         fc.record(
-          { name, version: fc.integer({ min: 1, max: 0xffffffff }), executor: name, args: fc.array(argument, { maxLength: 2 }), successors: fc.array(name, { maxLength: 2 }), parents: u32, parentNames: fc.array(name, { maxLength: 2 }) },
+          { name, version: fc.integer({ min: 1, max: 0xffffffff }), executor: address, args: fc.array(argument, { maxLength: 2 }), successors: fc.array(name, { maxLength: 2 }), parents: u32, parentNames: fc.array(name, { maxLength: 2 }) },
           { requiredKeys: ['name', 'version', 'executor'] },
         ),
         { minLength: 1, maxLength: 3 },
       ),
       consistency: optionalEnumValue<PbTypes.Consistency>(pb.Consistency),
-      replyTo: text,
+      replyTo: optionalAddress,
       replyRequestId: u53,
       resultKey: text,
       timeoutMs: fc.integer({ min: 1, max: 0xffffffff }),
-      scheduler: text,
+      scheduler: optionalAddress,
       dispatchSeq: u53,
       attempt: u32,
       traceId: text,
@@ -215,7 +225,7 @@ export const envelopeBodyArbitraries: { readonly [Body in NonNullable<PbTypes.En
   executorStatus: fc.record(
     {
       executorId: name,
-      address: name,
+      address,
       utilisation: finiteDouble,
       warmFunctions: fc.array(name, { maxLength: 3 }),
       cachedKeys: fc.array(name, { maxLength: 3 }),
@@ -241,10 +251,10 @@ const header: fc.Arbitrary<PbTypes.IEnvelope> = fc
   .tuple(
     fc.oneof(
       fc.constant({}),
-      fc.record({ requestId: positiveU53, replyTo: name }),
+      fc.record({ requestId: positiveU53, replyTo: address }),
       fc.record({ responseTo: positiveU53 }),
     ),
-    fc.record({ sender: text, traceId: text }, { requiredKeys: [] }),
+    fc.record({ sender: optionalAddress, traceId: text }, { requiredKeys: [] }),
   )
   .map(([kind, extra]) => ({ ...kind, ...extra }));
 

@@ -22,8 +22,12 @@ export interface Transport {
   close(): Promise<void>;
 }
 
-/** Called once per incoming frame, in arrival order. Must not throw; errors are the caller's. */
-export type FrameReceiver = (frame: Uint8Array) => void;
+/**
+ * Called once per incoming frame. `peer` names the connection it came on when the transport can
+ * tell (ZeroMQ: the routing id; frames of one peer arrive in order, frames of different peers in
+ * the order per-peer fairness decides). Must not throw: a throw is a bug and ends the process.
+ */
+export type FrameReceiver = (frame: Uint8Array, peer?: string) => void;
 
 /**
  * Time as a transport or a state machine sees it: real (`systemClock`) or virtual (the

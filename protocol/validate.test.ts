@@ -30,7 +30,7 @@ function reflectedType(field: protobuf.Field): string {
 }
 
 function schemaType(spec: string): string {
-  return spec.replaceAll('!', '').replace(/\+$/, '');
+  return spec.replaceAll('!', '').replace(/\+$/, '').replaceAll('address', 'string');
 }
 
 /** A frame written without validation, as a buggy or hostile peer could send it. */
@@ -129,15 +129,15 @@ describe('validateEnvelope', () => {
     ['keyAddressResponse.addresses[0].key', { keyAddressResponse: { addresses: [{ replicas: ['r'] }] } }],
     ['keyAddressResponse.addresses[0].replicas[0]', { keyAddressResponse: { addresses: [{ key: 'k', replicas: [''] }] } }],
     ['nodeJoin.node', { nodeJoin: {} }],
-    ['nodeJoin.node.id', { nodeJoin: { node: { address: 'a', tier: pb.Tier.TIER_MEMORY } } }],
-    ['nodeJoin.node.tier', { nodeJoin: { node: { id: 'n', address: 'a' } } }],
+    ['nodeJoin.node.id', { nodeJoin: { node: { address: 'mem://a', tier: pb.Tier.TIER_MEMORY } } }],
+    ['nodeJoin.node.tier', { nodeJoin: { node: { id: 'n', address: 'mem://a' } } }],
     ['nodeDepart.nodeId', { nodeDepart: { graceful: true } }],
     ['ringUpdate.replication[0].tier', { ringUpdate: { replication: [{ key: 'k', global: 3 }] } }],
     ['heartbeat.nodeId', { heartbeat: { ringEpoch: 4 } }],
     ['gossip.fromNode', { gossip: { tuples: [{ key: 'k' }] } }],
     ['digestExchange.fromNode', { digestExchange: {} }],
     ['subscribe.subscriber', { subscribe: { keys: ['k'] } }],
-    ['subscribe.keys', { subscribe: { subscriber: 's' } }],
+    ['subscribe.keys', { subscribe: { subscriber: 'mem://s' } }],
     ['unsubscribe.subscriber', { unsubscribe: { keys: ['k'] } }],
     ['keyUpdate.tuples', { keyUpdate: {} }],
     ['statsReport.nodeId', { statsReport: { shard: 1 } }],
@@ -155,17 +155,17 @@ describe('validateEnvelope', () => {
     ['callResponse.callId', { callResponse: { result: new Uint8Array([1]) } }],
     ['dagCall.dag', { dagCall: { callId: 'c' } }],
     ['dagCall.args["f"].args[0].kind', { dagCall: { callId: 'c', dag: 'd', args: { f: { args: [{}] } } } }],
-    ['schedule.runId', { schedule: { timeoutMs: 5, functions: [{ name: 'f', version: 1, executor: 'e' }] } }],
+    ['schedule.runId', { schedule: { timeoutMs: 5, functions: [{ name: 'f', version: 1, executor: 'mem://e' }] } }],
     ['schedule.functions', { schedule: { runId: 'r', timeoutMs: 5 } }],
     ['schedule.functions[0].executor', { schedule: { runId: 'r', timeoutMs: 5, functions: [{ name: 'f', version: 1, executor: '' }] } }],
-    ['schedule.timeoutMs', { schedule: { runId: 'r', functions: [{ name: 'f', version: 1, executor: 'e' }] } }],
+    ['schedule.timeoutMs', { schedule: { runId: 'r', functions: [{ name: 'f', version: 1, executor: 'mem://e' }] } }],
     ['trigger.runId', { trigger: { sourceFunction: 's', targetFunction: 't' } }],
     ['trigger.targetFunction', { trigger: { runId: 'r', sourceFunction: 's' } }],
     ['trigger.cut[0].key', { trigger: { runId: 'r', sourceFunction: 's', targetFunction: 't', cut: [{ holder: 'h' }] } }],
     ['trigger.cut[0].clock.entries[""]', { trigger: { runId: 'r', sourceFunction: 's', targetFunction: 't', cut: [{ key: 'k', clock: { entries: { '': 1 } } }] } }],
-    ['executorStatus.executorId', { executorStatus: { address: 'a' } }],
+    ['executorStatus.executorId', { executorStatus: { address: 'mem://a' } }],
     ['executorStatus.address', { executorStatus: { executorId: 'e' } }],
-    ['executorStatus.warmFunctions[0]', { executorStatus: { executorId: 'e', address: 'a', warmFunctions: [''] } }],
+    ['executorStatus.warmFunctions[0]', { executorStatus: { executorId: 'e', address: 'mem://a', warmFunctions: [''] } }],
     ['replyTo', { requestId: 7, echo: {} }],
     ['requestId', { replyTo: 'tcp://127.0.0.1:1', echo: {} }],
   ];
@@ -207,11 +207,11 @@ describe('validateEnvelope', () => {
     ['kvsRequest.tuples[0].error.code', 'ErrorCode', (value) => ({ kvsRequest: { kind: pb.RequestKind.PUT, tuples: [{ key: 'k', error: { code: value } }] } })],
     ['errorReply.error.code', 'ErrorCode', (value) => ({ errorReply: { error: { code: value } } })],
     ['keyAddressRequest.tier', 'Tier', (value) => ({ keyAddressRequest: { keys: ['k'], tier: value } })],
-    ['nodeJoin.node.tier', 'Tier', (value) => ({ nodeJoin: { node: { id: 'n', address: 'a', tier: value } } })],
+    ['nodeJoin.node.tier', 'Tier', (value) => ({ nodeJoin: { node: { id: 'n', address: 'mem://a', tier: value } } })],
     ['ringUpdate.replication[0].tier', 'Tier', (value) => ({ ringUpdate: { replication: [{ key: 'k', tier: value }] } })],
     ['callRequest.consistency', 'Consistency', (value) => ({ callRequest: { callId: 'c', function: 'f', consistency: value } })],
     ['dagCall.consistency', 'Consistency', (value) => ({ dagCall: { callId: 'c', dag: 'd', consistency: value } })],
-    ['schedule.consistency', 'Consistency', (value) => ({ schedule: { runId: 'r', timeoutMs: 5, functions: [{ name: 'f', version: 1, executor: 'e' }], consistency: value } })],
+    ['schedule.consistency', 'Consistency', (value) => ({ schedule: { runId: 'r', timeoutMs: 5, functions: [{ name: 'f', version: 1, executor: 'mem://e' }], consistency: value } })],
   ];
   it.each(enumFields)('refuses an unknown %s with PROTO_UNKNOWN_ENUM naming it', (path, enumName, build) => {
     const known = new Set(Object.values(ENUMS[enumName] as unknown as Record<string, number>));
@@ -227,13 +227,13 @@ describe('validateEnvelope', () => {
   });
 
   const uint64Fields: ReadonlyArray<readonly [string, (value: number) => PbTypes.IEnvelope]> = [
-    ['requestId', (value) => ({ requestId: value, replyTo: 'a', echo: {} })],
+    ['requestId', (value) => ({ requestId: value, replyTo: 'mem://a', echo: {} })],
     ['responseTo', (value) => ({ responseTo: value, echo: {} })],
     ['heartbeat.sentAtMs', (value) => ({ heartbeat: { nodeId: 'n', sentAtMs: value } })],
     ['ringUpdate.epoch', (value) => ({ ringUpdate: { epoch: value } })],
     ['statsReport.latency.counts[1]', (value) => ({ statsReport: { nodeId: 'n', latency: { boundsUs: [1, 2], counts: [1, value] } } })],
     ['trigger.cut[0].clock.entries["w"]', (value) => ({ trigger: { runId: 'r', sourceFunction: 's', targetFunction: 't', cut: [{ key: 'k', clock: { entries: { w: value } } }] } })],
-    ['schedule.dispatchSeq', (value) => ({ schedule: { runId: 'r', timeoutMs: 5, functions: [{ name: 'f', version: 1, executor: 'e' }], dispatchSeq: value } })],
+    ['schedule.dispatchSeq', (value) => ({ schedule: { runId: 'r', timeoutMs: 5, functions: [{ name: 'f', version: 1, executor: 'mem://e' }], dispatchSeq: value } })],
   ];
   it.each(uint64Fields)('refuses %s at or beyond 2^53 with PROTO_MALFORMED naming it', (path, build) => {
     fc.assert(
@@ -246,7 +246,7 @@ describe('validateEnvelope', () => {
 
   it('refuses non-finite doubles', () => {
     for (const value of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
-      expectRefused(rawFrame({ executorStatus: { executorId: 'e', address: 'a', utilisation: value } }), ErrorCode.PROTO_MALFORMED, 'executorStatus.utilisation');
+      expectRefused(rawFrame({ executorStatus: { executorId: 'e', address: 'mem://a', utilisation: value } }), ErrorCode.PROTO_MALFORMED, 'executorStatus.utilisation');
       expectRefused(rawFrame({ statsReport: { nodeId: 'n', latency: { boundsUs: [value], counts: [1] } } }), ErrorCode.PROTO_MALFORMED, 'statsReport.latency.boundsUs[0]');
     }
   });
@@ -257,10 +257,10 @@ describe('validateEnvelope', () => {
 
   it('caps every repeated field and map at maxListLength', () => {
     const cases: ReadonlyArray<readonly [string, PbTypes.IEnvelope]> = [
-      ['subscribe.keys', { subscribe: { subscriber: 's', keys: ['a', 'b', 'c'] } }],
+      ['subscribe.keys', { subscribe: { subscriber: 'mem://s', keys: ['a', 'b', 'c'] } }],
       ['kvsRequest.tuples', { kvsRequest: { kind: pb.RequestKind.GET, tuples: [{ key: 'a' }, { key: 'b' }, { key: 'c' }] } }],
       ['statsReport.latency.boundsUs', { statsReport: { nodeId: 'n', latency: { boundsUs: [1, 2, 3], counts: [1, 2, 3] } } }],
-      ['schedule.functions', { schedule: { runId: 'r', timeoutMs: 5, functions: [{ name: 'f', version: 1, executor: 'a' }, { name: 'g', version: 1, executor: 'b' }, { name: 'h', version: 1, executor: 'c' }] } }],
+      ['schedule.functions', { schedule: { runId: 'r', timeoutMs: 5, functions: [{ name: 'f', version: 1, executor: 'mem://a' }, { name: 'g', version: 1, executor: 'mem://b' }, { name: 'h', version: 1, executor: 'mem://c' }] } }],
     ];
     for (const [path, envelope] of cases) {
       const frame = rawFrame(envelope);
@@ -270,7 +270,7 @@ describe('validateEnvelope', () => {
   });
 
   it('refuses an envelope that is both a request and a response', () => {
-    expectRefused(rawFrame({ requestId: 1, replyTo: 'a', responseTo: 2, echo: {} }), ErrorCode.PROTO_MALFORMED, 'responseTo');
+    expectRefused(rawFrame({ requestId: 1, replyTo: 'mem://a', responseTo: 2, echo: {} }), ErrorCode.PROTO_MALFORMED, 'responseTo');
   });
 
   it('refuses "__proto__" map keys and hand-built objects with two oneof members', () => {
@@ -291,9 +291,9 @@ describe('validateEnvelope', () => {
     const wrong: ReadonlyArray<readonly [string, unknown]> = [
       ['heartbeat.nodeId', { heartbeat: { nodeId: 5 } }],
       ['heartbeat.sentAtMs', { heartbeat: { nodeId: 'n', sentAtMs: -1 } }],
-      ['subscribe.leaseMs', { subscribe: { subscriber: 's', keys: ['k'], leaseMs: 2 ** 32 } }],
+      ['subscribe.leaseMs', { subscribe: { subscriber: 'mem://s', keys: ['k'], leaseMs: 2 ** 32 } }],
       ['echo.payload', { echo: { payload: 'text' } }],
-      ['subscribe.keys', { subscribe: { subscriber: 's', keys: 'k' } }],
+      ['subscribe.keys', { subscribe: { subscriber: 'mem://s', keys: 'k' } }],
       ['nodeDepart.graceful', { nodeDepart: { nodeId: 'n', graceful: 1 } }],
     ];
     for (const [path, envelope] of wrong) {

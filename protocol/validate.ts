@@ -24,6 +24,7 @@
  * the frame, whose size is capped.
  */
 import { ErrorCode, LfaasError } from '../lattices/index.js';
+import { isTransportAddress } from './address.js';
 import { pb } from './messages.js';
 
 /**
@@ -31,7 +32,8 @@ import { pb } from './messages.js';
  * of every message of protocol/proto is listed (a test compares this table with the .proto files).
  *
  * A type is:
- * - a scalar: `string`, `bytes`, `bool`, `uint32`, `uint64`, `double`;
+ * - a scalar: `string`, `bytes`, `bool`, `uint32`, `uint64`, `double`, or `address` (a string that,
+ *   when set, is a transport address by the rule of address.ts: what a node may send to);
  * - an enum name (`RequestKind`): the value must be one the enum declares;
  * - a message name (`KeyTuple`): validated recursively;
  * - `T[]` a repeated field, `T[]+` one that needs at least one entry;
@@ -45,9 +47,9 @@ export const MESSAGE_SCHEMA = {
   // envelope.proto
   Envelope: {
     requestId: 'uint64',
-    replyTo: 'string',
+    replyTo: 'address',
     responseTo: 'uint64',
-    sender: 'string',
+    sender: 'address',
     traceId: 'string',
     'body!': {
       errorReply: 'ErrorReply',
@@ -103,20 +105,20 @@ export const MESSAGE_SCHEMA = {
   KvsRequest: { kind: 'RequestKind!', tuples: 'KeyTuple[]+', ack: 'AckMode', fromReplica: 'bool' },
   KvsResponse: { tuples: 'KeyTuple[]', ring: 'RingUpdate' },
   KeyAddressRequest: { keys: 'string![]+', tier: 'Tier' },
-  KeyAddress: { key: 'string!', replicas: 'string![]' },
+  KeyAddress: { key: 'string!', replicas: 'address![]' },
   KeyAddressResponse: { addresses: 'KeyAddress[]', error: 'Error', ringEpoch: 'uint64' },
-  NodeInfo: { id: 'string!', tier: 'Tier!', address: 'string!', shardAddresses: 'string![]', virtualNodes: 'uint32', incarnation: 'uint64', departed: 'bool', metricsPort: 'uint32' },
+  NodeInfo: { id: 'string!', tier: 'Tier!', address: 'address!', shardAddresses: 'address![]', virtualNodes: 'uint32', incarnation: 'uint64', departed: 'bool', metricsPort: 'uint32' },
   NodeJoin: { node: 'NodeInfo!' },
   NodeDepart: { nodeId: 'string!', graceful: 'bool' },
   RingUpdate: { epoch: 'uint64', nodes: 'NodeInfo[]', replication: 'ReplicationFactor[]', defaultGlobal: 'uint32', defaultLocal: 'uint32' },
   ReplicationFactor: { key: 'string!', tier: 'Tier!', global: 'uint32', local: 'uint32', setAt: 'Timestamp' },
   Heartbeat: { nodeId: 'string!', ringEpoch: 'uint64', sentAtMs: 'uint64' },
-  Gossip: { fromNode: 'string!', tuples: 'KeyTuple[]' },
+  Gossip: { fromNode: 'address!', tuples: 'KeyTuple[]' },
   RangeDigest: { rangeStart: 'uint64', rangeEnd: 'uint64', digest: 'bytes', keyCount: 'uint32' },
-  DigestExchange: { fromNode: 'string!', ranges: 'RangeDigest[]', isReply: 'bool' },
-  RingRequest: { subscriber: 'string!', leaseMs: 'uint32' },
-  Subscribe: { subscriber: 'string!', keys: 'string![]+', leaseMs: 'uint32' },
-  Unsubscribe: { subscriber: 'string!', keys: 'string![]' },
+  DigestExchange: { fromNode: 'address!', ranges: 'RangeDigest[]', isReply: 'bool' },
+  RingRequest: { subscriber: 'address!', leaseMs: 'uint32' },
+  Subscribe: { subscriber: 'address!', keys: 'string![]+', leaseMs: 'uint32' },
+  Unsubscribe: { subscriber: 'address!', keys: 'string![]' },
   KeyUpdate: { tuples: 'KeyTuple[]+' },
   KeyAccess: { key: 'string!', rate: 'double' },
   LatencyHistogram: { boundsUs: 'double[]', counts: 'uint64[]' },
@@ -177,7 +179,7 @@ export const MESSAGE_SCHEMA = {
     timeoutMs: 'uint32',
   },
   CallResponse: { callId: 'string!', result: 'bytes', error: 'Error', lease: 'Lease' },
-  Lease: { executor: 'string!', leaseMs: 'uint32', dag: 'string', functions: 'ScheduledFunction[]', timeoutMs: 'uint32' },
+  Lease: { executor: 'address!', leaseMs: 'uint32', dag: 'string', functions: 'ScheduledFunction[]', timeoutMs: 'uint32' },
   DagCall: {
     callId: 'string!',
     dag: 'string!',
@@ -187,11 +189,11 @@ export const MESSAGE_SCHEMA = {
     resultKey: 'string',
     timeoutMs: 'uint32',
   },
-  CutEntry: { key: 'string!', clock: 'VectorClock', holder: 'string' },
+  CutEntry: { key: 'string!', clock: 'VectorClock', holder: 'address' },
   ScheduledFunction: {
     name: 'string!',
     version: 'uint32!',
-    executor: 'string!',
+    executor: 'address!',
     args: 'Argument[]',
     successors: 'string![]',
     parents: 'uint32',
@@ -202,11 +204,11 @@ export const MESSAGE_SCHEMA = {
     dag: 'string',
     functions: 'ScheduledFunction[]+',
     consistency: 'Consistency',
-    replyTo: 'string',
+    replyTo: 'address',
     replyRequestId: 'uint64',
     resultKey: 'string',
     timeoutMs: 'uint32!',
-    scheduler: 'string',
+    scheduler: 'address',
     dispatchSeq: 'uint64',
     attempt: 'uint32',
     traceId: 'string',
@@ -221,7 +223,7 @@ export const MESSAGE_SCHEMA = {
   Prepare: { functions: 'FunctionRef[]+' },
   ExecutorStatus: {
     executorId: 'string!',
-    address: 'string!',
+    address: 'address!',
     utilisation: 'double',
     warmFunctions: 'string![]',
     cachedKeys: 'string![]',
@@ -337,8 +339,8 @@ export function isWellFormedString(value: string): boolean {
 // ---------------------------------------------------------------------------------------------
 // The schema, compiled once at load time into checks.
 
-type Scalar = 'string' | 'bytes' | 'bool' | 'uint32' | 'uint64' | 'double';
-const SCALARS: ReadonlySet<string> = new Set<Scalar>(['string', 'bytes', 'bool', 'uint32', 'uint64', 'double']);
+type Scalar = 'string' | 'bytes' | 'bool' | 'uint32' | 'uint64' | 'double' | 'address';
+const SCALARS: ReadonlySet<string> = new Set<Scalar>(['string', 'bytes', 'bool', 'uint32', 'uint64', 'double', 'address']);
 
 /** What one value (a singular field, a list element or a map value) must be. */
 interface ValueCheck {
@@ -601,6 +603,12 @@ function validateValue(value: unknown, check: ValueCheck, parent: Path | undefin
       if (typeof value !== 'string') fail(ErrorCode.PROTO_MALFORMED, at(), 'not a string');
       // Decoding refuses invalid UTF-8; this catches a lone surrogate before it is encoded.
       if (!isWellFormedString(value)) fail(ErrorCode.PROTO_MALFORMED, at(), 'not well-formed Unicode');
+      break;
+    case 'address':
+      if (!walk.decoded && (typeof value !== 'string' || !isWellFormedString(value))) fail(ErrorCode.PROTO_MALFORMED, at(), 'not a well-formed string');
+      // Checked once here, by the rule the transport connects with: a node never tries to send to
+      // an address it cannot connect to (ZeroMQ throws on some synchronously).
+      if (value !== '' && !isTransportAddress(value as string)) fail(ErrorCode.PROTO_MALFORMED, at(), `${JSON.stringify(String(value).slice(0, 80))} is not a transport address`);
       break;
     case 'bytes':
       if (!walk.decoded && !(value instanceof Uint8Array)) fail(ErrorCode.PROTO_MALFORMED, at(), 'not bytes');

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../lattices/index.js';
-import { ZmqTransport } from './zmq-transport.js';
+import { setFatalHandler } from './crash-guard.js';
+import { DESTINATION_SOCKETS_MAX, ZmqTransport } from './zmq-transport.js';
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 const text = (frame: Uint8Array): string => new TextDecoder().decode(frame);
@@ -44,6 +45,58 @@ describe('ZmqTransport', () => {
     for (const address of ['', 'mem://a', 'tcp://127.0.0.1', 'tcp://127.0.0.1:0', 'tcp://127.0.0.1:70000', 'tcp://:80', 'udp://127.0.0.1:80']) {
       await expect(transport.send(address, bytes('x')), address).rejects.toMatchObject({ code: ErrorCode.TRANSPORT_BAD_ADDRESS });
     }
+  });
+
+  it('never throws from send, even for addresses on which ZeroMQ\'s connect() throws (a typed rejection instead)', async () => {
+    const transport = await bind();
+    // Each of these made zeromq's connect() throw EINVAL synchronously, out of send().
+    for (const address of ['tcp://*:5555', 'tcp://-:1', 'tcp://\u00e9:1', 'tcp://_x:1', 'tcp://-a:1', 'tcp://x:', 'tcp://a:b:1', 'tcp://127.0.0.1:1;2']) {
+      let sent: Promise<void> | undefined;
+      expect(() => (sent = transport.send(address, bytes('x'))), address).not.toThrow();
+      await expect(sent, address).rejects.toMatchObject({ code: ErrorCode.TRANSPORT_BAD_ADDRESS });
+    }
+    expect(transport.counters.sendsRefused).toBe(8);
+  });
+
+  it('keeps at most socketsMax destination sockets, however many addresses it is asked to send to, and stays able to send', async () => {
+    // 1,100 distinct unreachable reply addresses once exhausted the context's 1,023 sockets: every
+    // later `new Push()` threw EMFILE and the node never answered a new peer again.
+    const [sender, receiver] = [await bind(), await bind()];
+    const got: string[] = [];
+    receiver.onFrame((frame) => got.push(text(frame)));
+    for (let i = 0; i < 1100; i++) await sender.send(`tcp://127.0.0.1:${20_000 + i}`, bytes('lost'));
+    expect(sender.socketCount).toBeLessThanOrEqual(DESTINATION_SOCKETS_MAX);
+    expect(sender.counters.socketsEvicted).toBeGreaterThanOrEqual(1100 - DESTINATION_SOCKETS_MAX);
+    await sender.send(receiver.address, bytes('fresh peer'));
+    await until(() => got.length === 1);
+    expect(got).toEqual(['fresh peer']);
+    // A hard bound: also when every socket still has frames waiting (ZeroMQ holds them for peers that never answer).
+    const small = await bind({ socketsMax: 4, sendHighWaterMark: 1 });
+    for (let i = 0; i < 40; i++) void small.send(`tcp://127.0.0.1:${21_500 + i}`, new Uint8Array(64)).catch(() => {});
+    expect(small.socketCount).toBeLessThanOrEqual(4);
+  });
+
+  it('gives each connection a fair share of the receiver\'s time: a flood of expensive frames does not hold up another peer', async () => {
+    const [flooder, polite, server] = [await bind(), await bind(), await bind()];
+    const order: string[] = [];
+    server.onFrame((frame) => {
+      const label = text(frame);
+      order.push(label);
+      if (label === 'flood') {
+        const until = performance.now() + 2;
+        while (performance.now() < until) {
+          // 2 ms of work per flood frame: 400 ms for the whole flood.
+        }
+      }
+    });
+    await Promise.all(Array.from({ length: 200 }, () => flooder.send(server.address, bytes('flood'))));
+    await until(() => order.length >= 5);
+    await polite.send(server.address, bytes('polite'));
+    await until(() => order.includes('polite'));
+    const floodBefore = order.indexOf('polite');
+    // Without fairness the polite frame waits behind the whole multipart flood (200 frames).
+    expect(floodBefore).toBeLessThan(100);
+    await until(() => order.length === 201);
   });
 
   it('coalesces frames queued during a send into multipart batches, counting frames and batches', async () => {
@@ -127,17 +180,24 @@ describe('ZmqTransport', () => {
     expect((sender as unknown as { destinations: Map<string, unknown> }).destinations.size).toBeLessThanOrEqual(2);
   });
 
-  it('keeps receiving when a receiver throws', async () => {
-    const [a, b] = [await bind(), await bind()];
-    const got: string[] = [];
-    b.onFrame((frame) => {
-      got.push(text(frame));
-      throw new Error('receiver bug');
-    });
-    await a.send(b.address, bytes('1'));
-    await a.send(b.address, bytes('2'));
-    await until(() => got.length === 2);
-    expect(got).toEqual(['1', '2']);
+  it('reports a receiver that throws to the process\'s fatal handler (a bug is never swallowed), and goes on until it acts', async () => {
+    const fatal: string[] = [];
+    const restore = setFatalHandler((error, where) => fatal.push(`${(error as Error).message} in ${where}`));
+    try {
+      const [a, b] = [await bind(), await bind()];
+      const got: string[] = [];
+      b.onFrame((frame) => {
+        got.push(text(frame));
+        throw new Error('receiver bug');
+      });
+      await a.send(b.address, bytes('1'));
+      await a.send(b.address, bytes('2'));
+      await until(() => got.length === 2);
+      expect(got).toEqual(['1', '2']);
+      expect(fatal).toEqual([`receiver bug in the frame receiver of ${b.address}`, `receiver bug in the frame receiver of ${b.address}`]);
+    } finally {
+      restore();
+    }
   });
 
   it('reaches a peer restarted on the same port', async () => {

@@ -1,14 +1,43 @@
 /**
- * The ZeroMQ transport: one PULL socket bound per node; one PUSH socket per destination, each with
- * exactly one writer (zeromq allows a single send in flight per socket). Frames queued while a
- * send is in flight leave together as one multipart message: under load, batching happens by
- * itself, and at low load a frame goes out at once. Queues are bounded in frames and bytes; a full
- * queue rejects with TRANSPORT_BUSY rather than growing. Every socket has `linger: 0`, so nothing
- * queued keeps the process alive after `close()`.
+ * The ZeroMQ transport. A node binds one ROUTER socket; it sends through one DEALER socket per
+ * destination, each with exactly one writer (zeromq allows a single send in flight per socket).
+ * ROUTER rather than PULL because it tells connections apart: every incoming message comes with
+ * the routing id of the connection it arrived on, a peer identity no frame content can forge, and
+ * the key of the per-peer fairness of fair-inbox.ts.
+ *
+ * Sending: frames queued while a send is in flight leave together as one multipart message, so
+ * under load batching happens by itself and at low load a frame goes out at once. Queues are
+ * bounded in frames and bytes per destination; a full queue rejects with TRANSPORT_BUSY rather than
+ * growing. Every failure is a typed error for that one destination and never reaches the process's
+ * top level: an address is checked by address.ts's rule before ZeroMQ sees it, and anything ZeroMQ
+ * still throws when a socket is made or connected (EMFILE, EINVAL) rejects that send.
+ *
+ * Sockets: ZeroMQ's context allows `context.maxSockets` sockets in the process (1,023 by default);
+ * one more and `new Dealer()` throws. This module sets the limit explicitly (CONTEXT_SOCKETS_MAX)
+ * and every transport keeps at most `socketsMax` destination sockets (DESTINATION_SOCKETS_MAX by
+ * default, a hard bound: the least recently used one is closed to make room, even if frames still
+ * wait in it: they are lost as on any one-way network, and counted). A process runs at most a few
+ * transports, so their sockets stay well below the context's limit. Reconnection to an
+ * unreachable destination backs off exponentially up to RECONNECT_MAX_MS, so a thousand hostile
+ * reply addresses cost little. Every socket has `linger: 0`: nothing queued keeps the process
+ * alive after `close()`.
  */
-import { Pull, Push } from 'zeromq';
+import { Dealer, Router, context } from 'zeromq';
 import { ErrorCode, LfaasError } from '../lattices/index.js';
+import { parseTcpAddress } from './address.js';
+import { reportFatal } from './crash-guard.js';
+import { FairInbox } from './fair-inbox.js';
+import type { FairInboxCounters, FairInboxOptions } from './fair-inbox.js';
 import type { FrameReceiver, Transport } from './transport.js';
+
+/** The ZeroMQ context's socket limit, set once for the process. */
+export const CONTEXT_SOCKETS_MAX = 4096;
+/** Destination sockets one transport keeps at most (a process runs a handful of transports). */
+export const DESTINATION_SOCKETS_MAX = 512;
+/** The longest wait between attempts to reconnect to a destination that does not answer. */
+const RECONNECT_MAX_MS = 2000;
+
+if (context.maxSockets < CONTEXT_SOCKETS_MAX) context.maxSockets = CONTEXT_SOCKETS_MAX;
 
 export interface ZmqTransportOptions {
   /** Interface to bind; loopback by default. */
@@ -19,10 +48,7 @@ export interface ZmqTransportOptions {
   readonly queueFramesMax?: number;
   /** Bytes queued per destination before sends are refused. */
   readonly queueBytesMax?: number;
-  /**
-   * Destination sockets kept open; beyond it the least recently used idle one is closed (one with
-   * frames still queued or in flight is kept, so the count can exceed this while all are busy).
-   */
+  /** Destination sockets kept open at most; the least recently used one is closed to make room. */
   readonly socketsMax?: number;
   /** Frames per multipart message, at most. */
   readonly batchFramesMax?: number;
@@ -31,6 +57,8 @@ export interface ZmqTransportOptions {
    * a send waits; beyond it frames wait in our bounded queue.
    */
   readonly sendHighWaterMark?: number;
+  /** The per-peer fairness of incoming frames (fair-inbox.ts). */
+  readonly inbox?: FairInboxOptions;
 }
 
 /** What a transport counts; exposed for metrics. */
@@ -38,30 +66,36 @@ export interface TransportCounters {
   framesSent: number;
   batchesSent: number;
   framesReceived: number;
+  /** Frames lost after they were accepted: a socket closed under them (eviction, close). */
   sendErrors: number;
+  /** Sends refused with a typed error: a bad address, a full queue, a socket ZeroMQ would not make. */
+  sendsRefused: number;
+  /** Destination sockets closed to make room for another. */
+  socketsEvicted: number;
+  /** Frames refused because their peer's share of the incoming queue was full. */
+  framesRefused: number;
 }
 
-const ADDRESS = /^tcp:\/\/([^:/\s]+):(\d{1,5})$/;
+/** A frame a peer sent beyond its share of the incoming queue (see `onRefused`). */
+export type RefusedFrameReceiver = (frame: Uint8Array, peer: string) => void;
 
 class Destination {
-  readonly socket: Push;
   queue: Uint8Array[] = [];
   waiters: (() => void)[] = [];
   queuedBytes = 0;
   writing = false;
   closed = false;
 
-  constructor(address: string, sendHighWaterMark: number) {
-    this.socket = new Push({ linger: 0, sendHighWaterMark, immediate: false });
-    this.socket.connect(address);
-  }
+  constructor(readonly socket: Dealer) {}
 }
 
 /** A node's ZeroMQ endpoint; see the file comment. Make one with `ZmqTransport.bind`. */
 export class ZmqTransport implements Transport {
-  readonly counters: TransportCounters = { framesSent: 0, batchesSent: 0, framesReceived: 0, sendErrors: 0 };
+  readonly counters: TransportCounters = { framesSent: 0, batchesSent: 0, framesReceived: 0, sendErrors: 0, sendsRefused: 0, socketsEvicted: 0, framesRefused: 0 };
   private readonly destinations = new Map<string, Destination>();
   private receiver: FrameReceiver = () => {};
+  private refusedReceiver: RefusedFrameReceiver = () => {};
+  private readonly inbox: FairInbox;
   private closed = false;
   private readonly queueFramesMax: number;
   private readonly queueBytesMax: number;
@@ -70,20 +104,28 @@ export class ZmqTransport implements Transport {
   private readonly sendHighWaterMark: number;
 
   private constructor(
-    private readonly pull: Pull,
+    private readonly router: Router,
     readonly address: string,
     options: ZmqTransportOptions,
   ) {
     this.queueFramesMax = options.queueFramesMax ?? 10_000;
     this.queueBytesMax = options.queueBytesMax ?? 64 * 1024 * 1024;
-    this.socketsMax = options.socketsMax ?? 1024;
+    this.socketsMax = Math.max(1, Math.min(options.socketsMax ?? DESTINATION_SOCKETS_MAX, CONTEXT_SOCKETS_MAX / 4));
     this.batchFramesMax = options.batchFramesMax ?? 1024;
     this.sendHighWaterMark = options.sendHighWaterMark ?? 100_000;
+    this.inbox = new FairInbox((frame, peer) => {
+      try {
+        this.receiver(frame, peer);
+      } catch (error) {
+        // A receiver must not throw: this is a bug, for the process to decide (crash-guard.ts).
+        reportFatal(error, `the frame receiver of ${this.address}`);
+      }
+    }, options.inbox);
     void this.receiveLoop();
   }
 
   /**
-   * Binds a node's PULL socket.
+   * Binds a node's socket.
    *
    * @example
    * ```ts
@@ -94,49 +136,105 @@ export class ZmqTransport implements Transport {
    */
   static async bind(options: ZmqTransportOptions = {}): Promise<ZmqTransport> {
     const host = options.host ?? '127.0.0.1';
-    const pull = new Pull({ linger: 0, receiveHighWaterMark: 100_000 });
+    const router = new Router({ linger: 0, receiveHighWaterMark: 100_000 });
     try {
-      await pull.bind(`tcp://${host}:${options.port === undefined || options.port === 0 ? '*' : options.port}`);
+      await router.bind(`tcp://${host}:${options.port === undefined || options.port === 0 ? '*' : options.port}`);
     } catch (cause) {
-      pull.close();
+      router.close();
       throw new LfaasError(ErrorCode.TRANSPORT_BAD_ADDRESS, `cannot bind ${host}:${options.port ?? 0}: ${(cause as Error).message}`, { cause });
     }
-    const endpoint = pull.lastEndpoint ?? '';
-    return new ZmqTransport(pull, endpoint.replace('0.0.0.0', '127.0.0.1'), options);
+    const endpoint = router.lastEndpoint ?? '';
+    return new ZmqTransport(router, endpoint.replace('0.0.0.0', '127.0.0.1'), options);
+  }
+
+  /** What the per-peer fairness of incoming frames counts. */
+  get inboxCounters(): Readonly<FairInboxCounters> {
+    return this.inbox.counters;
+  }
+
+  /** Destination sockets open now. */
+  get socketCount(): number {
+    return this.destinations.size;
   }
 
   onFrame(receiver: FrameReceiver): void {
     this.receiver = receiver;
   }
 
+  /** Sets who hears of frames refused for their peer's full share (to answer them, count them). */
+  onRefused(receiver: RefusedFrameReceiver): void {
+    this.refusedReceiver = receiver;
+  }
+
   /**
    * Queues `frame` for `to`; resolves once ZeroMQ has taken it (the frame is then in the socket's
-   * buffer, not necessarily delivered), or when the transport closes with it still queued.
+   * buffer, not necessarily delivered), or when the transport closes with it still queued. Never
+   * throws: every failure is a rejection with a typed error.
    */
   send(to: string, frame: Uint8Array): Promise<void> {
     if (this.closed) return Promise.reject(new LfaasError(ErrorCode.TRANSPORT_CLOSED, 'transport is closed'));
     let destination = this.destinations.get(to);
     if (destination === undefined) {
-      const match = ADDRESS.exec(to);
-      if (match === null || Number(match[2]) > 65535 || Number(match[2]) === 0) {
-        return Promise.reject(new LfaasError(ErrorCode.TRANSPORT_BAD_ADDRESS, `not a tcp://host:port address: ${JSON.stringify(to)}`));
+      const made = this.open(to);
+      if (made instanceof LfaasError) {
+        this.counters.sendsRefused++;
+        return Promise.reject(made);
       }
-      destination = new Destination(to, this.sendHighWaterMark);
-      this.destinations.set(to, destination);
-      this.evictIdle();
+      destination = made;
     } else {
       // Keep the map in least-recently-used order.
       this.destinations.delete(to);
       this.destinations.set(to, destination);
     }
     if (destination.queue.length >= this.queueFramesMax || destination.queuedBytes + frame.byteLength > this.queueBytesMax) {
+      this.counters.sendsRefused++;
       return Promise.reject(new LfaasError(ErrorCode.TRANSPORT_BUSY, `send queue to ${to} is full (${destination.queue.length} frames, ${destination.queuedBytes} bytes)`));
     }
     destination.queue.push(frame);
     destination.queuedBytes += frame.byteLength;
-    const accepted = new Promise<void>((resolve) => destination.waiters.push(resolve));
+    const current = destination;
+    const accepted = new Promise<void>((resolve) => current.waiters.push(resolve));
     if (!destination.writing) void this.writeLoop(destination);
     return accepted;
+  }
+
+  /** A connected socket for `to`, made room for; or the typed error that stops it. */
+  private open(to: string): Destination | LfaasError {
+    if (parseTcpAddress(to) === undefined) return new LfaasError(ErrorCode.TRANSPORT_BAD_ADDRESS, `not a tcp://host:port address: ${JSON.stringify(to.slice(0, 300))}`);
+    while (this.destinations.size >= this.socketsMax) this.evictLeastRecentlyUsed();
+    let socket: Dealer | undefined;
+    try {
+      socket = new Dealer({ linger: 0, sendHighWaterMark: this.sendHighWaterMark, immediate: false, reconnectMaxInterval: RECONNECT_MAX_MS });
+      socket.connect(to);
+    } catch (cause) {
+      // EMFILE (no sockets or descriptors left), EINVAL (an address ZeroMQ reads differently):
+      // this destination fails, the node goes on.
+      socket?.close();
+      const code = (cause as { code?: string }).code;
+      return new LfaasError(code === 'EINVAL' ? ErrorCode.TRANSPORT_BAD_ADDRESS : ErrorCode.TRANSPORT_BUSY, `cannot connect to ${to}: ${(cause as Error).message}`, { cause });
+    }
+    const destination = new Destination(socket);
+    this.destinations.set(to, destination);
+    return destination;
+  }
+
+  private evictLeastRecentlyUsed(): void {
+    const oldest = this.destinations.entries().next();
+    if (oldest.done === true) return;
+    const [address, destination] = oldest.value;
+    this.destinations.delete(address);
+    this.counters.socketsEvicted++;
+    this.counters.sendErrors += destination.queue.length;
+    this.closeDestination(destination);
+  }
+
+  private closeDestination(destination: Destination): void {
+    destination.closed = true;
+    for (const resolve of destination.waiters) resolve();
+    destination.waiters = [];
+    destination.queue = [];
+    destination.queuedBytes = 0;
+    destination.socket.close();
   }
 
   /** The one writer of a destination socket: sends everything queued as one multipart message. */
@@ -157,7 +255,7 @@ export class ZmqTransport implements Transport {
         } catch {
           // A socket closed under us (transport closing, eviction): the frames are lost, as on any
           // one-way network; callers above rely on timeouts and retries.
-          this.counters.sendErrors++;
+          this.counters.sendErrors += batch.length;
         }
         for (const resolve of waiters) resolve();
       }
@@ -166,45 +264,47 @@ export class ZmqTransport implements Transport {
     }
   }
 
-  private evictIdle(): void {
-    if (this.destinations.size <= this.socketsMax) return;
-    for (const [address, destination] of this.destinations) {
-      if (this.destinations.size <= this.socketsMax) break;
-      if (destination.writing || destination.queue.length > 0) continue;
-      destination.closed = true;
-      destination.socket.close();
-      this.destinations.delete(address);
-    }
-  }
-
   private async receiveLoop(): Promise<void> {
-    try {
-      for await (const parts of this.pull) {
-        for (const part of parts) {
-          this.counters.framesReceived++;
+    let turnStarted = performance.now();
+    for (;;) {
+      let parts: Buffer[];
+      try {
+        // Backpressure: with the inbox full, stop reading; ZeroMQ's buffers then fill per connection.
+        if (this.inbox.full) await this.inbox.whenRoom();
+        if (this.closed) return;
+        parts = await this.router.receive();
+      } catch {
+        return; // The socket was closed.
+      }
+      // The first part is the routing id of the connection the message came on.
+      const peer = parts[0]!.toString('latin1');
+      for (let index = 1; index < parts.length; index++) {
+        const frame = parts[index]!;
+        this.counters.framesReceived++;
+        if (!this.inbox.offer(peer, frame)) {
+          this.counters.framesRefused++;
           try {
-            this.receiver(part);
-          } catch {
-            // The receiver must not throw; if it does, the transport keeps going.
+            this.refusedReceiver(frame, peer);
+          } catch (error) {
+            reportFatal(error, `the refused-frame receiver of ${this.address}`);
           }
         }
       }
-    } catch {
-      // The socket was closed.
+      // zeromq resolves a receive at once while messages wait, in a microtask: without a yield now
+      // and then, a flood would starve timers and every other socket of the process.
+      const now = performance.now();
+      if (now - turnStarted >= 5) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        turnStarted = performance.now();
+      }
     }
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const destination of this.destinations.values()) {
-      destination.closed = true;
-      for (const resolve of destination.waiters) resolve();
-      destination.waiters = [];
-      destination.queue = [];
-      destination.socket.close();
-    }
+    for (const destination of this.destinations.values()) this.closeDestination(destination);
     this.destinations.clear();
-    this.pull.close();
+    this.router.close();
   }
 }

@@ -1,0 +1,94 @@
+/**
+ * The one rule for transport addresses. Every address a node may send to (an envelope's `reply_to`,
+ * a ring's node and shard addresses, a schedule's executors...) is checked by `isTransportAddress`
+ * when its frame is decoded (validate.ts, the schema type `address`), and the ZeroMQ transport
+ * connects only to what `parseTcpAddress` accepts: the same rule, so an address that passed
+ * decoding never makes ZeroMQ's `connect()` throw.
+ *
+ * ZeroMQ's own parser is both looser and stricter than one would guess (measured with libzmq
+ * 4.3.5): it throws EINVAL synchronously for `tcp://*:5555`, `tcp://-:1`, `tcp://é:1` or
+ * `tcp://_x:1`, and accepts `tcp://127.0.0.1:0`, `tcp://:1` or `tcp://a:b:1`. So we accept only
+ * what a peer can really be reached at:
+ * - `tcp://<host>:<port>`, the port 1..65535 in plain decimal, the host one of
+ *   - an IPv4 address in dotted decimal (each part 0..255, no leading zeros), not 0.0.0.0;
+ *   - an IPv6 address in brackets (hex digits, colons, an optional dotted IPv4 tail), not [::];
+ *   - a DNS name: labels of letters, digits and hyphens, 1..63 characters, not starting or ending
+ *     with a hyphen, 253 characters in all at most;
+ * - `mem://<name>`, the in-memory network of tests and the simulator (letters, digits and
+ *   `._:-`; the ZeroMQ transport refuses it with a typed error).
+ */
+
+/** The longest address accepted: a DNS name of 253 characters, the scheme and a port. */
+export const ADDRESS_LENGTH_MAX = 272;
+
+const TCP = /^tcp:\/\/(\[[0-9A-Fa-f:.]{2,45}\]|[0-9A-Za-z.-]{1,253}):([1-9][0-9]{0,4})$/;
+const IPV4 = /^(?:0|[1-9][0-9]{0,2})(?:\.(?:0|[1-9][0-9]{0,2})){3}$/;
+const LABEL = /^[0-9A-Za-z](?:[0-9A-Za-z-]{0,61}[0-9A-Za-z])?$/;
+const MEMORY = /^mem:\/\/[0-9A-Za-z._:-]{1,200}$/;
+
+/** A `tcp://` address split into its parts. */
+export interface TcpAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/**
+ * The host and port of a `tcp://host:port` address that ZeroMQ can connect to, or undefined.
+ *
+ * @example
+ * ```ts
+ * parseTcpAddress('tcp://127.0.0.1:7000'); // { host: '127.0.0.1', port: 7000 }
+ * parseTcpAddress('tcp://*:5555');         // undefined (a bind wildcard, not a peer)
+ * ```
+ */
+export function parseTcpAddress(address: string): TcpAddress | undefined {
+  if (address.length > ADDRESS_LENGTH_MAX) return undefined;
+  const match = TCP.exec(address);
+  if (match === null) return undefined;
+  const host = match[1]!;
+  const port = Number(match[2]);
+  if (port > 65535) return undefined;
+  return isHost(host) ? { host, port } : undefined;
+}
+
+/**
+ * Whether `address` is one a node may send to: a `tcp://` address of {@link parseTcpAddress}, or a
+ * `mem://` name of the in-memory network.
+ *
+ * @example
+ * ```ts
+ * isTransportAddress('tcp://node-1.cluster.local:7100'); // true
+ * isTransportAddress('tcp://127.0.0.1:0');               // false
+ * ```
+ */
+export function isTransportAddress(address: string): boolean {
+  if (address.startsWith('mem://')) return MEMORY.test(address);
+  return parseTcpAddress(address) !== undefined;
+}
+
+function isHost(host: string): boolean {
+  if (host.startsWith('[')) return isIpv6(host.slice(1, -1));
+  if (IPV4.test(host)) return host !== '0.0.0.0' && host.split('.').every((part) => Number(part) <= 255);
+  // Not a dotted quad: a DNS name (a name whose labels are all digits is a malformed IPv4 address).
+  const labels = host.split('.');
+  if (labels.every((label) => /^[0-9]+$/.test(label))) return false;
+  return labels.every((label) => LABEL.test(label));
+}
+
+function isIpv6(text: string): boolean {
+  // At most one '::', 8 groups of 1..4 hex digits (or 6 and a dotted IPv4 tail); not the unspecified [::].
+  if (text.split('::').length > 2) return false;
+  let groups = text.split(':').filter((group) => group !== '');
+  const tail = groups.at(-1);
+  let count = 0;
+  if (tail !== undefined && tail.includes('.')) {
+    if (!IPV4.test(tail) || !tail.split('.').every((part) => Number(part) <= 255)) return false;
+    groups = groups.slice(0, -1);
+    count = 2;
+  }
+  if (!groups.every((group) => /^[0-9A-Fa-f]{1,4}$/.test(group))) return false;
+  count += groups.length;
+  const compressed = text.includes('::');
+  if (compressed ? count > 7 : count !== 8) return false;
+  return !/^[0:]*$/.test(text);
+}
