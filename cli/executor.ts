@@ -11,7 +11,7 @@ import { startMetricsServer } from '../kvs/index.js';
 import type { MetricSample } from '../kvs/index.js';
 import { ExecutorCache, ExecutorHost, ExecutorNode, RuntimePool } from '../executor/index.js';
 import { Rpc, ZmqTransport, runMachine, systemClock } from '../protocol/index.js';
-import { announceReady, logError, stopOnSignals } from './process.js';
+import { announceReady, guardProcess, logError, stopOnSignals } from './process.js';
 
 export interface ExecutorProcessOptions {
   readonly host: string;
@@ -87,6 +87,7 @@ function executorSamples(parts: { node: ExecutorNode; pool: RuntimePool; cache: 
 }
 
 export async function runExecutor(options: ExecutorProcessOptions): Promise<void> {
+  guardProcess('executor');
   const transport = await ZmqTransport.bind({ host: options.host, port: options.port });
   // A function's ctx waits on these reads: on a loaded machine, a 1 s attempt is too short.
   const kvs = await KvsClient.connect({ routing: options.routing, host: options.host, requestTimeoutMs: 2000 });

@@ -1,5 +1,8 @@
 /** The `lfaas` command line; `main.ts` is its entry point. The launcher is shared with the benches. */
-export { startRole, stopChildren, waitForExecutors } from './up.js';
-export type { Started, StartRoleOptions } from './up.js';
+export { waitForExecutors } from './up.js';
+export { startRole, stopChildren } from './role-process.js';
+export type { Started, StartRoleOptions } from './role-process.js';
+export { Supervisor } from './supervisor.js';
+export type { SupervisedRole } from './supervisor.js';
 export { freePorts } from './free-port.js';
 export { waitForRing } from './ring-ready.js';

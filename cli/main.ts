@@ -147,6 +147,7 @@ const kvs = program
   .option('--id <id>', 'node id (stable across restarts: it names the data folder)')
   .option('--host <host>', 'interface to bind', '127.0.0.1')
   .option('--port <port>', 'control port; shard i binds port+1+i (0 = any)', integer(0, 65535), 0)
+  .option('--shard-ports <ports>', 'comma-separated ports of the shards (instead of port+1+i)', (value: string) => list(value).map(integer(1, 65535)))
   .option('--shards <n>', 'shards (default: one per core)', integer(1, 64), availableParallelism())
   .option('--routing <addresses>', 'comma-separated routing node addresses', list, [])
   .option('--data <folder>', 'data folder', 'data')
@@ -154,8 +155,9 @@ const kvs = program
   .option('--gossip-period-ms <ms>', 'gossip period', integer(1, 60_000), 50)
   .option('--depart-timeout-ms <ms>', 'how long a graceful departure may take', integer(100, 600_000), 30_000)
   .addOption(new Option('--threads <mode>', 'one worker thread per shard: on, off, or auto (on with 4 cores or more)').choices(['on', 'off', 'auto']).default('auto'))
-  .action(async (options: { id?: string; host: string; port: number; shards: number; routing: string[]; data: string; metricsPort: number; gossipPeriodMs: number; departTimeoutMs: number; threads: string }) => {
+  .action(async (options: { id?: string; host: string; port: number; shardPorts?: number[]; shards: number; routing: string[]; data: string; metricsPort: number; gossipPeriodMs: number; departTimeoutMs: number; threads: string }) => {
     if (options.id === undefined || options.routing.length === 0) kvs.error('a storage node needs --id and --routing');
+    if (options.shardPorts !== undefined && options.shardPorts.length !== options.shards) kvs.error('--shard-ports needs one port per shard');
     const threads = options.threads === 'on' || (options.threads === 'auto' && availableParallelism() >= 4);
     await runStorageNode({ ...options, id: options.id!, threads });
   });

@@ -1,8 +1,19 @@
 /**
  * What every long-running `lfaas` role process shares: a line-oriented readiness report for the
- * parent (`ready <json>`), stopping on SIGTERM/SIGINT, and not outliving `lfaas up` (a closed
- * stdin means the parent died).
+ * parent (`ready <json>`), stopping on SIGTERM/SIGINT, not outliving `lfaas up` (a closed stdin
+ * means the parent died), the crash guard (a bug ends the process with EXIT_FATAL for its
+ * supervisor to restart), and sampled error logs.
  */
+import { exitOnFatal, isLfaasError, sampledLog } from '../protocol/index.js';
+
+/**
+ * Installs the process's crash guard (protocol/crash-guard.ts): a bug anywhere (a machine that
+ * throws, an uncaught exception, an unhandled rejection) is logged with its context and stack and
+ * ends the process with EXIT_FATAL; `lfaas up` restarts it.
+ */
+export function guardProcess(name: string): void {
+  exitOnFatal(name, (line) => process.stderr.write(`${line}\n`));
+}
 export function announceReady(details: Record<string, unknown>): void {
   process.stdout.write(`ready ${JSON.stringify(details)}\n`);
 }
@@ -27,7 +38,15 @@ export function stopOnSignals(stop: () => Promise<void>, name: string): void {
   }
 }
 
-/** A stderr logger for role processes (errors only; the hot path never logs). */
-export function logError(name: string): (error: Error) => void {
-  return (error) => process.stderr.write(`${name}: ${error.message}\n`);
+/**
+ * A stderr logger for the expected errors of role processes (rejected frames, refused sends):
+ * sampled, one line per peer and error code every 10 s with the count of those skipped, so a flood
+ * of bad frames costs the node a few lines, not one synchronous write each.
+ */
+export function logError(name: string): (error: Error, peer?: string) => void {
+  const log = sampledLog({ write: (line) => process.stderr.write(`${line}\n`) });
+  return (error, peer) => {
+    const code = isLfaasError(error) ? error.code : error.name;
+    log(`${peer ?? '-'} ${code}`, () => `${name}: ${peer === undefined ? '' : `[${peer}] `}${error.message.slice(0, 500)}`);
+  };
 }

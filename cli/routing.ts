@@ -3,7 +3,7 @@
  */
 import { RoutingNode } from '../kvs/index.js';
 import { ZmqTransport, runMachine, systemClock } from '../protocol/index.js';
-import { announceReady, logError, stopOnSignals } from './process.js';
+import { announceReady, guardProcess, logError, stopOnSignals } from './process.js';
 
 export interface RoutingProcessOptions {
   readonly host: string;
@@ -15,6 +15,7 @@ export interface RoutingProcessOptions {
 }
 
 export async function runRouting(options: RoutingProcessOptions): Promise<void> {
+  guardProcess('routing');
   const transport = await ZmqTransport.bind({ host: options.host, port: options.port });
   const routing = new RoutingNode({
     address: transport.address,

@@ -9,7 +9,7 @@ import { startMetricsServer } from '../kvs/index.js';
 import type { MetricSample } from '../kvs/index.js';
 import { ZmqTransport, runMachine, seededRandom, systemClock } from '../protocol/index.js';
 import { KvsTasks, SchedulerNode } from '../scheduler/index.js';
-import { announceReady, logError, stopOnSignals } from './process.js';
+import { announceReady, guardProcess, logError, stopOnSignals } from './process.js';
 
 export interface SchedulerProcessOptions {
   readonly host: string;
@@ -50,6 +50,7 @@ function schedulerSamples(scheduler: SchedulerNode, node: string): MetricSample[
 }
 
 export async function runScheduler(options: SchedulerProcessOptions): Promise<void> {
+  guardProcess('scheduler');
   const transport = await ZmqTransport.bind({ host: options.host, port: options.port });
   const kvs = await KvsClient.connect({ routing: options.routing, host: options.host });
   // Placement's randomness; seeded per process so two schedulers do not choose in lockstep.

@@ -6,6 +6,7 @@ import { LmdbStore, Shard, decodeEntry } from '../kvs/index.js';
 import type { Entry } from '../kvs/index.js';
 import { ZmqTransport, runMachine, systemClock } from '../protocol/index.js';
 import type { PbTypes } from '../protocol/index.js';
+import { logError } from './process.js';
 
 export interface ShardSetup {
   readonly nodeId: string;
@@ -51,7 +52,7 @@ export async function openShard(setup: ShardSetup): Promise<RunningShard> {
   });
   const shell = runMachine(shard, transport, systemClock, {
     store,
-    onError: (error) => process.stderr.write(`kvs ${setup.nodeId} shard ${setup.index}: ${error.message}\n`),
+    onError: logError(`kvs ${setup.nodeId} shard ${setup.index}`),
   });
   return {
     address: transport.address,

@@ -17,9 +17,9 @@ import { Worker } from 'node:worker_threads';
 import { decode as unpackRing, encode as packRing } from 'msgpackr';
 import { LmdbStore, StorageNode, startMetricsServer } from '../kvs/index.js';
 import type { ShardStatsSnapshot } from '../kvs/index.js';
-import { ZmqTransport, runMachine, systemClock } from '../protocol/index.js';
+import { ZmqTransport, reportFatal, runMachine, systemClock } from '../protocol/index.js';
 import type { PbTypes } from '../protocol/index.js';
-import { announceReady, logError, stopOnSignals } from './process.js';
+import { announceReady, guardProcess, logError, stopOnSignals } from './process.js';
 import { openShard } from './shard-runtime.js';
 import type { ShardSetup } from './shard-runtime.js';
 import type { ShardWorkerReport } from './shard-worker.js';
@@ -27,8 +27,10 @@ import type { ShardWorkerReport } from './shard-worker.js';
 export interface StorageNodeProcessOptions {
   readonly id: string;
   readonly host: string;
-  /** The control port; shard i binds port + 1 + i (0: ephemeral ports for all). */
+  /** The control port; shard i binds port + 1 + i (0: ephemeral ports for all) unless `shardPorts` says. */
   readonly port: number;
+  /** Shard i binds shardPorts[i] (a restart on the addresses of the last run). */
+  readonly shardPorts?: readonly number[];
   readonly shards: number;
   readonly routing: readonly string[];
   readonly data: string;
@@ -111,12 +113,16 @@ async function startWorkerShard(data: ShardSetup): Promise<ShardHandle> {
     worker.once('exit', (code) => reject(new Error(`shard ${data.index} exited with ${code} before it was ready`)));
   });
   if (ready.skipped > 0) process.stderr.write(`kvs ${data.nodeId}: shard ${data.index}: ${ready.skipped} unreadable entries skipped\n`);
+  // A shard worker that dies of an error (a bug in it) leaves the node without that shard: the
+  // whole process goes, for its supervisor to restart it (crash-guard.ts).
+  worker.on('error', (error) => reportFatal(error, `shard worker ${data.index}`));
   handle.address = ready.address;
   handle.keyCount = ready.keys;
   return handle;
 }
 
 export async function runStorageNode(options: StorageNodeProcessOptions): Promise<void> {
+  guardProcess('kvs');
   const name = `kvs ${options.id}`;
   const nodeStore = new LmdbStore(join(options.data, options.id, 'node'));
   const ringBytes = nodeStore.readMeta(RING_META);
@@ -128,7 +134,7 @@ export async function runStorageNode(options: StorageNodeProcessOptions): Promis
         nodeId: options.id,
         index,
         host: options.host,
-        port: options.port === 0 ? 0 : options.port + 1 + index,
+        port: options.shardPorts?.[index] ?? (options.port === 0 ? 0 : options.port + 1 + index),
         path: join(options.data, options.id, `shard-${index}`),
         routing: options.routing,
         gossipPeriodMs: options.gossipPeriodMs,

@@ -32,6 +32,9 @@ export { isTransportAddress, parseTcpAddress, ADDRESS_LENGTH_MAX } from './addre
 export type { TcpAddress } from './address.js';
 export { EXIT_FATAL, exitOnFatal, fatalCount, reportFatal, setFatalHandler } from './crash-guard.js';
 export type { FatalHandler } from './crash-guard.js';
+export { sampledLog } from './sampled-log.js';
+export { FAILPOINT_MACHINE_THROWS, failpointOn } from './failpoints.js';
+export type { SampledLog, SampledLogOptions } from './sampled-log.js';
 export { MemoryNetwork } from './memory-network.js';
 export type { MemoryNetworkOptions, NetworkCounters } from './memory-network.js';
 export { Rpc } from './rpc.js';

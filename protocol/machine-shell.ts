@@ -4,11 +4,20 @@
  * typed error; it never reaches the machine and never kills the node), hands inputs to the
  * machine with the current time and carries out the effects it returns.
  *
+ * Failures are of two kinds. Expected ones concern one request or one destination: a frame that
+ * does not decode, a send that is refused, a frame beyond its peer's share of the inbox; they are
+ * counted, answered where the frame names a reply address, and reported to `onError` with the
+ * peer (role processes log them sampled: one line per peer and reason per interval). A machine
+ * that throws from `handle` is a bug, after which its state may be half-updated: that goes to the
+ * process's crash guard (crash-guard.ts), which ends a role process for its supervisor to restart.
+ *
  * The same shell runs a machine over ZeroMQ with the system clock (a real process) and over the
  * in-memory network with the simulator's virtual clock, so the code under test is the code that
  * ships.
  */
 import { ErrorCode, LfaasError, ensureLfaasError } from '../lattices/index.js';
+import { reportFatal } from './crash-guard.js';
+import { FAILPOINT_MACHINE_THROWS, failpointOn } from './failpoints.js';
 import { errorToWire } from './errors-wire.js';
 import { decodeEnvelope, encodeEnvelope, peekReplyAddress } from './frame.js';
 import type { DecodeOptions } from './frame.js';
@@ -18,15 +27,24 @@ import type { Clock, Transport } from './transport.js';
 /** What a shell counts; exposed for metrics and tests. */
 export interface ShellCounters {
   framesIn: number;
+  /** Frames that did not decode or validate (answered with PROTO_* when they name a reply address). */
   framesRejected: number;
+  /** Frames beyond their peer's share of the inbox (answered with TRANSPORT_BUSY, at most one a peer per interval). */
+  framesRefused: number;
   errorsReplied: number;
   sendsFailed: number;
   timersFired: number;
 }
 
 export interface ShellOptions extends DecodeOptions {
-  /** Called for every rejected frame or failed send (logging); must not throw. */
-  readonly onError?: (error: Error) => void;
+  /**
+   * Called for every rejected or refused frame and failed send (logging, sampled by the caller),
+   * with the peer it concerns (the connection a frame came on, or a send's destination); must not
+   * throw.
+   */
+  readonly onError?: (error: Error, peer?: string) => void;
+  /** A peer over its share of the inbox gets at most one TRANSPORT_BUSY answer per this interval. */
+  readonly refusalReplyIntervalMs?: number;
   /** Where `persist` effects go; without one, a persist is answered at once (no disk). */
   readonly store?: MachineStore;
   /** Where `task` effects go; without one, a task fails at once with INTERNAL. */
@@ -54,22 +72,29 @@ export interface MachineShell {
  * ```
  */
 export function runMachine(machine: Machine, transport: Transport, clock: Clock, options: ShellOptions = {}): MachineShell {
-  const counters: ShellCounters = { framesIn: 0, framesRejected: 0, errorsReplied: 0, sendsFailed: 0, timersFired: 0 };
+  const counters: ShellCounters = { framesIn: 0, framesRejected: 0, framesRefused: 0, errorsReplied: 0, sendsFailed: 0, timersFired: 0 };
   const timers = new Map<string, () => void>();
   let stopped = false;
-  const report = (error: Error): void => {
+  const machineThrows = failpointOn('machine-throws');
+  const report = (error: Error, peer?: string): void => {
     try {
-      options.onError?.(error);
-    } catch {
-      // A logger that throws must not take the node down.
+      options.onError?.(error, peer);
+    } catch (loggerError) {
+      reportFatal(loggerError, `the error logger of ${machine.id}`);
     }
   };
 
   const send = (to: string, frame: Uint8Array): void => {
-    transport.send(to, frame).catch((error: unknown) => {
+    // A transport's send never throws (it rejects); the catch keeps it so for any transport.
+    try {
+      transport.send(to, frame).catch((error: unknown) => {
+        counters.sendsFailed++;
+        report(ensureLfaasError(error), to);
+      });
+    } catch (error) {
       counters.sendsFailed++;
-      report(ensureLfaasError(error));
-    });
+      report(ensureLfaasError(error, ErrorCode.TRANSPORT_BAD_ADDRESS), to);
+    }
   };
 
   const apply = (effects: readonly Effect[]): void => {
@@ -137,16 +162,45 @@ export function runMachine(machine: Machine, transport: Transport, clock: Clock,
     if (stopped) return;
     let effects: readonly Effect[];
     try {
+      if (machineThrows && isFailpointEcho(input)) throw new Error(`failpoint ${FAILPOINT_MACHINE_THROWS}`);
       effects = machine.handle(input, clock.now());
     } catch (error) {
-      // A machine must not throw; if it does, it is a bug: report it, keep the node up.
-      report(ensureLfaasError(error, ErrorCode.INTERNAL));
+      // A machine must not throw; if it does, it is a bug and its state may be half-updated: the
+      // process's crash guard decides (a role process exits for its supervisor to restart it).
+      stopped = true;
+      for (const cancel of timers.values()) cancel();
+      timers.clear();
+      reportFatal(error, `machine ${machine.id} handling ${describeInput(input)}`);
       return;
     }
     apply(effects);
   };
 
-  transport.onFrame((frame) => {
+  const answer = (frame: Uint8Array, error: LfaasError): void => {
+    const replyTo = peekReplyAddress(frame);
+    if (replyTo !== undefined) {
+      counters.errorsReplied++;
+      send(replyTo.replyTo, encodeEnvelope({ responseTo: replyTo.requestId, sender: transport.address, errorReply: { error: errorToWire(error) } }));
+    }
+  };
+
+  // A peer over its share: answered TRANSPORT_BUSY (retryable) at most once per interval, so that
+  // the answers to a flood do not become a flood of their own.
+  const refusalReplyIntervalMs = options.refusalReplyIntervalMs ?? 100;
+  const lastRefusalReply = new Map<string, number>();
+  transport.onRefused?.((frame, peer) => {
+    if (stopped) return;
+    counters.framesRefused++;
+    const error = new LfaasError(ErrorCode.TRANSPORT_BUSY, `${transport.address}: this connection's share of the inbox is full; back off and retry`);
+    report(error, peer);
+    const now = clock.now();
+    if (now - (lastRefusalReply.get(peer) ?? Number.NEGATIVE_INFINITY) < refusalReplyIntervalMs) return;
+    if (lastRefusalReply.size >= 4096) lastRefusalReply.clear();
+    lastRefusalReply.set(peer, now);
+    answer(frame, error);
+  });
+
+  transport.onFrame((frame, peer) => {
     if (stopped) return;
     counters.framesIn++;
     let envelope;
@@ -155,15 +209,8 @@ export function runMachine(machine: Machine, transport: Transport, clock: Clock,
     } catch (error) {
       counters.framesRejected++;
       const typed = ensureLfaasError(error, ErrorCode.PROTO_MALFORMED);
-      report(typed);
-      const replyTo = peekReplyAddress(frame);
-      if (replyTo !== undefined) {
-        counters.errorsReplied++;
-        send(
-          replyTo.replyTo,
-          encodeEnvelope({ responseTo: replyTo.requestId, sender: transport.address, errorReply: { error: errorToWire(typed) } }),
-        );
-      }
+      report(typed, peer ?? peekReplyAddress(frame)?.replyTo);
+      answer(frame, typed);
       return;
     }
     deliver({ kind: 'message', envelope });
@@ -185,3 +232,27 @@ export function runMachine(machine: Machine, transport: Transport, clock: Clock,
   };
 }
 
+
+/** An input in a few words, for the crash guard's log line. */
+function describeInput(input: MachineInput): string {
+  switch (input.kind) {
+    case 'message':
+      return `a ${input.envelope.body ?? 'bodiless'} message${input.envelope.replyTo ? ` from ${input.envelope.replyTo}` : ''}`;
+    case 'timer':
+      return `timer ${input.timer}`;
+    case 'taskDone':
+    case 'persisted':
+      return `${input.kind} ${input.token}`;
+    default:
+      return input.kind;
+  }
+}
+
+const failpointPayload = new TextEncoder().encode(FAILPOINT_MACHINE_THROWS);
+
+/** An echo carrying the `machine-throws` failpoint's payload (failpoints.ts). */
+function isFailpointEcho(input: MachineInput): boolean {
+  if (input.kind !== 'message' || input.envelope.body !== 'echo') return false;
+  const payload = input.envelope.echo?.payload;
+  return payload !== undefined && payload !== null && Buffer.from(payload).equals(failpointPayload);
+}

@@ -18,6 +18,11 @@ export interface Transport {
   send(to: string, frame: Uint8Array): Promise<void>;
   /** Sets the one receiver of incoming frames (replacing any earlier one). */
   onFrame(receiver: FrameReceiver): void;
+  /**
+   * Sets who hears of frames a transport with per-peer fairness refused because their peer's share
+   * of the inbox was full (the ZeroMQ transport); a transport without it never calls it.
+   */
+  onRefused?(receiver: (frame: Uint8Array, peer: string) => void): void;
   /** Stops receiving, drops what is queued, releases sockets. Idempotent. */
   close(): Promise<void>;
 }

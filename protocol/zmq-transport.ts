@@ -277,7 +277,7 @@ export class ZmqTransport implements Transport {
         return; // The socket was closed.
       }
       // The first part is the routing id of the connection the message came on.
-      const peer = parts[0]!.toString('latin1');
+      const peer = parts[0]!.toString('hex');
       for (let index = 1; index < parts.length; index++) {
         const frame = parts[index]!;
         this.counters.framesReceived++;

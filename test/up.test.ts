@@ -10,6 +10,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { LatticeFaas } from '../client/index.js';
+import { FAILPOINT_MACHINE_THROWS, Rpc, ZmqTransport, systemClock } from '../protocol/index.js';
 import { CLI, eventually, isAlive } from './cluster.js';
 
 /** Exited: no such process, or a zombie nobody reaped yet (an orphan under a non-reaping init). */
@@ -29,8 +31,8 @@ function pidsIn(output: string): number[] {
   return [...output.matchAll(/\bpid (\d+)\b/g)].map((match) => Number(match[1]));
 }
 
-function startUp(args: readonly string[]): { child: ChildProcess; output: () => string; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
-  const child = spawn(process.execPath, [CLI, 'up', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+function startUp(args: readonly string[], env: Readonly<Record<string, string>> = {}): { child: ChildProcess; output: () => string; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
+  const child = spawn(process.execPath, [CLI, 'up', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let text = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
@@ -117,4 +119,51 @@ describe('lfaas up', () => {
       }, 2000);
     }
   }, 60_000);
+
+  it('a role that hits a bug exits with EXIT_FATAL, logged with its context, and the supervisor restarts it on its address; kill -9 too', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'lfaas-up-crash-'));
+    const up = startUp(['--data', data, '--executors', '1'], { LFAAS_FAILPOINTS: 'machine-throws' });
+    let pids: number[] = [];
+    const rpc = new Rpc(await ZmqTransport.bind(), systemClock);
+    try {
+      expect(await eventually(() => up.output().includes('cluster ready') || up.child.exitCode !== null, 30_000), up.output()).toBe(true);
+      const routing = /^\s*export LFAAS_ROUTING=(\S+)$/m.exec(up.output())![1]!;
+      const scheduler = /^\s*\[\d+\/6\] scheduler-0\s+pid (\d+)\s+(tcp:\/\/\S+)/m.exec(up.output());
+      const executor = /^\s*\[\d+\/6\] executor-0\s+pid (\d+)\s+(tcp:\/\/\S+)/m.exec(up.output());
+      expect(scheduler, up.output()).not.toBeNull();
+      const [schedulerPid, schedulerAddress] = [Number(scheduler![1]), scheduler![2]!];
+      // The failpoint makes the scheduler's shell behave as if its machine threw: a bug.
+      await rpc.request(schedulerAddress, { echo: { payload: new TextEncoder().encode(FAILPOINT_MACHINE_THROWS) } }, { timeoutMs: 300, retries: 0 }).catch(() => undefined);
+      expect(await eventually(() => /scheduler-0 restarted, pid \d+/.test(up.output()), 20_000), up.output()).toBe(true);
+      expect(isGone(schedulerPid)).toBe(true);
+      expect(up.output()).toMatch(/scheduler: FATAL in machine .* handling a echo message .*exiting with 70/);
+      expect(up.output()).toMatch(new RegExp(`scheduler-0 \\(pid ${schedulerPid}\\) exited with code 70`));
+      // kill -9 of the executor: restarted too.
+      process.kill(Number(executor![1]), 'SIGKILL');
+      expect(await eventually(() => /executor-0 restarted, pid \d+/.test(up.output()), 20_000), up.output()).toBe(true);
+      // The restarted scheduler is at the same address, with the registry still in the KVS: calls work.
+      const faas = await LatticeFaas.connect({ routing: [routing], schedulers: [schedulerAddress] });
+      try {
+        const double = await faas.register('double', { code: 'module.exports = (x) => 2 * x;' });
+        let result: unknown;
+        for (let attempt = 0; attempt < 50 && result === undefined; attempt++) {
+          result = await faas.call(double, [21], { timeoutMs: 2000 }).catch(async () => {
+            await new Promise((resolve) => setTimeout(resolve, 200));
+            return undefined;
+          });
+        }
+        expect(result).toBe(42);
+      } finally {
+        await faas.close();
+      }
+      pids = pidsIn(up.output());
+    } finally {
+      await rpc.close();
+      await rpc.transport.close();
+      up.child.kill('SIGTERM');
+      await up.exited;
+      killLeftovers(pids);
+      rmSync(data, { recursive: true, force: true });
+    }
+  }, 90_000);
 });
