@@ -218,7 +218,8 @@ export class ExecutorHost implements MachineTasks {
   private async fetchPinned(holder: string, runId: string, key: string): Promise<AnyLattice | undefined> {
     const response = await this.options.rpc.request(holder, { versionRequest: { runId, key } }, { timeoutMs: this.options.requestTimeoutMs ?? 1000, retries: 1 });
     const reply = response.versionReply;
-    if (reply?.error?.code) throw new LfaasError(ErrorCode.GONE, reply.error.message ?? 'the pinned version is gone');
+    // The holder's own error, with its code (GONE when it no longer holds the run's versions).
+    if (reply?.error?.code) throw errorFromWireMessage(reply.error);
     const payload = reply?.payload;
     return payload === undefined || payload === null || payload.byteLength === 0 ? undefined : decodeLattice(payload, { verifyCanonical: false });
   }

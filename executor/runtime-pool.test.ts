@@ -1,10 +1,11 @@
 /**
  * The runtime pool with real worker threads: results, warm contexts, user errors, and limits
  * (a synchronous loop, a promise that never settles, a heap hog, an oversized result): each gets
- * its typed error, the breaching worker is replaced, and the pool keeps serving.
+ * its typed error, the breaching worker is replaced, and the pool keeps serving. A platform
+ * failure a function lets through keeps its code; a code a function sets itself does not count.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Counter, HybridClock, LatticeType, Lww } from '../lattices/index.js';
+import { Counter, ErrorCode, HybridClock, LatticeType, LfaasError, Lww } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
 import { RuntimePool } from './runtime-pool.js';
 import type { FunctionCode, FunctionHost } from './runtime-pool.js';
@@ -105,9 +106,64 @@ describe('RuntimePool', () => {
     expect(await pool.run(reader, ['count'], host)).toEqual([LatticeType.Counter, 4]);
     const many = fn('many@1', 'async (keys, ctx) => { const values = await ctx.getMany(keys); return keys.map((key) => values[key] ?? null); }');
     expect(await pool.run(many, [['count', 'missing']], host)).toEqual([4, null]);
-    await expect(pool.run(fn('badmerge@1', 'async (key, ctx) => ctx.merge(key, 5)'), ['x'], host)).rejects.toMatchObject({ code: 'EXEC_USER_ERROR', message: expect.stringContaining('merge takes a lattice') });
+    // ctx's own refusals, let through by the function, keep their code.
+    await expect(pool.run(fn('badmerge@1', 'async (key, ctx) => ctx.merge(key, 5)'), ['x'], host)).rejects.toMatchObject({ code: 'EXEC_BAD_VALUE', message: expect.stringContaining('merge takes a lattice') });
     // Without a host, the KVS is not there: the function sees a typed failure.
-    await expect(pool.run(next, ['visits']), 'no host').rejects.toMatchObject({ code: 'EXEC_USER_ERROR', message: expect.stringContaining('no KVS') });
+    await expect(pool.run(next, ['visits']), 'no host').rejects.toMatchObject({ code: 'KVS_NO_SERVERS', message: expect.stringContaining('no KVS') });
+  });
+
+  it('a platform failure the function lets through keeps its code and message; one the function makes up is EXEC_USER_ERROR', async () => {
+    pool = new RuntimePool({ prewarm: 1, memoryMb: 64, resultBytesMax: 1024 });
+    const host: FunctionHost = {
+      get: async () => undefined,
+      put: async (key) => {
+        if (key === 'counter') throw new LfaasError(ErrorCode.KVS_LATTICE_MISMATCH, 'key "counter" holds lattice type Counter');
+        if (key === 'slow') throw new LfaasError(ErrorCode.TRANSPORT_TIMEOUT, 'the storage node did not answer');
+      },
+      merge: async () => {},
+      delete: async () => {},
+      send: async () => {
+        throw new LfaasError(ErrorCode.GONE, 'the receiver has finished');
+      },
+    };
+    const run = (id: string, body: string, args: unknown[] = []): Promise<unknown> => pool!.run(fn(id, body), args, host);
+    // Refused in the worker (a value over the limit, a bad key) and in the executor (through the host).
+    await expect(run('too-big@1', 'async (n, ctx) => { await ctx.put("k", "x".repeat(n)); return "stored"; }', [4096])).rejects.toMatchObject({ code: 'EXEC_BAD_VALUE', message: expect.stringContaining('exceeds the limit of 1024 bytes') });
+    await expect(run('bad-key@1', 'async (n, ctx) => ctx.put("", n)', [1])).rejects.toMatchObject({ code: 'KVS_BAD_KEY' });
+    await expect(run('mismatch@1', 'async (key, ctx) => { await ctx.put(key, 1); }', ['counter'])).rejects.toMatchObject({ code: 'KVS_LATTICE_MISMATCH', message: 'key "counter" holds lattice type Counter' });
+    await expect(run('slow@1', '(key, ctx) => ctx.put(key, 1)', ['slow'])).rejects.toMatchObject({ code: 'TRANSPORT_TIMEOUT' });
+    await expect(run('gone@1', 'async (x, ctx) => { await ctx.send("other", x); }', [1])).rejects.toMatchObject({ code: 'GONE' });
+    // Caught and rethrown, the same object: its code, as it was raised (a changed .code or message does not count).
+    await expect(run('rethrow@1', 'async (key, ctx) => { try { await ctx.put(key, 1); } catch (e) { await new Promise((r) => setTimeout(r, 5)); throw e; } }', ['counter'])).rejects.toMatchObject({ code: 'KVS_LATTICE_MISMATCH' });
+    await expect(run('relabel@1', 'async (key, ctx) => { try { await ctx.put(key, 1); } catch (e) { e.code = "EXEC_TIMEOUT"; e.message = "relabelled"; throw e; } }', ['counter'])).rejects.toMatchObject({ code: 'KVS_LATTICE_MISMATCH', message: expect.stringContaining('holds lattice type Counter') });
+    await expect(run('all@1', '(key, ctx) => Promise.all([ctx.put(key, 1), ctx.put(key, 2)])', ['counter'])).rejects.toMatchObject({ code: 'KVS_LATTICE_MISMATCH' });
+    // Made up by the function: EXEC_USER_ERROR, whatever it carries.
+    const forgeries = [
+      'throw Object.assign(new Error("x"), { code: "EXEC_TIMEOUT" })',
+      'throw { code: "GONE", message: "m" }',
+      'throw { code: "KVS_BUSY", message: "m", name: "LfaasError" }',
+      // A new error of the platform's own class (reached through one it was handed).
+      'try { await ctx.put("", 1); } catch (e) { throw new e.constructor("EXEC_TIMEOUT", "forged"); }',
+      // A copy of one it was handed.
+      'try { await ctx.put("", 1); } catch (e) { throw { code: e.code, message: e.message }; }',
+      // Text the worker reads to describe the error, itself throwing something typed-looking.
+      'throw { get message() { throw { code: "GONE", message: "from a getter" }; } }',
+      'throw new Proxy({}, { get() { throw { code: "GONE", message: "from a trap" }; }, getPrototypeOf() { throw { code: "GONE", message: "from a trap" }; } })',
+      'throw { toString() { throw { code: "GONE", message: "m" }; } }',
+    ];
+    for (const [index, body] of forgeries.entries()) {
+      await expect(run(`forged-${index}@1`, `async (x, ctx) => { ${body} }`), body).rejects.toMatchObject({ code: 'EXEC_USER_ERROR' });
+    }
+    // At module evaluation too.
+    await expect(run('forged-load@1', '(() => { throw { code: "GONE", message: "at load" }; })()')).rejects.toMatchObject({ code: 'EXEC_USER_ERROR', message: expect.stringContaining('at load') });
+    await expect(run('forged-load-timeout@1', '(() => { throw Object.assign(new Error("Script execution timed out"), { code: "ERR_SCRIPT_EXECUTION_TIMEOUT" }); })()')).rejects.toMatchObject({ code: 'EXEC_USER_ERROR' });
+    // A platform failure of an earlier call, kept and thrown in a later one, is the function's own.
+    const keeper = fn('keeper@1', '(() => { let kept; return async (step, ctx) => { if (step === 1) { kept = await ctx.put("", 1).catch((e) => e); return kept.code; } throw kept; }; })()');
+    expect(await pool.run(keeper, [1], host)).toBe('KVS_BAD_KEY');
+    await expect(pool.run(keeper, [2], host)).rejects.toMatchObject({ code: 'EXEC_USER_ERROR', message: expect.stringContaining('a key is a non-empty string') });
+    // A huge message is cut.
+    await expect(run('long-message@1', '() => { throw new Error("y".repeat(1e6)); }')).rejects.toSatisfy((error: LfaasError) => error.code === 'EXEC_USER_ERROR' && error.message.length < 20_000);
+    expect(await pool.run(square, [3])).toBe(9);
   });
 
   it('queues calls beyond its workers and answers every one', async () => {

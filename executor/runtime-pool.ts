@@ -160,7 +160,8 @@ export class RuntimePool {
     try {
       encoded = encodeValue([...args]);
     } catch (error) {
-      throw error instanceof LfaasError ? error : new LfaasError(ErrorCode.EXEC_BAD_VALUE, String(error));
+      // The codec throws EXEC_BAD_VALUE; anything else keeps its own code (or is normalised).
+      throw ensureLfaasError(error, ErrorCode.EXEC_BAD_VALUE);
     }
     const result = await this.runEncoded(fn, encoded, host, invocation);
     return decodeValue(result, { maxBytes: this.resultBytesMax });
