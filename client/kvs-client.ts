@@ -27,6 +27,9 @@ import { Rpc, ZmqTransport, errorFromWireMessage, pb, systemClock } from '../pro
 import type { Clock, PbTypes, Transport } from '../protocol/index.js';
 
 /** When a write is acknowledged: after the in-memory merge, the disk sync, or a majority of replicas. */
+
+/** Keys per key-address request to a routing node (which answers at most 4096). */
+const LOOKUP_BATCH_KEYS = 1024;
 export type AckMode = 'local' | 'durable' | 'replicated';
 
 export interface KvsClientOptions {
@@ -360,8 +363,15 @@ export class KvsClient {
   private lookup(attempt: number, keysGiven?: string[]): void {
     this.lookupScheduled = false;
     if (this.closed) return;
-    const keys = keysGiven ?? [...this.lookups.keys()].filter((key) => !this.asking.has(key));
+    let keys = keysGiven ?? [...this.lookups.keys()].filter((key) => !this.asking.has(key));
     if (keys.length === 0) return;
+    // A routing node answers at most 4096 keys a request: ask in slices of 1024 (the rest next turn).
+    if (keys.length > LOOKUP_BATCH_KEYS) {
+      const rest = keys.slice(LOOKUP_BATCH_KEYS);
+      keys = keys.slice(0, LOOKUP_BATCH_KEYS);
+      if (keysGiven !== undefined) setImmediate(() => this.lookup(attempt, rest));
+      else this.scheduleLookup();
+    }
     for (const key of keys) this.asking.add(key);
     this.counters.lookups++;
     const routing = this.pickRouting();

@@ -20,6 +20,9 @@ import type { Effect, Envelope, Machine, MachineInput, PbTypes } from '../protoc
 import { Membership, nodeFromWire } from './ring.js';
 import type { ReplicationFactors } from './ring.js';
 
+
+/** Keys in one key-address request, at most (the KVS client asks for at most LOOKUP_KEYS_MAX / 4 at once). */
+export const LOOKUP_KEYS_MAX = 4096;
 export interface RoutingOptions {
   /** This routing node's address. */
   readonly address: string;
@@ -136,6 +139,12 @@ export class RoutingNode implements Machine {
       }
       case 'keyAddressRequest': {
         this.counters.lookups++;
+        const asked = envelope.keyAddressRequest?.keys?.length ?? 0;
+        if (asked > LOOKUP_KEYS_MAX) {
+          // One frame must not buy unbounded work: the client splits its lookups.
+          this.counters.rejected++;
+          return this.reply(envelope, { errorReply: { error: errorToWire(new LfaasError(ErrorCode.PROTO_TOO_LARGE, `${asked} keys in one lookup; at most ${LOOKUP_KEYS_MAX}: split it`)) } });
+        }
         const ring = this.membership.ring();
         if (ring.nodeCount === 0) {
           return this.reply(envelope, { keyAddressResponse: { error: errorToWire(new LfaasError(ErrorCode.KVS_NO_SERVERS, 'no storage node has joined')), ringEpoch: this.membership.epoch } });

@@ -62,6 +62,17 @@ export interface ShardOptions {
   readonly persistBacklogMax?: number;
   /** Keys per gossip / hand-off / push message, at most. */
   readonly batchKeysMax?: number;
+  /**
+   * Keys in one incoming request, gossip or subscription, at most; a larger one is refused whole
+   * with PROTO_TOO_LARGE (the sender splits it). Bounds the work one frame can ask for: a
+   * 60 000-key GET once held a shard for 150 ms.
+   */
+  readonly requestKeysMax?: number;
+  /**
+   * Value bytes in one GET answer, at most: once reached, the remaining keys are answered KVS_BUSY
+   * (retryable: the client asks again), so an answer stays well below the 16 MiB frame limit.
+   */
+  readonly replyBytesMax?: number;
   /** Keys handed off per anti-entropy round, at most. */
   readonly handoffKeysMax?: number;
   readonly keyBytesMax?: number;
@@ -69,6 +80,25 @@ export interface ShardOptions {
   readonly leaseMaxMs?: number;
   /** Microseconds, for the latency histogram only (the shell passes a monotonic clock). */
   readonly nowUs?: () => number;
+}
+
+/** The default of `requestKeysMax`: a client's batches (256 keys) and hand-offs (4096) fit. */
+export const REQUEST_KEYS_MAX = 4096;
+
+/** The keys a request, gossip or subscription names (0 for other messages). */
+function keyCountOf(envelope: Envelope): number {
+  switch (envelope.body) {
+    case 'kvsRequest':
+      return envelope.kvsRequest?.tuples?.length ?? 0;
+    case 'gossip':
+      return envelope.gossip?.tuples?.length ?? 0;
+    case 'subscribe':
+      return envelope.subscribe?.keys?.length ?? 0;
+    case 'unsubscribe':
+      return envelope.unsubscribe?.keys?.length ?? 0;
+    default:
+      return 0;
+  }
 }
 
 const Kind = pb.RequestKind;
@@ -152,6 +182,8 @@ export class Shard implements Machine {
   private readonly migrationWindowMs: number;
   private readonly pendingRequestsMax: number;
   private readonly batchKeysMax: number;
+  private readonly requestKeysMax: number;
+  private readonly replyBytesMax: number;
   private readonly persistBacklogMax: number;
   private readonly handoffKeysMax: number;
   private readonly keyBytesMax: number;
@@ -170,6 +202,8 @@ export class Shard implements Machine {
     this.migrationWindowMs = options.migrationWindowMs ?? 30_000;
     this.pendingRequestsMax = options.pendingRequestsMax ?? 10_000;
     this.batchKeysMax = options.batchKeysMax ?? 256;
+    this.requestKeysMax = options.requestKeysMax ?? REQUEST_KEYS_MAX;
+    this.replyBytesMax = options.replyBytesMax ?? 8 * 1024 * 1024;
     this.persistBacklogMax = options.persistBacklogMax ?? 10_000;
     this.handoffKeysMax = options.handoffKeysMax ?? 4096;
     this.keyBytesMax = options.keyBytesMax ?? 1024;
@@ -268,6 +302,11 @@ export class Shard implements Machine {
       if (waiter === undefined) return [];
       this.outbound.delete(responseTo);
       return waiter.onResponse(envelope);
+    }
+    const keys = keyCountOf(envelope);
+    if (keys > this.requestKeysMax) {
+      this.counters.rejected++;
+      return this.replyError(envelope, new LfaasError(ErrorCode.PROTO_TOO_LARGE, `${keys} keys in one ${envelope.body}; at most ${this.requestKeysMax}: split the batch`));
     }
     switch (envelope.body) {
       case 'kvsRequest':
@@ -371,13 +410,18 @@ export class Shard implements Machine {
   private onGet(envelope: Envelope, request: PbTypes.KvsRequest, startedUs: number): Effect[] {
     let wrongNode = false;
     const misses: number[] = [];
+    let replyBytes = 0;
     const results = request.tuples.map((tuple, index): Result => {
       const key = tuple.key ?? '';
       this.counters.gets++;
       try {
         this.checkKey(key);
         const record = this.records.get(key);
-        if (record !== undefined && record.payload !== undefined) return entryToTuple(key, record.entry, record.payload);
+        if (record !== undefined && record.payload !== undefined) {
+          if (replyBytes >= this.replyBytesMax) throw new LfaasError(ErrorCode.KVS_BUSY, `the answer already holds ${replyBytes} bytes of values; ask again for ${JSON.stringify(key)}`);
+          replyBytes += record.payload.byteLength + key.length;
+          return entryToTuple(key, record.entry, record.payload);
+        }
         if (!request.fromReplica && !this.owns(key)) {
           wrongNode = true;
           this.counters.wrongNode++;

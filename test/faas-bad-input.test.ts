@@ -9,7 +9,7 @@
  * A function failing inside a DAG fails the DAG call with that function's own error, carried by
  * the error triggers, not with a timeout.
  */
-import { Push } from 'zeromq';
+import { Dealer } from 'zeromq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LatticeFaas } from '../client/index.js';
 import type { DagDefinition } from '../client/index.js';
@@ -29,7 +29,7 @@ describe('the FaaS core fed bad input', () => {
   /** Where replies to hand-made frames land (their `replyTo`), decoded. */
   let listener: ZmqTransport;
   const heard: PbTypes.Envelope[] = [];
-  const pushes = new Map<string, Push>();
+  const pushes = new Map<string, Dealer>();
   let scheduler: string;
   let executor: string;
   let healthyRounds = 0;
@@ -37,11 +37,11 @@ describe('the FaaS core fed bad input', () => {
   /** Every process of the cluster. */
   const pids = (): number[] => [cluster.routing!.pid, ...[...cluster.nodes.values()].map((node) => node.pid), ...cluster.schedulers.map((s) => s.pid), ...cluster.executors.map((e) => e.pid)];
 
-  /** A raw PUSH socket to `address` (one per address, closed in afterAll). */
+  /** A raw DEALER socket to `address` (nodes bind ROUTER sockets; one per address, closed in afterAll). */
   async function push(address: string, ...frames: Uint8Array[]): Promise<void> {
     let socket = pushes.get(address);
     if (socket === undefined) {
-      socket = new Push({ linger: 0, sendHighWaterMark: 1000 });
+      socket = new Dealer({ linger: 0, sendHighWaterMark: 1000 });
       socket.connect(address);
       pushes.set(address, socket);
     }
