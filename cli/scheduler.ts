@@ -9,6 +9,7 @@ import { startMetricsServer } from '../kvs/index.js';
 import type { MetricSample } from '../kvs/index.js';
 import { ZmqTransport, runMachine, seededRandom, systemClock } from '../protocol/index.js';
 import { KvsTasks, SchedulerNode } from '../scheduler/index.js';
+import { wireCountersOf, wireSamples } from './wire-metrics.js';
 import { announceReady, guardProcess, logError, stopOnSignals } from './process.js';
 
 export interface SchedulerProcessOptions {
@@ -56,7 +57,7 @@ export async function runScheduler(options: SchedulerProcessOptions): Promise<vo
   // Placement's randomness; seeded per process so two schedulers do not choose in lockstep.
   const scheduler = new SchedulerNode({ address: transport.address, random: seededRandom((Date.now() ^ (process.pid << 8)) >>> 0), executorTimeoutMs: options.executorTimeoutMs });
   const shell = runMachine(scheduler, transport, systemClock, { tasks: new KvsTasks(kvs), onError: logError(`scheduler ${transport.address}`) });
-  const metrics = options.metricsPort < 0 ? undefined : await startMetricsServer({ host: options.host, port: options.metricsPort, samples: () => schedulerSamples(scheduler, transport.address) });
+  const metrics = options.metricsPort < 0 ? undefined : await startMetricsServer({ host: options.host, port: options.metricsPort, samples: () => [...schedulerSamples(scheduler, transport.address), ...wireSamples(wireCountersOf(shell, transport), { node: transport.address })] });
   announceReady({ role: 'scheduler', address: transport.address, pid: process.pid, metricsPort: metrics?.port ?? null });
   stopOnSignals(async () => {
     await shell.stop();

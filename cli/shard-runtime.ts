@@ -7,6 +7,8 @@ import type { Entry } from '../kvs/index.js';
 import { ZmqTransport, runMachine, systemClock } from '../protocol/index.js';
 import type { PbTypes } from '../protocol/index.js';
 import { logError } from './process.js';
+import { wireCountersOf } from './wire-metrics.js';
+import type { WireCounters } from './wire-metrics.js';
 
 export interface ShardSetup {
   readonly nodeId: string;
@@ -25,6 +27,8 @@ export interface RunningShard {
   readonly shard: Shard;
   /** Entries on disk that could not be read (reported, skipped). */
   readonly skipped: number;
+  /** What the shard's socket counted so far. */
+  wire(): WireCounters;
   stop(): Promise<void>;
 }
 
@@ -58,6 +62,7 @@ export async function openShard(setup: ShardSetup): Promise<RunningShard> {
     address: transport.address,
     shard,
     skipped,
+    wire: () => wireCountersOf(shell, transport),
     stop: async () => {
       await shell.stop();
       await store.close();

@@ -10,11 +10,12 @@ import type { ShardStatsSnapshot } from '../kvs/index.js';
 import { systemClock } from '../protocol/index.js';
 import { openShard } from './shard-runtime.js';
 import type { ShardSetup } from './shard-runtime.js';
+import type { WireCounters } from './wire-metrics.js';
 
 /** What a shard worker tells its node. */
 export type ShardWorkerReport =
   | { readonly kind: 'ready'; readonly address: string; readonly keys: number; readonly skipped: number }
-  | { readonly kind: 'stats'; readonly keyCount: number; readonly bytes: number; readonly snapshot: ShardStatsSnapshot; readonly requestsPerSecond: number }
+  | { readonly kind: 'stats'; readonly keyCount: number; readonly bytes: number; readonly snapshot: ShardStatsSnapshot; readonly requestsPerSecond: number; readonly wire: WireCounters }
   | { readonly kind: 'stopped' }
   | { readonly kind: 'failed'; readonly message: string };
 
@@ -26,7 +27,7 @@ async function main(): Promise<void> {
   const running = await openShard(workerData as ShardSetup);
   const { shard } = running;
   const stats = setInterval(() => {
-    post({ kind: 'stats', keyCount: shard.keyCount, bytes: shard.bytes, snapshot: shard.stats.snapshot(), requestsPerSecond: shard.stats.requestsPerSecond(systemClock.now()) });
+    post({ kind: 'stats', keyCount: shard.keyCount, bytes: shard.bytes, snapshot: shard.stats.snapshot(), requestsPerSecond: shard.stats.requestsPerSecond(systemClock.now()), wire: running.wire() });
   }, STATS_PERIOD_MS);
   port.on('message', (message: { kind: string }) => {
     if (message.kind !== 'stop') return;

@@ -18,6 +18,9 @@ import { decode as unpackRing, encode as packRing } from 'msgpackr';
 import { LmdbStore, StorageNode, startMetricsServer } from '../kvs/index.js';
 import type { ShardStatsSnapshot } from '../kvs/index.js';
 import { ZmqTransport, reportFatal, runMachine, systemClock } from '../protocol/index.js';
+import type { MachineShell } from '../protocol/index.js';
+import { wireCountersOf, wireSamples } from './wire-metrics.js';
+import type { WireCounters } from './wire-metrics.js';
 import type { PbTypes } from '../protocol/index.js';
 import { announceReady, guardProcess, logError, stopOnSignals } from './process.js';
 import { openShard } from './shard-runtime.js';
@@ -50,6 +53,8 @@ interface ShardHandle {
   readonly address: string;
   readonly keyCount: number;
   readonly stats: { snapshot(): ShardStatsSnapshot; requestsPerSecond(nowMs: number): number };
+  /** What the shard's socket counted (from a worker: as of its last report). */
+  wire(): WireCounters | undefined;
   stop(timeoutMs: number): Promise<void>;
 }
 
@@ -63,6 +68,7 @@ async function startLocalShard(setup: ShardSetup): Promise<ShardHandle> {
       return running.shard.keyCount;
     },
     stats: running.shard.stats,
+    wire: () => running.wire(),
     stop: () => running.stop(),
   };
 }
@@ -73,6 +79,7 @@ class WorkerShard implements ShardHandle {
   keyCount = 0;
   bytes = 0;
   private snapshotValue: ShardStatsSnapshot | undefined;
+  private wireValue: WireCounters | undefined;
   private rate = 0;
   private readonly stopped: Promise<void>;
 
@@ -84,7 +91,12 @@ class WorkerShard implements ShardHandle {
       this.bytes = report.bytes;
       this.snapshotValue = report.snapshot;
       this.rate = report.requestsPerSecond;
+      this.wireValue = report.wire;
     });
+  }
+
+  wire(): WireCounters | undefined {
+    return this.wireValue;
   }
 
   /** The metrics server reads the last statistics the worker posted. */
@@ -146,7 +158,19 @@ export async function runStorageNode(options: StorageNodeProcessOptions): Promis
   const metrics =
     options.metricsPort < 0
       ? undefined
-      : await startMetricsServer({ host: options.host, port: options.metricsPort, collect: () => shards.map((shard, i) => ({ labels: { node: options.id, shard: String(i) }, stats: shard.stats })) });
+      : await startMetricsServer({
+          host: options.host,
+          port: options.metricsPort,
+          collect: () => shards.map((shard, i) => ({ labels: { node: options.id, shard: String(i) }, stats: shard.stats })),
+          samples: () => [
+            ...(nodeShell === undefined ? [] : wireSamples(wireCountersOf(nodeShell, control), { node: options.id, socket: 'control' })),
+            ...shards.flatMap((shard, i) => {
+              const wire = shard.wire();
+              return wire === undefined ? [] : wireSamples(wire, { node: options.id, socket: `shard-${i}` });
+            }),
+          ],
+        });
+  let nodeShell: MachineShell | undefined;
   let ringToSave: PbTypes.IRingUpdate | undefined;
   const node = new StorageNode({
     nodeId: options.id,
@@ -159,7 +183,7 @@ export async function runStorageNode(options: StorageNodeProcessOptions): Promis
       ringToSave = ring;
     },
   });
-  const nodeShell = runMachine(node, control, systemClock, { onError: logError(name) });
+  nodeShell = runMachine(node, control, systemClock, { onError: logError(name) });
   // The ring is saved at most every 200 ms (it changes rarely; losing the last one only delays a restart's first requests).
   const saver = setInterval(() => {
     if (ringToSave === undefined) return;
@@ -171,7 +195,7 @@ export async function runStorageNode(options: StorageNodeProcessOptions): Promis
 
   const stop = async (): Promise<void> => {
     clearInterval(saver);
-    await nodeShell.stop();
+    await nodeShell?.stop();
     await Promise.all(shards.map((shard) => shard.stop(3000)));
     await metrics?.close();
     await nodeStore.close();

@@ -16,7 +16,7 @@ import { Dealer } from 'zeromq';
 import { KvsClient, LatticeFaas, Lww } from '../client/index.js';
 import { Rpc, ZmqTransport, encodeEnvelope, pb, systemClock } from '../protocol/index.js';
 import type { PbTypes } from '../protocol/index.js';
-import { FaasCluster, isAlive } from './cluster.js';
+import { FaasCluster, isAlive, metricValue, scrapeMetrics } from './cluster.js';
 import { code } from './wire-faults.js';
 
 const HOSTILE_REPLY_ADDRESSES = ['tcp://*:5555', 'tcp://-:1', 'tcp://\u00e9:1', 'tcp://127.0.0.1:0', 'tcp://127.0.0.1:65536', 'ipc://x'];
@@ -94,6 +94,10 @@ describe('hostile frames against real processes', () => {
     // Tasks, timers and persists that answered those requests have run by now.
     await new Promise((resolve) => setTimeout(resolve, 1500));
     await expectHealthy();
+    // Refused at decode (a reply address must be one the transport can connect to), and counted.
+    for (const role of [cluster.schedulers[0]!, cluster.executors[0]!, [...cluster.nodes.values()][0]!]) {
+      expect(metricValue(await scrapeMetrics(role), 'lfaas_wire_frames_rejected_total'), String(role.ready['role'])).toBeGreaterThanOrEqual(HOSTILE_REPLY_ADDRESSES.length);
+    }
   }, 60_000);
 
   it('2. 1,100 distinct unreachable reply addresses do not mute the routing node', async () => {
