@@ -6,7 +6,7 @@
  * Taking the maxima of a union is associative, commutative and idempotent, which the simpler
  * "compare two clocks, else union" rule is not (a merged clock can equal a third write's clock).
  */
-import { asArray, canonicalKey, canonicalValue, combine, compareStrings, decodeError, pack } from './codec.js';
+import { asArray, asString, canonicalKey, canonicalValue, checkString, combine, compareStrings, decodeError, pack } from './codec.js';
 import { LatticeType } from './lattice.js';
 import type { Lattice, Ordering } from './lattice.js';
 import { VectorClock } from './vector-clock.js';
@@ -24,9 +24,16 @@ function versionId(clock: VectorClock, value: unknown, deps: ReadonlyMap<string,
   return canonicalKey([clock.toFields(), value, depFields]);
 }
 
+/**
+ * A version with its value in canonical form (a copy; see `canonicalValue`) and its dependencies
+ * checked and in sorted order, so `dependencies()` lists them in one order on the writer and on
+ * every reader (the writer's object key order is not carried by the encoding).
+ */
 function makeVersion<T>(clock: VectorClock, value: T, deps: ReadonlyMap<string, VectorClock>): Version<T> {
+  for (const key of deps.keys()) checkString(key, 'causal dependency key');
+  const sorted = deps.size < 2 ? deps : new Map([...deps.entries()].sort(([a], [b]) => compareStrings(a, b)));
   const canonical = canonicalValue(value);
-  return { clock, value: canonical, deps, id: versionId(clock, canonical, deps) };
+  return { clock, value: canonical, deps: sorted, id: versionId(clock, canonical, sorted) };
 }
 
 /** The versions of `all` that no other version strictly dominates, deduplicated and sorted. */
@@ -96,10 +103,11 @@ abstract class CausalBase<T, Self extends CausalBase<T, Self>> implements Lattic
         let previous: string | undefined;
         for (const dep of asArray(parts[2], `${what}.deps`)) {
           const pair = asArray(dep, `${what}.deps`);
-          if (pair.length !== 2 || typeof pair[0] !== 'string') throw decodeError(`${what}: bad dependency`);
-          if (previous !== undefined && compareStrings(previous, pair[0]) >= 0) throw decodeError(`${what}: dependencies not sorted`);
-          previous = pair[0];
-          deps.set(pair[0], VectorClock.fromFields(pair[1], `${what}.deps`));
+          if (pair.length !== 2) throw decodeError(`${what}: bad dependency`);
+          const key = asString(pair[0], `${what}.deps`);
+          if (previous !== undefined && compareStrings(previous, key) >= 0) throw decodeError(`${what}: dependencies not sorted`);
+          previous = key;
+          deps.set(key, VectorClock.fromFields(pair[1], `${what}.deps`));
         }
       }
       versions.push(makeVersion(clock, parts[1], deps));
@@ -111,7 +119,18 @@ abstract class CausalBase<T, Self extends CausalBase<T, Self>> implements Lattic
   }
 }
 
-/** A single key's causal value: concurrent writes kept side by side. */
+/**
+ * A single key's causal value: concurrent writes kept side by side, revealed in canonical order.
+ * Values are kept in canonical form (see `canonicalValue`); what the codec cannot carry faithfully
+ * is refused with `LATTICE_DECODE`.
+ *
+ * @example
+ * ```ts
+ * const a = SingleKeyCausal.write(VectorClock.of({ n1: 1 }), 'x');
+ * const b = SingleKeyCausal.write(VectorClock.of({ n2: 1 }), 'y');
+ * a.merge(b).reveal(); // ['x', 'y'] (concurrent); a.merge(b).next('n1', 'z').reveal(): ['z']
+ * ```
+ */
 export class SingleKeyCausal<T = unknown> extends CausalBase<T, SingleKeyCausal<T>> {
   readonly type = LatticeType.SingleKeyCausal;
   static readonly EMPTY = new SingleKeyCausal<never>([]);
@@ -134,7 +153,15 @@ export class SingleKeyCausal<T = unknown> extends CausalBase<T, SingleKeyCausal<
   }
 }
 
-/** A causal value that also records the versions of other keys it depends on. */
+/**
+ * A causal value that also records the versions of other keys it depends on (dependency keys are
+ * well-formed Unicode strings, like every id).
+ *
+ * @example
+ * ```ts
+ * MultiKeyCausal.write(VectorClock.of({ n1: 1 }), 'x', { other: VectorClock.of({ n1: 1 }) }).reveal(); // ['x']
+ * ```
+ */
 export class MultiKeyCausal<T = unknown> extends CausalBase<T, MultiKeyCausal<T>> {
   readonly type = LatticeType.MultiKeyCausal;
   static readonly EMPTY = new MultiKeyCausal<never>([]);

@@ -38,13 +38,19 @@ describe('canonicalKey and canonicalValue', () => {
     expect(canonicalKey(-0)).toBe(canonicalKey(0));
   });
 
-  it('return the value itself when already canonical, and copy decoded Buffers out', () => {
+  it('return a fresh canonical copy (never an alias of the argument), with plain Uint8Array bytes', () => {
     const value = { a: [1, { b: 2, c: 'x' }], d: Uint8Array.of(1) };
-    expect(canonicalValue(value)).toBe(value);
+    const copy = canonicalValue(value);
+    expect(copy).toStrictEqual(value);
+    expect(copy).not.toBe(value);
+    expect(copy.a).not.toBe(value.a);
+    expect(copy.d).not.toBe(value.d);
+    expect(canonicalValue('text')).toBe('text');
     const sorted = canonicalValue({ b: 1, a: { d: 1, c: -0 } });
     expect(Object.keys(sorted)).toEqual(['a', 'b']);
     expect(Object.keys(sorted.a)).toEqual(['c', 'd']);
     expect(Object.is(sorted.a.c, 0)).toBe(true);
+    expect(Object.is(canonicalValue([[-0]])[0]?.[0], 0)).toBe(true);
     const buffer = Buffer.from([1, 2]);
     const copied = canonicalValue(buffer);
     expect(Object.getPrototypeOf(copied)).toBe(Uint8Array.prototype);
@@ -55,7 +61,7 @@ describe('canonicalKey and canonicalValue', () => {
   it('refuse what msgpack cannot carry back unchanged', () => {
     let deep: unknown = 1;
     for (let i = 0; i <= MAX_VALUE_DEPTH; i++) deep = [deep];
-    const bad: unknown[] = [new Date(0), new Map(), new Set(), () => 1, Symbol('s'), 2n ** 64n, -(2n ** 63n) - 1n, deep, JSON.parse('{"__proto__":1}'), new (class X {})()];
+    const bad: unknown[] = [new Date(0), new Map(), new Set(), () => 1, Symbol('s'), 2n ** 64n, -(2n ** 63n) - 1n, deep, JSON.parse('{"__proto__":1}'), new (class X {})(), 'a\ud800', { '\udc00': 1 }, [['x', '\udbff']]];
     for (const value of bad) expect(() => canonicalValue(value)).toThrow(expect.objectContaining({ code: ErrorCode.LATTICE_DECODE }));
     expect(() => Lww.at({ wallMs: 1, logical: 0 }, 'w', new Date(0))).toThrow(expect.objectContaining({ code: ErrorCode.LATTICE_DECODE }));
   });

@@ -5,6 +5,7 @@
 import { Packr } from 'msgpackr';
 import { ErrorCode, LfaasError } from './errors.js';
 import type { Ordering } from './lattice.js';
+import { isWellFormedString } from './strings.js';
 
 // copyBuffers: decoded byte strings are copies, never views of the (possibly reused) input.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'bigint', moreTypes: false, copyBuffers: true });
@@ -72,12 +73,29 @@ const UINT64_MAX = 2n ** 64n - 1n;
 export const MAX_VALUE_DEPTH = 64;
 
 /**
- * The canonical form of a plain value: object keys in sorted order at every level and `-0` as `0`,
- * so equal values (same `canonicalKey`) always encode to the same bytes. Returns `value` itself
- * when it is already canonical (the common case, no allocation). Anything msgpack cannot carry
- * back unchanged (functions, symbols, `Map`, `Set`, `Date`, class instances, bigints beyond 64
- * bits, nesting beyond `MAX_VALUE_DEPTH`) is a `LATTICE_DECODE` error. Byte arrays become plain
- * `Uint8Array`s.
+ * The canonical form of a plain value, as every replica will read it back from its encoding: a
+ * fresh copy whose objects have their keys in sorted order at every level (plain `Object`
+ * prototype, own enumerable string keys only), whose numbers are never `-0` (msgpack has one
+ * integer zero, so `-0` becomes `0`) and whose `NaN`s are the one canonical `NaN` (msgpack would
+ * keep a NaN's payload bits, giving equal values two encodings), and whose byte arrays are plain
+ * `Uint8Array` copies. Equal values (same `canonicalKey`) therefore always encode to the same bytes
+ * and reveal the same value, down to `Object.is` on every number.
+ *
+ * The lattice keeps this copy, so mutating the argument afterwards changes nothing; what `reveal()`
+ * returns is the lattice's own value: read it, do not mutate it.
+ *
+ * Refused with `LATTICE_DECODE`: anything msgpack cannot carry back unchanged (functions, symbols,
+ * `Map`, `Set`, `Date`, other typed arrays, class instances, bigints beyond 64 bits, a `"__proto__"`
+ * key, nesting beyond `MAX_VALUE_DEPTH`) and strings or keys that are not well-formed Unicode (a
+ * lone surrogate has no UTF-8 form; see `strings.ts`). `undefined` (also in arrays and as an object
+ * value; an array hole becomes `undefined`), `null`, booleans, every other number including
+ * `NaN` and the infinities, and 64-bit bigints round-trip exactly.
+ *
+ * @example
+ * ```ts
+ * canonicalValue({ b: [-0], a: 1 }); // { a: 1, b: [0] }, a new object
+ * canonicalValue('\ud800');          // throws LfaasError LATTICE_DECODE
+ * ```
  */
 export function canonicalValue<T>(value: T): T {
   return canonicalAt(value, 0) as T;
@@ -86,11 +104,14 @@ export function canonicalValue<T>(value: T): T {
 function canonicalAt(value: unknown, depth: number): unknown {
   switch (typeof value) {
     case 'string':
+      if (!isWellFormedString(value)) throw decodeError('a string is not well-formed Unicode (a lone surrogate has no UTF-8 form)');
+      return value;
     case 'boolean':
     case 'undefined':
       return value;
     case 'number':
-      return Object.is(value, -0) ? 0 : value;
+      // `value + 0` turns -0 into 0; `NaN` (the literal) is the canonical quiet NaN.
+      return value === value ? value + 0 : Number.NaN;
     case 'bigint':
       if (value < INT64_MIN || value > UINT64_MAX) throw decodeError('a bigint value must fit in 64 bits');
       return value;
@@ -101,44 +122,33 @@ function canonicalAt(value: unknown, depth: number): unknown {
   }
   if (value === null) return value;
   if (depth >= MAX_VALUE_DEPTH) throw decodeError(`a value nested deeper than ${MAX_VALUE_DEPTH}`);
-  // Bytes are plain `Uint8Array`s: a `Buffer` (what msgpack decodes, possibly a view of the
-  // input) is copied out, so a value never aliases a network buffer and reveals one type.
-  if (value instanceof Uint8Array) return Object.getPrototypeOf(value) === Uint8Array.prototype ? value : new Uint8Array(value);
+  // Bytes are plain `Uint8Array` copies: never an alias of the caller's array or of a (possibly
+  // reused) network buffer, and one type (not `Buffer`) on every replica.
+  if (value instanceof Uint8Array) return new Uint8Array(value);
   if (Array.isArray(value)) {
-    let copy: unknown[] | undefined;
-    for (let i = 0; i < value.length; i++) {
-      const item: unknown = value[i];
-      const canonical = canonicalAt(item, depth + 1);
-      if (canonical !== item || !(i in value)) {
-        copy ??= value.slice(0, i);
-        copy[i] = canonical;
-      } else if (copy !== undefined) copy[i] = canonical;
-    }
-    return copy ?? value;
+    // A copy by index: holes become `undefined` (what msgpack carries), extra properties go.
+    const copy = new Array<unknown>(value.length);
+    for (let i = 0; i < value.length; i++) copy[i] = canonicalAt(value[i], depth + 1);
+    return copy;
   }
   const proto: unknown = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) throw decodeError('only plain objects, arrays, bytes and primitives are plain values');
   const record = value as Record<string, unknown>;
-  const keys = Object.keys(record);
-  let changed = false;
-  for (let i = 1; i < keys.length && !changed; i++) if (compareStrings(keys[i - 1] as string, keys[i] as string) > 0) changed = true;
-  const canonical = new Map<string, unknown>();
+  const keys = Object.keys(record).sort(compareStrings);
+  const out: Record<string, unknown> = {};
   for (const key of keys) {
     if (key === '__proto__') throw decodeError('a value with a "__proto__" key cannot be encoded faithfully');
-    const child = canonicalAt(record[key], depth + 1);
-    if (child !== record[key]) changed = true;
-    canonical.set(key, child);
+    if (!isWellFormedString(key)) throw decodeError('an object key is not well-formed Unicode (a lone surrogate has no UTF-8 form)');
+    out[key] = canonicalAt(record[key], depth + 1);
   }
-  if (!changed) return value;
-  const out: Record<string, unknown> = {};
-  for (const key of keys.sort(compareStrings)) out[key] = canonical.get(key);
   return out;
 }
 
 /**
  * A string that identifies a plain value: equal for structurally equal values (object keys sorted,
- * bytes in hex, numbers, bigints and strings kept apart), so sets and ties never depend on
- * insertion or arrival order.
+ * bytes in hex, numbers, bigints and strings kept apart, `-0` as `0`, holes as `undefined`), so sets
+ * and ties never depend on insertion or arrival order. Meant for canonical values (see
+ * {@link canonicalValue}); for anything else it is only a best effort.
  */
 export function canonicalKey(value: unknown): string {
   switch (typeof value) {
@@ -157,9 +167,13 @@ export function canonicalKey(value: unknown): string {
   }
   if (value === null) return 'z';
   if (value instanceof Uint8Array) return `x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')}`;
-  if (Array.isArray(value)) return `[${value.map(canonicalKey).join(',')}]`;
+  if (Array.isArray(value)) {
+    const parts: string[] = [];
+    for (let i = 0; i < value.length; i++) parts.push(canonicalKey(value[i]));
+    return `[${parts.join(',')}]`;
+  }
   if (typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => compareStrings(a, b));
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalKey(v)}`).join(',')}}`;
   }
   return `?${String(value)}`;
@@ -189,6 +203,15 @@ export function asFinite(value: unknown, what: string): number {
 
 export function asString(value: unknown, what: string): string {
   if (typeof value !== 'string') throw decodeError(`${what}: expected a string`);
+  return checkString(value, what);
+}
+
+/**
+ * `value` itself when it is well-formed Unicode; else `LATTICE_DECODE`. Every id and key a lattice
+ * is built with passes here (see `strings.ts` for why the rule is refusal).
+ */
+export function checkString(value: string, what: string): string {
+  if (!isWellFormedString(value)) throw decodeError(`${what}: not well-formed Unicode (a lone surrogate has no UTF-8 form)`);
   return value;
 }
 

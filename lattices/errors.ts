@@ -20,7 +20,11 @@
 export const ErrorCode = {
   /** Something that should not happen did; a bug. */
   INTERNAL: 'INTERNAL',
-  /** A lattice payload could not be decoded (bad msgpack, bad shape, bad field). */
+  /**
+   * A lattice payload could not be decoded (bad msgpack, bad shape, bad field, ill-formed UTF-8), or a
+   * lattice could not be built or read faithfully: a value the codec cannot carry back unchanged (a
+   * `Date`, a lone surrogate, ...), a count past 2^53 - 1.
+   */
   LATTICE_DECODE: 'LATTICE_DECODE',
   /** A lattice payload carries a type tag that no registered lattice has. */
   LATTICE_UNKNOWN_TYPE: 'LATTICE_UNKNOWN_TYPE',

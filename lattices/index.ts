@@ -4,6 +4,7 @@ export type { Lattice, AnyLattice, Ordering, LatticeTypeName } from './lattice.j
 export { HybridClock, compareTimestamps } from './clock.js';
 export type { Timestamp } from './clock.js';
 export { canonicalKey, canonicalValue, refuseProtoKeys, MAX_VALUE_DEPTH } from './codec.js';
+export { isWellFormedString, msgpackStringProblem } from './strings.js';
 export { Lww } from './lww.js';
 export { Max, Min, Bool } from './scalars.js';
 export { Priority } from './priority.js';

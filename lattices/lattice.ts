@@ -8,6 +8,12 @@
  *   `a.merge(b.merge(c))` (associative), `a.merge(a)` equals `a` (idempotent);
  * - `a.leq(a.merge(b))`;
  * - `decodeLattice(a.encode())` equals `a`.
+ *
+ * And replicas read alike (property-tested in `reveal.test.ts`): `reveal()` is a pure function of
+ * the state, the same (down to `Object.is` on every number, prototypes and key order) whatever the
+ * merge order and after `decodeLattice(a.encode())`, or the same typed error everywhere. So a value
+ * is held in the form every reader decodes (see `canonicalValue`), and what the codec cannot carry
+ * back unchanged is refused where it is built, with `LATTICE_DECODE`.
  */
 
 /** The type tags on the wire. Stable: never renumber, only add. */

@@ -3,14 +3,28 @@
  * logical clock; a full tie (one writer reusing a timestamp, a bug elsewhere) goes to the larger
  * canonical encoding of the value, so replicas agree whatever the arrival order.
  */
-import { asCount, asString, canonicalKey, canonicalValue, compareStrings, decodeError, fromSign, pack } from './codec.js';
+import { asCount, asString, canonicalKey, canonicalValue, checkString, compareStrings, decodeError, fromSign, pack } from './codec.js';
 import type { HybridClock, Timestamp } from './clock.js';
 import { LatticeType } from './lattice.js';
 import type { Lattice, Ordering } from './lattice.js';
 
+/**
+ * A last-writer-wins register holding one plain value.
+ *
+ * The value is kept in canonical form (see `canonicalValue`): a copy with sorted keys, `-0` as `0`,
+ * one `NaN`, plain bytes, so the writer reads exactly what every replica decodes. A value or writer
+ * id the codec cannot carry faithfully (a `Date`, a lone surrogate, ...) is refused here with
+ * `LATTICE_DECODE`, never stored changed.
+ *
+ * @example
+ * ```ts
+ * const a = Lww.at({ wallMs: 1, logical: 0 }, 'w1', { n: -0 });
+ * a.reveal(); // { n: 0 }, on the writer and on every reader
+ * ```
+ */
 export class Lww<T = unknown> implements Lattice<Lww<T>, T> {
   readonly type = LatticeType.Lww;
-  /** The written value, in canonical form (object keys sorted). */
+  /** The written value, in canonical form (a copy: object keys sorted, `-0` as `0`). */
   readonly value: T;
 
   constructor(
@@ -20,6 +34,7 @@ export class Lww<T = unknown> implements Lattice<Lww<T>, T> {
     value: T,
   ) {
     if (!Number.isSafeInteger(wallMs) || wallMs < 0 || !Number.isSafeInteger(logical) || logical < 0) throw decodeError('Lww: timestamp must be non-negative integers');
+    checkString(writerId, 'Lww.writerId');
     this.value = canonicalValue(value);
   }
 

@@ -3,18 +3,30 @@
  * bottom). Nested values keep their own type: merging two different types under one key is a
  * `LATTICE_TYPE_MISMATCH`.
  */
-import { asArray, asBytes, asString, combineOrderings, compareStrings, decodeError, pack } from './codec.js';
+import { asArray, asBytes, asString, checkString, combineOrderings, compareStrings, decodeError, pack } from './codec.js';
 import { ErrorCode, LfaasError } from './errors.js';
 import { LatticeType } from './lattice.js';
 import type { AnyLattice, Lattice, Ordering } from './lattice.js';
 
+/**
+ * A map of nested lattices. Keys are well-formed Unicode strings (others are refused with
+ * `LATTICE_DECODE`); `reveal()` gives a plain object with every key as an own property (even
+ * `"__proto__"`), in sorted order.
+ *
+ * @example
+ * ```ts
+ * MapLattice.of({ hits: Counter.ZERO.increment('a') }).reveal(); // { hits: 1 }
+ * ```
+ */
 export class MapLattice implements Lattice<MapLattice, Record<string, unknown>> {
   readonly type = LatticeType.Map;
   static readonly EMPTY = new MapLattice(new Map());
   private constructor(readonly entries: ReadonlyMap<string, AnyLattice>) {}
 
   static of(entries: Record<string, AnyLattice>): MapLattice {
-    return MapLattice.EMPTY.setAll(Object.entries(entries));
+    const pairs = Object.entries(entries);
+    for (const [key] of pairs) checkString(key, 'Map.key');
+    return MapLattice.EMPTY.setAll(pairs);
   }
   get(key: string): AnyLattice | undefined {
     return this.entries.get(key);
@@ -24,6 +36,7 @@ export class MapLattice implements Lattice<MapLattice, Record<string, unknown>> 
   }
   /** The map with `value` merged into `key`. */
   set(key: string, value: AnyLattice): MapLattice {
+    checkString(key, 'Map.key');
     return this.setAll([[key, value]]);
   }
   private setAll(pairs: Iterable<[string, AnyLattice]>): MapLattice {
@@ -41,9 +54,9 @@ export class MapLattice implements Lattice<MapLattice, Record<string, unknown>> 
     return this.setAll(other.entries);
   }
   reveal(): Record<string, unknown> {
-    const out: Record<string, unknown> = {};
-    for (const key of [...this.entries.keys()].sort(compareStrings)) out[key] = (this.entries.get(key) as AnyLattice).reveal();
-    return out;
+    // `Object.fromEntries` defines own properties: a key "__proto__" stays a key, where an
+    // assignment would set the prototype instead and the key would vanish from what is read.
+    return Object.fromEntries([...this.entries.keys()].sort(compareStrings).map((key) => [key, (this.entries.get(key) as AnyLattice).reveal()]));
   }
   compare(other: MapLattice): Ordering {
     const parts: Ordering[] = [];

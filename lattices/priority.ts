@@ -6,10 +6,21 @@ import { asFinite, canonicalKey, canonicalValue, compareStrings, decodeError, fr
 import { LatticeType } from './lattice.js';
 import type { Lattice, Ordering } from './lattice.js';
 
+/**
+ * A min-by register: the value with the lowest (finite) priority wins.
+ *
+ * The value is kept in canonical form (see `canonicalValue`), so the writer reads exactly what every
+ * replica decodes; what the codec cannot carry faithfully is refused with `LATTICE_DECODE`.
+ *
+ * @example
+ * ```ts
+ * new Priority(2, 'b').merge(new Priority(1, 'a')).reveal(); // 'a'
+ * ```
+ */
 export class Priority<T = unknown> implements Lattice<Priority<T>, T> {
   readonly type = LatticeType.Priority;
   readonly priority: number;
-  /** The value, in canonical form (object keys sorted). */
+  /** The value, in canonical form (a copy: object keys sorted, `-0` as `0`). */
   readonly value: T;
   constructor(priority: number, value: T) {
     if (!Number.isFinite(priority)) throw decodeError('Priority: priority must be finite');

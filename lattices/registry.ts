@@ -3,6 +3,8 @@
  * (`LATTICE_DECODE`, `LATTICE_UNKNOWN_TYPE`), never another exception and never a wrong value.
  * Only canonical encodings are accepted: a decoded value re-encodes to exactly the input bytes, so
  * one value has one encoding everywhere (byte comparisons, hashes and caches can trust it).
+ * Strings must be well-formed UTF-8 and map keys strings (see `strings.ts`): msgpackr would
+ * otherwise turn bad bytes into U+FFFD, and an integer key into a string, without a word.
  */
 import { asArray, bytesEqual, decodeError, unpack } from './codec.js';
 import { Counter } from './counter.js';
@@ -15,6 +17,7 @@ import { Priority } from './priority.js';
 import { Bool, Max, Min } from './scalars.js';
 import { GSet, OrderedSet } from './sets.js';
 import { MultiKeyCausal, SingleKeyCausal } from './causal.js';
+import { msgpackStringProblem } from './strings.js';
 import { VectorClock } from './vector-clock.js';
 
 /** How deep maps may nest; deeper payloads are refused (a stack guard against hostile input). */
@@ -46,8 +49,11 @@ export interface DecodeLatticeOptions {
  * ```
  */
 export function decodeLattice(bytes: Uint8Array, options: DecodeLatticeOptions = {}): AnyLattice {
-  const value = decodeAt(bytes, 0);
-  if (options.verifyCanonical === false) return value;
+  // Without the canonical check, each level's strings are checked where it is unpacked; with it, a
+  // string msgpackr changed re-encodes differently, and the byte comparison below refuses it.
+  const verify = options.verifyCanonical !== false;
+  const value = decodeAt(bytes, 0, !verify);
+  if (!verify) return value;
   let canonical: Uint8Array;
   try {
     canonical = value.encode();
@@ -55,13 +61,18 @@ export function decodeLattice(bytes: Uint8Array, options: DecodeLatticeOptions =
     throw error instanceof LfaasError ? error : decodeError(`unencodable lattice: ${(error as Error).message}`, error);
   }
   // Nested map values are checked here too: they are embedded byte for byte in the outer encoding.
-  if (!bytesEqual(canonical, bytes)) throw decodeError('not the canonical encoding of its value');
+  if (!bytesEqual(canonical, bytes)) throw decodeError(msgpackStringProblem(bytes) ?? 'not the canonical encoding of its value');
   return value;
 }
 
-function decodeAt(bytes: Uint8Array, depth: number): AnyLattice {
+function decodeAt(bytes: Uint8Array, depth: number, checkStrings: boolean): AnyLattice {
   if (depth > MAX_NESTING_DEPTH) throw decodeError(`lattice nested deeper than ${MAX_NESTING_DEPTH}`);
-  const decoded = asArray(unpack(bytes), 'lattice');
+  const unpacked = unpack(bytes);
+  if (checkStrings) {
+    const problem = msgpackStringProblem(bytes);
+    if (problem !== undefined) throw decodeError(problem);
+  }
+  const decoded = asArray(unpacked, 'lattice');
   const tag = decoded[0];
   const fields = decoded.slice(1);
   try {
@@ -81,7 +92,7 @@ function decodeAt(bytes: Uint8Array, depth: number): AnyLattice {
       case LatticeType.Priority:
         return Priority.decodeFields(fields);
       case LatticeType.Map:
-        return MapLattice.decodeFields(fields, (nested) => decodeAt(nested, depth + 1));
+        return MapLattice.decodeFields(fields, (nested) => decodeAt(nested, depth + 1, checkStrings));
       case LatticeType.VectorClock:
         return VectorClock.decodeFields(fields);
       case LatticeType.Counter:

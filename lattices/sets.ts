@@ -1,7 +1,10 @@
 /**
- * Grow-only sets of plain values. Elements are identified by their canonical encoding, so
- * `{a:1,b:2}` and `{b:2,a:1}` are one element. `GSet` reveals elements in canonical order,
- * `OrderedSet` in natural order (numbers, then strings, then the rest canonically).
+ * Grow-only sets of plain values. Elements are kept in canonical form (see `canonicalValue`) and
+ * identified by their canonical key, so `{a:1,b:2}` and `{b:2,a:1}` are one element, `-0` is `0`,
+ * and `NaN` is one element equal to itself (SameValueZero, like a JS `Set`). `GSet` reveals elements
+ * in canonical-key order, `OrderedSet` in natural order (numbers, then strings, then the rest by
+ * canonical key). Both orders are total, so what a set reveals depends on its elements only, never
+ * on the order they were added or merged in.
  */
 import { asArray, canonicalKey, canonicalValue, combine, compareStrings, decodeError, pack } from './codec.js';
 import { LatticeType } from './lattice.js';
@@ -16,8 +19,15 @@ abstract class GrowSet<T, Self extends GrowSet<T, Self>> implements Lattice<Self
   get size(): number {
     return this.elements.size;
   }
+  /** Whether the set holds `element` (compared in canonical form; a value no set can hold is not in it). */
   has(element: T): boolean {
-    return this.elements.has(canonicalKey(element));
+    let canonical: T;
+    try {
+      canonical = canonicalValue(element);
+    } catch {
+      return false;
+    }
+    return this.elements.has(canonicalKey(canonical));
   }
   /** The set with `items` added. */
   add(...items: T[]): Self {
@@ -76,7 +86,15 @@ abstract class GrowSet<T, Self extends GrowSet<T, Self>> implements Lattice<Self
   }
 }
 
-/** A grow-only set. */
+/**
+ * A grow-only set, revealed in canonical-key order. Elements that the codec cannot carry faithfully
+ * (a lone surrogate, a `Date`, ...) are refused by `of` and `add` with `LATTICE_DECODE`.
+ *
+ * @example
+ * ```ts
+ * GSet.of('b', 'a').merge(GSet.of('c')).reveal(); // ['a', 'b', 'c']
+ * ```
+ */
 export class GSet<T = unknown> extends GrowSet<T, GSet<T>> {
   readonly type = LatticeType.GSet;
   static of<T>(...items: T[]): GSet<T> {
@@ -93,16 +111,39 @@ export class GSet<T = unknown> extends GrowSet<T, GSet<T>> {
   }
 }
 
+/**
+ * The natural order of canonical elements, a total order: numbers first, ascending, from -Infinity
+ * to Infinity with `NaN` last (`a - b` is not an order once `NaN` is in: the sort result then
+ * depends on the input order); then strings by UTF-16 code unit; then everything else by canonical
+ * key. Distinct canonical elements never compare equal (`-0` is never an element, there is one
+ * `NaN`), so the sorted list is one list whatever order the elements arrive in.
+ */
 function naturalOrder(a: unknown, b: unknown): number {
   const rank = (v: unknown): number => (typeof v === 'number' ? 0 : typeof v === 'string' ? 1 : 2);
   const byRank = rank(a) - rank(b);
   if (byRank !== 0) return byRank;
-  if (typeof a === 'number' && typeof b === 'number') return a - b;
+  if (typeof a === 'number' && typeof b === 'number') return compareNumbers(a, b);
   if (typeof a === 'string' && typeof b === 'string') return compareStrings(a, b);
   return compareStrings(canonicalKey(a), canonicalKey(b));
 }
 
-/** A grow-only set revealed in natural order. */
+/** A total order of numbers: the usual one, with `NaN` after everything (and equal to itself). */
+function compareNumbers(a: number, b: number): number {
+  if (a < b) return -1;
+  if (a > b) return 1;
+  if (a === b) return 0;
+  return Number.isNaN(a) ? (Number.isNaN(b) ? 0 : 1) : -1;
+}
+
+/**
+ * A grow-only set revealed in natural order: numbers ascending (`NaN` last), then strings, then the
+ * rest by canonical key.
+ *
+ * @example
+ * ```ts
+ * OrderedSet.of(2, Number.NaN, -1, 'b', 'a').reveal(); // [-1, 2, NaN, 'a', 'b']
+ * ```
+ */
 export class OrderedSet<T = unknown> extends GrowSet<T, OrderedSet<T>> {
   readonly type = LatticeType.OrderedSet;
   static of<T>(...items: T[]): OrderedSet<T> {

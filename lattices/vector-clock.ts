@@ -1,8 +1,17 @@
 /** A vector clock: node id -> counter (a map of `Max`), ordered pointwise. */
-import { compareCounts, decodeError, mergeCounts, pack, readCountEntries, writeCountEntries } from './codec.js';
+import { checkString, compareCounts, decodeError, mergeCounts, pack, readCountEntries, writeCountEntries } from './codec.js';
 import { LatticeType } from './lattice.js';
 import type { Lattice, Ordering } from './lattice.js';
 
+/**
+ * A vector clock. Node ids are well-formed Unicode strings and counts safe integers; anything else
+ * is refused with `LATTICE_DECODE`. `reveal()` lists the nodes in sorted order.
+ *
+ * @example
+ * ```ts
+ * VectorClock.of({ a: 1 }).increment('b').reveal(); // { a: 1, b: 1 }
+ * ```
+ */
 export class VectorClock implements Lattice<VectorClock, Record<string, number>> {
   readonly type = LatticeType.VectorClock;
   static readonly EMPTY = new VectorClock(new Map());
@@ -11,6 +20,7 @@ export class VectorClock implements Lattice<VectorClock, Record<string, number>>
   static of(entries: Record<string, number>): VectorClock {
     const map = new Map<string, number>();
     for (const [node, count] of Object.entries(entries)) {
+      checkString(node, 'VectorClock.node');
       if (!Number.isSafeInteger(count) || count < 0) throw decodeError(`VectorClock: bad count for ${node}`);
       if (count > 0) map.set(node, count);
     }
@@ -21,8 +31,12 @@ export class VectorClock implements Lattice<VectorClock, Record<string, number>>
   }
   /** The clock with `node`'s entry advanced by one. */
   increment(node: string): VectorClock {
+    checkString(node, 'VectorClock.node');
+    const count = this.get(node) + 1;
+    // One more would not be a safe integer: its encoding could not be read back.
+    if (!Number.isSafeInteger(count)) throw decodeError(`VectorClock: the count of ${node} would pass 2^53 - 1`);
     const next = new Map(this.entries);
-    next.set(node, this.get(node) + 1);
+    next.set(node, count);
     return new VectorClock(next);
   }
   merge(other: VectorClock): VectorClock {

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, isLfaasError } from '../lattices/index.js';
-import { propertyRuns } from '../lattices/testing.js';
+import { illFormedValueArbitrary, propertyRuns } from '../lattices/testing.js';
 import { userValueArbitrary } from './testing.js';
 import { DEFAULT_MAX_VALUE_BYTES, MAX_USER_VALUE_DEPTH, decodeValue, encodeValue } from './values.js';
 
@@ -59,6 +59,34 @@ describe('value codec', () => {
     for (const [value, message] of refused) expectBadValue(() => encodeValue(value), message);
     // A "__proto__" string value is fine; only the key is refused.
     expect(decodeValue(encodeValue({ key: '__proto__' }))).toEqual({ key: '__proto__' });
+  });
+
+  it('refuses strings that are not well-formed Unicode at any depth, as values or keys', () => {
+    fc.assert(
+      fc.property(illFormedValueArbitrary, (value) => expectBadValue(() => encodeValue(value), 'lone surrogate')),
+      { numRuns: propertyRuns(200) },
+    );
+  });
+
+  it('refuses bytes whose strings are not well-formed UTF-8, or whose map keys are not strings, instead of changing them', () => {
+    const text = (bytes: number[]): number[] => (bytes.length < 32 ? [0xa0 | bytes.length, ...bytes] : [0xd9, bytes.length, ...bytes]);
+    const illFormed: ReadonlyArray<readonly [string, number[]]> = [
+      ['a lone surrogate (as msgpackr writes one)', text([0x61, 0xed, 0xa0, 0x80])],
+      ['a lone surrogate at the end of a long string (the TextDecoder path)', text([...new Array<number>(80).fill(0x78), 0xed, 0xa0, 0x80])],
+      ['an invalid byte', text([0x61, 0xff])],
+      ['an overlong encoding', text([0xc0, 0x80])],
+      ['a code point past U+10FFFF', text([0xf4, 0x90, 0x80, 0x80])],
+      ['a sequence cut short', text([0xe2, 0x82])],
+      ['in an object key', [0x81, ...text([0xed, 0xb0, 0x80]), 0x01]],
+      ['in an array', [0x92, 0x01, ...text([0x80])]],
+    ];
+    for (const [what, bytes] of illFormed) {
+      expect(() => decodeValue(Uint8Array.from(bytes)), what).toThrow(expect.objectContaining({ code: ErrorCode.EXEC_BAD_VALUE, message: expect.stringContaining('not well-formed UTF-8') }));
+    }
+    // {1: 2} with an integer key: msgpackr would make it the string "1".
+    expectBadValue(() => decodeValue(Uint8Array.of(0x81, 0x01, 0x02)), 'not a string');
+    // Well-formed multi-byte strings are fine, short and long.
+    for (const value of ['é\u{1F600}\ufffd', 'é'.repeat(100), { 'clé': ['\u{10FFFF}'] }]) expect(decodeValue(encodeValue(value))).toEqual(value);
   });
 
   it('refuses cycles and nesting beyond the depth limit, and accepts nesting up to it', () => {

@@ -4,7 +4,8 @@
  *
  * A value round-trips exactly or is refused, never changed silently. The accepted values are:
  * `null`, `undefined`, booleans, numbers (`-0` arrives as `0`, as msgpack has one integer zero),
- * strings (well-formed Unicode: a lone surrogate would arrive as U+FFFD), bigints in the 64-bit
+ * strings (well-formed Unicode, keys too: a lone surrogate has no UTF-8 form, so it is refused rather
+ * than sent as U+FFFD), bigints in the 64-bit
  * range [-2^63, 2^64), `Uint8Array` (and `Buffer`; bytes arrive as a `Buffer`, a `Uint8Array`
  * subclass), `Date`, arrays (a hole arrives as `undefined`), and plain objects (prototype `Object`
  * or `null`; own enumerable string keys, as in JSON; no `"__proto__"` key, which msgpackr would
@@ -18,12 +19,13 @@
  * half the 16 MiB frame limit so a value always fits in an envelope).
  *
  * Decoding checks the same rules on its result, so bytes from a peer that decode to something else
- * (a typed array, a `Set` from a msgpackr extension) are refused too: `decodeValue` only ever returns
- * an accepted value or throws EXEC_BAD_VALUE.
+ * (a typed array, a `Set` from a msgpackr extension) are refused too, and it checks the bytes
+ * themselves for what msgpackr would change without a word: a string that is not well-formed UTF-8
+ * (it would arrive with U+FFFD in it) and a map key that is not a string (an integer key would
+ * arrive as a string). `decodeValue` only ever returns an accepted value or throws EXEC_BAD_VALUE.
  */
 import { Packr } from 'msgpackr';
-import { ErrorCode, LfaasError } from '../lattices/index.js';
-import { isWellFormedString } from './validate.js';
+import { ErrorCode, LfaasError, isWellFormedString, msgpackStringProblem } from '../lattices/index.js';
 
 /** The default largest encoded value: 8 MiB (a frame carries at most 16 MiB). */
 export const DEFAULT_MAX_VALUE_BYTES = 8 * 1024 * 1024;
@@ -98,6 +100,8 @@ export function decodeValue(bytes: Uint8Array, options: ValueCodecOptions = {}):
     throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, `malformed value: ${messageOf(cause)}`, { cause });
   }
   if (values.length !== 1) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, `malformed value: ${values.length} values where one was expected`);
+  const problem = msgpackStringProblem(bytes);
+  if (problem !== undefined) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, `malformed value: ${problem}`);
   const value = values[0];
   checkValue(value, 'value', 0, { maxBytes: Number.POSITIVE_INFINITY, seenBytes: 0 });
   return value;
