@@ -34,6 +34,10 @@ import type { FrameReceiver, Transport } from './transport.js';
 export const CONTEXT_SOCKETS_MAX = 4096;
 /** Destination sockets one transport keeps at most (a process runs a handful of transports). */
 export const DESTINATION_SOCKETS_MAX = 512;
+/** Receiving back to back for this long yields to the event loop once. */
+const RECEIVE_TURN_MS = 5;
+/** A receive that took longer than this waited for the socket (the event loop turned meanwhile). */
+const RECEIVE_WAITED_MS = 0.05;
 /** The longest wait between attempts to reconnect to a destination that does not answer. */
 const RECONNECT_MAX_MS = 2000;
 
@@ -265,6 +269,8 @@ export class ZmqTransport implements Transport {
   }
 
   private async receiveLoop(): Promise<void> {
+    // When the current run of back-to-back receives began: a receive that had to wait for the
+    // socket let the event loop turn meanwhile, so it starts a new run (an idle node never yields).
     let turnStarted = performance.now();
     for (;;) {
       let parts: Buffer[];
@@ -272,7 +278,10 @@ export class ZmqTransport implements Transport {
         // Backpressure: with the inbox full, stop reading; ZeroMQ's buffers then fill per connection.
         if (this.inbox.full) await this.inbox.whenRoom();
         if (this.closed) return;
+        const asked = performance.now();
         parts = await this.router.receive();
+        const received = performance.now();
+        if (received - asked > RECEIVE_WAITED_MS) turnStarted = received;
       } catch {
         return; // The socket was closed.
       }
@@ -292,8 +301,7 @@ export class ZmqTransport implements Transport {
       }
       // zeromq resolves a receive at once while messages wait, in a microtask: without a yield now
       // and then, a flood would starve timers and every other socket of the process.
-      const now = performance.now();
-      if (now - turnStarted >= 5) {
+      if (performance.now() - turnStarted >= RECEIVE_TURN_MS) {
         await new Promise<void>((resolve) => setImmediate(resolve));
         turnStarted = performance.now();
       }
