@@ -57,6 +57,14 @@ export interface ExecutorNodeOptions {
 
 const STATUS = 'status';
 const RUN_TIMER = 'run:';
+/**
+ * Functions in one schedule, at most: a DAG has at most 64 (scheduler/dag.ts, DAG_FUNCTIONS_MAX),
+ * and a schedule names each of its functions once. A longer one is refused (EXEC_BAD_VALUE): one
+ * frame must not buy unbounded work.
+ */
+export const SCHEDULE_FUNCTIONS_MAX = 64;
+/** A run's budget, at most: the longest a function may run (the registry's limit) or a DAG be given (the scheduler's). */
+export const RUN_TIMEOUT_MAX_MS = 15 * 60_000;
 
 const MODES: Readonly<Record<number, ConsistencyMode>> = {
   [pb.Consistency.REPEATABLE_READ]: 'repeatable-read',
@@ -83,7 +91,8 @@ interface Run {
   readonly placement: Record<string, string>;
   readonly sinkHere: boolean;
   readonly deadlineMs: number;
-  readonly multi: boolean;
+  /** It has a deadline timer: several functions, or one that waits for triggers. */
+  readonly timed: boolean;
   remaining: number;
   answered: boolean;
 }
@@ -213,6 +222,10 @@ export class ExecutorNode implements Machine {
       if (carried.length > 0) this.early.set(runId, { triggers: carried, atMs: this.nowMs });
     }
     const all = schedule.functions ?? [];
+    if (all.length > SCHEDULE_FUNCTIONS_MAX) {
+      this.counters.refused++;
+      return this.answerRefused(schedule, new LfaasError(ErrorCode.EXEC_BAD_VALUE, `a schedule of ${all.length} functions; at most ${SCHEDULE_FUNCTIONS_MAX}`));
+    }
     const placement: Record<string, string> = Object.create(null) as Record<string, string>;
     for (const fn of all) placement[fn.name ?? ''] = fn.executor ?? '';
     const local = all.filter((fn) => fn.executor === this.id);
@@ -224,16 +237,28 @@ export class ExecutorNode implements Machine {
       if (!sinkHere) return [];
       return this.answerRefused(schedule, new LfaasError(ErrorCode.SCHED_NO_CAPACITY, `executor ${this.id} holds ${this.runs.size} runs`));
     }
+    // Each function's parents in the schedule's order, in one pass (not one pass per function).
+    const parentsInOrder = new Map<string, string[]>();
+    for (const other of all) {
+      for (const successor of new Set(other.successors ?? [])) {
+        let list = parentsInOrder.get(successor);
+        if (list === undefined) parentsInOrder.set(successor, (list = []));
+        list.push(other.name ?? '');
+      }
+    }
     const functions = new Map<string, FunctionState>();
     for (const fn of local) {
       const name = fn.name ?? '';
       // The parents' results are its first arguments in edge order (what the DAG builder types);
       // a schedule without names falls back to the schedule's own order.
       const named = fn.parentNames ?? [];
-      const parents = named.length > 0 ? [...named] : all.filter((other) => (other.successors ?? []).includes(name)).map((other) => other.name ?? '');
+      const parents = named.length > 0 ? [...named] : (parentsInOrder.get(name) ?? []);
       functions.set(name, { spec: fn, name, parents, arrived: new Map(), cuts: [], error: undefined, started: false });
     }
-    const multi = all.length > 1;
+    // A run that waits for triggers has a deadline, even a run of one function (a schedule may
+    // name parents that never send: without it, the run would hold its place here for good).
+    const timed = all.length > 1 || [...functions.values()].some((fn) => fn.parents.length > 0);
+    const timeoutMs = Math.min(schedule.timeoutMs ?? 0, RUN_TIMEOUT_MAX_MS);
     const run: Run = {
       id: runId,
       schedule,
@@ -242,8 +267,8 @@ export class ExecutorNode implements Machine {
       functions,
       placement,
       sinkHere,
-      deadlineMs: this.nowMs + (schedule.timeoutMs ?? 0),
-      multi,
+      deadlineMs: this.nowMs + timeoutMs,
+      timed,
       remaining: functions.size,
       answered: false,
     };
@@ -251,7 +276,7 @@ export class ExecutorNode implements Machine {
     this.counters.runs++;
     scheduler?.running.add(runId);
     const effects: Effect[] = [];
-    if (multi) effects.push({ kind: 'timer', timer: RUN_TIMER + runId, delayMs: schedule.timeoutMs ?? 0 });
+    if (timed) effects.push({ kind: 'timer', timer: RUN_TIMER + runId, delayMs: timeoutMs });
     const waiting = this.early.get(runId);
     this.early.delete(runId);
     for (const trigger of waiting?.triggers ?? []) effects.push(...this.deliverTrigger(run, trigger));
@@ -395,7 +420,7 @@ export class ExecutorNode implements Machine {
     this.schedulers.get(run.scheduler)?.running.delete(run.id);
     // A repeatable-read or causal run keeps its timer: at the deadline its versions are dropped
     // here even if the sink's runFinished never arrives.
-    return run.multi && run.mode === 'lww' ? [{ kind: 'cancelTimer', timer: RUN_TIMER + run.id }] : [];
+    return run.timed && run.mode === 'lww' ? [{ kind: 'cancelTimer', timer: RUN_TIMER + run.id }] : [];
   }
 
   private onDeadline(runId: string): Effect[] {

@@ -8,7 +8,7 @@ export { StorageNode } from './storage-node.js';
 export type { StorageNodeOptions } from './storage-node.js';
 export { RoutingNode } from './routing.js';
 export type { RoutingOptions } from './routing.js';
-export { Membership, HashRing, stableHash, nodeFromWire, nodeToWire, DEFAULT_VIRTUAL_NODES } from './ring.js';
+export { Membership, HashRing, stableHash, nodeFromWire, nodeToWire, DEFAULT_VIRTUAL_NODES, MEMBERSHIP_LIMITS } from './ring.js';
 export type { RingNode, ReplicationFactors } from './ring.js';
 export { FIRST_GENERATION, mergeEntries, entriesEqual, entryFromTuple, entryToTuple, encodeEntry, decodeEntry } from './entry.js';
 export type { Entry } from './entry.js';

@@ -1,8 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { propertyRuns } from '../lattices/testing.js';
+import { pb } from '../protocol/index.js';
 import type { PbTypes } from '../protocol/index.js';
-import { HashRing, Membership, stableHash } from './ring.js';
+import { HashRing, MEMBERSHIP_LIMITS, Membership, nodeFromWire, stableHash } from './ring.js';
 import type { ReplicationFactors, RingNode } from './ring.js';
 
 const runs = propertyRuns(100);
@@ -417,5 +418,64 @@ describe('HashRing.replicasOf', () => {
     const ring = new HashRing([], { factorsOf: () => DEFAULTS });
     expect(ring.replicasOf('k')).toEqual([]);
     expect(ring.nodesOf('k')).toEqual([]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Bounds (found by the wire fuzzer, test/fuzz.test.ts): what one ring update or join can add.
+
+describe('Membership bounds', () => {
+  const wireNode = (id: string, shards: number, departed = false): PbTypes.INodeInfo => ({
+    id,
+    tier: 1,
+    address: `tcp://127.0.0.1:${20_000 + (stableHash(id) % 10_000)}`,
+    shardAddresses: Array.from({ length: shards }, (_, s) => `tcp://127.0.0.1:${30_000 + s}`),
+    virtualNodes: 64,
+    incarnation: 1,
+    departed,
+  });
+  const encodedBytes = (membership: Membership): number => pb.RingUpdate.encode(membership.toWire()).finish().byteLength;
+
+  it(`ignores a node listing more than ${MEMBERSHIP_LIMITS.shardsPerNodeMax} shards or a huge id (one such join was a ring of megabytes)`, () => {
+    const m = new Membership(DEFAULTS);
+    expect(m.merge({ nodes: [wireNode('wide', 100_000)] })).toBe(false);
+    expect(m.merge({ nodes: [wireNode('x'.repeat(MEMBERSHIP_LIMITS.nodeIdLengthMax + 1), 1)] })).toBe(false);
+    expect(m.allNodes()).toEqual([]);
+    expect(m.counters.nodesRefused).toBe(2);
+    expect(m.merge({ nodes: [wireNode('widest-allowed', MEMBERSHIP_LIMITS.shardsPerNodeMax)] })).toBe(true);
+    expect(m.ring().replicasOf('k')).toHaveLength(1);
+  });
+
+  it(`one update of 100 000 departed nodes keeps ${MEMBERSHIP_LIMITS.nodesMax} at most, a ring that fits a frame, and room for a real node`, () => {
+    const m = new Membership(DEFAULTS);
+    m.upsert(nodeFromWire(wireNode('real-0', 2)));
+    m.merge({ nodes: Array.from({ length: 100_000 }, (_, i) => wireNode(`fake-${i}`, 1, true)) });
+    expect(m.allNodes().length).toBeLessThanOrEqual(MEMBERSHIP_LIMITS.nodesMax);
+    expect(m.node('real-0')?.departed).toBe(false);
+    expect(encodedBytes(m)).toBeLessThan(MEMBERSHIP_LIMITS.bytesMax);
+    // A real node joining now takes the place of the departed node that changed longest ago.
+    expect(m.upsert(nodeFromWire(wireNode('real-1', 2)))).toBe(true);
+    expect(m.aliveNodes().map((node) => node.id).sort()).toEqual(['real-0', 'real-1']);
+    expect(m.counters.nodesEvicted).toBeGreaterThan(0);
+  });
+
+  it('alive nodes are never evicted: beyond the bound a new node is ignored', () => {
+    const m = new Membership(DEFAULTS);
+    m.merge({ nodes: Array.from({ length: MEMBERSHIP_LIMITS.nodesMax }, (_, i) => wireNode(`alive-${i}`, 1)) });
+    expect(m.merge({ nodes: [wireNode('one-more', 1)] })).toBe(false);
+    expect(m.aliveNodes()).toHaveLength(MEMBERSHIP_LIMITS.nodesMax);
+    // A known node still changes (it departs, it comes back with a later incarnation).
+    expect(m.merge({ nodes: [{ ...wireNode('alive-0', 1), departed: true }] })).toBe(true);
+  });
+
+  it(`keeps ${MEMBERSHIP_LIMITS.factorsMax} replication factors at most and ignores a factor of a huge key`, () => {
+    const m = new Membership(DEFAULTS);
+    const setAt = { wallMs: 1, logical: 0 };
+    m.merge({ replication: Array.from({ length: 100_000 }, (_, i) => ({ key: `k${i}`, tier: 1, global: 2, local: 1, setAt })) });
+    expect(m.toWire().replication).toHaveLength(MEMBERSHIP_LIMITS.factorsMax);
+    expect(m.merge({ replication: [{ key: 'k'.repeat(MEMBERSHIP_LIMITS.factorKeyLengthMax + 1), tier: 1, global: 3, local: 1, setAt }] })).toBe(false);
+    // A key already held still changes.
+    expect(m.setFactors('k0', { global: 3, local: 1 }, { wallMs: 2, logical: 0 })).toBe(true);
+    expect(encodedBytes(m)).toBeLessThan(MEMBERSHIP_LIMITS.bytesMax);
   });
 });

@@ -65,6 +65,46 @@ interface FactorEntry extends ReplicationFactors {
 
 export const DEFAULT_VIRTUAL_NODES = 64;
 
+/**
+ * Bounds on what a membership holds. Until members authenticate (DESIGN.md §10), any sender can
+ * put nodes and factors in a ring update or a join, and every ring change is pushed to every
+ * storage node, shard and subscriber: without bounds, one frame of 100 000 nodes (or one node of
+ * 100 000 shards) became a ring of megabytes, pushed and merged again every heartbeat, forever.
+ * Every replica applies the same rules, so they agree on what is refused.
+ */
+export const MEMBERSHIP_LIMITS = {
+  /** Shards a node may list (`lfaas kvs --shards` allows 64): a node listing more is ignored. */
+  shardsPerNodeMax: 64,
+  /** The longest node id, in UTF-16 units: a node with a longer one is ignored. */
+  nodeIdLengthMax: 256,
+  /** The longest key of a per-key replication factor: a longer one is ignored (a shard refuses such keys anyway). */
+  factorKeyLengthMax: 1024,
+  /**
+   * Node states held at most. A new node beyond it evicts the departed node that changed longest
+   * ago (a departed node is in no ring; if a stale alive copy of it arrives later, it is failed
+   * again by its missed heartbeats); with none departed, the new node is ignored.
+   */
+  nodesMax: 1024,
+  /** Per-key replication factors held at most; new keys beyond it are ignored (existing ones still change). */
+  factorsMax: 10_000,
+  /**
+   * The size of what is held (ids, addresses, keys, and a little per entry), at most: well below
+   * the 16 MiB frame limit, so a ring always fits in a ring update. A new node or factor beyond it
+   * is treated as beyond `nodesMax` or `factorsMax`.
+   */
+  bytesMax: 4 * 1024 * 1024,
+} as const;
+
+/** The bytes a node state counts for against `bytesMax` (about its encoded size). */
+function nodeBytes(node: RingNode): number {
+  return 32 + node.id.length + node.address.length + node.shardAddresses.reduce((sum, address) => sum + address.length + 2, 0);
+}
+
+/** The bytes a replication factor counts for against `bytesMax`. */
+function factorBytes(key: string): number {
+  return 32 + key.length;
+}
+
 export function nodeFromWire(info: PbTypes.INodeInfo): RingNode {
   return {
     id: info.id ?? '',
@@ -111,10 +151,15 @@ function describe(node: RingNode): string {
  * comparisons, not part of the lattice).
  */
 export class Membership {
+  /** In order of last change: eviction takes the departed node that changed longest ago. */
   private readonly nodes = new Map<string, RingNode>();
   private readonly factors = new Map<string, FactorEntry>();
   epoch = 0;
   private ringCache: HashRing | undefined;
+  /** What the bounds of MEMBERSHIP_LIMITS refused or evicted (metrics, tests). */
+  readonly counters = { nodesRefused: 0, nodesEvicted: 0, factorsRefused: 0 };
+  /** The bytes held, as `bytesMax` counts them. */
+  private bytes = 0;
 
   /** The cluster's default factors: set by the routing nodes' configuration, carried by every update. */
   defaults: ReplicationFactors;
@@ -135,9 +180,21 @@ export class Membership {
     for (const wire of update.nodes ?? []) {
       const node = nodeFromWire(wire);
       if (node.id.length === 0) continue;
+      if (node.id.length > MEMBERSHIP_LIMITS.nodeIdLengthMax || node.shardAddresses.length > MEMBERSHIP_LIMITS.shardsPerNodeMax) {
+        this.counters.nodesRefused++;
+        continue;
+      }
       const current = this.nodes.get(node.id);
       if (current === undefined || nodeAfter(node, current)) {
+        if (current === undefined && !this.roomForNode(nodeBytes(node))) {
+          this.counters.nodesRefused++;
+          continue;
+        }
+        // A later state of a node already held always replaces it (its size differs a little at most).
+        if (current !== undefined) this.bytes -= nodeBytes(current);
+        this.nodes.delete(node.id);
         this.nodes.set(node.id, node);
+        this.bytes += nodeBytes(node);
         changed = true;
       }
     }
@@ -146,16 +203,39 @@ export class Membership {
       const setAt = { wallMs: Number(wire.setAt?.wallMs ?? 0), logical: wire.setAt?.logical ?? 0 };
       const entry: FactorEntry = { global: Math.max(1, wire.global ?? 1), local: Math.max(1, wire.local ?? 1), setAt };
       const current = this.factors.get(key);
-      if (key.length > 0 && (current === undefined || factorAfter(entry, current))) {
-        this.factors.set(key, entry);
-        changed = true;
+      if (key.length === 0 || (current !== undefined && !factorAfter(entry, current))) continue;
+      const full = this.factors.size >= MEMBERSHIP_LIMITS.factorsMax || this.bytes + factorBytes(key) > MEMBERSHIP_LIMITS.bytesMax;
+      if (key.length > MEMBERSHIP_LIMITS.factorKeyLengthMax || (current === undefined && full)) {
+        this.counters.factorsRefused++;
+        continue;
       }
+      if (current === undefined) this.bytes += factorBytes(key);
+      this.factors.set(key, entry);
+      changed = true;
     }
     if (changed) {
       this.epoch = Math.max(this.epoch + 1, Number(update.epoch ?? 0));
       this.ringCache = undefined;
     }
     return changed;
+  }
+
+  /**
+   * Whether a new node of `size` bytes fits below `nodesMax` and `bytesMax`, evicting departed
+   * nodes, the one that changed longest ago first, to make room.
+   */
+  private roomForNode(size: number): boolean {
+    const fits = (): boolean => this.nodes.size < MEMBERSHIP_LIMITS.nodesMax && this.bytes + size <= MEMBERSHIP_LIMITS.bytesMax;
+    if (fits()) return true;
+    if (size > MEMBERSHIP_LIMITS.bytesMax) return false;
+    for (const [id, node] of this.nodes) {
+      if (!node.departed) continue;
+      this.nodes.delete(id);
+      this.bytes -= nodeBytes(node);
+      this.counters.nodesEvicted++;
+      if (fits()) return true;
+    }
+    return false;
   }
 
   /** Adds or replaces one node state (a join, a depart, a failure); true when it changed. */

@@ -180,6 +180,11 @@ export class RoutingNode implements Machine {
       }
     }
     for (const [subscriber, expiresAtMs] of this.subscribers) if (expiresAtMs <= this.nowMs) this.subscribers.delete(subscriber);
+    // Liveness is kept only for nodes the membership holds (it refuses and evicts some: ring.ts);
+    // a ring update naming 100 000 nodes must not leave 100 000 entries here for good.
+    if (this.lastHeardMs.size > this.membership.allNodes().length) {
+      for (const id of this.lastHeardMs.keys()) if (this.membership.node(id) === undefined) this.lastHeardMs.delete(id);
+    }
     const effects = changed ? this.pushAll() : [];
     const ring = this.membership.toWire();
     for (const peer of this.options.peers ?? []) effects.push({ kind: 'send', to: peer, envelope: envelopeWith({ ringUpdate: ring }, { sender: this.options.address }) });

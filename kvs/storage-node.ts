@@ -5,7 +5,8 @@
  * rejoins with a new incarnation. A graceful departure marks the node departed: its shards then
  * own nothing, hand every key off to the new replicas, and the node tells the routing nodes.
  */
-import { envelopeWith } from '../protocol/index.js';
+import { ErrorCode, LfaasError } from '../lattices/index.js';
+import { envelopeWith, errorToWire } from '../protocol/index.js';
 import type { Effect, Envelope, Machine, MachineInput, PbTypes } from '../protocol/index.js';
 import { DEFAULT_VIRTUAL_NODES, Membership, nodeToWire } from './ring.js';
 import type { RingNode } from './ring.js';
@@ -93,9 +94,18 @@ export class StorageNode implements Machine {
         // Sent by this node's own shell (or an operator) to make it leave.
         if ((envelope.nodeDepart!.nodeId ?? '') !== this.options.nodeId) return [];
         return this.depart();
+      case 'echo':
+        // A liveness probe of the control socket (operators, the wire fuzzer), as every role answers.
+        return this.reply(envelope, { echo: { payload: envelope.echo?.payload ?? null } });
       default:
-        return [];
+        return this.reply(envelope, { errorReply: { error: errorToWire(new LfaasError(ErrorCode.PROTO_UNKNOWN_MESSAGE, `a storage node's control socket does not handle ${envelope.body ?? 'nothing'}`)) } });
     }
+  }
+
+  /** The answer to a request (nothing for a one-way message). */
+  private reply(request: Envelope, body: PbTypes.IEnvelope): Effect[] {
+    if (Number(request.requestId) === 0 || request.replyTo.length === 0) return [];
+    return [{ kind: 'send', to: request.replyTo, envelope: envelopeWith(body, { responseTo: request.requestId, sender: this.options.address }) }];
   }
 
   private join(): Effect[] {
@@ -123,7 +133,10 @@ export class StorageNode implements Machine {
 
   private onRing(update: PbTypes.IRingUpdate, sender: string): Effect[] {
     this.counters.ringUpdates++;
-    if (sender.length > 0) this.epochFrom.set(sender, Number(update.epoch ?? 0));
+    // Only the configured routing nodes count: they are whom heartbeats and joins go to. Anyone
+    // may send a ring update; its sender must not grow this map, nor draw a join to itself.
+    const fromRouting = this.options.routing.includes(sender);
+    if (fromRouting) this.epochFrom.set(sender, Number(update.epoch ?? 0));
     const changed = this.membership.merge(update);
     const effects: Effect[] = [];
     const listed = this.membership.node(this.options.nodeId);
@@ -133,7 +146,7 @@ export class StorageNode implements Machine {
       effects.push(...this.join());
     } else if (listed !== undefined && listed.incarnation === this.incarnation && !listed.departed && !this.isListedAlive(update)) {
       // This routing node does not list us yet (it restarted, or joined late): join it.
-      if (sender.length > 0) effects.push(this.send(sender, { nodeJoin: { node: nodeToWire(this.self()) } }));
+      if (fromRouting) effects.push(this.send(sender, { nodeJoin: { node: nodeToWire(this.self()) } }));
     }
     if (changed) {
       effects.push(...this.toShards());

@@ -1,0 +1,70 @@
+/**
+ * The executor machine fed hostile schedules (found by the wire fuzzer, test/fuzz.test.ts): what a
+ * schedule costs must stay bounded whatever it names.
+ */
+import { describe, expect, it } from 'vitest';
+import { ErrorCode } from '../lattices/index.js';
+import { decodeEnvelope, encodeEnvelope, errorFromWireMessage } from '../protocol/index.js';
+import type { Effect, PbTypes } from '../protocol/index.js';
+import { ExecutorNode, RUN_TIMEOUT_MAX_MS, SCHEDULE_FUNCTIONS_MAX } from './executor-node.js';
+
+const SELF = 'tcp://127.0.0.1:7300';
+const CALLER = 'tcp://127.0.0.1:7301';
+
+function scheduleMessage(schedule: PbTypes.ISchedule): { kind: 'message'; envelope: PbTypes.Envelope } {
+  return { kind: 'message', envelope: decodeEnvelope(encodeEnvelope({ schedule })) };
+}
+
+/** The errors of the call responses among `effects`. */
+function answeredErrors(effects: readonly Effect[]): string[] {
+  return effects.flatMap((effect) => (effect.kind === 'send' && effect.envelope.callResponse?.error ? [errorFromWireMessage(effect.envelope.callResponse.error).code] : []));
+}
+
+describe('the executor machine fed hostile schedules', () => {
+  it(`refuses a schedule of more than ${SCHEDULE_FUNCTIONS_MAX} functions at once, whatever its length (it was quadratic)`, () => {
+    const executor = new ExecutorNode({ address: SELF });
+    const over = Array.from({ length: SCHEDULE_FUNCTIONS_MAX + 1 }, (_, i) => ({ name: `f${i}`, version: 1, executor: SELF }));
+    const effects = executor.handle(scheduleMessage({ runId: 'over', functions: over, timeoutMs: 1000, replyTo: CALLER, replyRequestId: 1 }), 0);
+    expect(answeredErrors(effects)).toEqual([ErrorCode.EXEC_BAD_VALUE]);
+    expect(executor.runCount).toBe(0);
+    // 20 000 functions placed here, none naming its parents: each function's parents used to be
+    // found by a pass over the whole schedule (4 x 10^8 steps), and each one started a task.
+    const many = Array.from({ length: 20_000 }, (_, i) => ({ name: `g${i}`, version: 1, executor: SELF, successors: i + 1 < 20_000 ? [`g${i + 1}`] : [] }));
+    const started = performance.now();
+    const refused = executor.handle(scheduleMessage({ runId: 'many', functions: many, timeoutMs: 1000, replyTo: CALLER, replyRequestId: 2 }), 1);
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(answeredErrors(refused)).toEqual([ErrorCode.EXEC_BAD_VALUE]);
+    expect(refused.filter((effect) => effect.kind === 'task')).toHaveLength(0);
+  });
+
+  it('a run of one function waiting for a trigger that never comes ends at its deadline (it was held for good)', () => {
+    const executor = new ExecutorNode({ address: SELF });
+    const effects = executor.handle(
+      scheduleMessage({ runId: 'orphan', functions: [{ name: 'f', version: 1, executor: SELF, parentNames: ['ghost'] }], timeoutMs: 500, replyTo: CALLER, replyRequestId: 3 }),
+      0,
+    );
+    expect(executor.runCount).toBe(1);
+    expect(effects).toContainEqual({ kind: 'timer', timer: 'run:orphan', delayMs: 500 });
+    const atDeadline = executor.handle({ kind: 'timer', timer: 'run:orphan' }, 500);
+    expect(answeredErrors(atDeadline)).toEqual([ErrorCode.EXEC_TIMEOUT]);
+    expect(executor.runCount).toBe(0);
+  });
+
+  it('a run is given at most 15 minutes, whatever its schedule asks', () => {
+    const executor = new ExecutorNode({ address: SELF });
+    const effects = executor.handle(
+      scheduleMessage({
+        runId: 'forever',
+        functions: [
+          { name: 'a', version: 1, executor: SELF, successors: ['b'] },
+          { name: 'b', version: 1, executor: SELF },
+        ],
+        timeoutMs: 0xffff_ffff,
+        replyTo: CALLER,
+        replyRequestId: 4,
+      }),
+      0,
+    );
+    expect(effects).toContainEqual({ kind: 'timer', timer: 'run:forever', delayMs: RUN_TIMEOUT_MAX_MS });
+  });
+});
