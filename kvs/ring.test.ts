@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { propertyRuns } from '../lattices/testing.js';
-import { pb } from '../protocol/index.js';
+import { pb, validateMessage } from '../protocol/index.js';
 import type { PbTypes } from '../protocol/index.js';
-import { HashRing, MEMBERSHIP_LIMITS, Membership, nodeFromWire, stableHash } from './ring.js';
+import { HashRing, MEMBERSHIP_LIMITS, Membership, nodeFromWire, nodeToWire, stableHash } from './ring.js';
 import type { ReplicationFactors, RingNode } from './ring.js';
 
 const runs = propertyRuns(100);
@@ -477,5 +477,21 @@ describe('Membership bounds', () => {
     // A key already held still changes.
     expect(m.setFactors('k0', { global: 3, local: 1 }, { wallMs: 2, logical: 0 })).toBe(true);
     expect(encodedBytes(m)).toBeLessThan(MEMBERSHIP_LIMITS.bytesMax);
+  });
+});
+
+describe('Membership epoch', () => {
+  it('a ring update of epoch 2^53 - 1 does not push the epoch past 2^53 (every later ring was undecodable)', () => {
+    const m = new Membership(DEFAULTS);
+    m.upsert(ringNode('a', 1));
+    m.merge({ epoch: Number.MAX_SAFE_INTEGER, nodes: [{ ...nodeToWire(ringNode('b', 1)) }] });
+    m.upsert(ringNode('c', 1));
+    expect(Number.isSafeInteger(m.epoch)).toBe(true);
+    // What a routing node sends (a ring, a lookup's epoch) still passes the receiver's validation.
+    expect(() => validateMessage(m.toWire(), 'RingUpdate', 'ringUpdate')).not.toThrow();
+    // A peer's epoch within bounds is still adopted (a restarted routing node catches up).
+    const restarted = new Membership(DEFAULTS);
+    restarted.merge({ epoch: 1234, nodes: [nodeToWire(ringNode('a', 1))] });
+    expect(restarted.epoch).toBe(1234);
   });
 });

@@ -95,6 +95,9 @@ export const MEMBERSHIP_LIMITS = {
   bytesMax: 4 * 1024 * 1024,
 } as const;
 
+/** The largest peer epoch adopted: far below 2^53, so local changes can count on from it for ever. */
+export const EPOCH_ADOPTED_MAX = 2 ** 48;
+
 /** The bytes a node state counts for against `bytesMax` (about its encoded size). */
 function nodeBytes(node: RingNode): number {
   return 32 + node.id.length + node.address.length + node.shardAddresses.reduce((sum, address) => sum + address.length + 2, 0);
@@ -214,7 +217,11 @@ export class Membership {
       changed = true;
     }
     if (changed) {
-      this.epoch = Math.max(this.epoch + 1, Number(update.epoch ?? 0));
+      // A peer's epoch is adopted (a restarted routing node catches up), but not one so large
+      // that counting on from it would pass 2^53, which no receiver accepts: a ring update of
+      // epoch 2^53 - 1 once made every later ring and lookup answer undecodable, for good.
+      const remote = Number(update.epoch ?? 0);
+      this.epoch = Math.max(this.epoch + 1, remote <= EPOCH_ADOPTED_MAX ? remote : 0);
       this.ringCache = undefined;
     }
     return changed;

@@ -22,8 +22,10 @@
  *   lattice payloads, values and function code, `lfaas/` keys, self-referencing addresses.
  * - `hostile-addresses`: requests whose `reply_to` (and every address-typed field) is hostile
  *   (`tcp://*:5555`, `tcp://-:1`, `tcp://é:1`, port 0 or 65536, `ipc://x`, empty, very long...),
- *   and more than 1 100 distinct unreachable `tcp://127.0.0.1:<20000+i>` reply addresses, to
- *   exhaust a node's outbound socket cache.
+ *   more than 1 100 distinct unreachable `tcp://127.0.0.1:<20000+i>` reply addresses, to exhaust
+ *   a node's outbound socket cache, and hundreds of distinct DNS names that do not resolve
+ *   (`tcp://fuzz-<i>.invalid:1`): ZeroMQ resolves a name in its one I/O thread, blocking every
+ *   socket of the process while the resolver waits.
  * - `floods`: multipart messages of thousands of frames, and bursts of single frames.
  *
  * What the fuzzer does not forge: the identity of a member (a real node id, executor address or
@@ -77,6 +79,8 @@ export interface FuzzScale {
   readonly hugeListFrames: number;
   /** Distinct unreachable reply addresses (above ZeroMQ's default of 1 023 sockets per context). */
   readonly distinctReplyAddresses: number;
+  /** Distinct reply addresses whose host is a DNS name that does not resolve. */
+  readonly dnsReplyAddresses: number;
   readonly multipartMessages: number;
   readonly multipartParts: number;
   readonly burstFrames: number;
@@ -92,6 +96,7 @@ export const QUICK_SCALE: FuzzScale = {
   framesPerBodyType: 3,
   hugeListFrames: 2,
   distinctReplyAddresses: 1200,
+  dnsReplyAddresses: 300,
   multipartMessages: 2,
   multipartParts: 1000,
   burstFrames: 3000,
@@ -105,6 +110,7 @@ export const LONG_SCALE: FuzzScale = {
   framesPerBodyType: 40,
   hugeListFrames: 12,
   distinctReplyAddresses: 1500,
+  dnsReplyAddresses: 600,
   multipartMessages: 8,
   multipartParts: 10_000,
   burstFrames: 60_000,
@@ -294,6 +300,9 @@ export class WireFuzzer {
         }
       }
       yield values.encode({ requestId: values.requestId(), replyTo: address, echo: {} });
+    }
+    for (let i = 0; i < this.scale.dnsReplyAddresses; i++) {
+      yield values.encode({ requestId: values.requestId(), replyTo: `tcp://fuzz-${i}.invalid:${1 + (i % 65_535)}`, echo: {} });
     }
   }
 
