@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { ErrorCode } from '../lattices/index.js';
 import { decodeEnvelope, encodeEnvelope, errorFromWireMessage } from '../protocol/index.js';
 import type { Effect, PbTypes } from '../protocol/index.js';
-import { ExecutorNode, RUN_TIMEOUT_MAX_MS, SCHEDULE_FUNCTIONS_MAX } from './executor-node.js';
+import { ExecutorNode, LEARNT_SCHEDULER_IDLE_MS, RUN_TIMEOUT_MAX_MS, SCHEDULE_FUNCTIONS_MAX } from './executor-node.js';
 
 const SELF = 'tcp://127.0.0.1:7300';
 const CALLER = 'tcp://127.0.0.1:7301';
@@ -66,5 +66,24 @@ describe('the executor machine fed hostile schedules', () => {
       0,
     );
     expect(effects).toContainEqual({ kind: 'timer', timer: 'run:forever', delayMs: RUN_TIMEOUT_MAX_MS });
+  });
+
+  it('a scheduler a schedule names (not configured) is heartbeated only while it uses this executor (it was for good, ten times a second)', () => {
+    const configured = 'tcp://127.0.0.1:7302';
+    const named = 'tcp://127.0.0.1:7303';
+    const executor = new ExecutorNode({ address: SELF, schedulers: [configured], statusPeriodMs: 100 });
+    /** The addresses the status of a status period at `nowMs` goes to. */
+    const statusTargets = (nowMs: number): string[] => {
+      const task = executor.handle({ kind: 'timer', timer: 'status' }, nowMs).find((effect) => effect.kind === 'task');
+      if (task?.kind !== 'task') return [];
+      const sent = executor.handle({ kind: 'taskDone', token: task.token, result: { warm: [], keys: [], capacity: 2, load: 0 } }, nowMs);
+      return sent.flatMap((effect) => (effect.kind === 'send' && effect.envelope.executorStatus ? [effect.to] : [])).sort();
+    };
+    // Any sender may name any address as the scheduler of a schedule (here placing nothing on this executor).
+    executor.handle(scheduleMessage({ runId: 'elsewhere', functions: [{ name: 'f', version: 1, executor: CALLER }], timeoutMs: 1000, scheduler: named, dispatchSeq: 9 }), 0);
+    expect(statusTargets(100)).toEqual([configured, named].sort());
+    expect(statusTargets(LEARNT_SCHEDULER_IDLE_MS - 100)).toEqual([configured, named].sort());
+    expect(statusTargets(LEARNT_SCHEDULER_IDLE_MS + 200)).toEqual([configured]);
+    expect(statusTargets(10 * LEARNT_SCHEDULER_IDLE_MS)).toEqual([configured]);
   });
 });

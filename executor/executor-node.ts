@@ -100,7 +100,18 @@ interface Run {
 interface SchedulerView {
   ackedSeq: number;
   readonly running: Set<string>;
+  /** Given at start (`schedulers`): heartbeated for good. A view learnt from a schedule is not. */
+  readonly configured: boolean;
+  /** When its last schedule arrived. */
+  lastScheduleMs: number;
 }
+
+/**
+ * A scheduler learnt from a schedule (not configured) with nothing running here is forgotten after
+ * this long without a schedule: its heartbeats stop. A schedule may name any address as its
+ * scheduler; this executor must not heartbeat it ten times a second for good.
+ */
+export const LEARNT_SCHEDULER_IDLE_MS = 30_000;
 
 type TaskDone =
   | { readonly kind: 'run'; readonly run: Run; readonly fn: FunctionState }
@@ -126,7 +137,7 @@ export class ExecutorNode implements Machine {
   constructor(private readonly options: ExecutorNodeOptions) {
     this.id = options.address;
     this.executorId = options.incarnation ? `${options.address}#${options.incarnation}` : options.address;
-    for (const scheduler of options.schedulers ?? []) this.schedulers.set(scheduler, { ackedSeq: 0, running: new Set() });
+    for (const scheduler of options.schedulers ?? []) this.schedulers.set(scheduler, { ackedSeq: 0, running: new Set(), configured: true, lastScheduleMs: 0 });
   }
 
   /** Runs in progress here (tests). */
@@ -142,6 +153,7 @@ export class ExecutorNode implements Machine {
       case 'timer':
         if (input.timer === STATUS) {
           this.sweepEarly();
+          this.sweepSchedulers();
           return [...this.task({ op: 'status' }, { kind: 'status' }), { kind: 'timer', timer: STATUS, delayMs: this.options.statusPeriodMs ?? 100 }];
         }
         if (input.timer.startsWith(RUN_TIMER)) return this.onDeadline(input.timer.slice(RUN_TIMER.length));
@@ -203,7 +215,10 @@ export class ExecutorNode implements Machine {
       }
     }
     const scheduler = this.schedulerView(schedule.scheduler || sender);
-    if (scheduler !== undefined) scheduler.ackedSeq = Math.max(scheduler.ackedSeq, Number(schedule.dispatchSeq ?? 0));
+    if (scheduler !== undefined) {
+      scheduler.ackedSeq = Math.max(scheduler.ackedSeq, Number(schedule.dispatchSeq ?? 0));
+      scheduler.lastScheduleMs = this.nowMs;
+    }
     const existing = this.runs.get(runId);
     if (existing !== undefined) {
       if ((schedule.attempt || 1) <= (existing.schedule.attempt || 1)) {
@@ -484,10 +499,17 @@ export class ExecutorNode implements Machine {
     let view = this.schedulers.get(address);
     if (view === undefined) {
       if (this.schedulers.size >= (this.options.schedulersMax ?? 64)) return undefined;
-      view = { ackedSeq: 0, running: new Set() };
+      view = { ackedSeq: 0, running: new Set(), configured: false, lastScheduleMs: this.nowMs };
       this.schedulers.set(address, view);
     }
     return view;
+  }
+
+  /** Forgets learnt schedulers idle for LEARNT_SCHEDULER_IDLE_MS (their heartbeats stop). */
+  private sweepSchedulers(): void {
+    for (const [address, view] of this.schedulers) {
+      if (!view.configured && view.running.size === 0 && this.nowMs - view.lastScheduleMs > LEARNT_SCHEDULER_IDLE_MS) this.schedulers.delete(address);
+    }
   }
 
   private sweepEarly(): void {
