@@ -40,7 +40,7 @@ const SCALE = LONG ? LONG_SCALE : QUICK_SCALE;
 /** How long one (phase, target) may take to send and be read (then the socket counts as mute). */
 const DRAIN_TIMEOUT_MS = LONG ? 120_000 : 10_000;
 /** How long one phase may fire at all its targets (the rest are not fired): a mute cluster fails fast. */
-const PHASE_BUDGET_MS = LONG ? 15 * 60_000 : 30_000;
+const PHASE_BUDGET_MS = LONG ? 15 * 60_000 : 20_000;
 /** A put/get or a call that fails is tried again for this long (a forged member the routing node or a scheduler is still timing out). */
 const SERVE_WINDOW_MS = 8000;
 const ECHO_TIMEOUT_MS = 1000;

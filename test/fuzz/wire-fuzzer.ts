@@ -6,7 +6,7 @@
  * transport, which validates) to every socket of a real cluster and checks, after each phase, that
  * every process is alive, answers an echo within 1 s and still serves a KVS put/get and a call.
  *
- * Five phases, each a lazy stream of sends (a frame, or an array of frames sent as one multipart
+ * Six phases, each a lazy stream of sends (a frame, or an array of frames sent as one multipart
  * ZeroMQ message) per target socket:
  * - `random-bytes`: garbage of edge lengths: 0, 1, small, around protobuf varint boundaries (127,
  *   128, 16 383, 16 384, 2 097 151, 2 097 152), at the 16 MiB frame limit and one byte above it;
@@ -22,18 +22,21 @@
  *   lattice payloads, values and function code, `lfaas/` keys, self-referencing addresses.
  * - `hostile-addresses`: requests whose `reply_to` (and every address-typed field) is hostile
  *   (`tcp://*:5555`, `tcp://-:1`, `tcp://é:1`, port 0 or 65536, `ipc://x`, empty, very long...),
- *   more than 1 100 distinct unreachable `tcp://127.0.0.1:<20000+i>` reply addresses, to exhaust
- *   a node's outbound socket cache, and hundreds of distinct DNS names that do not resolve
- *   (`tcp://fuzz-<i>.invalid:1`): ZeroMQ resolves a name in its one I/O thread, blocking every
- *   socket of the process while the resolver waits.
+ *   and more than 1 100 distinct unreachable `tcp://127.0.0.1:<20000+i>` reply addresses, to
+ *   exhaust a node's outbound socket cache.
  * - `floods`: multipart messages of thousands of frames, and bursts of single frames.
+ * - `dns-reply-addresses`: hundreds of echo requests whose reply addresses are distinct DNS names
+ *   that do not resolve (`tcp://fuzz-<i>.invalid:<port>`). ZeroMQ resolves a name in its one I/O
+ *   thread, again at every reconnection: while the resolver waits, every socket of the process
+ *   waits. Last, so that the phases before it report on their own.
  *
  * What the fuzzer does not forge: the identity of a member (a real node id, executor address or
  * function name in a position that changes membership, registration or deletion). Without
  * DESIGN.md §10's member keys (ZeroMQ CURVE, not built yet) any sender may join, depart, register
  * and delete, and a forged member is a trust bug, not a wire bug; the checks after each phase need
  * the real members intact. One such gap is opt-in (`forgeMembership`): alive fake nodes in ring
- * updates sent to shards and storage nodes, which believe any ring update (see the test's report).
+ * updates sent to shards and storage nodes, which believe any ring update (off by default;
+ * `LFAAS_FUZZ_FORGE=1` in test/fuzz.test.ts).
  */
 import { Counter, GSet, HybridClock, Lww, Max } from '../../lattices/index.js';
 import { BODY_TYPES, DEFAULT_MAX_FRAME_BYTES, DEFAULT_MAX_LIST_LENGTH, MESSAGE_SCHEMA, describeFields, encodeValue, pb, seededRandom } from '../../protocol/index.js';
@@ -64,7 +67,7 @@ export interface FuzzEnvironment {
 export type FuzzSend = Uint8Array | readonly Uint8Array[];
 
 /** The phases, in the order the test runs them. */
-export const PHASES = ['random-bytes', 'mangled-envelopes', 'hostile-bodies', 'hostile-addresses', 'floods'] as const;
+export const PHASES = ['random-bytes', 'mangled-envelopes', 'hostile-bodies', 'hostile-addresses', 'floods', 'dns-reply-addresses'] as const;
 export type PhaseName = (typeof PHASES)[number];
 
 /** How much of everything, per phase and target. */
@@ -219,6 +222,9 @@ export class WireFuzzer {
       case 'floods':
         yield* this.floods(random, values, target);
         return;
+      case 'dns-reply-addresses':
+        yield* this.dnsReplyAddresses(values);
+        return;
     }
   }
 
@@ -301,6 +307,11 @@ export class WireFuzzer {
       }
       yield values.encode({ requestId: values.requestId(), replyTo: address, echo: {} });
     }
+  }
+
+  // ---- phase (d'): DNS names -------------------------------------------------------------------
+
+  private *dnsReplyAddresses(values: ValueMaker): Generator<FuzzSend> {
     for (let i = 0; i < this.scale.dnsReplyAddresses; i++) {
       yield values.encode({ requestId: values.requestId(), replyTo: `tcp://fuzz-${i}.invalid:${1 + (i % 65_535)}`, echo: {} });
     }
