@@ -58,6 +58,22 @@ describe('ZmqTransport', () => {
     expect(transport.counters.sendsRefused).toBe(8);
   });
 
+  it('resolves host names itself, asynchronously: unresolvable names stall nothing, and a name that resolves is reached', async () => {
+    // ZeroMQ resolves names synchronously in its one I/O thread: 300 unresolvable reply addresses
+    // once stalled every socket of the process for seconds at a time.
+    const [sender, receiver] = [await bind(), await bind()];
+    const got: string[] = [];
+    receiver.onFrame((frame) => got.push(text(frame)));
+    for (let i = 0; i < 300; i++) void sender.send(`tcp://fuzz-${i}.example.invalid:1`, bytes('lost')).catch(() => {});
+    const started = performance.now();
+    await sender.send(receiver.address, bytes('by address'));
+    await until(() => got.length === 1, 2000);
+    expect(performance.now() - started).toBeLessThan(1000);
+    await sender.send(receiver.address.replace('127.0.0.1', 'localhost'), bytes('by name'));
+    await until(() => got.length === 2, 5000);
+    expect(got).toEqual(['by address', 'by name']);
+  });
+
   it('keeps at most socketsMax destination sockets, however many addresses it is asked to send to, and stays able to send', async () => {
     // 1,100 distinct unreachable reply addresses once exhausted the context's 1,023 sockets: every
     // later `new Push()` threw EMFILE and the node never answered a new peer again.

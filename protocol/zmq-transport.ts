@@ -15,13 +15,16 @@
  * Sockets: ZeroMQ's context allows `context.maxSockets` sockets in the process (1,023 by default);
  * one more and `new Dealer()` throws. This module sets the limit explicitly (CONTEXT_SOCKETS_MAX)
  * and every transport keeps at most `socketsMax` destination sockets (DESTINATION_SOCKETS_MAX by
- * default, a hard bound: the least recently used one is closed to make room, even if frames still
- * wait in it: they are lost as on any one-way network, and counted). A process runs at most a few
+ * default, a hard bound: the least recently used one is closed to make room; frames still in our
+ * queue are lost as on any one-way network, and counted, and what ZeroMQ already holds gets
+ * EVICTED_LINGER_MS to leave). A process runs at most a few
  * transports, so their sockets stay well below the context's limit. Reconnection to an
  * unreachable destination backs off exponentially up to RECONNECT_MAX_MS, so a thousand hostile
  * reply addresses cost little. Every socket has `linger: 0`: nothing queued keeps the process
  * alive after `close()`.
  */
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import { Dealer, Router, context } from 'zeromq';
 import { ErrorCode, LfaasError } from '../lattices/index.js';
 import { parseTcpAddress } from './address.js';
@@ -38,6 +41,15 @@ export const DESTINATION_SOCKETS_MAX = 512;
 const RECEIVE_TURN_MS = 5;
 /** A receive that took longer than this waited for the socket (the event loop turned meanwhile). */
 const RECEIVE_WAITED_MS = 0.05;
+/**
+ * How long an evicted socket may still deliver what ZeroMQ holds for it. A lingering socket still
+ * counts against the context's limit until then: at most the evictions of this long.
+ */
+const EVICTED_LINGER_MS = 500;
+/** Host names being resolved at once, at most (a send to one more name is refused TRANSPORT_BUSY): lookups run on libuv's small thread pool, which the rest of the process needs too. */
+const LOOKUPS_MAX = 2;
+/** A host name not resolved within this is given up (its frames are lost, counted). */
+const LOOKUP_TIMEOUT_MS = 2000;
 /** The longest wait between attempts to reconnect to a destination that does not answer. */
 const RECONNECT_MAX_MS = 2000;
 
@@ -97,6 +109,8 @@ class Destination {
 export class ZmqTransport implements Transport {
   readonly counters: TransportCounters = { framesSent: 0, batchesSent: 0, framesReceived: 0, sendErrors: 0, sendsRefused: 0, socketsEvicted: 0, framesRefused: 0 };
   private readonly destinations = new Map<string, Destination>();
+  /** Host names being resolved now. */
+  private lookups = 0;
   private receiver: FrameReceiver = () => {};
   private refusedReceiver: RefusedFrameReceiver = () => {};
   private readonly inbox: FairInbox;
@@ -204,12 +218,19 @@ export class ZmqTransport implements Transport {
 
   /** A connected socket for `to`, made room for; or the typed error that stops it. */
   private open(to: string): Destination | LfaasError {
-    if (parseTcpAddress(to) === undefined) return new LfaasError(ErrorCode.TRANSPORT_BAD_ADDRESS, `not a tcp://host:port address: ${JSON.stringify(to.slice(0, 300))}`);
+    const parsed = parseTcpAddress(to);
+    if (parsed === undefined) return new LfaasError(ErrorCode.TRANSPORT_BAD_ADDRESS, `not a tcp://host:port address: ${JSON.stringify(to.slice(0, 300))}`);
+    // ZeroMQ resolves a host name synchronously in its one I/O thread (and again at every
+    // reconnection): one name whose DNS server does not answer stalls every socket of the process
+    // for seconds. So names are resolved here, asynchronously and bounded, and ZeroMQ only ever
+    // connects to an IP address.
+    const literal = isIP(parsed.host.replace(/^\[|\]$/g, '')) !== 0;
+    if (!literal && this.lookups >= LOOKUPS_MAX) return new LfaasError(ErrorCode.TRANSPORT_BUSY, `${this.lookups} host names are being resolved; cannot send to ${to} now`);
     while (this.destinations.size >= this.socketsMax) this.evictLeastRecentlyUsed();
     let socket: Dealer | undefined;
     try {
       socket = new Dealer({ linger: 0, sendHighWaterMark: this.sendHighWaterMark, immediate: false, reconnectMaxInterval: RECONNECT_MAX_MS });
-      socket.connect(to);
+      if (literal) socket.connect(to);
     } catch (cause) {
       // EMFILE (no sockets or descriptors left), EINVAL (an address ZeroMQ reads differently):
       // this destination fails, the node goes on.
@@ -219,7 +240,35 @@ export class ZmqTransport implements Transport {
     }
     const destination = new Destination(socket);
     this.destinations.set(to, destination);
+    // Until a name is resolved, the socket has no peer and its first send waits: frames queue.
+    if (!literal) void this.resolveAndConnect(to, parsed.host, parsed.port, destination);
     return destination;
+  }
+
+  /** Resolves `host` (bounded in time) and connects the destination's socket to its address; on failure the destination is dropped. */
+  private async resolveAndConnect(to: string, host: string, port: number, destination: Destination): Promise<void> {
+    this.lookups++;
+    let address: string | undefined;
+    try {
+      const found = await Promise.race([lookup(host), new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), LOOKUP_TIMEOUT_MS).unref())]);
+      address = found?.address;
+    } catch {
+      address = undefined;
+    } finally {
+      this.lookups--;
+    }
+    if (destination.closed) return;
+    if (address !== undefined) {
+      try {
+        destination.socket.connect(`tcp://${isIP(address) === 6 ? `[${address}]` : address}:${port}`);
+        return;
+      } catch {
+        // Fall through: this destination fails.
+      }
+    }
+    this.counters.sendErrors += destination.queue.length + (destination.writing ? 1 : 0);
+    if (this.destinations.get(to) === destination) this.destinations.delete(to);
+    this.closeDestination(destination);
   }
 
   private evictLeastRecentlyUsed(): void {
@@ -229,15 +278,19 @@ export class ZmqTransport implements Transport {
     this.destinations.delete(address);
     this.counters.socketsEvicted++;
     this.counters.sendErrors += destination.queue.length;
-    this.closeDestination(destination);
+    // What ZeroMQ already holds for this destination (a connection still being made) gets a
+    // moment to leave: with linger 0 it would be dropped, and a node whose fan-out exceeds the
+    // cache (a ring pushed to more peers than it holds sockets) would lose every answer.
+    this.closeDestination(destination, EVICTED_LINGER_MS);
   }
 
-  private closeDestination(destination: Destination): void {
+  private closeDestination(destination: Destination, lingerMs = 0): void {
     destination.closed = true;
     for (const resolve of destination.waiters) resolve();
     destination.waiters = [];
     destination.queue = [];
     destination.queuedBytes = 0;
+    if (lingerMs > 0) destination.socket.linger = lingerMs;
     destination.socket.close();
   }
 
