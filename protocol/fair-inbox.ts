@@ -54,9 +54,42 @@ export interface FairInboxCounters {
   deferred: number;
 }
 
+/** A first-in first-out queue over an array with a moving head, compacted as the head advances. */
+class Fifo<T> {
+  private items: (T | undefined)[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(item: T): void {
+    this.items.push(item);
+  }
+
+  /** The first item; only call with `length > 0`. */
+  peek(): T {
+    return this.items[this.head]!;
+  }
+
+  /** Removes and returns the first item; only call with `length > 0`. */
+  shift(): T {
+    const item = this.items[this.head]!;
+    this.items[this.head] = undefined;
+    this.head++;
+    if (this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+    } else if (this.head > 256 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
+}
+
 class PeerQueue {
-  frames: Uint8Array[] = [];
-  head = 0;
+  readonly frames = new Fifo<Uint8Array>();
   bytes = 0;
   /** Credit in milliseconds; negative is debt. */
   deficitMs = 0;
@@ -65,27 +98,13 @@ class PeerQueue {
 
   constructor(readonly id: string) {}
 
-  get length(): number {
-    return this.frames.length - this.head;
-  }
-
   take(): Uint8Array {
-    const frame = this.frames[this.head]!;
-    this.frames[this.head] = EMPTY;
-    this.head++;
-    if (this.head === this.frames.length) {
-      this.frames = [];
-      this.head = 0;
-    } else if (this.head > 1024 && this.head * 2 > this.frames.length) {
-      this.frames = this.frames.slice(this.head);
-      this.head = 0;
-    }
+    const frame = this.frames.shift();
     this.bytes -= frame.byteLength;
     return frame;
   }
 }
 
-const EMPTY = new Uint8Array(0);
 /** The smallest charge per frame, so that even free frames use up credit. */
 const FRAME_COST_MIN_MS = 0.001;
 
@@ -93,9 +112,8 @@ const FRAME_COST_MIN_MS = 0.001;
 export class FairInbox {
   readonly counters: FairInboxCounters = { handled: 0, refused: 0, deferred: 0 };
   private readonly peers = new Map<string, PeerQueue>();
-  /** The round: peers with waiting frames, served from `roundHead`. */
-  private round: PeerQueue[] = [];
-  private roundHead = 0;
+  /** The round: peers with waiting frames, served from its head. */
+  private readonly round = new Fifo<PeerQueue>();
   private totalFrames = 0;
   private totalBytes = 0;
   private draining = false;
@@ -136,7 +154,7 @@ export class FairInbox {
 
   /** Peers with frames waiting. */
   get activePeers(): number {
-    return this.round.length - this.roundHead;
+    return this.round.length;
   }
 
   /** Whether the whole inbox is at its bound: stop reading until `whenRoom()`. */
@@ -161,7 +179,7 @@ export class FairInbox {
       queue = new PeerQueue(peer);
       this.peers.set(peer, queue);
     }
-    if (queue.length >= this.peerFramesMax || (queue.length > 0 && queue.bytes + frame.byteLength > this.peerBytesMax)) {
+    if (queue.frames.length >= this.peerFramesMax || (queue.frames.length > 0 && queue.bytes + frame.byteLength > this.peerBytesMax)) {
       this.counters.refused++;
       return false;
     }
@@ -191,22 +209,18 @@ export class FairInbox {
     if (deferredTurn || this.now() - this.lastHandledMs > this.turnBudgetMs) this.spentMs = 0;
     let handled = 0;
     try {
-      while (this.roundHead < this.round.length) {
+      while (this.round.length > 0) {
         if (this.spentMs >= this.turnBudgetMs && (handled > 0 || !deferredTurn)) {
           this.counters.deferred++;
           this.scheduleDrain();
           return;
         }
-        const peer = this.round[this.roundHead]!;
+        const peer = this.round.peek();
         if (peer.deficitMs <= 0) {
           // Out of credit: a quantum more, and to the back of the round. Bounded: each pass adds
           // credit, so some peer is served after at most (largest debt / quantum) passes.
           peer.deficitMs += this.quantumMs;
-          if (this.activePeers > 1) {
-            this.roundHead++;
-            this.round.push(peer);
-            this.compactRound();
-          }
+          if (this.round.length > 1) this.round.push(this.round.shift());
           continue;
         }
         const frame = peer.take();
@@ -223,13 +237,12 @@ export class FairInbox {
           this.spentMs += cost;
           this.lastHandledMs = after;
           peer.deficitMs -= cost;
-          if (peer.length === 0) {
+          if (peer.frames.length === 0) {
             peer.active = false;
             peer.idleSinceMs = after;
             // Unused credit is not saved up; debt is kept (forgiven with time, see `offer`).
             peer.deficitMs = Math.min(0, peer.deficitMs);
-            this.roundHead++;
-            this.compactRound();
+            this.round.shift();
           }
         }
       }
@@ -246,16 +259,6 @@ export class FairInbox {
       this.drainScheduled = false;
       this.drain(true);
     });
-  }
-
-  private compactRound(): void {
-    if (this.roundHead === this.round.length) {
-      this.round = [];
-      this.roundHead = 0;
-    } else if (this.roundHead > 256 && this.roundHead * 2 > this.round.length) {
-      this.round = this.round.slice(this.roundHead);
-      this.roundHead = 0;
-    }
   }
 
   private wakeRoomWaiters(): void {
