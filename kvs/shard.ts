@@ -32,6 +32,7 @@ import type { Entry } from './entry.js';
 import { Membership, stableHash } from './ring.js';
 import type { HashRing, ReplicationFactors } from './ring.js';
 import { ShardStats } from './shard-stats.js';
+import { SubscriptionTable } from './subscription-table.js';
 
 export interface ShardOptions {
   /** The storage node this shard belongs to. */
@@ -165,8 +166,7 @@ export class Shard implements Machine {
   private nextToken = 1;
   private readonly unpersisted = new Map<number, ((error?: Error) => Effect[])[]>();
   private waitingCount = 0;
-  private readonly subscriptions = new Map<string, Map<string, number>>();
-  private subscriptionCount = 0;
+  private readonly subscriptions: SubscriptionTable;
   private readonly pushPending = new Map<string, Set<string>>();
   private pushScheduled = false;
   private readonly handoffPending = new Set<string>();
@@ -187,7 +187,6 @@ export class Shard implements Machine {
   private readonly persistBacklogMax: number;
   private readonly handoffKeysMax: number;
   private readonly keyBytesMax: number;
-  private readonly subscriptionsMax: number;
   private readonly leaseMaxMs: number;
   private readonly nowUs: () => number;
 
@@ -207,7 +206,7 @@ export class Shard implements Machine {
     this.persistBacklogMax = options.persistBacklogMax ?? 10_000;
     this.handoffKeysMax = options.handoffKeysMax ?? 4096;
     this.keyBytesMax = options.keyBytesMax ?? 1024;
-    this.subscriptionsMax = options.subscriptionsMax ?? 100_000;
+    this.subscriptions = new SubscriptionTable(options.subscriptionsMax ?? 100_000);
     this.leaseMaxMs = options.leaseMaxMs ?? 60_000;
     this.nowUs = options.nowUs ?? (() => this.nowMs * 1000);
     this.clock = new HybridClock(options.address, () => this.nowMs);
@@ -321,7 +320,7 @@ export class Shard implements Machine {
         return this.onSubscribe(envelope, envelope.subscribe as PbTypes.Subscribe);
       case 'unsubscribe': {
         const unsubscribe = envelope.unsubscribe as PbTypes.Unsubscribe;
-        for (const key of unsubscribe.keys) this.removeSubscription(key, unsubscribe.subscriber);
+        for (const key of unsubscribe.keys) this.subscriptions.remove(key, unsubscribe.subscriber);
         return [];
       }
       case 'echo':
@@ -597,7 +596,7 @@ export class Shard implements Machine {
     const payload = merged.value !== undefined && merged.value === incoming.value && incomingPayload ? incomingPayload.slice() : undefined;
     const disk = this.store(key, merged, payload);
     if (gossip) this.changed.add(key);
-    const subscribers = this.subscriptions.get(key);
+    const subscribers = this.subscriptions.subscribersOf(key);
     if (subscribers !== undefined) {
       for (const subscriber of subscribers.keys()) {
         let keys = this.pushPending.get(subscriber);
@@ -750,7 +749,7 @@ export class Shard implements Machine {
   private antiEntropyRound(): Effect[] {
     const effects: Effect[] = [];
     this.collectTombstones(effects);
-    this.expireSubscriptions();
+    this.subscriptions.expire(this.nowMs);
     if (this.ring.nodeCount === 0) return effects;
     effects.push(...this.handoff());
     for (const peer of this.peers()) {
@@ -947,32 +946,13 @@ export class Shard implements Machine {
 
   private onSubscribe(envelope: Envelope, subscribe: PbTypes.Subscribe): Effect[] {
     const leaseMs = Math.min(this.leaseMaxMs, subscribe.leaseMs > 0 ? subscribe.leaseMs : 10_000);
-    const fresh = subscribe.keys.filter((key) => !this.subscriptions.get(key)?.has(subscribe.subscriber)).length;
-    if (this.subscriptionCount + fresh > this.subscriptionsMax) {
+    if (!this.subscriptions.add(subscribe.keys, subscribe.subscriber, this.nowMs + leaseMs)) {
       this.counters.busy++;
-      return this.replyError(envelope, new LfaasError(ErrorCode.KVS_BUSY, `${this.subscriptionCount} subscriptions; at most ${this.subscriptionsMax}`));
-    }
-    for (const key of subscribe.keys) {
-      let subscribers = this.subscriptions.get(key);
-      if (subscribers === undefined) this.subscriptions.set(key, (subscribers = new Map()));
-      if (!subscribers.has(subscribe.subscriber)) this.subscriptionCount++;
-      subscribers.set(subscribe.subscriber, this.nowMs + leaseMs);
+      return this.replyError(envelope, new LfaasError(ErrorCode.KVS_BUSY, `${this.subscriptions.count} subscriptions; no room for ${subscribe.keys.length} more`));
     }
     // The answer carries the current values, so a cache starts fresh.
     const tuples = subscribe.keys.filter((key) => this.records.get(key)?.payload !== undefined).map((key) => this.tupleOf(key));
     return this.reply(envelope, { kvsResponse: { tuples } });
-  }
-
-  private removeSubscription(key: string, subscriber: string): void {
-    const subscribers = this.subscriptions.get(key);
-    if (subscribers?.delete(subscriber)) this.subscriptionCount--;
-    if (subscribers?.size === 0) this.subscriptions.delete(key);
-  }
-
-  private expireSubscriptions(): void {
-    for (const [key, subscribers] of this.subscriptions) {
-      for (const [subscriber, expiresAtMs] of subscribers) if (expiresAtMs <= this.nowMs) this.removeSubscription(key, subscriber);
-    }
   }
 
   private forwardSubscriptions(): Effect[] {
@@ -992,20 +972,10 @@ export class Shard implements Machine {
 
   /** Subscribe messages on behalf of the subscribers of `keys`, with their remaining leases. */
   private forwardSubscriptionsOf(keys: readonly string[], replica: string): Effect[] {
-    const bySubscriber = new Map<string, { keys: string[]; leaseMs: number }>();
-    for (const key of keys) {
-      for (const [subscriber, expiresAtMs] of this.subscriptions.get(key) ?? []) {
-        const leaseMs = Math.max(1, Math.round(expiresAtMs - this.nowMs));
-        let group = bySubscriber.get(subscriber);
-        if (group === undefined) bySubscriber.set(subscriber, (group = { keys: [], leaseMs }));
-        group.keys.push(key);
-        group.leaseMs = Math.min(group.leaseMs, leaseMs);
-      }
-    }
-    return [...bySubscriber].map(([subscriber, group]) => ({
+    return this.subscriptions.forwardable(keys, this.nowMs).map(({ subscriber, keys: forwarded, leaseMs }) => ({
       kind: 'send' as const,
       to: replica,
-      envelope: envelopeWith({ subscribe: { subscriber, keys: group.keys, leaseMs: group.leaseMs } }, { sender: this.address }),
+      envelope: envelopeWith({ subscribe: { subscriber, keys: forwarded, leaseMs } }, { sender: this.address }),
     }));
   }
 
