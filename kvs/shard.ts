@@ -29,7 +29,8 @@ import { envelopeWith, errorToWire, pb } from '../protocol/index.js';
 import type { Effect, Envelope, Machine, MachineInput, PbTypes, PersistWrite } from '../protocol/index.js';
 import { FIRST_GENERATION, encodeEntry, entriesEqual, entryDigest, entryFromTuple, entryToTuple, mergeEntries } from './entry.js';
 import type { Entry } from './entry.js';
-import { Membership, stableHash } from './ring.js';
+import { Membership } from './ring.js';
+import { RangeDigests, allRanges, rangeOf } from './range-digests.js';
 import type { HashRing, ReplicationFactors } from './ring.js';
 import { ShardStats } from './shard-stats.js';
 import { SubscriptionTable } from './subscription-table.js';
@@ -104,8 +105,6 @@ function keyCountOf(envelope: Envelope): number {
 
 const Kind = pb.RequestKind;
 const Ack = pb.AckMode;
-const RANGE_BITS = 6;
-const RANGES = 1 << RANGE_BITS;
 
 /** A result tuple: a key tuple whose key is always set. */
 type Result = PbTypes.IKeyTuple & { key: string };
@@ -617,8 +616,8 @@ export class Shard implements Machine {
     this.records.set(key, record);
     this.occupancyBytes += record.bytes;
     if (this.peerDigests !== undefined) {
-      if (previous !== undefined) this.account(key, previous.digest, -1);
-      this.account(key, record.digest, 1);
+      if (previous !== undefined) this.peerDigests.account(key, previous.digest, this.replicasOf(key), this.address, -1);
+      this.peerDigests.account(key, record.digest, this.replicasOf(key), this.address, 1);
     }
     return disk;
   }
@@ -628,7 +627,7 @@ export class Shard implements Machine {
     if (record !== undefined) {
       this.occupancyBytes -= record.bytes;
       this.records.delete(key);
-      if (this.peerDigests !== undefined) this.account(key, record.digest, -1);
+      if (this.peerDigests !== undefined) this.peerDigests.account(key, record.digest, this.replicasOf(key), this.address, -1);
     }
     this.changed.delete(key);
     return { key, bytes: undefined };
@@ -753,73 +752,38 @@ export class Shard implements Machine {
     if (this.ring.nodeCount === 0) return effects;
     effects.push(...this.handoff());
     for (const peer of this.peers()) {
-      const { digests, counts } = this.digestsWith(peer);
       this.counters.digestsSent++;
       effects.push({
         kind: 'send',
         to: peer,
-        envelope: envelopeWith({ digestExchange: { fromNode: this.address, ranges: rangesOf(digests, counts, allRanges()) } }, { sender: this.address }),
+        envelope: envelopeWith({ digestExchange: { fromNode: this.address, ranges: this.digestTable().toWire(peer, allRanges()) } }, { sender: this.address }),
       });
     }
     return effects;
   }
 
-  /**
-   * Per co-replica, per hash range: the XOR of the digests of the keys both replicate, and their
-   * count. Kept up to date on every store and drop (XOR undoes itself), rebuilt after a ring
-   * change: an anti-entropy round costs O(peers x ranges), not O(keys).
-   */
-  private peerDigests: Map<string, { digests: Uint32Array; counts: Uint32Array }> | undefined;
+  /** Anti-entropy's digests per co-replica and range (range-digests.ts); rebuilt after a ring change. */
+  private peerDigests: RangeDigests | undefined;
 
-  private digestTable(): Map<string, { digests: Uint32Array; counts: Uint32Array }> {
-    if (this.peerDigests === undefined) {
-      this.peerDigests = new Map();
-      for (const [key, record] of this.records) this.account(key, record.digest, 1);
-    }
+  private digestTable(): RangeDigests {
+    if (this.peerDigests === undefined) this.peerDigests = this.recomputeDigests();
     return this.peerDigests;
   }
 
-  /** Adds (+1) or removes (-1) a key's digest in the table of each co-replica. */
-  private account(key: string, digest: number, delta: 1 | -1): void {
-    const table = this.peerDigests!;
-    const replicas = this.replicasOf(key);
-    if (!replicas.includes(this.address)) return;
-    const range = rangeOf(key);
-    for (const replica of replicas) {
-      if (replica === this.address) continue;
-      let entry = table.get(replica);
-      if (entry === undefined) table.set(replica, (entry = { digests: new Uint32Array(RANGES), counts: new Uint32Array(RANGES) }));
-      entry.digests[range]! ^= digest;
-      entry.counts[range]! += delta;
-    }
+  private recomputeDigests(): RangeDigests {
+    const table = new RangeDigests();
+    for (const [key, record] of this.records) table.account(key, record.digest, this.replicasOf(key), this.address, 1);
+    return table;
   }
 
   /** For tests: the kept digests equal a full recomputation. */
   digestsConsistent(): boolean {
-    const kept = this.digestTable();
-    const full = new Map<string, { digests: Uint32Array; counts: Uint32Array }>();
-    for (const [key, record] of this.records) {
-      const replicas = this.replicasOf(key);
-      if (!replicas.includes(this.address)) continue;
-      for (const replica of replicas) {
-        if (replica === this.address) continue;
-        let entry = full.get(replica);
-        if (entry === undefined) full.set(replica, (entry = { digests: new Uint32Array(RANGES), counts: new Uint32Array(RANGES) }));
-        entry.digests[rangeOf(key)]! ^= record.digest;
-        entry.counts[rangeOf(key)]!++;
-      }
-    }
-    const same = (a: Uint32Array | undefined, b: Uint32Array | undefined): boolean => (a ?? new Uint32Array(RANGES)).every((value, i) => value === (b ?? new Uint32Array(RANGES))[i]);
-    for (const peer of new Set([...kept.keys(), ...full.keys()])) {
-      if (!same(kept.get(peer)?.digests, full.get(peer)?.digests) || !same(kept.get(peer)?.counts, full.get(peer)?.counts)) return false;
-    }
-    return true;
+    return this.digestTable().equals(this.recomputeDigests());
   }
 
   /** The shards that share at least one key with this one. */
   private peers(): Set<string> {
-    const peers = new Set<string>();
-    for (const [peer, entry] of this.digestTable()) if (entry.counts.some((count) => count > 0)) peers.add(peer);
+    const peers = new Set(this.digestTable().sharingPeers());
     // A shard that holds nothing yet still announces itself to the shards it shares ranges with:
     // every shard of every other node may share keys with it, so it asks them all (bounded by the
     // ring's size) when it is empty; their answers bring its keys.
@@ -829,22 +793,9 @@ export class Shard implements Machine {
     return peers;
   }
 
-  /** Per hash range: XOR of the digests of the keys this shard and `peer` both replicate, and their count. */
-  private digestsWith(peer: string): { digests: Uint32Array; counts: Uint32Array } {
-    return this.digestTable().get(peer) ?? { digests: new Uint32Array(RANGES), counts: new Uint32Array(RANGES) };
-  }
-
   private onDigestExchange(exchange: PbTypes.DigestExchange): Effect[] {
     const peer = exchange.fromNode;
-    const { digests, counts } = this.digestsWith(peer);
-    const differing: number[] = [];
-    for (const range of exchange.ranges) {
-      const index = Number(range.rangeStart);
-      if (!Number.isInteger(index) || index < 0 || index >= RANGES) continue;
-      const digest = range.digest ?? new Uint8Array();
-      const theirs = digest.length === 4 ? new DataView(digest.buffer, digest.byteOffset, 4).getUint32(0) : -1;
-      if (theirs !== digests[index] || range.keyCount !== counts[index]) differing.push(index);
-    }
+    const differing = this.digestTable().differing(peer, exchange.ranges);
     if (differing.length === 0) return [];
     const wanted = new Set(differing);
     const keys: string[] = [];
@@ -859,7 +810,7 @@ export class Shard implements Machine {
       effects.push({
         kind: 'send',
         to: peer,
-        envelope: envelopeWith({ digestExchange: { fromNode: this.address, ranges: rangesOf(digests, counts, differing), isReply: true } }, { sender: this.address }),
+        envelope: envelopeWith({ digestExchange: { fromNode: this.address, ranges: this.digestTable().toWire(peer, differing), isReply: true } }, { sender: this.address }),
       });
     }
     return effects;
@@ -1045,20 +996,4 @@ export class Shard implements Machine {
     const report = this.stats.report(this.nowMs);
     return (this.options.reportTo ?? []).map((to) => ({ kind: 'send' as const, to, envelope: envelopeWith({ statsReport: report }, { sender: this.address }) }));
   }
-}
-
-function rangeOf(key: string): number {
-  return stableHash(key) >>> (32 - RANGE_BITS);
-}
-
-function allRanges(): number[] {
-  return Array.from({ length: RANGES }, (_, index) => index);
-}
-
-function rangesOf(digests: Uint32Array, counts: Uint32Array, ranges: readonly number[]): PbTypes.IRangeDigest[] {
-  return ranges.map((range) => {
-    const digest = new Uint8Array(4);
-    new DataView(digest.buffer).setUint32(0, digests[range]!);
-    return { rangeStart: range, rangeEnd: range + 1, digest, keyCount: counts[range]! };
-  });
 }
