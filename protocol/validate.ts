@@ -23,7 +23,7 @@
  * its depth is the schema's (five levels at most), and every element it visits was decoded from
  * the frame, whose size is capped.
  */
-import { ErrorCode, LfaasError } from '../lattices/index.js';
+import { ErrorCode, LfaasError, isWellFormedString } from '../lattices/index.js';
 import { isTransportAddress } from './address.js';
 import { pb } from './messages.js';
 
@@ -331,10 +331,8 @@ export function describeFields(type: MessageTypeName): readonly FieldDescription
   return [...compiled.fields.map((check) => describe(check)), ...compiled.oneofs.flatMap((oneof) => oneof.members.map((member) => describe(member, oneof.group)))];
 }
 
-/** `String.prototype.isWellFormed` (ES2024, in Node 20; our `lib` is ES2023): no lone surrogates. */
-export function isWellFormedString(value: string): boolean {
-  return (value as unknown as { isWellFormed(): boolean }).isWellFormed();
-}
+/** No lone surrogates: the one check of lattices/strings.ts, re-exported for the frame decoder. */
+export { isWellFormedString };
 
 // ---------------------------------------------------------------------------------------------
 // The schema, compiled once at load time into checks.

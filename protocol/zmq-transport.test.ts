@@ -65,10 +65,9 @@ describe('ZmqTransport', () => {
     const got: string[] = [];
     receiver.onFrame((frame) => got.push(text(frame)));
     for (let i = 0; i < 300; i++) void sender.send(`tcp://fuzz-${i}.example.invalid:1`, bytes('lost')).catch(() => {});
-    const started = performance.now();
+    // A stalled I/O thread held every frame for seconds (5 s a name here): this one must arrive meanwhile.
     await sender.send(receiver.address, bytes('by address'));
     await until(() => got.length === 1, 2000);
-    expect(performance.now() - started).toBeLessThan(1000);
     await sender.send(receiver.address.replace('127.0.0.1', 'localhost'), bytes('by name'));
     await until(() => got.length === 2, 5000);
     expect(got).toEqual(['by address', 'by name']);

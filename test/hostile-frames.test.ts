@@ -48,10 +48,9 @@ describe('hostile frames against real processes', () => {
   async function expectHealthy(): Promise<void> {
     for (const pid of pids()) expect(isAlive(pid), `process ${pid}`).toBe(true);
     for (const address of targets()) {
-      const started = performance.now();
+      // Within 1 s: the request's own timeout, no retry.
       const reply = await probe.request(address, { echo: { payload: new Uint8Array([round]) } }, { timeoutMs: 1000, retries: 0 });
       expect(reply.body, address).toBe('echo');
-      expect(performance.now() - started, address).toBeLessThan(1000);
     }
     const key = `hostile-${round}`;
     await kvs.put(key, Lww.at({ wallMs: 1, logical: round }, 'test', round), { ack: 'durable' });
@@ -129,10 +128,8 @@ describe('hostile frames against real processes', () => {
       const flood = Array.from({ length: 20 }, (_, i): PbTypes.IEnvelope => ({ requestId: 5000 + i, replyTo: asker.transport.address, kvsRequest: { kind: pb.RequestKind.GET, tuples: keys } }));
       const legal = Array.from({ length: 40 }, (_, i): PbTypes.IEnvelope => ({ requestId: 6000 + i, replyTo: asker.transport.address, kvsRequest: { kind: pb.RequestKind.GET, tuples: keys.slice(0, 4096) } }));
       await sendRaw(shard, ...flood, ...legal);
-      const started = performance.now();
       const reply = await probe.request(shard, { echo: { payload: new Uint8Array([3]) } }, { timeoutMs: 1000, retries: 0 });
       expect(reply.body).toBe('echo');
-      expect(performance.now() - started).toBeLessThan(1000);
     } finally {
       await asker.close();
       await asker.transport.close();
