@@ -1,15 +1,18 @@
 /**
- * `lfaas executor`: one executor as its own process. The main thread owns every socket (its
- * machine's, its KVS client's, and the one it asks other executors on) and the cache; user
- * functions run in the runtime pool's worker threads, which hold no sockets (ECOSYSTEM.md).
- * Prometheus metrics on `metricsPort`, read from the machine's, pool's and cache's counters at
- * each scrape.
+ * `lfaas executor`: one executor as its own process. It owns every socket (its machine's, its
+ * KVS client's, and the one it asks other executors on) and the cache; user functions run in the
+ * runtime pool's sandbox processes (or, at isolation `none`, its threads), which hold no sockets.
+ * At start it detects the strongest isolation level the machine allows and runs at it, unless
+ * `isolation` names one (a weaker one with a warning); the level is logged and exported as
+ * `lfaas_executor_isolation_level`. Prometheus metrics on `metricsPort`, read from the machine's,
+ * pool's and cache's counters at each scrape.
  */
 import { randomBytes } from 'node:crypto';
 import { KvsClient } from '../client/index.js';
 import { startMetricsServer } from '../kvs/index.js';
 import type { MetricSample } from '../kvs/index.js';
-import { ExecutorCache, ExecutorHost, ExecutorNode, RuntimePool } from '../executor/index.js';
+import { ExecutorCache, ExecutorHost, ExecutorNode, ISOLATION_LEVELS, RuntimePool, detectIsolation, isolationRank } from '../executor/index.js';
+import type { IsolationLevel } from '../executor/index.js';
 import { Rpc, ZmqTransport, runMachine, systemClock } from '../protocol/index.js';
 import { wireCountersOf, wireSamples } from './wire-metrics.js';
 import { announceReady, guardProcess, logError, stopOnSignals } from './process.js';
@@ -29,6 +32,8 @@ export interface ExecutorProcessOptions {
   readonly statusPeriodMs: number;
   /** -1: no metrics server; 0: an ephemeral port. */
   readonly metricsPort: number;
+  /** The isolation level asked for (default: the strongest the machine allows). */
+  readonly isolation?: IsolationLevel;
 }
 
 type Counters<T extends { readonly counters: object }> = Readonly<Record<keyof T['counters'], readonly [name: string, help: string]>>;
@@ -53,7 +58,10 @@ const POOL_COUNTERS: Counters<RuntimePool> = {
   outOfMemory: ['lfaas_executor_pool_out_of_memory_total', 'Calls whose worker ran out of memory (EXEC_OUT_OF_MEMORY).'],
   replaced: ['lfaas_executor_pool_workers_replaced_total', 'Workers ended and replaced (after a timeout, out of memory, or a crash).'],
   unloaded: ['lfaas_executor_pool_unloaded_total', 'Function contexts unloaded after their keep-alive.'],
-  idleEnded: ['lfaas_executor_pool_idle_ended_total', 'Idle workers ended.'],
+  idleEnded: ['lfaas_executor_pool_idle_ended_total', 'Idle runtimes ended (cold owners\' processes, surplus stems).'],
+  logRecords: ['lfaas_executor_pool_log_records_total', 'Log records functions wrote (console.log, ctx.log).'],
+  spawned: ['lfaas_executor_pool_runtimes_started_total', 'Runtimes (sandbox processes or threads) started.'],
+  protocolBroken: ['lfaas_executor_pool_protocol_broken_total', 'Sandbox processes ended for breaking the runtime protocol.'],
 };
 
 const CACHE_COUNTERS: Counters<ExecutorCache> = {
@@ -77,8 +85,9 @@ function executorSamples(parts: { node: ExecutorNode; pool: RuntimePool; cache: 
     ...counterSamples(parts.pool.counters, POOL_COUNTERS, labels),
     ...counterSamples(parts.cache.counters, CACHE_COUNTERS, labels),
     gauge('lfaas_executor_runs_in_progress', 'Runs in progress here.', parts.node.runCount),
-    gauge('lfaas_executor_pool_workers', 'Worker threads running.', parts.pool.size),
-    gauge('lfaas_executor_pool_capacity', 'Worker threads at most (runtime slots).', parts.pool.capacity),
+    gauge('lfaas_executor_pool_workers', 'Runtimes running (sandbox processes or threads).', parts.pool.size),
+    gauge('lfaas_executor_pool_capacity', 'Runtimes at most (runtime slots).', parts.pool.capacity),
+    ...ISOLATION_LEVELS.map((level): MetricSample => ({ name: 'lfaas_executor_isolation_level', help: 'The isolation level the runtimes run at (1 for the level in force; rank: none 0, process 1, bwrap 2).', type: 'gauge', value: parts.pool.isolation === level ? 1 : 0, labels: { ...labels, level, rank: String(isolationRank(level)) } })),
     gauge('lfaas_executor_pool_load', 'Calls running or queued in the pool.', parts.pool.load),
     gauge('lfaas_executor_warm_functions', 'Function versions loaded in some worker.', parts.pool.warmFunctions().length),
     gauge('lfaas_executor_cache_bytes', 'Bytes the cache holds.', parts.cache.bytes),
@@ -93,7 +102,8 @@ export async function runExecutor(options: ExecutorProcessOptions): Promise<void
   // A function's ctx waits on these reads: on a loaded machine, a 1 s attempt is too short.
   const kvs = await KvsClient.connect({ routing: options.routing, host: options.host, requestTimeoutMs: 2000 });
   const cache = new ExecutorCache(kvs, { bytesMax: options.cacheBytes });
-  const pool = new RuntimePool({ prewarm: options.prewarm, workersMax: options.workers, memoryMb: options.memoryMb });
+  const isolation = await chooseIsolation(options.isolation);
+  const pool = new RuntimePool({ isolation, prewarm: options.prewarm, workersMax: options.workers, memoryMb: options.memoryMb });
   await pool.ready();
   const peers = new Rpc(await ZmqTransport.bind({ host: options.host, port: 0 }), systemClock);
   const host = new ExecutorHost({ self: transport.address, pool, cache, kvs, rpc: peers });
@@ -103,7 +113,7 @@ export async function runExecutor(options: ExecutorProcessOptions): Promise<void
   const executor = new ExecutorNode({ address: transport.address, schedulers: options.schedulers, statusPeriodMs: options.statusPeriodMs, incarnation });
   const shell = runMachine(executor, transport, systemClock, { tasks: host, onError: logError(`executor ${transport.address}`) });
   const metrics = options.metricsPort < 0 ? undefined : await startMetricsServer({ host: options.host, port: options.metricsPort, samples: () => [...executorSamples({ node: executor, pool, cache, host }, transport.address), ...wireSamples(wireCountersOf(shell, transport), { node: transport.address })] });
-  announceReady({ role: 'executor', address: transport.address, pid: process.pid, workers: options.workers, metricsPort: metrics?.port ?? null });
+  announceReady({ role: 'executor', address: transport.address, pid: process.pid, workers: options.workers, isolation, metricsPort: metrics?.port ?? null });
   stopOnSignals(async () => {
     await shell.stop();
     await metrics?.close();
@@ -113,4 +123,16 @@ export async function runExecutor(options: ExecutorProcessOptions): Promise<void
     await peers.transport.close();
     await kvs.close();
   }, 'executor');
+}
+
+/** The level to run at: the one asked for, or the strongest available; says which and why on stderr. */
+async function chooseIsolation(asked: IsolationLevel | undefined): Promise<IsolationLevel> {
+  const detected = await detectIsolation();
+  const level = asked ?? detected.level;
+  const line = (text: string): boolean => process.stderr.write(`${JSON.stringify({ level: 40, name: 'executor', msg: text })}\n`);
+  if (asked !== undefined && isolationRank(asked) > isolationRank(detected.level)) throw new Error(`isolation ${asked} was asked for, but this machine allows at most ${detected.level}: ${detected.reason}`);
+  if (level === 'none') line('WARNING: isolation none: functions run in threads of the executor with no wall between them and this process; for one trusted owner\'s development only');
+  else if (isolationRank(level) < isolationRank(detected.level)) line(`WARNING: isolation ${level} was asked for; this machine allows ${detected.level}`);
+  process.stderr.write(`${JSON.stringify({ level: 30, name: 'executor', msg: `isolation ${level}`, detected: detected.level, reason: detected.reason })}\n`);
+  return level;
 }

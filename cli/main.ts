@@ -7,6 +7,8 @@ import { CONSISTENCIES, faasCall, faasDagCall, faasDagCreate, faasDagDelete, faa
 import type { CallCommandOptions, DagCallOptions, FaasAddresses, ListOptions } from './faas-commands.js';
 import { VALUE_TYPES, kvsDelete, kvsDepart, kvsGet, kvsPut, kvsReplicate, kvsStat } from './kvs-commands.js';
 import type { ValueType } from './kvs-commands.js';
+import { ISOLATION_LEVELS } from '../executor/index.js';
+import type { IsolationLevel } from '../executor/index.js';
 import { runExecutor } from './executor.js';
 import { runRouting } from './routing.js';
 import { runScheduler } from './scheduler.js';
@@ -24,6 +26,8 @@ const routingOption = (): Option => new Option('--routing <addresses>', 'comma-s
 const schedulersOption = (): Option => new Option('--schedulers <addresses>', 'comma-separated scheduler addresses').env('LFAAS_SCHEDULERS').makeOptionMandatory();
 /** The options of a command that talks to the FaaS (functions, DAGs): routing and schedulers. */
 const faasCommand = (parent: Command, spec: string, description: string): Command => parent.command(spec).description(description).addOption(routingOption()).addOption(schedulersOption());
+/** `--isolation`: how executors isolate functions (default: the strongest the machine allows). */
+const isolationOption = (): Option => new Option('--isolation <level>', 'function isolation: bwrap (namespaces + sandbox process), process (sandbox process), none (threads: trusted code only; warns); default: the strongest available').choices([...ISOLATION_LEVELS]);
 const consistencyOption = (): Option => new Option('--consistency <mode>', 'consistency of the call\'s reads').choices([...CONSISTENCIES]);
 
 const program = new Command();
@@ -40,7 +44,8 @@ program
   .option('--replication <n>', 'nodes per key (global replication factor)', integer(1, 16), 2)
   .option('--data <folder>', 'data folder (one lmdb environment per shard)', 'data')
   .option('--gossip-period-ms <ms>', 'gossip period', integer(1, 60_000), 50)
-  .action(async (options: { demo: boolean; nodes: number; shards: number; replication: number; data: string; gossipPeriodMs: number; schedulers: number; executors: number }) => {
+  .addOption(isolationOption())
+  .action(async (options: { demo: boolean; nodes: number; shards: number; replication: number; data: string; gossipPeriodMs: number; schedulers: number; executors: number; isolation?: IsolationLevel }) => {
     await up(options);
   });
 
@@ -76,13 +81,14 @@ program
   .option('--port <port>', 'port (0 = any)', integer(0, 65535), 0)
   .addOption(routingOption())
   .addOption(schedulersOption())
-  .option('--workers <n>', 'runtime worker threads at most', integer(1, 256), 8)
-  .option('--prewarm <n>', 'unspecialised workers started ahead of calls', integer(0, 256), 2)
-  .option('--memory-mb <mb>', 'memory class of prewarmed workers', integer(16, 4096), 128)
+  .option('--workers <n>', 'runtimes (sandbox processes) at most', integer(1, 256), 8)
+  .option('--prewarm <n>', 'unspecialised runtimes (stems) started ahead of calls', integer(0, 256), 2)
+  .option('--memory-mb <mb>', 'memory class of prewarmed runtimes', integer(16, 4096), 128)
+  .addOption(isolationOption())
   .option('--cache-bytes <n>', 'cache size in bytes', integer(1024, 2 ** 40), 64 * 1024 * 1024)
   .option('--status-period-ms <ms>', 'heartbeat period', integer(10, 60_000), 100)
   .option('--metrics-port <port>', 'Prometheus metrics port (0 = any, -1 = none)', integer(-1, 65535), 0)
-  .action(async (options: { host: string; port: number; routing: string; schedulers: string; workers: number; prewarm: number; memoryMb: number; cacheBytes: number; statusPeriodMs: number; metricsPort: number }) => {
+  .action(async (options: { host: string; port: number; routing: string; schedulers: string; workers: number; prewarm: number; memoryMb: number; cacheBytes: number; statusPeriodMs: number; metricsPort: number; isolation?: IsolationLevel }) => {
     await runExecutor({ ...options, routing: list(options.routing), schedulers: list(options.schedulers) });
   });
 

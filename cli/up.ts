@@ -7,6 +7,7 @@
  * Children are stopped by pid on exit, Ctrl-C or SIGTERM, and stop themselves if this process dies
  * (their stdin closes).
  */
+import type { IsolationLevel } from '../executor/index.js';
 import { resolve } from 'node:path';
 import { ErrorCode, LatticeFaas, isLfaasError, isRetryable } from '../client/index.js';
 import { runDemos } from './demo.js';
@@ -25,6 +26,8 @@ export interface UpOptions {
   readonly gossipPeriodMs: number;
   readonly schedulers: number;
   readonly executors: number;
+  /** How executors isolate functions (default: the strongest the machine allows). */
+  readonly isolation?: IsolationLevel;
 }
 
 /**
@@ -138,12 +141,12 @@ export async function up(options: UpOptions): Promise<void> {
       Array.from({ length: options.executors }, (_, e) =>
         supervisor.start({
           name: `executor-${e}`,
-          args: (last) => ['executor', '--routing', routingAddress, '--schedulers', schedulerAddresses.join(','), '--workers', '4', '--prewarm', '2', ...samePorts(last)],
+          args: (last) => ['executor', '--routing', routingAddress, '--schedulers', schedulerAddresses.join(','), '--workers', '4', '--prewarm', '2', ...(options.isolation === undefined ? [] : ['--isolation', options.isolation]), ...samePorts(last)],
         }),
       ),
     );
     for (const [e, executor] of executors.entries()) {
-      console.log(`  [${index++}/${total}] executor-${e}   pid ${executor.child.pid}  ${String(executor.ready['address'])}  ${String(executor.ready['workers'])} workers  metrics http://127.0.0.1:${String(executor.ready['metricsPort'])}/metrics`);
+      console.log(`  [${index++}/${total}] executor-${e}   pid ${executor.child.pid}  ${String(executor.ready['address'])}  ${String(executor.ready['workers'])} runtimes, isolation ${String(executor.ready['isolation'])}  metrics http://127.0.0.1:${String(executor.ready['metricsPort'])}/metrics`);
     }
     await waitForExecutors([routingAddress], schedulerAddresses);
     const schedulerList = schedulerAddresses.join(',');

@@ -1,5 +1,5 @@
 /**
- * Executors: the executor machine (runs, triggers, heartbeats), its host (the runtime pool, the
+ * Executors: the executor machine (runs, triggers, heartbeats), its host (the runtime pool of sandbox processes, the
  * cache, the run scopes of the consistency modes, the mailboxes between invocations), and the
  * pieces on their own for tests and tools.
  */
@@ -9,7 +9,9 @@ export { ExecutorHost } from './host.js';
 export type { ExecutorHostOptions, ExecutorTask, RunOutcome, HostStatus } from './host.js';
 export { RuntimePool } from './runtime-pool.js';
 export type { FunctionCode, FunctionHost, RuntimePoolOptions } from './runtime-pool.js';
-export type { Invocation } from './runtime-worker.js';
+export type { Invocation } from '../sandbox/index.js';
+export { ISOLATION_LEVELS, detectIsolation, isIsolationLevel, isolationRank } from './isolation.js';
+export type { DetectedIsolation, IsolationLevel } from './isolation.js';
 export { ExecutorCache } from './cache.js';
 export type { CacheBackend, ExecutorCacheOptions } from './cache.js';
 export { RunScope } from './run-scope.js';

@@ -1,5 +1,5 @@
 /**
- * The runtime pool with real worker threads: results, warm contexts, user errors, and limits
+ * The runtime pool with real sandbox processes (and, as the trusted baseline, real threads): results, warm contexts, user errors, and limits
  * (a synchronous loop, a promise that never settles, a heap hog, an oversized result): each gets
  * its typed error, the breaching worker is replaced, and the pool keeps serving. A platform
  * failure a function lets through keeps its code; a code a function sets itself does not count.
@@ -8,26 +8,31 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Counter, ErrorCode, HybridClock, LatticeType, LfaasError, Lww } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
 import { RuntimePool } from './runtime-pool.js';
-import type { FunctionCode, FunctionHost } from './runtime-pool.js';
+import type { FunctionCode, FunctionHost, RuntimePoolOptions } from './runtime-pool.js';
 
 const fn = (id: string, body: string, limits: Partial<Pick<FunctionCode, 'memoryMb' | 'timeoutMs'>> = {}): FunctionCode => ({
   id,
   code: `module.exports = ${body};`,
   memoryMb: limits.memoryMb ?? 64,
   timeoutMs: limits.timeoutMs ?? 2000,
+  // One owner for every test function: a sandbox process serves them all, as a thread would.
+  owner: 'tests',
 });
 
 const square = fn('square@1', '(x) => x * x');
 
-describe('RuntimePool', () => {
+describe.each(['process', 'none'] as const)('RuntimePool (isolation %s)', (isolation) => {
   let pool: RuntimePool | undefined;
+  const newPool = (options: RuntimePoolOptions): RuntimePool => new RuntimePool({ isolation, ...options });
+  /** Runtimes that ran the tests' code: every thread at `none`; the processes bound to their owner otherwise (stems wait beside them). */
+  const working = (): number => (isolation === 'none' ? pool!.size : pool!.owners().filter((owner) => owner === 'tests').length);
   afterEach(async () => {
     await pool?.close();
     pool = undefined;
   });
 
   it('runs sync and async functions and keeps their contexts warm', async () => {
-    pool = new RuntimePool({ prewarm: 1, memoryMb: 64 });
+    pool = newPool({ prewarm: 1, memoryMb: 64 });
     await pool.ready();
     expect(await pool.run(square, [7])).toBe(49);
     expect(await pool.run(fn('greet@1', 'async (name) => { await new Promise((r) => setTimeout(r, 5)); return { hello: name }; }'), ['ada'])).toEqual({ hello: 'ada' });
@@ -41,7 +46,7 @@ describe('RuntimePool', () => {
   });
 
   it('returns a function\'s own failure as EXEC_USER_ERROR, thrown non-Errors included', async () => {
-    pool = new RuntimePool({ prewarm: 1, memoryMb: 64 });
+    pool = newPool({ prewarm: 1, memoryMb: 64 });
     await expect(pool.run(fn('boom@1', '() => { throw new TypeError("bad input"); }'), [])).rejects.toMatchObject({ code: 'EXEC_USER_ERROR', message: expect.stringContaining('TypeError: bad input') });
     await expect(pool.run(fn('reject@1', 'async () => { throw "a string"; }'), [])).rejects.toMatchObject({ code: 'EXEC_USER_ERROR', message: expect.stringContaining('a string') });
     await expect(pool.run(fn('nofn@1', '42'), [])).rejects.toMatchObject({ code: 'EXEC_USER_ERROR' });
@@ -50,7 +55,7 @@ describe('RuntimePool', () => {
   });
 
   it('ends a call that loops forever or never settles with EXEC_TIMEOUT, replaces the worker, keeps serving', async () => {
-    pool = new RuntimePool({ prewarm: 1, memoryMb: 64 });
+    pool = newPool({ prewarm: 1, memoryMb: 64 });
     await expect(pool.run(fn('spin@1', '() => { for (;;) {} }', { timeoutMs: 200 }), [])).rejects.toMatchObject({ code: 'EXEC_TIMEOUT' });
     await expect(pool.run(fn('hang@1', '() => new Promise(() => {})', { timeoutMs: 200 }), [])).rejects.toMatchObject({ code: 'EXEC_TIMEOUT' });
     // A loop at module evaluation is cut by the vm timeout inside the worker.
@@ -60,7 +65,7 @@ describe('RuntimePool', () => {
   }, 20_000);
 
   it('ends a call that exhausts its memory with EXEC_OUT_OF_MEMORY, replaces the worker, keeps serving', async () => {
-    pool = new RuntimePool({ prewarm: 1, memoryMb: 32 });
+    pool = newPool({ prewarm: 1, memoryMb: 32 });
     const hog = fn('hog@1', '() => { const keep = []; for (let i = 0; i < 1e8; i++) keep.push({ i, s: "x".repeat(64) + i }); return keep.length; }', { memoryMb: 32, timeoutMs: 20_000 });
     await expect(pool.run(hog, [])).rejects.toMatchObject({ code: 'EXEC_OUT_OF_MEMORY' });
     expect(pool.counters.outOfMemory).toBe(1);
@@ -68,7 +73,7 @@ describe('RuntimePool', () => {
   }, 30_000);
 
   it('refuses an oversized result and unencodable arguments with EXEC_BAD_VALUE', async () => {
-    pool = new RuntimePool({ prewarm: 1, memoryMb: 64, resultBytesMax: 1024 });
+    pool = newPool({ prewarm: 1, memoryMb: 64, resultBytesMax: 1024 });
     await expect(pool.run(fn('big@1', '() => "x".repeat(4096)'), [])).rejects.toMatchObject({ code: 'EXEC_BAD_VALUE' });
     await expect(pool.run(square, [new Map([[1, 2]])])).rejects.toMatchObject({ code: 'EXEC_BAD_VALUE' });
     await expect(pool.run(fn('fnresult@1', '() => () => 1'), [])).rejects.toMatchObject({ code: 'EXEC_BAD_VALUE' });
@@ -76,7 +81,7 @@ describe('RuntimePool', () => {
   });
 
   it('gives functions a ctx that reaches the KVS through the host: get, put (plain values as LWW), merge, delete', async () => {
-    pool = new RuntimePool({ prewarm: 1, memoryMb: 64 });
+    pool = newPool({ prewarm: 1, memoryMb: 64 });
     const store = new Map<string, AnyLattice>();
     const clock = new HybridClock('host', () => Date.now());
     const host: FunctionHost = {
@@ -113,7 +118,7 @@ describe('RuntimePool', () => {
   });
 
   it('a platform failure the function lets through keeps its code and message; one the function makes up is EXEC_USER_ERROR', async () => {
-    pool = new RuntimePool({ prewarm: 1, memoryMb: 64, resultBytesMax: 1024 });
+    pool = newPool({ prewarm: 1, memoryMb: 64, resultBytesMax: 1024 });
     const host: FunctionHost = {
       get: async () => undefined,
       put: async (key) => {
@@ -167,15 +172,15 @@ describe('RuntimePool', () => {
   });
 
   it('queues calls beyond its workers and answers every one', async () => {
-    pool = new RuntimePool({ prewarm: 2, memoryMb: 64, workersMax: 2 });
+    pool = newPool({ prewarm: 2, memoryMb: 64, workersMax: 2 });
     const slow = fn('slow@1', 'async (x) => { await new Promise((r) => setTimeout(r, 20)); return x + 1; }');
     const results = await Promise.all(Array.from({ length: 10 }, (_, i) => pool!.run(slow, [i])));
     expect(results).toEqual(Array.from({ length: 10 }, (_, i) => i + 1));
-    expect(pool.size).toBe(2);
+    expect(working()).toBe(2);
   });
 
   it('keep-alive: a context unused for its keepAliveMs is dropped (the next call is cold), others stay warm', async () => {
-    pool = new RuntimePool({ prewarm: 1, memoryMb: 64, sweepPeriodMs: 20 });
+    pool = newPool({ prewarm: 1, memoryMb: 64, sweepPeriodMs: 20 });
     // Long enough that the checks just below see it still warm on a loaded machine.
     const brief: FunctionCode = { ...fn('brief@1', '(x) => x + 1'), keepAliveMs: 1000 };
     expect(await pool.run(brief, [1])).toBe(2);
@@ -189,11 +194,11 @@ describe('RuntimePool', () => {
     const cold = pool.counters.cold;
     expect(await pool.run(brief, [2])).toBe(3);
     expect(pool.counters.cold).toBe(cold + 1);
-    expect(pool.size).toBe(1);
+    expect(working()).toBe(1);
   });
 
   it('warm stack: sequential calls keep going to the most recently used of the warm workers (last in, first out)', async () => {
-    pool = new RuntimePool({ prewarm: 2, memoryMb: 64, workersMax: 2 });
+    pool = newPool({ prewarm: 2, memoryMb: 64, workersMax: 2 });
     await pool.ready();
     // Its module state is per worker (a context per worker): the id tells which worker ran it.
     // With `true` it waits for a message before answering (the test sends it through the host).
@@ -228,7 +233,7 @@ describe('RuntimePool', () => {
 
   it('aborts ctx.signal at the timeout: the call fails EXEC_TIMEOUT, and a function that then settles keeps its worker', async () => {
     // A long grace: the worker is replaced only if the function ignores the abort.
-    pool = new RuntimePool({ prewarm: 1, memoryMb: 64, abortGraceMs: 5000 });
+    pool = newPool({ prewarm: 1, memoryMb: 64, abortGraceMs: 5000 });
     await pool.ready();
     const polite = fn('polite@1', 'async (x, ctx) => { if (!ctx.signal.aborted) await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true })); return "stopped"; }', { timeoutMs: 200 });
     await expect(pool.run(polite, [1])).rejects.toMatchObject({ code: 'EXEC_TIMEOUT' });
@@ -236,7 +241,7 @@ describe('RuntimePool', () => {
     // The worker is free again once the function returned after the abort (within the grace).
     await until(() => pool!.load === 0, 10_000);
     expect(pool.counters.replaced).toBe(0);
-    expect(pool.size).toBe(1);
+    expect(working()).toBe(1);
     // The same worker, still holding the function's context.
     expect(pool.warmFunctions()).toContain('polite@1');
     expect(await pool.run(square, [8])).toBe(64);
@@ -244,7 +249,7 @@ describe('RuntimePool', () => {
   }, 20_000);
 
   it('prepare() specialises a runtime ahead of the call: the next call is warm', async () => {
-    pool = new RuntimePool({ prewarm: 1, memoryMb: 64 });
+    pool = newPool({ prewarm: 1, memoryMb: 64 });
     const prepared = fn('prepared@1', '(() => { let loads = 0; loads++; return (x) => [x * 3, loads]; })()');
     await pool.prepare(prepared);
     expect(pool.warmFunctions()).toEqual(['prepared@1']);

@@ -1,27 +1,35 @@
 /**
- * The pool of runtime worker threads of an executor (DESIGN.md §9, ECOSYSTEM.md "Running user
- * functions"): pre-spawned, unspecialised workers wait ("stem cells"); a call goes to an idle
- * worker of its memory class, preferring one that already holds the function's context (warm);
- * the worker's heap is capped (`resourceLimits`) at the function's `memoryMb`.
+ * The pool of runtimes of an executor (sandbox/ is what runs inside one): pre-spawned,
+ * unspecialised runtimes wait ("stem cells"); a call goes to an idle runtime of its owner and
+ * memory class, preferring one that already holds the function's realm (warm).
  *
- * - Warm stacks: of the idle workers warm for a function, the most recently used one is taken
+ * - Isolation (executor/isolation.ts): at `process` and `bwrap` a runtime is a sandbox process,
+ *   and a process serves one owner for its whole life: a stem is bound to the owner of its first
+ *   function and ended, never reused, when that owner's functions go cold. (Until owners exist,
+ *   a function's owner is its name.) At `none` a runtime is a trusted thread shared by all.
+ * - Warm stacks: of the idle runtimes warm for a function, the most recently used one is taken
  *   (last in, first out), so after a load drop the surplus runtimes go unused and expire.
- * - Keep-alive: a function's context unused for its `keepAliveMs` is dropped from its worker,
- *   which becomes unspecialised again; unspecialised workers beyond `prewarm` that stay idle for
- *   `idleWorkerMs` are ended.
+ * - Keep-alive: a function's realm unused for its `keepAliveMs` is dropped; a runtime left with
+ *   none is ended (a process) or becomes unspecialised again (a thread); unspecialised runtimes
+ *   beyond `prewarm` that stay idle for `idleWorkerMs` are ended.
  * - Limits: at a call's `timeoutMs` the call fails with EXEC_TIMEOUT and its `ctx.signal` is
- *   aborted; a worker that does not settle within `abortGraceMs` after that (a loop, a promise
- *   that never settles) is ended and replaced. A worker that runs out of heap fails its call with
- *   EXEC_OUT_OF_MEMORY and is replaced. The pool, and the executor, stay up. Calls wait in a
- *   bounded queue when every worker is busy (SCHED_NO_CAPACITY beyond it).
+ *   aborted; a runtime that does not answer within `abortGraceMs` after that (a loop, a promise
+ *   that never settles, a microtask loop left behind) is ended and replaced. Memory: the heap is
+ *   capped at the function's `memoryMb`, and a sandbox process whose resident memory grows past
+ *   its size at start plus `memoryMb` (buffers count) is ended: EXEC_OUT_OF_MEMORY. The pool,
+ *   and the executor, stay up. Calls wait in a bounded queue when every runtime is busy
+ *   (SCHED_NO_CAPACITY beyond it).
+ * - Logs: what a function logs (`console.log`, `ctx.log`) goes to this process's log as JSON
+ *   lines with the call id and the function.
  */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import pino from 'pino';
 import { ErrorCode, LfaasError, decodeLattice, ensureLfaasError, errorFromWire } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
 import { DEFAULT_MAX_VALUE_BYTES, decodeValue, encodeValue } from '../protocol/index.js';
-import type { HostAsk, HostReply, Invocation, PoolMessage, RuntimeAnswer, RuntimeCall } from './runtime-worker.js';
+import type { HostAsk, HostReply, Invocation, LogRecord, PoolMessage, RuntimeAnswer, RuntimeCall } from '../sandbox/index.js';
+import type { IsolationLevel } from './isolation.js';
+import { startRuntime } from './runtimes.js';
+import type { Runtime, RuntimeExit } from './runtimes.js';
 
 export interface FunctionCode {
   /** `name@version`. */
@@ -30,11 +38,17 @@ export interface FunctionCode {
   readonly code: string;
   readonly memoryMb: number;
   readonly timeoutMs: number;
-  /** How long its context stays warm unused (default 10 minutes). */
+  /** How long its realm stays warm unused (default 10 minutes). */
   readonly keepAliveMs?: number;
+  /** Whose function it is: sandbox processes are never shared between owners (default: the function's name). */
+  readonly owner?: string;
 }
 
 export interface RuntimePoolOptions {
+  /** How runtimes are isolated (default `process`; `none` only for trusted code). */
+  readonly isolation?: IsolationLevel;
+  /** How often busy sandbox processes' memory is read (default 10 ms). */
+  readonly memoryCheckMs?: number;
   /** Workers started ahead of calls (stem cells), in the memory class `memoryMb`. */
   readonly prewarm?: number;
   /** The memory class prewarmed workers get. */
@@ -52,17 +66,18 @@ export interface RuntimePoolOptions {
   readonly sweepPeriodMs?: number;
 }
 
-/** The compiled worker beside this module; from the TypeScript sources (tests), the built one. */
-const WORKER_URL = existsSync(fileURLToPath(new URL('./runtime-worker.js', import.meta.url)))
-  ? new URL('./runtime-worker.js', import.meta.url)
-  : new URL('../dist/executor/runtime-worker.js', import.meta.url);
-
 const DEFAULT_KEEP_ALIVE_MS = 10 * 60_000;
+/** Resident memory a sandbox process may use beyond its size at start and its `memoryMb` (code, stacks, young generation). */
+const MEMORY_SLACK_BYTES = 32 * 1024 * 1024;
+/** Fields of a function's log record that stay the executor's. */
+const RESERVED_LOG_FIELDS = new Set(['level', 'time', 'pid', 'hostname', 'name', 'msg', 'callId', 'fn', 'v']);
+
+const functionLog = pino({ name: 'function', level: process.env['LFAAS_FUNCTION_LOG_LEVEL'] ?? 'info' }, pino.destination({ fd: 2, sync: false }));
 
 interface PooledWorker {
-  readonly worker: Worker;
-  /** Why it ended, when it ended by itself. */
-  failure?: Error & { code?: string };
+  readonly runtime: Runtime;
+  /** The owner a sandbox process is bound to (undefined: a stem, or any thread). */
+  owner: string | undefined;
   readonly memoryMb: number;
   /** Function id -> when it last ran here. */
   readonly loaded: Map<string, number>;
@@ -72,10 +87,15 @@ interface PooledWorker {
   idleSinceMs: number;
   /** Which finished call of the pool was its last one: orders the warm stack (two calls may end in one millisecond). */
   usedOrder: number;
-  readonly ready: Promise<void>;
-  /** The running call's handlers (the worker's listeners stay for its life: no add/remove per call). */
+  /** Resident bytes at most while running a call (sandbox processes; set once ready). */
+  memoryLimitBytes: number | undefined;
+  /** The pool ended it for its memory. */
+  overMemory: boolean;
+  /** Its runtime said it is ready. */
+  isReady: boolean;
+  /** The running call's handlers (the runtime's listeners stay for its life: no add/remove per call). */
   onAnswer: ((answer: RuntimeAnswer) => void) | undefined;
-  onExit: (() => void) | undefined;
+  onExit: ((exit: RuntimeExit) => void) | undefined;
 }
 
 /**
@@ -114,27 +134,35 @@ export class RuntimePool {
   private readonly queueMax: number;
   private readonly resultBytesMax: number;
   private readonly sweeper: NodeJS.Timeout;
-  readonly counters = { calls: 0, warm: 0, cold: 0, timeouts: 0, outOfMemory: 0, replaced: 0, unloaded: 0, idleEnded: 0 };
+  private readonly memoryWatch: NodeJS.Timeout | undefined;
+  /** How runtimes are isolated. */
+  readonly isolation: IsolationLevel;
+  readonly counters = { calls: 0, warm: 0, cold: 0, timeouts: 0, outOfMemory: 0, replaced: 0, unloaded: 0, idleEnded: 0, logRecords: 0, spawned: 0, protocolBroken: 0 };
 
   constructor(private readonly options: RuntimePoolOptions = {}) {
+    this.isolation = options.isolation ?? 'process';
     this.workersMax = options.workersMax ?? 8;
     this.queueMax = options.queueMax ?? 1000;
     this.resultBytesMax = options.resultBytesMax ?? DEFAULT_MAX_VALUE_BYTES;
     for (let i = 0; i < Math.min(this.workersMax, options.prewarm ?? 2); i++) this.spawn(options.memoryMb ?? 128);
     this.sweeper = setInterval(() => this.sweep(Date.now()), options.sweepPeriodMs ?? 1000);
     this.sweeper.unref();
+    if (this.isolation !== 'none') {
+      this.memoryWatch = setInterval(() => this.checkMemory(), options.memoryCheckMs ?? 10);
+      this.memoryWatch.unref();
+    }
   }
 
-  /** Waits until every worker started so far is ready (tests, and an executor's startup). */
+  /** Waits until every runtime started so far is ready (tests, and an executor's startup). */
   async ready(): Promise<void> {
-    await Promise.all(this.workers.map((pooled) => pooled.ready));
+    await Promise.all(this.workers.map((pooled) => pooled.runtime.ready));
   }
 
   get size(): number {
     return this.workers.length;
   }
 
-  /** Runtime slots at most (one call per worker). */
+  /** Runtime slots at most (one call per runtime). */
   get capacity(): number {
     return this.workersMax;
   }
@@ -144,11 +172,16 @@ export class RuntimePool {
     return this.workers.filter((pooled) => pooled.busy).length + this.queue.length;
   }
 
-  /** `name@version` of every function with a warm context somewhere in the pool. */
+  /** `name@version` of every function with a warm realm somewhere in the pool. */
   warmFunctions(): string[] {
     const warm = new Set<string>();
     for (const pooled of this.workers) for (const id of pooled.loaded.keys()) warm.add(id);
     return [...warm];
+  }
+
+  /** The owner each runtime is bound to (undefined: a stem or a thread), for tests and metrics. */
+  owners(): Array<string | undefined> {
+    return this.workers.map((pooled) => pooled.owner);
   }
 
   /**
@@ -173,7 +206,7 @@ export class RuntimePool {
     return this.submit(fn, args, host, invocation) as Promise<Uint8Array>;
   }
 
-  /** Specialises a runtime for `fn` ahead of its calls (creates its context in a worker). */
+  /** Specialises a runtime for `fn` ahead of its calls (creates its realm in a runtime). */
   async prepare(fn: FunctionCode): Promise<void> {
     if (this.workers.some((pooled) => pooled.loaded.has(fn.id))) return;
     await this.submit(fn, undefined, undefined, NO_INVOCATION);
@@ -182,8 +215,14 @@ export class RuntimePool {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.sweeper);
+    clearInterval(this.memoryWatch);
     for (const pending of this.queue.splice(0)) pending.reject(new LfaasError(ErrorCode.TRANSPORT_CLOSED, 'the runtime pool closed'));
     await Promise.all(this.workers.splice(0).map((pooled) => this.end(pooled)));
+  }
+
+  private ownerOf(fn: FunctionCode): string | undefined {
+    if (this.isolation === 'none') return undefined;
+    return fn.owner ?? fn.id.slice(0, fn.id.lastIndexOf('@') >>> 0 || fn.id.length);
   }
 
   private submit(fn: FunctionCode, args: Uint8Array | undefined, host: FunctionHost | undefined, invocation: Invocation): Promise<Uint8Array | undefined> {
@@ -200,36 +239,53 @@ export class RuntimePool {
     });
   }
 
-  /** Starts the call on a worker if one can take it; false when it must wait. */
+  /** Starts the call on a runtime if one can take it; false when it must wait. */
   private dispatch(pending: Pending): boolean {
     const memoryMb = pending.fn.memoryMb;
+    const owner = this.ownerOf(pending.fn);
     let best: PooledWorker | undefined;
     let bestUsedOrder = -1;
-    let unspecialised: PooledWorker | undefined;
+    let ownUnspecialised: PooledWorker | undefined;
+    let stem: PooledWorker | undefined;
     let any: PooledWorker | undefined;
     for (const candidate of this.workers) {
       if (candidate.busy || candidate.ended || candidate.memoryMb !== memoryMb) continue;
-      any ??= candidate;
-      // Warm stack: the most recently used warm worker.
+      // A sandbox process bound to another owner never runs this one's code.
+      if (candidate.owner !== undefined && candidate.owner !== owner) continue;
+      if (candidate.owner === undefined) stem ??= candidate;
+      else any ??= candidate;
+      // Warm stack: the most recently used warm runtime.
       if (candidate.loaded.has(pending.fn.id) && candidate.usedOrder > bestUsedOrder) {
         best = candidate;
         bestUsedOrder = candidate.usedOrder;
       }
-      if (candidate.loaded.size === 0) unspecialised ??= candidate;
+      if (candidate.loaded.size === 0 && candidate.owner !== undefined) ownUnspecialised ??= candidate;
     }
-    let pooled = best ?? unspecialised ?? any;
+    let pooled = best ?? ownUnspecialised ?? (this.isolation === 'none' ? (stem ?? any) : (any ?? stem));
     if (pooled === undefined) {
       if (this.workers.length >= this.workersMax) {
-        // Make room: end an idle worker of another class.
-        const other = this.workers.find((candidate) => !candidate.busy && candidate.memoryMb !== memoryMb);
+        // Make room: end an idle runtime this call cannot use (another class, or another owner's).
+        const other = this.workers.find((candidate) => !candidate.busy && (candidate.memoryMb !== memoryMb || (candidate.owner !== undefined && candidate.owner !== owner)));
         if (other === undefined) return false;
         this.remove(other);
         void this.end(other);
       }
       pooled = this.spawn(memoryMb);
     }
+    if (pooled.owner === undefined && owner !== undefined) {
+      pooled.owner = owner;
+      this.topUpStems();
+    }
     this.start(pooled, pending);
     return true;
+  }
+
+  /** Keeps `prewarm` stems of the default class waiting, within the runtime bound. */
+  private topUpStems(): void {
+    if (this.closed || this.isolation === 'none') return;
+    const memoryMb = this.options.memoryMb ?? 128;
+    const stems = this.workers.filter((pooled) => pooled.owner === undefined && !pooled.ended && pooled.memoryMb === memoryMb).length;
+    for (let missing = (this.options.prewarm ?? 2) - stems; missing > 0 && this.workers.length < this.workersMax; missing--) this.spawn(memoryMb);
   }
 
   private start(pooled: PooledWorker, pending: Pending): void {
@@ -244,6 +300,7 @@ export class RuntimePool {
     let settled = false;
     let timedOut = false;
     let graceTimer: NodeJS.Timeout | undefined;
+    let log: pino.Logger | undefined;
     const release = (replace: boolean): void => {
       clearTimeout(timer);
       clearTimeout(graceTimer);
@@ -269,6 +326,11 @@ export class RuntimePool {
         if (!timedOut) this.serveHost(pooled, pending.host, answer);
         return;
       }
+      if (answer.kind === 'log') {
+        log ??= functionLog.child({ callId: pending.invocation.runId, fn: fnId });
+        this.writeLog(log, answer);
+        return;
+      }
       if (answer.kind === 'result' || answer.kind === 'loaded') {
         pooled.loaded.set(fnId, Date.now());
         if (answer.kind === 'loaded') finish({ value: undefined });
@@ -278,24 +340,33 @@ export class RuntimePool {
         if (answer.loaded) pooled.loaded.set(fnId, Date.now());
         finish({ error: errorFromWire({ code: answer.error.code, message: answer.error.message }) });
       }
-      // A worker that settled after its timeout's abort is kept: it is well again.
+      // A runtime that answered after its timeout's abort is kept: it is well again.
       release(false);
     };
-    const onExit = (): void => {
-      // The worker died under the call: its heap limit, or (a bug) anything else.
-      if (pooled.failure?.code === 'ERR_WORKER_OUT_OF_MEMORY') {
+    const onExit = (exit: RuntimeExit): void => {
+      // The runtime died under the call: its memory limit, a broken protocol, or (a bug) anything else.
+      if (pooled.overMemory || exit.outOfMemory) {
         this.counters.outOfMemory++;
         finish({ error: new LfaasError(ErrorCode.EXEC_OUT_OF_MEMORY, `${fnId} exceeded ${pending.fn.memoryMb} MB`) });
-      } else finish({ error: new LfaasError(ErrorCode.INTERNAL, `the runtime worker running ${fnId} ended: ${pooled.failure?.message ?? 'no reason given'}`) });
+      } else if (exit.reason.startsWith('the sandbox broke the protocol')) {
+        this.counters.protocolBroken++;
+        finish({ error: new LfaasError(ErrorCode.EXEC_USER_ERROR, `${fnId}: ${exit.reason}; the sandbox was ended`) });
+      } else finish({ error: new LfaasError(ErrorCode.INTERNAL, `the runtime running ${fnId} ended: ${exit.reason}`) });
       release(true);
     };
-    const timer = setTimeout(() => {
+    // The clock starts once the runtime is ready: a fresh sandbox process's start is not the call's time.
+    let timer: NodeJS.Timeout | undefined;
+    const startClock = (): void => {
+      if (settled || pooled.ended) return;
+      timer = setTimeout(onTimeout, pending.fn.timeoutMs);
+    };
+    const onTimeout = (): void => {
       this.counters.timeouts++;
       timedOut = true;
       finish({ error: new LfaasError(ErrorCode.EXEC_TIMEOUT, `${fnId} did not finish in ${pending.fn.timeoutMs} ms`) });
       this.post(pooled, { kind: 'abort', callId });
       graceTimer = setTimeout(() => release(true), this.options.abortGraceMs ?? 100);
-    }, pending.fn.timeoutMs);
+    };
     pooled.onAnswer = onMessage;
     pooled.onExit = onExit;
     const message: RuntimeCall = {
@@ -309,10 +380,32 @@ export class RuntimePool {
       invocation: pending.invocation,
     };
     this.post(pooled, message);
+    if (pooled.isReady) startClock();
+    else void pooled.runtime.ready.then(startClock);
+  }
+
+  /** One log record of a function, into this process's log. */
+  private writeLog(log: pino.Logger, record: LogRecord): void {
+    this.counters.logRecords++;
+    const level = record.level === 'log' ? 'info' : record.level;
+    let fields: Record<string, unknown> | undefined;
+    if (record.fields !== undefined) {
+      try {
+        const parsed: unknown = JSON.parse(record.fields);
+        if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
+          fields = {};
+          for (const [key, value] of Object.entries(parsed)) if (!RESERVED_LOG_FIELDS.has(key)) fields[key] = value;
+        }
+      } catch {
+        fields = { fieldsText: record.fields };
+      }
+    }
+    if (fields === undefined) log[level](record.text);
+    else log[level](fields, record.text);
   }
 
   private post(pooled: PooledWorker, message: PoolMessage): void {
-    if (!pooled.ended) pooled.worker.postMessage(message);
+    if (!pooled.ended) pooled.runtime.post(message);
   }
 
   /** Answers a function's `ctx` request through the call's host. */
@@ -363,7 +456,7 @@ export class RuntimePool {
     }
   }
 
-  /** Keep-alive: drops contexts unused for their keep-alive; ends surplus idle stem cells. */
+  /** Keep-alive: drops realms unused for their keep-alive; ends runtimes left with none (processes) and surplus idle stems. */
   private sweep(nowMs: number): void {
     const prewarm = this.options.prewarm ?? 2;
     let unspecialisedIdle = 0;
@@ -376,6 +469,13 @@ export class RuntimePool {
         this.post(pooled, { kind: 'unload', functionId: fnId });
       }
       if (pooled.loaded.size > 0) continue;
+      if (pooled.owner !== undefined) {
+        // An owner's process never serves another: cold, it ends.
+        this.counters.idleEnded++;
+        this.remove(pooled);
+        void this.end(pooled);
+        continue;
+      }
       unspecialisedIdle++;
       if (unspecialisedIdle > prewarm && nowMs - pooled.idleSinceMs > (this.options.idleWorkerMs ?? 60_000)) {
         this.counters.idleEnded++;
@@ -383,33 +483,45 @@ export class RuntimePool {
         void this.end(pooled);
       }
     }
+    this.topUpStems();
+  }
+
+  /** Ends busy sandbox processes whose resident memory passed their limit (buffers count, not only the heap). */
+  private checkMemory(): void {
+    for (const pooled of this.workers) {
+      if (!pooled.busy || pooled.ended || pooled.memoryLimitBytes === undefined) continue;
+      const bytes = pooled.runtime.memoryBytes();
+      if (bytes === undefined || bytes <= pooled.memoryLimitBytes) continue;
+      pooled.overMemory = true;
+      void pooled.runtime.end().then(() => pooled.onExit?.({ outOfMemory: true, reason: `resident memory ${bytes} bytes passed ${pooled.memoryLimitBytes}` }));
+    }
   }
 
   private spawn(memoryMb: number): PooledWorker {
-    const worker = new Worker(WORKER_URL, { resourceLimits: { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: Math.max(4, Math.floor(memoryMb / 8)) } });
-    worker.unref();
-    const ready = new Promise<void>((resolve) => {
-      const onReady = (answer: RuntimeAnswer): void => {
-        if (answer.kind !== 'ready') return;
-        worker.off('message', onReady);
-        resolve();
-      };
-      worker.on('message', onReady);
-      worker.once('exit', () => resolve());
-    });
-    const pooled: PooledWorker = { worker, memoryMb, loaded: new Map(), busy: false, ended: false, idleSinceMs: Date.now(), usedOrder: 0, ready, onAnswer: undefined, onExit: undefined };
-    worker.on('message', (answer: RuntimeAnswer) => pooled.onAnswer?.(answer));
-    worker.once('exit', () => pooled.onExit?.());
-    // Out-of-memory surfaces as an 'error' (ERR_WORKER_OUT_OF_MEMORY), then 'exit'; the call's
-    // exit handler reports it.
-    worker.on('error', (error: Error & { code?: string }) => {
-      pooled.failure = error;
+    this.counters.spawned++;
+    const runtime = startRuntime(this.isolation, memoryMb);
+    const pooled: PooledWorker = { runtime, owner: undefined, memoryMb, loaded: new Map(), busy: false, ended: false, idleSinceMs: Date.now(), usedOrder: 0, memoryLimitBytes: undefined, overMemory: false, isReady: false, onAnswer: undefined, onExit: undefined };
+    runtime.onAnswer = (answer) => pooled.onAnswer?.(answer);
+    runtime.onExit = (exit) => {
+      const onExit = pooled.onExit;
+      if (onExit !== undefined) onExit(exit);
+      else if (!pooled.ended) {
+        // An idle runtime ended by itself: it goes, and a stem takes its place.
+        this.remove(pooled);
+        pooled.ended = true;
+        this.topUpStems();
+      }
+    };
+    void runtime.ready.then(() => {
+      pooled.isReady = true;
+      const base = runtime.memoryBytes();
+      if (base !== undefined) pooled.memoryLimitBytes = base + memoryMb * 1024 * 1024 + MEMORY_SLACK_BYTES;
     });
     this.workers.push(pooled);
     return pooled;
   }
 
-  /** Ends a worker that breached a limit and starts a fresh one of its class in its place. */
+  /** Ends a runtime that broke a limit and starts a fresh stem of its class in its place. */
   private replace(pooled: PooledWorker): void {
     this.counters.replaced++;
     this.remove(pooled);
@@ -426,8 +538,6 @@ export class RuntimePool {
   private async end(pooled: PooledWorker): Promise<void> {
     if (pooled.ended) return;
     pooled.ended = true;
-    // A runtime worker holds no sockets, so terminating it is safe (ECOSYSTEM.md pitfall 3 is
-    // about ZeroMQ sockets in workers).
-    await pooled.worker.terminate();
+    await pooled.runtime.end();
   }
 }

@@ -18,7 +18,7 @@ export function pack(value: unknown): Uint8Array {
 }
 
 /** The msgpack string "__proto__" (fixstr of 9 bytes). */
-const PROTO_KEY = Buffer.from([0xa9, ...Buffer.from('__proto__')]);
+const PROTO_KEY = Uint8Array.of(0xa9, ...new TextEncoder().encode('__proto__'));
 
 /** A plain loop: for the small payloads of the hot path it beats the native `indexOf` call. */
 function containsProtoKey(bytes: Uint8Array): boolean {
@@ -166,7 +166,7 @@ export function canonicalKey(value: unknown): string {
       break;
   }
   if (value === null) return 'z';
-  if (value instanceof Uint8Array) return `x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')}`;
+  if (value instanceof Uint8Array) return `x${hex(value)}`;
   if (Array.isArray(value)) {
     const parts: string[] = [];
     for (let i = 0; i < value.length; i++) parts.push(canonicalKey(value[i]));
@@ -286,7 +286,25 @@ export function fromSign(sign: number): Ordering {
   return sign < 0 ? 'lt' : sign > 0 ? 'gt' : 'eq';
 }
 
-/** Byte-wise equality (`Buffer.compare` takes any Uint8Array and beats a JS loop and `Buffer.equals` views). */
+/**
+ * Node's `Buffer.compare` where there is one (it takes any Uint8Array and beats a JS loop); the
+ * library also runs inside function sandboxes, which have no `Buffer`.
+ */
+const nativeCompare: ((a: Uint8Array, b: Uint8Array) => number) | undefined = typeof Buffer === 'function' ? Buffer.compare : undefined;
+
+/** Byte-wise equality. */
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.byteLength === b.byteLength && Buffer.compare(a, b) === 0;
+  if (a.byteLength !== b.byteLength) return false;
+  if (nativeCompare !== undefined) return nativeCompare(a, b) === 0;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, '0'));
+
+/** Lower-case hex of bytes (no `Buffer`: see {@link bytesEqual}). */
+function hex(bytes: Uint8Array): string {
+  let text = '';
+  for (let i = 0; i < bytes.byteLength; i++) text += HEX[bytes[i]!];
+  return text;
 }

@@ -74,6 +74,8 @@ export const ErrorCode = {
   EXEC_USER_ERROR: 'EXEC_USER_ERROR',
   /** The arguments or the result could not be encoded, or are too large. */
   EXEC_BAD_VALUE: 'EXEC_BAD_VALUE',
+  /** The function broke a bound of its sandbox (pending timers, log volume, recursion depth); terminal. */
+  EXEC_LIMIT: 'EXEC_LIMIT',
   /** The thing asked for existed but is gone (a deleted version, a finished run). */
   GONE: 'GONE',
   /** The caller did not present valid credentials. */

@@ -2,7 +2,6 @@
  * The type of `ctx`, the user library every function gets as its last argument. It lives here,
  * below both the executor that implements it and the SDK that users import it from.
  */
-import type { Logger } from 'pino';
 import type { AnyLattice } from '../lattices/index.js';
 
 /**
@@ -28,10 +27,10 @@ export interface FunctionContext {
   readonly callId: string;
   /** This function's name in the run. */
   readonly functionName: string;
-  /** A pino logger carrying the call id and function name. */
-  readonly log: Logger;
+  /** The call's log: each record goes to the executor's log with the call id and function name (as `console.log` does). */
+  readonly log: FunctionLogger;
   /** Aborted when the call's time is up. */
-  readonly signal: AbortSignal;
+  readonly signal: CallSignal;
   get(key: string): Promise<unknown>;
   getLattice(key: string): Promise<AnyLattice | undefined>;
   /** Several keys at once (the cache batches their misses into one KVS request per shard). */
@@ -45,3 +44,22 @@ export interface FunctionContext {
   recv(options?: { readonly timeoutMs?: number }): Promise<unknown>;
 }
 
+
+/** A function's logger, in pino's shapes: `info('text')`, `info({ fields }, 'text')`. */
+export interface FunctionLogger {
+  trace(first?: unknown, ...rest: unknown[]): void;
+  debug(first?: unknown, ...rest: unknown[]): void;
+  info(first?: unknown, ...rest: unknown[]): void;
+  warn(first?: unknown, ...rest: unknown[]): void;
+  error(first?: unknown, ...rest: unknown[]): void;
+  fatal(first?: unknown, ...rest: unknown[]): void;
+}
+
+/** The call's abort signal: aborted when its time is up. */
+export interface CallSignal {
+  readonly aborted: boolean;
+  readonly reason: unknown;
+  throwIfAborted(): void;
+  addEventListener(type: 'abort', listener: () => void): void;
+  removeEventListener(type: 'abort', listener: () => void): void;
+}

@@ -53,4 +53,4 @@ export {
   resultRecordOf,
 } from './faas-records.js';
 export type { FunctionRecord, DagRecord, ExecutionRecord, ResultRecord } from './faas-records.js';
-export type { FunctionContext } from './function-context.js';
+export type { CallSignal, FunctionContext, FunctionLogger } from './function-context.js';

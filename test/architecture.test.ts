@@ -1,9 +1,11 @@
 /**
  * The house rules of STYLE.md, checked on the source tree:
- * - other folders are imported only through their `index.ts` (test files may also use a folder's
- *   `testing.ts`, its test-support face);
+ * - other folders are imported only through their `index.ts`, or their `portable.ts` (the
+ *   socket-free face that code in a function sandbox may load); test files may also use a folder's
+ *   `testing.ts`, its test-support face;
  * - dependencies point one way (`lattices` <- `protocol` <- `kvs` <- `executor`/`scheduler` <- `cli`;
- *   `client` on `lattices` and `protocol` only);
+ *   `sandbox` on `lattices` and `protocol` only, `executor` on it; `client` on `lattices` and
+ *   `protocol` only);
  * - no import cycles between files.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -12,20 +14,22 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const FOLDERS = ['lattices', 'protocol', 'kvs', 'executor', 'scheduler', 'client', 'cli', 'bench', 'examples', 'test'] as const;
+const FOLDERS = ['lattices', 'protocol', 'kvs', 'sandbox', 'executor', 'scheduler', 'client', 'cli', 'bench', 'examples', 'test'] as const;
 
 /** Which folders each folder may import (besides itself). Tests and benches may use everything below them. */
 const ALLOWED: Record<string, readonly string[]> = {
   lattices: [],
   protocol: ['lattices'],
   kvs: ['lattices', 'protocol'],
-  executor: ['lattices', 'protocol', 'kvs'],
+  // What runs next to user code: the language's values and the wire codecs, nothing with sockets.
+  sandbox: ['lattices', 'protocol'],
+  executor: ['lattices', 'protocol', 'kvs', 'sandbox'],
   scheduler: ['lattices', 'protocol', 'kvs'],
   client: ['lattices', 'protocol'],
   cli: ['lattices', 'protocol', 'kvs', 'executor', 'scheduler', 'client'],
   examples: ['client'],
-  bench: ['lattices', 'protocol', 'kvs', 'executor', 'scheduler', 'client', 'cli'],
-  test: ['lattices', 'protocol', 'kvs', 'executor', 'scheduler', 'client', 'cli', 'examples'],
+  bench: ['lattices', 'protocol', 'kvs', 'sandbox', 'executor', 'scheduler', 'client', 'cli'],
+  test: ['lattices', 'protocol', 'kvs', 'sandbox', 'executor', 'scheduler', 'client', 'cli', 'examples'],
 };
 
 function sourceFiles(folder: string): string[] {
@@ -94,7 +98,7 @@ describe('architecture', () => {
     expect(graph.get(join(root, 'protocol', 'index.ts'))?.length).toBeGreaterThan(0);
   });
 
-  it('imports other folders only through their index.ts (or testing.ts from tests)', () => {
+  it('imports other folders only through their index.ts or portable.ts (or testing.ts from tests)', () => {
     const violations: string[] = [];
     for (const [file, targets] of graph) {
       const own = topFolder(file);
@@ -102,7 +106,8 @@ describe('architecture', () => {
         const other = topFolder(target);
         if (other === own) continue;
         const inside = relative(join(root, other), target);
-        const allowedFaces = isTestFile(file) ? ['index.ts', 'testing.ts'] : ['index.ts'];
+        // portable.ts: a folder's socket-free face, for code that runs in a function sandbox.
+        const allowedFaces = isTestFile(file) ? ['index.ts', 'portable.ts', 'testing.ts'] : ['index.ts', 'portable.ts'];
         if (!allowedFaces.includes(inside)) violations.push(`${relative(root, file)} -> ${relative(root, target)}`);
       }
     }

@@ -96,7 +96,10 @@ export namespace lfaas {
         UNAUTHORISED = 28,
 
         /** EXEC_LOST value */
-        EXEC_LOST = 29
+        EXEC_LOST = 29,
+
+        /** EXEC_LIMIT value */
+        EXEC_LIMIT = 30
     }
 
     /**

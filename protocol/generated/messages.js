@@ -52,6 +52,7 @@ export const lfaas = $root.lfaas = (() => {
      * @property {number} GONE=27 GONE value
      * @property {number} UNAUTHORISED=28 UNAUTHORISED value
      * @property {number} EXEC_LOST=29 EXEC_LOST value
+     * @property {number} EXEC_LIMIT=30 EXEC_LIMIT value
      */
     lfaas.ErrorCode = (function() {
         const valuesById = $Object.create(null), values = $Object.create(valuesById);
@@ -85,6 +86,7 @@ export const lfaas = $root.lfaas = (() => {
         values[valuesById[27] = "GONE"] = 27;
         values[valuesById[28] = "UNAUTHORISED"] = 28;
         values[valuesById[29] = "EXEC_LOST"] = 29;
+        values[valuesById[30] = "EXEC_LIMIT"] = 30;
         return values;
     })();
 
@@ -449,6 +451,10 @@ export const lfaas = $root.lfaas = (() => {
                 case "EXEC_LOST":
                 case 29:
                     message.code = 29;
+                    break;
+                case "EXEC_LIMIT":
+                case 30:
+                    message.code = 30;
                     break;
                 default:
                     if (typeof object.code === "number" && (object.code | 0) === object.code)

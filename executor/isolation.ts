@@ -1,0 +1,166 @@
+/**
+ * Isolation levels of an executor's runtimes, weakest first, and how a sandbox process is started
+ * at each:
+ *
+ * - `none`: threads of the executor running functions in `node:vm` contexts. No wall between a
+ *   function and the executor: for one trusted owner's development only, chosen by name, warned.
+ * - `process`: a process per runtime (a pool per owner), the function in a Hardened JavaScript
+ *   compartment, Node's permission model (reads of the runtime bundle only; no writes, child
+ *   processes, workers or addons), `--zero-fill-buffers`, the heap capped at the function's
+ *   memory, and (when the executor runs as root) the unprivileged user `nobody`.
+ * - `bwrap`: `process` inside a bubblewrap sandbox: new user, network, PID, IPC, UTS and cgroup
+ *   namespaces (no network at all), a read-only root holding only /usr and the runtime bundle,
+ *   uid/gid 65534 on the host, ended with the executor.
+ *
+ * The executor detects the strongest level the machine allows ({@link detectIsolation}: bwrap is
+ * on the PATH and a probe runs in it) and runs at it unless `--isolation` names another.
+ */
+import { spawn } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ISOLATION_LEVELS = ['none', 'process', 'bwrap'] as const;
+export type IsolationLevel = (typeof ISOLATION_LEVELS)[number];
+
+export function isIsolationLevel(value: string): value is IsolationLevel {
+  return (ISOLATION_LEVELS as readonly string[]).includes(value);
+}
+
+/** How strong a level is (0: none); for the metric and comparisons. */
+export function isolationRank(level: IsolationLevel): number {
+  return ISOLATION_LEVELS.indexOf(level);
+}
+
+/** The unprivileged user and group sandbox processes run as (Debian's `nobody`/`nogroup`). */
+export const SANDBOX_UID = 65534;
+
+/** The sandbox runtime bundle (scripts/bundle-sandbox.js): compiled tree or sources (tests). */
+export const RUNTIME_BUNDLE = [new URL('../sandbox-runtime/runtime.mjs', import.meta.url), new URL('../dist/sandbox-runtime/runtime.mjs', import.meta.url)]
+  .map((url) => fileURLToPath(url))
+  .find((path) => existsSync(path));
+
+/**
+ * A copy of the runtime bundle that the sandbox user can read (the project may live under a
+ * directory only its owner may enter), in a fresh directory of its own; made once per process.
+ */
+let staged: string | undefined;
+export function stagedBundle(): string {
+  if (staged !== undefined && existsSync(staged)) return staged;
+  if (RUNTIME_BUNDLE === undefined) throw new Error('the sandbox runtime bundle is missing: run `npm run build`');
+  const dir = mkdtempSync(join(tmpdir(), 'lfaas-sandbox-'));
+  chmodSync(dir, 0o755);
+  const path = join(dir, 'runtime.mjs');
+  copyFileSync(RUNTIME_BUNDLE, path);
+  chmodSync(path, 0o444);
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  staged = path;
+  return path;
+}
+
+/** Whether this process may switch its children to another user. */
+function isRoot(): boolean {
+  return typeof process.getuid === 'function' && process.getuid() === 0;
+}
+
+export interface SandboxCommand {
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly uid?: number;
+  readonly gid?: number;
+}
+
+/** Node's flags for a sandbox process reading the bundle at `bundle`. */
+function nodeFlags(bundle: string, memoryMb: number): string[] {
+  return [
+    '--experimental-permission',
+    `--allow-fs-read=${bundle}`,
+    '--no-warnings',
+    '--zero-fill-buffers',
+    `--max-old-space-size=${memoryMb}`,
+    `--max-semi-space-size=${Math.max(1, Math.min(16, Math.floor(memoryMb / 16)))}`,
+    bundle,
+  ];
+}
+
+/** How to start one sandbox process at `level` (`process` or `bwrap`). */
+export function sandboxCommand(level: Exclude<IsolationLevel, 'none'>, memoryMb: number): SandboxCommand {
+  const bundle = stagedBundle();
+  const user = isRoot() ? { uid: SANDBOX_UID, gid: SANDBOX_UID } : {};
+  if (level === 'process') return { command: process.execPath, args: nodeFlags(bundle, memoryMb), ...user };
+  const node = realpathSync(process.execPath);
+  const binds = node.startsWith('/usr/') ? [] : ['--ro-bind', dirname(node), dirname(node)];
+  return {
+    command: 'bwrap',
+    args: [
+      '--unshare-all',
+      '--unshare-user',
+      '--disable-userns',
+      '--uid', String(SANDBOX_UID),
+      '--gid', String(SANDBOX_UID),
+      '--die-with-parent',
+      '--new-session',
+      '--ro-bind', '/usr', '/usr',
+      '--symlink', 'usr/lib', '/lib',
+      '--symlink', 'usr/lib64', '/lib64',
+      '--symlink', 'usr/bin', '/bin',
+      ...binds,
+      '--ro-bind', dirname(bundle), '/runtime',
+      '--proc', '/proc',
+      '--dev', '/dev',
+      '--chdir', '/runtime',
+      '--remount-ro', '/',
+      '--clearenv',
+      node,
+      ...nodeFlags('/runtime/runtime.mjs', memoryMb),
+    ],
+    ...user,
+  };
+}
+
+export interface DetectedIsolation {
+  readonly level: IsolationLevel;
+  /** Why the level is what it is (what was probed, what failed). */
+  readonly reason: string;
+}
+
+/** Runs `node -e 0` in a bubblewrap sandbox: whether the machine allows the `bwrap` level. */
+async function bwrapWorks(): Promise<string | undefined> {
+  let command: SandboxCommand;
+  try {
+    command = sandboxCommand('bwrap', 64);
+  } catch (error) {
+    return (error as Error).message;
+  }
+  const args = [...command.args.slice(0, command.args.indexOf(realpathSync(process.execPath)) + 1), '-e', 'process.exit(0)'];
+  return new Promise((resolve) => {
+    let stderr = '';
+    const child = spawn(command.command, args, { stdio: ['ignore', 'ignore', 'pipe'], ...(command.uid === undefined ? {} : { uid: command.uid, gid: command.gid }) });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    child.stderr.on('data', (chunk: Buffer) => {
+      if (stderr.length < 2000) stderr += chunk.toString('utf8');
+    });
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      resolve(`bwrap could not start: ${error.message}`);
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve(code === 0 ? undefined : `bwrap probe ended with ${signal ?? code}: ${stderr.trim().slice(0, 300)}`);
+    });
+  });
+}
+
+let detected: Promise<DetectedIsolation> | undefined;
+
+/** The strongest level this machine allows (probed once per process). */
+export function detectIsolation(): Promise<DetectedIsolation> {
+  detected ??= (async () => {
+    if (RUNTIME_BUNDLE === undefined) return { level: 'none' as const, reason: 'the sandbox runtime bundle is missing (run `npm run build`)' };
+    const bwrapProblem = await bwrapWorks();
+    if (bwrapProblem === undefined) return { level: 'bwrap' as const, reason: 'bubblewrap namespaces are available' };
+    return { level: 'process' as const, reason: `no bubblewrap sandbox (${bwrapProblem}); sandbox processes run with the permission model only` };
+  })();
+  return detected;
+}

@@ -1,0 +1,20 @@
+// Bundles the sandbox process (dist/sandbox/process-main.js and all it imports: ses, msgpackr,
+// the lattice library) into one file, dist/sandbox-runtime/runtime.mjs. A sandbox process may
+// read that one file and nothing else (Node's permission model; the bubblewrap mount).
+import { build } from 'esbuild';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+await build({
+  entryPoints: [join(root, 'dist', 'sandbox', 'process-main.js')],
+  outfile: join(root, 'dist', 'sandbox-runtime', 'runtime.mjs'),
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  // msgpackr's native extension: a sandbox process may load no addon; msgpackr runs without it.
+  external: ['msgpackr-extract'],
+  logLevel: 'warning',
+  legalComments: 'none',
+});
