@@ -8,6 +8,9 @@
  *    each other). Each key is then read back from every replica, and the lost updates printed.
  * 2. The DAG `square(increment(x))`, built with the typed builder and called for x = 1..5 and once
  *    asynchronously (its result delivered through the KVS).
+ * 3. The sandbox: `escape-attempt` tries a constructor chain to `process`, the `process` global,
+ *    prototype pollution and an endless loop; each ends in a typed error or nothing, and the
+ *    executor serves the next call.
  *
  * cli/ may not import examples/ (test/architecture.test.ts), so the function modules are found on
  * disk: beside the sources from `cli/*.ts`, and from `dist/cli/*.js` in the repository the build
@@ -15,7 +18,7 @@
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Counter, LatticeFaas, dag } from '../client/index.js';
+import { Counter, LatticeFaas, LfaasError, dag } from '../client/index.js';
 import type { Lww } from '../client/index.js';
 
 const CLIENTS = 4;
@@ -39,7 +42,8 @@ export async function runDemos(routing: readonly string[], schedulers: readonly 
   try {
     const counterOk = await sharedCounterDemo(faas, routing, schedulers);
     const dagOk = await dagDemo(faas);
-    return counterOk && dagOk;
+    const sandboxOk = await sandboxDemo(faas);
+    return counterOk && dagOk && sandboxOk;
   } finally {
     await faas.close();
   }
@@ -106,5 +110,33 @@ async function dagDemo(faas: LatticeFaas): Promise<boolean> {
   ok &&= asyncResult === 49;
   console.log(`  6  ${String(asyncResult).padEnd(20)}  49${asyncResult === 49 ? '' : '   WRONG'}   (callDagAsync: the result arrived through the KVS, key ${future.resultKey})`);
   console.log(ok ? '\n  every DAG result is right.' : '\n  a DAG result is wrong: this is a bug');
+  return ok;
+}
+
+async function sandboxDemo(faas: LatticeFaas): Promise<boolean> {
+  const attempt = await faas.register<(technique: string) => unknown, 'escape-attempt'>('escape-attempt', exampleFunctionPath('escape-attempt'), { timeoutMs: 500 });
+  console.log('\ndemo 3: a function tries to leave its sandbox (examples/functions/escape-attempt.ts)\n');
+  const cases: ReadonlyArray<readonly [technique: string, shown: string, expected: (outcome: string) => boolean]> = [
+    ['constructor-chain', "setTimeout.constructor.constructor('return process')()", (outcome) => outcome.startsWith('EXEC_USER_ERROR')],
+    ['process-global', 'typeof globalThis.process', (outcome) => outcome === '"undefined"'],
+    ['prototype-pollution', 'Object.prototype.owned = true', (outcome) => outcome.startsWith('EXEC_USER_ERROR')],
+    ['spin', 'for (;;) {} (timeout 500 ms)', (outcome) => outcome.startsWith('EXEC_TIMEOUT')],
+  ];
+  let ok = true;
+  for (const [technique, shown, expected] of cases) {
+    let outcome: string;
+    try {
+      outcome = JSON.stringify(await faas.call(attempt, [technique]));
+    } catch (error) {
+      outcome = error instanceof LfaasError ? `${error.code}: ${error.message}` : String(error);
+    }
+    const right = expected(outcome);
+    ok &&= right;
+    console.log(`  ${shown.padEnd(58)} -> ${outcome.slice(0, 90)}${right ? '' : '   UNEXPECTED'}`);
+  }
+  const after = await faas.call('square', [7]);
+  ok &&= after === 49;
+  console.log(`  then square(7) = ${after}${after === 49 ? '' : '   WRONG'}: the executor serves on.`);
+  console.log(ok ? '\n  every attempt ended in a typed error or nothing.' : '\n  an attempt did something unexpected: this is a bug');
   return ok;
 }
