@@ -14,6 +14,7 @@ import { existsSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import type { BuildOptions } from 'esbuild';
 import { ErrorCode, LfaasError } from '../lattices/index.js';
 
 export interface BundledFunction {
@@ -35,10 +36,26 @@ const SDK_SPECIFIERS = new Set(['lattice-faas/client', 'lattice-faas']);
 const LATTICES_ENTRY = fileURLToPath(new URL(existsSync(fileURLToPath(new URL('../lattices/index.js', import.meta.url))) ? '../lattices/index.js' : '../lattices/index.ts', import.meta.url));
 
 export async function bundleFunction(entry: string): Promise<BundledFunction> {
+  return bundle({ entryPoints: [entry] }, entry);
+}
+
+/**
+ * The checks of {@link bundleFunction} on a CommonJS body given as code (`register(name, { code })`):
+ * it must parse, import no Node built-in and no file (a function has neither), and fit in
+ * {@link BUNDLE_BYTES_MAX}. Resolves with the code as given; rejects with EXEC_BAD_VALUE.
+ */
+export async function checkFunctionCode(code: string): Promise<BundledFunction> {
+  const bytes = Buffer.byteLength(code);
+  if (bytes === 0 || bytes > BUNDLE_BYTES_MAX) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, `function code is ${bytes} bytes; 1 to ${BUNDLE_BYTES_MAX}`);
+  await bundle({ stdin: { contents: code, loader: 'js', sourcefile: 'function.js' } }, 'the function code');
+  return { code, bytes };
+}
+
+async function bundle(input: Pick<BuildOptions, 'entryPoints' | 'stdin'>, entry: string): Promise<BundledFunction> {
   let result;
   try {
     result = await build({
-      entryPoints: [entry],
+      ...input,
       bundle: true,
       write: false,
       format: 'cjs',

@@ -26,7 +26,7 @@ import { ErrorCode, LfaasError } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
 import { Rpc, ZmqTransport, decodeValue, encodeValue, errorFromWireMessage, pb, resultKeyOf, resultRecordOf, systemClock } from '../protocol/index.js';
 import type { PbTypes } from '../protocol/index.js';
-import { bundleFunction } from './bundle.js';
+import { bundleFunction, checkFunctionCode } from './bundle.js';
 import type { AnyFunction, DagDefinition, DagHandle, FunctionHandle, UserArgs, UserResult } from './dag-builder.js';
 import { KvsClient } from './kvs-client.js';
 
@@ -166,7 +166,8 @@ export class LatticeFaas {
    * CommonJS body). Resolves with its handle at the new version.
    */
   async register<F extends AnyFunction, Name extends string = string>(name: Name, source: string | { readonly code: string }, options: RegisterOptions = {}): Promise<FunctionHandle<F, Name>> {
-    const code = typeof source === 'string' ? (await bundleFunction(source)).code : source.code;
+    // A module is bundled; code given as is goes through the same checks (it parses, imports no built-in or file, fits).
+    const code = typeof source === 'string' ? (await bundleFunction(source)).code : (await checkFunctionCode(source.code)).code;
     const response = await this.request({
       registerFunction: { spec: { name, code: Buffer.from(code, 'utf8'), memoryMb: options.memoryMb ?? 128, timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS, keepAliveMs: options.keepAliveMs ?? 600_000 } },
     });

@@ -10,5 +10,5 @@ export { LatticeFaas, ref } from './faas.js';
 export type { CallArgs, CallFuture, CallOptions, ConnectOptions, Consistency, FunctionInfo, Ref, RegisterOptions } from './faas.js';
 export { DagBuilder, dag } from './dag-builder.js';
 export type { AnyFunction, DagDefinition, DagHandle, DagInput, FunctionHandle, UserArgs, UserResult } from './dag-builder.js';
-export { bundleFunction, BUNDLE_BYTES_MAX } from './bundle.js';
+export { bundleFunction, checkFunctionCode, BUNDLE_BYTES_MAX } from './bundle.js';
 export type { BundledFunction } from './bundle.js';

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { bundleFunction } from '../client/index.js';
+import { BUNDLE_BYTES_MAX, bundleFunction, checkFunctionCode } from '../client/index.js';
 import { RuntimePool } from '../executor/index.js';
 
 describe('bundle a TypeScript function and run it', () => {
@@ -51,5 +51,17 @@ describe('bundle a TypeScript function and run it', () => {
     const broken = file('broken.ts', 'export default (x: number) => {\n');
     await expect(bundleFunction(broken)).rejects.toMatchObject({ code: 'EXEC_BAD_VALUE' });
     await expect(bundleFunction(join(dir, 'missing.ts'))).rejects.toMatchObject({ code: 'EXEC_BAD_VALUE' });
+  });
+
+  it('checks code given as is (register(name, { code })) as it checks a bundle: built-ins, files, syntax, size', async () => {
+    const plain = 'module.exports = (x) => x * 2;';
+    expect((await checkFunctionCode(plain)).code).toBe(plain);
+    expect(await pool.run({ id: 'plain@1', code: plain, memoryMb: 64, timeoutMs: 2000 }, [21])).toBe(42);
+    await expect(checkFunctionCode("const cp = require('child_process'); module.exports = () => cp.execSync('id');")).rejects.toMatchObject({ code: 'EXEC_BAD_VALUE', message: expect.stringContaining('child_process') });
+    await expect(checkFunctionCode("module.exports = () => require('node:fs').readFileSync('/etc/passwd');")).rejects.toMatchObject({ code: 'EXEC_BAD_VALUE', message: expect.stringContaining('node:fs') });
+    await expect(checkFunctionCode("module.exports = require('./elsewhere');")).rejects.toMatchObject({ code: 'EXEC_BAD_VALUE' });
+    await expect(checkFunctionCode('module.exports = (x) => {')).rejects.toMatchObject({ code: 'EXEC_BAD_VALUE' });
+    await expect(checkFunctionCode('')).rejects.toMatchObject({ code: 'EXEC_BAD_VALUE' });
+    await expect(checkFunctionCode(`module.exports = () => "${'x'.repeat(BUNDLE_BYTES_MAX)}";`)).rejects.toMatchObject({ code: 'EXEC_BAD_VALUE' });
   });
 });
