@@ -10,8 +10,8 @@ export type { ExecutorHostOptions, ExecutorTask, RunOutcome, HostStatus } from '
 export { RuntimePool } from './runtime-pool.js';
 export type { FunctionCode, FunctionHost, RuntimePoolOptions } from './runtime-pool.js';
 export type { Invocation } from '../sandbox/index.js';
-export { ISOLATION_LEVELS, detectIsolation, isIsolationLevel, isolationRank } from './isolation.js';
-export type { DetectedIsolation, IsolationLevel } from './isolation.js';
+export { ISOLATION_LEVELS, detectIsolation, isIsolationLevel, isolationRank, sandboxCommand } from './isolation.js';
+export type { DetectedIsolation, IsolationLevel, SandboxCommand } from './isolation.js';
 export { ExecutorCache } from './cache.js';
 export type { CacheBackend, ExecutorCacheOptions } from './cache.js';
 export { RunScope } from './run-scope.js';

@@ -49,6 +49,8 @@ export interface RuntimePoolOptions {
   readonly isolation?: IsolationLevel;
   /** How often busy sandbox processes' memory is read (default 10 ms). */
   readonly memoryCheckMs?: number;
+  /** The level of functions' log records in this process's log (default `LFAAS_FUNCTION_LOG_LEVEL`, else `info`). */
+  readonly functionLogLevel?: string;
   /** Workers started ahead of calls (stem cells), in the memory class `memoryMb`. */
   readonly prewarm?: number;
   /** The memory class prewarmed workers get. */
@@ -72,7 +74,6 @@ const MEMORY_SLACK_BYTES = 32 * 1024 * 1024;
 /** Fields of a function's log record that stay the executor's. */
 const RESERVED_LOG_FIELDS = new Set(['level', 'time', 'pid', 'hostname', 'name', 'msg', 'callId', 'fn', 'v']);
 
-const functionLog = pino({ name: 'function', level: process.env['LFAAS_FUNCTION_LOG_LEVEL'] ?? 'info' }, pino.destination({ fd: 2, sync: false }));
 
 interface PooledWorker {
   readonly runtime: Runtime;
@@ -135,12 +136,14 @@ export class RuntimePool {
   private readonly resultBytesMax: number;
   private readonly sweeper: NodeJS.Timeout;
   private readonly memoryWatch: NodeJS.Timeout | undefined;
+  private readonly functionLog: pino.Logger;
   /** How runtimes are isolated. */
   readonly isolation: IsolationLevel;
   readonly counters = { calls: 0, warm: 0, cold: 0, timeouts: 0, outOfMemory: 0, replaced: 0, unloaded: 0, idleEnded: 0, logRecords: 0, spawned: 0, protocolBroken: 0 };
 
   constructor(private readonly options: RuntimePoolOptions = {}) {
     this.isolation = options.isolation ?? 'process';
+    this.functionLog = pino({ name: 'function', level: options.functionLogLevel ?? process.env['LFAAS_FUNCTION_LOG_LEVEL'] ?? 'info' }, pino.destination({ fd: 2, sync: false }));
     this.workersMax = options.workersMax ?? 8;
     this.queueMax = options.queueMax ?? 1000;
     this.resultBytesMax = options.resultBytesMax ?? DEFAULT_MAX_VALUE_BYTES;
@@ -327,7 +330,7 @@ export class RuntimePool {
         return;
       }
       if (answer.kind === 'log') {
-        log ??= functionLog.child({ callId: pending.invocation.runId, fn: fnId });
+        log ??= this.functionLog.child({ callId: pending.invocation.runId, fn: fnId });
         this.writeLog(log, answer);
         return;
       }

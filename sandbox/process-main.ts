@@ -6,7 +6,8 @@
  * bubblewrap namespace as an unprivileged user with no network.
  *
  * Order matters: every module is loaded, then Buffer's shared pool is switched off (a pooled
- * Buffer's `.buffer` would show other values' bytes), then `lockdown()` freezes the intrinsics,
+ * Buffer's `.buffer` would show other values' bytes) and Node's inspect hooks are removed from
+ * the host classes functions can reach, then `lockdown()` freezes the intrinsics,
  * then everything of the runtime that user code can reach (its error and lattice classes, Buffer)
  * is hardened. Only then is the first message read.
  */
@@ -18,6 +19,11 @@ import { lockdownProcess, sesRealm } from './realm-ses.js';
 import { FunctionRuntime } from './runtime.js';
 
 Buffer.poolSize = 0;
+// Node's inspect hooks on the host classes a function can reach (Buffer arguments, URL, the text
+// codecs) call their hook with Node's own `util.inspect`, a mutable object of the whole process:
+// a channel between functions, and a lever on Node's internals. Gone before anything is frozen.
+const INSPECT = Symbol.for('nodejs.util.inspect.custom');
+for (const prototype of [Buffer.prototype, URL.prototype, URLSearchParams.prototype, TextEncoder.prototype, TextDecoder.prototype]) delete (prototype as unknown as Record<symbol, unknown>)[INSPECT];
 lockdownProcess();
 harden({ ...lattices });
 harden(Buffer);
@@ -32,7 +38,6 @@ const fatal = (why: string): never => {
   process.exit(70);
 };
 channel.on('data', (chunk: Buffer) => {
-  if (process.env['SBX_DBG']) process.stderr.write(`data ${chunk.byteLength}\n`);
   let messages: unknown[];
   try {
     messages = reader.push(chunk);
