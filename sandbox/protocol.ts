@@ -10,6 +10,7 @@
  * executor's messages with {@link checkPoolMessage} the same way, as cheap insurance.
  */
 import { Packr } from 'msgpackr';
+import { isWellFormedString, msgpackStringProblem } from '../lattices/index.js';
 
 /** Who is running: the run (call) id and the function's name within it. */
 export interface Invocation {
@@ -160,6 +161,10 @@ function decodeBody(body: Buffer): unknown {
     throw new ProtocolError(`a frame is not msgpack: ${(error as Error).message}`);
   }
   if (values.length !== 1) throw new ProtocolError(`a frame holds ${values.length} values; one expected`);
+  // msgpackr reads ill-formed UTF-8 as U+FFFD without a word: a lone surrogate written by the
+  // other side (msgpackr encodes it so) would arrive as another string, and two keys as one.
+  const problem = msgpackStringProblem(body);
+  if (problem !== undefined) throw new ProtocolError(problem);
   return values[0];
 }
 
@@ -182,6 +187,8 @@ function id(fields: Fields, name: string): number {
 function text(fields: Fields, name: string, max = TEXT_FIELD_MAX): string {
   const value = fields[name];
   if (typeof value !== 'string' || value.length > max) throw new ProtocolError(`${name} is not a string of at most ${max} characters`);
+  // A lone surrogate has no UTF-8 form: msgpack would carry it as U+FFFD, and two keys would become one.
+  if (!isWellFormedString(value)) throw new ProtocolError(`${name} is not well-formed Unicode`);
   return value;
 }
 

@@ -20,7 +20,7 @@
  * executor then ends the runtime), so an answered runtime is an idle one.
  */
 import { types } from 'node:util';
-import { ErrorCode, LatticeType, LfaasError, decodeLattice, ensureLfaasError, errorFromWire } from '../lattices/index.js';
+import { ErrorCode, LatticeType, LfaasError, decodeLattice, ensureLfaasError, errorFromWire, isWellFormedString } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
 import { decodeValue, encodeValue } from '../protocol/portable.js';
 import type { CallSignal, FunctionContext, FunctionLogger } from '../protocol/portable.js';
@@ -41,6 +41,9 @@ export interface Realm {
   /** Makes an object safe to hand to user code (frozen with everything it reaches), where the realm can. */
   harden<T>(value: T): T;
 }
+
+/** A UTF-16 surrogate without its pair (no UTF-8 form): text crossing to the executor gets U+FFFD instead. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 /** At most this many characters of a function's error text (message, stack) go to its caller. */
 const USER_ERROR_TEXT_MAX = 16 * 1024;
@@ -158,8 +161,9 @@ export class FunctionRuntime {
         scope.logRecords++;
         scope.logChars += text.length + (fields?.length ?? 0);
         if (scope.logRecords > LOG_RECORDS_MAX || scope.logChars > LOG_BYTES_MAX) throw scope.breach(new LfaasError(ErrorCode.EXEC_LIMIT, `more than ${LOG_RECORDS_MAX} log records or ${LOG_BYTES_MAX} characters of logs in one call`));
-        const cut = text.length > LOG_RECORD_CHARS_MAX ? `${text.slice(0, LOG_RECORD_CHARS_MAX)}... (${text.length} characters)` : text;
-        const fieldsText = fields !== undefined && fields.length <= LOG_RECORD_CHARS_MAX && fields.startsWith('{') ? fields : undefined;
+        // Well-formed, as the protocol requires of text (a lone surrogate becomes U+FFFD here, in a log line only).
+        const cut = (text.length > LOG_RECORD_CHARS_MAX ? `${text.slice(0, LOG_RECORD_CHARS_MAX)}... (${text.length} characters)` : text).replace(LONE_SURROGATE, '\uFFFD');
+        const fieldsText = fields !== undefined && fields.length <= LOG_RECORD_CHARS_MAX && fields.startsWith('{') ? fields.replace(LONE_SURROGATE, '\uFFFD') : undefined;
         runtime.send({ kind: 'log', callId: message.callId, level, text: cut, ...(fieldsText === undefined ? {} : { fields: fieldsText }) });
       },
     };
@@ -244,6 +248,7 @@ export class FunctionRuntime {
 
   private checkKey(callId: number, key: unknown): string {
     if (typeof key !== 'string' || key.length === 0) throw this.fail(callId, ErrorCode.KVS_BAD_KEY, 'a key is a non-empty string');
+    if (!isWellFormedString(key)) throw this.fail(callId, ErrorCode.KVS_BAD_KEY, 'a key is well-formed Unicode (a lone surrogate has no UTF-8 form)');
     return key;
   }
 
@@ -336,7 +341,7 @@ export class FunctionRuntime {
       },
       send: async (target, message) => {
         const scope = this.running();
-        if (typeof target !== 'string' || target.length === 0) throw this.fail(scope.callId, ErrorCode.EXEC_BAD_VALUE, 'send takes the name of a function of this run');
+        if (typeof target !== 'string' || target.length === 0 || !isWellFormedString(target)) throw this.fail(scope.callId, ErrorCode.EXEC_BAD_VALUE, 'send takes the name of a function of this run');
         await this.ask({ callId: scope.callId, op: 'send', target, payload: encodeFor(scope, message) });
       },
       recv: async (options = {}) => {
@@ -434,5 +439,5 @@ function textOf(value: unknown): string | undefined {
   } catch {
     return undefined;
   }
-  return text.length > USER_ERROR_TEXT_MAX ? `${text.slice(0, USER_ERROR_TEXT_MAX)}... (${text.length} characters)` : text;
+  return (text.length > USER_ERROR_TEXT_MAX ? `${text.slice(0, USER_ERROR_TEXT_MAX)}... (${text.length} characters)` : text).replace(LONE_SURROGATE, '\uFFFD');
 }
