@@ -120,12 +120,15 @@ export async function scrapeMetrics(role: RoleProcess): Promise<string> {
   return text;
 }
 
-/** The sum of the values of the series named `name` (any labels) in a Prometheus text, or undefined when there is none. */
-export function metricValue(text: string, name: string): number | undefined {
+/** The sum of the values of the series named `name` carrying `labels` (and any others) in a Prometheus text, or undefined when there is none. */
+export function metricValue(text: string, name: string, labels: Readonly<Record<string, string>> = {}): number | undefined {
   let sum: number | undefined;
+  const wanted = Object.entries(labels).map(([label, value]) => `${label}="${value}"`);
   for (const line of text.split('\n')) {
-    const match = /^([^{\s]+)(?:\{.*\})? (\S+)$/.exec(line);
-    if (match !== null && match[1] === name) sum = (sum ?? 0) + Number(match[2]);
+    const match = /^([^{\s]+)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (match === null || match[1] !== name) continue;
+    const have = (match[2] ?? '').split(',');
+    if (wanted.every((pair) => have.includes(pair))) sum = (sum ?? 0) + Number(match[3]);
   }
   return sum;
 }
@@ -158,8 +161,9 @@ export class FaasCluster extends TestCluster {
     return scheduler;
   }
 
-  async startExecutor(workers = 4): Promise<RoleProcess> {
-    const executor = await startProcess(['executor', '--routing', this.routingAddresses.join(','), '--schedulers', this.schedulerAddresses.join(','), '--workers', String(workers), '--prewarm', '1', '--memory-mb', '128', '--metrics-port', '0']);
+  /** An executor; `extra` arguments go last (`--isolation none`, ...). */
+  async startExecutor(workers = 4, extra: readonly string[] = []): Promise<RoleProcess> {
+    const executor = await startProcess(['executor', '--routing', this.routingAddresses.join(','), '--schedulers', this.schedulerAddresses.join(','), '--workers', String(workers), '--prewarm', '1', '--memory-mb', '128', '--metrics-port', '0', ...extra]);
     this.executors.push(executor);
     return executor;
   }
