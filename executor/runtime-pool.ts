@@ -270,9 +270,22 @@ export class RuntimePool {
     }
     let pooled = best ?? ownUnspecialised ?? (this.isolation === 'none' ? (stem ?? any) : (any ?? stem));
     if (pooled === undefined) {
+      if (owner !== undefined && this.workers.some((candidate) => candidate.owner === owner && !candidate.ended && candidate.memoryMb === memoryMb)) {
+        // The owner has runtimes, all busy: the call waits for one of them (a call is usually far
+        // shorter than a process start). Growing the owner's share takes a stem: one is started
+        // if there is room and none is starting; another owner's runtime is never ended for it
+        // (two owners would take each other's processes in turn, each time a cold start).
+        if (this.workers.length < this.workersMax && !this.workers.some((candidate) => candidate.owner === undefined && !candidate.isReady && !candidate.ended)) this.spawn(memoryMb);
+        return false;
+      }
       if (this.workers.length >= this.workersMax) {
-        // Make room: end an idle runtime this call cannot use (another class, or another owner's).
-        const other = this.workers.find((candidate) => !candidate.busy && (candidate.memoryMb !== memoryMb || (candidate.owner !== undefined && candidate.owner !== owner)));
+        // Make room: end an idle runtime this call cannot use (another class, or another owner's),
+        // the least recently used.
+        let other: PooledWorker | undefined;
+        for (const candidate of this.workers) {
+          if (candidate.busy || candidate.ended || (candidate.memoryMb === memoryMb && (candidate.owner === undefined || candidate.owner === owner))) continue;
+          if (other === undefined || candidate.usedOrder < other.usedOrder) other = candidate;
+        }
         if (other === undefined) return false;
         this.remove(other);
         void this.end(other);
@@ -470,11 +483,22 @@ export class RuntimePool {
     }
   }
 
+  /**
+   * Starts what waits and can start, in order per owner: a call whose owner has no runtime free
+   * does not hold up another owner's calls behind it.
+   */
   private drain(): void {
-    while (this.queue.length > 0 && !this.closed) {
-      const next = this.queue[0]!;
-      if (!this.dispatch(next)) return;
-      this.queue.shift();
+    if (this.closed || this.queue.length === 0) return;
+    const blocked = new Set<string>();
+    for (let i = 0; i < this.queue.length; ) {
+      const next = this.queue[i]!;
+      const key = `${this.ownerOf(next.fn) ?? ''}\u0000${next.fn.memoryMb}`;
+      if (blocked.has(key) || !this.dispatch(next)) {
+        blocked.add(key);
+        i++;
+        continue;
+      }
+      this.queue.splice(i, 1);
     }
   }
 
@@ -536,6 +560,8 @@ export class RuntimePool {
     };
     void runtime.ready.then(() => {
       pooled.isReady = true;
+      // A new stem: calls waiting for room may take it.
+      setImmediate(() => this.drain());
       const base = runtime.memoryBytes();
       if (base !== undefined) pooled.memoryLimitBytes = base + memoryMb * 1024 * 1024 + MEMORY_SLACK_BYTES;
     });
