@@ -26,6 +26,7 @@ import pino from 'pino';
 import { ErrorCode, LfaasError, decodeLattice, ensureLfaasError, errorFromWire } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
 import { DEFAULT_MAX_VALUE_BYTES, decodeValue, encodeValue } from '../protocol/index.js';
+import { LOG_RECORDS_MAX } from '../sandbox/index.js';
 import type { HostAsk, HostReply, Invocation, LogRecord, PoolMessage, RuntimeAnswer, RuntimeCall } from '../sandbox/index.js';
 import type { IsolationLevel } from './isolation.js';
 import { startRuntime } from './runtimes.js';
@@ -336,6 +337,7 @@ export class RuntimePool {
     let timedOut = false;
     let graceTimer: NodeJS.Timeout | undefined;
     let log: pino.Logger | undefined;
+    let logRecords = 0;
     const release = (replace: boolean): void => {
       clearTimeout(timer);
       clearTimeout(graceTimer);
@@ -362,6 +364,8 @@ export class RuntimePool {
         return;
       }
       if (answer.kind === 'log') {
+        // The runtime bounds a call's records; a sandbox that does not is not believed past that.
+        if (++logRecords > LOG_RECORDS_MAX) return;
         log ??= this.functionLog.child({ callId: pending.invocation.runId, fn: fnId });
         this.writeLog(log, answer);
         return;
