@@ -1,19 +1,21 @@
 /**
  * `compose`: latency of a warm no-op call and of the DAG `square(increment(x))`, sequential
  * calls (2000 of each; 300 with --quick), p50 and p99, on a local cluster (routing node, one
- * storage node, one scheduler, two executors, each its own process). Peers in the same run,
- * measured in alternating rounds so that all see the same machine: the raw zeromq echo (one
+ * storage node, one scheduler, two executors, each its own process) whose executors run functions
+ * at the default isolation (sandbox processes; the level is in the rows). Peers in the same run,
+ * measured in alternating rounds so that all see the same machine: the same cluster with
+ * `--isolation none` (the old thread runtime, a labelled baseline), the raw zeromq echo (one
  * round trip: the physical limit of a call's network path) and Restate (installed on demand;
- * its no-op handler and a handler that calls two others).
+ * its no-op handler and a handler that calls two others). Server CPU includes the executors'
+ * sandbox processes.
  */
 import type { Benchmark } from './harness/benchmark.js';
 import { closedLoop } from './harness/load.js';
-import type { LoadResult } from './harness/load.js';
-import { withProcessCpu } from './harness/process-cpu.js';
+import { watchMachineLoad } from './harness/machine-load.js';
 import { publish } from './harness/report.js';
 import type { Row, Target } from './harness/report.js';
 import { summarise } from './harness/stats.js';
-import { startFaasSystems } from './faas-systems.js';
+import { SANDBOX_SYSTEM, THREADS_SYSTEM, failureNotes, measure, startFaasSystems } from './faas-systems.js';
 import type { MeasuredSystem } from './faas-systems.js';
 
 /** Published figures of the original systems on this kind of machine (issue 4). */
@@ -23,61 +25,82 @@ export const REFERENCE = {
   rawEcho: { p50Ms: [0.11, 0.19], perSecond15: [37_000, 37_000] },
 } as const;
 
+/** A row's system for a plot: ours says its isolation level. */
+export function plotLabel(row: Row): string {
+  if (row['system'] === SANDBOX_SYSTEM && row['isolation'] !== undefined) return `${SANDBOX_SYSTEM} [sandbox: ${row['isolation']}]`;
+  if (row['system'] === THREADS_SYSTEM) return `${SANDBOX_SYSTEM} [threads: none]`;
+  return String(row['system']);
+}
+
 interface Case extends MeasuredSystem {
   samples: number[];
   serverCores: number[];
   clientCores: number[];
+  failed: number;
+  runtimesStarted: number;
+  coldStarts: number;
 }
 
 export const composeBenchmark: Benchmark = async (options) => {
+  const machineLoad = watchMachineLoad();
   const calls = options.quick ? 300 : 2000;
   const rounds = options.quick ? 1 : 2;
   // Steady state: the JIT and the machine settle over seconds of calls (measured: p50 0.54 ms after 1 s, 0.34 ms after 10 s).
   const warmUpMs = options.quick ? 1000 : 5000;
   const notes: string[] = [
-    'local cluster: routing node, 1 storage node (1 shard), 1 scheduler, 2 executors (4 runtime workers each, as lfaas up starts them), all on 127.0.0.1 sharing the 2 cores with the client',
-    'a call: client -> scheduler -> executor -> runtime worker thread -> executor -> client for the first call of each 1 s lease, then client -> executor -> worker -> executor -> client (direct dispatch); compose adds the trigger from increment to square (local when both run on one executor)',
+    'local cluster: routing node, 1 storage node (1 shard), 1 scheduler, 2 executors (--workers 4 as lfaas up starts them; --prewarm 4: 4 stems each, where lfaas up now starts 2), all on 127.0.0.1 sharing the 2 cores with the client; two such clusters run (default isolation, and --isolation none)',
+    'a call: client -> scheduler -> executor -> runtime (a sandbox process over a pipe; at isolation none a worker thread) -> executor -> client for the first call of each 1 s lease, then client -> executor -> runtime -> executor -> client (direct dispatch); compose adds the trigger from increment to square (local when both run on one executor)',
+    'server CPU (serverCores) is the scheduler\'s and the executors\' with their descendants (sandbox processes, bubblewrap), read from /proc at the start and end of each measurement; runtimesStarted and coldStarts (calls that loaded their function first) are the executors\' pool counters over the measured calls (their metrics endpoints, read around each measurement); failed: calls that failed (their latency is in the samples too)',
     `systems are measured in ${rounds} alternating round(s) (the machine conditions are shared), each system warmed up with calls for ${warmUpMs / 1000} s before each of its rounds (its processes were idle during the other systems' rounds, and the first seconds of calls after idling measured up to 1.6x slower); the machine load average is in machine.loadAverage`,
     `reference (original systems, this kind of machine): Cloudburst noop p50 ${REFERENCE.cloudburst.noopP50Ms.join('-')} ms, f(g(x)) p50 ${REFERENCE.cloudburst.composeP50Ms.join('-')} ms, p99 ${REFERENCE.cloudburst.composeP99Ms.join('-')} ms; Restate 1.7 noop p50 ${REFERENCE.restate17.noopP50Ms.join('-')} ms, f(g(x)) ~10 ms`,
   ];
   const started = await startFaasSystems(notes);
   const rows: Row[] = [];
   try {
-    const cases: Case[] = started.systems.map((system) => ({ ...system, samples: [], serverCores: [], clientCores: [] }));
+    const cases: Case[] = started.systems.map((system) => ({ ...system, samples: [], serverCores: [], clientCores: [], failed: 0, runtimesStarted: 0, coldStarts: 0 }));
     // Warm-up: JIT, sockets, runtimes.
     for (const item of cases) await closedLoop(item.run, { inFlight: 1, durationMs: 2000, maxOperations: 200 });
     for (let round = 0; round < rounds; round++) {
       for (const item of cases) {
         await closedLoop(item.run, { inFlight: 1, durationMs: warmUpMs, maxOperations: 100_000 });
-        const { result, cores } = await withProcessCpu(item.pids, () => closedLoop(item.run, { inFlight: 1, durationMs: 120_000, maxOperations: Math.ceil(calls / rounds) }));
-        item.samples.push(...(result as LoadResult).latenciesMs);
+        const { result, cores, failed, pool } = await measure(item, () => closedLoop(item.run, { inFlight: 1, durationMs: 120_000, maxOperations: Math.ceil(calls / rounds) }));
+        item.samples.push(...result.latenciesMs);
         item.serverCores.push(cores);
-        item.clientCores.push((result as LoadResult).cpuCores);
+        item.clientCores.push(result.cpuCores);
+        item.failed += failed;
+        item.runtimesStarted += pool?.runtimesStarted ?? 0;
+        item.coldStarts += pool?.coldStarts ?? 0;
       }
     }
     for (const item of cases) {
       const summary = summarise(item.samples);
       const mean = (values: number[]): number => values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
-      rows.push({ system: item.system, test: item.test, calls: summary.count, p50Ms: summary.p50Ms, p99Ms: summary.p99Ms, meanMs: summary.meanMs, serverCores: mean(item.serverCores), clientCores: mean(item.clientCores) });
+      const pool = item.poolCounters === undefined ? {} : { runtimesStarted: item.runtimesStarted, coldStarts: item.coldStarts };
+      rows.push({ system: item.system, test: item.test, ...(item.isolation === undefined ? {} : { isolation: item.isolation }), calls: summary.count, failed: item.failed, p50Ms: summary.p50Ms, p99Ms: summary.p99Ms, meanMs: summary.meanMs, serverCores: mean(item.serverCores), clientCores: mean(item.clientCores), ...pool });
     }
+    notes.push(...failureNotes(cases));
   } finally {
     await started.stop();
   }
   const value = (system: string, test: string, field: string): number | undefined => {
-    const row = rows.find((candidate) => String(candidate['system']).startsWith(system) && candidate['test'] === test);
+    const row = rows.find((candidate) => candidate['system'] === system && candidate['test'] === test);
     return row === undefined ? undefined : Number(row[field]);
   };
   const ratios: Record<string, number> = {};
   const targets: Target[] = [];
-  const noopP50 = value('lattice-faas', 'noop call', 'p50Ms')!;
-  const composeP50 = value('lattice-faas', 'square(increment(x))', 'p50Ms')!;
-  const composeP99 = value('lattice-faas', 'square(increment(x))', 'p99Ms')!;
+  const noopP50 = value(SANDBOX_SYSTEM, 'noop call', 'p50Ms')!;
+  const composeP50 = value(SANDBOX_SYSTEM, 'square(increment(x))', 'p50Ms')!;
+  const composeP99 = value(SANDBOX_SYSTEM, 'square(increment(x))', 'p99Ms')!;
+  const threadsNoopP50 = value(THREADS_SYSTEM, 'noop call', 'p50Ms')!;
+  const threadsComposeP50 = value(THREADS_SYSTEM, 'square(increment(x))', 'p50Ms')!;
   const echoP50 = value('raw zeromq echo', 'round trip', 'p50Ms')!;
   ratios['noop_p50_ours_over_raw_echo'] = noopP50 / echoP50;
   ratios['compose_p50_ours_over_raw_echo'] = composeP50 / echoP50;
   ratios['noop_p50_cloudburst_reference_over_ours'] = REFERENCE.cloudburst.noopP50Ms[0] / noopP50;
   ratios['compose_p50_cloudburst_reference_over_ours'] = REFERENCE.cloudburst.composeP50Ms[0] / composeP50;
   ratios['compose_p99_cloudburst_reference_over_ours'] = REFERENCE.cloudburst.composeP99Ms[0] / composeP99;
+  ratios['noop_p50_sandbox_over_threads'] = noopP50 / threadsNoopP50;
+  ratios['compose_p50_sandbox_over_threads'] = composeP50 / threadsComposeP50;
   targets.push({ name: 'warm no-op call p50 (ms)', target: '<= 0.35', value: noopP50, met: noopP50 <= 0.35 });
   targets.push({ name: 'compose p50 (ms)', target: '<= 0.5', value: composeP50, met: composeP50 <= 0.5 });
   targets.push({ name: 'compose p99 (ms)', target: '<= 1.5', value: composeP99, met: composeP99 <= 1.5 });
@@ -87,11 +110,17 @@ export const composeBenchmark: Benchmark = async (options) => {
     const restateComposeP50 = value('restate', 'square(increment(x))', 'p50Ms')!;
     const restateComposeP99 = value('restate', 'square(increment(x))', 'p99Ms')!;
     ratios['noop_p50_restate_over_ours'] = restateNoopP50 / noopP50;
-    ratios['noop_p99_restate_over_ours'] = restateNoopP99 / value('lattice-faas', 'noop call', 'p99Ms')!;
+    ratios['noop_p99_restate_over_ours'] = restateNoopP99 / value(SANDBOX_SYSTEM, 'noop call', 'p99Ms')!;
     ratios['compose_p50_restate_over_ours'] = restateComposeP50 / composeP50;
     ratios['compose_p99_restate_over_ours'] = restateComposeP99 / composeP99;
     for (const [name, ratio] of Object.entries(ratios).filter(([name]) => name.includes('restate'))) targets.push({ name: `${name} (x)`, target: '>= 10', value: ratio, met: ratio >= 10 });
   }
+  // The sandbox against the thread runtime it replaces (value: the measured ratio sandbox / threads).
+  const noopRatio = ratios['noop_p50_sandbox_over_threads'];
+  const composeRatio = ratios['compose_p50_sandbox_over_threads'];
+  targets.push({ name: 'warm no-op p50 <= 1.2x the thread runtime', target: '<= 1.2 (x)', value: noopRatio, met: noopRatio <= 1.2 });
+  targets.push({ name: 'f(g(x)) p50 <= 1.2x the thread runtime', target: '<= 1.2 (x)', value: composeRatio, met: composeRatio <= 1.2 });
+  notes.push(machineLoad.summary());
   await publish('compose', options, {
     rows,
     ratios,
@@ -99,16 +128,16 @@ export const composeBenchmark: Benchmark = async (options) => {
     notes,
     plot: {
       rows: rows.flatMap((row) => [
-        { ...row, case: `${row['system']}: ${row['test']}`, quantile: 'p50', ms: row['p50Ms']! },
-        { ...row, case: `${row['system']}: ${row['test']}`, quantile: 'p99', ms: row['p99Ms']! },
+        { ...row, case: `${plotLabel(row)}: ${row['test']}`, quantile: 'p50', ms: row['p50Ms']! },
+        { ...row, case: `${plotLabel(row)}: ${row['test']}`, quantile: 'p99', ms: row['p99Ms']! },
       ]),
       spec: {
         title: 'compose: sequential call latency (ms, log scale)',
         width: 460,
-        height: 220,
+        height: 280,
         mark: { type: 'point', filled: true, size: 90 },
         encoding: {
-          y: { field: 'case', type: 'nominal', title: null, axis: { labelLimit: 320 } },
+          y: { field: 'case', type: 'nominal', title: null, axis: { labelLimit: 420 } },
           x: { field: 'ms', type: 'quantitative', scale: { type: 'log' }, title: 'latency (ms)' },
           color: { field: 'quantile', type: 'nominal' },
           shape: { field: 'quantile', type: 'nominal' },

@@ -2,15 +2,18 @@
  * A FaaS cluster for benchmarks: a routing node, one storage node, one scheduler and executors as
  * their own processes (the built CLI), and an SDK client, with the functions the benches call
  * registered: `noop` (returns its argument), `increment`, `square` and the DAG
- * `square-of-increment` = square(increment(x)). Stopped by pid.
+ * `square-of-increment` = square(increment(x)). The executors run at the isolation level asked for
+ * (default: the strongest the machine allows); the level they report is `isolation`. Stopped by pid.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LatticeFaas, dag } from '../client/index.js';
 import type { DagHandle, FunctionHandle } from '../client/index.js';
 import { startRole, stopChildren, waitForRing } from '../cli/index.js';
 import type { Started } from '../cli/index.js';
+import type { IsolationLevel } from '../executor/index.js';
 
 export interface FaasBenchCluster {
   readonly faas: LatticeFaas;
@@ -20,10 +23,68 @@ export interface FaasBenchCluster {
   /** The executors' pids (their CPU use is read from /proc). */
   readonly executorPids: readonly number[];
   readonly schedulerPid: number;
+  /** The isolation level the executors run their functions at (from their ready lines). */
+  readonly isolation: string;
+  /** The executors' runtime pool counters, summed over the executors (read from their metrics). */
+  poolCounters(): Promise<PoolCounters>;
   stop(): Promise<void>;
 }
 
-export async function startFaasBenchCluster(options: { executors: number; workers: number }): Promise<FaasBenchCluster> {
+/** Runtime pool counters of the executors (Prometheus series of cli/executor.ts), summed. */
+export interface PoolCounters {
+  /** Runtimes started (sandbox processes or threads). */
+  readonly runtimesStarted: number;
+  /** Calls that loaded their function first. */
+  readonly coldStarts: number;
+  readonly warmStarts: number;
+  /** Idle runtimes ended (cold owners' processes, surplus stems). */
+  readonly idleEnded: number;
+  /** Runtimes ended and replaced (timeout, out of memory, crash). */
+  readonly replaced: number;
+  readonly timeouts: number;
+}
+
+const POOL_SERIES: Readonly<Record<keyof PoolCounters, string>> = {
+  runtimesStarted: 'lfaas_executor_pool_runtimes_started_total',
+  coldStarts: 'lfaas_executor_pool_cold_starts_total',
+  warmStarts: 'lfaas_executor_pool_warm_starts_total',
+  idleEnded: 'lfaas_executor_pool_idle_ended_total',
+  replaced: 'lfaas_executor_pool_workers_replaced_total',
+  timeouts: 'lfaas_executor_pool_timeouts_total',
+};
+
+/** GET http://127.0.0.1:<port>/metrics, bounded in time. */
+function scrape(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const request = get({ host: '127.0.0.1', port, path: '/metrics', timeout: 2000 }, (response) => {
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => {
+        if (body.length < 4_000_000) body += chunk;
+      });
+      response.on('end', () => resolve(body));
+      response.on('error', reject);
+    });
+    request.on('timeout', () => request.destroy(new Error(`metrics of 127.0.0.1:${port}: no answer in 2 s`)));
+    request.on('error', reject);
+  });
+}
+
+/** Sums the pool counters over the executors' metrics endpoints. */
+async function readPoolCounters(ports: readonly number[]): Promise<PoolCounters> {
+  const totals: Record<string, number> = Object.fromEntries(Object.keys(POOL_SERIES).map((key) => [key, 0]));
+  for (const text of await Promise.all(ports.map(scrape))) {
+    for (const line of text.split('\n')) {
+      if (line.startsWith('#')) continue;
+      for (const [key, series] of Object.entries(POOL_SERIES)) {
+        if (line.startsWith(`${series}{`) || line.startsWith(`${series} `)) totals[key]! += Number(line.slice(line.lastIndexOf(' ') + 1)) || 0;
+      }
+    }
+  }
+  return totals as unknown as PoolCounters;
+}
+
+export async function startFaasBenchCluster(options: { executors: number; workers: number; isolation?: IsolationLevel }): Promise<FaasBenchCluster> {
   const data = mkdtempSync(join(tmpdir(), 'lfaas-bench-'));
   const processes: Started[] = [];
   let faas: LatticeFaas | undefined;
@@ -44,10 +105,14 @@ export async function startFaasBenchCluster(options: { executors: number; worker
     const schedulerAddress = String(scheduler.ready['address']);
     const executors = await Promise.all(
       Array.from({ length: options.executors }, (_, n) =>
-        startRole(['executor', '--routing', routingAddress, '--schedulers', schedulerAddress, '--workers', String(options.workers), '--prewarm', String(options.workers)], `executor ${n}`),
+        startRole(['executor', '--routing', routingAddress, '--schedulers', schedulerAddress, '--workers', String(options.workers), '--prewarm', String(options.workers), ...(options.isolation === undefined ? [] : ['--isolation', options.isolation])], `executor ${n}`),
       ),
     );
     processes.push(...executors);
+    const levels = [...new Set(executors.map((executor) => String(executor.ready['isolation'])))];
+    if (levels.length !== 1) throw new Error(`the executors run at different isolation levels: ${levels.join(', ')}`);
+    const isolation = levels[0]!;
+    const metricsPorts = executors.map((executor) => Number(executor.ready['metricsPort']));
     faas = await LatticeFaas.connect({ routing: [routingAddress], schedulers: [schedulerAddress] });
     const noop = await faas.register<(x: number) => number, 'noop'>('noop', { code: 'module.exports = (x) => x;' });
     const increment = await faas.register<(x: number) => number, 'increment'>('increment', { code: 'module.exports = (x) => x + 1;' });
@@ -65,7 +130,7 @@ export async function startFaasBenchCluster(options: { executors: number; worker
       }
     }
     await new Promise((resolve) => setTimeout(resolve, 300));
-    return { faas, processes, noop, compose, executorPids: executors.map((e) => e.child.pid!), schedulerPid: scheduler.child.pid!, stop };
+    return { faas, processes, noop, compose, executorPids: executors.map((e) => e.child.pid!), schedulerPid: scheduler.child.pid!, isolation, poolCounters: () => readPoolCounters(metricsPorts), stop };
   } catch (error) {
     await stop();
     throw error;

@@ -92,6 +92,8 @@ class ThreadRuntime implements Runtime {
 /** How much of a sandbox process's stderr is kept to explain its end. */
 const STDERR_TAIL_CHARS = 4096;
 const PAGE_BYTES = 4096;
+/** How long ending a process waits for it to have started. */
+const START_WAIT_MS = 5000;
 
 class ProcessRuntime implements Runtime {
   onAnswer: ((answer: RuntimeAnswer) => void) | undefined;
@@ -164,6 +166,9 @@ class ProcessRuntime implements Runtime {
   async end(): Promise<void> {
     if (!this.ended) {
       this.ended = true;
+      // Killed in its first milliseconds, bubblewrap can leave its namespace's init behind for
+      // good (before it has set its death signal): a process is ended once it has started.
+      await Promise.race([this.ready, new Promise((resolve) => setTimeout(resolve, START_WAIT_MS).unref())]);
       this.child.kill('SIGKILL');
     }
     await this.exited;
