@@ -72,6 +72,8 @@ export interface RuntimePoolOptions {
 const DEFAULT_KEEP_ALIVE_MS = 10 * 60_000;
 /** Resident memory a sandbox process may use beyond its size at start and its `memoryMb` (code, stacks, young generation). */
 const MEMORY_SLACK_BYTES = 32 * 1024 * 1024;
+/** How long another owner's runtime must have been idle before an owner with busy runtimes of its own may take its place. */
+const OWNER_RECLAIM_IDLE_MS = 1000;
 /** How long after a stem is taken its replacement starts. */
 const STEM_TOP_UP_DELAY_MS = 50;
 /** Fields of a function's log record that stay the executor's. */
@@ -271,25 +273,28 @@ export class RuntimePool {
     }
     let pooled = best ?? ownUnspecialised ?? (this.isolation === 'none' ? (stem ?? any) : (any ?? stem));
     if (pooled === undefined) {
-      if (owner !== undefined && this.workers.some((candidate) => candidate.owner === owner && !candidate.ended && candidate.memoryMb === memoryMb)) {
-        // The owner has runtimes, all busy: the call waits for one of them (a call is usually far
-        // shorter than a process start). Growing the owner's share takes a stem: one is started
-        // if there is room and none is starting; another owner's runtime is never ended for it
-        // (two owners would take each other's processes in turn, each time a cold start).
-        if (this.workers.length < this.workersMax && !this.workers.some((candidate) => candidate.owner === undefined && !candidate.isReady && !candidate.ended)) this.spawn(memoryMb);
-        return false;
-      }
+      // An owner whose runtimes are all busy grows its share only from room, a stem, or another
+      // owner's runtime idle for a while: its call usually waits less for one of its own than a
+      // process takes to start, and two busy owners would otherwise end each other's processes
+      // in turn, each time a cold start.
+      const hasOwn = owner !== undefined && this.workers.some((candidate) => candidate.owner === owner && !candidate.ended && candidate.memoryMb === memoryMb);
       if (this.workers.length >= this.workersMax) {
         // Make room: end an idle runtime this call cannot use (another class, or another owner's),
         // the least recently used.
+        const nowMs = Date.now();
         let other: PooledWorker | undefined;
         for (const candidate of this.workers) {
           if (candidate.busy || candidate.ended || (candidate.memoryMb === memoryMb && (candidate.owner === undefined || candidate.owner === owner))) continue;
+          if (hasOwn && nowMs - candidate.idleSinceMs < OWNER_RECLAIM_IDLE_MS) continue;
           if (other === undefined || candidate.usedOrder < other.usedOrder) other = candidate;
         }
         if (other === undefined) return false;
         this.remove(other);
         void this.end(other);
+      } else if (hasOwn) {
+        // Room: a stem is started (if none is starting) and the call waits, for it or for one of its own.
+        if (!this.workers.some((candidate) => candidate.owner === undefined && !candidate.isReady && !candidate.ended)) this.spawn(memoryMb);
+        return false;
       }
       pooled = this.spawn(memoryMb);
     }
@@ -534,6 +539,8 @@ export class RuntimePool {
       }
     }
     this.topUpStems();
+    // Runtimes idle long enough may now be taken by calls that wait.
+    this.drain();
   }
 
   /** Ends busy sandbox processes whose resident memory passed their limit (buffers count, not only the heap). */

@@ -153,11 +153,11 @@ describe('the FaaS core fed bad input', () => {
     expect((await rejection(faas.register('bad name!', code('() => 1')))).code).toBe(ErrorCode.EXEC_BAD_VALUE);
     expect((await rejection(faas.register('tiny', code('() => 1'), { memoryMb: 1 }))).code).toBe(ErrorCode.EXEC_BAD_VALUE);
     expect((await rejection(faas.register('slow-forever', code('() => 1'), { timeoutMs: 60 * 60_000 }))).code).toBe(ErrorCode.EXEC_BAD_VALUE);
-    // A body that is not a function, or does not parse: the call fails, typed.
+    // A body that is not a function: the call fails, typed. One that does not parse is refused at
+    // registration, as a bundle would be.
     await faas.register('not-a-function', { code: 'module.exports = 42;' });
     expect((await rejection(faas.call('not-a-function'))).code).toBe(ErrorCode.EXEC_USER_ERROR);
-    await faas.register('syntax-error', { code: 'module.exports = (x) => {;' });
-    expect((await rejection(faas.call('syntax-error'))).code).toBe(ErrorCode.EXEC_USER_ERROR);
+    expect((await rejection(faas.register('syntax-error', { code: 'module.exports = (x) => {;' }))).code).toBe(ErrorCode.EXEC_BAD_VALUE);
     await expectServing();
   });
 
