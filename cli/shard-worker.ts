@@ -3,7 +3,7 @@
  * cores as it has). The node's main thread starts it with a {@link ShardSetup} as `workerData`
  * and talks to it only by messages: `ready`, periodic `stats`, and `stop` -> `stopped`. The
  * worker is never terminated from outside while its socket receives (that aborts the process,
- * ECOSYSTEM.md): it closes its own socket and store, and its thread ends by itself.
+ * a ZeroMQ pitfall): it closes its own socket and store, and its thread ends by itself.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ShardStatsSnapshot } from '../kvs/index.js';

@@ -2,7 +2,7 @@
  * Bundles a user's TypeScript (or JavaScript) function module into the one self-contained
  * CommonJS body an executor runs (first piece of issue 4's registration). The module's default
  * export (or `module.exports`) is the function. Node built-ins are not available to functions:
- * they see the KVS only through `ctx` (DESIGN.md §10), so an import of one is a typed error.
+ * they see the KVS only through `ctx`, so an import of one is a typed error.
  *
  * @example
  * ```ts

@@ -1,5 +1,5 @@
 /**
- * An executor's cache of lattice values, next to the functions (DESIGN.md §7; issue 4). Bounded
+ * An executor's cache of lattice values, next to the functions (issue 4). Bounded
  * in bytes (lru-cache); read-through from the KVS (concurrent misses of one key share one read);
  * merge-on-write (the merged value is cached at once and merged into the KVS; a write to a key
  * not held yet is completed from the KVS at its first read, so it never reads as the whole

@@ -1,5 +1,5 @@
 /**
- * The executor machine (DESIGN.md §7): it runs the functions that schedules place on it and
+ * The executor machine: it runs the functions that schedules place on it and
  * triggers their successors directly, executor to executor. Sans-I/O: running a function,
  * reading the KVS and every other slow thing is a `task` its shell's host carries out
  * (`ExecutorHost` in a process, a simulated host in the simulator).

@@ -1,6 +1,6 @@
 /**
  * What one run (a function call or a DAG run) sees of the KVS on one executor, in its consistency
- * mode (DESIGN.md §8). Every `ctx` read and write of the run's functions here goes through it.
+ * mode. Every `ctx` read and write of the run's functions here goes through it.
  *
  * - `lww`: reads see the cache's current merged value; plain writes are LWW registers.
  * - `repeatable-read`: the first read of a key in the run pins the version read; every later

@@ -1,5 +1,5 @@
 /**
- * The lattice key-value store (DESIGN.md §6): storage shards and the storage node that hosts
+ * The lattice key-value store: storage shards and the storage node that hosts
  * them, routing nodes, the hash rings, the disk tier and the statistics each shard keeps.
  */
 export { Shard } from './shard.js';

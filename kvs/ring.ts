@@ -1,5 +1,5 @@
 /**
- * Membership and the hash rings (DESIGN.md §6).
+ * Membership and the hash rings.
  *
  * - {@link Membership} is itself a lattice: node id -> (incarnation, departed, info); a later
  *   incarnation wins, and within one incarnation "departed" wins. Routing nodes, storage nodes and
@@ -66,7 +66,7 @@ interface FactorEntry extends ReplicationFactors {
 export const DEFAULT_VIRTUAL_NODES = 64;
 
 /**
- * Bounds on what a membership holds. Until members authenticate (DESIGN.md §10), any sender can
+ * Bounds on what a membership holds. Until members authenticate, any sender can
  * put nodes and factors in a ring update or a join, and every ring change is pushed to every
  * storage node, shard and subscriber: without bounds, one frame of 100 000 nodes (or one node of
  * 100 000 shards) became a ring of megabytes, pushed and merged again every heartbeat, forever.

@@ -1,5 +1,5 @@
 /**
- * A routing node: cluster membership and the hash rings (DESIGN.md §3, §6). Any number may run;
+ * A routing node: cluster membership and the hash rings. Any number may run;
  * each is complete on its own and they gossip the membership lattice to each other, so a client
  * may ask any of them.
  *

@@ -13,7 +13,7 @@
  * - `ack`: LOCAL replies after the in-memory merge; DURABLE after the disk commit is synced;
  *   REPLICATED after a majority of the key's replicas (this one included) hold it durably.
  *
- * Replication (DESIGN.md §6): changed keys are gossiped to the co-replicas every `gossipPeriodMs`,
+ * Replication: changed keys are gossiped to the co-replicas every `gossipPeriodMs`,
  * batched. Every `antiEntropyPeriodMs`, and at once after a ring change, the shard compares range
  * digests with each co-replica and the two push each other the keys of the ranges that differ;
  * this repairs lost gossip, catches up a restarted or new shard and re-replicates after a failure

@@ -1,5 +1,5 @@
 /**
- * Placement: which executor runs a function of a call (DESIGN.md §7). A policy behind an
+ * Placement: which executor runs a function of a call. A policy behind an
  * interface, away from the request path's bookkeeping, so others can be tried and tested alone.
  *
  * The default policy, in order:

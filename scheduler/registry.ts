@@ -1,5 +1,5 @@
 /**
- * The function and DAG registry of a scheduler (DESIGN.md §7), the sans-I/O part of the scheduler
+ * The function and DAG registry of a scheduler, the sans-I/O part of the scheduler
  * machine that owns names and versions. It lives in the KVS (protocol/faas-records.ts), so every
  * scheduler serves every function; what this one has read it keeps for `ttlMs`, refreshing behind
  * the calls after that (stale while revalidating), so the call path does not wait for the KVS.

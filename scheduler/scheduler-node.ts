@@ -1,5 +1,5 @@
 /**
- * The scheduler machine (DESIGN.md §7): the clients' entry point. Several may run; they share
+ * The scheduler machine: the clients' entry point. Several may run; they share
  * the registry through the KVS (protocol/faas-records.ts) and each learns the executors from
  * their heartbeats. Sans-I/O: every KVS access is a `task` ({@link SchedulerTask}) its shell
  * carries out (a KvsClient in a process, a simulated KVS in the simulator).

@@ -1,5 +1,5 @@
 /**
- * The house rules of STYLE.md, checked on the source tree:
+ * The house rules of the code, checked on the source tree:
  * - other folders are imported only through their `index.ts`, or their `portable.ts` (the
  *   socket-free face that code in a function sandbox may load); test files may also use a folder's
  *   `testing.ts`, its test-support face;

@@ -1,5 +1,5 @@
 /**
- * A seeded wire fuzzer for every role's socket (issue 9; DESIGN.md §10, "Hostile input": a frame,
+ * A seeded wire fuzzer for every role's socket (issue 9, "hostile input": a frame,
  * value or request can cost its sender, never the node).
  *
  * It makes the frames; test/fuzz.test.ts sends them with raw ZeroMQ DEALER sockets (not through our
@@ -32,7 +32,7 @@
  *
  * What the fuzzer does not forge: the identity of a member (a real node id, executor address or
  * function name in a position that changes membership, registration or deletion). Without
- * DESIGN.md §10's member keys (ZeroMQ CURVE, not built yet) any sender may join, depart, register
+ * the planned member keys (ZeroMQ CURVE, not built yet) any sender may join, depart, register
  * and delete, and a forged member is a trust bug, not a wire bug; the checks after each phase need
  * the real members intact. One such gap is opt-in (`forgeMembership`): alive fake nodes in ring
  * updates sent to shards and storage nodes, which believe any ring update (off by default;

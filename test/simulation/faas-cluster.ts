@@ -1,5 +1,5 @@
 /**
- * A simulated FaaS cluster for fault tests (DESIGN.md §3): the real SchedulerNode and
+ * A simulated FaaS cluster for fault tests: the real SchedulerNode and
  * ExecutorNode machines in one deterministic Simulation, with
  * - a simulated KVS ({@link SimulatedKvs}): one in-memory map of lattices that the schedulers'
  *   tasks and the executors' result writes share, each access answered after a seeded virtual
