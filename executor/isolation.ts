@@ -64,6 +64,14 @@ function isRoot(): boolean {
   return typeof process.getuid === 'function' && process.getuid() === 0;
 }
 
+/**
+ * Whether sandbox processes switch to {@link SANDBOX_UID}: when this process is root, unless the
+ * probe of {@link detectIsolation} found that the sandbox user cannot run Node here (a `node`
+ * under a directory only root may enter); then they keep this process's user, and the reason is
+ * in the detected level's.
+ */
+let dropPrivileges = true;
+
 export interface SandboxCommand {
   readonly command: string;
   readonly args: readonly string[];
@@ -87,7 +95,7 @@ function nodeFlags(bundle: string, memoryMb: number): string[] {
 /** How to start one sandbox process at `level` (`process` or `bwrap`). */
 export function sandboxCommand(level: Exclude<IsolationLevel, 'none'>, memoryMb: number): SandboxCommand {
   const bundle = stagedBundle();
-  const user = isRoot() ? { uid: SANDBOX_UID, gid: SANDBOX_UID } : {};
+  const user = isRoot() && dropPrivileges ? { uid: SANDBOX_UID, gid: SANDBOX_UID } : {};
   if (level === 'process') return { command: process.execPath, args: nodeFlags(bundle, memoryMb), ...user };
   const node = realpathSync(process.execPath);
   const binds = node.startsWith('/usr/') ? [] : ['--ro-bind', dirname(node), dirname(node)];
@@ -133,21 +141,25 @@ async function bwrapWorks(): Promise<string | undefined> {
   } catch (error) {
     return (error as Error).message;
   }
-  const args = [...command.args.slice(0, command.args.indexOf(realpathSync(process.execPath)) + 1), '-e', 'process.exit(0)'];
+  return probe(command.command, [...command.args.slice(0, command.args.indexOf(realpathSync(process.execPath)) + 1), '-e', 'process.exit(0)'], command);
+}
+
+/** Runs `command` as the sandbox would; undefined if it exits 0, else why not. */
+function probe(command: string, args: readonly string[], user: Pick<SandboxCommand, 'uid' | 'gid'>): Promise<string | undefined> {
   return new Promise((resolve) => {
     let stderr = '';
-    const child = spawn(command.command, args, { stdio: ['ignore', 'ignore', 'pipe'], ...(command.uid === undefined ? {} : { uid: command.uid, gid: command.gid }) });
+    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], ...(user.uid === undefined ? {} : { uid: user.uid, gid: user.gid }) });
     const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
     child.stderr.on('data', (chunk: Buffer) => {
       if (stderr.length < 2000) stderr += chunk.toString('utf8');
     });
     child.on('error', (error) => {
       clearTimeout(timer);
-      resolve(`bwrap could not start: ${error.message}`);
+      resolve(`${command} could not start: ${error.message}`);
     });
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
-      resolve(code === 0 ? undefined : `bwrap probe ended with ${signal ?? code}: ${stderr.trim().slice(0, 300)}`);
+      resolve(code === 0 ? undefined : `${command} probe ended with ${signal ?? code}: ${stderr.trim().slice(0, 300)}`);
     });
   });
 }
@@ -158,9 +170,17 @@ let detected: Promise<DetectedIsolation> | undefined;
 export function detectIsolation(): Promise<DetectedIsolation> {
   detected ??= (async () => {
     if (RUNTIME_BUNDLE === undefined) return { level: 'none' as const, reason: 'the sandbox runtime bundle is missing (run `npm run build`)' };
+    let userNote = '';
+    if (isRoot()) {
+      const userProblem = await probe(process.execPath, ['-e', 'process.exit(0)'], { uid: SANDBOX_UID, gid: SANDBOX_UID });
+      if (userProblem !== undefined) {
+        dropPrivileges = false;
+        userNote = `; the sandbox user ${SANDBOX_UID} cannot run node here (${userProblem}), so sandbox processes keep this process's user`;
+      }
+    }
     const bwrapProblem = await bwrapWorks();
-    if (bwrapProblem === undefined) return { level: 'bwrap' as const, reason: 'bubblewrap namespaces are available' };
-    return { level: 'process' as const, reason: `no bubblewrap sandbox (${bwrapProblem}); sandbox processes run with the permission model only` };
+    if (bwrapProblem === undefined) return { level: 'bwrap' as const, reason: `bubblewrap namespaces are available${userNote}` };
+    return { level: 'process' as const, reason: `no bubblewrap sandbox (${bwrapProblem}); sandbox processes run with the permission model only${userNote}` };
   })();
   return detected;
 }
