@@ -112,4 +112,28 @@ describe('Shard', () => {
     shard.handle({ kind: 'message', envelope: envelopeWith({ gossip: { fromNode: 'tcp://127.0.0.1:7002', tuples: [{ key: 'k', latticeType: 10, payload: Counter.ZERO.increment('w', 5).encode() }] } }, { sender: 'tcp://127.0.0.1:7002' }) }, 5);
     expect(shard.entry('k')?.value?.reveal()).toEqual(['x']);
   });
+
+  it('refuses a generation further ahead than the clock drift bound, from a replica PUT or gossip; a later DELETE still deletes', () => {
+    const nowMs = 1_700_000_000_000;
+    const shard = new Shard({ nodeId: 'n1', shardIndex: 0, address: ADDRESS, initialRing: RING });
+    shard.handle(put('k', pb.AckMode.ACK_LOCAL, 5), nowMs);
+    const tenYears = { wallMs: nowMs + 10 * 365 * 24 * 3600 * 1000, logical: 0 };
+    // A forged replica PUT of a tombstone ten years ahead: refused, typed; the value stays.
+    const forged = replies(shard.handle(request({ kvsRequest: { kind: pb.RequestKind.PUT, fromReplica: true, ack: pb.AckMode.ACK_LOCAL, tuples: [{ key: 'k', deleted: true, generation: tenYears }] } }), nowMs + 1));
+    expect(forged[0]?.kvsResponse?.tuples?.[0]?.error?.code).toBe(pb.ErrorCode.PROTO_MALFORMED);
+    expect(shard.entry('k')?.value?.reveal()).toBe(5);
+    // The same by gossip: dropped and counted.
+    shard.handle({ kind: 'message', envelope: envelopeWith({ gossip: { fromNode: 'tcp://127.0.0.1:7002', tuples: [{ key: 'k', deleted: true, generation: tenYears }] } }, { sender: 'tcp://127.0.0.1:7002' }) }, nowMs + 2);
+    expect(shard.entry('k')?.value?.reveal()).toBe(5);
+    expect(shard.counters.futureGenerations).toBe(2);
+    // Within the bound (a replica whose clock is 30 s ahead), a generation is taken.
+    const ahead = { wallMs: nowMs + 30_000, logical: 0 };
+    const value = Counter.ZERO.increment('r', 7);
+    shard.handle(request({ kvsRequest: { kind: pb.RequestKind.PUT, fromReplica: true, ack: pb.AckMode.ACK_LOCAL, tuples: [{ key: 'j', latticeType: value.type, payload: value.encode(), generation: ahead }] } }), nowMs + 3);
+    expect(shard.entry('j')?.generation.wallMs).toBe(ahead.wallMs);
+    // A DELETE of the key the forgery aimed at takes effect.
+    shard.handle(request({ kvsRequest: { kind: pb.RequestKind.DELETE, tuples: [{ key: 'k' }] } }), nowMs + 4);
+    const get = replies(shard.handle(request({ kvsRequest: { kind: pb.RequestKind.GET, tuples: [{ key: 'k' }] } }), nowMs + 5));
+    expect(get[0]?.kvsResponse?.tuples?.[0]?.error?.code).toBe(pb.ErrorCode.KVS_KEY_NOT_FOUND);
+  });
 });

@@ -171,7 +171,7 @@ export class Shard implements Machine {
   private readonly handoffPending = new Set<string>();
   private occupancyBytes = 0;
   readonly stats: ShardStats;
-  readonly counters = { gets: 0, puts: 0, deletes: 0, wrongNode: 0, busy: 0, gossipSent: 0, gossipReceived: 0, digestsSent: 0, handedOff: 0, pushed: 0, rejected: 0, tombstonesCollected: 0 };
+  readonly counters = { gets: 0, puts: 0, deletes: 0, wrongNode: 0, busy: 0, gossipSent: 0, gossipReceived: 0, digestsSent: 0, handedOff: 0, pushed: 0, rejected: 0, tombstonesCollected: 0, futureGenerations: 0 };
 
   private readonly gossipPeriodMs: number;
   private readonly antiEntropyPeriodMs: number;
@@ -587,6 +587,13 @@ export class Shard implements Machine {
 
   /** Merges `incoming` into the key; returns the disk write when the entry changed. */
   private apply(key: string, incoming: Entry, gossip: boolean, incomingPayload?: Uint8Array | null): PersistWrite | undefined {
+    // A generation further ahead than the clock's drift bound, from whoever sends it (a replica's
+    // PUT, gossip, a hand-off, a read-repair), is refused: a tombstone stamped years ahead would
+    // shadow every later write and delete of the key for good.
+    if (incoming.generation.wallMs > this.nowMs + this.clock.maxDriftMs) {
+      this.counters.futureGenerations++;
+      throw new LfaasError(ErrorCode.PROTO_MALFORMED, `a generation ${incoming.generation.wallMs - this.nowMs} ms ahead of this node's clock (at most ${this.clock.maxDriftMs})`);
+    }
     const current = this.records.get(key)?.entry;
     const merged = current === undefined ? incoming : mergeEntries(current, incoming);
     if (current !== undefined && (merged === current || entriesEqual(merged, current))) return undefined;
