@@ -36,6 +36,21 @@ describe('the executor machine fed hostile schedules', () => {
     expect(refused.filter((effect) => effect.kind === 'task')).toHaveLength(0);
   });
 
+  it('refuses an async schedule whose result key is not its call\'s own (it could overwrite a registry record), writing nothing', () => {
+    const executor = new ExecutorNode({ address: SELF });
+    const fn = { name: 'f', version: 1, executor: SELF };
+    const forged = executor.handle(scheduleMessage({ runId: 'r1', functions: [fn], timeoutMs: 1000, resultKey: 'lfaas/function/victim@1', replyTo: CALLER, replyRequestId: 1 }), 0);
+    expect(answeredErrors(forged)).toEqual([ErrorCode.EXEC_BAD_VALUE]);
+    expect(forged.filter((effect) => effect.kind === 'task')).toHaveLength(0);
+    expect(executor.runCount).toBe(0);
+    // Without a caller to answer: dropped, and still nothing written.
+    expect(executor.handle(scheduleMessage({ runId: 'r2', functions: [fn], timeoutMs: 1000, resultKey: 'lfaas/result/someone-else' }), 1)).toEqual([]);
+    // Its own key is accepted: the run starts (its first task fetches the function).
+    const own = executor.handle(scheduleMessage({ runId: 'r3', functions: [fn], timeoutMs: 1000, resultKey: 'lfaas/result/r3' }), 2);
+    expect(executor.runCount).toBe(1);
+    expect(own.some((effect) => effect.kind === 'task')).toBe(true);
+  });
+
   it('a run of one function waiting for a trigger that never comes ends at its deadline (it was held for good)', () => {
     const executor = new ExecutorNode({ address: SELF });
     const effects = executor.handle(

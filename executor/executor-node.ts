@@ -25,7 +25,7 @@
  *   causal run is over: drop its versions).
  */
 import { ErrorCode, LfaasError } from '../lattices/index.js';
-import { envelopeWith, errorCodeFromWire, errorToWire, pb } from '../protocol/index.js';
+import { envelopeWith, errorCodeFromWire, errorToWire, pb, resultKeyOf } from '../protocol/index.js';
 import type { Effect, Envelope, Machine, MachineInput, PbTypes } from '../protocol/index.js';
 import type { ExecutorTask, HostStatus, RunOutcome } from './host.js';
 import type { ConsistencyMode } from './run-scope.js';
@@ -237,6 +237,15 @@ export class ExecutorNode implements Machine {
       if (carried.length > 0) this.early.set(runId, { triggers: carried, atMs: this.nowMs });
     }
     const all = schedule.functions ?? [];
+    if (schedule.resultKey && schedule.resultKey !== resultKeyOf(runId)) {
+      // A result goes under its own call's key only: named freely, it could overwrite any key,
+      // a function's registry record among them.
+      this.counters.refused++;
+      const error = new LfaasError(ErrorCode.EXEC_BAD_VALUE, `an async run's result key is ${resultKeyOf(runId)}, not ${schedule.resultKey}`);
+      // Answered to the caller if it named one; never written to the key it named.
+      schedule.resultKey = '';
+      return schedule.replyTo ? this.answerRefused(schedule, error) : [];
+    }
     if (all.length > SCHEDULE_FUNCTIONS_MAX) {
       this.counters.refused++;
       return this.answerRefused(schedule, new LfaasError(ErrorCode.EXEC_BAD_VALUE, `a schedule of ${all.length} functions; at most ${SCHEDULE_FUNCTIONS_MAX}`));

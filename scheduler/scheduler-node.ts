@@ -274,6 +274,11 @@ export class SchedulerNode implements Machine {
       if (run.async && running.resultKey.length > 0 && running.resultKey === (run.resultKey || resultKeyOf(run.runId))) return running.deadlineMs === 0 ? [] : this.reply(envelope, { callResponse: { callId: run.runId } });
       return this.callFailed(envelope, run.runId, new LfaasError(ErrorCode.EXEC_BAD_VALUE, `call id ${run.runId} is already running`));
     }
+    if (run.async && run.resultKey.length > 0 && run.resultKey !== resultKeyOf(run.runId)) {
+      // A result goes under its own call's key only: named freely, it could overwrite any key,
+      // a function's registry record among them.
+      return this.callFailed(envelope, run.runId, new LfaasError(ErrorCode.EXEC_BAD_VALUE, `an async call's result key is ${resultKeyOf(run.runId)}, not ${run.resultKey}`));
+    }
     if (this.runs.size >= (this.options.runsMax ?? 100_000)) {
       this.counters.noCapacity++;
       return this.callFailed(envelope, run.runId, new LfaasError(ErrorCode.SCHED_NO_CAPACITY, `${this.runs.size} runs in flight`));

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LatticeFaas } from '../client/index.js';
 import type { DagDefinition } from '../client/index.js';
 import { ErrorCode } from '../lattices/index.js';
-import { Rpc, ZmqTransport, decodeEnvelope, encodeEnvelope, encodeValue, errorFromWireMessage, systemClock } from '../protocol/index.js';
+import { Rpc, ZmqTransport, decodeEnvelope, encodeEnvelope, encodeValue, errorFromWireMessage, pb, systemClock } from '../protocol/index.js';
 import type { PbTypes } from '../protocol/index.js';
 import { FaasCluster, eventually, isAlive } from './cluster.js';
 import { ManglingTransport, code, rejection } from './wire-faults.js';
@@ -273,6 +273,19 @@ describe('the FaaS core fed bad input', () => {
       expect((await rpc.request(target, { echo: { payload: Uint8Array.of(1, 2, 3) } }, { timeoutMs: 5000 })).body).toBe('echo');
     }
     await expectServing();
+  });
+
+  it('an async call whose result key is not its own call\'s (a registry record) is refused, and the record is untouched', async () => {
+    await faas.register('victim', code('(x) => x'));
+    const record = 'lfaas/function/victim@1';
+    const before = await faas.kvs.get(record);
+    expect(before).toBeDefined();
+    const answer = await rpc.request(scheduler, { callRequest: { callId: 'steal-record', function: 'healthy', args: [], async: true, resultKey: record } }, { timeoutMs: 5000 });
+    expect(answer.callResponse?.error?.code).toBe(pb.ErrorCode.EXEC_BAD_VALUE);
+    // Given time to land, nothing was written over the record: it still reads the same and calls work.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect((await faas.kvs.get(record))?.encode()).toEqual(before?.encode());
+    expect(await faas.call('victim', [7])).toBe(7);
   });
 
   it('a frame over the 16 MiB limit: PROTO_TOO_LARGE when it names a reply address, dropped otherwise', async () => {
