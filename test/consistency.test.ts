@@ -370,7 +370,7 @@ describe('consistency modes under concurrent writers and random DAGs', () => {
     expect(results.length).toBe(CAUSAL_RUNS_PER_MODE);
     // Enough runs crossed executors for the anomaly count to mean something. Placement follows the
     // executors' cache reports, which lag on a loaded machine: 71 of 300 crossed once at load 9
-    // (with benchmarks beside the suite), 35-50% usually; an eighth still exercises the path.
+    // (with benchmarks beside the suite), 170-197 of 300 in a CI run; an eighth still exercises the path.
     expect(crossRuns).toBeGreaterThan(CAUSAL_RUNS_PER_MODE / 8);
     expect(exposed).toBeGreaterThan(0);
     // The writer made progress while the readers ran: they saw many different b's.
