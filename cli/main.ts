@@ -28,6 +28,21 @@ const schedulersOption = (): Option => new Option('--schedulers <addresses>', 'c
 const faasCommand = (parent: Command, spec: string, description: string): Command => parent.command(spec).description(description).addOption(routingOption()).addOption(schedulersOption());
 /** `--isolation`: how executors isolate functions (default: the strongest the machine allows). */
 const isolationOption = (): Option => new Option('--isolation <level>', 'function isolation: bwrap (namespaces + sandbox process), process (sandbox process), none (threads: trusted code only; warns); default: the strongest available').choices([...ISOLATION_LEVELS]);
+/** `--insecure`: a role may bind beyond loopback although the cluster has no authentication or encryption yet. */
+const insecureOption = (): Option => new Option('--insecure', 'allow binding an interface other than loopback: the cluster has no authentication or encryption yet (warns)');
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|::1|\[::1\])$/;
+
+/**
+ * Safe default: a role binds loopback only, unless `--insecure` says its operator accepts an
+ * unauthenticated, unencrypted cluster reachable from elsewhere (then every start warns).
+ */
+function checkBind(command: Command): void {
+  const { host, insecure } = command.opts<{ host?: string; insecure?: boolean }>();
+  if (host === undefined || LOOPBACK.test(host)) return;
+  if (insecure !== true) command.error(`lfaas: --host ${host} would expose a cluster with no authentication or encryption beyond this machine; pass --insecure to accept that`);
+  process.stderr.write(`WARNING: --insecure: ${command.name()} binds ${host} with no authentication or encryption: anyone who can reach it can join the cluster, run code, and read or write any key\n`);
+}
+
 const consistencyOption = (): Option => new Option('--consistency <mode>', 'consistency of the call\'s reads').choices([...CONSISTENCIES]);
 
 const program = new Command();
@@ -53,6 +68,8 @@ program
   .command('routing')
   .description('run a routing node (membership, rings, key addresses)')
   .option('--host <host>', 'interface to bind', '127.0.0.1')
+  .addOption(insecureOption())
+  .hook('preAction', checkBind)
   .option('--port <port>', 'port (0 = any)', integer(0, 65535), 0)
   .option('--peers <addresses>', 'comma-separated addresses of the other routing nodes', list, [])
   .option('--global <n>', 'default nodes per key', integer(1, 64), 2)
@@ -66,6 +83,8 @@ program
   .command('scheduler')
   .description('run a scheduler (function and DAG registry, placement, the clients\' entry point)')
   .option('--host <host>', 'interface to bind', '127.0.0.1')
+  .addOption(insecureOption())
+  .hook('preAction', checkBind)
   .option('--port <port>', 'port (0 = any)', integer(0, 65535), 0)
   .addOption(routingOption())
   .option('--executor-timeout-ms <ms>', 'an executor silent this long is dead (its runs are answered or dispatched again)', integer(100, 600_000), 1000)
@@ -78,6 +97,8 @@ program
   .command('executor')
   .description('run an executor (a cache next to a pool of function runtimes)')
   .option('--host <host>', 'interface to bind', '127.0.0.1')
+  .addOption(insecureOption())
+  .hook('preAction', checkBind)
   .option('--port <port>', 'port (0 = any)', integer(0, 65535), 0)
   .addOption(routingOption())
   .addOption(schedulersOption())
@@ -152,6 +173,8 @@ const kvs = program
   .description('run a storage node (without a subcommand), or use the KVS: get, put, delete, replicate, stat, depart')
   .option('--id <id>', 'node id (stable across restarts: it names the data folder)')
   .option('--host <host>', 'interface to bind', '127.0.0.1')
+  .addOption(insecureOption())
+  .hook('preAction', checkBind)
   .option('--port <port>', 'control port; shard i binds port+1+i (0 = any)', integer(0, 65535), 0)
   .option('--shard-ports <ports>', 'comma-separated ports of the shards (instead of port+1+i)', (value: string) => list(value).map(integer(1, 65535)))
   .option('--shards <n>', 'shards (default: one per core)', integer(1, 64), availableParallelism())
