@@ -94,6 +94,8 @@ const STDERR_TAIL_CHARS = 4096;
 const PAGE_BYTES = 4096;
 /** How long ending a process waits for it to have started. */
 const START_WAIT_MS = 5000;
+/** How long a sandbox process may take to say it is ready before it is ended. */
+const START_TIMEOUT_MS = 20_000;
 
 class ProcessRuntime implements Runtime {
   onAnswer: ((answer: RuntimeAnswer) => void) | undefined;
@@ -118,6 +120,14 @@ class ProcessRuntime implements Runtime {
     let markReady: () => void;
     this.ready = new Promise<void>((resolve) => (markReady = resolve));
     this.exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    // A process that never says it is ready would hold its first call for good (a call's clock
+    // starts at ready): it is ended, and its exit fails the call.
+    const startTimer = setTimeout(() => {
+      this.stderrTail += `\nthe sandbox process did not start in ${START_TIMEOUT_MS} ms`;
+      this.child.kill('SIGKILL');
+    }, START_TIMEOUT_MS);
+    startTimer.unref();
+    void this.ready.then(() => clearTimeout(startTimer));
     this.child.stderr!.on('data', (chunk: Buffer) => {
       this.stderrTail = (this.stderrTail + chunk.toString('utf8')).slice(-STDERR_TAIL_CHARS);
     });
