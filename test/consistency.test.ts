@@ -34,7 +34,7 @@ import type { Consistency, DagDefinition } from '../client/index.js';
 import { HybridClock, Lww, MultiKeyCausal } from '../lattices/index.js';
 import { seededRandom } from '../protocol/index.js';
 import type { Random } from '../protocol/index.js';
-import { FaasCluster, eventually } from './cluster.js';
+import { FaasCluster, eventually, metricValue, scrapeMetrics } from './cluster.js';
 
 /** A reader: its parents' results, then (its locator, the keys to read, a pause before each read), then ctx. */
 const READER = `module.exports = async (...args) => {
@@ -143,6 +143,16 @@ describe('consistency modes under concurrent writers and random DAGs', () => {
     await faas.register('cs-writer', { code: WRITER }, { timeoutMs: 10_000 });
     await faas.register('cs-probe', { code: PROBE }, { timeoutMs: 10_000 });
     for (const shape of [...SHAPES, ...CAUSAL_SHAPES]) await faas.registerDag(shape);
+    // Registration pins every function on both executors (a sandbox process each, started under
+    // load in seconds): placement prefers warm executors, so until both are warm for all of them
+    // the runs would all go to one.
+    const functionsRegistered = FNS.length + 3; // the readers, cs-ping, cs-writer, cs-probe
+    let warm: (number | undefined)[] = [];
+    const bothWarm = await eventually(async () => {
+      warm = await Promise.all(cluster.executors.map(async (executor) => metricValue(await scrapeMetrics(executor), 'lfaas_executor_warm_functions')));
+      return warm.every((count) => (count ?? 0) >= functionsRegistered);
+    }, 30_000);
+    expect(bothWarm, `warm functions per executor: ${warm.join(', ')} (of ${functionsRegistered})`).toBe(true);
     // Locators: fresh keys, each read once by a probe wherever it lands, until each executor holds one.
     const clock = new HybridClock('consistency-test', () => Date.now());
     for (let i = 0; i < 40 && locators.filter((locator) => locator !== undefined).length < 2; i++) {
@@ -157,7 +167,7 @@ describe('consistency modes under concurrent writers and random DAGs', () => {
     expect(locators.filter((locator) => locator !== undefined), 'both executors hold a locator').toHaveLength(2);
     // The scheduler learns the cached keys from the heartbeats.
     await sleep(400);
-  }, 60_000);
+  }, 90_000);
 
   afterAll(async () => {
     if (tallies.length > 0) {
