@@ -23,10 +23,9 @@
  * Levels alternate sample by sample (a, b, c) or in chunks (d), so that they see the same machine.
  */
 import { readFileSync } from 'node:fs';
-import { RuntimePool, detectIsolation } from '../executor/index.js';
+import { RuntimePool, detectIsolation, processTree } from '../executor/index.js';
 import type { FunctionCode, IsolationLevel } from '../executor/index.js';
 import type { Benchmark } from './harness/benchmark.js';
-import { processTree } from './harness/process-cpu.js';
 import { watchMachineLoad } from './harness/machine-load.js';
 import { publish } from './harness/report.js';
 import type { Row, Target } from './harness/report.js';

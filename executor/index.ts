@@ -10,6 +10,7 @@ export type { ExecutorHostOptions, ExecutorTask, RunOutcome, HostStatus } from '
 export { RuntimePool } from './runtime-pool.js';
 export type { FunctionCode, FunctionHost, RuntimePoolOptions } from './runtime-pool.js';
 export type { Invocation } from '../sandbox/index.js';
+export { processTree, treeResidentBytes } from './process-tree.js';
 export { ISOLATION_LEVELS, detectIsolation, isIsolationLevel, isolationRank, sandboxCommand } from './isolation.js';
 export type { DetectedIsolation, IsolationLevel, SandboxCommand } from './isolation.js';
 export { ExecutorCache } from './cache.js';

@@ -7,13 +7,14 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { FrameReader, ProtocolError, checkAnswer, encodeFrame } from '../sandbox/index.js';
 import type { PoolMessage, RuntimeAnswer } from '../sandbox/index.js';
 import { sandboxCommand } from './isolation.js';
+import { treeResidentBytes } from './process-tree.js';
 import type { IsolationLevel } from './isolation.js';
 
 /** Why a runtime ended by itself. */
@@ -91,7 +92,6 @@ class ThreadRuntime implements Runtime {
 
 /** How much of a sandbox process's stderr is kept to explain its end. */
 const STDERR_TAIL_CHARS = 4096;
-const PAGE_BYTES = 4096;
 /** How long ending a process waits for it to have started. */
 const START_WAIT_MS = 5000;
 /** How long a sandbox process may take to say it is ready before it is ended. */
@@ -170,7 +170,7 @@ class ProcessRuntime implements Runtime {
   memoryBytes(): number | undefined {
     const pid = this.child.pid;
     if (pid === undefined || this.ended) return undefined;
-    return treeRssBytes(pid, 0);
+    return treeResidentBytes(pid);
   }
 
   async end(): Promise<void> {
@@ -183,15 +183,4 @@ class ProcessRuntime implements Runtime {
     }
     await this.exited;
   }
-}
-
-function treeRssBytes(pid: number, depth: number): number {
-  let total = 0;
-  try {
-    total += Number(readFileSync(`/proc/${pid}/statm`, 'latin1').split(' ')[1]) * PAGE_BYTES;
-    if (depth < 3) for (const child of readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1').trim().split(' ')) if (child !== '') total += treeRssBytes(Number(child), depth + 1);
-  } catch {
-    // The process ended meanwhile: it holds nothing.
-  }
-  return total;
 }

@@ -3,11 +3,9 @@
  * sandbox processes: bubblewrap, its namespace init, node), read from /proc on Linux.
  */
 import { readFileSync } from 'node:fs';
+import { processTree } from '../../executor/index.js';
 
 const TICKS_PER_SECOND = 100;
-/** Bounds of a walk down a process tree (an executor -> bwrap -> bwrap init -> node is depth 3). */
-const TREE_DEPTH_MAX = 6;
-const TREE_PROCESSES_MAX = 512;
 
 /** The fields of /proc/<pid>/stat after the command (which may contain spaces: split after its closing paren). */
 function statFields(pid: number): string[] | undefined {
@@ -23,36 +21,6 @@ function statFields(pid: number): string[] | undefined {
 export function processCpuSeconds(pid: number): number {
   const fields = statFields(pid);
   return fields === undefined ? 0 : (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
-}
-
-/**
- * The direct children of a process, from its main thread's list (/proc/<pid>/task/<pid>/children:
- * Node and bubblewrap start children from their main thread); none where /proc cannot be read.
- */
-export function childPids(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1')
-      .trim()
-      .split(' ')
-      .filter((child) => child !== '')
-      .map(Number);
-  } catch {
-    return [];
-  }
-}
-
-/** A process and its descendants, parents first (bounded in depth and count). */
-export function processTree(pid: number): number[] {
-  const tree: number[] = [];
-  const seen = new Set<number>();
-  const visit = (current: number, depth: number): void => {
-    if (tree.length >= TREE_PROCESSES_MAX || seen.has(current)) return;
-    seen.add(current);
-    tree.push(current);
-    if (depth < TREE_DEPTH_MAX) for (const child of childPids(current)) visit(child, depth + 1);
-  };
-  visit(pid, 0);
-  return tree;
 }
 
 /**
