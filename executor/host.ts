@@ -232,7 +232,8 @@ export class ExecutorHost implements MachineTasks {
       spec = this.options.cache.get(functionKey(name, version)).then((value) => {
         const record = functionRecordOf(value);
         if (record === undefined) throw new LfaasError(ErrorCode.SCHED_FUNCTION_NOT_FOUND, `function ${id} is not registered`);
-        return { id, code: record.code, memoryMb: record.memoryMb, timeoutMs: record.timeoutMs, keepAliveMs: record.keepAliveMs };
+        // Until owners exist, each function is its own owner (its sandbox processes are its own).
+        return { id, code: record.code, memoryMb: record.memoryMb, timeoutMs: record.timeoutMs, keepAliveMs: record.keepAliveMs, owner: name };
       });
       // A failed fetch is not kept: the next call asks again.
       spec.catch(() => this.specs.delete(id));

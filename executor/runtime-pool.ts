@@ -232,7 +232,9 @@ export class RuntimePool {
 
   private ownerOf(fn: FunctionCode): string | undefined {
     if (this.isolation === 'none') return undefined;
-    return fn.owner ?? fn.id.slice(0, fn.id.lastIndexOf('@') >>> 0 || fn.id.length);
+    if (fn.owner !== undefined) return fn.owner;
+    const at = fn.id.lastIndexOf('@');
+    return at > 0 ? fn.id.slice(0, at) : fn.id;
   }
 
   private submit(fn: FunctionCode, args: Uint8Array | undefined, host: FunctionHost | undefined, invocation: Invocation): Promise<Uint8Array | undefined> {
@@ -392,7 +394,7 @@ export class RuntimePool {
       if (pooled.overMemory || exit.outOfMemory) {
         this.counters.outOfMemory++;
         finish({ error: new LfaasError(ErrorCode.EXEC_OUT_OF_MEMORY, `${fnId} exceeded ${pending.fn.memoryMb} MB`) });
-      } else if (exit.reason.startsWith('the sandbox broke the protocol')) {
+      } else if (exit.brokeProtocol === true) {
         this.counters.protocolBroken++;
         finish({ error: new LfaasError(ErrorCode.EXEC_USER_ERROR, `${fnId}: ${exit.reason}; the sandbox was ended`) });
       } else finish({ error: new LfaasError(ErrorCode.INTERNAL, `the runtime running ${fnId} ended: ${exit.reason}`) });

@@ -20,6 +20,8 @@ import type { IsolationLevel } from './isolation.js';
 /** Why a runtime ended by itself. */
 export interface RuntimeExit {
   readonly outOfMemory: boolean;
+  /** A sandbox process wrote what the protocol does not allow, and was ended for it. */
+  readonly brokeProtocol?: boolean;
   readonly reason: string;
 }
 
@@ -158,7 +160,7 @@ class ProcessRuntime implements Runtime {
       this.ended = true;
       const outOfMemory = /heap out of memory|Allocation failed|out of memory/i.test(this.stderrTail);
       const reason = this.brokeProtocol !== undefined ? `the sandbox broke the protocol (${this.brokeProtocol})` : `the sandbox process ended (${signal ?? `exit ${code}`}): ${this.stderrTail.trim().split('\n').slice(-3).join(' | ') || 'no output'}`;
-      this.onExit?.({ outOfMemory, reason });
+      this.onExit?.({ outOfMemory, brokeProtocol: this.brokeProtocol !== undefined, reason });
     });
   }
 
