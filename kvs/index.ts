@@ -3,7 +3,7 @@
  * them, routing nodes, the hash rings, the disk tier and the statistics each shard keeps.
  */
 export { Shard } from './shard.js';
-export type { ShardOptions } from './shard.js';
+export type { ShardOptions } from './shard-settings.js';
 export { StorageNode } from './storage-node.js';
 export type { StorageNodeOptions } from './storage-node.js';
 export { RoutingNode } from './routing.js';

@@ -24,68 +24,18 @@
  * value of such a key is pushed to it, batched; on a ring change the shard forwards the
  * subscriptions to the key's new replicas, so they survive migrations.
  */
-import { ErrorCode, HybridClock, LfaasError, compareTimestamps, ensureLfaasError } from '../lattices/index.js';
+import { ErrorCode, HybridClock, LfaasError, ensureLfaasError } from '../lattices/index.js';
 import { envelopeWith, errorToWire, pb } from '../protocol/index.js';
 import type { Effect, Envelope, Machine, MachineInput, PbTypes, PersistWrite } from '../protocol/index.js';
 import { FIRST_GENERATION, encodeEntry, entriesEqual, entryDigest, entryFromTuple, entryToTuple, mergeEntries } from './entry.js';
 import type { Entry } from './entry.js';
 import { Membership } from './ring.js';
 import { RangeDigests, allRanges, rangeOf } from './range-digests.js';
-import type { HashRing, ReplicationFactors } from './ring.js';
+import type { HashRing } from './ring.js';
 import { ShardStats } from './shard-stats.js';
 import { SubscriptionTable } from './subscription-table.js';
-
-export interface ShardOptions {
-  /** The storage node this shard belongs to. */
-  readonly nodeId: string;
-  /** Its index in the node's local ring. */
-  readonly shardIndex: number;
-  /** Its own address (reply_to of what it sends; its name in the ring). */
-  readonly address: string;
-  /** Entries found on disk at start (a restart). */
-  readonly initial?: ReadonlyMap<string, Entry>;
-  /** The ring the node last knew (a restart), so the shard serves before the routing node answers. */
-  readonly initialRing?: PbTypes.IRingUpdate;
-  readonly defaults?: ReplicationFactors;
-  /** Where statistics reports go (the routing nodes). */
-  readonly reportTo?: readonly string[];
-  readonly gossipPeriodMs?: number;
-  readonly antiEntropyPeriodMs?: number;
-  readonly statsPeriodMs?: number;
-  /** How long a tombstone is kept before it is garbage-collected (replicas must see it by then). */
-  readonly tombstoneGraceMs?: number;
-  /** A REPLICATED or forwarded request fails with TRANSPORT_TIMEOUT after this. */
-  readonly replicationTimeoutMs?: number;
-  /** After a ring change, GET misses are forwarded to the previous replicas for this long. */
-  readonly migrationWindowMs?: number;
-  /** Requests waiting for a disk sync or replicas, at most; beyond, KVS_BUSY. */
-  readonly pendingRequestsMax?: number;
-  /** Disk batches not yet committed, at most; beyond, writes get KVS_BUSY. */
-  readonly persistBacklogMax?: number;
-  /** Keys per gossip / hand-off / push message, at most. */
-  readonly batchKeysMax?: number;
-  /**
-   * Keys in one incoming request, gossip or subscription, at most; a larger one is refused whole
-   * with PROTO_TOO_LARGE (the sender splits it). Bounds the work one frame can ask for: a
-   * 60 000-key GET once held a shard for 150 ms.
-   */
-  readonly requestKeysMax?: number;
-  /**
-   * Value bytes in one GET answer, at most: once reached, the remaining keys are answered KVS_BUSY
-   * (retryable: the client asks again), so an answer stays well below the 16 MiB frame limit.
-   */
-  readonly replyBytesMax?: number;
-  /** Keys handed off per anti-entropy round, at most. */
-  readonly handoffKeysMax?: number;
-  readonly keyBytesMax?: number;
-  readonly subscriptionsMax?: number;
-  readonly leaseMaxMs?: number;
-  /** Microseconds, for the latency histogram only (the shell passes a monotonic clock). */
-  readonly nowUs?: () => number;
-}
-
-/** The default of `requestKeysMax`: a client's batches (256 keys) and hand-offs (4096) fit. */
-export const REQUEST_KEYS_MAX = 4096;
+import { shardSettings } from './shard-settings.js';
+import type { ShardOptions, ShardSettings } from './shard-settings.js';
 
 /** The keys a request, gossip or subscription names (0 for other messages). */
 function keyCountOf(envelope: Envelope): number {
@@ -173,40 +123,14 @@ export class Shard implements Machine {
   readonly stats: ShardStats;
   readonly counters = { gets: 0, puts: 0, deletes: 0, wrongNode: 0, busy: 0, gossipSent: 0, gossipReceived: 0, digestsSent: 0, handedOff: 0, pushed: 0, rejected: 0, tombstonesCollected: 0, futureGenerations: 0 };
 
-  private readonly gossipPeriodMs: number;
-  private readonly antiEntropyPeriodMs: number;
-  private readonly statsPeriodMs: number;
-  private readonly tombstoneGraceMs: number;
-  private readonly replicationTimeoutMs: number;
-  private readonly migrationWindowMs: number;
-  private readonly pendingRequestsMax: number;
-  private readonly batchKeysMax: number;
-  private readonly requestKeysMax: number;
-  private readonly replyBytesMax: number;
-  private readonly persistBacklogMax: number;
-  private readonly handoffKeysMax: number;
-  private readonly keyBytesMax: number;
-  private readonly leaseMaxMs: number;
+  private readonly settings: ShardSettings;
   private readonly nowUs: () => number;
 
   constructor(private readonly options: ShardOptions) {
+    this.settings = shardSettings(options);
     this.address = options.address;
     this.id = options.address;
-    this.gossipPeriodMs = options.gossipPeriodMs ?? 50;
-    this.antiEntropyPeriodMs = options.antiEntropyPeriodMs ?? 1000;
-    this.statsPeriodMs = options.statsPeriodMs ?? 1000;
-    this.tombstoneGraceMs = options.tombstoneGraceMs ?? 60 * 60_000;
-    this.replicationTimeoutMs = options.replicationTimeoutMs ?? 1000;
-    this.migrationWindowMs = options.migrationWindowMs ?? 30_000;
-    this.pendingRequestsMax = options.pendingRequestsMax ?? 10_000;
-    this.batchKeysMax = options.batchKeysMax ?? 256;
-    this.requestKeysMax = options.requestKeysMax ?? REQUEST_KEYS_MAX;
-    this.replyBytesMax = options.replyBytesMax ?? 8 * 1024 * 1024;
-    this.persistBacklogMax = options.persistBacklogMax ?? 10_000;
-    this.handoffKeysMax = options.handoffKeysMax ?? 4096;
-    this.keyBytesMax = options.keyBytesMax ?? 1024;
     this.subscriptions = new SubscriptionTable(options.subscriptionsMax ?? 100_000);
-    this.leaseMaxMs = options.leaseMaxMs ?? 60_000;
     this.nowUs = options.nowUs ?? (() => this.nowMs * 1000);
     this.clock = new HybridClock(options.address, () => this.nowMs);
     this.membership = new Membership(options.defaults ?? { global: 1, local: 1 });
@@ -254,9 +178,9 @@ export class Shard implements Machine {
       switch (input.kind) {
         case 'start':
           return [
-            { kind: 'timer', timer: GOSSIP, delayMs: this.gossipPeriodMs },
-            { kind: 'timer', timer: ANTI_ENTROPY, delayMs: Math.min(this.antiEntropyPeriodMs, 50) },
-            { kind: 'timer', timer: STATS, delayMs: this.statsPeriodMs },
+            { kind: 'timer', timer: GOSSIP, delayMs: this.settings.gossipPeriodMs },
+            { kind: 'timer', timer: ANTI_ENTROPY, delayMs: Math.min(this.settings.antiEntropyPeriodMs, 50) },
+            { kind: 'timer', timer: STATS, delayMs: this.settings.statsPeriodMs },
           ];
         case 'timer':
           return this.onTimer(input.timer);
@@ -278,16 +202,16 @@ export class Shard implements Machine {
   private onTimer(timer: string): Effect[] {
     switch (timer) {
       case GOSSIP:
-        return [...this.gossipRound(), { kind: 'timer', timer: GOSSIP, delayMs: this.gossipPeriodMs }];
+        return [...this.gossipRound(), { kind: 'timer', timer: GOSSIP, delayMs: this.settings.gossipPeriodMs }];
       case ANTI_ENTROPY:
-        return [...this.antiEntropyRound(), { kind: 'timer', timer: ANTI_ENTROPY, delayMs: this.antiEntropyPeriodMs }];
+        return [...this.antiEntropyRound(), { kind: 'timer', timer: ANTI_ENTROPY, delayMs: this.settings.antiEntropyPeriodMs }];
       case PUSH:
         this.pushScheduled = false;
         return this.pushRound();
       case SWEEP:
         return this.sweep();
       case STATS:
-        return [...this.statsRound(), { kind: 'timer', timer: STATS, delayMs: this.statsPeriodMs }];
+        return [...this.statsRound(), { kind: 'timer', timer: STATS, delayMs: this.settings.statsPeriodMs }];
       default:
         return [];
     }
@@ -302,9 +226,9 @@ export class Shard implements Machine {
       return waiter.onResponse(envelope);
     }
     const keys = keyCountOf(envelope);
-    if (keys > this.requestKeysMax) {
+    if (keys > this.settings.requestKeysMax) {
       this.counters.rejected++;
-      return this.replyError(envelope, new LfaasError(ErrorCode.PROTO_TOO_LARGE, `${keys} keys in one ${envelope.body}; at most ${this.requestKeysMax}: split the batch`));
+      return this.replyError(envelope, new LfaasError(ErrorCode.PROTO_TOO_LARGE, `${keys} keys in one ${envelope.body}; at most ${this.settings.requestKeysMax}: split the batch`));
     }
     switch (envelope.body) {
       case 'kvsRequest':
@@ -335,12 +259,12 @@ export class Shard implements Machine {
   private onRequest(envelope: Envelope, request: PbTypes.KvsRequest): Effect[] {
     const startedUs = this.nowUs();
     const ack = request.fromReplica ? Ack.ACK_DURABLE : request.ack;
-    if (request.kind !== Kind.GET && ack !== Ack.ACK_LOCAL && ack !== Ack.ACK_MODE_UNSPECIFIED && this.waitingCount >= this.pendingRequestsMax) {
+    if (request.kind !== Kind.GET && ack !== Ack.ACK_LOCAL && ack !== Ack.ACK_MODE_UNSPECIFIED && this.waitingCount >= this.settings.pendingRequestsMax) {
       this.counters.busy++;
       return this.replyError(envelope, new LfaasError(ErrorCode.KVS_BUSY, `${this.waitingCount} requests wait for the disk or replicas`));
     }
     if (request.kind === Kind.GET) return this.onGet(envelope, request, startedUs);
-    if (this.unpersisted.size >= this.persistBacklogMax) {
+    if (this.unpersisted.size >= this.settings.persistBacklogMax) {
       // The disk is behind: refuse writes rather than hold ever more of them in memory.
       this.counters.busy++;
       return this.replyError(envelope, new LfaasError(ErrorCode.KVS_BUSY, `${this.unpersisted.size} disk batches not yet committed`));
@@ -416,7 +340,7 @@ export class Shard implements Machine {
         this.checkKey(key);
         const record = this.records.get(key);
         if (record !== undefined && record.payload !== undefined) {
-          if (replyBytes >= this.replyBytesMax) throw new LfaasError(ErrorCode.KVS_BUSY, `the answer already holds ${replyBytes} bytes of values; ask again for ${JSON.stringify(key)}`);
+          if (replyBytes >= this.settings.replyBytesMax) throw new LfaasError(ErrorCode.KVS_BUSY, `the answer already holds ${replyBytes} bytes of values; ask again for ${JSON.stringify(key)}`);
           replyBytes += record.payload.byteLength + key.length;
           return entryToTuple(key, record.entry, record.payload);
         }
@@ -559,14 +483,14 @@ export class Shard implements Machine {
     if (waiting.timeoutSet === true) return;
     waiting.timeoutSet = true;
     this.outbound.set(this.nextRequestId++, {
-      deadlineMs: this.nowMs + this.replicationTimeoutMs,
+      deadlineMs: this.nowMs + this.settings.replicationTimeoutMs,
       onResponse: () => [],
       onTimeout: () => {
         if (waiting.done) return [];
         waiting.needed.forEach((needed, index) => {
           if (needed > 0) {
             const key = waiting.results[index]!.key;
-            waiting.results[index] = { key, error: errorToWire(new LfaasError(ErrorCode.TRANSPORT_TIMEOUT, `${JSON.stringify(key)}: not acknowledged by enough replicas in ${this.replicationTimeoutMs} ms`)) };
+            waiting.results[index] = { key, error: errorToWire(new LfaasError(ErrorCode.TRANSPORT_TIMEOUT, `${JSON.stringify(key)}: not acknowledged by enough replicas in ${this.settings.replicationTimeoutMs} ms`)) };
             waiting.needed[index] = 0;
           }
         });
@@ -580,8 +504,8 @@ export class Shard implements Machine {
   private checkKey(key: string): void {
     if (key.length === 0) throw new LfaasError(ErrorCode.KVS_BAD_KEY, 'empty key');
     // UTF-8 takes at most 3 bytes per UTF-16 unit: only long keys need their bytes counted.
-    if (key.length > this.keyBytesMax || (key.length * 3 > this.keyBytesMax && Buffer.byteLength(key) > this.keyBytesMax)) {
-      throw new LfaasError(ErrorCode.KVS_BAD_KEY, `key of ${Buffer.byteLength(key)} bytes; at most ${this.keyBytesMax}`);
+    if (key.length > this.settings.keyBytesMax || (key.length * 3 > this.settings.keyBytesMax && Buffer.byteLength(key) > this.settings.keyBytesMax)) {
+      throw new LfaasError(ErrorCode.KVS_BAD_KEY, `key of ${Buffer.byteLength(key)} bytes; at most ${this.settings.keyBytesMax}`);
     }
   }
 
@@ -686,7 +610,7 @@ export class Shard implements Machine {
   }
 
   private inMigration(): boolean {
-    return this.previousRing !== undefined && this.nowMs - this.ringChangedAtMs < this.migrationWindowMs;
+    return this.previousRing !== undefined && this.nowMs - this.ringChangedAtMs < this.settings.migrationWindowMs;
   }
 
   private onRingUpdate(update: PbTypes.IRingUpdate): Effect[] {
@@ -726,8 +650,8 @@ export class Shard implements Machine {
 
   private gossipTo(replica: string, keys: readonly string[]): Effect[] {
     const effects: Effect[] = [];
-    for (let start = 0; start < keys.length; start += this.batchKeysMax) {
-      const tuples = keys.slice(start, start + this.batchKeysMax).map((key) => this.tupleOf(key));
+    for (let start = 0; start < keys.length; start += this.settings.batchKeysMax) {
+      const tuples = keys.slice(start, start + this.settings.batchKeysMax).map((key) => this.tupleOf(key));
       this.counters.gossipSent++;
       effects.push({ kind: 'send', to: replica, envelope: envelopeWith({ gossip: { fromNode: this.address, tuples } }, { sender: this.address }) });
     }
@@ -811,7 +735,7 @@ export class Shard implements Machine {
       const replicas = this.replicasOf(key);
       if (replicas.includes(peer) && replicas.includes(this.address)) keys.push(key);
     }
-    const effects = this.gossipTo(peer, keys.slice(0, this.handoffKeysMax));
+    const effects = this.gossipTo(peer, keys.slice(0, this.settings.handoffKeysMax));
     if (!exchange.isReply) {
       this.counters.digestsSent++;
       effects.push({
@@ -829,7 +753,7 @@ export class Shard implements Machine {
     const acksNeeded = new Map<string, number>();
     let count = 0;
     for (const key of this.records.keys()) {
-      if (count >= this.handoffKeysMax) break;
+      if (count >= this.settings.handoffKeysMax) break;
       if (this.handoffPending.has(key)) continue;
       const replicas = this.replicasOf(key);
       if (replicas.includes(this.address) || replicas.length === 0) continue;
@@ -849,8 +773,8 @@ export class Shard implements Machine {
       for (const key of keys) this.handoffPending.delete(key);
     };
     for (const [replica, keys] of byReplica) {
-      for (let start = 0; start < keys.length; start += this.batchKeysMax) {
-        const batch = keys.slice(start, start + this.batchKeysMax);
+      for (let start = 0; start < keys.length; start += this.settings.batchKeysMax) {
+        const batch = keys.slice(start, start + this.settings.batchKeysMax);
         effects.push(...this.forwardSubscriptionsOf(batch, replica));
         effects.push(
           ...this.sendRequest(
@@ -892,7 +816,7 @@ export class Shard implements Machine {
   private collectTombstones(effects: Effect[]): void {
     const writes: PersistWrite[] = [];
     for (const [key, record] of this.records) {
-      if (record.entry.value === undefined && record.entry.generation.wallMs + this.tombstoneGraceMs < this.nowMs) {
+      if (record.entry.value === undefined && record.entry.generation.wallMs + this.settings.tombstoneGraceMs < this.nowMs) {
         writes.push(this.drop(key));
         this.counters.tombstonesCollected++;
       }
@@ -903,7 +827,7 @@ export class Shard implements Machine {
   // ---- subscriptions -----------------------------------------------------------------------
 
   private onSubscribe(envelope: Envelope, subscribe: PbTypes.Subscribe): Effect[] {
-    const leaseMs = Math.min(this.leaseMaxMs, subscribe.leaseMs > 0 ? subscribe.leaseMs : 10_000);
+    const leaseMs = Math.min(this.settings.leaseMaxMs, subscribe.leaseMs > 0 ? subscribe.leaseMs : 10_000);
     if (!this.subscriptions.add(subscribe.keys, subscribe.subscriber, this.nowMs + leaseMs)) {
       this.counters.busy++;
       return this.replyError(envelope, new LfaasError(ErrorCode.KVS_BUSY, `${this.subscriptions.count} subscriptions; no room for ${subscribe.keys.length} more`));
@@ -941,9 +865,9 @@ export class Shard implements Machine {
     const effects: Effect[] = [];
     for (const [subscriber, keys] of this.pushPending) {
       const list = [...keys];
-      for (let start = 0; start < list.length; start += this.batchKeysMax) {
+      for (let start = 0; start < list.length; start += this.settings.batchKeysMax) {
         this.counters.pushed++;
-        const tuples = list.slice(start, start + this.batchKeysMax).map((key) => this.tupleOf(key));
+        const tuples = list.slice(start, start + this.settings.batchKeysMax).map((key) => this.tupleOf(key));
         effects.push({ kind: 'send', to: subscriber, envelope: envelopeWith({ keyUpdate: { tuples } }, { sender: this.address }) });
       }
     }
@@ -956,7 +880,7 @@ export class Shard implements Machine {
   private sendRequest(to: string, body: PbTypes.IEnvelope, onResponse: (envelope: Envelope) => Effect[], onTimeout: () => Effect[]): Effect[] {
     const requestId = this.nextRequestId++;
     this.outbound.set(requestId, {
-      deadlineMs: this.nowMs + this.replicationTimeoutMs,
+      deadlineMs: this.nowMs + this.settings.replicationTimeoutMs,
       onResponse: (envelope) => (envelope.body === 'errorReply' ? onTimeout() : onResponse(envelope)),
       onTimeout,
     });
