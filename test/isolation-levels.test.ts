@@ -8,9 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LatticeFaas } from '../client/index.js';
 import { ISOLATION_LEVELS, detectIsolation, isolationRank } from '../executor/index.js';
-import type { IsolationLevel } from '../executor/index.js';
 import { FaasCluster, metricValue, scrapeMetrics, startProcess } from './cluster.js';
-import type { RoleProcess } from './cluster.js';
 
 const ECHO = 'module.exports = (x) => ({ echoed: x });';
 
@@ -20,11 +18,9 @@ const strongest = (await detectIsolation()).level;
 describe('isolation levels of real executors', () => {
   const cluster = new FaasCluster();
   let faas: LatticeFaas;
-  const byLevel = new Map<IsolationLevel | 'default', RoleProcess>();
 
   beforeAll(async () => {
     await cluster.startAll({ nodes: 1, executors: 1, workers: 2 });
-    byLevel.set('default', cluster.executors[0]!);
     faas = await cluster.connect();
   }, 60_000);
 
@@ -34,7 +30,8 @@ describe('isolation levels of real executors', () => {
   }, 60_000);
 
   it('runs at the strongest level available by default, and says so in its log, ready line and metrics', async () => {
-    const executor = byLevel.get('default')!;
+    // The executor startAll started, with no --isolation.
+    const executor = cluster.executors[0]!;
     expect(strongest).not.toBe('none');
     expect(executor.ready['isolation']).toBe(strongest);
     expect(executor.stderr.some((line) => line.includes(`"msg":"isolation ${strongest}"`))).toBe(true);
