@@ -1,6 +1,7 @@
 /**
  * The `lfaas` command.
  */
+import './threadpool.js';
 import { availableParallelism } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { CONSISTENCIES, faasCall, faasDagCall, faasDagCreate, faasDagDelete, faasDagList, faasDeleteFunction, faasDeploy, faasFunctions } from './faas-commands.js';

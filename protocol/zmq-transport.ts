@@ -46,8 +46,13 @@ const RECEIVE_WAITED_MS = 0.05;
  * counts against the context's limit until then: at most the evictions of this long.
  */
 const EVICTED_LINGER_MS = 500;
-/** Host names being resolved at once, at most (a send to one more name is refused TRANSPORT_BUSY): lookups run on libuv's small thread pool, which the rest of the process needs too. */
+/** Host-name lookups in progress at once, at most, hung ones included (a send to one more name is refused TRANSPORT_BUSY): lookups run on libuv's small thread pool, which the rest of the process needs too. */
 const LOOKUPS_MAX = 2;
+/**
+ * Lookups in progress in this thread, over all its transports (a storage node has one per shard
+ * and one for control): the thread pool is shared, so the bound is too.
+ */
+let lookupsInProgress = 0;
 /** A host name not resolved within this is given up (its frames are lost, counted). */
 const LOOKUP_TIMEOUT_MS = 2000;
 /** The longest wait between attempts to reconnect to a destination that does not answer. */
@@ -109,8 +114,6 @@ class Destination {
 export class ZmqTransport implements Transport {
   readonly counters: TransportCounters = { framesSent: 0, batchesSent: 0, framesReceived: 0, sendErrors: 0, sendsRefused: 0, socketsEvicted: 0, framesRefused: 0 };
   private readonly destinations = new Map<string, Destination>();
-  /** Host names being resolved now. */
-  private lookups = 0;
   private receiver: FrameReceiver = () => {};
   private refusedReceiver: RefusedFrameReceiver = () => {};
   private readonly inbox: FairInbox;
@@ -225,7 +228,7 @@ export class ZmqTransport implements Transport {
     // for seconds. So names are resolved here, asynchronously and bounded, and ZeroMQ only ever
     // connects to an IP address.
     const literal = isIP(parsed.host.replace(/^\[|\]$/g, '')) !== 0;
-    if (!literal && this.lookups >= LOOKUPS_MAX) return new LfaasError(ErrorCode.TRANSPORT_BUSY, `${this.lookups} host names are being resolved; cannot send to ${to} now`);
+    if (!literal && lookupsInProgress >= LOOKUPS_MAX) return new LfaasError(ErrorCode.TRANSPORT_BUSY, `${lookupsInProgress} host names are being resolved; cannot send to ${to} now`);
     while (this.destinations.size >= this.socketsMax) this.evictLeastRecentlyUsed();
     let socket: Dealer | undefined;
     try {
@@ -247,16 +250,17 @@ export class ZmqTransport implements Transport {
 
   /** Resolves `host` (bounded in time) and connects the destination's socket to its address; on failure the destination is dropped. */
   private async resolveAndConnect(to: string, host: string, port: number, destination: Destination): Promise<void> {
-    this.lookups++;
-    let address: string | undefined;
-    try {
-      const found = await Promise.race([lookup(host), new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), LOOKUP_TIMEOUT_MS).unref())]);
-      address = found?.address;
-    } catch {
-      address = undefined;
-    } finally {
-      this.lookups--;
-    }
+    // The slot is held until the lookup itself ends, not until this send gives up on it: a
+    // lookup that hangs (no resolver reachable) keeps one of libuv's four pool threads blocked,
+    // and counting it free after the timeout let hung lookups take them all, stalling the disk
+    // and the logs of the whole process.
+    lookupsInProgress++;
+    const pending = lookup(host).then(
+      (found) => found.address,
+      () => undefined,
+    );
+    void pending.finally(() => lookupsInProgress--);
+    const address = await Promise.race([pending, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), LOOKUP_TIMEOUT_MS).unref())]);
     if (destination.closed) return;
     if (address !== undefined) {
       try {
