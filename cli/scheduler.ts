@@ -37,6 +37,7 @@ const SCHEDULER_COUNTERS: Readonly<Record<keyof SchedulerNode['counters'], reado
   retriesQueued: ['lfaas_scheduler_retries_queued_total', 'Async runs queued to wait for an executor with room.'],
   retriesDispatched: ['lfaas_scheduler_retries_dispatched_total', 'Queued async runs dispatched once room was found.'],
   retriesExpired: ['lfaas_scheduler_retries_expired_total', 'Queued async runs whose deadline passed before room was found.'],
+  pinsSent: ['lfaas_scheduler_pins_sent_total', 'Prepare messages sent to pin a function on an executor (first sends and re-sends until it is warm there).'],
 };
 
 /** The scheduler's series at this moment, each labelled with its address. */

@@ -37,6 +37,8 @@ import type { Continuation, SchedulerTask } from './kvs-tasks.js';
 import { Registry } from './registry.js';
 import { DefaultPlacement } from './placement.js';
 import type { ExecutorView, PlacementPolicy } from './placement.js';
+import { Pins } from './pins.js';
+import type { PinnedFunction } from './pins.js';
 
 export interface SchedulerOptions {
   readonly address: string;
@@ -125,14 +127,16 @@ export class SchedulerNode implements Machine {
   private readonly continuations = new Map<number, Continuation>();
   private readonly runs = new Map<string, Dispatch>();
   private readonly placement: PlacementPolicy;
+  private readonly pins: Pins;
   private readonly clock: HybridClock;
   private nextToken = 1;
   private nowMs = 0;
-  readonly counters = { calls: 0, dagCalls: 0, asyncCalls: 0, dispatched: 0, completed: 0, lost: 0, redispatched: 0, noCapacity: 0, registered: 0, executorsLost: 0, executorsRestarted: 0, retriesQueued: 0, retriesDispatched: 0, retriesExpired: 0 };
+  readonly counters = { calls: 0, dagCalls: 0, asyncCalls: 0, dispatched: 0, completed: 0, lost: 0, redispatched: 0, noCapacity: 0, registered: 0, executorsLost: 0, executorsRestarted: 0, retriesQueued: 0, retriesDispatched: 0, retriesExpired: 0, pinsSent: 0 };
 
   constructor(private readonly options: SchedulerOptions) {
     this.id = options.address;
     this.placement = options.placement ?? new DefaultPlacement();
+    this.pins = new Pins({ count: options.pinExecutors ?? 2 });
     this.clock = new HybridClock(options.address, () => this.nowMs);
     this.registry = new Registry(
       {
@@ -202,6 +206,7 @@ export class SchedulerNode implements Machine {
       case 'listFunctions':
         return this.registry.onListFunctions(envelope, envelope.listFunctions!.name ?? '');
       case 'deleteFunction':
+        this.pins.remove(envelope.deleteFunction!.name ?? '', envelope.deleteFunction!.version ?? 0);
         return this.registry.onDeleteFunction(envelope, envelope.deleteFunction!.name ?? '', envelope.deleteFunction!.version ?? 0);
       case 'listDags':
         return this.registry.onListDags(envelope, envelope.listDags!.name ?? '');
@@ -413,12 +418,14 @@ export class SchedulerNode implements Machine {
       if (dispatch.seqs.size === 0 && !dispatch.finished) effects.push(...this.finished(dispatch));
     }
     if (replaced !== undefined) effects.push(...this.failRuns(replaced, true));
+    for (const fn of this.pins.due(view, this.nowMs, this.executors.size)) effects.push(this.prepare(view, fn));
     return effects;
   }
 
   /** An executor (one boot of it) leaves the view; its address's next sequence number is kept. */
   private forget(view: ExecutorEntry): void {
     this.executors.delete(view.address);
+    this.pins.forget(view.incarnation);
     this.counters.executorsLost++;
     this.departed.delete(view.address);
     this.departed.set(view.address, { incarnation: view.incarnation, nextSeq: view.nextSeq });
@@ -573,21 +580,31 @@ export class SchedulerNode implements Machine {
     return this.reply(envelope, { callResponse: { callId, error: errorToWire(error) } });
   }
 
-  /** Prefetching: the functions' code goes to executors, which specialise a runtime before any call. */
+  /**
+   * Prefetching: the functions' code goes to executors, which specialise a runtime before any
+   * call. The pins are kept and sent again until warm (see {@link Pins}).
+   */
   private pin(functions: readonly { name: string; version: number }[]): Effect[] {
     const views = [...this.executors.values()];
     const effects: Effect[] = [];
     const count = Math.min(views.length, this.options.pinExecutors ?? 2);
     for (const fn of functions) {
-      const chosen = new Set<ExecutorView>();
+      this.pins.add(fn);
+      const chosen = new Set<ExecutorEntry>();
       for (let attempt = 0; chosen.size < count && attempt < count * 4; attempt++) {
         const view = this.placement.place({ functionId: `${fn.name}@${fn.version}`, keys: [] }, views.filter((v) => !chosen.has(v)), this.options.random);
         if (view === undefined) break;
-        chosen.add(view);
+        chosen.add(view as ExecutorEntry);
       }
-      for (const view of chosen) effects.push({ kind: 'send', to: view.address, envelope: envelopeWith({ prepare: { functions: [fn] } }, { sender: this.id }) });
+      for (const view of chosen) effects.push(this.prepare(view, fn));
     }
     return effects;
+  }
+
+  private prepare(view: ExecutorEntry, fn: PinnedFunction): Effect {
+    this.pins.sent(fn, view.incarnation, this.nowMs);
+    this.counters.pinsSent++;
+    return { kind: 'send', to: view.address, envelope: envelopeWith({ prepare: { functions: [{ name: fn.name, version: fn.version }] } }, { sender: this.id }) };
   }
 
   // ---- plumbing ------------------------------------------------------------------------------

@@ -144,14 +144,14 @@ describe('consistency modes under concurrent writers and random DAGs', () => {
     await faas.register('cs-probe', { code: PROBE }, { timeoutMs: 10_000 });
     for (const shape of [...SHAPES, ...CAUSAL_SHAPES]) await faas.registerDag(shape);
     // Registration pins every function on both executors (a sandbox process each, started under
-    // load in seconds): placement prefers warm executors, so until both are warm for all of them
-    // the runs would all go to one.
+    // load in seconds; a pin lost to a start that failed is sent again every 5 s): placement
+    // prefers warm executors, so until both are warm for all of them the runs would all go to one.
     const functionsRegistered = FNS.length + 3; // the readers, cs-ping, cs-writer, cs-probe
     let warm: (number | undefined)[] = [];
     const bothWarm = await eventually(async () => {
       warm = await Promise.all(cluster.executors.map(async (executor) => metricValue(await scrapeMetrics(executor), 'lfaas_executor_warm_functions')));
       return warm.every((count) => (count ?? 0) >= functionsRegistered);
-    }, 30_000);
+    }, 45_000);
     expect(bothWarm, `warm functions per executor: ${warm.join(', ')} (of ${functionsRegistered})`).toBe(true);
     // Locators: fresh keys, each read once by a probe wherever it lands, until each executor holds one.
     const clock = new HybridClock('consistency-test', () => Date.now());

@@ -31,6 +31,7 @@ const SCHEDULER_COUNTERS = [
   'lfaas_scheduler_retries_queued_total',
   'lfaas_scheduler_retries_dispatched_total',
   'lfaas_scheduler_retries_expired_total',
+  'lfaas_scheduler_pins_sent_total',
 ];
 const SCHEDULER_GAUGES = ['lfaas_scheduler_runs_in_flight', 'lfaas_scheduler_executors'];
 const EXECUTOR_COUNTERS = [
