@@ -264,6 +264,24 @@ describe.each(['process', 'none'] as const)('RuntimePool (isolation %s)', (isola
     // Code that does not load fails its prepare with the function's error.
     await expect(pool.prepare(fn('broken@1', '(x) => {'))).rejects.toMatchObject({ code: 'EXEC_USER_ERROR' });
   });
+
+  it.skipIf(isolation === 'none')('concurrent prepares of one version start one runtime; a prepare never ends another owner\'s warm runtime', async () => {
+    pool = newPool({ prewarm: 0, workersMax: 2, memoryMb: 64 });
+    const owned = (id: string, owner: string): FunctionCode => ({ ...fn(id, '(x) => x'), owner });
+    const a = owned('a@1', 'owner-a');
+    await Promise.all([pool.prepare(a), pool.prepare(a), pool.prepare(a)]);
+    expect(pool.owners().filter((owner) => owner === 'owner-a')).toHaveLength(1);
+    const b = owned('b@1', 'owner-b');
+    await pool.prepare(b);
+    expect(pool.warmFunctions().sort()).toEqual(['a@1', 'b@1']);
+    // The pool is full (2 runtimes): preparing a third owner's function is dropped, not paid for
+    // with another owner's warm runtime.
+    await pool.prepare(owned('c@1', 'owner-c'));
+    expect(pool.warmFunctions().sort()).toEqual(['a@1', 'b@1']);
+    // A call does make room (the least recently used idle runtime of another owner).
+    expect(await pool.run(owned('c@1', 'owner-c'), [5])).toBe(5);
+    expect(pool.warmFunctions()).toContain('c@1');
+  }, 30_000);
 });
 
 /** Waits until `condition` holds, polling, for at most `timeoutMs` (then the assertions after it fail). */

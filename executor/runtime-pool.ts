@@ -133,6 +133,8 @@ export class RuntimePool {
   private readonly workers: PooledWorker[] = [];
   private readonly queue: Pending[] = [];
   private readonly keepAlive = new Map<string, number>();
+  /** Prepares in flight, by function version. */
+  private readonly preparing = new Map<string, Promise<void>>();
   private nextCallId = 1;
   private callsFinished = 0;
   private closed = false;
@@ -218,7 +220,17 @@ export class RuntimePool {
   /** Specialises a runtime for `fn` ahead of its calls (creates its realm in a runtime). */
   async prepare(fn: FunctionCode): Promise<void> {
     if (this.workers.some((pooled) => pooled.loaded.has(fn.id))) return;
-    await this.submit(fn, undefined, undefined, NO_INVOCATION);
+    // One prepare of a version at a time: a second (a DAG's registration, a scheduler's re-pin)
+    // while the first's runtime starts would start another process for the same owner.
+    const pending = this.preparing.get(fn.id);
+    if (pending !== undefined) return pending;
+    const prepared = this.submit(fn, undefined, undefined, NO_INVOCATION).then(() => undefined);
+    this.preparing.set(fn.id, prepared);
+    try {
+      await prepared;
+    } finally {
+      this.preparing.delete(fn.id);
+    }
   }
 
   async close(): Promise<void> {
@@ -291,6 +303,12 @@ export class RuntimePool {
           if (other === undefined || candidate.usedOrder < other.usedOrder) other = candidate;
         }
         if (other === undefined) return false;
+        // A prepare is prefetching: it never ends another owner's warm runtime (that would undo
+        // the prefetch of another function); with no room it is dropped.
+        if (pending.args === undefined) {
+          pending.resolve(undefined);
+          return true;
+        }
         this.remove(other);
         void this.end(other);
       } else if (hasOwn) {
