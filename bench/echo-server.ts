@@ -24,8 +24,9 @@ async function raw(): Promise<() => Promise<void>> {
   return async () => router.close();
 }
 
-async function ours(): Promise<() => Promise<void>> {
-  const transport = await ZmqTransport.bind({ host: '127.0.0.1', port: 0 });
+/** Our transport: `curve` (the default: CURVE, every message sealed) or `plain` (--insecure). */
+async function ours(security: 'curve' | 'plain'): Promise<() => Promise<void>> {
+  const transport = await ZmqTransport.bind({ host: '127.0.0.1', port: 0, ...(security === 'plain' ? { keyPair: 'insecure' as const } : {}) });
   const rpc = new Rpc(transport, systemClock);
   rpc.onRequest((request) => rpc.respond(request, { echo: { payload: request.echo?.payload ?? new Uint8Array() } }));
   console.log(`ready ${transport.address}`);
@@ -35,11 +36,11 @@ async function ours(): Promise<() => Promise<void>> {
   };
 }
 
-if (mode !== 'raw' && mode !== 'ours') {
-  console.error('usage: echo-server raw|ours');
+if (mode !== 'raw' && mode !== 'curve' && mode !== 'plain') {
+  console.error('usage: echo-server raw|curve|plain');
   process.exit(2);
 }
-const stop = await (mode === 'raw' ? raw() : ours());
+const stop = await (mode === 'raw' ? raw() : ours(mode));
 const shutdown = (): void => {
   void stop().finally(() => process.exit(0));
 };

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LatticeFaas, dag } from '../client/index.js';
 import type { DagHandle, FunctionHandle } from '../client/index.js';
-import { startRole, stopChildren, waitForRing } from '../cli/index.js';
+import { keysInit, startRole, stopChildren, waitForRing } from '../cli/index.js';
 import type { Started } from '../cli/index.js';
 import type { IsolationLevel } from '../executor/index.js';
 
@@ -94,18 +94,21 @@ export async function startFaasBenchCluster(options: { executors: number; worker
     rmSync(data, { recursive: true, force: true });
   };
   try {
-    const routing = await startRole(['routing', '--global', '1'], 'routing');
+    // Secure, as a cluster runs by default: keys made in the bench's data folder.
+    const keys = join(data, 'keys');
+    keysInit(keys);
+    const routing = await startRole(['routing', '--keys', keys, '--global', '1'], 'routing');
     processes.push(routing);
     const routingAddress = String(routing.ready['address']);
-    const node = await startRole(['kvs', '--id', 'bench-0', '--routing', routingAddress, '--shards', '1', '--data', data, '--metrics-port', '-1', '--threads', 'off'], 'storage node');
+    const node = await startRole(['kvs', '--keys', keys, '--id', 'bench-0', '--routing', routingAddress, '--shards', '1', '--data', data, '--metrics-port', '-1', '--threads', 'off'], 'storage node');
     processes.push(node);
     await waitForRing([routingAddress], node.ready['shards'] as string[]);
-    const scheduler = await startRole(['scheduler', '--routing', routingAddress], 'scheduler');
+    const scheduler = await startRole(['scheduler', '--keys', keys, '--routing', routingAddress], 'scheduler');
     processes.push(scheduler);
     const schedulerAddress = String(scheduler.ready['address']);
     const executors = await Promise.all(
       Array.from({ length: options.executors }, (_, n) =>
-        startRole(['executor', '--routing', routingAddress, '--schedulers', schedulerAddress, '--workers', String(options.workers), '--prewarm', String(options.workers), ...(options.isolation === undefined ? [] : ['--isolation', options.isolation])], `executor ${n}`),
+        startRole(['executor', '--keys', keys, '--routing', routingAddress, '--schedulers', schedulerAddress, '--workers', String(options.workers), '--prewarm', String(options.workers), ...(options.isolation === undefined ? [] : ['--isolation', options.isolation])], `executor ${n}`),
       ),
     );
     processes.push(...executors);

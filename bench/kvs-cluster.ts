@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KvsClient } from '../client/index.js';
-import { startRole, stopChildren, waitForRing } from '../cli/index.js';
+import { keysInit, startRole, stopChildren, waitForRing } from '../cli/index.js';
 import type { Started } from '../cli/index.js';
 
 export interface BenchCluster {
@@ -24,11 +24,14 @@ export async function startBenchCluster(options: { nodes: number; shards: number
     rmSync(data, { recursive: true, force: true });
   };
   try {
-    const routing = await startRole(['routing', '--global', String(options.replication)], 'routing');
+    // Secure, as a cluster runs by default: keys made in the bench's data folder.
+    const keys = join(data, 'keys');
+    keysInit(keys);
+    const routing = await startRole(['routing', '--keys', keys, '--global', String(options.replication)], 'routing');
     processes.push(routing);
     const address = String(routing.ready['address']);
     for (let n = 0; n < options.nodes; n++) {
-      processes.push(await startRole(['kvs', '--id', `bench-${n}`, '--routing', address, '--shards', String(options.shards), '--data', data, '--metrics-port', '-1'], `storage node ${n}`));
+      processes.push(await startRole(['kvs', '--keys', keys, '--id', `bench-${n}`, '--routing', address, '--shards', String(options.shards), '--data', data, '--metrics-port', '-1'], `storage node ${n}`));
     }
     const client = await KvsClient.connect({ routing: [address], requestTimeoutMs: 2000 });
     // Until every node is in the ring the client would be sent to fewer shards.

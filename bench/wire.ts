@@ -1,8 +1,8 @@
 /**
- * `wire`: our ZeroMQ transport with request/response against a minimal raw zeromq echo, in the
- * same run and under the same conditions (the two are measured alternately at each level). Each
- * echo server is its own OS process (bench/echo-server.ts). Plus msgpack encode/decode of a
- * ~100-byte object.
+ * `wire`: our ZeroMQ transport with request/response, secure (CURVE and sealed messages, the
+ * default) and plain (`--insecure`), against a minimal raw zeromq echo, in the same run and under
+ * the same conditions (the three are measured in turn at each level). Each echo server is its own
+ * OS process (bench/echo-server.ts). Plus msgpack encode/decode of a ~100-byte object.
  */
 import { Packr } from 'msgpackr';
 import { Rpc, ZmqTransport, systemClock } from '../protocol/index.js';
@@ -14,8 +14,8 @@ import { summarise } from './harness/stats.js';
 import { PAYLOAD, rawClient, startServer } from './echo-peer.js';
 import type { Client } from './echo-peer.js';
 
-async function ourClient(address: string): Promise<Client> {
-  const transport = await ZmqTransport.bind({ host: '127.0.0.1', port: 0 });
+async function ourClient(address: string, security: 'curve' | 'plain'): Promise<Client> {
+  const transport = await ZmqTransport.bind({ host: '127.0.0.1', port: 0, ...(security === 'plain' ? { keyPair: 'insecure' as const } : {}) });
   const rpc = new Rpc(transport, systemClock);
   return {
     roundTrip: () => rpc.request(address, { echo: { payload: PAYLOAD } }, { timeoutMs: 10_000 }),
@@ -26,39 +26,46 @@ async function ourClient(address: string): Promise<Client> {
   };
 }
 
+/** raw: a bare zeromq echo; plain: our transport in --insecure mode; curve: our transport as it runs by default (CURVE, sealed messages). */
+const SYSTEMS = ['raw', 'plain', 'curve'] as const;
+
 export const wireBenchmark: Benchmark = async (options) => {
   const sequentialCount = options.quick ? 3000 : 20_000;
   const levelMs = options.quick ? 1500 : 5000;
-  const servers = { raw: await startServer('raw'), ours: await startServer('ours') };
+  const servers = { raw: await startServer('raw'), plain: await startServer('plain'), curve: await startServer('curve') };
   const rows: Row[] = [];
   const ratios: Record<string, number> = {};
   try {
-    const clients = { raw: await rawClient(servers.raw.address), ours: await ourClient(servers.ours.address) };
-    // Warm both paths (JIT, socket connects).
-    for (const system of ['raw', 'ours'] as const) await closedLoop(clients[system].roundTrip, { inFlight: 4, durationMs: 500, maxOperations: 5000 });
+    const clients = { raw: await rawClient(servers.raw.address), plain: await ourClient(servers.plain.address, 'plain'), curve: await ourClient(servers.curve.address, 'curve') };
+    // Warm every path (JIT, socket connects, CURVE handshakes).
+    for (const system of SYSTEMS) await closedLoop(clients[system].roundTrip, { inFlight: 4, durationMs: 500, maxOperations: 5000 });
 
     const sequential: Record<string, ReturnType<typeof summarise>> = {};
-    for (const system of ['raw', 'ours'] as const) {
+    for (const system of SYSTEMS) {
       const run = await closedLoop(clients[system].roundTrip, { inFlight: 1, durationMs: 60_000, maxOperations: sequentialCount });
       const summary = summarise(run.latenciesMs);
       sequential[system] = summary;
       rows.push({ test: 'sequential', system, inFlight: 1, p50Ms: summary.p50Ms, p99Ms: summary.p99Ms, perSecond: run.perSecond, clientCpu: run.cpuCores });
     }
-    ratios['seqP50_ours_over_raw'] = sequential['ours']!.p50Ms / sequential['raw']!.p50Ms;
-    ratios['seqP99_ours_over_raw'] = sequential['ours']!.p99Ms / sequential['raw']!.p99Ms;
+    ratios['seqP50_plain_over_raw'] = sequential['plain']!.p50Ms / sequential['raw']!.p50Ms;
+    ratios['seqP99_plain_over_raw'] = sequential['plain']!.p99Ms / sequential['raw']!.p99Ms;
+    ratios['seqP50_curve_over_plain'] = sequential['curve']!.p50Ms / sequential['plain']!.p50Ms;
+    ratios['seqP99_curve_over_plain'] = sequential['curve']!.p99Ms / sequential['plain']!.p99Ms;
+    ratios['seqP50_curve_over_raw'] = sequential['curve']!.p50Ms / sequential['raw']!.p50Ms;
 
     for (const inFlight of [1, 4, 16, 64]) {
       const perSecond: Record<string, number> = {};
-      for (const system of ['raw', 'ours'] as const) {
+      for (const system of SYSTEMS) {
         const run = await closedLoop(clients[system].roundTrip, { inFlight, durationMs: levelMs, maxOperations: 5_000_000 });
         const summary = summarise(run.latenciesMs);
         perSecond[system] = run.perSecond;
         rows.push({ test: 'throughput', system, inFlight, p50Ms: summary.p50Ms, p99Ms: summary.p99Ms, perSecond: run.perSecond, clientCpu: run.cpuCores });
       }
-      ratios[`rps${inFlight}_ours_over_raw`] = perSecond['ours']! / perSecond['raw']!;
+      ratios[`rps${inFlight}_plain_over_raw`] = perSecond['plain']! / perSecond['raw']!;
+      ratios[`rps${inFlight}_curve_over_plain`] = perSecond['curve']! / perSecond['plain']!;
+      ratios[`rps${inFlight}_curve_over_raw`] = perSecond['curve']! / perSecond['raw']!;
     }
-    await clients.raw.close();
-    await clients.ours.close();
+    for (const system of SYSTEMS) await clients[system].close();
   } finally {
     for (const server of Object.values(servers)) server.child.kill('SIGTERM');
   }
@@ -74,10 +81,18 @@ export const wireBenchmark: Benchmark = async (options) => {
     rows,
     ratios,
     targets: [
-      { name: 'sequential p50 ours / raw', target: '<= 1.25', value: ratios['seqP50_ours_over_raw']!, met: ratios['seqP50_ours_over_raw']! <= 1.25 },
-      { name: '64 in flight throughput ours / raw', target: '>= 2', value: ratios['rps64_ours_over_raw']!, met: ratios['rps64_ours_over_raw']! >= 2 },
+      // The transport's own targets (set when it had no security): measured on the plain mode.
+      { name: 'sequential p50 ours (plain) / raw', target: '<= 1.25', value: ratios['seqP50_plain_over_raw']!, met: ratios['seqP50_plain_over_raw']! <= 1.25 },
+      { name: '64 in flight throughput ours (plain) / raw', target: '>= 2', value: ratios['rps64_plain_over_raw']!, met: ratios['rps64_plain_over_raw']! >= 2 },
+      // The cost of security: CURVE on every socket and every message sealed, against plain.
+      { name: 'sequential p50 CURVE / plain', target: '<= 1.3', value: ratios['seqP50_curve_over_plain']!, met: ratios['seqP50_curve_over_plain']! <= 1.3 },
+      { name: '64 in flight throughput CURVE / plain', target: '>= 0.8', value: ratios['rps64_curve_over_plain']!, met: ratios['rps64_curve_over_plain']! >= 0.8 },
     ],
-    notes: ['each echo server runs as its own OS process on 127.0.0.1; client and server share the 2 cores', 'raw = zeromq Dealer/Router echo, no protobuf, no batching'],
+    notes: [
+      'each echo server runs as its own OS process on 127.0.0.1; client and server share the 2 cores',
+      'raw = zeromq Dealer/Router echo, no protobuf, no batching, no security',
+      'plain = our transport with --insecure (no CURVE, no seal); curve = our transport as it runs by default: CURVE on both sockets of the round trip, ZAP handler, every message sealed (HMAC-SHA256 with an X25519 pair key) and its seal checked',
+    ],
     plot: {
       rows: rows.filter((row) => row['test'] === 'throughput'),
       spec: {

@@ -16,8 +16,10 @@ import type { IsolationLevel } from '../executor/index.js';
 import { Rpc, ZmqTransport, runMachine, systemClock } from '../protocol/index.js';
 import { wireCountersOf, wireSamples } from './wire-metrics.js';
 import { announceReady, guardProcess, logError, stopOnSignals } from './process.js';
+import { roleSecurity } from './security.js';
+import type { SecurityOptions } from './security.js';
 
-export interface ExecutorProcessOptions {
+export interface ExecutorProcessOptions extends SecurityOptions {
   readonly host: string;
   readonly port: number;
   readonly routing: readonly string[];
@@ -98,20 +100,21 @@ function executorSamples(parts: { node: ExecutorNode; pool: RuntimePool; cache: 
 
 export async function runExecutor(options: ExecutorProcessOptions): Promise<void> {
   guardProcess('executor');
-  const transport = await ZmqTransport.bind({ host: options.host, port: options.port });
+  const security = roleSecurity('executor', options);
+  const transport = await ZmqTransport.bind({ host: options.host, port: options.port, keyPair: security.keyPair });
   // A function's ctx waits on these reads: on a loaded machine, a 1 s attempt is too short.
-  const kvs = await KvsClient.connect({ routing: options.routing, host: options.host, requestTimeoutMs: 2000 });
+  const kvs = await KvsClient.connect({ routing: options.routing, host: options.host, requestTimeoutMs: 2000, keyPair: security.keyPair });
   const cache = new ExecutorCache(kvs, { bytesMax: options.cacheBytes });
   const isolation = await chooseIsolation(options.isolation);
   const pool = new RuntimePool({ isolation, prewarm: options.prewarm, workersMax: options.workers, memoryMb: options.memoryMb });
   await pool.ready();
-  const peers = new Rpc(await ZmqTransport.bind({ host: options.host, port: 0 }), systemClock);
+  const peers = new Rpc(await ZmqTransport.bind({ host: options.host, port: 0, keyPair: security.keyPair }), systemClock);
   const host = new ExecutorHost({ self: transport.address, pool, cache, kvs, rpc: peers });
   // A nonce per boot: schedulers tell a restart at this address from its heartbeats' executor_id,
   // even one faster than their failure timeout.
   const incarnation = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
   const executor = new ExecutorNode({ address: transport.address, schedulers: options.schedulers, statusPeriodMs: options.statusPeriodMs, incarnation });
-  const shell = runMachine(executor, transport, systemClock, { tasks: host, onError: logError(`executor ${transport.address}`) });
+  const shell = runMachine(executor, transport, systemClock, { tasks: host, onError: logError(`executor ${transport.address}`), ...(security.membership === undefined ? {} : { membership: security.membership }) });
   const metrics = options.metricsPort < 0 ? undefined : await startMetricsServer({ host: options.host, port: options.metricsPort, samples: () => [...executorSamples({ node: executor, pool, cache, host }, transport.address), ...wireSamples(wireCountersOf(shell, transport), { node: transport.address })] });
   announceReady({ role: 'executor', address: transport.address, pid: process.pid, workers: options.workers, isolation, metricsPort: metrics?.port ?? null });
   stopOnSignals(async () => {

@@ -9,7 +9,7 @@ import { KvsClient } from '../client/index.js';
 import type { AckMode } from '../client/index.js';
 import { Bool, Counter, ErrorCode, GSet, HybridClock, LfaasError, Lww, Max, Min, latticeTypeName } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
-import { Rpc, ZmqTransport, encodeEnvelope, systemClock } from '../protocol/index.js';
+import { Rpc, ZmqTransport, clientKeyPair, encodeEnvelope, readKeyPair, systemClock } from '../protocol/index.js';
 
 export const VALUE_TYPES = ['lww', 'counter', 'gset', 'max', 'min', 'bool'] as const;
 export type ValueType = (typeof VALUE_TYPES)[number];
@@ -86,7 +86,7 @@ export async function kvsReplicate(key: string, options: { routing: string; glob
 
 /** The ring from the routing node, and each node's shard statistics from its metrics endpoint. */
 export async function kvsStat(options: { routing: string }): Promise<void> {
-  const transport = await ZmqTransport.bind();
+  const transport = await ZmqTransport.bind({ keyPair: clientKeyPair(options.routing.split(',')) });
   const rpc = new Rpc(transport, systemClock);
   try {
     const routing = options.routing.split(',')[0]!;
@@ -129,8 +129,12 @@ export async function kvsStat(options: { routing: string }): Promise<void> {
 }
 
 /** Asks a storage node (its control address) to leave gracefully, handing its keys off. */
-export async function kvsDepart(control: string, nodeId: string): Promise<void> {
-  const transport = await ZmqTransport.bind();
+/**
+ * Asks a storage node to hand off and leave. A departure is for members: with `keys`, the request
+ * is sent with `<keys>/<keyName ?? 'routing'>.key`; without, plain (an `--insecure` cluster).
+ */
+export async function kvsDepart(control: string, nodeId: string, options: { keys?: string; keyName?: string } = {}): Promise<void> {
+  const transport = await ZmqTransport.bind({ keyPair: options.keys === undefined ? clientKeyPair([control]) : readKeyPair(options.keys, options.keyName ?? 'routing') });
   try {
     await transport.send(control, encodeEnvelope({ sender: transport.address, nodeDepart: { nodeId, graceful: true } }));
     // Give the socket a moment to flush before closing (linger is 0).

@@ -15,6 +15,10 @@ import { runRouting } from './routing.js';
 import { runScheduler } from './scheduler.js';
 import { runStorageNode } from './storage-node.js';
 import { up } from './up.js';
+import { keysAdd, keysRevoke, printKeysInit } from './keys-commands.js';
+import type { SecurityOptions } from './security.js';
+import { ROLES } from '../protocol/index.js';
+import type { Role } from '../protocol/index.js';
 
 const integer = (min: number, max: number) => (value: string): number => {
   const parsed = Number(value);
@@ -29,19 +33,31 @@ const schedulersOption = (): Option => new Option('--schedulers <addresses>', 'c
 const faasCommand = (parent: Command, spec: string, description: string): Command => parent.command(spec).description(description).addOption(routingOption()).addOption(schedulersOption());
 /** `--isolation`: how executors isolate functions (default: the strongest the machine allows). */
 const isolationOption = (): Option => new Option('--isolation <level>', 'function isolation: bwrap (namespaces + sandbox process), process (sandbox process), none (threads: trusted code only; warns); default: the strongest available').choices([...ISOLATION_LEVELS]);
-/** `--insecure`: a role may bind beyond loopback although the cluster has no authentication or encryption yet. */
-const insecureOption = (): Option => new Option('--insecure', 'allow binding an interface other than loopback: the cluster has no authentication or encryption yet (warns)');
 const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|::1|\[::1\])$/;
 
 /**
- * Safe default: a role binds loopback only, unless `--insecure` says its operator accepts an
- * unauthenticated, unencrypted cluster reachable from elsewhere (then every start warns).
+ * A role's security options: `--keys` (its member key and the member list), `--key-name`, or
+ * `--insecure` (plain ZeroMQ, nobody authenticated; loopback only, and every start warns).
  */
-function checkBind(command: Command): void {
-  const { host, insecure } = command.opts<{ host?: string; insecure?: boolean }>();
-  if (host === undefined || LOOPBACK.test(host)) return;
-  if (insecure !== true) command.error(`lfaas: --host ${host} would expose a cluster with no authentication or encryption beyond this machine; pass --insecure to accept that`);
-  process.stderr.write(`WARNING: --insecure: ${command.name()} binds ${host} with no authentication or encryption: anyone who can reach it can join the cluster, run code, and read or write any key\n`);
+function securityOptions(command: Command): Command {
+  return command
+    .addOption(new Option('--keys <folder>', 'the cluster\'s keys folder (lfaas keys init): this role\'s key pair and the member list').env('LFAAS_KEYS'))
+    .option('--key-name <name>', 'the key file in --keys to use (<name>.key; default: the role\'s name)')
+    .option('--insecure', 'plain mode: no encryption, no membership, no authentication; loopback only (warns)')
+    .hook('preAction', checkSecurity);
+}
+
+/** Safe defaults: keys unless `--insecure`, and `--insecure` never beyond loopback. */
+function checkSecurity(command: Command, actionCommand: Command): void {
+  // A parent's hook runs for its subcommands too (lfaas kvs get): those are clients.
+  if (actionCommand !== command) return;
+  const { host, insecure, keys } = command.opts<{ host?: string; insecure?: boolean; keys?: string }>();
+  if (insecure === true) {
+    if (host !== undefined && !LOOPBACK.test(host)) command.error(`lfaas: --host ${host} with --insecure would expose a cluster with no encryption or authentication beyond this machine; binding elsewhere needs --keys`);
+    process.stderr.write(`WARNING: --insecure: ${command.name()} runs with no encryption and no authentication: anyone who can reach its port can join the cluster, run code, and read or write any key\n`);
+    return;
+  }
+  if (keys === undefined || keys === '') command.error(`lfaas: ${command.name()} needs --keys <folder> (make one with \`lfaas keys init <folder>\`), or --insecure for a plain cluster on loopback`);
 }
 
 const consistencyOption = (): Option => new Option('--consistency <mode>', 'consistency of the call\'s reads').choices([...CONSISTENCIES]);
@@ -65,41 +81,35 @@ program
     await up(options);
   });
 
-program
-  .command('routing')
+securityOptions(program
+  .command('routing'))
   .description('run a routing node (membership, rings, key addresses)')
   .option('--host <host>', 'interface to bind', '127.0.0.1')
-  .addOption(insecureOption())
-  .hook('preAction', checkBind)
   .option('--port <port>', 'port (0 = any)', integer(0, 65535), 0)
   .option('--peers <addresses>', 'comma-separated addresses of the other routing nodes', list, [])
   .option('--global <n>', 'default nodes per key', integer(1, 64), 2)
   .option('--local <n>', 'default shards per key inside a node', integer(1, 64), 1)
   .option('--failure-timeout-ms <ms>', 'a node silent this long is removed', integer(100, 600_000), 2000)
-  .action(async (options: { host: string; port: number; peers: string[]; global: number; local: number; failureTimeoutMs: number }) => {
+  .action(async (options: { host: string; port: number; peers: string[]; global: number; local: number; failureTimeoutMs: number } & SecurityOptions) => {
     await runRouting(options);
   });
 
-program
-  .command('scheduler')
+securityOptions(program
+  .command('scheduler'))
   .description('run a scheduler (function and DAG registry, placement, the clients\' entry point)')
   .option('--host <host>', 'interface to bind', '127.0.0.1')
-  .addOption(insecureOption())
-  .hook('preAction', checkBind)
   .option('--port <port>', 'port (0 = any)', integer(0, 65535), 0)
   .addOption(routingOption())
   .option('--executor-timeout-ms <ms>', 'an executor silent this long is dead (its runs are answered or dispatched again)', integer(100, 600_000), 1000)
   .option('--metrics-port <port>', 'Prometheus metrics port (0 = any, -1 = none)', integer(-1, 65535), 0)
-  .action(async (options: { host: string; port: number; routing: string; executorTimeoutMs: number; metricsPort: number }) => {
+  .action(async (options: { host: string; port: number; routing: string; executorTimeoutMs: number; metricsPort: number } & SecurityOptions) => {
     await runScheduler({ ...options, routing: list(options.routing) });
   });
 
-program
-  .command('executor')
+securityOptions(program
+  .command('executor'))
   .description('run an executor (a cache next to a pool of function runtimes)')
   .option('--host <host>', 'interface to bind', '127.0.0.1')
-  .addOption(insecureOption())
-  .hook('preAction', checkBind)
   .option('--port <port>', 'port (0 = any)', integer(0, 65535), 0)
   .addOption(routingOption())
   .addOption(schedulersOption())
@@ -110,7 +120,7 @@ program
   .option('--cache-bytes <n>', 'cache size in bytes', integer(1024, 2 ** 40), 64 * 1024 * 1024)
   .option('--status-period-ms <ms>', 'heartbeat period', integer(10, 60_000), 100)
   .option('--metrics-port <port>', 'Prometheus metrics port (0 = any, -1 = none)', integer(-1, 65535), 0)
-  .action(async (options: { host: string; port: number; routing: string; schedulers: string; workers: number; prewarm: number; memoryMb: number; cacheBytes: number; statusPeriodMs: number; metricsPort: number; isolation?: IsolationLevel }) => {
+  .action(async (options: { host: string; port: number; routing: string; schedulers: string; workers: number; prewarm: number; memoryMb: number; cacheBytes: number; statusPeriodMs: number; metricsPort: number; isolation?: IsolationLevel } & SecurityOptions) => {
     await runExecutor({ ...options, routing: list(options.routing), schedulers: list(options.schedulers) });
   });
 
@@ -168,14 +178,33 @@ faasCommand(functionsCommand, 'delete <name>', 'delete a function: every version
   .option('--version <n>', 'the version to delete (default: all)', integer(1, Number.MAX_SAFE_INTEGER))
   .action(async (name: string, options: FaasAddresses & { version?: number }) => faasDeleteFunction(name, options));
 
-const kvs = program
-  .command('kvs')
+const keys = program.command('keys').description('the cluster\'s keys: init a keys folder, add or revoke a member');
+keys
+  .command('init <folder>')
+  .description('make a keys folder: a key pair per role (<role>.key, mode 0600) and members.json listing them')
+  .action((folder: string) => printKeysInit(folder));
+keys
+  .command('add <folder>')
+  .description('make a member key pair (<name>.key) and list it under a role')
+  .addOption(new Option('--role <role>', 'its role').choices([...ROLES]).makeOptionMandatory())
+  .requiredOption('--name <name>', 'its key file\'s name')
+  .action((folder: string, options: { role: Role; name: string }) => {
+    process.stdout.write(`${options.name}.key is a ${options.role} member: ${keysAdd(folder, options.role, options.name)}\n`);
+  });
+keys
+  .command('revoke <folder>')
+  .description('take a member off the list (refused from then on, within a second) and delete its key file')
+  .requiredOption('--name <name>', 'its key file\'s name')
+  .action((folder: string, options: { name: string }) => {
+    process.stdout.write(`revoked ${keysRevoke(folder, options.name)}\n`);
+  });
+
+const kvs = securityOptions(program
+  .command('kvs'))
   .enablePositionalOptions()
   .description('run a storage node (without a subcommand), or use the KVS: get, put, delete, replicate, stat, depart')
   .option('--id <id>', 'node id (stable across restarts: it names the data folder)')
   .option('--host <host>', 'interface to bind', '127.0.0.1')
-  .addOption(insecureOption())
-  .hook('preAction', checkBind)
   .option('--port <port>', 'control port; shard i binds port+1+i (0 = any)', integer(0, 65535), 0)
   .option('--shard-ports <ports>', 'comma-separated ports of the shards (instead of port+1+i)', (value: string) => list(value).map(integer(1, 65535)))
   .option('--shards <n>', 'shards (default: one per core)', integer(1, 64), availableParallelism())
@@ -185,7 +214,7 @@ const kvs = program
   .option('--gossip-period-ms <ms>', 'gossip period', integer(1, 60_000), 50)
   .option('--depart-timeout-ms <ms>', 'how long a graceful departure may take', integer(100, 600_000), 30_000)
   .addOption(new Option('--threads <mode>', 'one worker thread per shard: on, off, or auto (on with 4 cores or more)').choices(['on', 'off', 'auto']).default('auto'))
-  .action(async (options: { id?: string; host: string; port: number; shardPorts?: number[]; shards: number; routing: string[]; data: string; metricsPort: number; gossipPeriodMs: number; departTimeoutMs: number; threads: string }) => {
+  .action(async (options: { id?: string; host: string; port: number; shardPorts?: number[]; shards: number; routing: string[]; data: string; metricsPort: number; gossipPeriodMs: number; departTimeoutMs: number; threads: string } & SecurityOptions) => {
     if (options.id === undefined || options.routing.length === 0) kvs.error('a storage node needs --id and --routing');
     if (options.shardPorts !== undefined && options.shardPorts.length !== options.shards) kvs.error('--shard-ports needs one port per shard');
     const threads = options.threads === 'on' || (options.threads === 'auto' && availableParallelism() >= 4);
@@ -230,8 +259,10 @@ kvs
 
 kvs
   .command('depart <control-address> <node-id>')
-  .description('ask a storage node to hand its keys off and leave')
-  .action(async (control: string, nodeId: string) => kvsDepart(control, nodeId));
+  .description('ask a storage node to hand its keys off and leave (a member\'s request: signed with a routing or storage key of --keys)')
+  .addOption(new Option('--keys <folder>', 'the cluster\'s keys folder').env('LFAAS_KEYS'))
+  .option('--key-name <name>', 'the member key to send with (<name>.key)', 'routing')
+  .action(async (control: string, nodeId: string, options: { keys?: string; keyName: string }) => kvsDepart(control, nodeId, options));
 
 try {
   await program.parseAsync(process.argv);

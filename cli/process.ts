@@ -44,9 +44,12 @@ export function stopOnSignals(stop: () => Promise<void>, name: string): void {
  * of bad frames costs the node a few lines, not one synchronous write each.
  */
 export function logError(name: string): (error: Error, peer?: string) => void {
-  const log = sampledLog({ write: (line) => process.stderr.write(`${line}\n`) });
+  const write = (line: string): void => void process.stderr.write(`${line}\n`);
+  const log = sampledLog({ write });
+  // A refused key is logged once per peer per minute.
+  const unauthorised = sampledLog({ write, intervalMs: 60_000 });
   return (error, peer) => {
     const code = isLfaasError(error) ? error.code : error.name;
-    log(`${peer ?? '-'} ${code}`, () => `${name}: ${peer === undefined ? '' : `[${peer}] `}${error.message.slice(0, 500)}`);
+    (code === 'UNAUTHORISED' ? unauthorised : log)(`${peer ?? '-'} ${code}`, () => `${name}: ${peer === undefined ? '' : `[${peer}] `}${error.message.slice(0, 500)}`);
   };
 }

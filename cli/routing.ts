@@ -4,8 +4,10 @@
 import { RoutingNode } from '../kvs/index.js';
 import { ZmqTransport, runMachine, systemClock } from '../protocol/index.js';
 import { announceReady, guardProcess, logError, stopOnSignals } from './process.js';
+import { roleSecurity } from './security.js';
+import type { SecurityOptions } from './security.js';
 
-export interface RoutingProcessOptions {
+export interface RoutingProcessOptions extends SecurityOptions {
   readonly host: string;
   readonly port: number;
   readonly peers: readonly string[];
@@ -16,14 +18,15 @@ export interface RoutingProcessOptions {
 
 export async function runRouting(options: RoutingProcessOptions): Promise<void> {
   guardProcess('routing');
-  const transport = await ZmqTransport.bind({ host: options.host, port: options.port });
+  const security = roleSecurity('routing', options);
+  const transport = await ZmqTransport.bind({ host: options.host, port: options.port, keyPair: security.keyPair });
   const routing = new RoutingNode({
     address: transport.address,
     peers: options.peers,
     defaults: { global: options.global, local: options.local },
     failureTimeoutMs: options.failureTimeoutMs,
   });
-  const shell = runMachine(routing, transport, systemClock, { onError: logError(`routing ${transport.address}`) });
+  const shell = runMachine(routing, transport, systemClock, { onError: logError(`routing ${transport.address}`), ...(security.membership === undefined ? {} : { membership: security.membership }) });
   announceReady({ role: 'routing', address: transport.address, pid: process.pid });
   stopOnSignals(() => shell.stop(), 'routing');
 }

@@ -11,8 +11,10 @@ import { ZmqTransport, runMachine, seededRandom, systemClock } from '../protocol
 import { KvsTasks, SchedulerNode } from '../scheduler/index.js';
 import { wireCountersOf, wireSamples } from './wire-metrics.js';
 import { announceReady, guardProcess, logError, stopOnSignals } from './process.js';
+import { roleSecurity } from './security.js';
+import type { SecurityOptions } from './security.js';
 
-export interface SchedulerProcessOptions {
+export interface SchedulerProcessOptions extends SecurityOptions {
   readonly host: string;
   readonly port: number;
   readonly routing: readonly string[];
@@ -53,11 +55,12 @@ function schedulerSamples(scheduler: SchedulerNode, node: string): MetricSample[
 
 export async function runScheduler(options: SchedulerProcessOptions): Promise<void> {
   guardProcess('scheduler');
-  const transport = await ZmqTransport.bind({ host: options.host, port: options.port });
-  const kvs = await KvsClient.connect({ routing: options.routing, host: options.host });
+  const security = roleSecurity('scheduler', options);
+  const transport = await ZmqTransport.bind({ host: options.host, port: options.port, keyPair: security.keyPair });
+  const kvs = await KvsClient.connect({ routing: options.routing, host: options.host, keyPair: security.keyPair });
   // Placement's randomness; seeded per process so two schedulers do not choose in lockstep.
   const scheduler = new SchedulerNode({ address: transport.address, random: seededRandom((Date.now() ^ (process.pid << 8)) >>> 0), executorTimeoutMs: options.executorTimeoutMs });
-  const shell = runMachine(scheduler, transport, systemClock, { tasks: new KvsTasks(kvs), onError: logError(`scheduler ${transport.address}`) });
+  const shell = runMachine(scheduler, transport, systemClock, { tasks: new KvsTasks(kvs), onError: logError(`scheduler ${transport.address}`), ...(security.membership === undefined ? {} : { membership: security.membership }) });
   const metrics = options.metricsPort < 0 ? undefined : await startMetricsServer({ host: options.host, port: options.metricsPort, samples: () => [...schedulerSamples(scheduler, transport.address), ...wireSamples(wireCountersOf(shell, transport), { node: transport.address })] });
   announceReady({ role: 'scheduler', address: transport.address, pid: process.pid, metricsPort: metrics?.port ?? null });
   stopOnSignals(async () => {

@@ -5,6 +5,8 @@
 import { LmdbStore, Shard, decodeEntry } from '../kvs/index.js';
 import type { Entry } from '../kvs/index.js';
 import { ZmqTransport, runMachine, systemClock } from '../protocol/index.js';
+import { roleSecurity } from './security.js';
+import type { SecurityOptions } from './security.js';
 import type { PbTypes } from '../protocol/index.js';
 import { logError } from './process.js';
 import { wireCountersOf } from './wire-metrics.js';
@@ -20,6 +22,8 @@ export interface ShardSetup {
   readonly routing: readonly string[];
   readonly gossipPeriodMs: number;
   readonly initialRing: PbTypes.IRingUpdate | undefined;
+  /** The node's keys (plain data: a worker thread loads them itself). */
+  readonly security: SecurityOptions;
 }
 
 export interface RunningShard {
@@ -43,7 +47,8 @@ export async function openShard(setup: ShardSetup): Promise<RunningShard> {
       skipped++;
     }
   }
-  const transport = await ZmqTransport.bind({ host: setup.host, port: setup.port });
+  const security = roleSecurity('storage', setup.security);
+  const transport = await ZmqTransport.bind({ host: setup.host, port: setup.port, keyPair: security.keyPair });
   const shard = new Shard({
     nodeId: setup.nodeId,
     shardIndex: setup.index,
@@ -57,6 +62,7 @@ export async function openShard(setup: ShardSetup): Promise<RunningShard> {
   const shell = runMachine(shard, transport, systemClock, {
     store,
     onError: logError(`kvs ${setup.nodeId} shard ${setup.index}`),
+    ...(security.membership === undefined ? {} : { membership: security.membership }),
   });
   return {
     address: transport.address,

@@ -18,6 +18,8 @@ import { decode as unpackRing, encode as packRing } from 'msgpackr';
 import { LmdbStore, StorageNode, startMetricsServer } from '../kvs/index.js';
 import type { ShardStatsSnapshot } from '../kvs/index.js';
 import { ZmqTransport, reportFatal, runMachine, systemClock } from '../protocol/index.js';
+import { roleSecurity } from './security.js';
+import type { SecurityOptions } from './security.js';
 import type { MachineShell } from '../protocol/index.js';
 import { wireCountersOf, wireSamples } from './wire-metrics.js';
 import type { WireCounters } from './wire-metrics.js';
@@ -27,7 +29,7 @@ import { openShard } from './shard-runtime.js';
 import type { ShardSetup } from './shard-runtime.js';
 import type { ShardWorkerReport } from './shard-worker.js';
 
-export interface StorageNodeProcessOptions {
+export interface StorageNodeProcessOptions extends SecurityOptions {
   readonly id: string;
   readonly host: string;
   /** The control port; shard i binds port + 1 + i (0: ephemeral ports for all) unless `shardPorts` says. */
@@ -151,10 +153,12 @@ export async function runStorageNode(options: StorageNodeProcessOptions): Promis
         routing: options.routing,
         gossipPeriodMs: options.gossipPeriodMs,
         initialRing,
+        security: { ...(options.keys === undefined ? {} : { keys: options.keys }), ...(options.keyName === undefined ? {} : { keyName: options.keyName }), ...(options.insecure === true ? { insecure: true } : {}) },
       }),
     ),
   );
-  const control = await ZmqTransport.bind({ host: options.host, port: options.port });
+  const security = roleSecurity('storage', options);
+  const control = await ZmqTransport.bind({ host: options.host, port: options.port, keyPair: security.keyPair });
   const metrics =
     options.metricsPort < 0
       ? undefined
@@ -183,7 +187,7 @@ export async function runStorageNode(options: StorageNodeProcessOptions): Promis
       ringToSave = ring;
     },
   });
-  nodeShell = runMachine(node, control, systemClock, { onError: logError(name) });
+  nodeShell = runMachine(node, control, systemClock, { onError: logError(name), ...(security.membership === undefined ? {} : { membership: security.membership }) });
   // The ring is saved at most every 200 ms (it changes rarely; losing the last one only delays a restart's first requests).
   const saver = setInterval(() => {
     if (ringToSave === undefined) return;

@@ -113,7 +113,7 @@ export class Supervisor {
 
 /** The port of a `tcp://host:port` address in a ready report. */
 export function portOf(address: unknown): string {
-  const port = /:(\d+)$/.exec(String(address))?.[1];
+  const port = /:(\d+)(?:#|$)/.exec(String(address))?.[1];
   if (port === undefined) throw new Error(`no port in ${String(address)}`);
   return port;
 }

@@ -8,7 +8,9 @@
  * (their stdin closes).
  */
 import type { IsolationLevel } from '../executor/index.js';
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { keysInit } from './keys-commands.js';
 import { ErrorCode, LatticeFaas, isLfaasError, isRetryable } from '../client/index.js';
 import { runDemos } from './demo.js';
 import { freePorts } from './free-port.js';
@@ -84,6 +86,10 @@ const PROBE = 'lfaas-up-probe';
 
 export async function up(options: UpOptions): Promise<void> {
   const data = resolve(options.data);
+  // The cluster's keys: made on the first start, kept with the data (restarts keep their addresses, which name the keys).
+  const keys = join(data, 'keys');
+  const firstStart = !existsSync(join(keys, 'members.json'));
+  keysInit(keys);
   const [routingPort] = await freePorts(1);
   // Every role runs under supervision: one that exits unasked (its crash guard after a bug, a
   // kill -9) is started again on the same ports and data.
@@ -103,15 +109,16 @@ export async function up(options: UpOptions): Promise<void> {
     console.log(
       `lfaas up: 1 routing node + ${options.nodes} storage nodes x ${options.shards} shards + ${options.schedulers} scheduler${options.schedulers === 1 ? '' : 's'} + ${options.executors} executors on 127.0.0.1, replication factor ${options.replication}, data in ${data}`,
     );
-    const routing = await supervisor.start({ name: 'routing', args: () => ['routing', '--port', String(routingPort), '--global', String(options.replication)] });
+    const routing = await supervisor.start({ name: 'routing', args: () => ['routing', '--keys', keys, '--port', String(routingPort), '--global', String(options.replication)] });
     const routingAddress = String(routing.ready['address']);
+    console.log(`  keys: ${keys}${firstStart ? ' (made now: a key pair per role, members.json lists them)' : ''}; every connection is encrypted (CURVE) and only those keys are members`);
     console.log(`  [1/${total}] routing  pid ${routing.child.pid}  ${routingAddress}`);
     const starts = await startedAll(
       Array.from({ length: options.nodes }, (_, n) =>
         supervisor.start({
           name: `node-${n}`,
           args: (last) => [
-            'kvs', '--id', `node-${n}`, '--routing', routingAddress, '--shards', String(options.shards), '--data', data, '--gossip-period-ms', String(options.gossipPeriodMs),
+            'kvs', '--keys', keys, '--id', `node-${n}`, '--routing', routingAddress, '--shards', String(options.shards), '--data', data, '--gossip-period-ms', String(options.gossipPeriodMs),
             ...(last === undefined
               ? ['--port', '0', '--metrics-port', '0']
               : ['--port', portOf(last['control']), '--shard-ports', (last['shards'] as string[]).map(portOf).join(','), '--metrics-port', String(last['metricsPort'] ?? 0)]),
@@ -133,7 +140,7 @@ export async function up(options: UpOptions): Promise<void> {
     const samePorts = (last: Readonly<Record<string, unknown>> | undefined): string[] =>
       last === undefined ? ['--port', '0', '--metrics-port', '0'] : ['--port', portOf(last['address']), '--metrics-port', String(last['metricsPort'] ?? 0)];
     for (let s = 0; s < options.schedulers; s++) {
-      const scheduler = await supervisor.start({ name: `scheduler-${s}`, args: (last) => ['scheduler', '--routing', routingAddress, ...samePorts(last)] });
+      const scheduler = await supervisor.start({ name: `scheduler-${s}`, args: (last) => ['scheduler', '--keys', keys, '--routing', routingAddress, ...samePorts(last)] });
       schedulerAddresses.push(String(scheduler.ready['address']));
       console.log(`  [${index++}/${total}] scheduler-${s}  pid ${scheduler.child.pid}  ${String(scheduler.ready['address'])}  metrics http://127.0.0.1:${String(scheduler.ready['metricsPort'])}/metrics`);
     }
@@ -141,7 +148,7 @@ export async function up(options: UpOptions): Promise<void> {
       Array.from({ length: options.executors }, (_, e) =>
         supervisor.start({
           name: `executor-${e}`,
-          args: (last) => ['executor', '--routing', routingAddress, '--schedulers', schedulerAddresses.join(','), '--workers', '4', '--prewarm', '2', ...(options.isolation === undefined ? [] : ['--isolation', options.isolation]), ...samePorts(last)],
+          args: (last) => ['executor', '--keys', keys, '--routing', routingAddress, '--schedulers', schedulerAddresses.join(','), '--workers', '4', '--prewarm', '2', ...(options.isolation === undefined ? [] : ['--isolation', options.isolation]), ...samePorts(last)],
         }),
       ),
     );

@@ -32,10 +32,12 @@ export function wireSamples(counters: WireCounters, labels: Readonly<Record<stri
     counter('lfaas_wire_frames_rejected_total', 'Frames that did not decode or validate (answered with PROTO_* when they named a reply address).', shell.framesRejected, labels),
     counter('lfaas_wire_frames_refused_total', 'Frames refused because their connection was over its share of the inbox.', shell.framesRefused, labels),
     counter('lfaas_wire_error_replies_total', 'Typed error answers sent to rejected or refused frames.', shell.errorsReplied, labels),
+    counter('lfaas_wire_frames_unauthorised_total', 'Frames whose sender\'s key may not send them (not a member, or a member of another role): answered UNAUTHORISED.', shell.framesUnauthorised, labels),
     counter('lfaas_wire_sends_failed_total', 'Sends the transport refused or lost (bad address, full queue, socket evicted).', shell.sendsFailed, labels),
   ];
   if (transport !== undefined) {
     samples.push(
+      counter('lfaas_wire_frames_unsealed_total', 'Frames dropped because their message\'s seal proved no sender (secure transports).', transport.framesUnsealed, labels),
       counter('lfaas_wire_sockets_evicted_total', 'Destination sockets closed to make room for another (the least recently used).', transport.socketsEvicted, labels),
       counter('lfaas_wire_inbox_turns_deferred_total', 'Times handling frames was cut at the turn budget and resumed on the next turn.', transport.deferred, labels),
       { name: 'lfaas_wire_destination_sockets', help: 'Destination sockets open.', type: 'gauge', value: transport.sockets, labels },

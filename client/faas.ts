@@ -24,8 +24,8 @@
 import { randomBytes } from 'node:crypto';
 import { ErrorCode, LfaasError } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
-import { Rpc, ZmqTransport, decodeValue, encodeValue, errorFromWireMessage, pb, resultKeyOf, resultRecordOf, systemClock } from '../protocol/index.js';
-import type { PbTypes } from '../protocol/index.js';
+import { Rpc, ZmqTransport, clientKeyPair, decodeValue, encodeValue, errorFromWireMessage, pb, resultKeyOf, resultRecordOf, systemClock } from '../protocol/index.js';
+import type { KeyPair, PbTypes } from '../protocol/index.js';
 import { bundleFunction, checkFunctionCode } from './bundle.js';
 import type { AnyFunction, DagDefinition, DagHandle, FunctionHandle, UserArgs, UserResult } from './dag-builder.js';
 import { KvsClient } from './kvs-client.js';
@@ -39,6 +39,8 @@ export interface ConnectOptions {
   readonly schedulers: readonly string[];
   /** The interface the client's sockets bind to. */
   readonly host?: string;
+  /** The client's key pair; see `KvsClientOptions.keyPair`. */
+  readonly keyPair?: KeyPair | 'insecure';
   /** Extra time the client waits beyond a call's own timeout before it gives up on an answer. */
   readonly answerSlackMs?: number;
   /** For registry requests (register, list, delete). */
@@ -151,8 +153,9 @@ export class LatticeFaas {
 
   static async connect(options: ConnectOptions): Promise<LatticeFaas> {
     if (options.schedulers.length === 0) throw new LfaasError(ErrorCode.SCHED_NO_CAPACITY, 'the client needs at least one scheduler address');
-    const kvs = await KvsClient.connect({ routing: options.routing, ...(options.host === undefined ? {} : { host: options.host }) });
-    const rpc = new Rpc(await ZmqTransport.bind({ host: options.host ?? '127.0.0.1', port: 0 }), systemClock, { pendingMax: 100_000 });
+    const keyPair = clientKeyPair([...options.routing, ...options.schedulers], options.keyPair);
+    const kvs = await KvsClient.connect({ routing: options.routing, keyPair, ...(options.host === undefined ? {} : { host: options.host }) });
+    const rpc = new Rpc(await ZmqTransport.bind({ host: options.host ?? '127.0.0.1', port: 0, keyPair }), systemClock, { pendingMax: 100_000 });
     return new LatticeFaas(kvs, rpc, options);
   }
 

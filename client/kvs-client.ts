@@ -23,8 +23,8 @@
  */
 import { ErrorCode, LfaasError, decodeLattice, ensureLfaasError, isRetryable } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
-import { Rpc, ZmqTransport, errorFromWireMessage, pb, systemClock } from '../protocol/index.js';
-import type { Clock, PbTypes, Transport } from '../protocol/index.js';
+import { Rpc, ZmqTransport, clientKeyPair, errorFromWireMessage, pb, systemClock } from '../protocol/index.js';
+import type { Clock, KeyPair, PbTypes, Transport } from '../protocol/index.js';
 
 /** When a write is acknowledged: after the in-memory merge, the disk sync, or a majority of replicas. */
 
@@ -37,6 +37,11 @@ export interface KvsClientOptions {
   readonly routing: readonly string[];
   /** The interface the client's own socket binds to. */
   readonly host?: string;
+  /**
+   * The client's key pair (a role process passes its member key). Absent: a fresh one, or plain
+   * ZeroMQ when the routing addresses name no key (an `--insecure` cluster).
+   */
+  readonly keyPair?: KeyPair | 'insecure';
   /** Per attempt. */
   readonly requestTimeoutMs?: number;
   /** Attempts after the first, for retryable failures. */
@@ -126,7 +131,7 @@ export class KvsClient {
 
   /** Binds a ZeroMQ socket on loopback (or `host`) and subscribes to ring changes. */
   static async connect(options: KvsClientOptions): Promise<KvsClient> {
-    const transport = await ZmqTransport.bind({ host: options.host ?? '127.0.0.1', port: 0 });
+    const transport = await ZmqTransport.bind({ host: options.host ?? '127.0.0.1', port: 0, keyPair: clientKeyPair(options.routing, options.keyPair) });
     const client = new KvsClient(transport, systemClock, options);
     client.watchRing();
     return client;

@@ -9,7 +9,9 @@
  * 4.3.5): it throws EINVAL synchronously for `tcp://*:5555`, `tcp://-:1`, `tcp://é:1` or
  * `tcp://_x:1`, and accepts `tcp://127.0.0.1:0`, `tcp://:1` or `tcp://a:b:1`. So we accept only
  * what a peer can really be reached at:
- * - `tcp://<host>:<port>`, the port 1..65535 in plain decimal, the host one of
+ * - `tcp://<host>:<port>[#<key>]`, the port 1..65535 in plain decimal, the key (the public key of
+ *   the endpoint's CURVE server socket, 43 characters of base64url: keys.ts) there unless the
+ *   cluster runs insecure, the host one of
  *   - an IPv4 address in dotted decimal (each part 0..255, no leading zeros), not 0.0.0.0;
  *   - an IPv6 address in brackets (hex digits, colons, an optional dotted IPv4 tail), not [::];
  *   - a DNS name: labels of letters, digits and hyphens, 1..63 characters, not starting or ending
@@ -18,10 +20,12 @@
  *   `._:-`; the ZeroMQ transport refuses it with a typed error).
  */
 
-/** The longest address accepted: a DNS name of 253 characters, the scheme and a port. */
-export const ADDRESS_LENGTH_MAX = 272;
+import { isKeyText, keyFromText } from './keys.js';
 
-const TCP = /^tcp:\/\/(\[[0-9A-Fa-f:.]{2,45}\]|[0-9A-Za-z.-]{1,253}):([1-9][0-9]{0,4})$/;
+/** The longest address accepted: a DNS name of 253 characters, the scheme, a port and a key. */
+export const ADDRESS_LENGTH_MAX = 316;
+
+const TCP = /^tcp:\/\/(\[[0-9A-Fa-f:.]{2,45}\]|[0-9A-Za-z.-]{1,253}):([1-9][0-9]{0,4})(?:#([A-Za-z0-9_-]{43}))?$/;
 const IPV4 = /^(?:0|[1-9][0-9]{0,2})(?:\.(?:0|[1-9][0-9]{0,2})){3}$/;
 const LABEL = /^[0-9A-Za-z](?:[0-9A-Za-z-]{0,61}[0-9A-Za-z])?$/;
 const MEMORY = /^mem:\/\/[0-9A-Za-z._:-]{1,200}$/;
@@ -30,6 +34,8 @@ const MEMORY = /^mem:\/\/[0-9A-Za-z._:-]{1,200}$/;
 export interface TcpAddress {
   readonly host: string;
   readonly port: number;
+  /** The endpoint's public key, when the address names one. */
+  readonly key?: Uint8Array;
 }
 
 /**
@@ -39,6 +45,7 @@ export interface TcpAddress {
  * ```ts
  * parseTcpAddress('tcp://127.0.0.1:7000'); // { host: '127.0.0.1', port: 7000 }
  * parseTcpAddress('tcp://*:5555');         // undefined (a bind wildcard, not a peer)
+ * parseTcpAddress('tcp://10.0.0.7:7000#' + keyText(key)); // { host: '10.0.0.7', port: 7000, key }
  * ```
  */
 export function parseTcpAddress(address: string): TcpAddress | undefined {
@@ -47,8 +54,10 @@ export function parseTcpAddress(address: string): TcpAddress | undefined {
   if (match === null) return undefined;
   const host = match[1]!;
   const port = Number(match[2]);
-  if (port > 65535) return undefined;
-  return isHost(host) ? { host, port } : undefined;
+  if (port > 65535 || !isHost(host)) return undefined;
+  if (match[3] === undefined) return { host, port };
+  if (!isKeyText(match[3])) return undefined;
+  return { host, port, key: keyFromText(match[3]) };
 }
 
 /**

@@ -23,6 +23,8 @@ import { decodeEnvelope, encodeEnvelope, peekReplyAddress } from './frame.js';
 import type { DecodeOptions } from './frame.js';
 import type { Effect, Machine, MachineInput, MachineStore, MachineTasks } from './machine.js';
 import type { Clock, Transport } from './transport.js';
+import type { Role } from './membership.js';
+import { refusalOf } from './message-rights.js';
 
 /** What a shell counts; exposed for metrics and tests. */
 export interface ShellCounters {
@@ -34,6 +36,8 @@ export interface ShellCounters {
   errorsReplied: number;
   sendsFailed: number;
   timersFired: number;
+  /** Frames whose sender's key may not send them (message-rights.ts; answered UNAUTHORISED). */
+  framesUnauthorised: number;
 }
 
 export interface ShellOptions extends DecodeOptions {
@@ -49,6 +53,13 @@ export interface ShellOptions extends DecodeOptions {
   readonly store?: MachineStore;
   /** Where `task` effects go; without one, a task fails at once with INTERNAL. */
   readonly tasks?: MachineTasks;
+  /**
+   * Who is a member (membership.ts): with one, every frame's sender (its key, as a transport that
+   * verifies peers proves it) must have the right to send its message (message-rights.ts), or
+   * the frame is refused UNAUTHORISED before the machine sees it. Without one (an insecure
+   * cluster), everyone may send everything.
+   */
+  readonly membership?: { roleOf(key: string): Role | undefined };
 }
 
 /** A running machine; `stop()` cancels its timers and closes its transport. */
@@ -72,7 +83,7 @@ export interface MachineShell {
  * ```
  */
 export function runMachine(machine: Machine, transport: Transport, clock: Clock, options: ShellOptions = {}): MachineShell {
-  const counters: ShellCounters = { framesIn: 0, framesRejected: 0, framesRefused: 0, errorsReplied: 0, sendsFailed: 0, timersFired: 0 };
+  const counters: ShellCounters = { framesIn: 0, framesRejected: 0, framesRefused: 0, errorsReplied: 0, sendsFailed: 0, timersFired: 0, framesUnauthorised: 0 };
   const timers = new Map<string, () => void>();
   let stopped = false;
   const machineThrows = failpointOn('machine-throws');
@@ -212,6 +223,19 @@ export function runMachine(machine: Machine, transport: Transport, clock: Clock,
       report(typed, peer ?? peekReplyAddress(frame)?.replyTo);
       answer(frame, typed);
       return;
+    }
+    const membership = options.membership;
+    if (membership !== undefined) {
+      // Peers are keys only on a transport that proves them; on any other, nobody is a member.
+      const role = transport.verifiesPeers === true && peer !== undefined ? membership.roleOf(peer) : undefined;
+      const refusal = refusalOf(envelope, role ?? 'client');
+      if (refusal !== undefined) {
+        counters.framesUnauthorised++;
+        const error = new LfaasError(ErrorCode.UNAUTHORISED, `${refusal}; ${role === undefined ? 'the sender is not a member' : `the sender is a ${role} member`}`);
+        report(error, peer);
+        answer(frame, error);
+        return;
+      }
     }
     deliver({ kind: 'message', envelope });
   });

@@ -51,6 +51,11 @@ class MemoryEndpoint implements Transport {
     return PREFIX + this.name;
   }
 
+  /** The network knows who sent each frame: the peer is the sender's name (what a seal proves on ZeroMQ). */
+  get verifiesPeers(): boolean {
+    return true;
+  }
+
   onFrame(receiver: FrameReceiver): void {
     this.receiver = receiver;
   }
@@ -168,7 +173,7 @@ export class MemoryNetwork {
     const target = this.endpoints.get(to);
     if (target !== undefined) target.inFlight++;
     if (this.options.reorder === true) {
-      clock.setTimer(atMs - clock.now(), () => this.deliver(target, to, pair, frame));
+      clock.setTimer(atMs - clock.now(), () => this.deliver(target, from, to, pair, frame));
       return;
     }
     // FIFO per pair: never due before the pair's previous frame, and each timer delivers the head
@@ -189,11 +194,11 @@ export class MemoryNetwork {
         this.pairQueues.delete(pair);
         this.lastDeliveryMs.delete(pair);
       }
-      this.deliver(head.target, to, pair, head.frame);
+      this.deliver(head.target, from, to, pair, head.frame);
     });
   }
 
-  private deliver(target: MemoryEndpoint | undefined, to: string, pair: string, frame: Uint8Array): void {
+  private deliver(target: MemoryEndpoint | undefined, from: string, to: string, pair: string, frame: Uint8Array): void {
     if (target !== undefined) target.inFlight--;
     const receiver = this.endpoints.get(to);
     if (receiver === undefined || receiver.closed || this.crashed.has(to) || this.cut.has(pair)) {
@@ -202,7 +207,7 @@ export class MemoryNetwork {
     }
     this.counters.delivered++;
     try {
-      receiver.receiver(frame);
+      receiver.receiver(frame, from);
     } catch {
       // A receiver must not throw; the network carries on.
     }

@@ -1,3 +1,4 @@
+import { generateKeyPair, keyText } from './keys.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../lattices/index.js';
 import { MemoryNetwork } from './memory-network.js';
@@ -12,7 +13,7 @@ import { ZmqTransport } from './zmq-transport.js';
 transportConformance('ZeroMQ on 127.0.0.1', {
   create: () => ZmqTransport.bind({ host: '127.0.0.1', port: 0 }),
   // Port 9 (discard): nobody listens on loopback; PUSH buffers the frames, nothing arrives.
-  silentAddress: 'tcp://127.0.0.1:9',
+  silentAddress: `tcp://127.0.0.1:9#${keyText(generateKeyPair().publicKey)}`,
 });
 
 let counter = 0;

@@ -23,13 +23,18 @@ export interface Transport {
    * of the inbox was full (the ZeroMQ transport); a transport without it never calls it.
    */
   onRefused?(receiver: (frame: Uint8Array, peer: string) => void): void;
+  /**
+   * True when the `peer` of every incoming frame is the sender's public key, proven by the
+   * transport (the secure ZeroMQ transport); otherwise `peer` only tells connections apart.
+   */
+  readonly verifiesPeers?: boolean;
   /** Stops receiving, drops what is queued, releases sockets. Idempotent. */
   close(): Promise<void>;
 }
 
 /**
- * Called once per incoming frame. `peer` names the connection it came on when the transport can
- * tell (ZeroMQ: the routing id; frames of one peer arrive in order, frames of different peers in
+ * Called once per incoming frame. `peer` names who sent it when the transport can tell (secure
+ * ZeroMQ: the sender's public key, proven; plain ZeroMQ: the connection's routing id; frames of one peer arrive in order, frames of different peers in
  * the order per-peer fairness decides). Must not throw: a throw is a bug and ends the process.
  */
 export type FrameReceiver = (frame: Uint8Array, peer?: string) => void;

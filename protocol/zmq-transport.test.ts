@@ -1,13 +1,17 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../lattices/index.js';
 import { setFatalHandler } from './crash-guard.js';
+import { generateKeyPair, keyText } from './keys.js';
 import { DESTINATION_SOCKETS_MAX, ZmqTransport } from './zmq-transport.js';
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 const text = (frame: Uint8Array): string => new TextDecoder().decode(frame);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-/** Nobody listens on port 9 (discard) on loopback: PUSH buffers, nothing is delivered. */
-const SILENT = 'tcp://127.0.0.1:9';
+/** `#key` for made-up addresses: a secure transport connects only to keyed ones. */
+const KEY = `#${keyText(generateKeyPair().publicKey)}`;
+/** Nobody listens on port 9 (discard) on loopback: the DEALER buffers, nothing is delivered. */
+const SILENT = `tcp://127.0.0.1:9${KEY}`;
+const portOf = (address: string): number => Number(/:(\d+)(?:#|$)/.exec(address)![1]);
 
 /** Polls `condition` every 10 ms for at most `timeoutMs`. */
 async function until(condition: () => boolean, timeoutMs = 5000): Promise<void> {
@@ -30,19 +34,21 @@ describe('ZmqTransport', () => {
 
   it('binds port 0 to a real tcp://127.0.0.1:port address', async () => {
     const transport = await bind();
-    expect(transport.address).toMatch(/^tcp:\/\/127\.0\.0\.1:\d+$/);
-    expect(Number(transport.address.split(':').pop())).toBeGreaterThan(0);
+    expect(transport.address).toMatch(/^tcp:\/\/127\.0\.0\.1:\d+#[A-Za-z0-9_-]{43}$/);
+    expect(portOf(transport.address)).toBeGreaterThan(0);
+    const insecure = await bind({ keyPair: 'insecure' });
+    expect(insecure.address).toMatch(/^tcp:\/\/127\.0\.0\.1:\d+$/);
   });
 
   it('refuses to bind a port that is taken', async () => {
     const first = await bind();
-    const port = Number(first.address.split(':').pop());
+    const port = portOf(first.address);
     await expect(ZmqTransport.bind({ port })).rejects.toMatchObject({ code: ErrorCode.TRANSPORT_BAD_ADDRESS });
   });
 
   it('rejects addresses that are not tcp://host:port', async () => {
     const transport = await bind();
-    for (const address of ['', 'mem://a', 'tcp://127.0.0.1', 'tcp://127.0.0.1:0', 'tcp://127.0.0.1:70000', 'tcp://:80', 'udp://127.0.0.1:80']) {
+    for (const address of ['', 'mem://a', 'tcp://127.0.0.1', 'tcp://127.0.0.1:0', 'tcp://127.0.0.1:70000', 'tcp://:80', 'udp://127.0.0.1:80', 'tcp://127.0.0.1:80', `tcp://127.0.0.1:80${KEY.slice(0, -1)}`, `tcp://127.0.0.1:80${KEY}x`]) {
       await expect(transport.send(address, bytes('x')), address).rejects.toMatchObject({ code: ErrorCode.TRANSPORT_BAD_ADDRESS });
     }
   });
@@ -64,7 +70,7 @@ describe('ZmqTransport', () => {
     const [sender, receiver] = [await bind(), await bind()];
     const got: string[] = [];
     receiver.onFrame((frame) => got.push(text(frame)));
-    for (let i = 0; i < 300; i++) void sender.send(`tcp://fuzz-${i}.example.invalid:1`, bytes('lost')).catch(() => {});
+    for (let i = 0; i < 300; i++) void sender.send(`tcp://fuzz-${i}.example.invalid:1${KEY}`, bytes('lost')).catch(() => {});
     // A stalled I/O thread held every frame for seconds (5 s a name here): this one must arrive meanwhile.
     await sender.send(receiver.address, bytes('by address'));
     await until(() => got.length === 1, 2000);
@@ -79,7 +85,7 @@ describe('ZmqTransport', () => {
     const [sender, receiver] = [await bind(), await bind()];
     const got: string[] = [];
     receiver.onFrame((frame) => got.push(text(frame)));
-    for (let i = 0; i < 1100; i++) await sender.send(`tcp://127.0.0.1:${20_000 + i}`, bytes('lost'));
+    for (let i = 0; i < 1100; i++) await sender.send(`tcp://127.0.0.1:${20_000 + i}${KEY}`, bytes('lost'));
     expect(sender.socketCount).toBeLessThanOrEqual(DESTINATION_SOCKETS_MAX);
     expect(sender.counters.socketsEvicted).toBeGreaterThanOrEqual(1100 - DESTINATION_SOCKETS_MAX);
     await sender.send(receiver.address, bytes('fresh peer'));
@@ -87,7 +93,7 @@ describe('ZmqTransport', () => {
     expect(got).toEqual(['fresh peer']);
     // A hard bound: also when every socket still has frames waiting (ZeroMQ holds them for peers that never answer).
     const small = await bind({ socketsMax: 4, sendHighWaterMark: 1 });
-    for (let i = 0; i < 40; i++) void small.send(`tcp://127.0.0.1:${21_500 + i}`, new Uint8Array(64)).catch(() => {});
+    for (let i = 0; i < 40; i++) void small.send(`tcp://127.0.0.1:${21_500 + i}${KEY}`, new Uint8Array(64)).catch(() => {});
     expect(small.socketCount).toBeLessThanOrEqual(4);
   });
 
@@ -219,7 +225,7 @@ describe('ZmqTransport', () => {
     const sender = await bind();
     let receiver = await bind();
     const address = receiver.address;
-    const port = Number(address.split(':').pop());
+    const port = portOf(address);
     const got: string[] = [];
     receiver.onFrame((f) => got.push(text(f)));
     await sender.send(address, bytes('before'));
@@ -229,7 +235,7 @@ describe('ZmqTransport', () => {
     // takes it meanwhile): retry the bind, bounded.
     let rebound: ZmqTransport | undefined;
     for (let attempt = 0; attempt < 100 && rebound === undefined; attempt++) {
-      rebound = await bind({ port }).catch(async () => {
+      rebound = await bind({ port, keyPair: receiver.keyPair! }).catch(async () => {
         await sleep(20);
         return undefined;
       });

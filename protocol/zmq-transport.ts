@@ -5,6 +5,15 @@
  * the routing id of the connection it arrived on, a peer identity no frame content can forge, and
  * the key of the per-peer fairness of fair-inbox.ts.
  *
+ * Security (the default): every socket speaks CURVE. The ROUTER is a CURVE server with the
+ * endpoint's key pair, and its address carries its public key (`tcp://host:port#key`), so whoever
+ * may send to an address knows the key to encrypt to, replies included: a client's reply socket is
+ * a CURVE server like any other, with a key pair of its own. Each DEALER is a CURVE client with the
+ * same key pair. The thread's ZAP handler (zap.ts) sees every handshake. Every message starts
+ * with a seal (frame-seal.ts) proving which key sent it: on a secure transport the `peer` of each
+ * incoming frame is that key, and a message without a valid seal is dropped and counted. With
+ * `keyPair: 'insecure'`, plain ZeroMQ and routing ids as peers.
+ *
  * Sending: frames queued while a send is in flight leave together as one multipart message, so
  * under load batching happens by itself and at low load a frame goes out at once. Queues are
  * bounded in frames and bytes per destination; a full queue rejects with TRANSPORT_BUSY rather than
@@ -29,6 +38,10 @@ import { Dealer, Router, context } from 'zeromq';
 import { ErrorCode, LfaasError } from '../lattices/index.js';
 import { parseTcpAddress } from './address.js';
 import { reportFatal } from './crash-guard.js';
+import { openSeal, seal } from './frame-seal.js';
+import { generateKeyPair, keyText, z85 } from './keys.js';
+import type { KeyPair } from './keys.js';
+import { releaseZapHandler, useZapHandler } from './zap.js';
 import { FairInbox } from './fair-inbox.js';
 import type { FairInboxCounters, FairInboxOptions } from './fair-inbox.js';
 import type { FrameReceiver, Transport } from './transport.js';
@@ -80,6 +93,11 @@ export interface ZmqTransportOptions {
   readonly sendHighWaterMark?: number;
   /** The per-peer fairness of incoming frames (fair-inbox.ts). */
   readonly inbox?: FairInboxOptions;
+  /**
+   * The endpoint's key pair (CURVE on every socket, every message sealed: see the file comment);
+   * a fresh one when absent. `insecure`: plain ZeroMQ, no keys, peers unknown.
+   */
+  readonly keyPair?: KeyPair | 'insecure';
 }
 
 /** What a transport counts; exposed for metrics. */
@@ -95,6 +113,8 @@ export interface TransportCounters {
   socketsEvicted: number;
   /** Frames refused because their peer's share of the incoming queue was full. */
   framesRefused: number;
+  /** Frames dropped because their message's seal did not prove a sender (secure transports). */
+  framesUnsealed: number;
 }
 
 /** A frame a peer sent beyond its share of the incoming queue (see `onRefused`). */
@@ -107,12 +127,16 @@ class Destination {
   writing = false;
   closed = false;
 
-  constructor(readonly socket: Dealer) {}
+  constructor(
+    readonly socket: Dealer,
+    /** The destination's public key (undefined: insecure). */
+    readonly key: Uint8Array | undefined,
+  ) {}
 }
 
 /** A node's ZeroMQ endpoint; see the file comment. Make one with `ZmqTransport.bind`. */
 export class ZmqTransport implements Transport {
-  readonly counters: TransportCounters = { framesSent: 0, batchesSent: 0, framesReceived: 0, sendErrors: 0, sendsRefused: 0, socketsEvicted: 0, framesRefused: 0 };
+  readonly counters: TransportCounters = { framesSent: 0, batchesSent: 0, framesReceived: 0, sendErrors: 0, sendsRefused: 0, socketsEvicted: 0, framesRefused: 0, framesUnsealed: 0 };
   private readonly destinations = new Map<string, Destination>();
   private receiver: FrameReceiver = () => {};
   private refusedReceiver: RefusedFrameReceiver = () => {};
@@ -127,6 +151,8 @@ export class ZmqTransport implements Transport {
   private constructor(
     private readonly router: Router,
     readonly address: string,
+    /** This endpoint's key pair; undefined when insecure. */
+    readonly keyPair: KeyPair | undefined,
     options: ZmqTransportOptions,
   ) {
     this.queueFramesMax = options.queueFramesMax ?? 10_000;
@@ -157,20 +183,32 @@ export class ZmqTransport implements Transport {
    */
   static async bind(options: ZmqTransportOptions = {}): Promise<ZmqTransport> {
     const host = options.host ?? '127.0.0.1';
+    const keyPair = options.keyPair === 'insecure' ? undefined : (options.keyPair ?? generateKeyPair());
     const router = new Router({ linger: 0, receiveHighWaterMark: 100_000 });
+    if (keyPair !== undefined) {
+      await useZapHandler();
+      router.curveServer = true;
+      router.curveSecretKey = z85(keyPair.secretKey);
+    }
     try {
       await router.bind(`tcp://${host}:${options.port === undefined || options.port === 0 ? '*' : options.port}`);
     } catch (cause) {
       router.close();
+      if (keyPair !== undefined) releaseZapHandler();
       throw new LfaasError(ErrorCode.TRANSPORT_BAD_ADDRESS, `cannot bind ${host}:${options.port ?? 0}: ${(cause as Error).message}`, { cause });
     }
-    const endpoint = router.lastEndpoint ?? '';
-    return new ZmqTransport(router, endpoint.replace('0.0.0.0', '127.0.0.1'), options);
+    const endpoint = (router.lastEndpoint ?? '').replace('0.0.0.0', '127.0.0.1');
+    return new ZmqTransport(router, keyPair === undefined ? endpoint : `${endpoint}#${keyText(keyPair.publicKey)}`, keyPair, options);
   }
 
   /** What the per-peer fairness of incoming frames counts. */
   get inboxCounters(): Readonly<FairInboxCounters> {
     return this.inbox.counters;
+  }
+
+  /** Whether `peer` in `onFrame` is the sender's public key, proven by the message's seal. */
+  get verifiesPeers(): boolean {
+    return this.keyPair !== undefined;
   }
 
   /** Destination sockets open now. */
@@ -222,7 +260,8 @@ export class ZmqTransport implements Transport {
   /** A connected socket for `to`, made room for; or the typed error that stops it. */
   private open(to: string): Destination | LfaasError {
     const parsed = parseTcpAddress(to);
-    if (parsed === undefined) return new LfaasError(ErrorCode.TRANSPORT_BAD_ADDRESS, `not a tcp://host:port address: ${JSON.stringify(to.slice(0, 300))}`);
+    if (parsed === undefined) return new LfaasError(ErrorCode.TRANSPORT_BAD_ADDRESS, `not a tcp://host:port[#key] address: ${JSON.stringify(to.slice(0, 320))}`);
+    if (this.keyPair !== undefined && parsed.key === undefined) return new LfaasError(ErrorCode.TRANSPORT_BAD_ADDRESS, `${JSON.stringify(to.slice(0, 300))} names no key (tcp://host:port#key): this endpoint is encrypted (CURVE) and connects only to keyed addresses`);
     // ZeroMQ resolves a host name synchronously in its one I/O thread (and again at every
     // reconnection): one name whose DNS server does not answer stalls every socket of the process
     // for seconds. So names are resolved here, asynchronously and bounded, and ZeroMQ only ever
@@ -233,7 +272,12 @@ export class ZmqTransport implements Transport {
     let socket: Dealer | undefined;
     try {
       socket = new Dealer({ linger: 0, sendHighWaterMark: this.sendHighWaterMark, immediate: false, reconnectMaxInterval: RECONNECT_MAX_MS });
-      if (literal) socket.connect(to);
+      if (this.keyPair !== undefined) {
+        socket.curveServerKey = z85(parsed.key!);
+        socket.curvePublicKey = z85(this.keyPair.publicKey);
+        socket.curveSecretKey = z85(this.keyPair.secretKey);
+      }
+      if (literal) socket.connect(`tcp://${parsed.host}:${parsed.port}`);
     } catch (cause) {
       // EMFILE (no sockets or descriptors left), EINVAL (an address ZeroMQ reads differently):
       // this destination fails, the node goes on.
@@ -241,7 +285,7 @@ export class ZmqTransport implements Transport {
       const code = (cause as { code?: string }).code;
       return new LfaasError(code === 'EINVAL' ? ErrorCode.TRANSPORT_BAD_ADDRESS : ErrorCode.TRANSPORT_BUSY, `cannot connect to ${to}: ${(cause as Error).message}`, { cause });
     }
-    const destination = new Destination(socket);
+    const destination = new Destination(socket, this.keyPair === undefined ? undefined : parsed.key);
     this.destinations.set(to, destination);
     // Until a name is resolved, the socket has no peer and its first send waits: frames queue.
     if (!literal) void this.resolveAndConnect(to, parsed.host, parsed.port, destination);
@@ -310,7 +354,7 @@ export class ZmqTransport implements Transport {
         destination.waiters = count === destination.waiters.length ? [] : destination.waiters.slice(count);
         for (const frame of batch) destination.queuedBytes -= frame.byteLength;
         try {
-          await destination.socket.send(batch);
+          await destination.socket.send(destination.key === undefined ? batch : [seal(this.keyPair!, destination.key, batch), ...batch]);
           this.counters.framesSent += batch.length;
           this.counters.batchesSent++;
         } catch {
@@ -342,9 +386,22 @@ export class ZmqTransport implements Transport {
       } catch {
         return; // The socket was closed.
       }
-      // The first part is the routing id of the connection the message came on.
-      const peer = parts[0]!.toString('hex');
-      for (let index = 1; index < parts.length; index++) {
+      // The first part is the routing id of the connection the message came on; on a secure
+      // transport the seal follows, and the peer is the key it proves.
+      let peer = '';
+      let first = 1;
+      if (this.keyPair === undefined) peer = parts[0]!.toString('hex');
+      else {
+        const sender = parts.length > 2 ? openSeal(this.keyPair, parts[1]!, parts.slice(2)) : undefined;
+        if (sender === undefined) {
+          this.counters.framesUnsealed += Math.max(1, parts.length - 2);
+          first = parts.length;
+        } else {
+          peer = keyText(sender);
+          first = 2;
+        }
+      }
+      for (let index = first; index < parts.length; index++) {
         const frame = parts[index]!;
         this.counters.framesReceived++;
         if (!this.inbox.offer(peer, frame)) {
@@ -371,5 +428,24 @@ export class ZmqTransport implements Transport {
     for (const destination of this.destinations.values()) this.closeDestination(destination);
     this.destinations.clear();
     this.router.close();
+    if (this.keyPair !== undefined) releaseZapHandler();
   }
+}
+
+let warnedInsecure = false;
+
+/**
+ * The key pair a client endpoint binds with: `given` if any; otherwise a fresh one, or plain
+ * ZeroMQ (with a warning, once) when none of the cluster's `addresses` names a key: the cluster
+ * runs `--insecure`, and a secure client could not reach it.
+ */
+export function clientKeyPair(addresses: readonly string[], given?: KeyPair | 'insecure'): KeyPair | 'insecure' {
+  if (given !== undefined) return given;
+  const parsed = addresses.map((address) => parseTcpAddress(address));
+  if (parsed.length === 0 || parsed.some((address) => address === undefined || address.key !== undefined)) return generateKeyPair();
+  if (!warnedInsecure) {
+    warnedInsecure = true;
+    process.emitWarning('the cluster\'s addresses name no keys: talking to it in plain (an --insecure cluster: nothing is encrypted or authenticated)', { code: 'LFAAS_INSECURE' });
+  }
+  return 'insecure';
 }

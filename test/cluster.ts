@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LatticeFaas } from '../client/index.js';
-import { freePorts, startRole, stopChildren, waitForRing } from '../cli/index.js';
+import { freePorts, keysInit, startRole, stopChildren, waitForRing } from '../cli/index.js';
+import { keyText, readKeyPair } from '../protocol/index.js';
 
 export const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 
@@ -21,8 +22,35 @@ export interface RoleProcess {
   readonly stderr: string[];
 }
 
-/** Starts `lfaas <args>` and resolves on its `ready <json>` line (15 s at most). */
+let testKeys: string | undefined;
+
+/**
+ * The keys folder role processes of this test file share (made on first use, removed at exit):
+ * roles are secure by default and need one.
+ */
+export function testKeysFolder(): string {
+  if (testKeys === undefined) {
+    const folder = mkdtempSync(join(tmpdir(), 'lfaas-keys-'));
+    testKeys = join(folder, 'keys');
+    keysInit(testKeys);
+    process.once('exit', () => rmSync(folder, { recursive: true, force: true }));
+  }
+  return testKeys;
+}
+
+const ROLE_COMMANDS = new Set(['routing', 'scheduler', 'executor']);
+
+/** Whether `args` start a role process (a storage node is `kvs` with an `--id`). */
+function startsRole(args: readonly string[]): boolean {
+  return ROLE_COMMANDS.has(args[0] ?? '') || (args[0] === 'kvs' && args.includes('--id'));
+}
+
+/**
+ * Starts `lfaas <args>` and resolves on its `ready <json>` line (15 s at most). A role gets
+ * `--keys` (the test file's keys folder) unless its args say `--keys` or `--insecure`.
+ */
 export async function startProcess(args: readonly string[]): Promise<RoleProcess> {
+  if (startsRole(args) && !args.includes('--keys') && !args.includes('--insecure')) args = [args[0]!, '--keys', testKeysFolder(), ...args.slice(1)];
   const stderr: string[] = [];
   const { child, ready } = await startRole(args, `lfaas ${args.join(' ')}`, { stderr, readyTimeoutMs: 15_000 });
   return { child, pid: child.pid!, ready, stderr };
@@ -60,7 +88,9 @@ export class TestCluster {
   /** Several routing nodes that know each other (on free ports chosen first). */
   async startRoutingGroup(count: number, options: { global?: number; failureTimeoutMs?: number } = {}): Promise<RoleProcess[]> {
     const ports = await freePorts(count);
-    const addresses = ports.map((port) => `tcp://127.0.0.1:${port}`);
+    // Every routing node of the test cluster has the routing key, so their addresses are known before they start.
+    const key = keyText(readKeyPair(testKeysFolder(), 'routing').publicKey);
+    const addresses = ports.map((port) => `tcp://127.0.0.1:${port}#${key}`);
     const started = await Promise.all(
       ports.map((port, i) =>
         startProcess(['routing', '--port', String(port), '--peers', addresses.filter((_, j) => j !== i).join(','), '--global', String(options.global ?? 2), '--failure-timeout-ms', String(options.failureTimeoutMs ?? 1000)]),

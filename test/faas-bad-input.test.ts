@@ -9,7 +9,7 @@
  * A function failing inside a DAG fails the DAG call with that function's own error, carried by
  * the error triggers, not with a timeout.
  */
-import { Dealer } from 'zeromq';
+import { RawSocket } from './raw-socket.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LatticeFaas } from '../client/index.js';
 import type { DagDefinition } from '../client/index.js';
@@ -29,7 +29,7 @@ describe('the FaaS core fed bad input', () => {
   /** Where replies to hand-made frames land (their `replyTo`), decoded. */
   let listener: ZmqTransport;
   const heard: PbTypes.Envelope[] = [];
-  const pushes = new Map<string, Dealer>();
+  const pushes = new Map<string, RawSocket>();
   let scheduler: string;
   let executor: string;
   let healthyRounds = 0;
@@ -41,8 +41,7 @@ describe('the FaaS core fed bad input', () => {
   async function push(address: string, ...frames: Uint8Array[]): Promise<void> {
     let socket = pushes.get(address);
     if (socket === undefined) {
-      socket = new Dealer({ linger: 0, sendHighWaterMark: 1000 });
-      socket.connect(address);
+      socket = new RawSocket(address, { sendHighWaterMark: 1000 });
       pushes.set(address, socket);
     }
     for (const frame of frames) await socket.send(frame);

@@ -20,7 +20,9 @@
  * `LFAAS_FUZZ_FORGE=1` also forges alive members in ring updates to shards and storage nodes (a
  * known trust gap: expected to fail until member authentication exists).
  */
-import { Dealer, Router } from 'zeromq';
+import { Router } from 'zeromq';
+import { RawSocket } from './raw-socket.js';
+import { generateKeyPair, keyText, z85 } from '../protocol/index.js';
 import protobuf from 'protobufjs/minimal.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KvsClient, LatticeFaas } from '../client/index.js';
@@ -78,7 +80,7 @@ interface WireCounts {
 describe(`the wire fuzzer (seed ${SEED}, ${LONG ? 'long' : 'quick'} mode; replay with LFAAS_SEED=${SEED}${LONG ? ' LFAAS_LONG=1' : ''})`, () => {
   const cluster = new FaasCluster();
   const targets: (FuzzTarget & { readonly process: RoleProcess })[] = [];
-  const dealers = new Map<string, Dealer>();
+  const dealers = new Map<string, RawSocket>();
   const measures: Measure[] = [];
   /**
    * Markers sent and not yet answered: request id -> the nonce their echo carries (a fuzz frame
@@ -134,8 +136,9 @@ describe(`the wire fuzzer (seed ${SEED}, ${LONG ? 'long' : 'quick'} mode; replay
   async function listen(): Promise<void> {
     try {
       for await (const parts of listener) {
-        // A ROUTER socket: the first part is the routing id of the connection (nodes send from DEALER sockets).
-        for (const part of parts.slice(1)) {
+        // A ROUTER socket: the first part is the routing id of the connection (nodes send from
+        // DEALER sockets), the second the message's seal (not checked here: a listener's shortcut).
+        for (const part of parts.slice(2)) {
           repliesHeard++;
           const id = responseToOf(part);
           const entry = id === undefined ? undefined : markers.get(id);
@@ -251,11 +254,11 @@ describe(`the wire fuzzer (seed ${SEED}, ${LONG ? 'long' : 'quick'} mode; replay
     }
   }
 
-  function dealerTo(target: FuzzTarget): Dealer {
+  function dealerTo(target: FuzzTarget): RawSocket {
     let socket = dealers.get(target.address);
     if (socket === undefined) {
-      socket = new Dealer({ linger: 0, sendHighWaterMark: 200_000, sendTimeout: DRAIN_TIMEOUT_MS });
-      socket.connect(target.address);
+      // A CURVE client with a key of its own (not a member), each message sealed: the frames reach the nodes' decoders.
+      socket = new RawSocket(target.address, { sendHighWaterMark: 200_000, sendTimeout: DRAIN_TIMEOUT_MS });
       dealers.set(target.address, socket);
     }
     return socket;
@@ -337,9 +340,11 @@ describe(`the wire fuzzer (seed ${SEED}, ${LONG ? 'long' : 'quick'} mode; replay
     await cluster.startScheduler(1000);
     await cluster.startExecutor(2);
     await cluster.waitForExecutors();
-    listener = new Router({ linger: 0, receiveHighWaterMark: 1_000_000 });
+    // A raw CURVE server: nodes answer only to keyed addresses.
+    const listenerKeys = generateKeyPair();
+    listener = new Router({ linger: 0, receiveHighWaterMark: 1_000_000, curveServer: true, curveSecretKey: z85(listenerKeys.secretKey) });
     await listener.bind('tcp://127.0.0.1:*');
-    listenerAddress = (listener.lastEndpoint ?? '').replace('0.0.0.0', '127.0.0.1');
+    listenerAddress = `${(listener.lastEndpoint ?? '').replace('0.0.0.0', '127.0.0.1')}#${keyText(listenerKeys.publicKey)}`;
     void listen();
     kvs = await KvsClient.connect({ routing: cluster.routingAddresses, requestTimeoutMs: 1000, retriesMax: 3 });
     faas = await cluster.connect();

@@ -12,7 +12,7 @@
  * function call.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Dealer } from 'zeromq';
+import { RawSocket } from './raw-socket.js';
 import { KvsClient, LatticeFaas, Lww } from '../client/index.js';
 import { Rpc, ZmqTransport, encodeEnvelope, pb, systemClock } from '../protocol/index.js';
 import type { PbTypes } from '../protocol/index.js';
@@ -26,15 +26,14 @@ describe('hostile frames against real processes', () => {
   let faas: LatticeFaas;
   let kvs: KvsClient;
   let probe: Rpc;
-  const sockets = new Map<string, Dealer>();
+  const sockets = new Map<string, RawSocket>();
   let round = 0;
 
   /** Frames sent as they are, unvalidated, from a raw socket (nodes bind ROUTER sockets). */
   async function sendRaw(address: string, ...envelopes: PbTypes.IEnvelope[]): Promise<void> {
     let socket = sockets.get(address);
     if (socket === undefined) {
-      socket = new Dealer({ linger: 0, sendHighWaterMark: 100_000 });
-      socket.connect(address);
+      socket = new RawSocket(address);
       sockets.set(address, socket);
     }
     for (const envelope of envelopes) await socket.send(encodeEnvelope(envelope));
@@ -100,7 +99,7 @@ describe('hostile frames against real processes', () => {
   }, 60_000);
 
   it('2. 1,100 distinct unreachable reply addresses do not mute the routing node', async () => {
-    const requests = Array.from({ length: 1100 }, (_, i): PbTypes.IEnvelope => ({ requestId: 1000 + i, replyTo: `tcp://127.0.0.1:${20_000 + i}`, echo: { payload: new Uint8Array([1]) } }));
+    const requests = Array.from({ length: 1100 }, (_, i): PbTypes.IEnvelope => ({ requestId: 1000 + i, replyTo: `tcp://127.0.0.1:${20_000 + i}#${'A'.repeat(43)}`, echo: { payload: new Uint8Array([1]) } }));
     await sendRaw(cluster.routingAddress, ...requests);
     await new Promise((resolve) => setTimeout(resolve, 1000));
     // A fresh client: its echo and a key lookup are answered.

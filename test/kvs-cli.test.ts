@@ -7,8 +7,8 @@ import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KvsClient } from '../client/index.js';
 import { decodeLattice } from '../lattices/index.js';
-import { Rpc, ZmqTransport, pb, systemClock } from '../protocol/index.js';
-import { CLI, TestCluster, eventually } from './cluster.js';
+import { Rpc, ZmqTransport, pb, readKeyPair, systemClock } from '../protocol/index.js';
+import { CLI, TestCluster, eventually, testKeysFolder } from './cluster.js';
 
 interface Run {
   readonly code: number;
@@ -59,7 +59,8 @@ describe('lfaas kvs commands', () => {
     const routing = cluster.routingAddress;
     expect((await lfaas(['kvs', 'put', 'wide', '[1,2,3]', '--type', 'gset'], routing)).code).toBe(0);
     const client = await KvsClient.connect({ routing: [routing] });
-    const transport = await ZmqTransport.bind();
+    // Reading one replica's own copy (from_replica) is for storage members: this asker uses the storage key.
+    const transport = await ZmqTransport.bind({ keyPair: readKeyPair(testKeysFolder(), 'storage') });
     const rpc = new Rpc(transport, systemClock);
     try {
       expect(await client.replicasOf('wide')).toHaveLength(1);

@@ -10,8 +10,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvsClient } from '../client/index.js';
 import { GSet, decodeLattice } from '../lattices/index.js';
-import { Rpc, ZmqTransport, encodeEnvelope, pb, systemClock } from '../protocol/index.js';
-import { TestCluster, eventually, isAlive } from './cluster.js';
+import { Rpc, ZmqTransport, encodeEnvelope, pb, readKeyPair, systemClock } from '../protocol/index.js';
+import { TestCluster, eventually, isAlive, testKeysFolder } from './cluster.js';
 
 const KEYS = 40;
 
@@ -77,7 +77,8 @@ describe('KVS processes under faults', () => {
 
   async function tools(): Promise<{ client: KvsClient; rpc: Rpc }> {
     const client = await KvsClient.connect({ routing: [cluster!.routingAddress], requestTimeoutMs: 400, retriesMax: 8 });
-    const transport = await ZmqTransport.bind();
+    // Replica-local reads (from_replica) are for storage members: the checker uses the storage key.
+    const transport = await ZmqTransport.bind({ keyPair: readKeyPair(testKeysFolder(), 'storage') });
     const rpc = new Rpc(transport, systemClock);
     closers.push(async () => {
       await client.close();
@@ -174,7 +175,8 @@ describe('KVS processes under faults', () => {
     const acknowledged = await write(client, 800, 8, 'd');
     const leaving = cluster.nodes.get('node-c')!;
     const exited = new Promise<number | null>((resolve) => leaving.child.once('exit', (code) => resolve(code)));
-    const transport = await ZmqTransport.bind();
+    // A departure is for members: the request goes with the routing key.
+    const transport = await ZmqTransport.bind({ keyPair: readKeyPair(testKeysFolder(), 'routing') });
     await transport.send(String(leaving.ready['control']), encodeEnvelope({ sender: transport.address, nodeDepart: { nodeId: 'node-c', graceful: true } }));
     expect(await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve('timeout'), 15_000))])).toBe(0);
     await transport.close();

@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -63,8 +63,11 @@ describe('lfaas up', () => {
       const output = up.output();
       expect({ code, signal }, output).toEqual({ code: 0, signal: null });
       expect(output).toContain('cluster ready');
-      const routing = /^\s*export LFAAS_ROUTING=(tcp:\/\/127\.0\.0\.1:\d+)$/m.exec(output);
-      const scheduler = /^\s*\[\d+\/7\] scheduler-0\s+pid \d+\s+(tcp:\/\/127\.0\.0\.1:\d+)/m.exec(output);
+      // Addresses name their keys: the cluster is secure by default, with keys made in the data folder.
+      const routing = /^\s*export LFAAS_ROUTING=(tcp:\/\/127\.0\.0\.1:\d+#[A-Za-z0-9_-]{43})$/m.exec(output);
+      const scheduler = /^\s*\[\d+\/7\] scheduler-0\s+pid \d+\s+(tcp:\/\/127\.0\.0\.1:\d+#[A-Za-z0-9_-]{43})/m.exec(output);
+      expect(output).toContain(`keys: ${data}/keys (made now`);
+      expect(existsSync(join(data, 'keys', 'members.json'))).toBe(true);
       expect(routing, output).not.toBeNull();
       expect(output).toContain(`export LFAAS_SCHEDULERS=${scheduler![1]}`);
       // The shared counter through functions: the Counter lattice kept every call's increment.

@@ -146,6 +146,11 @@ export const HOSTILE_ADDRESSES: readonly string[] = [
   'tcp://[::1]:1',
   'tcp://localhost:1',
   'tcp://fuzz-unresolvable.invalid:1',
+  'tcp://fuzz-unresolvable.invalid:1#AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+  'tcp://127.0.0.1:1#AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+  'tcp://127.0.0.1:1#AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAB',
+  'tcp://127.0.0.1:1#short',
+  'tcp://127.0.0.1:1#',
   'tcp://10.255.255.1:1',
   'tcp://127.0.0.1:1',
   ' tcp://127.0.0.1:1',
@@ -159,6 +164,8 @@ export const HOSTILE_ADDRESSES: readonly string[] = [
 
 /** The first port of the distinct unreachable reply addresses (below Linux's ephemeral range). */
 export const UNREACHABLE_PORT_BASE = 20_000;
+/** A well-formed key for made-up addresses (nodes send only to keyed ones): 32 zero bytes. */
+export const FUZZ_KEY = `#${'A'.repeat(43)}`;
 
 /**
  * The bodies each role handles: the fuzzer sends every body type to every role, and these a little
@@ -297,7 +304,7 @@ export class WireFuzzer {
     }
     // Distinct unreachable reply addresses: more than a socket cache (or ZeroMQ's context) holds.
     for (let i = 0; i < this.scale.distinctReplyAddresses; i++) {
-      const address = `tcp://127.0.0.1:${UNREACHABLE_PORT_BASE + i}`;
+      const address = `tcp://127.0.0.1:${UNREACHABLE_PORT_BASE + i}${FUZZ_KEY}`;
       if (i % 10 === 9) {
         const frame = values.envelope(random.pick(handled), 0, 'request', address, address);
         if (frame !== undefined) {
@@ -313,7 +320,7 @@ export class WireFuzzer {
 
   private *dnsReplyAddresses(values: ValueMaker): Generator<FuzzSend> {
     for (let i = 0; i < this.scale.dnsReplyAddresses; i++) {
-      yield values.encode({ requestId: values.requestId(), replyTo: `tcp://fuzz-${i}.invalid:${1 + (i % 65_535)}`, echo: {} });
+      yield values.encode({ requestId: values.requestId(), replyTo: `tcp://fuzz-${i}.invalid:${1 + (i % 65_535)}${FUZZ_KEY}`, echo: {} });
     }
   }
 
@@ -671,7 +678,7 @@ class ValueMaker {
         case 'uint64':
           return i + 1;
         default:
-          return isAddressField(spec) ? `tcp://127.0.0.1:${UNREACHABLE_PORT_BASE + (i % 1000)}` : `k${i}`;
+          return isAddressField(spec) ? `tcp://127.0.0.1:${UNREACHABLE_PORT_BASE + (i % 1000)}${FUZZ_KEY}` : `k${i}`;
       }
     };
     if (spec.shape === 'map') return Object.fromEntries(Array.from({ length: count }, (_, i) => [`m${i}`, element(i)]));
@@ -728,7 +735,7 @@ class ValueMaker {
   /** An address: valid (the listener, an unreachable port, the cluster) or hostile. */
   address(hostile: boolean, field: string, owner: string): string {
     if (hostile) return this.random.pick(HOSTILE_ADDRESSES);
-    const unreachable = `tcp://127.0.0.1:${UNREACHABLE_PORT_BASE + this.random.int(8)}`;
+    const unreachable = `tcp://127.0.0.1:${UNREACHABLE_PORT_BASE + this.random.int(8)}${FUZZ_KEY}`;
     if (IDENTITY_ADDRESS_FIELDS.has(`${owner}.${field}`)) return this.random.chance(0.5) ? this.env.listener : unreachable;
     switch (this.random.int(4)) {
       case 0:

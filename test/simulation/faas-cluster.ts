@@ -596,7 +596,7 @@ export function buildFaasCluster(sim: Simulation, shape: FaasShape, registry: Fu
   const schedulerAddresses = schedulerIds.map((id) => sim.address(id));
   for (const id of schedulerIds) {
     const random = sim.random.fork();
-    sim.add(id, () => ({ machine: new SchedulerNode({ address: sim.address(id), random: random.fork(), executorTimeoutMs: 600, ...shape.scheduler }), tasks: kvs.schedulerTasks() }));
+    sim.add(id, () => ({ machine: new SchedulerNode({ address: sim.address(id), random: random.fork(), executorTimeoutMs: 600, ...shape.scheduler }), tasks: kvs.schedulerTasks() }), 'scheduler');
   }
   const hosts = new Map<string, SimulatedHost>();
   const addExecutor = (id: string): void => {
@@ -614,7 +614,7 @@ export function buildFaasCluster(sim: Simulation, shape: FaasShape, registry: Fu
         ...(shape.incarnations === false ? {} : { incarnation: `boot${boots}` }),
       };
       return { machine: new ExecutorNode(options), tasks: host };
-    });
+    }, 'executor');
   };
   for (const id of executorIds) addExecutor(id);
   return {

@@ -31,6 +31,7 @@ import { ErrorCode, Priority } from '../../lattices/index.js';
 import { decodeValue, encodeValue, envelopeWith, resultRecordOf } from '../../protocol/index.js';
 import type { Random } from '../../protocol/index.js';
 import { Simulation, forEachSeed, seedCount } from '../simulator/simulation.js';
+import { rogue } from '../simulator/rogue.js';
 import { buildFaasCluster, executorName, expectedOf } from './faas-cluster.js';
 import type { CallOutcome, CallRecord, ClientCall, DelayRange, Expected, FaasClient, FaasSim, PlannedCall, SetupStep, SimDag, SimFunction } from './faas-cluster.js';
 
@@ -157,6 +158,7 @@ function run(seed: number, kind: Kind): Run {
     dropRate: kind === 'faults' ? 0.03 : 0,
     duplicateRate: kind === 'faults' ? 0.03 : 0,
     reorder: kind === 'faults',
+    authenticate: true,
   });
   const crashes = kind === 'crash' || kind === 'quick' || kind === 'noroom';
   const functions = registry(crashes ? { min: 20, max: 200 } : { min: 1, max: 20 });
@@ -165,6 +167,9 @@ function run(seed: number, kind: Kind): Run {
   const calls =
     kind === 'noroom' ? planCalls(workload, 50, NOROOM_WINDOW_MS, 0.7) : planCalls(workload, kind === 'clean' ? 40 : 50, CALLS_WINDOW_MS, kind === 'clean' ? 0.25 : 0.35);
   const client = fs.addClient('client', { setup: SETUP, calls });
+  // Membership modelled: a non-member heartbeats to every scheduler as an executor with room and
+  // every function warm; had it been believed, runs would go to it and never be answered.
+  sim.add('rogue', () => rogue(sim.address('rogue'), fs.schedulerIds.map((id) => sim.address(id)), 100));
   let crashAtMs: number | undefined;
   let restartAtMs: number | undefined;
   let victim: string | undefined;
@@ -215,6 +220,7 @@ function run(seed: number, kind: Kind): Run {
   // Long enough for an async call whose schedule was lost to be dispatched twice more (each after
   // its deadline and the scheduler's grace).
   sim.runFor(RUN_MS - sim.clock.now());
+  expect(sim.unauthorised, 'the rogue\'s heartbeats were refused').toBeGreaterThan(0);
   return { fs, client, functions, crashAtMs, restartAtMs, victim, victimRuns, joined };
 }
 

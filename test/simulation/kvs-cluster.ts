@@ -27,14 +27,14 @@ export const routingName = (r: number): string => `r${r}`;
 export function buildCluster(sim: Simulation, shape: ClusterShape, options: { gossipPeriodMs?: number; antiEntropyPeriodMs?: number } = {}): Map<string, MemoryStore> {
   const routing = Array.from({ length: shape.routing }, (_, r) => sim.address(routingName(r)));
   for (let r = 0; r < shape.routing; r++) {
-    sim.add(routingName(r), () => new RoutingNode({ address: routing[r]!, peers: routing.filter((_, i) => i !== r), defaults: { global: shape.global, local: shape.local } }));
+    sim.add(routingName(r), () => new RoutingNode({ address: routing[r]!, peers: routing.filter((_, i) => i !== r), defaults: { global: shape.global, local: shape.local } }), 'routing');
   }
   const disks = new Map<string, MemoryStore>();
   const setTimer = (delayMs: number, callback: () => void): void => void sim.clock.setTimer(delayMs, callback);
   for (let n = 0; n < shape.nodes; n++) {
     const shards = Array.from({ length: shape.shardsPerNode }, (_, s) => sim.address(shardName(n, s)));
     let ring: PbTypes.IRingUpdate | undefined;
-    sim.add(nodeName(n), () => new StorageNode({ nodeId: nodeName(n), address: sim.address(nodeName(n)), shardAddresses: shards, routing, ...(ring ? { initialRing: ring } : {}), onRing: (r) => (ring = r) }));
+    sim.add(nodeName(n), () => new StorageNode({ nodeId: nodeName(n), address: sim.address(nodeName(n)), shardAddresses: shards, routing, ...(ring ? { initialRing: ring } : {}), onRing: (r) => (ring = r) }), 'storage');
     for (let s = 0; s < shape.shardsPerNode; s++) {
       const name = shardName(n, s);
       disks.set(name, new MemoryStore(setTimer, 1));
@@ -54,7 +54,7 @@ export function buildCluster(sim: Simulation, shape: ClusterShape, options: { go
           replicationTimeoutMs: 300,
         });
         return { machine: shard, store };
-      });
+      }, 'storage');
     }
   }
   return disks;

@@ -4,12 +4,15 @@
  * (replication factor 2), clients writing GSet elements with random ack modes; message loss,
  * duplication, reordering, partitions, and storage nodes crashing and restarting from their disks.
  * After healing: every key's replicas (per the final ring) hold the same entry, and every element
- * whose PUT was acknowledged DURABLE or REPLICATED is in it.
+ * whose PUT was acknowledged DURABLE or REPLICATED is in it. Membership is modelled: a rogue that
+ * is no member sends the cluster's own messages throughout, and every one is refused (with
+ * LFAAS_SIM_NO_AUTH=1 they are not, and the rogue joins the ring: the check fails).
  */
 import { expect } from 'vitest';
 import { Membership, entriesEqual } from '../../kvs/index.js';
 import type { Shard } from '../../kvs/index.js';
 import { Simulation } from '../simulator/simulation.js';
+import { rogue } from '../simulator/rogue.js';
 import { WorkloadClient, buildCluster, elementsOf, nodeName, routingName, shardName } from './kvs-cluster.js';
 import type { ClusterShape } from './kvs-cluster.js';
 
@@ -21,9 +24,12 @@ interface Outcome {
 }
 
 export function run(seed: number, faults: boolean): Outcome {
-  const sim = new Simulation({ seed, delayMs: { min: 1, max: 4 }, dropRate: faults ? 0.05 : 0, duplicateRate: faults ? 0.05 : 0, reorder: faults });
+  const sim = new Simulation({ seed, delayMs: { min: 1, max: 4 }, dropRate: faults ? 0.05 : 0, duplicateRate: faults ? 0.05 : 0, reorder: faults, authenticate: process.env['LFAAS_SIM_NO_AUTH'] !== '1' });
   buildCluster(sim, SHAPE);
   const routing = Array.from({ length: SHAPE.routing }, (_, r) => sim.address(routingName(r)));
+  // Membership modelled: a non-member sends the cluster's own messages to every node throughout.
+  const everyone = [...routing, ...Array.from({ length: SHAPE.nodes }, (_, n) => [nodeName(n), ...Array.from({ length: SHAPE.shardsPerNode }, (_, s) => shardName(n, s))].map((id) => sim.address(id))).flat()];
+  sim.add('rogue', () => rogue(sim.address('rogue'), everyone, 1000));
   const clients = [0, 1].map((c) => new WorkloadClient(sim.address(`c${c}`), routing, sim.random.fork(), 12));
   clients.forEach((client, c) => sim.add(`c${c}`, () => client));
   const nodeMachines = (n: number): string[] => [nodeName(n), ...Array.from({ length: SHAPE.shardsPerNode }, (_, s) => shardName(n, s))];
@@ -52,6 +58,8 @@ export function check({ sim, clients }: Outcome): void {
   membership.merge(routing.membership.toWire());
   const ring = membership.ring();
   expect(ring.nodeCount).toBe(SHAPE.nodes);
+  // The rogue's messages were refused (counted), and the ring above holds no rogue node.
+  expect(sim.unauthorised).toBeGreaterThan(0);
   const shards = new Map<string, Shard>();
   for (let n = 0; n < SHAPE.nodes; n++) for (let s = 0; s < SHAPE.shardsPerNode; s++) shards.set(sim.address(shardName(n, s)), sim.machine<Shard>(shardName(n, s))!);
   const deleted = new Set(clients.flatMap((client) => [...client.deleteKeys]));

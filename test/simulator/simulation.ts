@@ -5,7 +5,7 @@
  * and crash/restart of a machine (its factory decides what survives, as a disk would).
  */
 import { MemoryNetwork, runMachine, seededRandom } from '../../protocol/index.js';
-import type { Machine, MachineInput, MachineShell, MachineStore, MachineTasks, Random } from '../../protocol/index.js';
+import type { Machine, MachineInput, MachineShell, MachineStore, MachineTasks, Random, Role } from '../../protocol/index.js';
 import { VirtualClock } from '../../protocol/testing.js';
 
 export interface SimulationOptions {
@@ -15,6 +15,11 @@ export interface SimulationOptions {
   readonly dropRate?: number;
   readonly duplicateRate?: number;
   readonly reorder?: boolean;
+  /**
+   * Membership modelled: machines added with a role are its members, everyone else a client, and
+   * every machine's shell refuses what a sender's role may not send (message-rights.ts).
+   */
+  readonly authenticate?: boolean;
 }
 
 /** A machine with the disk it persists to (a store that survives crashes, as disks do). */
@@ -39,6 +44,10 @@ export class Simulation {
   readonly random: Random;
   readonly network: MemoryNetwork;
   private readonly nodes = new Map<string, Node>();
+  /** Membership, modelled: each machine added with a role is a member of it (the network proves senders). */
+  private readonly roles = new Map<string, Role>();
+  /** Frames refused for their sender's role, over every shell so far (crashed ones included). */
+  private unauthorisedEarlier = 0;
   private traceHash = 0x811c9dc5;
   /** Inputs handed to machines so far. */
   steps = 0;
@@ -59,11 +68,19 @@ export class Simulation {
    * Adds a machine; `factory` is called now and at every restart (it may return the machine with
    * its store: `persist` effects then go there). Its id is its `mem://` name.
    */
-  add(id: string, factory: () => Machine | Booted): void {
+  add(id: string, factory: () => Machine | Booted, role?: Role): void {
     if (this.nodes.has(id)) throw new Error(`machine ${id} already exists`);
+    if (role !== undefined) this.roles.set(id, role);
     const node: Node = { factory, shell: undefined, machine: undefined, store: undefined, tasks: undefined };
     this.nodes.set(id, node);
     this.boot(id, node);
+  }
+
+  /** Frames refused (UNAUTHORISED) because their sender may not send them, over all machines. */
+  get unauthorised(): number {
+    let total = this.unauthorisedEarlier;
+    for (const node of this.nodes.values()) total += node.shell?.counters.framesUnauthorised ?? 0;
+    return total;
   }
 
   /** The address other machines use to reach `id`. */
@@ -90,6 +107,7 @@ export class Simulation {
   crash(id: string): void {
     const node = this.nodes.get(id);
     if (node?.shell === undefined) return;
+    this.unauthorisedEarlier += node.shell.counters.framesUnauthorised;
     void node.shell.stop();
     void node.store?.close();
     node.shell = undefined;
@@ -136,6 +154,7 @@ export class Simulation {
       node.tasks = booted.tasks;
     }
     node.shell = runMachine(this.recorded(node.machine), this.network.endpoint(id), this.clock, {
+      ...(this.options.authenticate === true ? { membership: { roleOf: (peer: string) => this.roles.get(peer) } } : {}),
       ...(node.store === undefined ? {} : { store: node.store }),
       ...(node.tasks === undefined ? {} : { tasks: node.tasks }),
     });

@@ -1,0 +1,91 @@
+/**
+ * Who may send what: for each message body, the roles whose member keys may send it, and which
+ * messages anyone may send (a client; what a client may then do is its token's business).
+ *
+ * The cluster's own traffic (ring changes, heartbeats, gossip and hand-offs, statistics,
+ * schedules and triggers, executor statuses, cache updates) and every answer a node receives
+ * (members send requests only to members) is for members of the right role. A client may send
+ * requests: echo, KVS reads and writes (not `from_replica`, which skips ownership checks), key
+ * and ring lookups, replication factors (a ring update with no nodes), subscriptions, the
+ * registry's and calls' requests, and a direct schedule (one naming no scheduler: a leased call).
+ */
+import type { Envelope } from './machine.js';
+import type { Role } from './membership.js';
+
+/** A message's sender as membership sees it: a member of a role, or anybody else. */
+export type Sender = Role | 'client';
+
+type Body = NonNullable<Envelope['body']>;
+
+const ANYONE = 'anyone';
+const STORAGE_SIDE: readonly Role[] = ['routing', 'storage'];
+const ALL_MEMBERS: readonly Role[] = ['routing', 'storage', 'scheduler', 'executor'];
+
+const RIGHTS: Readonly<Record<Body, readonly Role[] | typeof ANYONE>> = {
+  echo: ANYONE,
+  kvsRequest: ANYONE,
+  keyAddressRequest: ANYONE,
+  ringRequest: ANYONE,
+  ringUpdate: ANYONE,
+  subscribe: ANYONE,
+  unsubscribe: ANYONE,
+  registerFunction: ANYONE,
+  registerDag: ANYONE,
+  callRequest: ANYONE,
+  dagCall: ANYONE,
+  listFunctions: ANYONE,
+  deleteFunction: ANYONE,
+  listDags: ANYONE,
+  deleteDag: ANYONE,
+  schedule: ANYONE,
+  // Answers: to members' requests, from members.
+  errorReply: ALL_MEMBERS,
+  kvsResponse: ALL_MEMBERS,
+  keyAddressResponse: ALL_MEMBERS,
+  registerFunctionResponse: ALL_MEMBERS,
+  callResponse: ALL_MEMBERS,
+  functionList: ALL_MEMBERS,
+  dagList: ALL_MEMBERS,
+  done: ALL_MEMBERS,
+  versionReply: ['executor'],
+  // The storage tier's own traffic.
+  nodeJoin: STORAGE_SIDE,
+  nodeDepart: STORAGE_SIDE,
+  heartbeat: STORAGE_SIDE,
+  gossip: ['storage'],
+  digestExchange: ['storage'],
+  keyUpdate: ['storage'],
+  statsReport: ALL_MEMBERS,
+  // The FaaS tier's own traffic.
+  trigger: ['executor'],
+  executorStatus: ['executor'],
+  invocationMessage: ['executor'],
+  versionRequest: ['executor'],
+  prepare: ['scheduler'],
+  runFinished: ['scheduler', 'executor'],
+};
+
+/**
+ * Why `sender` may not send `envelope`, or undefined when it may. A message with no body is left
+ * to the machine (it answers PROTO_MALFORMED).
+ */
+export function refusalOf(envelope: Envelope, sender: Sender): string | undefined {
+  const body = envelope.body;
+  if (body === undefined || body === null) return undefined;
+  const allowed = RIGHTS[body];
+  if (allowed === undefined) return undefined;
+  if (allowed !== ANYONE) return sender !== 'client' && allowed.includes(sender) ? undefined : `${body} is for ${allowed.join(' and ')} members only`;
+  if (sender !== 'client') return undefined;
+  switch (body) {
+    case 'kvsRequest':
+      return envelope.kvsRequest?.fromReplica === true ? 'a replica write (from_replica) is for storage members only' : undefined;
+    case 'ringUpdate':
+      return (envelope.ringUpdate?.nodes?.length ?? 0) > 0 || Number(envelope.ringUpdate?.epoch ?? 0) > 0 || (envelope.ringUpdate?.defaultGlobal ?? 0) > 0 || (envelope.ringUpdate?.defaultLocal ?? 0) > 0
+        ? 'ring membership and the default replication are for routing and storage members only'
+        : undefined;
+    case 'schedule':
+      return (envelope.schedule?.scheduler ?? '') !== '' ? 'a schedule from a scheduler is for scheduler members only' : undefined;
+    default:
+      return undefined;
+  }
+}
