@@ -91,7 +91,7 @@ export const wireBenchmark: Benchmark = async (options) => {
     notes: [
       'each echo server runs as its own OS process on 127.0.0.1; client and server share the 2 cores',
       'raw = zeromq Dealer/Router echo, no protobuf, no batching, no security',
-      'plain = our transport with --insecure (no CURVE, no seal); curve = our transport as it runs by default: CURVE on both sockets of the round trip, ZAP handler, every message sealed (HMAC-SHA256 with an X25519 pair key) and its seal checked',
+      'plain = our transport with --insecure (no CURVE, no seal); curve = our transport as it runs by default: CURVE on both sockets of the round trip, ZAP handler, every message sealed (the sender\'s key and a per-pair token, HMAC-SHA256 keyed by the X25519 pair secret) and its seal checked, a batch packed in one part',
     ],
     plot: {
       rows: rows.filter((row) => row['test'] === 'throughput'),

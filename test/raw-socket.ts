@@ -6,7 +6,7 @@
  * seal (the node drops such a message before decoding it).
  */
 import { Dealer } from 'zeromq';
-import { generateKeyPair, parseTcpAddress, seal, z85 } from '../protocol/index.js';
+import { generateKeyPair, keyFromText, parseTcpAddress, seal, z85 } from '../protocol/index.js';
 import type { KeyPair } from '../protocol/index.js';
 
 export class RawSocket {
@@ -20,12 +20,12 @@ export class RawSocket {
   ) {
     const parsed = parseTcpAddress(address);
     if (parsed?.key === undefined) throw new Error(`not a keyed tcp address: ${address}`);
-    this.key = parsed.key;
+    this.key = keyFromText(parsed.key);
     this.socket = new Dealer({
       linger: 0,
       sendHighWaterMark: options.sendHighWaterMark ?? 100_000,
       ...(options.sendTimeout === undefined ? {} : { sendTimeout: options.sendTimeout }),
-      curveServerKey: z85(parsed.key),
+      curveServerKey: z85(this.key),
       curvePublicKey: z85(this.keyPair.publicKey),
       curveSecretKey: z85(this.keyPair.secretKey),
     });
@@ -35,7 +35,7 @@ export class RawSocket {
   /** Sends one message of `parts` (one frame or several), sealed unless `unsealed`. */
   async send(parts: Uint8Array | readonly Uint8Array[], options: { unsealed?: boolean } = {}): Promise<void> {
     const frames = parts instanceof Uint8Array ? [parts] : [...parts];
-    await this.socket.send(options.unsealed === true ? frames : [seal(this.keyPair, this.key, frames), ...frames]);
+    await this.socket.send(options.unsealed === true ? frames : [seal(this.keyPair, this.key), ...frames]);
   }
 
   close(): void {
