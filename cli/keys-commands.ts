@@ -4,10 +4,17 @@
  * (its key is refused from then on, handshakes included). Running processes re-read the list
  * within a second. Secret keys are written with mode 0600 and never printed.
  */
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ROLES, ensureKeyPair, keyText, readKeyPair, readMembers, writeMembers } from '../protocol/index.js';
-import type { MembersDocument, Role } from '../protocol/index.js';
+import { RIGHTS, ROLES, createToken, ensureKeyPair, generateTokenKeys, keyText, readKeyPair, readMembers, tokenKeysFromPem, tokenKeysToPem, writeMembers } from '../protocol/index.js';
+import type { MembersDocument, Right, Role, TokenKeys } from '../protocol/index.js';
+
+/** The cluster's token signing key (private, where tokens are made) and its public half (every role). */
+export const TOKEN_PRIVATE_FILE = 'token-signing.key';
+export const TOKEN_PUBLIC_FILE = 'token.pub';
+/** The first admin token, made with the folder. */
+export const ADMIN_TOKEN_FILE = 'admin.token';
+const ADMIN_TOKEN_TTL_SECONDS = 365 * 24 * 3600;
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
@@ -23,7 +30,47 @@ export function keysInit(dir: string): MembersDocument {
   }
   const doc: MembersDocument = { version: 1, members, revoked: existing?.revoked ?? [] };
   writeMembers(dir, doc);
+  ensureTokenKeys(dir);
   return doc;
+}
+
+/** The token key pair of a keys folder, made on first use; and the first admin token with it. */
+function ensureTokenKeys(dir: string): void {
+  if (existsSync(join(dir, TOKEN_PUBLIC_FILE))) return;
+  const keys = generateTokenKeys();
+  const pem = tokenKeysToPem(keys);
+  writeFileSync(join(dir, TOKEN_PRIVATE_FILE), pem.privateKey, { mode: 0o600 });
+  chmodSync(join(dir, TOKEN_PRIVATE_FILE), 0o600);
+  writeFileSync(join(dir, TOKEN_PUBLIC_FILE), pem.publicKey, { mode: 0o644 });
+  const admin = createToken(keys, { owner: 'admin', rights: RIGHTS, ttlSeconds: ADMIN_TOKEN_TTL_SECONDS });
+  writeFileSync(join(dir, ADMIN_TOKEN_FILE), `${admin}\n`, { mode: 0o600 });
+  chmodSync(join(dir, ADMIN_TOKEN_FILE), 0o600);
+}
+
+/** The token keys of a keys folder: the public one always, the private one with `signing`. */
+export function readTokenKeys(dir: string, signing = false): TokenKeys {
+  const publicPem = readFileSync(join(dir, TOKEN_PUBLIC_FILE), 'utf8');
+  return tokenKeysFromPem(publicPem, signing ? readFileSync(join(dir, TOKEN_PRIVATE_FILE), 'utf8') : undefined);
+}
+
+/** `1h`, `30m`, `7d`, `45s` or plain seconds, as seconds. */
+export function parseTtl(text: string): number {
+  const match = /^([1-9][0-9]{0,9})([smhd]?)$/.exec(text);
+  if (match === null) throw new Error(`a ttl is a number of seconds, or with s, m, h or d: ${JSON.stringify(text)}`);
+  return Number(match[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86_400 }[match[2] as '' | 's' | 'm' | 'h' | 'd'];
+}
+
+/** `lfaas token create`: a token for an owner, signed with the folder's token key; printed. */
+export function printTokenCreate(dir: string, options: { owner: string; rights: string; ttl: string; keyPrefix?: string[]; function?: string[] }): void {
+  const rights = options.rights.split(',').filter((right) => right.length > 0) as Right[];
+  const token = createToken(readTokenKeys(dir, true), {
+    owner: options.owner,
+    rights,
+    ttlSeconds: parseTtl(options.ttl),
+    ...(options.keyPrefix === undefined || options.keyPrefix.length === 0 ? {} : { keyPrefixes: options.keyPrefix }),
+    ...(options.function === undefined || options.function.length === 0 ? {} : { functions: options.function }),
+  });
+  process.stdout.write(`${token}\n`);
 }
 
 /** A new member: `<name>.key` made (or kept) and listed under `role`. */
@@ -54,6 +101,7 @@ export function printKeysInit(dir: string): void {
     `keys folder ${dir}: ${ROLES.map((role) => `${role}.key`).join(', ')} and members.json (${ROLES.map((role) => `${doc.members[role].length} ${role}`).join(', ')})`,
     `start each role with --keys ${dir} (it uses <role>.key; --key-name picks another);`,
     `add a member: lfaas keys add ${dir} --role executor --name executor-2; revoke one: lfaas keys revoke ${dir} --name executor-2`,
+    `tokens: ${TOKEN_PRIVATE_FILE} signs them (keep it where tokens are made), ${TOKEN_PUBLIC_FILE} verifies them; an admin token is in ${join(dir, ADMIN_TOKEN_FILE)}; make others with lfaas token create --keys ${dir} --owner alice --rights deploy,call,read,write --ttl 30d`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 }

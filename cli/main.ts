@@ -15,9 +15,9 @@ import { runRouting } from './routing.js';
 import { runScheduler } from './scheduler.js';
 import { runStorageNode } from './storage-node.js';
 import { up } from './up.js';
-import { keysAdd, keysRevoke, printKeysInit } from './keys-commands.js';
+import { keysAdd, keysRevoke, printKeysInit, printTokenCreate } from './keys-commands.js';
 import type { SecurityOptions } from './security.js';
-import { ROLES } from '../protocol/index.js';
+import { RIGHTS, ROLES } from '../protocol/index.js';
 import type { Role } from '../protocol/index.js';
 
 const integer = (min: number, max: number) => (value: string): number => {
@@ -198,6 +198,18 @@ keys
   .action((folder: string, options: { name: string }) => {
     process.stdout.write(`revoked ${keysRevoke(folder, options.name)}\n`);
   });
+
+const token = program.command('token').description('owner tokens: create one (signed with the cluster\'s token key)');
+token
+  .command('create')
+  .description('print a token for an owner with some rights, signed with --keys\'s token key')
+  .addOption(new Option('--keys <folder>', 'the cluster\'s keys folder (its token-signing.key)').env('LFAAS_KEYS').makeOptionMandatory())
+  .requiredOption('--owner <name>', 'the owner (tenant) the token names')
+  .requiredOption('--rights <list>', `comma-separated rights: ${RIGHTS.join(', ')}`)
+  .option('--ttl <duration>', 'lifetime: seconds, or 30m, 12h, 7d', '1d')
+  .option('--key-prefix <prefix...>', 'restrict to these key prefixes (in the owner\'s namespace)')
+  .option('--function <name...>', 'restrict to these functions and DAGs')
+  .action((options: { keys: string; owner: string; rights: string; ttl: string; keyPrefix?: string[]; function?: string[] }) => printTokenCreate(options.keys, options));
 
 const kvs = securityOptions(program
   .command('kvs'))

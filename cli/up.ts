@@ -111,7 +111,7 @@ export async function up(options: UpOptions): Promise<void> {
     );
     const routing = await supervisor.start({ name: 'routing', args: () => ['routing', '--keys', keys, '--port', String(routingPort), '--global', String(options.replication)] });
     const routingAddress = String(routing.ready['address']);
-    console.log(`  keys: ${keys}${firstStart ? ' (made now: a key pair per role, members.json lists them)' : ''}; every connection is encrypted (CURVE) and only those keys are members`);
+    console.log(`  keys: ${keys}${firstStart ? ' (made now: a key pair per role, members.json lists them)' : ''}; every connection is encrypted (CURVE) and only those keys are members; an admin token is in ${join(keys, 'admin.token')}`);
     console.log(`  [1/${total}] routing  pid ${routing.child.pid}  ${routingAddress}`);
     const starts = await startedAll(
       Array.from({ length: options.nodes }, (_, n) =>

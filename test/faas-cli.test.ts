@@ -36,14 +36,15 @@ describe('lfaas function and DAG commands', () => {
       delete base['LFAAS_ROUTING'];
       delete base['LFAAS_SCHEDULERS'];
       execFile(process.execPath, [CLI, ...args], { env: withEnv ? { ...base, ...env } : base, timeout: 30_000 }, (error, stdout, stderr) => {
-        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
+        // -1: killed at the 30 s bound (a hang), told apart from an exit code.
+        const code = error === null ? 0 : typeof error.code === 'number' ? error.code : error.killed === true ? -1 : 1;
         resolve({ code, stdout, stderr });
       });
     });
   /** Runs a command that must succeed; its stdout. */
   const ok = async (args: readonly string[]): Promise<string> => {
     const run = await lfaas(args);
-    expect(run.code, `lfaas ${args.join(' ')}: ${run.stderr}`).toBe(0);
+    expect(run.code, `lfaas ${args.join(' ')} (exit ${run.code}): stderr ${JSON.stringify(run.stderr)} stdout ${JSON.stringify(run.stdout.slice(0, 500))}`).toBe(0);
     return run.stdout;
   };
   const source = (file: string, text: string): string => {

@@ -1,0 +1,72 @@
+/**
+ * `lfaas keys` and `lfaas token` (the built CLI, real files): a keys folder with a key pair per
+ * role (secret files mode 0600, never printed), the member list, the token keys and an admin
+ * token; members added and revoked; tokens made for owners, verified with the folder's public
+ * token key and no other.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { readTokenKeys } from '../cli/index.js';
+import { TokenVerifier, readMembers } from '../protocol/index.js';
+import { CLI } from './cluster.js';
+
+const lfaas = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 20_000 });
+
+describe('lfaas keys and lfaas token', () => {
+  const root = mkdtempSync(join(tmpdir(), 'lfaas-keys-cli-'));
+  const dir = join(root, 'keys');
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('keys init makes a key pair per role, the member list, the token keys and an admin token; secrets stay in 0600 files', () => {
+    const init = lfaas('keys', 'init', dir);
+    expect(init.status, init.stderr).toBe(0);
+    const members = readMembers(dir);
+    for (const role of ['routing', 'storage', 'scheduler', 'executor'] as const) {
+      expect(members.members[role]).toHaveLength(1);
+      const file = JSON.parse(readFileSync(join(dir, `${role}.key`), 'utf8')) as { publicKey: string; secretKey: string };
+      expect(members.members[role][0]).toBe(file.publicKey);
+      expect(statSync(join(dir, `${role}.key`)).mode & 0o777).toBe(0o600);
+      expect(init.stdout).not.toContain(file.secretKey);
+    }
+    for (const secret of ['token-signing.key', 'admin.token']) expect(statSync(join(dir, secret)).mode & 0o777).toBe(0o600);
+    const admin = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
+    expect(init.stdout).not.toContain(admin);
+    expect(new TokenVerifier(readTokenKeys(dir)).verify(admin)).toMatchObject({ owner: 'admin', rights: ['deploy', 'call', 'read', 'write', 'admin'] });
+    // Again: nothing is replaced.
+    expect(lfaas('keys', 'init', dir).status).toBe(0);
+    expect(readMembers(dir)).toEqual(members);
+    expect(readFileSync(join(dir, 'admin.token'), 'utf8').trim()).toBe(admin);
+  });
+
+  it('keys add lists a new member under its role; keys revoke moves it to revoked and deletes its file', () => {
+    const added = lfaas('keys', 'add', dir, '--role', 'executor', '--name', 'executor-2');
+    expect(added.status, added.stderr).toBe(0);
+    const key = (JSON.parse(readFileSync(join(dir, 'executor-2.key'), 'utf8')) as { publicKey: string }).publicKey;
+    expect(readMembers(dir).members.executor).toContain(key);
+    const revoked = lfaas('keys', 'revoke', dir, '--name', 'executor-2');
+    expect(revoked.status, revoked.stderr).toBe(0);
+    expect(readMembers(dir).members.executor).not.toContain(key);
+    expect(readMembers(dir).revoked).toContain(key);
+    expect(() => statSync(join(dir, 'executor-2.key'))).toThrow();
+    expect(lfaas('keys', 'add', dir, '--role', 'nobody', '--name', 'x').status).not.toBe(0);
+  });
+
+  it('token create signs a token for an owner that this folder verifies and another does not; bad claims are refused', () => {
+    const made = lfaas('token', 'create', '--keys', dir, '--owner', 'alice', '--rights', 'call,read', '--ttl', '2h', '--key-prefix', 'photos/', '--function', 'resize');
+    expect(made.status, made.stderr).toBe(0);
+    const claims = new TokenVerifier(readTokenKeys(dir)).verify(made.stdout.trim());
+    expect(claims).toMatchObject({ owner: 'alice', rights: ['call', 'read'], keyPrefixes: ['photos/'], functions: ['resize'] });
+    expect(claims.expiresAt - claims.issuedAt).toBe(7200);
+    const elsewhere = join(root, 'other');
+    expect(lfaas('keys', 'init', elsewhere).status).toBe(0);
+    expect(() => new TokenVerifier(readTokenKeys(elsewhere)).verify(made.stdout.trim())).toThrow(/another cluster/);
+    for (const bad of [['--owner', 'Alice', '--rights', 'call'], ['--owner', 'alice', '--rights', 'root'], ['--owner', 'alice', '--rights', 'call', '--ttl', '0']]) {
+      const refused = lfaas('token', 'create', '--keys', dir, ...bad);
+      expect(refused.status, bad.join(' ')).not.toBe(0);
+      expect(refused.stdout).toBe('');
+    }
+  });
+});
