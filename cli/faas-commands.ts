@@ -23,13 +23,48 @@ export interface FaasAddresses {
 
 const addresses = (text: string): string[] => text.split(',').filter((address) => address.length > 0);
 
+/**
+ * Connecting and closing take milliseconds (binding two sockets, closing them): one that takes
+ * longer than this is a bug, reported as such rather than left to hang the command. (The
+ * requests in between are bounded by the SDK's own timeouts.)
+ */
+const PHASE_BOUND_MS = 10_000;
+
+/** Runs `phase`; if it has not settled within PHASE_BOUND_MS, says so on stderr and exits 1. */
+async function bounded<T>(what: string, phase: () => Promise<T>): Promise<T> {
+  const started = Date.now();
+  const watchdog = setTimeout(() => {
+    process.stderr.write(`lfaas: INTERNAL: ${what} took more than ${Math.round((Date.now() - started) / 1000)} s (a bug: it takes milliseconds)\n`);
+    process.exit(1);
+  }, PHASE_BOUND_MS);
+  watchdog.unref();
+  try {
+    return await phase();
+  } finally {
+    clearTimeout(watchdog);
+  }
+}
+
 async function withFaas<T>(options: FaasAddresses, body: (faas: LatticeFaas) => Promise<T>): Promise<T> {
-  const faas = await LatticeFaas.connect({ routing: addresses(options.routing), schedulers: addresses(options.schedulers) });
+  const faas = await bounded('connecting', () => LatticeFaas.connect({ routing: addresses(options.routing), schedulers: addresses(options.schedulers) }));
   try {
     return await body(faas);
   } finally {
-    await faas.close();
+    await bounded('closing the client', () => faas.close());
+    exitWatchdog();
   }
+}
+
+/**
+ * Once a command is done, nothing should keep the process alive: if something does (a socket
+ * left open is a bug), say so after PHASE_BOUND_MS and exit with the command's code. Unref'd, so
+ * it never delays a clean exit.
+ */
+export function exitWatchdog(): void {
+  setTimeout(() => {
+    process.stderr.write(`lfaas: INTERNAL: the command finished but the process did not exit within ${PHASE_BOUND_MS / 1000} s (a handle left open)\n`);
+    process.exit(process.exitCode ?? 0);
+  }, PHASE_BOUND_MS).unref();
 }
 
 /** A command-line value: JSON, or the text itself as a string. */
