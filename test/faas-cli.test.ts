@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitForExecutors } from '../cli/index.js';
-import { CLI, FaasCluster } from './cluster.js';
+import { CLI, FaasCluster, scrapeMetrics } from './cluster.js';
 
 interface Run {
   readonly code: number;
@@ -38,9 +38,28 @@ describe('lfaas function and DAG commands', () => {
       execFile(process.execPath, [CLI, ...args], { env: withEnv ? { ...base, ...env } : base, timeout: 30_000 }, (error, stdout, stderr) => {
         // -1: killed at the 30 s bound (a hang), told apart from an exit code.
         const code = error === null ? 0 : typeof error.code === 'number' ? error.code : error.killed === true ? -1 : 1;
-        resolve({ code, stdout, stderr });
+        if (code === -1) void hangReport(args).finally(() => resolve({ code, stdout, stderr }));
+        else resolve({ code, stdout, stderr });
       });
     });
+  /**
+   * A command that hung (a rare failure, not reproduced alone): what the cluster's processes said
+   * and counted, printed to the test's log for diagnosis.
+   */
+  async function hangReport(args: readonly string[]): Promise<void> {
+    const lines = [`[faas-cli] lfaas ${args.join(' ')} hung for 30 s; the cluster's last words:`];
+    for (const [name, role] of [['scheduler', cluster.schedulers[0]!], ...cluster.executors.map((executor, i) => [`executor-${i}`, executor] as const)] as const) {
+      lines.push(`--- ${name} (pid ${role.pid}) stderr, last 20 lines:`, ...role.stderr.slice(-20));
+      try {
+        const metrics = await scrapeMetrics(role);
+        lines.push(`--- ${name} metrics:`, ...metrics.split('\n').filter((line) => /^lfaas_(scheduler|executor|wire)_\w+(\{[^}]*\})? [1-9]/.test(line)));
+      } catch (error) {
+        lines.push(`--- ${name} metrics: ${(error as Error).message}`);
+      }
+    }
+    console.log(lines.join('\n'));
+  }
+
   /** Runs a command that must succeed; its stdout. */
   const ok = async (args: readonly string[]): Promise<string> => {
     const run = await lfaas(args);
