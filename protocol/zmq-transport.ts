@@ -70,6 +70,12 @@ let lookupsInProgress = 0;
 const LOOKUP_TIMEOUT_MS = 2000;
 /** The longest wait between attempts to reconnect to a destination that does not answer. */
 const RECONNECT_MAX_MS = 2000;
+/**
+ * A connection whose handshake (CURVE and the ZAP answer included) has not finished by then is
+ * dropped (ZeroMQ's default is 30 s): a half-open handshake holds a session, and one in flight
+ * when a process closes its sockets can hold up the process's exit for that long.
+ */
+const HANDSHAKE_MAX_MS = 10_000;
 
 if (context.maxSockets < CONTEXT_SOCKETS_MAX) context.maxSockets = CONTEXT_SOCKETS_MAX;
 
@@ -188,7 +194,7 @@ export class ZmqTransport implements Transport {
   static async bind(options: ZmqTransportOptions = {}): Promise<ZmqTransport> {
     const host = options.host ?? '127.0.0.1';
     const keyPair = options.keyPair === 'insecure' ? undefined : (options.keyPair ?? generateKeyPair());
-    const router = new Router({ linger: 0, receiveHighWaterMark: 100_000 });
+    const router = new Router({ linger: 0, receiveHighWaterMark: 100_000, handshakeInterval: HANDSHAKE_MAX_MS });
     if (keyPair !== undefined) {
       await useZapHandler();
       router.curveServer = true;
@@ -275,7 +281,7 @@ export class ZmqTransport implements Transport {
     while (this.destinations.size >= this.socketsMax) this.evictLeastRecentlyUsed();
     let socket: Dealer | undefined;
     try {
-      socket = new Dealer({ linger: 0, sendHighWaterMark: this.sendHighWaterMark, immediate: false, reconnectMaxInterval: RECONNECT_MAX_MS });
+      socket = new Dealer({ linger: 0, sendHighWaterMark: this.sendHighWaterMark, immediate: false, reconnectMaxInterval: RECONNECT_MAX_MS, handshakeInterval: HANDSHAKE_MAX_MS });
       if (this.keyPair !== undefined) {
         socket.curveServerKey = z85(keyFromText(parsed.key!));
         socket.curvePublicKey = z85(this.keyPair.publicKey);
