@@ -38,7 +38,7 @@ describe('lfaas function and DAG commands', () => {
       execFile(process.execPath, [CLI, ...args], { env: withEnv ? { ...base, ...env } : base, timeout: 30_000 }, (error, stdout, stderr) => {
         // -1: killed at the 30 s bound (a hang), told apart from an exit code.
         const code = error === null ? 0 : typeof error.code === 'number' ? error.code : error.killed === true ? -1 : 1;
-        if (code === -1) void hangReport(args).finally(() => resolve({ code, stdout, stderr }));
+        if (code === -1) void hangReport(args, stdout, stderr).finally(() => resolve({ code, stdout, stderr }));
         else resolve({ code, stdout, stderr });
       });
     });
@@ -46,8 +46,9 @@ describe('lfaas function and DAG commands', () => {
    * A command that hung (a rare failure, not reproduced alone): what the cluster's processes said
    * and counted, printed to the test's log for diagnosis.
    */
-  async function hangReport(args: readonly string[]): Promise<void> {
-    const lines = [`[faas-cli] lfaas ${args.join(' ')} hung for 30 s; the cluster's last words:`];
+  async function hangReport(args: readonly string[], stdout: string, stderr: string): Promise<void> {
+    // Output present means the command did its work and then did not exit.
+    const lines = [`[faas-cli] lfaas ${args.join(' ')} hung for 30 s; its stdout ${JSON.stringify(stdout.slice(0, 300))}, stderr ${JSON.stringify(stderr.slice(0, 300))}; the cluster's last words:`];
     for (const [name, role] of [['scheduler', cluster.schedulers[0]!], ...cluster.executors.map((executor, i) => [`executor-${i}`, executor] as const)] as const) {
       lines.push(`--- ${name} (pid ${role.pid}) stderr, last 20 lines:`, ...role.stderr.slice(-20));
       try {
