@@ -5,7 +5,7 @@
  * - In addresses and key files a key is 43 characters of unpadded base64url ({@link keyText}); in
  *   ZeroMQ's socket options it is Z85 (40 characters, {@link z85}).
  * - {@link sharedSecret}: X25519 of one side's secret and the other's public key (the same on
- *   both sides), through node:crypto; the frame seal (frame-seal.ts) keys its MACs with it.
+ *   both sides), through node:crypto; the frame seal (frame-seal.ts) keys its tokens with it.
  */
 import { createHash, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync } from 'node:crypto';
 import { ErrorCode, LfaasError } from '../lattices/index.js';
@@ -62,21 +62,13 @@ export function z85(bytes: Uint8Array): string {
   return out;
 }
 
-const pairKeys = new Map<string, Buffer>();
-const PAIR_KEYS_MAX = 4096;
-
 /**
  * The secret `mine` (a key pair) shares with the holder of `theirs`: SHA-256 over a label and
- * their X25519 result. Cached (bounded): deriving one costs tens of microseconds.
+ * their X25519 result. Not cached here: deriving one costs tens of microseconds, and its users
+ * (the seals, frame-seal.ts) keep what they derive from it.
  */
 export function sharedSecret(mine: KeyPair, theirs: Uint8Array): Buffer {
-  const id = `${keyText(mine.publicKey)}>${keyText(theirs)}`;
-  const cached = pairKeys.get(id);
-  if (cached !== undefined) return cached;
   const privateKey = createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: keyText(mine.secretKey), x: keyText(mine.publicKey) }, format: 'jwk' });
   const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: keyText(theirs) }, format: 'jwk' });
-  const shared = createHash('sha256').update('lfaas frame seal v1').update(diffieHellman({ privateKey, publicKey })).digest();
-  if (pairKeys.size >= PAIR_KEYS_MAX) pairKeys.delete(pairKeys.keys().next().value!);
-  pairKeys.set(id, shared);
-  return shared;
+  return createHash('sha256').update('lfaas frame seal v1').update(diffieHellman({ privateKey, publicKey })).digest();
 }

@@ -135,8 +135,6 @@ class Destination {
 
   constructor(
     readonly socket: Dealer,
-    /** The destination's public key (undefined: insecure). */
-    readonly key: Uint8Array | undefined,
     /** The seals every message to it starts with: one frame, or several packed (undefined: insecure). */
     readonly seals: { readonly parts: Uint8Array; readonly packed: Uint8Array } | undefined,
   ) {}
@@ -279,11 +277,12 @@ export class ZmqTransport implements Transport {
     const literal = isIP(parsed.host.replace(/^\[|\]$/g, '')) !== 0;
     if (!literal && lookupsInProgress >= LOOKUPS_MAX) return new LfaasError(ErrorCode.TRANSPORT_BUSY, `${lookupsInProgress} host names are being resolved; cannot send to ${to} now`);
     while (this.destinations.size >= this.socketsMax) this.evictLeastRecentlyUsed();
+    const key = this.keyPair === undefined ? undefined : keyFromText(parsed.key!);
     let socket: Dealer | undefined;
     try {
       socket = new Dealer({ linger: 0, sendHighWaterMark: this.sendHighWaterMark, immediate: false, reconnectMaxInterval: RECONNECT_MAX_MS, handshakeInterval: HANDSHAKE_MAX_MS });
       if (this.keyPair !== undefined) {
-        socket.curveServerKey = z85(keyFromText(parsed.key!));
+        socket.curveServerKey = z85(key!);
         socket.curvePublicKey = z85(this.keyPair.publicKey);
         socket.curveSecretKey = z85(this.keyPair.secretKey);
       }
@@ -295,7 +294,7 @@ export class ZmqTransport implements Transport {
       const code = (cause as { code?: string }).code;
       return new LfaasError(code === 'EINVAL' ? ErrorCode.TRANSPORT_BAD_ADDRESS : ErrorCode.TRANSPORT_BUSY, `cannot connect to ${to}: ${(cause as Error).message}`, { cause });
     }
-    const destination = this.keyPair === undefined ? new Destination(socket, undefined, undefined) : new Destination(socket, keyFromText(parsed.key!), { parts: seal(this.keyPair, keyFromText(parsed.key!)), packed: seal(this.keyPair, keyFromText(parsed.key!), true) });
+    const destination = new Destination(socket, this.keyPair === undefined ? undefined : { parts: seal(this.keyPair, key!), packed: seal(this.keyPair, key!, true) });
     this.destinations.set(to, destination);
     // Until a name is resolved, the socket has no peer and its first send waits: frames queue.
     if (!literal) void this.resolveAndConnect(to, parsed.host, parsed.port, destination);
