@@ -15,6 +15,13 @@
 import { ErrorCode, LatticeType, LfaasError } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
 
+/** Every key under this prefix is the platform's: written only by the roles that own it (message-rights.ts). */
+export const SYSTEM_KEY_PREFIX = 'lfaas/';
+
+export function isSystemKey(key: string): boolean {
+  return key.startsWith(SYSTEM_KEY_PREFIX);
+}
+
 export const FUNCTIONS_KEY = 'lfaas/functions';
 export const DAGS_KEY = 'lfaas/dags';
 

@@ -30,7 +30,7 @@ export { seal, openSeal, SEAL_BYTES } from './frame-seal.js';
 export type { KeyPair } from './keys.js';
 export { Membership, ROLES, MEMBERS_FILE, readMembers, writeMembers, readKeyPair, ensureKeyPair } from './membership.js';
 export type { Role, MembersDocument } from './membership.js';
-export { refusalOf } from './message-rights.js';
+export { refusalOf, systemKeyWriters } from './message-rights.js';
 export type { Sender } from './message-rights.js';
 export { setZapPolicy, zapCounters } from './zap.js';
 export { RIGHTS, OWNER_PATTERN, TOKEN_LENGTH_MAX, TokenVerifier, checkClaims, createToken, generateTokenKeys, tokenKeysFromPem, tokenKeysToPem } from './tokens.js';
@@ -61,6 +61,8 @@ export {
   functionRecordOf,
   dagRecordOf,
   resultRecordOf,
+  isSystemKey,
+  SYSTEM_KEY_PREFIX,
 } from './faas-records.js';
 export type { FunctionRecord, DagRecord, ExecutionRecord, ResultRecord } from './faas-records.js';
 export type { CallSignal, FunctionContext, FunctionLogger } from './function-context.js';

@@ -47,4 +47,26 @@ describe('message rights', () => {
     expect(allowed(envelope({ schedule: { runId: 'r', scheduler: 'tcp://127.0.0.1:1' } }), 'client')).toBe(false);
     expect(allowed(envelope({ schedule: { runId: 'r', scheduler: 'tcp://127.0.0.1:1' } }), 'scheduler')).toBe(true);
   });
+
+  it('system keys are written only by the roles that own them; anyone may read them', () => {
+    for (const key of ['lfaas/function/f@1', 'lfaas/functions', 'lfaas/dag/d', 'lfaas/dags']) {
+      for (const kind of [pb.RequestKind.PUT, pb.RequestKind.DELETE]) {
+        expect(allowed(put(key, kind), 'scheduler'), key).toBe(true);
+        expect(allowed(put(key, kind), 'storage'), key).toBe(true);
+        expect(allowed(put(key, kind), 'executor'), key).toBe(false);
+        expect(allowed(put(key, kind), 'client'), key).toBe(false);
+      }
+      expect(allowed(put(key, pb.RequestKind.GET), 'client')).toBe(true);
+    }
+    for (const key of ['lfaas/result/c1', 'lfaas/exec/c1', 'lfaas/anything']) {
+      expect(allowed(put(key), 'executor'), key).toBe(true);
+      expect(allowed(put(key), 'scheduler'), key).toBe(true);
+      expect(allowed(put(key), 'client'), key).toBe(false);
+      expect(allowed(put(key), 'routing'), key).toBe(false);
+    }
+    // One system key among ordinary ones refuses the whole request.
+    expect(allowed(envelope({ kvsRequest: { kind: pb.RequestKind.PUT, tuples: [{ key: 'a' }, { key: 'lfaas/functions' }, { key: 'b' }] } }), 'client')).toBe(false);
+    expect(allowed(put('lfaas-not-system/x'), 'client')).toBe(true);
+    expect(allowed(put('user/lfaas/x'), 'client')).toBe(true);
+  });
 });

@@ -9,8 +9,18 @@
  * and ring lookups, replication factors (a ring update with no nodes), subscriptions, the
  * registry's and calls' requests, and a direct schedule (one naming no scheduler: a leased call).
  */
+import { isSystemKey } from './faas-records.js';
 import type { Envelope } from './machine.js';
 import type { Role } from './membership.js';
+import { pb } from './messages.js';
+
+/**
+ * Who writes system keys (`lfaas/...`): the registry's records only schedulers; an async call's
+ * execution record and result schedulers and executors; storage members replicate them all.
+ */
+export function systemKeyWriters(key: string): readonly Role[] {
+  return /^lfaas\/(function\/|functions$|dag\/|dags$)/.test(key) ? ['scheduler', 'storage'] : ['scheduler', 'executor', 'storage'];
+}
 
 /** A message's sender as membership sees it: a member of a role, or anybody else. */
 export type Sender = Role | 'client';
@@ -75,6 +85,17 @@ export function refusalOf(envelope: Envelope, sender: Sender): string | undefine
   const allowed = RIGHTS[body];
   if (allowed === undefined) return undefined;
   if (allowed !== ANYONE) return sender !== 'client' && allowed.includes(sender) ? undefined : `${body} is for ${allowed.join(' and ')} members only`;
+  if (body === 'kvsRequest') {
+    const request = envelope.kvsRequest;
+    if (request !== null && request !== undefined && (request.kind === pb.RequestKind.PUT || request.kind === pb.RequestKind.DELETE)) {
+      for (const tuple of request.tuples ?? []) {
+        const key = tuple.key ?? '';
+        if (!isSystemKey(key)) continue;
+        const writers = systemKeyWriters(key);
+        if (sender === 'client' || !writers.includes(sender)) return `${JSON.stringify(key.slice(0, 100))} is a system key, written only by ${writers.join(' and ')} members`;
+      }
+    }
+  }
   if (sender !== 'client') return undefined;
   switch (body) {
     case 'kvsRequest':

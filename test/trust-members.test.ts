@@ -123,6 +123,30 @@ describe('membership by key', () => {
     for (let i = 0; i < 5; i++) expect(await faas.call('trust-add', [i, 1])).toBe(i + 1);
   }, 60_000);
 
+  it('system keys: a stranger cannot write or delete a registry record, and a function cannot write a system key', async () => {
+    const stranger = await asker();
+    const record = 'lfaas/function/trust-add@1';
+    const before = (await faas.kvs.get(record))?.encode();
+    expect(before, 'the registry record exists').toBeDefined();
+    const shards = await faas.kvs.replicasOf(record);
+    const forged = Lww.write(clock, { name: 'trust-add', version: 1, code: 'module.exports = () => "owned"' });
+    for (const shard of shards) {
+      for (const kind of [pb.RequestKind.PUT, pb.RequestKind.DELETE]) {
+        const tuple = kind === pb.RequestKind.PUT ? { key: record, latticeType: forged.type, payload: forged.encode() } : { key: record };
+        const error = await refusal(stranger, shard, { kvsRequest: { kind, ack: pb.AckMode.ACK_DURABLE, tuples: [tuple] } });
+        expect(error.code).toBe(ErrorCode.UNAUTHORISED);
+        expect(error.message).toContain('system key');
+      }
+    }
+    expect(Buffer.from((await faas.kvs.get(record))!.encode()).equals(Buffer.from(before!))).toBe(true);
+    // Through the client library too (it reports the shard's refusal).
+    await expect(faas.kvs.put('lfaas/functions', Lww.write(clock, 'x'))).rejects.toMatchObject({ code: ErrorCode.UNAUTHORISED });
+    // A function's ctx: the executor (a member that writes results) refuses it for the function.
+    await faas.register('trust-sneak', { code: 'module.exports = async (ctx) => { try { await ctx.put("lfaas/function/trust-add@1", "owned"); return "written"; } catch (error) { return error.code; } };' });
+    expect(await faas.call('trust-sneak', [])).toBe('KVS_BAD_KEY');
+    expect(await faas.call('trust-add', [20, 22])).toBe(42);
+  }, 60_000);
+
   it('a member of the wrong role is refused what its role may not send', async () => {
     const executorKeyed = await asker(readKeyPair(testKeysFolder(), 'executor'));
     const error = await refusal(executorKeyed, cluster.routingAddress, { nodeJoin: { node: { id: 'executor-posing', tier: pb.Tier.TIER_MEMORY, address: executorKeyed.transport.address, shardAddresses: [executorKeyed.transport.address] } } });
