@@ -5,13 +5,13 @@
  * `square-of-increment` = square(increment(x)). The executors run at the isolation level asked for
  * (default: the strongest the machine allows); the level they report is `isolation`. Stopped by pid.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LatticeFaas, dag } from '../client/index.js';
 import type { DagHandle, FunctionHandle } from '../client/index.js';
-import { keysInit, startRole, stopChildren, waitForRing } from '../cli/index.js';
+import { ADMIN_TOKEN_FILE, keysInit, startRole, stopChildren, waitForRing } from '../cli/index.js';
 import type { Started } from '../cli/index.js';
 import type { IsolationLevel } from '../executor/index.js';
 
@@ -97,6 +97,8 @@ export async function startFaasBenchCluster(options: { executors: number; worker
     // Secure, as a cluster runs by default: keys made in the bench's data folder.
     const keys = join(data, 'keys');
     keysInit(keys);
+    // The bench's clients (and the readiness probes) present the admin token.
+    process.env['LFAAS_TOKEN'] = readFileSync(join(keys, ADMIN_TOKEN_FILE), 'utf8').trim();
     const routing = await startRole(['routing', '--keys', keys, '--global', '1'], 'routing');
     processes.push(routing);
     const routingAddress = String(routing.ready['address']);

@@ -2,11 +2,11 @@
  * A KVS cluster for benchmarks: a routing node and storage nodes as their own processes (the
  * built CLI), a temporary data folder, and our client; stopped by pid.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KvsClient } from '../client/index.js';
-import { keysInit, startRole, stopChildren, waitForRing } from '../cli/index.js';
+import { ADMIN_TOKEN_FILE, keysInit, startRole, stopChildren, waitForRing } from '../cli/index.js';
 import type { Started } from '../cli/index.js';
 
 export interface BenchCluster {
@@ -27,6 +27,8 @@ export async function startBenchCluster(options: { nodes: number; shards: number
     // Secure, as a cluster runs by default: keys made in the bench's data folder.
     const keys = join(data, 'keys');
     keysInit(keys);
+    // The bench's clients (and the readiness probes) present the admin token.
+    process.env['LFAAS_TOKEN'] = readFileSync(join(keys, ADMIN_TOKEN_FILE), 'utf8').trim();
     const routing = await startRole(['routing', '--keys', keys, '--global', String(options.replication)], 'routing');
     processes.push(routing);
     const address = String(routing.ready['address']);

@@ -14,7 +14,7 @@ import type { MetricSample } from '../kvs/index.js';
 import { ExecutorCache, ExecutorHost, ExecutorNode, ISOLATION_LEVELS, RuntimePool, detectIsolation, isolationRank } from '../executor/index.js';
 import type { IsolationLevel } from '../executor/index.js';
 import { Rpc, ZmqTransport, runMachine, systemClock } from '../protocol/index.js';
-import { wireCountersOf, wireSamples } from './wire-metrics.js';
+import { wireCountersOf, wireSamples, zapSamples } from './wire-metrics.js';
 import { announceReady, guardProcess, logError, stopOnSignals } from './process.js';
 import { roleSecurity } from './security.js';
 import type { SecurityOptions } from './security.js';
@@ -103,7 +103,7 @@ export async function runExecutor(options: ExecutorProcessOptions): Promise<void
   const security = roleSecurity('executor', options);
   const transport = await ZmqTransport.bind({ host: options.host, port: options.port, keyPair: security.keyPair });
   // A function's ctx waits on these reads: on a loaded machine, a 1 s attempt is too short.
-  const kvs = await KvsClient.connect({ routing: options.routing, host: options.host, requestTimeoutMs: 2000, keyPair: security.keyPair });
+  const kvs = await KvsClient.connect({ routing: options.routing, host: options.host, requestTimeoutMs: 2000, keyPair: security.keyPair, token: '' });
   const cache = new ExecutorCache(kvs, { bytesMax: options.cacheBytes });
   const isolation = await chooseIsolation(options.isolation);
   const pool = new RuntimePool({ isolation, prewarm: options.prewarm, workersMax: options.workers, memoryMb: options.memoryMb });
@@ -114,8 +114,8 @@ export async function runExecutor(options: ExecutorProcessOptions): Promise<void
   // even one faster than their failure timeout.
   const incarnation = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
   const executor = new ExecutorNode({ address: transport.address, schedulers: options.schedulers, statusPeriodMs: options.statusPeriodMs, incarnation });
-  const shell = runMachine(executor, transport, systemClock, { tasks: host, onError: logError(`executor ${transport.address}`), ...(security.membership === undefined ? {} : { membership: security.membership }) });
-  const metrics = options.metricsPort < 0 ? undefined : await startMetricsServer({ host: options.host, port: options.metricsPort, samples: () => [...executorSamples({ node: executor, pool, cache, host }, transport.address), ...wireSamples(wireCountersOf(shell, transport), { node: transport.address })] });
+  const shell = runMachine(executor, transport, systemClock, { tasks: host, onError: logError(`executor ${transport.address}`), ...security.shell });
+  const metrics = options.metricsPort < 0 ? undefined : await startMetricsServer({ host: options.host, port: options.metricsPort, samples: () => [...executorSamples({ node: executor, pool, cache, host }, transport.address), ...wireSamples(wireCountersOf(shell, transport), { node: transport.address }), ...zapSamples({ node: transport.address })] });
   announceReady({ role: 'executor', address: transport.address, pid: process.pid, workers: options.workers, isolation, metricsPort: metrics?.port ?? null });
   stopOnSignals(async () => {
     await shell.stop();

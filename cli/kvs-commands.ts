@@ -9,7 +9,7 @@ import { KvsClient } from '../client/index.js';
 import type { AckMode } from '../client/index.js';
 import { Bool, Counter, ErrorCode, GSet, HybridClock, LfaasError, Lww, Max, Min, latticeTypeName } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
-import { Rpc, ZmqTransport, clientKeyPair, encodeEnvelope, readKeyPair, systemClock } from '../protocol/index.js';
+import { Rpc, ZmqTransport, clientKeyPair, clientToken, encodeEnvelope, readKeyPair, systemClock } from '../protocol/index.js';
 
 export const VALUE_TYPES = ['lww', 'counter', 'gset', 'max', 'min', 'bool'] as const;
 export type ValueType = (typeof VALUE_TYPES)[number];
@@ -87,7 +87,8 @@ export async function kvsReplicate(key: string, options: { routing: string; glob
 /** The ring from the routing node, and each node's shard statistics from its metrics endpoint. */
 export async function kvsStat(options: { routing: string }): Promise<void> {
   const transport = await ZmqTransport.bind({ keyPair: clientKeyPair(options.routing.split(',')) });
-  const rpc = new Rpc(transport, systemClock);
+  const token = clientToken(undefined);
+  const rpc = new Rpc(transport, systemClock, token === undefined ? {} : { token });
   try {
     const routing = options.routing.split(',')[0]!;
     const response = await rpc.request(routing, { ringRequest: { subscriber: transport.address, leaseMs: 0 } }, { timeoutMs: 2000, retries: 1 });

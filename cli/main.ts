@@ -29,8 +29,19 @@ const list = (value: string): string[] => value.split(',').filter((item) => item
 const ackOption = (): Option => new Option('--ack <mode>', 'when the write is acknowledged').choices(['local', 'durable', 'replicated']).default('durable');
 const routingOption = (): Option => new Option('--routing <addresses>', 'comma-separated routing node addresses').env('LFAAS_ROUTING').makeOptionMandatory();
 const schedulersOption = (): Option => new Option('--schedulers <addresses>', 'comma-separated scheduler addresses').env('LFAAS_SCHEDULERS').makeOptionMandatory();
-/** The options of a command that talks to the FaaS (functions, DAGs): routing and schedulers. */
-const faasCommand = (parent: Command, spec: string, description: string): Command => parent.command(spec).description(description).addOption(routingOption()).addOption(schedulersOption());
+/**
+ * `--token`: the owner token a client command presents (LFAAS_TOKEN); the SDK reads it from the
+ * environment, where the hook puts a token given on the command line.
+ */
+const tokenOption = (): Option => new Option('--token <token>', 'the owner token to present (lfaas token create; with lfaas up, the admin token in <data>/keys/admin.token)').env('LFAAS_TOKEN');
+function withToken(command: Command): Command {
+  return command.addOption(tokenOption()).hook('preAction', (_command, actionCommand) => {
+    const { token } = actionCommand.opts<{ token?: string }>();
+    if (token !== undefined) process.env['LFAAS_TOKEN'] = token;
+  });
+}
+/** The options of a command that talks to the FaaS (functions, DAGs): routing, schedulers and a token. */
+const faasCommand = (parent: Command, spec: string, description: string): Command => withToken(parent.command(spec).description(description).addOption(routingOption()).addOption(schedulersOption()));
 /** `--isolation`: how executors isolate functions (default: the strongest the machine allows). */
 const isolationOption = (): Option => new Option('--isolation <level>', 'function isolation: bwrap (namespaces + sandbox process), process (sandbox process), none (threads: trusted code only; warns); default: the strongest available').choices([...ISOLATION_LEVELS]);
 const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|::1|\[::1\])$/;
@@ -167,10 +178,12 @@ const functionsCommand = program
   .description('list the registered functions (or the one named); `functions delete <name>` deletes one')
   .addOption(new Option('--routing <addresses>', 'comma-separated routing node addresses').env('LFAAS_ROUTING'))
   .addOption(new Option('--schedulers <addresses>', 'comma-separated scheduler addresses').env('LFAAS_SCHEDULERS'))
+  .addOption(tokenOption())
   .option('--json', 'one JSON object a line', false)
-  .action(async (name: string | undefined, options: Partial<ListOptions> & { json: boolean }) => {
+  .action(async (name: string | undefined, options: Partial<ListOptions> & { json: boolean; token?: string }) => {
     if (options.routing === undefined) functionsCommand.error("error: required option '--routing <addresses>' not specified");
     if (options.schedulers === undefined) functionsCommand.error("error: required option '--schedulers <addresses>' not specified");
+    if (options.token !== undefined) process.env['LFAAS_TOKEN'] = options.token;
     await faasFunctions(name, { routing: options.routing!, schedulers: options.schedulers!, json: options.json });
   });
 
@@ -233,38 +246,38 @@ const kvs = securityOptions(program
     await runStorageNode({ ...options, id: options.id!, threads });
   });
 
-kvs
-  .command('get <key>')
+withToken(kvs
+  .command('get <key>'))
   .description('print the value of a key as JSON')
   .addOption(routingOption())
   .option('--all', 'ask every replica and merge', false)
   .action(async (key: string, options: { routing: string; all: boolean }) => kvsGet(key, options));
 
-kvs
-  .command('put <key> <value>')
+withToken(kvs
+  .command('put <key> <value>'))
   .description('merge a value into a key')
   .addOption(routingOption())
   .addOption(new Option('--type <type>', 'lattice type of the value').choices([...VALUE_TYPES]).default('lww'))
   .addOption(ackOption())
   .action(async (key: string, value: string, options: { routing: string; type: ValueType; ack: 'local' | 'durable' | 'replicated' }) => kvsPut(key, value, options));
 
-kvs
-  .command('delete <key>')
+withToken(kvs
+  .command('delete <key>'))
   .description('delete a key')
   .addOption(routingOption())
   .addOption(ackOption())
   .action(async (key: string, options: { routing: string; ack: 'local' | 'durable' | 'replicated' }) => kvsDelete(key, options));
 
-kvs
-  .command('replicate <key>')
+withToken(kvs
+  .command('replicate <key>'))
   .description('set a key\'s replication factors for the whole cluster')
   .addOption(routingOption())
   .requiredOption('--global <n>', 'nodes holding the key', integer(1, 64))
   .option('--local <n>', 'shards holding it in each node', integer(1, 64), 1)
   .action(async (key: string, options: { routing: string; global: number; local: number }) => kvsReplicate(key, options));
 
-kvs
-  .command('stat')
+withToken(kvs
+  .command('stat'))
   .description('show the ring and every node\'s shard statistics')
   .addOption(routingOption())
   .action(async (options: { routing: string }) => kvsStat(options));

@@ -26,7 +26,7 @@ export async function runRouting(options: RoutingProcessOptions): Promise<void> 
     defaults: { global: options.global, local: options.local },
     failureTimeoutMs: options.failureTimeoutMs,
   });
-  const shell = runMachine(routing, transport, systemClock, { onError: logError(`routing ${transport.address}`), ...(security.membership === undefined ? {} : { membership: security.membership }) });
+  const shell = runMachine(routing, transport, systemClock, { onError: logError(`routing ${transport.address}`), ...security.shell });
   announceReady({ role: 'routing', address: transport.address, pid: process.pid });
   stopOnSignals(() => shell.stop(), 'routing');
 }

@@ -9,7 +9,7 @@ import { startMetricsServer } from '../kvs/index.js';
 import type { MetricSample } from '../kvs/index.js';
 import { ZmqTransport, runMachine, seededRandom, systemClock } from '../protocol/index.js';
 import { KvsTasks, SchedulerNode } from '../scheduler/index.js';
-import { wireCountersOf, wireSamples } from './wire-metrics.js';
+import { wireCountersOf, wireSamples, zapSamples } from './wire-metrics.js';
 import { announceReady, guardProcess, logError, stopOnSignals } from './process.js';
 import { roleSecurity } from './security.js';
 import type { SecurityOptions } from './security.js';
@@ -57,11 +57,11 @@ export async function runScheduler(options: SchedulerProcessOptions): Promise<vo
   guardProcess('scheduler');
   const security = roleSecurity('scheduler', options);
   const transport = await ZmqTransport.bind({ host: options.host, port: options.port, keyPair: security.keyPair });
-  const kvs = await KvsClient.connect({ routing: options.routing, host: options.host, keyPair: security.keyPair });
+  const kvs = await KvsClient.connect({ routing: options.routing, host: options.host, keyPair: security.keyPair, token: '' });
   // Placement's randomness; seeded per process so two schedulers do not choose in lockstep.
   const scheduler = new SchedulerNode({ address: transport.address, random: seededRandom((Date.now() ^ (process.pid << 8)) >>> 0), executorTimeoutMs: options.executorTimeoutMs });
-  const shell = runMachine(scheduler, transport, systemClock, { tasks: new KvsTasks(kvs), onError: logError(`scheduler ${transport.address}`), ...(security.membership === undefined ? {} : { membership: security.membership }) });
-  const metrics = options.metricsPort < 0 ? undefined : await startMetricsServer({ host: options.host, port: options.metricsPort, samples: () => [...schedulerSamples(scheduler, transport.address), ...wireSamples(wireCountersOf(shell, transport), { node: transport.address })] });
+  const shell = runMachine(scheduler, transport, systemClock, { tasks: new KvsTasks(kvs), onError: logError(`scheduler ${transport.address}`), ...security.shell });
+  const metrics = options.metricsPort < 0 ? undefined : await startMetricsServer({ host: options.host, port: options.metricsPort, samples: () => [...schedulerSamples(scheduler, transport.address), ...wireSamples(wireCountersOf(shell, transport), { node: transport.address }), ...zapSamples({ node: transport.address })] });
   announceReady({ role: 'scheduler', address: transport.address, pid: process.pid, metricsPort: metrics?.port ?? null });
   stopOnSignals(async () => {
     await shell.stop();

@@ -3,8 +3,9 @@
  * folder (`--keys`, made by `lfaas keys init`), or plain mode (`--insecure`, loopback only,
  * warned about at every start).
  */
-import { Membership, keyText, readKeyPair, setZapPolicy } from '../protocol/index.js';
-import type { KeyPair, Role } from '../protocol/index.js';
+import { Membership, TokenVerifier, keyText, readKeyPair, setZapPolicy } from '../protocol/index.js';
+import type { KeyPair, Role, ShellOptions } from '../protocol/index.js';
+import { readTokenKeys } from './keys-commands.js';
 
 /** What a role's command line says about security. */
 export interface SecurityOptions {
@@ -20,6 +21,8 @@ export interface RoleSecurity {
   readonly keyPair: KeyPair | 'insecure';
   /** Who is a member (absent: insecure, everyone may send everything). */
   readonly membership?: Membership;
+  /** What a role's machine shell checks: membership, and clients' owner tokens (none when insecure). */
+  readonly shell: Pick<ShellOptions, 'membership' | 'tokens'>;
 }
 
 /**
@@ -27,7 +30,7 @@ export interface RoleSecurity {
  * the process's ZAP handler refuse revoked keys. Throws (the process does not start) otherwise.
  */
 export function roleSecurity(role: Role, options: SecurityOptions): RoleSecurity {
-  if (options.insecure === true) return { keyPair: 'insecure' };
+  if (options.insecure === true) return { keyPair: 'insecure', shell: {} };
   if (options.keys === undefined) throw new Error(`${role}: no keys: pass --keys <folder> (make one with \`lfaas keys init <folder>\`), or --insecure for a plain cluster on loopback`);
   const membership = new Membership(options.keys);
   const keyPair = readKeyPair(options.keys, options.keyName ?? role);
@@ -35,5 +38,6 @@ export function roleSecurity(role: Role, options: SecurityOptions): RoleSecurity
   const listed = membership.roleOf(mine);
   if (listed !== role) throw new Error(`${role}: the key ${options.keyName ?? role}.key is ${listed === undefined ? 'not a member' : `a ${listed} member, not a ${role} one`} in ${options.keys}/members.json`);
   setZapPolicy((key) => !membership.isRevoked(keyText(key)));
-  return { keyPair, membership };
+  const tokens = new TokenVerifier(readTokenKeys(options.keys));
+  return { keyPair, membership, shell: { membership, tokens } };
 }

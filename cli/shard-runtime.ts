@@ -62,7 +62,7 @@ export async function openShard(setup: ShardSetup): Promise<RunningShard> {
   const shell = runMachine(shard, transport, systemClock, {
     store,
     onError: logError(`kvs ${setup.nodeId} shard ${setup.index}`),
-    ...(security.membership === undefined ? {} : { membership: security.membership }),
+    ...security.shell,
   });
   return {
     address: transport.address,

@@ -21,7 +21,7 @@ import { ZmqTransport, reportFatal, runMachine, systemClock } from '../protocol/
 import { roleSecurity } from './security.js';
 import type { SecurityOptions } from './security.js';
 import type { MachineShell } from '../protocol/index.js';
-import { wireCountersOf, wireSamples } from './wire-metrics.js';
+import { wireCountersOf, wireSamples, zapSamples } from './wire-metrics.js';
 import type { WireCounters } from './wire-metrics.js';
 import type { PbTypes } from '../protocol/index.js';
 import { announceReady, guardProcess, logError, stopOnSignals } from './process.js';
@@ -168,6 +168,7 @@ export async function runStorageNode(options: StorageNodeProcessOptions): Promis
           collect: () => shards.map((shard, i) => ({ labels: { node: options.id, shard: String(i) }, stats: shard.stats })),
           samples: () => [
             ...(nodeShell === undefined ? [] : wireSamples(wireCountersOf(nodeShell, control), { node: options.id, socket: 'control' })),
+            ...zapSamples({ node: options.id }),
             ...shards.flatMap((shard, i) => {
               const wire = shard.wire();
               return wire === undefined ? [] : wireSamples(wire, { node: options.id, socket: `shard-${i}` });
@@ -187,7 +188,7 @@ export async function runStorageNode(options: StorageNodeProcessOptions): Promis
       ringToSave = ring;
     },
   });
-  nodeShell = runMachine(node, control, systemClock, { onError: logError(name), ...(security.membership === undefined ? {} : { membership: security.membership }) });
+  nodeShell = runMachine(node, control, systemClock, { onError: logError(name), ...security.shell });
   // The ring is saved at most every 200 ms (it changes rarely; losing the last one only delays a restart's first requests).
   const saver = setInterval(() => {
     if (ringToSave === undefined) return;

@@ -8,9 +8,9 @@
  * (their stdin closes).
  */
 import type { IsolationLevel } from '../executor/index.js';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { keysInit } from './keys-commands.js';
+import { ADMIN_TOKEN_FILE, keysInit } from './keys-commands.js';
 import { ErrorCode, LatticeFaas, isLfaasError, isRetryable } from '../client/index.js';
 import { runDemos } from './demo.js';
 import { freePorts } from './free-port.js';
@@ -90,6 +90,9 @@ export async function up(options: UpOptions): Promise<void> {
   const keys = join(data, 'keys');
   const firstStart = !existsSync(join(keys, 'members.json'));
   keysInit(keys);
+  // This process's own clients (the readiness probes, the demos) present the admin token.
+  const adminToken = readFileSync(join(keys, ADMIN_TOKEN_FILE), 'utf8').trim();
+  process.env['LFAAS_TOKEN'] = adminToken;
   const [routingPort] = await freePorts(1);
   // Every role runs under supervision: one that exits unasked (its crash guard after a bug, a
   // kill -9) is started again on the same ports and data.
@@ -111,7 +114,7 @@ export async function up(options: UpOptions): Promise<void> {
     );
     const routing = await supervisor.start({ name: 'routing', args: () => ['routing', '--keys', keys, '--port', String(routingPort), '--global', String(options.replication)] });
     const routingAddress = String(routing.ready['address']);
-    console.log(`  keys: ${keys}${firstStart ? ' (made now: a key pair per role, members.json lists them)' : ''}; every connection is encrypted (CURVE) and only those keys are members; an admin token is in ${join(keys, 'admin.token')}`);
+    console.log(`  keys: ${keys}${firstStart ? ' (made now: a key pair per role, members.json lists them)' : ''}; every connection is encrypted (CURVE) and only those keys are members; every client presents an owner token (the admin token is ${join(keys, ADMIN_TOKEN_FILE)})`);
     console.log(`  [1/${total}] routing  pid ${routing.child.pid}  ${routingAddress}`);
     const starts = await startedAll(
       Array.from({ length: options.nodes }, (_, n) =>
@@ -160,7 +163,9 @@ export async function up(options: UpOptions): Promise<void> {
     console.log('\ncluster ready. For the other lfaas commands, in your shell:');
     console.log(`  export LFAAS_ROUTING=${routingAddress}`);
     console.log(`  export LFAAS_SCHEDULERS=${schedulerList}`);
+    console.log(`  export LFAAS_TOKEN=$(cat ${join(keys, ADMIN_TOKEN_FILE)})`);
     console.log("then try: lfaas deploy examples/functions/square.ts; lfaas call square 7; lfaas functions; lfaas kvs put greeting '\"hello\"'; lfaas kvs stat");
+    console.log(`an owner's token (its names live in alice/...): lfaas token create --keys ${keys} --owner alice --rights deploy,call,read,write --ttl 1d`);
     if (options.demo) {
       const ok = await runDemos([routingAddress], schedulerAddresses);
       if (!ok) process.exitCode = 1;

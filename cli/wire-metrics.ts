@@ -6,6 +6,7 @@
  * shard where a node has several.
  */
 import type { MetricSample } from '../kvs/index.js';
+import { zapCounters } from '../protocol/index.js';
 import type { ShellCounters, TransportCounters } from '../protocol/index.js';
 
 /** What one socket's shell and transport counted (plain numbers, so a worker thread can post them). */
@@ -32,7 +33,7 @@ export function wireSamples(counters: WireCounters, labels: Readonly<Record<stri
     counter('lfaas_wire_frames_rejected_total', 'Frames that did not decode or validate (answered with PROTO_* when they named a reply address).', shell.framesRejected, labels),
     counter('lfaas_wire_frames_refused_total', 'Frames refused because their connection was over its share of the inbox.', shell.framesRefused, labels),
     counter('lfaas_wire_error_replies_total', 'Typed error answers sent to rejected or refused frames.', shell.errorsReplied, labels),
-    counter('lfaas_wire_frames_unauthorised_total', 'Frames whose sender\'s key may not send them (not a member, or a member of another role): answered UNAUTHORISED.', shell.framesUnauthorised, labels),
+    counter('lfaas_wire_frames_unauthorised_total', 'Frames refused UNAUTHORISED: a sender\'s key that may not send them (not a member, or a member of another role), or a client\'s token that is missing, invalid or does not reach what the request names.', shell.framesUnauthorised, labels),
     counter('lfaas_wire_sends_failed_total', 'Sends the transport refused or lost (bad address, full queue, socket evicted).', shell.sendsFailed, labels),
   ];
   if (transport !== undefined) {
@@ -44,4 +45,12 @@ export function wireSamples(counters: WireCounters, labels: Readonly<Record<stri
     );
   }
   return samples;
+}
+
+/** The process's CURVE handshakes as its ZAP handler judged them (one handler per process). */
+export function zapSamples(labels: Readonly<Record<string, string>>): MetricSample[] {
+  return [
+    counter('lfaas_wire_handshakes_accepted_total', 'CURVE handshakes whose client key the ZAP handler let in.', zapCounters.accepted, labels),
+    counter('lfaas_wire_handshakes_refused_total', 'CURVE handshakes refused by the ZAP handler (a revoked key).', zapCounters.refused, labels),
+  ];
 }

@@ -24,8 +24,8 @@
 import { randomBytes } from 'node:crypto';
 import { ErrorCode, LfaasError } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
-import { Rpc, ZmqTransport, clientKeyPair, decodeValue, encodeValue, errorFromWireMessage, pb, resultKeyOf, resultRecordOf, systemClock } from '../protocol/index.js';
-import type { KeyPair, PbTypes } from '../protocol/index.js';
+import { Rpc, ZmqTransport, clientKeyPair, clientToken, decodeValue, encodeValue, errorFromWireMessage, pb, resultKeyOf, resultRecordOf, systemClock, unverifiedClaims } from '../protocol/index.js';
+import type { KeyPair, PbTypes, TokenClaims } from '../protocol/index.js';
 import { bundleFunction, checkFunctionCode } from './bundle.js';
 import type { AnyFunction, DagDefinition, DagHandle, FunctionHandle, UserArgs, UserResult } from './dag-builder.js';
 import { KvsClient } from './kvs-client.js';
@@ -41,6 +41,11 @@ export interface ConnectOptions {
   readonly host?: string;
   /** The client's key pair; see `KvsClientOptions.keyPair`. */
   readonly keyPair?: KeyPair | 'insecure';
+  /**
+   * The owner token every request carries (`lfaas token create`); absent: the environment's
+   * `LFAAS_TOKEN`. An owner's names live in its namespace: `alice/resize`, `alice/counter`.
+   */
+  readonly token?: string;
   /** Extra time the client waits beyond a call's own timeout before it gives up on an answer. */
   readonly answerSlackMs?: number;
   /** For registry requests (register, list, delete). */
@@ -139,7 +144,7 @@ const DEFAULT_TIMEOUT_MS = 60_000;
 export class LatticeFaas {
   private nextCall = 1;
   private nextScheduler = 0;
-  private readonly prefix = randomBytes(6).toString('base64url');
+  private readonly prefix: string = randomBytes(6).toString('base64url');
   private closed = false;
   private readonly leases = new Map<string, DirectLease[]>();
   private readonly watched = new Map<string, ExecutorWatch>();
@@ -149,14 +154,26 @@ export class LatticeFaas {
     readonly kvs: KvsClient,
     private readonly rpc: Rpc,
     private readonly options: ConnectOptions,
-  ) {}
+    /** What the client's token says (unverified: the cluster checks it); none on an insecure cluster. */
+    private readonly claims?: TokenClaims,
+  ) {
+    // An owner's call ids are in its namespace, and so its async calls' records and results.
+    const owner = claims === undefined || claims.rights.includes('admin') ? undefined : claims.owner;
+    this.prefix = owner === undefined ? this.prefix : `${owner}/${this.prefix}`;
+  }
+
+  /** The owner this client acts for (from its token), or undefined without one. */
+  get owner(): string | undefined {
+    return this.claims?.owner;
+  }
 
   static async connect(options: ConnectOptions): Promise<LatticeFaas> {
     if (options.schedulers.length === 0) throw new LfaasError(ErrorCode.SCHED_NO_CAPACITY, 'the client needs at least one scheduler address');
     const keyPair = clientKeyPair([...options.routing, ...options.schedulers], options.keyPair);
-    const kvs = await KvsClient.connect({ routing: options.routing, keyPair, ...(options.host === undefined ? {} : { host: options.host }) });
-    const rpc = new Rpc(await ZmqTransport.bind({ host: options.host ?? '127.0.0.1', port: 0, keyPair }), systemClock, { pendingMax: 100_000 });
-    return new LatticeFaas(kvs, rpc, options);
+    const token = clientToken(options.token);
+    const kvs = await KvsClient.connect({ routing: options.routing, keyPair, token: token ?? '', ...(options.host === undefined ? {} : { host: options.host }) });
+    const rpc = new Rpc(await ZmqTransport.bind({ host: options.host ?? '127.0.0.1', port: 0, keyPair }), systemClock, { pendingMax: 100_000, ...(token === undefined ? {} : { token }) });
+    return new LatticeFaas(kvs, rpc, options, token === undefined ? undefined : unverifiedClaims(token));
   }
 
   /** A typed handle of a function registered before (no request is made). */
@@ -247,8 +264,11 @@ export class LatticeFaas {
     return this.startAsync<Out>(callId, { dagCall: { callId, dag: name, args: this.dagArgs(args), consistency: CONSISTENCY[options.consistency ?? 'lww'], async: true, resultKey: resultKeyOf(callId), timeoutMs: options.timeoutMs ?? 0 } });
   }
 
-  /** Every registered function (or the one named), with its versions. */
-  async functions(name = ''): Promise<FunctionInfo[]> {
+  /**
+   * Every registered function, or those of a namespace (`alice/`), or the one named, with its
+   * versions. An owner's client lists its own namespace by default (an admin's, everything).
+   */
+  async functions(name = this.ownNamespace()): Promise<FunctionInfo[]> {
     const response = await this.request({ listFunctions: { name } });
     const list = response.functionList;
     if (list?.error?.code) throw errorFromWireMessage(list.error);
@@ -277,7 +297,8 @@ export class LatticeFaas {
     if (response.done?.error?.code) throw errorFromWireMessage(response.done.error);
   }
 
-  async dags(name = ''): Promise<DagDefinition[]> {
+  /** Every DAG, or those of a namespace (`alice/`), or the one named; an owner's own by default. */
+  async dags(name = this.ownNamespace()): Promise<DagDefinition[]> {
     const response = await this.request({ listDags: { name } });
     const list = response.dagList;
     if (list?.error?.code) throw errorFromWireMessage(list.error);
@@ -418,6 +439,10 @@ export class LatticeFaas {
         watch.rejects.clear();
       },
     );
+  }
+
+  private ownNamespace(): string {
+    return this.claims === undefined || this.claims.rights.includes('admin') ? '' : `${this.claims.owner}/`;
   }
 
   private callId(): string {

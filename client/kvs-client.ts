@@ -23,7 +23,7 @@
  */
 import { ErrorCode, LfaasError, decodeLattice, ensureLfaasError, isRetryable } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
-import { Rpc, ZmqTransport, clientKeyPair, errorFromWireMessage, pb, systemClock } from '../protocol/index.js';
+import { Rpc, ZmqTransport, clientKeyPair, clientToken, errorFromWireMessage, pb, systemClock } from '../protocol/index.js';
 import type { Clock, KeyPair, PbTypes, Transport } from '../protocol/index.js';
 
 /** When a write is acknowledged: after the in-memory merge, the disk sync, or a majority of replicas. */
@@ -42,6 +42,11 @@ export interface KvsClientOptions {
    * ZeroMQ when the routing addresses name no key (an `--insecure` cluster).
    */
   readonly keyPair?: KeyPair | 'insecure';
+  /**
+   * The owner token every request carries (`lfaas token create`); absent: the environment's
+   * `LFAAS_TOKEN`; `''`: none (a member: role processes are known by their key).
+   */
+  readonly token?: string;
   /** Per attempt. */
   readonly requestTimeoutMs?: number;
   /** Attempts after the first, for retryable failures. */
@@ -125,7 +130,8 @@ export class KvsClient {
     this.operationsMax = options.operationsMax ?? 100_000;
     this.addressCacheMax = options.addressCacheMax ?? 100_000;
     this.random = options.random ?? Math.random;
-    this.rpc = new Rpc(transport, clock, { defaultTimeoutMs: this.requestTimeoutMs });
+    const token = clientToken(options.token);
+    this.rpc = new Rpc(transport, clock, { defaultTimeoutMs: this.requestTimeoutMs, ...(token === undefined ? {} : { token }) });
     this.rpc.onRequest((envelope) => this.onPush(envelope));
   }
 

@@ -17,7 +17,7 @@
  */
 import { ErrorCode, HybridClock, LatticeType, LfaasError, Priority, decodeLattice, ensureLfaasError } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
-import { encodeValue, functionKey, functionRecordOf } from '../protocol/index.js';
+import { encodeValue, functionKey, functionKeyError, functionRecordOf, ownerOfName } from '../protocol/index.js';
 import { errorFromWireMessage } from '../protocol/index.js';
 import type { MachineTasks, PbTypes, Rpc } from '../protocol/index.js';
 import type { CacheBackend, ExecutorCache } from './cache.js';
@@ -174,8 +174,9 @@ export class ExecutorHost implements MachineTasks {
     const own: Uint8Array[] = [];
     for (const argument of task.args) {
       if (argument.reference !== undefined && argument.reference !== null && argument.reference.length > 0) {
-        // ref(key): the value read through the run's scope (so repeatable read pins it too).
-        const value = await scope.get(argument.reference);
+        // ref(key): the value read through the run's scope (so repeatable read pins it too), with
+        // the function's rights (the caller's were checked where the call entered).
+        const value = await scope.get(reachable(task.name, argument.reference));
         own.push(encodeValue(plainOf(value)));
       } else own.push(argument.value ?? encodeValue(null));
     }
@@ -185,11 +186,12 @@ export class ExecutorHost implements MachineTasks {
     // most calls stays free of it).
     const alone = Object.keys(task.placement).length <= 1;
     if (!alone) this.mailboxes.open(task.runId, task.name);
+    // A function reaches its owner's keys only, and never a system key (owner-access.ts).
     const host: FunctionHost = {
-      get: (key) => scope.get(key),
-      put: (key, value) => scope.put(key, value),
-      merge: (key, value) => scope.merge(key, value),
-      delete: (key) => scope.delete(key),
+      get: async (key) => scope.get(reachable(task.name, key)),
+      put: async (key, value) => scope.put(reachable(task.name, key), value),
+      merge: async (key, value) => scope.merge(reachable(task.name, key), value),
+      delete: async (key) => scope.delete(reachable(task.name, key)),
       send: (target, payload) => this.send(task, target, payload),
       recv: (timeoutMs) =>
         alone ? new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), Math.min(timeoutMs, task.timeoutMs))) : this.mailboxes.receive(task.runId, task.name, Math.min(timeoutMs, task.timeoutMs)),
@@ -232,8 +234,9 @@ export class ExecutorHost implements MachineTasks {
       spec = this.options.cache.get(functionKey(name, version)).then((value) => {
         const record = functionRecordOf(value);
         if (record === undefined) throw new LfaasError(ErrorCode.SCHED_FUNCTION_NOT_FOUND, `function ${id} is not registered`);
-        // Until owners exist, each function is its own owner (its sandbox processes are its own).
-        return { id, code: record.code, memoryMb: record.memoryMb, timeoutMs: record.timeoutMs, keepAliveMs: record.keepAliveMs, owner: name };
+        // Sandbox processes are an owner's (the namespace of `alice/f`); a function in no
+        // namespace (an admin's) is its own owner.
+        return { id, code: record.code, memoryMb: record.memoryMb, timeoutMs: record.timeoutMs, keepAliveMs: record.keepAliveMs, owner: ownerOfName(name) ?? name };
       });
       // A failed fetch is not kept: the next call asks again.
       spec.catch(() => this.specs.delete(id));
@@ -242,6 +245,13 @@ export class ExecutorHost implements MachineTasks {
     }
     return spec;
   }
+}
+
+/** `key`, when function `functionName` may reach it; throws the typed refusal otherwise. */
+function reachable(functionName: string, key: string): string {
+  const error = functionKeyError(functionName, key);
+  if (error !== undefined) throw error;
+  return key;
 }
 
 /** The plain value of a lattice, as `ctx.get` reveals it. */

@@ -25,7 +25,7 @@
 import pino from 'pino';
 import { ErrorCode, LfaasError, decodeLattice, ensureLfaasError, errorFromWire } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
-import { DEFAULT_MAX_VALUE_BYTES, decodeValue, encodeValue, isSystemKey } from '../protocol/index.js';
+import { DEFAULT_MAX_VALUE_BYTES, decodeValue, encodeValue } from '../protocol/index.js';
 import { LOG_RECORDS_MAX } from '../sandbox/index.js';
 import type { HostAsk, HostReply, Invocation, LogRecord, PoolMessage, RuntimeAnswer, RuntimeCall } from '../sandbox/index.js';
 import type { IsolationLevel } from './isolation.js';
@@ -485,8 +485,6 @@ export class RuntimePool {
     }
     try {
       const key = ask.key ?? '';
-      // The executor is a member that may write some system keys; a function never may.
-      if ((ask.op === 'put' || ask.op === 'merge' || ask.op === 'delete') && isSystemKey(key)) throw new LfaasError(ErrorCode.KVS_BAD_KEY, `${JSON.stringify(key.slice(0, 100))} is a system key (lfaas/...): functions may not write it`);
       switch (ask.op) {
         case 'get':
           host.get(key).then((value) => reply(value?.encode()), fail);

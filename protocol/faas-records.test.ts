@@ -58,9 +58,10 @@ describe('FaaS records', () => {
     expect(dagKey('compose')).toBe('lfaas/dag/compose');
     expect(executionKey('c1')).toBe('lfaas/exec/c1');
     expect(resultKeyOf('c1')).toBe('lfaas/result/c1');
-    // A name cannot carry a key separator or an @ (a version), so keys of different names never meet.
-    for (const name of ['a/b', 'a@1', '', '1a', 'a b']) expect(NAME_PATTERN.test(name), name).toBe(false);
-    for (const name of ['a', 'A_b-c.d', '_x', 'x'.repeat(128)]) expect(NAME_PATTERN.test(name), name).toBe(true);
+    // A name carries at most one separator (after an owner's namespace) and no @ (a version), so
+    // keys of different names never meet.
+    for (const name of ['a/b/c', 'A/b', '/b', 'a/', 'a@1', 'alice/b@1', '', '1a', 'a b']) expect(NAME_PATTERN.test(name), name).toBe(false);
+    for (const name of ['a', 'A_b-c.d', '_x', 'x'.repeat(128), 'alice/resize', '0-team_x/f.v2']) expect(NAME_PATTERN.test(name), name).toBe(true);
     expect(NAME_PATTERN.test('x'.repeat(129))).toBe(false);
   });
 

@@ -45,8 +45,11 @@ export function resultKeyOf(callId: string): string {
   return `lfaas/result/${callId}`;
 }
 
-/** Function and DAG names: what may appear in a key and on a command line without quoting. */
-export const NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_.-]{0,127}$/;
+/**
+ * Function and DAG names: what may appear in a key and on a command line without quoting; an
+ * owner's names start with its namespace (`alice/resize`, owner-access.ts).
+ */
+export const NAME_PATTERN = /^(?:[a-z0-9][a-z0-9_-]{0,62}\/)?[A-Za-z_][A-Za-z0-9_.-]{0,127}$/;
 
 /** A registered function version. */
 export interface FunctionRecord {

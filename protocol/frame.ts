@@ -42,6 +42,8 @@ export interface EnvelopeHeader {
   readonly responseTo?: number;
   readonly sender?: string;
   readonly traceId?: string;
+  /** A client's owner token (tokens.ts). */
+  readonly token?: string | undefined;
 }
 
 /** Where and to which request an answer goes: the `reply_to` and `request_id` of a request. */
@@ -69,6 +71,7 @@ export function envelopeWith(body: PbTypes.IEnvelope, header: EnvelopeHeader): P
   if (header.responseTo !== undefined) envelope.responseTo = header.responseTo;
   if (header.sender !== undefined) envelope.sender = header.sender;
   if (header.traceId !== undefined) envelope.traceId = header.traceId;
+  if (header.token !== undefined && header.token !== '') envelope.token = header.token;
   return envelope;
 }
 
@@ -160,7 +163,7 @@ export function replyError(to: ReplyAddress, error: unknown, header: Pick<Envelo
   return envelope;
 }
 
-/** `peekReplyAddress` reads at most this many top-level fields (a valid envelope has at most 6). */
+/** `peekReplyAddress` reads at most this many top-level fields (a valid envelope has at most 7). */
 const PEEK_MAX_FIELDS = 32;
 /** A reply address or trace id longer than this is not believed (transport addresses are short). */
 const PEEK_MAX_STRING_BYTES = 1024;

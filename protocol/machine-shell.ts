@@ -21,10 +21,12 @@ import { FAILPOINT_MACHINE_THROWS, failpointOn } from './failpoints.js';
 import { errorToWire } from './errors-wire.js';
 import { decodeEnvelope, encodeEnvelope, peekReplyAddress } from './frame.js';
 import type { DecodeOptions } from './frame.js';
-import type { Effect, Machine, MachineInput, MachineStore, MachineTasks } from './machine.js';
+import type { Effect, Envelope, Machine, MachineInput, MachineStore, MachineTasks } from './machine.js';
 import type { Clock, Transport } from './transport.js';
 import type { Role } from './membership.js';
 import { refusalOf } from './message-rights.js';
+import { accessRefusalOf } from './owner-access.js';
+import type { TokenClaims } from './tokens.js';
 
 /** What a shell counts; exposed for metrics and tests. */
 export interface ShellCounters {
@@ -60,6 +62,13 @@ export interface ShellOptions extends DecodeOptions {
    * cluster), everyone may send everything.
    */
   readonly membership?: { roleOf(key: string): Role | undefined };
+  /**
+   * The cluster's token verifier (tokens.ts): with one (and a membership), every request from a
+   * sender that is no member needs a valid owner token reaching every name it carries
+   * (owner-access.ts), or it is refused UNAUTHORISED before the machine sees it. An echo needs
+   * none (a liveness probe).
+   */
+  readonly tokens?: { verify(token: string): TokenClaims };
 }
 
 /** A running machine; `stop()` cancels its timers and closes its transport. */
@@ -93,6 +102,19 @@ export function runMachine(machine: Machine, transport: Transport, clock: Clock,
     } catch (loggerError) {
       reportFatal(loggerError, `the error logger of ${machine.id}`);
     }
+  };
+
+  /** Why a client's request is refused by its token, or undefined. */
+  const tokenRefusal = (envelope: Envelope): string | undefined => {
+    const tokens = options.tokens;
+    if (tokens === undefined || envelope.body === 'echo') return undefined;
+    let claims: TokenClaims;
+    try {
+      claims = tokens.verify(envelope.token ?? '');
+    } catch (error) {
+      return ensureLfaasError(error).message;
+    }
+    return accessRefusalOf(envelope, claims);
   };
 
   const send = (to: string, frame: Uint8Array): void => {
@@ -228,7 +250,7 @@ export function runMachine(machine: Machine, transport: Transport, clock: Clock,
     if (membership !== undefined) {
       // Peers are keys only on a transport that proves them; on any other, nobody is a member.
       const role = transport.verifiesPeers === true && peer !== undefined ? membership.roleOf(peer) : undefined;
-      const refusal = refusalOf(envelope, role ?? 'client');
+      const refusal = refusalOf(envelope, role ?? 'client') ?? (role === undefined ? tokenRefusal(envelope) : undefined);
       if (refusal !== undefined) {
         counters.framesUnauthorised++;
         const error = new LfaasError(ErrorCode.UNAUTHORISED, `${refusal}; ${role === undefined ? 'the sender is not a member' : `the sender is a ${role} member`}`);

@@ -31,6 +31,8 @@ export interface RpcOptions extends DecodeOptions {
   /** Requests awaiting a response before new ones are refused with TRANSPORT_BUSY. */
   readonly pendingMax?: number;
   readonly defaultTimeoutMs?: number;
+  /** A client's owner token, carried by every request (tokens.ts); members send none. */
+  readonly token?: string;
 }
 
 export interface RpcCounters {
@@ -94,7 +96,7 @@ export class Rpc {
     this.nextRequestId = this.nextRequestId >= Number.MAX_SAFE_INTEGER ? 1 : this.nextRequestId + 1;
     let frame: Uint8Array;
     try {
-      frame = encodeEnvelope(envelopeWith(body, { requestId, replyTo: this.transport.address }));
+      frame = encodeEnvelope(envelopeWith(body, { requestId, replyTo: this.transport.address, token: this.options.token }));
     } catch (error) {
       return Promise.reject(ensureLfaasError(error));
     }

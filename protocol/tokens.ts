@@ -21,6 +21,8 @@ export type Right = (typeof RIGHTS)[number];
 
 /** An owner's name: also the first segment of its namespace. */
 export const OWNER_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/** The platform's own namespace (`lfaas/...`, the system keys): no owner may be called so. */
+export const RESERVED_OWNER = 'lfaas';
 const PREFIX = 'lfaas1.';
 /** A token longer than this is refused before it is parsed. */
 export const TOKEN_LENGTH_MAX = 4096;
@@ -34,10 +36,20 @@ export interface TokenClaims {
   readonly keyPrefixes?: readonly string[];
   /** Function (and DAG) names it may deploy or call; absent: all of the owner's. */
   readonly functions?: readonly string[];
+  /** Rights in other owners' namespaces, each optionally narrowed like the token's own. */
+  readonly grants?: readonly Grant[];
   /** Seconds since the epoch. */
   readonly issuedAt: number;
   readonly expiresAt: number;
   readonly id: string;
+}
+
+/** Rights in another owner's namespace (owner-access.ts). */
+export interface Grant {
+  readonly owner: string;
+  readonly rights: readonly Exclude<Right, 'admin'>[];
+  readonly keyPrefixes?: readonly string[];
+  readonly functions?: readonly string[];
 }
 
 /** The cluster's token key pair (Ed25519). */
@@ -73,24 +85,45 @@ function checkList(name: string, value: unknown): readonly string[] | undefined 
   return value as string[];
 }
 
+function checkRights(value: unknown, allowed: readonly string[]): Right[] {
+  if (!Array.isArray(value) || value.length === 0 || value.length > allowed.length || !value.every((right) => allowed.includes(right)) || new Set(value).size !== value.length) throw refuse(`rights must be some of ${allowed.join(', ')}`);
+  return value as Right[];
+}
+
+function checkGrants(value: unknown, owner: string): Grant[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || value.length > LIST_MAX) throw refuse(`grants must be a list of at most ${LIST_MAX}`);
+  return value.map((item: unknown) => {
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) throw refuse('a grant is not an object');
+    const grant = item as Record<string, unknown>;
+    if (typeof grant['owner'] !== 'string' || !OWNER_PATTERN.test(grant['owner']) || grant['owner'] === owner) throw refuse(`a grant's owner must match ${OWNER_PATTERN} and be another owner`);
+    const rights = checkRights(grant['rights'], RIGHTS.filter((right) => right !== 'admin')) as Grant['rights'];
+    const keyPrefixes = checkList('grant keyPrefixes', grant['keyPrefixes']);
+    const functions = checkList('grant functions', grant['functions']);
+    return { owner: grant['owner'], rights, ...(keyPrefixes === undefined ? {} : { keyPrefixes }), ...(functions === undefined ? {} : { functions }) };
+  });
+}
+
 /** Checks claims (from a caller or a decoded token); throws UNAUTHORISED naming the problem. */
 export function checkClaims(value: unknown): TokenClaims {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw refuse('its claims are not an object');
   const claims = value as Record<string, unknown>;
   if (typeof claims['owner'] !== 'string' || !OWNER_PATTERN.test(claims['owner'])) throw refuse(`owner must match ${OWNER_PATTERN}`);
-  const rights = claims['rights'];
-  if (!Array.isArray(rights) || rights.length === 0 || rights.length > RIGHTS.length || !rights.every((right) => (RIGHTS as readonly unknown[]).includes(right)) || new Set(rights).size !== rights.length) throw refuse(`rights must be some of ${RIGHTS.join(', ')}`);
+  if (claims['owner'] === RESERVED_OWNER) throw refuse(`${RESERVED_OWNER} is the platform's namespace (system keys), no owner's`);
+  const rights = checkRights(claims['rights'], RIGHTS);
   const issuedAt = claims['issuedAt'];
   const expiresAt = claims['expiresAt'];
   if (!Number.isSafeInteger(issuedAt) || !Number.isSafeInteger(expiresAt) || (expiresAt as number) <= (issuedAt as number)) throw refuse('issuedAt and expiresAt must be whole seconds, expiry after issue');
   if (typeof claims['id'] !== 'string' || !/^[A-Za-z0-9_-]{8,64}$/.test(claims['id'])) throw refuse('id must be 8-64 base64url characters');
   const keyPrefixes = checkList('keyPrefixes', claims['keyPrefixes']);
   const functions = checkList('functions', claims['functions']);
+  const grants = checkGrants(claims['grants'], claims['owner']);
   return {
     owner: claims['owner'],
-    rights: rights as Right[],
+    rights,
     ...(keyPrefixes === undefined ? {} : { keyPrefixes }),
     ...(functions === undefined ? {} : { functions }),
+    ...(grants === undefined ? {} : { grants }),
     issuedAt: issuedAt as number,
     expiresAt: expiresAt as number,
     id: claims['id'],
@@ -98,7 +131,7 @@ export function checkClaims(value: unknown): TokenClaims {
 }
 
 /** A new token for `claims` (id and times filled in), signed with the cluster's private token key. */
-export function createToken(keys: TokenKeys, claims: { owner: string; rights: readonly Right[]; keyPrefixes?: readonly string[] | undefined; functions?: readonly string[] | undefined; ttlSeconds: number; nowSeconds?: number }): string {
+export function createToken(keys: TokenKeys, claims: { owner: string; rights: readonly Right[]; keyPrefixes?: readonly string[] | undefined; functions?: readonly string[] | undefined; grants?: readonly Grant[] | undefined; ttlSeconds: number; nowSeconds?: number }): string {
   if (keys.privateKey === undefined) throw new LfaasError(ErrorCode.UNAUTHORISED, 'creating a token needs the cluster\'s private token key');
   const issuedAt = claims.nowSeconds ?? Math.floor(Date.now() / 1000);
   const checked = checkClaims({
@@ -106,6 +139,7 @@ export function createToken(keys: TokenKeys, claims: { owner: string; rights: re
     rights: [...claims.rights],
     ...(claims.keyPrefixes === undefined ? {} : { keyPrefixes: [...claims.keyPrefixes] }),
     ...(claims.functions === undefined ? {} : { functions: [...claims.functions] }),
+    ...(claims.grants === undefined ? {} : { grants: claims.grants.map((grant) => ({ ...grant })) }),
     issuedAt,
     expiresAt: issuedAt + Math.floor(claims.ttlSeconds),
     id: randomBytes(12).toString('base64url'),
@@ -156,4 +190,27 @@ export class TokenVerifier {
     this.cache.set(token, claims);
     return claims;
   }
+}
+
+/**
+ * The claims a token says it has, read without verifying it (a client learning its own owner and
+ * rights); undefined when it is not a readable token. Never use it to decide access.
+ */
+export function unverifiedClaims(token: string): TokenClaims | undefined {
+  if (!token.startsWith(PREFIX) || token.length > TOKEN_LENGTH_MAX) return undefined;
+  const encoded = token.slice(PREFIX.length, token.lastIndexOf('.'));
+  try {
+    return checkClaims(JSON.parse(Buffer.from(encoded, 'base64url').toString('utf8')));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The token a client presents: the one given, else the environment's `LFAAS_TOKEN`; an empty
+ * string means none (members send none).
+ */
+export function clientToken(given: string | undefined): string | undefined {
+  const token = given ?? process.env['LFAAS_TOKEN']?.trim();
+  return token === undefined || token === '' ? undefined : token;
 }

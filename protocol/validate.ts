@@ -51,6 +51,7 @@ export const MESSAGE_SCHEMA = {
     responseTo: 'uint64',
     sender: 'address',
     traceId: 'string',
+    token: 'string',
     'body!': {
       errorReply: 'ErrorReply',
       echo: 'Echo',

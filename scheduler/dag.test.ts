@@ -80,7 +80,7 @@ describe('dagShape', () => {
   });
 
   it('refuses bad names, a function listed twice, no functions and too many', () => {
-    for (const name of ['', '9lives', 'has space', 'slash/name', 'x'.repeat(129)]) {
+    for (const name of ['', '9lives', 'has space', 'two/slash/name', 'Upper/name', 'x'.repeat(129)]) {
       expect(refusal({ name, functions: ['a'], edges: [] }).code, `DAG name ${name}`).toBe('EXEC_BAD_VALUE');
       expect(refusal({ name: 'dag', functions: [name], edges: [] }).code, `function name ${name}`).toBe('EXEC_BAD_VALUE');
     }

@@ -320,7 +320,7 @@ export class Registry {
             owners.push([n, v]);
           }
         });
-        if (keys.length === 0) return name.length > 0 ? fail(new LfaasError(ErrorCode.SCHED_FUNCTION_NOT_FOUND, `no function is named ${JSON.stringify(name)}`)) : this.host.reply(envelope, { functionList: { functions: [] } });
+        if (keys.length === 0) return name.length > 0 && !name.endsWith('/') ? fail(new LfaasError(ErrorCode.SCHED_FUNCTION_NOT_FOUND, `no function is named ${JSON.stringify(name)}`)) : this.host.reply(envelope, { functionList: { functions: [] } });
         return this.host.kvs({ op: 'getMany', keys }, (readError, values) => {
           if (readError !== undefined) return fail(readError);
           const infos = new Map<number, PbTypes.IFunctionInfo & { versions: number[] }>();
@@ -336,14 +336,16 @@ export class Registry {
             info.versions.unshift(v);
           });
           const functions = [...infos.entries()].sort(([a], [b]) => a - b).map(([, info]) => info);
-          if (name.length > 0 && functions.length === 0) return fail(new LfaasError(ErrorCode.SCHED_FUNCTION_NOT_FOUND, `no function is named ${JSON.stringify(name)}`));
+          if (name.length > 0 && !name.endsWith('/') && functions.length === 0) return fail(new LfaasError(ErrorCode.SCHED_FUNCTION_NOT_FOUND, `no function is named ${JSON.stringify(name)}`));
           return this.host.reply(envelope, { functionList: { functions } });
         });
       });
-    if (name.length > 0) return describe([name]);
+    // A name, or a namespace (`alice/`: its functions), or everything.
+    const namespace = name.endsWith('/') ? name : undefined;
+    if (name.length > 0 && namespace === undefined) return describe([name]);
     return this.host.kvs({ op: 'get', key: FUNCTIONS_KEY }, (error, list) => {
       if (error !== undefined) return fail(error);
-      const names = ((list as AnyLattice | undefined)?.reveal() as string[] | undefined) ?? [];
+      const names = inNamespace(((list as AnyLattice | undefined)?.reveal() as string[] | undefined) ?? [], namespace);
       return names.length === 0 ? this.host.reply(envelope, { functionList: { functions: [] } }) : describe([...names].sort().slice(0, 1000));
     });
   }
@@ -386,13 +388,14 @@ export class Registry {
           .map((value) => dagRecordOf(value))
           .filter((record): record is DagRecord => record !== undefined)
           .map((record) => ({ name: record.name, functions: [...record.functions], edges: record.edges.map(([from, to]) => ({ fromFunction: from, toFunction: to })) }));
-        if (name.length > 0 && dags.length === 0) return fail(new LfaasError(ErrorCode.SCHED_DAG_NOT_FOUND, `no DAG is named ${JSON.stringify(name)}`));
+        if (name.length > 0 && namespace === undefined && dags.length === 0) return fail(new LfaasError(ErrorCode.SCHED_DAG_NOT_FOUND, `no DAG is named ${JSON.stringify(name)}`));
         return this.host.reply(envelope, { dagList: { dags } });
       });
-    if (name.length > 0) return read([name]);
+    const namespace = name.endsWith('/') ? name : undefined;
+    if (name.length > 0 && namespace === undefined) return read([name]);
     return this.host.kvs({ op: 'get', key: DAGS_KEY }, (error, list) => {
       if (error !== undefined) return fail(error);
-      const names = ((list as AnyLattice | undefined)?.reveal() as string[] | undefined) ?? [];
+      const names = inNamespace(((list as AnyLattice | undefined)?.reveal() as string[] | undefined) ?? [], namespace);
       return names.length === 0 ? this.host.reply(envelope, { dagList: { dags: [] } }) : read([...names].sort().slice(0, 1000));
     });
   }
@@ -403,4 +406,9 @@ export class Registry {
       return this.host.reply(envelope, { done: error === undefined ? {} : { error: errorToWire(error) } });
     });
   }
+}
+
+/** The names in `namespace` (`alice/`), or all of them without one. */
+function inNamespace(names: readonly string[], namespace: string | undefined): readonly string[] {
+  return namespace === undefined ? names : names.filter((name) => name.startsWith(namespace));
 }

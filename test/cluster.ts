@@ -4,12 +4,12 @@
  * pid (SIGTERM, then SIGKILL) and the folder removed.
  */
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LatticeFaas } from '../client/index.js';
-import { freePorts, keysInit, startRole, stopChildren, waitForRing } from '../cli/index.js';
+import { ADMIN_TOKEN_FILE, freePorts, keysInit, startRole, stopChildren, waitForRing } from '../cli/index.js';
 import { keyText, readKeyPair } from '../protocol/index.js';
 
 export const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
@@ -33,9 +33,17 @@ export function testKeysFolder(): string {
     const folder = mkdtempSync(join(tmpdir(), 'lfaas-keys-'));
     testKeys = join(folder, 'keys');
     keysInit(testKeys);
+    // This test file's clients (the SDK, and CLI commands it starts) present the admin token.
+    process.env['LFAAS_TOKEN'] = readFileSync(join(testKeys, ADMIN_TOKEN_FILE), 'utf8').trim();
     process.once('exit', () => rmSync(folder, { recursive: true, force: true }));
   }
   return testKeys;
+}
+
+/** The admin token of the test file's keys folder (what its clients present: LFAAS_TOKEN). */
+export function adminToken(): string {
+  testKeysFolder();
+  return process.env['LFAAS_TOKEN']!;
 }
 
 const ROLE_COMMANDS = new Set(['routing', 'scheduler', 'executor']);
@@ -221,8 +229,9 @@ export class FaasCluster extends TestCluster {
     if (!known) throw new Error(`the schedulers know ${JSON.stringify(seen)} executors after ${timeoutMs} ms, not ${expected}`);
   }
 
-  async connect(): Promise<LatticeFaas> {
-    return LatticeFaas.connect({ routing: this.routingAddresses, schedulers: this.schedulerAddresses });
+  /** An SDK client presenting `token` (default: the test file's admin token, from LFAAS_TOKEN). */
+  async connect(token?: string): Promise<LatticeFaas> {
+    return LatticeFaas.connect({ routing: this.routingAddresses, schedulers: this.schedulerAddresses, ...(token === undefined ? {} : { token }) });
   }
 
   override async stop(): Promise<void> {

@@ -16,7 +16,7 @@ import type { DagDefinition } from '../client/index.js';
 import { ErrorCode } from '../lattices/index.js';
 import { Rpc, ZmqTransport, decodeEnvelope, encodeEnvelope, encodeValue, errorFromWireMessage, pb, systemClock } from '../protocol/index.js';
 import type { PbTypes } from '../protocol/index.js';
-import { FaasCluster, eventually, isAlive } from './cluster.js';
+import { FaasCluster, adminToken, eventually, isAlive } from './cluster.js';
 import { ManglingTransport, code, rejection } from './wire-faults.js';
 
 const MiB = 1024 * 1024;
@@ -78,7 +78,7 @@ describe('the FaaS core fed bad input', () => {
     executor = String(cluster.executors[0]!.ready['address']);
     faas = await cluster.connect();
     raw = new ManglingTransport(await ZmqTransport.bind());
-    rpc = new Rpc(raw, systemClock);
+    rpc = new Rpc(raw, systemClock, { token: adminToken() });
     listener = await ZmqTransport.bind();
     listener.onFrame((frame) => {
       try {
@@ -242,13 +242,13 @@ describe('the FaaS core fed bad input', () => {
     let requestId = 1000;
     for (const target of [scheduler, executor]) {
       const empty = requestId++;
-      await push(target, encodeEnvelope({ requestId: empty, replyTo: listener.address }));
+      await push(target, encodeEnvelope({ requestId: empty, replyTo: listener.address, token: adminToken() }));
       expect(errorCodeOf(await replyTo(empty))).toBe(ErrorCode.PROTO_UNKNOWN_MESSAGE);
       const foreign = requestId++;
-      await push(target, encodeEnvelope({ requestId: foreign, replyTo: listener.address, kvsRequest: { kind: 1, tuples: [{ key: 'k' }] } }));
+      await push(target, encodeEnvelope({ requestId: foreign, replyTo: listener.address, token: adminToken(), kvsRequest: { kind: 1, tuples: [{ key: 'k' }] } }));
       expect(errorCodeOf(await replyTo(foreign))).toBe(ErrorCode.PROTO_UNKNOWN_MESSAGE);
       const missing = requestId++;
-      await push(target, encodeEnvelope({ requestId: missing, replyTo: listener.address, callRequest: { function: 'healthy' } }));
+      await push(target, encodeEnvelope({ requestId: missing, replyTo: listener.address, token: adminToken(), callRequest: { function: 'healthy' } }));
       expect(errorCodeOf(await replyTo(missing))).toMatch(/^PROTO_/);
       await expectServing();
     }
@@ -257,6 +257,7 @@ describe('the FaaS core fed bad input', () => {
     await push(
       executor,
       encodeEnvelope({
+        token: adminToken(),
         schedule: { runId: 'stranger-run', functions: [{ name: 'never-registered', version: 1, executor, args: [{ value: encodeValue(1) }] }], replyTo: listener.address, replyRequestId: schedule, timeoutMs: 2000 },
       }),
     );

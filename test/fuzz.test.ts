@@ -28,7 +28,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KvsClient, LatticeFaas } from '../client/index.js';
 import { HybridClock, Lww } from '../lattices/index.js';
 import { Rpc, ZmqTransport, decodeEnvelope, encodeEnvelope, systemClock } from '../protocol/index.js';
-import { FaasCluster, isAlive, scrapeMetrics } from './cluster.js';
+import { FaasCluster, adminToken, isAlive, scrapeMetrics } from './cluster.js';
 import type { RoleProcess } from './cluster.js';
 import { LONG_SCALE, PHASES, QUICK_SCALE, WireFuzzer, sendBytes, sendFrames } from './fuzz/wire-fuzzer.js';
 import type { FuzzSend, FuzzTarget, PhaseName } from './fuzz/wire-fuzzer.js';
@@ -388,7 +388,7 @@ describe(`the wire fuzzer (seed ${SEED}, ${LONG ? 'long' : 'quick'} mode; replay
     for (const phase of PHASES) {
       it(`round ${round + 1} (seed ${seed}): ${phase} at every socket, then every process alive, echoing and serving`, async () => {
         expect(brokenBy, `not run: the cluster stopped serving after ${brokenBy}`).toBeUndefined();
-        const fuzzer = new WireFuzzer(seed, SCALE, { listener: listenerAddress, cluster: targets.map((target) => target.address), functions: [FUNCTION], forgeMembership: FORGE });
+        const fuzzer = new WireFuzzer(seed, SCALE, { listener: listenerAddress, cluster: targets.map((target) => target.address), functions: [FUNCTION], forgeMembership: FORGE, token: adminToken() });
         const problems: string[] = [];
         const deadline = performance.now() + PHASE_BUDGET_MS;
         for (const target of targets) {

@@ -16,7 +16,7 @@ import { RawSocket } from './raw-socket.js';
 import { KvsClient, LatticeFaas, Lww } from '../client/index.js';
 import { Rpc, ZmqTransport, encodeEnvelope, pb, systemClock } from '../protocol/index.js';
 import type { PbTypes } from '../protocol/index.js';
-import { FaasCluster, isAlive, metricValue, scrapeMetrics } from './cluster.js';
+import { FaasCluster, adminToken, isAlive, metricValue, scrapeMetrics } from './cluster.js';
 import { code } from './wire-faults.js';
 
 const HOSTILE_REPLY_ADDRESSES = ['tcp://*:5555', 'tcp://-:1', 'tcp://\u00e9:1', 'tcp://127.0.0.1:0', 'tcp://127.0.0.1:65536', 'ipc://x'];
@@ -36,7 +36,7 @@ describe('hostile frames against real processes', () => {
       socket = new RawSocket(address);
       sockets.set(address, socket);
     }
-    for (const envelope of envelopes) await socket.send(encodeEnvelope(envelope));
+    for (const envelope of envelopes) await socket.send(encodeEnvelope({ token: adminToken(), ...envelope }));
   }
 
   const shardAddresses = (): string[] => [...cluster.nodes.values()].flatMap((node) => node.ready['shards'] as string[]);
@@ -62,7 +62,7 @@ describe('hostile frames against real processes', () => {
     await cluster.startAll({ nodes: 1, schedulers: 1, executors: 1, workers: 2 });
     faas = await cluster.connect();
     kvs = await KvsClient.connect({ routing: cluster.routingAddresses });
-    probe = new Rpc(await ZmqTransport.bind(), systemClock);
+    probe = new Rpc(await ZmqTransport.bind(), systemClock, { token: adminToken() });
     await faas.register('add-one', code('(x) => x + 1'), { timeoutMs: 5000 });
     await expectHealthy();
   }, 60_000);
@@ -103,7 +103,7 @@ describe('hostile frames against real processes', () => {
     await sendRaw(cluster.routingAddress, ...requests);
     await new Promise((resolve) => setTimeout(resolve, 1000));
     // A fresh client: its echo and a key lookup are answered.
-    const fresh = new Rpc(await ZmqTransport.bind(), systemClock);
+    const fresh = new Rpc(await ZmqTransport.bind(), systemClock, { token: adminToken() });
     try {
       expect((await fresh.request(cluster.routingAddress, { echo: { payload: new Uint8Array([2]) } }, { timeoutMs: 1000, retries: 0 })).body).toBe('echo');
       const lookup = await fresh.request(cluster.routingAddress, { keyAddressRequest: { keys: ['some-key'] } }, { timeoutMs: 1000, retries: 0 });
@@ -119,7 +119,7 @@ describe('hostile frames against real processes', () => {
     const shard = shardAddresses()[0]!;
     const keys = Array.from({ length: 60_000 }, (_, i) => ({ key: `k${i}` }));
     // The refusal is typed, and fast: the shard does not read 60,000 keys first.
-    const asker = new Rpc(await ZmqTransport.bind(), systemClock);
+    const asker = new Rpc(await ZmqTransport.bind(), systemClock, { token: adminToken() });
     try {
       const refused = await asker.request(shard, { kvsRequest: { kind: pb.RequestKind.GET, tuples: keys } }, { timeoutMs: 2000, retries: 0 }).catch((error: unknown) => error);
       expect(refused).toMatchObject({ code: 'PROTO_TOO_LARGE' });

@@ -12,7 +12,7 @@ import { Counter, ErrorCode, GSet, HybridClock, LatticeType, LfaasError, Lww, de
 import type { AnyLattice } from '../lattices/index.js';
 import { Rpc, ZmqTransport, encodeEnvelope, errorFromWireMessage, pb, systemClock } from '../protocol/index.js';
 import type { PbTypes } from '../protocol/index.js';
-import { TestCluster, eventually, isAlive } from './cluster.js';
+import { TestCluster, adminToken, eventually, isAlive } from './cluster.js';
 import { ManglingTransport, rejection } from './wire-faults.js';
 
 const MiB = 1024 * 1024;
@@ -107,7 +107,7 @@ describe('a storage node fed bad input', () => {
     expect(cluster.shardsOf('node-a')).toHaveLength(2);
     client = await KvsClient.connect({ routing: [cluster.routingAddress], requestTimeoutMs: 1000, retriesMax: 4 });
     raw = new ManglingTransport(await ZmqTransport.bind());
-    rpc = new Rpc(raw, systemClock);
+    rpc = new Rpc(raw, systemClock, { token: adminToken() });
     // The routing node knows the node, and shard 0 knows the ring (it owns its keys).
     expect(
       await eventually(async () => {

@@ -22,7 +22,8 @@ describe('membership by key', () => {
   const clock = new HybridClock('trust-test', () => Date.now());
 
   async function asker(keyPair?: KeyPair): Promise<Rpc> {
-    const rpc = new Rpc(await ZmqTransport.bind(keyPair === undefined ? {} : { keyPair }), systemClock);
+    // A stranger to the cluster's members, though a client with a valid (admin) token.
+    const rpc = new Rpc(await ZmqTransport.bind(keyPair === undefined ? {} : { keyPair }), systemClock, { token: process.env['LFAAS_TOKEN']! });
     open.push(rpc);
     return rpc;
   }

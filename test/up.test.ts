@@ -145,7 +145,9 @@ describe('lfaas up', () => {
       process.kill(Number(executor![1]), 'SIGKILL');
       expect(await eventually(() => /executor-0 restarted, pid \d+/.test(up.output()), 20_000), up.output()).toBe(true);
       // The restarted scheduler is at the same address, with the registry still in the KVS: calls work.
-      const faas = await LatticeFaas.connect({ routing: [routing], schedulers: [schedulerAddress] });
+      // With the admin token `up` made in its data folder (and printed how to use).
+      expect(up.output()).toContain(`export LFAAS_TOKEN=$(cat ${join(data, 'keys', 'admin.token')})`);
+      const faas = await LatticeFaas.connect({ routing: [routing], schedulers: [schedulerAddress], token: readFileSync(join(data, 'keys', 'admin.token'), 'utf8').trim() });
       try {
         const double = await faas.register('double', { code: 'module.exports = (x) => 2 * x;' });
         let result: unknown;

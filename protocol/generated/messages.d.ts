@@ -880,6 +880,9 @@ export namespace lfaas {
         /** Envelope traceId. */
         traceId: string;
 
+        /** Envelope token. */
+        token: string;
+
         /** Envelope errorReply. */
         errorReply?: (lfaas.ErrorReply.$Properties|null);
 
@@ -1096,6 +1099,9 @@ export namespace lfaas {
             /** Envelope traceId */
             traceId?: (string|null);
 
+            /** Envelope token */
+            token?: (string|null);
+
             /** Envelope errorReply */
             errorReply?: (lfaas.ErrorReply.$Properties|null);
 
@@ -1224,6 +1230,7 @@ export namespace lfaas {
           responseTo?: number|null;
           sender?: string|null;
           traceId?: string|null;
+          token?: string|null;
           errorReply?: lfaas.ErrorReply.$Shape|null;
           echo?: lfaas.Echo.$Shape|null;
           kvsRequest?: lfaas.KvsRequest.$Shape|null;

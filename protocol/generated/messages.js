@@ -2180,6 +2180,7 @@ export const lfaas = $root.lfaas = (() => {
          * @property {number|null} [responseTo] Envelope responseTo
          * @property {string|null} [sender] Envelope sender
          * @property {string|null} [traceId] Envelope traceId
+         * @property {string|null} [token] Envelope token
          * @property {lfaas.ErrorReply.$Properties|null} [errorReply] Envelope errorReply
          * @property {lfaas.Echo.$Properties|null} [echo] Envelope echo
          * @property {lfaas.KvsRequest.$Properties|null} [kvsRequest] Envelope kvsRequest
@@ -2238,6 +2239,7 @@ export const lfaas = $root.lfaas = (() => {
          *   responseTo?: number|null;
          *   sender?: string|null;
          *   traceId?: string|null;
+         *   token?: string|null;
          *   errorReply?: lfaas.ErrorReply.$Shape|null;
          *   echo?: lfaas.Echo.$Shape|null;
          *   kvsRequest?: lfaas.KvsRequest.$Shape|null;
@@ -2336,6 +2338,14 @@ export const lfaas = $root.lfaas = (() => {
          * @instance
          */
         Envelope.prototype.traceId = "";
+
+        /**
+         * Envelope token.
+         * @member {string} token
+         * @memberof lfaas.Envelope
+         * @instance
+         */
+        Envelope.prototype.token = "";
 
         /**
          * Envelope errorReply.
@@ -2697,6 +2707,8 @@ export const lfaas = $root.lfaas = (() => {
                 writer.uint32(/* id 4, wireType 2 =*/34).string(message.sender);
             if (message.traceId != null && $Object.hasOwnProperty.call(message, "traceId") && message.traceId !== "")
                 writer.uint32(/* id 5, wireType 2 =*/42).string(message.traceId);
+            if (message.token != null && $Object.hasOwnProperty.call(message, "token") && message.token !== "")
+                writer.uint32(/* id 6, wireType 2 =*/50).string(message.token);
             if (message.errorReply != null && $Object.hasOwnProperty.call(message, "errorReply"))
                 $root.lfaas.ErrorReply.encode(message.errorReply, writer.uint32(/* id 10, wireType 2 =*/82).fork(), _depth + 1).ldelim();
             if (message.echo != null && $Object.hasOwnProperty.call(message, "echo"))
@@ -2873,6 +2885,15 @@ export const lfaas = $root.lfaas = (() => {
                             message.traceId = value;
                         else
                             delete message.traceId;
+                        continue;
+                    }
+                case 6: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.token = value;
+                        else
+                            delete message.token;
                         continue;
                     }
                 case 10: {
@@ -3205,6 +3226,9 @@ export const lfaas = $root.lfaas = (() => {
             if (message.traceId != null && $Object.hasOwnProperty.call(message, "traceId"))
                 if (!$util.isString(message.traceId))
                     return "traceId: string expected";
+            if (message.token != null && $Object.hasOwnProperty.call(message, "token"))
+                if (!$util.isString(message.token))
+                    return "token: string expected";
             if (message.errorReply != null && $Object.hasOwnProperty.call(message, "errorReply")) {
                 properties.body = 1;
                 {
@@ -3633,6 +3657,9 @@ export const lfaas = $root.lfaas = (() => {
             if (object.traceId != null)
                 if (typeof object.traceId !== "string" || object.traceId.length)
                     message.traceId = $String(object.traceId);
+            if (object.token != null)
+                if (typeof object.token !== "string" || object.token.length)
+                    message.token = $String(object.token);
             if (object.errorReply != null) {
                 if (!$util.isObject(object.errorReply))
                     throw $TypeError(".lfaas.Envelope.errorReply: object expected");
@@ -3857,6 +3884,7 @@ export const lfaas = $root.lfaas = (() => {
                     object.responseTo = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                 object.sender = "";
                 object.traceId = "";
+                object.token = "";
             }
             if (message.requestId != null && $Object.hasOwnProperty.call(message, "requestId"))
                 if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
@@ -3878,6 +3906,8 @@ export const lfaas = $root.lfaas = (() => {
                 object.sender = message.sender;
             if (message.traceId != null && $Object.hasOwnProperty.call(message, "traceId"))
                 object.traceId = message.traceId;
+            if (message.token != null && $Object.hasOwnProperty.call(message, "token"))
+                object.token = message.token;
             if (message.errorReply != null && $Object.hasOwnProperty.call(message, "errorReply")) {
                 object.errorReply = $root.lfaas.ErrorReply.toObject(message.errorReply, options, _depth + 1);
                 if (options.oneofs)

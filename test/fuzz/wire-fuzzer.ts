@@ -61,6 +61,8 @@ export interface FuzzEnvironment {
   readonly functions: readonly string[];
   /** Alive fake nodes in ring updates to shards and storage nodes too (off: see the file comment). */
   readonly forgeMembership?: boolean;
+  /** A valid client token: most frames carry it (so they reach the machines), some a hostile one. */
+  readonly token?: string;
 }
 
 /** One ZeroMQ message: a single frame, or several frames sent as one multipart message. */
@@ -560,6 +562,11 @@ class ValueMaker {
     const header: Record<string, unknown> = {};
     if (this.random.chance(0.5)) header['sender'] = this.address(false, 'sender', 'Envelope');
     if (this.random.chance(0.3)) header['traceId'] = this.string(this.random.chance(0.3), 'traceId', 'Envelope');
+    if (this.env.token !== undefined) {
+      const token = this.env.token;
+      if (this.random.chance(0.85)) header['token'] = token;
+      else header['token'] = this.random.pick([token.slice(0, this.random.int(token.length)), `${token}x`, token.replace('lfaas1.', 'lfaas2.'), this.string(true, 'token', 'Envelope')]);
+    }
     if (kind === 'request' || replyTo !== undefined) {
       header['requestId'] = this.requestId();
       header['replyTo'] = replyTo ?? this.env.listener;
