@@ -11,6 +11,9 @@
  * 3. The sandbox: `escape-attempt` tries a constructor chain to `process`, the `process` global,
  *    prototype pollution and an endless loop; each ends in a typed error or nothing, and the
  *    executor serves the next call.
+ * 4. Owners: tokens for alice and bob (signed with the cluster's token key); each deploys
+ *    `read-key` in its namespace and writes a key there; bob's reads of alice's key, calls of
+ *    her function and his function's read of her key are refused, hers work.
  *
  * cli/ may not import examples/ (test/architecture.test.ts), so the function modules are found on
  * disk: beside the sources from `cli/*.ts`, and from `dist/cli/*.js` in the repository the build
@@ -18,8 +21,9 @@
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Counter, LatticeFaas, LfaasError, dag } from '../client/index.js';
-import type { Lww } from '../client/index.js';
+import { Counter, HybridClock, LatticeFaas, LfaasError, Lww, dag } from '../client/index.js';
+import { createToken } from '../protocol/index.js';
+import { readTokenKeys } from './keys-commands.js';
 
 const CLIENTS = 4;
 const CALLS = 25;
@@ -36,14 +40,19 @@ export function exampleFunctionPath(name: string): string {
   return found;
 }
 
-/** Runs both demos; resolves with whether every result was right. */
-export async function runDemos(routing: readonly string[], schedulers: readonly string[]): Promise<boolean> {
+/**
+ * Runs the demos (the client presents LFAAS_TOKEN, the admin token); `keys` (the cluster's keys
+ * folder, with its token signing key) makes the owners' tokens of demo 4. Resolves with whether
+ * every result was right.
+ */
+export async function runDemos(routing: readonly string[], schedulers: readonly string[], keys: string): Promise<boolean> {
   const faas = await LatticeFaas.connect({ routing, schedulers });
   try {
     const counterOk = await sharedCounterDemo(faas, routing, schedulers);
     const dagOk = await dagDemo(faas);
     const sandboxOk = await sandboxDemo(faas);
-    return counterOk && dagOk && sandboxOk;
+    const ownersOk = await ownersDemo(routing, schedulers, keys);
+    return counterOk && dagOk && sandboxOk && ownersOk;
   } finally {
     await faas.close();
   }
@@ -139,4 +148,44 @@ async function sandboxDemo(faas: LatticeFaas): Promise<boolean> {
   console.log(`  then square(7) = ${after}${after === 49 ? '' : '   WRONG'}: the executor serves on.`);
   console.log(ok ? '\n  every attempt ended in a typed error or nothing.' : '\n  an attempt did something unexpected: this is a bug');
   return ok;
+}
+
+async function ownersDemo(routing: readonly string[], schedulers: readonly string[], keys: string): Promise<boolean> {
+  const signing = readTokenKeys(keys, true);
+  const tokenOf = (owner: string): string => createToken(signing, { owner, rights: ['deploy', 'call', 'read', 'write'], ttlSeconds: 600 });
+  const alice = await LatticeFaas.connect({ routing, schedulers, token: tokenOf('alice') });
+  const bob = await LatticeFaas.connect({ routing, schedulers, token: tokenOf('bob') });
+  try {
+    console.log('\ndemo 4: owners: tokens for alice and bob (lfaas token create); each owner\'s names live in its namespace\n');
+    await alice.kvs.put('alice/diary', Lww.write(new HybridClock('demo', () => Date.now()), 'dear diary'), { ack: 'replicated' });
+    await alice.register('alice/read-key', exampleFunctionPath('read-key'));
+    await bob.register('bob/read-key', exampleFunctionPath('read-key'));
+    const attempt = async (what: string, action: () => Promise<unknown>, expected: (outcome: string) => boolean): Promise<boolean> => {
+      let outcome: string;
+      try {
+        outcome = JSON.stringify(await action());
+      } catch (error) {
+        outcome = error instanceof LfaasError ? error.code : String(error);
+      }
+      const right = expected(outcome);
+      console.log(`  ${what.padEnd(58)} -> ${outcome.slice(0, 60)}${right ? '' : '   UNEXPECTED'}`);
+      return right;
+    };
+    const results = [
+      await attempt("alice: kvs get alice/diary", async () => (await alice.kvs.get('alice/diary'))?.reveal(), (o) => o === '"dear diary"'),
+      await attempt("alice: call alice/read-key('alice/diary')", () => alice.call('alice/read-key', ['alice/diary']), (o) => o === '"dear diary"'),
+      await attempt("bob:   kvs get alice/diary", async () => (await bob.kvs.get('alice/diary'))?.reveal(), (o) => o === 'UNAUTHORISED'),
+      await attempt("bob:   kvs put alice/diary", () => bob.kvs.put('alice/diary', Lww.write(new HybridClock('bob', () => Date.now()), 'bob was here')), (o) => o === 'UNAUTHORISED'),
+      await attempt("bob:   call alice/read-key('alice/diary')", () => bob.call('alice/read-key', ['alice/diary']), (o) => o === 'UNAUTHORISED'),
+      await attempt("bob:   call bob/read-key('alice/diary') (runs as bob)", () => bob.call('bob/read-key', ['alice/diary']), (o) => o === '"UNAUTHORISED"'),
+      await attempt("bob:   list alice's functions", () => bob.functions('alice/'), (o) => o === 'UNAUTHORISED'),
+      await attempt("alice: kvs get alice/diary again (unchanged)", async () => (await alice.kvs.get('alice/diary'))?.reveal(), (o) => o === '"dear diary"'),
+    ];
+    const ok = results.every(Boolean);
+    console.log(ok ? '\n  each owner reached only its own namespace.' : '\n  an owner reached another\'s namespace, or not its own: this is a bug');
+    return ok;
+  } finally {
+    await alice.close();
+    await bob.close();
+  }
 }

@@ -7,7 +7,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RIGHTS, ROLES, createToken, ensureKeyPair, generateTokenKeys, keyText, readKeyPair, readMembers, tokenKeysFromPem, tokenKeysToPem, writeMembers } from '../protocol/index.js';
-import type { MembersDocument, Right, Role, TokenKeys } from '../protocol/index.js';
+import type { Grant, MembersDocument, Right, Role, TokenKeys } from '../protocol/index.js';
 
 /** The cluster's token signing key (private, where tokens are made) and its public half (every role). */
 export const TOKEN_PRIVATE_FILE = 'token-signing.key';
@@ -60,8 +60,33 @@ export function parseTtl(text: string): number {
   return Number(match[1]) * { '': 1, s: 1, m: 60, h: 3600, d: 86_400 }[match[2] as '' | 's' | 'm' | 'h' | 'd'];
 }
 
+/**
+ * A grant as the command line writes it: `<owner>:<rights>[:<restriction>...]`, rights joined by
+ * `+` or `,`, each restriction `prefix=<key prefix>` or `function=<name>`; e.g.
+ * `bob:read+call:prefix=bob/shared/:function=bob/resize`. Checked again with the token's claims.
+ */
+export function parseGrant(text: string): Grant {
+  const [owner, rights, ...restrictions] = text.split(':');
+  if (owner === undefined || rights === undefined || owner === '' || rights === '') throw new Error(`a grant is <owner>:<rights>[:prefix=<p>][:function=<f>]: ${JSON.stringify(text)}`);
+  const keyPrefixes: string[] = [];
+  const functions: string[] = [];
+  for (const restriction of restrictions) {
+    const [kind, ...rest] = restriction.split('=');
+    const value = rest.join('=');
+    if (kind === 'prefix' && value !== '') keyPrefixes.push(value);
+    else if (kind === 'function' && value !== '') functions.push(value);
+    else throw new Error(`a grant's restriction is prefix=<key prefix> or function=<name>: ${JSON.stringify(restriction)}`);
+  }
+  return {
+    owner,
+    rights: rights.split(/[+,]/).filter((right) => right.length > 0) as Grant['rights'],
+    ...(keyPrefixes.length === 0 ? {} : { keyPrefixes }),
+    ...(functions.length === 0 ? {} : { functions }),
+  };
+}
+
 /** `lfaas token create`: a token for an owner, signed with the folder's token key; printed. */
-export function printTokenCreate(dir: string, options: { owner: string; rights: string; ttl: string; keyPrefix?: string[]; function?: string[] }): void {
+export function printTokenCreate(dir: string, options: { owner: string; rights: string; ttl: string; keyPrefix?: string[]; function?: string[]; grant?: string[] }): void {
   const rights = options.rights.split(',').filter((right) => right.length > 0) as Right[];
   const token = createToken(readTokenKeys(dir, true), {
     owner: options.owner,
@@ -69,6 +94,7 @@ export function printTokenCreate(dir: string, options: { owner: string; rights: 
     ttlSeconds: parseTtl(options.ttl),
     ...(options.keyPrefix === undefined || options.keyPrefix.length === 0 ? {} : { keyPrefixes: options.keyPrefix }),
     ...(options.function === undefined || options.function.length === 0 ? {} : { functions: options.function }),
+    ...(options.grant === undefined || options.grant.length === 0 ? {} : { grants: options.grant.map(parseGrant) }),
   });
   process.stdout.write(`${token}\n`);
 }

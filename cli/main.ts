@@ -220,9 +220,10 @@ token
   .requiredOption('--owner <name>', 'the owner (tenant) the token names')
   .requiredOption('--rights <list>', `comma-separated rights: ${RIGHTS.join(', ')}`)
   .option('--ttl <duration>', 'lifetime: seconds, or 30m, 12h, 7d', '1d')
-  .option('--key-prefix <prefix...>', 'restrict to these key prefixes (in the owner\'s namespace)')
+  .option('--key-prefix <prefix...>', 'restrict to these key prefixes (in the owner\'s namespace, e.g. alice/public/)')
   .option('--function <name...>', 'restrict to these functions and DAGs')
-  .action((options: { keys: string; owner: string; rights: string; ttl: string; keyPrefix?: string[]; function?: string[] }) => printTokenCreate(options.keys, options));
+  .option('--grant <grant...>', "rights in another owner's namespace: <owner>:<rights joined by +>[:prefix=<key prefix>][:function=<name>], e.g. bob:read+call:prefix=bob/shared/")
+  .action((options: { keys: string; owner: string; rights: string; ttl: string; keyPrefix?: string[]; function?: string[]; grant?: string[] }) => printTokenCreate(options.keys, options));
 
 const kvs = securityOptions(program
   .command('kvs'))

@@ -167,7 +167,7 @@ export async function up(options: UpOptions): Promise<void> {
     console.log("then try: lfaas deploy examples/functions/square.ts; lfaas call square 7; lfaas functions; lfaas kvs put greeting '\"hello\"'; lfaas kvs stat");
     console.log(`an owner's token (its names live in alice/...): lfaas token create --keys ${keys} --owner alice --rights deploy,call,read,write --ttl 1d`);
     if (options.demo) {
-      const ok = await runDemos([routingAddress], schedulerAddresses);
+      const ok = await runDemos([routingAddress], schedulerAddresses, keys);
       if (!ok) process.exitCode = 1;
       return;
     }

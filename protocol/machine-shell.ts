@@ -250,10 +250,11 @@ export function runMachine(machine: Machine, transport: Transport, clock: Clock,
     if (membership !== undefined) {
       // Peers are keys only on a transport that proves them; on any other, nobody is a member.
       const role = transport.verifiesPeers === true && peer !== undefined ? membership.roleOf(peer) : undefined;
-      const refusal = refusalOf(envelope, role ?? 'client') ?? (role === undefined ? tokenRefusal(envelope) : undefined);
+      const memberRefusal = refusalOf(envelope, role ?? 'client');
+      const refusal = memberRefusal === undefined ? (role === undefined ? tokenRefusal(envelope) : undefined) : `${memberRefusal}; ${role === undefined ? 'the sender is not a member' : `the sender is a ${role} member`}`;
       if (refusal !== undefined) {
         counters.framesUnauthorised++;
-        const error = new LfaasError(ErrorCode.UNAUTHORISED, `${refusal}; ${role === undefined ? 'the sender is not a member' : `the sender is a ${role} member`}`);
+        const error = new LfaasError(ErrorCode.UNAUTHORISED, refusal);
         report(error, peer);
         answer(frame, error);
         return;

@@ -55,15 +55,34 @@ describe('lfaas keys and lfaas token', () => {
   });
 
   it('token create signs a token for an owner that this folder verifies and another does not; bad claims are refused', () => {
-    const made = lfaas('token', 'create', '--keys', dir, '--owner', 'alice', '--rights', 'call,read', '--ttl', '2h', '--key-prefix', 'photos/', '--function', 'resize');
+    const made = lfaas('token', 'create', '--keys', dir, '--owner', 'alice', '--rights', 'call,read', '--ttl', '2h', '--key-prefix', 'alice/photos/', '--function', 'alice/resize', '--grant', 'bob:read+call:prefix=bob/shared/:function=bob/f', 'carol:read');
     expect(made.status, made.stderr).toBe(0);
     const claims = new TokenVerifier(readTokenKeys(dir)).verify(made.stdout.trim());
-    expect(claims).toMatchObject({ owner: 'alice', rights: ['call', 'read'], keyPrefixes: ['photos/'], functions: ['resize'] });
+    expect(claims).toMatchObject({
+      owner: 'alice',
+      rights: ['call', 'read'],
+      keyPrefixes: ['alice/photos/'],
+      functions: ['alice/resize'],
+      grants: [
+        { owner: 'bob', rights: ['read', 'call'], keyPrefixes: ['bob/shared/'], functions: ['bob/f'] },
+        { owner: 'carol', rights: ['read'] },
+      ],
+    });
     expect(claims.expiresAt - claims.issuedAt).toBe(7200);
     const elsewhere = join(root, 'other');
     expect(lfaas('keys', 'init', elsewhere).status).toBe(0);
     expect(() => new TokenVerifier(readTokenKeys(elsewhere)).verify(made.stdout.trim())).toThrow(/another cluster/);
-    for (const bad of [['--owner', 'Alice', '--rights', 'call'], ['--owner', 'alice', '--rights', 'root'], ['--owner', 'alice', '--rights', 'call', '--ttl', '0']]) {
+    for (const bad of [
+      ['--owner', 'Alice', '--rights', 'call'],
+      ['--owner', 'alice', '--rights', 'root'],
+      ['--owner', 'alice', '--rights', 'call', '--ttl', '0'],
+      // The platform's namespace is no owner's; a grant is to another owner, of non-admin rights, well formed.
+      ['--owner', 'lfaas', '--rights', 'read'],
+      ['--owner', 'alice', '--rights', 'read', '--grant', 'alice:read'],
+      ['--owner', 'alice', '--rights', 'read', '--grant', 'bob:admin'],
+      ['--owner', 'alice', '--rights', 'read', '--grant', 'bob'],
+      ['--owner', 'alice', '--rights', 'read', '--grant', 'bob:read:everything'],
+    ]) {
       const refused = lfaas('token', 'create', '--keys', dir, ...bad);
       expect(refused.status, bad.join(' ')).not.toBe(0);
       expect(refused.stdout).toBe('');

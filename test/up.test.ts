@@ -84,6 +84,11 @@ describe('lfaas up', () => {
       expect(output).toMatch(/^\s*6\s+49\s+49\s+\(callDagAsync/m);
       expect(output).toContain('every DAG result is right');
       expect(output).not.toContain('WRONG');
+      // Owners: bob's reads, writes, calls and listings of alice's names refused; hers work.
+      expect(output).toMatch(/bob: {3}kvs get alice\/diary\s+-> UNAUTHORISED$/m);
+      expect(output).toMatch(/bob: {3}call bob\/read-key\('alice\/diary'\) \(runs as bob\)\s+-> "UNAUTHORISED"$/m);
+      expect(output).toContain('each owner reached only its own namespace.');
+      expect(output).not.toContain('UNEXPECTED');
       pids = pidsIn(output);
       // One routing node, three storage nodes, one scheduler and two executors (the defaults).
       expect(pids).toHaveLength(7);
