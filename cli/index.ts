@@ -6,4 +6,5 @@ export { Supervisor } from './supervisor.js';
 export type { SupervisedRole } from './supervisor.js';
 export { freePorts } from './free-port.js';
 export { waitForRing } from './ring-ready.js';
-export { ADMIN_TOKEN_FILE, keysInit, keysAdd, keysRevoke, readTokenKeys } from './keys-commands.js';
+export { ADMIN_TOKEN_FILE, keysInit, keysAdd, keysRevoke, keysRotateToken, readTokenKeys, tokenRevoke } from './keys-commands.js';
+export { FolderTokenVerifier } from './token-trust.js';

@@ -6,12 +6,12 @@
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { RIGHTS, ROLES, createToken, ensureKeyPair, generateTokenKeys, keyText, readKeyPair, readMembers, tokenKeysFromPem, tokenKeysToPem, writeMembers } from '../protocol/index.js';
-import type { Grant, MembersDocument, Right, Role, TokenKeys } from '../protocol/index.js';
+import { RIGHTS, ROLES, createToken, ensureKeyPair, generateTokenKeys, keyText, readKeyPair, readMembers, tokenKeysFromPem, tokenKeysToPem, unverifiedClaims, writeMembers } from '../protocol/index.js';
+import { TOKEN_PUBLIC_FILE, TOKEN_REVOKED_FILE, readRevokedTokenIds } from './token-trust.js';
+import type { Grant, MembersDocument, Right, Role, SigningTokenKeys, TokenKeys } from '../protocol/index.js';
 
 /** The cluster's token signing key (private, where tokens are made) and its public half (every role). */
 export const TOKEN_PRIVATE_FILE = 'token-signing.key';
-export const TOKEN_PUBLIC_FILE = 'token.pub';
 /** The first admin token, made with the folder. */
 export const ADMIN_TOKEN_FILE = 'admin.token';
 const ADMIN_TOKEN_TTL_SECONDS = 365 * 24 * 3600;
@@ -37,14 +37,36 @@ export function keysInit(dir: string): MembersDocument {
 /** The token key pair of a keys folder, made on first use; and the first admin token with it. */
 function ensureTokenKeys(dir: string): void {
   if (existsSync(join(dir, TOKEN_PUBLIC_FILE))) return;
-  const keys = generateTokenKeys();
+  writeTokenKeys(dir, generateTokenKeys(), '');
+}
+
+/** Writes a signing key, the public keys (it, then `previousPem`) and an admin token made with it. */
+function writeTokenKeys(dir: string, keys: SigningTokenKeys, previousPem: string): void {
   const pem = tokenKeysToPem(keys);
   writeFileSync(join(dir, TOKEN_PRIVATE_FILE), pem.privateKey, { mode: 0o600 });
   chmodSync(join(dir, TOKEN_PRIVATE_FILE), 0o600);
-  writeFileSync(join(dir, TOKEN_PUBLIC_FILE), pem.publicKey, { mode: 0o644 });
+  writeFileSync(join(dir, TOKEN_PUBLIC_FILE), `${pem.publicKey}${previousPem}`, { mode: 0o644 });
   const admin = createToken(keys, { owner: 'admin', rights: RIGHTS, ttlSeconds: ADMIN_TOKEN_TTL_SECONDS });
   writeFileSync(join(dir, ADMIN_TOKEN_FILE), `${admin}\n`, { mode: 0o600 });
   chmodSync(join(dir, ADMIN_TOKEN_FILE), 0o600);
+}
+
+/**
+ * `lfaas keys rotate-token`: a new token signing key and admin token. The key it replaces stays
+ * accepted (its tokens keep working until they expire) until the next rotation drops it.
+ */
+export function keysRotateToken(dir: string): void {
+  const current = readFileSync(join(dir, TOKEN_PUBLIC_FILE), 'utf8').match(/-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----\n?/)?.[0] ?? '';
+  writeTokenKeys(dir, generateTokenKeys(), current.endsWith('\n') ? current : `${current}\n`);
+}
+
+/** `lfaas token revoke`: a token (or its id) refused from now on by every role, before its expiry. */
+export function tokenRevoke(dir: string, tokenOrId: string): string {
+  const id = tokenOrId.startsWith('lfaas1.') ? unverifiedClaims(tokenOrId)?.id : tokenOrId;
+  if (id === undefined || !/^[A-Za-z0-9_-]{8,64}$/.test(id)) throw new Error('not a token or a token id');
+  const ids = readRevokedTokenIds(dir);
+  if (!ids.includes(id)) writeFileSync(join(dir, TOKEN_REVOKED_FILE), `${JSON.stringify({ version: 1, ids: [...ids, id] }, null, 2)}\n`, { mode: 0o644 });
+  return id;
 }
 
 /** The token keys of a keys folder: the public one always, the private one with `signing`. */

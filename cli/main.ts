@@ -15,7 +15,7 @@ import { runRouting } from './routing.js';
 import { runScheduler } from './scheduler.js';
 import { runStorageNode } from './storage-node.js';
 import { up } from './up.js';
-import { keysAdd, keysRevoke, printKeysInit, printTokenCreate } from './keys-commands.js';
+import { keysAdd, keysRevoke, keysRotateToken, printKeysInit, printTokenCreate, tokenRevoke } from './keys-commands.js';
 import type { SecurityOptions } from './security.js';
 import { RIGHTS, ROLES } from '../protocol/index.js';
 import type { Role } from '../protocol/index.js';
@@ -212,7 +212,22 @@ keys
     process.stdout.write(`revoked ${keysRevoke(folder, options.name)}\n`);
   });
 
-const token = program.command('token').description('owner tokens: create one (signed with the cluster\'s token key)');
+keys
+  .command('rotate-token <folder>')
+  .description('a new token signing key and admin token; the key it replaces stays accepted until the next rotation (running processes re-read it within a second)')
+  .action((folder: string) => {
+    keysRotateToken(folder);
+    process.stdout.write(`new token key in ${folder}; the new admin token is in ${folder}/admin.token; tokens signed with the previous key stay valid until they expire or the next rotation\n`);
+  });
+
+const token = program.command('token').description('owner tokens: create one (signed with the cluster\'s token key), revoke one');
+token
+  .command('revoke <token-or-id>')
+  .description('refuse a token (or its id) from now on, before its expiry (running processes re-read the list within a second)')
+  .addOption(new Option('--keys <folder>', 'the cluster\'s keys folder').env('LFAAS_KEYS').makeOptionMandatory())
+  .action((tokenOrId: string, options: { keys: string }) => {
+    process.stdout.write(`revoked token ${tokenRevoke(options.keys, tokenOrId)}\n`);
+  });
 token
   .command('create')
   .description('print a token for an owner with some rights, signed with --keys\'s token key')

@@ -3,9 +3,9 @@
  * folder (`--keys`, made by `lfaas keys init`), or plain mode (`--insecure`, loopback only,
  * warned about at every start).
  */
-import { Membership, TokenVerifier, keyText, readKeyPair, setZapPolicy } from '../protocol/index.js';
+import { Membership, keyText, readKeyPair, setZapPolicy } from '../protocol/index.js';
 import type { KeyPair, Role, ShellOptions } from '../protocol/index.js';
-import { readTokenKeys } from './keys-commands.js';
+import { FolderTokenVerifier } from './token-trust.js';
 
 /** What a role's command line says about security. */
 export interface SecurityOptions {
@@ -38,6 +38,6 @@ export function roleSecurity(role: Role, options: SecurityOptions): RoleSecurity
   const listed = membership.roleOf(mine);
   if (listed !== role) throw new Error(`${role}: the key ${options.keyName ?? role}.key is ${listed === undefined ? 'not a member' : `a ${listed} member, not a ${role} one`} in ${options.keys}/members.json`);
   setZapPolicy((key) => !membership.isRevoked(keyText(key)));
-  const tokens = new TokenVerifier(readTokenKeys(options.keys));
+  const tokens = new FolderTokenVerifier(options.keys);
   return { keyPair, membership, shell: { membership, tokens } };
 }

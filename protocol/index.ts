@@ -34,7 +34,7 @@ export { refusalOf, systemKeyWriters } from './message-rights.js';
 export type { Sender } from './message-rights.js';
 export { setZapPolicy, zapCounters } from './zap.js';
 export { RIGHTS, OWNER_PATTERN, RESERVED_OWNER, TOKEN_LENGTH_MAX, TokenVerifier, checkClaims, clientToken, createToken, unverifiedClaims, generateTokenKeys, tokenKeysFromPem, tokenKeysToPem } from './tokens.js';
-export type { Grant, Right, TokenClaims, TokenKeys } from './tokens.js';
+export type { Grant, Right, SigningTokenKeys, TokenClaims, TokenKeys } from './tokens.js';
 export { accessError, accessRefusalOf, functionKeyError, nameRefusal, ownerOfName } from './owner-access.js';
 export type { NameKind } from './owner-access.js';
 export type { ZmqTransportOptions, TransportCounters, RefusedFrameReceiver } from './zmq-transport.js';

@@ -56,25 +56,40 @@ export interface Grant {
 export interface TokenKeys {
   readonly privateKey?: KeyObject;
   readonly publicKey: KeyObject;
+  /** Keys rotated out and still accepted (tokens they signed stay valid until they expire). */
+  readonly previousKeys?: readonly KeyObject[];
 }
 
-export function generateTokenKeys(): Required<TokenKeys> {
+/** A token key pair that can sign. */
+export type SigningTokenKeys = TokenKeys & { readonly privateKey: KeyObject };
+
+export function generateTokenKeys(): SigningTokenKeys {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
   return { privateKey, publicKey };
 }
 
 /** PEM texts of a token key pair (for key files). */
-export function tokenKeysToPem(keys: Required<TokenKeys>): { privateKey: string; publicKey: string } {
+export function tokenKeysToPem(keys: SigningTokenKeys): { privateKey: string; publicKey: string } {
   return { privateKey: keys.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), publicKey: keys.publicKey.export({ format: 'pem', type: 'spki' }).toString() };
 }
 
+/**
+ * Token keys from PEM texts: `publicPem` holds one or more public keys, the current one first
+ * (then those rotated out and still accepted).
+ */
 export function tokenKeysFromPem(publicPem: string, privatePem?: string): TokenKeys {
-  const publicKey = createPublicKey(publicPem);
-  if (publicKey.asymmetricKeyType !== 'ed25519') throw new LfaasError(ErrorCode.UNAUTHORISED, 'the token public key is not an Ed25519 key');
-  if (privatePem === undefined) return { publicKey };
+  const blocks = publicPem.match(/-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----/g) ?? [];
+  if (blocks.length === 0) throw new LfaasError(ErrorCode.UNAUTHORISED, 'no token public key (a PEM PUBLIC KEY block) was found');
+  const [publicKey, ...previousKeys] = blocks.map((block) => {
+    const key = createPublicKey(block);
+    if (key.asymmetricKeyType !== 'ed25519') throw new LfaasError(ErrorCode.UNAUTHORISED, 'the token public key is not an Ed25519 key');
+    return key;
+  });
+  const withPrevious = previousKeys.length === 0 ? {} : { previousKeys };
+  if (privatePem === undefined) return { publicKey: publicKey!, ...withPrevious };
   const privateKey = createPrivateKey(privatePem);
   if (privateKey.asymmetricKeyType !== 'ed25519') throw new LfaasError(ErrorCode.UNAUTHORISED, 'the token private key is not an Ed25519 key');
-  return { privateKey, publicKey };
+  return { privateKey, publicKey: publicKey!, ...withPrevious };
 }
 
 const refuse = (why: string): LfaasError => new LfaasError(ErrorCode.UNAUTHORISED, `token refused: ${why}`);
@@ -156,6 +171,8 @@ export class TokenVerifier {
     private readonly keys: TokenKeys,
     private readonly nowSeconds: () => number = () => Date.now() / 1000,
     private readonly cacheMax = 10_000,
+    /** Ids of tokens revoked before their expiry (`lfaas token revoke`). */
+    private readonly revokedIds: ReadonlySet<string> = new Set(),
   ) {}
 
   /** The claims of `token`; throws UNAUTHORISED with the reason it is refused. */
@@ -176,7 +193,10 @@ export class TokenVerifier {
     const signature = token.slice(dot + 1);
     const encoded = body.slice(PREFIX.length);
     if (!/^[A-Za-z0-9_-]+$/.test(encoded) || !/^[A-Za-z0-9_-]{86}$/.test(signature)) throw refuse('it is malformed');
-    if (!verify(null, Buffer.from(body), this.keys.publicKey, Buffer.from(signature, 'base64url'))) throw refuse('its signature is not this cluster\'s (forged, altered, or signed by another cluster)');
+    const signed = Buffer.from(body);
+    const signatureBytes = Buffer.from(signature, 'base64url');
+    const keys = [this.keys.publicKey, ...(this.keys.previousKeys ?? [])];
+    if (!keys.some((key) => verify(null, signed, key, signatureBytes))) throw refuse('its signature is not this cluster\'s (forged, altered, or signed by another cluster)');
     let parsed: unknown;
     try {
       parsed = JSON.parse(Buffer.from(encoded, 'base64url').toString('utf8'));
@@ -186,6 +206,7 @@ export class TokenVerifier {
     const claims = checkClaims(parsed);
     if (now >= claims.expiresAt) throw refuse(`it expired at ${new Date(claims.expiresAt * 1000).toISOString()}`);
     if (now + 60 < claims.issuedAt) throw refuse('it is issued in the future');
+    if (this.revokedIds.has(claims.id)) throw refuse(`it was revoked (id ${claims.id})`);
     if (this.cache.size >= this.cacheMax) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(token, claims);
     return claims;

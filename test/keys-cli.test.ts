@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readTokenKeys } from '../cli/index.js';
+import { FolderTokenVerifier, readTokenKeys } from '../cli/index.js';
 import { TokenVerifier, readMembers } from '../protocol/index.js';
 import { CLI } from './cluster.js';
 
@@ -87,5 +87,30 @@ describe('lfaas keys and lfaas token', () => {
       expect(refused.status, bad.join(' ')).not.toBe(0);
       expect(refused.stdout).toBe('');
     }
+  });
+
+  it('keys rotate-token keeps the replaced key accepted until the next rotation; token revoke refuses one token; a running verifier sees both within a second', async () => {
+    const made = lfaas('token', 'create', '--keys', dir, '--owner', 'erin', '--rights', 'read', '--ttl', '1h').stdout.trim();
+    const running = new FolderTokenVerifier(dir);
+    expect(running.verify(made).owner).toBe('erin');
+    const adminBefore = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
+    expect(lfaas('keys', 'rotate-token', dir).status).toBe(0);
+    const adminAfter = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
+    expect(adminAfter).not.toBe(adminBefore);
+    expect(new TokenVerifier(readTokenKeys(dir)).verify(made).owner).toBe('erin');
+    expect(new TokenVerifier(readTokenKeys(dir)).verify(adminAfter).owner).toBe('admin');
+    expect(lfaas('keys', 'rotate-token', dir).status).toBe(0);
+    expect(() => new TokenVerifier(readTokenKeys(dir)).verify(made)).toThrow(/signature/);
+    expect(new TokenVerifier(readTokenKeys(dir)).verify(adminAfter).owner).toBe('admin');
+    const other = lfaas('token', 'create', '--keys', dir, '--owner', 'erin', '--rights', 'read').stdout.trim();
+    // The running verifier re-reads the folder at most once a second.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect(running.verify(other).owner).toBe('erin');
+    const revoked = lfaas('token', 'revoke', '--keys', dir, other);
+    expect(revoked.status, revoked.stderr).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect(() => running.verify(other)).toThrow(/revoked/);
+    expect(() => running.verify(made)).toThrow(/signature/);
+    expect(lfaas('token', 'revoke', '--keys', dir, 'not a token').status).not.toBe(0);
   });
 });

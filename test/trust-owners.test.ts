@@ -8,11 +8,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LatticeFaas, dag, ref } from '../client/index.js';
-import { readTokenKeys } from '../cli/index.js';
+import { keysRotateToken, readTokenKeys, tokenRevoke } from '../cli/index.js';
 import { ErrorCode, HybridClock, LfaasError, Lww } from '../lattices/index.js';
 import { Rpc, ZmqTransport, createToken, generateTokenKeys, pb, systemClock } from '../protocol/index.js';
 import type { Grant, PbTypes, Right } from '../protocol/index.js';
-import { FaasCluster, metricValue, scrapeMetrics, testKeysFolder } from './cluster.js';
+import { FaasCluster, eventually, metricValue, scrapeMetrics, testKeysFolder } from './cluster.js';
 
 const ALL: Right[] = ['deploy', 'call', 'read', 'write'];
 
@@ -151,6 +151,10 @@ describe('owners and tokens', () => {
     expect((await alice.functions()).map((info) => info.name)).not.toContain('alice/evil');
     const refused = metricValue(await scrapeMetrics(cluster.schedulers[0]!), 'lfaas_wire_frames_unauthorised_total');
     expect(refused).toBeGreaterThan(0);
+    // Refusals are logged (once per peer per minute), tokens never: no signature appears in any log.
+    const logs = [...cluster.schedulers, ...cluster.executors, ...cluster.nodes.values()].flatMap((role) => role.stderr).join('\n');
+    expect(logs).toContain('token refused');
+    for (const [, presented] of bad) if (presented.length > 20) expect(logs).not.toContain(presented.slice(-20));
   }, 90_000);
 
   it('a token without the right, or restricted to other key prefixes or functions, is refused', async () => {
@@ -199,6 +203,9 @@ describe('owners and tokens', () => {
     expect(await alice.call('alice/poke', ['bob/secret'])).toBe(ErrorCode.UNAUTHORISED);
     expect(await alice.call('alice/peek', ['lfaas/function/bob/peek@1'])).toBe(ErrorCode.KVS_BAD_KEY);
     expect(await alice.call('alice/poke', ['lfaas/result/bob/x'])).toBe(ErrorCode.KVS_BAD_KEY);
+    // send/recv: a function's messages go only to functions of its own run.
+    await alice.register('alice/sender', { code: 'module.exports = async (target, ctx) => { try { await ctx.send(target, "psst"); return "sent"; } catch (error) { return error.code; } };' });
+    expect(await alice.call('alice/sender', ['bob/peek'])).toBe(ErrorCode.EXEC_BAD_VALUE);
     // Run ids (and so async records, results and a run's mailboxes) are in the owner's namespace.
     const rpc = await rpcWith(token('alice', ALL));
     const executor = String(cluster.executors[0]!.ready['address']);
@@ -237,5 +244,30 @@ describe('owners and tokens', () => {
     await refusedUnauthorised(granted.call('bob/peek', [ref('bob/secret')]), 'ref(');
     await refusedUnauthorised(granted.register('bob/peek', { code: 'module.exports = () => 0;' }));
     expect(await read(bob, 'bob/shared/doc')).toBe('shared-doc');
+  }, 60_000);
+
+  // Last: a rotation retires the admin token the other tests use.
+  it('a revoked token is refused from then on, and a rotated-out token key once the next rotation drops it, by running processes', async () => {
+    const keys = testKeysFolder();
+    const carolToken = token('carol', ALL);
+    const carol = await client(carolToken);
+    await put(carol, 'carol/x', 'c');
+    expect(await carol.call('alice/echo', [1]).catch((error: LfaasError) => error.code)).toBe(ErrorCode.UNAUTHORISED);
+    tokenRevoke(keys, carolToken);
+    const refusedEverywhere = async (): Promise<boolean> => {
+      const outcomes = await Promise.all([carol.kvs.get('carol/x'), carol.functions()].map((p) => p.then(() => 'ok', (error: LfaasError) => error.message)));
+      return outcomes.every((outcome) => outcome.includes('revoked'));
+    };
+    expect(await eventually(refusedEverywhere, 5000), 'the revocation reached the shards and the scheduler').toBe(true);
+    // Rotation: the old key's tokens stay valid after one rotation, not after the next.
+    const before = await client(token('dave', ALL));
+    await put(before, 'dave/k', 1);
+    keysRotateToken(keys);
+    const after = await client(token('dave', ALL));
+    expect(await eventually(async () => (await read(after, 'dave/k').catch(() => undefined)) === 1, 5000), 'a token of the new key is accepted').toBe(true);
+    expect(await read(before, 'dave/k')).toBe(1);
+    keysRotateToken(keys);
+    expect(await eventually(async () => (await before.kvs.get('dave/k').then(() => 'ok', (error: LfaasError) => error.code)) === ErrorCode.UNAUTHORISED, 5000), 'the dropped key\'s token is refused').toBe(true);
+    expect(await read(after, 'dave/k')).toBe(1);
   }, 60_000);
 });
