@@ -1,0 +1,257 @@
+/**
+ * What a shard's concerns share (shard.ts is the machine; shard-replication.ts and
+ * shard-subscriptions.ts its other concerns): the entries (the memory tier) with their bytes and
+ * anti-entropy digests, the ring and the key's replicas, the hybrid clock, the disk batches not yet
+ * committed, and the requests sent to other shards. No I/O: everything it does is state, and the
+ * effects it makes are returned or pushed onto a caller's list.
+ */
+import { ErrorCode, HybridClock, LfaasError } from '../lattices/index.js';
+import { envelopeWith } from '../protocol/index.js';
+import type { Effect, Envelope, PbTypes, PersistWrite } from '../protocol/index.js';
+import { encodeEntry, entriesEqual, entryDigest, entryToTuple, mergeEntries } from './entry.js';
+import type { Entry } from './entry.js';
+import { RangeDigests } from './range-digests.js';
+import { Membership } from './ring.js';
+import type { HashRing } from './ring.js';
+import type { ShardOptions, ShardSettings } from './shard-settings.js';
+
+/** What the shard keeps per key. */
+export interface StoredRecord {
+  entry: Entry;
+  /** The value's encoding (undefined for a tombstone), served by GET as is. */
+  payload: Uint8Array | undefined;
+  /** The anti-entropy digest of (key, entry). */
+  digest: number;
+  /** Bytes this record accounts for (key + disk encoding). */
+  bytes: number;
+}
+
+/** A request this shard sent to another shard and awaits. */
+interface Outbound {
+  readonly deadlineMs: number;
+  readonly onResponse: (envelope: Envelope) => Effect[];
+  readonly onTimeout: () => Effect[];
+}
+
+/** Counters of every concern, in one object (the node's metrics read it). */
+export function newShardCounters() {
+  return { gets: 0, puts: 0, deletes: 0, wrongNode: 0, busy: 0, gossipSent: 0, gossipReceived: 0, digestsSent: 0, handedOff: 0, pushed: 0, rejected: 0, tombstonesCollected: 0, futureGenerations: 0 };
+}
+export type ShardCounters = ReturnType<typeof newShardCounters>;
+
+export class ShardState {
+  readonly address: string;
+  readonly records = new Map<string, StoredRecord>();
+  readonly membership: Membership;
+  ring: HashRing;
+  /** The ring before the last change (a miss in the migration window asks its replicas). */
+  previousRing: HashRing | undefined;
+  private ringChangedAtMs = -Infinity;
+  private readonly replicaCache = new Map<string, readonly string[]>();
+  readonly clock: HybridClock;
+  /** The machine's time (monotonic: the machine never moves it back). */
+  nowMs = 0;
+  /** Keys changed by client writes since the last gossip round. */
+  readonly changed = new Set<string>();
+  occupancyBytes = 0;
+  /** Anti-entropy's digests per co-replica and range (range-digests.ts); rebuilt after a ring change. */
+  private peerDigests: RangeDigests | undefined;
+  private readonly outbound = new Map<number, Outbound>();
+  private nextRequestId = 1;
+  /** Persist tokens not yet durable, and what waits on each. */
+  private nextToken = 1;
+  readonly unpersisted = new Map<number, ((error?: Error) => Effect[])[]>();
+  /** Called for every key whose merged value changed (the subscriptions push it). */
+  onChange: (key: string) => void = () => {};
+
+  constructor(
+    options: ShardOptions,
+    readonly settings: ShardSettings,
+    readonly counters: ShardCounters,
+  ) {
+    this.address = options.address;
+    this.clock = new HybridClock(options.address, () => this.nowMs);
+    this.membership = new Membership(options.defaults ?? { global: 1, local: 1 });
+    if (options.initialRing !== undefined) this.membership.merge(options.initialRing);
+    this.ring = this.membership.ring();
+    for (const [key, entry] of options.initial ?? []) this.store(key, entry);
+  }
+
+  // ---- entries -----------------------------------------------------------------------------
+
+  checkKey(key: string): void {
+    if (key.length === 0) throw new LfaasError(ErrorCode.KVS_BAD_KEY, 'empty key');
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: only long keys need their bytes counted.
+    if (key.length > this.settings.keyBytesMax || (key.length * 3 > this.settings.keyBytesMax && Buffer.byteLength(key) > this.settings.keyBytesMax)) {
+      throw new LfaasError(ErrorCode.KVS_BAD_KEY, `key of ${Buffer.byteLength(key)} bytes; at most ${this.settings.keyBytesMax}`);
+    }
+  }
+
+  /** Merges `incoming` into the key; returns the disk write when the entry changed. */
+  apply(key: string, incoming: Entry, gossip: boolean, incomingPayload?: Uint8Array | null): PersistWrite | undefined {
+    // A generation further ahead than the clock's drift bound, from whoever sends it (a replica's
+    // PUT, gossip, a hand-off, a read-repair), is refused: a tombstone stamped years ahead would
+    // shadow every later write and delete of the key for good.
+    if (incoming.generation.wallMs > this.nowMs + this.clock.maxDriftMs) {
+      this.counters.futureGenerations++;
+      throw new LfaasError(ErrorCode.PROTO_MALFORMED, `a generation ${incoming.generation.wallMs - this.nowMs} ms ahead of this node's clock (at most ${this.clock.maxDriftMs})`);
+    }
+    const current = this.records.get(key)?.entry;
+    const merged = current === undefined ? incoming : mergeEntries(current, incoming);
+    if (current !== undefined && (merged === current || entriesEqual(merged, current))) return undefined;
+    // When the incoming value won (LWW), its bytes (canonical: decoding checked) are the
+    // merged value's encoding: copied out of the frame, not encoded again.
+    const payload = merged.value !== undefined && merged.value === incoming.value && incomingPayload ? incomingPayload.slice() : undefined;
+    const disk = this.store(key, merged, payload);
+    if (gossip) this.changed.add(key);
+    this.onChange(key);
+    return { key, bytes: disk };
+  }
+
+  /** Stores an entry in the memory tier; returns its disk encoding. */
+  store(key: string, entry: Entry, encoded?: Uint8Array): Uint8Array {
+    const payload = encoded ?? entry.value?.encode();
+    const disk = encodeEntry(entry, payload);
+    const previous = this.records.get(key);
+    if (previous !== undefined) this.occupancyBytes -= previous.bytes;
+    const record: StoredRecord = { entry, payload, digest: entryDigest(key, disk), bytes: key.length + disk.length };
+    this.records.set(key, record);
+    this.occupancyBytes += record.bytes;
+    if (this.peerDigests !== undefined) {
+      if (previous !== undefined) this.peerDigests.account(key, previous.digest, this.replicasOf(key), this.address, -1);
+      this.peerDigests.account(key, record.digest, this.replicasOf(key), this.address, 1);
+    }
+    return disk;
+  }
+
+  drop(key: string): PersistWrite {
+    const record = this.records.get(key);
+    if (record !== undefined) {
+      this.occupancyBytes -= record.bytes;
+      this.records.delete(key);
+      if (this.peerDigests !== undefined) this.peerDigests.account(key, record.digest, this.replicasOf(key), this.address, -1);
+    }
+    this.changed.delete(key);
+    return { key, bytes: undefined };
+  }
+
+  tupleOf(key: string): PbTypes.IKeyTuple {
+    const record = this.records.get(key);
+    return record === undefined ? { key, deleted: true } : entryToTuple(key, record.entry, record.payload);
+  }
+
+  // ---- disk --------------------------------------------------------------------------------
+
+  /**
+   * Emits one persist effect for `writes` (with `sync`, also when there are none: the sync makes
+   * every earlier commit durable); returns its token, undefined when nothing was emitted.
+   */
+  persist(writes: PersistWrite[], effects: Effect[], sync = false): number | undefined {
+    if (writes.length === 0 && !sync) return undefined;
+    const token = this.nextToken++;
+    this.unpersisted.set(token, []);
+    effects.push({ kind: 'persist', token, writes, sync });
+    return token;
+  }
+
+  onPersisted(token: number, error: Error | undefined): Effect[] {
+    const waiters = this.unpersisted.get(token) ?? [];
+    this.unpersisted.delete(token);
+    // A failed batch: the memory tier still holds the values and gossip carries them, but
+    // nothing waiting on this batch may claim durability: its tuples fail with the error.
+    if (error !== undefined) this.counters.rejected++;
+    return waiters.flatMap((waiter) => waiter(error));
+  }
+
+  // ---- ring --------------------------------------------------------------------------------
+
+  owns(key: string): boolean {
+    // No ring yet (a fresh node before the routing node answered): "wrong node" sends the client
+    // back to its routing node, and it retries once the ring is here.
+    if (this.ring.nodeCount === 0) return false;
+    return this.replicasOf(key).includes(this.address);
+  }
+
+  replicasOf(key: string): readonly string[] {
+    let replicas = this.replicaCache.get(key);
+    if (replicas === undefined) {
+      if (this.replicaCache.size >= 100_000) this.replicaCache.clear();
+      replicas = this.ring.nodeCount === 0 ? [this.address] : this.ring.replicasOf(key);
+      this.replicaCache.set(key, replicas);
+    }
+    return replicas;
+  }
+
+  inMigration(): boolean {
+    return this.previousRing !== undefined && this.nowMs - this.ringChangedAtMs < this.settings.migrationWindowMs;
+  }
+
+  /** Merges a ring update; whether the ring changed. */
+  updateRing(update: PbTypes.IRingUpdate): boolean {
+    const before = this.ring;
+    if (!this.membership.merge(update)) return false;
+    this.ring = this.membership.ring();
+    this.replicaCache.clear();
+    // Replica sets changed: the per-peer digests are rebuilt when next needed.
+    this.peerDigests = undefined;
+    // A miss in the migration window asks the previous replicas and the other current ones (a
+    // fresh shard has no previous ring: the current one's other replicas hold its keys).
+    this.previousRing = before.nodeCount > 0 ? before : this.ring;
+    this.ringChangedAtMs = this.nowMs;
+    return true;
+  }
+
+  // ---- digests -----------------------------------------------------------------------------
+
+  digestTable(): RangeDigests {
+    if (this.peerDigests === undefined) this.peerDigests = this.recomputeDigests();
+    return this.peerDigests;
+  }
+
+  recomputeDigests(): RangeDigests {
+    const table = new RangeDigests();
+    for (const [key, record] of this.records) table.account(key, record.digest, this.replicasOf(key), this.address, 1);
+    return table;
+  }
+
+  // ---- requests to other shards ------------------------------------------------------------
+
+  /** Sends a request to another shard; its answer, an error answer or its deadline calls back once. */
+  sendRequest(to: string, body: PbTypes.IEnvelope, onResponse: (envelope: Envelope) => Effect[], onTimeout: () => Effect[]): Effect[] {
+    const requestId = this.nextRequestId++;
+    this.outbound.set(requestId, {
+      deadlineMs: this.nowMs + this.settings.replicationTimeoutMs,
+      onResponse: (envelope) => (envelope.body === 'errorReply' ? onTimeout() : onResponse(envelope)),
+      onTimeout,
+    });
+    return [{ kind: 'send', to, envelope: envelopeWith(body, { requestId, replyTo: this.address, sender: this.address }) }];
+  }
+
+  /** Calls `onTimeout` after `replicationTimeoutMs` (with the sweep of outbound requests). */
+  deadline(onTimeout: () => Effect[]): void {
+    this.outbound.set(this.nextRequestId++, { deadlineMs: this.nowMs + this.settings.replicationTimeoutMs, onResponse: () => [], onTimeout });
+  }
+
+  /** The answer to an outbound request, or undefined when `responseTo` is none of ours. */
+  answer(responseTo: number, envelope: Envelope): Effect[] | undefined {
+    const waiter = this.outbound.get(responseTo);
+    if (waiter === undefined) return undefined;
+    this.outbound.delete(responseTo);
+    return waiter.onResponse(envelope);
+  }
+
+  get outboundCount(): number {
+    return this.outbound.size;
+  }
+
+  /** Times out the outbound requests past their deadline. */
+  sweep(): Effect[] {
+    const effects: Effect[] = [];
+    for (const [requestId, outbound] of this.outbound) {
+      if (outbound.deadlineMs > this.nowMs) continue;
+      this.outbound.delete(requestId);
+      effects.push(...outbound.onTimeout());
+    }
+    return effects;
+  }
+}
