@@ -98,6 +98,9 @@ function executorSamples(parts: { node: ExecutorNode; pool: RuntimePool; cache: 
   ];
 }
 
+/** How long a stopping executor waits for the runs it holds. */
+const DRAIN_MAX_MS = 10_000;
+
 export async function runExecutor(options: ExecutorProcessOptions): Promise<void> {
   guardProcess('executor');
   const security = roleSecurity('executor', options);
@@ -118,6 +121,9 @@ export async function runExecutor(options: ExecutorProcessOptions): Promise<void
   const metrics = options.metricsPort < 0 ? undefined : await startMetricsServer({ host: options.host, port: options.metricsPort, samples: () => [...executorSamples({ node: executor, pool, cache, host }, transport.address), ...wireSamples(wireCountersOf(shell, transport), { node: transport.address }), ...zapSamples({ node: transport.address })] });
   announceReady({ role: 'executor', address: transport.address, pid: process.pid, workers: options.workers, isolation, metricsPort: metrics?.port ?? null });
   stopOnSignals(async () => {
+    // Drain: schedulers stop placing here at the next report; the runs held finish (10 s at most).
+    executor.drain();
+    for (let waited = 0; executor.runCount > 0 && waited < DRAIN_MAX_MS; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
     await shell.stop();
     await metrics?.close();
     await pool.close();

@@ -99,6 +99,7 @@ export interface DeployOptions extends FaasAddresses {
   readonly memoryMb?: number;
   readonly timeoutMs?: number;
   readonly keepAliveMs?: number;
+  readonly concurrency?: number;
 }
 
 export async function faasDeploy(file: string, options: DeployOptions): Promise<void> {
@@ -108,6 +109,7 @@ export async function faasDeploy(file: string, options: DeployOptions): Promise<
       ...(options.memoryMb === undefined ? {} : { memoryMb: options.memoryMb }),
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       ...(options.keepAliveMs === undefined ? {} : { keepAliveMs: options.keepAliveMs }),
+      ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
     }),
   );
   console.log(JSON.stringify({ name: handle.name, version: handle.version }));

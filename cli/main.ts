@@ -15,6 +15,8 @@ import { runRouting } from './routing.js';
 import { runScheduler } from './scheduler.js';
 import { runStorageNode } from './storage-node.js';
 import { up } from './up.js';
+import { printEvents } from './events-command.js';
+import { policyWith } from '../monitor/index.js';
 import { keysAdd, keysRevoke, keysRotateToken, printKeysInit, printTokenCreate, tokenRevoke } from './keys-commands.js';
 import type { SecurityOptions } from './security.js';
 import { RIGHTS, ROLES } from '../protocol/index.js';
@@ -88,9 +90,55 @@ program
   .option('--data <folder>', 'data folder (one lmdb environment per shard)', 'data')
   .option('--gossip-period-ms <ms>', 'gossip period', integer(1, 60_000), 50)
   .addOption(isolationOption())
-  .action(async (options: { demo: boolean; nodes: number; shards: number; replication: number; data: string; gossipPeriodMs: number; schedulers: number; executors: number; isolation?: IsolationLevel }) => {
-    await up(options);
+  .option('--autoscale', 'run the monitor and the local node provider: executors and storage nodes are added and removed with the load (lfaas events shows why)', false)
+  .option('--min-executors <n>', 'autoscale: executors at least', integer(1, 64), 1)
+  .option('--max-executors <n>', 'autoscale: executors at most', integer(1, 64), 8)
+  .option('--min-nodes <n>', 'autoscale: storage nodes at least (never fewer than the replication factor)', integer(1, 64), 1)
+  .option('--max-nodes <n>', 'autoscale: storage nodes at most', integer(1, 64), 16)
+  .option('--node-memory-high-mb <mb>', 'autoscale: add a storage node when nodes hold more than this on average', integer(1, 1 << 20), 64)
+  .option('--scale-up-after-ms <ms>', 'autoscale: how long a scale-up condition must hold', integer(0, 3_600_000), 3000)
+  .option('--scale-down-after-ms <ms>', 'autoscale: how long a scale-down condition must hold', integer(0, 3_600_000), 15_000)
+  .option('--scale-grace-ms <ms>', 'autoscale: after an action on a role, how long nothing more is decided for it', integer(0, 3_600_000), 10_000)
+  .option('--monitor-period-ms <ms>', 'autoscale: how often the monitor looks', integer(100, 60_000), 1000)
+  .action(async ({ autoscale, ...options }: UpCommandOptions) => {
+    await up({
+      ...options,
+      ...(autoscale
+        ? {
+            autoscale: {
+              policy: policyWith({
+                executor: { min: options.minExecutors, max: options.maxExecutors, upSustainMs: options.scaleUpAfterMs, downSustainMs: options.scaleDownAfterMs, graceMs: options.scaleGraceMs },
+                storage: { min: options.minNodes, max: options.maxNodes, memoryHighBytes: options.nodeMemoryHighMb * 1024 * 1024, upSustainMs: options.scaleUpAfterMs, downSustainMs: options.scaleDownAfterMs, graceMs: options.scaleGraceMs },
+              }),
+              periodMs: options.monitorPeriodMs,
+            },
+          }
+        : {}),
+    });
   });
+
+/** `lfaas up`'s command line. */
+interface UpCommandOptions {
+  demo: boolean;
+  nodes: number;
+  shards: number;
+  replication: number;
+  data: string;
+  gossipPeriodMs: number;
+  schedulers: number;
+  executors: number;
+  isolation?: IsolationLevel;
+  autoscale: boolean;
+  minExecutors: number;
+  maxExecutors: number;
+  minNodes: number;
+  maxNodes: number;
+  nodeMemoryHighMb: number;
+  scaleUpAfterMs: number;
+  scaleDownAfterMs: number;
+  scaleGraceMs: number;
+  monitorPeriodMs: number;
+}
 
 securityOptions(program
   .command('routing'))
@@ -140,7 +188,8 @@ faasCommand(program, 'deploy <file>', 'bundle a TypeScript (or JavaScript) funct
   .option('--memory-mb <mb>', 'memory limit of its runtime', integer(16, 4096))
   .option('--timeout-ms <ms>', 'time limit of a call', integer(1, 3_600_000))
   .option('--keep-alive-ms <ms>', 'how long an idle specialised runtime is kept', integer(0, 86_400_000))
-  .action(async (file: string, options: FaasAddresses & { name?: string; memoryMb?: number; timeoutMs?: number; keepAliveMs?: number }) => faasDeploy(file, options));
+  .option('--concurrency <n>', 'calls of it running at once at most, per scheduler (0: no limit)', integer(0, 100_000))
+  .action(async (file: string, options: FaasAddresses & { name?: string; memoryMb?: number; timeoutMs?: number; keepAliveMs?: number; concurrency?: number }) => faasDeploy(file, options));
 
 faasCommand(program, 'call <name> [args...]', 'call a function; each argument is JSON (a bare word is a string); prints the result as JSON')
   .option('--version <n>', 'function version (default: the latest)', integer(1, Number.MAX_SAFE_INTEGER))
@@ -190,6 +239,14 @@ const functionsCommand = program
 faasCommand(functionsCommand, 'delete <name>', 'delete a function: every version, or the one given')
   .option('--version <n>', 'the version to delete (default: all)', integer(1, Number.MAX_SAFE_INTEGER))
   .action(async (name: string, options: FaasAddresses & { version?: number }) => faasDeleteFunction(name, options));
+
+withToken(
+  program
+    .command('events')
+    .description("the monitor's decisions and their outcomes, oldest first (the last 500)")
+    .addOption(routingOption())
+    .option('--json', 'one JSON object a line', false),
+).action(async (options: { routing: string; json: boolean }) => printEvents(options));
 
 const keys = program.command('keys').description('the cluster\'s keys: init a keys folder, add or revoke a member');
 keys

@@ -58,6 +58,18 @@ export class Supervisor {
     return this.supervised.map((entry) => entry.child);
   }
 
+  /**
+   * Stops watching one role (its exit is expected from now on: a node being removed) and returns
+   * its process, or undefined when no role has that name.
+   */
+  retire(name: string): ChildProcess | undefined {
+    const index = this.supervised.findIndex((entry) => entry.role.name === name);
+    if (index < 0) return undefined;
+    const [entry] = this.supervised.splice(index, 1);
+    entry!.child.removeAllListeners('exit');
+    return entry!.child;
+  }
+
   /** From now on, exits are expected: nothing is restarted. */
   stopWatching(): void {
     this.stopping = true;

@@ -11,6 +11,12 @@ import type { IsolationLevel } from '../executor/index.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ADMIN_TOKEN_FILE, keysInit } from './keys-commands.js';
+import { LocalProvider } from './local-provider.js';
+import { startMonitor } from './monitor.js';
+import type { RunningMonitor } from './monitor.js';
+import { roleSecurity } from './security.js';
+import type { SupervisedRole } from './supervisor.js';
+import type { AutoscalePolicy } from '../monitor/index.js';
 import { ErrorCode, LatticeFaas, isLfaasError, isRetryable } from '../client/index.js';
 import { runDemos } from './demo.js';
 import { freePorts } from './free-port.js';
@@ -30,6 +36,14 @@ export interface UpOptions {
   readonly executors: number;
   /** How executors isolate functions (default: the strongest the machine allows). */
   readonly isolation?: IsolationLevel;
+  /**
+   * Run the monitor and the local node provider: storage nodes and executors are added and
+   * removed between these bounds (the cluster starts at `nodes` and `executors`).
+   */
+  readonly autoscale?: {
+    readonly policy: AutoscalePolicy;
+    readonly periodMs?: number;
+  };
 }
 
 /**
@@ -97,11 +111,13 @@ export async function up(options: UpOptions): Promise<void> {
   // Every role runs under supervision: one that exits unasked (its crash guard after a bug, a
   // kill -9) is started again on the same ports and data.
   const supervisor = new Supervisor((line) => process.stderr.write(`${line}\n`));
+  let monitor: RunningMonitor | undefined;
   let stopping = false;
   const stopAll = async (): Promise<void> => {
     if (stopping) return;
     stopping = true;
     supervisor.stopWatching();
+    await monitor?.stop();
     await stopChildren(supervisor.children());
   };
   process.once('SIGINT', () => void stopAll().finally(() => process.exit(130)));
@@ -116,19 +132,17 @@ export async function up(options: UpOptions): Promise<void> {
     const routingAddress = String(routing.ready['address']);
     console.log(`  keys: ${keys}${firstStart ? ' (made now: a key pair per role, members.json lists them)' : ''}; every connection is encrypted (CURVE) and only those keys are members; every client presents an owner token (the admin token is ${join(keys, ADMIN_TOKEN_FILE)})`);
     console.log(`  [1/${total}] routing  pid ${routing.child.pid}  ${routingAddress}`);
-    const starts = await startedAll(
-      Array.from({ length: options.nodes }, (_, n) =>
-        supervisor.start({
-          name: `node-${n}`,
-          args: (last) => [
-            'kvs', '--keys', keys, '--id', `node-${n}`, '--routing', routingAddress, '--shards', String(options.shards), '--data', data, '--gossip-period-ms', String(options.gossipPeriodMs),
-            ...(last === undefined
-              ? ['--port', '0', '--metrics-port', '0']
-              : ['--port', portOf(last['control']), '--shard-ports', (last['shards'] as string[]).map(portOf).join(','), '--metrics-port', String(last['metricsPort'] ?? 0)]),
-          ],
-        }),
-      ),
-    );
+    /** A storage node: `--id` its name, the role's key unless it has one of its own. */
+    const storageRole = (name: string, keyName: string | undefined): SupervisedRole => ({
+      name,
+      args: (last) => [
+        'kvs', '--keys', keys, ...(keyName === undefined ? [] : ['--key-name', keyName]), '--id', name, '--routing', routingAddress, '--shards', String(options.shards), '--data', data, '--gossip-period-ms', String(options.gossipPeriodMs),
+        ...(last === undefined
+          ? ['--port', '0', '--metrics-port', '0']
+          : ['--port', portOf(last['control']), '--shard-ports', (last['shards'] as string[]).map(portOf).join(','), '--metrics-port', String(last['metricsPort'] ?? 0)]),
+      ],
+    });
+    const starts = await startedAll(Array.from({ length: options.nodes }, (_, n) => supervisor.start(storageRole(`node-${n}`, undefined))));
     for (const [n, started] of starts.entries()) {
       const ready = started.ready;
       console.log(
@@ -147,14 +161,11 @@ export async function up(options: UpOptions): Promise<void> {
       schedulerAddresses.push(String(scheduler.ready['address']));
       console.log(`  [${index++}/${total}] scheduler-${s}  pid ${scheduler.child.pid}  ${String(scheduler.ready['address'])}  metrics http://127.0.0.1:${String(scheduler.ready['metricsPort'])}/metrics`);
     }
-    const executors = await startedAll(
-      Array.from({ length: options.executors }, (_, e) =>
-        supervisor.start({
-          name: `executor-${e}`,
-          args: (last) => ['executor', '--keys', keys, '--routing', routingAddress, '--schedulers', schedulerAddresses.join(','), '--workers', '4', '--prewarm', '2', ...(options.isolation === undefined ? [] : ['--isolation', options.isolation]), ...samePorts(last)],
-        }),
-      ),
-    );
+    const executorRole = (name: string, keyName: string | undefined): SupervisedRole => ({
+      name,
+      args: (last) => ['executor', '--keys', keys, ...(keyName === undefined ? [] : ['--key-name', keyName]), '--routing', routingAddress, '--schedulers', schedulerAddresses.join(','), '--workers', '4', '--prewarm', '2', ...(options.isolation === undefined ? [] : ['--isolation', options.isolation]), ...samePorts(last)],
+    });
+    const executors = await startedAll(Array.from({ length: options.executors }, (_, e) => supervisor.start(executorRole(`executor-${e}`, undefined))));
     for (const [e, executor] of executors.entries()) {
       console.log(`  [${index++}/${total}] executor-${e}   pid ${executor.child.pid}  ${String(executor.ready['address'])}  ${String(executor.ready['workers'])} runtimes, isolation ${String(executor.ready['isolation'])}  metrics http://127.0.0.1:${String(executor.ready['metricsPort'])}/metrics`);
     }
@@ -166,6 +177,25 @@ export async function up(options: UpOptions): Promise<void> {
     console.log(`  export LFAAS_TOKEN=$(cat ${join(keys, ADMIN_TOKEN_FILE)})`);
     console.log("then try: lfaas deploy examples/functions/square.ts; lfaas call square 7; lfaas functions; lfaas kvs put greeting '\"hello\"'; lfaas kvs stat");
     console.log(`an owner's token (its names live in alice/...): lfaas token create --keys ${keys} --owner alice --rights deploy,call,read,write --ttl 1d`);
+    if (options.autoscale !== undefined) {
+      const provider = new LocalProvider({ supervisor, keys, routing: [routingAddress], roles: { storage: storageRole, executor: executorRole }, log: (line) => process.stderr.write(`${line}\n`) });
+      starts.forEach((started, n) => provider.adopt('storage', `node-${n}`, started));
+      executors.forEach((started, e) => provider.adopt('executor', `executor-${e}`, started));
+      const security = roleSecurity('monitor', { keys });
+      monitor = await startMonitor({
+        name: `up-${process.pid}`,
+        keyPair: security.keyPair,
+        shell: security.shell,
+        routing: [routingAddress],
+        schedulers: schedulerAddresses,
+        policy: options.autoscale.policy,
+        provider,
+        ...(options.autoscale.periodMs === undefined ? {} : { periodMs: options.autoscale.periodMs }),
+        log: (line) => process.stderr.write(`${line}\n`),
+      });
+      const { executor, storage } = options.autoscale.policy;
+      console.log(`autoscaling: executors ${executor.min}..${executor.max}, storage nodes ${storage.min}..${storage.max} (the monitor's decisions: lfaas events)`);
+    }
     if (options.demo) {
       const ok = await runDemos([routingAddress], schedulerAddresses, keys);
       if (!ok) process.exitCode = 1;

@@ -57,6 +57,12 @@ export interface ConnectOptions {
    * flight: one that stops answering fails them with EXEC_LOST, as the scheduler would.
    */
   readonly directCalls?: boolean;
+  /**
+   * A sync call refused SCHED_NO_CAPACITY (every executor saturated; nothing ran) is sent again
+   * after the scheduler's retry-after hint, this many times at most (default 5) and within the
+   * call's budget; 0: the refusal is returned at once.
+   */
+  readonly capacityRetries?: number;
 }
 
 /** A lease on an executor for one function (at one version) or one DAG. */
@@ -91,6 +97,12 @@ export interface RegisterOptions {
   readonly memoryMb?: number;
   readonly timeoutMs?: number;
   readonly keepAliveMs?: number;
+  /**
+   * Calls of it running at once at most (0 or absent: no limit): beyond, a scheduler refuses
+   * sync calls SCHED_NO_CAPACITY with a retry-after hint (the SDK waits and retries) and holds
+   * async ones; such a function's calls always go through a scheduler (no direct leases).
+   */
+  readonly concurrency?: number;
 }
 
 /** An async call in flight: its result arrives through the KVS. */
@@ -148,7 +160,7 @@ export class LatticeFaas {
   private closed = false;
   private readonly leases = new Map<string, DirectLease[]>();
   private readonly watched = new Map<string, ExecutorWatch>();
-  readonly counters = { direct: 0, viaScheduler: 0, leases: 0, executorsLost: 0 };
+  readonly counters = { direct: 0, viaScheduler: 0, leases: 0, executorsLost: 0, capacityRetries: 0 };
 
   private constructor(
     readonly kvs: KvsClient,
@@ -189,7 +201,7 @@ export class LatticeFaas {
     // A module is bundled; code given as is goes through the same checks (it parses, imports no built-in or file, fits).
     const code = typeof source === 'string' ? (await bundleFunction(source)).code : (await checkFunctionCode(source.code)).code;
     const response = await this.request({
-      registerFunction: { spec: { name, code: Buffer.from(code, 'utf8'), memoryMb: options.memoryMb ?? 128, timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS, keepAliveMs: options.keepAliveMs ?? 600_000 } },
+      registerFunction: { spec: { name, code: Buffer.from(code, 'utf8'), memoryMb: options.memoryMb ?? 128, timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS, keepAliveMs: options.keepAliveMs ?? 600_000, concurrency: options.concurrency ?? 0 } },
     });
     const answer = response.registerFunctionResponse;
     if (answer?.error?.code) throw errorFromWireMessage(answer.error);
@@ -207,15 +219,13 @@ export class LatticeFaas {
     const key = `f\u0000${handle.name}\u0000${version}\u0000${options.consistency ?? 'lww'}`;
     const direct = await this.tryDirect(key, callId, { [handle.name]: { args: encoded } }, options);
     if (direct !== undefined) return this.resultOf(direct) as UserResult<F>;
-    this.counters.viaScheduler++;
-    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    const response = await this.rpc.request(
-      this.scheduler(),
-      { callRequest: { callId, function: handle.name, version, args: encoded, consistency: CONSISTENCY[options.consistency ?? 'lww'], timeoutMs: options.timeoutMs ?? 0 } },
-      { timeoutMs: timeoutMs + (this.options.answerSlackMs ?? 2000) },
+    const answer = await this.viaScheduler(
+      callId,
+      (id) => ({ callRequest: { callId: id, function: handle.name, version, args: encoded, consistency: CONSISTENCY[options.consistency ?? 'lww'], timeoutMs: options.timeoutMs ?? 0 } }),
+      options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     );
-    this.takeLease(key, response.callResponse?.lease);
-    return this.resultOf(response.callResponse) as UserResult<F>;
+    this.takeLease(key, answer?.lease);
+    return this.resultOf(answer) as UserResult<F>;
   }
 
   /** Starts a call whose result lands in the KVS; resolves once the call is recorded. */
@@ -246,15 +256,13 @@ export class LatticeFaas {
     const key = `d\u0000${name}\u0000${options.consistency ?? 'lww'}`;
     const direct = await this.tryDirect(key, callId, encoded, options);
     if (direct !== undefined) return this.resultOf(direct) as Out;
-    this.counters.viaScheduler++;
-    const timeoutMs = options.timeoutMs ?? 2 * DEFAULT_TIMEOUT_MS;
-    const response = await this.rpc.request(
-      this.scheduler(),
-      { dagCall: { callId, dag: name, args: encoded, consistency: CONSISTENCY[options.consistency ?? 'lww'], timeoutMs: options.timeoutMs ?? 0 } },
-      { timeoutMs: timeoutMs + (this.options.answerSlackMs ?? 2000) },
+    const answer = await this.viaScheduler(
+      callId,
+      (id) => ({ dagCall: { callId: id, dag: name, args: encoded, consistency: CONSISTENCY[options.consistency ?? 'lww'], timeoutMs: options.timeoutMs ?? 0 } }),
+      options.timeoutMs ?? 2 * DEFAULT_TIMEOUT_MS,
     );
-    this.takeLease(key, response.callResponse?.lease);
-    return this.resultOf(response.callResponse) as Out;
+    this.takeLease(key, answer?.lease);
+    return this.resultOf(answer) as Out;
   }
 
   /** Starts a DAG call whose result lands in the KVS. */
@@ -350,6 +358,27 @@ export class LatticeFaas {
     }
     this.counters.direct++;
     return response ?? undefined;
+  }
+
+  /**
+   * A sync call through a scheduler. Refused SCHED_NO_CAPACITY with a retry-after hint (nothing
+   * ran), it is sent again after the hint (with jitter: 0.5-1.5x), under a new call id (the refused
+   * one may still be on the scheduler's books until the executor reports), `capacityRetries` times
+   * at most and only while the wait fits in the call's budget; then the refusal is the answer.
+   */
+  private async viaScheduler(firstCallId: string, body: (callId: string) => PbTypes.IEnvelope, timeoutMs: number): Promise<PbTypes.ICallResponse | null | undefined> {
+    const deadline = Date.now() + timeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      this.counters.viaScheduler++;
+      const request = body(attempt === 0 ? firstCallId : this.callId());
+      const answer = (await this.rpc.request(this.scheduler(), request, { timeoutMs: timeoutMs + (this.options.answerSlackMs ?? 2000) })).callResponse;
+      const error = answer?.error;
+      const hint = error?.code === pb.ErrorCode.SCHED_NO_CAPACITY ? (error.retryAfterMs ?? 0) : 0;
+      const waitMs = Math.round(hint * (0.5 + Math.random()));
+      if (hint === 0 || attempt >= (this.options.capacityRetries ?? 5) || Date.now() + waitMs >= deadline) return answer;
+      this.counters.capacityRetries++;
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+    }
   }
 
   private leaseOf(key: string): DirectLease | undefined {

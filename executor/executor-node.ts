@@ -45,6 +45,8 @@ export interface ExecutorNodeOptions {
   readonly schedulersMax?: number;
   /** Above this load per runtime slot, direct calls are refused (SCHED_NO_CAPACITY: go through a scheduler). */
   readonly directLoadMax?: number;
+  /** Calls per runtime slot (running and queued) at which a sync one-function call is refused here (2). */
+  readonly overloadMax?: number;
   /** Above this load per runtime slot, no lease is granted. */
   readonly leaseLoadMax?: number;
   /**
@@ -119,6 +121,9 @@ type TaskDone =
   | { readonly kind: 'reply'; readonly request: Envelope; readonly as: 'done' | 'version' }
   | { readonly kind: 'ignore' };
 
+/** The load a draining executor reports: past any scheduler's admission threshold. */
+const DRAINING_LOAD = 1_000_000;
+
 export class ExecutorNode implements Machine {
   readonly id: string;
   /** `<address>#<incarnation>`: this boot, as its heartbeats name it. */
@@ -132,6 +137,10 @@ export class ExecutorNode implements Machine {
   private nowMs = 0;
   /** Running and queued calls per runtime slot, at the last status. */
   private loadShare = 0;
+  /** Runtime slots, from the pool's last status (0 until the first). */
+  private capacity = 0;
+  /** Stopping: it reports itself saturated (no scheduler places anything here) while its runs finish. */
+  private draining = false;
   readonly counters = { schedules: 0, duplicates: 0, runs: 0, triggersSent: 0, triggersLocal: 0, answered: 0, timeouts: 0, refused: 0, early: 0 };
 
   constructor(private readonly options: ExecutorNodeOptions) {
@@ -143,6 +152,16 @@ export class ExecutorNode implements Machine {
   /** Runs in progress here (tests). */
   get runCount(): number {
     return this.runs.size;
+  }
+
+  /**
+   * Starts draining (before the process stops): from its next report on, schedulers place nothing
+   * here and leased direct calls are refused (the client goes through a scheduler), while the
+   * runs it holds finish.
+   */
+  drain(): void {
+    this.draining = true;
+    this.loadShare = DRAINING_LOAD;
   }
 
   handle(input: MachineInput, nowMs: number): readonly Effect[] {
@@ -260,6 +279,15 @@ export class ExecutorNode implements Machine {
       this.counters.refused++;
       if (!sinkHere) return [];
       return this.answerRefused(schedule, new LfaasError(ErrorCode.SCHED_NO_CAPACITY, `executor ${this.id} holds ${this.runs.size} runs`));
+    }
+    // Admission where the load is known exactly: a sync call of one function that finds this
+    // executor saturated (as many calls again queued as it has runtime slots) is refused at once,
+    // nothing runs, with a retry-after hint; a scheduler's view of the load is up to a heartbeat old.
+    const load = this.liveLoad();
+    if (all.length === 1 && sinkHere && (schedule.replyTo ?? '') !== '' && load >= (this.options.overloadMax ?? 2)) {
+      this.counters.refused++;
+      const retryAfterMs = Math.min(2000, (this.options.statusPeriodMs ?? 100) * Math.max(1, Math.ceil(load - (this.options.overloadMax ?? 2) + 1)));
+      return this.answerRefused(schedule, new LfaasError(ErrorCode.SCHED_NO_CAPACITY, `executor ${this.id} is saturated (${load.toFixed(2)} calls per runtime slot); retry in ${retryAfterMs} ms`, { retryAfterMs }));
     }
     // Each function's parents in the schedule's order, in one pass (not one pass per function).
     const parentsInOrder = new Map<string, string[]>();
@@ -416,6 +444,12 @@ export class ExecutorNode implements Machine {
     };
   }
 
+  /** Running and queued calls per runtime slot now: the runs held, or the pool's last count if higher. */
+  private liveLoad(): number {
+    if (this.capacity === 0) return this.loadShare;
+    return Math.max(this.loadShare, this.runs.size / this.capacity);
+  }
+
   private answerRefused(schedule: PbTypes.ISchedule, error: LfaasError): Effect[] {
     return this.deliver(schedule, { error: errorToWire(error) });
   }
@@ -484,13 +518,15 @@ export class ExecutorNode implements Machine {
   }
 
   private statusEffects(status: HostStatus): Effect[] {
-    this.loadShare = status.capacity > 0 ? status.load / status.capacity : 1;
+    this.capacity = status.capacity;
+    this.loadShare = this.draining ? DRAINING_LOAD : status.capacity > 0 ? status.load / status.capacity : 1;
     const effects: Effect[] = [];
     for (const [address, view] of this.schedulers) {
       const body: PbTypes.IExecutorStatus = {
         executorId: this.executorId,
         address: this.id,
-        utilisation: status.capacity > 0 ? Math.min(1, status.load / status.capacity) : 1,
+        // Unclamped: above 1, calls wait in the executor's queue (the scheduler's admission reads it).
+        utilisation: this.loadShare,
         warmFunctions: status.warm,
         cachedKeys: status.keys,
         capacity: status.capacity,

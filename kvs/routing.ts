@@ -137,6 +137,13 @@ export class RoutingNode implements Machine {
         if (leaseMs > 0) this.subscribers.set(subscriber, this.nowMs + leaseMs);
         return this.reply(envelope, { ringUpdate: this.membership.toWire() });
       }
+      case 'clusterStatsRequest': {
+        // The monitor's view of the storage tier: the ring's nodes, every shard's latest report,
+        // and the largest replication factor in use.
+        const ring = this.membership.toWire();
+        const replicationMax = Math.max(ring.defaultGlobal ?? 1, ...(ring.replication ?? []).map((factor) => factor.global ?? 0));
+        return this.reply(envelope, { clusterStats: { nodes: ring.nodes ?? [], shards: this.statsReports(), replicationMax } });
+      }
       case 'keyAddressRequest': {
         this.counters.lookups++;
         const asked = envelope.keyAddressRequest?.keys?.length ?? 0;

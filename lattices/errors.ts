@@ -119,11 +119,17 @@ export function isRetryable(code: ErrorCode): boolean {
  */
 export class LfaasError extends Error {
   readonly code: ErrorCode;
+  /**
+   * How long to wait before trying again, when the sender said (SCHED_NO_CAPACITY carries its
+   * scheduler's estimate); undefined without a hint.
+   */
+  readonly retryAfterMs?: number;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfterMs?: number }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.name = 'LfaasError';
+    if (options?.retryAfterMs !== undefined && options.retryAfterMs > 0) this.retryAfterMs = options.retryAfterMs;
   }
 
   /** Whether trying again may succeed. */

@@ -4,8 +4,7 @@
  * between them by name, so the enum numbers never leak into the rest of the code. A test keeps the
  * two lists identical (besides the wire's ERROR_CODE_UNSPECIFIED = 0, "no error").
  */
-import { ErrorCode, ensureLfaasError, errorFromWire, isErrorCode } from '../lattices/index.js';
-import type { LfaasError } from '../lattices/index.js';
+import { ErrorCode, LfaasError, ensureLfaasError, errorFromWire, isErrorCode } from '../lattices/index.js';
 import { pb } from './messages.js';
 import type { PbTypes } from './messages.js';
 
@@ -49,6 +48,7 @@ export function errorToWire(error: unknown): PbTypes.Error {
   const wire = new pb.Error();
   wire.code = errorCodeToWire(typed.code);
   wire.message = typed.message;
+  if (typed.retryAfterMs !== undefined) wire.retryAfterMs = Math.min(2 ** 32 - 1, Math.max(0, Math.round(typed.retryAfterMs)));
   return wire;
 }
 
@@ -60,7 +60,8 @@ export function errorFromWireMessage(wire: PbTypes.IError): LfaasError {
   const value = wire.code ?? 0;
   const message = wire.message ?? '';
   const name = wireNames.get(value);
-  if (isErrorCode(name)) return errorFromWire({ code: name, message });
+  const retryAfterMs = wire.retryAfterMs ?? 0;
+  if (isErrorCode(name)) return retryAfterMs > 0 ? new LfaasError(name, message, { retryAfterMs }) : errorFromWire({ code: name, message });
   return errorFromWire({ code: ErrorCode.INTERNAL, message: `unknown wire error code ${value}${message === '' ? '' : `: ${message}`}` });
 }
 

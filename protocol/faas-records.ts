@@ -59,7 +59,8 @@ export interface FunctionRecord {
   readonly memoryMb: number;
   readonly timeoutMs: number;
   readonly keepAliveMs: number;
-  readonly concurrency: number;
+  /** Calls of it running at once at most, per scheduler (0: no limit; see the scheduler). */
+  readonly concurrencyLimit: number;
   readonly registeredAtMs: number;
 }
 
@@ -114,7 +115,8 @@ export function functionRecordOf(value: AnyLattice | undefined): FunctionRecord 
     memoryMb: numberField(record, 'memoryMb', 128, 'function'),
     timeoutMs: numberField(record, 'timeoutMs', 60_000, 'function'),
     keepAliveMs: numberField(record, 'keepAliveMs', 600_000, 'function'),
-    concurrency: numberField(record, 'concurrency', 1, 'function'),
+    // Records before the limit was enforced carry `concurrency: 1`, which limited nothing: not read.
+    concurrencyLimit: numberField(record, 'concurrencyLimit', 0, 'function'),
     registeredAtMs: numberField(record, 'registeredAtMs', 0, 'function'),
   };
 }

@@ -22,7 +22,7 @@ import { ErrorCode, LfaasError } from '../lattices/index.js';
 import { generateKeyPair, isKeyText, keyFromText, keyText } from './keys.js';
 import type { KeyPair } from './keys.js';
 
-export const ROLES = ['routing', 'storage', 'scheduler', 'executor'] as const;
+export const ROLES = ['routing', 'storage', 'scheduler', 'executor', 'monitor'] as const;
 export type Role = (typeof ROLES)[number];
 
 export const MEMBERS_FILE = 'members.json';

@@ -15,11 +15,14 @@ import type { Role } from './membership.js';
 import { pb } from './messages.js';
 
 /**
- * Who writes system keys (`lfaas/...`): the registry's records only schedulers; an async call's
- * execution record and result schedulers and executors; storage members replicate them all.
+ * Who writes system keys (`lfaas/...`): the registry's records only schedulers; the monitor's
+ * lease and event log only monitors; an async call's execution record and result schedulers and
+ * executors; storage members replicate them all.
  */
 export function systemKeyWriters(key: string): readonly Role[] {
-  return /^lfaas\/(function\/|functions$|dag\/|dags$)/.test(key) ? ['scheduler', 'storage'] : ['scheduler', 'executor', 'storage'];
+  if (/^lfaas\/(function\/|functions$|dag\/|dags$)/.test(key)) return ['scheduler', 'storage'];
+  if (/^lfaas\/(monitor\/|events$)/.test(key)) return ['monitor', 'storage'];
+  return ['scheduler', 'executor', 'storage'];
 }
 
 /** A message's sender as membership sees it: a member of a role, or anybody else. */
@@ -29,7 +32,7 @@ type Body = NonNullable<Envelope['body']>;
 
 const ANYONE = 'anyone';
 const STORAGE_SIDE: readonly Role[] = ['routing', 'storage'];
-const ALL_MEMBERS: readonly Role[] = ['routing', 'storage', 'scheduler', 'executor'];
+const ALL_MEMBERS: readonly Role[] = ['routing', 'storage', 'scheduler', 'executor', 'monitor'];
 
 const RIGHTS: Readonly<Record<Body, readonly Role[] | typeof ANYONE>> = {
   echo: ANYONE,
@@ -73,6 +76,9 @@ const RIGHTS: Readonly<Record<Body, readonly Role[] | typeof ANYONE>> = {
   versionRequest: ['executor'],
   prepare: ['scheduler'],
   runFinished: ['scheduler', 'executor'],
+  // The monitor's view of the cluster.
+  clusterStatsRequest: ['monitor'],
+  clusterStats: ALL_MEMBERS,
 };
 
 /**

@@ -69,6 +69,19 @@ const ringUpdate: fc.Arbitrary<PbTypes.IRingUpdate> = fc.record({
 const histogram: fc.Arbitrary<PbTypes.ILatencyHistogram> = fc
   .array(fc.tuple(finiteDouble, u53), { maxLength: 4 })
   .map((buckets) => ({ boundsUs: buckets.map(([bound]) => bound), counts: buckets.map(([, count]) => count) }));
+const statsReport: fc.Arbitrary<PbTypes.IStatsReport> = fc.record(
+  {
+    nodeId: name,
+    shard: u32,
+    occupancyBytes: u53,
+    keyCount: u53,
+    requestsPerSecond: finiteDouble,
+    latency: histogram,
+    hotKeys: fc.array(fc.record({ key: name, rate: finiteDouble }), { maxLength: 3 }),
+    sentAtMs: u53,
+  },
+  { requiredKeys: ['nodeId'] },
+);
 const argument: fc.Arbitrary<PbTypes.IArgument> = fc.oneof(fc.record({ value: someBytes }), fc.record({ reference: name }));
 const argumentsMap = fc.dictionary(mapKey, fc.record({ args: fc.array(argument, { maxLength: 3 }) }), { minKeys: 1, maxKeys: 3 });
 const cutEntry: fc.Arbitrary<PbTypes.ICutEntry> = fc.record(
@@ -112,19 +125,7 @@ export const envelopeBodyArbitraries: { readonly [Body in NonNullable<PbTypes.En
   subscribe: fc.record({ subscriber: address, keys: fc.array(name, { minLength: 1, maxLength: 4 }), leaseMs: u32 }),
   unsubscribe: fc.record({ subscriber: address, keys: fc.array(name, { maxLength: 4 }) }),
   keyUpdate: fc.record({ tuples: fc.array(keyTuple, { minLength: 1, maxLength: 4 }) }),
-  statsReport: fc.record(
-    {
-      nodeId: name,
-      shard: u32,
-      occupancyBytes: u53,
-      keyCount: u53,
-      requestsPerSecond: finiteDouble,
-      latency: histogram,
-      hotKeys: fc.array(fc.record({ key: name, rate: finiteDouble }), { maxLength: 3 }),
-      sentAtMs: u53,
-    },
-    { requiredKeys: ['nodeId'] },
-  ),
+  statsReport,
   registerFunction: fc.record({
     spec: fc.record(
       { name, version: u32, code: someBytes, memoryMb: u32, timeoutMs: u32, keepAliveMs: u32, concurrency: u32, registeredAtMs: u53 },
@@ -221,6 +222,16 @@ export const envelopeBodyArbitraries: { readonly [Body in NonNullable<PbTypes.En
   versionRequest: fc.record({ runId: name, key: name }),
   versionReply: fc.record({ payload: bytes, error: wireErrorArbitrary }, { requiredKeys: [] }),
   runFinished: fc.record({ runId: name }),
+  clusterStatsRequest: fc.constant({}),
+  clusterStats: fc.record(
+    {
+      nodes: fc.array(nodeInfo, { maxLength: 2 }),
+      shards: fc.array(statsReport, { maxLength: 2 }),
+      executors: fc.array(fc.record({ address, utilisation: finiteDouble, capacity: u32, warmFunctions: fc.array(name, { maxLength: 2 }) }, { requiredKeys: ['address'] }), { maxLength: 2 }),
+      replicationMax: u32,
+    },
+    { requiredKeys: [] },
+  ),
   prepare: fc.record({ functions: fc.array(fc.record({ name, version: fc.integer({ min: 1, max: 0xffffffff }) }), { minLength: 1, maxLength: 3 }) }),
   executorStatus: fc.record(
     {

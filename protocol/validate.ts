@@ -91,11 +91,16 @@ export const MESSAGE_SCHEMA = {
       versionReply: 'VersionReply',
       prepare: 'Prepare',
       runFinished: 'RunFinished',
+      clusterStatsRequest: 'ClusterStatsRequest',
+      clusterStats: 'ClusterStats',
     },
   },
+  ClusterStatsRequest: {},
+  ExecutorLoad: { address: 'address!', utilisation: 'double', capacity: 'uint32', warmFunctions: 'string[]' },
+  ClusterStats: { nodes: 'NodeInfo[]', shards: 'StatsReport[]', executors: 'ExecutorLoad[]', replicationMax: 'uint32' },
 
   // common.proto
-  Error: { code: 'ErrorCode!', message: 'string' },
+  Error: { code: 'ErrorCode!', message: 'string', retryAfterMs: 'uint32' },
   ErrorReply: { error: 'Error!' },
   KeyTuple: { key: 'string!', latticeType: 'uint32', payload: 'bytes', error: 'Error', deleted: 'bool', generation: 'Timestamp' },
   Timestamp: { wallMs: 'uint64', logical: 'uint32' },

@@ -12,6 +12,7 @@ import type { ExecutorView, PlacementRequest } from './placement.js';
 
 interface ViewOptions {
   readonly utilisation?: number;
+  readonly sentSinceStatus?: number;
   readonly warm?: readonly string[];
   readonly keys?: readonly string[];
 }
@@ -21,6 +22,7 @@ const view = (address: string, options: ViewOptions = {}): ExecutorView => ({
   lastHeardMs: 0,
   utilisation: options.utilisation ?? 0,
   capacity: 4,
+  sentSinceStatus: options.sentSinceStatus ?? 0,
   warm: new Set(options.warm ?? []),
   keys: new Set(options.keys ?? []),
   outstanding: new Map(),
@@ -96,12 +98,17 @@ describe('DefaultPlacement', () => {
     expect(tally(policy, request({ prefer: 'a' }), executors, 50)).toEqual(new Map([['least', 50]]));
   });
 
-  it('places nothing when even the least loaded executor is past overloadMax, or there are none', () => {
-    const overloaded = [view('a', { utilisation: 16 }), view('b', { utilisation: 20 })];
+  it('places nothing when even the least loaded executor is at overloadMax (2 calls per slot) or past it, or there are none', () => {
+    const overloaded = [view('a', { utilisation: 2 }), view('b', { utilisation: 20 })];
     expect(policy.place(request(), overloaded, seededRandom(1))).toBeUndefined();
     expect(policy.place(request(), [], seededRandom(1))).toBeUndefined();
     // Just under it: still placed (queued there), on the least loaded.
-    expect(policy.place(request(), [view('a', { utilisation: 15.9 }), view('b', { utilisation: 20 })], seededRandom(1))?.address).toBe('a');
+    expect(policy.place(request(), [view('a', { utilisation: 1.9 }), view('b', { utilisation: 20 })], seededRandom(1))?.address).toBe('a');
+    // What the scheduler placed since the executor's last report counts for admission, at most one
+    // slot's worth: 1.5 reported + 2 of 4 slots sent is saturated; 1 reported + 40 sent is not.
+    expect(policy.place(request(), [view('a', { utilisation: 1.5, sentSinceStatus: 2 })], seededRandom(1))).toBeUndefined();
+    expect(policy.place(request(), [view('a', { utilisation: 1.5, sentSinceStatus: 1 })], seededRandom(1))?.address).toBe('a');
+    expect(policy.place(request(), [view('a', { utilisation: 0.9, sentSinceStatus: 40 })], seededRandom(1))?.address).toBe('a');
     const tight = new DefaultPlacement({ overloadMax: 1 });
     expect(tight.place(request(), [view('a', { utilisation: 1 })], seededRandom(1))).toBeUndefined();
     expect(tight.place(request(), [view('a', { utilisation: 0.99 })], seededRandom(1))?.address).toBe('a');

@@ -3,10 +3,11 @@
  * interface, away from the request path's bookkeeping, so others can be tried and tested alone.
  *
  * The default policy, in order:
- * 1. skip executors above `utilisationMax` (0.7) of their runtime slots, as they last reported
- *   it (see {@link loadOf}); when every executor is above it,
- *   take the least loaded one unless even that one is past `overloadMax` (then no capacity:
- *   the caller fails fast with SCHED_NO_CAPACITY, the scale-out signal);
+ * 1. skip executors above `utilisationMax` (0.7) of their runtime slots (see {@link loadOf});
+ *   when every executor is above it, take the least loaded one unless even that one is at
+ *   `overloadMax` (2: every slot busy and as many calls again queued) or past it: then no
+ *   capacity, and the caller fails fast with SCHED_NO_CAPACITY and a retry-after hint (the
+ *   scale-out signal);
  * 2. of those, prefer executors with a warm runtime for the function;
  * 3. then the ones caching most of the call's referenced keys;
  * 4. then the executor of the function's parent, if it is among them (its trigger stays local);
@@ -18,9 +19,11 @@ import type { Random } from '../protocol/index.js';
 export interface ExecutorView {
   readonly address: string;
   lastHeardMs: number;
-  /** Busy share of its runtime slots, as it last reported. */
+  /** Its running and queued calls per runtime slot, as it last reported (above 1: a queue). */
   utilisation: number;
   capacity: number;
+  /** Runs this scheduler placed on it since its last report (not in `utilisation` yet). */
+  sentSinceStatus: number;
   warm: ReadonlySet<string>;
   keys: ReadonlySet<string>;
   /** Runs this scheduler sent it that it has not reported finished. */
@@ -48,14 +51,23 @@ export interface DefaultPlacementOptions {
 }
 
 /**
- * The load of an executor as a share of its slots (running and queued calls), as it last
- * reported (at most a heartbeat period old). Not this scheduler's count of runs it sent there:
- * sync runs are answered by the executor straight to the client, so the scheduler learns they
- * finished only at the next heartbeat, and at thousands of calls a second that count would be
- * mostly finished runs.
+ * The load of an executor per runtime slot: running and queued calls as it last reported (at most
+ * a heartbeat period old). Not this scheduler's count of runs in flight there: sync runs are
+ * answered by the executor straight to the client, so the scheduler learns they finished only at
+ * the next heartbeat, and at thousands of calls a second that count would be mostly finished runs.
  */
 export function loadOf(view: ExecutorView): number {
   return view.utilisation;
+}
+
+/**
+ * The load admission judges: the reported one plus the runs placed there since the report, at
+ * most one slot's worth each (most of them may have finished already: sync runs finish without
+ * telling the scheduler). The executor itself refuses what finds it saturated.
+ */
+export function admissionLoadOf(view: ExecutorView): number {
+  const capacity = Math.max(1, view.capacity);
+  return view.utilisation + Math.min(view.sentSinceStatus, capacity) / capacity;
 }
 
 export class DefaultPlacement implements PlacementPolicy {
@@ -64,7 +76,7 @@ export class DefaultPlacement implements PlacementPolicy {
 
   constructor(options: DefaultPlacementOptions = {}) {
     this.utilisationMax = options.utilisationMax ?? 0.7;
-    this.overloadMax = options.overloadMax ?? 16;
+    this.overloadMax = options.overloadMax ?? 2;
   }
 
   place(request: PlacementRequest, executors: readonly ExecutorView[], random: Random): ExecutorView | undefined {
@@ -73,7 +85,7 @@ export class DefaultPlacement implements PlacementPolicy {
     if (candidates.length === 0) {
       let least = executors[0]!;
       for (const view of executors) if (loadOf(view) < loadOf(least)) least = view;
-      if (loadOf(least) >= this.overloadMax) return undefined;
+      if (admissionLoadOf(least) >= this.overloadMax) return undefined;
       candidates = [least];
     }
     const warm = candidates.filter((view) => view.warm.has(request.functionId));

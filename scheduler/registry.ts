@@ -33,6 +33,8 @@ export interface FunctionMeta {
   readonly keepAliveMs: number;
   readonly codeBytes: number;
   readonly registeredAtMs: number;
+  /** Calls running at once at most (0: no limit). */
+  readonly concurrencyLimit: number;
 }
 
 interface FunctionEntry {
@@ -186,6 +188,7 @@ export class Registry {
       keepAliveMs: record.keepAliveMs,
       codeBytes: record.code.length,
       registeredAtMs: record.registeredAtMs,
+      concurrencyLimit: record.concurrencyLimit,
     });
     if (latest > 0) entry.latest = latest;
   }
@@ -204,9 +207,11 @@ export class Registry {
           ? 'memoryMb must be 16 to 4096'
           : timeoutMs > 15 * 60_000
             ? 'timeoutMs must be at most 900000'
-            : undefined;
+            : (spec.concurrency ?? 0) > 100_000
+              ? 'concurrency must be at most 100000 (0: no limit)'
+              : undefined;
     if (problem !== undefined) return this.host.reply(envelope, { registerFunctionResponse: { name, error: errorToWire(new LfaasError(ErrorCode.EXEC_BAD_VALUE, problem)) } });
-    const record = (version: number): FunctionRecord => ({ name, version, code, memoryMb, timeoutMs, keepAliveMs, concurrency: spec.concurrency || 1, registeredAtMs: Math.floor(this.host.now()) });
+    const record = (version: number): FunctionRecord => ({ name, version, code, memoryMb, timeoutMs, keepAliveMs, concurrencyLimit: spec.concurrency ?? 0, registeredAtMs: Math.floor(this.host.now()) });
     return this.serialised(name, () => this.register(envelope, name, record, 0));
   }
 

@@ -35,7 +35,7 @@ import { envelopeWith, errorToWire, executionKey, resultKeyOf } from '../protoco
 import type { Effect, Envelope, Machine, MachineInput, PbTypes, Random } from '../protocol/index.js';
 import type { Continuation, SchedulerTask } from './kvs-tasks.js';
 import { Registry } from './registry.js';
-import { DefaultPlacement } from './placement.js';
+import { DefaultPlacement, admissionLoadOf, loadOf } from './placement.js';
 import type { ExecutorView, PlacementPolicy } from './placement.js';
 import { Pins } from './pins.js';
 import type { PinnedFunction } from './pins.js';
@@ -44,6 +44,8 @@ export interface SchedulerOptions {
   readonly address: string;
   readonly random: Random;
   readonly placement?: PlacementPolicy;
+  /** Calls per runtime slot (running and queued) past which an executor has no room (2 by default). */
+  readonly overloadMax?: number;
   readonly executorTimeoutMs?: number;
   readonly checkPeriodMs?: number;
   readonly registryTtlMs?: number;
@@ -74,6 +76,8 @@ interface PlannedFunction {
   readonly parentNames: readonly string[];
   readonly prefer: string | undefined;
   readonly keys: readonly string[];
+  /** Calls of it running at once at most (0: no limit). */
+  readonly concurrencyLimit: number;
 }
 
 /** A run this scheduler dispatched and has not seen finish. */
@@ -126,7 +130,12 @@ export class SchedulerNode implements Machine {
   private readonly registry: Registry;
   private readonly continuations = new Map<number, Continuation>();
   private readonly runs = new Map<string, Dispatch>();
+  /** Per function with a concurrency limit, the runs of it this scheduler dispatched (pruned as they finish). */
+  private readonly running = new Map<string, Set<Dispatch>>();
+  /** Async runs waiting for room now (each counted once in retriesQueued, then once dispatched or expired). */
+  private readonly waiting = new Set<string>();
   private readonly placement: PlacementPolicy;
+  private readonly overloadMax: number;
   private readonly pins: Pins;
   private readonly clock: HybridClock;
   private nextToken = 1;
@@ -135,7 +144,8 @@ export class SchedulerNode implements Machine {
 
   constructor(private readonly options: SchedulerOptions) {
     this.id = options.address;
-    this.placement = options.placement ?? new DefaultPlacement();
+    this.overloadMax = options.overloadMax ?? 2;
+    this.placement = options.placement ?? new DefaultPlacement({ overloadMax: this.overloadMax });
     this.pins = new Pins({ count: options.pinExecutors ?? 2 });
     this.clock = new HybridClock(options.address, () => this.nowMs);
     this.registry = new Registry(
@@ -203,6 +213,11 @@ export class SchedulerNode implements Machine {
         return this.registry.onRegisterFunction(envelope, envelope.registerFunction!.spec!);
       case 'registerDag':
         return this.registry.onRegisterDag(envelope, envelope.registerDag!.spec!);
+      case 'clusterStatsRequest':
+        // The monitor's view of the executors: each one this scheduler knows, with its load.
+        return this.reply(envelope, {
+          clusterStats: { executors: [...this.executors.values()].map((view) => ({ address: view.address, utilisation: loadOf(view), capacity: view.capacity, warmFunctions: [...view.warm] })) },
+        });
       case 'listFunctions':
         return this.registry.onListFunctions(envelope, envelope.listFunctions!.name ?? '');
       case 'deleteFunction':
@@ -228,7 +243,7 @@ export class SchedulerNode implements Machine {
     return this.registry.withFunction(name, request.version ?? 0, (error, meta) => {
       if (error !== undefined) return this.callFailed(envelope, callId, error);
       const args = request.args ?? [];
-      const planned: PlannedFunction = { name, version: meta!.version, args, successors: [], parents: 0, parentNames: [], prefer: undefined, keys: referencedKeys(args) };
+      const planned: PlannedFunction = { name, version: meta!.version, args, successors: [], parents: 0, parentNames: [], prefer: undefined, keys: referencedKeys(args), concurrencyLimit: meta!.concurrencyLimit };
       return this.startRun(envelope, {
         runId: callId,
         dag: '',
@@ -253,7 +268,8 @@ export class SchedulerNode implements Machine {
         if (failure !== undefined) return this.callFailed(envelope, callId, failure);
         const functions = shape.order.map((name): PlannedFunction => {
           const args = request.args?.[name]?.args ?? [];
-          return { name, version: metas!.get(name)!.version, args, successors: shape.successors.get(name)!, parents: shape.parents.get(name)!.length, parentNames: shape.parents.get(name)!, prefer: shape.parents.get(name)![0], keys: referencedKeys(args) };
+          const meta = metas!.get(name)!;
+          return { name, version: meta.version, args, successors: shape.successors.get(name)!, parents: shape.parents.get(name)!.length, parentNames: shape.parents.get(name)!, prefer: shape.parents.get(name)![0], keys: referencedKeys(args), concurrencyLimit: meta.concurrencyLimit };
         });
         let timeoutMs = request.timeoutMs ?? 0;
         if (timeoutMs === 0) for (const meta of metas!.values()) timeoutMs += meta.timeoutMs;
@@ -324,6 +340,11 @@ export class SchedulerNode implements Machine {
 
   /** Places every function of the run and sends the schedule to each executor chosen. */
   private dispatch(dispatch: Dispatch, onNoCapacity: (error: LfaasError) => Effect[], previous: readonly string[] = []): Effect[] {
+    const limited = this.overLimit(dispatch);
+    if (limited !== undefined) {
+      this.counters.noCapacity++;
+      return onNoCapacity(limited);
+    }
     const alive = [...this.executors.values()];
     const chosen = new Map<string, ExecutorView>();
     const placed: PbTypes.IScheduledFunction[] = [];
@@ -332,7 +353,7 @@ export class SchedulerNode implements Machine {
       const view = this.placement.place({ functionId: `${fn.name}@${fn.version}`, keys: fn.keys, ...(prefer === undefined || prefer === null ? {} : { prefer }) }, alive, this.options.random);
       if (view === undefined) {
         this.counters.noCapacity++;
-        return onNoCapacity(new LfaasError(ErrorCode.SCHED_NO_CAPACITY, alive.length === 0 ? 'no executor has joined' : `every executor is overloaded; retry in ${this.options.checkPeriodMs ?? 100} ms`));
+        return onNoCapacity(this.noCapacity(alive));
       }
       chosen.set(view.address, view);
       placed.push({ name: fn.name, version: fn.version, executor: view.address, args: fn.args, successors: [...fn.successors], parents: fn.parents, parentNames: [...fn.parentNames] });
@@ -349,8 +370,13 @@ export class SchedulerNode implements Machine {
     dispatch.deadlineMs = this.nowMs + dispatch.timeoutMs + RUN_GRACE_MS;
     this.runs.set(dispatch.runId, dispatch);
     this.counters.dispatched++;
+    for (const fn of dispatch.functions) if (fn.concurrencyLimit > 0) this.limitedRuns(fn.name).add(dispatch);
+    const leaseMs = dispatch.replyTo.length > 0 && dispatch.functions.every((fn) => fn.concurrencyLimit === 0) ? (this.options.leaseMs ?? 1000) : 0;
     const effects: Effect[] = [];
     for (const view of chosen.values()) {
+      // One run more there until its next report: the functions of a run on one executor mostly
+      // run one after the other (a chain), so the run counts once, not per function.
+      if (placed.some((fn) => fn.executor === view.address)) view.sentSinceStatus++;
       const seq = view.nextSeq++;
       dispatch.seqs.set(view.address, seq);
       view.outstanding.set(dispatch.runId, dispatch);
@@ -367,12 +393,50 @@ export class SchedulerNode implements Machine {
         dispatchSeq: seq,
         attempt: dispatch.attempt,
         traceId: dispatch.traceId,
-        // Sync runs may earn their caller a direct-dispatch lease (see Lease in faas.proto).
-        leaseMs: dispatch.replyTo.length > 0 ? (this.options.leaseMs ?? 1000) : 0,
+        // Sync runs may earn their caller a direct-dispatch lease (see Lease in faas.proto); not
+        // those of a function with a concurrency limit (its calls are counted here).
+        leaseMs,
       };
       effects.push({ kind: 'send', to: view.address, envelope: envelopeWith({ schedule }, { sender: this.id, ...(dispatch.traceId ? { traceId: dispatch.traceId } : {}) }) });
     }
     return effects;
+  }
+
+  private limitedRuns(name: string): Set<Dispatch> {
+    let runs = this.running.get(name);
+    if (runs === undefined) this.running.set(name, (runs = new Set()));
+    return runs;
+  }
+
+  /**
+   * SCHED_NO_CAPACITY when a function of the run already runs as many calls as its concurrency
+   * limit allows (the runs this scheduler dispatched and has not seen finish; a finished one is
+   * dropped from the count here), with one check period as the retry-after hint.
+   */
+  private overLimit(dispatch: Dispatch): LfaasError | undefined {
+    for (const fn of dispatch.functions) {
+      if (fn.concurrencyLimit === 0) continue;
+      const runs = this.limitedRuns(fn.name);
+      for (const run of runs) if (run.finished || this.runs.get(run.runId) !== run || run.seqs.size === 0) runs.delete(run);
+      runs.delete(dispatch);
+      if (runs.size >= fn.concurrencyLimit) {
+        return new LfaasError(ErrorCode.SCHED_NO_CAPACITY, `${fn.name} runs ${runs.size} calls at once, its concurrency limit; retry in ${this.options.checkPeriodMs ?? 100} ms`, { retryAfterMs: this.options.checkPeriodMs ?? 100 });
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * SCHED_NO_CAPACITY with its retry-after hint: one check period (when the executors' next
+   * reports have come in) per slot's worth of queue beyond the least loaded executor's room, at
+   * most 2 s; with no executor at all, the executor timeout (one may be starting).
+   */
+  private noCapacity(alive: readonly ExecutorView[]): LfaasError {
+    const period = this.options.checkPeriodMs ?? 100;
+    if (alive.length === 0) return new LfaasError(ErrorCode.SCHED_NO_CAPACITY, 'no executor has joined', { retryAfterMs: this.options.executorTimeoutMs ?? 1000 });
+    const least = Math.min(...alive.map(admissionLoadOf));
+    const retryAfterMs = Math.min(2000, period * Math.max(1, Math.ceil(least - this.overloadMax + 1)));
+    return new LfaasError(ErrorCode.SCHED_NO_CAPACITY, `every executor is saturated (the least loaded has ${least.toFixed(2)} calls per slot); retry in ${retryAfterMs} ms`, { retryAfterMs });
   }
 
   private onStatus(status: PbTypes.IExecutorStatus): Effect[] {
@@ -398,12 +462,13 @@ export class SchedulerNode implements Machine {
       // The sequence numbers go on from the last boot's: a schedule sent to that boot may yet
       // reach this one, whose acked_seq then counts it; restarting at 1 would let that acked_seq
       // acknowledge dispatches it never received.
-      view = { address, incarnation, lastHeardMs: this.nowMs, utilisation: 0, capacity: 1, warm: new Set(), keys: new Set(), outstanding: new Map(), nextSeq: before?.nextSeq ?? 1 };
+      view = { address, incarnation, lastHeardMs: this.nowMs, utilisation: 0, capacity: 1, sentSinceStatus: 0, warm: new Set(), keys: new Set(), outstanding: new Map(), nextSeq: before?.nextSeq ?? 1 };
       this.executors.set(address, view);
     }
     view.lastHeardMs = this.nowMs;
     view.utilisation = status.utilisation ?? 0;
     view.capacity = Math.max(1, status.capacity ?? 1);
+    view.sentSinceStatus = 0;
     view.warm = new Set(status.warmFunctions ?? []);
     view.keys = new Set(status.cachedKeys ?? []);
     const acked = Number(status.ackedSeq ?? 0);
@@ -522,11 +587,7 @@ export class SchedulerNode implements Machine {
     this.counters.redispatched++;
     return [
       ...this.kvs({ op: 'put', key: executionKey(dispatch.runId), value: this.executionRecord(dispatch, 'running', address), ack: 'local' }, () => []),
-      ...this.dispatch(dispatch, (failure) => {
-        const effects = this.waitForRoom({ dispatch, previous, cause: error }, failure);
-        if (this.retries.has(dispatch.runId)) this.counters.retriesQueued++;
-        return effects;
-      }, previous),
+      ...this.dispatch(dispatch, (failure) => this.waitForRoom({ dispatch, previous, cause: error }, failure), previous),
     ];
   }
 
@@ -541,12 +602,18 @@ export class SchedulerNode implements Machine {
     const untilMs = dispatch.acceptedAtMs + dispatch.timeoutMs + RUN_GRACE_MS;
     if (this.nowMs >= untilMs || this.retries.size >= (this.options.retriesMax ?? 10_000)) {
       this.retries.delete(dispatch.runId);
+      this.waiting.delete(dispatch.runId);
       this.counters.retriesExpired++;
       dispatch.finished = true;
       this.runs.delete(dispatch.runId);
       return this.writeFailure(dispatch, new LfaasError(failure.code, `run ${dispatch.runId} found no executor with room by its deadline (${failure.message}); it was to go again after: ${retry.cause.message}`));
     }
     this.retries.set(dispatch.runId, retry);
+    // Counted once per wait (a placement that fails again keeps it waiting).
+    if (!this.waiting.has(dispatch.runId)) {
+      this.waiting.add(dispatch.runId);
+      this.counters.retriesQueued++;
+    }
     dispatch.finished = false;
     this.runs.set(dispatch.runId, dispatch);
     return [];
@@ -560,7 +627,7 @@ export class SchedulerNode implements Machine {
     const effects: Effect[] = [];
     for (const retry of waiting) {
       const placed = this.dispatch(retry.dispatch, (failure) => this.waitForRoom(retry, failure), retry.previous);
-      if (!this.retries.has(retry.dispatch.runId) && !retry.dispatch.finished) this.counters.retriesDispatched++;
+      if (!this.retries.has(retry.dispatch.runId) && !retry.dispatch.finished && this.waiting.delete(retry.dispatch.runId)) this.counters.retriesDispatched++;
       effects.push(...placed);
     }
     return effects;

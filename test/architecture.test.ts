@@ -4,6 +4,7 @@
  *   socket-free face that code in a function sandbox may load); test files may also use a folder's
  *   `testing.ts`, its test-support face;
  * - dependencies point one way (`lattices` <- `protocol` <- `kvs` <- `executor`/`scheduler` <- `cli`;
+ *   `monitor` on `lattices` and `protocol` only (its KVS access and node providers are its host's);
  *   `sandbox` on `lattices` and `protocol` only, `executor` on it; `client` on `lattices` and
  *   `protocol` only);
  * - no import cycles between files.
@@ -14,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const FOLDERS = ['lattices', 'protocol', 'kvs', 'sandbox', 'executor', 'scheduler', 'client', 'cli', 'bench', 'examples', 'test'] as const;
+const FOLDERS = ['lattices', 'protocol', 'kvs', 'sandbox', 'executor', 'scheduler', 'monitor', 'client', 'cli', 'bench', 'examples', 'test'] as const;
 
 /** Which folders each folder may import (besides itself). Tests and benches may use everything below them. */
 const ALLOWED: Record<string, readonly string[]> = {
@@ -25,11 +26,12 @@ const ALLOWED: Record<string, readonly string[]> = {
   sandbox: ['lattices', 'protocol'],
   executor: ['lattices', 'protocol', 'kvs', 'sandbox'],
   scheduler: ['lattices', 'protocol', 'kvs'],
+  monitor: ['lattices', 'protocol'],
   client: ['lattices', 'protocol'],
-  cli: ['lattices', 'protocol', 'kvs', 'executor', 'scheduler', 'client'],
+  cli: ['lattices', 'protocol', 'kvs', 'executor', 'scheduler', 'monitor', 'client'],
   examples: ['client'],
-  bench: ['lattices', 'protocol', 'kvs', 'sandbox', 'executor', 'scheduler', 'client', 'cli'],
-  test: ['lattices', 'protocol', 'kvs', 'sandbox', 'executor', 'scheduler', 'client', 'cli', 'examples'],
+  bench: ['lattices', 'protocol', 'kvs', 'sandbox', 'executor', 'scheduler', 'monitor', 'client', 'cli'],
+  test: ['lattices', 'protocol', 'kvs', 'sandbox', 'executor', 'scheduler', 'monitor', 'client', 'cli', 'examples'],
 };
 
 function sourceFiles(folder: string): string[] {

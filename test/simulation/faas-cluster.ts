@@ -319,10 +319,18 @@ export interface CallRecord {
   readonly index: number;
   readonly call: ClientCall;
   readonly callId: string;
-  readonly requestId: number;
-  readonly scheduler: string;
+  /** Of the latest attempt (a call refused SCHED_NO_CAPACITY with a hint is sent again). */
+  requestId: number;
+  scheduler: string;
+  /** Times it was refused SCHED_NO_CAPACITY with a retry-after hint and sent again after it. */
+  capacityRetries: number;
+  /** Its answer is such a refusal, after the retries ran out (or the deadline left no room for one). */
+  refusedSaturated?: boolean;
   readonly sentAtMs: number;
-  readonly deadlineMs: number;
+  /** When the client stops waiting for the latest attempt's answer. */
+  deadlineMs: number;
+  /** The call's own budget from its first send: a refused call is sent again only within it (as the SDK). */
+  readonly budgetEndMs: number;
   /** The first answer, or the timeout. */
   outcome: CallOutcome | undefined;
   endedAtMs: number | undefined;
@@ -345,10 +353,13 @@ export interface FaasClientOptions {
   readonly answerSlackMs?: number;
   /** The deadline of an async call's acceptance. */
   readonly acceptTimeoutMs?: number;
+  /** As the SDK: a sync call refused SCHED_NO_CAPACITY with a hint is sent again after it, this many times at most. */
+  readonly capacityRetriesMax?: number;
 }
 
 const DEADLINE = 'deadline:';
 const CALL = 'call:';
+const RETRY = 'retry:';
 
 /**
  * The client: waits, registers every setup step in order through a scheduler (each request with
@@ -391,6 +402,10 @@ export class FaasClient implements Machine {
   private onTimer(timer: string): Effect[] {
     if (timer === 'setup') return this.sendStep();
     if (timer.startsWith(CALL)) return this.sendCall(Number(timer.slice(CALL.length)));
+    if (timer.startsWith(RETRY)) {
+      const record = this.byRequest.get(Number(timer.slice(RETRY.length)));
+      return record === undefined ? [] : this.resend(record);
+    }
     if (timer.startsWith(DEADLINE)) {
       const requestId = Number(timer.slice(DEADLINE.length));
       if (requestId === this.stepRequest) {
@@ -444,22 +459,31 @@ export class FaasClient implements Machine {
     const planned = this.options.calls[index];
     if (planned === undefined) return [];
     const call = planned.call;
-    const requestId = this.nextRequestId++;
     const callId = `${this.id.replace('mem://', '')}-${index}`;
     const resultKey = call.async ? resultKeyOf(callId) : '';
+    const waitMs = call.async ? (this.options.acceptTimeoutMs ?? 1000) : call.timeoutMs + (this.options.answerSlackMs ?? 1000);
+    const record: CallRecord = { index, call, callId, requestId: 0, scheduler: '', capacityRetries: 0, sentAtMs: this.nowMs, deadlineMs: this.nowMs + waitMs, budgetEndMs: this.nowMs + call.timeoutMs, outcome: undefined, endedAtMs: undefined, answers: [], resultKey };
+    this.records.push(record);
+    return this.resend(record);
+  }
+
+  /** Sends (again) the call of `record`, under a new request id, with the deadline left. */
+  private resend(record: CallRecord): Effect[] {
+    const { call, callId, resultKey } = record;
+    const requestId = this.nextRequestId++;
     const encode = (args: readonly unknown[]): PbTypes.IArgument[] => args.map((arg) => ({ value: encodeValue(arg) }));
     const body: PbTypes.IEnvelope =
       call.kind === 'call'
         ? { callRequest: { callId, function: call.fn, args: encode(call.args), timeoutMs: call.timeoutMs, async: call.async, resultKey } }
         : { dagCall: { callId, dag: call.dag, args: Object.fromEntries(Object.entries(call.args).map(([name, args]) => [name, { args: encode(args) }])), timeoutMs: call.timeoutMs, async: call.async, resultKey } };
-    const waitMs = call.async ? (this.options.acceptTimeoutMs ?? 1000) : call.timeoutMs + (this.options.answerSlackMs ?? 1000);
-    const scheduler = this.scheduler();
-    const record: CallRecord = { index, call, callId, requestId, scheduler, sentAtMs: this.nowMs, deadlineMs: this.nowMs + waitMs, outcome: undefined, endedAtMs: undefined, answers: [], resultKey };
-    this.records.push(record);
+    // Each attempt waits as long as the first (the SDK's per-request timeout).
+    if (record.requestId !== 0) record.deadlineMs = this.nowMs + call.timeoutMs + (this.options.answerSlackMs ?? 1000);
+    record.requestId = requestId;
+    record.scheduler = this.scheduler();
     this.byRequest.set(requestId, record);
     return [
-      { kind: 'send', to: scheduler, envelope: envelopeWith(body, { requestId, replyTo: this.id, sender: this.id }) },
-      { kind: 'timer', timer: DEADLINE + requestId, delayMs: waitMs },
+      { kind: 'send', to: record.scheduler, envelope: envelopeWith(body, { requestId, replyTo: this.id, sender: this.id }) },
+      { kind: 'timer', timer: DEADLINE + requestId, delayMs: Math.max(0, record.deadlineMs - this.nowMs) },
     ];
   }
 
@@ -469,8 +493,16 @@ export class FaasClient implements Machine {
     const record = this.byRequest.get(requestId);
     if (record === undefined) return [];
     const outcome = outcomeOf(envelope, record.call.async);
+    // Refused with a retry-after hint (nothing ran): sent again after it, as the SDK does; the
+    // refusal answered that attempt, not the call.
+    const hint = envelope.callResponse?.error?.retryAfterMs ?? 0;
+    if (record.outcome === undefined && requestId === record.requestId && !record.call.async && outcome.kind === 'error' && outcome.code === ErrorCode.SCHED_NO_CAPACITY && hint > 0 && record.capacityRetries < (this.options.capacityRetriesMax ?? 20) && this.nowMs + hint < record.budgetEndMs) {
+      record.capacityRetries++;
+      return [{ kind: 'cancelTimer', timer: DEADLINE + requestId }, { kind: 'timer', timer: RETRY + requestId, delayMs: hint }];
+    }
     record.answers.push(outcome);
-    if (record.outcome !== undefined) return [];
+    if (record.outcome !== undefined || requestId !== record.requestId) return [];
+    if (outcome.kind === 'error' && outcome.code === ErrorCode.SCHED_NO_CAPACITY && hint > 0) record.refusedSaturated = true;
     record.outcome = outcome;
     record.endedAtMs = this.nowMs;
     return [{ kind: 'cancelTimer', timer: DEADLINE + requestId }];

@@ -287,6 +287,9 @@ function excusesOf(fs: FaasSim, client: FaasClient, record: CallRecord): Set<str
   if (request || schedule || answer) excuses.add(ErrorCode.TRANSPORT_TIMEOUT);
   // An async run whose every attempt lost a schedule: the scheduler gives up (its attempts at most, 3).
   if (new Set(dropped.filter((frame) => frame.body === 'schedule').map((frame) => frame.attempt)).size >= 3) excuses.add(ErrorCode.EXEC_LOST);
+  // Admission: every executor stayed saturated through the client's retries (the scheduler's
+  // refusal carried a retry-after hint; nothing ran).
+  if (record.refusedSaturated === true) excuses.add(ErrorCode.SCHED_NO_CAPACITY);
   return excuses;
 }
 
@@ -421,6 +424,8 @@ function checkCrash({ fs, client, functions, crashAtMs, restartAtMs, victim, joi
     // A call that may have had a part on the dead executor: sent before the scheduler could know.
     const exposed = record.sentAtMs <= detectedByMs;
     const excuses = new Set<string>(exposed ? [ErrorCode.EXEC_LOST] : []);
+    // Admission: the only executor stayed saturated through the client's retries.
+    if (record.refusedSaturated === true) excuses.add(ErrorCode.SCHED_NO_CAPACITY);
     record.answers.forEach((answer, i) => {
       // After EXEC_LOST, what the run left on the survivor may still answer: its sink times out.
       const later = i > 0 && record.answers[0]!.kind === 'error' && record.answers[0]!.code === ErrorCode.EXEC_LOST ? new Set([...excuses, ErrorCode.EXEC_TIMEOUT]) : excuses;

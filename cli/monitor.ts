@@ -1,0 +1,134 @@
+/**
+ * The monitor's host: its tasks carried out on the real KVS and a node provider, and the monitor
+ * as a running machine (in `lfaas up --autoscale`, beside the local provider; `lfaas monitor` runs
+ * one as its own process, deciding and logging what it would do when it has no provider).
+ *
+ * - The lease (`lfaas/monitor/lease`): an LWW record {holder, untilMs}; taken when absent, expired
+ *   or already this monitor's, written with a replicated acknowledgement and read back: the holder
+ *   read back is the one that acts.
+ * - Events: a JSON line on stderr each, and the event log (`lfaas/events`, an LWW list of the last
+ *   500 events, written only by the lease holder) that `lfaas events` prints.
+ */
+import { KvsClient } from '../client/index.js';
+import { ErrorCode, HybridClock, LfaasError, Lww, ensureLfaasError } from '../lattices/index.js';
+import { MonitorNode } from '../monitor/index.js';
+import type { AutoscalePolicy, MonitorEvent, MonitorTask, NodeProvider } from '../monitor/index.js';
+import { ZmqTransport, runMachine, systemClock } from '../protocol/index.js';
+import type { KeyPair, MachineShell, MachineTasks, ShellOptions } from '../protocol/index.js';
+
+export const LEASE_KEY = 'lfaas/monitor/lease';
+export const EVENTS_KEY = 'lfaas/events';
+/** Events kept in the log. */
+export const EVENTS_MAX = 500;
+
+/** The monitor's tasks on the KVS and a provider. */
+export class MonitorHost implements MachineTasks {
+  readonly counters = { events: 0, eventsFailed: 0 };
+  private readonly clock: HybridClock;
+
+  constructor(
+    private readonly kvs: KvsClient,
+    private readonly name: string,
+    private readonly provider: NodeProvider | undefined,
+    private readonly log: (line: string) => void,
+  ) {
+    this.clock = new HybridClock(`monitor-${name}`, () => Date.now());
+  }
+
+  run(task: unknown, done: (error: Error | undefined, result?: unknown) => void): void {
+    this.perform(task as MonitorTask).then(
+      (result) => done(undefined, result),
+      (error: unknown) => done(ensureLfaasError(error)),
+    );
+  }
+
+  private async perform(task: MonitorTask): Promise<unknown> {
+    switch (task.op) {
+      case 'lease':
+        return this.lease(task.holder, task.leaseMs);
+      case 'event':
+        await this.record(task.event);
+        return undefined;
+      case 'provide': {
+        if (this.provider === undefined) throw new LfaasError(ErrorCode.INTERNAL, 'this monitor has no node provider: it decides and logs only');
+        const action = task.action;
+        if (action.kind === 'add') return this.provider.add(action.role);
+        await this.provider.remove(action.role, action.target);
+        return action.target;
+      }
+    }
+  }
+
+  /** Takes or renews the lease; resolves with the holder read back. */
+  private async lease(holder: string, leaseMs: number): Promise<string> {
+    const current = leaseOf((await this.kvs.get(LEASE_KEY))?.reveal());
+    const now = Date.now();
+    if (current === undefined || current.untilMs < now || current.holder === holder) {
+      await this.kvs.put(LEASE_KEY, Lww.write(this.clock, { holder, untilMs: now + leaseMs }), { ack: 'replicated' });
+    }
+    const after = leaseOf((await this.kvs.get(LEASE_KEY))?.reveal());
+    return after !== undefined && after.untilMs >= Date.now() ? after.holder : '';
+  }
+
+  private async record(event: MonitorEvent): Promise<void> {
+    this.counters.events++;
+    this.log(JSON.stringify({ level: event.kind === 'failed' ? 40 : 30, name: 'monitor', msg: `${event.kind}${event.action === undefined ? '' : ` ${event.action} ${event.role}`}${event.node === undefined ? '' : ` ${event.node}`}: ${event.reason}`, event }));
+    try {
+      const stored = (await this.kvs.get(EVENTS_KEY))?.reveal();
+      const events = Array.isArray(stored) ? (stored as MonitorEvent[]) : [];
+      await this.kvs.put(EVENTS_KEY, Lww.write(this.clock, [...events, event].slice(-EVENTS_MAX)), { ack: 'durable' });
+    } catch (error) {
+      // The log line stands; the stored log misses this event (counted).
+      this.counters.eventsFailed++;
+      this.log(JSON.stringify({ level: 40, name: 'monitor', msg: `event not stored: ${(error as Error).message}` }));
+    }
+  }
+}
+
+function leaseOf(value: unknown): { holder: string; untilMs: number } | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { holder, untilMs } = value as { holder?: unknown; untilMs?: unknown };
+  return typeof holder === 'string' && typeof untilMs === 'number' ? { holder, untilMs } : undefined;
+}
+
+/** The events in the KVS's log, oldest first. */
+export async function readEvents(kvs: KvsClient): Promise<MonitorEvent[]> {
+  const stored = (await kvs.get(EVENTS_KEY))?.reveal();
+  return Array.isArray(stored) ? (stored as MonitorEvent[]) : [];
+}
+
+export interface RunningMonitor {
+  readonly node: MonitorNode;
+  readonly host: MonitorHost;
+  readonly shell: MachineShell;
+  stop(): Promise<void>;
+}
+
+/** Starts a monitor machine on its own socket, with its member key, the KVS and a provider. */
+export async function startMonitor(options: {
+  readonly name: string;
+  readonly host?: string;
+  readonly keyPair: KeyPair | 'insecure';
+  readonly shell: Pick<ShellOptions, 'membership' | 'tokens'>;
+  readonly routing: readonly string[];
+  readonly schedulers: readonly string[];
+  readonly policy: AutoscalePolicy;
+  readonly provider: NodeProvider | undefined;
+  readonly periodMs?: number;
+  readonly log: (line: string) => void;
+}): Promise<RunningMonitor> {
+  const transport = await ZmqTransport.bind({ host: options.host ?? '127.0.0.1', port: 0, keyPair: options.keyPair });
+  const kvs = await KvsClient.connect({ routing: options.routing, keyPair: options.keyPair, token: '', requestTimeoutMs: 2000 });
+  const host = new MonitorHost(kvs, options.name, options.provider, options.log);
+  const node = new MonitorNode({ address: transport.address, name: options.name, routing: options.routing, schedulers: options.schedulers, policy: options.policy, ...(options.periodMs === undefined ? {} : { periodMs: options.periodMs }) });
+  const shell = runMachine(node, transport, systemClock, { tasks: host, onError: (error) => options.log(JSON.stringify({ level: 40, name: 'monitor', msg: error.message })), ...options.shell });
+  return {
+    node,
+    host,
+    shell,
+    stop: async () => {
+      await shell.stop();
+      await kvs.close();
+    },
+  };
+}

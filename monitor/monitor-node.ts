@@ -1,0 +1,243 @@
+/**
+ * The monitor: a sans-I/O machine that watches the cluster and scales it (policy.ts decides).
+ *
+ * Any number of monitors may run; one acts at a time. Every period (1 s) a monitor asks its host
+ * to take or renew the lease (`lfaas/monitor/lease` in the KVS: a last-writer-wins record of the
+ * holder and its expiry, read back after the write; the lease lasts three periods). The holder
+ * then asks a routing node for the ring and every shard's latest statistics, and every scheduler
+ * for its executors and their load (`clusterStatsRequest`), builds a snapshot (per storage node:
+ * bytes, keys, requests per second, p99 latency since the last report; per executor: utilisation
+ * and slots), and lets the policy decide. Each decision is an event (the host logs it, counts it
+ * and appends it to the event log in the KVS, `lfaas events`), then a task for the node provider
+ * (add or remove a node of a role); its outcome is an event too. One action per role at a time.
+ */
+import { envelopeWith } from '../protocol/index.js';
+import type { Effect, Envelope, Machine, MachineInput, PbTypes } from '../protocol/index.js';
+import { Autoscaler, DEFAULT_POLICY, p99OfHistogram } from './policy.js';
+import type { Action, AutoscalePolicy, ClusterSnapshot, ExecutorNodeView, ScaledRole, StorageNodeView } from './policy.js';
+
+/** An entry of the event log. */
+export interface MonitorEvent {
+  readonly atMs: number;
+  /** `decided`, `done`, `failed`, `lease` (this monitor took the lease). */
+  readonly kind: 'decided' | 'done' | 'failed' | 'lease';
+  readonly monitor: string;
+  readonly role?: ScaledRole;
+  readonly action?: 'add' | 'remove';
+  /** The node concerned: the one removed, or the one added once done. */
+  readonly node?: string;
+  readonly reason: string;
+}
+
+/** What the monitor asks its host to do. */
+export type MonitorTask =
+  | { readonly op: 'lease'; readonly holder: string; readonly leaseMs: number }
+  | { readonly op: 'event'; readonly event: MonitorEvent }
+  | { readonly op: 'provide'; readonly action: Action };
+
+export interface MonitorOptions {
+  readonly address: string;
+  /** The lease holder's name (unique per monitor process). */
+  readonly name: string;
+  readonly routing: readonly string[];
+  readonly schedulers: readonly string[];
+  readonly policy?: AutoscalePolicy;
+  readonly periodMs?: number;
+  /** How long a stats request may take before the snapshot is built without its answer. */
+  readonly requestTimeoutMs?: number;
+}
+
+const TICK = 'tick';
+const COLLECT = 'collect';
+
+interface Pending {
+  readonly kind: 'lease' | 'event' | { readonly action: Action };
+}
+
+export class MonitorNode implements Machine {
+  readonly id: string;
+  readonly autoscaler: Autoscaler;
+  readonly counters = { ticks: 0, leasesHeld: 0, snapshots: 0, decisions: 0, actionsDone: 0, actionsFailed: 0, statsMissing: 0 };
+  /** Whether this monitor held the lease at its last renewal. */
+  leader = false;
+  /** The last snapshot it decided on (tests, metrics). */
+  lastSnapshot: ClusterSnapshot | undefined;
+  private nowMs = 0;
+  private nextToken = 1;
+  private nextRequestId = 1;
+  private readonly tasks = new Map<number, Pending>();
+  private leasePending = false;
+  /** Stats requests of the current collection, by request id. */
+  private readonly asked = new Map<number, 'routing' | 'scheduler'>();
+  private collecting = false;
+  private routingAnswer: PbTypes.IClusterStats | undefined;
+  private readonly schedulerAnswers: PbTypes.IClusterStats[] = [];
+  /** Per shard (`node/shard`), its previous latency histogram (p99 is over the requests since). */
+  private readonly previousCounts = new Map<string, readonly number[]>();
+  private readonly busy = new Set<ScaledRole>();
+  private nextRouting = 0;
+
+  constructor(private readonly options: MonitorOptions) {
+    this.id = options.address;
+    this.autoscaler = new Autoscaler(options.policy ?? DEFAULT_POLICY);
+  }
+
+  private get periodMs(): number {
+    return this.options.periodMs ?? 1000;
+  }
+
+  handle(input: MachineInput, nowMs: number): readonly Effect[] {
+    this.nowMs = Math.max(this.nowMs, nowMs);
+    switch (input.kind) {
+      case 'start':
+        // The cluster gets a grace period before the first decision (its nodes are still joining).
+        this.autoscaler.acted('executor', this.nowMs);
+        this.autoscaler.acted('storage', this.nowMs);
+        return [{ kind: 'timer', timer: TICK, delayMs: 0 }];
+      case 'timer':
+        if (input.timer === TICK) return [...this.tick(), { kind: 'timer', timer: TICK, delayMs: this.periodMs }];
+        if (input.timer === COLLECT) return this.decide();
+        return [];
+      case 'taskDone':
+        return this.onTaskDone(input.token, input.error, input.result);
+      case 'persisted':
+        return [];
+      case 'message':
+        return this.onMessage(input.envelope);
+    }
+  }
+
+  private task(task: MonitorTask, pending: Pending): Effect {
+    const token = this.nextToken++;
+    this.tasks.set(token, pending);
+    return { kind: 'task', token, task };
+  }
+
+  private tick(): Effect[] {
+    this.counters.ticks++;
+    if (this.leasePending) return [];
+    this.leasePending = true;
+    return [this.task({ op: 'lease', holder: this.options.name, leaseMs: 3 * this.periodMs }, { kind: 'lease' })];
+  }
+
+  private onTaskDone(token: number, error: Error | undefined, result: unknown): Effect[] {
+    const pending = this.tasks.get(token);
+    if (pending === undefined) return [];
+    this.tasks.delete(token);
+    if (pending.kind === 'lease') {
+      this.leasePending = false;
+      const wasLeader = this.leader;
+      this.leader = error === undefined && result === this.options.name;
+      if (!this.leader) return [];
+      this.counters.leasesHeld++;
+      const effects: Effect[] = wasLeader ? [] : [this.event({ kind: 'lease', reason: 'this monitor holds the lease and acts' })];
+      return [...effects, ...this.collect()];
+    }
+    if (pending.kind === 'event') return [];
+    const { action } = pending.kind;
+    this.busy.delete(action.role);
+    // The policy's grace period counts from when the action took effect.
+    this.autoscaler.acted(action.role, this.nowMs);
+    if (error !== undefined) {
+      this.counters.actionsFailed++;
+      return [this.event({ kind: 'failed', role: action.role, action: action.kind, ...(action.kind === 'remove' ? { node: action.target } : {}), reason: error.message })];
+    }
+    this.counters.actionsDone++;
+    const node = action.kind === 'remove' ? action.target : typeof result === 'string' ? result : undefined;
+    return [this.event({ kind: 'done', role: action.role, action: action.kind, ...(node === undefined ? {} : { node }), reason: action.reason })];
+  }
+
+  private event(event: Omit<MonitorEvent, 'atMs' | 'monitor'>): Effect {
+    return this.task({ op: 'event', event: { atMs: Math.floor(this.nowMs), monitor: this.options.name, ...event } }, { kind: 'event' });
+  }
+
+  /** Asks a routing node and every scheduler for their view; decides when all answered or at the timeout. */
+  private collect(): Effect[] {
+    if (this.collecting) return [];
+    this.collecting = true;
+    this.asked.clear();
+    this.routingAnswer = undefined;
+    this.schedulerAnswers.length = 0;
+    const effects: Effect[] = [];
+    const ask = (to: string, kind: 'routing' | 'scheduler'): void => {
+      const requestId = this.nextRequestId++;
+      this.asked.set(requestId, kind);
+      effects.push({ kind: 'send', to, envelope: envelopeWith({ clusterStatsRequest: {} }, { requestId, replyTo: this.options.address, sender: this.options.address }) });
+    };
+    const routing = this.options.routing;
+    if (routing.length > 0) ask(routing[this.nextRouting++ % routing.length]!, 'routing');
+    for (const scheduler of this.options.schedulers) ask(scheduler, 'scheduler');
+    effects.push({ kind: 'timer', timer: COLLECT, delayMs: this.options.requestTimeoutMs ?? 800 });
+    return effects;
+  }
+
+  private onMessage(envelope: Envelope): Effect[] {
+    const kind = this.asked.get(Number(envelope.responseTo));
+    if (kind === undefined || !this.collecting) return [];
+    this.asked.delete(Number(envelope.responseTo));
+    const stats = envelope.clusterStats;
+    if (stats !== undefined && stats !== null) {
+      if (kind === 'routing') this.routingAnswer = stats;
+      else this.schedulerAnswers.push(stats);
+    }
+    if (this.asked.size > 0) return [];
+    return [{ kind: 'cancelTimer', timer: COLLECT }, ...this.decide()];
+  }
+
+  private decide(): Effect[] {
+    if (!this.collecting) return [];
+    this.collecting = false;
+    this.counters.statsMissing += this.asked.size;
+    // Without the storage tier's view (or any scheduler's), nothing is decided for that role:
+    // a silent node must not look like an idle one.
+    const snapshot = this.snapshot();
+    this.lastSnapshot = snapshot;
+    this.counters.snapshots++;
+    if (!this.leader) return [];
+    const actions = this.autoscaler.decide(snapshot, this.nowMs).filter((action) => {
+      if (this.busy.has(action.role)) return false;
+      if (action.role === 'storage' && this.routingAnswer === undefined) return false;
+      if (action.role === 'executor' && this.schedulerAnswers.length === 0) return false;
+      return true;
+    });
+    const effects: Effect[] = [];
+    for (const action of actions) {
+      this.counters.decisions++;
+      this.busy.add(action.role);
+      effects.push(this.event({ kind: 'decided', role: action.role, action: action.kind, ...(action.kind === 'remove' ? { node: action.target } : {}), reason: action.reason }));
+      effects.push(this.task({ op: 'provide', action }, { kind: { action } }));
+    }
+    return effects;
+  }
+
+  private snapshot(): ClusterSnapshot {
+    const routing = this.routingAnswer;
+    const alive = new Set((routing?.nodes ?? []).filter((node) => !node.departed).map((node) => node.id ?? ''));
+    const storage = new Map<string, { id: string; bytes: number; keys: number; rps: number; p99Ms: number | undefined }>();
+    for (const id of alive) storage.set(id, { id, bytes: 0, keys: 0, rps: 0, p99Ms: undefined });
+    for (const report of routing?.shards ?? []) {
+      const node = storage.get(report.nodeId ?? '');
+      if (node === undefined) continue;
+      node.bytes += Number(report.occupancyBytes ?? 0);
+      node.keys += Number(report.keyCount ?? 0);
+      node.rps += report.requestsPerSecond ?? 0;
+      const shardKey = `${report.nodeId}/${report.shard}`;
+      const counts = (report.latency?.counts ?? []).map(Number);
+      const before = this.previousCounts.get(shardKey);
+      this.previousCounts.set(shardKey, counts);
+      const recent = before === undefined || before.length !== counts.length ? counts : counts.map((count, i) => Math.max(0, count - before[i]!));
+      const p99 = p99OfHistogram(report.latency?.boundsUs ?? [], recent);
+      if (p99 !== undefined) node.p99Ms = Math.max(node.p99Ms ?? 0, p99);
+    }
+    const executors = new Map<string, ExecutorNodeView>();
+    for (const answer of this.schedulerAnswers) {
+      for (const view of answer.executors ?? []) {
+        const address = view.address ?? '';
+        const known = executors.get(address);
+        // Schedulers see the same executor: the busiest view counts (each adds what it placed).
+        if (known === undefined || (view.utilisation ?? 0) > known.utilisation) executors.set(address, { address, utilisation: view.utilisation ?? 0, capacity: view.capacity ?? 1 });
+      }
+    }
+    return { storage: [...storage.values()] as StorageNodeView[], executors: [...executors.values()], replicationMax: routing?.replicationMax ?? 1 };
+  }
+}

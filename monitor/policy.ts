@@ -1,0 +1,187 @@
+/**
+ * The monitor's policies: pure decisions over a snapshot of the cluster, with hysteresis (a
+ * condition must hold for a while before it acts) and a grace period after each action (the
+ * cluster settles: a new node takes keys, a new executor warms up, before it is judged again).
+ *
+ * Executors (per scheduler view, merged):
+ * - add one when their average utilisation (running and queued calls per runtime slot) stays at
+ *   or above `scaleUpUtilisation` (0.7) for `upSustainMs` (3 s), below `max`;
+ * - remove the least loaded when it stays at or below `scaleDownUtilisation` (0.2) for
+ *   `downSustainMs` (15 s), above `min`.
+ * Storage nodes (from every shard's report):
+ * - add one when a node holds more than `memoryHighBytes` (64 MiB) on average, or the latency
+ *   objective (p99 <= `latencyObjectiveMs`, 10 ms) is missed while shards serve at least `busyRps`
+ *   (1,000 requests/s each), for `upSustainMs`, below `max`;
+ * - remove the emptiest when requests stay under `idleRps` (50/s per node) and memory under half
+ *   the threshold for `downSustainMs` (30 s), above `min` and above the largest replication
+ *   factor in use (a key must keep its replicas).
+ * Every decision becomes an event (monitor-node.ts logs, counts and stores it).
+ */
+
+export type ScaledRole = 'executor' | 'storage';
+
+export interface RolePolicy {
+  readonly min: number;
+  readonly max: number;
+  readonly upSustainMs: number;
+  readonly downSustainMs: number;
+  /** After an action on this role, how long nothing more is decided for it. */
+  readonly graceMs: number;
+}
+
+export interface ExecutorPolicy extends RolePolicy {
+  readonly scaleUpUtilisation: number;
+  readonly scaleDownUtilisation: number;
+}
+
+export interface StoragePolicy extends RolePolicy {
+  readonly memoryHighBytes: number;
+  readonly latencyObjectiveMs: number;
+  readonly busyRps: number;
+  readonly idleRps: number;
+}
+
+export interface AutoscalePolicy {
+  readonly executor: ExecutorPolicy;
+  readonly storage: StoragePolicy;
+}
+
+export const DEFAULT_POLICY: AutoscalePolicy = {
+  executor: { min: 1, max: 8, upSustainMs: 3000, downSustainMs: 15_000, graceMs: 10_000, scaleUpUtilisation: 0.7, scaleDownUtilisation: 0.2 },
+  storage: { min: 1, max: 16, upSustainMs: 3000, downSustainMs: 30_000, graceMs: 15_000, memoryHighBytes: 64 * 1024 * 1024, latencyObjectiveMs: 10, busyRps: 1000, idleRps: 50 },
+};
+
+/** The policy with some fields replaced (a command line's flags). */
+export function policyWith(overrides: { readonly executor?: Partial<ExecutorPolicy>; readonly storage?: Partial<StoragePolicy> }, base: AutoscalePolicy = DEFAULT_POLICY): AutoscalePolicy {
+  return { executor: { ...base.executor, ...overrides.executor }, storage: { ...base.storage, ...overrides.storage } };
+}
+
+export interface StorageNodeView {
+  readonly id: string;
+  readonly bytes: number;
+  readonly keys: number;
+  readonly rps: number;
+  /** The worst p99 of its shards, in ms (undefined: no requests measured). */
+  readonly p99Ms: number | undefined;
+}
+
+export interface ExecutorNodeView {
+  readonly address: string;
+  readonly utilisation: number;
+  readonly capacity: number;
+}
+
+export interface ClusterSnapshot {
+  readonly storage: readonly StorageNodeView[];
+  readonly executors: readonly ExecutorNodeView[];
+  /** The largest replication factor in use: never fewer storage nodes than this. */
+  readonly replicationMax: number;
+}
+
+export type Action = { readonly kind: 'add'; readonly role: ScaledRole; readonly reason: string } | { readonly kind: 'remove'; readonly role: ScaledRole; readonly target: string; readonly reason: string };
+
+/** What the policy remembers between decisions, per role. */
+interface RoleState {
+  upSinceMs: number | undefined;
+  downSinceMs: number | undefined;
+  lastActionMs: number;
+}
+
+export class Autoscaler {
+  private readonly state: Record<ScaledRole, RoleState> = {
+    executor: { upSinceMs: undefined, downSinceMs: undefined, lastActionMs: -Infinity },
+    storage: { upSinceMs: undefined, downSinceMs: undefined, lastActionMs: -Infinity },
+  };
+
+  constructor(readonly policy: AutoscalePolicy = DEFAULT_POLICY) {}
+
+  /** The actions to take now (at most one per role). */
+  decide(snapshot: ClusterSnapshot, nowMs: number): Action[] {
+    const actions: Action[] = [];
+    const executor = this.decideExecutors(snapshot.executors, nowMs);
+    if (executor !== undefined) actions.push(executor);
+    const storage = this.decideStorage(snapshot, nowMs);
+    if (storage !== undefined) actions.push(storage);
+    for (const action of actions) this.acted(action.role, nowMs);
+    return actions;
+  }
+
+  /** An action was taken for `role` (also one decided elsewhere): the grace period starts. */
+  acted(role: ScaledRole, nowMs: number): void {
+    const state = this.state[role];
+    state.lastActionMs = nowMs;
+    state.upSinceMs = undefined;
+    state.downSinceMs = undefined;
+  }
+
+  private held(role: ScaledRole, up: boolean, down: boolean, nowMs: number): 'up' | 'down' | undefined {
+    const state = this.state[role];
+    const policy = this.policy[role];
+    state.upSinceMs = up ? (state.upSinceMs ?? nowMs) : undefined;
+    state.downSinceMs = down ? (state.downSinceMs ?? nowMs) : undefined;
+    if (nowMs - state.lastActionMs < policy.graceMs) return undefined;
+    if (state.upSinceMs !== undefined && nowMs - state.upSinceMs >= policy.upSustainMs) return 'up';
+    if (state.downSinceMs !== undefined && nowMs - state.downSinceMs >= policy.downSustainMs) return 'down';
+    return undefined;
+  }
+
+  /** Fewer nodes than the minimum (one died, or none started yet): one more, once the grace period is over. */
+  private belowMinimum(role: ScaledRole, count: number, nowMs: number): Action | undefined {
+    if (nowMs - this.state[role].lastActionMs < this.policy[role].graceMs) return undefined;
+    return { kind: 'add', role, reason: `${count} ${role === 'executor' ? 'executors' : 'storage nodes'}, fewer than the minimum ${this.policy[role].min}` };
+  }
+
+  private decideExecutors(executors: readonly ExecutorNodeView[], nowMs: number): Action | undefined {
+    const policy = this.policy.executor;
+    const count = executors.length;
+    if (count < policy.min) return this.belowMinimum('executor', count, nowMs);
+    const slots = executors.reduce((sum, view) => sum + Math.max(1, view.capacity), 0);
+    // Average per slot, weighted by slots: a big executor counts for more.
+    const average = executors.reduce((sum, view) => sum + view.utilisation * Math.max(1, view.capacity), 0) / slots;
+    const verdict = this.held('executor', average >= policy.scaleUpUtilisation && count < policy.max, average <= policy.scaleDownUtilisation && count > policy.min, nowMs);
+    if (verdict === 'up') return { kind: 'add', role: 'executor', reason: `average executor utilisation ${average.toFixed(2)} >= ${policy.scaleUpUtilisation} for ${policy.upSustainMs} ms (${count} executors)` };
+    if (verdict === 'down') {
+      let least = executors[0]!;
+      for (const view of executors) if (view.utilisation < least.utilisation) least = view;
+      return { kind: 'remove', role: 'executor', target: least.address, reason: `average executor utilisation ${average.toFixed(2)} <= ${policy.scaleDownUtilisation} for ${policy.downSustainMs} ms (${count} executors)` };
+    }
+    return undefined;
+  }
+
+  private decideStorage(snapshot: ClusterSnapshot, nowMs: number): Action | undefined {
+    const policy = this.policy.storage;
+    const nodes = snapshot.storage;
+    const count = nodes.length;
+    if (count < policy.min) return this.belowMinimum('storage', count, nowMs);
+    const bytes = nodes.reduce((sum, node) => sum + node.bytes, 0) / count;
+    const rps = nodes.reduce((sum, node) => sum + node.rps, 0);
+    const slow = nodes.filter((node) => node.p99Ms !== undefined && node.p99Ms > policy.latencyObjectiveMs && node.rps >= policy.busyRps);
+    const up = count < policy.max && (bytes > policy.memoryHighBytes || slow.length > 0);
+    const floor = Math.max(policy.min, snapshot.replicationMax);
+    const down = count > floor && rps / count < policy.idleRps && bytes < policy.memoryHighBytes / 2;
+    const verdict = this.held('storage', up, down, nowMs);
+    if (verdict === 'up') {
+      const why = bytes > policy.memoryHighBytes ? `memory ${Math.round(bytes / 1024)} KiB per node > ${Math.round(policy.memoryHighBytes / 1024)} KiB` : `p99 over ${policy.latencyObjectiveMs} ms at >= ${policy.busyRps} requests/s on ${slow.map((node) => node.id).join(', ')}`;
+      return { kind: 'add', role: 'storage', reason: `${why} for ${policy.upSustainMs} ms (${count} nodes)` };
+    }
+    if (verdict === 'down') {
+      let emptiest = nodes[0]!;
+      for (const node of nodes) if (node.bytes < emptiest.bytes) emptiest = node;
+      return { kind: 'remove', role: 'storage', target: emptiest.id, reason: `${Math.round(rps / count)} requests/s per node < ${policy.idleRps} and memory under half the threshold for ${policy.downSustainMs} ms (${count} nodes, at least ${floor} kept)` };
+    }
+    return undefined;
+  }
+}
+
+/** The p99 (ms) of a latency histogram (bounds in microseconds, counts at or below each); undefined when empty. */
+export function p99OfHistogram(boundsUs: readonly number[], counts: readonly number[]): number | undefined {
+  const total = counts.reduce((sum, count) => sum + count, 0);
+  if (total === 0) return undefined;
+  const wanted = Math.ceil(total * 0.99);
+  let seen = 0;
+  for (let i = 0; i < counts.length; i++) {
+    seen += counts[i]!;
+    if (seen >= wanted) return (boundsUs[i] ?? boundsUs[boundsUs.length - 1] ?? 0) / 1000;
+  }
+  return (boundsUs[boundsUs.length - 1] ?? 0) / 1000;
+}
