@@ -36,7 +36,7 @@ const STOP_MAX_MS = 20_000;
 
 export class LocalProvider implements NodeProvider {
   private readonly running: Record<ScaledRole, Map<string, LocalNode>> = { storage: new Map(), executor: new Map() };
-  private made = 0;
+  private readonly made: Record<ScaledRole, number> = { storage: 0, executor: 0 };
 
   constructor(
     private readonly options: {
@@ -58,7 +58,7 @@ export class LocalProvider implements NodeProvider {
   }
 
   async add(role: ScaledRole): Promise<string> {
-    const name = `${role === 'storage' ? 'node' : 'executor'}-auto-${++this.made}`;
+    const name = `${role === 'storage' ? 'node' : 'executor'}-auto-${++this.made[role]}`;
     keysAdd(this.options.keys, role, name);
     let started: Started;
     try {

@@ -16,6 +16,7 @@ import { runScheduler } from './scheduler.js';
 import { runStorageNode } from './storage-node.js';
 import { up } from './up.js';
 import { printEvents } from './events-command.js';
+import { runMonitorProcess } from './monitor.js';
 import { policyWith } from '../monitor/index.js';
 import { keysAdd, keysRevoke, keysRotateToken, printKeysInit, printTokenCreate, tokenRevoke } from './keys-commands.js';
 import type { SecurityOptions } from './security.js';
@@ -239,6 +240,13 @@ const functionsCommand = program
 faasCommand(functionsCommand, 'delete <name>', 'delete a function: every version, or the one given')
   .option('--version <n>', 'the version to delete (default: all)', integer(1, Number.MAX_SAFE_INTEGER))
   .action(async (name: string, options: FaasAddresses & { version?: number }) => faasDeleteFunction(name, options));
+
+securityOptions(program.command('monitor'))
+  .description('run a monitor: it takes the lease in the KVS, reads the cluster and records its decisions (lfaas up --autoscale also carries them out)')
+  .requiredOption('--routing <addresses>', 'comma-separated routing node addresses', list)
+  .requiredOption('--schedulers <addresses>', 'comma-separated scheduler addresses', list)
+  .option('--period-ms <ms>', 'how often it looks', integer(100, 60_000), 1000)
+  .action(async (options: { routing: string[]; schedulers: string[]; periodMs: number } & SecurityOptions) => runMonitorProcess(options));
 
 withToken(
   program

@@ -11,10 +11,12 @@
  */
 import { KvsClient } from '../client/index.js';
 import { ErrorCode, HybridClock, LfaasError, Lww, ensureLfaasError } from '../lattices/index.js';
-import { MonitorNode } from '../monitor/index.js';
+import { DEFAULT_POLICY, MonitorNode } from '../monitor/index.js';
 import type { AutoscalePolicy, MonitorEvent, MonitorTask, NodeProvider } from '../monitor/index.js';
 import { ZmqTransport, runMachine, systemClock } from '../protocol/index.js';
 import type { KeyPair, MachineShell, MachineTasks, ShellOptions } from '../protocol/index.js';
+import { announceReady, guardProcess, stopOnSignals } from './process.js';
+import { roleSecurity } from './security.js';
 
 export const LEASE_KEY = 'lfaas/monitor/lease';
 export const EVENTS_KEY = 'lfaas/events';
@@ -25,6 +27,7 @@ export const EVENTS_MAX = 500;
 export class MonitorHost implements MachineTasks {
   readonly counters = { events: 0, eventsFailed: 0 };
   private readonly clock: HybridClock;
+  private appending: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly kvs: KvsClient,
@@ -73,6 +76,13 @@ export class MonitorHost implements MachineTasks {
   private async record(event: MonitorEvent): Promise<void> {
     this.counters.events++;
     this.log(JSON.stringify({ level: event.kind === 'failed' ? 40 : 30, name: 'monitor', msg: `${event.kind}${event.action === undefined ? '' : ` ${event.action} ${event.role}`}${event.node === undefined ? '' : ` ${event.node}`}: ${event.reason}`, event }));
+    // One append at a time: each reads the list, adds to it and writes it back.
+    const appended = this.appending.then(() => this.append(event));
+    this.appending = appended.catch(() => undefined);
+    await appended;
+  }
+
+  private async append(event: MonitorEvent): Promise<void> {
     try {
       const stored = (await this.kvs.get(EVENTS_KEY))?.reveal();
       const events = Array.isArray(stored) ? (stored as MonitorEvent[]) : [];
@@ -131,4 +141,21 @@ export async function startMonitor(options: {
       await kvs.close();
     },
   };
+}
+
+/**
+ * `lfaas monitor`: a monitor as its own process, with the monitor member key. It has no node
+ * provider of its own (`lfaas up --autoscale` runs one beside the local provider): it takes the
+ * lease, reads the cluster, and records what it decides (each decision then fails "no node
+ * provider"). Any number may run: one acts at a time.
+ */
+export async function runMonitorProcess(options: { readonly routing: readonly string[]; readonly schedulers: readonly string[]; readonly periodMs: number; readonly keys?: string; readonly keyName?: string; readonly insecure?: boolean }): Promise<void> {
+  guardProcess('monitor');
+  const security = roleSecurity('monitor', options);
+  const log = (line: string): void => {
+    process.stderr.write(`${line}\n`);
+  };
+  const monitor = await startMonitor({ name: `monitor-${process.pid}-${Date.now().toString(36)}`, keyPair: security.keyPair, shell: security.shell, routing: options.routing, schedulers: options.schedulers, policy: DEFAULT_POLICY, provider: undefined, periodMs: options.periodMs, log });
+  announceReady({ role: 'monitor', address: monitor.shell.machine.id, pid: process.pid });
+  stopOnSignals(() => monitor.stop(), 'monitor');
 }

@@ -6,8 +6,8 @@
  * Executors (per scheduler view, merged):
  * - add one when their average utilisation (running and queued calls per runtime slot) stays at
  *   or above `scaleUpUtilisation` (0.7) for `upSustainMs` (3 s), below `max`;
- * - remove the least loaded when it stays at or below `scaleDownUtilisation` (0.2) for
- *   `downSustainMs` (15 s), above `min`.
+ * - remove the least loaded (on a tie, the one that joined last) when it stays at or below
+ *   `scaleDownUtilisation` (0.2) for `downSustainMs` (15 s), above `min`.
  * Storage nodes (from every shard's report):
  * - add one when a node holds more than `memoryHighBytes` (64 MiB) on average, or the latency
  *   objective (p99 <= `latencyObjectiveMs`, 10 ms) is missed while shards serve at least `busyRps`
@@ -117,9 +117,14 @@ export class Autoscaler {
   private held(role: ScaledRole, up: boolean, down: boolean, nowMs: number): 'up' | 'down' | undefined {
     const state = this.state[role];
     const policy = this.policy[role];
+    // In the grace period the cluster is settling: what it shows then does not count.
+    if (nowMs - state.lastActionMs < policy.graceMs) {
+      state.upSinceMs = undefined;
+      state.downSinceMs = undefined;
+      return undefined;
+    }
     state.upSinceMs = up ? (state.upSinceMs ?? nowMs) : undefined;
     state.downSinceMs = down ? (state.downSinceMs ?? nowMs) : undefined;
-    if (nowMs - state.lastActionMs < policy.graceMs) return undefined;
     if (state.upSinceMs !== undefined && nowMs - state.upSinceMs >= policy.upSustainMs) return 'up';
     if (state.downSinceMs !== undefined && nowMs - state.downSinceMs >= policy.downSustainMs) return 'down';
     return undefined;
@@ -141,8 +146,9 @@ export class Autoscaler {
     const verdict = this.held('executor', average >= policy.scaleUpUtilisation && count < policy.max, average <= policy.scaleDownUtilisation && count > policy.min, nowMs);
     if (verdict === 'up') return { kind: 'add', role: 'executor', reason: `average executor utilisation ${average.toFixed(2)} >= ${policy.scaleUpUtilisation} for ${policy.upSustainMs} ms (${count} executors)` };
     if (verdict === 'down') {
+      // The least loaded; on a tie the one that joined last (last in, first out).
       let least = executors[0]!;
-      for (const view of executors) if (view.utilisation < least.utilisation) least = view;
+      for (const view of executors) if (view.utilisation <= least.utilisation) least = view;
       return { kind: 'remove', role: 'executor', target: least.address, reason: `average executor utilisation ${average.toFixed(2)} <= ${policy.scaleDownUtilisation} for ${policy.downSustainMs} ms (${count} executors)` };
     }
     return undefined;
@@ -166,7 +172,7 @@ export class Autoscaler {
     }
     if (verdict === 'down') {
       let emptiest = nodes[0]!;
-      for (const node of nodes) if (node.bytes < emptiest.bytes) emptiest = node;
+      for (const node of nodes) if (node.bytes <= emptiest.bytes) emptiest = node;
       return { kind: 'remove', role: 'storage', target: emptiest.id, reason: `${Math.round(rps / count)} requests/s per node < ${policy.idleRps} and memory under half the threshold for ${policy.downSustainMs} ms (${count} nodes, at least ${floor} kept)` };
     }
     return undefined;

@@ -4,52 +4,14 @@
  * square(increment(x)) sync and async), stops every child and exits 0; killed with SIGKILL (no
  * chance to stop anything), its children notice their closed stdin and exit by themselves.
  */
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LatticeFaas } from '../client/index.js';
 import { FAILPOINT_MACHINE_THROWS, Rpc, ZmqTransport, systemClock } from '../protocol/index.js';
-import { CLI, eventually, isAlive } from './cluster.js';
-
-/** Exited: no such process, or a zombie nobody reaped yet (an orphan under a non-reaping init). */
-function isGone(pid: number): boolean {
-  if (!isAlive(pid)) return true;
-  try {
-    // /proc/<pid>/stat: "pid (comm) state ..."; comm may contain spaces and parentheses.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return !isAlive(pid);
-  }
-}
-
-/** Every `pid NNN` printed by `up`. */
-function pidsIn(output: string): number[] {
-  return [...output.matchAll(/\bpid (\d+)\b/g)].map((match) => Number(match[1]));
-}
-
-function startUp(args: readonly string[], env: Readonly<Record<string, string>> = {}): { child: ChildProcess; output: () => string; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
-  const child = spawn(process.execPath, [CLI, 'up', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  let text = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  return { child, output: () => text, exited };
-}
-
-/** Cleanup only: SIGKILL whatever of `pids` is still running (processes this test started). */
-function killLeftovers(pids: readonly number[]): void {
-  for (const pid of pids) {
-    try {
-      if (!isGone(pid)) process.kill(pid, 'SIGKILL');
-    } catch {
-      // Gone meanwhile.
-    }
-  }
-}
+import { eventually } from './cluster.js';
+import { isGone, killLeftovers, pidsIn, startUp } from './up-process.js';
 
 describe('lfaas up', () => {
   it('--demo: runs the demo, exits 0, and leaves no child process behind', async () => {

@@ -1,0 +1,107 @@
+/**
+ * The monitor machine driven by hand: it acts only while it holds the lease, asks the routing node
+ * and every scheduler for their view, decides on the snapshot, and turns each decision into an
+ * event and a provider task (one per role at a time), whose outcome is an event too.
+ */
+import { describe, expect, it } from 'vitest';
+import { pb } from '../protocol/index.js';
+import type { Effect, Envelope, PbTypes } from '../protocol/index.js';
+import { MonitorNode } from './monitor-node.js';
+import type { MonitorTask } from './monitor-node.js';
+import { policyWith } from './policy.js';
+
+const ROUTING = 'mem://routing';
+const SCHEDULER = 'mem://scheduler';
+
+function monitor(): MonitorNode {
+  return new MonitorNode({
+    address: 'mem://monitor',
+    name: 'm1',
+    routing: [ROUTING],
+    schedulers: [SCHEDULER],
+    periodMs: 1000,
+    policy: policyWith({ executor: { upSustainMs: 2000, graceMs: 1000, max: 4 }, storage: { graceMs: 1000 } }),
+  });
+}
+
+const tasks = (effects: readonly Effect[]): { token: number; task: MonitorTask }[] =>
+  effects.filter((effect): effect is Extract<Effect, { kind: 'task' }> => effect.kind === 'task').map((effect) => ({ token: effect.token, task: effect.task as MonitorTask }));
+const sends = (effects: readonly Effect[]): Extract<Effect, { kind: 'send' }>[] => effects.filter((effect): effect is Extract<Effect, { kind: 'send' }> => effect.kind === 'send');
+
+function answer(to: Extract<Effect, { kind: 'send' }>, stats: PbTypes.IClusterStats): Envelope {
+  return pb.Envelope.create({ responseTo: Number(to.envelope.requestId), sender: to.to, clusterStats: stats }) as Envelope;
+}
+
+const busyExecutors: PbTypes.IClusterStats = { executors: [{ address: 'tcp://127.0.0.1:1', utilisation: 1.5, capacity: 4 }] };
+const storage: PbTypes.IClusterStats = { nodes: [{ id: 'node-0', address: 'tcp://127.0.0.1:2', shardAddresses: ['tcp://127.0.0.1:3'] }], shards: [{ nodeId: 'node-0', shard: 0, occupancyBytes: 100, keyCount: 3 }], replicationMax: 1 };
+
+/** One period: the tick, the lease answer, the two stats answers; the effects after them. */
+function period(node: MonitorNode, nowMs: number, holder: string): Effect[] {
+  const lease = tasks(node.handle({ kind: 'timer', timer: 'tick' }, nowMs)).find(({ task }) => task.op === 'lease');
+  expect(lease, 'a lease task each period').toBeDefined();
+  const afterLease = node.handle({ kind: 'taskDone', token: lease!.token, result: holder }, nowMs);
+  const asked = sends(afterLease);
+  if (holder !== 'm1') {
+    expect(asked, 'no stats asked without the lease').toEqual([]);
+    return [...afterLease];
+  }
+  expect(asked.map((send) => send.to).sort()).toEqual([ROUTING, SCHEDULER]);
+  const effects: Effect[] = [...afterLease];
+  for (const send of asked) effects.push(...node.handle({ kind: 'message', envelope: answer(send, send.to === ROUTING ? storage : busyExecutors) }, nowMs));
+  return effects;
+}
+
+describe('the monitor machine', () => {
+  it('without the lease it only renews: no stats, no decisions', () => {
+    const node = monitor();
+    node.handle({ kind: 'start' }, 0);
+    for (let t = 1000; t <= 10_000; t += 1000) expect(tasks(period(node, t, 'someone-else')).filter(({ task }) => task.op !== 'lease')).toEqual([]);
+    expect(node.leader).toBe(false);
+    expect(node.counters.decisions).toBe(0);
+  });
+
+  it('with the lease: a sustained overload becomes one decided event and one provider task; the next waits for its outcome', () => {
+    const node = monitor();
+    node.handle({ kind: 'start' }, 0);
+    const all: { token: number; task: MonitorTask }[] = [];
+    for (let t = 1000; t <= 6000; t += 1000) all.push(...tasks(period(node, t, 'm1')));
+    expect(all.filter(({ task }) => task.op === 'event' && task.event.kind === 'lease')).toHaveLength(1);
+    const provide = all.filter(({ task }) => task.op === 'provide');
+    expect(provide).toHaveLength(1);
+    expect(provide[0]!.task).toMatchObject({ op: 'provide', action: { kind: 'add', role: 'executor' } });
+    const decided = all.filter(({ task }) => task.op === 'event' && task.event.kind === 'decided');
+    expect(decided).toHaveLength(1);
+    expect(node.lastSnapshot?.storage).toEqual([{ id: 'node-0', bytes: 100, keys: 3, rps: 0, p99Ms: undefined }]);
+    // Still busy, but an executor is being added: nothing more for that role meanwhile.
+    for (let t = 7000; t <= 12_000; t += 1000) expect(tasks(period(node, t, 'm1')).filter(({ task }) => task.op === 'provide')).toEqual([]);
+    // The provider's outcome is an event.
+    const done = tasks(node.handle({ kind: 'taskDone', token: provide[0]!.token, result: 'tcp://127.0.0.1:9' }, 12_500));
+    expect(done.map(({ task }) => task)).toEqual([{ op: 'event', event: expect.objectContaining({ kind: 'done', action: 'add', role: 'executor', node: 'tcp://127.0.0.1:9' }) }]);
+    expect(node.counters.actionsDone).toBe(1);
+  });
+
+  it('a failed provider action is an event, and the role may act again after the grace period', () => {
+    const node = monitor();
+    node.handle({ kind: 'start' }, 0);
+    let provide: { token: number; task: MonitorTask } | undefined;
+    for (let t = 1000; t <= 6000 && provide === undefined; t += 1000) provide = tasks(period(node, t, 'm1')).find(({ task }) => task.op === 'provide');
+    expect(provide).toBeDefined();
+    const failed = tasks(node.handle({ kind: 'taskDone', token: provide!.token, error: new Error('no room on this machine') }, 7000));
+    expect(failed.map(({ task }) => task)).toEqual([{ op: 'event', event: expect.objectContaining({ kind: 'failed', reason: 'no room on this machine' }) }]);
+    let again = false;
+    for (let t = 8000; t <= 14_000 && !again; t += 1000) again = tasks(period(node, t, 'm1')).some(({ task }) => task.op === 'provide');
+    expect(again).toBe(true);
+  });
+
+  it('decides nothing for storage without the routing node\'s answer (silence is not idleness)', () => {
+    const node = new MonitorNode({ address: 'mem://monitor', name: 'm1', routing: [ROUTING], schedulers: [], periodMs: 1000, policy: policyWith({ storage: { downSustainMs: 0, graceMs: 0, min: 1 } }) });
+    node.handle({ kind: 'start' }, 0);
+    for (let t = 1000; t <= 5000; t += 1000) {
+      const lease = tasks(node.handle({ kind: 'timer', timer: 'tick' }, t)).find(({ task }) => task.op === 'lease')!;
+      node.handle({ kind: 'taskDone', token: lease.token, result: 'm1' }, t);
+      // The routing node never answers: the collection times out.
+      expect(tasks(node.handle({ kind: 'timer', timer: 'collect' }, t + 800)).filter(({ task }) => task.op === 'provide')).toEqual([]);
+    }
+    expect(node.counters.statsMissing).toBeGreaterThan(0);
+  });
+});

@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import { Autoscaler, p99OfHistogram, policyWith } from './policy.js';
+import type { ClusterSnapshot, ExecutorNodeView, StorageNodeView } from './policy.js';
+
+const policy = policyWith({
+  executor: { min: 1, max: 3, upSustainMs: 3000, downSustainMs: 10_000, graceMs: 5000 },
+  storage: { min: 1, max: 4, upSustainMs: 3000, downSustainMs: 10_000, graceMs: 5000, memoryHighBytes: 1000, latencyObjectiveMs: 10, busyRps: 100, idleRps: 5 },
+});
+
+const executors = (...utilisations: number[]): ExecutorNodeView[] => utilisations.map((utilisation, i) => ({ address: `e${i}`, utilisation, capacity: 4 }));
+const nodes = (...bytes: number[]): StorageNodeView[] => bytes.map((b, i) => ({ id: `n${i}`, bytes: b, keys: 10, rps: 0, p99Ms: undefined }));
+const snapshot = (partial: Partial<ClusterSnapshot>): ClusterSnapshot => ({ storage: nodes(100), executors: executors(0.5), replicationMax: 1, ...partial });
+
+/** Runs the autoscaler every second from `fromMs` to `toMs` over one snapshot; the actions with their times. */
+function over(scaler: Autoscaler, shot: ClusterSnapshot, fromMs: number, toMs: number): { atMs: number; kind: string; role: string }[] {
+  const out: { atMs: number; kind: string; role: string }[] = [];
+  for (let t = fromMs; t <= toMs; t += 1000) for (const action of scaler.decide(shot, t)) out.push({ atMs: t, kind: action.kind, role: action.role });
+  return out;
+}
+
+describe('the autoscaling policy', () => {
+  it('adds an executor only after the high utilisation held for upSustainMs, then waits out the grace period', () => {
+    const scaler = new Autoscaler(policy);
+    const busy = snapshot({ executors: executors(0.9, 0.8) });
+    const actions = over(scaler, busy, 0, 20_000);
+    // Held from 0: acts at 3 s; grace until 8 s, then held again from 8 s: acts at 11 s; then max (3) is reached.
+    expect(actions.filter((a) => a.role === 'executor')).toEqual([
+      { atMs: 3000, kind: 'add', role: 'executor' },
+      { atMs: 11_000, kind: 'add', role: 'executor' },
+      { atMs: 19_000, kind: 'add', role: 'executor' },
+    ]);
+    // A snapshot with the maximum: no more.
+    expect(over(new Autoscaler(policy), snapshot({ executors: executors(0.9, 0.9, 0.9) }), 0, 20_000).filter((a) => a.role === 'executor')).toEqual([]);
+  });
+
+  it('hysteresis: a condition that lapses starts over', () => {
+    const scaler = new Autoscaler(policy);
+    const busy = snapshot({ executors: executors(0.9) });
+    const calm = snapshot({ executors: executors(0.5) });
+    expect(scaler.decide(busy, 0)).toEqual([]);
+    expect(scaler.decide(busy, 2000)).toEqual([]);
+    expect(scaler.decide(calm, 2500)).toEqual([]);
+    expect(scaler.decide(busy, 3000)).toEqual([]);
+    expect(scaler.decide(busy, 5500)).toEqual([]);
+    expect(scaler.decide(busy, 6000).map((a) => a.kind)).toEqual(['add']);
+  });
+
+  it('removes the least loaded executor after low utilisation held for downSustainMs, never below min', () => {
+    const scaler = new Autoscaler(policy);
+    const idle = snapshot({ executors: [{ address: 'busy', utilisation: 0.2, capacity: 4 }, { address: 'idle', utilisation: 0, capacity: 4 }] });
+    const actions = over(scaler, idle, 0, 9000);
+    expect(actions).toEqual([]);
+    expect(scaler.decide(idle, 10_000)).toEqual([expect.objectContaining({ kind: 'remove', role: 'executor', target: 'idle' })]);
+    expect(over(new Autoscaler(policy), snapshot({ executors: executors(0) }), 0, 30_000)).toEqual([]);
+  });
+
+  it('adds a storage node when memory per node is over the threshold, or p99 misses at high load; not when slow but idle', () => {
+    expect(over(new Autoscaler(policy), snapshot({ storage: nodes(1500, 1200) }), 0, 3000)).toEqual([{ atMs: 3000, kind: 'add', role: 'storage' }]);
+    const slowBusy = snapshot({ storage: [{ id: 'n0', bytes: 10, keys: 1, rps: 500, p99Ms: 25 }] });
+    expect(over(new Autoscaler(policy), slowBusy, 0, 3000)).toEqual([{ atMs: 3000, kind: 'add', role: 'storage' }]);
+    const slowIdle = snapshot({ storage: [{ id: 'n0', bytes: 10, keys: 1, rps: 20, p99Ms: 25 }] });
+    expect(over(new Autoscaler(policy), slowIdle, 0, 10_000).filter((a) => a.kind === 'add')).toEqual([]);
+  });
+
+  it('removes the emptiest storage node when idle, never below the largest replication factor in use', () => {
+    const idle = snapshot({ storage: nodes(300, 50, 200) });
+    const scaler = new Autoscaler(policy);
+    over(scaler, idle, 0, 9000);
+    expect(scaler.decide(idle, 10_000)).toEqual([expect.objectContaining({ kind: 'remove', role: 'storage', target: 'n1' })]);
+    // Three nodes, replication 3: none may go.
+    expect(over(new Autoscaler(policy), snapshot({ storage: nodes(300, 50, 200), replicationMax: 3 }), 0, 30_000).filter((a) => a.role === 'storage')).toEqual([]);
+  });
+
+  it('adds a node when below the minimum, after the grace period', () => {
+    const scaler = new Autoscaler(policyWith({ executor: { min: 2 } }, policy));
+    scaler.acted('executor', 0);
+    expect(scaler.decide(snapshot({ executors: executors(0.1) }), 1000)).toEqual([]);
+    expect(scaler.decide(snapshot({ executors: executors(0.1) }), 5000)).toEqual([expect.objectContaining({ kind: 'add', role: 'executor' })]);
+  });
+
+  it('p99 of a per-bucket histogram', () => {
+    expect(p99OfHistogram([100, 1000, 10_000], [0, 0, 0])).toBeUndefined();
+    expect(p99OfHistogram([100, 1000, 10_000], [99, 1, 0])).toBe(0.1);
+    expect(p99OfHistogram([100, 1000, 10_000], [90, 9, 1])).toBe(1);
+    expect(p99OfHistogram([100, 1000, 10_000], [0, 0, 5])).toBe(10);
+  });
+});

@@ -1,0 +1,118 @@
+/**
+ * `lfaas up --autoscale` as a real process tree: the monitor (holding the lease in the KVS) and the
+ * local node provider scale the cluster. A load step of slow calls makes it add an executor; data
+ * past the per-node memory threshold makes it add a storage node (with a member key of its own),
+ * which takes keys while a reader checks every acknowledged key; once the calls stop, the added
+ * executor is drained and removed, its key revoked. Every decision and outcome is in the event log
+ * `lfaas events` prints.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { LatticeFaas } from '../client/index.js';
+import { HybridClock, Lww } from '../lattices/index.js';
+import { readMembers } from '../protocol/index.js';
+import { CLI, eventually } from './cluster.js';
+import { killLeftovers, pidsIn, startUp } from './up-process.js';
+
+describe('lfaas up --autoscale', () => {
+  it('adds an executor under a load step and a storage node past the memory threshold, loses no key, and removes the executor once idle', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'lfaas-autoscale-'));
+    const up = startUp([
+      '--data', data, '--nodes', '1', '--replication', '1', '--shards', '1', '--executors', '1', '--autoscale',
+      '--min-executors', '1', '--max-executors', '2', '--min-nodes', '1', '--max-nodes', '2', '--node-memory-high-mb', '1',
+      '--scale-up-after-ms', '1000', '--scale-down-after-ms', '3000', '--scale-grace-ms', '2000', '--monitor-period-ms', '500',
+    ]);
+    let pids: number[] = [];
+    const clients: LatticeFaas[] = [];
+    try {
+      expect(await eventually(() => up.output().includes('autoscaling:') || up.child.exitCode !== null, 60_000), up.output()).toBe(true);
+      const routing = /^\s*export LFAAS_ROUTING=(\S+)$/m.exec(up.output())![1]!;
+      const schedulers = /^\s*export LFAAS_SCHEDULERS=(\S+)$/m.exec(up.output())![1]!.split(',');
+      const keys = join(data, 'keys');
+      const token = readFileSync(join(keys, 'admin.token'), 'utf8').trim();
+      const connect = async (): Promise<LatticeFaas> => {
+        const made = await LatticeFaas.connect({ routing: [routing], schedulers, token, directCalls: false, capacityRetries: 50 });
+        clients.push(made);
+        return made;
+      };
+      const faas = await connect();
+      /** `lfaas events`, as a user would run it. */
+      const printed = (): string => spawnSync(process.execPath, [CLI, 'events', '--routing', routing, '--token', token], { encoding: 'utf8', timeout: 20_000 }).stdout;
+      /** The event log read through the SDK (an admin token reads system keys). */
+      const logged = async (): Promise<{ kind: string; action?: string; role?: string; reason: string }[]> => {
+        const stored = (await faas.kvs.get('lfaas/events').catch(() => undefined))?.reveal();
+        return Array.isArray(stored) ? (stored as { kind: string; action?: string; role?: string; reason: string }[]) : [];
+      };
+      const happened = async (kind: string, action: string, role: string): Promise<boolean> => (await logged()).some((event) => event.kind === kind && event.action === action && event.role === role);
+
+      // Storage: 1.5 MiB of acknowledged values on a node whose threshold is 1 MiB.
+      const clock = new HybridClock('autoscale-test', () => Date.now());
+      const written: string[] = [];
+      const value = 'v'.repeat(10_000);
+      for (let i = 0; i < 150; i++) {
+        const key = `autoscale/${i}`;
+        await faas.kvs.put(key, Lww.write(clock, `${i}:${value}`), { ack: 'replicated' });
+        written.push(key);
+      }
+      // A reader checks every acknowledged key throughout.
+      let reading = true;
+      const missing: string[] = [];
+      const reader = (async () => {
+        for (let round = 0; reading && round < 10_000; round++) {
+          for (const key of written) {
+            const got = (await faas.kvs.get(key).catch(() => undefined))?.reveal();
+            if (typeof got !== 'string' || !got.startsWith(`${key.slice('autoscale/'.length)}:`)) missing.push(`${key} in round ${round}`);
+          }
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+      })();
+
+      // A load step: 16 callers of a 300 ms function on one executor of 4 runtimes.
+      await faas.register('autoscale-slow', { code: 'module.exports = async () => { await new Promise((resolve) => setTimeout(resolve, 300)); return 1; };' }, { timeoutMs: 10_000 });
+      let loading = true;
+      const callers = await Promise.all(Array.from({ length: 4 }, connect));
+      const load = Promise.all(
+        Array.from({ length: 16 }, async (_, n) => {
+          for (let i = 0; loading && i < 1000; i++) await callers[n % callers.length]!.call('autoscale-slow', []).catch(() => undefined);
+        }),
+      );
+      const added = await eventually(async () => (await happened('done', 'add', 'executor')) && (await happened('done', 'add', 'storage')), 60_000);
+      loading = false;
+      await load;
+      expect(added, `${printed()}\n${up.output().slice(-3000)}`).toBe(true);
+      const members = readMembers(keys);
+      expect(members.members.executor.length, 'the new executor has a member key of its own').toBe(2);
+      expect(members.members.storage.length, 'the new storage node has a member key of its own').toBe(2);
+      expect(up.output()).toMatch(/executor-auto-\d+ started/);
+      expect(up.output()).toMatch(/node-auto-\d+ started/);
+
+      // Idle: the added executor is drained and removed, its key revoked.
+      const removed = await eventually(() => happened('done', 'remove', 'executor'), 60_000);
+      expect(removed, `${printed()}\n${up.output().slice(-3000)}`).toBe(true);
+      const after = readMembers(keys);
+      expect(after.members.executor.length, 'the removed executor is no member any more').toBe(1);
+      expect(after.revoked.length, 'its key is revoked').toBe(1);
+      reading = false;
+      await reader;
+      expect(missing, 'every acknowledged key stayed readable').toEqual([]);
+      for (const key of written) expect(((await faas.kvs.get(key))?.reveal() as string).startsWith(`${key.slice('autoscale/'.length)}:`)).toBe(true);
+      // The log says why: decisions with their reasons, and who held the lease.
+      const log = printed();
+      expect(log).toMatch(/lease/);
+      expect(log).toMatch(/decided\s+add executor/);
+      expect(log).toMatch(/average executor utilisation/);
+      expect(log).toMatch(/memory \d+ KiB per node > 1024 KiB/);
+      pids = pidsIn(up.output());
+    } finally {
+      for (const client of clients) await client.close().catch(() => undefined);
+      pids = pids.length > 0 ? pids : pidsIn(up.output());
+      up.child.kill('SIGTERM');
+      await up.exited;
+      killLeftovers(pids);
+      rmSync(data, { recursive: true, force: true });
+    }
+  }, 180_000);
+});
