@@ -57,14 +57,32 @@ describe('lfaas up --autoscale', () => {
         await faas.kvs.put(key, Lww.write(clock, `${i}:${value}`), { ack: 'replicated' });
         written.push(key);
       }
-      // A reader checks every acknowledged key throughout.
+      // A reader checks every acknowledged key throughout: none may stay unreadable for longer
+      // than the failure timeout (2 s) while keys move to the new node.
       let reading = true;
       const missing: string[] = [];
+      const read = async (key: string): Promise<string> => {
+        try {
+          const got = (await faas.kvs.get(key))?.reveal();
+          return typeof got === 'string' && got.startsWith(`${key.slice('autoscale/'.length)}:`) ? 'ok' : `read ${JSON.stringify(got)?.slice(0, 40)}`;
+        } catch (error) {
+          return (error as Error).message;
+        }
+      };
+      const glitches: string[] = [];
       const reader = (async () => {
         for (let round = 0; reading && round < 10_000; round++) {
           for (const key of written) {
-            const got = (await faas.kvs.get(key).catch(() => undefined))?.reveal();
-            if (typeof got !== 'string' || !got.startsWith(`${key.slice('autoscale/'.length)}:`)) missing.push(`${key} in round ${round}`);
+            const first = await read(key);
+            if (first === 'ok') continue;
+            glitches.push(`${key} in round ${round}: ${first}`);
+            const since = Date.now();
+            let outcome = first;
+            while (outcome !== 'ok' && Date.now() - since < 2000) {
+              await new Promise((resolve) => setTimeout(resolve, 100));
+              outcome = await read(key);
+            }
+            if (outcome !== 'ok') missing.push(`${key} in round ${round}: ${outcome}`);
           }
           await new Promise((resolve) => setTimeout(resolve, 200));
         }
@@ -97,7 +115,8 @@ describe('lfaas up --autoscale', () => {
       expect(after.revoked.length, 'its key is revoked').toBe(1);
       reading = false;
       await reader;
-      expect(missing, 'every acknowledged key stayed readable').toEqual([]);
+      expect(missing, `every acknowledged key stayed readable (reads that failed once: ${glitches.join('; ')})`).toEqual([]);
+      if (glitches.length > 0) console.log(`[autoscale] reads that failed once and succeeded within 2 s: ${glitches.join('; ')}`);
       for (const key of written) expect(((await faas.kvs.get(key))?.reveal() as string).startsWith(`${key.slice('autoscale/'.length)}:`)).toBe(true);
       // The log says why: decisions with their reasons, and who held the lease.
       const log = printed();
