@@ -101,6 +101,9 @@ program
   .option('--scale-down-after-ms <ms>', 'autoscale: how long a scale-down condition must hold', integer(0, 3_600_000), 15_000)
   .option('--scale-grace-ms <ms>', 'autoscale: after an action on a role, how long nothing more is decided for it', integer(0, 3_600_000), 10_000)
   .option('--monitor-period-ms <ms>', 'autoscale: how often the monitor looks', integer(100, 60_000), 1000)
+  .option('--hot-key-rate <n>', 'autoscale: requests/s from which a key far above the mean is hot (replicated on more nodes)', integer(1, 10_000_000), 100)
+  .option('--hot-key-replicas <n>', 'autoscale: nodes a hot key is replicated on', integer(1, 64), 3)
+  .option('--hot-key-cool-ms <ms>', 'autoscale: how long a hot key must stay cool before its factor goes back', integer(0, 3_600_000), 30_000)
   .action(async ({ autoscale, ...options }: UpCommandOptions) => {
     await up({
       ...options,
@@ -110,6 +113,7 @@ program
               policy: policyWith({
                 executor: { min: options.minExecutors, max: options.maxExecutors, upSustainMs: options.scaleUpAfterMs, downSustainMs: options.scaleDownAfterMs, graceMs: options.scaleGraceMs },
                 storage: { min: options.minNodes, max: options.maxNodes, memoryHighBytes: options.nodeMemoryHighMb * 1024 * 1024, upSustainMs: options.scaleUpAfterMs, downSustainMs: options.scaleDownAfterMs, graceMs: options.scaleGraceMs },
+                hotKeys: { hotRateMin: options.hotKeyRate, replicas: options.hotKeyReplicas, coolSustainMs: options.hotKeyCoolMs },
               }),
               periodMs: options.monitorPeriodMs,
             },
@@ -139,6 +143,9 @@ interface UpCommandOptions {
   scaleDownAfterMs: number;
   scaleGraceMs: number;
   monitorPeriodMs: number;
+  hotKeyRate: number;
+  hotKeyReplicas: number;
+  hotKeyCoolMs: number;
 }
 
 securityOptions(program

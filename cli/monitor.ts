@@ -28,6 +28,8 @@ export class MonitorHost implements MachineTasks {
   readonly counters = { events: 0, eventsFailed: 0 };
   private readonly clock: HybridClock;
   private appending: Promise<void> = Promise.resolve();
+  /** The event log as this monitor last wrote it (undefined: not read yet). */
+  private events: MonitorEvent[] | undefined;
 
   constructor(
     private readonly kvs: KvsClient,
@@ -56,21 +58,28 @@ export class MonitorHost implements MachineTasks {
         if (this.provider === undefined) throw new LfaasError(ErrorCode.INTERNAL, 'this monitor has no node provider: it decides and logs only');
         const action = task.action;
         if (action.kind === 'add') return this.provider.add(action.role);
+        if (action.kind === 'replicate') throw new LfaasError(ErrorCode.INTERNAL, 'replication goes through the KVS, not a provider');
         await this.provider.remove(action.role, action.target);
         return action.target;
       }
+      case 'replicate':
+        await this.kvs.setReplication(task.key, { global: task.replicas });
+        return undefined;
     }
   }
 
   /** Takes or renews the lease; resolves with the holder read back. */
   private async lease(holder: string, leaseMs: number): Promise<string> {
-    const current = leaseOf((await this.kvs.get(LEASE_KEY))?.reveal());
+    const current = leaseOf((await this.kvs.getAll(LEASE_KEY))?.reveal());
     const now = Date.now();
     if (current === undefined || current.untilMs < now || current.holder === holder) {
       await this.kvs.put(LEASE_KEY, Lww.write(this.clock, { holder, untilMs: now + leaseMs }), { ack: 'replicated' });
     }
-    const after = leaseOf((await this.kvs.get(LEASE_KEY))?.reveal());
-    return after !== undefined && after.untilMs >= Date.now() ? after.holder : '';
+    const after = leaseOf((await this.kvs.getAll(LEASE_KEY))?.reveal());
+    const acting = after !== undefined && after.untilMs >= Date.now() ? after.holder : '';
+    // Another monitor may append while this one does not hold the lease: read the log again then.
+    if (acting !== holder) this.events = undefined;
+    return acting;
   }
 
   private async record(event: MonitorEvent): Promise<void> {
@@ -82,11 +91,19 @@ export class MonitorHost implements MachineTasks {
     await appended;
   }
 
+  /**
+   * Only the lease holder appends, so its own copy of the log is the log: read once (merged over
+   * every replica), then kept here and written whole (a read of one replica can be stale while
+   * keys move, and appending to a stale list would drop events).
+   */
   private async append(event: MonitorEvent): Promise<void> {
     try {
-      const stored = (await this.kvs.get(EVENTS_KEY))?.reveal();
-      const events = Array.isArray(stored) ? (stored as MonitorEvent[]) : [];
-      await this.kvs.put(EVENTS_KEY, Lww.write(this.clock, [...events, event].slice(-EVENTS_MAX)), { ack: 'durable' });
+      if (this.events === undefined) {
+        const stored = (await this.kvs.getAll(EVENTS_KEY))?.reveal();
+        this.events = Array.isArray(stored) ? (stored as MonitorEvent[]) : [];
+      }
+      this.events = [...this.events, event].slice(-EVENTS_MAX);
+      await this.kvs.put(EVENTS_KEY, Lww.write(this.clock, this.events), { ack: 'replicated' });
     } catch (error) {
       // The log line stands; the stored log misses this event (counted).
       this.counters.eventsFailed++;

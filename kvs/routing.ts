@@ -142,7 +142,7 @@ export class RoutingNode implements Machine {
         // and the largest replication factor in use.
         const ring = this.membership.toWire();
         const replicationMax = Math.max(ring.defaultGlobal ?? 1, ...(ring.replication ?? []).map((factor) => factor.global ?? 0));
-        return this.reply(envelope, { clusterStats: { nodes: ring.nodes ?? [], shards: this.statsReports(), replicationMax } });
+        return this.reply(envelope, { clusterStats: { nodes: ring.nodes ?? [], shards: this.statsReports(), replicationMax, replicationDefault: ring.defaultGlobal ?? 1 } });
       }
       case 'keyAddressRequest': {
         this.counters.lookups++;

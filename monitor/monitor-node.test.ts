@@ -104,4 +104,26 @@ describe('the monitor machine', () => {
     }
     expect(node.counters.statsMissing).toBeGreaterThan(0);
   });
+
+  it('a hot key reported by the shards becomes a replicate task (not a provider action), and its outcome an event', () => {
+    const node = new MonitorNode({ address: 'mem://monitor', name: 'm1', routing: [ROUTING], schedulers: [SCHEDULER], periodMs: 1000, policy: policyWith({ hotKeys: { hotRateMin: 50, hotFactor: 5, replicas: 3 } }) });
+    node.handle({ kind: 'start' }, 0);
+    const twoNodes: PbTypes.IClusterStats = {
+      nodes: [{ id: 'node-0', address: 'tcp://127.0.0.1:2', shardAddresses: ['tcp://127.0.0.1:3'] }, { id: 'node-1', address: 'tcp://127.0.0.1:4', shardAddresses: ['tcp://127.0.0.1:5'] }],
+      shards: [
+        { nodeId: 'node-0', shard: 0, keyCount: 100, requestsPerSecond: 400, hotKeys: [{ key: 'hot', rate: 300 }] },
+        { nodeId: 'node-1', shard: 0, keyCount: 100, requestsPerSecond: 10, hotKeys: [{ key: 'other', rate: 5 }] },
+      ],
+      replicationMax: 1,
+      replicationDefault: 1,
+    };
+    const lease = tasks(node.handle({ kind: 'timer', timer: 'tick' }, 1000)).find(({ task }) => task.op === 'lease')!;
+    const asked = sends(node.handle({ kind: 'taskDone', token: lease.token, result: 'm1' }, 1000));
+    const effects: Effect[] = [];
+    for (const send of asked) effects.push(...node.handle({ kind: 'message', envelope: answer(send, send.to === ROUTING ? twoNodes : { executors: [] }) }, 1000));
+    const replicate = tasks(effects).filter(({ task }) => task.op === 'replicate');
+    expect(replicate.map(({ task }) => task)).toEqual([{ op: 'replicate', key: 'hot', replicas: 2 }]);
+    const outcome = tasks(node.handle({ kind: 'taskDone', token: replicate[0]!.token }, 1100));
+    expect(outcome.map(({ task }) => task)).toEqual([{ op: 'event', event: expect.objectContaining({ kind: 'done', action: 'replicate', node: 'hot' }) }]);
+  });
 });

@@ -23,8 +23,8 @@ export interface MonitorEvent {
   readonly kind: 'decided' | 'done' | 'failed' | 'lease';
   readonly monitor: string;
   readonly role?: ScaledRole;
-  readonly action?: 'add' | 'remove';
-  /** The node concerned: the one removed, or the one added once done. */
+  readonly action?: 'add' | 'remove' | 'replicate';
+  /** The node concerned (the one removed, or the one added once done), or the key replicated. */
   readonly node?: string;
   readonly reason: string;
 }
@@ -33,7 +33,9 @@ export interface MonitorEvent {
 export type MonitorTask =
   | { readonly op: 'lease'; readonly holder: string; readonly leaseMs: number }
   | { readonly op: 'event'; readonly event: MonitorEvent }
-  | { readonly op: 'provide'; readonly action: Action };
+  | { readonly op: 'provide'; readonly action: Action }
+  /** A key's replication factor (nodes), set through a routing node. */
+  | { readonly op: 'replicate'; readonly key: string; readonly replicas: number };
 
 export interface MonitorOptions {
   readonly address: string;
@@ -135,6 +137,11 @@ export class MonitorNode implements Machine {
     }
     if (pending.kind === 'event') return [];
     const { action } = pending.kind;
+    if (action.kind === 'replicate') {
+      if (error !== undefined) this.counters.actionsFailed++;
+      else this.counters.actionsDone++;
+      return [this.event({ kind: error === undefined ? 'done' : 'failed', role: 'storage', action: 'replicate', node: action.target, reason: error === undefined ? `${action.replicas} replicas: ${action.reason}` : error.message })];
+    }
     this.busy.delete(action.role);
     // The policy's grace period counts from when the action took effect.
     this.autoscaler.acted(action.role, this.nowMs);
@@ -207,6 +214,13 @@ export class MonitorNode implements Machine {
       effects.push(this.event({ kind: 'decided', role: action.role, action: action.kind, ...(action.kind === 'remove' ? { node: action.target } : {}), reason: action.reason }));
       effects.push(this.task({ op: 'provide', action }, { kind: { action } }));
     }
+    if (this.routingAnswer !== undefined) {
+      for (const action of this.autoscaler.decideHotKeys(snapshot, this.nowMs)) {
+        if (action.kind !== 'replicate') continue;
+        this.counters.decisions++;
+        effects.push(this.task({ op: 'replicate', key: action.target, replicas: action.replicas }, { kind: { action } }));
+      }
+    }
     return effects;
   }
 
@@ -238,6 +252,18 @@ export class MonitorNode implements Machine {
         if (known === undefined || (view.utilisation ?? 0) > known.utilisation) executors.set(address, { address, utilisation: view.utilisation ?? 0, capacity: view.capacity ?? 1 });
       }
     }
-    return { storage: [...storage.values()] as StorageNodeView[], executors: [...executors.values()], replicationMax: routing?.replicationMax ?? 1 };
+    // A key's rate is the sum over the shards that serve it (each replica reports its own share).
+    const hot = new Map<string, number>();
+    for (const report of routing?.shards ?? []) {
+      if (!alive.has(report.nodeId ?? '')) continue;
+      for (const access of report.hotKeys ?? []) hot.set(access.key ?? '', (hot.get(access.key ?? '') ?? 0) + (access.rate ?? 0));
+    }
+    return {
+      storage: [...storage.values()] as StorageNodeView[],
+      executors: [...executors.values()],
+      replicationMax: routing?.replicationMax ?? 1,
+      replicationDefault: routing?.replicationDefault || 1,
+      hotKeys: [...hot].filter(([key]) => key.length > 0).map(([key, rate]) => ({ key, rate })),
+    };
   }
 }

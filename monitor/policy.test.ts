@@ -84,4 +84,28 @@ describe('the autoscaling policy', () => {
     expect(p99OfHistogram([100, 1000, 10_000], [90, 9, 1])).toBe(1);
     expect(p99OfHistogram([100, 1000, 10_000], [0, 0, 5])).toBe(10);
   });
+
+  it('hot keys: a key far above the mean rate is replicated on more nodes, and back to the default once it stays cool', () => {
+    const hotPolicy = policyWith({ hotKeys: { hotFactor: 10, hotRateMin: 50, replicas: 3, coolSustainMs: 5000 } }, policy);
+    const scaler = new Autoscaler(hotPolicy);
+    const storage = [
+      { id: 'n0', bytes: 10, keys: 100, rps: 300, p99Ms: undefined },
+      { id: 'n1', bytes: 10, keys: 100, rps: 100, p99Ms: undefined },
+      { id: 'n2', bytes: 10, keys: 100, rps: 100, p99Ms: undefined },
+    ];
+    // Mean 500 / 300 keys = 1.7 per key; threshold max(50, 17) = 50.
+    const hot = snapshot({ storage, replicationDefault: 1, hotKeys: [{ key: 'k-hot', rate: 240 }, { key: 'k-warm', rate: 30 }] });
+    expect(scaler.decideHotKeys(hot, 0)).toEqual([expect.objectContaining({ kind: 'replicate', target: 'k-hot', replicas: 3 })]);
+    // Once raised, not again.
+    expect(scaler.decideHotKeys(hot, 1000)).toEqual([]);
+    // Cool (under half the threshold) for 5 s: back to the default.
+    const cool = snapshot({ storage, replicationDefault: 1, hotKeys: [{ key: 'k-hot', rate: 10 }] });
+    expect(scaler.decideHotKeys(cool, 2000)).toEqual([]);
+    expect(scaler.decideHotKeys(hot, 3000)).toEqual([]);
+    expect(scaler.decideHotKeys(cool, 4000)).toEqual([]);
+    expect(scaler.decideHotKeys(cool, 9000)).toEqual([expect.objectContaining({ kind: 'replicate', target: 'k-hot', replicas: 1 })]);
+    expect(scaler.raisedKeys()).toEqual([]);
+    // One node: nothing to spread over.
+    expect(new Autoscaler(hotPolicy).decideHotKeys(snapshot({ storage: storage.slice(0, 1), replicationDefault: 1, hotKeys: [{ key: 'k-hot', rate: 240 }] }), 0)).toEqual([]);
+  });
 });

@@ -41,19 +41,35 @@ export interface StoragePolicy extends RolePolicy {
   readonly idleRps: number;
 }
 
+/** Hot keys: replicated on more nodes while their access rate is far above the mean. */
+export interface HotKeyPolicy {
+  /** A key is hot at this many times the mean per-key rate... */
+  readonly hotFactor: number;
+  /** ...and at least this many requests per second. */
+  readonly hotRateMin: number;
+  /** Nodes a hot key is replicated on (at most the nodes there are). */
+  readonly replicas: number;
+  /** A raised key cools once its rate stays under half the hot threshold this long. */
+  readonly coolSustainMs: number;
+  /** Keys raised at once, at most. */
+  readonly keysMax: number;
+}
+
 export interface AutoscalePolicy {
   readonly executor: ExecutorPolicy;
   readonly storage: StoragePolicy;
+  readonly hotKeys: HotKeyPolicy;
 }
 
 export const DEFAULT_POLICY: AutoscalePolicy = {
   executor: { min: 1, max: 8, upSustainMs: 3000, downSustainMs: 15_000, graceMs: 10_000, scaleUpUtilisation: 0.7, scaleDownUtilisation: 0.2 },
   storage: { min: 1, max: 16, upSustainMs: 3000, downSustainMs: 30_000, graceMs: 15_000, memoryHighBytes: 64 * 1024 * 1024, latencyObjectiveMs: 10, busyRps: 1000, idleRps: 50 },
+  hotKeys: { hotFactor: 20, hotRateMin: 100, replicas: 3, coolSustainMs: 30_000, keysMax: 256 },
 };
 
 /** The policy with some fields replaced (a command line's flags). */
-export function policyWith(overrides: { readonly executor?: Partial<ExecutorPolicy>; readonly storage?: Partial<StoragePolicy> }, base: AutoscalePolicy = DEFAULT_POLICY): AutoscalePolicy {
-  return { executor: { ...base.executor, ...overrides.executor }, storage: { ...base.storage, ...overrides.storage } };
+export function policyWith(overrides: { readonly executor?: Partial<ExecutorPolicy>; readonly storage?: Partial<StoragePolicy>; readonly hotKeys?: Partial<HotKeyPolicy> }, base: AutoscalePolicy = DEFAULT_POLICY): AutoscalePolicy {
+  return { executor: { ...base.executor, ...overrides.executor }, storage: { ...base.storage, ...overrides.storage }, hotKeys: { ...base.hotKeys, ...overrides.hotKeys } };
 }
 
 export interface StorageNodeView {
@@ -76,9 +92,17 @@ export interface ClusterSnapshot {
   readonly executors: readonly ExecutorNodeView[];
   /** The largest replication factor in use: never fewer storage nodes than this. */
   readonly replicationMax: number;
+  /** The cluster's default replication factor (what a cooled key goes back to). */
+  readonly replicationDefault?: number;
+  /** The hottest keys the shards reported, with their decaying rates (requests per second). */
+  readonly hotKeys?: readonly { readonly key: string; readonly rate: number }[];
 }
 
-export type Action = { readonly kind: 'add'; readonly role: ScaledRole; readonly reason: string } | { readonly kind: 'remove'; readonly role: ScaledRole; readonly target: string; readonly reason: string };
+export type Action =
+  | { readonly kind: 'add'; readonly role: ScaledRole; readonly reason: string }
+  | { readonly kind: 'remove'; readonly role: ScaledRole; readonly target: string; readonly reason: string }
+  /** A key's replication factor (nodes), raised for a hot key or lowered back once it cooled. */
+  | { readonly kind: 'replicate'; readonly role: 'storage'; readonly target: string; readonly replicas: number; readonly reason: string };
 
 /** What the policy remembers between decisions, per role. */
 interface RoleState {
@@ -93,9 +117,54 @@ export class Autoscaler {
     storage: { upSinceMs: undefined, downSinceMs: undefined, lastActionMs: -Infinity },
   };
 
+  /** Keys whose factor this autoscaler raised, and since when each has been cool. */
+  private readonly raised = new Map<string, { coolSinceMs: number | undefined }>();
+
   constructor(readonly policy: AutoscalePolicy = DEFAULT_POLICY) {}
 
-  /** The actions to take now (at most one per role). */
+  /** Keys raised now (tests, metrics). */
+  raisedKeys(): string[] {
+    return [...this.raised.keys()];
+  }
+
+  /**
+   * Hot keys: a key reported at `hotFactor` times the mean per-key rate and at least `hotRateMin`
+   * requests/s is replicated on `replicas` nodes (clients spread their reads over a key's
+   * replicas); once its rate stays under half that threshold for `coolSustainMs`, it goes back to
+   * the default factor. These are not node actions: no grace period, any number at once.
+   */
+  decideHotKeys(snapshot: ClusterSnapshot, nowMs: number): Action[] {
+    const policy = this.policy.hotKeys;
+    const nodes = snapshot.storage.length;
+    const keys = snapshot.storage.reduce((sum, node) => sum + node.keys, 0);
+    const rps = snapshot.storage.reduce((sum, node) => sum + node.rps, 0);
+    if (nodes === 0) return [];
+    const mean = keys > 0 ? rps / keys : 0;
+    const threshold = Math.max(policy.hotRateMin, policy.hotFactor * mean);
+    const replicas = Math.min(policy.replicas, nodes);
+    const fallback = snapshot.replicationDefault ?? 1;
+    const rates = new Map((snapshot.hotKeys ?? []).map((hot) => [hot.key, hot.rate]));
+    const actions: Action[] = [];
+    for (const [key, rate] of rates) {
+      if (rate < threshold || this.raised.has(key) || this.raised.size >= policy.keysMax || replicas <= fallback) continue;
+      this.raised.set(key, { coolSinceMs: undefined });
+      actions.push({ kind: 'replicate', role: 'storage', target: key, replicas, reason: `hot: ${rate.toFixed(0)} requests/s >= ${threshold.toFixed(0)} (${policy.hotFactor}x the mean ${mean.toFixed(2)} per key)` });
+    }
+    for (const [key, state] of this.raised) {
+      const rate = rates.get(key) ?? 0;
+      if (rate >= threshold / 2) {
+        state.coolSinceMs = undefined;
+        continue;
+      }
+      state.coolSinceMs ??= nowMs;
+      if (nowMs - state.coolSinceMs < policy.coolSustainMs) continue;
+      this.raised.delete(key);
+      actions.push({ kind: 'replicate', role: 'storage', target: key, replicas: fallback, reason: `cooled: ${rate.toFixed(0)} requests/s < ${(threshold / 2).toFixed(0)} for ${policy.coolSustainMs} ms` });
+    }
+    return actions;
+  }
+
+  /** The actions to take now (at most one node action per role). */
   decide(snapshot: ClusterSnapshot, nowMs: number): Action[] {
     const actions: Action[] = [];
     const executor = this.decideExecutors(snapshot.executors, nowMs);

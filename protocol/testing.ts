@@ -229,6 +229,7 @@ export const envelopeBodyArbitraries: { readonly [Body in NonNullable<PbTypes.En
       shards: fc.array(statsReport, { maxLength: 2 }),
       executors: fc.array(fc.record({ address, utilisation: finiteDouble, capacity: u32, warmFunctions: fc.array(name, { maxLength: 2 }) }, { requiredKeys: ['address'] }), { maxLength: 2 }),
       replicationMax: u32,
+      replicationDefault: u32,
     },
     { requiredKeys: [] },
   ),

@@ -2,8 +2,9 @@
  * `lfaas up --autoscale` as a real process tree: the monitor (holding the lease in the KVS) and the
  * local node provider scale the cluster. A load step of slow calls makes it add an executor; data
  * past the per-node memory threshold makes it add a storage node (with a member key of its own),
- * which takes keys while a reader checks every acknowledged key; once the calls stop, the added
- * executor is drained and removed, its key revoked. Every decision and outcome is in the event log
+ * which takes keys while a reader checks every acknowledged key; a key read far above the mean is
+ * replicated on both nodes and goes back once cool; once the calls stop, the added executor is
+ * drained and removed, its key revoked. Every decision and outcome is in the event log
  * `lfaas events` prints.
  */
 import { spawnSync } from 'node:child_process';
@@ -18,12 +19,13 @@ import { CLI, eventually } from './cluster.js';
 import { killLeftovers, pidsIn, startUp } from './up-process.js';
 
 describe('lfaas up --autoscale', () => {
-  it('adds an executor under a load step and a storage node past the memory threshold, loses no key, and removes the executor once idle', async () => {
+  it('adds an executor under a load step and a storage node past the memory threshold, loses no key, replicates a hot key and lowers it once cool, and removes the executor once idle', async () => {
     const data = mkdtempSync(join(tmpdir(), 'lfaas-autoscale-'));
     const up = startUp([
       '--data', data, '--nodes', '1', '--replication', '1', '--shards', '1', '--executors', '1', '--autoscale',
       '--min-executors', '1', '--max-executors', '2', '--min-nodes', '1', '--max-nodes', '2', '--node-memory-high-mb', '1',
       '--scale-up-after-ms', '1000', '--scale-down-after-ms', '3000', '--scale-grace-ms', '2000', '--monitor-period-ms', '500',
+      '--hot-key-rate', '200', '--hot-key-replicas', '2', '--hot-key-cool-ms', '3000',
     ]);
     let pids: number[] = [];
     const clients: LatticeFaas[] = [];
@@ -106,6 +108,24 @@ describe('lfaas up --autoscale', () => {
       expect(members.members.storage.length, 'the new storage node has a member key of its own').toBe(2);
       expect(up.output()).toMatch(/executor-auto-\d+ started/);
       expect(up.output()).toMatch(/node-auto-\d+ started/);
+
+      // A hot key: read far above the mean, it is replicated on both nodes (reads spread over
+      // them); once its reads stop, its factor goes back to 1.
+      const hotKey = written[0]!;
+      const happenedFor = async (key: string, replicas: number): Promise<boolean> =>
+        (await logged()).some((event) => event.kind === 'done' && event.action === 'replicate' && (event as { node?: string }).node === key && event.reason.startsWith(`${replicas} replicas`));
+      let hammering = true;
+      const hammer = Promise.all(
+        callers.map(async (caller) => {
+          for (let i = 0; hammering && i < 100_000; i++) await caller.kvs.get(hotKey).catch(() => undefined);
+        }),
+      );
+      const raised = await eventually(() => happenedFor(hotKey, 2), 30_000);
+      hammering = false;
+      await hammer;
+      expect(raised, `${printed()}\n${up.output().slice(-2000)}`).toBe(true);
+      expect(await eventually(async () => (await faas.kvs.replicasOf(hotKey)).length === 2, 10_000), 'the hot key lives on both nodes').toBe(true);
+      expect(await eventually(() => happenedFor(hotKey, 1), 30_000), `${printed()}`).toBe(true);
 
       // Idle: the added executor is drained and removed, its key revoked.
       const removed = await eventually(() => happened('done', 'remove', 'executor'), 60_000);

@@ -1572,6 +1572,9 @@ export namespace lfaas {
         /** ClusterStats replicationMax. */
         replicationMax: number;
 
+        /** ClusterStats replicationDefault. */
+        replicationDefault: number;
+
         /**
          * Creates a new ClusterStats instance using the specified properties.
          * @param [properties] Properties to set
@@ -1667,6 +1670,9 @@ export namespace lfaas {
 
             /** ClusterStats replicationMax */
             replicationMax?: (number|null);
+
+            /** ClusterStats replicationDefault */
+            replicationDefault?: (number|null);
 
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];

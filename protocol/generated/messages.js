@@ -4855,6 +4855,7 @@ export const lfaas = $root.lfaas = (() => {
          * @property {Array.<lfaas.StatsReport.$Properties>|null} [shards] ClusterStats shards
          * @property {Array.<lfaas.ExecutorLoad.$Properties>|null} [executors] ClusterStats executors
          * @property {number|null} [replicationMax] ClusterStats replicationMax
+         * @property {number|null} [replicationDefault] ClusterStats replicationDefault
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -4922,6 +4923,14 @@ export const lfaas = $root.lfaas = (() => {
         ClusterStats.prototype.replicationMax = 0;
 
         /**
+         * ClusterStats replicationDefault.
+         * @member {number} replicationDefault
+         * @memberof lfaas.ClusterStats
+         * @instance
+         */
+        ClusterStats.prototype.replicationDefault = 0;
+
+        /**
          * Creates a new ClusterStats instance using the specified properties.
          * @function create
          * @memberof lfaas.ClusterStats
@@ -4964,6 +4973,8 @@ export const lfaas = $root.lfaas = (() => {
                     $root.lfaas.ExecutorLoad.encode(message.executors[i], writer.uint32(/* id 3, wireType 2 =*/26).fork(), _depth + 1).ldelim();
             if (message.replicationMax != null && $Object.hasOwnProperty.call(message, "replicationMax") && message.replicationMax !== 0)
                 writer.uint32(/* id 4, wireType 0 =*/32).uint32(message.replicationMax);
+            if (message.replicationDefault != null && $Object.hasOwnProperty.call(message, "replicationDefault") && message.replicationDefault !== 0)
+                writer.uint32(/* id 5, wireType 0 =*/40).uint32(message.replicationDefault);
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -5054,6 +5065,15 @@ export const lfaas = $root.lfaas = (() => {
                             delete message.replicationMax;
                         continue;
                     }
+                case 5: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.replicationDefault = value;
+                        else
+                            delete message.replicationDefault;
+                        continue;
+                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -5132,6 +5152,9 @@ export const lfaas = $root.lfaas = (() => {
             if (message.replicationMax != null && $Object.hasOwnProperty.call(message, "replicationMax"))
                 if (!$util.isInteger(message.replicationMax))
                     return "replicationMax: integer expected";
+            if (message.replicationDefault != null && $Object.hasOwnProperty.call(message, "replicationDefault"))
+                if (!$util.isInteger(message.replicationDefault))
+                    return "replicationDefault: integer expected";
             return null;
         };
 
@@ -5186,6 +5209,9 @@ export const lfaas = $root.lfaas = (() => {
             if (object.replicationMax != null)
                 if ($Number(object.replicationMax) !== 0)
                     message.replicationMax = object.replicationMax >>> 0;
+            if (object.replicationDefault != null)
+                if ($Number(object.replicationDefault) !== 0)
+                    message.replicationDefault = object.replicationDefault >>> 0;
             return message;
         };
 
@@ -5211,8 +5237,10 @@ export const lfaas = $root.lfaas = (() => {
                 object.shards = [];
                 object.executors = [];
             }
-            if (options.defaults)
+            if (options.defaults) {
                 object.replicationMax = 0;
+                object.replicationDefault = 0;
+            }
             if (message.nodes && message.nodes.length) {
                 object.nodes = $Array(message.nodes.length);
                 for (let j = 0; j < message.nodes.length; ++j)
@@ -5230,6 +5258,8 @@ export const lfaas = $root.lfaas = (() => {
             }
             if (message.replicationMax != null && $Object.hasOwnProperty.call(message, "replicationMax"))
                 object.replicationMax = message.replicationMax;
+            if (message.replicationDefault != null && $Object.hasOwnProperty.call(message, "replicationDefault"))
+                object.replicationDefault = message.replicationDefault;
             return object;
         };
 
