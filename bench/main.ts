@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { composeBenchmark } from './compose.js';
 import { concurrencyBenchmark } from './concurrency.js';
+import { executorAutoscaleBenchmark } from './executor-autoscale.js';
 import { isolationBenchmark } from './isolation.js';
 import { kvsDurableBenchmark } from './kvs-durable.js';
 import { kvsBenchmark } from './kvs.js';
@@ -16,6 +17,7 @@ import type { Benchmark } from './harness/benchmark.js';
 const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
   compose: composeBenchmark,
   concurrency: concurrencyBenchmark,
+  'executor-autoscale': executorAutoscaleBenchmark,
   isolation: isolationBenchmark,
   kvs: kvsBenchmark,
   'kvs-durable': kvsDurableBenchmark,
