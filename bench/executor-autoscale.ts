@@ -61,7 +61,8 @@ async function startUp(args: readonly string[]): Promise<{ child: ChildProcess; 
 async function executorsKnown(metrics: string): Promise<number> {
   try {
     const text = await (await fetch(metrics)).text();
-    const line = text.split('\n').find((candidate) => candidate.startsWith('lfaas_scheduler_executors'));
+    // Not lfaas_scheduler_executors_lost_total and the like: the gauge itself.
+    const line = text.split('\n').find((candidate) => /^lfaas_scheduler_executors[{ ]/.test(candidate));
     return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
   } catch {
     return 0;
@@ -108,8 +109,12 @@ async function runPhases(system: string, phases: readonly Phase[], extra: readon
     }
     sampling = false;
     await sampler;
-    const events = up.output().split('\n').filter((line) => line.includes('"name":"monitor"') && line.includes('"msg":"done'));
-    notes.push(`${system}: ${events.length === 0 ? 'no monitor events' : `monitor: ${events.map((line) => (JSON.parse(line) as { msg: string }).msg.split(': ')[0]).join('; ')}`}`);
+    const events = up.output().split('\n').filter((line) => line.startsWith('{') && line.includes('"name":"monitor"') && line.includes('"event"'));
+    const described = events.map((line) => {
+      const { event } = JSON.parse(line) as { event: { atMs: number; kind: string; action?: string; role?: string; reason: string } };
+      return `${((event.atMs - Date.now() + (performance.now() - startMs)) / 1000).toFixed(1)} s: ${event.kind}${event.action === undefined ? '' : ` ${event.action} ${event.role}`} (${event.reason})`;
+    });
+    notes.push(`${system}: ${described.length === 0 ? 'no monitor events' : `monitor events (s from the start of the load): ${described.join('; ')}`}`);
     return { samples, executors, phaseStarts, startMs, notes };
   } finally {
     for (const client of clients) await client.close().catch(() => undefined);

@@ -57,7 +57,15 @@ export class MonitorHost implements MachineTasks {
       case 'provide': {
         if (this.provider === undefined) throw new LfaasError(ErrorCode.INTERNAL, 'this monitor has no node provider: it decides and logs only');
         const action = task.action;
-        if (action.kind === 'add') return this.provider.add(action.role);
+        if (action.kind === 'add') {
+          const provider = this.provider;
+          // Several at once start side by side; the names of those that started.
+          const added = await Promise.allSettled(Array.from({ length: action.count ?? 1 }, () => provider.add(action.role)));
+          const names = added.filter((outcome) => outcome.status === 'fulfilled').map((outcome) => (outcome as PromiseFulfilledResult<string>).value);
+          const failed = added.find((outcome) => outcome.status === 'rejected');
+          if (names.length === 0 && failed !== undefined) throw (failed as PromiseRejectedResult).reason;
+          return names.join(' ');
+        }
         if (action.kind === 'replicate') throw new LfaasError(ErrorCode.INTERNAL, 'replication goes through the KVS, not a provider');
         await this.provider.remove(action.role, action.target);
         return action.target;

@@ -19,6 +19,15 @@ function over(scaler: Autoscaler, shot: ClusterSnapshot, fromMs: number, toMs: n
 }
 
 describe('the autoscaling policy', () => {
+  it('adds executors in proportion to the load: enough to bring the average back to the threshold, within max', () => {
+    const scaler = new Autoscaler(policyWith({ executor: { max: 8 } }, policy));
+    over(scaler, snapshot({ executors: executors(2) }), 0, 2000);
+    expect(scaler.decide(snapshot({ executors: executors(2) }), 3000)).toEqual([expect.objectContaining({ kind: 'add', count: 2 })]);
+    const capped = new Autoscaler(policy);
+    over(capped, snapshot({ executors: executors(2, 2) }), 0, 2000);
+    expect(capped.decide(snapshot({ executors: executors(2, 2) }), 3000)).toEqual([expect.objectContaining({ kind: 'add', count: 1 })]);
+  });
+
   it('adds an executor only after the high utilisation held for upSustainMs, then waits out the grace period', () => {
     const scaler = new Autoscaler(policy);
     const busy = snapshot({ executors: executors(0.9, 0.8) });

@@ -4,8 +4,9 @@
  * cluster settles: a new node takes keys, a new executor warms up, before it is judged again).
  *
  * Executors (per scheduler view, merged):
- * - add one when their average utilisation (running and queued calls per runtime slot) stays at
- *   or above `scaleUpUtilisation` (0.7) for `upSustainMs` (3 s), below `max`;
+ * - add some when their average utilisation (running and queued calls per runtime slot) stays at
+ *   or above `scaleUpUtilisation` (0.7) for `upSustainMs` (3 s), below `max`: as many as bring the
+ *   average back to the threshold at the load seen (at least one, at most up to `max`);
  * - remove the least loaded (on a tie, the one that joined last) when it stays at or below
  *   `scaleDownUtilisation` (0.2) for `downSustainMs` (15 s), above `min`.
  * Storage nodes (from every shard's report):
@@ -99,7 +100,8 @@ export interface ClusterSnapshot {
 }
 
 export type Action =
-  | { readonly kind: 'add'; readonly role: ScaledRole; readonly reason: string }
+  /** `count` nodes at once (1 unless the policy sized a step: executors in proportion to the load). */
+  | { readonly kind: 'add'; readonly role: ScaledRole; readonly reason: string; readonly count?: number }
   | { readonly kind: 'remove'; readonly role: ScaledRole; readonly target: string; readonly reason: string }
   /** A key's replication factor (nodes), raised for a hot key or lowered back once it cooled. */
   | { readonly kind: 'replicate'; readonly role: 'storage'; readonly target: string; readonly replicas: number; readonly reason: string };
@@ -213,7 +215,12 @@ export class Autoscaler {
     // Average per slot, weighted by slots: a big executor counts for more.
     const average = executors.reduce((sum, view) => sum + view.utilisation * Math.max(1, view.capacity), 0) / slots;
     const verdict = this.held('executor', average >= policy.scaleUpUtilisation && count < policy.max, average <= policy.scaleDownUtilisation && count > policy.min, nowMs);
-    if (verdict === 'up') return { kind: 'add', role: 'executor', reason: `average executor utilisation ${average.toFixed(2)} >= ${policy.scaleUpUtilisation} for ${policy.upSustainMs} ms (${count} executors)` };
+    if (verdict === 'up') {
+      // In proportion to the load: enough executors for the average to fall back to the
+      // threshold (at least one more, at most the maximum).
+      const wanted = Math.min(policy.max, Math.max(count + 1, Math.ceil((count * average) / policy.scaleUpUtilisation)));
+      return { kind: 'add', role: 'executor', count: wanted - count, reason: `average executor utilisation ${average.toFixed(2)} >= ${policy.scaleUpUtilisation} for ${policy.upSustainMs} ms (${count} executors; ${wanted} wanted)` };
+    }
     if (verdict === 'down') {
       // The least loaded; on a tie the one that joined last (last in, first out).
       let least = executors[0]!;
