@@ -46,7 +46,7 @@ export function adminToken(): string {
   return process.env['LFAAS_TOKEN']!;
 }
 
-const ROLE_COMMANDS = new Set(['routing', 'scheduler', 'executor']);
+const ROLE_COMMANDS = new Set(['routing', 'scheduler', 'executor', 'monitor']);
 
 /** Whether `args` start a role process (a storage node is `kvs` with an `--id`). */
 function startsRole(args: readonly string[]): boolean {
