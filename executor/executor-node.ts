@@ -139,6 +139,9 @@ export class ExecutorNode implements Machine {
   private loadShare = 0;
   /** Runtime slots, from the pool's last status (0 until the first). */
   private capacity = 0;
+  /** Since the last status: the most runs held at once, and the calls refused for want of room. */
+  private peakRuns = 0;
+  private refusedSinceStatus = 0;
   /** Stopping: it reports itself saturated (no scheduler places anything here) while its runs finish. */
   private draining = false;
   readonly counters = { schedules: 0, duplicates: 0, runs: 0, triggersSent: 0, triggersLocal: 0, answered: 0, timeouts: 0, refused: 0, early: 0 };
@@ -286,6 +289,7 @@ export class ExecutorNode implements Machine {
     const load = this.liveLoad();
     if (all.length === 1 && sinkHere && (schedule.replyTo ?? '') !== '' && load >= (this.options.overloadMax ?? 2)) {
       this.counters.refused++;
+      this.refusedSinceStatus++;
       const retryAfterMs = Math.min(2000, (this.options.statusPeriodMs ?? 100) * Math.max(1, Math.ceil(load - (this.options.overloadMax ?? 2) + 1)));
       return this.answerRefused(schedule, new LfaasError(ErrorCode.SCHED_NO_CAPACITY, `executor ${this.id} is saturated (${load.toFixed(2)} calls per runtime slot); retry in ${retryAfterMs} ms`, { retryAfterMs }));
     }
@@ -325,6 +329,7 @@ export class ExecutorNode implements Machine {
       answered: false,
     };
     this.runs.set(runId, run);
+    this.peakRuns = Math.max(this.peakRuns, this.runs.size);
     this.counters.runs++;
     scheduler?.running.add(runId);
     const effects: Effect[] = [];
@@ -444,10 +449,9 @@ export class ExecutorNode implements Machine {
     };
   }
 
-  /** Running and queued calls per runtime slot now: the runs held, or the pool's last count if higher. */
+  /** Running and queued calls per runtime slot now: the runs held (0 until the pool's first status). */
   private liveLoad(): number {
-    if (this.capacity === 0) return this.loadShare;
-    return Math.max(this.loadShare, this.runs.size / this.capacity);
+    return this.capacity === 0 ? 0 : this.runs.size / this.capacity;
   }
 
   private answerRefused(schedule: PbTypes.ISchedule, error: LfaasError): Effect[] {
@@ -519,7 +523,16 @@ export class ExecutorNode implements Machine {
 
   private statusEffects(status: HostStatus): Effect[] {
     this.capacity = status.capacity;
-    this.loadShare = this.draining ? DRAINING_LOAD : status.capacity > 0 ? status.load / status.capacity : 1;
+    // Two loads. Utilisation, what placement and admission read: the pool's running and queued
+    // calls per slot now. Demand, what the monitor scales on: over the period, not one sample of
+    // it (clients refused at once retry together after the same hint, so load comes in waves and
+    // a sample between two waves read 0 while calls were turned away): the most runs held at once
+    // since the last report, plus each call refused meanwhile.
+    const capacity = Math.max(1, status.capacity);
+    const demand = (Math.max(status.load, this.peakRuns) + this.refusedSinceStatus) / capacity;
+    this.peakRuns = this.runs.size;
+    this.refusedSinceStatus = 0;
+    this.loadShare = this.draining ? DRAINING_LOAD : status.capacity > 0 ? status.load / capacity : 1;
     const effects: Effect[] = [];
     for (const [address, view] of this.schedulers) {
       const body: PbTypes.IExecutorStatus = {
@@ -527,6 +540,7 @@ export class ExecutorNode implements Machine {
         address: this.id,
         // Unclamped: above 1, calls wait in the executor's queue (the scheduler's admission reads it).
         utilisation: this.loadShare,
+        demand: this.draining ? DRAINING_LOAD : demand,
         warmFunctions: status.warm,
         cachedKeys: status.keys,
         capacity: status.capacity,

@@ -248,8 +248,10 @@ export class MonitorNode implements Machine {
       for (const view of answer.executors ?? []) {
         const address = view.address ?? '';
         const known = executors.get(address);
-        // Schedulers see the same executor: the busiest view counts (each adds what it placed).
-        if (known === undefined || (view.utilisation ?? 0) > known.utilisation) executors.set(address, { address, utilisation: view.utilisation ?? 0, capacity: view.capacity ?? 1 });
+        // Schedulers see the same executor: the busiest view counts. The monitor scales on demand
+        // (calls that wanted to run over the executor's last period, refused ones included).
+        const utilisation = view.demand || view.utilisation || 0;
+        if (known === undefined || utilisation > known.utilisation) executors.set(address, { address, utilisation, capacity: view.capacity ?? 1 });
       }
     }
     // A key's rate is the sum over the shards that serve it (each replica reports its own share).

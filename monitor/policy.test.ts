@@ -42,16 +42,20 @@ describe('the autoscaling policy', () => {
     expect(over(new Autoscaler(policy), snapshot({ executors: executors(0.9, 0.9, 0.9) }), 0, 20_000).filter((a) => a.role === 'executor')).toEqual([]);
   });
 
-  it('hysteresis: a condition that lapses starts over', () => {
-    const scaler = new Autoscaler(policy);
+  it('hysteresis: a condition must hold in 3 of 4 looks over the window and in the latest; a longer lapse starts over', () => {
     const busy = snapshot({ executors: executors(0.9) });
     const calm = snapshot({ executors: executors(0.5) });
-    expect(scaler.decide(busy, 0)).toEqual([]);
-    expect(scaler.decide(busy, 2000)).toEqual([]);
-    expect(scaler.decide(calm, 2500)).toEqual([]);
-    expect(scaler.decide(busy, 3000)).toEqual([]);
-    expect(scaler.decide(busy, 5500)).toEqual([]);
-    expect(scaler.decide(busy, 6000).map((a) => a.kind)).toEqual(['add']);
+    // One dip in the window: still held.
+    const dip = new Autoscaler(policy);
+    expect([dip.decide(busy, 0), dip.decide(busy, 1000), dip.decide(calm, 2000)].flat()).toEqual([]);
+    expect(dip.decide(busy, 3000).map((a) => a.kind)).toEqual(['add']);
+    // Calm now: not held, whatever the window saw.
+    const now = new Autoscaler(policy);
+    expect([now.decide(busy, 0), now.decide(busy, 1000), now.decide(busy, 2000), now.decide(calm, 3000)].flat()).toEqual([]);
+    // Half the window calm: not held until the calm looks leave it.
+    const lapse = new Autoscaler(policy);
+    expect([lapse.decide(busy, 0), lapse.decide(calm, 1000), lapse.decide(calm, 2000), lapse.decide(busy, 3000), lapse.decide(busy, 4000)].flat()).toEqual([]);
+    expect(lapse.decide(busy, 5000).map((a) => a.kind)).toEqual(['add']);
   });
 
   it('removes the least loaded executor after low utilisation held for downSustainMs, never below min', () => {

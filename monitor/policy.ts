@@ -1,10 +1,13 @@
 /**
  * The monitor's policies: pure decisions over a snapshot of the cluster, with hysteresis (a
- * condition must hold for a while before it acts) and a grace period after each action (the
- * cluster settles: a new node takes keys, a new executor warms up, before it is judged again).
+ * condition must hold for a while before it acts: in at least 3 of 4 looks over the window and in
+ * the latest, so one dip between two waves of load is not a lapse) and a grace period after each
+ * action (the cluster settles: a new node takes keys, a new executor warms up, before it is judged
+ * again; what it shows meanwhile does not count).
  *
  * Executors (per scheduler view, merged):
- * - add some when their average utilisation (running and queued calls per runtime slot) stays at
+ * - add some when their average demand (calls per runtime slot that wanted to run over the
+ *   executor's last report period: the most held at once, plus those refused for want of room) stays at
  *   or above `scaleUpUtilisation` (0.7) for `upSustainMs` (3 s), below `max`: as many as bring the
  *   average back to the threshold at the load seen (at least one, at most up to `max`);
  * - remove the least loaded (on a tie, the one that joined last) when it stays at or below
@@ -108,15 +111,19 @@ export type Action =
 
 /** What the policy remembers between decisions, per role. */
 interface RoleState {
-  upSinceMs: number | undefined;
-  downSinceMs: number | undefined;
+  /** What each look since the grace period saw: whether the up and the down conditions held. */
+  samples: { atMs: number; up: boolean; down: boolean }[];
   lastActionMs: number;
 }
 
+/** A condition holds over a window when it held in this share of the looks in it (a dip is not a lapse). */
+const HELD_SHARE = 0.75;
+const SAMPLES_MAX = 10_000;
+
 export class Autoscaler {
   private readonly state: Record<ScaledRole, RoleState> = {
-    executor: { upSinceMs: undefined, downSinceMs: undefined, lastActionMs: -Infinity },
-    storage: { upSinceMs: undefined, downSinceMs: undefined, lastActionMs: -Infinity },
+    executor: { samples: [], lastActionMs: -Infinity },
+    storage: { samples: [], lastActionMs: -Infinity },
   };
 
   /** Keys whose factor this autoscaler raised, and since when each has been cool. */
@@ -181,8 +188,7 @@ export class Autoscaler {
   acted(role: ScaledRole, nowMs: number): void {
     const state = this.state[role];
     state.lastActionMs = nowMs;
-    state.upSinceMs = undefined;
-    state.downSinceMs = undefined;
+    state.samples = [];
   }
 
   private held(role: ScaledRole, up: boolean, down: boolean, nowMs: number): 'up' | 'down' | undefined {
@@ -190,14 +196,20 @@ export class Autoscaler {
     const policy = this.policy[role];
     // In the grace period the cluster is settling: what it shows then does not count.
     if (nowMs - state.lastActionMs < policy.graceMs) {
-      state.upSinceMs = undefined;
-      state.downSinceMs = undefined;
+      state.samples = [];
       return undefined;
     }
-    state.upSinceMs = up ? (state.upSinceMs ?? nowMs) : undefined;
-    state.downSinceMs = down ? (state.downSinceMs ?? nowMs) : undefined;
-    if (state.upSinceMs !== undefined && nowMs - state.upSinceMs >= policy.upSustainMs) return 'up';
-    if (state.downSinceMs !== undefined && nowMs - state.downSinceMs >= policy.downSustainMs) return 'down';
+    state.samples.push({ atMs: nowMs, up, down });
+    const keepMs = Math.max(policy.upSustainMs, policy.downSustainMs);
+    while (state.samples.length > SAMPLES_MAX || (state.samples.length > 1 && state.samples[1]!.atMs <= nowMs - keepMs)) state.samples.shift();
+    // Held for `sustainMs`: looked at for that long, holding now, and in most looks of the window.
+    const heldFor = (which: 'up' | 'down', sustainMs: number): boolean => {
+      if (!state.samples.at(-1)![which] || state.samples[0]!.atMs > nowMs - sustainMs) return false;
+      const window = state.samples.filter((sample) => sample.atMs >= nowMs - sustainMs);
+      return window.filter((sample) => sample[which]).length >= HELD_SHARE * window.length;
+    };
+    if (heldFor('up', policy.upSustainMs)) return 'up';
+    if (heldFor('down', policy.downSustainMs)) return 'down';
     return undefined;
   }
 
@@ -219,13 +231,13 @@ export class Autoscaler {
       // In proportion to the load: enough executors for the average to fall back to the
       // threshold (at least one more, at most the maximum).
       const wanted = Math.min(policy.max, Math.max(count + 1, Math.ceil((count * average) / policy.scaleUpUtilisation)));
-      return { kind: 'add', role: 'executor', count: wanted - count, reason: `average executor utilisation ${average.toFixed(2)} >= ${policy.scaleUpUtilisation} for ${policy.upSustainMs} ms (${count} executors; ${wanted} wanted)` };
+      return { kind: 'add', role: 'executor', count: wanted - count, reason: `average executor demand ${average.toFixed(2)} >= ${policy.scaleUpUtilisation} for ${policy.upSustainMs} ms (${count} executors; ${wanted} wanted)` };
     }
     if (verdict === 'down') {
       // The least loaded; on a tie the one that joined last (last in, first out).
       let least = executors[0]!;
       for (const view of executors) if (view.utilisation <= least.utilisation) least = view;
-      return { kind: 'remove', role: 'executor', target: least.address, reason: `average executor utilisation ${average.toFixed(2)} <= ${policy.scaleDownUtilisation} for ${policy.downSustainMs} ms (${count} executors)` };
+      return { kind: 'remove', role: 'executor', target: least.address, reason: `average executor demand ${average.toFixed(2)} <= ${policy.scaleDownUtilisation} for ${policy.downSustainMs} ms (${count} executors)` };
     }
     return undefined;
   }

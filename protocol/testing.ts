@@ -227,7 +227,7 @@ export const envelopeBodyArbitraries: { readonly [Body in NonNullable<PbTypes.En
     {
       nodes: fc.array(nodeInfo, { maxLength: 2 }),
       shards: fc.array(statsReport, { maxLength: 2 }),
-      executors: fc.array(fc.record({ address, utilisation: finiteDouble, capacity: u32, warmFunctions: fc.array(name, { maxLength: 2 }) }, { requiredKeys: ['address'] }), { maxLength: 2 }),
+      executors: fc.array(fc.record({ address, utilisation: finiteDouble, capacity: u32, warmFunctions: fc.array(name, { maxLength: 2 }), demand: finiteDouble }, { requiredKeys: ['address'] }), { maxLength: 2 }),
       replicationMax: u32,
       replicationDefault: u32,
     },
@@ -246,6 +246,7 @@ export const envelopeBodyArbitraries: { readonly [Body in NonNullable<PbTypes.En
       ackedSeq: u53,
       running: fc.array(name, { maxLength: 3 }),
       capacity: u32,
+      demand: finiteDouble,
     },
     { requiredKeys: ['executorId', 'address'] },
   ),

@@ -96,7 +96,7 @@ export const MESSAGE_SCHEMA = {
     },
   },
   ClusterStatsRequest: {},
-  ExecutorLoad: { address: 'address!', utilisation: 'double', capacity: 'uint32', warmFunctions: 'string[]' },
+  ExecutorLoad: { address: 'address!', utilisation: 'double', capacity: 'uint32', warmFunctions: 'string[]', demand: 'double' },
   ClusterStats: { nodes: 'NodeInfo[]', shards: 'StatsReport[]', executors: 'ExecutorLoad[]', replicationMax: 'uint32', replicationDefault: 'uint32' },
 
   // common.proto
@@ -238,6 +238,7 @@ export const MESSAGE_SCHEMA = {
     ackedSeq: 'uint64',
     running: 'string![]',
     capacity: 'uint32',
+    demand: 'double',
   },
 } as const satisfies Readonly<Record<string, Readonly<Record<string, string | Readonly<Record<string, string>>>>>>;
 

@@ -21,6 +21,8 @@ export interface ExecutorView {
   lastHeardMs: number;
   /** Its running and queued calls per runtime slot, as it last reported (above 1: a queue). */
   utilisation: number;
+  /** Calls per slot that wanted to run over its last period (held at once, plus refused). */
+  demand?: number;
   capacity: number;
   /** Runs this scheduler placed on it since its last report (not in `utilisation` yet). */
   sentSinceStatus: number;

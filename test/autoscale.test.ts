@@ -153,7 +153,7 @@ describe('lfaas up --autoscale', () => {
       const log = printed();
       expect(log).toMatch(/lease/);
       expect(log).toMatch(/decided\s+add executor/);
-      expect(log).toMatch(/average executor utilisation/);
+      expect(log).toMatch(/average executor demand/);
       expect(log).toMatch(/memory \d+ KiB per node > 1024 KiB/);
       expect(log).toMatch(/requests\/s per node < 50 and memory under half the threshold/);
       pids = pidsIn(up.output());

@@ -1437,6 +1437,9 @@ export namespace lfaas {
         /** ExecutorLoad warmFunctions. */
         warmFunctions: string[];
 
+        /** ExecutorLoad demand. */
+        demand: number;
+
         /**
          * Creates a new ExecutorLoad instance using the specified properties.
          * @param [properties] Properties to set
@@ -1532,6 +1535,9 @@ export namespace lfaas {
 
             /** ExecutorLoad warmFunctions */
             warmFunctions?: (string[]|null);
+
+            /** ExecutorLoad demand */
+            demand?: (number|null);
 
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];
@@ -8544,6 +8550,9 @@ export namespace lfaas {
         /** ExecutorStatus capacity. */
         capacity: number;
 
+        /** ExecutorStatus demand. */
+        demand: number;
+
         /**
          * Creates a new ExecutorStatus instance using the specified properties.
          * @param [properties] Properties to set
@@ -8657,6 +8666,9 @@ export namespace lfaas {
 
             /** ExecutorStatus capacity */
             capacity?: (number|null);
+
+            /** ExecutorStatus demand */
+            demand?: (number|null);
 
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];

@@ -4479,6 +4479,7 @@ export const lfaas = $root.lfaas = (() => {
          * @property {number|null} [utilisation] ExecutorLoad utilisation
          * @property {number|null} [capacity] ExecutorLoad capacity
          * @property {Array.<string>|null} [warmFunctions] ExecutorLoad warmFunctions
+         * @property {number|null} [demand] ExecutorLoad demand
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -4544,6 +4545,14 @@ export const lfaas = $root.lfaas = (() => {
         ExecutorLoad.prototype.warmFunctions = $util.emptyArray;
 
         /**
+         * ExecutorLoad demand.
+         * @member {number} demand
+         * @memberof lfaas.ExecutorLoad
+         * @instance
+         */
+        ExecutorLoad.prototype.demand = 0;
+
+        /**
          * Creates a new ExecutorLoad instance using the specified properties.
          * @function create
          * @memberof lfaas.ExecutorLoad
@@ -4584,6 +4593,8 @@ export const lfaas = $root.lfaas = (() => {
             if (message.warmFunctions != null && message.warmFunctions.length)
                 for (let i = 0; i < message.warmFunctions.length; ++i)
                     writer.uint32(/* id 4, wireType 2 =*/34).string(message.warmFunctions[i]);
+            if (message.demand != null && $Object.hasOwnProperty.call(message, "demand") && !$Object.is(message.demand, 0))
+                writer.uint32(/* id 5, wireType 1 =*/41).double(message.demand);
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -4676,6 +4687,15 @@ export const lfaas = $root.lfaas = (() => {
                         message.warmFunctions.push(reader.stringVerify());
                         continue;
                     }
+                case 5: {
+                        if (wireType !== 1)
+                            break;
+                        if (!$Object.is(value = reader.double(), 0))
+                            message.demand = value;
+                        else
+                            delete message.demand;
+                        continue;
+                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -4740,6 +4760,9 @@ export const lfaas = $root.lfaas = (() => {
                     if (!$util.isString(message.warmFunctions[i]))
                         return "warmFunctions: string[] expected";
             }
+            if (message.demand != null && $Object.hasOwnProperty.call(message, "demand"))
+                if (typeof message.demand !== "number")
+                    return "demand: number expected";
             return null;
         };
 
@@ -4777,6 +4800,9 @@ export const lfaas = $root.lfaas = (() => {
                 for (let i = 0; i < object.warmFunctions.length; ++i)
                     message.warmFunctions[i] = $String(object.warmFunctions[i]);
             }
+            if (object.demand != null)
+                if (!$Object.is($Number(object.demand), 0))
+                    message.demand = $Number(object.demand);
             return message;
         };
 
@@ -4803,6 +4829,7 @@ export const lfaas = $root.lfaas = (() => {
                 object.address = "";
                 object.utilisation = 0;
                 object.capacity = 0;
+                object.demand = 0;
             }
             if (message.address != null && $Object.hasOwnProperty.call(message, "address"))
                 object.address = message.address;
@@ -4815,6 +4842,8 @@ export const lfaas = $root.lfaas = (() => {
                 for (let j = 0; j < message.warmFunctions.length; ++j)
                     object.warmFunctions[j] = message.warmFunctions[j];
             }
+            if (message.demand != null && $Object.hasOwnProperty.call(message, "demand"))
+                object.demand = options.json && !$isFinite(message.demand) ? $String(message.demand) : message.demand;
             return object;
         };
 
@@ -23965,6 +23994,7 @@ export const lfaas = $root.lfaas = (() => {
          * @property {number|null} [ackedSeq] ExecutorStatus ackedSeq
          * @property {Array.<string>|null} [running] ExecutorStatus running
          * @property {number|null} [capacity] ExecutorStatus capacity
+         * @property {number|null} [demand] ExecutorStatus demand
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -24080,6 +24110,14 @@ export const lfaas = $root.lfaas = (() => {
         ExecutorStatus.prototype.capacity = 0;
 
         /**
+         * ExecutorStatus demand.
+         * @member {number} demand
+         * @memberof lfaas.ExecutorStatus
+         * @instance
+         */
+        ExecutorStatus.prototype.demand = 0;
+
+        /**
          * Creates a new ExecutorStatus instance using the specified properties.
          * @function create
          * @memberof lfaas.ExecutorStatus
@@ -24134,6 +24172,8 @@ export const lfaas = $root.lfaas = (() => {
                     writer.uint32(/* id 9, wireType 2 =*/74).string(message.running[i]);
             if (message.capacity != null && $Object.hasOwnProperty.call(message, "capacity") && message.capacity !== 0)
                 writer.uint32(/* id 10, wireType 0 =*/80).uint32(message.capacity);
+            if (message.demand != null && $Object.hasOwnProperty.call(message, "demand") && !$Object.is(message.demand, 0))
+                writer.uint32(/* id 11, wireType 1 =*/89).double(message.demand);
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -24278,6 +24318,15 @@ export const lfaas = $root.lfaas = (() => {
                             delete message.capacity;
                         continue;
                     }
+                case 11: {
+                        if (wireType !== 1)
+                            break;
+                        if (!$Object.is(value = reader.double(), 0))
+                            message.demand = value;
+                        else
+                            delete message.demand;
+                        continue;
+                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -24368,6 +24417,9 @@ export const lfaas = $root.lfaas = (() => {
             if (message.capacity != null && $Object.hasOwnProperty.call(message, "capacity"))
                 if (!$util.isInteger(message.capacity))
                     return "capacity: integer expected";
+            if (message.demand != null && $Object.hasOwnProperty.call(message, "demand"))
+                if (typeof message.demand !== "number")
+                    return "demand: number expected";
             return null;
         };
 
@@ -24445,6 +24497,9 @@ export const lfaas = $root.lfaas = (() => {
             if (object.capacity != null)
                 if ($Number(object.capacity) !== 0)
                     message.capacity = object.capacity >>> 0;
+            if (object.demand != null)
+                if (!$Object.is($Number(object.demand), 0))
+                    message.demand = $Number(object.demand);
             return message;
         };
 
@@ -24486,6 +24541,7 @@ export const lfaas = $root.lfaas = (() => {
                 } else
                     object.ackedSeq = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                 object.capacity = 0;
+                object.demand = 0;
             }
             if (message.executorId != null && $Object.hasOwnProperty.call(message, "executorId"))
                 object.executorId = message.executorId;
@@ -24526,6 +24582,8 @@ export const lfaas = $root.lfaas = (() => {
             }
             if (message.capacity != null && $Object.hasOwnProperty.call(message, "capacity"))
                 object.capacity = message.capacity;
+            if (message.demand != null && $Object.hasOwnProperty.call(message, "demand"))
+                object.demand = options.json && !$isFinite(message.demand) ? $String(message.demand) : message.demand;
             return object;
         };
 
