@@ -2,9 +2,10 @@
 export { waitForExecutors } from './up.js';
 export { startRole, stopChildren } from './role-process.js';
 export type { Started, StartRoleOptions } from './role-process.js';
-export { Supervisor } from './supervisor.js';
+export { Supervisor, portOf } from './supervisor.js';
 export type { SupervisedRole } from './supervisor.js';
 export { freePorts } from './free-port.js';
 export { waitForRing } from './ring-ready.js';
 export { ADMIN_TOKEN_FILE, keysInit, keysAdd, keysRevoke, keysRotateToken, readTokenKeys, tokenRevoke } from './keys-commands.js';
 export { FolderTokenVerifier } from './token-trust.js';
+export { LocalProvider } from './local-provider.js';

@@ -75,15 +75,33 @@ export class LocalProvider implements NodeProvider {
     return target;
   }
 
+  /**
+   * A graceful departure, still supervised: the node hands every key off and exits 0. Killed on the
+   * way (or out of time with keys left: exit 1), it is restarted on its ports and data by the
+   * supervisor and asked again; only a clean exit ends it.
+   */
+  private async depart(name: string, nodeId: string): Promise<void> {
+    const clean = this.options.supervisor.cleanExit(name);
+    let left = false;
+    void clean.then(() => (left = true));
+    for (let attempt = 1; attempt <= DEPART_ATTEMPTS && !left; attempt++) {
+      const ready = this.options.supervisor.readyOf(name);
+      const pid = ready?.['pid'];
+      // A member's request, with the routing key: hand every key off, then exit.
+      if (ready !== undefined) await kvsDepart(String(ready['control']), nodeId, { keys: this.options.keys, keyName: 'routing' }).catch((error: unknown) => this.options.log(`up: asking ${name} to depart failed: ${String(error)}`));
+      // Until it left, or was restarted (a new pid: ask the new run), or the departure timed out.
+      const deadline = Date.now() + DEPART_MAX_MS;
+      while (!left && Date.now() < deadline && this.options.supervisor.readyOf(name)?.['pid'] === pid) await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    if (!left) throw new Error(`${name} did not leave after ${DEPART_ATTEMPTS} departures`);
+  }
+
   async remove(role: ScaledRole, target: string): Promise<void> {
     const node = this.running[role].get(target);
     if (node === undefined) throw new Error(`no ${role} ${target} is run by this provider`);
-    const child = this.options.supervisor.retire(node.name);
-    if (role === 'storage') {
-      // A member's request, with the routing key: hand every key off, then exit.
-      await kvsDepart(String(node.ready['control']), target, { keys: this.options.keys, keyName: 'routing' });
-      await exited(child, DEPART_MAX_MS);
-    } else {
+    if (role === 'storage') await this.depart(node.name, target);
+    else {
+      const child = this.options.supervisor.retire(node.name);
       child?.kill('SIGTERM');
       await exited(child, STOP_MAX_MS);
     }
@@ -92,6 +110,9 @@ export class LocalProvider implements NodeProvider {
     this.options.log(`up: ${node.name} removed by the monitor`);
   }
 }
+
+/** Departures asked of a storage node before the provider gives up (each after a restart). */
+const DEPART_ATTEMPTS = 3;
 
 function targetOf(role: ScaledRole, name: string, started: Started): string {
   return role === 'storage' ? name : String(started.ready['address']);

@@ -29,6 +29,8 @@ const HEALTHY_RUN_MS = 30_000;
 
 interface Supervised {
   readonly role: SupervisedRole;
+  /** Set while it is being removed: a clean exit (code 0) ends its supervision and calls this. */
+  onCleanExit?: () => void;
   child: ChildProcess;
   ready: Record<string, unknown>;
   startedAtMs: number;
@@ -77,9 +79,33 @@ export class Supervisor {
     this.timers.clear();
   }
 
+  /**
+   * Resolves once `name` exits with code 0 (a storage node that handed every key off), and stops
+   * supervising it then; any other exit meanwhile (a kill -9 in the middle of a hand-off) is
+   * restarted as usual, on its ports and data, so nothing it still held is lost.
+   */
+  cleanExit(name: string): Promise<void> {
+    const entry = this.supervised.find((candidate) => candidate.role.name === name);
+    if (entry === undefined) return Promise.resolve();
+    return new Promise((resolve) => {
+      entry.onCleanExit = resolve;
+    });
+  }
+
+  /** The ready report of the current run of `name`. */
+  readyOf(name: string): Readonly<Record<string, unknown>> | undefined {
+    return this.supervised.find((candidate) => candidate.role.name === name)?.ready;
+  }
+
   private watch(entry: Supervised): void {
     entry.child.once('exit', (code, signal) => {
       if (this.stopping) return;
+      if (entry.onCleanExit !== undefined && code === 0) {
+        this.supervised.splice(this.supervised.indexOf(entry), 1);
+        this.log(`up: ${entry.role.name} (pid ${entry.child.pid}) left the cluster`);
+        entry.onCleanExit();
+        return;
+      }
       const ranMs = Date.now() - entry.startedAtMs;
       if (ranMs > HEALTHY_RUN_MS) entry.failuresInRow = 0;
       this.log(`up: ${entry.role.name} (pid ${entry.child.pid}) exited ${signal === null ? `with code ${code}` : `on ${signal}`} after ${Math.round(ranMs / 1000)} s; restarting it on its ports`);
