@@ -5,8 +5,9 @@
  *
  * - Isolation (executor/isolation.ts): at `process` and `bwrap` a runtime is a sandbox process,
  *   and a process serves one owner for its whole life: a stem is bound to the owner of its first
- *   function and ended, never reused, when that owner's functions go cold. (Until owners exist,
- *   a function's owner is its name.) At `none` a runtime is a trusted thread shared by all.
+ *   function and ended, never reused, when that owner's functions go cold. (A function's owner is
+ *   its namespace, `alice` for `alice/f`; a function in no namespace, an administrator's, is its
+ *   own owner.) At `none` a runtime is a trusted thread shared by all.
  * - Warm stacks: of the idle runtimes warm for a function, the most recently used one is taken
  *   (last in, first out), so after a load drop the surplus runtimes go unused and expire.
  * - Keep-alive: a function's realm unused for its `keepAliveMs` is dropped; a runtime left with
@@ -41,7 +42,7 @@ export interface FunctionCode {
   readonly timeoutMs: number;
   /** How long its realm stays warm unused (default 10 minutes). */
   readonly keepAliveMs?: number;
-  /** Whose function it is: sandbox processes are never shared between owners (default: the function's name). */
+  /** Whose function it is: sandbox processes are never shared between owners (default: the function's name; the host passes its namespace). */
   readonly owner?: string;
 }
 
