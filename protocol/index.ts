@@ -28,6 +28,7 @@ export { ZmqTransport, CONTEXT_SOCKETS_MAX, DESTINATION_SOCKETS_MAX, clientKeyPa
 export { generateKeyPair, keyText, keyFromText, isKeyText, z85 } from './keys.js';
 export { seal, openSeal, SEAL_BYTES } from './frame-seal.js';
 export type { KeyPair } from './keys.js';
+export { Reloading } from './reloading.js';
 export { Membership, ROLES, MEMBERS_FILE, readMembers, writeMembers, readKeyPair, ensureKeyPair } from './membership.js';
 export type { Role, MembersDocument } from './membership.js';
 export { refusalOf, systemKeyWriters } from './message-rights.js';
@@ -35,7 +36,7 @@ export type { Sender } from './message-rights.js';
 export { setZapPolicy, zapCounters } from './zap.js';
 export { RIGHTS, OWNER_PATTERN, RESERVED_OWNER, TOKEN_LENGTH_MAX, TokenVerifier, checkClaims, clientToken, createToken, unverifiedClaims, generateTokenKeys, tokenKeysFromPem, tokenKeysToPem } from './tokens.js';
 export type { Grant, Right, SigningTokenKeys, TokenClaims, TokenKeys } from './tokens.js';
-export { accessError, accessRefusalOf, functionKeyError, nameRefusal, ownerOfName } from './owner-access.js';
+export { accessRefusalOf, functionKeyError, nameRefusal, ownerOfName } from './owner-access.js';
 export type { NameKind } from './owner-access.js';
 export type { ZmqTransportOptions, TransportCounters, RefusedFrameReceiver } from './zmq-transport.js';
 export { FairInbox } from './fair-inbox.js';

@@ -16,17 +16,17 @@
  *
  * The list is read again when the file changes (checked every second): rotation needs no restart.
  */
-import { chmodSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCode, LfaasError } from '../lattices/index.js';
 import { generateKeyPair, isKeyText, keyFromText, keyText } from './keys.js';
 import type { KeyPair } from './keys.js';
+import { Reloading } from './reloading.js';
 
 export const ROLES = ['routing', 'storage', 'scheduler', 'executor', 'monitor'] as const;
 export type Role = (typeof ROLES)[number];
 
 export const MEMBERS_FILE = 'members.json';
-const RELOAD_CHECK_MS = 1000;
 
 export interface MembersDocument {
   readonly version: 1;
@@ -89,58 +89,28 @@ export function ensureKeyPair(dir: string, name: string): KeyPair {
   return pair;
 }
 
-/** The member list of a keys folder, kept current as the file changes. */
+/** The member list of a keys folder, kept current as the file changes (reloading.ts). */
 export class Membership {
-  private roles = new Map<string, Role>();
-  private revoked = new Set<string>();
-  private mtimeMs = -1;
-  private checkedMs = 0;
+  private readonly list: Reloading<{ readonly roles: ReadonlyMap<string, Role>; readonly revoked: ReadonlySet<string> }>;
 
   constructor(readonly dir: string) {
-    this.reload(true);
+    this.list = new Reloading([join(dir, MEMBERS_FILE)], () => membersOf(readMembers(dir)), 'member list');
   }
 
   /** The role `key` (its text) is a member of, if any. */
   roleOf(key: string): Role | undefined {
-    this.maybeReload();
-    return this.roles.get(key);
+    return this.list.current.roles.get(key);
   }
 
   isRevoked(key: string): boolean {
-    this.maybeReload();
-    return this.revoked.has(key);
+    return this.list.current.revoked.has(key);
   }
+}
 
-  private maybeReload(): void {
-    const now = Date.now();
-    if (now - this.checkedMs < RELOAD_CHECK_MS) return;
-    this.checkedMs = now;
-    this.reload(false);
-  }
-
-  /** Reads the list again if the file changed; a list that became unreadable keeps the last good one (and says so). */
-  private reload(first: boolean): void {
-    let mtimeMs: number;
-    try {
-      mtimeMs = statSync(join(this.dir, MEMBERS_FILE)).mtimeMs;
-    } catch (error) {
-      if (first) throw badKeys(this.dir, `no ${MEMBERS_FILE}: ${(error as Error).message}`);
-      return;
-    }
-    if (mtimeMs === this.mtimeMs) return;
-    let doc: MembersDocument;
-    try {
-      doc = readMembers(this.dir);
-    } catch (error) {
-      if (first) throw error;
-      process.stderr.write(`${JSON.stringify({ level: 'warn', msg: `member list not reloaded (the last one read stays): ${(error as Error).message}` })}\n`);
-      return;
-    }
-    this.mtimeMs = mtimeMs;
-    const roles = new Map<string, Role>();
-    for (const role of ROLES) for (const key of doc.members[role]) roles.set(key, role);
-    this.roles = roles;
-    this.revoked = new Set(doc.revoked);
-    for (const key of this.revoked) this.roles.delete(key);
-  }
+/** Each member key's role (revoked keys have none), and the revoked keys. */
+function membersOf(doc: MembersDocument): { roles: Map<string, Role>; revoked: Set<string> } {
+  const revoked = new Set(doc.revoked);
+  const roles = new Map<string, Role>();
+  for (const role of ROLES) for (const key of doc.members[role]) if (!revoked.has(key)) roles.set(key, role);
+  return { roles, revoked };
 }
