@@ -186,12 +186,13 @@ export class ExecutorHost implements MachineTasks {
     // most calls stays free of it).
     const alone = Object.keys(task.placement).length <= 1;
     if (!alone) this.mailboxes.open(task.runId, task.name);
-    // A function reaches its owner's keys only, and never a system key (owner-access.ts).
+    // A function reaches its owner's keys only, and never a system key (owner-access.ts): a key
+    // out of reach throws, and the pool answers the function's request with that error.
     const host: FunctionHost = {
-      get: async (key) => scope.get(reachable(task.name, key)),
-      put: async (key, value) => scope.put(reachable(task.name, key), value),
-      merge: async (key, value) => scope.merge(reachable(task.name, key), value),
-      delete: async (key) => scope.delete(reachable(task.name, key)),
+      get: (key) => scope.get(reachable(task.name, key)),
+      put: (key, value) => scope.put(reachable(task.name, key), value),
+      merge: (key, value) => scope.merge(reachable(task.name, key), value),
+      delete: (key) => scope.delete(reachable(task.name, key)),
       send: (target, payload) => this.send(task, target, payload),
       recv: (timeoutMs) =>
         alone ? new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), Math.min(timeoutMs, task.timeoutMs))) : this.mailboxes.receive(task.runId, task.name, Math.min(timeoutMs, task.timeoutMs)),

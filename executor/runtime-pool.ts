@@ -107,7 +107,9 @@ interface PooledWorker {
 
 /**
  * Where a function's `ctx` goes: the executor's cache in the call's consistency mode, and the
- * mailboxes of the call's run. `put` gets a plain (msgpack) value: the host picks its lattice.
+ * mailboxes of the call's run. `put` gets a plain (msgpack) value: the host picks its lattice. A
+ * method may throw at once (a key the function may not reach): the pool answers that request with
+ * the error, as it does a rejection.
  */
 export interface FunctionHost {
   get(key: string): Promise<AnyLattice | undefined>;
