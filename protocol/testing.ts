@@ -82,6 +82,22 @@ const statsReport: fc.Arbitrary<PbTypes.IStatsReport> = fc.record(
   },
   { requiredKeys: ['nodeId'] },
 );
+const executorStatus: fc.Arbitrary<PbTypes.IExecutorStatus> = fc.record(
+  {
+    executorId: name,
+    address,
+    utilisation: finiteDouble,
+    warmFunctions: fc.array(name, { maxLength: 3 }),
+    cachedKeys: fc.array(name, { maxLength: 3 }),
+    memoryFreeMb: u32,
+    sentAtMs: u53,
+    ackedSeq: u53,
+    running: fc.array(name, { maxLength: 3 }),
+    capacity: u32,
+    demand: finiteDouble,
+  },
+  { requiredKeys: ['executorId', 'address'] },
+);
 const argument: fc.Arbitrary<PbTypes.IArgument> = fc.oneof(fc.record({ value: someBytes }), fc.record({ reference: name }));
 const argumentsMap = fc.dictionary(mapKey, fc.record({ args: fc.array(argument, { maxLength: 3 }) }), { minKeys: 1, maxKeys: 3 });
 const cutEntry: fc.Arbitrary<PbTypes.ICutEntry> = fc.record(
@@ -227,29 +243,14 @@ export const envelopeBodyArbitraries: { readonly [Body in NonNullable<PbTypes.En
     {
       nodes: fc.array(nodeInfo, { maxLength: 2 }),
       shards: fc.array(statsReport, { maxLength: 2 }),
-      executors: fc.array(fc.record({ address, utilisation: finiteDouble, capacity: u32, warmFunctions: fc.array(name, { maxLength: 2 }), demand: finiteDouble }, { requiredKeys: ['address'] }), { maxLength: 2 }),
+      executors: fc.array(executorStatus, { maxLength: 2 }),
       replicationMax: u32,
       replicationDefault: u32,
     },
     { requiredKeys: [] },
   ),
   prepare: fc.record({ functions: fc.array(fc.record({ name, version: fc.integer({ min: 1, max: 0xffffffff }) }), { minLength: 1, maxLength: 3 }) }),
-  executorStatus: fc.record(
-    {
-      executorId: name,
-      address,
-      utilisation: finiteDouble,
-      warmFunctions: fc.array(name, { maxLength: 3 }),
-      cachedKeys: fc.array(name, { maxLength: 3 }),
-      memoryFreeMb: u32,
-      sentAtMs: u53,
-      ackedSeq: u53,
-      running: fc.array(name, { maxLength: 3 }),
-      capacity: u32,
-      demand: finiteDouble,
-    },
-    { requiredKeys: ['executorId', 'address'] },
-  ),
+  executorStatus,
 };
 
 /** Envelope bodies of every kind, all valid: `{ kvsRequest: {...} }`, `{ echo: {...} }`... */

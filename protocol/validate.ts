@@ -96,8 +96,7 @@ export const MESSAGE_SCHEMA = {
     },
   },
   ClusterStatsRequest: {},
-  ExecutorLoad: { address: 'address!', utilisation: 'double', capacity: 'uint32', warmFunctions: 'string[]', demand: 'double' },
-  ClusterStats: { nodes: 'NodeInfo[]', shards: 'StatsReport[]', executors: 'ExecutorLoad[]', replicationMax: 'uint32', replicationDefault: 'uint32' },
+  ClusterStats: { nodes: 'NodeInfo[]', shards: 'StatsReport[]', executors: 'ExecutorStatus[]', replicationMax: 'uint32', replicationDefault: 'uint32' },
 
   // common.proto
   Error: { code: 'ErrorCode!', message: 'string', retryAfterMs: 'uint32' },

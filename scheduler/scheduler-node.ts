@@ -216,7 +216,7 @@ export class SchedulerNode implements Machine {
       case 'clusterStatsRequest':
         // The monitor's view of the executors: each one this scheduler knows, with its load.
         return this.reply(envelope, {
-          clusterStats: { executors: [...this.executors.values()].map((view) => ({ address: view.address, utilisation: loadOf(view), demand: view.demand ?? loadOf(view), capacity: view.capacity, warmFunctions: [...view.warm] })) },
+          clusterStats: { executors: [...this.executors.values()].map((view) => ({ executorId: view.incarnation, address: view.address, utilisation: loadOf(view), demand: view.demand ?? loadOf(view), capacity: view.capacity, warmFunctions: [...view.warm] })) },
         });
       case 'listFunctions':
         return this.registry.onListFunctions(envelope, envelope.listFunctions!.name ?? '');

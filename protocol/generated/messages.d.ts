@@ -1407,147 +1407,6 @@ export namespace lfaas {
     }
 
     /**
-     * Properties of an ExecutorLoad.
-     * @deprecated Use lfaas.ExecutorLoad.$Properties instead.
-     */
-    interface IExecutorLoad extends lfaas.ExecutorLoad.$Properties {
-    }
-
-    /** Represents an ExecutorLoad. */
-    class ExecutorLoad {
-
-        /**
-         * Constructs a new ExecutorLoad.
-         * @param [properties] Properties to set
-         */
-        constructor(properties?: lfaas.ExecutorLoad.$Properties);
-
-        /** Unknown fields preserved while decoding when enabled */
-        $unknowns?: Uint8Array[];
-
-        /** ExecutorLoad address. */
-        address: string;
-
-        /** ExecutorLoad utilisation. */
-        utilisation: number;
-
-        /** ExecutorLoad capacity. */
-        capacity: number;
-
-        /** ExecutorLoad warmFunctions. */
-        warmFunctions: string[];
-
-        /** ExecutorLoad demand. */
-        demand: number;
-
-        /**
-         * Creates a new ExecutorLoad instance using the specified properties.
-         * @param [properties] Properties to set
-         * @returns ExecutorLoad instance
-         */
-        static create(properties: lfaas.ExecutorLoad.$Shape): lfaas.ExecutorLoad & lfaas.ExecutorLoad.$Shape;
-        static create(properties?: lfaas.ExecutorLoad.$Properties): lfaas.ExecutorLoad;
-
-        /**
-         * Encodes the specified ExecutorLoad message. Does not implicitly {@link lfaas.ExecutorLoad.verify|verify} messages.
-         * @param message ExecutorLoad message or plain object to encode
-         * @param [writer] Writer to encode to
-         * @returns Writer
-         */
-        static encode(message: lfaas.ExecutorLoad.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-
-        /**
-         * Encodes the specified ExecutorLoad message, length delimited. Does not implicitly {@link lfaas.ExecutorLoad.verify|verify} messages.
-         * @param message ExecutorLoad message or plain object to encode
-         * @param [writer] Writer to encode to
-         * @returns Writer
-         */
-        static encodeDelimited(message: lfaas.ExecutorLoad.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
-
-        /**
-         * Decodes an ExecutorLoad message from the specified reader or buffer.
-         * @param reader Reader or buffer to decode from
-         * @param [length] Message length if known beforehand
-         * @returns {lfaas.ExecutorLoad & lfaas.ExecutorLoad.$Shape} ExecutorLoad
-         * @throws {Error} If the payload is not a reader or valid buffer
-         * @throws {$protobuf.util.ProtocolError} If required fields are missing
-         */
-        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.ExecutorLoad & lfaas.ExecutorLoad.$Shape;
-
-        /**
-         * Decodes an ExecutorLoad message from the specified reader or buffer, length delimited.
-         * @param reader Reader or buffer to decode from
-         * @returns {lfaas.ExecutorLoad & lfaas.ExecutorLoad.$Shape} ExecutorLoad
-         * @throws {Error} If the payload is not a reader or valid buffer
-         * @throws {$protobuf.util.ProtocolError} If required fields are missing
-         */
-        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.ExecutorLoad & lfaas.ExecutorLoad.$Shape;
-
-        /**
-         * Verifies an ExecutorLoad message.
-         * @param message Plain object to verify
-         * @returns `null` if valid, otherwise the reason why it is not
-         */
-        static verify(message: { [k: string]: any }): (string|null);
-
-        /**
-         * Creates an ExecutorLoad message from a plain object. Also converts values to their respective internal types.
-         * @param object Plain object
-         * @returns ExecutorLoad
-         */
-        static fromObject(object: { [k: string]: any }): lfaas.ExecutorLoad;
-
-        /**
-         * Creates a plain object from an ExecutorLoad message. Also converts values to other types if specified.
-         * @param message ExecutorLoad
-         * @param [options] Conversion options
-         * @returns Plain object
-         */
-        static toObject(message: lfaas.ExecutorLoad, options?: $protobuf.IConversionOptions): { [k: string]: any };
-
-        /**
-         * Converts this ExecutorLoad to JSON.
-         * @returns JSON object
-         */
-        toJSON(): { [k: string]: any };
-
-        /**
-         * Gets the type url for ExecutorLoad
-         * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
-         * @returns The type url
-         */
-        static getTypeUrl(prefix?: string): string;
-    }
-
-    namespace ExecutorLoad {
-
-        /** Properties of an ExecutorLoad. */
-        interface $Properties {
-
-            /** ExecutorLoad address */
-            address?: (string|null);
-
-            /** ExecutorLoad utilisation */
-            utilisation?: (number|null);
-
-            /** ExecutorLoad capacity */
-            capacity?: (number|null);
-
-            /** ExecutorLoad warmFunctions */
-            warmFunctions?: (string[]|null);
-
-            /** ExecutorLoad demand */
-            demand?: (number|null);
-
-            /** Unknown fields preserved while decoding when enabled */
-            $unknowns?: Uint8Array[];
-        }
-
-        /** Shape of an ExecutorLoad. */
-        type $Shape = lfaas.ExecutorLoad.$Properties;
-    }
-
-    /**
      * Properties of a ClusterStats.
      * @deprecated Use lfaas.ClusterStats.$Properties instead.
      */
@@ -1573,7 +1432,7 @@ export namespace lfaas {
         shards: lfaas.StatsReport.$Properties[];
 
         /** ClusterStats executors. */
-        executors: lfaas.ExecutorLoad.$Properties[];
+        executors: lfaas.ExecutorStatus.$Properties[];
 
         /** ClusterStats replicationMax. */
         replicationMax: number;
@@ -1672,7 +1531,7 @@ export namespace lfaas {
             shards?: (lfaas.StatsReport.$Properties[]|null);
 
             /** ClusterStats executors */
-            executors?: (lfaas.ExecutorLoad.$Properties[]|null);
+            executors?: (lfaas.ExecutorStatus.$Properties[]|null);
 
             /** ClusterStats replicationMax */
             replicationMax?: (number|null);

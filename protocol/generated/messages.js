@@ -4470,411 +4470,6 @@ export const lfaas = $root.lfaas = (() => {
         return ClusterStatsRequest;
     })();
 
-    lfaas.ExecutorLoad = (function() {
-
-        /**
-         * Properties of an ExecutorLoad.
-         * @typedef {Object} lfaas.ExecutorLoad.$Properties
-         * @property {string|null} [address] ExecutorLoad address
-         * @property {number|null} [utilisation] ExecutorLoad utilisation
-         * @property {number|null} [capacity] ExecutorLoad capacity
-         * @property {Array.<string>|null} [warmFunctions] ExecutorLoad warmFunctions
-         * @property {number|null} [demand] ExecutorLoad demand
-         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
-         */
-
-        /**
-         * Properties of an ExecutorLoad.
-         * @memberof lfaas
-         * @interface IExecutorLoad
-         * @augments lfaas.ExecutorLoad.$Properties
-         * @deprecated Use lfaas.ExecutorLoad.$Properties instead.
-         */
-
-        /**
-         * Shape of an ExecutorLoad.
-         * @typedef {lfaas.ExecutorLoad.$Properties} lfaas.ExecutorLoad.$Shape
-         */
-
-        /**
-         * Constructs a new ExecutorLoad.
-         * @memberof lfaas
-         * @classdesc Represents an ExecutorLoad.
-         * @constructor
-         * @param {lfaas.ExecutorLoad.$Properties=} [properties] Properties to set
-         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
-         */
-        const ExecutorLoad = function (properties) {
-            this.warmFunctions = [];
-            if (properties)
-                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
-                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
-                        this[keys[i]] = properties[keys[i]];
-        };
-
-        /**
-         * ExecutorLoad address.
-         * @member {string} address
-         * @memberof lfaas.ExecutorLoad
-         * @instance
-         */
-        ExecutorLoad.prototype.address = "";
-
-        /**
-         * ExecutorLoad utilisation.
-         * @member {number} utilisation
-         * @memberof lfaas.ExecutorLoad
-         * @instance
-         */
-        ExecutorLoad.prototype.utilisation = 0;
-
-        /**
-         * ExecutorLoad capacity.
-         * @member {number} capacity
-         * @memberof lfaas.ExecutorLoad
-         * @instance
-         */
-        ExecutorLoad.prototype.capacity = 0;
-
-        /**
-         * ExecutorLoad warmFunctions.
-         * @member {Array.<string>} warmFunctions
-         * @memberof lfaas.ExecutorLoad
-         * @instance
-         */
-        ExecutorLoad.prototype.warmFunctions = $util.emptyArray;
-
-        /**
-         * ExecutorLoad demand.
-         * @member {number} demand
-         * @memberof lfaas.ExecutorLoad
-         * @instance
-         */
-        ExecutorLoad.prototype.demand = 0;
-
-        /**
-         * Creates a new ExecutorLoad instance using the specified properties.
-         * @function create
-         * @memberof lfaas.ExecutorLoad
-         * @static
-         * @param {lfaas.ExecutorLoad.$Properties=} [properties] Properties to set
-         * @returns {lfaas.ExecutorLoad} ExecutorLoad instance
-         * @type {{
-         *   (properties: lfaas.ExecutorLoad.$Shape): lfaas.ExecutorLoad & lfaas.ExecutorLoad.$Shape;
-         *   (properties?: lfaas.ExecutorLoad.$Properties): lfaas.ExecutorLoad;
-         * }}
-         */
-        ExecutorLoad.create = function(properties) {
-            return new ExecutorLoad(properties);
-        };
-
-        /**
-         * Encodes the specified ExecutorLoad message. Does not implicitly {@link lfaas.ExecutorLoad.verify|verify} messages.
-         * @function encode
-         * @memberof lfaas.ExecutorLoad
-         * @static
-         * @param {lfaas.ExecutorLoad.$Properties} message ExecutorLoad message or plain object to encode
-         * @param {$protobuf.Writer} [writer] Writer to encode to
-         * @returns {$protobuf.Writer} Writer
-         */
-        ExecutorLoad.encode = function (message, writer, _depth) {
-            if (!writer)
-                writer = $Writer.create();
-            if (_depth === $undefined)
-                _depth = 0;
-            if (_depth > $util.recursionLimit)
-                throw $Error("max depth exceeded");
-            if (message.address != null && $Object.hasOwnProperty.call(message, "address") && message.address !== "")
-                writer.uint32(/* id 1, wireType 2 =*/10).string(message.address);
-            if (message.utilisation != null && $Object.hasOwnProperty.call(message, "utilisation") && !$Object.is(message.utilisation, 0))
-                writer.uint32(/* id 2, wireType 1 =*/17).double(message.utilisation);
-            if (message.capacity != null && $Object.hasOwnProperty.call(message, "capacity") && message.capacity !== 0)
-                writer.uint32(/* id 3, wireType 0 =*/24).uint32(message.capacity);
-            if (message.warmFunctions != null && message.warmFunctions.length)
-                for (let i = 0; i < message.warmFunctions.length; ++i)
-                    writer.uint32(/* id 4, wireType 2 =*/34).string(message.warmFunctions[i]);
-            if (message.demand != null && $Object.hasOwnProperty.call(message, "demand") && !$Object.is(message.demand, 0))
-                writer.uint32(/* id 5, wireType 1 =*/41).double(message.demand);
-            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
-                for (let i = 0; i < message.$unknowns.length; ++i)
-                    writer.raw(message.$unknowns[i]);
-            return writer;
-        };
-
-        /**
-         * Encodes the specified ExecutorLoad message, length delimited. Does not implicitly {@link lfaas.ExecutorLoad.verify|verify} messages.
-         * @function encodeDelimited
-         * @memberof lfaas.ExecutorLoad
-         * @static
-         * @param {lfaas.ExecutorLoad.$Properties} message ExecutorLoad message or plain object to encode
-         * @param {$protobuf.Writer} [writer] Writer to encode to
-         * @returns {$protobuf.Writer} Writer
-         */
-        ExecutorLoad.encodeDelimited = function(message, writer) {
-            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
-        };
-
-        /**
-         * Decodes an ExecutorLoad message from the specified reader or buffer.
-         * @function decode
-         * @memberof lfaas.ExecutorLoad
-         * @static
-         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
-         * @param {number} [length] Message length if known beforehand
-         * @returns {lfaas.ExecutorLoad & lfaas.ExecutorLoad.$Shape} ExecutorLoad
-         * @throws {Error} If the payload is not a reader or valid buffer
-         * @throws {$protobuf.util.ProtocolError} If required fields are missing
-         */
-        ExecutorLoad.decode = function (reader, length, _end, _depth, _target) {
-            if (!(reader instanceof $Reader))
-                reader = $Reader.create(reader);
-            if (_depth === $undefined)
-                _depth = 0;
-            if (_depth > $Reader.recursionLimit)
-                throw $Error("max depth exceeded");
-            let end, message, value;
-            if (length === $undefined)
-                end = reader.len;
-            else {
-                end = reader.pos + length;
-                if (end > reader.len)
-                    throw $RangeError("index out of range");
-                length = reader.len;
-                reader.len = end;
-            }
-            message = _target || new $root.lfaas.ExecutorLoad();
-            while (reader.pos < end) {
-                let start = reader.pos;
-                let tag = reader.tag();
-                if (tag === _end) {
-                    _end = $undefined;
-                    break;
-                }
-                let wireType = tag & 7;
-                switch (tag >>>= 3) {
-                case 1: {
-                        if (wireType !== 2)
-                            break;
-                        if ((value = reader.stringVerify()).length)
-                            message.address = value;
-                        else
-                            delete message.address;
-                        continue;
-                    }
-                case 2: {
-                        if (wireType !== 1)
-                            break;
-                        if (!$Object.is(value = reader.double(), 0))
-                            message.utilisation = value;
-                        else
-                            delete message.utilisation;
-                        continue;
-                    }
-                case 3: {
-                        if (wireType !== 0)
-                            break;
-                        if (value = reader.uint32())
-                            message.capacity = value;
-                        else
-                            delete message.capacity;
-                        continue;
-                    }
-                case 4: {
-                        if (wireType !== 2)
-                            break;
-                        if (!(message.warmFunctions && message.warmFunctions.length))
-                            message.warmFunctions = [];
-                        message.warmFunctions.push(reader.stringVerify());
-                        continue;
-                    }
-                case 5: {
-                        if (wireType !== 1)
-                            break;
-                        if (!$Object.is(value = reader.double(), 0))
-                            message.demand = value;
-                        else
-                            delete message.demand;
-                        continue;
-                    }
-                }
-                reader.skipType(wireType, _depth, tag);
-                if (!reader.discardUnknown) {
-                    $util.makeProp(message, "$unknowns", false);
-                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
-                }
-            }
-            if (length !== $undefined) {
-                if (reader.pos !== end)
-                    throw $RangeError("index out of range");
-                reader.len = length;
-            }
-            if (_end !== $undefined)
-                throw $Error("missing end group");
-            return message;
-        };
-
-        /**
-         * Decodes an ExecutorLoad message from the specified reader or buffer, length delimited.
-         * @function decodeDelimited
-         * @memberof lfaas.ExecutorLoad
-         * @static
-         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
-         * @returns {lfaas.ExecutorLoad & lfaas.ExecutorLoad.$Shape} ExecutorLoad
-         * @throws {Error} If the payload is not a reader or valid buffer
-         * @throws {$protobuf.util.ProtocolError} If required fields are missing
-         */
-        ExecutorLoad.decodeDelimited = function(reader) {
-            if (!(reader instanceof $Reader))
-                reader = new $Reader(reader);
-            return this.decode(reader, reader.size());
-        };
-
-        /**
-         * Verifies an ExecutorLoad message.
-         * @function verify
-         * @memberof lfaas.ExecutorLoad
-         * @static
-         * @param {Object.<string,*>} message Plain object to verify
-         * @returns {string|null} `null` if valid, otherwise the reason why it is not
-         */
-        ExecutorLoad.verify = function (message, _depth) {
-            if (typeof message !== "object" || message === null)
-                return "object expected";
-            if (_depth === $undefined)
-                _depth = 0;
-            if (_depth > $util.recursionLimit)
-                return "max depth exceeded";
-            if (message.address != null && $Object.hasOwnProperty.call(message, "address"))
-                if (!$util.isString(message.address))
-                    return "address: string expected";
-            if (message.utilisation != null && $Object.hasOwnProperty.call(message, "utilisation"))
-                if (typeof message.utilisation !== "number")
-                    return "utilisation: number expected";
-            if (message.capacity != null && $Object.hasOwnProperty.call(message, "capacity"))
-                if (!$util.isInteger(message.capacity))
-                    return "capacity: integer expected";
-            if (message.warmFunctions != null && $Object.hasOwnProperty.call(message, "warmFunctions")) {
-                if (!$Array.isArray(message.warmFunctions))
-                    return "warmFunctions: array expected";
-                for (let i = 0; i < message.warmFunctions.length; ++i)
-                    if (!$util.isString(message.warmFunctions[i]))
-                        return "warmFunctions: string[] expected";
-            }
-            if (message.demand != null && $Object.hasOwnProperty.call(message, "demand"))
-                if (typeof message.demand !== "number")
-                    return "demand: number expected";
-            return null;
-        };
-
-        /**
-         * Creates an ExecutorLoad message from a plain object. Also converts values to their respective internal types.
-         * @function fromObject
-         * @memberof lfaas.ExecutorLoad
-         * @static
-         * @param {Object.<string,*>} object Plain object
-         * @returns {lfaas.ExecutorLoad} ExecutorLoad
-         */
-        ExecutorLoad.fromObject = function (object, _depth) {
-            if (object instanceof $root.lfaas.ExecutorLoad)
-                return object;
-            if (!$util.isObject(object))
-                throw $TypeError(".lfaas.ExecutorLoad: object expected");
-            if (_depth === $undefined)
-                _depth = 0;
-            if (_depth > $util.recursionLimit)
-                throw $Error("max depth exceeded");
-            let message = new $root.lfaas.ExecutorLoad();
-            if (object.address != null)
-                if (typeof object.address !== "string" || object.address.length)
-                    message.address = $String(object.address);
-            if (object.utilisation != null)
-                if (!$Object.is($Number(object.utilisation), 0))
-                    message.utilisation = $Number(object.utilisation);
-            if (object.capacity != null)
-                if ($Number(object.capacity) !== 0)
-                    message.capacity = object.capacity >>> 0;
-            if (object.warmFunctions) {
-                if (!$Array.isArray(object.warmFunctions))
-                    throw $TypeError(".lfaas.ExecutorLoad.warmFunctions: array expected");
-                message.warmFunctions = $Array(object.warmFunctions.length);
-                for (let i = 0; i < object.warmFunctions.length; ++i)
-                    message.warmFunctions[i] = $String(object.warmFunctions[i]);
-            }
-            if (object.demand != null)
-                if (!$Object.is($Number(object.demand), 0))
-                    message.demand = $Number(object.demand);
-            return message;
-        };
-
-        /**
-         * Creates a plain object from an ExecutorLoad message. Also converts values to other types if specified.
-         * @function toObject
-         * @memberof lfaas.ExecutorLoad
-         * @static
-         * @param {lfaas.ExecutorLoad} message ExecutorLoad
-         * @param {$protobuf.IConversionOptions} [options] Conversion options
-         * @returns {Object.<string,*>} Plain object
-         */
-        ExecutorLoad.toObject = function (message, options, _depth) {
-            if (!options)
-                options = {};
-            if (_depth === $undefined)
-                _depth = 0;
-            if (_depth > $util.recursionLimit)
-                throw $Error("max depth exceeded");
-            let object = {};
-            if (options.arrays || options.defaults)
-                object.warmFunctions = [];
-            if (options.defaults) {
-                object.address = "";
-                object.utilisation = 0;
-                object.capacity = 0;
-                object.demand = 0;
-            }
-            if (message.address != null && $Object.hasOwnProperty.call(message, "address"))
-                object.address = message.address;
-            if (message.utilisation != null && $Object.hasOwnProperty.call(message, "utilisation"))
-                object.utilisation = options.json && !$isFinite(message.utilisation) ? $String(message.utilisation) : message.utilisation;
-            if (message.capacity != null && $Object.hasOwnProperty.call(message, "capacity"))
-                object.capacity = message.capacity;
-            if (message.warmFunctions && message.warmFunctions.length) {
-                object.warmFunctions = $Array(message.warmFunctions.length);
-                for (let j = 0; j < message.warmFunctions.length; ++j)
-                    object.warmFunctions[j] = message.warmFunctions[j];
-            }
-            if (message.demand != null && $Object.hasOwnProperty.call(message, "demand"))
-                object.demand = options.json && !$isFinite(message.demand) ? $String(message.demand) : message.demand;
-            return object;
-        };
-
-        /**
-         * Converts this ExecutorLoad to JSON.
-         * @function toJSON
-         * @memberof lfaas.ExecutorLoad
-         * @instance
-         * @returns {Object.<string,*>} JSON object
-         */
-        ExecutorLoad.prototype.toJSON = function() {
-            return ExecutorLoad.toObject(this, $protobuf.util.toJSONOptions);
-        };
-
-        /**
-         * Gets the type url for ExecutorLoad
-         * @function getTypeUrl
-         * @memberof lfaas.ExecutorLoad
-         * @static
-         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
-         * @returns {string} The type url
-         */
-        ExecutorLoad.getTypeUrl = function(prefix) {
-            if (prefix === $undefined)
-                prefix = "type.googleapis.com";
-            return prefix + "/lfaas.ExecutorLoad";
-        };
-
-        return ExecutorLoad;
-    })();
-
     lfaas.ClusterStats = (function() {
 
         /**
@@ -4882,7 +4477,7 @@ export const lfaas = $root.lfaas = (() => {
          * @typedef {Object} lfaas.ClusterStats.$Properties
          * @property {Array.<lfaas.NodeInfo.$Properties>|null} [nodes] ClusterStats nodes
          * @property {Array.<lfaas.StatsReport.$Properties>|null} [shards] ClusterStats shards
-         * @property {Array.<lfaas.ExecutorLoad.$Properties>|null} [executors] ClusterStats executors
+         * @property {Array.<lfaas.ExecutorStatus.$Properties>|null} [executors] ClusterStats executors
          * @property {number|null} [replicationMax] ClusterStats replicationMax
          * @property {number|null} [replicationDefault] ClusterStats replicationDefault
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
@@ -4937,7 +4532,7 @@ export const lfaas = $root.lfaas = (() => {
 
         /**
          * ClusterStats executors.
-         * @member {Array.<lfaas.ExecutorLoad.$Properties>} executors
+         * @member {Array.<lfaas.ExecutorStatus.$Properties>} executors
          * @memberof lfaas.ClusterStats
          * @instance
          */
@@ -4999,7 +4594,7 @@ export const lfaas = $root.lfaas = (() => {
                     $root.lfaas.StatsReport.encode(message.shards[i], writer.uint32(/* id 2, wireType 2 =*/18).fork(), _depth + 1).ldelim();
             if (message.executors != null && message.executors.length)
                 for (let i = 0; i < message.executors.length; ++i)
-                    $root.lfaas.ExecutorLoad.encode(message.executors[i], writer.uint32(/* id 3, wireType 2 =*/26).fork(), _depth + 1).ldelim();
+                    $root.lfaas.ExecutorStatus.encode(message.executors[i], writer.uint32(/* id 3, wireType 2 =*/26).fork(), _depth + 1).ldelim();
             if (message.replicationMax != null && $Object.hasOwnProperty.call(message, "replicationMax") && message.replicationMax !== 0)
                 writer.uint32(/* id 4, wireType 0 =*/32).uint32(message.replicationMax);
             if (message.replicationDefault != null && $Object.hasOwnProperty.call(message, "replicationDefault") && message.replicationDefault !== 0)
@@ -5082,7 +4677,7 @@ export const lfaas = $root.lfaas = (() => {
                             break;
                         if (!(message.executors && message.executors.length))
                             message.executors = [];
-                        message.executors.push($root.lfaas.ExecutorLoad.decode(reader, reader.size(), $undefined, _depth + 1));
+                        message.executors.push($root.lfaas.ExecutorStatus.decode(reader, reader.size(), $undefined, _depth + 1));
                         continue;
                     }
                 case 4: {
@@ -5173,7 +4768,7 @@ export const lfaas = $root.lfaas = (() => {
                 if (!$Array.isArray(message.executors))
                     return "executors: array expected";
                 for (let i = 0; i < message.executors.length; ++i) {
-                    let error = $root.lfaas.ExecutorLoad.verify(message.executors[i], _depth + 1);
+                    let error = $root.lfaas.ExecutorStatus.verify(message.executors[i], _depth + 1);
                     if (error)
                         return "executors." + error;
                 }
@@ -5232,7 +4827,7 @@ export const lfaas = $root.lfaas = (() => {
                 for (let i = 0; i < object.executors.length; ++i) {
                     if (!$util.isObject(object.executors[i]))
                         throw $TypeError(".lfaas.ClusterStats.executors: object expected");
-                    message.executors[i] = $root.lfaas.ExecutorLoad.fromObject(object.executors[i], _depth + 1);
+                    message.executors[i] = $root.lfaas.ExecutorStatus.fromObject(object.executors[i], _depth + 1);
                 }
             }
             if (object.replicationMax != null)
@@ -5283,7 +4878,7 @@ export const lfaas = $root.lfaas = (() => {
             if (message.executors && message.executors.length) {
                 object.executors = $Array(message.executors.length);
                 for (let j = 0; j < message.executors.length; ++j)
-                    object.executors[j] = $root.lfaas.ExecutorLoad.toObject(message.executors[j], options, _depth + 1);
+                    object.executors[j] = $root.lfaas.ExecutorStatus.toObject(message.executors[j], options, _depth + 1);
             }
             if (message.replicationMax != null && $Object.hasOwnProperty.call(message, "replicationMax"))
                 object.replicationMax = message.replicationMax;
