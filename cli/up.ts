@@ -150,7 +150,8 @@ export async function up(options: UpOptions): Promise<void> {
       );
     }
     // Until every node has joined and the ring lists it: the schedulers keep their registry in the KVS.
-    await waitForRing([routingAddress], starts.flatMap((started) => started.ready['shards'] as string[]));
+    // Bounded generously: on a loaded machine the nodes take seconds to join.
+    await waitForRing([routingAddress], starts.flatMap((started) => started.ready['shards'] as string[]), 30_000);
     let index = 2 + options.nodes;
     const schedulerAddresses: string[] = [];
     /** A restart binds the ports of the run before. */
@@ -169,7 +170,7 @@ export async function up(options: UpOptions): Promise<void> {
     for (const [e, executor] of executors.entries()) {
       console.log(`  [${index++}/${total}] executor-${e}   pid ${executor.child.pid}  ${String(executor.ready['address'])}  ${String(executor.ready['workers'])} runtimes, isolation ${String(executor.ready['isolation'])}  metrics http://127.0.0.1:${String(executor.ready['metricsPort'])}/metrics`);
     }
-    await waitForExecutors([routingAddress], schedulerAddresses);
+    await waitForExecutors([routingAddress], schedulerAddresses, 30_000);
     const schedulerList = schedulerAddresses.join(',');
     console.log('\ncluster ready. For the other lfaas commands, in your shell:');
     console.log(`  export LFAAS_ROUTING=${routingAddress}`);

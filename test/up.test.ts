@@ -96,7 +96,8 @@ describe('lfaas up', () => {
     let pids: number[] = [];
     const rpc = new Rpc(await ZmqTransport.bind(), systemClock);
     try {
-      expect(await eventually(() => up.output().includes('cluster ready') || up.child.exitCode !== null, 30_000), up.output()).toBe(true);
+      await eventually(() => up.output().includes('cluster ready') || up.child.exitCode !== null, 60_000);
+      expect(up.output(), 'lfaas up got ready').toContain('cluster ready');
       const routing = /^\s*export LFAAS_ROUTING=(\S+)$/m.exec(up.output())![1]!;
       const scheduler = /^\s*\[\d+\/6\] scheduler-0\s+pid (\d+)\s+(tcp:\/\/\S+)/m.exec(up.output());
       const executor = /^\s*\[\d+\/6\] executor-0\s+pid (\d+)\s+(tcp:\/\/\S+)/m.exec(up.output());
