@@ -90,6 +90,7 @@ program
   .option('--replication <n>', 'nodes per key (global replication factor)', integer(1, 16), 2)
   .option('--data <folder>', 'data folder (one lmdb environment per shard)', 'data')
   .option('--gossip-period-ms <ms>', 'gossip period', integer(1, 60_000), 50)
+  .option('--shard-memory-mb <mb>', 'each shard\'s memory budget for entries (beyond it, entries live on disk only)', integer(1, 1 << 20), 256)
   .addOption(isolationOption())
   .option('--autoscale', 'run the monitor and the local node provider: executors and storage nodes are added and removed with the load (lfaas events shows why)', false)
   .option('--min-executors <n>', 'autoscale: executors at least', integer(1, 64), 1)
@@ -130,6 +131,7 @@ interface UpCommandOptions {
   replication: number;
   data: string;
   gossipPeriodMs: number;
+  shardMemoryMb: number;
   schedulers: number;
   executors: number;
   isolation?: IsolationLevel;
@@ -325,13 +327,14 @@ const kvs = securityOptions(program
   .option('--data <folder>', 'data folder', 'data')
   .option('--metrics-port <port>', 'Prometheus metrics port (0 = any, -1 = none)', integer(-1, 65535), 0)
   .option('--gossip-period-ms <ms>', 'gossip period', integer(1, 60_000), 50)
+  .option('--shard-memory-mb <mb>', 'each shard\'s memory budget for entries: beyond it, entries live on disk only (lmdb) and are read back when used', integer(1, 1 << 20), 256)
   .option('--depart-timeout-ms <ms>', 'how long a graceful departure may take', integer(100, 600_000), 30_000)
   .addOption(new Option('--threads <mode>', 'one worker thread per shard: on, off, or auto (on with 4 cores or more)').choices(['on', 'off', 'auto']).default('auto'))
-  .action(async (options: { id?: string; host: string; port: number; shardPorts?: number[]; shards: number; routing: string[]; data: string; metricsPort: number; gossipPeriodMs: number; departTimeoutMs: number; threads: string } & SecurityOptions) => {
+  .action(async (options: { id?: string; host: string; port: number; shardPorts?: number[]; shards: number; routing: string[]; data: string; metricsPort: number; gossipPeriodMs: number; shardMemoryMb: number; departTimeoutMs: number; threads: string } & SecurityOptions) => {
     if (options.id === undefined || options.routing.length === 0) kvs.error('a storage node needs --id and --routing');
     if (options.shardPorts !== undefined && options.shardPorts.length !== options.shards) kvs.error('--shard-ports needs one port per shard');
     const threads = options.threads === 'on' || (options.threads === 'auto' && availableParallelism() >= 4);
-    await runStorageNode({ ...options, id: options.id!, threads });
+    await runStorageNode({ ...options, id: options.id!, threads, shardMemoryBytes: options.shardMemoryMb * 1024 * 1024 });
   });
 
 withToken(kvs

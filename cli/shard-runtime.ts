@@ -1,9 +1,9 @@
 /**
- * Opens one storage shard: its lmdb environment (reloading every entry), its ZeroMQ socket, and
- * the shard machine running over both. Used on a node's main thread and inside a shard worker.
+ * Opens one storage shard: its lmdb environment (its disk tier: entries are read from it as they
+ * are needed, within the shard's memory budget), its ZeroMQ socket, and the shard machine running
+ * over both. Used on a node's main thread and inside a shard worker.
  */
-import { LmdbStore, Shard, decodeEntry } from '../kvs/index.js';
-import type { Entry } from '../kvs/index.js';
+import { LmdbStore, Shard } from '../kvs/index.js';
 import { ZmqTransport, runMachine, systemClock } from '../protocol/index.js';
 import { roleSecurity } from './security.js';
 import type { SecurityOptions } from './security.js';
@@ -21,6 +21,8 @@ export interface ShardSetup {
   readonly path: string;
   readonly routing: readonly string[];
   readonly gossipPeriodMs: number;
+  /** The shard's memory budget for entries (bytes). */
+  readonly memoryBudgetBytes: number;
   readonly initialRing: PbTypes.IRingUpdate | undefined;
   /** The node's keys (plain data: a worker thread loads them itself). */
   readonly security: SecurityOptions;
@@ -29,8 +31,6 @@ export interface ShardSetup {
 export interface RunningShard {
   readonly address: string;
   readonly shard: Shard;
-  /** Entries on disk that could not be read (reported, skipped). */
-  readonly skipped: number;
   /** What the shard's socket counted so far. */
   wire(): WireCounters;
   stop(): Promise<void>;
@@ -38,22 +38,14 @@ export interface RunningShard {
 
 export async function openShard(setup: ShardSetup): Promise<RunningShard> {
   const store = new LmdbStore(setup.path);
-  const initial = new Map<string, Entry>();
-  let skipped = 0;
-  for (const [key, bytes] of store.load()) {
-    try {
-      initial.set(key, decodeEntry(bytes));
-    } catch {
-      skipped++;
-    }
-  }
   const security = roleSecurity('storage', setup.security);
   const transport = await ZmqTransport.bind({ host: setup.host, port: setup.port, keyPair: security.keyPair });
   const shard = new Shard({
     nodeId: setup.nodeId,
     shardIndex: setup.index,
     address: transport.address,
-    initial,
+    disk: store,
+    memoryBudgetBytes: setup.memoryBudgetBytes,
     ...(setup.initialRing === undefined ? {} : { initialRing: setup.initialRing }),
     reportTo: setup.routing,
     gossipPeriodMs: setup.gossipPeriodMs,
@@ -67,7 +59,6 @@ export async function openShard(setup: ShardSetup): Promise<RunningShard> {
   return {
     address: transport.address,
     shard,
-    skipped,
     wire: () => wireCountersOf(shell, transport),
     stop: async () => {
       await shell.stop();

@@ -6,7 +6,7 @@
  * a ZeroMQ pitfall): it closes its own socket and store, and its thread ends by itself.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import type { ShardStatsSnapshot } from '../kvs/index.js';
+import type { ShardMemory, ShardStatsSnapshot } from '../kvs/index.js';
 import { systemClock } from '../protocol/index.js';
 import { openShard } from './shard-runtime.js';
 import type { ShardSetup } from './shard-runtime.js';
@@ -14,8 +14,8 @@ import type { WireCounters } from './wire-metrics.js';
 
 /** What a shard worker tells its node. */
 export type ShardWorkerReport =
-  | { readonly kind: 'ready'; readonly address: string; readonly keys: number; readonly skipped: number }
-  | { readonly kind: 'stats'; readonly keyCount: number; readonly bytes: number; readonly snapshot: ShardStatsSnapshot; readonly requestsPerSecond: number; readonly wire: WireCounters }
+  | { readonly kind: 'ready'; readonly address: string; readonly keys: number }
+  | { readonly kind: 'stats'; readonly keyCount: number; readonly bytes: number; readonly memory: ShardMemory; readonly snapshot: ShardStatsSnapshot; readonly requestsPerSecond: number; readonly wire: WireCounters }
   | { readonly kind: 'stopped' }
   | { readonly kind: 'failed'; readonly message: string };
 
@@ -27,7 +27,7 @@ async function main(): Promise<void> {
   const running = await openShard(workerData as ShardSetup);
   const { shard } = running;
   const stats = setInterval(() => {
-    post({ kind: 'stats', keyCount: shard.keyCount, bytes: shard.bytes, snapshot: shard.stats.snapshot(), requestsPerSecond: shard.stats.requestsPerSecond(systemClock.now()), wire: running.wire() });
+    post({ kind: 'stats', keyCount: shard.keyCount, bytes: shard.bytes, memory: shard.memory(), snapshot: shard.stats.snapshot(), requestsPerSecond: shard.stats.requestsPerSecond(systemClock.now()), wire: running.wire() });
   }, STATS_PERIOD_MS);
   port.on('message', (message: { kind: string }) => {
     if (message.kind !== 'stop') return;
@@ -37,7 +37,7 @@ async function main(): Promise<void> {
       port.close();
     });
   });
-  post({ kind: 'ready', address: running.address, keys: shard.keyCount, skipped: running.skipped });
+  post({ kind: 'ready', address: running.address, keys: shard.keyCount });
 }
 
 main().catch((error: unknown) => {

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { decode as unpackRing, encode as packRing } from 'msgpackr';
 import { LmdbStore, StorageNode, startMetricsServer } from '../kvs/index.js';
-import type { ShardStatsSnapshot } from '../kvs/index.js';
+import type { MetricSample, ShardMemory, ShardStatsSnapshot } from '../kvs/index.js';
 import { ZmqTransport, reportFatal, runMachine, systemClock } from '../protocol/index.js';
 import { roleSecurity } from './security.js';
 import type { SecurityOptions } from './security.js';
@@ -42,18 +42,38 @@ export interface StorageNodeProcessOptions extends SecurityOptions {
   /** -1: no metrics server; 0: an ephemeral port. */
   readonly metricsPort: number;
   readonly gossipPeriodMs: number;
+  /** Each shard's memory budget for entries (bytes): beyond it, entries live on disk only. */
+  readonly shardMemoryBytes: number;
   readonly departTimeoutMs: number;
   /** One worker thread per shard. */
   readonly threads: boolean;
 }
 
 const RING_META = 'ring';
+
+/** A shard's memory tier as Prometheus series (nothing before a worker's first report). */
+function memorySamples(memory: ShardMemory | undefined, labels: Readonly<Record<string, string>>): MetricSample[] {
+  if (memory === undefined) return [];
+  const gauge = (name: string, help: string, value: number): MetricSample => ({ name, help, type: 'gauge', value, labels });
+  const counter = (name: string, help: string, value: number): MetricSample => ({ name, help, type: 'counter', value, labels });
+  return [
+    gauge('lfaas_kvs_memory_bytes', 'Bytes the entries in the shard\'s memory tier take (estimated).', memory.bytes),
+    gauge('lfaas_kvs_memory_budget_bytes', 'The shard\'s memory budget for entries.', memory.budgetBytes),
+    gauge('lfaas_kvs_memory_keys', 'Keys in the shard\'s memory tier.', memory.keys),
+    gauge('lfaas_kvs_memory_uncommitted_bytes', 'Bytes of entries not yet committed to disk (they stay in memory).', memory.dirtyBytes),
+    counter('lfaas_kvs_disk_reads_total', 'Entries read from disk on a miss of the memory tier.', memory.diskReads),
+    counter('lfaas_kvs_evictions_total', 'Entries that left the memory tier (they stay on disk).', memory.evictions),
+    counter('lfaas_kvs_disk_corrupt_total', 'Entries on disk that could not be decoded (served as absent; anti-entropy repairs them).', memory.diskCorrupt),
+  ];
+}
 const WORKER = new URL('./shard-worker.js', import.meta.url);
 
 /** The node's view of a shard, wherever it runs. */
 interface ShardHandle {
   readonly address: string;
   readonly keyCount: number;
+  /** The memory tier (from a worker: as of its last report). */
+  memory(): ShardMemory | undefined;
   readonly stats: { snapshot(): ShardStatsSnapshot; requestsPerSecond(nowMs: number): number };
   /** What the shard's socket counted (from a worker: as of its last report). */
   wire(): WireCounters | undefined;
@@ -63,12 +83,12 @@ interface ShardHandle {
 /** A shard on the main thread. */
 async function startLocalShard(setup: ShardSetup): Promise<ShardHandle> {
   const running = await openShard(setup);
-  if (running.skipped > 0) process.stderr.write(`kvs ${setup.nodeId}: shard ${setup.index}: ${running.skipped} unreadable entries skipped\n`);
   return {
     address: running.address,
     get keyCount() {
       return running.shard.keyCount;
     },
+    memory: () => running.shard.memory(),
     stats: running.shard.stats,
     wire: () => running.wire(),
     stop: () => running.stop(),
@@ -82,6 +102,7 @@ class WorkerShard implements ShardHandle {
   bytes = 0;
   private snapshotValue: ShardStatsSnapshot | undefined;
   private wireValue: WireCounters | undefined;
+  private memoryValue: ShardMemory | undefined;
   private rate = 0;
   private readonly stopped: Promise<void>;
 
@@ -94,11 +115,16 @@ class WorkerShard implements ShardHandle {
       this.snapshotValue = report.snapshot;
       this.rate = report.requestsPerSecond;
       this.wireValue = report.wire;
+      this.memoryValue = report.memory;
     });
   }
 
   wire(): WireCounters | undefined {
     return this.wireValue;
+  }
+
+  memory(): ShardMemory | undefined {
+    return this.memoryValue;
   }
 
   /** The metrics server reads the last statistics the worker posted. */
@@ -118,7 +144,7 @@ class WorkerShard implements ShardHandle {
 async function startWorkerShard(data: ShardSetup): Promise<ShardHandle> {
   const worker = new Worker(WORKER, { workerData: data });
   const handle = new WorkerShard(worker);
-  const ready = await new Promise<{ address: string; keys: number; skipped: number }>((resolve, reject) => {
+  const ready = await new Promise<{ address: string; keys: number }>((resolve, reject) => {
     worker.on('message', (report: ShardWorkerReport) => {
       if (report.kind === 'ready') resolve(report);
       if (report.kind === 'failed') reject(new Error(`shard ${data.index}: ${report.message}`));
@@ -126,7 +152,6 @@ async function startWorkerShard(data: ShardSetup): Promise<ShardHandle> {
     worker.once('error', reject);
     worker.once('exit', (code) => reject(new Error(`shard ${data.index} exited with ${code} before it was ready`)));
   });
-  if (ready.skipped > 0) process.stderr.write(`kvs ${data.nodeId}: shard ${data.index}: ${ready.skipped} unreadable entries skipped\n`);
   // A shard worker that dies of an error (a bug in it) leaves the node without that shard: the
   // whole process goes, for its supervisor to restart it (crash-guard.ts).
   worker.on('error', (error) => reportFatal(error, `shard worker ${data.index}`));
@@ -152,6 +177,7 @@ export async function runStorageNode(options: StorageNodeProcessOptions): Promis
         path: join(options.data, options.id, `shard-${index}`),
         routing: options.routing,
         gossipPeriodMs: options.gossipPeriodMs,
+        memoryBudgetBytes: options.shardMemoryBytes,
         initialRing,
         security: { ...(options.keys === undefined ? {} : { keys: options.keys }), ...(options.keyName === undefined ? {} : { keyName: options.keyName }), ...(options.insecure === true ? { insecure: true } : {}) },
       }),
@@ -169,6 +195,7 @@ export async function runStorageNode(options: StorageNodeProcessOptions): Promis
           samples: () => [
             ...(nodeShell === undefined ? [] : wireSamples(wireCountersOf(nodeShell, control), { node: options.id, socket: 'control' })),
             ...zapSamples({ node: options.id }),
+            ...shards.flatMap((shard, i) => memorySamples(shard.memory(), { node: options.id, shard: String(i) })),
             ...shards.flatMap((shard, i) => {
               const wire = shard.wire();
               return wire === undefined ? [] : wireSamples(wire, { node: options.id, socket: `shard-${i}` });

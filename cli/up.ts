@@ -32,6 +32,8 @@ export interface UpOptions {
   readonly data: string;
   readonly demo: boolean;
   readonly gossipPeriodMs: number;
+  /** Each shard's memory budget for entries (MiB; the storage node's default when unset). */
+  readonly shardMemoryMb?: number;
   readonly schedulers: number;
   readonly executors: number;
   /** How executors isolate functions (default: the strongest the machine allows). */
@@ -137,6 +139,7 @@ export async function up(options: UpOptions): Promise<void> {
       name,
       args: (last) => [
         'kvs', '--keys', keys, ...(keyName === undefined ? [] : ['--key-name', keyName]), '--id', name, '--routing', routingAddress, '--shards', String(options.shards), '--data', data, '--gossip-period-ms', String(options.gossipPeriodMs),
+        ...(options.shardMemoryMb === undefined ? [] : ['--shard-memory-mb', String(options.shardMemoryMb)]),
         ...(last === undefined
           ? ['--port', '0', '--metrics-port', '0']
           : ['--port', portOf(last['control']), '--shard-ports', (last['shards'] as string[]).map(portOf).join(','), '--metrics-port', String(last['metricsPort'] ?? 0)]),

@@ -91,6 +91,11 @@ export function encodeEntry(entry: Entry, payload?: Uint8Array): Uint8Array {
 
 /** Reads an entry written by {@link encodeEntry}; throws LATTICE_DECODE on anything else. */
 export function decodeEntry(bytes: Uint8Array): Entry {
+  return decodeStoredEntry(bytes).entry;
+}
+
+/** An entry written by {@link encodeEntry}, with its value's encoding (undefined for a tombstone). */
+export function decodeStoredEntry(bytes: Uint8Array): { entry: Entry; payload: Uint8Array | undefined } {
   let parts: unknown;
   try {
     parts = packr.unpack(bytes);
@@ -103,9 +108,10 @@ export function decodeEntry(bytes: Uint8Array): Entry {
     throw new LfaasError(ErrorCode.LATTICE_DECODE, 'a stored entry has a bad generation');
   }
   const generation = { wallMs: wallMs as number, logical: logical as number };
-  if (payload === null) return { generation, value: undefined };
+  if (payload === null) return { entry: { generation, value: undefined }, payload: undefined };
   if (!(payload instanceof Uint8Array)) throw new LfaasError(ErrorCode.LATTICE_DECODE, 'a stored entry has a bad payload');
-  return { generation, value: decodeLattice(payload) };
+  // Written here, by this code, canonical when it was written: not checked again on every read.
+  return { entry: { generation, value: decodeLattice(payload, { verifyCanonical: false }) }, payload };
 }
 
 /** A 32-bit digest of (key, entry) for anti-entropy; digests of a range are XORed together. */

@@ -3,7 +3,10 @@
  * them, routing nodes, the hash rings, the disk tier and the statistics each shard keeps.
  */
 export { Shard } from './shard.js';
+export type { ShardMemory } from './shard.js';
 export type { ShardOptions } from './shard-settings.js';
+export { DEFAULT_SHARD_MEMORY_BYTES } from './shard-settings.js';
+export type { DiskReader } from './shard-tier.js';
 export { StorageNode } from './storage-node.js';
 export type { StorageNodeOptions } from './storage-node.js';
 export { RoutingNode } from './routing.js';

@@ -10,9 +10,26 @@
  */
 import { envelopeWith, pb } from '../protocol/index.js';
 import type { Effect, PbTypes, PersistWrite } from '../protocol/index.js';
-import { entryFromTuple } from './entry.js';
+import { decodeStoredEntry, entryFromTuple } from './entry.js';
 import { allRanges, rangeOf } from './range-digests.js';
 import type { ShardState } from './shard-state.js';
+import type { Walked } from './shard-tier.js';
+
+/** A walked key's tombstone time, undefined when it holds a value. */
+function tombstoneWallMs(walked: Walked): number | undefined {
+  if (walked.record !== undefined) return walked.record.entry.value === undefined ? walked.record.entry.generation.wallMs : undefined;
+  // On disk: [wallMs, logical, payload | null]; a value's last byte is rarely msgpack's nil (0xc0),
+  // so only those are decoded to be sure.
+  const bytes = walked.bytes;
+  if (bytes.length === 0 || bytes[bytes.length - 1] !== 0xc0) return undefined;
+  try {
+    const { entry } = decodeStoredEntry(bytes);
+    return entry.value === undefined ? entry.generation.wallMs : undefined;
+  } catch {
+    // Unreadable: not a tombstone this walk can collect (a read of the key counts it as corrupt).
+    return undefined;
+  }
+}
 import type { ShardSubscriptions } from './shard-subscriptions.js';
 
 export class ShardReplication {
@@ -29,7 +46,7 @@ export class ShardReplication {
     if (state.changed.size === 0) return [];
     const byReplica = new Map<string, string[]>();
     for (const key of state.changed) {
-      if (!state.records.has(key)) continue;
+      if (state.get(key) === undefined) continue;
       for (const replica of state.replicasOf(key)) {
         if (replica === state.address) continue;
         let keys = byReplica.get(replica);
@@ -97,7 +114,7 @@ export class ShardReplication {
     // A shard that holds nothing yet still announces itself to the shards it shares ranges with:
     // every shard of every other node may share keys with it, so it asks them all (bounded by the
     // ring's size) when it is empty; their answers bring its keys.
-    if (state.records.size === 0) {
+    if (state.tier.keyCount === 0) {
       for (const node of state.membership.aliveNodes()) for (const address of node.shardAddresses) if (address !== state.address) peers.add(address);
     }
     return peers;
@@ -110,7 +127,7 @@ export class ShardReplication {
     if (differing.length === 0) return [];
     const wanted = new Set(differing);
     const keys: string[] = [];
-    for (const key of state.records.keys()) {
+    for (const { key } of state.walk()) {
       if (!wanted.has(rangeOf(key))) continue;
       const replicas = state.replicasOf(key);
       if (replicas.includes(peer) && replicas.includes(state.address)) keys.push(key);
@@ -130,10 +147,11 @@ export class ShardReplication {
   /** Pushes keys this shard no longer replicates to their replicas; drops each once all acknowledged it durably. */
   private handoff(): Effect[] {
     const state = this.state;
+    if (!state.handoffDue) return [];
     const byReplica = new Map<string, string[]>();
     const acksNeeded = new Map<string, number>();
     let count = 0;
-    for (const key of state.records.keys()) {
+    for (const { key } of state.walk()) {
       if (count >= state.settings.handoffKeysMax) break;
       if (this.handoffPending.has(key)) continue;
       const replicas = state.replicasOf(key);
@@ -147,9 +165,11 @@ export class ShardReplication {
         keys.push(key);
       }
     }
+    // Nothing left to hand off: no walk until the ring changes or a foreign key is stored.
+    if (count === 0 && this.handoffPending.size === 0) state.handoffDue = false;
     const effects: Effect[] = [];
     const sentDigest = new Map<string, number>();
-    for (const key of acksNeeded.keys()) sentDigest.set(key, state.records.get(key)!.digest);
+    for (const key of acksNeeded.keys()) sentDigest.set(key, state.get(key)?.digest ?? 0);
     const release = (keys: readonly string[]): void => {
       for (const key of keys) this.handoffPending.delete(key);
     };
@@ -174,7 +194,7 @@ export class ShardReplication {
                 if (left > 0) return;
                 this.handoffPending.delete(key);
                 // Dropped only if it did not change since it was sent (else the next round sends it again).
-                if (state.records.get(key)?.digest === sentDigest.get(key) && !state.replicasOf(key).includes(state.address)) {
+                if (state.get(key)?.digest === sentDigest.get(key) && !state.replicasOf(key).includes(state.address)) {
                   writes.push(state.drop(key));
                   state.counters.handedOff++;
                 }
@@ -194,15 +214,26 @@ export class ShardReplication {
     return effects;
   }
 
+  /**
+   * Drops tombstones older than their grace. Walks every key (memory and disk), so only once the
+   * earliest tombstone is due (state.tombstoneDueMs: the walk finds the next one, a new tombstone
+   * may bring it closer; unknown at start, so the first round walks).
+   */
   private collectTombstones(effects: Effect[]): void {
     const state = this.state;
-    const writes: PersistWrite[] = [];
-    for (const [key, record] of state.records) {
-      if (record.entry.value === undefined && record.entry.generation.wallMs + state.settings.tombstoneGraceMs < state.nowMs) {
-        writes.push(state.drop(key));
-        state.counters.tombstonesCollected++;
-      }
+    if (state.nowMs <= state.tombstoneDueMs) return;
+    const graceMs = state.settings.tombstoneGraceMs;
+    const expired: string[] = [];
+    let nextDueMs = Infinity;
+    for (const walked of state.walk()) {
+      const wallMs = tombstoneWallMs(walked);
+      if (wallMs === undefined) continue;
+      if (wallMs + graceMs < state.nowMs) expired.push(walked.key);
+      else nextDueMs = Math.min(nextDueMs, wallMs + graceMs);
     }
+    state.tombstoneDueMs = nextDueMs;
+    const writes = expired.map((key) => state.drop(key));
+    state.counters.tombstonesCollected += expired.length;
     state.persist(writes, effects);
   }
 }

@@ -5,6 +5,7 @@
 import type { PbTypes } from '../protocol/index.js';
 import type { Entry } from './entry.js';
 import type { ReplicationFactors } from './ring.js';
+import type { DiskReader } from './shard-tier.js';
 
 export interface ShardOptions {
   /** The storage node this shard belongs to. */
@@ -13,8 +14,15 @@ export interface ShardOptions {
   readonly shardIndex: number;
   /** Its own address (reply_to of what it sends; its name in the ring). */
   readonly address: string;
-  /** Entries found on disk at start (a restart). */
+  /** Entries found on disk at start (a restart), all kept in memory (without `disk`: tests, the simulator). */
   readonly initial?: ReadonlyMap<string, Entry>;
+  /**
+   * The shard's disk, read synchronously (shard-tier.ts): with it, entries beyond the memory
+   * budget live on disk only, and a restarted shard reads what it needs when it needs it.
+   */
+  readonly disk?: DiskReader;
+  /** Memory for entries (bytes; with `disk` only). */
+  readonly memoryBudgetBytes?: number;
   /** The ring the node last knew (a restart), so the shard serves before the routing node answers. */
   readonly initialRing?: PbTypes.IRingUpdate;
   readonly defaults?: ReplicationFactors;
@@ -58,8 +66,11 @@ export interface ShardOptions {
 /** The default of `requestKeysMax`: a client's batches (256 keys) and hand-offs (4096) fit. */
 export const REQUEST_KEYS_MAX = 4096;
 
+/** A shard's default memory budget: 256 MiB. */
+export const DEFAULT_SHARD_MEMORY_BYTES = 256 * 1024 * 1024;
+
 /** The options' bounds and periods, each resolved to its value. */
-export type ShardSettings = Readonly<Required<Pick<ShardOptions, 'gossipPeriodMs' | 'antiEntropyPeriodMs' | 'statsPeriodMs' | 'tombstoneGraceMs' | 'replicationTimeoutMs' | 'migrationWindowMs' | 'pendingRequestsMax' | 'batchKeysMax' | 'requestKeysMax' | 'replyBytesMax' | 'persistBacklogMax' | 'handoffKeysMax' | 'keyBytesMax' | 'leaseMaxMs'>>>;
+export type ShardSettings = Readonly<Required<Pick<ShardOptions, 'gossipPeriodMs' | 'antiEntropyPeriodMs' | 'statsPeriodMs' | 'tombstoneGraceMs' | 'replicationTimeoutMs' | 'migrationWindowMs' | 'pendingRequestsMax' | 'batchKeysMax' | 'requestKeysMax' | 'replyBytesMax' | 'persistBacklogMax' | 'handoffKeysMax' | 'keyBytesMax' | 'leaseMaxMs' | 'memoryBudgetBytes'>>>;
 
 export function shardSettings(options: ShardOptions): ShardSettings {
   return {
@@ -77,5 +88,6 @@ export function shardSettings(options: ShardOptions): ShardSettings {
     handoffKeysMax: options.handoffKeysMax ?? 4096,
     keyBytesMax: options.keyBytesMax ?? 1024,
     leaseMaxMs: options.leaseMaxMs ?? 60_000,
+    memoryBudgetBytes: options.memoryBudgetBytes ?? DEFAULT_SHARD_MEMORY_BYTES,
   };
 }

@@ -11,20 +11,11 @@ import type { Effect, Envelope, PbTypes, PersistWrite } from '../protocol/index.
 import { encodeEntry, entriesEqual, entryDigest, entryToTuple, mergeEntries } from './entry.js';
 import type { Entry } from './entry.js';
 import { RangeDigests } from './range-digests.js';
+import { ShardTier } from './shard-tier.js';
+import type { StoredRecord, Walked } from './shard-tier.js';
 import { Membership } from './ring.js';
 import type { HashRing } from './ring.js';
 import type { ShardOptions, ShardSettings } from './shard-settings.js';
-
-/** What the shard keeps per key. */
-export interface StoredRecord {
-  entry: Entry;
-  /** The value's encoding (undefined for a tombstone), served by GET as is. */
-  payload: Uint8Array | undefined;
-  /** The anti-entropy digest of (key, entry). */
-  digest: number;
-  /** Bytes this record accounts for (key + disk encoding). */
-  bytes: number;
-}
 
 /** A request this shard sent to another shard and awaits. */
 interface Outbound {
@@ -41,7 +32,8 @@ export type ShardCounters = ReturnType<typeof newShardCounters>;
 
 export class ShardState {
   readonly address: string;
-  readonly records = new Map<string, StoredRecord>();
+  /** The entries: memory within its budget over the disk (shard-tier.ts). */
+  readonly tier: ShardTier;
   readonly membership: Membership;
   ring: HashRing;
   /** The ring before the last change (a miss in the migration window asks its replicas). */
@@ -53,7 +45,6 @@ export class ShardState {
   nowMs = 0;
   /** Keys changed by client writes since the last gossip round. */
   readonly changed = new Set<string>();
-  occupancyBytes = 0;
   /** Anti-entropy's digests per co-replica and range (range-digests.ts); rebuilt after a ring change. */
   private peerDigests: RangeDigests | undefined;
   private readonly outbound = new Map<number, Outbound>();
@@ -74,7 +65,8 @@ export class ShardState {
     this.membership = new Membership(options.defaults ?? { global: 1, local: 1 });
     if (options.initialRing !== undefined) this.membership.merge(options.initialRing);
     this.ring = this.membership.ring();
-    for (const [key, entry] of options.initial ?? []) this.store(key, entry);
+    this.tier = new ShardTier(options.disk === undefined ? Infinity : settings.memoryBudgetBytes, options.disk);
+    for (const [key, entry] of options.initial ?? []) this.store(key, entry, undefined, true);
   }
 
   // ---- entries -----------------------------------------------------------------------------
@@ -87,6 +79,11 @@ export class ShardState {
     }
   }
 
+  /** The key's record (from memory, else from disk), undefined if the shard holds none. */
+  get(key: string): StoredRecord | undefined {
+    return this.tier.get(key);
+  }
+
   /** Merges `incoming` into the key; returns the disk write when the entry changed. */
   apply(key: string, incoming: Entry, gossip: boolean, incomingPayload?: Uint8Array | null): PersistWrite | undefined {
     // A generation further ahead than the clock's drift bound, from whoever sends it (a replica's
@@ -96,9 +93,15 @@ export class ShardState {
       this.counters.futureGenerations++;
       throw new LfaasError(ErrorCode.PROTO_MALFORMED, `a generation ${incoming.generation.wallMs - this.nowMs} ms ahead of this node's clock (at most ${this.clock.maxDriftMs})`);
     }
-    const current = this.records.get(key)?.entry;
+    const current = this.tier.get(key)?.entry;
     const merged = current === undefined ? incoming : mergeEntries(current, incoming);
     if (current !== undefined && (merged === current || entriesEqual(merged, current))) return undefined;
+    if (this.tier.full) {
+      // Uncommitted writes fill half the memory budget: the disk is behind. Refused (retryable;
+      // gossip is repaired by anti-entropy) rather than held beyond the budget.
+      this.counters.busy++;
+      throw new LfaasError(ErrorCode.KVS_BUSY, `${this.tier.dirtyBytes} bytes of writes wait for the disk (memory budget ${this.tier.budgetBytes})`);
+    }
     // When the incoming value won (LWW), its bytes (canonical: decoding checked) are the
     // merged value's encoding: copied out of the frame, not encoded again.
     const payload = merged.value !== undefined && merged.value === incoming.value && incomingPayload ? incomingPayload.slice() : undefined;
@@ -108,36 +111,55 @@ export class ShardState {
     return { key, bytes: disk };
   }
 
-  /** Stores an entry in the memory tier; returns its disk encoding. */
-  store(key: string, entry: Entry, encoded?: Uint8Array): Uint8Array {
+  /** Stores an entry (`committed`: it is on disk already); returns its disk encoding. */
+  store(key: string, entry: Entry, encoded?: Uint8Array, committed = false): Uint8Array {
     const payload = encoded ?? entry.value?.encode();
     const disk = encodeEntry(entry, payload);
-    const previous = this.records.get(key);
-    if (previous !== undefined) this.occupancyBytes -= previous.bytes;
-    const record: StoredRecord = { entry, payload, digest: entryDigest(key, disk), bytes: key.length + disk.length };
-    this.records.set(key, record);
-    this.occupancyBytes += record.bytes;
+    const { previous, record } = this.tier.put(key, entry, payload, disk, committed);
     if (this.peerDigests !== undefined) {
       if (previous !== undefined) this.peerDigests.account(key, previous.digest, this.replicasOf(key), this.address, -1);
       this.peerDigests.account(key, record.digest, this.replicasOf(key), this.address, 1);
     }
+    if (entry.value === undefined) this.tombstoneDueMs = Math.min(this.tombstoneDueMs, entry.generation.wallMs + this.settings.tombstoneGraceMs);
+    // A key this shard does not replicate (a replica's write on an older ring) is handed off.
+    if (!this.handoffDue && this.ring.nodeCount > 0 && !this.replicasOf(key).includes(this.address)) this.handoffDue = true;
     return disk;
   }
 
   drop(key: string): PersistWrite {
-    const record = this.records.get(key);
-    if (record !== undefined) {
-      this.occupancyBytes -= record.bytes;
-      this.records.delete(key);
-      if (this.peerDigests !== undefined) this.peerDigests.account(key, record.digest, this.replicasOf(key), this.address, -1);
-    }
+    const record = this.tier.remove(key);
+    if (record !== undefined && this.peerDigests !== undefined) this.peerDigests.account(key, record.digest, this.replicasOf(key), this.address, -1);
     this.changed.delete(key);
     return { key, bytes: undefined };
   }
 
   tupleOf(key: string): PbTypes.IKeyTuple {
-    const record = this.records.get(key);
+    const record = this.tier.get(key);
     return record === undefined ? { key, deleted: true } : entryToTuple(key, record.entry, record.payload);
+  }
+
+  /** Every key once (memory, then disk): see ShardTier.walk. */
+  walk(): Generator<Walked> {
+    return this.tier.walk();
+  }
+
+  /** The digest of a walked key. */
+  static digestOf(walked: Walked): number {
+    return walked.record !== undefined ? walked.record.digest : entryDigest(walked.key, walked.bytes);
+  }
+
+  /**
+   * Whether a walk for hand-off may find keys: set by a ring change and by storing a key this
+   * shard does not replicate; cleared by a hand-off walk that found none.
+   */
+  handoffDue = true;
+
+  /** When the earliest tombstone known is due for collection (-Infinity: not known yet). */
+  tombstoneDueMs = -Infinity;
+
+  /** The writes of failed disk batches, in a batch again. */
+  retryFailed(effects: Effect[]): void {
+    this.persist(this.tier.retries((record) => encodeEntry(record.entry, record.payload)), effects);
   }
 
   // ---- disk --------------------------------------------------------------------------------
@@ -150,6 +172,7 @@ export class ShardState {
     if (writes.length === 0 && !sync) return undefined;
     const token = this.nextToken++;
     this.unpersisted.set(token, []);
+    this.tier.batched(token, writes);
     effects.push({ kind: 'persist', token, writes, sync });
     return token;
   }
@@ -157,6 +180,7 @@ export class ShardState {
   onPersisted(token: number, error: Error | undefined): Effect[] {
     const waiters = this.unpersisted.get(token) ?? [];
     this.unpersisted.delete(token);
+    this.tier.committed(token, error);
     // A failed batch: the memory tier still holds the values and gossip carries them, but
     // nothing waiting on this batch may claim durability: its tuples fail with the error.
     if (error !== undefined) this.counters.rejected++;
@@ -192,6 +216,7 @@ export class ShardState {
     if (!this.membership.merge(update)) return false;
     this.ring = this.membership.ring();
     this.replicaCache.clear();
+    this.handoffDue = true;
     // Replica sets changed: the per-peer digests are rebuilt when next needed.
     this.peerDigests = undefined;
     // A miss in the migration window asks the previous replicas and the other current ones (a
@@ -210,7 +235,7 @@ export class ShardState {
 
   recomputeDigests(): RangeDigests {
     const table = new RangeDigests();
-    for (const [key, record] of this.records) table.account(key, record.digest, this.replicasOf(key), this.address, 1);
+    for (const walked of this.tier.walk()) table.account(walked.key, ShardState.digestOf(walked), this.replicasOf(walked.key), this.address, 1);
     return table;
   }
 

@@ -29,14 +29,14 @@ export class ShardSubscriptions {
 
   /** Registers a subscription; the answer's body (the current values), or KVS_BUSY when the table is full. */
   subscribe(subscribe: PbTypes.Subscribe): PbTypes.IEnvelope {
-    const { settings, nowMs, records } = this.state;
+    const { settings, nowMs } = this.state;
     const leaseMs = Math.min(settings.leaseMaxMs, subscribe.leaseMs > 0 ? subscribe.leaseMs : 10_000);
     if (!this.table.add(subscribe.keys, subscribe.subscriber, nowMs + leaseMs)) {
       this.state.counters.busy++;
       throw new LfaasError(ErrorCode.KVS_BUSY, `${this.table.count} subscriptions; no room for ${subscribe.keys.length} more`);
     }
     // The answer carries the current values, so a cache starts fresh.
-    const tuples = subscribe.keys.filter((key) => records.get(key)?.payload !== undefined).map((key) => this.state.tupleOf(key));
+    const tuples = subscribe.keys.filter((key) => this.state.get(key)?.payload !== undefined).map((key) => this.state.tupleOf(key));
     return { kvsResponse: { tuples } };
   }
 

@@ -49,6 +49,21 @@ function keyCountOf(envelope: Envelope): number {
 const Kind = pb.RequestKind;
 const Ack = pb.AckMode;
 
+/** What a shard's memory tier holds (metrics). */
+export interface ShardMemory {
+  /** Bytes the entries in memory take (estimated: shard-tier.ts). */
+  readonly bytes: number;
+  readonly keys: number;
+  /** Infinity without a disk. */
+  readonly budgetBytes: number;
+  /** Bytes of entries not yet committed to disk. */
+  readonly dirtyBytes: number;
+  readonly diskReads: number;
+  readonly evictions: number;
+  /** Entries on disk that could not be decoded (served as absent; anti-entropy repairs them). */
+  readonly diskCorrupt: number;
+}
+
 /** A result tuple: a key tuple whose key is always set. */
 type Result = PbTypes.IKeyTuple & { key: string };
 
@@ -99,19 +114,27 @@ export class Shard implements Machine {
 
   /** The entry of a key (tests, the CLI). */
   entry(key: string): Entry | undefined {
-    return this.state.records.get(key)?.entry;
+    return this.state.get(key)?.entry;
   }
 
+  /** Every key (memory and disk). */
   keys(): string[] {
-    return [...this.state.records.keys()];
+    return [...this.state.walk()].map((walked) => walked.key);
   }
 
   get keyCount(): number {
-    return this.state.records.size;
+    return this.state.tier.keyCount;
   }
 
+  /** Data bytes held (memory and disk). */
   get bytes(): number {
-    return this.state.occupancyBytes;
+    return this.state.tier.dataBytes;
+  }
+
+  /** What the memory tier holds: its bytes (estimated, see shard-tier.ts), keys and budget; disk reads and evictions so far. */
+  memory(): ShardMemory {
+    const tier = this.state.tier;
+    return { bytes: tier.memoryBytes, keys: tier.memoryKeys, budgetBytes: tier.budgetBytes, dirtyBytes: tier.dirtyBytes, ...tier.counters };
   }
 
   /** The membership this shard knows (tests, the node). */
@@ -163,8 +186,11 @@ export class Shard implements Machine {
 
   private onTimer(timer: string): Effect[] {
     switch (timer) {
-      case GOSSIP:
-        return [...this.replication.gossipRound(), { kind: 'timer', timer: GOSSIP, delayMs: this.settings.gossipPeriodMs }];
+      case GOSSIP: {
+        const effects = this.replication.gossipRound();
+        this.state.retryFailed(effects);
+        return [...effects, { kind: 'timer', timer: GOSSIP, delayMs: this.settings.gossipPeriodMs }];
+      }
       case ANTI_ENTROPY:
         return [...this.replication.antiEntropyRound(), { kind: 'timer', timer: ANTI_ENTROPY, delayMs: this.settings.antiEntropyPeriodMs }];
       case PUSH:
@@ -245,7 +271,7 @@ export class Shard implements Machine {
           this.counters.wrongNode++;
           throw new LfaasError(ErrorCode.KVS_WRONG_NODE, `${this.address} does not hold ${JSON.stringify(key)}`);
         }
-        const current = this.state.records.get(key)?.entry;
+        const current = this.state.get(key)?.entry;
         let incoming: Entry;
         if (isDelete) {
           this.counters.deletes++;
@@ -302,7 +328,7 @@ export class Shard implements Machine {
       this.counters.gets++;
       try {
         this.state.checkKey(key);
-        const record = this.state.records.get(key);
+        const record = this.state.get(key);
         if (record !== undefined && record.payload !== undefined) {
           if (replyBytes >= this.settings.replyBytesMax) throw new LfaasError(ErrorCode.KVS_BUSY, `the answer already holds ${replyBytes} bytes of values; ask again for ${JSON.stringify(key)}`);
           replyBytes += record.payload.byteLength + key.length;
@@ -363,7 +389,7 @@ export class Shard implements Machine {
                 // Keep what the previous owner had: merge it here (the hand-off will bring it too).
                 const write = this.state.apply(key, entryFromTuple(tuple), false);
                 if (write !== undefined) writes.push(write);
-                const record = this.state.records.get(key);
+                const record = this.state.get(key);
                 if (record?.payload !== undefined) results[index] = entryToTuple(key, record.entry, record.payload);
               } catch {
                 // A bad answer from a peer: the miss stands.
@@ -486,7 +512,7 @@ export class Shard implements Machine {
   }
 
   private statsRound(): Effect[] {
-    this.stats.setOccupancy(this.state.occupancyBytes, this.state.records.size);
+    this.stats.setOccupancy(this.state.tier.dataBytes, this.state.tier.keyCount);
     const report = this.stats.report(this.state.nowMs);
     return (this.options.reportTo ?? []).map((to) => ({ kind: 'send' as const, to, envelope: envelopeWith({ statsReport: report }, { sender: this.address }) }));
   }

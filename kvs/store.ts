@@ -10,12 +10,13 @@ import type { RootDatabase } from 'lmdb';
 import { ErrorCode, LfaasError } from '../lattices/index.js';
 
 import type { MachineStore, PersistWrite } from '../protocol/index.js';
+import type { DiskReader } from './shard-tier.js';
 
 /** One write: new bytes for a key, or `undefined` to remove it. */
 export type StoreWrite = PersistWrite;
 
-export interface ShardStore extends MachineStore {
-  /** Every stored key and its bytes (read once, at start). */
+export interface ShardStore extends MachineStore, DiskReader {
+  /** Every stored key and its bytes (tests, the simulator's restarts). */
   load(): Map<string, Uint8Array>;
   /**
    * Applies `writes` in order, atomically (with the other batches of the same tick); calls `done`
@@ -27,6 +28,11 @@ export interface ShardStore extends MachineStore {
   readMeta(name: string): Uint8Array | undefined;
   writeMeta(name: string, bytes: Uint8Array): Promise<void>;
   close(): Promise<void>;
+}
+
+/** The simulator's disk order (any total order: its scans need only be consistent with it). */
+function compareKeys(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /**
@@ -48,6 +54,28 @@ export class MemoryStore implements ShardStore {
     return new Map(this.data);
   }
 
+  read(key: string): Uint8Array | undefined {
+    return this.closed ? undefined : this.data.get(key);
+  }
+
+  /** Sorted keys, kept until the next commit changes them (the simulator walks often). */
+  private sorted: string[] | undefined;
+
+  scan(after: string | undefined, limit: number): (readonly [string, Uint8Array])[] {
+    if (this.sorted === undefined) this.sorted = [...this.data.keys()].sort(compareKeys);
+    let start = 0;
+    if (after !== undefined) {
+      // The first key after `after` (binary search).
+      let high = this.sorted.length;
+      while (start < high) {
+        const middle = (start + high) >>> 1;
+        if (compareKeys(this.sorted[middle]!, after) <= 0) start = middle + 1;
+        else high = middle;
+      }
+    }
+    return this.sorted.slice(start, start + limit).map((key) => [key, this.data.get(key)!] as const);
+  }
+
   commit(writes: readonly StoreWrite[], _sync: boolean, done: (error?: Error) => void): void {
     const batch = [...writes];
     this.setTimer(this.commitDelayMs, () => {
@@ -59,6 +87,7 @@ export class MemoryStore implements ShardStore {
         if (write.bytes === undefined) this.data.delete(write.key);
         else this.data.set(write.key, write.bytes);
       }
+      this.sorted = undefined;
       done();
     });
   }
@@ -124,6 +153,23 @@ export class LmdbStore implements ShardStore {
     const entries = new Map<string, Uint8Array>();
     for (const { key, value } of this.db.getRange()) entries.set(key, Uint8Array.from(value));
     return entries;
+  }
+
+  // Reads copy the bytes: lmdb may hand out a buffer it reuses, and a value's payload is kept as
+  // a view of these bytes.
+  read(key: string): Uint8Array | undefined {
+    const bytes = this.db.get(key);
+    return bytes === undefined ? undefined : Uint8Array.from(bytes);
+  }
+
+  scan(after: string | undefined, limit: number): (readonly [string, Uint8Array])[] {
+    const out: (readonly [string, Uint8Array])[] = [];
+    for (const { key, value } of this.db.getRange(after === undefined ? { limit } : { start: after, limit: limit + 1 })) {
+      if (key === after) continue;
+      if (out.length >= limit) break;
+      out.push([key, Uint8Array.from(value)]);
+    }
+    return out;
   }
 
   commit(writes: readonly StoreWrite[], sync: boolean, done: (error?: Error) => void): void {

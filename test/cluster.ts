@@ -115,8 +115,8 @@ export class TestCluster {
   private readonly extraRouting: RoleProcess[] = [];
 
   /** A storage node; `threads` puts each shard in its own worker thread. */
-  async startNode(id: string, shards = 1, threads: 'on' | 'off' = 'off'): Promise<RoleProcess> {
-    const node = await startProcess(['kvs', '--id', id, '--routing', this.routingAddresses.join(','), '--shards', String(shards), '--data', this.data, '--metrics-port', '0', '--threads', threads]);
+  async startNode(id: string, shards = 1, threads: 'on' | 'off' = 'off', extra: readonly string[] = []): Promise<RoleProcess> {
+    const node = await startProcess(['kvs', '--id', id, '--routing', this.routingAddresses.join(','), '--shards', String(shards), '--data', this.data, '--metrics-port', '0', '--threads', threads, ...extra]);
     this.nodes.set(id, node);
     return node;
   }
