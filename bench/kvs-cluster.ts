@@ -16,7 +16,7 @@ export interface BenchCluster {
   stop(): Promise<void>;
 }
 
-export async function startBenchCluster(options: { nodes: number; shards: number; replication: number }): Promise<BenchCluster> {
+export async function startBenchCluster(options: { nodes: number; shards: number; replication: number; storageArgs?: readonly string[] }): Promise<BenchCluster> {
   const data = mkdtempSync(join(tmpdir(), 'lfaas-bench-'));
   const processes: Started[] = [];
   const stop = async (): Promise<void> => {
@@ -33,7 +33,7 @@ export async function startBenchCluster(options: { nodes: number; shards: number
     processes.push(routing);
     const address = String(routing.ready['address']);
     for (let n = 0; n < options.nodes; n++) {
-      processes.push(await startRole(['kvs', '--keys', keys, '--id', `bench-${n}`, '--routing', address, '--shards', String(options.shards), '--data', data, '--metrics-port', '-1'], `storage node ${n}`));
+      processes.push(await startRole(['kvs', '--keys', keys, '--id', `bench-${n}`, '--routing', address, '--shards', String(options.shards), '--data', data, '--metrics-port', '-1', ...(options.storageArgs ?? [])], `storage node ${n}`));
     }
     const client = await KvsClient.connect({ routing: [address], requestTimeoutMs: 2000 });
     // Until every node is in the ring the client would be sent to fewer shards.

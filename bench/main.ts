@@ -11,6 +11,7 @@ import { isolationBenchmark } from './isolation.js';
 import { kvsDurableBenchmark } from './kvs-durable.js';
 import { kvsBenchmark } from './kvs.js';
 import { latticeBenchmark } from './lattice.js';
+import { tieringBenchmark } from './tiering.js';
 import { wireBenchmark } from './wire.js';
 import type { Benchmark } from './harness/benchmark.js';
 
@@ -22,6 +23,7 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
   kvs: kvsBenchmark,
   'kvs-durable': kvsDurableBenchmark,
   lattice: latticeBenchmark,
+  tiering: tieringBenchmark,
   wire: wireBenchmark,
 };
 

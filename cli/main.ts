@@ -105,6 +105,8 @@ program
   .option('--hot-key-rate <n>', 'autoscale: requests/s from which a key far above the mean is hot (replicated on more nodes)', integer(1, 10_000_000), 100)
   .option('--hot-key-replicas <n>', 'autoscale: nodes a hot key is replicated on', integer(1, 64), 3)
   .option('--hot-key-cool-ms <ms>', 'autoscale: how long a hot key must stay cool before its factor goes back', integer(0, 3_600_000), 30_000)
+  .option('--pin-rate <n>', 'autoscale: calls/s of one function per executor it is pinned on (a function is kept warm on ceil(rate / n) executors, at least 2)', integer(1, 10_000_000), 50)
+  .option('--pin-cool-ms <ms>', 'autoscale: how long a function\'s rate must stay low before its pin count falls', integer(0, 3_600_000), 30_000)
   .action(async ({ autoscale, ...options }: UpCommandOptions) => {
     await up({
       ...options,
@@ -115,6 +117,7 @@ program
                 executor: { min: options.minExecutors, max: options.maxExecutors, upSustainMs: options.scaleUpAfterMs, downSustainMs: options.scaleDownAfterMs, graceMs: options.scaleGraceMs },
                 storage: { min: options.minNodes, max: options.maxNodes, memoryHighBytes: options.nodeMemoryHighMb * 1024 * 1024, upSustainMs: options.scaleUpAfterMs, downSustainMs: options.scaleDownAfterMs, graceMs: options.scaleGraceMs },
                 hotKeys: { hotRateMin: options.hotKeyRate, replicas: options.hotKeyReplicas, coolSustainMs: options.hotKeyCoolMs },
+                pins: { perExecutorRate: options.pinRate, downSustainMs: options.pinCoolMs },
               }),
               periodMs: options.monitorPeriodMs,
             },
@@ -148,6 +151,8 @@ interface UpCommandOptions {
   hotKeyRate: number;
   hotKeyReplicas: number;
   hotKeyCoolMs: number;
+  pinRate: number;
+  pinCoolMs: number;
 }
 
 securityOptions(program
@@ -255,7 +260,11 @@ securityOptions(program.command('monitor'))
   .requiredOption('--routing <addresses>', 'comma-separated routing node addresses', list)
   .requiredOption('--schedulers <addresses>', 'comma-separated scheduler addresses', list)
   .option('--period-ms <ms>', 'how often it looks', integer(100, 60_000), 1000)
-  .action(async (options: { routing: string[]; schedulers: string[]; periodMs: number } & SecurityOptions) => runMonitorProcess(options));
+  .option('--pin-rate <n>', 'calls/s of one function per executor it is pinned on (a function is kept warm on ceil(rate / n) executors, at least 2)', integer(1, 10_000_000), 50)
+  .option('--pin-cool-ms <ms>', 'how long a function\'s rate must stay low before its pin count falls', integer(0, 3_600_000), 30_000)
+  .action(async (options: { routing: string[]; schedulers: string[]; periodMs: number; pinRate: number; pinCoolMs: number } & SecurityOptions) =>
+    runMonitorProcess({ ...options, policy: policyWith({ pins: { perExecutorRate: options.pinRate, downSustainMs: options.pinCoolMs } }) }),
+  );
 
 withToken(
   program

@@ -174,13 +174,13 @@ export async function startMonitor(options: {
  * lease, reads the cluster, and records what it decides (each decision then fails "no node
  * provider"). Any number may run: one acts at a time.
  */
-export async function runMonitorProcess(options: { readonly routing: readonly string[]; readonly schedulers: readonly string[]; readonly periodMs: number; readonly keys?: string; readonly keyName?: string; readonly insecure?: boolean }): Promise<void> {
+export async function runMonitorProcess(options: { readonly routing: readonly string[]; readonly schedulers: readonly string[]; readonly periodMs: number; readonly policy?: AutoscalePolicy; readonly keys?: string; readonly keyName?: string; readonly insecure?: boolean }): Promise<void> {
   guardProcess('monitor');
   const security = roleSecurity('monitor', options);
   const log = (line: string): void => {
     process.stderr.write(`${line}\n`);
   };
-  const monitor = await startMonitor({ name: `monitor-${process.pid}-${Date.now().toString(36)}`, keyPair: security.keyPair, shell: security.shell, routing: options.routing, schedulers: options.schedulers, policy: DEFAULT_POLICY, provider: undefined, periodMs: options.periodMs, log });
+  const monitor = await startMonitor({ name: `monitor-${process.pid}-${Date.now().toString(36)}`, keyPair: security.keyPair, shell: security.shell, routing: options.routing, schedulers: options.schedulers, policy: options.policy ?? DEFAULT_POLICY, provider: undefined, periodMs: options.periodMs, log });
   announceReady({ role: 'monitor', address: monitor.shell.machine.id, pid: process.pid });
   stopOnSignals(() => monitor.stop(), 'monitor');
 }

@@ -40,6 +40,8 @@ const SCHEDULER_COUNTERS: Readonly<Record<keyof SchedulerNode['counters'], reado
   retriesDispatched: ['lfaas_scheduler_retries_dispatched_total', 'Queued async runs dispatched once room was found.'],
   retriesExpired: ['lfaas_scheduler_retries_expired_total', 'Queued async runs whose deadline passed before room was found.'],
   pinsSent: ['lfaas_scheduler_pins_sent_total', 'Prepare messages sent to pin a function on an executor (first sends and re-sends until it is warm there).'],
+  pinCountsReceived: ['lfaas_scheduler_pin_counts_received_total', "The monitor's pin counts received (how many executors keep each hot function warm)."],
+  pinCountsRefused: ['lfaas_scheduler_pin_counts_refused_total', 'Pin counts messages refused (a list longer than the bound).'],
 };
 
 /** The scheduler's series at this moment, each labelled with its address. */

@@ -12,7 +12,9 @@
  *   sink, and only the sink, answers: `reply_to` (sync) or the result key (async).
  * - A DAG run has a deadline (its `timeout_ms`): a sink still waiting then answers EXEC_TIMEOUT,
  *   so a lost trigger or a dead upstream executor never hangs a call.
- * - Every `statusPeriodMs` it tells each scheduler its load, warm functions, cached keys, the
+ * - Every `statusPeriodMs` it tells each scheduler its load, warm functions, cached keys, its
+ *   hottest functions' call rates and latencies (executor/function-load.ts: the monitor pins a
+ *   function on executors in proportion to its rate), the
  *   last dispatch it received from that scheduler and which of its runs still run here: the
  *   scheduler's failure detector and at-least-once re-dispatch rest on these heartbeats. The
  *   status names this boot of the executor: `executor_id` is `<address>#<incarnation>`, the
@@ -29,6 +31,7 @@ import { envelopeWith, errorCodeFromWire, errorToWire, pb, resultKeyOf } from '.
 import type { Effect, Envelope, Machine, MachineInput, PbTypes } from '../protocol/index.js';
 import type { ExecutorTask, HostStatus, RunOutcome } from './host.js';
 import type { ConsistencyMode } from './run-scope.js';
+import { FunctionLoads } from './function-load.js';
 
 export interface ExecutorNodeOptions {
   /** This executor's address (its transport's). */
@@ -82,6 +85,8 @@ interface FunctionState {
   readonly cuts: PbTypes.ICutEntry[];
   error: PbTypes.IError | undefined;
   started: boolean;
+  /** When it started running (its latency is measured from here, its queue in the pool included). */
+  startedAtMs: number;
 }
 
 interface Run {
@@ -144,6 +149,8 @@ export class ExecutorNode implements Machine {
   private refusedSinceStatus = 0;
   /** Stopping: it reports itself saturated (no scheduler places anything here) while its runs finish. */
   private draining = false;
+  /** Per function: call rate and recent latencies (reported in every status). */
+  private readonly loads = new FunctionLoads();
   readonly counters = { schedules: 0, duplicates: 0, runs: 0, triggersSent: 0, triggersLocal: 0, answered: 0, timeouts: 0, refused: 0, early: 0 };
 
   constructor(private readonly options: ExecutorNodeOptions) {
@@ -309,7 +316,7 @@ export class ExecutorNode implements Machine {
       // a schedule without names falls back to the schedule's own order.
       const named = fn.parentNames ?? [];
       const parents = named.length > 0 ? [...named] : (parentsInOrder.get(name) ?? []);
-      functions.set(name, { spec: fn, name, parents, arrived: new Map(), cuts: [], error: undefined, started: false });
+      functions.set(name, { spec: fn, name, parents, arrived: new Map(), cuts: [], error: undefined, started: false, startedAtMs: 0 });
     }
     // A run that waits for triggers has a deadline, even a run of one function (a schedule may
     // name parents that never send: without it, the run would hold its place here for good).
@@ -371,6 +378,7 @@ export class ExecutorNode implements Machine {
 
   private startFunction(run: Run, fn: FunctionState): Effect[] {
     fn.started = true;
+    fn.startedAtMs = this.nowMs;
     if (fn.error !== undefined) return this.finishFunction(run, fn, { error: fn.error });
     const task: ExecutorTask = {
       op: 'run',
@@ -507,6 +515,8 @@ export class ExecutorNode implements Machine {
     if (pending === undefined) return [];
     switch (pending.kind) {
       case 'run': {
+        // Every call that ran counts, failed ones too (they took a runtime all the same).
+        this.loads.record(pending.fn.name, this.nowMs - pending.fn.startedAtMs, this.nowMs);
         if (error !== undefined) return this.finishFunction(pending.run, pending.fn, { error: errorToWire(error) });
         const outcome = result as RunOutcome;
         return this.finishFunction(pending.run, pending.fn, { value: outcome.value, cut: outcome.cut });
@@ -534,6 +544,7 @@ export class ExecutorNode implements Machine {
     this.refusedSinceStatus = 0;
     this.loadShare = this.draining ? DRAINING_LOAD : status.capacity > 0 ? status.load / capacity : 1;
     const effects: Effect[] = [];
+    const functions = this.loads.report(this.nowMs);
     for (const [address, view] of this.schedulers) {
       const body: PbTypes.IExecutorStatus = {
         executorId: this.executorId,
@@ -544,6 +555,7 @@ export class ExecutorNode implements Machine {
         warmFunctions: status.warm,
         cachedKeys: status.keys,
         capacity: status.capacity,
+        functions,
         sentAtMs: Math.floor(this.nowMs),
         ackedSeq: view.ackedSeq,
         running: [...view.running],

@@ -135,7 +135,7 @@ export class ShardState {
 
   tupleOf(key: string): PbTypes.IKeyTuple {
     const record = this.tier.get(key);
-    return record === undefined ? { key, deleted: true } : entryToTuple(key, record.entry, record.payload);
+    return record === undefined ? { key, deleted: true } : record.tuple(key);
   }
 
   /** Every key once (memory, then disk): see ShardTier.walk. */

@@ -21,24 +21,55 @@
  * XORs updated the same way, and what must see every key (digest rebuilds, hand-off, tombstone
  * collection) walks memory then the disk in key order, a chunk at a time.
  */
-import { ErrorCode, LfaasError } from '../lattices/index.js';
-import type { PersistWrite } from '../protocol/index.js';
+import { ErrorCode, LfaasError, decodeLattice } from '../lattices/index.js';
+import type { AnyLattice, Timestamp } from '../lattices/index.js';
+import type { PbTypes, PersistWrite } from '../protocol/index.js';
 import { decodeStoredEntry, entryDigest } from './entry.js';
 import type { Entry } from './entry.js';
 
-/** What the shard keeps per key in memory. */
-export interface StoredRecord {
-  readonly entry: Entry;
-  /** The value's encoding (undefined for a tombstone), served by GET as is. */
-  readonly payload: Uint8Array | undefined;
-  /** The anti-entropy digest of (key, entry). */
-  readonly digest: number;
-  /** Bytes of data this record stands for (key + disk encoding). */
-  readonly bytes: number;
-  /** 0: committed to disk (may leave memory); -1: not yet in a batch; else its batch's token. */
-  token: number;
+/**
+ * What the shard keeps per key in memory: the value's encoding (served by GET as is) and, while
+ * the entry is not yet committed or the shard has no disk, its decoded value too. A committed
+ * entry of a tiered shard keeps only the encoding: memory holds twice the entries, and a write
+ * decodes the value again to merge into it (a write encodes the merged value anyway).
+ */
+export class StoredRecord {
+  constructor(
+    readonly generation: Timestamp,
+    /** The lattice type (0 for a tombstone). */
+    readonly type: number,
+    /** The value's encoding (undefined for a tombstone). */
+    readonly payload: Uint8Array | undefined,
+    /** The decoded value, while kept (see above). */
+    public decoded: AnyLattice | undefined,
+    /** The anti-entropy digest of (key, entry). */
+    readonly digest: number,
+    /** Bytes of data this record stands for (key + disk encoding). */
+    readonly bytes: number,
+    /** 0: committed to disk (may leave memory); -1: not yet in a batch; else its batch's token. */
+    public token: number,
+  ) {}
+
   /** Accessed since the eviction hand last passed it. */
-  used: boolean;
+  used = true;
+
+  /** The entry (decoding the value when it is not kept). */
+  get entry(): Entry {
+    if (this.payload === undefined) return { generation: this.generation, value: undefined };
+    return { generation: this.generation, value: this.decoded ?? decodeLattice(this.payload, { verifyCanonical: false }) };
+  }
+
+  /** The wire tuple (no decoding). */
+  tuple(key: string): PbTypes.IKeyTuple & { key: string } {
+    const tuple: PbTypes.IKeyTuple & { key: string } = { key };
+    if (this.generation.wallMs !== 0 || this.generation.logical !== 0) tuple.generation = { wallMs: this.generation.wallMs, logical: this.generation.logical };
+    if (this.payload === undefined) tuple.deleted = true;
+    else {
+      tuple.latticeType = this.type;
+      tuple.payload = this.payload;
+    }
+    return tuple;
+  }
 }
 
 /** The shard's synchronous read port on its disk (lmdb's memory map; a map in the simulator). */
@@ -54,9 +85,9 @@ export const RECORD_OVERHEAD_BYTES = 128;
 /** Keys read from disk per step of a walk. */
 const SCAN_CHUNK = 1024;
 
-/** The memory a record takes: its key and payload, the decoded value (counted as big again as its payload), and the overhead. */
+/** The memory a record takes: its key and payload, its decoded value when kept (counted as big again as its payload), and the overhead. */
 function costOf(record: StoredRecord): number {
-  return record.bytes + (record.payload === undefined ? 0 : record.payload.byteLength) + RECORD_OVERHEAD_BYTES;
+  return record.bytes + (record.decoded === undefined || record.payload === undefined ? 0 : record.payload.byteLength) + RECORD_OVERHEAD_BYTES;
 }
 
 /** One key met by a walk: its memory record, or its committed bytes on disk. */
@@ -135,7 +166,8 @@ export class ShardTier {
     if (previous !== undefined) this.forget(key, previous);
     else this.keyCount++;
     this.dropping.delete(key);
-    const record: StoredRecord = { entry, payload, digest: entryDigest(key, disk), bytes: key.length + disk.length, token: committed ? 0 : -1, used: true };
+    const keep = this.disk === undefined || !committed;
+    const record = new StoredRecord(entry.generation, entry.value?.type ?? 0, payload, keep ? entry.value : undefined, entryDigest(key, disk), key.length + disk.length, committed ? 0 : -1);
     this.records.set(key, record);
     this.memoryBytes += costOf(record);
     this.dataBytes += record.bytes;
@@ -191,8 +223,14 @@ export class ShardTier {
           record.token = -1;
           this.failed.add(key);
         } else {
-          record.token = 0;
           this.dirtyBytes -= costOf(record);
+          record.token = 0;
+          if (this.disk !== undefined && record.decoded !== undefined) {
+            // Committed: only the encoding stays.
+            this.memoryBytes -= costOf(record);
+            record.decoded = undefined;
+            this.memoryBytes += costOf(record);
+          }
         }
       } else if (this.dropping.get(key) === token) {
         if (error !== undefined) {
@@ -206,6 +244,7 @@ export class ShardTier {
 
   /** The writes of failed batches, to be committed again (the caller batches them). */
   retries(encode: (record: StoredRecord) => Uint8Array): PersistWrite[] {
+    // A failed record kept its decoded value (it was uncommitted): encode() has what it needs.
     const writes: PersistWrite[] = [];
     for (const key of this.failed) {
       const record = this.records.get(key);
@@ -237,8 +276,9 @@ export class ShardTier {
 
   private recordOf(key: string, bytes: Uint8Array): StoredRecord | undefined {
     try {
+      // Decoded to check it (a corrupt entry is found here, not by a client), then only its encoding is kept.
       const { entry, payload } = decodeStoredEntry(bytes);
-      return { entry, payload, digest: entryDigest(key, bytes), bytes: key.length + bytes.byteLength, token: 0, used: true };
+      return new StoredRecord(entry.generation, entry.value?.type ?? 0, payload, undefined, entryDigest(key, bytes), key.length + bytes.byteLength, 0);
     } catch (error) {
       if (!(error instanceof LfaasError) || error.code !== ErrorCode.LATTICE_DECODE) throw error;
       // An unreadable entry on disk: counted (metrics), served as absent; anti-entropy brings the

@@ -332,7 +332,7 @@ export class Shard implements Machine {
         if (record !== undefined && record.payload !== undefined) {
           if (replyBytes >= this.settings.replyBytesMax) throw new LfaasError(ErrorCode.KVS_BUSY, `the answer already holds ${replyBytes} bytes of values; ask again for ${JSON.stringify(key)}`);
           replyBytes += record.payload.byteLength + key.length;
-          return entryToTuple(key, record.entry, record.payload);
+          return record.tuple(key);
         }
         if (!request.fromReplica && !this.state.owns(key)) {
           wrongNode = true;
@@ -390,7 +390,7 @@ export class Shard implements Machine {
                 const write = this.state.apply(key, entryFromTuple(tuple), false);
                 if (write !== undefined) writes.push(write);
                 const record = this.state.get(key);
-                if (record?.payload !== undefined) results[index] = entryToTuple(key, record.entry, record.payload);
+                if (record?.payload !== undefined) results[index] = record.tuple(key);
               } catch {
                 // A bad answer from a peer: the miss stands.
               }

@@ -126,4 +126,89 @@ describe('the monitor machine', () => {
     const outcome = tasks(node.handle({ kind: 'taskDone', token: replicate[0]!.token }, 1100));
     expect(outcome.map(({ task }) => task)).toEqual([{ op: 'event', event: expect.objectContaining({ kind: 'done', action: 'replicate', node: 'hot' }) }]);
   });
+
+  describe('pinning', () => {
+    const SCHEDULER_2 = 'mem://scheduler-2';
+    const executorsWith = (rates: readonly number[]): PbTypes.IClusterStats => ({
+      executors: ['tcp://127.0.0.1:11', 'tcp://127.0.0.1:12', 'tcp://127.0.0.1:13', 'tcp://127.0.0.1:14'].map((address, i) => ({
+        executorId: `${address}#1`,
+        address,
+        utilisation: 0.3,
+        capacity: 4,
+        functions: (rates[i] ?? 0) > 0 ? [{ name: 'hot', rate: rates[i]!, p50Ms: 2 + i, p99Ms: 10 * (i + 1) }] : [],
+      })),
+    });
+
+    /** One period with both schedulers answering `stats`; the effects after the answers. */
+    const look = (node: MonitorNode, nowMs: number, stats: PbTypes.IClusterStats): Effect[] => {
+      const lease = tasks(node.handle({ kind: 'timer', timer: 'tick' }, nowMs)).find(({ task }) => task.op === 'lease')!;
+      const effects: Effect[] = [];
+      for (const send of sends(node.handle({ kind: 'taskDone', token: lease.token, result: 'm1' }, nowMs))) {
+        effects.push(...node.handle({ kind: 'message', envelope: answer(send, send.to === ROUTING ? storage : stats) }, nowMs));
+      }
+      return effects;
+    };
+    const pinCountsSent = (effects: readonly Effect[]): { to: string; counts: { name: string; count: number }[] }[] =>
+      sends(effects)
+        .filter((send) => send.envelope.pinCounts)
+        .map((send) => ({ to: send.to, counts: (send.envelope.pinCounts!.counts ?? []).map((entry) => ({ name: entry.name ?? '', count: entry.count ?? 0 })) }));
+    const pinEvents = (effects: readonly Effect[]): MonitorTask[] => tasks(effects).map(({ task }) => task).filter((task) => task.op === 'event' && task.event.action === 'pin');
+
+    it('a hot function\'s rate becomes a pin count sent to every scheduler (an event), and a cooled one lowers it', () => {
+      const node = new MonitorNode({
+        address: 'mem://monitor',
+        name: 'm1',
+        routing: [ROUTING],
+        schedulers: [SCHEDULER, SCHEDULER_2],
+        periodMs: 1000,
+        policy: policyWith({ pins: { perExecutorRate: 50, upSustainMs: 2000, downSustainMs: 5000, graceMs: 1000 } }),
+      });
+      node.handle({ kind: 'start' }, 0);
+      // 100 + 80 calls/s on two executors (both schedulers report the same executors: counted once).
+      const hot = executorsWith([100, 80]);
+      const rising: Effect[] = [];
+      for (let t = 1000; t <= 3000; t += 1000) rising.push(...look(node, t, hot));
+      expect(node.lastSnapshot?.functions).toEqual([{ name: 'hot', rate: 180, p50Ms: (100 * 2 + 80 * 3) / 180, p99Ms: 20 }]);
+      expect(pinEvents(rising)).toEqual([{ op: 'event', event: expect.objectContaining({ kind: 'decided', role: 'executor', action: 'pin', node: 'hot', reason: expect.stringMatching(/^4 executors \(was 2\): 180\.0 calls\/s/) }) }]);
+      // Every period each scheduler is sent the counts (before the rise: none differ from the default).
+      const sent = pinCountsSent(rising);
+      expect(sent.map((send) => send.to)).toEqual([SCHEDULER, SCHEDULER_2, SCHEDULER, SCHEDULER_2, SCHEDULER, SCHEDULER_2]);
+      expect(sent.slice(-2).map((send) => send.counts)).toEqual([[{ name: 'hot', count: 4 }], [{ name: 'hot', count: 4 }]]);
+      expect(sent[0]!.counts).toEqual([]);
+      const validMs = sends(rising).find((send) => send.envelope.pinCounts)!.envelope.pinCounts!.validMs;
+      expect(validMs).toBe(10_000);
+      // Still hot: the same counts again, no new event.
+      const steady = look(node, 4000, hot);
+      expect(pinEvents(steady)).toEqual([]);
+      expect(pinCountsSent(steady)[0]!.counts).toEqual([{ name: 'hot', count: 4 }]);
+      // Cold (its executors stop reporting it): back to the default after 5 s low, an event, and no count sent.
+      const cooling: Effect[] = [];
+      let cooledAt = 0;
+      for (let t = 5000; t <= 15_000 && cooledAt === 0; t += 1000) {
+        const effects = look(node, t, executorsWith([]));
+        cooling.push(...effects);
+        if (pinEvents(effects).length > 0) cooledAt = t;
+      }
+      expect(cooledAt).toBe(9000);
+      expect(pinEvents(cooling)).toEqual([{ op: 'event', event: expect.objectContaining({ action: 'pin', node: 'hot', reason: expect.stringMatching(/^2 executors \(was 4\)/) }) }]);
+      expect(pinCountsSent(look(node, 10_000, executorsWith([])))[0]!.counts).toEqual([]);
+      expect(node.counters.pinChanges).toBe(2);
+    });
+
+    it('decides no pin count without a scheduler\'s answer, and sends nothing without the lease', () => {
+      const node = new MonitorNode({ address: 'mem://monitor', name: 'm1', routing: [ROUTING], schedulers: [SCHEDULER], periodMs: 1000, policy: policyWith({ pins: { upSustainMs: 0, graceMs: 0 } }) });
+      node.handle({ kind: 'start' }, 0);
+      for (let t = 1000; t <= 4000; t += 1000) {
+        const lease = tasks(node.handle({ kind: 'timer', timer: 'tick' }, t)).find(({ task }) => task.op === 'lease')!;
+        const asked = sends(node.handle({ kind: 'taskDone', token: lease.token, result: 'm1' }, t));
+        // Only the routing node answers; the collection times out.
+        for (const send of asked) if (send.to === ROUTING) node.handle({ kind: 'message', envelope: answer(send, storage) }, t);
+        expect(pinEvents(node.handle({ kind: 'timer', timer: 'collect' }, t + 800))).toEqual([]);
+      }
+      const other = new MonitorNode({ address: 'mem://monitor-2', name: 'm2', routing: [ROUTING], schedulers: [SCHEDULER], periodMs: 1000 });
+      other.handle({ kind: 'start' }, 0);
+      const lease = tasks(other.handle({ kind: 'timer', timer: 'tick' }, 1000)).find(({ task }) => task.op === 'lease')!;
+      expect(pinCountsSent(other.handle({ kind: 'taskDone', token: lease.token, result: 'm1' }, 1000))).toEqual([]);
+    });
+  });
 });

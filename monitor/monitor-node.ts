@@ -10,11 +10,17 @@
  * and slots), and lets the policy decide. Each decision is an event (the host logs it, counts it
  * and appends it to the event log in the KVS, `lfaas events`), then a task for the node provider
  * (add or remove a node of a role); its outcome is an event too. One action per role at a time.
+ * Pinning (pinning.ts): from the executors' function loads in the schedulers' answers, each
+ * function's pin count; a change is an event, and the counts that differ from the default go to
+ * every scheduler each period (`pinCounts`, valid for ten periods: a monitor that stops leaves
+ * the schedulers' defaults).
  */
 import { envelopeWith } from '../protocol/index.js';
 import type { Effect, Envelope, Machine, MachineInput, PbTypes } from '../protocol/index.js';
 import { Autoscaler, DEFAULT_POLICY, p99OfHistogram } from './policy.js';
 import type { Action, AutoscalePolicy, ClusterSnapshot, ExecutorNodeView, ScaledRole, StorageNodeView } from './policy.js';
+import { DEFAULT_PIN_POLICY, Pinner } from './pinning.js';
+import type { FunctionRateView } from './pinning.js';
 
 /** An entry of the event log. */
 export interface MonitorEvent {
@@ -23,8 +29,8 @@ export interface MonitorEvent {
   readonly kind: 'decided' | 'done' | 'failed' | 'lease';
   readonly monitor: string;
   readonly role?: ScaledRole;
-  readonly action?: 'add' | 'remove' | 'replicate';
-  /** The node concerned (the one removed, or the one added once done), or the key replicated. */
+  readonly action?: 'add' | 'remove' | 'replicate' | 'pin';
+  /** The node concerned (the one removed, or the one added once done), the key replicated, or the function pinned. */
   readonly node?: string;
   readonly reason: string;
 }
@@ -59,7 +65,9 @@ interface Pending {
 export class MonitorNode implements Machine {
   readonly id: string;
   readonly autoscaler: Autoscaler;
-  readonly counters = { ticks: 0, leasesHeld: 0, snapshots: 0, decisions: 0, actionsDone: 0, actionsFailed: 0, statsMissing: 0 };
+  /** Function pin counts (pinning.ts). */
+  readonly pinner: Pinner;
+  readonly counters = { ticks: 0, leasesHeld: 0, snapshots: 0, decisions: 0, actionsDone: 0, actionsFailed: 0, statsMissing: 0, pinChanges: 0 };
   /** Whether this monitor held the lease at its last renewal. */
   leader = false;
   /** The last snapshot it decided on (tests, metrics). */
@@ -76,12 +84,19 @@ export class MonitorNode implements Machine {
   private readonly schedulerAnswers: PbTypes.IClusterStats[] = [];
   /** Per shard (`node/shard`), its previous latency histogram (p99 is over the requests since). */
   private readonly previousCounts = new Map<string, readonly number[]>();
+  /**
+   * Per shard, its requests counted and the report time when a rate was last measured, and that
+   * rate: requests per second between two of its reports (the storage policy's load, fresher than
+   * the shards' decaying rate).
+   */
+  private readonly previousRates = new Map<string, { total: number; atMs: number; rps: number | undefined }>();
   private readonly busy = new Set<ScaledRole>();
   private nextRouting = 0;
 
   constructor(private readonly options: MonitorOptions) {
     this.id = options.address;
     this.autoscaler = new Autoscaler(options.policy ?? DEFAULT_POLICY);
+    this.pinner = new Pinner((options.policy ?? DEFAULT_POLICY).pins ?? DEFAULT_PIN_POLICY);
   }
 
   private get periodMs(): number {
@@ -221,13 +236,78 @@ export class MonitorNode implements Machine {
         effects.push(this.task({ op: 'replicate', key: action.target, replicas: action.replicas }, { kind: { action } }));
       }
     }
+    effects.push(...this.pin(snapshot));
     return effects;
+  }
+
+  /**
+   * Pin counts: decided on the executors' function loads when a scheduler answered (no view is
+   * not a cold function), each change an event; then the counts that differ from the default go
+   * to every scheduler, every period (one-way and idempotent: a lost one is replaced by the next).
+   */
+  private pin(snapshot: ClusterSnapshot): Effect[] {
+    const effects: Effect[] = [];
+    if (this.schedulerAnswers.length > 0) {
+      for (const change of this.pinner.decide(snapshot.functions ?? [], snapshot.executors.length, this.nowMs)) {
+        this.counters.pinChanges++;
+        effects.push(this.event({ kind: 'decided', role: 'executor', action: 'pin', node: change.name, reason: change.reason }));
+      }
+    }
+    const pinCounts = { counts: this.pinner.counts(), validMs: 10 * this.periodMs };
+    for (const scheduler of this.options.schedulers) effects.push({ kind: 'send', to: scheduler, envelope: envelopeWith({ pinCounts }, { sender: this.options.address }) });
+    return effects;
+  }
+
+  /**
+   * Each function's calls over the cluster: per executor, the busiest of the schedulers' copies of
+   * its report (they all hear the same executor), then summed over the executors; p50 weighted by
+   * rate, p99 the worst.
+   */
+  private functionRates(): FunctionRateView[] {
+    const perExecutor = new Map<string, Map<string, PbTypes.IFunctionLoad>>();
+    for (const answer of this.schedulerAnswers) {
+      for (const view of answer.executors ?? []) {
+        let loads = perExecutor.get(view.address ?? '');
+        if (loads === undefined) perExecutor.set(view.address ?? '', (loads = new Map()));
+        for (const load of view.functions ?? []) {
+          const known = loads.get(load.name ?? '');
+          if (known === undefined || (load.rate ?? 0) > (known.rate ?? 0)) loads.set(load.name ?? '', load);
+        }
+      }
+    }
+    const sums = new Map<string, { rate: number; weighted: number; p99Ms: number }>();
+    for (const loads of perExecutor.values()) {
+      for (const [name, load] of loads) {
+        if (name.length === 0) continue;
+        const rate = Math.max(0, load.rate ?? 0);
+        const sum = sums.get(name) ?? { rate: 0, weighted: 0, p99Ms: 0 };
+        sum.rate += rate;
+        sum.weighted += rate * Math.max(0, load.p50Ms ?? 0);
+        sum.p99Ms = Math.max(sum.p99Ms, load.p99Ms ?? 0);
+        sums.set(name, sum);
+      }
+    }
+    return [...sums].map(([name, sum]) => ({ name, rate: sum.rate, p50Ms: sum.rate > 0 ? sum.weighted / sum.rate : 0, p99Ms: sum.p99Ms }));
+  }
+
+  /**
+   * A shard's requests per second between its report seen last time a rate was measured and this
+   * one (its histogram counts every request); the previous rate while no newer report came;
+   * undefined before two reports, or after its counts went back (a restarted shard).
+   */
+  private recentRate(shardKey: string, counts: readonly number[], atMs: number): number | undefined {
+    const total = counts.reduce((sum, count) => sum + count, 0);
+    const before = this.previousRates.get(shardKey);
+    if (before !== undefined && atMs === before.atMs && total === before.total) return before.rps;
+    const rps = before !== undefined && atMs > before.atMs && total >= before.total ? ((total - before.total) * 1000) / (atMs - before.atMs) : undefined;
+    this.previousRates.set(shardKey, { total, atMs, rps });
+    return rps;
   }
 
   private snapshot(): ClusterSnapshot {
     const routing = this.routingAnswer;
     const alive = new Set((routing?.nodes ?? []).filter((node) => !node.departed).map((node) => node.id ?? ''));
-    const storage = new Map<string, { id: string; bytes: number; keys: number; rps: number; p99Ms: number | undefined }>();
+    const storage = new Map<string, { id: string; bytes: number; keys: number; rps: number; recentRps?: number; p99Ms: number | undefined }>();
     for (const id of alive) storage.set(id, { id, bytes: 0, keys: 0, rps: 0, p99Ms: undefined });
     for (const report of routing?.shards ?? []) {
       const node = storage.get(report.nodeId ?? '');
@@ -242,6 +322,8 @@ export class MonitorNode implements Machine {
       const recent = before === undefined || before.length !== counts.length ? counts : counts.map((count, i) => Math.max(0, count - before[i]!));
       const p99 = p99OfHistogram(report.latency?.boundsUs ?? [], recent);
       if (p99 !== undefined) node.p99Ms = Math.max(node.p99Ms ?? 0, p99);
+      const recentRps = this.recentRate(shardKey, counts, Number(report.sentAtMs ?? 0));
+      if (recentRps !== undefined) node.recentRps = (node.recentRps ?? 0) + recentRps;
     }
     const executors = new Map<string, ExecutorNodeView>();
     for (const answer of this.schedulerAnswers) {
@@ -266,6 +348,7 @@ export class MonitorNode implements Machine {
       replicationMax: routing?.replicationMax ?? 1,
       replicationDefault: routing?.replicationDefault || 1,
       hotKeys: [...hot].filter(([key]) => key.length > 0).map(([key, rate]) => ({ key, rate })),
+      functions: this.functionRates(),
     };
   }
 }

@@ -12,15 +12,29 @@
  *   average back to the threshold at the load seen (at least one, at most up to `max`);
  * - remove the least loaded (on a tie, the one that joined last) when it stays at or below
  *   `scaleDownUtilisation` (0.2) for `downSustainMs` (15 s), above `min`.
- * Storage nodes (from every shard's report):
+ * Storage nodes (from every shard's report; a node's requests per second are those it served
+ * since the monitor's previous look, `recentRps`, or the shards' decaying rate before there is one):
  * - add one when a node holds more than `memoryHighBytes` (64 MiB) on average, or the latency
  *   objective (p99 <= `latencyObjectiveMs`, 10 ms) is missed while shards serve at least `busyRps`
  *   (1,000 requests/s each), for `upSustainMs`, below `max`;
+ * - with `capacityRps` known (the requests per second one node serves at full load; 0 by default:
+ *   unknown, hardware decides it), also add when the nodes' average utilisation (requests served
+ *   per second over `capacityRps`) stays at or above `scaleUpUtilisation` (0.7): as many as bring
+ *   it back to the threshold at the load seen, like executors (a saturated node serves at most its
+ *   capacity, so each step grows the tier by at most 1 / threshold);
  * - remove the emptiest when requests stay under `idleRps` (50/s per node) and memory under half
  *   the threshold for `downSustainMs` (30 s), above `min` and above the largest replication
- *   factor in use (a key must keep its replicas).
+ *   factor in use (a key must keep its replicas), and (with `capacityRps`) only if the nodes left
+ *   would stay under `scaleUpUtilisation` (a removal must not call for an addition).
+ * Functions (monitor/pinning.ts, `pins`): each pinned on executors in proportion to its call
+ * rate, ceil(rate / `perExecutorRate` (50 calls/s)) between `base` (2, the schedulers' default)
+ * and the executors known; a count rises once that held for `upSustainMs` (2 s), falls once a
+ * lower one would do for `downSustainMs` (30 s), `graceMs` (5 s) after each change; a function
+ * not called for `idleMs` (0: never) gets count 0.
  * Every decision becomes an event (monitor-node.ts logs, counts and stores it).
  */
+import { DEFAULT_PIN_POLICY } from './pinning.js';
+import type { FunctionRateView, PinPolicy } from './pinning.js';
 
 export type ScaledRole = 'executor' | 'storage';
 
@@ -43,6 +57,10 @@ export interface StoragePolicy extends RolePolicy {
   readonly latencyObjectiveMs: number;
   readonly busyRps: number;
   readonly idleRps: number;
+  /** Requests per second one storage node serves at full load (0: not known, no utilisation condition). */
+  readonly capacityRps: number;
+  /** Add storage nodes when their average utilisation (served / capacityRps) stays at or above this. */
+  readonly scaleUpUtilisation: number;
 }
 
 /** Hot keys: replicated on more nodes while their access rate is far above the mean. */
@@ -63,24 +81,30 @@ export interface AutoscalePolicy {
   readonly executor: ExecutorPolicy;
   readonly storage: StoragePolicy;
   readonly hotKeys: HotKeyPolicy;
+  /** Function pinning (monitor/pinning.ts); DEFAULT_PIN_POLICY when absent. */
+  readonly pins?: PinPolicy;
 }
 
 export const DEFAULT_POLICY: AutoscalePolicy = {
   executor: { min: 1, max: 8, upSustainMs: 3000, downSustainMs: 15_000, graceMs: 10_000, scaleUpUtilisation: 0.7, scaleDownUtilisation: 0.2 },
-  storage: { min: 1, max: 16, upSustainMs: 3000, downSustainMs: 30_000, graceMs: 15_000, memoryHighBytes: 64 * 1024 * 1024, latencyObjectiveMs: 10, busyRps: 1000, idleRps: 50 },
+  storage: { min: 1, max: 16, upSustainMs: 3000, downSustainMs: 30_000, graceMs: 15_000, memoryHighBytes: 64 * 1024 * 1024, latencyObjectiveMs: 10, busyRps: 1000, idleRps: 50, capacityRps: 0, scaleUpUtilisation: 0.7 },
   hotKeys: { hotFactor: 20, hotRateMin: 100, replicas: 3, coolSustainMs: 30_000, keysMax: 256 },
+  pins: DEFAULT_PIN_POLICY,
 };
 
 /** The policy with some fields replaced (a command line's flags). */
-export function policyWith(overrides: { readonly executor?: Partial<ExecutorPolicy>; readonly storage?: Partial<StoragePolicy>; readonly hotKeys?: Partial<HotKeyPolicy> }, base: AutoscalePolicy = DEFAULT_POLICY): AutoscalePolicy {
-  return { executor: { ...base.executor, ...overrides.executor }, storage: { ...base.storage, ...overrides.storage }, hotKeys: { ...base.hotKeys, ...overrides.hotKeys } };
+export function policyWith(overrides: { readonly executor?: Partial<ExecutorPolicy>; readonly storage?: Partial<StoragePolicy>; readonly hotKeys?: Partial<HotKeyPolicy>; readonly pins?: Partial<PinPolicy> }, base: AutoscalePolicy = DEFAULT_POLICY): AutoscalePolicy {
+  return { executor: { ...base.executor, ...overrides.executor }, storage: { ...base.storage, ...overrides.storage }, hotKeys: { ...base.hotKeys, ...overrides.hotKeys }, pins: { ...(base.pins ?? DEFAULT_PIN_POLICY), ...overrides.pins } };
 }
 
 export interface StorageNodeView {
   readonly id: string;
   readonly bytes: number;
   readonly keys: number;
+  /** Its shards' decaying request rate (requests per second, a half-life of 10 s). */
   readonly rps: number;
+  /** Requests per second served since the monitor's previous look (undefined until it has one). */
+  readonly recentRps?: number;
   /** The worst p99 of its shards, in ms (undefined: no requests measured). */
   readonly p99Ms: number | undefined;
 }
@@ -100,6 +124,8 @@ export interface ClusterSnapshot {
   readonly replicationDefault?: number;
   /** The hottest keys the shards reported, with their decaying rates (requests per second). */
   readonly hotKeys?: readonly { readonly key: string; readonly rate: number }[];
+  /** Each function's call rate and latency, summed over the executors' reports. */
+  readonly functions?: readonly FunctionRateView[];
 }
 
 export type Action =
@@ -248,15 +274,22 @@ export class Autoscaler {
     const count = nodes.length;
     if (count < policy.min) return this.belowMinimum('storage', count, nowMs);
     const bytes = nodes.reduce((sum, node) => sum + node.bytes, 0) / count;
-    const rps = nodes.reduce((sum, node) => sum + node.rps, 0);
-    const slow = nodes.filter((node) => node.p99Ms !== undefined && node.p99Ms > policy.latencyObjectiveMs && node.rps >= policy.busyRps);
-    const up = count < policy.max && (bytes > policy.memoryHighBytes || slow.length > 0);
+    const served = (node: StorageNodeView): number => node.recentRps ?? node.rps;
+    const rps = nodes.reduce((sum, node) => sum + served(node), 0);
+    const slow = nodes.filter((node) => node.p99Ms !== undefined && node.p99Ms > policy.latencyObjectiveMs && served(node) >= policy.busyRps);
+    // Utilisation: what the nodes served over what they can serve (0 when the capacity is unknown).
+    const utilisation = policy.capacityRps > 0 ? rps / (count * policy.capacityRps) : 0;
+    const saturated = policy.capacityRps > 0 && utilisation >= policy.scaleUpUtilisation;
+    const up = count < policy.max && (bytes > policy.memoryHighBytes || slow.length > 0 || saturated);
     const floor = Math.max(policy.min, snapshot.replicationMax);
-    const down = count > floor && rps / count < policy.idleRps && bytes < policy.memoryHighBytes / 2;
+    const leftSaturated = policy.capacityRps > 0 && rps / ((count - 1) * policy.capacityRps) >= policy.scaleUpUtilisation;
+    const down = count > floor && rps / count < policy.idleRps && bytes < policy.memoryHighBytes / 2 && !leftSaturated;
     const verdict = this.held('storage', up, down, nowMs);
     if (verdict === 'up') {
-      const why = bytes > policy.memoryHighBytes ? `memory ${Math.round(bytes / 1024)} KiB per node > ${Math.round(policy.memoryHighBytes / 1024)} KiB` : `p99 over ${policy.latencyObjectiveMs} ms at >= ${policy.busyRps} requests/s on ${slow.map((node) => node.id).join(', ')}`;
-      return { kind: 'add', role: 'storage', reason: `${why} for ${policy.upSustainMs} ms (${count} nodes)` };
+      const why = bytes > policy.memoryHighBytes ? `memory ${Math.round(bytes / 1024)} KiB per node > ${Math.round(policy.memoryHighBytes / 1024)} KiB` : slow.length > 0 ? `p99 over ${policy.latencyObjectiveMs} ms at >= ${policy.busyRps} requests/s on ${slow.map((node) => node.id).join(', ')}` : `average utilisation ${utilisation.toFixed(2)} >= ${policy.scaleUpUtilisation} (${Math.round(rps)} requests/s on nodes of ${policy.capacityRps})`;
+      // Saturated: as many as bring the utilisation back to the threshold at the load seen (at least one, at most up to max).
+      const wanted = saturated ? Math.min(policy.max, Math.max(count + 1, Math.ceil((count * utilisation) / policy.scaleUpUtilisation))) : count + 1;
+      return { kind: 'add', role: 'storage', ...(wanted - count > 1 ? { count: wanted - count } : {}), reason: `${why} for ${policy.upSustainMs} ms (${count} nodes${wanted - count > 1 ? `; ${wanted} wanted` : ''})` };
     }
     if (verdict === 'down') {
       let emptiest = nodes[0]!;

@@ -17,7 +17,7 @@ const allowed = (message: Envelope, sender: Role | 'client'): boolean => refusal
 describe('message rights', () => {
   it('a client may send requests, and nothing of the cluster\'s own traffic or any answer', () => {
     const requests = ['echo', 'kvsRequest', 'keyAddressRequest', 'ringRequest', 'subscribe', 'unsubscribe', 'registerFunction', 'registerDag', 'callRequest', 'dagCall', 'listFunctions', 'deleteFunction', 'listDags', 'deleteDag', 'ringUpdate', 'schedule'];
-    const members = ['nodeJoin', 'nodeDepart', 'heartbeat', 'gossip', 'digestExchange', 'keyUpdate', 'statsReport', 'trigger', 'executorStatus', 'invocationMessage', 'versionRequest', 'prepare', 'runFinished', 'errorReply', 'kvsResponse', 'keyAddressResponse', 'registerFunctionResponse', 'callResponse', 'functionList', 'dagList', 'done', 'versionReply'];
+    const members = ['nodeJoin', 'nodeDepart', 'heartbeat', 'gossip', 'digestExchange', 'keyUpdate', 'statsReport', 'trigger', 'executorStatus', 'invocationMessage', 'versionRequest', 'prepare', 'runFinished', 'clusterStatsRequest', 'pinCounts', 'errorReply', 'kvsResponse', 'keyAddressResponse', 'registerFunctionResponse', 'callResponse', 'functionList', 'dagList', 'done', 'versionReply'];
     for (const body of requests) expect(allowed(envelope({ [body]: {} }), 'client'), body).toBe(true);
     for (const body of members) {
       expect(allowed(envelope({ [body]: {} }), 'client'), body).toBe(false);
@@ -34,6 +34,9 @@ describe('message rights', () => {
     expect(allowed(envelope({ prepare: {} }), 'executor')).toBe(false);
     expect(allowed(envelope({ gossip: {} }), 'routing')).toBe(false);
     expect(allowed(envelope({ gossip: {} }), 'storage')).toBe(true);
+    expect(allowed(envelope({ pinCounts: {} }), 'monitor')).toBe(true);
+    expect(allowed(envelope({ pinCounts: {} }), 'scheduler')).toBe(false);
+    expect(allowed(envelope({ pinCounts: {} }), 'executor')).toBe(false);
   });
 
   it('a client\'s request with a member\'s powers is refused: a replica write, a ring change, a scheduler-placed schedule', () => {

@@ -3,7 +3,8 @@
  * messages anyone may send (a client; what a client may then do is its token's business).
  *
  * The cluster's own traffic (ring changes, heartbeats, gossip and hand-offs, statistics,
- * schedules and triggers, executor statuses, cache updates) and every answer a node receives
+ * schedules and triggers, executor statuses, cache updates, the monitor's stats requests and pin
+ * counts) and every answer a node receives
  * (members send requests only to members) is for members of the right role. A client may send
  * requests: echo, KVS reads and writes (not `from_replica`, which skips ownership checks), key
  * and ring lookups, replication factors (a ring update with no nodes), subscriptions, the
@@ -79,6 +80,8 @@ const RIGHTS: Readonly<Record<Body, readonly Role[] | typeof ANYONE>> = {
   // The monitor's view of the cluster.
   clusterStatsRequest: ['monitor'],
   clusterStats: ALL_MEMBERS,
+  // The monitor's decision: how many executors keep each function warm.
+  pinCounts: ['monitor'],
 };
 
 /**

@@ -95,6 +95,7 @@ const executorStatus: fc.Arbitrary<PbTypes.IExecutorStatus> = fc.record(
     running: fc.array(name, { maxLength: 3 }),
     capacity: u32,
     demand: finiteDouble,
+    functions: fc.array(fc.record({ name, rate: finiteDouble, p50Ms: finiteDouble, p99Ms: finiteDouble }, { requiredKeys: ['name'] }), { maxLength: 2 }),
   },
   { requiredKeys: ['executorId', 'address'] },
 );
@@ -249,6 +250,7 @@ export const envelopeBodyArbitraries: { readonly [Body in NonNullable<PbTypes.En
     },
     { requiredKeys: [] },
   ),
+  pinCounts: fc.record({ counts: fc.array(fc.record({ name, count: u32 }, { requiredKeys: ['name'] }), { maxLength: 3 }), validMs: u32 }, { requiredKeys: [] }),
   prepare: fc.record({ functions: fc.array(fc.record({ name, version: fc.integer({ min: 1, max: 0xffffffff }) }), { minLength: 1, maxLength: 3 }) }),
   executorStatus,
 };

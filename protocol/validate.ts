@@ -93,10 +93,13 @@ export const MESSAGE_SCHEMA = {
       runFinished: 'RunFinished',
       clusterStatsRequest: 'ClusterStatsRequest',
       clusterStats: 'ClusterStats',
+      pinCounts: 'PinCounts',
     },
   },
   ClusterStatsRequest: {},
   ClusterStats: { nodes: 'NodeInfo[]', shards: 'StatsReport[]', executors: 'ExecutorStatus[]', replicationMax: 'uint32', replicationDefault: 'uint32' },
+  PinCounts: { counts: 'PinCount[]', validMs: 'uint32' },
+  PinCount: { name: 'string!', count: 'uint32' },
 
   // common.proto
   Error: { code: 'ErrorCode!', message: 'string', retryAfterMs: 'uint32' },
@@ -238,7 +241,9 @@ export const MESSAGE_SCHEMA = {
     running: 'string![]',
     capacity: 'uint32',
     demand: 'double',
+    functions: 'FunctionLoad[]',
   },
+  FunctionLoad: { name: 'string!', rate: 'double', p50Ms: 'double', p99Ms: 'double' },
 } as const satisfies Readonly<Record<string, Readonly<Record<string, string | Readonly<Record<string, string>>>>>>;
 
 /** A message type of the schema. */

@@ -8,6 +8,16 @@
  * at most `attempts` times; and to a new boot when fewer than `count` boots hold the function.
  * Once a boot reports a pinned function warm, the function is that boot's to keep or to end
  * (keep-alive), and is never sent to it again.
+ *
+ * How many boots hold a function: `count` (the scheduler's `pinExecutors`, 2), or the monitor's
+ * count for it (`PinCounts`: a hot function on more executors, in proportion to its call rate; a
+ * cold one back to the default, or to none). The monitor's counts replace each other and lapse
+ * at their `untilMs` (a monitor that stopped sending leaves the defaults). A raised count is
+ * topped up at once (`topUp`: boots already warm for it first, then the others in the caller's
+ * order, least loaded first); a lowered one stops the re-sends to boots that have not confirmed
+ * once enough have, and new boots take on nothing beyond it. The runtimes already warm stay warm
+ * until their keep-alive ends them (no executor is told to drop one: its calls keep coming while
+ * placement finds it warm).
  */
 
 export interface PinnedFunction {
@@ -23,6 +33,9 @@ export interface PinsOptions {
   /** Functions pinned at most; the oldest pin is dropped first. */
   readonly max?: number;
 }
+
+/** Functions a count may be set for at once, at most (beyond, the message is refused). */
+export const PIN_COUNTS_MAX = 10_000;
 
 interface Holder {
   attempts: number;
@@ -50,6 +63,9 @@ export class Pins {
   private readonly retryMs: number;
   private readonly attempts: number;
   private readonly max: number;
+  /** The monitor's counts by function name, valid until `countsUntilMs`. */
+  private counts: ReadonlyMap<string, number> = new Map();
+  private countsUntilMs = 0;
 
   constructor(private readonly options: PinsOptions) {
     this.retryMs = options.retryMs ?? 5000;
@@ -71,10 +87,66 @@ export class Pins {
     return true;
   }
 
+  /** The default count (the scheduler's `pinExecutors`). */
+  get defaultCount(): number {
+    return this.options.count;
+  }
+
+  /** Whether `name` is pinned (some version of it). */
+  has(name: string): boolean {
+    return this.pins.has(name);
+  }
+
   /** A function deleted (all versions, or the pinned one). */
   remove(name: string, version = 0): void {
     const pin = this.pins.get(name);
     if (pin !== undefined && (version === 0 || pin.version === version)) this.pins.delete(name);
+  }
+
+  /**
+   * The monitor's counts (they replace the previous ones), valid until `untilMs`. Returns the
+   * names whose count rose (to top up now).
+   */
+  setCounts(counts: ReadonlyMap<string, number>, untilMs: number, nowMs: number): string[] {
+    const raised: string[] = [];
+    for (const [name, count] of counts) if (count > this.countOf(name, nowMs)) raised.push(name);
+    this.counts = counts;
+    this.countsUntilMs = untilMs;
+    return raised;
+  }
+
+  /** Boots `name` is to be held by (before the executors known bound it). */
+  countOf(name: string, nowMs: number): number {
+    const set = nowMs < this.countsUntilMs ? this.counts.get(name) : undefined;
+    return set ?? this.options.count;
+  }
+
+  /**
+   * Boots to send a pin to now, so that each of `names` is held by as many boots as its count:
+   * first the boots of `targets` already warm for it (recorded, nothing to send), then the others
+   * in the order given. The caller sends each pin returned (and calls `sent`).
+   */
+  topUp(names: readonly string[], targets: readonly PinTarget[], nowMs: number): { fn: PinnedFunction; incarnation: string }[] {
+    const out: { fn: PinnedFunction; incarnation: string }[] = [];
+    for (const name of names) {
+      const pin = this.pins.get(name);
+      if (pin === undefined) continue;
+      const want = Math.min(this.countOf(name, nowMs), targets.length);
+      let live = this.liveHolders(pin);
+      for (const target of targets) {
+        if (live >= want) break;
+        if (pin.holders.has(target.incarnation) || !target.warm.has(pin.id)) continue;
+        pin.holders.set(target.incarnation, { attempts: 0, lastSentMs: nowMs, confirmed: true });
+        live++;
+      }
+      for (const target of targets) {
+        if (live >= want) break;
+        if (pin.holders.has(target.incarnation)) continue;
+        out.push({ fn: pin, incarnation: target.incarnation });
+        live++;
+      }
+    }
+    return out;
   }
 
   /** `fn`'s prepare was sent to `incarnation` at `nowMs`. */
@@ -103,9 +175,9 @@ export class Pins {
     const checked = this.checkedMs.get(target.incarnation);
     if (checked !== undefined && nowMs - checked < this.retryMs) return [];
     this.checkedMs.set(target.incarnation, nowMs);
-    const want = Math.min(this.options.count, executorsKnown);
     const out: PinnedFunction[] = [];
     for (const pin of this.pins.values()) {
+      const want = Math.min(this.countOf(pin.name, nowMs), executorsKnown);
       const holder = pin.holders.get(target.incarnation);
       if (target.warm.has(pin.id)) {
         if (holder === undefined) pin.holders.set(target.incarnation, { attempts: 0, lastSentMs: nowMs, confirmed: true });
@@ -113,15 +185,27 @@ export class Pins {
         continue;
       }
       if (holder !== undefined) {
-        if (!holder.confirmed && holder.attempts < this.attempts && nowMs - holder.lastSentMs >= this.retryMs) out.push(pin);
+        // Sent again while fewer than its count have confirmed (a lowered count stops it).
+        if (!holder.confirmed && holder.attempts < this.attempts && nowMs - holder.lastSentMs >= this.retryMs && this.confirmedHolders(pin) < want) out.push(pin);
         continue;
       }
       // A boot that holds nothing of it: taken on when the function is short of holders (ones
       // that gave up do not count).
-      let live = 0;
-      for (const other of pin.holders.values()) if (other.confirmed || other.attempts < this.attempts) live++;
-      if (live < want) out.push(pin);
+      if (this.liveHolders(pin) < want) out.push(pin);
     }
     return out;
+  }
+
+  /** Boots that hold the pin or may yet (sent it, with attempts left). */
+  private liveHolders(pin: Pin): number {
+    let live = 0;
+    for (const holder of pin.holders.values()) if (holder.confirmed || holder.attempts < this.attempts) live++;
+    return live;
+  }
+
+  private confirmedHolders(pin: Pin): number {
+    let confirmed = 0;
+    for (const holder of pin.holders.values()) if (holder.confirmed) confirmed++;
+    return confirmed;
   }
 }

@@ -7,7 +7,11 @@
  * - Registry (scheduler/registry.ts): functions with numbered immutable versions and DAGs, in
  *   the KVS; registration pins functions on executors (`prepare`: code fetched and a runtime
  *   specialised before the first call); list, describe, delete. This machine routes those
- *   messages to it and does its I/O.
+ *   messages to it and does its I/O. How many executors hold a pin is the monitor's call
+ *   (`pinCounts`, see scheduler/pins.ts), the default `pinExecutors` otherwise.
+ * - The monitor's view (`clusterStatsRequest`): each executor's last status, with its hottest
+ *   functions' call rates and latencies (executors measure them: leased calls skip this
+ *   scheduler).
  * - Calls: a call is a run of one function, a DAG call a run of several. The scheduler places
  *   each function (scheduler/placement.ts), sends the schedule to each executor it chose, and
  *   is done: executors trigger each other, and the sink answers the client. An async call is
@@ -31,13 +35,13 @@
  *   SCHED_NO_CAPACITY becomes its result.
  */
 import { ErrorCode, HybridClock, LfaasError, Lww, Priority, ensureLfaasError } from '../lattices/index.js';
-import { envelopeWith, errorToWire, executionKey, resultKeyOf } from '../protocol/index.js';
+import { NAME_PATTERN, envelopeWith, errorToWire, executionKey, resultKeyOf } from '../protocol/index.js';
 import type { Effect, Envelope, Machine, MachineInput, PbTypes, Random } from '../protocol/index.js';
 import type { Continuation, SchedulerTask } from './kvs-tasks.js';
 import { Registry } from './registry.js';
 import { DefaultPlacement, admissionLoadOf, loadOf } from './placement.js';
 import type { ExecutorView, PlacementPolicy } from './placement.js';
-import { Pins } from './pins.js';
+import { PIN_COUNTS_MAX, Pins } from './pins.js';
 import type { PinnedFunction } from './pins.js';
 
 export interface SchedulerOptions {
@@ -63,6 +67,13 @@ export interface SchedulerOptions {
 }
 
 const CHECK = 'check';
+/** Function loads kept per executor, at most (an executor reports its 32 hottest). */
+const FUNCTION_LOADS_MAX = 64;
+/** How long the monitor's pin counts hold when its message names no validity, and at most. */
+const PIN_COUNTS_VALID_MS = 10_000;
+const PIN_COUNTS_VALID_MAX_MS = 10 * 60_000;
+/** Functions raised by one pin counts message that are looked up in the registry (not pinned here yet), at most. */
+const PIN_LOOKUPS_MAX = 64;
 /** Sync and DAG runs are given this much more than their functions' time before they are forgotten. */
 const RUN_GRACE_MS = 5000;
 
@@ -107,6 +118,8 @@ interface Dispatch {
 interface ExecutorEntry extends ExecutorView {
   /** Its heartbeats' `executor_id` (`<address>#<nonce>`, or the address alone). */
   readonly incarnation: string;
+  /** Its hottest functions as it last reported them (for the monitor). */
+  functions: PbTypes.IFunctionLoad[];
 }
 
 /** An async run to dispatch again once an executor has room. */
@@ -140,7 +153,7 @@ export class SchedulerNode implements Machine {
   private readonly clock: HybridClock;
   private nextToken = 1;
   private nowMs = 0;
-  readonly counters = { calls: 0, dagCalls: 0, asyncCalls: 0, dispatched: 0, completed: 0, lost: 0, redispatched: 0, noCapacity: 0, registered: 0, executorsLost: 0, executorsRestarted: 0, retriesQueued: 0, retriesDispatched: 0, retriesExpired: 0, pinsSent: 0 };
+  readonly counters = { calls: 0, dagCalls: 0, asyncCalls: 0, dispatched: 0, completed: 0, lost: 0, redispatched: 0, noCapacity: 0, registered: 0, executorsLost: 0, executorsRestarted: 0, retriesQueued: 0, retriesDispatched: 0, retriesExpired: 0, pinsSent: 0, pinCountsReceived: 0, pinCountsRefused: 0 };
 
   constructor(private readonly options: SchedulerOptions) {
     this.id = options.address;
@@ -216,8 +229,12 @@ export class SchedulerNode implements Machine {
       case 'clusterStatsRequest':
         // The monitor's view of the executors: each one this scheduler knows, with its load.
         return this.reply(envelope, {
-          clusterStats: { executors: [...this.executors.values()].map((view) => ({ executorId: view.incarnation, address: view.address, utilisation: loadOf(view), demand: view.demand ?? loadOf(view), capacity: view.capacity, warmFunctions: [...view.warm] })) },
+          clusterStats: {
+            executors: [...this.executors.values()].map((view) => ({ executorId: view.incarnation, address: view.address, utilisation: loadOf(view), demand: view.demand ?? loadOf(view), capacity: view.capacity, warmFunctions: [...view.warm], functions: view.functions })),
+          },
         });
+      case 'pinCounts':
+        return this.onPinCounts(envelope.pinCounts!);
       case 'listFunctions':
         return this.registry.onListFunctions(envelope, envelope.listFunctions!.name ?? '');
       case 'deleteFunction':
@@ -462,7 +479,7 @@ export class SchedulerNode implements Machine {
       // The sequence numbers go on from the last boot's: a schedule sent to that boot may yet
       // reach this one, whose acked_seq then counts it; restarting at 1 would let that acked_seq
       // acknowledge dispatches it never received.
-      view = { address, incarnation, lastHeardMs: this.nowMs, utilisation: 0, capacity: 1, sentSinceStatus: 0, warm: new Set(), keys: new Set(), outstanding: new Map(), nextSeq: before?.nextSeq ?? 1 };
+      view = { address, incarnation, lastHeardMs: this.nowMs, utilisation: 0, capacity: 1, sentSinceStatus: 0, warm: new Set(), keys: new Set(), outstanding: new Map(), nextSeq: before?.nextSeq ?? 1, functions: [] };
       this.executors.set(address, view);
     }
     view.lastHeardMs = this.nowMs;
@@ -472,6 +489,7 @@ export class SchedulerNode implements Machine {
     view.sentSinceStatus = 0;
     view.warm = new Set(status.warmFunctions ?? []);
     view.keys = new Set(status.cachedKeys ?? []);
+    view.functions = functionLoadsOf(status.functions ?? []);
     const acked = Number(status.ackedSeq ?? 0);
     const running = new Set(status.running ?? []);
     const effects: Effect[] = [];
@@ -655,9 +673,9 @@ export class SchedulerNode implements Machine {
   private pin(functions: readonly { name: string; version: number }[]): Effect[] {
     const views = [...this.executors.values()];
     const effects: Effect[] = [];
-    const count = Math.min(views.length, this.options.pinExecutors ?? 2);
     for (const fn of functions) {
       this.pins.add(fn);
+      const count = Math.min(views.length, this.pins.countOf(fn.name, this.nowMs));
       const chosen = new Set<ExecutorEntry>();
       for (let attempt = 0; chosen.size < count && attempt < count * 4; attempt++) {
         const view = this.placement.place({ functionId: `${fn.name}@${fn.version}`, keys: [] }, views.filter((v) => !chosen.has(v)), this.options.random);
@@ -665,6 +683,65 @@ export class SchedulerNode implements Machine {
         chosen.add(view as ExecutorEntry);
       }
       for (const view of chosen) effects.push(this.prepare(view, fn));
+    }
+    return effects;
+  }
+
+  /**
+   * The monitor's pin counts: they replace the previous ones until `validMs` from now. A function
+   * whose count rose is prepared at once on as many more executors (warm ones first, then the
+   * least loaded, none saturated or draining); a lowered count only stops the pinning beyond it.
+   * Hostile values: a list longer than PIN_COUNTS_MAX refuses the message, a name that is no
+   * function name is skipped, a count is at most the executors this scheduler may know, the
+   * validity at most 10 minutes.
+   */
+  private onPinCounts(message: PbTypes.IPinCounts): Effect[] {
+    const entries = message.counts ?? [];
+    if (entries.length > PIN_COUNTS_MAX) {
+      this.counters.pinCountsRefused++;
+      return [];
+    }
+    this.counters.pinCountsReceived++;
+    const counts = new Map<string, number>();
+    const countMax = this.options.executorsMax ?? 1024;
+    for (const entry of entries) {
+      const name = entry.name ?? '';
+      if (!NAME_PATTERN.test(name)) continue;
+      counts.set(name, Math.min(countMax, Math.max(0, Math.floor(entry.count ?? 0))));
+    }
+    const validMs = Math.min(PIN_COUNTS_VALID_MAX_MS, message.validMs || PIN_COUNTS_VALID_MS);
+    const raised = this.pins.setCounts(counts, this.nowMs + validMs, this.nowMs);
+    const effects = raised.length === 0 ? [] : this.topUp(raised);
+    // A function registered through another scheduler (or before this one started) is not pinned
+    // here: its newest version is read from the registry (cached), then pinned and topped up; a
+    // few lookups per message, and again with the next message if one failed.
+    let lookups = 0;
+    for (const [name, count] of counts) {
+      if (count <= this.pins.defaultCount || this.pins.has(name)) continue;
+      if (lookups++ >= PIN_LOOKUPS_MAX) break;
+      effects.push(
+        ...this.registry.withFunction(name, 0, (error, meta) => {
+          if (error !== undefined || meta === undefined) return [];
+          this.pins.add({ name, version: meta.version });
+          return this.topUp([name]);
+        }),
+      );
+    }
+    return effects;
+  }
+
+  /**
+   * Prepares `names` on as many more executors as their counts ask: least loaded first, so the new
+   * holders have room for the calls (not a saturated or draining one: its prepare would wait
+   * behind its queue, or it is going away).
+   */
+  private topUp(names: readonly string[]): Effect[] {
+    const targets = [...this.executors.values()].filter((view) => admissionLoadOf(view) < this.overloadMax).sort((a, b) => admissionLoadOf(a) - admissionLoadOf(b));
+    const byIncarnation = new Map(targets.map((view) => [view.incarnation, view]));
+    const effects: Effect[] = [];
+    for (const { fn, incarnation } of this.pins.topUp(names, targets, this.nowMs)) {
+      const view = byIncarnation.get(incarnation);
+      if (view !== undefined) effects.push(this.prepare(view, fn));
     }
     return effects;
   }
@@ -691,6 +768,23 @@ export class SchedulerNode implements Machine {
   private replyError(request: Envelope, error: LfaasError): Effect[] {
     return this.reply(request, { errorReply: { error: errorToWire(error) } });
   }
+}
+
+/**
+ * An executor's reported function loads, checked: at most FUNCTION_LOADS_MAX, names that are
+ * function names, rates and latencies finite and not negative (the decoder already refused
+ * non-finite doubles; a hand-built status may not have).
+ */
+function functionLoadsOf(loads: readonly PbTypes.IFunctionLoad[]): PbTypes.IFunctionLoad[] {
+  const out: PbTypes.IFunctionLoad[] = [];
+  const positive = (value: number | null | undefined): number => (typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : 0);
+  for (const load of loads) {
+    if (out.length >= FUNCTION_LOADS_MAX) break;
+    const name = load.name ?? '';
+    if (!NAME_PATTERN.test(name)) continue;
+    out.push({ name, rate: positive(load.rate), p50Ms: positive(load.p50Ms), p99Ms: positive(load.p99Ms) });
+  }
+  return out;
 }
 
 /** The KVS keys a call's `ref(key)` arguments name (for placement near the cache that holds them). */

@@ -32,6 +32,8 @@ const SCHEDULER_COUNTERS = [
   'lfaas_scheduler_retries_dispatched_total',
   'lfaas_scheduler_retries_expired_total',
   'lfaas_scheduler_pins_sent_total',
+  'lfaas_scheduler_pin_counts_received_total',
+  'lfaas_scheduler_pin_counts_refused_total',
 ];
 const SCHEDULER_GAUGES = ['lfaas_scheduler_runs_in_flight', 'lfaas_scheduler_executors'];
 const EXECUTOR_COUNTERS = [

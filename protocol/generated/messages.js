@@ -2250,7 +2250,8 @@ export const lfaas = $root.lfaas = (() => {
          * @property {lfaas.RunFinished.$Properties|null} [runFinished] Envelope runFinished
          * @property {lfaas.ClusterStatsRequest.$Properties|null} [clusterStatsRequest] Envelope clusterStatsRequest
          * @property {lfaas.ClusterStats.$Properties|null} [clusterStats] Envelope clusterStats
-         * @property {"errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"schedule"|"trigger"|"executorStatus"|"listFunctions"|"functionList"|"deleteFunction"|"done"|"listDags"|"dagList"|"deleteDag"|"invocationMessage"|"versionRequest"|"versionReply"|"prepare"|"runFinished"|"clusterStatsRequest"|"clusterStats"} [body] Envelope body
+         * @property {lfaas.PinCounts.$Properties|null} [pinCounts] Envelope pinCounts
+         * @property {"errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"schedule"|"trigger"|"executorStatus"|"listFunctions"|"functionList"|"deleteFunction"|"done"|"listDags"|"dagList"|"deleteDag"|"invocationMessage"|"versionRequest"|"versionReply"|"prepare"|"runFinished"|"clusterStatsRequest"|"clusterStats"|"pinCounts"} [body] Envelope body
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -2311,9 +2312,10 @@ export const lfaas = $root.lfaas = (() => {
          *   runFinished?: lfaas.RunFinished.$Shape|null;
          *   clusterStatsRequest?: lfaas.ClusterStatsRequest.$Shape|null;
          *   clusterStats?: lfaas.ClusterStats.$Shape|null;
+         *   pinCounts?: lfaas.PinCounts.$Shape|null;
          *   $unknowns?: Array.<Uint8Array>;
          * } & (
-         *   ({ body?: undefined; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "errorReply"; errorReply: lfaas.ErrorReply.$Shape; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "echo"; errorReply?: null; echo: lfaas.Echo.$Shape; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "kvsRequest"; errorReply?: null; echo?: null; kvsRequest: lfaas.KvsRequest.$Shape; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "kvsResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse: lfaas.KvsResponse.$Shape; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "keyAddressRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest: lfaas.KeyAddressRequest.$Shape; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "keyAddressResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse: lfaas.KeyAddressResponse.$Shape; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "nodeJoin"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin: lfaas.NodeJoin.$Shape; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "nodeDepart"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart: lfaas.NodeDepart.$Shape; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "ringUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate: lfaas.RingUpdate.$Shape; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "heartbeat"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat: lfaas.Heartbeat.$Shape; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "gossip"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip: lfaas.Gossip.$Shape; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "digestExchange"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange: lfaas.DigestExchange.$Shape; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "subscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe: lfaas.Subscribe.$Shape; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "unsubscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe: lfaas.Unsubscribe.$Shape; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "keyUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate: lfaas.KeyUpdate.$Shape; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "statsReport"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport: lfaas.StatsReport.$Shape; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "ringRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest: lfaas.RingRequest.$Shape; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "registerFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction: lfaas.RegisterFunction.$Shape; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "registerFunctionResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse: lfaas.RegisterFunctionResponse.$Shape; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "registerDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag: lfaas.RegisterDag.$Shape; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "callRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest: lfaas.CallRequest.$Shape; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "callResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse: lfaas.CallResponse.$Shape; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "dagCall"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall: lfaas.DagCall.$Shape; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "schedule"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule: lfaas.Schedule.$Shape; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "trigger"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger: lfaas.Trigger.$Shape; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "executorStatus"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus: lfaas.ExecutorStatus.$Shape; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "listFunctions"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions: lfaas.ListFunctions.$Shape; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "functionList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList: lfaas.FunctionList.$Shape; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "deleteFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction: lfaas.DeleteFunction.$Shape; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "done"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done: lfaas.Done.$Shape; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "listDags"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags: lfaas.ListDags.$Shape; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "dagList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList: lfaas.DagList.$Shape; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "deleteDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag: lfaas.DeleteDag.$Shape; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "invocationMessage"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage: lfaas.InvocationMessage.$Shape; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "versionRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest: lfaas.VersionRequest.$Shape; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "versionReply"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply: lfaas.VersionReply.$Shape; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "prepare"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare: lfaas.Prepare.$Shape; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "runFinished"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished: lfaas.RunFinished.$Shape; clusterStatsRequest?: null; clusterStats?: null }|{ body?: "clusterStatsRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest: lfaas.ClusterStatsRequest.$Shape; clusterStats?: null }|{ body?: "clusterStats"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats: lfaas.ClusterStats.$Shape })
+         *   ({ body?: undefined; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "errorReply"; errorReply: lfaas.ErrorReply.$Shape; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "echo"; errorReply?: null; echo: lfaas.Echo.$Shape; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "kvsRequest"; errorReply?: null; echo?: null; kvsRequest: lfaas.KvsRequest.$Shape; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "kvsResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse: lfaas.KvsResponse.$Shape; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "keyAddressRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest: lfaas.KeyAddressRequest.$Shape; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "keyAddressResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse: lfaas.KeyAddressResponse.$Shape; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "nodeJoin"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin: lfaas.NodeJoin.$Shape; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "nodeDepart"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart: lfaas.NodeDepart.$Shape; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "ringUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate: lfaas.RingUpdate.$Shape; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "heartbeat"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat: lfaas.Heartbeat.$Shape; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "gossip"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip: lfaas.Gossip.$Shape; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "digestExchange"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange: lfaas.DigestExchange.$Shape; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "subscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe: lfaas.Subscribe.$Shape; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "unsubscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe: lfaas.Unsubscribe.$Shape; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "keyUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate: lfaas.KeyUpdate.$Shape; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "statsReport"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport: lfaas.StatsReport.$Shape; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "ringRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest: lfaas.RingRequest.$Shape; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "registerFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction: lfaas.RegisterFunction.$Shape; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "registerFunctionResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse: lfaas.RegisterFunctionResponse.$Shape; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "registerDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag: lfaas.RegisterDag.$Shape; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "callRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest: lfaas.CallRequest.$Shape; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "callResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse: lfaas.CallResponse.$Shape; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "dagCall"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall: lfaas.DagCall.$Shape; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "schedule"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule: lfaas.Schedule.$Shape; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "trigger"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger: lfaas.Trigger.$Shape; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "executorStatus"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus: lfaas.ExecutorStatus.$Shape; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "listFunctions"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions: lfaas.ListFunctions.$Shape; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "functionList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList: lfaas.FunctionList.$Shape; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "deleteFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction: lfaas.DeleteFunction.$Shape; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "done"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done: lfaas.Done.$Shape; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "listDags"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags: lfaas.ListDags.$Shape; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "dagList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList: lfaas.DagList.$Shape; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "deleteDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag: lfaas.DeleteDag.$Shape; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "invocationMessage"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage: lfaas.InvocationMessage.$Shape; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "versionRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest: lfaas.VersionRequest.$Shape; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "versionReply"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply: lfaas.VersionReply.$Shape; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "prepare"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare: lfaas.Prepare.$Shape; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "runFinished"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished: lfaas.RunFinished.$Shape; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "clusterStatsRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest: lfaas.ClusterStatsRequest.$Shape; clusterStats?: null; pinCounts?: null }|{ body?: "clusterStats"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats: lfaas.ClusterStats.$Shape; pinCounts?: null }|{ body?: "pinCounts"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts: lfaas.PinCounts.$Shape })
          * )} lfaas.Envelope.$Shape
          */
 
@@ -2700,17 +2702,25 @@ export const lfaas = $root.lfaas = (() => {
          */
         Envelope.prototype.clusterStats = null;
 
+        /**
+         * Envelope pinCounts.
+         * @member {lfaas.PinCounts.$Properties|null|undefined} pinCounts
+         * @memberof lfaas.Envelope
+         * @instance
+         */
+        Envelope.prototype.pinCounts = null;
+
         // OneOf field names bound to virtual getters and setters
         let $oneOfFields;
 
         /**
          * Envelope body.
-         * @member {"errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"schedule"|"trigger"|"executorStatus"|"listFunctions"|"functionList"|"deleteFunction"|"done"|"listDags"|"dagList"|"deleteDag"|"invocationMessage"|"versionRequest"|"versionReply"|"prepare"|"runFinished"|"clusterStatsRequest"|"clusterStats"|undefined} body
+         * @member {"errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"schedule"|"trigger"|"executorStatus"|"listFunctions"|"functionList"|"deleteFunction"|"done"|"listDags"|"dagList"|"deleteDag"|"invocationMessage"|"versionRequest"|"versionReply"|"prepare"|"runFinished"|"clusterStatsRequest"|"clusterStats"|"pinCounts"|undefined} body
          * @memberof lfaas.Envelope
          * @instance
          */
         $Object.defineProperty(Envelope.prototype, "body", {
-            get: $util.oneOfGetter($oneOfFields = ["errorReply", "echo", "kvsRequest", "kvsResponse", "keyAddressRequest", "keyAddressResponse", "nodeJoin", "nodeDepart", "ringUpdate", "heartbeat", "gossip", "digestExchange", "subscribe", "unsubscribe", "keyUpdate", "statsReport", "ringRequest", "registerFunction", "registerFunctionResponse", "registerDag", "callRequest", "callResponse", "dagCall", "schedule", "trigger", "executorStatus", "listFunctions", "functionList", "deleteFunction", "done", "listDags", "dagList", "deleteDag", "invocationMessage", "versionRequest", "versionReply", "prepare", "runFinished", "clusterStatsRequest", "clusterStats"]),
+            get: $util.oneOfGetter($oneOfFields = ["errorReply", "echo", "kvsRequest", "kvsResponse", "keyAddressRequest", "keyAddressResponse", "nodeJoin", "nodeDepart", "ringUpdate", "heartbeat", "gossip", "digestExchange", "subscribe", "unsubscribe", "keyUpdate", "statsReport", "ringRequest", "registerFunction", "registerFunctionResponse", "registerDag", "callRequest", "callResponse", "dagCall", "schedule", "trigger", "executorStatus", "listFunctions", "functionList", "deleteFunction", "done", "listDags", "dagList", "deleteDag", "invocationMessage", "versionRequest", "versionReply", "prepare", "runFinished", "clusterStatsRequest", "clusterStats", "pinCounts"]),
             set: $util.oneOfSetter($oneOfFields)
         });
 
@@ -2838,6 +2848,8 @@ export const lfaas = $root.lfaas = (() => {
                 $root.lfaas.ClusterStatsRequest.encode(message.clusterStatsRequest, writer.uint32(/* id 70, wireType 2 =*/562).fork(), _depth + 1).ldelim();
             if (message.clusterStats != null && $Object.hasOwnProperty.call(message, "clusterStats"))
                 $root.lfaas.ClusterStats.encode(message.clusterStats, writer.uint32(/* id 71, wireType 2 =*/570).fork(), _depth + 1).ldelim();
+            if (message.pinCounts != null && $Object.hasOwnProperty.call(message, "pinCounts"))
+                $root.lfaas.PinCounts.encode(message.pinCounts, writer.uint32(/* id 72, wireType 2 =*/578).fork(), _depth + 1).ldelim();
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -3227,6 +3239,13 @@ export const lfaas = $root.lfaas = (() => {
                             break;
                         message.clusterStats = $root.lfaas.ClusterStats.decode(reader, reader.size(), $undefined, _depth + 1, message.clusterStats);
                         message.body = "clusterStats";
+                        continue;
+                    }
+                case 72: {
+                        if (wireType !== 2)
+                            break;
+                        message.pinCounts = $root.lfaas.PinCounts.decode(reader, reader.size(), $undefined, _depth + 1, message.pinCounts);
+                        message.body = "pinCounts";
                         continue;
                     }
                 }
@@ -3694,6 +3713,16 @@ export const lfaas = $root.lfaas = (() => {
                         return "clusterStats." + error;
                 }
             }
+            if (message.pinCounts != null && $Object.hasOwnProperty.call(message, "pinCounts")) {
+                if (properties.body === 1)
+                    return "body: multiple values";
+                properties.body = 1;
+                {
+                    let error = $root.lfaas.PinCounts.verify(message.pinCounts, _depth + 1);
+                    if (error)
+                        return "pinCounts." + error;
+                }
+            }
             return null;
         };
 
@@ -3946,6 +3975,11 @@ export const lfaas = $root.lfaas = (() => {
                 if (!$util.isObject(object.clusterStats))
                     throw $TypeError(".lfaas.Envelope.clusterStats: object expected");
                 message.clusterStats = $root.lfaas.ClusterStats.fromObject(object.clusterStats, _depth + 1);
+            }
+            if (object.pinCounts != null) {
+                if (!$util.isObject(object.pinCounts))
+                    throw $TypeError(".lfaas.Envelope.pinCounts: object expected");
+                message.pinCounts = $root.lfaas.PinCounts.fromObject(object.pinCounts, _depth + 1);
             }
             return message;
         };
@@ -4204,6 +4238,11 @@ export const lfaas = $root.lfaas = (() => {
                 object.clusterStats = $root.lfaas.ClusterStats.toObject(message.clusterStats, options, _depth + 1);
                 if (options.oneofs)
                     object.body = "clusterStats";
+            }
+            if (message.pinCounts != null && $Object.hasOwnProperty.call(message, "pinCounts")) {
+                object.pinCounts = $root.lfaas.PinCounts.toObject(message.pinCounts, options, _depth + 1);
+                if (options.oneofs)
+                    object.body = "pinCounts";
             }
             return object;
         };
@@ -4913,6 +4952,633 @@ export const lfaas = $root.lfaas = (() => {
         };
 
         return ClusterStats;
+    })();
+
+    lfaas.PinCounts = (function() {
+
+        /**
+         * Properties of a PinCounts.
+         * @typedef {Object} lfaas.PinCounts.$Properties
+         * @property {Array.<lfaas.PinCount.$Properties>|null} [counts] PinCounts counts
+         * @property {number|null} [validMs] PinCounts validMs
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a PinCounts.
+         * @memberof lfaas
+         * @interface IPinCounts
+         * @augments lfaas.PinCounts.$Properties
+         * @deprecated Use lfaas.PinCounts.$Properties instead.
+         */
+
+        /**
+         * Shape of a PinCounts.
+         * @typedef {lfaas.PinCounts.$Properties} lfaas.PinCounts.$Shape
+         */
+
+        /**
+         * Constructs a new PinCounts.
+         * @memberof lfaas
+         * @classdesc Represents a PinCounts.
+         * @constructor
+         * @param {lfaas.PinCounts.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const PinCounts = function (properties) {
+            this.counts = [];
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * PinCounts counts.
+         * @member {Array.<lfaas.PinCount.$Properties>} counts
+         * @memberof lfaas.PinCounts
+         * @instance
+         */
+        PinCounts.prototype.counts = $util.emptyArray;
+
+        /**
+         * PinCounts validMs.
+         * @member {number} validMs
+         * @memberof lfaas.PinCounts
+         * @instance
+         */
+        PinCounts.prototype.validMs = 0;
+
+        /**
+         * Creates a new PinCounts instance using the specified properties.
+         * @function create
+         * @memberof lfaas.PinCounts
+         * @static
+         * @param {lfaas.PinCounts.$Properties=} [properties] Properties to set
+         * @returns {lfaas.PinCounts} PinCounts instance
+         * @type {{
+         *   (properties: lfaas.PinCounts.$Shape): lfaas.PinCounts & lfaas.PinCounts.$Shape;
+         *   (properties?: lfaas.PinCounts.$Properties): lfaas.PinCounts;
+         * }}
+         */
+        PinCounts.create = function(properties) {
+            return new PinCounts(properties);
+        };
+
+        /**
+         * Encodes the specified PinCounts message. Does not implicitly {@link lfaas.PinCounts.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.PinCounts
+         * @static
+         * @param {lfaas.PinCounts.$Properties} message PinCounts message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        PinCounts.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.counts != null && message.counts.length)
+                for (let i = 0; i < message.counts.length; ++i)
+                    $root.lfaas.PinCount.encode(message.counts[i], writer.uint32(/* id 1, wireType 2 =*/10).fork(), _depth + 1).ldelim();
+            if (message.validMs != null && $Object.hasOwnProperty.call(message, "validMs") && message.validMs !== 0)
+                writer.uint32(/* id 2, wireType 0 =*/16).uint32(message.validMs);
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified PinCounts message, length delimited. Does not implicitly {@link lfaas.PinCounts.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.PinCounts
+         * @static
+         * @param {lfaas.PinCounts.$Properties} message PinCounts message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        PinCounts.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a PinCounts message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.PinCounts
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.PinCounts & lfaas.PinCounts.$Shape} PinCounts
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        PinCounts.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.PinCounts();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 2)
+                            break;
+                        if (!(message.counts && message.counts.length))
+                            message.counts = [];
+                        message.counts.push($root.lfaas.PinCount.decode(reader, reader.size(), $undefined, _depth + 1));
+                        continue;
+                    }
+                case 2: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.validMs = value;
+                        else
+                            delete message.validMs;
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a PinCounts message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.PinCounts
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.PinCounts & lfaas.PinCounts.$Shape} PinCounts
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        PinCounts.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a PinCounts message.
+         * @function verify
+         * @memberof lfaas.PinCounts
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        PinCounts.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.counts != null && $Object.hasOwnProperty.call(message, "counts")) {
+                if (!$Array.isArray(message.counts))
+                    return "counts: array expected";
+                for (let i = 0; i < message.counts.length; ++i) {
+                    let error = $root.lfaas.PinCount.verify(message.counts[i], _depth + 1);
+                    if (error)
+                        return "counts." + error;
+                }
+            }
+            if (message.validMs != null && $Object.hasOwnProperty.call(message, "validMs"))
+                if (!$util.isInteger(message.validMs))
+                    return "validMs: integer expected";
+            return null;
+        };
+
+        /**
+         * Creates a PinCounts message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.PinCounts
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.PinCounts} PinCounts
+         */
+        PinCounts.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.PinCounts)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.PinCounts: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.PinCounts();
+            if (object.counts) {
+                if (!$Array.isArray(object.counts))
+                    throw $TypeError(".lfaas.PinCounts.counts: array expected");
+                message.counts = $Array(object.counts.length);
+                for (let i = 0; i < object.counts.length; ++i) {
+                    if (!$util.isObject(object.counts[i]))
+                        throw $TypeError(".lfaas.PinCounts.counts: object expected");
+                    message.counts[i] = $root.lfaas.PinCount.fromObject(object.counts[i], _depth + 1);
+                }
+            }
+            if (object.validMs != null)
+                if ($Number(object.validMs) !== 0)
+                    message.validMs = object.validMs >>> 0;
+            return message;
+        };
+
+        /**
+         * Creates a plain object from a PinCounts message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.PinCounts
+         * @static
+         * @param {lfaas.PinCounts} message PinCounts
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        PinCounts.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.arrays || options.defaults)
+                object.counts = [];
+            if (options.defaults)
+                object.validMs = 0;
+            if (message.counts && message.counts.length) {
+                object.counts = $Array(message.counts.length);
+                for (let j = 0; j < message.counts.length; ++j)
+                    object.counts[j] = $root.lfaas.PinCount.toObject(message.counts[j], options, _depth + 1);
+            }
+            if (message.validMs != null && $Object.hasOwnProperty.call(message, "validMs"))
+                object.validMs = message.validMs;
+            return object;
+        };
+
+        /**
+         * Converts this PinCounts to JSON.
+         * @function toJSON
+         * @memberof lfaas.PinCounts
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        PinCounts.prototype.toJSON = function() {
+            return PinCounts.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for PinCounts
+         * @function getTypeUrl
+         * @memberof lfaas.PinCounts
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        PinCounts.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.PinCounts";
+        };
+
+        return PinCounts;
+    })();
+
+    lfaas.PinCount = (function() {
+
+        /**
+         * Properties of a PinCount.
+         * @typedef {Object} lfaas.PinCount.$Properties
+         * @property {string|null} [name] PinCount name
+         * @property {number|null} [count] PinCount count
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a PinCount.
+         * @memberof lfaas
+         * @interface IPinCount
+         * @augments lfaas.PinCount.$Properties
+         * @deprecated Use lfaas.PinCount.$Properties instead.
+         */
+
+        /**
+         * Shape of a PinCount.
+         * @typedef {lfaas.PinCount.$Properties} lfaas.PinCount.$Shape
+         */
+
+        /**
+         * Constructs a new PinCount.
+         * @memberof lfaas
+         * @classdesc Represents a PinCount.
+         * @constructor
+         * @param {lfaas.PinCount.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const PinCount = function (properties) {
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * PinCount name.
+         * @member {string} name
+         * @memberof lfaas.PinCount
+         * @instance
+         */
+        PinCount.prototype.name = "";
+
+        /**
+         * PinCount count.
+         * @member {number} count
+         * @memberof lfaas.PinCount
+         * @instance
+         */
+        PinCount.prototype.count = 0;
+
+        /**
+         * Creates a new PinCount instance using the specified properties.
+         * @function create
+         * @memberof lfaas.PinCount
+         * @static
+         * @param {lfaas.PinCount.$Properties=} [properties] Properties to set
+         * @returns {lfaas.PinCount} PinCount instance
+         * @type {{
+         *   (properties: lfaas.PinCount.$Shape): lfaas.PinCount & lfaas.PinCount.$Shape;
+         *   (properties?: lfaas.PinCount.$Properties): lfaas.PinCount;
+         * }}
+         */
+        PinCount.create = function(properties) {
+            return new PinCount(properties);
+        };
+
+        /**
+         * Encodes the specified PinCount message. Does not implicitly {@link lfaas.PinCount.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.PinCount
+         * @static
+         * @param {lfaas.PinCount.$Properties} message PinCount message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        PinCount.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name") && message.name !== "")
+                writer.uint32(/* id 1, wireType 2 =*/10).string(message.name);
+            if (message.count != null && $Object.hasOwnProperty.call(message, "count") && message.count !== 0)
+                writer.uint32(/* id 2, wireType 0 =*/16).uint32(message.count);
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified PinCount message, length delimited. Does not implicitly {@link lfaas.PinCount.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.PinCount
+         * @static
+         * @param {lfaas.PinCount.$Properties} message PinCount message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        PinCount.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a PinCount message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.PinCount
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.PinCount & lfaas.PinCount.$Shape} PinCount
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        PinCount.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.PinCount();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.name = value;
+                        else
+                            delete message.name;
+                        continue;
+                    }
+                case 2: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.count = value;
+                        else
+                            delete message.count;
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a PinCount message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.PinCount
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.PinCount & lfaas.PinCount.$Shape} PinCount
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        PinCount.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a PinCount message.
+         * @function verify
+         * @memberof lfaas.PinCount
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        PinCount.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
+                if (!$util.isString(message.name))
+                    return "name: string expected";
+            if (message.count != null && $Object.hasOwnProperty.call(message, "count"))
+                if (!$util.isInteger(message.count))
+                    return "count: integer expected";
+            return null;
+        };
+
+        /**
+         * Creates a PinCount message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.PinCount
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.PinCount} PinCount
+         */
+        PinCount.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.PinCount)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.PinCount: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.PinCount();
+            if (object.name != null)
+                if (typeof object.name !== "string" || object.name.length)
+                    message.name = $String(object.name);
+            if (object.count != null)
+                if ($Number(object.count) !== 0)
+                    message.count = object.count >>> 0;
+            return message;
+        };
+
+        /**
+         * Creates a plain object from a PinCount message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.PinCount
+         * @static
+         * @param {lfaas.PinCount} message PinCount
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        PinCount.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.defaults) {
+                object.name = "";
+                object.count = 0;
+            }
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
+                object.name = message.name;
+            if (message.count != null && $Object.hasOwnProperty.call(message, "count"))
+                object.count = message.count;
+            return object;
+        };
+
+        /**
+         * Converts this PinCount to JSON.
+         * @function toJSON
+         * @memberof lfaas.PinCount
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        PinCount.prototype.toJSON = function() {
+            return PinCount.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for PinCount
+         * @function getTypeUrl
+         * @memberof lfaas.PinCount
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        PinCount.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.PinCount";
+        };
+
+        return PinCount;
     })();
 
     /**
@@ -23590,6 +24256,7 @@ export const lfaas = $root.lfaas = (() => {
          * @property {Array.<string>|null} [running] ExecutorStatus running
          * @property {number|null} [capacity] ExecutorStatus capacity
          * @property {number|null} [demand] ExecutorStatus demand
+         * @property {Array.<lfaas.FunctionLoad.$Properties>|null} [functions] ExecutorStatus functions
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -23618,6 +24285,7 @@ export const lfaas = $root.lfaas = (() => {
             this.warmFunctions = [];
             this.cachedKeys = [];
             this.running = [];
+            this.functions = [];
             if (properties)
                 for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                     if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -23713,6 +24381,14 @@ export const lfaas = $root.lfaas = (() => {
         ExecutorStatus.prototype.demand = 0;
 
         /**
+         * ExecutorStatus functions.
+         * @member {Array.<lfaas.FunctionLoad.$Properties>} functions
+         * @memberof lfaas.ExecutorStatus
+         * @instance
+         */
+        ExecutorStatus.prototype.functions = $util.emptyArray;
+
+        /**
          * Creates a new ExecutorStatus instance using the specified properties.
          * @function create
          * @memberof lfaas.ExecutorStatus
@@ -23769,6 +24445,9 @@ export const lfaas = $root.lfaas = (() => {
                 writer.uint32(/* id 10, wireType 0 =*/80).uint32(message.capacity);
             if (message.demand != null && $Object.hasOwnProperty.call(message, "demand") && !$Object.is(message.demand, 0))
                 writer.uint32(/* id 11, wireType 1 =*/89).double(message.demand);
+            if (message.functions != null && message.functions.length)
+                for (let i = 0; i < message.functions.length; ++i)
+                    $root.lfaas.FunctionLoad.encode(message.functions[i], writer.uint32(/* id 12, wireType 2 =*/98).fork(), _depth + 1).ldelim();
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -23922,6 +24601,14 @@ export const lfaas = $root.lfaas = (() => {
                             delete message.demand;
                         continue;
                     }
+                case 12: {
+                        if (wireType !== 2)
+                            break;
+                        if (!(message.functions && message.functions.length))
+                            message.functions = [];
+                        message.functions.push($root.lfaas.FunctionLoad.decode(reader, reader.size(), $undefined, _depth + 1));
+                        continue;
+                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -24015,6 +24702,15 @@ export const lfaas = $root.lfaas = (() => {
             if (message.demand != null && $Object.hasOwnProperty.call(message, "demand"))
                 if (typeof message.demand !== "number")
                     return "demand: number expected";
+            if (message.functions != null && $Object.hasOwnProperty.call(message, "functions")) {
+                if (!$Array.isArray(message.functions))
+                    return "functions: array expected";
+                for (let i = 0; i < message.functions.length; ++i) {
+                    let error = $root.lfaas.FunctionLoad.verify(message.functions[i], _depth + 1);
+                    if (error)
+                        return "functions." + error;
+                }
+            }
             return null;
         };
 
@@ -24095,6 +24791,16 @@ export const lfaas = $root.lfaas = (() => {
             if (object.demand != null)
                 if (!$Object.is($Number(object.demand), 0))
                     message.demand = $Number(object.demand);
+            if (object.functions) {
+                if (!$Array.isArray(object.functions))
+                    throw $TypeError(".lfaas.ExecutorStatus.functions: array expected");
+                message.functions = $Array(object.functions.length);
+                for (let i = 0; i < object.functions.length; ++i) {
+                    if (!$util.isObject(object.functions[i]))
+                        throw $TypeError(".lfaas.ExecutorStatus.functions: object expected");
+                    message.functions[i] = $root.lfaas.FunctionLoad.fromObject(object.functions[i], _depth + 1);
+                }
+            }
             return message;
         };
 
@@ -24119,6 +24825,7 @@ export const lfaas = $root.lfaas = (() => {
                 object.warmFunctions = [];
                 object.cachedKeys = [];
                 object.running = [];
+                object.functions = [];
             }
             if (options.defaults) {
                 object.executorId = "";
@@ -24179,6 +24886,11 @@ export const lfaas = $root.lfaas = (() => {
                 object.capacity = message.capacity;
             if (message.demand != null && $Object.hasOwnProperty.call(message, "demand"))
                 object.demand = options.json && !$isFinite(message.demand) ? $String(message.demand) : message.demand;
+            if (message.functions && message.functions.length) {
+                object.functions = $Array(message.functions.length);
+                for (let j = 0; j < message.functions.length; ++j)
+                    object.functions[j] = $root.lfaas.FunctionLoad.toObject(message.functions[j], options, _depth + 1);
+            }
             return object;
         };
 
@@ -24208,6 +24920,369 @@ export const lfaas = $root.lfaas = (() => {
         };
 
         return ExecutorStatus;
+    })();
+
+    lfaas.FunctionLoad = (function() {
+
+        /**
+         * Properties of a FunctionLoad.
+         * @typedef {Object} lfaas.FunctionLoad.$Properties
+         * @property {string|null} [name] FunctionLoad name
+         * @property {number|null} [rate] FunctionLoad rate
+         * @property {number|null} [p50Ms] FunctionLoad p50Ms
+         * @property {number|null} [p99Ms] FunctionLoad p99Ms
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a FunctionLoad.
+         * @memberof lfaas
+         * @interface IFunctionLoad
+         * @augments lfaas.FunctionLoad.$Properties
+         * @deprecated Use lfaas.FunctionLoad.$Properties instead.
+         */
+
+        /**
+         * Shape of a FunctionLoad.
+         * @typedef {lfaas.FunctionLoad.$Properties} lfaas.FunctionLoad.$Shape
+         */
+
+        /**
+         * Constructs a new FunctionLoad.
+         * @memberof lfaas
+         * @classdesc Represents a FunctionLoad.
+         * @constructor
+         * @param {lfaas.FunctionLoad.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const FunctionLoad = function (properties) {
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * FunctionLoad name.
+         * @member {string} name
+         * @memberof lfaas.FunctionLoad
+         * @instance
+         */
+        FunctionLoad.prototype.name = "";
+
+        /**
+         * FunctionLoad rate.
+         * @member {number} rate
+         * @memberof lfaas.FunctionLoad
+         * @instance
+         */
+        FunctionLoad.prototype.rate = 0;
+
+        /**
+         * FunctionLoad p50Ms.
+         * @member {number} p50Ms
+         * @memberof lfaas.FunctionLoad
+         * @instance
+         */
+        FunctionLoad.prototype.p50Ms = 0;
+
+        /**
+         * FunctionLoad p99Ms.
+         * @member {number} p99Ms
+         * @memberof lfaas.FunctionLoad
+         * @instance
+         */
+        FunctionLoad.prototype.p99Ms = 0;
+
+        /**
+         * Creates a new FunctionLoad instance using the specified properties.
+         * @function create
+         * @memberof lfaas.FunctionLoad
+         * @static
+         * @param {lfaas.FunctionLoad.$Properties=} [properties] Properties to set
+         * @returns {lfaas.FunctionLoad} FunctionLoad instance
+         * @type {{
+         *   (properties: lfaas.FunctionLoad.$Shape): lfaas.FunctionLoad & lfaas.FunctionLoad.$Shape;
+         *   (properties?: lfaas.FunctionLoad.$Properties): lfaas.FunctionLoad;
+         * }}
+         */
+        FunctionLoad.create = function(properties) {
+            return new FunctionLoad(properties);
+        };
+
+        /**
+         * Encodes the specified FunctionLoad message. Does not implicitly {@link lfaas.FunctionLoad.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.FunctionLoad
+         * @static
+         * @param {lfaas.FunctionLoad.$Properties} message FunctionLoad message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        FunctionLoad.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name") && message.name !== "")
+                writer.uint32(/* id 1, wireType 2 =*/10).string(message.name);
+            if (message.rate != null && $Object.hasOwnProperty.call(message, "rate") && !$Object.is(message.rate, 0))
+                writer.uint32(/* id 2, wireType 1 =*/17).double(message.rate);
+            if (message.p50Ms != null && $Object.hasOwnProperty.call(message, "p50Ms") && !$Object.is(message.p50Ms, 0))
+                writer.uint32(/* id 3, wireType 1 =*/25).double(message.p50Ms);
+            if (message.p99Ms != null && $Object.hasOwnProperty.call(message, "p99Ms") && !$Object.is(message.p99Ms, 0))
+                writer.uint32(/* id 4, wireType 1 =*/33).double(message.p99Ms);
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified FunctionLoad message, length delimited. Does not implicitly {@link lfaas.FunctionLoad.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.FunctionLoad
+         * @static
+         * @param {lfaas.FunctionLoad.$Properties} message FunctionLoad message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        FunctionLoad.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a FunctionLoad message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.FunctionLoad
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.FunctionLoad & lfaas.FunctionLoad.$Shape} FunctionLoad
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        FunctionLoad.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.FunctionLoad();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.name = value;
+                        else
+                            delete message.name;
+                        continue;
+                    }
+                case 2: {
+                        if (wireType !== 1)
+                            break;
+                        if (!$Object.is(value = reader.double(), 0))
+                            message.rate = value;
+                        else
+                            delete message.rate;
+                        continue;
+                    }
+                case 3: {
+                        if (wireType !== 1)
+                            break;
+                        if (!$Object.is(value = reader.double(), 0))
+                            message.p50Ms = value;
+                        else
+                            delete message.p50Ms;
+                        continue;
+                    }
+                case 4: {
+                        if (wireType !== 1)
+                            break;
+                        if (!$Object.is(value = reader.double(), 0))
+                            message.p99Ms = value;
+                        else
+                            delete message.p99Ms;
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a FunctionLoad message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.FunctionLoad
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.FunctionLoad & lfaas.FunctionLoad.$Shape} FunctionLoad
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        FunctionLoad.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a FunctionLoad message.
+         * @function verify
+         * @memberof lfaas.FunctionLoad
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        FunctionLoad.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
+                if (!$util.isString(message.name))
+                    return "name: string expected";
+            if (message.rate != null && $Object.hasOwnProperty.call(message, "rate"))
+                if (typeof message.rate !== "number")
+                    return "rate: number expected";
+            if (message.p50Ms != null && $Object.hasOwnProperty.call(message, "p50Ms"))
+                if (typeof message.p50Ms !== "number")
+                    return "p50Ms: number expected";
+            if (message.p99Ms != null && $Object.hasOwnProperty.call(message, "p99Ms"))
+                if (typeof message.p99Ms !== "number")
+                    return "p99Ms: number expected";
+            return null;
+        };
+
+        /**
+         * Creates a FunctionLoad message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.FunctionLoad
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.FunctionLoad} FunctionLoad
+         */
+        FunctionLoad.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.FunctionLoad)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.FunctionLoad: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.FunctionLoad();
+            if (object.name != null)
+                if (typeof object.name !== "string" || object.name.length)
+                    message.name = $String(object.name);
+            if (object.rate != null)
+                if (!$Object.is($Number(object.rate), 0))
+                    message.rate = $Number(object.rate);
+            if (object.p50Ms != null)
+                if (!$Object.is($Number(object.p50Ms), 0))
+                    message.p50Ms = $Number(object.p50Ms);
+            if (object.p99Ms != null)
+                if (!$Object.is($Number(object.p99Ms), 0))
+                    message.p99Ms = $Number(object.p99Ms);
+            return message;
+        };
+
+        /**
+         * Creates a plain object from a FunctionLoad message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.FunctionLoad
+         * @static
+         * @param {lfaas.FunctionLoad} message FunctionLoad
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        FunctionLoad.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.defaults) {
+                object.name = "";
+                object.rate = 0;
+                object.p50Ms = 0;
+                object.p99Ms = 0;
+            }
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
+                object.name = message.name;
+            if (message.rate != null && $Object.hasOwnProperty.call(message, "rate"))
+                object.rate = options.json && !$isFinite(message.rate) ? $String(message.rate) : message.rate;
+            if (message.p50Ms != null && $Object.hasOwnProperty.call(message, "p50Ms"))
+                object.p50Ms = options.json && !$isFinite(message.p50Ms) ? $String(message.p50Ms) : message.p50Ms;
+            if (message.p99Ms != null && $Object.hasOwnProperty.call(message, "p99Ms"))
+                object.p99Ms = options.json && !$isFinite(message.p99Ms) ? $String(message.p99Ms) : message.p99Ms;
+            return object;
+        };
+
+        /**
+         * Converts this FunctionLoad to JSON.
+         * @function toJSON
+         * @memberof lfaas.FunctionLoad
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        FunctionLoad.prototype.toJSON = function() {
+            return FunctionLoad.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for FunctionLoad
+         * @function getTypeUrl
+         * @memberof lfaas.FunctionLoad
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        FunctionLoad.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.FunctionLoad";
+        };
+
+        return FunctionLoad;
     })();
 
     return lfaas;

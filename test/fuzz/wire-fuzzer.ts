@@ -177,7 +177,7 @@ export const HANDLED: Readonly<Record<Role, readonly string[]>> = {
   routing: ['nodeJoin', 'heartbeat', 'nodeDepart', 'ringUpdate', 'ringRequest', 'keyAddressRequest', 'statsReport', 'echo'],
   shard: ['kvsRequest', 'gossip', 'digestExchange', 'ringUpdate', 'subscribe', 'unsubscribe', 'echo'],
   storage: ['ringUpdate', 'nodeDepart', 'echo'],
-  scheduler: ['callRequest', 'dagCall', 'executorStatus', 'registerFunction', 'registerDag', 'listFunctions', 'deleteFunction', 'listDags', 'deleteDag', 'echo'],
+  scheduler: ['callRequest', 'dagCall', 'executorStatus', 'registerFunction', 'registerDag', 'listFunctions', 'deleteFunction', 'listDags', 'deleteDag', 'pinCounts', 'echo'],
   executor: ['schedule', 'trigger', 'invocationMessage', 'versionRequest', 'prepare', 'runFinished', 'echo'],
 };
 
