@@ -7,9 +7,9 @@
  * next access, read from disk. What is not yet committed never leaves memory (a read of the disk
  * would return the older value), nor does a deletion's absence (`dropping`): they leave once
  * their batch is committed. So memory holds at most the budget of clean entries plus the
- * uncommitted ones, and the shard refuses writes (KVS_BUSY, retryable) while those exceed half
- * the budget: whatever the data size, memory stays within the budget, give or take the values of
- * the request being handled.
+ * uncommitted ones, and the shard refuses writes (KVS_BUSY, retryable) while the batches handed
+ * to the disk and not yet committed exceed half the budget: whatever the data size, memory stays
+ * within the budget, give or take the values of the message being handled.
  *
  * Disk reads are synchronous: lmdb reads from its memory map, in the calling thread, in
  * microseconds; an effect and a round trip through the event loop per miss would cost more than
@@ -111,6 +111,8 @@ export class ShardTier {
   memoryBytes = 0;
   /** Memory the uncommitted records take (part of memoryBytes). */
   dirtyBytes = 0;
+  /** The part of dirtyBytes already handed to the disk in a batch, not yet committed. */
+  private inFlightBytes = 0;
   /** Data bytes of every key, in memory or on disk. */
   dataBytes = 0;
   keyCount = 0;
@@ -191,11 +193,15 @@ export class ShardTier {
     this.memoryBytes -= costOf(record);
     this.dataBytes -= record.bytes;
     if (record.token !== 0) this.dirtyBytes -= costOf(record);
+    if (record.token > 0) this.inFlightBytes -= costOf(record);
   }
 
-  /** Whether uncommitted data leaves no room for more writes (half the budget). */
+  /**
+   * Whether the disk is behind: batches handed to it and not yet committed hold more than half the
+   * budget (the writes of the message in hand are not counted: they go in its one batch).
+   */
   get full(): boolean {
-    return this.disk !== undefined && this.dirtyBytes > this.budgetBytes / 2;
+    return this.disk !== undefined && this.inFlightBytes > this.budgetBytes / 2;
   }
 
   /** Marks the records and removals of `writes` as in batch `token`. */
@@ -203,7 +209,10 @@ export class ShardTier {
     const keys: string[] = [];
     for (const write of writes) {
       const record = this.records.get(write.key);
-      if (write.bytes !== undefined && record !== undefined && record.token === -1) record.token = token;
+      if (write.bytes !== undefined && record !== undefined && record.token === -1) {
+        record.token = token;
+        this.inFlightBytes += costOf(record);
+      }
       else if (write.bytes === undefined && this.dropping.get(write.key) === -1) this.dropping.set(write.key, token);
       else continue;
       keys.push(write.key);
@@ -219,6 +228,7 @@ export class ShardTier {
     for (const key of keys) {
       const record = this.records.get(key);
       if (record !== undefined && record.token === token) {
+        this.inFlightBytes -= costOf(record);
         if (error !== undefined) {
           record.token = -1;
           this.failed.add(key);

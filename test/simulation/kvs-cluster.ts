@@ -23,8 +23,12 @@ export const nodeName = (n: number): string => `n${n}`;
 export const shardName = (n: number, s: number): string => `n${n}-s${s}`;
 export const routingName = (r: number): string => `r${r}`;
 
-/** Builds the cluster in `sim`; returns the stores (disks) by shard name. */
-export function buildCluster(sim: Simulation, shape: ClusterShape, options: { gossipPeriodMs?: number; antiEntropyPeriodMs?: number } = {}): Map<string, MemoryStore> {
+/**
+ * Builds the cluster in `sim`; returns the stores (disks) by shard name. With `memoryBudgetBytes`
+ * each shard reads its disk through the tier (shard-tier.ts) and loads nothing at a restart;
+ * without, a restart loads every entry into memory.
+ */
+export function buildCluster(sim: Simulation, shape: ClusterShape, options: { gossipPeriodMs?: number; antiEntropyPeriodMs?: number; memoryBudgetBytes?: number } = {}): Map<string, MemoryStore> {
   const routing = Array.from({ length: shape.routing }, (_, r) => sim.address(routingName(r)));
   for (let r = 0; r < shape.routing; r++) {
     sim.add(routingName(r), () => new RoutingNode({ address: routing[r]!, peers: routing.filter((_, i) => i !== r), defaults: { global: shape.global, local: shape.local } }), 'routing');
@@ -42,12 +46,12 @@ export function buildCluster(sim: Simulation, shape: ClusterShape, options: { go
         const store = disks.get(name)!.reopen();
         disks.set(name, store);
         const initial = new Map<string, Entry>();
-        for (const [key, bytes] of store.load()) initial.set(key, decodeEntry(bytes));
+        if (options.memoryBudgetBytes === undefined) for (const [key, bytes] of store.load()) initial.set(key, decodeEntry(bytes));
         const shard = new Shard({
           nodeId: nodeName(n),
           shardIndex: s,
           address: shards[s]!,
-          initial,
+          ...(options.memoryBudgetBytes === undefined ? { initial } : { disk: store, memoryBudgetBytes: options.memoryBudgetBytes }),
           ...(ring ? { initialRing: ring } : {}),
           gossipPeriodMs: options.gossipPeriodMs ?? 50,
           antiEntropyPeriodMs: options.antiEntropyPeriodMs ?? 500,
@@ -93,6 +97,8 @@ export class WorkloadClient implements Machine {
     private readonly random: Random,
     private readonly keys: number,
     private readonly periodMs = 7,
+    /** Characters added to every element (more data per write). */
+    private readonly padding = 0,
   ) {
     this.id = address;
   }
@@ -126,7 +132,7 @@ export class WorkloadClient implements Machine {
     const key = onDeleteKeys ? `d${this.random.int(4)}` : `k${this.random.int(this.keys)}`;
     const replicas = ring.replicasOf(key);
     const to = replicas[this.random.int(replicas.length)]!;
-    const element = `${this.address}:${this.operations++}`;
+    const element = `${this.address}:${this.operations++}${'.'.repeat(this.padding)}`;
     const roll = this.random.int(3);
     const ack = roll === 0 ? pb.AckMode.ACK_LOCAL : roll === 1 ? pb.AckMode.ACK_DURABLE : pb.AckMode.ACK_REPLICATED;
     const requestId = this.nextId++;

@@ -21,19 +21,43 @@ const SHAPE: ClusterShape = { routing: 2, nodes: 3, shardsPerNode: 2, global: 2,
 interface Outcome {
   readonly sim: Simulation;
   readonly clients: WorkloadClient[];
+  /** Tiered runs: the most memory any shard held at any step beyond its committed-only entries' share (see below), and the data over the budget at the end. */
+  readonly tier?: { readonly overBudget: number; readonly dataOverBudget: number; readonly diskReads: number };
 }
 
-export function run(seed: number, faults: boolean): Outcome {
+/** The tiered variant: each shard's memory budget, and keys enough for a dataset many times larger. */
+export interface TierOptions {
+  readonly memoryBudgetBytes: number;
+  readonly keys: number;
+}
+
+export function run(seed: number, faults: boolean, tiered?: TierOptions): Outcome {
   const sim = new Simulation({ seed, delayMs: { min: 1, max: 4 }, dropRate: faults ? 0.05 : 0, duplicateRate: faults ? 0.05 : 0, reorder: faults, authenticate: process.env['LFAAS_SIM_NO_AUTH'] !== '1' });
-  buildCluster(sim, SHAPE);
+  buildCluster(sim, SHAPE, tiered === undefined ? {} : { memoryBudgetBytes: tiered.memoryBudgetBytes });
   const routing = Array.from({ length: SHAPE.routing }, (_, r) => sim.address(routingName(r)));
   // Membership modelled: a non-member sends the cluster's own messages to every node throughout.
   const everyone = [...routing, ...Array.from({ length: SHAPE.nodes }, (_, n) => [nodeName(n), ...Array.from({ length: SHAPE.shardsPerNode }, (_, s) => shardName(n, s))].map((id) => sim.address(id))).flat()];
   sim.add('rogue', () => rogue(sim.address('rogue'), everyone, 1000));
-  const clients = [0, 1].map((c) => new WorkloadClient(sim.address(`c${c}`), routing, sim.random.fork(), 12));
+  const clients = [0, 1].map((c) => new WorkloadClient(sim.address(`c${c}`), routing, sim.random.fork(), tiered?.keys ?? 12, tiered === undefined ? 7 : 3, tiered === undefined ? 0 : 64));
   clients.forEach((client, c) => sim.add(`c${c}`, () => client));
   const nodeMachines = (n: number): string[] => [nodeName(n), ...Array.from({ length: SHAPE.shardsPerNode }, (_, s) => shardName(n, s))];
-  sim.runFor(300);
+  // Tiered: after every 20 ms of virtual time, each live shard's memory is within its budget, or
+  // holds only uncommitted entries (they cannot leave before their commit; an entry larger than
+  // the whole budget is held while it is written).
+  let overBudget = 0;
+  const runFor = (ms: number): void => {
+    if (tiered === undefined) return sim.runFor(ms);
+    for (let elapsed = 0; elapsed < ms; elapsed += 20) {
+      sim.runFor(Math.min(20, ms - elapsed));
+      for (let n = 0; n < SHAPE.nodes; n++) {
+        for (let s = 0; s < SHAPE.shardsPerNode; s++) {
+          const memory = sim.machine<Shard>(shardName(n, s))?.memory();
+          if (memory !== undefined && memory.bytes > memory.budgetBytes && memory.bytes > memory.dirtyBytes) overBudget = Math.max(overBudget, memory.bytes - memory.budgetBytes);
+        }
+      }
+    }
+  };
+  runFor(300);
   if (faults) {
     for (let round = 0; round < 10; round++) {
       const roll = sim.random.int(4);
@@ -42,14 +66,18 @@ export function run(seed: number, faults: boolean): Outcome {
       else if (roll === 1) for (const id of nodeMachines(n)) sim.restart(id);
       else if (roll === 2) sim.partition(nodeMachines(n), [...Array.from({ length: SHAPE.nodes }, (_, m) => m).filter((m) => m !== n).flatMap(nodeMachines), routingName(0)]);
       else sim.heal();
-      sim.runFor(100 + sim.random.int(400));
+      runFor(100 + sim.random.int(400));
     }
-  } else sim.runFor(2000);
+  } else runFor(2000);
   for (const client of clients) client.stopped = true;
   sim.heal();
   for (let n = 0; n < SHAPE.nodes; n++) for (const id of nodeMachines(n)) sim.restart(id);
-  sim.runFor(12_000);
-  return { sim, clients };
+  runFor(12_000);
+  if (tiered === undefined) return { sim, clients };
+  const shards = Array.from({ length: SHAPE.nodes }, (_, n) => Array.from({ length: SHAPE.shardsPerNode }, (_, s) => sim.machine<Shard>(shardName(n, s))!)).flat();
+  const dataOverBudget = shards.reduce((sum, shard) => sum + shard.bytes, 0) / shards.length / tiered.memoryBudgetBytes;
+  const diskReads = shards.reduce((sum, shard) => sum + shard.memory().diskReads, 0);
+  return { sim, clients, tier: { overBudget, dataOverBudget, diskReads } };
 }
 
 export function check({ sim, clients }: Outcome): void {

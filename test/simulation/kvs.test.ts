@@ -23,6 +23,17 @@ describe('KVS simulation', () => {
     await forEachSeed(seedCount(200), (seed) => check(run(seed, true)), 1000);
   }, seedCount(200) * 500);
 
+  it('with a memory budget and a dataset 8x larger, under the same faults: nothing acknowledged lost, replicas converge, memory within the budget', async () => {
+    const tiered = { memoryBudgetBytes: 1024, keys: 1500 };
+    await forEachSeed(seedCount(100), (seed) => {
+      const outcome = run(seed, true, tiered);
+      check(outcome);
+      expect(outcome.tier!.overBudget).toBe(0);
+      expect(outcome.tier!.dataOverBudget).toBeGreaterThanOrEqual(8);
+      expect(outcome.tier!.diskReads).toBeGreaterThan(0);
+    }, 1000);
+  }, seedCount(100) * 2000);
+
   it('is deterministic: one seed, one trace', () => {
     expect(run(42, true).sim.trace).toBe(run(42, true).sim.trace);
   });
