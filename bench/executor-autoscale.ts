@@ -8,21 +8,16 @@
  * knows; per phase: throughput, p50 and p99; the time from the step to the first second whose p99
  * is back under the objective (100 ms), and to the first executor added.
  */
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { rmSync } from 'node:fs';
 import { LatticeFaas } from '../client/index.js';
 import type { Benchmark } from './harness/benchmark.js';
 import { waitForExit } from './harness/child-process.js';
+import { startUp } from './harness/lfaas-up.js';
 import { watchMachineLoad } from './harness/machine-load.js';
 import { publish } from './harness/report.js';
 import type { PlotSpec, Row, Target } from './harness/report.js';
 import { summarise } from './harness/stats.js';
 
-const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
 const OBJECTIVE_MS = 100;
 const FIXED = 'fixed: 1 executor';
 const AUTO = 'autoscale: 1 to 4 executors';
@@ -37,25 +32,6 @@ interface Phase {
   readonly name: string;
   readonly inFlight: number;
   readonly durationMs: number;
-}
-
-/** `lfaas up` in a child process: its addresses, token and scheduler metrics port once ready. */
-async function startUp(args: readonly string[]): Promise<{ child: ChildProcess; routing: string; schedulers: string[]; token: string; metrics: string; output: () => string; data: string }> {
-  const data = mkdtempSync(join(tmpdir(), 'lfaas-bench-autoscale-'));
-  const child = spawn(process.execPath, [CLI, 'up', '--data', data, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let text = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
-  const ready = args.includes('--autoscale') ? 'autoscaling:' : 'running; Ctrl-C';
-  for (let waited = 0; !text.includes(ready); waited += 100) {
-    if (child.exitCode !== null || waited > 90_000) throw new Error(`lfaas up did not get ready:\n${text.slice(-2000)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  const routing = /export LFAAS_ROUTING=(\S+)/.exec(text)![1]!;
-  const schedulers = /export LFAAS_SCHEDULERS=(\S+)/.exec(text)![1]!.split(',');
-  const metrics = /scheduler-0 .*metrics (http:\/\/\S+)/.exec(text)![1]!;
-  const token = readFileSync(join(data, 'keys', 'admin.token'), 'utf8').trim();
-  return { child, routing, schedulers, token, metrics, output: () => text, data };
 }
 
 async function executorsKnown(metrics: string): Promise<number> {

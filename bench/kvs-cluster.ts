@@ -11,6 +11,8 @@ import type { Started } from '../cli/index.js';
 
 export interface BenchCluster {
   readonly routing: string;
+  /** The cluster's keys folder (a role started beside it uses it). */
+  readonly keys: string;
   readonly processes: readonly Started[];
   readonly client: KvsClient;
   stop(): Promise<void>;
@@ -40,6 +42,7 @@ export async function startBenchCluster(options: { nodes: number; shards: number
     await waitForRing([address], processes.slice(1).flatMap((started) => started.ready['shards'] as string[]));
     return {
       routing: address,
+      keys,
       processes,
       client,
       stop: async () => {

@@ -98,6 +98,7 @@ program
   .option('--min-nodes <n>', 'autoscale: storage nodes at least (never fewer than the replication factor)', integer(1, 64), 1)
   .option('--max-nodes <n>', 'autoscale: storage nodes at most', integer(1, 64), 16)
   .option('--node-memory-high-mb <mb>', 'autoscale: add a storage node when nodes hold more than this on average', integer(1, 1 << 20), 64)
+  .option('--node-capacity-rps <n>', 'autoscale: requests/s one storage node serves at full load; with it, storage nodes are also added when their average utilisation stays >= 0.7 (0: unknown)', integer(0, 100_000_000), 0)
   .option('--scale-up-after-ms <ms>', 'autoscale: how long a scale-up condition must hold', integer(0, 3_600_000), 3000)
   .option('--scale-down-after-ms <ms>', 'autoscale: how long a scale-down condition must hold', integer(0, 3_600_000), 15_000)
   .option('--scale-grace-ms <ms>', 'autoscale: after an action on a role, how long nothing more is decided for it', integer(0, 3_600_000), 10_000)
@@ -115,7 +116,7 @@ program
             autoscale: {
               policy: policyWith({
                 executor: { min: options.minExecutors, max: options.maxExecutors, upSustainMs: options.scaleUpAfterMs, downSustainMs: options.scaleDownAfterMs, graceMs: options.scaleGraceMs },
-                storage: { min: options.minNodes, max: options.maxNodes, memoryHighBytes: options.nodeMemoryHighMb * 1024 * 1024, upSustainMs: options.scaleUpAfterMs, downSustainMs: options.scaleDownAfterMs, graceMs: options.scaleGraceMs },
+                storage: { min: options.minNodes, max: options.maxNodes, memoryHighBytes: options.nodeMemoryHighMb * 1024 * 1024, capacityRps: options.nodeCapacityRps, upSustainMs: options.scaleUpAfterMs, downSustainMs: options.scaleDownAfterMs, graceMs: options.scaleGraceMs },
                 hotKeys: { hotRateMin: options.hotKeyRate, replicas: options.hotKeyReplicas, coolSustainMs: options.hotKeyCoolMs },
                 pins: { perExecutorRate: options.pinRate, downSustainMs: options.pinCoolMs },
               }),
@@ -144,6 +145,7 @@ interface UpCommandOptions {
   minNodes: number;
   maxNodes: number;
   nodeMemoryHighMb: number;
+  nodeCapacityRps: number;
   scaleUpAfterMs: number;
   scaleDownAfterMs: number;
   scaleGraceMs: number;
@@ -262,8 +264,17 @@ securityOptions(program.command('monitor'))
   .option('--period-ms <ms>', 'how often it looks', integer(100, 60_000), 1000)
   .option('--pin-rate <n>', 'calls/s of one function per executor it is pinned on (a function is kept warm on ceil(rate / n) executors, at least 2)', integer(1, 10_000_000), 50)
   .option('--pin-cool-ms <ms>', 'how long a function\'s rate must stay low before its pin count falls', integer(0, 3_600_000), 30_000)
-  .action(async (options: { routing: string[]; schedulers: string[]; periodMs: number; pinRate: number; pinCoolMs: number } & SecurityOptions) =>
-    runMonitorProcess({ ...options, policy: policyWith({ pins: { perExecutorRate: options.pinRate, downSustainMs: options.pinCoolMs } }) }),
+  .option('--hot-key-rate <n>', 'requests/s from which a key far above the mean is hot (replicated on more nodes)', integer(1, 10_000_000), 100)
+  .option('--hot-key-replicas <n>', 'nodes a hot key is replicated on', integer(1, 64), 3)
+  .option('--hot-key-cool-ms <ms>', 'how long a hot key must stay cool before its factor goes back', integer(0, 3_600_000), 30_000)
+  .action(async (options: { routing: string[]; schedulers: string[]; periodMs: number; pinRate: number; pinCoolMs: number; hotKeyRate: number; hotKeyReplicas: number; hotKeyCoolMs: number } & SecurityOptions) =>
+    runMonitorProcess({
+      ...options,
+      policy: policyWith({
+        pins: { perExecutorRate: options.pinRate, downSustainMs: options.pinCoolMs },
+        hotKeys: { hotRateMin: options.hotKeyRate, replicas: options.hotKeyReplicas, coolSustainMs: options.hotKeyCoolMs },
+      }),
+    }),
   );
 
 withToken(

@@ -1,0 +1,44 @@
+/**
+ * `lfaas up` as a child process for benchmarks: started with extra arguments in a temporary data
+ * folder, waited for (bounded), its addresses, admin token and output read back.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'main.js');
+
+export interface UpProcess {
+  readonly child: ChildProcess;
+  readonly routing: string;
+  readonly schedulers: string[];
+  readonly token: string;
+  /** The first scheduler's metrics URL. */
+  readonly metrics: string;
+  /** Everything it printed so far (stdout and stderr). */
+  output(): string;
+  readonly data: string;
+}
+
+/** `lfaas up` in a child process: its addresses, token and scheduler metrics port once ready. */
+export async function startUp(args: readonly string[]): Promise<UpProcess> {
+  const data = mkdtempSync(join(tmpdir(), 'lfaas-bench-autoscale-'));
+  const child = spawn(process.execPath, [CLI, 'up', '--data', data, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let text = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+  const ready = args.includes('--autoscale') ? 'autoscaling:' : 'running; Ctrl-C';
+  for (let waited = 0; !text.includes(ready); waited += 100) {
+    if (child.exitCode !== null || waited > 90_000) throw new Error(`lfaas up did not get ready:\n${text.slice(-2000)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const routing = /export LFAAS_ROUTING=(\S+)/.exec(text)![1]!;
+  const schedulers = /export LFAAS_SCHEDULERS=(\S+)/.exec(text)![1]!.split(',');
+  const metrics = /scheduler-0 .*metrics (http:\/\/\S+)/.exec(text)![1]!;
+  const token = readFileSync(join(data, 'keys', 'admin.token'), 'utf8').trim();
+  return { child, routing, schedulers, token, metrics, output: () => text, data };
+}
+
