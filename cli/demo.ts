@@ -14,6 +14,10 @@
  * 4. Owners: tokens for alice and bob (signed with the cluster's token key); each deploys
  *    `read-key` in its namespace and writes a key there; bob's reads of alice's key, calls of
  *    her function and his function's read of her key are refused, hers work.
+ * 5. The monitor and a hot key: one key is read far more than the others; the monitor (the
+ *    cluster's own with --autoscale, else one the demo starts, with a low threshold) replicates it
+ *    on every node, then, once the reads stop and it cools, puts it back; its events are printed
+ *    from the KVS's event log (what `lfaas events` shows).
  *
  * cli/ may not import examples/ (test/architecture.test.ts), so the function modules are found on
  * disk: beside the sources from `cli/*.ts`, and from `dist/cli/*.js` in the repository the build
@@ -22,10 +26,14 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Counter, HybridClock, LatticeFaas, LfaasError, Lww, dag } from '../client/index.js';
+import { DEFAULT_POLICY, policyWith } from '../monitor/index.js';
 import { createToken } from '../protocol/index.js';
 import { readTokenKeys } from './keys-commands.js';
+import { readEvents, startMonitor } from './monitor.js';
+import { roleSecurity } from './security.js';
 
 const CLIENTS = 4;
+const HOUR_MS = 3_600_000;
 const CALLS = 25;
 
 /** The path of example function `name` (examples/functions/<name>.ts, or its compiled .js). */
@@ -45,14 +53,15 @@ export function exampleFunctionPath(name: string): string {
  * folder, with its token signing key) makes the owners' tokens of demo 4. Resolves with whether
  * every result was right.
  */
-export async function runDemos(routing: readonly string[], schedulers: readonly string[], keys: string): Promise<boolean> {
+export async function runDemos(routing: readonly string[], schedulers: readonly string[], keys: string, monitorRunning = false): Promise<boolean> {
   const faas = await LatticeFaas.connect({ routing, schedulers });
   try {
     const counterOk = await sharedCounterDemo(faas, routing, schedulers);
     const dagOk = await dagDemo(faas);
     const sandboxOk = await sandboxDemo(faas);
     const ownersOk = await ownersDemo(routing, schedulers, keys);
-    return counterOk && dagOk && sandboxOk && ownersOk;
+    const hotOk = await hotKeyDemo(faas, routing, keys, monitorRunning);
+    return counterOk && dagOk && sandboxOk && ownersOk && hotOk;
   } finally {
     await faas.close();
   }
@@ -187,5 +196,70 @@ async function ownersDemo(routing: readonly string[], schedulers: readonly strin
   } finally {
     await alice.close();
     await bob.close();
+  }
+}
+
+/** Polls (every 200 ms, at most `timeoutMs`) until `condition` holds; whether it did. */
+async function until(condition: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (let i = 0; i < 10_000 && Date.now() < deadline; i++) {
+    if (await condition()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  return condition();
+}
+
+async function hotKeyDemo(faas: LatticeFaas, routing: readonly string[], keys: string, monitorRunning: boolean): Promise<boolean> {
+  const run = Date.now().toString(36);
+  const hot = `demo:${run}:hot`;
+  const clock = new HybridClock('demo', () => Date.now());
+  // Without --autoscale, a monitor of the demo's own (no node provider; roles held where they are).
+  const security = roleSecurity('monitor', { keys });
+  const monitor = monitorRunning
+    ? undefined
+    : await startMonitor({
+        name: `demo-${process.pid}`,
+        keyPair: security.keyPair,
+        shell: security.shell,
+        routing,
+        schedulers: [],
+        // Hot keys only: the roles' conditions would have to hold for an hour.
+        policy: policyWith({ hotKeys: { hotRateMin: 50, coolSustainMs: 3000, replicas: 3 }, storage: { upSustainMs: HOUR_MS, downSustainMs: HOUR_MS }, executor: { upSustainMs: HOUR_MS, downSustainMs: HOUR_MS } }, DEFAULT_POLICY),
+        provider: undefined,
+        periodMs: 500,
+        log: () => {},
+      });
+  try {
+    console.log(`\ndemo 5: a hot key: ${hot} is read 20 times for each read of one of 40 other keys; the monitor${monitorRunning ? '' : ' (one the demo starts: hot at 50 reads/s, cool after 3 s)'} replicates it on more nodes, then puts it back once cool\n`);
+    await faas.kvs.put(hot, Lww.write(clock, 'hot'), { ack: 'replicated' });
+    for (let i = 0; i < 40; i++) await faas.kvs.put(`demo:${run}:cold-${i}`, Lww.write(clock, i), { ack: 'replicated' });
+    const before = (await faas.kvs.replicasOf(hot)).length;
+    console.log(`  ${hot}: ${before} replicas`);
+    let reading = true;
+    const reader = (async () => {
+      for (let i = 0; reading && i < 200_000; i++) {
+        await Promise.all([faas.kvs.get(hot), ...(i % 20 === 0 ? [faas.kvs.get(`demo:${run}:cold-${(i / 20) % 40}`)] : [])]);
+      }
+    })();
+    const raised = await until(async () => (await faas.kvs.replicasOf(hot)).length > before, 20_000);
+    reading = false;
+    await reader;
+    const during = (await faas.kvs.replicasOf(hot)).length;
+    console.log(`  while read hundreds of times a second: ${during} replicas${raised ? '' : '   UNEXPECTED (not raised within 20 s)'}`);
+    let lowered = true;
+    if (!monitorRunning) {
+      console.log('  reads stopped; waiting for it to cool (shards\' access rates decay with a 10 s half-life: about 25 s)...');
+      const stoppedMs = Date.now();
+      lowered = await until(async () => (await faas.kvs.replicasOf(hot)).length === before, 60_000);
+      console.log(`  cooled ${((Date.now() - stoppedMs) / 1000).toFixed(0)} s after the last read: ${(await faas.kvs.replicasOf(hot)).length} replicas${lowered ? '' : '   UNEXPECTED (not lowered within 60 s)'}`);
+    }
+    const events = (await readEvents(faas.kvs)).filter((event) => event.node === hot);
+    console.log('  the monitor\'s events about it (lfaas events):');
+    for (const event of events) console.log(`    ${new Date(event.atMs).toISOString().slice(11, 23)}  ${event.kind} ${event.action ?? ''}: ${event.reason}`);
+    const ok = raised && lowered && events.length > 0;
+    if (!ok) console.log('\n  the hot key was not replicated and put back as expected: this is a bug');
+    return ok;
+  } finally {
+    await monitor?.stop();
   }
 }

@@ -201,7 +201,7 @@ export async function up(options: UpOptions): Promise<void> {
       console.log(`autoscaling: executors ${executor.min}..${executor.max}, storage nodes ${storage.min}..${storage.max} (the monitor's decisions: lfaas events)`);
     }
     if (options.demo) {
-      const ok = await runDemos([routingAddress], schedulerAddresses, keys);
+      const ok = await runDemos([routingAddress], schedulerAddresses, keys, monitor !== undefined);
       if (!ok) process.exitCode = 1;
       return;
     }

@@ -1,7 +1,8 @@
 /**
  * `lfaas up` as a real process tree: with `--demo` it starts a routing node, storage nodes, a
  * scheduler and executors, runs the demos (the shared counter through functions, the DAG
- * square(increment(x)) sync and async), stops every child and exits 0; killed with SIGKILL (no
+ * square(increment(x)) sync and async, the sandbox, owners, a hot key replicated and put back),
+ * stops every child and exits 0; killed with SIGKILL (no
  * chance to stop anything), its children notice their closed stdin and exit by themselves.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -19,7 +20,7 @@ describe('lfaas up', () => {
     const up = startUp(['--demo', '--data', data]);
     let pids: number[] = [];
     try {
-      const timeout = setTimeout(() => up.child.kill('SIGKILL'), 60_000);
+      const timeout = setTimeout(() => up.child.kill('SIGKILL'), 150_000);
       const { code, signal } = await up.exited;
       clearTimeout(timeout);
       const output = up.output();
@@ -50,6 +51,11 @@ describe('lfaas up', () => {
       expect(output).toMatch(/bob: {3}kvs get alice\/diary\s+-> UNAUTHORISED$/m);
       expect(output).toMatch(/bob: {3}call bob\/read-key\('alice\/diary'\) \(runs as bob\)\s+-> "UNAUTHORISED"$/m);
       expect(output).toContain('each owner reached only its own namespace.');
+      // The hot key: replicated on the third node while read, back to 2 once cool, with the events.
+      expect(output).toMatch(/^\s*while read hundreds of times a second: 3 replicas$/m);
+      expect(output).toMatch(/^\s*cooled \d+ s after the last read: 2 replicas$/m);
+      expect(output).toMatch(/done replicate: 3 replicas: hot: /);
+      expect(output).toMatch(/done replicate: 2 replicas: cooled: /);
       expect(output).not.toContain('UNEXPECTED');
       pids = pidsIn(output);
       // One routing node, three storage nodes, one scheduler and two executors (the defaults).
@@ -60,7 +66,7 @@ describe('lfaas up', () => {
       killLeftovers(pids);
       rmSync(data, { recursive: true, force: true });
     }
-  }, 70_000);
+  }, 160_000);
 
   it('SIGKILL of `up` itself: every child sees its stdin close and exits within 5 s', async () => {
     const data = mkdtempSync(join(tmpdir(), 'lfaas-up-kill-'));
