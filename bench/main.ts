@@ -4,21 +4,25 @@
  */
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { autoscaleBenchmark } from './autoscale.js';
 import { composeBenchmark } from './compose.js';
 import { concurrencyBenchmark } from './concurrency.js';
 import { executorAutoscaleBenchmark } from './executor-autoscale.js';
 import { isolationBenchmark } from './isolation.js';
 import { kvsDurableBenchmark } from './kvs-durable.js';
 import { kvsBenchmark } from './kvs.js';
+import { hotkeyBenchmark } from './hotkey.js';
 import { latticeBenchmark } from './lattice.js';
 import { tieringBenchmark } from './tiering.js';
 import { wireBenchmark } from './wire.js';
 import type { Benchmark } from './harness/benchmark.js';
 
 const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
+  autoscale: autoscaleBenchmark,
   compose: composeBenchmark,
   concurrency: concurrencyBenchmark,
   'executor-autoscale': executorAutoscaleBenchmark,
+  hotkey: hotkeyBenchmark,
   isolation: isolationBenchmark,
   kvs: kvsBenchmark,
   'kvs-durable': kvsDurableBenchmark,

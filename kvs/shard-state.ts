@@ -13,8 +13,7 @@ import type { Entry } from './entry.js';
 import { RangeDigests } from './range-digests.js';
 import { ShardTier } from './shard-tier.js';
 import type { StoredRecord, Walked } from './shard-tier.js';
-import { Membership } from './ring.js';
-import type { HashRing } from './ring.js';
+import { HashRing, Membership } from './ring.js';
 import type { ShardOptions, ShardSettings } from './shard-settings.js';
 
 /** A request this shard sent to another shard and awaits. */
@@ -32,6 +31,7 @@ export type ShardCounters = ReturnType<typeof newShardCounters>;
 
 export class ShardState {
   readonly address: string;
+  readonly nodeId: string;
   /** The entries: memory within its budget over the disk (shard-tier.ts). */
   readonly tier: ShardTier;
   readonly membership: Membership;
@@ -61,6 +61,7 @@ export class ShardState {
     readonly counters: ShardCounters,
   ) {
     this.address = options.address;
+    this.nodeId = options.nodeId;
     this.clock = new HybridClock(options.address, () => this.nowMs);
     this.membership = new Membership(options.defaults ?? { global: 1, local: 1 });
     if (options.initialRing !== undefined) this.membership.merge(options.initialRing);
@@ -219,11 +220,19 @@ export class ShardState {
     this.handoffDue = true;
     // Replica sets changed: the per-peer digests are rebuilt when next needed.
     this.peerDigests = undefined;
-    // A miss in the migration window asks the previous replicas and the other current ones (a
-    // fresh shard has no previous ring: the current one's other replicas hold its keys).
-    this.previousRing = before.nodeCount > 0 ? before : this.ring;
+    // A miss in the migration window asks the previous replicas and the other current ones. A
+    // fresh shard has no previous ring: its keys are where they were before its node joined (the
+    // ring without it), so a miss asks their old replica too, not only the current ones (one of
+    // those may be down while the hand-off is on its way).
+    this.previousRing = before.nodeCount > 0 ? before : this.ringWithoutOwnNode();
     this.ringChangedAtMs = this.nowMs;
     return true;
+  }
+
+  /** The current ring without this shard's node (the current ring when it is the only node). */
+  private ringWithoutOwnNode(): HashRing {
+    const others = this.membership.aliveNodes().filter((node) => node.id !== this.nodeId);
+    return others.length === 0 ? this.ring : new HashRing(others, this.membership);
   }
 
   // ---- digests -----------------------------------------------------------------------------

@@ -41,6 +41,23 @@ describe('the storage node control machine', () => {
     expect(node.handle(message({ heartbeat: { nodeId: 'x' } }), 1004)).toEqual([]);
   });
 
+  it('a fresh node whose join was lost joins again when its routing node lists only an older incarnation of it', () => {
+    // node-a ran once (incarnation 1), then started again with no ring saved (it had none yet).
+    const node = new StorageNode({ nodeId: 'node-a', address: CONTROL, shardAddresses: [SHARD], routing: [ROUTING] });
+    const start = node.handle({ kind: 'start' }, 3000);
+    expect(sendsTo(start, ROUTING).some((effect) => effect.kind === 'send' && effect.envelope.nodeJoin)).toBe(true);
+    // That join was lost; the routing node's ring (a heartbeat's answer) still lists incarnation 1, failed.
+    const older = { ...nodeToWire(node.self()), incarnation: 1, departed: true };
+    const other = nodeToWire({ id: 'node-b', address: 'tcp://127.0.0.1:7500', shardAddresses: ['tcp://127.0.0.1:7501'], virtualNodes: 64, incarnation: 1, departed: false, metricsPort: 0 });
+    const effects = node.handle(message({ sender: ROUTING, ringUpdate: { epoch: 9, nodes: [older, other], defaultGlobal: 1, defaultLocal: 1 } }), 3500);
+    const joins = sendsTo(effects, ROUTING).filter((effect) => effect.kind === 'send' && effect.envelope.nodeJoin);
+    expect(joins).toHaveLength(1);
+    expect(joins[0]!.kind === 'send' ? Number(joins[0]!.envelope.nodeJoin?.node?.incarnation) : undefined).toBe(3000);
+    // Once the ring lists this incarnation alive, no more joins.
+    const listed = node.handle(message({ sender: ROUTING, ringUpdate: { epoch: 10, nodes: [nodeToWire(node.self()), other], defaultGlobal: 1, defaultLocal: 1 } }), 3600);
+    expect(sendsTo(listed, ROUTING).filter((effect) => effect.kind === 'send' && effect.envelope.nodeJoin)).toEqual([]);
+  });
+
   it('a ring update from a stranger draws no join to the stranger and leaves no trace (it did, per sender)', () => {
     const node = joinedNode();
     for (let i = 0; i < 1000; i++) {

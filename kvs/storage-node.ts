@@ -144,8 +144,10 @@ export class StorageNode implements Machine {
       // Declared failed (or unknown after a routing restart): come back with a new incarnation.
       this.incarnation = Math.max(this.incarnation, listed?.incarnation ?? 0) + 1;
       effects.push(...this.join());
-    } else if (listed !== undefined && listed.incarnation === this.incarnation && !listed.departed && !this.isListedAlive(update)) {
-      // This routing node does not list us yet (it restarted, or joined late): join it.
+    } else if (listed !== undefined && (listed.incarnation < this.incarnation || !listed.departed) && !this.isListedAlive(update)) {
+      // This routing node does not list us yet (it restarted, or joined late), or lists only an
+      // older incarnation (our join was lost: a fresh node does not list itself until the ring
+      // does, so nothing else would ever send it again): join it.
       if (fromRouting) effects.push(this.send(sender, { nodeJoin: { node: nodeToWire(this.self()) } }));
     }
     if (changed) {

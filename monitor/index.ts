@@ -5,7 +5,7 @@
 export { MonitorNode } from './monitor-node.js';
 export type { MonitorEvent, MonitorOptions, MonitorTask } from './monitor-node.js';
 export { Autoscaler, DEFAULT_POLICY, p99OfHistogram, policyWith } from './policy.js';
-export type { Action, AutoscalePolicy, ClusterSnapshot, ExecutorNodeView, ExecutorPolicy, ScaledRole, StorageNodeView, StoragePolicy } from './policy.js';
+export type { Action, AutoscalePolicy, ClusterSnapshot, ExecutorNodeView, ExecutorPolicy, HotKeyPolicy, ScaledRole, StorageNodeView, StoragePolicy } from './policy.js';
 export type { NodeProvider } from './node-provider.js';
 export { DEFAULT_PIN_POLICY, Pinner } from './pinning.js';
 export type { FunctionRateView, PinChange, PinPolicy } from './pinning.js';

@@ -105,6 +105,24 @@ describe('the monitor machine', () => {
     expect(node.counters.statsMissing).toBeGreaterThan(0);
   });
 
+  it('a routing answer that did not come does not restart the storage grace period: the add is decided on the looks that came', () => {
+    // Storage over its memory threshold from the start; the answer of the third period is lost.
+    const full: PbTypes.IClusterStats = { ...storage, shards: [{ nodeId: 'node-0', shard: 0, occupancyBytes: 2000, keyCount: 3 }] };
+    const node = new MonitorNode({ address: 'mem://monitor', name: 'm1', routing: [ROUTING], schedulers: [], periodMs: 1000, policy: policyWith({ storage: { upSustainMs: 2000, graceMs: 500, memoryHighBytes: 1000, max: 4 } }) });
+    node.handle({ kind: 'start' }, 0);
+    const provided: number[] = [];
+    for (let t = 1000; t <= 6000; t += 1000) {
+      const lease = tasks(node.handle({ kind: 'timer', timer: 'tick' }, t)).find(({ task }) => task.op === 'lease')!;
+      const asked = sends(node.handle({ kind: 'taskDone', token: lease.token, result: 'm1' }, t));
+      const effects = t === 3000 ? node.handle({ kind: 'timer', timer: 'collect' }, t + 800) : asked.flatMap((send) => node.handle({ kind: 'message', envelope: answer(send, full) }, t));
+      if (tasks(effects).some(({ task }) => task.op === 'provide')) provided.push(t);
+    }
+    // The looks of 1, 2 and 4 s hold the condition for 2 s: added at 4 s. Had the empty view of 3 s
+    // been judged, it would have read as fewer nodes than the minimum and restarted the grace
+    // period and the looks (before the fix: no add by 6 s).
+    expect(provided).toEqual([4000]);
+  });
+
   it('a hot key reported by the shards becomes a replicate task (not a provider action), and its outcome an event', () => {
     const node = new MonitorNode({ address: 'mem://monitor', name: 'm1', routing: [ROUTING], schedulers: [SCHEDULER], periodMs: 1000, policy: policyWith({ hotKeys: { hotRateMin: 50, hotFactor: 5, replicas: 3 } }) });
     node.handle({ kind: 'start' }, 0);

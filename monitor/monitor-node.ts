@@ -216,7 +216,11 @@ export class MonitorNode implements Machine {
     this.lastSnapshot = snapshot;
     this.counters.snapshots++;
     if (!this.leader) return [];
-    const actions = this.autoscaler.decide(snapshot, this.nowMs).filter((action) => {
+    // Only the roles whose view arrived and that have no action under way are judged.
+    const judged = new Set<ScaledRole>();
+    if (this.routingAnswer !== undefined && !this.busy.has('storage')) judged.add('storage');
+    if (this.schedulerAnswers.length > 0 && !this.busy.has('executor')) judged.add('executor');
+    const actions = this.autoscaler.decide(snapshot, this.nowMs, judged).filter((action) => {
       if (this.busy.has(action.role)) return false;
       if (action.role === 'storage' && this.routingAnswer === undefined) return false;
       if (action.role === 'executor' && this.schedulerAnswers.length === 0) return false;

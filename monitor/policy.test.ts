@@ -84,6 +84,33 @@ describe('the autoscaling policy', () => {
     expect(over(new Autoscaler(policy), snapshot({ storage: nodes(300, 50, 200), replicationMax: 3 }), 0, 30_000).filter((a) => a.role === 'storage')).toEqual([]);
   });
 
+  it('with a known node capacity, adds storage nodes in proportion to the utilisation (served over capacity), and removes none that the load would miss', () => {
+    const utilisationPolicy = policyWith({ storage: { max: 10, capacityRps: 100, scaleUpUtilisation: 0.6, idleRps: 50 } }, policy);
+    const served = (...rps: number[]): StorageNodeView[] => rps.map((r, i) => ({ id: `n${i}`, bytes: 10, keys: 10, rps: 0, recentRps: r, p99Ms: undefined }));
+    // Three nodes serving 90 requests/s each of 100: 0.9 >= 0.6 held 3 s; 5 nodes bring it back to 0.6 (ceil 4.5).
+    const scaler = new Autoscaler(utilisationPolicy);
+    over(scaler, snapshot({ storage: served(90, 90, 90) }), 0, 2000);
+    expect(scaler.decide(snapshot({ storage: served(90, 90, 90) }), 3000)).toEqual([expect.objectContaining({ kind: 'add', role: 'storage', count: 2 })]);
+    // The served rate counts, not the decaying one; 0.5 is under the threshold: nothing.
+    expect(over(new Autoscaler(utilisationPolicy), snapshot({ storage: served(50, 50) }), 0, 10_000)).toEqual([]);
+    // Idle per node (45 < 50 requests/s), but the one left would be at 0.9: no removal; at 20 per node of 3, one goes.
+    expect(over(new Autoscaler(utilisationPolicy), snapshot({ storage: served(45, 45) }), 0, 30_000)).toEqual([]);
+    expect(over(new Autoscaler(utilisationPolicy), snapshot({ storage: served(20, 20, 20) }), 0, 10_000)).toEqual([{ atMs: 10_000, kind: 'remove', role: 'storage' }]);
+    // Capacity unknown (0, the default): no utilisation condition.
+    expect(over(new Autoscaler(policy), snapshot({ storage: served(90, 90) }), 0, 10_000).filter((a) => a.role === 'storage')).toEqual([]);
+  });
+
+  it('judges only the roles asked: a role without its view gets no decision, and its looks and grace period are kept', () => {
+    const scaler = new Autoscaler(policy);
+    const full = snapshot({ storage: nodes(1500, 1200) });
+    const storageOnly = new Set(['storage'] as const);
+    expect([scaler.decide(full, 0, storageOnly), scaler.decide(full, 1000, storageOnly)].flat()).toEqual([]);
+    // The routing node did not answer: no storage nodes in view. Judged, that would read as fewer
+    // than the minimum and start a grace period; not judged, nothing happens.
+    expect(scaler.decide(snapshot({ storage: [] }), 2000, new Set())).toEqual([]);
+    expect(scaler.decide(full, 3000, storageOnly)).toEqual([expect.objectContaining({ kind: 'add', role: 'storage' })]);
+  });
+
   it('adds a node when below the minimum, after the grace period', () => {
     const scaler = new Autoscaler(policyWith({ executor: { min: 2 } }, policy));
     scaler.acted('executor', 0);

@@ -142,6 +142,9 @@ interface RoleState {
   lastActionMs: number;
 }
 
+/** Every scaled role. */
+const ALL_ROLES: ReadonlySet<ScaledRole> = new Set<ScaledRole>(['executor', 'storage']);
+
 /** A condition holds over a window when it held in this share of the looks in it (a dip is not a lapse). */
 const HELD_SHARE = 0.75;
 const SAMPLES_MAX = 10_000;
@@ -199,12 +202,17 @@ export class Autoscaler {
     return actions;
   }
 
-  /** The actions to take now (at most one node action per role). */
-  decide(snapshot: ClusterSnapshot, nowMs: number): Action[] {
+  /**
+   * The actions to take now (at most one node action per role), for the roles in `judged` only:
+   * a role whose view did not arrive, or whose last action is still under way, is not looked at
+   * (no sample, no decision: an empty view would read as "fewer than the minimum" and restart
+   * its grace period).
+   */
+  decide(snapshot: ClusterSnapshot, nowMs: number, judged: ReadonlySet<ScaledRole> = ALL_ROLES): Action[] {
     const actions: Action[] = [];
-    const executor = this.decideExecutors(snapshot.executors, nowMs);
+    const executor = judged.has('executor') ? this.decideExecutors(snapshot.executors, nowMs) : undefined;
     if (executor !== undefined) actions.push(executor);
-    const storage = this.decideStorage(snapshot, nowMs);
+    const storage = judged.has('storage') ? this.decideStorage(snapshot, nowMs) : undefined;
     if (storage !== undefined) actions.push(storage);
     for (const action of actions) this.acted(action.role, nowMs);
     return actions;

@@ -2,11 +2,15 @@
  * The deterministic simulator: any number of sans-I/O machines, each in the same shell that runs
  * it in production (`runMachine`), over the in-memory network with a virtual clock and one seeded
  * PRNG. Faults: message loss, duplication, reordering and delay (network options), partitions,
- * and crash/restart of a machine (its factory decides what survives, as a disk would).
+ * and crash/restart of a machine (its factory decides what survives, as a disk would). With the
+ * `capacity` option (capacity.ts; off by default) the chosen machines serve a bounded number of
+ * messages per virtual second, so load queues and overload drops in virtual time.
  */
 import { MemoryNetwork, runMachine, seededRandom } from '../../protocol/index.js';
-import type { Machine, MachineInput, MachineShell, MachineStore, MachineTasks, Random, Role } from '../../protocol/index.js';
+import type { Machine, MachineInput, MachineShell, MachineStore, MachineTasks, Random, Role, Transport } from '../../protocol/index.js';
 import { VirtualClock } from '../../protocol/testing.js';
+import { CapacityTransport, newCapacityCounters } from './capacity.js';
+import type { CapacityCounters, CapacityOptions } from './capacity.js';
 
 export interface SimulationOptions {
   readonly seed: number;
@@ -20,6 +24,8 @@ export interface SimulationOptions {
    * every machine's shell refuses what a sender's role may not send (message-rights.ts).
    */
   readonly authenticate?: boolean;
+  /** The capacity model: machines (those `applies` picks) serve at most `perSecond` messages a second. */
+  readonly capacity?: CapacityOptions;
 }
 
 /** A machine with the disk it persists to (a store that survives crashes, as disks do). */
@@ -49,6 +55,8 @@ export class Simulation {
   /** Frames refused for their sender's role, over every shell so far (crashed ones included). */
   private unauthorisedEarlier = 0;
   private traceHash = 0x811c9dc5;
+  /** Per capacity-bounded machine, what its queue served and dropped (kept across restarts). */
+  private readonly capacityCounters = new Map<string, CapacityCounters>();
   /** Inputs handed to machines so far. */
   steps = 0;
 
@@ -115,6 +123,31 @@ export class Simulation {
     this.network.crash(id);
   }
 
+  /**
+   * Takes a machine out for good (a node the provider removed): it stops as in a crash, and its id
+   * is no member any more. Its capacity counters stay readable.
+   */
+  remove(id: string): void {
+    this.crash(id);
+    this.nodes.delete(id);
+    this.roles.delete(id);
+  }
+
+  /**
+   * A bare endpoint on the network for a host that is not a machine (a node provider asking a
+   * node to depart, a monitor's host setting replication factors), a member of `role` if given.
+   */
+  endpoint(id: string, role?: Role): Transport {
+    if (this.nodes.has(id)) throw new Error(`machine ${id} already exists`);
+    if (role !== undefined) this.roles.set(id, role);
+    return this.network.endpoint(id);
+  }
+
+  /** The capacity model's counters of `id` (undefined: not bounded, or no capacity model). */
+  capacityOf(id: string): Readonly<CapacityCounters> | undefined {
+    return this.capacityCounters.get(id);
+  }
+
   /** Starts a crashed machine again from its factory. */
   restart(id: string): void {
     const node = this.nodes.get(id);
@@ -153,11 +186,21 @@ export class Simulation {
       node.store = booted.store;
       node.tasks = booted.tasks;
     }
-    node.shell = runMachine(this.recorded(node.machine), this.network.endpoint(id), this.clock, {
+    node.shell = runMachine(this.recorded(node.machine), this.transportOf(id), this.clock, {
       ...(this.options.authenticate === true ? { membership: { roleOf: (peer: string) => this.roles.get(peer) } } : {}),
       ...(node.store === undefined ? {} : { store: node.store }),
       ...(node.tasks === undefined ? {} : { tasks: node.tasks }),
     });
+  }
+
+  /** The machine's endpoint, behind a bounded queue when the capacity model applies to it. */
+  private transportOf(id: string): Transport {
+    const endpoint = this.network.endpoint(id);
+    const capacity = this.options.capacity;
+    if (capacity === undefined || (capacity.applies !== undefined && !capacity.applies(id))) return endpoint;
+    let counters = this.capacityCounters.get(id);
+    if (counters === undefined) this.capacityCounters.set(id, (counters = newCapacityCounters()));
+    return new CapacityTransport(endpoint, this.clock, capacity, counters);
   }
 
   /** Wraps a machine so that every input it is handed feeds the trace hash. */
