@@ -142,6 +142,11 @@ export class Shard implements Machine {
     return this.state.membership.toWire();
   }
 
+  /** For tests: the memory tier's counts equal a recount, and its eviction clock is whole. */
+  tierConsistent(): boolean {
+    return this.state.tier.consistent();
+  }
+
   /** For tests: the kept anti-entropy digests equal a full recomputation. */
   digestsConsistent(): boolean {
     return this.state.digestTable().equals(this.state.recomputeDigests());

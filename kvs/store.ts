@@ -159,7 +159,7 @@ export class LmdbStore implements ShardStore {
   // a view of these bytes.
   read(key: string): Uint8Array | undefined {
     const bytes = this.db.get(key);
-    return bytes === undefined ? undefined : Uint8Array.from(bytes);
+    return bytes === undefined ? undefined : new Uint8Array(bytes);
   }
 
   scan(after: string | undefined, limit: number): (readonly [string, Uint8Array])[] {

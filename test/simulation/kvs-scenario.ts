@@ -51,7 +51,9 @@ export function run(seed: number, faults: boolean, tiered?: TierOptions): Outcom
       sim.runFor(Math.min(20, ms - elapsed));
       for (let n = 0; n < SHAPE.nodes; n++) {
         for (let s = 0; s < SHAPE.shardsPerNode; s++) {
-          const memory = sim.machine<Shard>(shardName(n, s))?.memory();
+          const shard = sim.machine<Shard>(shardName(n, s));
+          if (shard !== undefined && !shard.tierConsistent()) overBudget = Math.max(overBudget, Number.MAX_SAFE_INTEGER);
+          const memory = shard?.memory();
           if (memory !== undefined && memory.bytes > memory.budgetBytes && memory.bytes > memory.dirtyBytes) overBudget = Math.max(overBudget, memory.bytes - memory.budgetBytes);
         }
       }
