@@ -173,7 +173,7 @@ export const autoscaleBenchmark: Benchmark = async (options) => {
         : ['--autoscale', '--min-nodes', '1', '--max-nodes', '4', '--min-executors', '1', '--max-executors', '1', '--node-capacity-rps', String(capacityRps), '--scale-up-after-ms', '2000', '--scale-down-after-ms', String(8000 * scale), '--scale-grace-ms', '4000', '--monitor-period-ms', '500'];
     const run = await runPhases(phases, extra);
     runs.set(system, run);
-    const last = Math.max(...run.samples.map((sample) => sample.endMs), run.phaseStarts.at(-1)! + phases.at(-1)!.durationMs);
+    const last = run.samples.reduce((most, sample) => Math.max(most, sample.endMs), run.phaseStarts.at(-1)! + phases.at(-1)!.durationMs);
     phases.forEach((phase, i) => {
       const from = run.phaseStarts[i]!;
       const to = run.phaseStarts[i + 1] ?? last;
