@@ -15,6 +15,17 @@ function stats(options: { hotKeysMax?: number; trackedKeysMax?: number } = {}): 
 }
 
 describe('ShardStats', () => {
+  it('reports the busy microseconds, all told, in whole microseconds; ignores nonsense', () => {
+    const s = stats();
+    expect(s.report(0).busyUs).toBe(0);
+    s.recordBusy(10.4);
+    s.recordBusy(5.3);
+    s.recordBusy(-3);
+    s.recordBusy(Number.NaN);
+    expect(s.report(1).busyUs).toBe(15);
+    expect(decodeEnvelope(encodeEnvelope({ statsReport: s.report(2) }, { validate: true })).statsReport?.busyUs).toBe(15);
+  });
+
   it('halves the request rate and the key rates after one half-life', () => {
     const s = stats();
     for (let i = 0; i < 8; i++) s.recordRequest('get', ['a'], 100, 1_000);

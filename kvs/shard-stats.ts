@@ -103,6 +103,8 @@ export class ShardStats {
   private readonly requestCounts: Record<RequestKindName, number> = { get: 0, put: 0, delete: 0 };
   private readonly latencyCounts: number[] = LATENCY_BOUNDS_US.map(() => 0);
   private latencySumUs = 0;
+  /** Microseconds spent handling inputs, all told (whole microseconds go out; the rest is kept). */
+  private busyUs = 0;
   private occupancyBytes = 0;
   private keyCount = 0;
   private readonly requestRate: DecayingCount = { value: 0, lastUpdateMs: Number.NEGATIVE_INFINITY };
@@ -135,6 +137,11 @@ export class ShardStats {
    * listed twice is two accesses). Throws INTERNAL on a latency that is not a finite, non-negative
    * number, or a `nowMs` that is not finite (the state is then unchanged).
    */
+  /** Time the shard spent handling one input (its CPU use as its event loop sees it). */
+  recordBusy(us: number): void {
+    if (Number.isFinite(us) && us > 0) this.busyUs += us;
+  }
+
   recordRequest(kind: RequestKindName, keys: readonly string[], latencyUs: number, nowMs: number): void {
     if (!Object.hasOwn(this.requestCounts, kind)) throw new LfaasError(ErrorCode.INTERNAL, `unknown request kind ${String(kind)}`);
     if (!Number.isFinite(latencyUs) || latencyUs < 0) throw new LfaasError(ErrorCode.INTERNAL, `latencyUs must be a non-negative number, got ${latencyUs}`);
@@ -214,6 +221,7 @@ export class ShardStats {
       },
       hotKeys: this.hotKeys(nowMs),
       sentAtMs: Math.max(0, Math.floor(nowMs)),
+      busyUs: Math.floor(this.busyUs),
     };
   }
 

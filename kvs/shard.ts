@@ -154,7 +154,9 @@ export class Shard implements Machine {
 
   handle(input: MachineInput, nowMs: number): readonly Effect[] {
     this.state.nowMs = Math.max(this.state.nowMs, nowMs);
+    const startedUs = this.nowUs();
     const effects = this.dispatch(input);
+    this.stats.recordBusy(this.nowUs() - startedUs);
     // Whatever added an outbound request, its deadline is watched.
     if (this.state.outboundCount > 0 && !this.sweepScheduled) {
       this.sweepScheduled = true;

@@ -145,6 +145,31 @@ describe('the monitor machine', () => {
     expect(outcome.map(({ task }) => task)).toEqual([{ op: 'event', event: expect.objectContaining({ kind: 'done', action: 'replicate', node: 'hot' }) }]);
   });
 
+  it('a node whose shards are busy most of the time (busy microseconds between two reports) and miss the p99 objective gets a storage node added, at few requests', () => {
+    const node = new MonitorNode({ address: 'mem://monitor', name: 'm1', routing: [ROUTING], schedulers: [SCHEDULER], periodMs: 1000, policy: policyWith({ storage: { upSustainMs: 2000, graceMs: 1000, max: 4 } }) });
+    node.handle({ kind: 'start' }, 0);
+    // p99 of every look: 10 requests in a 50 ms bucket (the histogram counts only grow).
+    const bounds = [1000, 50_000, 1e12];
+    const events: string[] = [];
+    for (let look = 1; look <= 5; look++) {
+      const nowMs = look * 1000;
+      const stats: PbTypes.IClusterStats = {
+        nodes: [{ id: 'node-0', address: 'tcp://127.0.0.1:2', shardAddresses: ['tcp://127.0.0.1:3'] }],
+        // 900 ms busy of every second; 10 requests a second (far below busyRps).
+        shards: [{ nodeId: 'node-0', shard: 0, keyCount: 3, requestsPerSecond: 10, sentAtMs: nowMs, busyUs: look * 900_000, latency: { boundsUs: bounds, counts: [0, look * 10, 0] } }],
+        replicationMax: 1,
+      };
+      const lease = tasks(node.handle({ kind: 'timer', timer: 'tick' }, nowMs)).find(({ task }) => task.op === 'lease')!;
+      for (const send of sends(node.handle({ kind: 'taskDone', token: lease.token, result: 'm1' }, nowMs))) {
+        for (const { task } of tasks(node.handle({ kind: 'message', envelope: answer(send, send.to === ROUTING ? stats : { executors: [] }) }, nowMs))) {
+          if (task.op === 'event' && task.event.kind === 'decided') events.push(`${task.event.action} ${task.event.role}: ${task.event.reason}`);
+        }
+      }
+    }
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatch(/^add storage: p99 over 10 ms at high utilisation on node-0 \(\d+ requests\/s, busy 90%\)/);
+  });
+
   describe('pinning', () => {
     const SCHEDULER_2 = 'mem://scheduler-2';
     const executorsWith = (rates: readonly number[]): PbTypes.IClusterStats => ({

@@ -308,10 +308,26 @@ export class MonitorNode implements Machine {
     return rps;
   }
 
+  /** Per shard, its busy microseconds at its last report. */
+  private readonly previousBusy = new Map<string, { busyUs: number; atMs: number; fraction: number | undefined }>();
+
+  /**
+   * The share of time a shard spent handling inputs between its last two reports (busy
+   * microseconds over elapsed ones), undefined before two reports or after a restart.
+   */
+  private busyFraction(shardKey: string, busyUs: number, atMs: number): number | undefined {
+    const before = this.previousBusy.get(shardKey);
+    if (before !== undefined && atMs === before.atMs) return before.fraction;
+    const fraction = before !== undefined && atMs > before.atMs && busyUs >= before.busyUs ? Math.min(1, (busyUs - before.busyUs) / ((atMs - before.atMs) * 1000)) : undefined;
+    if (this.previousBusy.size >= 10_000 && before === undefined) this.previousBusy.clear();
+    this.previousBusy.set(shardKey, { busyUs, atMs, fraction });
+    return fraction;
+  }
+
   private snapshot(): ClusterSnapshot {
     const routing = this.routingAnswer;
     const alive = new Set((routing?.nodes ?? []).filter((node) => !node.departed).map((node) => node.id ?? ''));
-    const storage = new Map<string, { id: string; bytes: number; keys: number; rps: number; recentRps?: number; p99Ms: number | undefined }>();
+    const storage = new Map<string, { id: string; bytes: number; keys: number; rps: number; recentRps?: number; busy?: number; p99Ms: number | undefined }>();
     for (const id of alive) storage.set(id, { id, bytes: 0, keys: 0, rps: 0, p99Ms: undefined });
     for (const report of routing?.shards ?? []) {
       const node = storage.get(report.nodeId ?? '');
@@ -328,6 +344,8 @@ export class MonitorNode implements Machine {
       if (p99 !== undefined) node.p99Ms = Math.max(node.p99Ms ?? 0, p99);
       const recentRps = this.recentRate(shardKey, counts, Number(report.sentAtMs ?? 0));
       if (recentRps !== undefined) node.recentRps = (node.recentRps ?? 0) + recentRps;
+      const busy = this.busyFraction(shardKey, Number(report.busyUs ?? 0), Number(report.sentAtMs ?? 0));
+      if (busy !== undefined) node.busy = (node.busy ?? 0) + busy;
     }
     const executors = new Map<string, ExecutorNodeView>();
     for (const answer of this.schedulerAnswers) {

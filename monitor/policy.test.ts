@@ -73,6 +73,11 @@ describe('the autoscaling policy', () => {
     expect(over(new Autoscaler(policy), slowBusy, 0, 3000)).toEqual([{ atMs: 3000, kind: 'add', role: 'storage' }]);
     const slowIdle = snapshot({ storage: [{ id: 'n0', bytes: 10, keys: 1, rps: 20, p99Ms: 25 }] });
     expect(over(new Autoscaler(policy), slowIdle, 0, 10_000).filter((a) => a.kind === 'add')).toEqual([]);
+    // Few requests but its shards busy most of the time (heavy requests): high utilisation too.
+    const slowCpuBound = snapshot({ storage: [{ id: 'n0', bytes: 10, keys: 1, rps: 20, busy: 0.9, p99Ms: 25 }] });
+    expect(over(new Autoscaler(policy), slowCpuBound, 0, 3000)).toEqual([{ atMs: 3000, kind: 'add', role: 'storage' }]);
+    const fastCpuBound = snapshot({ storage: [{ id: 'n0', bytes: 10, keys: 1, rps: 20, busy: 0.9, p99Ms: 2 }] });
+    expect(over(new Autoscaler(policy), fastCpuBound, 0, 10_000).filter((a) => a.kind === 'add')).toEqual([]);
   });
 
   it('removes the emptiest storage node when idle, never below the largest replication factor in use', () => {

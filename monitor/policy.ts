@@ -15,8 +15,9 @@
  * Storage nodes (from every shard's report; a node's requests per second are those it served
  * since the monitor's previous look, `recentRps`, or the shards' decaying rate before there is one):
  * - add one when a node holds more than `memoryHighBytes` (64 MiB) on average, or the latency
- *   objective (p99 <= `latencyObjectiveMs`, 10 ms) is missed while shards serve at least `busyRps`
- *   (1,000 requests/s each), for `upSustainMs`, below `max`;
+ *   objective (p99 <= `latencyObjectiveMs`, 10 ms) is missed at high utilisation: while shards
+ *   serve at least `busyRps` (1,000 requests/s each) or the node's shards are busy (handling
+ *   inputs) at least `scaleUpUtilisation` (0.7) of the time, for `upSustainMs`, below `max`;
  * - with `capacityRps` known (the requests per second one node serves at full load; 0 by default:
  *   unknown, hardware decides it), also add when the nodes' average utilisation (requests served
  *   per second over `capacityRps`) stays at or above `scaleUpUtilisation` (0.7): as many as bring
@@ -105,6 +106,8 @@ export interface StorageNodeView {
   readonly rps: number;
   /** Requests per second served since the monitor's previous look (undefined until it has one). */
   readonly recentRps?: number;
+  /** The share of time its shards spent handling inputs since their previous reports, summed (1: one core's worth; undefined until known). */
+  readonly busy?: number;
   /** The worst p99 of its shards, in ms (undefined: no requests measured). */
   readonly p99Ms: number | undefined;
 }
@@ -284,7 +287,7 @@ export class Autoscaler {
     const bytes = nodes.reduce((sum, node) => sum + node.bytes, 0) / count;
     const served = (node: StorageNodeView): number => node.recentRps ?? node.rps;
     const rps = nodes.reduce((sum, node) => sum + served(node), 0);
-    const slow = nodes.filter((node) => node.p99Ms !== undefined && node.p99Ms > policy.latencyObjectiveMs && served(node) >= policy.busyRps);
+    const slow = nodes.filter((node) => node.p99Ms !== undefined && node.p99Ms > policy.latencyObjectiveMs && (served(node) >= policy.busyRps || (node.busy ?? 0) >= policy.scaleUpUtilisation));
     // Utilisation: what the nodes served over what they can serve (0 when the capacity is unknown).
     const utilisation = policy.capacityRps > 0 ? rps / (count * policy.capacityRps) : 0;
     const saturated = policy.capacityRps > 0 && utilisation >= policy.scaleUpUtilisation;
@@ -294,7 +297,7 @@ export class Autoscaler {
     const down = count > floor && rps / count < policy.idleRps && bytes < policy.memoryHighBytes / 2 && !leftSaturated;
     const verdict = this.held('storage', up, down, nowMs);
     if (verdict === 'up') {
-      const why = bytes > policy.memoryHighBytes ? `memory ${Math.round(bytes / 1024)} KiB per node > ${Math.round(policy.memoryHighBytes / 1024)} KiB` : slow.length > 0 ? `p99 over ${policy.latencyObjectiveMs} ms at >= ${policy.busyRps} requests/s on ${slow.map((node) => node.id).join(', ')}` : `average utilisation ${utilisation.toFixed(2)} >= ${policy.scaleUpUtilisation} (${Math.round(rps)} requests/s on nodes of ${policy.capacityRps})`;
+      const why = bytes > policy.memoryHighBytes ? `memory ${Math.round(bytes / 1024)} KiB per node > ${Math.round(policy.memoryHighBytes / 1024)} KiB` : slow.length > 0 ? `p99 over ${policy.latencyObjectiveMs} ms at high utilisation on ${slow.map((node) => `${node.id} (${Math.round(served(node))} requests/s, busy ${((node.busy ?? 0) * 100).toFixed(0)}%)`).join(', ')}` : `average utilisation ${utilisation.toFixed(2)} >= ${policy.scaleUpUtilisation} (${Math.round(rps)} requests/s on nodes of ${policy.capacityRps})`;
       // Saturated: as many as bring the utilisation back to the threshold at the load seen (at least one, at most up to max).
       const wanted = saturated ? Math.min(policy.max, Math.max(count + 1, Math.ceil((count * utilisation) / policy.scaleUpUtilisation))) : count + 1;
       return { kind: 'add', role: 'storage', ...(wanted - count > 1 ? { count: wanted - count } : {}), reason: `${why} for ${policy.upSustainMs} ms (${count} nodes${wanted - count > 1 ? `; ${wanted} wanted` : ''})` };

@@ -79,6 +79,7 @@ const statsReport: fc.Arbitrary<PbTypes.IStatsReport> = fc.record(
     latency: histogram,
     hotKeys: fc.array(fc.record({ key: name, rate: finiteDouble }), { maxLength: 3 }),
     sentAtMs: u53,
+    busyUs: u53,
   },
   { requiredKeys: ['nodeId'] },
 );

@@ -139,6 +139,7 @@ export const MESSAGE_SCHEMA = {
     latency: 'LatencyHistogram',
     hotKeys: 'KeyAccess[]',
     sentAtMs: 'uint64',
+    busyUs: 'uint64',
   },
 
   // faas.proto

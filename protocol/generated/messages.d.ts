@@ -4456,6 +4456,9 @@ export namespace lfaas {
         /** StatsReport sentAtMs. */
         sentAtMs: number;
 
+        /** StatsReport busyUs. */
+        busyUs: number;
+
         /**
          * Creates a new StatsReport instance using the specified properties.
          * @param [properties] Properties to set
@@ -4563,6 +4566,9 @@ export namespace lfaas {
 
             /** StatsReport sentAtMs */
             sentAtMs?: (number|null);
+
+            /** StatsReport busyUs */
+            busyUs?: (number|null);
 
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];

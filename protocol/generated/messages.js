@@ -12723,6 +12723,7 @@ export const lfaas = $root.lfaas = (() => {
          * @property {lfaas.LatencyHistogram.$Properties|null} [latency] StatsReport latency
          * @property {Array.<lfaas.KeyAccess.$Properties>|null} [hotKeys] StatsReport hotKeys
          * @property {number|null} [sentAtMs] StatsReport sentAtMs
+         * @property {number|null} [busyUs] StatsReport busyUs
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -12820,6 +12821,14 @@ export const lfaas = $root.lfaas = (() => {
         StatsReport.prototype.sentAtMs = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
 
         /**
+         * StatsReport busyUs.
+         * @member {number} busyUs
+         * @memberof lfaas.StatsReport
+         * @instance
+         */
+        StatsReport.prototype.busyUs = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+        /**
          * Creates a new StatsReport instance using the specified properties.
          * @function create
          * @memberof lfaas.StatsReport
@@ -12868,6 +12877,8 @@ export const lfaas = $root.lfaas = (() => {
                     $root.lfaas.KeyAccess.encode(message.hotKeys[i], writer.uint32(/* id 7, wireType 2 =*/58).fork(), _depth + 1).ldelim();
             if (message.sentAtMs != null && $Object.hasOwnProperty.call(message, "sentAtMs") && (typeof message.sentAtMs === "object" ? message.sentAtMs.low || message.sentAtMs.high : message.sentAtMs !== 0))
                 writer.uint32(/* id 8, wireType 0 =*/64).uint64(message.sentAtMs);
+            if (message.busyUs != null && $Object.hasOwnProperty.call(message, "busyUs") && (typeof message.busyUs === "object" ? message.busyUs.low || message.busyUs.high : message.busyUs !== 0))
+                writer.uint32(/* id 9, wireType 0 =*/72).uint64(message.busyUs);
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -12993,6 +13004,15 @@ export const lfaas = $root.lfaas = (() => {
                             delete message.sentAtMs;
                         continue;
                     }
+                case 9: {
+                        if (wireType !== 0)
+                            break;
+                        if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                            message.busyUs = value;
+                        else
+                            delete message.busyUs;
+                        continue;
+                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -13073,6 +13093,9 @@ export const lfaas = $root.lfaas = (() => {
             if (message.sentAtMs != null && $Object.hasOwnProperty.call(message, "sentAtMs"))
                 if (!$util.isInteger(message.sentAtMs) && !(message.sentAtMs && $util.isInteger(message.sentAtMs.low) && $util.isInteger(message.sentAtMs.high)))
                     return "sentAtMs: integer|Long expected";
+            if (message.busyUs != null && $Object.hasOwnProperty.call(message, "busyUs"))
+                if (!$util.isInteger(message.busyUs) && !(message.busyUs && $util.isInteger(message.busyUs.low) && $util.isInteger(message.busyUs.high)))
+                    return "busyUs: integer|Long expected";
             return null;
         };
 
@@ -13148,6 +13171,16 @@ export const lfaas = $root.lfaas = (() => {
                         message.sentAtMs = object.sentAtMs;
                     else if (typeof object.sentAtMs === "object")
                         message.sentAtMs = new $util.LongBits(object.sentAtMs.low >>> 0, object.sentAtMs.high >>> 0).toNumber(true);
+            if (object.busyUs != null)
+                if (typeof object.busyUs === "object" ? object.busyUs.low || object.busyUs.high : $Number(object.busyUs) !== 0)
+                    if ($util.Long)
+                        message.busyUs = $util.Long.fromValue(object.busyUs, true);
+                    else if (typeof object.busyUs === "string")
+                        message.busyUs = $parseInt(object.busyUs, 10);
+                    else if (typeof object.busyUs === "number")
+                        message.busyUs = object.busyUs;
+                    else if (typeof object.busyUs === "object")
+                        message.busyUs = new $util.LongBits(object.busyUs.low >>> 0, object.busyUs.high >>> 0).toNumber(true);
             return message;
         };
 
@@ -13190,6 +13223,11 @@ export const lfaas = $root.lfaas = (() => {
                     object.sentAtMs = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
                 } else
                     object.sentAtMs = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                if ($util.Long) {
+                    let long = new $util.Long(0, 0, true);
+                    object.busyUs = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                } else
+                    object.busyUs = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
             }
             if (message.nodeId != null && $Object.hasOwnProperty.call(message, "nodeId"))
                 object.nodeId = message.nodeId;
@@ -13225,6 +13263,13 @@ export const lfaas = $root.lfaas = (() => {
                     object.sentAtMs = options.longs === $String ? $String(message.sentAtMs) : message.sentAtMs;
                 else
                     object.sentAtMs = options.longs === $String ? $util.Long.prototype.toString.call(message.sentAtMs) : options.longs === $Number ? new $util.LongBits(message.sentAtMs.low >>> 0, message.sentAtMs.high >>> 0).toNumber(true) : message.sentAtMs;
+            if (message.busyUs != null && $Object.hasOwnProperty.call(message, "busyUs"))
+                if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                    object.busyUs = typeof message.busyUs === "number" ? $BigInt(message.busyUs) : $util.Long.fromBits(message.busyUs.low >>> 0, message.busyUs.high >>> 0, true).toBigInt();
+                else if (typeof message.busyUs === "number")
+                    object.busyUs = options.longs === $String ? $String(message.busyUs) : message.busyUs;
+                else
+                    object.busyUs = options.longs === $String ? $util.Long.prototype.toString.call(message.busyUs) : options.longs === $Number ? new $util.LongBits(message.busyUs.low >>> 0, message.busyUs.high >>> 0).toNumber(true) : message.busyUs;
             return object;
         };
 
