@@ -262,12 +262,13 @@ securityOptions(program.command('monitor'))
   .requiredOption('--routing <addresses>', 'comma-separated routing node addresses', list)
   .requiredOption('--schedulers <addresses>', 'comma-separated scheduler addresses', list)
   .option('--period-ms <ms>', 'how often it looks', integer(100, 60_000), 1000)
+  .option('--metrics-port <port>', 'Prometheus metrics port (0 = any, -1 = none)', integer(-1, 65535), 0)
   .option('--pin-rate <n>', 'calls/s of one function per executor it is pinned on (a function is kept warm on ceil(rate / n) executors, at least 2)', integer(1, 10_000_000), 50)
   .option('--pin-cool-ms <ms>', 'how long a function\'s rate must stay low before its pin count falls', integer(0, 3_600_000), 30_000)
   .option('--hot-key-rate <n>', 'requests/s from which a key far above the mean is hot (replicated on more nodes)', integer(1, 10_000_000), 100)
   .option('--hot-key-replicas <n>', 'nodes a hot key is replicated on', integer(1, 64), 3)
   .option('--hot-key-cool-ms <ms>', 'how long a hot key must stay cool before its factor goes back', integer(0, 3_600_000), 30_000)
-  .action(async (options: { routing: string[]; schedulers: string[]; periodMs: number; pinRate: number; pinCoolMs: number; hotKeyRate: number; hotKeyReplicas: number; hotKeyCoolMs: number } & SecurityOptions) =>
+  .action(async (options: { routing: string[]; schedulers: string[]; periodMs: number; metricsPort: number; pinRate: number; pinCoolMs: number; hotKeyRate: number; hotKeyReplicas: number; hotKeyCoolMs: number } & SecurityOptions) =>
     runMonitorProcess({
       ...options,
       policy: policyWith({

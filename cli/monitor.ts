@@ -10,6 +10,8 @@
  *   500 events, written only by the lease holder) that `lfaas events` prints.
  */
 import { KvsClient } from '../client/index.js';
+import { startMetricsServer } from '../kvs/index.js';
+import type { MetricSample } from '../kvs/index.js';
 import { ErrorCode, HybridClock, LfaasError, Lww, ensureLfaasError } from '../lattices/index.js';
 import { DEFAULT_POLICY, MonitorNode } from '../monitor/index.js';
 import type { AutoscalePolicy, MonitorEvent, MonitorTask, NodeProvider } from '../monitor/index.js';
@@ -17,6 +19,7 @@ import { ZmqTransport, runMachine, systemClock } from '../protocol/index.js';
 import type { KeyPair, MachineShell, MachineTasks, ShellOptions } from '../protocol/index.js';
 import { announceReady, guardProcess, stopOnSignals } from './process.js';
 import { roleSecurity } from './security.js';
+import { wireCountersOf, wireSamples } from './wire-metrics.js';
 
 export const LEASE_KEY = 'lfaas/monitor/lease';
 export const EVENTS_KEY = 'lfaas/events';
@@ -136,7 +139,20 @@ export interface RunningMonitor {
   readonly node: MonitorNode;
   readonly host: MonitorHost;
   readonly shell: MachineShell;
+  /** Its Prometheus metrics port (undefined: none served). */
+  readonly metricsPort: number | undefined;
   stop(): Promise<void>;
+}
+
+/** The monitor's events as Prometheus counters, one series per kind, role and action. */
+export function monitorSamples(node: MonitorNode): MetricSample[] {
+  return [...node.eventCounts.values()].map(({ kind, role, action, count }) => ({
+    name: 'lfaas_monitor_events_total',
+    help: 'Events of this monitor: decisions (decided), their outcomes (done, failed), and leases taken (lease), by role and action.',
+    type: 'counter' as const,
+    value: count,
+    labels: { kind, role, action },
+  }));
 }
 
 /** Starts a monitor machine on its own socket, with its member key, the KVS and a provider. */
@@ -150,6 +166,8 @@ export async function startMonitor(options: {
   readonly policy: AutoscalePolicy;
   readonly provider: NodeProvider | undefined;
   readonly periodMs?: number;
+  /** Serve Prometheus metrics on this port (0: any free one; undefined: none). */
+  readonly metricsPort?: number;
   readonly log: (line: string) => void;
 }): Promise<RunningMonitor> {
   const transport = await ZmqTransport.bind({ host: options.host ?? '127.0.0.1', port: 0, keyPair: options.keyPair });
@@ -157,11 +175,14 @@ export async function startMonitor(options: {
   const host = new MonitorHost(kvs, options.name, options.provider, options.log);
   const node = new MonitorNode({ address: transport.address, name: options.name, routing: options.routing, schedulers: options.schedulers, policy: options.policy, ...(options.periodMs === undefined ? {} : { periodMs: options.periodMs }) });
   const shell = runMachine(node, transport, systemClock, { tasks: host, onError: (error) => options.log(JSON.stringify({ level: 40, name: 'monitor', msg: error.message })), ...options.shell });
+  const metrics = options.metricsPort === undefined ? undefined : await startMetricsServer({ host: options.host ?? '127.0.0.1', port: options.metricsPort, samples: () => [...monitorSamples(node), ...wireSamples(wireCountersOf(shell, transport), { monitor: options.name })] });
   return {
     node,
     host,
     shell,
+    metricsPort: metrics?.port,
     stop: async () => {
+      await metrics?.close();
       await shell.stop();
       await kvs.close();
     },
@@ -174,13 +195,13 @@ export async function startMonitor(options: {
  * lease, reads the cluster, and records what it decides (each decision then fails "no node
  * provider"). Any number may run: one acts at a time.
  */
-export async function runMonitorProcess(options: { readonly routing: readonly string[]; readonly schedulers: readonly string[]; readonly periodMs: number; readonly policy?: AutoscalePolicy; readonly keys?: string; readonly keyName?: string; readonly insecure?: boolean }): Promise<void> {
+export async function runMonitorProcess(options: { readonly routing: readonly string[]; readonly schedulers: readonly string[]; readonly periodMs: number; readonly metricsPort: number; readonly policy?: AutoscalePolicy; readonly keys?: string; readonly keyName?: string; readonly insecure?: boolean }): Promise<void> {
   guardProcess('monitor');
   const security = roleSecurity('monitor', options);
   const log = (line: string): void => {
     process.stderr.write(`${line}\n`);
   };
-  const monitor = await startMonitor({ name: `monitor-${process.pid}-${Date.now().toString(36)}`, keyPair: security.keyPair, shell: security.shell, routing: options.routing, schedulers: options.schedulers, policy: options.policy ?? DEFAULT_POLICY, provider: undefined, periodMs: options.periodMs, log });
-  announceReady({ role: 'monitor', address: monitor.shell.machine.id, pid: process.pid });
+  const monitor = await startMonitor({ name: `monitor-${process.pid}-${Date.now().toString(36)}`, keyPair: security.keyPair, shell: security.shell, routing: options.routing, schedulers: options.schedulers, policy: options.policy ?? DEFAULT_POLICY, provider: undefined, periodMs: options.periodMs, ...(options.metricsPort < 0 ? {} : { metricsPort: options.metricsPort }), log });
+  announceReady({ role: 'monitor', address: monitor.shell.machine.id, pid: process.pid, ...(monitor.metricsPort === undefined ? {} : { metricsPort: monitor.metricsPort }) });
   stopOnSignals(() => monitor.stop(), 'monitor');
 }

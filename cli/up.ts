@@ -195,10 +195,11 @@ export async function up(options: UpOptions): Promise<void> {
         policy: options.autoscale.policy,
         provider,
         ...(options.autoscale.periodMs === undefined ? {} : { periodMs: options.autoscale.periodMs }),
+        metricsPort: 0,
         log: (line) => process.stderr.write(`${line}\n`),
       });
       const { executor, storage } = options.autoscale.policy;
-      console.log(`autoscaling: executors ${executor.min}..${executor.max}, storage nodes ${storage.min}..${storage.max} (the monitor's decisions: lfaas events)`);
+      console.log(`autoscaling: executors ${executor.min}..${executor.max}, storage nodes ${storage.min}..${storage.max} (the monitor's decisions: lfaas events; its metrics: http://127.0.0.1:${monitor.metricsPort}/metrics)`);
     }
     if (options.demo) {
       const ok = await runDemos([routingAddress], schedulerAddresses, keys, monitor !== undefined);

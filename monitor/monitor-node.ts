@@ -169,7 +169,14 @@ export class MonitorNode implements Machine {
     return [this.event({ kind: 'done', role: action.role, action: action.kind, ...(node === undefined ? {} : { node }), reason: action.reason })];
   }
 
+  /** Events made so far, by kind, role and action (metrics: lfaas_monitor_events_total). */
+  readonly eventCounts = new Map<string, { kind: string; role: string; action: string; count: number }>();
+
   private event(event: Omit<MonitorEvent, 'atMs' | 'monitor'>): Effect {
+    const id = `${event.kind}|${event.role ?? ''}|${event.action ?? ''}`;
+    const counted = this.eventCounts.get(id);
+    if (counted === undefined) this.eventCounts.set(id, { kind: event.kind, role: event.role ?? '', action: event.action ?? '', count: 1 });
+    else counted.count++;
     return this.task({ op: 'event', event: { atMs: Math.floor(this.nowMs), monitor: this.options.name, ...event } }, { kind: 'event' });
   }
 

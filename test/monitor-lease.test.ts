@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LatticeFaas } from '../client/index.js';
-import { FaasCluster, eventually, startProcess, stopProcess } from './cluster.js';
+import { FaasCluster, eventually, metricValue, scrapeMetrics, startProcess, stopProcess } from './cluster.js';
 import type { RoleProcess } from './cluster.js';
 
 describe('monitors: one acts at a time, by a lease in the KVS', () => {
@@ -44,5 +44,9 @@ describe('monitors: one acts at a time, by a lease in the KVS', () => {
     holder.child.kill('SIGKILL');
     // The lease lasts 3 periods (600 ms): the other takes it after that.
     expect(await eventually(async () => (await leaseEvents()).some((name) => name !== first), 10_000), 'the other monitor took the lease').toBe(true);
+    // Its events are counted in its metrics: the lease it took, and its decisions (it has no
+    // provider: each fails, and that is counted too).
+    const other = monitors.find((monitor) => monitor !== holder)!;
+    expect(metricValue(await scrapeMetrics(other), 'lfaas_monitor_events_total', { kind: 'lease' })).toBe(1);
   }, 60_000);
 });
