@@ -16,8 +16,8 @@
  *    her function and his function's read of her key are refused, hers work.
  * 5. The monitor and a hot key: one key is read far more than the others; the monitor (the
  *    cluster's own with --autoscale, else one the demo starts, with a low threshold) replicates it
- *    on every node, then, once the reads stop and it cools, puts it back; its events are printed
- *    from the KVS's event log (what `lfaas events` shows).
+ *    on every node and every shard of each, then, once the reads stop and it cools, puts it back;
+ *    its events are printed from the KVS's event log (what `lfaas events` shows).
  *
  * cli/ may not import examples/ (test/architecture.test.ts), so the function modules are found on
  * disk: beside the sources from `cli/*.ts`, and from `dist/cli/*.js` in the repository the build
@@ -234,7 +234,7 @@ async function hotKeyDemo(faas: LatticeFaas, routing: readonly string[], keys: s
     await faas.kvs.put(hot, Lww.write(clock, 'hot'), { ack: 'replicated' });
     for (let i = 0; i < 40; i++) await faas.kvs.put(`demo:${run}:cold-${i}`, Lww.write(clock, i), { ack: 'replicated' });
     const before = (await faas.kvs.replicasOf(hot)).length;
-    console.log(`  ${hot}: ${before} replicas`);
+    console.log(`  ${hot}: ${before} replica shards`);
     let reading = true;
     const reader = (async () => {
       for (let i = 0; reading && i < 200_000; i++) {
@@ -245,13 +245,13 @@ async function hotKeyDemo(faas: LatticeFaas, routing: readonly string[], keys: s
     reading = false;
     await reader;
     const during = (await faas.kvs.replicasOf(hot)).length;
-    console.log(`  while read hundreds of times a second: ${during} replicas${raised ? '' : '   UNEXPECTED (not raised within 20 s)'}`);
+    console.log(`  while read hundreds of times a second: ${during} replica shards (every node, every shard of each)${raised ? '' : '   UNEXPECTED (not raised within 20 s)'}`);
     let lowered = true;
     if (!monitorRunning) {
       console.log('  reads stopped; waiting for it to cool (shards\' access rates decay with a 10 s half-life: about 25 s)...');
       const stoppedMs = Date.now();
       lowered = await until(async () => (await faas.kvs.replicasOf(hot)).length === before, 60_000);
-      console.log(`  cooled ${((Date.now() - stoppedMs) / 1000).toFixed(0)} s after the last read: ${(await faas.kvs.replicasOf(hot)).length} replicas${lowered ? '' : '   UNEXPECTED (not lowered within 60 s)'}`);
+      console.log(`  cooled ${((Date.now() - stoppedMs) / 1000).toFixed(0)} s after the last read: ${(await faas.kvs.replicasOf(hot)).length} replica shards${lowered ? '' : '   UNEXPECTED (not lowered within 60 s)'}`);
     }
     const events = (await readEvents(faas.kvs)).filter((event) => event.node === hot);
     console.log('  the monitor\'s events about it (lfaas events):');

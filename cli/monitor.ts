@@ -74,7 +74,7 @@ export class MonitorHost implements MachineTasks {
         return action.target;
       }
       case 'replicate':
-        await this.kvs.setReplication(task.key, { global: task.replicas });
+        await this.kvs.setReplication(task.key, { global: task.replicas, local: task.shards });
         return undefined;
     }
   }

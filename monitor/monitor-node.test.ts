@@ -140,7 +140,7 @@ describe('the monitor machine', () => {
     const effects: Effect[] = [];
     for (const send of asked) effects.push(...node.handle({ kind: 'message', envelope: answer(send, send.to === ROUTING ? twoNodes : { executors: [] }) }, 1000));
     const replicate = tasks(effects).filter(({ task }) => task.op === 'replicate');
-    expect(replicate.map(({ task }) => task)).toEqual([{ op: 'replicate', key: 'hot', replicas: 2 }]);
+    expect(replicate.map(({ task }) => task)).toEqual([{ op: 'replicate', key: 'hot', replicas: 2, shards: 1 }]);
     const outcome = tasks(node.handle({ kind: 'taskDone', token: replicate[0]!.token }, 1100));
     expect(outcome.map(({ task }) => task)).toEqual([{ op: 'event', event: expect.objectContaining({ kind: 'done', action: 'replicate', node: 'hot' }) }]);
   });

@@ -41,7 +41,7 @@ export type MonitorTask =
   | { readonly op: 'event'; readonly event: MonitorEvent }
   | { readonly op: 'provide'; readonly action: Action }
   /** A key's replication factor (nodes), set through a routing node. */
-  | { readonly op: 'replicate'; readonly key: string; readonly replicas: number };
+  | { readonly op: 'replicate'; readonly key: string; readonly replicas: number; readonly shards: number };
 
 export interface MonitorOptions {
   readonly address: string;
@@ -244,7 +244,7 @@ export class MonitorNode implements Machine {
       for (const action of this.autoscaler.decideHotKeys(snapshot, this.nowMs)) {
         if (action.kind !== 'replicate') continue;
         this.counters.decisions++;
-        effects.push(this.task({ op: 'replicate', key: action.target, replicas: action.replicas }, { kind: { action } }));
+        effects.push(this.task({ op: 'replicate', key: action.target, replicas: action.replicas, shards: action.shards }, { kind: { action } }));
       }
     }
     effects.push(...this.pin(snapshot));
@@ -376,6 +376,7 @@ export class MonitorNode implements Machine {
       executors: [...executors.values()],
       replicationMax: routing?.replicationMax ?? 1,
       replicationDefault: routing?.replicationDefault || 1,
+      shardsPerNode: Math.min(...(routing?.nodes ?? []).filter((node) => !node.departed).map((node) => Math.max(1, node.shardAddresses?.length ?? 1)), 64),
       hotKeys: [...hot].filter(([key]) => key.length > 0).map(([key, rate]) => ({ key, rate })),
       functions: this.functionRates(),
     };

@@ -125,6 +125,8 @@ export interface ClusterSnapshot {
   readonly replicationMax: number;
   /** The cluster's default replication factor (what a cooled key goes back to). */
   readonly replicationDefault?: number;
+  /** The fewest shards an alive storage node has (a hot key is replicated over that many shards in each of its nodes). */
+  readonly shardsPerNode?: number;
   /** The hottest keys the shards reported, with their decaying rates (requests per second). */
   readonly hotKeys?: readonly { readonly key: string; readonly rate: number }[];
   /** Each function's call rate and latency, summed over the executors' reports. */
@@ -136,7 +138,7 @@ export type Action =
   | { readonly kind: 'add'; readonly role: ScaledRole; readonly reason: string; readonly count?: number }
   | { readonly kind: 'remove'; readonly role: ScaledRole; readonly target: string; readonly reason: string }
   /** A key's replication factor (nodes), raised for a hot key or lowered back once it cooled. */
-  | { readonly kind: 'replicate'; readonly role: 'storage'; readonly target: string; readonly replicas: number; readonly reason: string };
+  | { readonly kind: 'replicate'; readonly role: 'storage'; readonly target: string; readonly replicas: number; readonly shards: number; readonly reason: string };
 
 /** What the policy remembers between decisions, per role. */
 interface RoleState {
@@ -189,7 +191,8 @@ export class Autoscaler {
     for (const [key, rate] of rates) {
       if (rate < threshold || this.raised.has(key) || this.raised.size >= policy.keysMax || replicas <= fallback) continue;
       this.raised.set(key, { coolSinceMs: undefined });
-      actions.push({ kind: 'replicate', role: 'storage', target: key, replicas, reason: `hot: ${rate.toFixed(0)} requests/s >= ${threshold.toFixed(0)} (${policy.hotFactor}x the mean ${mean.toFixed(2)} per key)` });
+      const shards = Math.max(1, snapshot.shardsPerNode ?? 1);
+      actions.push({ kind: 'replicate', role: 'storage', target: key, replicas, shards, reason: `hot: ${rate.toFixed(0)} requests/s >= ${threshold.toFixed(0)} (${policy.hotFactor}x the mean ${mean.toFixed(2)} per key)${shards > 1 ? `; on ${shards} shards in each node` : ''}` });
     }
     for (const [key, state] of this.raised) {
       const rate = rates.get(key) ?? 0;
@@ -200,7 +203,7 @@ export class Autoscaler {
       state.coolSinceMs ??= nowMs;
       if (nowMs - state.coolSinceMs < policy.coolSustainMs) continue;
       this.raised.delete(key);
-      actions.push({ kind: 'replicate', role: 'storage', target: key, replicas: fallback, reason: `cooled: ${rate.toFixed(0)} requests/s < ${(threshold / 2).toFixed(0)} for ${policy.coolSustainMs} ms` });
+      actions.push({ kind: 'replicate', role: 'storage', target: key, replicas: fallback, shards: 1, reason: `cooled: ${rate.toFixed(0)} requests/s < ${(threshold / 2).toFixed(0)} for ${policy.coolSustainMs} ms` });
     }
     return actions;
   }

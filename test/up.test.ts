@@ -51,10 +51,10 @@ describe('lfaas up', () => {
       expect(output).toMatch(/bob: {3}kvs get alice\/diary\s+-> UNAUTHORISED$/m);
       expect(output).toMatch(/bob: {3}call bob\/read-key\('alice\/diary'\) \(runs as bob\)\s+-> "UNAUTHORISED"$/m);
       expect(output).toContain('each owner reached only its own namespace.');
-      // The hot key: replicated on the third node while read, back to 2 once cool, with the events.
-      expect(output).toMatch(/^\s*while read hundreds of times a second: 3 replicas$/m);
-      expect(output).toMatch(/^\s*cooled \d+ s after the last read: 2 replicas$/m);
-      expect(output).toMatch(/done replicate: 3 replicas: hot: /);
+      // The hot key: on every shard of all 3 nodes while read, back to 2 once cool, with the events.
+      expect(output).toMatch(/^\s*while read hundreds of times a second: 6 replica shards/m);
+      expect(output).toMatch(/^\s*cooled \d+ s after the last read: 2 replica shards$/m);
+      expect(output).toMatch(/done replicate: 3 replicas: hot: .*; on 2 shards in each node/);
       expect(output).toMatch(/done replicate: 2 replicas: cooled: /);
       expect(output).not.toContain('UNEXPECTED');
       pids = pidsIn(output);

@@ -103,7 +103,7 @@ export class SimulatedMonitorHost implements MachineTasks {
         return;
       }
       case 'replicate':
-        this.replicate(work.key, work.replicas, done);
+        this.replicate(work.key, work.replicas, work.shards, done);
         return;
     }
   }
@@ -133,7 +133,7 @@ export class SimulatedMonitorHost implements MachineTasks {
     }
   }
 
-  private replicate(key: string, replicas: number, done: Done, attempt = 1): void {
+  private replicate(key: string, replicas: number, shards: number, done: Done, attempt = 1): void {
     const requestId = this.nextRequestId++;
     const to = this.options.routing[this.nextRouting++ % this.options.routing.length]!;
     let finished = false;
@@ -143,13 +143,13 @@ export class SimulatedMonitorHost implements MachineTasks {
       this.counters.replications++;
       done(undefined);
     });
-    const envelope = envelopeWith({ ringUpdate: { replication: [{ key, tier: pb.Tier.TIER_MEMORY, global: replicas, local: 1 }] } }, { requestId, replyTo: this.transport.address, sender: this.transport.address });
+    const envelope = envelopeWith({ ringUpdate: { replication: [{ key, tier: pb.Tier.TIER_MEMORY, global: replicas, local: shards }] } }, { requestId, replyTo: this.transport.address, sender: this.transport.address });
     void this.transport.send(to, encodeEnvelope(envelope)).catch(() => undefined);
     this.sim.clock.setTimer(this.options.requestTimeoutMs ?? 500, () => {
       if (finished) return;
       finished = true;
       this.pending.delete(requestId);
-      if (attempt < TRIES) this.replicate(key, replicas, done, attempt + 1);
+      if (attempt < TRIES) this.replicate(key, replicas, shards, done, attempt + 1);
       else {
         this.counters.replicationsFailed++;
         done(new Error(`no routing node answered the replication of ${JSON.stringify(key)} in ${TRIES} tries`));
