@@ -9,6 +9,7 @@ import { composeBenchmark } from './compose.js';
 import { concurrencyBenchmark } from './concurrency.js';
 import { executorAutoscaleBenchmark } from './executor-autoscale.js';
 import { isolationBenchmark } from './isolation.js';
+import { keepaliveBenchmark } from './keepalive.js';
 import { kvsDurableBenchmark } from './kvs-durable.js';
 import { kvsBenchmark } from './kvs.js';
 import { hotkeyBenchmark } from './hotkey.js';
@@ -24,6 +25,7 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
   'executor-autoscale': executorAutoscaleBenchmark,
   hotkey: hotkeyBenchmark,
   isolation: isolationBenchmark,
+  keepalive: keepaliveBenchmark,
   kvs: kvsBenchmark,
   'kvs-durable': kvsDurableBenchmark,
   lattice: latticeBenchmark,

@@ -19,3 +19,5 @@ export { RunScope } from './run-scope.js';
 export type { ConsistencyMode, ScopeEnvironment } from './run-scope.js';
 export { Mailboxes } from './mailboxes.js';
 export type { MailboxOptions } from './mailboxes.js';
+export { FixedKeepAlive, HybridHistogramKeepAlive, keepAlivePolicy, replayGap } from './keepalive-policy.js';
+export type { HybridOptions, KeepAlivePolicy, KeepAliveSpec, KeepAliveWindows } from './keepalive-policy.js';
