@@ -149,11 +149,7 @@ export class ShardTier {
       record.used = true;
       return record;
     }
-    if (this.disk === undefined || this.dropping.has(key)) return undefined;
-    const bytes = this.disk.read(key);
-    if (bytes === undefined) return undefined;
-    this.counters.diskReads++;
-    const loaded = this.recordOf(key, bytes);
+    const loaded = this.fromDisk(key);
     if (loaded === undefined) return undefined;
     this.admit(key, loaded);
     this.memoryBytes += costOf(loaded);
@@ -161,13 +157,34 @@ export class ShardTier {
     return loaded;
   }
 
+  /** The key's committed record on disk (not kept in memory), undefined if none or unreadable. */
+  private fromDisk(key: string): StoredRecord | undefined {
+    if (this.disk === undefined || this.dropping.has(key)) return undefined;
+    const bytes = this.disk.read(key);
+    if (bytes === undefined) return undefined;
+    this.counters.diskReads++;
+    return this.recordOf(key, bytes);
+  }
+
+  /**
+   * What `key` holds now, to be replaced or removed: from memory (it leaves it), else from disk
+   * without coming into memory (it is about to go: its accounting and digest are all that count).
+   */
+  private take(key: string): StoredRecord | undefined {
+    const record = this.records.get(key);
+    if (record === undefined) return this.fromDisk(key);
+    this.release(key, record);
+    this.memoryBytes -= costOf(record);
+    return record;
+  }
+
   /**
    * Puts a new record for `key` in memory (uncommitted until its batch commits); returns what it
    * replaced, so the caller can undo its digest.
    */
   put(key: string, entry: Entry, payload: Uint8Array | undefined, disk: Uint8Array, committed = false): { previous: StoredRecord | undefined; record: StoredRecord } {
-    const previous = this.get(key);
-    if (previous !== undefined) this.forget(key, previous);
+    const previous = this.take(key);
+    if (previous !== undefined) this.forget(previous);
     else this.keyCount++;
     this.dropping.delete(key);
     const record = new StoredRecord(entry.generation, entry.value?.type ?? 0, payload, entry.value, entryDigest(key, disk), key.length + disk.length, committed ? 0 : -1);
@@ -181,22 +198,16 @@ export class ShardTier {
 
   /** Removes `key` (its removal from disk goes in the next batch); returns the record it had. */
   remove(key: string): StoredRecord | undefined {
-    const previous = this.get(key);
+    const previous = this.take(key);
     if (previous === undefined) return undefined;
-    this.forget(key, previous);
+    this.forget(previous);
     this.keyCount--;
     if (this.disk !== undefined) this.dropping.set(key, -1);
     return previous;
   }
 
-  private forget(key: string, record: StoredRecord): void {
-    // The record may have left memory already: `get` read it from disk and its eviction pass
-    // took it at once (counting it twice freed its clock slot twice, and two records then shared
-    // one slot: the hand never reached the other, and memory stayed over the budget).
-    if (this.records.get(key) === record) {
-      this.release(key, record);
-      this.memoryBytes -= costOf(record);
-    }
+  /** Takes a replaced or removed record (out of memory already: see `take`) out of the counts. */
+  private forget(record: StoredRecord): void {
     this.dataBytes -= record.bytes;
     if (record.token !== 0) this.dirtyBytes -= costOf(record);
     if (record.token > 0) this.inFlightBytes -= costOf(record);
