@@ -84,12 +84,9 @@ export class MonitorNode implements Machine {
   private readonly schedulerAnswers: PbTypes.IClusterStats[] = [];
   /** Per shard (`node/shard`), its previous latency histogram (p99 is over the requests since). */
   private readonly previousCounts = new Map<string, readonly number[]>();
-  /**
-   * Per shard, its requests counted and the report time when a rate was last measured, and that
-   * rate: requests per second between two of its reports (the storage policy's load, fresher than
-   * the shards' decaying rate).
-   */
-  private readonly previousRates = new Map<string, { total: number; atMs: number; rps: number | undefined }>();
+  /** Per shard (`node/shard`): its requests per second and its busy share, between two of its reports. */
+  private readonly requestRates = new CounterRates();
+  private readonly busyRates = new CounterRates();
   private readonly busy = new Set<ScaledRole>();
   private nextRouting = 0;
 
@@ -301,36 +298,6 @@ export class MonitorNode implements Machine {
     return [...sums].map(([name, sum]) => ({ name, rate: sum.rate, p50Ms: sum.rate > 0 ? sum.weighted / sum.rate : 0, p99Ms: sum.p99Ms }));
   }
 
-  /**
-   * A shard's requests per second between its report seen last time a rate was measured and this
-   * one (its histogram counts every request); the previous rate while no newer report came;
-   * undefined before two reports, or after its counts went back (a restarted shard).
-   */
-  private recentRate(shardKey: string, counts: readonly number[], atMs: number): number | undefined {
-    const total = counts.reduce((sum, count) => sum + count, 0);
-    const before = this.previousRates.get(shardKey);
-    if (before !== undefined && atMs === before.atMs && total === before.total) return before.rps;
-    const rps = before !== undefined && atMs > before.atMs && total >= before.total ? ((total - before.total) * 1000) / (atMs - before.atMs) : undefined;
-    this.previousRates.set(shardKey, { total, atMs, rps });
-    return rps;
-  }
-
-  /** Per shard, its busy microseconds at its last report. */
-  private readonly previousBusy = new Map<string, { busyUs: number; atMs: number; fraction: number | undefined }>();
-
-  /**
-   * The share of time a shard spent handling inputs between its last two reports (busy
-   * microseconds over elapsed ones), undefined before two reports or after a restart.
-   */
-  private busyFraction(shardKey: string, busyUs: number, atMs: number): number | undefined {
-    const before = this.previousBusy.get(shardKey);
-    if (before !== undefined && atMs === before.atMs) return before.fraction;
-    const fraction = before !== undefined && atMs > before.atMs && busyUs >= before.busyUs ? Math.min(1, (busyUs - before.busyUs) / ((atMs - before.atMs) * 1000)) : undefined;
-    if (this.previousBusy.size >= 10_000 && before === undefined) this.previousBusy.clear();
-    this.previousBusy.set(shardKey, { busyUs, atMs, fraction });
-    return fraction;
-  }
-
   private snapshot(): ClusterSnapshot {
     const routing = this.routingAnswer;
     const alive = new Set((routing?.nodes ?? []).filter((node) => !node.departed).map((node) => node.id ?? ''));
@@ -349,10 +316,12 @@ export class MonitorNode implements Machine {
       const recent = before === undefined || before.length !== counts.length ? counts : counts.map((count, i) => Math.max(0, count - before[i]!));
       const p99 = p99OfHistogram(report.latency?.boundsUs ?? [], recent);
       if (p99 !== undefined) node.p99Ms = Math.max(node.p99Ms ?? 0, p99);
-      const recentRps = this.recentRate(shardKey, counts, Number(report.sentAtMs ?? 0));
+      const atMs = Number(report.sentAtMs ?? 0);
+      // Its histogram counts every request it served.
+      const recentRps = this.requestRates.perSecond(shardKey, counts.reduce((sum, count) => sum + count, 0), atMs);
       if (recentRps !== undefined) node.recentRps = (node.recentRps ?? 0) + recentRps;
-      const busy = this.busyFraction(shardKey, Number(report.busyUs ?? 0), Number(report.sentAtMs ?? 0));
-      if (busy !== undefined) node.busy = (node.busy ?? 0) + busy;
+      const busyUsPerSecond = this.busyRates.perSecond(shardKey, Number(report.busyUs ?? 0), atMs);
+      if (busyUsPerSecond !== undefined) node.busy = (node.busy ?? 0) + Math.min(1, busyUsPerSecond / 1e6);
     }
     const executors = new Map<string, ExecutorNodeView>();
     for (const answer of this.schedulerAnswers) {
@@ -380,5 +349,24 @@ export class MonitorNode implements Machine {
       hotKeys: [...hot].filter(([key]) => key.length > 0).map(([key, rate]) => ({ key, rate })),
       functions: this.functionRates(),
     };
+  }
+}
+
+/**
+ * Per source, the rate of a counter that only grows, between two of its reports: per second
+ * between the report seen before and this one; the same rate again for the same report seen
+ * twice; undefined before two reports, or after the counter went back (a restarted source).
+ */
+class CounterRates {
+  private readonly last = new Map<string, { value: number; atMs: number; perSecond: number | undefined }>();
+
+  perSecond(source: string, value: number, atMs: number): number | undefined {
+    const before = this.last.get(source);
+    if (before !== undefined && atMs === before.atMs) return before.perSecond;
+    const perSecond = before !== undefined && atMs > before.atMs && value >= before.value ? ((value - before.value) * 1000) / (atMs - before.atMs) : undefined;
+    // Bounded: sources come and go (shards of removed nodes).
+    if (before === undefined && this.last.size >= 10_000) this.last.clear();
+    this.last.set(source, { value, atMs, perSecond });
+    return perSecond;
   }
 }
