@@ -21,9 +21,10 @@
 import { rmSync } from 'node:fs';
 import { KvsClient } from '../client/index.js';
 import { GSet } from '../lattices/index.js';
+import type { MonitorEvent } from '../monitor/index.js';
 import type { Benchmark } from './harness/benchmark.js';
 import { waitForExit } from './harness/child-process.js';
-import { startUp } from './harness/lfaas-up.js';
+import { monitorEventsOf, startUp } from './harness/lfaas-up.js';
 import { watchMachineLoad } from './harness/machine-load.js';
 import { publish } from './harness/report.js';
 import type { PlotSpec, Row, Target } from './harness/report.js';
@@ -44,15 +45,6 @@ interface Phase {
 interface Sample {
   readonly endMs: number;
   readonly latencyMs: number;
-}
-
-interface MonitorEvent {
-  readonly atMs: number;
-  readonly kind: string;
-  readonly action?: string;
-  readonly role?: string;
-  readonly node?: string;
-  readonly reason: string;
 }
 
 interface Run {
@@ -124,12 +116,7 @@ async function runPhases(phases: readonly Phase[], extra: readonly string[]): Pr
         if (!held.has(element)) lost++;
       }
     }
-    const events = up
-      .output()
-      .split('\n')
-      .filter((line) => line.startsWith('{') && line.includes('"name":"monitor"') && line.includes('"event"'))
-      .map((line) => (JSON.parse(line) as { event: MonitorEvent }).event)
-      .map((event) => ({ ...event, atS: (event.atMs - wallStart) / 1000 }));
+    const events = monitorEventsOf(up).map((event) => ({ ...event, atS: (event.atMs - wallStart) / 1000 }));
     return { samples, phaseStarts, events, acknowledged: count, lost, failed };
   } finally {
     for (const client of clients) await client.close().catch(() => undefined);

@@ -12,7 +12,7 @@ import { rmSync } from 'node:fs';
 import { LatticeFaas } from '../client/index.js';
 import type { Benchmark } from './harness/benchmark.js';
 import { waitForExit } from './harness/child-process.js';
-import { startUp } from './harness/lfaas-up.js';
+import { monitorEventsOf, startUp } from './harness/lfaas-up.js';
 import { watchMachineLoad } from './harness/machine-load.js';
 import { publish } from './harness/report.js';
 import type { PlotSpec, Row, Target } from './harness/report.js';
@@ -85,11 +85,10 @@ async function runPhases(system: string, phases: readonly Phase[], extra: readon
     }
     sampling = false;
     await sampler;
-    const events = up.output().split('\n').filter((line) => line.startsWith('{') && line.includes('"name":"monitor"') && line.includes('"event"'));
-    const described = events.map((line) => {
-      const { event } = JSON.parse(line) as { event: { atMs: number; kind: string; action?: string; role?: string; reason: string } };
-      return `${((event.atMs - Date.now() + (performance.now() - startMs)) / 1000).toFixed(1)} s: ${event.kind}${event.action === undefined ? '' : ` ${event.action} ${event.role}`} (${event.reason})`;
-    });
+    const described = monitorEventsOf(up).map(
+      (event) =>
+        `${((event.atMs - Date.now() + (performance.now() - startMs)) / 1000).toFixed(1)} s: ${event.kind}${event.action === undefined ? '' : ` ${event.action} ${event.role}`} (${event.reason})`
+    );
     notes.push(`${system}: ${described.length === 0 ? 'no monitor events' : `monitor events (s from the start of the load): ${described.join('; ')}`}`);
     return { samples, executors, phaseStarts, startMs, notes };
   } finally {

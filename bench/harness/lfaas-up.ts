@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { MonitorEvent } from '../../monitor/index.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'main.js');
 
@@ -21,6 +22,15 @@ export interface UpProcess {
   /** Everything it printed so far (stdout and stderr). */
   output(): string;
   readonly data: string;
+}
+
+/** The monitor's events in what `lfaas up --autoscale` printed (one JSON log line each). */
+export function monitorEventsOf(up: UpProcess): MonitorEvent[] {
+  return up
+    .output()
+    .split('\n')
+    .filter((line) => line.startsWith('{') && line.includes('"name":"monitor"') && line.includes('"event"'))
+    .map((line) => (JSON.parse(line) as { event: MonitorEvent }).event);
 }
 
 /** `lfaas up` in a child process: its addresses, token and scheduler metrics port once ready. */
