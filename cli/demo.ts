@@ -27,6 +27,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Counter, HybridClock, LatticeFaas, LfaasError, Lww, dag } from '../client/index.js';
 import { DEFAULT_POLICY, policyWith } from '../monitor/index.js';
+import type { MonitorEvent } from '../monitor/index.js';
 import { createToken } from '../protocol/index.js';
 import { readTokenKeys } from './keys-commands.js';
 import { readEvents, startMonitor } from './monitor.js';
@@ -253,7 +254,12 @@ async function hotKeyDemo(faas: LatticeFaas, routing: readonly string[], keys: s
       lowered = await until(async () => (await faas.kvs.replicasOf(hot)).length === before, 60_000);
       console.log(`  cooled ${((Date.now() - stoppedMs) / 1000).toFixed(0)} s after the last read: ${(await faas.kvs.replicasOf(hot)).length} replica shards${lowered ? '' : '   UNEXPECTED (not lowered within 60 s)'}`);
     }
-    const events = (await readEvents(faas.kvs)).filter((event) => event.node === hot);
+    // The monitor appends an action's event once the action returned: the ring may show the
+    // change a moment before the log holds it. Wait (bounded) for every outcome expected.
+    const expected = monitorRunning ? 1 : 2;
+    const outcomes = async (): Promise<MonitorEvent[]> => (await readEvents(faas.kvs)).filter((event) => event.node === hot);
+    await until(async () => (await outcomes()).filter((event) => event.kind === 'done').length >= expected, 10_000);
+    const events = await outcomes();
     console.log('  the monitor\'s events about it (lfaas events):');
     for (const event of events) console.log(`    ${new Date(event.atMs).toISOString().slice(11, 23)}  ${event.kind} ${event.action ?? ''}: ${event.reason}`);
     const ok = raised && lowered && events.length > 0;
