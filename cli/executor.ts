@@ -36,6 +36,11 @@ export interface ExecutorProcessOptions extends SecurityOptions {
   readonly metricsPort: number;
   /** The isolation level asked for (default: the strongest the machine allows). */
   readonly isolation?: IsolationLevel;
+  /** Prewarm along DAGs and prefetch run keys (default on; off for comparisons). */
+  readonly dagPrewarm?: boolean;
+  readonly prefetch?: boolean;
+  /** Every keep-alive window divided by this (default 1; benchmarks: 60). */
+  readonly keepAliveTimeScale?: number;
 }
 
 type Counters<T extends { readonly counters: object }> = Readonly<Record<keyof T['counters'], readonly [name: string, help: string]>>;
@@ -50,6 +55,16 @@ const NODE_COUNTERS: Counters<ExecutorNode> = {
   triggersSent: ['lfaas_executor_triggers_sent_total', 'Triggers sent to other executors.'],
   triggersLocal: ['lfaas_executor_triggers_local_total', 'Triggers delivered to a function of the run on this executor.'],
   early: ['lfaas_executor_early_triggers_total', 'Triggers that arrived before their run\'s schedule (held until it came).'],
+  prewarms: ['lfaas_executor_prewarms_total', 'Functions of DAG runs prepared when their schedule arrived, before their parents\' triggers.'],
+};
+
+const HOST_COUNTERS: Counters<ExecutorHost> = {
+  warms: ['lfaas_executor_warms_total', 'Prewarms carried out (code fetched, a runtime specialised, keys prefetched).'],
+  warmFailures: ['lfaas_executor_warm_failures_total', 'Prewarms that could not prepare their function (the run itself fetched again).'],
+  prefetched: ['lfaas_executor_prefetched_keys_total', 'Keys read into the cache when their run was scheduled (ref arguments and declared reads).'],
+  prefetchFailures: ['lfaas_executor_prefetch_failures_total', 'Prefetch reads that failed (the run read the key itself).'],
+  prefetchUsed: ['lfaas_executor_prefetch_used_total', 'Prefetched keys their run then read.'],
+  prefetchRefused: ['lfaas_executor_prefetch_refused_total', 'Keys not prefetched: out of the function\'s reach.'],
 };
 
 const POOL_COUNTERS: Counters<RuntimePool> = {
@@ -86,6 +101,7 @@ function executorSamples(parts: { node: ExecutorNode; pool: RuntimePool; cache: 
     ...counterSamples(parts.node.counters, NODE_COUNTERS, labels),
     ...counterSamples(parts.pool.counters, POOL_COUNTERS, labels),
     ...counterSamples(parts.cache.counters, CACHE_COUNTERS, labels),
+    ...counterSamples(parts.host.counters, HOST_COUNTERS, labels),
     gauge('lfaas_executor_runs_in_progress', 'Runs in progress here.', parts.node.runCount),
     gauge('lfaas_executor_pool_workers', 'Runtimes running (sandbox processes or threads).', parts.pool.size),
     gauge('lfaas_executor_pool_capacity', 'Runtimes at most (runtime slots).', parts.pool.capacity),
@@ -112,11 +128,11 @@ export async function runExecutor(options: ExecutorProcessOptions): Promise<void
   const pool = new RuntimePool({ isolation, prewarm: options.prewarm, workersMax: options.workers, memoryMb: options.memoryMb });
   await pool.ready();
   const peers = new Rpc(await ZmqTransport.bind({ host: options.host, port: 0, keyPair: security.keyPair }), systemClock);
-  const host = new ExecutorHost({ self: transport.address, pool, cache, kvs, rpc: peers });
+  const host = new ExecutorHost({ self: transport.address, pool, cache, kvs, rpc: peers, prefetch: options.prefetch !== false });
   // A nonce per boot: schedulers tell a restart at this address from its heartbeats' executor_id,
   // even one faster than their failure timeout.
   const incarnation = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
-  const executor = new ExecutorNode({ address: transport.address, schedulers: options.schedulers, statusPeriodMs: options.statusPeriodMs, incarnation });
+  const executor = new ExecutorNode({ address: transport.address, schedulers: options.schedulers, statusPeriodMs: options.statusPeriodMs, incarnation, dagPrewarm: options.dagPrewarm !== false });
   const shell = runMachine(executor, transport, systemClock, { tasks: host, onError: logError(`executor ${transport.address}`), ...security.shell });
   const metrics = options.metricsPort < 0 ? undefined : await startMetricsServer({ host: options.host, port: options.metricsPort, samples: () => [...executorSamples({ node: executor, pool, cache, host }, transport.address), ...wireSamples(wireCountersOf(shell, transport), { node: transport.address }), ...zapSamples({ node: transport.address })] });
   announceReady({ role: 'executor', address: transport.address, pid: process.pid, workers: options.workers, isolation, metricsPort: metrics?.port ?? null });

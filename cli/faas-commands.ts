@@ -99,6 +99,8 @@ export interface DeployOptions extends FaasAddresses {
   readonly memoryMb?: number;
   readonly timeoutMs?: number;
   readonly keepAliveMs?: number;
+  readonly keepAlive?: 'fixed' | 'adaptive';
+  readonly reads?: readonly string[];
   readonly concurrency?: number;
 }
 
@@ -109,6 +111,8 @@ export async function faasDeploy(file: string, options: DeployOptions): Promise<
       ...(options.memoryMb === undefined ? {} : { memoryMb: options.memoryMb }),
       ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
       ...(options.keepAliveMs === undefined ? {} : { keepAliveMs: options.keepAliveMs }),
+      ...(options.keepAlive === undefined ? {} : { keepAlive: options.keepAlive }),
+      ...(options.reads === undefined ? {} : { reads: options.reads }),
       ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
     }),
   );

@@ -196,7 +196,10 @@ securityOptions(program
   .option('--cache-bytes <n>', 'cache size in bytes', integer(1024, 2 ** 40), 64 * 1024 * 1024)
   .option('--status-period-ms <ms>', 'heartbeat period', integer(10, 60_000), 100)
   .option('--metrics-port <port>', 'Prometheus metrics port (0 = any, -1 = none)', integer(-1, 65535), 0)
-  .action(async (options: { host: string; port: number; routing: string; schedulers: string; workers: number; prewarm: number; memoryMb: number; cacheBytes: number; statusPeriodMs: number; metricsPort: number; isolation?: IsolationLevel } & SecurityOptions) => {
+  .option('--no-dag-prewarm', 'do not prepare the functions of a DAG run that wait for their parents (for comparisons)')
+  .option('--no-prefetch', 'do not read a run\'s keys into the cache when it is scheduled (for comparisons)')
+  .option('--keep-alive-time-scale <n>', 'divide every keep-alive window by n (benchmarks: 60 makes a minute a second)', integer(1, 3600), 1)
+  .action(async (options: { host: string; port: number; routing: string; schedulers: string; workers: number; prewarm: number; memoryMb: number; cacheBytes: number; statusPeriodMs: number; metricsPort: number; isolation?: IsolationLevel; dagPrewarm: boolean; prefetch: boolean; keepAliveTimeScale: number } & SecurityOptions) => {
     await runExecutor({ ...options, routing: list(options.routing), schedulers: list(options.schedulers) });
   });
 
@@ -204,9 +207,11 @@ faasCommand(program, 'deploy <file>', 'bundle a TypeScript (or JavaScript) funct
   .option('--name <name>', 'function name (default: the file\'s base name without its extension)')
   .option('--memory-mb <mb>', 'memory limit of its runtime', integer(16, 4096))
   .option('--timeout-ms <ms>', 'time limit of a call', integer(1, 3_600_000))
-  .option('--keep-alive-ms <ms>', 'how long an idle specialised runtime is kept', integer(0, 86_400_000))
+  .addOption(new Option('--keep-alive <policy>', 'how long its idle runtime stays loaded: fixed (--keep-alive-ms after each call) or adaptive (a histogram of its idle times: unloaded after a call, loaded again before the next is expected)').choices(['fixed', 'adaptive']).default('fixed'))
+  .option('--keep-alive-ms <ms>', 'the fixed policy\'s window (15 minutes)', integer(0, 86_400_000))
+  .option('--reads <keys>', 'comma-separated keys it reads, prefetched into the executor\'s cache when its run is scheduled (a prefix ends in *)', list)
   .option('--concurrency <n>', 'calls of it running at once at most, per scheduler (0: no limit)', integer(0, 100_000))
-  .action(async (file: string, options: FaasAddresses & { name?: string; memoryMb?: number; timeoutMs?: number; keepAliveMs?: number; concurrency?: number }) => faasDeploy(file, options));
+  .action(async (file: string, options: FaasAddresses & { name?: string; memoryMb?: number; timeoutMs?: number; keepAliveMs?: number; keepAlive?: 'fixed' | 'adaptive'; reads?: string[]; concurrency?: number }) => faasDeploy(file, options));
 
 faasCommand(program, 'call <name> [args...]', 'call a function; each argument is JSON (a bare word is a string); prints the result as JSON')
   .option('--version <n>', 'function version (default: the latest)', integer(1, Number.MAX_SAFE_INTEGER))

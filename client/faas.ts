@@ -24,7 +24,7 @@
 import { randomBytes } from 'node:crypto';
 import { ErrorCode, LfaasError } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
-import { Rpc, ZmqTransport, clientKeyPair, clientToken, decodeValue, encodeValue, errorFromWireMessage, pb, resultKeyOf, resultRecordOf, systemClock, unverifiedClaims } from '../protocol/index.js';
+import { DEFAULT_KEEP_ALIVE_MS, Rpc, ZmqTransport, clientKeyPair, clientToken, decodeValue, encodeValue, errorFromWireMessage, pb, resultKeyOf, resultRecordOf, systemClock, unverifiedClaims } from '../protocol/index.js';
 import type { KeyPair, PbTypes, TokenClaims } from '../protocol/index.js';
 import { bundleFunction, checkFunctionCode } from './bundle.js';
 import type { AnyFunction, DagDefinition, DagHandle, FunctionHandle, UserArgs, UserResult } from './dag-builder.js';
@@ -96,7 +96,20 @@ export interface CallOptions {
 export interface RegisterOptions {
   readonly memoryMb?: number;
   readonly timeoutMs?: number;
+  /** The `fixed` policy's window: how long its idle runtime stays loaded after a call (15 minutes). */
   readonly keepAliveMs?: number;
+  /**
+   * `fixed` (the default: keep `keepAliveMs` after each call) or `adaptive` (per function, a
+   * histogram of its idle times gives a window before which its runtime is unloaded and after
+   * which it is loaded again, and a keep-alive window; `fixed` at 4 hours until the histogram has
+   * enough calls; see README).
+   */
+  readonly keepAlive?: 'fixed' | 'adaptive';
+  /**
+   * Keys the function reads, fetched into the executor's cache as soon as its run is scheduled:
+   * exact keys, or prefixes ending in `*` (the keys under it that the function read before).
+   */
+  readonly reads?: readonly string[];
   /**
    * Calls of it running at once at most (0 or absent: no limit): beyond, a scheduler refuses
    * sync calls SCHED_NO_CAPACITY with a retry-after hint (the SDK waits and retries) and holds
@@ -120,6 +133,8 @@ export interface FunctionInfo {
   readonly memoryMb: number;
   readonly timeoutMs: number;
   readonly keepAliveMs: number;
+  readonly keepAlive: 'fixed' | 'adaptive';
+  readonly reads: readonly string[];
   readonly codeBytes: number;
   readonly registeredAtMs: number;
 }
@@ -201,7 +216,7 @@ export class LatticeFaas {
     // A module is bundled; code given as is goes through the same checks (it parses, imports no built-in or file, fits).
     const code = typeof source === 'string' ? (await bundleFunction(source)).code : (await checkFunctionCode(source.code)).code;
     const response = await this.request({
-      registerFunction: { spec: { name, code: Buffer.from(code, 'utf8'), memoryMb: options.memoryMb ?? 128, timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS, keepAliveMs: options.keepAliveMs ?? 600_000, concurrency: options.concurrency ?? 0 } },
+      registerFunction: { spec: { name, code: Buffer.from(code, 'utf8'), memoryMb: options.memoryMb ?? 128, timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS, keepAliveMs: options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS, keepAlivePolicy: options.keepAlive ?? 'fixed', reads: [...(options.reads ?? [])], concurrency: options.concurrency ?? 0 } },
     });
     const answer = response.registerFunctionResponse;
     if (answer?.error?.code) throw errorFromWireMessage(answer.error);
@@ -287,6 +302,8 @@ export class LatticeFaas {
       memoryMb: info.memoryMb ?? 0,
       timeoutMs: info.timeoutMs ?? 0,
       keepAliveMs: info.keepAliveMs ?? 0,
+      keepAlive: info.keepAlivePolicy === 'adaptive' ? 'adaptive' : 'fixed',
+      reads: info.reads ?? [],
       codeBytes: info.codeBytes ?? 0,
       registeredAtMs: Number(info.registeredAtMs ?? 0),
     }));

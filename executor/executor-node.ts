@@ -22,6 +22,11 @@
  *   randomness or time of its own). A scheduler that sees a new incarnation at a known address
  *   knows the executor restarted, even faster than its failure timeout, and fails the runs the
  *   old boot held at once.
+ * - Prewarm along the DAG: a schedule names every function of the run with its executor at once,
+ *   so when it arrives, each function placed here that waits for its parents' triggers is warmed
+ *   (a `warm` task: its code fetched, a runtime specialised, its keys prefetched) while its
+ *   parents run; the trigger then finds a warm runtime with its data in the cache. Root
+ *   functions start at once (their `run` task prefetches their keys beside the code fetch).
  * - `invocationMessage` (ctx.send between invocations), `versionRequest` (a run's pinned version,
  *   asked by a downstream executor), `prepare` (pinning), `runFinished` (a repeatable-read or
  *   causal run is over: drop its versions).
@@ -58,6 +63,8 @@ export interface ExecutorNodeOptions {
    * one, `executor_id` is the address alone and a scheduler cannot tell a quick restart.
    */
   readonly incarnation?: string;
+  /** Prewarm along the DAG (default true; off for comparisons): see {@link ExecutorNode}. */
+  readonly dagPrewarm?: boolean;
 }
 
 const STATUS = 'status';
@@ -151,7 +158,7 @@ export class ExecutorNode implements Machine {
   private draining = false;
   /** Per function: call rate and recent latencies (reported in every status). */
   private readonly loads = new FunctionLoads();
-  readonly counters = { schedules: 0, duplicates: 0, runs: 0, triggersSent: 0, triggersLocal: 0, answered: 0, timeouts: 0, refused: 0, early: 0 };
+  readonly counters = { schedules: 0, duplicates: 0, runs: 0, triggersSent: 0, triggersLocal: 0, answered: 0, timeouts: 0, refused: 0, early: 0, prewarms: 0 };
 
   constructor(private readonly options: ExecutorNodeOptions) {
     this.id = options.address;
@@ -345,6 +352,13 @@ export class ExecutorNode implements Machine {
     this.early.delete(runId);
     for (const trigger of waiting?.triggers ?? []) effects.push(...this.deliverTrigger(run, trigger));
     for (const fn of functions.values()) if (!fn.started && fn.parents.length === 0) effects.push(...this.startFunction(run, fn));
+    if (this.options.dagPrewarm !== false) {
+      for (const fn of functions.values()) {
+        if (fn.started) continue;
+        this.counters.prewarms++;
+        effects.push(...this.task({ op: 'warm', runId, name: fn.name, version: fn.spec.version ?? 0, args: fn.spec.args ?? [] }, { kind: 'ignore' }));
+      }
+    }
     return effects;
   }
 

@@ -8,7 +8,15 @@
  * - `run`: fetch the function's code (from the KVS, once), resolve `ref(key)` arguments through
  *   the run's scope, run the function in the pool with the upstream results first, and answer
  *   its msgpack result with the run's cut;
- * - `prepare`: fetch code and specialise a runtime ahead of calls (DAG pinning, prefetching);
+ * - `prepare`: fetch code and specialise a runtime ahead of calls (pinning);
+ * - `warm`: a function of a DAG run placed here that waits for its parents' triggers: its code
+ *   is fetched, a runtime specialised and its keys prefetched while the parents run (prewarm);
+ * - prefetch (part of `run` and `warm`): the keys a run will read, its `ref(key)` arguments and
+ *   the function's declared `reads`, are read into the cache as soon as the run is scheduled,
+ *   all at once, beside the code fetch and the runtime's start. Only the cache is filled, never a
+ *   run's scope: a repeatable-read run pins a key, and a causal run checks it against its cut,
+ *   when the function reads it, exactly as without prefetch. A `reads` prefix (`user/*`) stands
+ *   for the keys under it that the function read in earlier runs here (the KVS has no scan);
  * - `deliver`: put an invocation message in a mailbox;
  * - `pinned`: the version of a key this executor's cache holds for a run;
  * - `endRun`: the run is over here (drop its scope and mailboxes);
@@ -43,11 +51,15 @@ export type ExecutorTask =
       readonly placement: Readonly<Record<string, string>>;
     }
   | { readonly op: 'prepare'; readonly functions: readonly { readonly name: string; readonly version: number }[] }
+  | { readonly op: 'warm'; readonly runId: string; readonly name: string; readonly version: number; readonly args: readonly PbTypes.IArgument[] }
   | { readonly op: 'deliver'; readonly runId: string; readonly target: string; readonly payload: Uint8Array }
   | { readonly op: 'pinned'; readonly runId: string; readonly key: string }
   | { readonly op: 'endRun'; readonly runId: string }
   | { readonly op: 'status' }
   | { readonly op: 'writeResult'; readonly key: string; readonly attempt: number; readonly value?: Uint8Array; readonly error?: { readonly code: string; readonly message: string } };
+
+/** A function version as this executor runs it: its code and limits, and the keys it declares it reads. */
+export type HostedFunction = FunctionCode & { readonly reads: readonly string[]; readonly keepAlivePolicy: 'fixed' | 'adaptive' };
 
 export interface RunOutcome {
   readonly value: Uint8Array;
@@ -74,7 +86,16 @@ export interface ExecutorHostOptions {
   readonly specsMax?: number;
   readonly causalWaitMs?: number;
   readonly requestTimeoutMs?: number;
+  /** Prefetch the keys a run will read when it is scheduled (default true; off for comparisons). */
+  readonly prefetch?: boolean;
 }
+
+/** Keys prefetched for one function's run, at most; keys remembered under a function's `reads` prefixes, at most. */
+const PREFETCH_KEYS_MAX = 64;
+const PREFIX_KEYS_MAX = 64;
+/** Functions whose prefix keys are remembered, and runs whose prefetched keys are tracked, at most. */
+const PREFIX_FUNCTIONS_MAX = 1024;
+const PREFETCH_RUNS_MAX = 4096;
 
 /** The largest argument array header we build by hand (msgpack array16). */
 const ARRAY16_MAX = 0xffff;
@@ -96,11 +117,20 @@ function concatArray(items: readonly Uint8Array[]): Uint8Array {
 }
 
 export class ExecutorHost implements MachineTasks {
-  private readonly specs = new Map<string, Promise<FunctionCode>>();
+  private readonly specs = new Map<string, Promise<HostedFunction>>();
+  /** The specs fetched (same bound as `specs`). */
+  private readonly ready = new Map<string, HostedFunction>();
   private readonly scopes = new Map<string, RunScope>();
   readonly mailboxes = new Mailboxes();
   private readonly clock: HybridClock;
   private readonly env: ScopeEnvironment;
+  /** Prewarms in flight, by function version: a trigger that arrives meanwhile waits for it rather than start a second runtime. */
+  private readonly warming = new Map<string, Promise<void>>();
+  /** Per function name, the keys it read under its `reads` prefixes (most recent last). */
+  private readonly prefixKeys = new Map<string, Set<string>>();
+  /** Per `runId\0function`, the keys prefetched for it not yet read by it. */
+  private readonly prefetchedFor = new Map<string, Set<string>>();
+  readonly counters = { warms: 0, warmFailures: 0, prefetched: 0, prefetchFailures: 0, prefetchUsed: 0, prefetchRefused: 0 };
 
   constructor(private readonly options: ExecutorHostOptions) {
     this.clock = new HybridClock(options.self, () => Date.now());
@@ -127,6 +157,9 @@ export class ExecutorHost implements MachineTasks {
         return this.runFunction(task);
       case 'prepare':
         await Promise.all(task.functions.map(async (ref) => this.options.pool.prepare(await this.spec(ref.name, ref.version))));
+        return undefined;
+      case 'warm':
+        await this.warm(task);
         return undefined;
       case 'deliver':
         this.mailboxes.deliver(task.runId, task.target, task.payload);
@@ -167,8 +200,108 @@ export class ExecutorHost implements MachineTasks {
     return scope;
   }
 
+  /**
+   * Prewarm: the function's code fetched and a runtime specialised, and its keys prefetched, while
+   * its parents run. A failure only costs the prewarm (the run itself fetches again and answers
+   * the error): counted, not thrown.
+   */
+  private async warm(task: Extract<ExecutorTask, { op: 'warm' }>): Promise<void> {
+    this.counters.warms++;
+    const id = `${task.name}@${task.version}`;
+    const spec = this.spec(task.name, task.version);
+    const fetched = this.prefetch(task.runId, task.name, referencesOf(task.args), spec);
+    let prepared = this.warming.get(id);
+    if (prepared === undefined) {
+      prepared = spec.then((code) => this.options.pool.prepare(code)).finally(() => this.warming.delete(id));
+      this.warming.set(id, prepared);
+    }
+    try {
+      await prepared;
+    } catch {
+      this.counters.warmFailures++;
+    }
+    await fetched;
+  }
+
+  /**
+   * Reads `keys` and the function's declared `reads` into the cache, all at once, without waiting
+   * for them (the run reads them through its scope, joining a read still in flight). Keys out of
+   * the function's reach are skipped (its read would be refused anyway). Never throws.
+   */
+  private async prefetch(runId: string, name: string, keys: readonly string[], spec: Promise<HostedFunction>): Promise<void> {
+    if (this.options.prefetch === false) return;
+    const wanted = new Set<string>();
+    const add = (key: string): void => {
+      if (wanted.size >= PREFETCH_KEYS_MAX || wanted.has(key)) return;
+      if (functionKeyError(name, key) !== undefined) {
+        this.counters.prefetchRefused++;
+        return;
+      }
+      wanted.add(key);
+    };
+    const reads: Promise<unknown>[] = [];
+    const fetch = (from: number): void => {
+      const fresh = [...wanted].slice(from);
+      for (const key of fresh) {
+        this.counters.prefetched++;
+        reads.push(this.options.cache.get(key).catch(() => this.counters.prefetchFailures++));
+      }
+    };
+    for (const key of keys) add(key);
+    fetch(0);
+    const known = wanted.size;
+    let declared: readonly string[] = [];
+    try {
+      declared = (await spec).reads;
+    } catch {
+      // The run reports an unknown function; nothing more to prefetch.
+    }
+    for (const entry of declared) {
+      if (!entry.endsWith('*')) add(entry);
+      else for (const key of this.prefixKeys.get(name) ?? []) if (key.startsWith(entry.slice(0, -1))) add(key);
+    }
+    fetch(known);
+    if (wanted.size > 0) {
+      const runKey = `${runId}\u0000${name}`;
+      this.prefetchedFor.delete(runKey);
+      this.prefetchedFor.set(runKey, wanted);
+      if (this.prefetchedFor.size > PREFETCH_RUNS_MAX) this.prefetchedFor.delete(this.prefetchedFor.keys().next().value!);
+    }
+    await Promise.all(reads);
+  }
+
+  /** A key a run read: counted if it was prefetched for the run, remembered if it falls under one of the function's `reads` prefixes. */
+  private noteRead(prefetched: Set<string> | undefined, spec: HostedFunction, name: string, key: string): void {
+    if (prefetched?.delete(key) === true) this.counters.prefetchUsed++;
+    const prefixes = spec.reads;
+    if (prefixes === undefined || prefixes.length === 0) return;
+    if (!prefixes.some((entry) => entry.endsWith('*') && key.startsWith(entry.slice(0, -1)))) return;
+    let known = this.prefixKeys.get(name);
+    if (known === undefined) {
+      if (this.prefixKeys.size >= PREFIX_FUNCTIONS_MAX) this.prefixKeys.delete(this.prefixKeys.keys().next().value!);
+      this.prefixKeys.set(name, (known = new Set()));
+    }
+    known.delete(key);
+    known.add(key);
+    if (known.size > PREFIX_KEYS_MAX) known.delete(known.values().next().value!);
+  }
+
   private async runFunction(task: Extract<ExecutorTask, { op: 'run' }>): Promise<RunOutcome> {
-    const spec = await this.spec(task.name, task.version);
+    const specPromise = this.spec(task.name, task.version);
+    const references = referencesOf(task.args);
+    // A root function's keys are prefetched here, beside its code and runtime (a function that
+    // waited for its parents had them prefetched by its `warm` when the run was scheduled).
+    const runKey = `${task.runId}\u0000${task.name}`;
+    const known = this.ready.get(`${task.name}@${task.version}`);
+    if (task.upstream.length === 0 && (references.length > 0 || known === undefined || known.reads.length > 0)) void this.prefetch(task.runId, task.name, references, specPromise);
+    const spec = await specPromise;
+    const id = spec.id;
+    // A prewarm of this function still loading: its runtime is the one to take.
+    const warming = this.warming.get(id);
+    if (warming !== undefined) await warming.catch(() => undefined);
+    const prefetched = this.prefetchedFor.get(runKey);
+    this.prefetchedFor.delete(runKey);
+    const tracks = prefetched !== undefined || spec.reads.length > 0;
     const scope = this.scopeFor(task.runId, task.mode);
     scope.absorb(task.cut);
     const own: Uint8Array[] = [];
@@ -176,7 +309,9 @@ export class ExecutorHost implements MachineTasks {
       if (argument.reference !== undefined && argument.reference !== null && argument.reference.length > 0) {
         // ref(key): the value read through the run's scope (so repeatable read pins it too), with
         // the function's rights (the caller's were checked where the call entered).
-        const value = await scope.get(reachable(task.name, argument.reference));
+        const key = reachable(task.name, argument.reference);
+        if (prefetched?.delete(key) === true) this.counters.prefetchUsed++;
+        const value = await scope.get(key);
         own.push(encodeValue(plainOf(value)));
       } else own.push(argument.value ?? encodeValue(null));
     }
@@ -189,7 +324,13 @@ export class ExecutorHost implements MachineTasks {
     // A function reaches its owner's keys only, and never a system key (owner-access.ts): a key
     // out of reach throws, and the pool answers the function's request with that error.
     const host: FunctionHost = {
-      get: (key) => scope.get(reachable(task.name, key)),
+      get: tracks
+        ? (key) => {
+            const reached = reachable(task.name, key);
+            this.noteRead(prefetched, spec, task.name, reached);
+            return scope.get(reached);
+          }
+        : (key) => scope.get(reachable(task.name, key)),
       put: (key, value) => scope.put(reachable(task.name, key), value),
       merge: (key, value) => scope.merge(reachable(task.name, key), value),
       delete: (key) => scope.delete(reachable(task.name, key)),
@@ -228,7 +369,7 @@ export class ExecutorHost implements MachineTasks {
   }
 
   /** A function version's code and limits: fetched from the KVS once, then kept (versions are immutable). */
-  spec(name: string, version: number): Promise<FunctionCode> {
+  spec(name: string, version: number): Promise<HostedFunction> {
     const id = `${name}@${version}`;
     let spec = this.specs.get(id);
     if (spec === undefined) {
@@ -237,15 +378,38 @@ export class ExecutorHost implements MachineTasks {
         if (record === undefined) throw new LfaasError(ErrorCode.SCHED_FUNCTION_NOT_FOUND, `function ${id} is not registered`);
         // Sandbox processes are an owner's (the namespace of `alice/f`); a function in no
         // namespace (an admin's) is its own owner.
-        return { id, code: record.code, memoryMb: record.memoryMb, timeoutMs: record.timeoutMs, keepAliveMs: record.keepAliveMs, owner: ownerOfName(name) ?? name };
+        return {
+          id,
+          code: record.code,
+          memoryMb: record.memoryMb,
+          timeoutMs: record.timeoutMs,
+          keepAliveMs: record.keepAliveMs,
+          keepAlivePolicy: record.keepAlivePolicy,
+          reads: record.reads,
+          owner: ownerOfName(name) ?? name,
+        } satisfies HostedFunction;
       });
+      void spec.then((code) => {
+        if (this.specs.has(id)) this.ready.set(id, code);
+      }, () => undefined);
       // A failed fetch is not kept: the next call asks again.
       spec.catch(() => this.specs.delete(id));
-      if (this.specs.size >= (this.options.specsMax ?? 1024)) this.specs.delete(this.specs.keys().next().value!);
+      if (this.specs.size >= (this.options.specsMax ?? 1024)) {
+        const oldest = this.specs.keys().next().value!;
+        this.specs.delete(oldest);
+        this.ready.delete(oldest);
+      }
       this.specs.set(id, spec);
     }
     return spec;
   }
+}
+
+/** The keys of a call's `ref(key)` arguments. */
+function referencesOf(args: readonly PbTypes.IArgument[]): string[] {
+  const keys: string[] = [];
+  for (const argument of args) if (argument.reference !== undefined && argument.reference !== null && argument.reference.length > 0) keys.push(argument.reference);
+  return keys;
 }
 
 /** `key`, when function `functionName` may reach it; throws the typed refusal otherwise. */

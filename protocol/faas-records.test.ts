@@ -36,7 +36,7 @@ const codeOf = (act: () => unknown): string | undefined => {
   return undefined;
 };
 
-const record: FunctionRecord = { name: 'square', version: 3, code: 'module.exports = (x) => x * x;', memoryMb: 256, timeoutMs: 5000, keepAliveMs: 30_000, concurrencyLimit: 0, registeredAtMs: 1_700_000_000_123 };
+const record: FunctionRecord = { name: 'square', version: 3, code: 'module.exports = (x) => x * x;', memoryMb: 256, timeoutMs: 5000, keepAliveMs: 30_000, keepAlivePolicy: 'adaptive', reads: ['model/weights', 'user/*'], concurrencyLimit: 0, registeredAtMs: 1_700_000_000_123 };
 
 const functionRecordArbitrary: fc.Arbitrary<FunctionRecord> = fc.record({
   name: fc.stringMatching(NAME_PATTERN),
@@ -45,6 +45,8 @@ const functionRecordArbitrary: fc.Arbitrary<FunctionRecord> = fc.record({
   memoryMb: fc.integer({ min: 16, max: 4096 }),
   timeoutMs: fc.integer({ min: 1, max: 900_000 }),
   keepAliveMs: fc.integer({ min: 0, max: 24 * 3_600_000 }),
+  keepAlivePolicy: fc.constantFrom('fixed' as const, 'adaptive' as const),
+  reads: fc.array(fc.oneof(fc.string({ minLength: 1, maxLength: 40 }).filter((key) => !key.includes('*')), fc.string({ minLength: 1, maxLength: 40 }).filter((key) => !key.includes('*')).map((prefix) => `${prefix}*`)), { maxLength: 32 }),
   concurrencyLimit: fc.integer({ min: 0, max: 1000 }),
   registeredAtMs: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
 });
@@ -79,7 +81,7 @@ describe('FaaS records', () => {
 
   it('fills in the defaults of the fields a function record leaves out', () => {
     const minimal = functionRecordOf(stored(new Priority(1, { name: 'old', version: 1, code: 'module.exports = () => 1;' })));
-    expect(minimal).toEqual({ name: 'old', version: 1, code: 'module.exports = () => 1;', memoryMb: 128, timeoutMs: 60_000, keepAliveMs: 600_000, concurrencyLimit: 0, registeredAtMs: 0 });
+    expect(minimal).toEqual({ name: 'old', version: 1, code: 'module.exports = () => 1;', memoryMb: 128, timeoutMs: 60_000, keepAliveMs: 15 * 60_000, keepAlivePolicy: 'fixed', reads: [], concurrencyLimit: 0, registeredAtMs: 0 });
     // A record from before the limit was enforced says `concurrency: 1`: it limited nothing then, and does not now.
     expect(functionRecordOf(stored(new Priority(1, { name: 'old', version: 1, code: 'x', concurrency: 1 })))?.concurrencyLimit).toBe(0);
     // A null field counts as left out.
@@ -100,6 +102,15 @@ describe('FaaS records', () => {
       { ...record, memoryMb: 'lots' },
       { ...record, keepAliveMs: [1] },
       { ...record, registeredAtMs: { at: 1 } },
+      { ...record, keepAlivePolicy: 'forever' },
+      { ...record, keepAlivePolicy: 1 },
+      { ...record, reads: 'model' },
+      { ...record, reads: [7] },
+      { ...record, reads: [''] },
+      { ...record, reads: ['*'] },
+      { ...record, reads: ['a*b'] },
+      { ...record, reads: Array.from({ length: 33 }, (_, i) => `k${i}`) },
+      { ...record, reads: ['x'.repeat(1025)] },
     ];
     for (const value of wrong) {
       // `undefined` fields are dropped by the codec: give them as absent.

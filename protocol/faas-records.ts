@@ -59,9 +59,36 @@ export interface FunctionRecord {
   readonly memoryMb: number;
   readonly timeoutMs: number;
   readonly keepAliveMs: number;
+  /** `fixed` (keep `keepAliveMs` after each call) or `adaptive` (a histogram of its idle times decides). */
+  readonly keepAlivePolicy: KeepAlivePolicyName;
+  /** Keys it reads, prefetched when its run is scheduled: exact keys, or prefixes ending in `*`. */
+  readonly reads: readonly string[];
   /** Calls of it running at once at most, per scheduler (0: no limit; see the scheduler). */
   readonly concurrencyLimit: number;
   readonly registeredAtMs: number;
+}
+
+export type KeepAlivePolicyName = 'fixed' | 'adaptive';
+export const KEEP_ALIVE_POLICIES: readonly KeepAlivePolicyName[] = ['fixed', 'adaptive'];
+/** McGrath and Brenner's expiry: the `fixed` policy's window unless the function names one. */
+export const DEFAULT_KEEP_ALIVE_MS = 15 * 60_000;
+/** Entries of a function's `reads`, at most, and the bytes of one. */
+export const READS_MAX = 32;
+export const READ_BYTES_MAX = 1024;
+
+/**
+ * Why a function's `reads` cannot be used (undefined: it can): at most READS_MAX entries, each a
+ * key of 1 to READ_BYTES_MAX bytes; a `*` only as the last character (a prefix), and not alone
+ * (every key of the KVS is no read set).
+ */
+export function readsProblem(reads: readonly unknown[]): string | undefined {
+  if (reads.length > READS_MAX) return `reads has ${reads.length} entries; at most ${READS_MAX}`;
+  for (const entry of reads) {
+    if (typeof entry !== 'string' || entry.length === 0 || Buffer.byteLength(entry) > READ_BYTES_MAX) return `a reads entry must be a key of 1 to ${READ_BYTES_MAX} bytes`;
+    const star = entry.indexOf('*');
+    if (star >= 0 && (star !== entry.length - 1 || entry.length === 1)) return `reads entry ${JSON.stringify(entry.slice(0, 64))}: \`*\` may only end a prefix`;
+  }
+  return undefined;
 }
 
 export interface DagRecord {
@@ -114,11 +141,25 @@ export function functionRecordOf(value: AnyLattice | undefined): FunctionRecord 
     code: record['code'],
     memoryMb: numberField(record, 'memoryMb', 128, 'function'),
     timeoutMs: numberField(record, 'timeoutMs', 60_000, 'function'),
-    keepAliveMs: numberField(record, 'keepAliveMs', 600_000, 'function'),
+    keepAliveMs: numberField(record, 'keepAliveMs', DEFAULT_KEEP_ALIVE_MS, 'function'),
+    keepAlivePolicy: keepAlivePolicyField(record['keepAlivePolicy']),
+    reads: readsField(record['reads']),
     // Records before the limit was enforced carry `concurrency: 1`, which limited nothing: not read.
     concurrencyLimit: numberField(record, 'concurrencyLimit', 0, 'function'),
     registeredAtMs: numberField(record, 'registeredAtMs', 0, 'function'),
   };
+}
+
+function keepAlivePolicyField(value: unknown): KeepAlivePolicyName {
+  if (value === undefined || value === null) return 'fixed';
+  if (!KEEP_ALIVE_POLICIES.includes(value as KeepAlivePolicyName)) throw bad('function');
+  return value as KeepAlivePolicyName;
+}
+
+function readsField(value: unknown): string[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value) || readsProblem(value) !== undefined) throw bad('function');
+  return value as string[];
 }
 
 export function dagRecordOf(value: AnyLattice | undefined): DagRecord | undefined {

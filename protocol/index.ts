@@ -66,6 +66,10 @@ export {
   resultRecordOf,
   isSystemKey,
   SYSTEM_KEY_PREFIX,
+  DEFAULT_KEEP_ALIVE_MS,
+  KEEP_ALIVE_POLICIES,
+  READS_MAX,
+  readsProblem,
 } from './faas-records.js';
-export type { FunctionRecord, DagRecord, ExecutionRecord, ResultRecord } from './faas-records.js';
+export type { FunctionRecord, DagRecord, ExecutionRecord, ResultRecord, KeepAlivePolicyName } from './faas-records.js';
 export type { CallSignal, FunctionContext, FunctionLogger } from './function-context.js';

@@ -146,7 +146,7 @@ export const envelopeBodyArbitraries: { readonly [Body in NonNullable<PbTypes.En
   statsReport,
   registerFunction: fc.record({
     spec: fc.record(
-      { name, version: u32, code: someBytes, memoryMb: u32, timeoutMs: u32, keepAliveMs: u32, concurrency: u32, registeredAtMs: u53 },
+      { name, version: u32, code: someBytes, memoryMb: u32, timeoutMs: u32, keepAliveMs: u32, concurrency: u32, registeredAtMs: u53, keepAlivePolicy: text, reads: fc.array(name, { maxLength: 3 }) },
       { requiredKeys: ['name', 'code'] },
     ),
   }),
@@ -215,7 +215,7 @@ export const envelopeBodyArbitraries: { readonly [Body in NonNullable<PbTypes.En
   functionList: fc.record(
     {
       functions: fc.array(
-        fc.record({ name, latest: u32, versions: fc.array(u32, { maxLength: 3 }), memoryMb: u32, timeoutMs: u32, keepAliveMs: u32, codeBytes: u32, registeredAtMs: u53 }, { requiredKeys: ['name'] }),
+        fc.record({ name, latest: u32, versions: fc.array(u32, { maxLength: 3 }), memoryMb: u32, timeoutMs: u32, keepAliveMs: u32, codeBytes: u32, registeredAtMs: u53, keepAlivePolicy: text, reads: fc.array(name, { maxLength: 3 }) }, { requiredKeys: ['name'] }),
         { maxLength: 3 },
       ),
       error: wireErrorArbitrary,

@@ -15,8 +15,8 @@
  */
 import { ErrorCode, GSet, LfaasError, Lww, Max, Priority } from '../lattices/index.js';
 import type { AnyLattice, HybridClock } from '../lattices/index.js';
-import { DAGS_KEY, FUNCTIONS_KEY, NAME_PATTERN, dagKey, dagRecordOf, errorToWire, functionIndexKey, functionKey, functionRecordOf } from '../protocol/index.js';
-import type { DagRecord, Effect, Envelope, FunctionRecord, PbTypes } from '../protocol/index.js';
+import { DAGS_KEY, DEFAULT_KEEP_ALIVE_MS, FUNCTIONS_KEY, KEEP_ALIVE_POLICIES, NAME_PATTERN, dagKey, dagRecordOf, errorToWire, functionIndexKey, functionKey, functionRecordOf, readsProblem } from '../protocol/index.js';
+import type { DagRecord, Effect, Envelope, FunctionRecord, KeepAlivePolicyName, PbTypes } from '../protocol/index.js';
 import { dagShape } from './dag.js';
 import type { DagShape } from './dag.js';
 import type { Continuation, SchedulerTask } from './kvs-tasks.js';
@@ -31,6 +31,8 @@ export interface FunctionMeta {
   readonly memoryMb: number;
   readonly timeoutMs: number;
   readonly keepAliveMs: number;
+  readonly keepAlivePolicy: KeepAlivePolicyName;
+  readonly reads: readonly string[];
   readonly codeBytes: number;
   readonly registeredAtMs: number;
   /** Calls running at once at most (0: no limit). */
@@ -186,6 +188,8 @@ export class Registry {
       memoryMb: record.memoryMb,
       timeoutMs: record.timeoutMs,
       keepAliveMs: record.keepAliveMs,
+      keepAlivePolicy: record.keepAlivePolicy,
+      reads: record.reads,
       codeBytes: record.code.length,
       registeredAtMs: record.registeredAtMs,
       concurrencyLimit: record.concurrencyLimit,
@@ -198,7 +202,9 @@ export class Registry {
     const code = Buffer.from(spec.code ?? new Uint8Array()).toString('utf8');
     const memoryMb = spec.memoryMb || 128;
     const timeoutMs = spec.timeoutMs || 60_000;
-    const keepAliveMs = spec.keepAliveMs || 10 * 60_000;
+    const keepAliveMs = spec.keepAliveMs || DEFAULT_KEEP_ALIVE_MS;
+    const keepAlivePolicy = (spec.keepAlivePolicy || 'fixed') as KeepAlivePolicyName;
+    const reads = spec.reads ?? [];
     const problem = !NAME_PATTERN.test(name)
       ? `function name ${JSON.stringify(name)} must match ${NAME_PATTERN}`
       : code.length === 0 || code.length > CODE_BYTES_MAX
@@ -209,9 +215,11 @@ export class Registry {
             ? 'timeoutMs must be at most 900000'
             : (spec.concurrency ?? 0) > 100_000
               ? 'concurrency must be at most 100000 (0: no limit)'
-              : undefined;
+              : !KEEP_ALIVE_POLICIES.includes(keepAlivePolicy)
+                ? `keepAlivePolicy must be one of ${KEEP_ALIVE_POLICIES.join(', ')}`
+                : readsProblem(reads);
     if (problem !== undefined) return this.host.reply(envelope, { registerFunctionResponse: { name, error: errorToWire(new LfaasError(ErrorCode.EXEC_BAD_VALUE, problem)) } });
-    const record = (version: number): FunctionRecord => ({ name, version, code, memoryMb, timeoutMs, keepAliveMs, concurrencyLimit: spec.concurrency ?? 0, registeredAtMs: Math.floor(this.host.now()) });
+    const record = (version: number): FunctionRecord => ({ name, version, code, memoryMb, timeoutMs, keepAliveMs, keepAlivePolicy, reads: [...reads], concurrencyLimit: spec.concurrency ?? 0, registeredAtMs: Math.floor(this.host.now()) });
     return this.serialised(name, () => this.register(envelope, name, record, 0));
   }
 
@@ -335,7 +343,7 @@ export class Registry {
             const [n, v] = owners[i]!;
             let info = infos.get(n);
             if (info === undefined) {
-              info = { name: names[n]!, latest: v, versions: [], memoryMb: record.memoryMb, timeoutMs: record.timeoutMs, keepAliveMs: record.keepAliveMs, codeBytes: Buffer.byteLength(record.code), registeredAtMs: record.registeredAtMs };
+              info = { name: names[n]!, latest: v, versions: [], memoryMb: record.memoryMb, timeoutMs: record.timeoutMs, keepAliveMs: record.keepAliveMs, keepAlivePolicy: record.keepAlivePolicy, reads: [...record.reads], codeBytes: Buffer.byteLength(record.code), registeredAtMs: record.registeredAtMs };
               infos.set(n, info);
             }
             info.versions.unshift(v);

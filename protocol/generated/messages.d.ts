@@ -4637,6 +4637,12 @@ export namespace lfaas {
         /** FunctionSpec registeredAtMs. */
         registeredAtMs: number;
 
+        /** FunctionSpec keepAlivePolicy. */
+        keepAlivePolicy: string;
+
+        /** FunctionSpec reads. */
+        reads: string[];
+
         /**
          * Creates a new FunctionSpec instance using the specified properties.
          * @param [properties] Properties to set
@@ -4744,6 +4750,12 @@ export namespace lfaas {
 
             /** FunctionSpec registeredAtMs */
             registeredAtMs?: (number|null);
+
+            /** FunctionSpec keepAlivePolicy */
+            keepAlivePolicy?: (string|null);
+
+            /** FunctionSpec reads */
+            reads?: (string[]|null);
 
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];
@@ -5042,6 +5054,12 @@ export namespace lfaas {
         /** FunctionInfo registeredAtMs. */
         registeredAtMs: number;
 
+        /** FunctionInfo keepAlivePolicy. */
+        keepAlivePolicy: string;
+
+        /** FunctionInfo reads. */
+        reads: string[];
+
         /**
          * Creates a new FunctionInfo instance using the specified properties.
          * @param [properties] Properties to set
@@ -5149,6 +5167,12 @@ export namespace lfaas {
 
             /** FunctionInfo registeredAtMs */
             registeredAtMs?: (number|null);
+
+            /** FunctionInfo keepAlivePolicy */
+            keepAlivePolicy?: (string|null);
+
+            /** FunctionInfo reads */
+            reads?: (string[]|null);
 
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];

@@ -13332,6 +13332,8 @@ export const lfaas = $root.lfaas = (() => {
          * @property {number|null} [keepAliveMs] FunctionSpec keepAliveMs
          * @property {number|null} [concurrency] FunctionSpec concurrency
          * @property {number|null} [registeredAtMs] FunctionSpec registeredAtMs
+         * @property {string|null} [keepAlivePolicy] FunctionSpec keepAlivePolicy
+         * @property {Array.<string>|null} [reads] FunctionSpec reads
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -13357,6 +13359,7 @@ export const lfaas = $root.lfaas = (() => {
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
         const FunctionSpec = function (properties) {
+            this.reads = [];
             if (properties)
                 for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                     if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -13428,6 +13431,22 @@ export const lfaas = $root.lfaas = (() => {
         FunctionSpec.prototype.registeredAtMs = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
 
         /**
+         * FunctionSpec keepAlivePolicy.
+         * @member {string} keepAlivePolicy
+         * @memberof lfaas.FunctionSpec
+         * @instance
+         */
+        FunctionSpec.prototype.keepAlivePolicy = "";
+
+        /**
+         * FunctionSpec reads.
+         * @member {Array.<string>} reads
+         * @memberof lfaas.FunctionSpec
+         * @instance
+         */
+        FunctionSpec.prototype.reads = $util.emptyArray;
+
+        /**
          * Creates a new FunctionSpec instance using the specified properties.
          * @function create
          * @memberof lfaas.FunctionSpec
@@ -13475,6 +13494,11 @@ export const lfaas = $root.lfaas = (() => {
                 writer.uint32(/* id 7, wireType 0 =*/56).uint32(message.concurrency);
             if (message.registeredAtMs != null && $Object.hasOwnProperty.call(message, "registeredAtMs") && (typeof message.registeredAtMs === "object" ? message.registeredAtMs.low || message.registeredAtMs.high : message.registeredAtMs !== 0))
                 writer.uint32(/* id 8, wireType 0 =*/64).uint64(message.registeredAtMs);
+            if (message.keepAlivePolicy != null && $Object.hasOwnProperty.call(message, "keepAlivePolicy") && message.keepAlivePolicy !== "")
+                writer.uint32(/* id 9, wireType 2 =*/74).string(message.keepAlivePolicy);
+            if (message.reads != null && message.reads.length)
+                for (let i = 0; i < message.reads.length; ++i)
+                    writer.uint32(/* id 10, wireType 2 =*/82).string(message.reads[i]);
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -13604,6 +13628,23 @@ export const lfaas = $root.lfaas = (() => {
                             delete message.registeredAtMs;
                         continue;
                     }
+                case 9: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.keepAlivePolicy = value;
+                        else
+                            delete message.keepAlivePolicy;
+                        continue;
+                    }
+                case 10: {
+                        if (wireType !== 2)
+                            break;
+                        if (!(message.reads && message.reads.length))
+                            message.reads = [];
+                        message.reads.push(reader.stringVerify());
+                        continue;
+                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -13676,6 +13717,16 @@ export const lfaas = $root.lfaas = (() => {
             if (message.registeredAtMs != null && $Object.hasOwnProperty.call(message, "registeredAtMs"))
                 if (!$util.isInteger(message.registeredAtMs) && !(message.registeredAtMs && $util.isInteger(message.registeredAtMs.low) && $util.isInteger(message.registeredAtMs.high)))
                     return "registeredAtMs: integer|Long expected";
+            if (message.keepAlivePolicy != null && $Object.hasOwnProperty.call(message, "keepAlivePolicy"))
+                if (!$util.isString(message.keepAlivePolicy))
+                    return "keepAlivePolicy: string expected";
+            if (message.reads != null && $Object.hasOwnProperty.call(message, "reads")) {
+                if (!$Array.isArray(message.reads))
+                    return "reads: array expected";
+                for (let i = 0; i < message.reads.length; ++i)
+                    if (!$util.isString(message.reads[i]))
+                        return "reads: string[] expected";
+            }
             return null;
         };
 
@@ -13731,6 +13782,16 @@ export const lfaas = $root.lfaas = (() => {
                         message.registeredAtMs = object.registeredAtMs;
                     else if (typeof object.registeredAtMs === "object")
                         message.registeredAtMs = new $util.LongBits(object.registeredAtMs.low >>> 0, object.registeredAtMs.high >>> 0).toNumber(true);
+            if (object.keepAlivePolicy != null)
+                if (typeof object.keepAlivePolicy !== "string" || object.keepAlivePolicy.length)
+                    message.keepAlivePolicy = $String(object.keepAlivePolicy);
+            if (object.reads) {
+                if (!$Array.isArray(object.reads))
+                    throw $TypeError(".lfaas.FunctionSpec.reads: array expected");
+                message.reads = $Array(object.reads.length);
+                for (let i = 0; i < object.reads.length; ++i)
+                    message.reads[i] = $String(object.reads[i]);
+            }
             return message;
         };
 
@@ -13751,6 +13812,8 @@ export const lfaas = $root.lfaas = (() => {
             if (_depth > $util.recursionLimit)
                 throw $Error("max depth exceeded");
             let object = {};
+            if (options.arrays || options.defaults)
+                object.reads = [];
             if (options.defaults) {
                 object.name = "";
                 object.version = 0;
@@ -13770,6 +13833,7 @@ export const lfaas = $root.lfaas = (() => {
                     object.registeredAtMs = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
                 } else
                     object.registeredAtMs = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                object.keepAlivePolicy = "";
             }
             if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
                 object.name = message.name;
@@ -13792,6 +13856,13 @@ export const lfaas = $root.lfaas = (() => {
                     object.registeredAtMs = options.longs === $String ? $String(message.registeredAtMs) : message.registeredAtMs;
                 else
                     object.registeredAtMs = options.longs === $String ? $util.Long.prototype.toString.call(message.registeredAtMs) : options.longs === $Number ? new $util.LongBits(message.registeredAtMs.low >>> 0, message.registeredAtMs.high >>> 0).toNumber(true) : message.registeredAtMs;
+            if (message.keepAlivePolicy != null && $Object.hasOwnProperty.call(message, "keepAlivePolicy"))
+                object.keepAlivePolicy = message.keepAlivePolicy;
+            if (message.reads && message.reads.length) {
+                object.reads = $Array(message.reads.length);
+                for (let j = 0; j < message.reads.length; ++j)
+                    object.reads[j] = message.reads[j];
+            }
             return object;
         };
 
@@ -14447,6 +14518,8 @@ export const lfaas = $root.lfaas = (() => {
          * @property {number|null} [keepAliveMs] FunctionInfo keepAliveMs
          * @property {number|null} [codeBytes] FunctionInfo codeBytes
          * @property {number|null} [registeredAtMs] FunctionInfo registeredAtMs
+         * @property {string|null} [keepAlivePolicy] FunctionInfo keepAlivePolicy
+         * @property {Array.<string>|null} [reads] FunctionInfo reads
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -14473,6 +14546,7 @@ export const lfaas = $root.lfaas = (() => {
          */
         const FunctionInfo = function (properties) {
             this.versions = [];
+            this.reads = [];
             if (properties)
                 for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                     if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -14544,6 +14618,22 @@ export const lfaas = $root.lfaas = (() => {
         FunctionInfo.prototype.registeredAtMs = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
 
         /**
+         * FunctionInfo keepAlivePolicy.
+         * @member {string} keepAlivePolicy
+         * @memberof lfaas.FunctionInfo
+         * @instance
+         */
+        FunctionInfo.prototype.keepAlivePolicy = "";
+
+        /**
+         * FunctionInfo reads.
+         * @member {Array.<string>} reads
+         * @memberof lfaas.FunctionInfo
+         * @instance
+         */
+        FunctionInfo.prototype.reads = $util.emptyArray;
+
+        /**
          * Creates a new FunctionInfo instance using the specified properties.
          * @function create
          * @memberof lfaas.FunctionInfo
@@ -14591,6 +14681,11 @@ export const lfaas = $root.lfaas = (() => {
                 writer.uint32(/* id 7, wireType 0 =*/56).uint32(message.codeBytes);
             if (message.registeredAtMs != null && $Object.hasOwnProperty.call(message, "registeredAtMs") && (typeof message.registeredAtMs === "object" ? message.registeredAtMs.low || message.registeredAtMs.high : message.registeredAtMs !== 0))
                 writer.uint32(/* id 8, wireType 0 =*/64).uint64(message.registeredAtMs);
+            if (message.keepAlivePolicy != null && $Object.hasOwnProperty.call(message, "keepAlivePolicy") && message.keepAlivePolicy !== "")
+                writer.uint32(/* id 9, wireType 2 =*/74).string(message.keepAlivePolicy);
+            if (message.reads != null && message.reads.length)
+                for (let i = 0; i < message.reads.length; ++i)
+                    writer.uint32(/* id 10, wireType 2 =*/82).string(message.reads[i]);
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -14725,6 +14820,23 @@ export const lfaas = $root.lfaas = (() => {
                             delete message.registeredAtMs;
                         continue;
                     }
+                case 9: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.keepAlivePolicy = value;
+                        else
+                            delete message.keepAlivePolicy;
+                        continue;
+                    }
+                case 10: {
+                        if (wireType !== 2)
+                            break;
+                        if (!(message.reads && message.reads.length))
+                            message.reads = [];
+                        message.reads.push(reader.stringVerify());
+                        continue;
+                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -14801,6 +14913,16 @@ export const lfaas = $root.lfaas = (() => {
             if (message.registeredAtMs != null && $Object.hasOwnProperty.call(message, "registeredAtMs"))
                 if (!$util.isInteger(message.registeredAtMs) && !(message.registeredAtMs && $util.isInteger(message.registeredAtMs.low) && $util.isInteger(message.registeredAtMs.high)))
                     return "registeredAtMs: integer|Long expected";
+            if (message.keepAlivePolicy != null && $Object.hasOwnProperty.call(message, "keepAlivePolicy"))
+                if (!$util.isString(message.keepAlivePolicy))
+                    return "keepAlivePolicy: string expected";
+            if (message.reads != null && $Object.hasOwnProperty.call(message, "reads")) {
+                if (!$Array.isArray(message.reads))
+                    return "reads: array expected";
+                for (let i = 0; i < message.reads.length; ++i)
+                    if (!$util.isString(message.reads[i]))
+                        return "reads: string[] expected";
+            }
             return null;
         };
 
@@ -14857,6 +14979,16 @@ export const lfaas = $root.lfaas = (() => {
                         message.registeredAtMs = object.registeredAtMs;
                     else if (typeof object.registeredAtMs === "object")
                         message.registeredAtMs = new $util.LongBits(object.registeredAtMs.low >>> 0, object.registeredAtMs.high >>> 0).toNumber(true);
+            if (object.keepAlivePolicy != null)
+                if (typeof object.keepAlivePolicy !== "string" || object.keepAlivePolicy.length)
+                    message.keepAlivePolicy = $String(object.keepAlivePolicy);
+            if (object.reads) {
+                if (!$Array.isArray(object.reads))
+                    throw $TypeError(".lfaas.FunctionInfo.reads: array expected");
+                message.reads = $Array(object.reads.length);
+                for (let i = 0; i < object.reads.length; ++i)
+                    message.reads[i] = $String(object.reads[i]);
+            }
             return message;
         };
 
@@ -14877,8 +15009,10 @@ export const lfaas = $root.lfaas = (() => {
             if (_depth > $util.recursionLimit)
                 throw $Error("max depth exceeded");
             let object = {};
-            if (options.arrays || options.defaults)
+            if (options.arrays || options.defaults) {
                 object.versions = [];
+                object.reads = [];
+            }
             if (options.defaults) {
                 object.name = "";
                 object.latest = 0;
@@ -14891,6 +15025,7 @@ export const lfaas = $root.lfaas = (() => {
                     object.registeredAtMs = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
                 } else
                     object.registeredAtMs = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                object.keepAlivePolicy = "";
             }
             if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
                 object.name = message.name;
@@ -14916,6 +15051,13 @@ export const lfaas = $root.lfaas = (() => {
                     object.registeredAtMs = options.longs === $String ? $String(message.registeredAtMs) : message.registeredAtMs;
                 else
                     object.registeredAtMs = options.longs === $String ? $util.Long.prototype.toString.call(message.registeredAtMs) : options.longs === $Number ? new $util.LongBits(message.registeredAtMs.low >>> 0, message.registeredAtMs.high >>> 0).toNumber(true) : message.registeredAtMs;
+            if (message.keepAlivePolicy != null && $Object.hasOwnProperty.call(message, "keepAlivePolicy"))
+                object.keepAlivePolicy = message.keepAlivePolicy;
+            if (message.reads && message.reads.length) {
+                object.reads = $Array(message.reads.length);
+                for (let j = 0; j < message.reads.length; ++j)
+                    object.reads[j] = message.reads[j];
+            }
             return object;
         };
 

@@ -170,6 +170,12 @@ export class SimulatedHost implements MachineTasks {
           done(undefined);
         });
         return;
+      case 'warm':
+        after(draw(this.random, { min: 1, max: 3 }), () => {
+          this.warm.add(`${t.name}@${t.version}`);
+          done(undefined);
+        });
+        return;
       case 'writeResult':
         this.kvs.later(() => {
           if (!this.alive()) return;
