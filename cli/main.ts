@@ -178,7 +178,8 @@ securityOptions(program
   .addOption(routingOption())
   .option('--executor-timeout-ms <ms>', 'an executor silent this long is dead (its runs are answered or dispatched again)', integer(100, 600_000), 1000)
   .option('--metrics-port <port>', 'Prometheus metrics port (0 = any, -1 = none)', integer(-1, 65535), 0)
-  .action(async (options: { host: string; port: number; routing: string; executorTimeoutMs: number; metricsPort: number } & SecurityOptions) => {
+  .option('--pin-executors <n>', 'executors each function is prepared on at registration (0: none)', integer(0, 64), 2)
+  .action(async (options: { host: string; port: number; routing: string; executorTimeoutMs: number; metricsPort: number; pinExecutors: number } & SecurityOptions) => {
     await runScheduler({ ...options, routing: list(options.routing) });
   });
 

@@ -21,6 +21,8 @@ export interface SchedulerProcessOptions extends SecurityOptions {
   readonly executorTimeoutMs: number;
   /** -1: no metrics server; 0: an ephemeral port. */
   readonly metricsPort: number;
+  /** Executors each function is pinned on at registration (default 2; 0: none, every first call is cold). */
+  readonly pinExecutors?: number;
 }
 
 /** The scheduler's counters as Prometheus counters: field of `SchedulerNode.counters` -> name and help. */
@@ -61,7 +63,7 @@ export async function runScheduler(options: SchedulerProcessOptions): Promise<vo
   const transport = await ZmqTransport.bind({ host: options.host, port: options.port, keyPair: security.keyPair });
   const kvs = await KvsClient.connect({ routing: options.routing, host: options.host, keyPair: security.keyPair, token: '' });
   // Placement's randomness; seeded per process so two schedulers do not choose in lockstep.
-  const scheduler = new SchedulerNode({ address: transport.address, random: seededRandom((Date.now() ^ (process.pid << 8)) >>> 0), executorTimeoutMs: options.executorTimeoutMs });
+  const scheduler = new SchedulerNode({ address: transport.address, random: seededRandom((Date.now() ^ (process.pid << 8)) >>> 0), executorTimeoutMs: options.executorTimeoutMs, ...(options.pinExecutors === undefined ? {} : { pinExecutors: options.pinExecutors }) });
   const shell = runMachine(scheduler, transport, systemClock, { tasks: new KvsTasks(kvs), onError: logError(`scheduler ${transport.address}`), ...security.shell });
   const metrics = options.metricsPort < 0 ? undefined : await startMetricsServer({ host: options.host, port: options.metricsPort, samples: () => [...schedulerSamples(scheduler, transport.address), ...wireSamples(wireCountersOf(shell, transport), { node: transport.address }), ...zapSamples({ node: transport.address })] });
   announceReady({ role: 'scheduler', address: transport.address, pid: process.pid, metricsPort: metrics?.port ?? null });
