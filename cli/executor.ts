@@ -41,6 +41,8 @@ export interface ExecutorProcessOptions extends SecurityOptions {
   readonly prefetch?: boolean;
   /** Every keep-alive window divided by this (default 1; benchmarks: 60). */
   readonly keepAliveTimeScale?: number;
+  /** Stems waiting at most, over all memory classes and owners (default: half the runtimes). */
+  readonly stemsMax?: number;
 }
 
 type Counters<T extends { readonly counters: object }> = Readonly<Record<keyof T['counters'], readonly [name: string, help: string]>>;
@@ -65,7 +67,16 @@ const HOST_COUNTERS: Counters<ExecutorHost> = {
   prefetchFailures: ['lfaas_executor_prefetch_failures_total', 'Prefetch reads that failed (the run read the key itself).'],
   prefetchUsed: ['lfaas_executor_prefetch_used_total', 'Prefetched keys their run then read.'],
   prefetchRefused: ['lfaas_executor_prefetch_refused_total', 'Keys not prefetched: out of the function\'s reach.'],
+  codeFetches: ['lfaas_executor_code_fetches_total', 'Function records (code and limits) read from the KVS.'],
 };
+
+/** Seconds spent in each stage of the cold starts so far (a cold call's split: code fetch, runtime start, bundle evaluation, first call). */
+interface ColdStageSeconds {
+  code_fetch: number;
+  runtime: number;
+  evaluate: number;
+  first_call: number;
+}
 
 const POOL_COUNTERS: Counters<RuntimePool> = {
   calls: ['lfaas_executor_pool_calls_total', 'Calls handed to the runtime pool.'],
@@ -79,6 +90,10 @@ const POOL_COUNTERS: Counters<RuntimePool> = {
   logRecords: ['lfaas_executor_pool_log_records_total', 'Log records functions wrote (console.log, ctx.log).'],
   spawned: ['lfaas_executor_pool_runtimes_started_total', 'Runtimes (sandbox processes or threads) started.'],
   protocolBroken: ['lfaas_executor_pool_protocol_broken_total', 'Sandbox processes ended for breaking the runtime protocol.'],
+  stemHits: ['lfaas_executor_pool_stem_hits_total', 'Cold starts that needed a fresh runtime and found a stem waiting.'],
+  stemMisses: ['lfaas_executor_pool_stem_misses_total', 'Cold starts that waited for a runtime started for them.'],
+  stemsRefilled: ['lfaas_executor_pool_stems_refilled_total', 'Stems started to refill the stem pools (per memory class and owner, to targets that follow the rate of cold starts).'],
+  prewarmed: ['lfaas_executor_pool_prewarmed_total', 'Functions prepared again by their adaptive keep-alive policy just before their next call was expected.'],
 };
 
 const CACHE_COUNTERS: Counters<ExecutorCache> = {
@@ -94,7 +109,7 @@ function counterSamples<T extends Record<string, number>>(counters: T, names: Re
 }
 
 /** The executor's series at this moment, each labelled with its address. */
-function executorSamples(parts: { node: ExecutorNode; pool: RuntimePool; cache: ExecutorCache; host: ExecutorHost }, node: string): MetricSample[] {
+function executorSamples(parts: { node: ExecutorNode; pool: RuntimePool; cache: ExecutorCache; host: ExecutorHost; stages: ColdStageSeconds }, node: string): MetricSample[] {
   const labels = { node };
   const gauge = (name: string, help: string, value: number): MetricSample => ({ name, help, type: 'gauge', value, labels });
   return [
@@ -102,6 +117,8 @@ function executorSamples(parts: { node: ExecutorNode; pool: RuntimePool; cache: 
     ...counterSamples(parts.pool.counters, POOL_COUNTERS, labels),
     ...counterSamples(parts.cache.counters, CACHE_COUNTERS, labels),
     ...counterSamples(parts.host.counters, HOST_COUNTERS, labels),
+    ...(['code_fetch', 'runtime', 'evaluate', 'first_call'] as const).map((stage): MetricSample => ({ name: 'lfaas_executor_cold_start_seconds_total', help: 'Time spent in each stage of cold starts: code_fetch (the function\'s record read from the KVS), runtime (a runtime started until ready; 0 for a stem), evaluate (the bundle evaluated in the runtime), first_call (the call in the new realm).', type: 'counter', value: stage === 'code_fetch' ? parts.host.codeFetchMs / 1000 : parts.stages[stage], labels: { ...labels, stage } })),
+    ...parts.pool.stemTargets().map((target): MetricSample => ({ name: 'lfaas_executor_pool_stem_target', help: 'Stems kept waiting per memory class (and per owner with recent cold starts): a floor plus the rate of cold starts times the time a stem takes to start.', type: 'gauge', value: target.target, labels: { ...labels, memory_mb: String(target.memoryMb), owner: target.owner ?? '' } })),
     gauge('lfaas_executor_runs_in_progress', 'Runs in progress here.', parts.node.runCount),
     gauge('lfaas_executor_pool_workers', 'Runtimes running (sandbox processes or threads).', parts.pool.size),
     gauge('lfaas_executor_pool_capacity', 'Runtimes at most (runtime slots).', parts.pool.capacity),
@@ -125,7 +142,20 @@ export async function runExecutor(options: ExecutorProcessOptions): Promise<void
   const kvs = await KvsClient.connect({ routing: options.routing, host: options.host, requestTimeoutMs: 2000, keyPair: security.keyPair, token: '' });
   const cache = new ExecutorCache(kvs, { bytesMax: options.cacheBytes });
   const isolation = await chooseIsolation(options.isolation);
-  const pool = new RuntimePool({ isolation, prewarm: options.prewarm, workersMax: options.workers, memoryMb: options.memoryMb });
+  const stages: ColdStageSeconds = { code_fetch: 0, runtime: 0, evaluate: 0, first_call: 0 };
+  const pool = new RuntimePool({
+    isolation,
+    prewarm: options.prewarm,
+    workersMax: options.workers,
+    memoryMb: options.memoryMb,
+    keepAliveTimeScale: options.keepAliveTimeScale ?? 1,
+    ...(options.stemsMax === undefined ? {} : { stemsMax: options.stemsMax }),
+    onColdStart: (split) => {
+      stages.runtime += split.runtimeMs / 1000;
+      stages.evaluate += split.evaluateMs / 1000;
+      stages.first_call += split.callMs / 1000;
+    },
+  });
   await pool.ready();
   const peers = new Rpc(await ZmqTransport.bind({ host: options.host, port: 0, keyPair: security.keyPair }), systemClock);
   const host = new ExecutorHost({ self: transport.address, pool, cache, kvs, rpc: peers, prefetch: options.prefetch !== false });
@@ -134,7 +164,7 @@ export async function runExecutor(options: ExecutorProcessOptions): Promise<void
   const incarnation = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
   const executor = new ExecutorNode({ address: transport.address, schedulers: options.schedulers, statusPeriodMs: options.statusPeriodMs, incarnation, dagPrewarm: options.dagPrewarm !== false });
   const shell = runMachine(executor, transport, systemClock, { tasks: host, onError: logError(`executor ${transport.address}`), ...security.shell });
-  const metrics = options.metricsPort < 0 ? undefined : await startMetricsServer({ host: options.host, port: options.metricsPort, samples: () => [...executorSamples({ node: executor, pool, cache, host }, transport.address), ...wireSamples(wireCountersOf(shell, transport), { node: transport.address }), ...zapSamples({ node: transport.address })] });
+  const metrics = options.metricsPort < 0 ? undefined : await startMetricsServer({ host: options.host, port: options.metricsPort, samples: () => [...executorSamples({ node: executor, pool, cache, host, stages }, transport.address), ...wireSamples(wireCountersOf(shell, transport), { node: transport.address }), ...zapSamples({ node: transport.address })] });
   announceReady({ role: 'executor', address: transport.address, pid: process.pid, workers: options.workers, isolation, metricsPort: metrics?.port ?? null });
   stopOnSignals(async () => {
     // Drain: schedulers stop placing here at the next report; the runs held finish (10 s at most).

@@ -200,8 +200,9 @@ securityOptions(program
   .option('--no-dag-prewarm', 'do not prepare the functions of a DAG run that wait for their parents (for comparisons)')
   .option('--no-prefetch', 'do not read a run\'s keys into the cache when it is scheduled (for comparisons)')
   .option('--keep-alive-time-scale <n>', 'divide every keep-alive window by n (benchmarks: 60 makes a minute a second)', integer(1, 3600), 1)
-  .action(async (options: { host: string; port: number; routing: string; schedulers: string; workers: number; prewarm: number; memoryMb: number; cacheBytes: number; statusPeriodMs: number; metricsPort: number; isolation?: IsolationLevel; dagPrewarm: boolean; prefetch: boolean; keepAliveTimeScale: number } & SecurityOptions) => {
-    await runExecutor({ ...options, routing: list(options.routing), schedulers: list(options.schedulers) });
+  .option('--stem-target-max <n>', 'stems kept waiting at most, over all memory classes and owners (default: half of --workers; 0 with --prewarm 0: no stems)', integer(0, 256))
+  .action(async (options: { host: string; port: number; routing: string; schedulers: string; workers: number; prewarm: number; memoryMb: number; cacheBytes: number; statusPeriodMs: number; metricsPort: number; isolation?: IsolationLevel; dagPrewarm: boolean; prefetch: boolean; keepAliveTimeScale: number; stemTargetMax?: number } & SecurityOptions) => {
+    await runExecutor({ ...options, routing: list(options.routing), schedulers: list(options.schedulers), ...(options.stemTargetMax === undefined ? {} : { stemsMax: options.stemTargetMax }) });
   });
 
 faasCommand(program, 'deploy <file>', 'bundle a TypeScript (or JavaScript) function module and register it; prints {"name","version"}')

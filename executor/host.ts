@@ -130,7 +130,9 @@ export class ExecutorHost implements MachineTasks {
   private readonly prefixKeys = new Map<string, Set<string>>();
   /** Per `runId\0function`, the keys prefetched for it not yet read by it. */
   private readonly prefetchedFor = new Map<string, Set<string>>();
-  readonly counters = { warms: 0, warmFailures: 0, prefetched: 0, prefetchFailures: 0, prefetchUsed: 0, prefetchRefused: 0 };
+  readonly counters = { warms: 0, warmFailures: 0, prefetched: 0, prefetchFailures: 0, prefetchUsed: 0, prefetchRefused: 0, codeFetches: 0 };
+  /** Time spent reading function records from the KVS (ms): the code-fetch stage of cold starts. */
+  codeFetchMs = 0;
 
   constructor(private readonly options: ExecutorHostOptions) {
     this.clock = new HybridClock(options.self, () => Date.now());
@@ -373,7 +375,10 @@ export class ExecutorHost implements MachineTasks {
     const id = `${name}@${version}`;
     let spec = this.specs.get(id);
     if (spec === undefined) {
+      const fetchStartedMs = performance.now();
       spec = this.options.cache.get(functionKey(name, version)).then((value) => {
+        this.counters.codeFetches++;
+        this.codeFetchMs += performance.now() - fetchStartedMs;
         const record = functionRecordOf(value);
         if (record === undefined) throw new LfaasError(ErrorCode.SCHED_FUNCTION_NOT_FOUND, `function ${id} is not registered`);
         // Sandbox processes are an owner's (the namespace of `alice/f`); a function in no

@@ -1,8 +1,9 @@
 /**
  * Keep-alive policies: how long a function's warm runtime stays loaded after a call, and whether
  * it is unloaded and loaded again just before the next call is expected. Pure: they see idle
- * times (the time from one call of the function to its next) and answer windows; the executor
- * and the benchmarks replay them in real or virtual time.
+ * times (the time from one call of the function to its next) and answer windows; the runtime
+ * pool (executor/runtime-pool.ts) keeps one per function version and applies them in real time
+ * (scaled by its `keepAliveTimeScale`), the benchmarks replay them in virtual time.
  *
  * - `fixed` (McGrath and Brenner's prototype: 15 minutes): stay loaded for a fixed window.
  * - `adaptive`: the hybrid histogram policy of Shahrad et al. ("Serverless in the Wild", USENIX

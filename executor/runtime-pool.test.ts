@@ -3,12 +3,15 @@
  * (a synchronous loop, a promise that never settles, a heap hog, an oversized result): each gets
  * its typed error, the breaching worker is replaced, and the pool keeps serving. A platform
  * failure a function lets through keeps its code; a code a function sets itself does not count.
+ * The stem pools (a second memory class refilled, a burst's target raised and decayed, an
+ * owner's own stems), the keep-alive policies (adaptive unloads and prepares again in time,
+ * fixed keeps; time scaled), and a cold start's stage timings.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Counter, ErrorCode, HybridClock, LatticeType, LfaasError, Lww } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
 import { RuntimePool } from './runtime-pool.js';
-import type { FunctionCode, FunctionHost, RuntimePoolOptions } from './runtime-pool.js';
+import type { ColdStartStages, FunctionCode, FunctionHost, RuntimePoolOptions } from './runtime-pool.js';
 
 const fn = (id: string, body: string, limits: Partial<Pick<FunctionCode, 'memoryMb' | 'timeoutMs'>> = {}): FunctionCode => ({
   id,
@@ -24,8 +27,8 @@ const square = fn('square@1', '(x) => x * x');
 describe.each(['process', 'none'] as const)('RuntimePool (isolation %s)', (isolation) => {
   let pool: RuntimePool | undefined;
   const newPool = (options: RuntimePoolOptions): RuntimePool => new RuntimePool({ isolation, ...options });
-  /** Runtimes that ran the tests' code: every thread at `none`; the processes bound to their owner otherwise (stems wait beside them). */
-  const working = (): number => (isolation === 'none' ? pool!.size : pool!.owners().filter((owner) => owner === 'tests').length);
+  /** Runtimes that ran the tests' code and hold it (stems, and an owner's runtimes with nothing loaded, wait beside them). */
+  const working = (): number => pool!.runtimes().filter((runtime) => runtime.busy || runtime.functions.length > 0).length;
   afterEach(async () => {
     await pool?.close();
     pool = undefined;
@@ -282,6 +285,143 @@ describe.each(['process', 'none'] as const)('RuntimePool (isolation %s)', (isola
     expect(await pool.run(owned('c@1', 'owner-c'), [5])).toBe(5);
     expect(pool.warmFunctions()).toContain('c@1');
   }, 30_000);
+
+  it('stem pools per memory class: a cold start in a second class makes it keep a stem, refilled when a call takes it', async () => {
+    pool = newPool({ prewarm: 1, memoryMb: 64, workersMax: 6, stemRateDecayMs: 5000, sweepPeriodMs: 50 });
+    await pool.ready();
+    const stemsOf = (memoryMb: number): number => pool!.runtimes().filter((runtime) => runtime.memoryMb === memoryMb && runtime.owner === undefined && runtime.functions.length === 0 && !runtime.busy).length;
+    const small = fn('small@1', '(x) => x + 1', { memoryMb: 32 });
+    // No runtime of class 32: the first call waits for one started for it.
+    expect(await pool.run(small, [1])).toBe(2);
+    expect(pool.counters).toMatchObject({ stemMisses: 1, stemHits: 0 });
+    expect(pool.stemTargets().find((target) => target.memoryMb === 32 && target.owner === undefined)?.target).toBeGreaterThanOrEqual(1);
+    // Its cold start raised the class's target: a stem of class 32 is started, off the call's path.
+    await until(() => stemsOf(32) >= 1 && pool!.runtimes().every((runtime) => runtime.ready), 10_000);
+    expect(stemsOf(32)).toBeGreaterThanOrEqual(1);
+    const refilled = pool.counters.stemsRefilled;
+    expect(refilled).toBeGreaterThanOrEqual(1);
+    // Two calls at once: one on the warm runtime, the other takes the stem (a hit)...
+    expect(await Promise.all([pool.run(small, [2]), pool.run(small, [3])])).toEqual([3, 4]);
+    expect(pool.counters.stemHits).toBe(1);
+    // ...and the pool refills it.
+    await until(() => pool!.counters.stemsRefilled > refilled && stemsOf(32) >= 1, 10_000);
+    expect(stemsOf(32)).toBeGreaterThanOrEqual(1);
+    // The class 64 keeps its floor: prewarm.
+    expect(pool.stemTargets().find((target) => target.memoryMb === 64 && target.owner === undefined)?.target).toBeGreaterThanOrEqual(1);
+  }, 20_000);
+
+  it('a burst of cold starts raises the class\'s stem target (rate times start time); it decays back to the floor', async () => {
+    pool = newPool({ prewarm: 1, memoryMb: 64, workersMax: 8, stemRateDecayMs: 300, sweepPeriodMs: 50 });
+    await pool.ready();
+    const targetOf64 = (): number => pool!.stemTargets().find((target) => target.memoryMb === 64 && target.owner === undefined)!.target;
+    expect(targetOf64()).toBe(1);
+    // Five owners' cold starts at once (at `none` five calls at once): one takes the stem, four wait for runtimes started for them.
+    const burst = Array.from({ length: 5 }, (_, i): FunctionCode => ({ ...fn(`burst-${i}@1`, 'async (x) => { await new Promise((r) => setTimeout(r, 20)); return x; }'), owner: `burst-${i}` }));
+    const raised: number[] = [];
+    const calls = Promise.all(burst.map((f, i) => pool!.run(f, [i])));
+    raised.push(targetOf64());
+    expect(await calls).toEqual([0, 1, 2, 3, 4]);
+    raised.push(targetOf64());
+    expect(pool.counters.stemHits + pool.counters.stemMisses).toBe(5);
+    expect(pool.counters.stemMisses).toBeGreaterThanOrEqual(4);
+    expect(Math.max(...raised)).toBeGreaterThan(1);
+    // No more cold starts: back to the floor once fewer than half a cold start is recent (0.3 s · ln 10 ≈ 0.7 s after the burst).
+    await until(() => targetOf64() === 1, 5000);
+    expect(targetOf64()).toBe(1);
+    expect(pool.stemTargets().find((target) => target.memoryMb === 64 && target.owner === undefined)!.coldPerSecond).toBeLessThan(2);
+  }, 20_000);
+
+  it.skipIf(isolation === 'none')('an owner whose calls keep needing a fresh runtime gets stems bound to it, taken first', async () => {
+    pool = newPool({ prewarm: 1, memoryMb: 64, workersMax: 6, stemRateDecayMs: 5000, sweepPeriodMs: 20 });
+    await pool.ready();
+    // Its realm stays 50 ms: its process ends soon after each call, and the next call needs a fresh runtime.
+    const hot: FunctionCode = { ...fn('hot@1', '(x) => x * 2'), owner: 'hot', keepAliveMs: 50 };
+    const ownStems = (): number => pool!.runtimes().filter((runtime) => runtime.owner === 'hot' && runtime.functions.length === 0 && !runtime.busy).length;
+    expect(await pool.run(hot, [1])).toBe(2);
+    // One cold start is not enough for an owner's pool: its process ends.
+    await until(() => !pool!.owners().includes('hot'), 5000);
+    expect(pool.stemTargets().some((target) => target.owner === 'hot')).toBe(false);
+    // Wait for a class stem to take, then a second cold start of the owner.
+    await until(() => pool!.runtimes().some((runtime) => runtime.owner === undefined && runtime.ready && runtime.functions.length === 0), 5000);
+    expect(await pool.run(hot, [2])).toBe(4);
+    expect(pool.stemTargets().find((target) => target.owner === 'hot')).toMatchObject({ memoryMb: 64, target: expect.any(Number) });
+    expect(pool.stemTargets().find((target) => target.owner === 'hot')!.target).toBeGreaterThanOrEqual(1);
+    // A runtime bound to the owner, with nothing loaded, waits for its next call.
+    await until(() => ownStems() >= 1 && !pool!.warmFunctions().includes('hot@1'), 5000);
+    expect(ownStems()).toBeGreaterThanOrEqual(1);
+    const hits = pool.counters.stemHits;
+    const cold = pool.counters.cold;
+    expect(await pool.run(hot, [3])).toBe(6);
+    expect(pool.counters.cold).toBe(cold + 1);
+    expect(pool.counters.stemHits).toBe(hits + 1);
+    // Another owner never gets it.
+    expect(await pool.run({ ...fn('other@1', '(x) => -x'), owner: 'other' }, [1])).toBe(-1);
+    expect(pool.runtimes().filter((runtime) => runtime.functions.includes('other@1')).every((runtime) => runtime.owner === 'other')).toBe(true);
+  }, 20_000);
+
+  it('keep-alive policies: adaptive unloads a regular function after its call and prepares it before the next (warm); fixed keeps it', async () => {
+    // A minute lasts 50 ms: 1-minute bins of 50 ms, 4 idle times learn the histogram.
+    pool = newPool({ prewarm: 1, memoryMb: 64, sweepPeriodMs: 20, keepAliveTimeScale: 1200, adaptiveKeepAlive: { minSamples: 4 } });
+    await pool.ready();
+    const tick: FunctionCode = { ...fn('tick@1', '(x) => x + 1'), keepAlivePolicy: 'adaptive' };
+    const tock: FunctionCode = { ...fn('tock@1', '(x) => x - 1'), keepAlivePolicy: 'fixed' };
+    // Every 275 ms (5.5 minutes scaled: the middle of bin 5).
+    const gapMs = 275;
+    const t0 = Date.now();
+    const at = async (i: number): Promise<void> => {
+      const wait = t0 + i * gapMs - Date.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    };
+    for (let i = 0; i < 5; i++) {
+      await at(i);
+      expect(await pool.run(tick, [i])).toBe(i + 1);
+      expect(await pool.run(tock, [i])).toBe(i - 1);
+      // Learning (fewer than 4 idle times): no prewarm window, its range kept (240 bins).
+      if (i < 4) expect(pool.keepAliveWindows().get('tick@1')).toMatchObject({ policy: 'adaptive', prewarmMs: 0, keepAliveMs: 240 * 50 });
+    }
+    // Learned: unloaded after its call, prepared again ~5 minutes (scaled) after it.
+    const windows = pool.keepAliveWindows().get('tick@1')!;
+    expect(windows.prewarmMs).toBeGreaterThan(150);
+    expect(windows.prewarmMs).toBeLessThan(gapMs);
+    expect(windows.prewarmMs + windows.keepAliveMs).toBeGreaterThan(gapMs);
+    expect(pool.warmFunctions()).not.toContain('tick@1');
+    expect(pool.warmFunctions()).toContain('tock@1');
+    expect(pool.keepAliveWindows().get('tock@1')).toMatchObject({ policy: 'fixed', prewarmMs: 0, keepAliveMs: (15 * 60_000) / 1200 });
+    await until(() => pool!.warmFunctions().includes('tick@1'), gapMs);
+    expect(pool.counters.prewarmed).toBe(1);
+    await at(5);
+    const warm = pool.counters.warm;
+    expect(await pool.run(tick, [5])).toBe(6);
+    expect(pool.counters.warm).toBe(warm + 1);
+    // tock was never unloaded: every call after its first was warm.
+    const tockWarm = pool.counters.warm;
+    expect(await pool.run(tock, [5])).toBe(4);
+    expect(pool.counters.warm).toBe(tockWarm + 1);
+  }, 20_000);
+
+  it('times a cold start in stages (runtime, evaluation, first call); a warm call reports none', async () => {
+    const seen: ColdStartStages[] = [];
+    pool = newPool({ prewarm: 1, memoryMb: 64, onColdStart: (stages) => seen.push(stages) });
+    await pool.ready();
+    // Evaluating the module takes 20 ms, a call 10 ms.
+    const body = '(() => { const until = Date.now() + 20; while (Date.now() < until) {} return (x) => { const end = Date.now() + 10; while (Date.now() < end) {} return x; }; })()';
+    const timed = fn('timed@1', body);
+    expect(await pool.run(timed, [1])).toBe(1);
+    expect(seen).toHaveLength(1);
+    // A ready stem: no runtime creation.
+    expect(seen[0]).toMatchObject({ functionId: 'timed@1', stem: true, runtimeMs: 0 });
+    expect(seen[0]!.evaluateMs).toBeGreaterThanOrEqual(15);
+    expect(seen[0]!.callMs).toBeGreaterThanOrEqual(8);
+    expect(await pool.run(timed, [2])).toBe(2);
+    expect(seen).toHaveLength(1);
+    // A class with no runtime: one is started for the call.
+    expect(await pool.run(fn('timed-32@1', body, { memoryMb: 32 }), [3])).toBe(3);
+    expect(seen).toHaveLength(2);
+    expect(seen[1]!.stem).toBe(false);
+    expect(seen[1]!.runtimeMs).toBeGreaterThan(0);
+    expect(seen[1]!.evaluateMs).toBeGreaterThanOrEqual(15);
+    expect(pool.coldStages()).toEqual(seen);
+  });
 });
 
 /** Waits until `condition` holds, polling, for at most `timeoutMs` (then the assertions after it fail). */

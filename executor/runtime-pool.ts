@@ -1,18 +1,39 @@
 /**
- * The pool of runtimes of an executor (sandbox/ is what runs inside one): pre-spawned,
- * unspecialised runtimes wait ("stem cells"); a call goes to an idle runtime of its owner and
- * memory class, preferring one that already holds the function's realm (warm).
+ * The pool of runtimes of an executor (sandbox/ is what runs inside one): unspecialised runtimes
+ * wait ahead of calls ("stem cells"); a call goes to an idle runtime of its owner and memory
+ * class, preferring one that already holds the function's realm (warm).
  *
  * - Isolation (executor/isolation.ts): at `process` and `bwrap` a runtime is a sandbox process,
  *   and a process serves one owner for its whole life: a stem is bound to the owner of its first
  *   function and ended, never reused, when that owner's functions go cold. (A function's owner is
  *   its namespace, `alice` for `alice/f`; a function in no namespace, an administrator's, is its
- *   own owner.) At `none` a runtime is a trusted thread shared by all.
+ *   own owner.) At `none` a runtime is a trusted thread shared by all; a cold call takes an idle
+ *   thread that already holds other functions before it takes an empty one (a stem).
  * - Warm stacks: of the idle runtimes warm for a function, the most recently used one is taken
  *   (last in, first out), so after a load drop the surplus runtimes go unused and expire.
- * - Keep-alive: a function's realm unused for its `keepAliveMs` is dropped; a runtime left with
- *   none is ended (a process) or becomes unspecialised again (a thread); unspecialised runtimes
- *   beyond `prewarm` that stay idle for `idleWorkerMs` are ended.
+ * - Stem pools that refill (executor/stem-targets.ts): every memory class calls use has a target
+ *   of waiting stems, and so has every owner (in a class) whose calls keep needing a fresh
+ *   runtime (at `process`/`bwrap`: its stems are bound to it ahead of its calls, and the pool
+ *   takes them first). A target is a floor (`prewarm` for the class `memoryMb`, 0 otherwise) plus
+ *   Little's law on the cold starts that needed a stem: their decaying rate times the measured
+ *   start time of a stem, with headroom; it decays back to the floor when they stop. Stems are
+ *   started off the calls' path, a little after one is taken (forking blocks this event loop), a
+ *   few at a time, within `workersMax`, and all stems together within `stemsMax` (default half
+ *   the slots, or `prewarm` if more): stems never crowd out warm runtimes (a call that needs room
+ *   ends an idle stem of another class first). Surplus stems idle for `idleWorkerMs` are ended;
+ *   an owner's runtime with nothing loaded beyond its owner's target is ended at once.
+ * - Keep-alive policies (executor/keepalive-policy.ts), one per function version (bounded): the
+ *   time from a call's arrival to the next call's is recorded, per function across the pool's
+ *   runtimes; `fixed` keeps a realm `keepAliveMs` after its last use (15 minutes by default);
+ *   `adaptive` (Shahrad et al.'s hybrid histogram) may answer a prewarm window: the function's
+ *   idle realms are then unloaded once its call finishes (a process left with none ends) and the
+ *   function is prepared again at the call's arrival + prewarmMs (one timer for the earliest such
+ *   deadline), then kept keepAliveMs (the timer, at most one, is the pool's; the sweep backs it
+ *   up). `keepAliveTimeScale` divides every window (benchmarks run a minute in a second).
+ * - Cold starts are timed in stages: the runtime's creation (the part of its start the call
+ *   waited for; 0 with a ready stem), the bundle's evaluation (a cold call is sent as a load, then
+ *   the call: the `loaded` answer ends the evaluation) and the first call; see `coldStages()` and
+ *   `onColdStart`.
  * - Limits: at a call's `timeoutMs` the call fails with EXEC_TIMEOUT and its `ctx.signal` is
  *   aborted; a runtime that does not answer within `abortGraceMs` after that (a loop, a promise
  *   that never settles, a microtask loop left behind) is ended and replaced. Memory: the heap is
@@ -23,6 +44,7 @@
  * - Logs: what a function logs (`console.log`, `ctx.log`) goes to this process's log as JSON
  *   lines with the call id and the function.
  */
+import { performance } from 'node:perf_hooks';
 import pino from 'pino';
 import { ErrorCode, LfaasError, decodeLattice, ensureLfaasError, errorFromWire } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
@@ -30,8 +52,11 @@ import { DEFAULT_MAX_VALUE_BYTES, decodeValue, encodeValue } from '../protocol/i
 import { LOG_RECORDS_MAX } from '../sandbox/index.js';
 import type { HostAsk, HostReply, Invocation, LogRecord, PoolMessage, RuntimeAnswer, RuntimeCall } from '../sandbox/index.js';
 import type { IsolationLevel } from './isolation.js';
+import { keepAlivePolicy } from './keepalive-policy.js';
+import type { HybridOptions, KeepAlivePolicy, KeepAliveWindows } from './keepalive-policy.js';
 import { startRuntime } from './runtimes.js';
 import type { Runtime, RuntimeExit } from './runtimes.js';
+import { StemTargets } from './stem-targets.js';
 
 export interface FunctionCode {
   /** `name@version`. */
@@ -40,10 +65,59 @@ export interface FunctionCode {
   readonly code: string;
   readonly memoryMb: number;
   readonly timeoutMs: number;
-  /** How long its realm stays warm unused (default 10 minutes). */
+  /** The `fixed` policy's window: how long its realm stays warm unused (default 15 minutes). */
   readonly keepAliveMs?: number;
+  /** How its keep-alive is decided (default `fixed`; `adaptive`: the hybrid histogram policy, which ignores `keepAliveMs`). */
+  readonly keepAlivePolicy?: 'fixed' | 'adaptive';
   /** Whose function it is: sandbox processes are never shared between owners (default: the function's name; the host passes its namespace). */
   readonly owner?: string;
+}
+
+/** One cold start, in stages (ms). */
+export interface ColdStartStages {
+  /** The runtime's creation the call waited for: spawn (or the call's arrival, if later) to ready; 0 when a ready runtime was taken. */
+  readonly runtimeMs: number;
+  /** The bundle's evaluation: the load posted (or the runtime ready, if later) to its `loaded` answer. */
+  readonly evaluateMs: number;
+  /** The first call: posted to its answer (a result or the function's error). */
+  readonly callMs: number;
+  /** The runtime existed when the call arrived (a stem, or at `process` its owner's runtime); false: one was started for it. */
+  readonly stem: boolean;
+  readonly functionId: string;
+}
+
+/** A stem pool's target, for metrics: a memory class's (no `owner`) or an owner's in a class. */
+export interface StemTarget {
+  readonly memoryMb: number;
+  readonly owner?: string;
+  /** Stems it should have waiting. */
+  readonly target: number;
+  /** Stems waiting (idle, nothing loaded; starting ones included). */
+  readonly waiting: number;
+  /** The decaying rate of its cold starts that needed a stem, per second. */
+  readonly coldPerSecond: number;
+}
+
+/** A function's keep-alive as the pool applies it (real milliseconds: the time scale applied). */
+export interface KeepAliveState {
+  readonly policy: 'fixed' | 'adaptive';
+  /** > 0: its realms are unloaded after a call and it is prepared again this long after the call's arrival. */
+  readonly prewarmMs: number;
+  /** How long a realm stays loaded unused (after the prewarm, if any). */
+  readonly keepAliveMs: number;
+  /** When its last call arrived (epoch ms), if one did. */
+  readonly lastCallMs: number | undefined;
+}
+
+/** One runtime of the pool, for tests and metrics. */
+export interface RuntimeInfo {
+  /** The owner a sandbox process is bound to (undefined: a stem, or any thread). */
+  readonly owner: string | undefined;
+  readonly memoryMb: number;
+  /** `name@version` of the functions it holds. */
+  readonly functions: string[];
+  readonly busy: boolean;
+  readonly ready: boolean;
 }
 
 export interface RuntimePoolOptions {
@@ -53,12 +127,18 @@ export interface RuntimePoolOptions {
   readonly memoryCheckMs?: number;
   /** The level of functions' log records in this process's log (default `LFAAS_FUNCTION_LOG_LEVEL`, else `info`). */
   readonly functionLogLevel?: string;
-  /** Workers started ahead of calls (stem cells), in the memory class `memoryMb`. */
+  /** Stems started ahead of calls, and the floor of the stem target of the memory class `memoryMb` (default 2). */
   readonly prewarm?: number;
-  /** The memory class prewarmed workers get. */
+  /** The memory class `prewarm` applies to (default 128). */
   readonly memoryMb?: number;
   /** Workers at most, over all classes. */
   readonly workersMax?: number;
+  /** Stems waiting at most, over all classes and owners (default half of `workersMax`; `prewarm` at least). */
+  readonly stemsMax?: number;
+  /** Time constant of the decaying rate of cold starts the stem targets follow (default 10 s). */
+  readonly stemRateDecayMs?: number;
+  /** Stems per cold start expected while a stem starts (Little's law's headroom; default 2). */
+  readonly stemHeadroom?: number;
   /** Calls waiting for a worker, at most. */
   readonly queueMax?: number;
   readonly resultBytesMax?: number;
@@ -68,15 +148,31 @@ export interface RuntimePoolOptions {
   readonly idleWorkerMs?: number;
   /** How often keep-alive and idle workers are checked. */
   readonly sweepPeriodMs?: number;
+  /** Every keep-alive window is divided by this, and idle times multiplied (default 1; benchmarks: 60, a minute in a second). */
+  readonly keepAliveTimeScale?: number;
+  /** The adaptive policy's histogram, in unscaled time (default: 1-minute bins over 4 hours, 10 idle times; bins last binMs / keepAliveTimeScale). */
+  readonly adaptiveKeepAlive?: HybridOptions;
+  /** Each cold call's stages, once its first call answered (the executor exports them). */
+  readonly onColdStart?: (stages: ColdStartStages) => void;
 }
 
-const DEFAULT_KEEP_ALIVE_MS = 10 * 60_000;
+const DEFAULT_KEEP_ALIVE_MS = 15 * 60_000;
 /** Resident memory a sandbox process may use beyond its size at start and its `memoryMb` (code, stacks, young generation). */
 const MEMORY_SLACK_BYTES = 32 * 1024 * 1024;
 /** How long another owner's runtime must have been idle before an owner with busy runtimes of its own may take its place. */
 const OWNER_RECLAIM_IDLE_MS = 1000;
 /** How long after a stem is taken its replacement starts. */
 const STEM_TOP_UP_DELAY_MS = 50;
+/** Stems started by one top-up at most (each start takes a core for ~100 ms); the rest at the next. */
+const STEMS_PER_TOP_UP = 2;
+/** A stem's start time assumed before one was measured. */
+const STEM_START_GUESS_MS = 100;
+/** An owner's pool starts after this many recent cold starts (decayed count; a class's after one). */
+const OWNER_STEMS_AFTER = 1.5;
+/** Function versions whose keep-alive policy is kept (the least recently called beyond it are forgotten). */
+const FUNCTION_STATES_MAX = 1024;
+/** Cold starts whose stages are kept for `coldStages()`. */
+const COLD_SAMPLES_MAX = 256;
 /** Fields of a function's log record that stay the executor's. */
 const RESERVED_LOG_FIELDS = new Set(['level', 'time', 'pid', 'hostname', 'name', 'msg', 'callId', 'fn', 'v']);
 
@@ -100,9 +196,26 @@ interface PooledWorker {
   overMemory: boolean;
   /** Its runtime said it is ready. */
   isReady: boolean;
+  /** When it was started and when it said it was ready (performance.now()). */
+  readonly spawnedAt: number;
+  readyAt: number | undefined;
   /** The running call's handlers (the runtime's listeners stay for its life: no add/remove per call). */
   onAnswer: ((answer: RuntimeAnswer) => void) | undefined;
   onExit: ((exit: RuntimeExit) => void) | undefined;
+}
+
+/** A function version's keep-alive policy and its last call. */
+interface FunctionState {
+  /** Its latest code, what a prewarm prepares (kept for the `adaptive` policy only). */
+  fn: FunctionCode | undefined;
+  readonly kind: 'fixed' | 'adaptive';
+  readonly fixedMs: number;
+  readonly policy: KeepAlivePolicy;
+  lastCallMs: number | undefined;
+  /** The policy's windows after the last call, scaled to real time. */
+  windows: KeepAliveWindows;
+  /** When the policy prepares it again (undefined: nothing planned). */
+  repinAtMs: number | undefined;
 }
 
 /**
@@ -126,22 +239,48 @@ interface Pending {
   readonly args: Uint8Array | undefined;
   readonly host: FunctionHost | undefined;
   readonly invocation: Invocation;
+  /** When it was handed to the pool (performance.now()). */
+  readonly arrivedAt: number;
   readonly resolve: (result: Uint8Array | undefined) => void;
   readonly reject: (error: LfaasError) => void;
 }
 
+/** What a cold call's dispatch found, for its stage timings. */
+interface ColdDispatch {
+  /** The runtime existed when the call arrived. */
+  readonly stem: boolean;
+}
+
 const NO_INVOCATION: Invocation = { runId: '', functionName: '' };
+
+/** An owner's stem pool key: its memory class and the owner. */
+const ownerKey = (owner: string, memoryMb: number): string => `${memoryMb}:${owner}`;
 
 export class RuntimePool {
   private readonly workers: PooledWorker[] = [];
   private readonly queue: Pending[] = [];
-  private readonly keepAlive = new Map<string, number>();
+  /** Keep-alive policies by function version, least recently called first. */
+  private readonly functions = new Map<string, FunctionState>();
+  /** Functions with a prewarm planned, and the one timer for the earliest. */
+  private readonly repinPending = new Set<FunctionState>();
+  private repinTimer: NodeJS.Timeout | undefined;
+  private repinTimerAtMs = Number.POSITIVE_INFINITY;
   /** Prepares in flight, by function version. */
   private readonly preparing = new Map<string, Promise<void>>();
+  /** Stem targets per memory class, and per owner in a class (`memoryMb:owner`). */
+  private readonly classTargets: StemTargets<number>;
+  private readonly ownerTargets: StemTargets<string>;
+  /** A moving average of a stem's start time (spawn to ready), ms. */
+  private stemStartMs: number | undefined;
+  private readonly coldSamples: ColdStartStages[] = [];
   private nextCallId = 1;
   private callsFinished = 0;
   private closed = false;
   private readonly workersMax: number;
+  private readonly stemsMax: number;
+  private readonly prewarm: number;
+  private readonly defaultMemoryMb: number;
+  private readonly timeScale: number;
   private readonly queueMax: number;
   private readonly resultBytesMax: number;
   private readonly sweeper: NodeJS.Timeout;
@@ -150,15 +289,43 @@ export class RuntimePool {
   private topUpTimer: NodeJS.Timeout | undefined;
   /** How runtimes are isolated. */
   readonly isolation: IsolationLevel;
-  readonly counters = { calls: 0, warm: 0, cold: 0, timeouts: 0, outOfMemory: 0, replaced: 0, unloaded: 0, idleEnded: 0, logRecords: 0, spawned: 0, protocolBroken: 0 };
+  readonly counters = {
+    calls: 0,
+    warm: 0,
+    cold: 0,
+    timeouts: 0,
+    outOfMemory: 0,
+    replaced: 0,
+    unloaded: 0,
+    idleEnded: 0,
+    logRecords: 0,
+    spawned: 0,
+    protocolBroken: 0,
+    /** Cold calls that needed a fresh runtime and found a stem (one started before they arrived). */
+    stemHits: 0,
+    /** Cold calls that needed a fresh runtime and waited for one started after they arrived. */
+    stemMisses: 0,
+    /** Stems started to refill the stem pools (not the first `prewarm`, not replacements). */
+    stemsRefilled: 0,
+    /** Functions prepared again by their keep-alive policy's prewarm window. */
+    prewarmed: 0,
+  };
 
   constructor(private readonly options: RuntimePoolOptions = {}) {
     this.isolation = options.isolation ?? 'process';
     this.functionLog = pino({ name: 'function', level: options.functionLogLevel ?? process.env['LFAAS_FUNCTION_LOG_LEVEL'] ?? 'info' }, pino.destination({ fd: 2, sync: false }));
     this.workersMax = options.workersMax ?? 8;
+    this.prewarm = Math.min(this.workersMax, options.prewarm ?? 2);
+    this.stemsMax = Math.max(this.prewarm, options.stemsMax ?? Math.floor(this.workersMax / 2));
+    this.defaultMemoryMb = options.memoryMb ?? 128;
+    const scale = options.keepAliveTimeScale ?? 1;
+    if (!(scale > 0) || !Number.isFinite(scale)) throw new RangeError(`a keep-alive time scale of ${scale}`);
+    this.timeScale = scale;
+    this.classTargets = new StemTargets({ decayMs: options.stemRateDecayMs ?? 10_000, headroom: options.stemHeadroom ?? 2, max: this.stemsMax });
+    this.ownerTargets = new StemTargets({ decayMs: options.stemRateDecayMs ?? 10_000, headroom: options.stemHeadroom ?? 2, max: this.stemsMax, activeAbove: OWNER_STEMS_AFTER });
     this.queueMax = options.queueMax ?? 1000;
     this.resultBytesMax = options.resultBytesMax ?? DEFAULT_MAX_VALUE_BYTES;
-    for (let i = 0; i < Math.min(this.workersMax, options.prewarm ?? 2); i++) this.spawn(options.memoryMb ?? 128);
+    for (let i = 0; i < this.prewarm; i++) this.spawn(this.defaultMemoryMb);
     this.sweeper = setInterval(() => this.sweep(Date.now()), options.sweepPeriodMs ?? 1000);
     this.sweeper.unref();
     if (this.isolation !== 'none') {
@@ -196,6 +363,45 @@ export class RuntimePool {
   /** The owner each runtime is bound to (undefined: a stem or a thread), for tests and metrics. */
   owners(): Array<string | undefined> {
     return this.workers.map((pooled) => pooled.owner);
+  }
+
+  /** Every runtime: its owner, class, functions, and whether it is busy and ready (tests, metrics). */
+  runtimes(): RuntimeInfo[] {
+    return this.workers.map((pooled) => ({ owner: pooled.owner, memoryMb: pooled.memoryMb, functions: [...pooled.loaded.keys()], busy: pooled.busy, ready: pooled.isReady }));
+  }
+
+  /**
+   * The stem pools' targets now: the class `memoryMb`'s always, every class and owner (in a
+   * class) with recent cold starts that needed a stem; with the stems waiting in each.
+   */
+  stemTargets(): StemTarget[] {
+    const nowMs = Date.now();
+    const { classes, owners } = this.targetsAt(nowMs);
+    const waiting = this.waitingStems();
+    const out: StemTarget[] = [];
+    for (const [memoryMb, target] of classes) out.push({ memoryMb, target, waiting: waiting.classes.get(memoryMb) ?? 0, coldPerSecond: this.classTargets.ratePerSecond(memoryMb, nowMs) });
+    for (const [key, target] of owners) {
+      const at = key.indexOf(':');
+      out.push({ memoryMb: Number(key.slice(0, at)), owner: key.slice(at + 1), target, waiting: waiting.owners.get(key) ?? 0, coldPerSecond: this.ownerTargets.ratePerSecond(key, nowMs) });
+    }
+    return out;
+  }
+
+  /** A stem's start time as the targets assume it (a moving average of the measured ones), ms. */
+  get stemStartEstimateMs(): number {
+    return this.stemStartMs ?? STEM_START_GUESS_MS;
+  }
+
+  /** The stages of the latest cold starts (at most 256, oldest first). */
+  coldStages(): ColdStartStages[] {
+    return [...this.coldSamples];
+  }
+
+  /** Every function version's keep-alive as applied now (real ms), by `name@version`. */
+  keepAliveWindows(): Map<string, KeepAliveState> {
+    const out = new Map<string, KeepAliveState>();
+    for (const [id, state] of this.functions) out.set(id, { policy: state.kind, prewarmMs: state.windows.prewarmMs, keepAliveMs: state.windows.keepAliveMs, lastCallMs: state.lastCallMs });
+    return out;
   }
 
   /**
@@ -241,6 +447,8 @@ export class RuntimePool {
     clearInterval(this.sweeper);
     clearInterval(this.memoryWatch);
     clearTimeout(this.topUpTimer);
+    clearTimeout(this.repinTimer);
+    this.repinPending.clear();
     for (const pending of this.queue.splice(0)) pending.reject(new LfaasError(ErrorCode.TRANSPORT_CLOSED, 'the runtime pool closed'));
     await Promise.all(this.workers.splice(0).map((pooled) => this.end(pooled)));
   }
@@ -254,9 +462,10 @@ export class RuntimePool {
 
   private submit(fn: FunctionCode, args: Uint8Array | undefined, host: FunctionHost | undefined, invocation: Invocation): Promise<Uint8Array | undefined> {
     if (this.closed) return Promise.reject(new LfaasError(ErrorCode.TRANSPORT_CLOSED, 'the runtime pool is closed'));
-    this.keepAlive.set(fn.id, fn.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS);
+    const state = this.stateOf(fn);
+    if (args !== undefined) this.callArrived(state, Date.now());
     return new Promise((resolve, reject) => {
-      const pending: Pending = { fn, args, host, invocation, resolve, reject };
+      const pending: Pending = { fn, args, host, invocation, arrivedAt: performance.now(), resolve, reject };
       if (this.dispatch(pending)) return;
       if (this.queue.length >= this.queueMax) {
         reject(new LfaasError(ErrorCode.SCHED_NO_CAPACITY, `${this.queue.length} calls wait for a runtime`));
@@ -265,6 +474,117 @@ export class RuntimePool {
       this.queue.push(pending);
     });
   }
+
+  // -------------------------------------------------------------------------------------------
+  // Keep-alive policies.
+
+  /** The function's keep-alive state (made, or made anew if its policy changed), now its most recently used. */
+  private stateOf(fn: FunctionCode): FunctionState {
+    const kind = fn.keepAlivePolicy === 'adaptive' ? 'adaptive' : 'fixed';
+    const fixedMs = fn.keepAliveMs !== undefined && Number.isFinite(fn.keepAliveMs) && fn.keepAliveMs >= 0 ? fn.keepAliveMs : DEFAULT_KEEP_ALIVE_MS;
+    let state = this.functions.get(fn.id);
+    if (state !== undefined) {
+      this.functions.delete(fn.id);
+      if (state.kind === kind && (kind === 'adaptive' || state.fixedMs === fixedMs)) state.fn = kind === 'adaptive' ? fn : undefined;
+      else {
+        this.repinPending.delete(state);
+        state = this.newState(fn, kind, fixedMs, state.lastCallMs);
+      }
+    } else state = this.newState(fn, kind, fixedMs, undefined);
+    this.functions.set(fn.id, state);
+    if (this.functions.size > FUNCTION_STATES_MAX) {
+      const oldest = this.functions.keys().next().value!;
+      this.repinPending.delete(this.functions.get(oldest)!);
+      this.functions.delete(oldest);
+    }
+    return state;
+  }
+
+  private newState(fn: FunctionCode, kind: 'fixed' | 'adaptive', fixedMs: number, lastCallMs: number | undefined): FunctionState {
+    const policy = kind === 'fixed' ? keepAlivePolicy({ kind: 'fixed', keepAliveMs: fixedMs }) : keepAlivePolicy({ kind: 'adaptive', options: this.options.adaptiveKeepAlive ?? {} });
+    return { fn: kind === 'adaptive' ? fn : undefined, kind, fixedMs, policy, lastCallMs, windows: this.scaled(policy.windows()), repinAtMs: undefined };
+  }
+
+  private scaled(windows: KeepAliveWindows): KeepAliveWindows {
+    return { prewarmMs: windows.prewarmMs / this.timeScale, keepAliveMs: windows.keepAliveMs / this.timeScale };
+  }
+
+  /** A call of the function arrived: its idle time is recorded, and a prewarm planned if its policy answers one. */
+  private callArrived(state: FunctionState, nowMs: number): void {
+    if (state.lastCallMs !== undefined) state.policy.recordIdle(Math.max(0, nowMs - state.lastCallMs) * this.timeScale);
+    state.lastCallMs = nowMs;
+    state.windows = this.scaled(state.policy.windows());
+    if (state.windows.prewarmMs > 0) {
+      state.repinAtMs = nowMs + state.windows.prewarmMs;
+      this.repinPending.add(state);
+      this.armRepin(state.repinAtMs);
+    } else {
+      state.repinAtMs = undefined;
+      this.repinPending.delete(state);
+    }
+  }
+
+  /**
+   * A call of the function finished: with a prewarm window ahead, its idle realms are unloaded
+   * (it is prepared again at the window). Not when a call of it waits, nor when the window has
+   * passed already (a call longer than the window).
+   */
+  private callFinished(fn: FunctionCode): void {
+    const state = this.functions.get(fn.id);
+    if (state?.repinAtMs === undefined || Date.now() >= state.repinAtMs) return;
+    if (this.queue.some((pending) => pending.fn.id === fn.id)) return;
+    for (const pooled of this.workers) {
+      if (pooled.busy || pooled.ended || !pooled.loaded.delete(fn.id)) continue;
+      this.counters.unloaded++;
+      this.post(pooled, { kind: 'unload', functionId: fn.id });
+    }
+  }
+
+  /** One timer, for the earliest planned prewarm. */
+  private armRepin(atMs: number): void {
+    if (this.closed || (this.repinTimer !== undefined && this.repinTimerAtMs <= atMs)) return;
+    clearTimeout(this.repinTimer);
+    this.repinTimerAtMs = atMs;
+    this.repinTimer = setTimeout(() => {
+      this.repinTimer = undefined;
+      this.repinTimerAtMs = Number.POSITIVE_INFINITY;
+      this.runRepins(Date.now());
+    }, Math.max(1, atMs - Date.now()));
+    this.repinTimer.unref();
+  }
+
+  /** Prepares the functions whose prewarm is due (unless loaded already, or their window passed). */
+  private runRepins(nowMs: number): void {
+    if (this.closed) return;
+    let next = Number.POSITIVE_INFINITY;
+    for (const state of this.repinPending) {
+      const atMs = state.repinAtMs;
+      if (atMs === undefined) {
+        this.repinPending.delete(state);
+        continue;
+      }
+      if (atMs > nowMs) {
+        next = Math.min(next, atMs);
+        continue;
+      }
+      this.repinPending.delete(state);
+      state.repinAtMs = undefined;
+      if (nowMs > atMs + state.windows.keepAliveMs) continue;
+      const fn = state.fn;
+      if (fn === undefined || this.workers.some((pooled) => !pooled.ended && pooled.loaded.has(fn.id))) continue;
+      this.prepare(fn).then(
+        () => {
+          if (this.workers.some((pooled) => pooled.loaded.has(fn.id))) this.counters.prewarmed++;
+        },
+        // A prewarm that fails costs only itself: the next call loads the function and answers its error.
+        () => undefined,
+      );
+    }
+    if (next < Number.POSITIVE_INFINITY) this.armRepin(next);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Dispatch and stems.
 
   /** Starts the call on a runtime if one can take it; false when it must wait. */
   private dispatch(pending: Pending): boolean {
@@ -275,12 +595,16 @@ export class RuntimePool {
     let ownUnspecialised: PooledWorker | undefined;
     let stem: PooledWorker | undefined;
     let any: PooledWorker | undefined;
+    let shared: PooledWorker | undefined;
     for (const candidate of this.workers) {
       if (candidate.busy || candidate.ended || candidate.memoryMb !== memoryMb) continue;
       // A sandbox process bound to another owner never runs this one's code.
       if (candidate.owner !== undefined && candidate.owner !== owner) continue;
-      if (candidate.owner === undefined) stem ??= candidate;
-      else any ??= candidate;
+      if (candidate.owner !== undefined) any ??= candidate;
+      // A thread holding other functions (at `none`); a sandbox process unbound holds none.
+      else if (candidate.loaded.size > 0) shared ??= candidate;
+      // A ready stem before one still starting.
+      else if (stem === undefined || (!stem.isReady && candidate.isReady)) stem = candidate;
       // Warm stack: the most recently used warm runtime.
       if (candidate.loaded.has(pending.fn.id) && candidate.usedOrder > bestUsedOrder) {
         best = candidate;
@@ -288,7 +612,7 @@ export class RuntimePool {
       }
       if (candidate.loaded.size === 0 && candidate.owner !== undefined) ownUnspecialised ??= candidate;
     }
-    let pooled = best ?? ownUnspecialised ?? (this.isolation === 'none' ? (stem ?? any) : (any ?? stem));
+    let pooled = best ?? ownUnspecialised ?? any ?? shared ?? stem;
     if (pooled === undefined) {
       // An owner whose runtimes are all busy grows its share only from room, a stem, or another
       // owner's runtime idle for a while: its call usually waits less for one of its own than a
@@ -297,7 +621,7 @@ export class RuntimePool {
       const hasOwn = owner !== undefined && this.workers.some((candidate) => candidate.owner === owner && !candidate.ended && candidate.memoryMb === memoryMb);
       if (this.workers.length >= this.workersMax) {
         // Make room: end an idle runtime this call cannot use (another class, or another owner's),
-        // the least recently used.
+        // the least recently used (a stem, never used, first).
         const nowMs = Date.now();
         let other: PooledWorker | undefined;
         for (const candidate of this.workers) {
@@ -316,27 +640,42 @@ export class RuntimePool {
         void this.end(other);
       } else if (hasOwn) {
         // Room: a stem is started (if none is starting) and the call waits, for it or for one of its own.
-        if (!this.workers.some((candidate) => candidate.owner === undefined && !candidate.isReady && !candidate.ended)) this.spawn(memoryMb);
+        if (!this.workers.some((candidate) => candidate.owner === undefined && candidate.memoryMb === memoryMb && !candidate.isReady && !candidate.ended)) this.spawn(memoryMb);
         return false;
       }
       pooled = this.spawn(memoryMb);
     }
-    if (pooled.owner === undefined && owner !== undefined) {
-      pooled.owner = owner;
-      this.topUpLater();
+    const fresh = pooled.loaded.size === 0;
+    let cold: ColdDispatch | undefined;
+    if (pending.args !== undefined && !pooled.loaded.has(pending.fn.id)) {
+      // The runtime existed when the call arrived (ready or starting), or was started for it.
+      const stemTaken = pooled.spawnedAt < pending.arrivedAt;
+      cold = { stem: stemTaken };
+      if (fresh) {
+        // A cold start that needed a fresh runtime: the class's rate (a stem of the class, or a
+        // start), and the owner's (any fresh runtime of its own).
+        if (stemTaken) this.counters.stemHits++;
+        else this.counters.stemMisses++;
+        const nowMs = Date.now();
+        if (pooled.owner === undefined) this.classTargets.record(memoryMb, nowMs);
+        if (owner !== undefined) this.ownerTargets.record(ownerKey(owner, memoryMb), nowMs);
+      }
     }
-    this.start(pooled, pending);
+    if (pooled.owner === undefined && owner !== undefined) pooled.owner = owner;
+    // A stem was taken (or a target rose): the pools are refilled a little later.
+    if (fresh) this.topUpLater();
+    this.start(pooled, pending, cold);
     return true;
   }
 
   /**
-   * A stem was taken: another is started a little later, off the path of the call that took it
+   * A stem was taken: others are started a little later, off the path of the call that took it
    * (forking a process blocks this event loop for milliseconds, and its start takes a core for
    * ~100 ms: measured, specialising a stem took 8.8 ms p50 with the replacement started at once,
    * 4.7 ms without).
    */
   private topUpLater(): void {
-    if (this.topUpTimer !== undefined) return;
+    if (this.topUpTimer !== undefined || this.closed) return;
     this.topUpTimer = setTimeout(() => {
       this.topUpTimer = undefined;
       this.topUpStems();
@@ -344,23 +683,85 @@ export class RuntimePool {
     this.topUpTimer.unref();
   }
 
-  /** Keeps `prewarm` stems of the default class waiting, within the runtime bound. */
-  private topUpStems(): void {
-    if (this.closed || this.isolation === 'none') return;
-    const memoryMb = this.options.memoryMb ?? 128;
-    const stems = this.workers.filter((pooled) => pooled.owner === undefined && !pooled.ended && pooled.memoryMb === memoryMb).length;
-    for (let missing = (this.options.prewarm ?? 2) - stems; missing > 0 && this.workers.length < this.workersMax; missing--) this.spawn(memoryMb);
+  /** The targets now: every class's with a floor or recent cold starts, every owner's above 0 (`memoryMb:owner`). */
+  private targetsAt(nowMs: number): { classes: Map<number, number>; owners: Map<string, number> } {
+    const startMs = this.stemStartEstimateMs;
+    const classes = new Map<number, number>();
+    classes.set(this.defaultMemoryMb, this.classTargets.target(this.defaultMemoryMb, nowMs, startMs, this.prewarm));
+    for (const memoryMb of this.classTargets.keys(nowMs)) if (memoryMb !== this.defaultMemoryMb) classes.set(memoryMb, this.classTargets.target(memoryMb, nowMs, startMs));
+    const owners = new Map<string, number>();
+    if (this.isolation !== 'none') {
+      for (const key of this.ownerTargets.keys(nowMs)) {
+        const target = this.ownerTargets.target(key, nowMs, startMs);
+        if (target > 0) owners.set(key, target);
+      }
+    }
+    return { classes, owners };
   }
 
-  private start(pooled: PooledWorker, pending: Pending): void {
+  /** Stems waiting (idle, nothing loaded, starting ones included): unbound ones per class, bound ones per owner key. */
+  private waitingStems(): { classes: Map<number, number>; owners: Map<string, number>; total: number } {
+    const classes = new Map<number, number>();
+    const owners = new Map<string, number>();
+    let total = 0;
+    for (const pooled of this.workers) {
+      if (pooled.busy || pooled.ended || pooled.loaded.size > 0) continue;
+      total++;
+      if (pooled.owner === undefined) classes.set(pooled.memoryMb, (classes.get(pooled.memoryMb) ?? 0) + 1);
+      else {
+        const key = ownerKey(pooled.owner, pooled.memoryMb);
+        owners.set(key, (owners.get(key) ?? 0) + 1);
+      }
+    }
+    return { classes, owners, total };
+  }
+
+  /**
+   * Starts the stems the targets miss (the class `memoryMb` first, then other classes, then
+   * owners), a few at a time, within the stem and runtime bounds. An owner's stem is bound to it
+   * at once.
+   */
+  private topUpStems(): void {
+    if (this.closed) return;
+    const { classes, owners } = this.targetsAt(Date.now());
+    const waiting = this.waitingStems();
+    let total = waiting.total;
+    let started = 0;
+    const fill = (memoryMb: number, owner: string | undefined, target: number, have: number): boolean => {
+      for (let missing = target - have; missing > 0; missing--) {
+        if (total >= this.stemsMax || this.workers.length >= this.workersMax) return false;
+        if (started >= STEMS_PER_TOP_UP) {
+          this.topUpLater();
+          return false;
+        }
+        const pooled = this.spawn(memoryMb);
+        pooled.owner = owner;
+        this.counters.stemsRefilled++;
+        total++;
+        started++;
+      }
+      return true;
+    };
+    for (const [memoryMb, target] of classes) if (!fill(memoryMb, undefined, target, waiting.classes.get(memoryMb) ?? 0)) return;
+    for (const [key, target] of owners) {
+      const at = key.indexOf(':');
+      if (!fill(Number(key.slice(0, at)), key.slice(at + 1), target, waiting.owners.get(key) ?? 0)) return;
+    }
+  }
+
+  private start(pooled: PooledWorker, pending: Pending, cold: ColdDispatch | undefined): void {
     pooled.busy = true;
-    const callId = this.nextCallId++;
+    let callId = this.nextCallId++;
     const fnId = pending.fn.id;
     const warm = pooled.loaded.has(fnId);
     if (pending.args !== undefined) {
       if (warm) this.counters.warm++;
       else this.counters.cold++;
     }
+    // A cold call is sent in two steps, a load then the call, to time the evaluation apart.
+    let loading = cold !== undefined;
+    const postedAt = performance.now();
+    let loadedAt = 0;
     let settled = false;
     let timedOut = false;
     let graceTimer: NodeJS.Timeout | undefined;
@@ -376,6 +777,7 @@ export class RuntimePool {
         pooled.busy = false;
         pooled.idleSinceMs = Date.now();
         pooled.usedOrder = ++this.callsFinished;
+        if (pending.args !== undefined) this.callFinished(pending.fn);
         this.drain();
       }
     };
@@ -398,6 +800,15 @@ export class RuntimePool {
         this.writeLog(log, answer);
         return;
       }
+      if (loading && answer.kind === 'loaded' && !settled) {
+        // Evaluated: now the call itself (the timeout's clock runs on).
+        loading = false;
+        loadedAt = performance.now();
+        pooled.loaded.set(fnId, Date.now());
+        callId = this.nextCallId++;
+        this.post(pooled, callMessage(callId, { code: false, args: true }));
+        return;
+      }
       if (answer.kind === 'result' || answer.kind === 'loaded') {
         pooled.loaded.set(fnId, Date.now());
         if (answer.kind === 'loaded') finish({ value: undefined });
@@ -407,6 +818,8 @@ export class RuntimePool {
         if (answer.loaded) pooled.loaded.set(fnId, Date.now());
         finish({ error: errorFromWire({ code: answer.error.code, message: answer.error.message }) });
       }
+      // The first call of a cold start answered in time (a result or the function's own error): its stages.
+      if (cold !== undefined && loadedAt > 0 && !timedOut) this.recordColdStart(pooled, pending, cold, postedAt, loadedAt, performance.now());
       // A runtime that answered after its timeout's abort is kept: it is well again.
       release(false);
     };
@@ -436,19 +849,38 @@ export class RuntimePool {
     };
     pooled.onAnswer = onMessage;
     pooled.onExit = onExit;
-    const message: RuntimeCall = {
+    const callMessage = (id: number, send: { readonly code: boolean; readonly args: boolean }): RuntimeCall => ({
       kind: 'call',
-      callId,
+      callId: id,
       functionId: fnId,
-      ...(warm ? {} : { code: pending.fn.code }),
-      ...(pending.args === undefined ? {} : { args: pending.args }),
+      ...(send.code ? { code: pending.fn.code } : {}),
+      ...(send.args && pending.args !== undefined ? { args: pending.args } : {}),
       timeoutMs: pending.fn.timeoutMs,
       resultBytesMax: this.resultBytesMax,
       invocation: pending.invocation,
-    };
-    this.post(pooled, message);
+    });
+    this.post(pooled, callMessage(callId, { code: !warm, args: !loading }));
     if (pooled.isReady) startClock();
     else void pooled.runtime.ready.then(startClock);
+  }
+
+  /** A cold start's stages, kept and handed to `onColdStart`. */
+  private recordColdStart(pooled: PooledWorker, pending: Pending, cold: ColdDispatch, postedAt: number, loadedAt: number, answeredAt: number): void {
+    const readyAt = pooled.readyAt ?? postedAt;
+    const stages: ColdStartStages = {
+      runtimeMs: Math.max(0, readyAt - Math.max(pooled.spawnedAt, pending.arrivedAt)),
+      evaluateMs: Math.max(0, loadedAt - Math.max(postedAt, readyAt)),
+      callMs: Math.max(0, answeredAt - loadedAt),
+      stem: cold.stem,
+      functionId: pending.fn.id,
+    };
+    this.coldSamples.push(stages);
+    if (this.coldSamples.length > COLD_SAMPLES_MAX) this.coldSamples.shift();
+    try {
+      this.options.onColdStart?.(stages);
+    } catch {
+      // An exporter's failure is not the call's.
+    }
   }
 
   /** One log record of a function, into this process's log. */
@@ -534,33 +966,48 @@ export class RuntimePool {
     }
   }
 
-  /** Keep-alive: drops realms unused for their keep-alive; ends runtimes left with none (processes) and surplus idle stems. */
+  /**
+   * Keep-alive: drops realms unused for their keep-alive; ends runtimes left with none beyond
+   * their owner's stem target (processes) and idle stems beyond their class's target; plans the
+   * due prewarms and refills the stem pools.
+   */
   private sweep(nowMs: number): void {
-    const prewarm = this.options.prewarm ?? 2;
-    let unspecialisedIdle = 0;
+    const { classes, owners } = this.targetsAt(nowMs);
+    const classKept = new Map<number, number>();
+    const ownerKept = new Map<string, number>();
+    const unscaledKeepAliveMs = DEFAULT_KEEP_ALIVE_MS / this.timeScale;
     for (const pooled of [...this.workers]) {
       if (pooled.busy || pooled.ended) continue;
       for (const [fnId, usedMs] of pooled.loaded) {
-        if (nowMs - usedMs <= (this.keepAlive.get(fnId) ?? DEFAULT_KEEP_ALIVE_MS)) continue;
+        if (nowMs - usedMs <= (this.functions.get(fnId)?.windows.keepAliveMs ?? unscaledKeepAliveMs)) continue;
         pooled.loaded.delete(fnId);
         this.counters.unloaded++;
         this.post(pooled, { kind: 'unload', functionId: fnId });
       }
       if (pooled.loaded.size > 0) continue;
       if (pooled.owner !== undefined) {
-        // An owner's process never serves another: cold, it ends.
+        // An owner's process never serves another: cold, it ends, unless its owner's pool keeps it.
+        const key = ownerKey(pooled.owner, pooled.memoryMb);
+        const kept = ownerKept.get(key) ?? 0;
+        if (kept < (owners.get(key) ?? 0)) {
+          ownerKept.set(key, kept + 1);
+          continue;
+        }
         this.counters.idleEnded++;
         this.remove(pooled);
         void this.end(pooled);
         continue;
       }
-      unspecialisedIdle++;
-      if (unspecialisedIdle > prewarm && nowMs - pooled.idleSinceMs > (this.options.idleWorkerMs ?? 60_000)) {
+      const kept = classKept.get(pooled.memoryMb) ?? 0;
+      classKept.set(pooled.memoryMb, kept + 1);
+      if (kept >= (classes.get(pooled.memoryMb) ?? 0) && nowMs - pooled.idleSinceMs > (this.options.idleWorkerMs ?? 60_000)) {
         this.counters.idleEnded++;
         this.remove(pooled);
         void this.end(pooled);
       }
     }
+    // The prewarm timer's backup (a timer late under load).
+    if (this.repinTimerAtMs <= nowMs) this.runRepins(nowMs);
     this.topUpStems();
     // Runtimes idle long enough may now be taken by calls that wait.
     this.drain();
@@ -580,7 +1027,7 @@ export class RuntimePool {
   private spawn(memoryMb: number): PooledWorker {
     this.counters.spawned++;
     const runtime = startRuntime(this.isolation, memoryMb);
-    const pooled: PooledWorker = { runtime, owner: undefined, memoryMb, loaded: new Map(), busy: false, ended: false, idleSinceMs: Date.now(), usedOrder: 0, memoryLimitBytes: undefined, overMemory: false, isReady: false, onAnswer: undefined, onExit: undefined };
+    const pooled: PooledWorker = { runtime, owner: undefined, memoryMb, loaded: new Map(), busy: false, ended: false, idleSinceMs: Date.now(), usedOrder: 0, memoryLimitBytes: undefined, overMemory: false, isReady: false, spawnedAt: performance.now(), readyAt: undefined, onAnswer: undefined, onExit: undefined };
     runtime.onAnswer = (answer) => pooled.onAnswer?.(answer);
     runtime.onExit = (exit) => {
       const onExit = pooled.onExit;
@@ -594,6 +1041,12 @@ export class RuntimePool {
     };
     void runtime.ready.then(() => {
       pooled.isReady = true;
+      pooled.readyAt = performance.now();
+      // Settled by an exit, it did not start: no start time.
+      if (!pooled.ended) {
+        const took = pooled.readyAt - pooled.spawnedAt;
+        this.stemStartMs = this.stemStartMs === undefined ? took : 0.8 * this.stemStartMs + 0.2 * took;
+      }
       // A new stem: calls waiting for room may take it.
       setImmediate(() => this.drain());
       const base = runtime.memoryBytes();
