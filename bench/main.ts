@@ -5,6 +5,7 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { autoscaleBenchmark } from './autoscale.js';
+import { coldstartBenchmark } from './coldstart.js';
 import { composeBenchmark } from './compose.js';
 import { concurrencyBenchmark } from './concurrency.js';
 import { executorAutoscaleBenchmark } from './executor-autoscale.js';
@@ -20,6 +21,7 @@ import type { Benchmark } from './harness/benchmark.js';
 
 const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
   autoscale: autoscaleBenchmark,
+  coldstart: coldstartBenchmark,
   compose: composeBenchmark,
   concurrency: concurrencyBenchmark,
   'executor-autoscale': executorAutoscaleBenchmark,

@@ -93,6 +93,7 @@ const POOL_COUNTERS: Counters<RuntimePool> = {
   stemHits: ['lfaas_executor_pool_stem_hits_total', 'Cold starts that needed a fresh runtime and found a stem waiting.'],
   stemMisses: ['lfaas_executor_pool_stem_misses_total', 'Cold starts that waited for a runtime started for them.'],
   stemsRefilled: ['lfaas_executor_pool_stems_refilled_total', 'Stems started to refill the stem pools (per memory class and owner, to targets that follow the rate of cold starts).'],
+  preparesDropped: ['lfaas_executor_pool_prepares_dropped_total', 'Prepares dropped: every runtime of the function\'s owner was busy, and a new process would have made the trigger wait for its start.'],
   prewarmed: ['lfaas_executor_pool_prewarmed_total', 'Functions prepared again by their adaptive keep-alive policy just before their next call was expected.'],
 };
 

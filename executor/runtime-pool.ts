@@ -185,6 +185,8 @@ interface PooledWorker {
   /** Function id -> when it last ran here. */
   readonly loaded: Map<string, number>;
   busy: boolean;
+  /** Busy with a prepare (loading a function ahead of its calls), not a call. */
+  preparing: boolean;
   ended: boolean;
   /** When it last finished a call. */
   idleSinceMs: number;
@@ -309,6 +311,7 @@ export class RuntimePool {
     stemsRefilled: 0,
     /** Functions prepared again by their keep-alive policy's prewarm window. */
     prewarmed: 0,
+    preparesDropped: 0,
   };
 
   constructor(private readonly options: RuntimePoolOptions = {}) {
@@ -638,6 +641,16 @@ export class RuntimePool {
         }
         this.remove(other);
         void this.end(other);
+      } else if (hasOwn && pending.args === undefined) {
+        // A prepare whose owner's runtimes are all busy never waits for a process to start
+        // (measured: a DAG's third function prepared into a new process made its trigger wait
+        // ~100 ms for it; unprepared, the trigger loads it into the first of its owner's runtimes
+        // to finish, in a few ms). It waits for one of them only while one is itself loading a
+        // prepare (a few ms: the DAG's functions then share its process); otherwise it is dropped.
+        if (this.workers.some((candidate) => candidate.owner === owner && candidate.preparing && !candidate.ended && candidate.memoryMb === memoryMb)) return false;
+        this.counters.preparesDropped++;
+        pending.resolve(undefined);
+        return true;
       } else if (hasOwn) {
         // Room: a stem is started (if none is starting) and the call waits, for it or for one of its own.
         if (!this.workers.some((candidate) => candidate.owner === undefined && candidate.memoryMb === memoryMb && !candidate.isReady && !candidate.ended)) this.spawn(memoryMb);
@@ -751,6 +764,7 @@ export class RuntimePool {
 
   private start(pooled: PooledWorker, pending: Pending, cold: ColdDispatch | undefined): void {
     pooled.busy = true;
+    pooled.preparing = pending.args === undefined;
     let callId = this.nextCallId++;
     const fnId = pending.fn.id;
     const warm = pooled.loaded.has(fnId);
@@ -775,6 +789,7 @@ export class RuntimePool {
       if (replace) this.replace(pooled);
       else {
         pooled.busy = false;
+        pooled.preparing = false;
         pooled.idleSinceMs = Date.now();
         pooled.usedOrder = ++this.callsFinished;
         if (pending.args !== undefined) this.callFinished(pending.fn);
@@ -1027,7 +1042,7 @@ export class RuntimePool {
   private spawn(memoryMb: number): PooledWorker {
     this.counters.spawned++;
     const runtime = startRuntime(this.isolation, memoryMb);
-    const pooled: PooledWorker = { runtime, owner: undefined, memoryMb, loaded: new Map(), busy: false, ended: false, idleSinceMs: Date.now(), usedOrder: 0, memoryLimitBytes: undefined, overMemory: false, isReady: false, spawnedAt: performance.now(), readyAt: undefined, onAnswer: undefined, onExit: undefined };
+    const pooled: PooledWorker = { runtime, owner: undefined, memoryMb, loaded: new Map(), busy: false, preparing: false, ended: false, idleSinceMs: Date.now(), usedOrder: 0, memoryLimitBytes: undefined, overMemory: false, isReady: false, spawnedAt: performance.now(), readyAt: undefined, onAnswer: undefined, onExit: undefined };
     runtime.onAnswer = (answer) => pooled.onAnswer?.(answer);
     runtime.onExit = (exit) => {
       const onExit = pooled.onExit;

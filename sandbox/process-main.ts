@@ -50,4 +50,5 @@ channel.on('end', () => process.exit(0));
 channel.on('error', (error) => fatal(`the channel to the executor failed: ${error.message}`));
 // A function's stray promise (rejected after its call returned) must not end the process.
 process.on('unhandledRejection', () => {});
+runtime.warmUp();
 channel.write(encodeFrame({ kind: 'ready' }));
