@@ -1,9 +1,12 @@
 /**
  * `lfaas scheduler`: one scheduler as its own process. Its machine's KVS tasks go through a KVS
  * client (the registry lives in the KVS, shared by every scheduler); executors find it through
- * their `--schedulers` list and report to it from then on. Prometheus metrics on `metricsPort`,
- * read from the machine's counters at each scrape.
+ * their `--schedulers` list and report to it from then on. Each start is a new boot
+ * (`<address>#<nonce>`): the owner of the async calls it accepts, which another scheduler (or its
+ * own next boot) takes over once its lease expires. Prometheus metrics on `metricsPort`, read from
+ * the machine's counters at each scrape.
  */
+import { randomBytes } from 'node:crypto';
 import { KvsClient } from '../client/index.js';
 import { startMetricsServer } from '../kvs/index.js';
 import type { MetricSample } from '../kvs/index.js';
@@ -44,6 +47,18 @@ const SCHEDULER_COUNTERS: Readonly<Record<keyof SchedulerNode['counters'], reado
   pinsSent: ['lfaas_scheduler_pins_sent_total', 'Prepare messages sent to pin a function on an executor (first sends and re-sends until it is warm there).'],
   pinCountsReceived: ['lfaas_scheduler_pin_counts_received_total', "The monitor's pin counts received (how many executors keep each hot function warm)."],
   pinCountsRefused: ['lfaas_scheduler_pin_counts_refused_total', 'Pin counts messages refused (a list longer than the bound).'],
+  leaseRenewals: ['lfaas_scheduler_lease_renewals_total', "Renewals of this scheduler boot's lease acknowledged by the KVS."],
+  takeoverPasses: ['lfaas_scheduler_takeover_passes_total', 'Takeover passes started (each reads the known boots and their leases).'],
+  bootsExpired: ['lfaas_scheduler_boots_expired_total', 'Scheduler boots this scheduler saw with an expired lease (or a previous boot of its own address).'],
+  bootsRetired: ['lfaas_scheduler_boots_retired_total', 'Expired scheduler boots with nothing left pending, marked gone (their lease and index deleted).'],
+  takenOver: ['lfaas_scheduler_taken_over_total', 'Async runs of a dead scheduler boot claimed and dispatched again by this scheduler.'],
+  takeoverSettled: ['lfaas_scheduler_takeover_settled_total', 'Pending runs of a dead scheduler boot found with their result already written.'],
+  takeoverFailed: ['lfaas_scheduler_takeover_failed_total', 'Runs taken over too many times, given EXEC_LOST as their result.'],
+  claimsLost: ['lfaas_scheduler_claims_lost_total', "Claims of a dead boot's run that read back a later claim of another scheduler (not dispatched here)."],
+  orphansAdopted: ['lfaas_scheduler_orphans_adopted_total', "Runs of this boot's own index it no longer held (a failed result write), dispatched again."],
+  recordsMalformed: ['lfaas_scheduler_records_malformed_total', 'Execution records, index entries, leases or boots entries read from the KVS that did not decode (skipped).'],
+  indexRotations: ['lfaas_scheduler_index_rotations_total', "Rewrites of this boot's index of pending runs into a new generation (dropping removed entries)."],
+  bootsRotations: ['lfaas_scheduler_boots_rotations_total', 'Moves of the set of known scheduler boots to a new epoch (dropping gone boots).'],
 };
 
 /** The scheduler's series at this moment, each labelled with its address. */
@@ -53,6 +68,7 @@ function schedulerSamples(scheduler: SchedulerNode, node: string): MetricSample[
   samples.push(
     { name: 'lfaas_scheduler_runs_in_flight', help: 'Runs dispatched and not yet finished.', type: 'gauge', value: scheduler.runCount, labels },
     { name: 'lfaas_scheduler_executors', help: 'Executors the scheduler knows alive (heard from within the executor timeout).', type: 'gauge', value: scheduler.executorAddresses().length, labels },
+    { name: 'lfaas_scheduler_async_pending', help: "Async runs in this boot's index (accepted or taken over, no result yet).", type: 'gauge', value: scheduler.asyncPending, labels },
   );
   return samples;
 }
@@ -62,11 +78,14 @@ export async function runScheduler(options: SchedulerProcessOptions): Promise<vo
   const security = roleSecurity('scheduler', options);
   const transport = await ZmqTransport.bind({ host: options.host, port: options.port, keyPair: security.keyPair });
   const kvs = await KvsClient.connect({ routing: options.routing, host: options.host, keyPair: security.keyPair, token: '' });
+  // A nonce per boot: the owner of this boot's async runs, its lease and its index are
+  // `<address>#<incarnation>`; a scheduler restarted at this address takes its previous boot's runs over.
+  const incarnation = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
   // Placement's randomness; seeded per process so two schedulers do not choose in lockstep.
-  const scheduler = new SchedulerNode({ address: transport.address, random: seededRandom((Date.now() ^ (process.pid << 8)) >>> 0), executorTimeoutMs: options.executorTimeoutMs, ...(options.pinExecutors === undefined ? {} : { pinExecutors: options.pinExecutors }) });
+  const scheduler = new SchedulerNode({ address: transport.address, random: seededRandom((Date.now() ^ (process.pid << 8)) >>> 0), executorTimeoutMs: options.executorTimeoutMs, incarnation, ...(options.pinExecutors === undefined ? {} : { pinExecutors: options.pinExecutors }) });
   const shell = runMachine(scheduler, transport, systemClock, { tasks: new KvsTasks(kvs), onError: logError(`scheduler ${transport.address}`), ...security.shell });
   const metrics = options.metricsPort < 0 ? undefined : await startMetricsServer({ host: options.host, port: options.metricsPort, samples: () => [...schedulerSamples(scheduler, transport.address), ...wireSamples(wireCountersOf(shell, transport), { node: transport.address }), ...zapSamples({ node: transport.address })] });
-  announceReady({ role: 'scheduler', address: transport.address, pid: process.pid, metricsPort: metrics?.port ?? null });
+  announceReady({ role: 'scheduler', address: transport.address, boot: scheduler.boot, pid: process.pid, metricsPort: metrics?.port ?? null });
   stopOnSignals(async () => {
     await shell.stop();
     await metrics?.close();

@@ -9,7 +9,7 @@
  * | `lfaas/function/<name>@<version>` | Priority | the {@link FunctionRecord}: code and metadata; the first registration of a version wins |
  * | `lfaas/dags` | GSet of names | every DAG name ever registered |
  * | `lfaas/dag/<name>` | Lww | the {@link DagRecord} |
- * | `lfaas/exec/<callId>` | Lww | the {@link ExecutionRecord} of an async call |
+ * | `lfaas/exec/<callId>` | Lww | an async call's leased execution record (scheduler/execution-records.ts, with the `lfaas/sched/*` leases and indexes of scheduler boots) |
  * | `lfaas/result/<callId>` | Priority | the {@link ResultRecord} of an async call, by attempt: the first attempt's result wins, so a re-executed call's writes are idempotent |
  */
 import { ErrorCode, LatticeType, LfaasError } from '../lattices/index.js';
@@ -96,15 +96,6 @@ export interface DagRecord {
   readonly functions: readonly string[];
   /** `[from, to]` pairs. */
   readonly edges: readonly (readonly [string, string])[];
-}
-
-export interface ExecutionRecord {
-  readonly callId: string;
-  readonly target: string;
-  readonly state: 'accepted' | 'running' | 'done';
-  readonly attempt: number;
-  readonly executor: string;
-  readonly atMs: number;
 }
 
 /** An async call's outcome: the msgpack result, or the typed error. */

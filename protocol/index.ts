@@ -71,5 +71,5 @@ export {
   READS_MAX,
   readsProblem,
 } from './faas-records.js';
-export type { FunctionRecord, DagRecord, ExecutionRecord, ResultRecord, KeepAlivePolicyName } from './faas-records.js';
+export type { FunctionRecord, DagRecord, ResultRecord, KeepAlivePolicyName } from './faas-records.js';
 export type { CallSignal, FunctionContext, FunctionLogger } from './function-context.js';

@@ -15,7 +15,19 @@
  * - Calls: a call is a run of one function, a DAG call a run of several. The scheduler places
  *   each function (scheduler/placement.ts), sends the schedule to each executor it chose, and
  *   is done: executors trigger each other, and the sink answers the client. An async call is
- *   first recorded in the KVS, then accepted, and its result is written under its result key.
+ *   first recorded in the KVS (its execution record: everything a dispatch needs, this boot its
+ *   owner; scheduler/execution-records.ts) and indexed under this boot, then accepted, and its
+ *   result is written under its result key; then the record says done and it leaves the index.
+ * - Leases and takeover (scheduler/takeover.ts): this boot (`<address>#<incarnation>`, the nonce
+ *   its process draws) renews one lease record every `leaseRenewMs` and registers in the set of
+ *   known boots before it accepts an async call. Every `takeoverPeriodMs` a bounded pass reads the
+ *   boots and their leases; a boot whose lease has not changed for `leaseTimeoutMs` (as this
+ *   scheduler observes it; at once for a previous boot at this address) is dead, and its pending
+ *   runs are claimed (the record names this boot, attempt + 1) and dispatched here like accepted
+ *   calls, a bounded batch per pass. Two schedulers may claim one run at once: at least once, the
+ *   result key keeps the first attempt's result. Every value read back is checked; a malformed one
+ *   is skipped and counted. A boot's dispatch numbers start at its start time x 1,024, above any
+ *   its address's previous boot sent (an executor's acked_seq spans the boots).
  * - Failures: executors heartbeat every ~100 ms with the last dispatch they received and the
  *   runs still running. A run an executor acknowledged and no longer lists has finished. An
  *   executor silent for `executorTimeoutMs` is dead: each sync run it held is answered EXEC_LOST
@@ -43,6 +55,9 @@ import { DefaultPlacement, admissionLoadOf, loadOf } from './placement.js';
 import type { ExecutorView, PlacementPolicy } from './placement.js';
 import { PIN_COUNTS_MAX, Pins } from './pins.js';
 import type { PinnedFunction } from './pins.js';
+import { CALL_ID_BYTES_MAX, argumentFromWire, argumentToWire, encodeRunRecord, isCallId, runRecordValue } from './execution-records.js';
+import type { RunRecord, RunState } from './execution-records.js';
+import { Takeover, doneRecord, newTakeoverCounters } from './takeover.js';
 
 export interface SchedulerOptions {
   readonly address: string;
@@ -64,9 +79,37 @@ export interface SchedulerOptions {
   readonly leaseMs?: number;
   /** Async runs waiting for an executor with room to be dispatched again, at most (beyond, SCHED_NO_CAPACITY is their result at once). */
   readonly retriesMax?: number;
+  /**
+   * This boot's nonce, different at every start of the process (the process draws it): the boot
+   * is `<address>#<incarnation>`, which names the owner of its async runs, its lease and its index.
+   * A scheduler restarted at the same address takes over its previous boot's runs at once.
+   */
+  readonly incarnation?: string;
+  /** How often this boot's lease is renewed (300 ms). */
+  readonly leaseRenewMs?: number;
+  /** A lease unchanged this long, as this scheduler observes it, has expired (3 s). */
+  readonly leaseTimeoutMs?: number;
+  /** How often a takeover pass runs (500 ms). */
+  readonly takeoverPeriodMs?: number;
+  /** Records a takeover pass reads, at most (64), and their bytes (16 MiB; one record always). */
+  readonly takeoverRecordsMax?: number;
+  readonly takeoverBytesMax?: number;
+  /** Async runs pending in this boot's index, at most (beyond, SCHED_NO_CAPACITY). */
+  readonly asyncPendingMax?: number;
+  /** How old the boots set's epoch must be before it moves on (60 s). */
+  readonly bootsEpochMinMs?: number;
 }
 
 const CHECK = 'check';
+const LEASE = 'lease';
+const TAKEOVER = 'takeover';
+/**
+ * Dispatch sequence numbers of a boot start at its start time times this: a restarted scheduler's
+ * sequence numbers are above every one its previous boot sent (fewer than 1,024 a millisecond), so
+ * an executor's acked_seq for the address (kept across the scheduler's boots) never acknowledges a
+ * schedule the new boot sent and the executor did not receive.
+ */
+const SEQS_PER_MS = 1024;
 /** Function loads kept per executor, at most (an executor reports its 32 hottest). */
 const FUNCTION_LOADS_MAX = 64;
 /** How long the monitor's pin counts hold when its message names no validity, and at most. */
@@ -153,7 +196,32 @@ export class SchedulerNode implements Machine {
   private readonly clock: HybridClock;
   private nextToken = 1;
   private nowMs = 0;
-  readonly counters = { calls: 0, dagCalls: 0, asyncCalls: 0, dispatched: 0, completed: 0, lost: 0, redispatched: 0, noCapacity: 0, registered: 0, executorsLost: 0, executorsRestarted: 0, retriesQueued: 0, retriesDispatched: 0, retriesExpired: 0, pinsSent: 0, pinCountsReceived: 0, pinCountsRefused: 0 };
+  /** This boot: `<address>#<incarnation>` (the address alone without an incarnation). */
+  readonly boot: string;
+  private readonly takeover: Takeover;
+  /** Async runs out of `runs` whose result is being checked or written (then they leave the index). */
+  private readonly settling = new Set<string>();
+  private seqBase = 1;
+  readonly counters = {
+    calls: 0,
+    dagCalls: 0,
+    asyncCalls: 0,
+    dispatched: 0,
+    completed: 0,
+    lost: 0,
+    redispatched: 0,
+    noCapacity: 0,
+    registered: 0,
+    executorsLost: 0,
+    executorsRestarted: 0,
+    retriesQueued: 0,
+    retriesDispatched: 0,
+    retriesExpired: 0,
+    pinsSent: 0,
+    pinCountsReceived: 0,
+    pinCountsRefused: 0,
+    ...newTakeoverCounters(),
+  };
 
   constructor(private readonly options: SchedulerOptions) {
     this.id = options.address;
@@ -161,6 +229,30 @@ export class SchedulerNode implements Machine {
     this.placement = options.placement ?? new DefaultPlacement({ overloadMax: this.overloadMax });
     this.pins = new Pins({ count: options.pinExecutors ?? 2 });
     this.clock = new HybridClock(options.address, () => this.nowMs);
+    this.boot = options.incarnation ? `${options.address}#${options.incarnation}` : options.address;
+    const attemptsMax = options.attemptsMax ?? 3;
+    this.takeover = new Takeover(
+      {
+        kvs: (task, then) => this.kvs(task, then),
+        clock: this.clock,
+        now: () => this.nowMs,
+        counters: this.counters,
+        holds: (callId) => this.runs.has(callId) || this.settling.has(callId),
+        redispatch: (record) => this.redispatch(record),
+      },
+      {
+        boot: this.boot,
+        address: options.address,
+        leaseRenewMs: options.leaseRenewMs ?? 300,
+        leaseTimeoutMs: options.leaseTimeoutMs ?? 3000,
+        periodMs: options.takeoverPeriodMs ?? 500,
+        recordsPerPass: options.takeoverRecordsMax ?? 64,
+        bytesPerPass: options.takeoverBytesMax ?? 16 * 1024 * 1024,
+        claimAttemptsMax: 2 * attemptsMax,
+        bootsEpochMinMs: options.bootsEpochMinMs ?? 60_000,
+        waitersMax: 1024,
+      },
+    );
     this.registry = new Registry(
       {
         kvs: (task, then) => this.kvs(task, then),
@@ -185,13 +277,33 @@ export class SchedulerNode implements Machine {
     return this.runs.size;
   }
 
+  /** Async runs in this boot's index: accepted or taken over, no result written yet. */
+  get asyncPending(): number {
+    return this.takeover.pendingCount;
+  }
+
   handle(input: MachineInput, nowMs: number): readonly Effect[] {
     this.nowMs = Math.max(this.nowMs, nowMs);
     switch (input.kind) {
       case 'start':
-        return [{ kind: 'timer', timer: CHECK, delayMs: this.options.checkPeriodMs ?? 100 }];
+        this.seqBase = Math.floor(this.nowMs) * SEQS_PER_MS + 1;
+        return [
+          { kind: 'timer', timer: CHECK, delayMs: this.options.checkPeriodMs ?? 100 },
+          { kind: 'timer', timer: LEASE, delayMs: this.options.leaseRenewMs ?? 300 },
+          { kind: 'timer', timer: TAKEOVER, delayMs: this.options.takeoverPeriodMs ?? 500 },
+          ...this.takeover.start(),
+        ];
       case 'timer':
-        return input.timer === CHECK ? [...this.check(), { kind: 'timer', timer: CHECK, delayMs: this.options.checkPeriodMs ?? 100 }] : [];
+        switch (input.timer) {
+          case CHECK:
+            return [...this.check(), { kind: 'timer', timer: CHECK, delayMs: this.options.checkPeriodMs ?? 100 }];
+          case LEASE:
+            return [...this.takeover.onLeaseTimer(), { kind: 'timer', timer: LEASE, delayMs: this.options.leaseRenewMs ?? 300 }];
+          case TAKEOVER:
+            return [...this.takeover.onPassTimer(), { kind: 'timer', timer: TAKEOVER, delayMs: this.options.takeoverPeriodMs ?? 500 }];
+          default:
+            return [];
+        }
       case 'persisted':
         return [];
       case 'taskDone': {
@@ -338,21 +450,80 @@ export class SchedulerNode implements Machine {
       finished: false,
     };
     if (!run.async) return this.dispatch(dispatch, (error) => this.callFailed(envelope, run.runId, error));
+    // At least once: the call is recorded (everything a dispatch needs, this boot its owner) and
+    // indexed under this boot before it is accepted; if this boot dies, another takes it over.
+    if (!isCallId(dispatch.runId)) return this.callFailed(envelope, run.runId, new LfaasError(ErrorCode.EXEC_BAD_VALUE, `an async call's id must be 1 to ${CALL_ID_BYTES_MAX} bytes`));
+    let encoded: { value: Lww; bytes: number };
+    try {
+      encoded = encodeRunRecord(this.clock, this.runRecord(dispatch, 'accepted', ''));
+    } catch (error) {
+      return this.callFailed(envelope, run.runId, ensureLfaasError(error));
+    }
+    if (this.takeover.pendingCount >= (this.options.asyncPendingMax ?? 4096)) {
+      this.counters.noCapacity++;
+      const retryAfterMs = this.options.checkPeriodMs ?? 100;
+      return this.callFailed(envelope, run.runId, new LfaasError(ErrorCode.SCHED_NO_CAPACITY, `${this.takeover.pendingCount} async calls pending on this scheduler; retry in ${retryAfterMs} ms`, { retryAfterMs }));
+    }
     this.counters.asyncCalls++;
-    // At least once: the call is recorded before it is accepted.
     this.runs.set(dispatch.runId, dispatch);
-    return this.kvs({ op: 'put', key: executionKey(dispatch.runId), value: this.executionRecord(dispatch, 'accepted', ''), ack: 'durable' }, (error) => {
-      if (error !== undefined) {
+    const record = (): Effect[] => {
+      let left = 2;
+      let failure: LfaasError | undefined;
+      const written = (error: LfaasError | undefined): Effect[] => {
+        failure ??= error;
+        if (--left > 0) return [];
         this.runs.delete(dispatch.runId);
-        return this.callFailed(envelope, dispatch.runId, error);
-      }
-      this.runs.delete(dispatch.runId);
-      dispatch.acceptedAtMs = this.nowMs;
-      const effects = this.reply(envelope, { callResponse: { callId: dispatch.runId } });
-      // Accepted means at least once: with no room now, it waits for room (until its deadline).
-      effects.push(...this.dispatch(dispatch, (failure) => this.waitForRoom({ dispatch, previous: [], cause: failure }, failure)));
-      return effects;
+        if (failure !== undefined) return [...this.takeover.remove(dispatch.runId), ...this.callFailed(envelope, dispatch.runId, failure)];
+        dispatch.acceptedAtMs = this.nowMs;
+        const effects = this.reply(envelope, { callResponse: { callId: dispatch.runId } });
+        // Accepted means at least once: with no room now, it waits for room (until its deadline).
+        effects.push(...this.dispatch(dispatch, (noRoom) => this.waitForRoom({ dispatch, previous: [], cause: noRoom }, noRoom)));
+        return effects;
+      };
+      return [...this.takeover.add(dispatch.runId, encoded.bytes, written), ...this.kvs({ op: 'put', key: executionKey(dispatch.runId), value: encoded.value, ack: 'durable' }, written)];
+    };
+    const effects = this.takeover.whenRegistered(record);
+    if (effects !== undefined) return effects;
+    this.runs.delete(dispatch.runId);
+    this.counters.noCapacity++;
+    const retryAfterMs = this.options.leaseRenewMs ?? 300;
+    return this.callFailed(envelope, run.runId, new LfaasError(ErrorCode.SCHED_NO_CAPACITY, `scheduler ${this.boot} is starting (not yet registered for takeover); retry in ${retryAfterMs} ms`, { retryAfterMs }));
+  }
+
+  /**
+   * A run claimed from a dead boot (or adopted from this boot's own index), dispatched as an
+   * accepted async call is: with no room, it waits for room until its deadline from now.
+   */
+  private redispatch(record: RunRecord): Effect[] {
+    if (this.runs.has(record.callId) || this.settling.has(record.callId)) return [];
+    const functions = record.functions.map((fn): PlannedFunction => {
+      const args = fn.args.map(argumentToWire);
+      return { name: fn.name, version: fn.version, args, successors: fn.successors, parents: fn.parents.length, parentNames: fn.parents, prefer: fn.parents[0], keys: referencedKeys(args), concurrencyLimit: fn.concurrencyLimit };
     });
+    const dispatch: Dispatch = {
+      runId: record.callId,
+      dag: record.dag,
+      functions,
+      consistency: record.consistency,
+      timeoutMs: record.timeoutMs,
+      replyTo: '',
+      replyRequestId: 0,
+      resultKey: record.resultKey,
+      traceId: record.traceId,
+      attempt: record.attempt,
+      acceptedAtMs: this.nowMs,
+      seqs: new Map(),
+      deadlineMs: 0,
+      finished: false,
+    };
+    this.runs.set(dispatch.runId, dispatch);
+    // Where the earlier attempt ran is not known here. A DAG's schedule goes to every live
+    // executor, to replace what is left of the earlier attempt wherever it is (a part waiting for
+    // a trigger that a replaced part will never send would write EXEC_TIMEOUT at its deadline, as
+    // the lower attempt, which wins the result key). One function has no trigger to wait for.
+    const previous = functions.length > 1 ? [...this.executors.keys()] : [];
+    const cause = new LfaasError(ErrorCode.EXEC_LOST, `run ${record.callId} was taken over from a dead scheduler`);
+    return this.dispatch(dispatch, (failure) => this.waitForRoom({ dispatch, previous, cause }, failure), previous);
   }
 
   /** Places every function of the run and sends the schedule to each executor chosen. */
@@ -479,7 +650,7 @@ export class SchedulerNode implements Machine {
       // The sequence numbers go on from the last boot's: a schedule sent to that boot may yet
       // reach this one, whose acked_seq then counts it; restarting at 1 would let that acked_seq
       // acknowledge dispatches it never received.
-      view = { address, incarnation, lastHeardMs: this.nowMs, utilisation: 0, capacity: 1, sentSinceStatus: 0, warm: new Set(), keys: new Set(), outstanding: new Map(), nextSeq: before?.nextSeq ?? 1, functions: [] };
+      view = { address, incarnation, lastHeardMs: this.nowMs, utilisation: 0, capacity: 1, sentSinceStatus: 0, warm: new Set(), keys: new Set(), outstanding: new Map(), nextSeq: before?.nextSeq ?? this.seqBase, functions: [] };
       this.executors.set(address, view);
     }
     view.lastHeardMs = this.nowMs;
@@ -538,14 +709,27 @@ export class SchedulerNode implements Machine {
     this.runs.delete(dispatch.runId);
     this.counters.completed++;
     if (dispatch.resultKey.length === 0) return [];
+    this.settling.add(dispatch.runId);
     // At least once: every executor says the run is over, but a lost schedule (acknowledged by a
     // later one's sequence number) leaves no result. No result: dispatch it again.
     return this.kvs({ op: 'get', key: dispatch.resultKey }, (error, value) => {
-      if ((error !== undefined || value === undefined) && !this.runs.has(dispatch.runId)) {
+      if (this.runs.has(dispatch.runId)) {
+        this.settling.delete(dispatch.runId);
+        return [];
+      }
+      if (error !== undefined || value === undefined) {
+        this.settling.delete(dispatch.runId);
         return this.again(dispatch, new LfaasError(ErrorCode.EXEC_LOST, `run ${dispatch.runId} ended without a result after ${dispatch.attempt} attempts`), '');
       }
-      return this.kvs({ op: 'put', key: executionKey(dispatch.runId), value: this.executionRecord(dispatch, 'done', ''), ack: 'local' }, () => []);
+      return this.settled(dispatch);
     });
+  }
+
+  /** An async run whose result is written: its record says done, and it leaves this boot's index. */
+  private settled(dispatch: Dispatch): Effect[] {
+    this.settling.delete(dispatch.runId);
+    const done = doneRecord(this.runRecord(dispatch, 'done', ''), Math.floor(this.nowMs));
+    return [...this.kvs({ op: 'put', key: executionKey(dispatch.runId), value: Lww.write(this.clock, runRecordValue(done)), ack: 'local' }, () => []), ...this.takeover.remove(dispatch.runId)];
   }
 
   /**
@@ -605,7 +789,7 @@ export class SchedulerNode implements Machine {
     dispatch.finished = false;
     this.counters.redispatched++;
     return [
-      ...this.kvs({ op: 'put', key: executionKey(dispatch.runId), value: this.executionRecord(dispatch, 'running', address), ack: 'local' }, () => []),
+      ...this.kvs({ op: 'put', key: executionKey(dispatch.runId), value: Lww.write(this.clock, runRecordValue(this.runRecord(dispatch, 'running', address))), ack: 'local' }, () => []),
       ...this.dispatch(dispatch, (failure) => this.waitForRoom({ dispatch, previous, cause: error }, failure), previous),
     ];
   }
@@ -652,14 +836,40 @@ export class SchedulerNode implements Machine {
     return effects;
   }
 
-  /** An async call that cannot run: its error is its result. */
+  /**
+   * An async call that cannot run: its error is its result; once written, the run is done. A
+   * failed write leaves it in this boot's index, where the orphan check finds it again.
+   */
   private writeFailure(dispatch: Dispatch, error: LfaasError): Effect[] {
     const record = { ok: false, code: error.code, message: error.message };
-    return this.kvs({ op: 'put', key: dispatch.resultKey, value: new Priority(dispatch.attempt, record), ack: 'replicated' }, () => []);
+    this.settling.add(dispatch.runId);
+    return this.kvs({ op: 'put', key: dispatch.resultKey, value: new Priority(dispatch.attempt, record), ack: 'replicated' }, (failure) => {
+      if (this.runs.has(dispatch.runId)) {
+        this.settling.delete(dispatch.runId);
+        return [];
+      }
+      if (failure === undefined) return this.settled(dispatch);
+      this.settling.delete(dispatch.runId);
+      return [];
+    });
   }
 
-  private executionRecord(dispatch: Dispatch, state: 'accepted' | 'running' | 'done', lostExecutor: string): Lww<unknown> {
-    return Lww.write(this.clock, { callId: dispatch.runId, target: dispatch.dag || dispatch.functions[0]?.name || '', state, attempt: dispatch.attempt, executor: lostExecutor, atMs: Math.floor(this.nowMs) });
+  /** The execution record of an async run, this boot its owner. */
+  private runRecord(dispatch: Dispatch, state: RunState, lostExecutor: string): RunRecord {
+    return {
+      callId: dispatch.runId,
+      owner: this.boot,
+      state,
+      attempt: dispatch.attempt,
+      dag: dispatch.dag,
+      functions: dispatch.functions.map((fn) => ({ name: fn.name, version: fn.version, args: fn.args.map(argumentFromWire), successors: [...fn.successors], parents: [...fn.parentNames], concurrencyLimit: fn.concurrencyLimit })),
+      consistency: dispatch.consistency,
+      timeoutMs: dispatch.timeoutMs,
+      resultKey: dispatch.resultKey,
+      traceId: dispatch.traceId.length <= 256 ? dispatch.traceId : '',
+      executor: lostExecutor.slice(0, 400),
+      atMs: Math.floor(this.nowMs),
+    };
   }
 
   private callFailed(envelope: Envelope, callId: string, error: LfaasError): Effect[] {

@@ -34,8 +34,20 @@ const SCHEDULER_COUNTERS = [
   'lfaas_scheduler_pins_sent_total',
   'lfaas_scheduler_pin_counts_received_total',
   'lfaas_scheduler_pin_counts_refused_total',
+  'lfaas_scheduler_lease_renewals_total',
+  'lfaas_scheduler_takeover_passes_total',
+  'lfaas_scheduler_boots_expired_total',
+  'lfaas_scheduler_boots_retired_total',
+  'lfaas_scheduler_taken_over_total',
+  'lfaas_scheduler_takeover_settled_total',
+  'lfaas_scheduler_takeover_failed_total',
+  'lfaas_scheduler_claims_lost_total',
+  'lfaas_scheduler_orphans_adopted_total',
+  'lfaas_scheduler_records_malformed_total',
+  'lfaas_scheduler_index_rotations_total',
+  'lfaas_scheduler_boots_rotations_total',
 ];
-const SCHEDULER_GAUGES = ['lfaas_scheduler_runs_in_flight', 'lfaas_scheduler_executors'];
+const SCHEDULER_GAUGES = ['lfaas_scheduler_runs_in_flight', 'lfaas_scheduler_executors', 'lfaas_scheduler_async_pending'];
 const EXECUTOR_COUNTERS = [
   'lfaas_executor_schedules_total',
   'lfaas_executor_duplicate_schedules_total',
@@ -126,6 +138,9 @@ describe('scheduler and executor metrics over real processes', () => {
       expect(text).toContain(`# TYPE ${name} gauge`);
     }
     expect(metricValue(text, 'lfaas_scheduler_executors')).toBe(2);
+    // The boot's lease is renewed from its start (one write a period), and nothing was taken over.
+    expect(metricValue(text, 'lfaas_scheduler_lease_renewals_total')).toBeGreaterThan(0);
+    expect(metricValue(text, 'lfaas_scheduler_taken_over_total')).toBe(0);
     expect(text).toContain('process_cpu_user_seconds_total');
 
     for (const executor of cluster.executors) {

@@ -6,7 +6,8 @@
  *   delay;
  * - executors that can be restarted (each boot reports its own incarnation, `boot<n>`, as a
  *   process's random nonce would; `incarnations: false` turns that off) and added later
- *   ({@link FaasSim.addExecutor});
+ *   ({@link FaasSim.addExecutor}); schedulers that can be restarted too (each boot `boot<n>`: a
+ *   new owner of async runs, which takes its previous boot's over);
  * - a simulated executor host ({@link SimulatedHost}): the executor's MachineTasks, running plain
  *   JS functions from a registry by name (the registered code is ignored; the registration itself
  *   goes through the scheduler for real and the host reads the record back from the KVS), after a
@@ -603,6 +604,8 @@ export interface FaasShape {
    * process's random nonce would; default true). False: every boot reports its address alone.
    */
   readonly incarnations?: boolean;
+  /** Runtime slots each executor reports (8 by default): fewer make the schedulers hold calls back. */
+  readonly executorCapacity?: number;
 }
 
 export const schedulerName = (s: number): string => `sched${s}`;
@@ -634,7 +637,16 @@ export function buildFaasCluster(sim: Simulation, shape: FaasShape, registry: Fu
   const schedulerAddresses = schedulerIds.map((id) => sim.address(id));
   for (const id of schedulerIds) {
     const random = sim.random.fork();
-    sim.add(id, () => ({ machine: new SchedulerNode({ address: sim.address(id), random: random.fork(), executorTimeoutMs: 600, ...shape.scheduler }), tasks: kvs.schedulerTasks() }), 'scheduler');
+    // Each boot's nonce, as for executors: a restarted scheduler is a new boot at the same address.
+    let boots = 0;
+    sim.add(
+      id,
+      () => {
+        boots++;
+        return { machine: new SchedulerNode({ address: sim.address(id), random: random.fork(), executorTimeoutMs: 600, incarnation: `boot${boots}`, ...shape.scheduler }), tasks: kvs.schedulerTasks() };
+      },
+      'scheduler',
+    );
   }
   const hosts = new Map<string, SimulatedHost>();
   const addExecutor = (id: string): void => {
@@ -643,7 +655,7 @@ export function buildFaasCluster(sim: Simulation, shape: FaasShape, registry: Fu
     let boots = 0;
     sim.add(id, () => {
       boots++;
-      const host: SimulatedHost = new SimulatedHost(sim, kvs, registry, random.fork(), () => sim.isUp(id) && hosts.get(id) === host);
+      const host: SimulatedHost = new SimulatedHost(sim, kvs, registry, random.fork(), () => sim.isUp(id) && hosts.get(id) === host, shape.executorCapacity ?? 8);
       hosts.set(id, host);
       const options = {
         address: sim.address(id),

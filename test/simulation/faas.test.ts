@@ -22,7 +22,13 @@
  *    that no executor ever takes waits until its deadline, then SCHED_NO_CAPACITY is its result;
  * 6. (the race behind 3, staged) a re-dispatch replaces the earlier attempt's run on an executor
  *    and keeps the parents' results that reached that run;
- * 7. one seed, one trace.
+ * 7. a scheduler crashed with async calls pending (some dispatched, some waiting for room on
+ *    saturated executors), under the loss, duplication and reordering of 2: restarted 0.1-3 s later
+ *    (one scheduler; the new boot takes its previous boot's runs over at once), or with a second
+ *    scheduler surviving it (which takes them over once the lease expired; in some runs the crashed
+ *    one restarts late too, and both may claim): every async call the crashed scheduler accepted
+ *    ends with its right result in the KVS, and no call ever answers or stores a wrong result;
+ * 8. one seed, one trace.
  * A failure names every wrong call and the command that reruns its seed.
  */
 import { isDeepStrictEqual } from 'node:util';
@@ -456,6 +462,103 @@ function checkCrash({ fs, client, functions, crashAtMs, restartAtMs, victim, joi
   expect(scheduler.counters.retriesExpired).toBe(0);
 }
 
+/** A scheduler crash run (property 7). */
+interface SchedulerCrashRun {
+  readonly fs: FaasSim;
+  readonly client: FaasClient;
+  readonly functions: Map<string, SimFunction>;
+  readonly victim: string;
+  /** The scheduler that lived on (two-scheduler runs). */
+  readonly survivor: string | undefined;
+  readonly crashAtMs: number;
+  readonly restartAtMs: number | undefined;
+  /** Async runs in the victim's index when it crashed, and of those how many waited for room. */
+  readonly pendingAtCrash: number;
+  readonly waitingAtCrash: number;
+}
+
+/** Scheduler crash runs: 60 calls (three in four async) in 1 s on two executors of 4 slots each. */
+const SCHEDCRASH_CALLS = 60;
+const SCHEDCRASH_RUN_MS = 20_000;
+
+/**
+ * Property 7: even seeds run two schedulers (one crashes; in a third of them it restarts 4-6 s
+ * later), odd seeds one (it restarts 0.1-3 s later). Loss, duplication and reordering throughout.
+ */
+function runSchedulerCrash(seed: number): SchedulerCrashRun {
+  const sim = new Simulation({ seed, delayMs: { min: 1, max: 5 }, dropRate: 0.03, duplicateRate: 0.03, reorder: true, authenticate: true });
+  const two = seed % 2 === 0;
+  const functions = registry({ min: 50, max: 400 });
+  const fs = buildFaasCluster(sim, { schedulers: two ? 2 : 1, executors: 2, executorCapacity: 4 }, functions);
+  const workload = sim.random.fork();
+  // Saturated executors refuse sync calls (SCHED_NO_CAPACITY): this client takes the refusal as
+  // the answer (it would send the call again under the same call id, which the SDK does not).
+  const client = fs.addClient('client', { setup: SETUP, calls: planCalls(workload, SCHEDCRASH_CALLS, 1000, 0.75), capacityRetriesMax: 0 });
+  sim.add('rogue', () => rogue(sim.address('rogue'), fs.schedulerIds.map((id) => sim.address(id)), 100));
+  for (let i = 0; i < 100 && client.setupDoneAtMs === undefined; i++) sim.runFor(50);
+  // Mid-calls: the calls go out over the second after the setup.
+  sim.runFor(200 + workload.int(700));
+  const victim = fs.schedulerIds[two ? workload.int(2) : 0]!;
+  const survivor = fs.schedulerIds.find((id) => id !== victim);
+  const node = fs.scheduler(victim)!;
+  const pendingAtCrash = node.asyncPending;
+  const waitingAtCrash = node.counters.retriesQueued - node.counters.retriesDispatched - node.counters.retriesExpired;
+  const crashAtMs = sim.clock.now();
+  sim.crash(victim);
+  let restartAtMs: number | undefined;
+  if (!two || workload.chance(1 / 3)) {
+    sim.runFor(two ? 4000 + workload.int(2000) : 100 + workload.int(2900));
+    restartAtMs = sim.clock.now();
+    sim.restart(victim);
+  }
+  sim.runFor(SCHEDCRASH_RUN_MS - sim.clock.now());
+  expect(sim.unauthorised, "the rogue's heartbeats were refused").toBeGreaterThan(0);
+  return { fs, client, functions, victim, survivor, crashAtMs, restartAtMs, pendingAtCrash, waitingAtCrash };
+}
+
+/**
+ * Property 7's check: every answer right or explained (the crashed scheduler never answers what
+ * it received; lost frames as in checkFaults); every async call a scheduler accepted has its right
+ * result in the KVS (an async call whose acceptance was lost may have one too: then right); no
+ * wrong result anywhere. A stored error is right only if expected or explained by lost frames as
+ * in checkFaults (a lost trigger or schedule: EXEC_TIMEOUT), and EXEC_LOST only when the run lost
+ * a schedule in at least two of its attempts (its dispatches went nowhere, its attempts ran out).
+ */
+function checkSchedulerCrash({ fs, client, functions, victim, crashAtMs, restartAtMs }: SchedulerCrashRun): void {
+  checkSetup(client);
+  const victimAddress = fs.sim.address(victim);
+  const when = `(scheduler ${victim} crashed at ${crashAtMs} ms${restartAtMs === undefined ? '' : `, restarted at ${restartAtMs} ms`})`;
+  const bad: string[] = [];
+  for (const record of client.records) {
+    const expected = expectedOf(record.call, functions, DAGS);
+    const excuses = excusesOf(fs, client, record);
+    // Sent to the scheduler that crashed: it may never have answered.
+    if (record.scheduler === victimAddress) excuses.add(ErrorCode.TRANSPORT_TIMEOUT);
+    if (record.outcome === undefined) {
+      bad.push(`${describeCall(record)}: did not end by its deadline ${when}`);
+      continue;
+    }
+    for (const answer of record.outcome.kind === 'timeout' ? [record.outcome, ...record.answers] : record.answers) {
+      const problem = judge(answer, expected, excuses);
+      if (problem !== undefined) bad.push(`${describeCall(record)}: ${problem} ${when}`);
+    }
+    if (!record.call.async) continue;
+    const accepted = record.answers.some((answer) => answer.kind === 'accepted');
+    const stored = storedOutcome(fs, record);
+    const droppedAttempts = new Set(fs.drops.of(record.callId, client.id, record.requestId).filter((frame) => frame.body === 'schedule').map((frame) => frame.attempt));
+    // What lost frames explain (a lost trigger: the sink's EXEC_TIMEOUT), as in checkFaults.
+    const storeExcuses = excusesOf(fs, client, record);
+    if (droppedAttempts.size >= 2) storeExcuses.add(ErrorCode.EXEC_LOST);
+    if (stored === undefined) {
+      if (accepted) bad.push(`${describeCall(record)}: accepted by ${record.scheduler}, no result in the KVS ${when}`);
+      continue;
+    }
+    const problem = judge(stored, expected, storeExcuses);
+    if (problem !== undefined) bad.push(`${describeCall(record)}: stored ${problem} ${when}`);
+  }
+  failures(bad);
+}
+
 /** forEachSeed, with this file and test named in the rerun command. */
 async function seeds(name: string, count: number, firstSeed: number, body: (seed: number) => void): Promise<void> {
   try {
@@ -543,6 +646,43 @@ describe('FaaS simulation', () => {
     expect(tally.retriesDispatched).toBe(tally.retriesQueued);
     expect(tally.storedResults).toBeGreaterThan(tally.calls / 3);
   }, seedCount(60) * 1000);
+
+  it('runs every async call a crashed scheduler accepted to its right result: its restarted boot or a surviving scheduler takes them over', async () => {
+    const tally = { calls: 0, accepted: 0, storedRight: 0, pendingAtCrash: 0, waitingAtCrash: 0, takenOverBySurvivor: 0, takenOverByRestart: 0, claimsLost: 0, restarts: 0, survivors: 0 };
+    await seeds('scheduler crashed', seedCount(80), 11_000, (seed) => {
+      const outcome = runSchedulerCrash(seed);
+      checkSchedulerCrash(outcome);
+      const { fs, client, functions, victim, survivor, restartAtMs, pendingAtCrash, waitingAtCrash } = outcome;
+      tally.calls += client.records.length;
+      tally.pendingAtCrash += pendingAtCrash;
+      tally.waitingAtCrash += waitingAtCrash;
+      if (restartAtMs !== undefined) tally.restarts++;
+      if (survivor !== undefined) {
+        tally.survivors++;
+        tally.takenOverBySurvivor += fs.scheduler(survivor)!.counters.takenOver;
+      }
+      tally.takenOverByRestart += fs.scheduler(victim)?.counters.takenOver ?? 0;
+      for (const id of fs.schedulerIds) tally.claimsLost += fs.scheduler(id)?.counters.claimsLost ?? 0;
+      for (const record of client.records) {
+        if (!record.call.async || !record.answers.some((answer) => answer.kind === 'accepted')) continue;
+        tally.accepted++;
+        const expected = expectedOf(record.call, functions, DAGS);
+        const stored = storedOutcome(fs, record);
+        if (stored?.kind === 'result' && expected.ok && sameValue(stored.value, expected.value)) tally.storedRight++;
+      }
+    });
+    if (!manySeeds) return;
+    // The crashes hit async calls in flight and waiting for room; both a restarted boot and a
+    // surviving scheduler took runs over; most accepted calls have their value (the rest: expected
+    // user errors and timeouts).
+    expect(tally.restarts).toBeGreaterThan(0);
+    expect(tally.survivors).toBeGreaterThan(0);
+    expect(tally.pendingAtCrash).toBeGreaterThan(tally.calls / 20);
+    expect(tally.waitingAtCrash).toBeGreaterThan(0);
+    expect(tally.takenOverBySurvivor).toBeGreaterThan(0);
+    expect(tally.takenOverByRestart).toBeGreaterThan(0);
+    expect(tally.storedRight).toBeGreaterThan(tally.accepted / 2);
+  }, seedCount(80) * 2000);
 
   it('keeps a re-dispatch that no executor takes waiting until its deadline, then writes SCHED_NO_CAPACITY', () => {
     const sim = new Simulation({ seed: 11 });
@@ -641,6 +781,13 @@ describe('FaaS simulation', () => {
     for (const kind of ['faults', 'crash', 'quick', 'noroom'] as const) {
       const first = run(77, kind);
       const second = run(77, kind);
+      expect(first.fs.sim.steps).toBeGreaterThan(1000);
+      expect(second.fs.sim.trace).toBe(first.fs.sim.trace);
+      expect(second.client.records.map((record) => describeOutcome(record.outcome))).toEqual(first.client.records.map((record) => describeOutcome(record.outcome)));
+    }
+    for (const seed of [76, 77]) {
+      const first = runSchedulerCrash(seed);
+      const second = runSchedulerCrash(seed);
       expect(first.fs.sim.steps).toBeGreaterThan(1000);
       expect(second.fs.sim.trace).toBe(first.fs.sim.trace);
       expect(second.client.records.map((record) => describeOutcome(record.outcome))).toEqual(first.client.records.map((record) => describeOutcome(record.outcome)));
