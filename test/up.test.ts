@@ -56,6 +56,10 @@ describe('lfaas up', () => {
       expect(output).toMatch(/^\s*cooled \d+ s after the last read: 2 replica shards$/m);
       expect(output).toMatch(/done replicate: 3 replicas: hot: .*; on 2 shards in each node/);
       expect(output).toMatch(/done replicate: 2 replicas: cooled: /);
+      // Cold starts: the cold chain's first call and warm calls answer right.
+      expect(output).toMatch(/^\s*cold call \(cold-a loaded from a stem cell; .*\d+\.\d ms -> 3$/m);
+      expect(output).toMatch(/^\s*warm calls, median of 5:\s+\d+\.\d ms -> 3$/m);
+      expect(output).toContain('every cold-chain result is right');
       expect(output).not.toContain('UNEXPECTED');
       pids = pidsIn(output);
       // One routing node, three storage nodes, one scheduler and two executors (the defaults).
