@@ -47,6 +47,7 @@ const SCHEDULER_COUNTERS: Readonly<Record<keyof SchedulerNode['counters'], reado
   pinsSent: ['lfaas_scheduler_pins_sent_total', 'Prepare messages sent to pin a function on an executor (first sends and re-sends until it is warm there).'],
   pinCountsReceived: ['lfaas_scheduler_pin_counts_received_total', "The monitor's pin counts received (how many executors keep each hot function warm)."],
   pinCountsRefused: ['lfaas_scheduler_pin_counts_refused_total', 'Pin counts messages refused (a list longer than the bound).'],
+  chainPrepares: ['lfaas_scheduler_chain_prepares_total', 'Functions prepared ahead of their call because they usually follow the function just called (DAG edges, callers\' consecutive calls).'],
   leaseRenewals: ['lfaas_scheduler_lease_renewals_total', "Renewals of this scheduler boot's lease acknowledged by the KVS."],
   takeoverPasses: ['lfaas_scheduler_takeover_passes_total', 'Takeover passes started (each reads the known boots and their leases).'],
   bootsExpired: ['lfaas_scheduler_boots_expired_total', 'Scheduler boots this scheduler saw with an expired lease (or a previous boot of its own address).'],

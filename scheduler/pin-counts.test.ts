@@ -6,66 +6,11 @@
  * executor's function loads, checked.
  */
 import { describe, expect, it } from 'vitest';
-import type { AnyLattice } from '../lattices/index.js';
-import { decodeEnvelope, encodeEnvelope, envelopeWith, seededRandom } from '../protocol/index.js';
-import type { Effect, PbTypes } from '../protocol/index.js';
-import type { SchedulerTask } from './kvs-tasks.js';
-import { SchedulerNode } from './scheduler-node.js';
+import { EXECUTORS, Harness } from './testing.js';
+import type { Send } from './testing.js';
 
-const SELF = 'tcp://127.0.0.1:7400';
 const CLIENT = 'tcp://127.0.0.1:7401';
 const MONITOR = 'tcp://127.0.0.1:7402';
-const EXECUTORS = ['tcp://127.0.0.1:7410', 'tcp://127.0.0.1:7411', 'tcp://127.0.0.1:7412', 'tcp://127.0.0.1:7413'];
-
-type Send = Extract<Effect, { kind: 'send' }>;
-
-/** A scheduler with a map for a KVS: its tasks are carried out at once (bounded). */
-class Harness {
-  readonly node = new SchedulerNode({ address: SELF, random: seededRandom(7), pinExecutors: 2 });
-  nowMs = 0;
-
-  constructor(private readonly kvs = new Map<string, AnyLattice>()) {
-    this.node.handle({ kind: 'start' }, 0);
-  }
-
-  /** Another scheduler on the same KVS. */
-  sibling(): Harness {
-    const other = new Harness(this.kvs);
-    other.nowMs = this.nowMs;
-    return other;
-  }
-
-  /** Delivers `body` (through the codec, as a frame would) and returns what was sent. */
-  deliver(body: PbTypes.IEnvelope, header: { requestId?: number; replyTo?: string } = {}): Send[] {
-    const envelope = decodeEnvelope(encodeEnvelope(envelopeWith(body, { sender: CLIENT, ...header })));
-    return this.run(this.node.handle({ kind: 'message', envelope }, this.nowMs));
-  }
-
-  /** Every executor reports (warm: the functions warm on each, by address). */
-  statuses(warm: Readonly<Record<string, readonly string[]>> = {}, loads: Readonly<Record<string, PbTypes.IFunctionLoad[]>> = {}, addresses = EXECUTORS): Send[] {
-    return addresses.flatMap((address, i) =>
-      this.deliver({ executorStatus: { executorId: `${address}#1`, address, utilisation: i * 0.1, capacity: 4, warmFunctions: [...(warm[address] ?? [])], functions: loads[address] ?? [] } }),
-    );
-  }
-
-  private run(effects: readonly Effect[]): Send[] {
-    const out: Send[] = [];
-    const queue = [...effects];
-    for (let steps = 0; queue.length > 0 && steps < 1000; steps++) {
-      const effect = queue.shift()!;
-      if (effect.kind === 'send') out.push(effect);
-      if (effect.kind !== 'task') continue;
-      const task = effect.task as SchedulerTask;
-      let result: unknown;
-      if (task.op === 'get') result = this.kvs.get(task.key);
-      else if (task.op === 'getMany') result = task.keys.map((key) => this.kvs.get(key));
-      else if (task.op === 'put') this.kvs.set(task.key, task.value);
-      else for (const key of task.keys) this.kvs.delete(key);
-      queue.push(...this.node.handle({ kind: 'taskDone', token: effect.token, result }, this.nowMs));
-    }
-    return out;
-  }
-}
 
 /** The executors sent a prepare of `name` among `sends`. */
 const preparedOn = (sends: readonly Send[], name: string): string[] =>

@@ -51,6 +51,7 @@ import { NAME_PATTERN, envelopeWith, errorToWire, executionKey, resultKeyOf } fr
 import type { Effect, Envelope, Machine, MachineInput, PbTypes, Random } from '../protocol/index.js';
 import type { Continuation, SchedulerTask } from './kvs-tasks.js';
 import { Registry } from './registry.js';
+import { CallChains } from './call-chains.js';
 import { DefaultPlacement, admissionLoadOf, loadOf } from './placement.js';
 import type { ExecutorView, PlacementPolicy } from './placement.js';
 import { PIN_COUNTS_MAX, Pins } from './pins.js';
@@ -117,6 +118,9 @@ const PIN_COUNTS_VALID_MS = 10_000;
 const PIN_COUNTS_VALID_MAX_MS = 10 * 60_000;
 /** Functions raised by one pin counts message that are looked up in the registry (not pinned here yet), at most. */
 const PIN_LOOKUPS_MAX = 64;
+/** A function is prepared ahead of a chain's next call at most this often; such records kept, at most. */
+const CHAIN_PREPARE_MS = 2000;
+const CHAIN_PREPARED_MAX = 4096;
 /** Sync and DAG runs are given this much more than their functions' time before they are forgotten. */
 const RUN_GRACE_MS = 5000;
 
@@ -220,8 +224,13 @@ export class SchedulerNode implements Machine {
     pinsSent: 0,
     pinCountsReceived: 0,
     pinCountsRefused: 0,
+    chainPrepares: 0,
     ...newTakeoverCounters(),
   };
+  /** Which function usually follows which (DAG edges, callers' consecutive calls): prepared ahead. */
+  private readonly chains = new CallChains();
+  /** Function id -> when it was last prepared for a chain (at most one prepare of it per CHAIN_PREPARE_MS). */
+  private readonly chainPrepared = new Map<string, number>();
 
   constructor(private readonly options: SchedulerOptions) {
     this.id = options.address;
@@ -373,7 +382,8 @@ export class SchedulerNode implements Machine {
       if (error !== undefined) return this.callFailed(envelope, callId, error);
       const args = request.args ?? [];
       const planned: PlannedFunction = { name, version: meta!.version, args, successors: [], parents: 0, parentNames: [], prefer: undefined, keys: referencedKeys(args), concurrencyLimit: meta!.concurrencyLimit };
-      return this.startRun(envelope, {
+      const ahead = this.prepareChain(envelope.replyTo, `${name}@${meta!.version}`);
+      return [...ahead, ...this.startRun(envelope, {
         runId: callId,
         dag: '',
         functions: [planned],
@@ -381,8 +391,37 @@ export class SchedulerNode implements Machine {
         timeoutMs: request.timeoutMs || meta!.timeoutMs,
         async: request.async ?? false,
         resultKey: request.resultKey ?? '',
-      });
+      })];
     });
+  }
+
+  /**
+   * Chains of plain calls: `caller` calls `fnId` now; the functions that usually follow it (its
+   * DAG successors, and what this caller's and others' next calls were) are prepared on the
+   * executor placement would choose for each, unless it is warm for it already (placement then
+   * prefers that executor for the next call). At most one prepare of a function per
+   * CHAIN_PREPARE_MS.
+   */
+  private prepareChain(caller: string, fnId: string): Effect[] {
+    this.chains.observe(caller, fnId, this.nowMs);
+    const next = this.chains.next(fnId);
+    if (next.length === 0) return [];
+    const alive = [...this.executors.values()];
+    const effects: Effect[] = [];
+    for (const id of next) {
+      const at = id.lastIndexOf('@');
+      const version = Number(id.slice(at + 1));
+      if (at <= 0 || !Number.isSafeInteger(version)) continue;
+      const view = this.placement.place({ functionId: id, keys: [] }, alive, this.options.random) as ExecutorEntry | undefined;
+      if (view === undefined || view.warm.has(id)) continue;
+      if (this.nowMs - (this.chainPrepared.get(id) ?? -Infinity) < CHAIN_PREPARE_MS) continue;
+      this.chainPrepared.delete(id);
+      this.chainPrepared.set(id, this.nowMs);
+      if (this.chainPrepared.size > CHAIN_PREPARED_MAX) this.chainPrepared.delete(this.chainPrepared.keys().next().value!);
+      this.counters.chainPrepares++;
+      effects.push({ kind: 'send', to: view.address, envelope: envelopeWith({ prepare: { functions: [{ name: id.slice(0, at), version }] } }, { sender: this.id }) });
+    }
+    return effects;
   }
 
   private onDagCall(envelope: Envelope, request: PbTypes.IDagCall): Effect[] {
@@ -395,6 +434,7 @@ export class SchedulerNode implements Machine {
       if (unknown.length > 0) return this.callFailed(envelope, callId, new LfaasError(ErrorCode.EXEC_BAD_VALUE, `DAG ${record.name} has no function ${unknown.join(', ')}`));
       return this.registry.withFunctions(record.functions, (failure, metas) => {
         if (failure !== undefined) return this.callFailed(envelope, callId, failure);
+        for (const [from, successors] of shape.successors) for (const to of successors) this.chains.learnEdge(`${from}@${metas!.get(from)!.version}`, `${to}@${metas!.get(to)!.version}`);
         const functions = shape.order.map((name): PlannedFunction => {
           const args = request.args?.[name]?.args ?? [];
           const meta = metas!.get(name)!;

@@ -34,6 +34,7 @@ const SCHEDULER_COUNTERS = [
   'lfaas_scheduler_pins_sent_total',
   'lfaas_scheduler_pin_counts_received_total',
   'lfaas_scheduler_pin_counts_refused_total',
+  'lfaas_scheduler_chain_prepares_total',
   'lfaas_scheduler_lease_renewals_total',
   'lfaas_scheduler_takeover_passes_total',
   'lfaas_scheduler_boots_expired_total',
