@@ -212,8 +212,8 @@ export async function faasDagDelete(name: string, options: FaasAddresses): Promi
 }
 
 /** What `lfaas functions` shows of a function. */
-function listed(info: FunctionInfo): { name: string; latest: number; versions: readonly number[]; memoryMb: number; timeoutMs: number; codeBytes: number } {
-  return { name: info.name, latest: info.latest, versions: info.versions, memoryMb: info.memoryMb, timeoutMs: info.timeoutMs, codeBytes: info.codeBytes };
+function listed(info: FunctionInfo): { name: string; latest: number; versions: readonly number[]; memoryMb: number; timeoutMs: number; keepAlive: string; keepAliveMs: number; reads: readonly string[]; codeBytes: number } {
+  return { name: info.name, latest: info.latest, versions: info.versions, memoryMb: info.memoryMb, timeoutMs: info.timeoutMs, keepAlive: info.keepAlive, keepAliveMs: info.keepAliveMs, reads: info.reads, codeBytes: info.codeBytes };
 }
 
 export async function faasFunctions(name: string | undefined, options: ListOptions): Promise<void> {
@@ -223,8 +223,8 @@ export async function faasFunctions(name: string | undefined, options: ListOptio
     return;
   }
   printTable(
-    ['name', 'latest', 'versions', 'memoryMb', 'timeoutMs', 'codeBytes'],
-    infos.map(listed).map((info) => [info.name, String(info.latest), info.versions.join(','), String(info.memoryMb), String(info.timeoutMs), String(info.codeBytes)]),
+    ['name', 'latest', 'versions', 'memoryMb', 'timeoutMs', 'keepAlive', 'codeBytes'],
+    infos.map(listed).map((info) => [info.name, String(info.latest), info.versions.join(','), String(info.memoryMb), String(info.timeoutMs), info.keepAlive === 'adaptive' ? 'adaptive' : `fixed ${info.keepAliveMs / 1000}s`, String(info.codeBytes)]),
   );
 }
 

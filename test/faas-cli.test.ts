@@ -114,9 +114,25 @@ describe('lfaas function and DAG commands', () => {
     expect(calcInfo!['codeBytes']).toBeGreaterThan(0);
     expect(list.map((info) => info['name'])).toContain('greet');
     // The table form: a header and a row per function.
-    expect(table).toMatch(/^name\s+latest\s+versions\s+memoryMb\s+timeoutMs\s+codeBytes$/m);
-    expect(table).toMatch(/^calc\s+2\s+1,2\s+128\s+60000\s+\d+$/m);
+    expect(table).toMatch(/^name\s+latest\s+versions\s+memoryMb\s+timeoutMs\s+keepAlive\s+codeBytes$/m);
+    expect(table).toMatch(/^calc\s+2\s+1,2\s+128\s+60000\s+fixed 900s\s+\d+$/m);
     expect(JSON.parse(one)).toMatchObject({ name: 'calc', latest: 2 });
+  }, 60_000);
+
+  it('deploy --keep-alive and --reads: recorded with the function; a bad policy or read set is refused', async () => {
+    const lookup = source('lookup.ts', 'export default function lookup(x: number): number {\n  return x;\n}\n');
+    await ok(['deploy', lookup, '--keep-alive', 'adaptive', '--reads', 'models/squeezenet,labels/*']);
+    expect(JSON.parse(await ok(['functions', 'lookup', '--json']))).toMatchObject({ name: 'lookup', keepAlive: 'adaptive', reads: ['models/squeezenet', 'labels/*'], keepAliveMs: 15 * 60_000 });
+    await ok(['deploy', lookup, '--name', 'lookup-fixed', '--keep-alive-ms', '300000']);
+    expect(JSON.parse(await ok(['functions', 'lookup-fixed', '--json']))).toMatchObject({ keepAlive: 'fixed', keepAliveMs: 300_000, reads: [] });
+    expect(JSON.parse(await ok(['call', 'lookup', '5']))).toBe(5);
+    const badPolicy = await lfaas(['deploy', lookup, '--keep-alive', 'forever']);
+    expect(badPolicy.code).not.toBe(0);
+    expect(badPolicy.stderr).toMatch(/forever/);
+    // A `*` anywhere but the end of a prefix: refused by the registry with a typed error.
+    const badReads = await lfaas(['deploy', lookup, '--reads', 'a*b']);
+    expect(badReads.code).toBe(1);
+    expect(badReads.stderr).toMatch(/EXEC_BAD_VALUE: reads entry "a\*b"/);
   }, 60_000);
 
   it('deploys the example counter-increment (a Counter lattice merged through ctx) and its increments land in the KVS', async () => {
