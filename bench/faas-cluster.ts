@@ -84,7 +84,11 @@ async function readPoolCounters(ports: readonly number[]): Promise<PoolCounters>
   return totals as unknown as PoolCounters;
 }
 
-export async function startFaasBenchCluster(options: { executors: number; workers: number; isolation?: IsolationLevel }): Promise<FaasBenchCluster> {
+/**
+ * `schedulerArgs`: extra `lfaas scheduler` flags (none by default), e.g. `--pin-executors 0` so that
+ * a function registered later is prepared nowhere and its first call is cold.
+ */
+export async function startFaasBenchCluster(options: { executors: number; workers: number; isolation?: IsolationLevel; schedulerArgs?: readonly string[] }): Promise<FaasBenchCluster> {
   const data = mkdtempSync(join(tmpdir(), 'lfaas-bench-'));
   const processes: Started[] = [];
   let faas: LatticeFaas | undefined;
@@ -105,7 +109,7 @@ export async function startFaasBenchCluster(options: { executors: number; worker
     const node = await startRole(['kvs', '--keys', keys, '--id', 'bench-0', '--routing', routingAddress, '--shards', '1', '--data', data, '--metrics-port', '-1', '--threads', 'off'], 'storage node');
     processes.push(node);
     await waitForRing([routingAddress], node.ready['shards'] as string[]);
-    const scheduler = await startRole(['scheduler', '--keys', keys, '--routing', routingAddress], 'scheduler');
+    const scheduler = await startRole(['scheduler', '--keys', keys, '--routing', routingAddress, ...(options.schedulerArgs ?? [])], 'scheduler');
     processes.push(scheduler);
     const schedulerAddress = String(scheduler.ready['address']);
     const executors = await Promise.all(

@@ -5,6 +5,7 @@
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { autoscaleBenchmark } from './autoscale.js';
+import { backoffBenchmark } from './backoff.js';
 import { coldstartBenchmark } from './coldstart.js';
 import { composeBenchmark } from './compose.js';
 import { concurrencyBenchmark } from './concurrency.js';
@@ -21,6 +22,7 @@ import type { Benchmark } from './harness/benchmark.js';
 
 const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
   autoscale: autoscaleBenchmark,
+  backoff: backoffBenchmark,
   coldstart: coldstartBenchmark,
   compose: composeBenchmark,
   concurrency: concurrencyBenchmark,
@@ -44,4 +46,4 @@ if (benchmark === undefined) {
 }
 // dist/bench/main.js -> the repository's bench/results, not dist's.
 const resultsDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'results');
-await benchmark({ quick: args.includes('--quick'), json: args.includes('--json'), resultsDir });
+await benchmark({ quick: args.includes('--quick'), json: args.includes('--json'), resultsDir, args });
