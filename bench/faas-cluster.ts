@@ -88,6 +88,24 @@ async function readPoolCounters(ports: readonly number[]): Promise<PoolCounters>
  * `schedulerArgs`: extra `lfaas scheduler` flags (none by default), e.g. `--pin-executors 0` so that
  * a function registered later is prepared nowhere and its first call is cold.
  */
+/**
+ * The storage side of a bench's FaaS cluster, secure as a cluster runs by default: keys made in
+ * `data` (the bench's clients and readiness probes present the admin token, through
+ * LFAAS_TOKEN), a routing node and one storage node of one shard; its processes go into `processes`.
+ */
+export async function startBenchStorage(data: string, processes: Started[]): Promise<{ keys: string; routingAddress: string }> {
+  const keys = join(data, 'keys');
+  keysInit(keys);
+  process.env['LFAAS_TOKEN'] = readFileSync(join(keys, ADMIN_TOKEN_FILE), 'utf8').trim();
+  const routing = await startRole(['routing', '--keys', keys, '--global', '1'], 'routing');
+  processes.push(routing);
+  const routingAddress = String(routing.ready['address']);
+  const node = await startRole(['kvs', '--keys', keys, '--id', 'bench-0', '--routing', routingAddress, '--shards', '1', '--data', data, '--metrics-port', '-1', '--threads', 'off'], 'storage node');
+  processes.push(node);
+  await waitForRing([routingAddress], node.ready['shards'] as string[]);
+  return { keys, routingAddress };
+}
+
 export async function startFaasBenchCluster(options: { executors: number; workers: number; isolation?: IsolationLevel; schedulerArgs?: readonly string[] }): Promise<FaasBenchCluster> {
   const data = mkdtempSync(join(tmpdir(), 'lfaas-bench-'));
   const processes: Started[] = [];
@@ -98,17 +116,7 @@ export async function startFaasBenchCluster(options: { executors: number; worker
     rmSync(data, { recursive: true, force: true });
   };
   try {
-    // Secure, as a cluster runs by default: keys made in the bench's data folder.
-    const keys = join(data, 'keys');
-    keysInit(keys);
-    // The bench's clients (and the readiness probes) present the admin token.
-    process.env['LFAAS_TOKEN'] = readFileSync(join(keys, ADMIN_TOKEN_FILE), 'utf8').trim();
-    const routing = await startRole(['routing', '--keys', keys, '--global', '1'], 'routing');
-    processes.push(routing);
-    const routingAddress = String(routing.ready['address']);
-    const node = await startRole(['kvs', '--keys', keys, '--id', 'bench-0', '--routing', routingAddress, '--shards', '1', '--data', data, '--metrics-port', '-1', '--threads', 'off'], 'storage node');
-    processes.push(node);
-    await waitForRing([routingAddress], node.ready['shards'] as string[]);
+    const { keys, routingAddress } = await startBenchStorage(data, processes);
     const scheduler = await startRole(['scheduler', '--keys', keys, '--routing', routingAddress, ...(options.schedulerArgs ?? [])], 'scheduler');
     processes.push(scheduler);
     const schedulerAddress = String(scheduler.ready['address']);

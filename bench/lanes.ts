@@ -5,13 +5,14 @@
  * share the registry (the KVS), so a function registered once is callable in every lane. Secure,
  * as a cluster runs by default. Stopped by pid.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LatticeFaas } from '../client/index.js';
-import { ADMIN_TOKEN_FILE, keysInit, startRole, stopChildren, waitForRing } from '../cli/index.js';
+import { startRole, stopChildren } from '../cli/index.js';
 import type { Started } from '../cli/index.js';
+import { startBenchStorage } from './faas-cluster.js';
 
 export interface LaneSpec {
   readonly name: string;
@@ -71,15 +72,7 @@ export async function startLanes(specs: readonly LaneSpec[], options: { workers:
     rmSync(data, { recursive: true, force: true });
   };
   try {
-    const keys = join(data, 'keys');
-    keysInit(keys);
-    process.env['LFAAS_TOKEN'] = readFileSync(join(keys, ADMIN_TOKEN_FILE), 'utf8').trim();
-    const routing = await startRole(['routing', '--keys', keys, '--global', '1'], 'routing');
-    processes.push(routing);
-    const routingAddress = String(routing.ready['address']);
-    const node = await startRole(['kvs', '--keys', keys, '--id', 'lanes-0', '--routing', routingAddress, '--shards', '1', '--data', data, '--metrics-port', '-1', '--threads', 'off'], 'storage node');
-    processes.push(node);
-    await waitForRing([routingAddress], node.ready['shards'] as string[]);
+    const { keys, routingAddress } = await startBenchStorage(data, processes);
     const lanes: Lane[] = [];
     const levels = new Set<string>();
     for (const spec of specs) {
