@@ -15,6 +15,8 @@ import { runRouting } from './routing.js';
 import { runScheduler } from './scheduler.js';
 import { runStorageNode } from './storage-node.js';
 import { up } from './up.js';
+import { DEMO_NAMES } from './demo.js';
+import type { DemoName } from './demo.js';
 import { printEvents } from './events-command.js';
 import { runMonitorProcess } from './monitor.js';
 import { policyWith } from '../monitor/index.js';
@@ -82,7 +84,7 @@ program.name('lfaas').description('Lattice FaaS: a stateful FaaS on a lattice ke
 program
   .command('up')
   .description('start a local cluster on 127.0.0.1: a routing node, storage nodes, schedulers and executors')
-  .option('--demo', 'run the demos (a shared counter through functions, the DAG square(increment(x))), then stop', false)
+  .option('--demo [name]', `run the demos, or the one named (${DEMO_NAMES.join(', ')}), then stop`)
   .option('--schedulers <n>', 'schedulers', integer(1, 16), 1)
   .option('--executors <n>', 'executors (4 workers each)', integer(1, 64), 2)
   .option('--nodes <n>', 'storage nodes', integer(1, 16), 3)
@@ -108,9 +110,15 @@ program
   .option('--hot-key-cool-ms <ms>', 'autoscale: how long a hot key must stay cool before its factor goes back', integer(0, 3_600_000), 30_000)
   .option('--pin-rate <n>', 'autoscale: calls/s of one function per executor it is pinned on (a function is kept warm on ceil(rate / n) executors, at least 2)', integer(1, 10_000_000), 50)
   .option('--pin-cool-ms <ms>', 'autoscale: how long a function\'s rate must stay low before its pin count falls', integer(0, 3_600_000), 30_000)
-  .action(async ({ autoscale, ...options }: UpCommandOptions) => {
+  .action(async ({ autoscale, demo, ...options }: UpCommandOptions) => {
+    if (typeof demo === 'string' && !(DEMO_NAMES as readonly string[]).includes(demo)) {
+      process.stderr.write(`lfaas: --demo ${demo}: the demos are ${DEMO_NAMES.join(', ')}\n`);
+      process.exitCode = 2;
+      return;
+    }
     await up({
       ...options,
+      demo: demo === undefined ? false : demo === true ? true : (demo as DemoName),
       ...(autoscale
         ? {
             autoscale: {
@@ -129,7 +137,7 @@ program
 
 /** `lfaas up`'s command line. */
 interface UpCommandOptions {
-  demo: boolean;
+  demo?: boolean | string;
   nodes: number;
   shards: number;
   replication: number;

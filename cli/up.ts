@@ -19,6 +19,7 @@ import type { SupervisedRole } from './supervisor.js';
 import type { AutoscalePolicy } from '../monitor/index.js';
 import { ErrorCode, LatticeFaas, isLfaasError, isRetryable } from '../client/index.js';
 import { runDemos } from './demo.js';
+import type { DemoName } from './demo.js';
 import { freePorts } from './free-port.js';
 import { waitForRing } from './ring-ready.js';
 import { stopChildren } from './role-process.js';
@@ -30,7 +31,8 @@ export interface UpOptions {
   readonly shards: number;
   readonly replication: number;
   readonly data: string;
-  readonly demo: boolean;
+  /** Run every demo (true), or the one named, then stop. */
+  readonly demo: boolean | DemoName;
   readonly gossipPeriodMs: number;
   /** Each shard's memory budget for entries (MiB; the storage node's default when unset). */
   readonly shardMemoryMb?: number;
@@ -201,8 +203,8 @@ export async function up(options: UpOptions): Promise<void> {
       const { executor, storage } = options.autoscale.policy;
       console.log(`autoscaling: executors ${executor.min}..${executor.max}, storage nodes ${storage.min}..${storage.max} (the monitor's decisions: lfaas events; its metrics: http://127.0.0.1:${monitor.metricsPort}/metrics)`);
     }
-    if (options.demo) {
-      const ok = await runDemos([routingAddress], schedulerAddresses, keys, monitor !== undefined);
+    if (options.demo !== false) {
+      const ok = await runDemos([routingAddress], schedulerAddresses, keys, monitor !== undefined, options.demo === true ? undefined : options.demo);
       if (!ok) process.exitCode = 1;
       return;
     }

@@ -72,6 +72,30 @@ describe('lfaas up', () => {
     }
   }, 160_000);
 
+  it('--demo counter runs that demo alone and exits 0; an unknown demo name is refused with exit 2', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'lfaas-up-counter-'));
+    let pids: number[] = [];
+    try {
+      const wrong = startUp(['--demo', 'nope', '--data', data]);
+      const refused = await wrong.exited;
+      expect(refused.code, wrong.output()).toBe(2);
+      expect(wrong.output()).toContain('--demo nope: the demos are counter, dag, sandbox, owners, hotkey, coldstart');
+      const up = startUp(['--demo', 'counter', '--data', data]);
+      const timeout = setTimeout(() => up.child.kill('SIGKILL'), 60_000);
+      const { code } = await up.exited;
+      clearTimeout(timeout);
+      const output = up.output();
+      expect(code, output).toBe(0);
+      expect(output).toMatch(/^\s*counter-increment \(Counter lattice\)\s+100\s+100\s+0\s*$/m);
+      expect(output).not.toContain('demo 2');
+      pids = pidsIn(output);
+      expect(await eventually(() => pids.every(isGone), 5000)).toBe(true);
+    } finally {
+      killLeftovers(pids);
+      rmSync(data, { recursive: true, force: true });
+    }
+  }, 90_000);
+
   it('SIGKILL of `up` itself: every child sees its stdin close and exits within 5 s', async () => {
     const data = mkdtempSync(join(tmpdir(), 'lfaas-up-kill-'));
     const up = startUp(['--data', data]);
