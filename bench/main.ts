@@ -9,6 +9,7 @@ import { backoffBenchmark } from './backoff.js';
 import { coldstartBenchmark } from './coldstart.js';
 import { composeBenchmark } from './compose.js';
 import { concurrencyBenchmark } from './concurrency.js';
+import { counterBenchmark } from './counter.js';
 import { executorAutoscaleBenchmark } from './executor-autoscale.js';
 import { isolationBenchmark } from './isolation.js';
 import { keepaliveBenchmark } from './keepalive.js';
@@ -26,6 +27,7 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
   coldstart: coldstartBenchmark,
   compose: composeBenchmark,
   concurrency: concurrencyBenchmark,
+  counter: counterBenchmark,
   'executor-autoscale': executorAutoscaleBenchmark,
   hotkey: hotkeyBenchmark,
   isolation: isolationBenchmark,

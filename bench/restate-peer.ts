@@ -1,6 +1,6 @@
 /**
- * Restate (a durable-execution engine) as a peer to measure against in the `compose` and
- * `concurrency` benchmarks.
+ * Restate (a durable-execution engine) as a peer to measure against in the `compose`,
+ * `concurrency` and `counter` benchmarks.
  *
  * What it does: installs, on first use and only then, `@restatedev/restate-server` (whose Linux
  * binary ships inside the npm package) and `@restatedev/restate-sdk` into the git-ignored folder
@@ -9,10 +9,13 @@
  * registers that deployment with the admin API; and calls its handlers over HTTP through the
  * ingress with a keep-alive agent.
  *
- * The deployment has two services. `LatticeBench.noop(x)` returns `x` (the cost of one durable
- * invocation). `LatticeBench.compose(x)` calls `LatticeMath.increment(x)` then
+ * The deployment has two services and a virtual object. `LatticeBench.noop(x)` returns `x` (the
+ * cost of one durable invocation). `LatticeBench.compose(x)` calls `LatticeMath.increment(x)` then
  * `LatticeMath.square(y)` with Restate's durable service-to-service calls, so it returns
- * `(x + 1) ** 2`: the counterpart of our DAG `square(increment(x))`.
+ * `(x + 1) ** 2`: the counterpart of our DAG `square(increment(x))`. The virtual object
+ * `LatticeCounter` (the `counter` benchmark) keeps a number in its state `count`: `add(n)` (an
+ * exclusive handler: Restate runs one at a time per object key) reads it, adds `n`, sets it and
+ * returns the new value; `get()` (a shared handler) returns it.
  *
  * Why this shape: the peer is Restate as a user would run it on one node (default durability,
  * default partitions), so the numbers compare like for like with our own functions; nothing is
@@ -52,6 +55,14 @@ export interface RestatePeer {
   noop(x: number): Promise<number>;
   /** `LatticeBench.compose(x)`: two durable service-to-service calls, `(x + 1) ** 2`. */
   compose(x: number): Promise<number>;
+  /**
+   * `LatticeCounter/<key>/add(n)`: adds `n` to the virtual object's state `count`, returns the new
+   * value. Sent once (no retry on a reset socket, unlike the idempotent calls above: a resent add
+   * could count twice), so a failure may or may not have counted.
+   */
+  counterAdd(key: string, n: number): Promise<number>;
+  /** `LatticeCounter/<key>/get()`: the object's `count` (0 before the first add). */
+  counterGet(key: string): Promise<number>;
   /** Kills the server and the deployment (SIGTERM, SIGKILL after 3 s) and removes the data dir. */
   stop(): Promise<void>;
   /** For example `restate-server 1.7.12, @restatedev/restate-sdk 1.17.2`. */
@@ -229,7 +240,20 @@ const bench = restate.service({
   },
 });
 
-const server = http2.createServer(restate.createEndpointHandler({ services: [math, bench] }));
+// A counter the Restate way: a virtual object, whose exclusive handlers run one at a time per key.
+const counter = restate.object({
+  name: 'LatticeCounter',
+  handlers: {
+    add: async (ctx, n) => {
+      const next = ((await ctx.get('count')) ?? 0) + n;
+      ctx.set('count', next);
+      return next;
+    },
+    get: restate.handlers.object.shared(async (ctx) => (await ctx.get('count')) ?? 0),
+  },
+});
+
+const server = http2.createServer(restate.createEndpointHandler({ services: [math, bench, counter] }));
 server.on('error', (error) => {
   console.error('restate service: ' + error.message);
   process.exit(1);
@@ -616,6 +640,10 @@ async function startOnce(binary: string, servicePath: string, log: (line: string
     await poll(`the first call through the ingress on ${HOST}:${ingress}`, WARMUP_TIMEOUT_MS, async () => ((await call('LatticeBench', 'noop', 7, PROBE_TIMEOUT_MS)) === 7 ? true : undefined), anyDied);
     const check = await call('LatticeBench', 'compose', 3, CALL_TIMEOUT_MS);
     if (check !== 16) throw new Error(`compose(3) answered ${check}, not 16`);
+    const objectPath = (key: string, handler: string): string => `/LatticeCounter/${encodeURIComponent(key)}/${handler}`;
+    const counterAdd = async (key: string, n: number): Promise<number> =>
+      parseNumber(await httpOnce(agent, ingress, 'POST', objectPath(key, 'add'), JSON.stringify(n), CALL_TIMEOUT_MS), 'LatticeCounter/add');
+    const counterGet = async (key: string): Promise<number> => parseNumber(await http(agent, ingress, 'POST', objectPath(key, 'get'), undefined, CALL_TIMEOUT_MS), 'LatticeCounter/get');
 
     const version = `restate-server ${serverVersion}, @restatedev/restate-sdk ${installedVersion(PEER_DIR, '@restatedev/restate-sdk') ?? SDK_VERSION}`;
     if (!server.shielded) log(`restate: note: restate-server will look up ${PHONE_HOME_HOSTS.join(', ')} at start (its release check; no unshare/root here to keep it local)`);
@@ -630,6 +658,8 @@ async function startOnce(binary: string, servicePath: string, log: (line: string
         pids: [server.pid, service.pid].filter((pid): pid is number => typeof pid === 'number'),
         noop: (x) => call('LatticeBench', 'noop', x, CALL_TIMEOUT_MS),
         compose: (x) => call('LatticeBench', 'compose', x, CALL_TIMEOUT_MS),
+        counterAdd,
+        counterGet,
         stop,
       },
     };
