@@ -20,7 +20,7 @@
  */
 import { Counter } from '../client/index.js';
 import type { Lww } from '../client/index.js';
-import { exampleFunctionPath } from '../cli/demo.js';
+import { exampleFunctionPath } from '../cli/index.js';
 import { startFaasBenchCluster } from './faas-cluster.js';
 import type { Benchmark } from './harness/benchmark.js';
 import { closedLoop } from './harness/load.js';

@@ -9,3 +9,4 @@ export { waitForRing } from './ring-ready.js';
 export { ADMIN_TOKEN_FILE, keysInit, keysAdd, keysRevoke, keysRotateToken, readTokenKeys, tokenRevoke } from './keys-commands.js';
 export { FolderTokenVerifier } from './token-trust.js';
 export { LocalProvider } from './local-provider.js';
+export { exampleFunctionPath } from './demo.js';
