@@ -7,10 +7,13 @@
  * - the DAG `square(increment(x))`, built with the typed `dag(...)` builder;
  * - owners: `read-key` deployed by two owners, each reaching only its own namespace.
  *
- * They are re-exported here for their types (`faas.function<typeof square>('square')`).
+ * They are re-exported here for their types (`faas.function<typeof square>('square')`). Retwis
+ * (`retwis/`, a Twitter clone: its README says what it shows) is re-exported as a namespace:
+ * `retwis.deployRetwis(faas)` registers its functions.
  */
 export { default as increment } from './functions/increment.js';
 export { default as square } from './functions/square.js';
 export { default as counterIncrement } from './functions/counter-increment.js';
 export { default as naiveIncrement } from './functions/naive-increment.js';
 export { default as readKey } from './functions/read-key.js';
+export * as retwis from './retwis/deploy.js';

@@ -1,0 +1,41 @@
+/**
+ * `retwis-post(author, text, replyTo)`: publishes a post (`replyTo`: the id of the post it
+ * answers, or null) and resolves with its record.
+ *
+ * The record is written once under its own key (`retwis/post/<id>`, an Lww register no one
+ * writes again), then its id joins the author's post index (an OrderedSet, grow-only) and the
+ * parent's replies (a GSet). The record is written before any index names it, so whoever finds the id
+ * in an index can read the record (on this executor at once; elsewhere after propagation, which
+ * readers tolerate by leaving out what they cannot read yet).
+ *
+ * Time: larger than the shared clock (`retwis/clock`, a Max) and than the parent's time, so a
+ * post made after another was seen is later than it, and a reply is always later than its parent.
+ * The id is the call id (unique per call; an async call retried keeps its id).
+ */
+import type { FunctionContext } from '../../client/index.js';
+import { GSet, Lww, Max, OrderedSet } from 'lattice-faas/client';
+import { CLOCK_KEY, FLAG_WRITER, TEXT_MAX, checkPostId, checkUser, indexEntry, isRegistered, postKey, postsKey, repliesKey } from './model.js';
+import type { PostRecord } from './model.js';
+
+export default async function post(author: string, text: string, replyTo: string | null, ctx: FunctionContext): Promise<PostRecord> {
+  checkUser(author, 'author');
+  if (typeof text !== 'string' || text.length === 0 || text.length > TEXT_MAX) throw new TypeError(`a post is 1-${TEXT_MAX} characters`);
+  if (replyTo !== null) checkPostId(replyTo);
+  if (!(await isRegistered(ctx, author))) throw new Error(`no user ${author}`);
+  let after = ((await ctx.get(CLOCK_KEY)) as number | undefined) ?? 0;
+  if (replyTo !== null) {
+    const parent = (await ctx.get(postKey(replyTo))) as PostRecord | undefined;
+    if (parent === undefined) throw new Error(`no post ${replyTo} to reply to`);
+    after = Math.max(after, parent.time);
+  }
+  const time = Math.max(Date.now(), after + 1);
+  const id = checkPostId(ctx.callId.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 64));
+  const record: PostRecord = { id, author, text, time, replyTo };
+  await ctx.merge(postKey(id), Lww.at({ wallMs: time, logical: 0 }, FLAG_WRITER, record));
+  await Promise.all([
+    ctx.merge(postsKey(author), OrderedSet.of(indexEntry(time, id))),
+    ctx.merge(CLOCK_KEY, new Max(time)),
+    ...(replyTo === null ? [] : [ctx.merge(repliesKey(replyTo), GSet.of(id))]),
+  ]);
+  return record;
+}
