@@ -37,12 +37,12 @@ const CLIENTS = 4;
 const HOUR_MS = 3_600_000;
 const CALLS = 25;
 
-/** The path of example function `name` (examples/functions/<name>.ts, or its compiled .js). */
-export function exampleFunctionPath(name: string): string {
+/** The path of example function `name` (examples/<folder>/<name>.ts, or its compiled .js; folder `functions` by default). */
+export function exampleFunctionPath(name: string, folder = 'functions'): string {
   const candidates = [
-    new URL(`../../examples/functions/${name}.ts`, import.meta.url), // from dist/cli/: the repository's sources
-    new URL(`../examples/functions/${name}.ts`, import.meta.url), // from cli/ (sources run directly)
-    new URL(`../examples/functions/${name}.js`, import.meta.url), // from dist/cli/: the compiled module
+    new URL(`../../examples/${folder}/${name}.ts`, import.meta.url), // from dist/cli/: the repository's sources
+    new URL(`../examples/${folder}/${name}.ts`, import.meta.url), // from cli/ (sources run directly)
+    new URL(`../examples/${folder}/${name}.js`, import.meta.url), // from dist/cli/: the compiled module
   ].map((url) => fileURLToPath(url));
   const found = candidates.find((path) => existsSync(path));
   if (found === undefined) throw new Error(`example function ${name} not found (looked for ${candidates.join(', ')})`);
@@ -55,7 +55,7 @@ export function exampleFunctionPath(name: string): string {
  * every result was right.
  */
 /** The demos by name, in the order `lfaas up --demo` runs them all. */
-export const DEMO_NAMES = ['counter', 'dag', 'sandbox', 'owners', 'hotkey', 'coldstart'] as const;
+export const DEMO_NAMES = ['counter', 'dag', 'sandbox', 'owners', 'hotkey', 'coldstart', 'retwis'] as const;
 export type DemoName = (typeof DEMO_NAMES)[number];
 
 export async function runDemos(routing: readonly string[], schedulers: readonly string[], keys: string, monitorRunning = false, only?: DemoName): Promise<boolean> {
@@ -67,6 +67,7 @@ export async function runDemos(routing: readonly string[], schedulers: readonly 
     owners: () => ownersDemo(routing, schedulers, keys),
     hotkey: () => hotKeyDemo(faas, routing, keys, monitorRunning),
     coldstart: () => coldStartDemo(faas),
+    retwis: () => retwisDemo(faas),
   };
   try {
     let ok = true;
@@ -308,5 +309,34 @@ async function coldStartDemo(faas: LatticeFaas): Promise<boolean> {
   console.log(`  cold call (cold-a loaded from a stem cell; cold-b and cold-c prepared while it ran):  ${coldMs.toFixed(1)} ms -> ${coldResult}`);
   console.log(`  warm calls, median of 5:                                                             ${warm[2]!.toFixed(1)} ms -> 3`);
   console.log(ok ? '\n  every cold-chain result is right (lfaas_executor_prewarms_total on the executors\' metrics counts the prepared steps).' : '\n  a cold-chain result is WRONG: this is a bug');
+  return ok;
+}
+
+/**
+ * Demo 7: Retwis (examples/retwis/, a Twitter clone on lattices): three users follow each other,
+ * post and reply; ada's timeline is read in the causal mode, a reply shown with the post it
+ * answers. The functions are registered from their modules (the CLI does not import examples/).
+ */
+async function retwisDemo(faas: LatticeFaas): Promise<boolean> {
+  type Post = { id: string; author: string; text: string; replyTo: { author: string; text: string } | null };
+  const names = { register: 'register-user', follow: 'follow', post: 'post', timeline: 'timeline' } as const;
+  const handles = Object.fromEntries(
+    await Promise.all(Object.entries(names).map(async ([role, file]) => [role, await faas.register(`retwis-${file === 'register-user' ? 'register' : file}`, exampleFunctionPath(file, 'retwis'), { timeoutMs: 10_000 })] as const)),
+  ) as Record<keyof typeof names, { name: string; version: number }>;
+  // Users of this run only (a data folder keeps earlier runs' users and posts).
+  const run = Date.now().toString(36);
+  const [ada, bob, cy] = ['ada', 'bob', 'cy'].map((name) => `${name}_${run}`) as [string, string, string];
+  console.log(`\ndemo 7: Retwis (examples/retwis/): ${ada} follows ${bob} and ${cy}; they post, ${cy} replies to ${bob}; ${ada}'s timeline, read in the causal mode\n`);
+  for (const [user, name] of [[ada, 'Ada'], [bob, 'Bob'], [cy, 'Cy']]) await faas.call(handles.register, [user, name]);
+  await faas.call(handles.follow, [ada, bob]);
+  await faas.call(handles.follow, [ada, cy]);
+  const first = (await faas.call(handles.post, [bob, 'lattices merge', null])) as { id: string };
+  await faas.call(handles.post, [cy, 'and never lose a write', first.id]);
+  await faas.call(handles.post, [bob, 'functions share state', null]);
+  const timeline = (await faas.call(handles.timeline, [ada, 10], { consistency: 'causal' })) as { posts: Post[] };
+  for (const post of timeline.posts) console.log(`  ${post.author.padEnd(12)} ${post.text}${post.replyTo === null ? '' : `   (reply to ${post.replyTo.author}: "${post.replyTo.text}")`}`);
+  const texts = timeline.posts.map((post) => post.text);
+  const ok = texts.join('|') === 'functions share state|and never lose a write|lattices merge' && timeline.posts[1]?.replyTo?.text === 'lattices merge';
+  console.log(ok ? `\n  ${ada}'s timeline is right: newest first, the reply linked to its post.` : `\n  the timeline is WRONG: ${JSON.stringify(texts)}`);
   return ok;
 }

@@ -60,6 +60,9 @@ describe('lfaas up', () => {
       expect(output).toMatch(/^\s*cold call \(cold-a loaded from a stem cell; .*\d+\.\d ms -> 3$/m);
       expect(output).toMatch(/^\s*warm calls, median of 5:\s+\d+\.\d ms -> 3$/m);
       expect(output).toContain('every cold-chain result is right');
+      // Retwis: a timeline in the causal mode, newest first, the reply linked to its post.
+      expect(output).toMatch(/^\s*cy_\w+\s+and never lose a write\s+\(reply to bob_\w+: "lattices merge"\)$/m);
+      expect(output).toMatch(/timeline is right: newest first, the reply linked to its post\./);
       expect(output).not.toContain('UNEXPECTED');
       pids = pidsIn(output);
       // One routing node, three storage nodes, one scheduler and two executors (the defaults).
@@ -79,7 +82,7 @@ describe('lfaas up', () => {
       const wrong = startUp(['--demo', 'nope', '--data', data]);
       const refused = await wrong.exited;
       expect(refused.code, wrong.output()).toBe(2);
-      expect(wrong.output()).toContain('--demo nope: the demos are counter, dag, sandbox, owners, hotkey, coldstart');
+      expect(wrong.output()).toContain('--demo nope: the demos are counter, dag, sandbox, owners, hotkey, coldstart, retwis');
       const up = startUp(['--demo', 'counter', '--data', data]);
       const timeout = setTimeout(() => up.child.kill('SIGKILL'), 60_000);
       const { code } = await up.exited;
