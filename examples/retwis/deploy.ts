@@ -63,3 +63,5 @@ export type { FollowState, PostRecord, PostView, Stamp, UserRecord } from './mod
 export type { FollowResult } from './follow.js';
 export type { Timeline } from './timeline.js';
 export type { Profile } from './profile.js';
+export { checkHistory } from './checker.js';
+export type { CheckResult, HistoryEvent, Violation } from './checker.js';
