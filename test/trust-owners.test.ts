@@ -94,7 +94,12 @@ describe('owners and tokens', () => {
     expect(await alice.call('alice/peek', ['alice/own'])).toBe('alice-own');
     // Again: a later call goes straight to the executor on the lease an earlier one earned (the
     // executor checks the token itself).
-    for (let n = 0; n < 20 && alice.counters.direct === 0; n++) expect(await alice.call('alice/echo', [n])).toBe(n);
+    // A lease is granted only while the executor reported itself not busy (its heartbeat every
+    // 100 ms): right after registration its pins are loading; a few seconds at most.
+    for (let n = 0; n < 60 && alice.counters.direct === 0; n++) {
+      expect(await alice.call('alice/echo', [n])).toBe(n);
+      if (alice.counters.direct === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     expect(alice.counters.direct).toBeGreaterThan(0);
     expect(await alice.call('alice/echo', [ref('alice/own')])).toBe('alice-own');
     const future = await alice.callAsync('alice/echo', [3]);
