@@ -54,7 +54,7 @@ const POOL_SERIES: Readonly<Record<keyof PoolCounters, string>> = {
 };
 
 /** GET http://127.0.0.1:<port>/metrics, bounded in time. */
-function scrape(port: number): Promise<string> {
+export function scrape(port: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const request = get({ host: '127.0.0.1', port, path: '/metrics', timeout: 2000 }, (response) => {
       let body = '';

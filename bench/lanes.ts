@@ -6,13 +6,12 @@
  * as a cluster runs by default. Stopped by pid.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LatticeFaas } from '../client/index.js';
 import { startRole, stopChildren } from '../cli/index.js';
 import type { Started } from '../cli/index.js';
-import { startBenchStorage } from './faas-cluster.js';
+import { scrape, startBenchStorage } from './faas-cluster.js';
 
 export interface LaneSpec {
   readonly name: string;
@@ -35,31 +34,17 @@ export interface Lanes {
   stop(): Promise<void>;
 }
 
-/** GET http://127.0.0.1:<port>/metrics, parsed into series -> value; bounded in time. */
-function scrape(port: number): Promise<Map<string, number>> {
-  return new Promise((resolve, reject) => {
-    const request = get({ host: '127.0.0.1', port, path: '/metrics', timeout: 2000 }, (response) => {
-      let body = '';
-      response.setEncoding('utf8');
-      response.on('data', (chunk: string) => {
-        if (body.length < 4_000_000) body += chunk;
-      });
-      response.on('end', () => {
-        const series = new Map<string, number>();
-        for (const line of body.split('\n')) {
-          if (line.startsWith('#') || line.length === 0) continue;
-          const space = line.lastIndexOf(' ');
-          // Labels other than `node` matter (a stage, a source): the node label is dropped.
-          const name = line.slice(0, space).replace(/node="[^"]*",?/, '').replace('{}', '').replace(',}', '}');
-          series.set(name, Number(line.slice(space + 1)) || 0);
-        }
-        resolve(series);
-      });
-      response.on('error', reject);
-    });
-    request.on('timeout', () => request.destroy(new Error(`metrics of 127.0.0.1:${port}: no answer in 2 s`)));
-    request.on('error', reject);
-  });
+/** GET http://127.0.0.1:<port>/metrics, parsed into series -> value. */
+async function scrapeSeries(port: number): Promise<Map<string, number>> {
+  const series = new Map<string, number>();
+  for (const line of (await scrape(port)).split('\n')) {
+    if (line.startsWith('#') || line.length === 0) continue;
+    const space = line.lastIndexOf(' ');
+    // Labels other than `node` matter (a stage, a source): the node label is dropped.
+    const name = line.slice(0, space).replace(/node="[^"]*",?/, '').replace('{}', '').replace(',}', '}');
+    series.set(name, Number(line.slice(space + 1)) || 0);
+  }
+  return series;
 }
 
 export async function startLanes(specs: readonly LaneSpec[], options: { workers: number; schedulerArgs?: readonly string[] }): Promise<Lanes> {
@@ -85,7 +70,7 @@ export async function startLanes(specs: readonly LaneSpec[], options: { workers:
       const faas = await LatticeFaas.connect({ routing: [routingAddress], schedulers: [schedulerAddress] });
       clients.push(faas);
       const port = Number(executor.ready['metricsPort']);
-      lanes.push({ name: spec.name, faas, executorPid: executor.child.pid!, metrics: () => scrape(port) });
+      lanes.push({ name: spec.name, faas, executorPid: executor.child.pid!, metrics: () => scrapeSeries(port) });
     }
     if (levels.size !== 1) throw new Error(`the executors run at different isolation levels: ${[...levels].join(', ')}`);
     // Until each lane's scheduler has heard from its executor (bounded).
