@@ -4,7 +4,8 @@
  * 2 s with --quick), in the same run, level by level, system by system:
  *
  * - ours, `counter-increment` (examples/functions/counter-increment.ts): reads the `Counter`
- *   lattice at the key through `ctx` and merges an increment (one writer per call id), on a local
+ *   lattice at the key with `ctx.increment` (the executor is the writer, and the increments of
+ *   concurrent calls go to the KVS in one write: executor/increments.ts), on a local
  *   cluster (bench/faas-cluster.ts: routing node, 1 storage node, 1 scheduler, 2 executors at the
  *   default isolation).
  * - ours, `naive-increment` (examples/functions/naive-increment.ts): `ctx.get` then `ctx.put` of
@@ -46,7 +47,7 @@ interface CounterSystem {
   increment(key: string): Promise<unknown>;
   /** The counter's value at `key` now (0 if it was never written). */
   read(key: string): Promise<number>;
-  /** Ours, Counter: how many writers its state holds (one per call that incremented it). */
+  /** Ours, Counter: how many writers its state holds (one per executor that incremented it). */
   stateEntries?(key: string): Promise<number>;
   /** Makes `key` ready for increments (ours, Counter: it must hold Counter.ZERO first). */
   prepare(key: string): Promise<void>;
@@ -88,10 +89,10 @@ export const counterBenchmark: Benchmark = async (options) => {
   const run = Date.now().toString(36);
   const notes: string[] = [
     `setup: one client process keeps N calls in flight (N = ${LEVELS.join(', ')}), each call increments ONE hot key, for ${levelMs / 1000} s per level; levels in order, the systems one after another within a level (same machine conditions), each system warmed up ${warmUpMs / 1000} s at 8 in flight on a key of its own before each level; a fresh key per (system, level); everything (client, cluster, Restate) shares the 2 cores`,
-    'ours: local cluster (bench/faas-cluster.ts: routing node, 1 storage node with 1 shard, 1 scheduler, 2 executors --workers 4 --prewarm 4, at the default isolation), functions deployed from examples/functions/ (bundled by esbuild, as `lfaas deploy` does); counter-increment reads the Counter lattice (ctx.getLattice) and merges an increment written as the call\'s own writer (its call id); naive-increment is ctx.get then ctx.put of value + 1 (an LWW register)',
+    'ours: local cluster (bench/faas-cluster.ts: routing node, 1 storage node with 1 shard, 1 scheduler, 2 executors --workers 4 --prewarm 4, at the default isolation), functions deployed from examples/functions/ (bundled by esbuild, as `lfaas deploy` does); counter-increment is ctx.increment(key): the executor adds to its own entry of the Counter and merges { executor: total } into the KVS, the increments of the calls in flight on it together in one write (a group commit), and answers each call once its increment is in the KVS; naive-increment is ctx.get then ctx.put of value + 1 (an LWW register)',
     'lost = calls that succeeded - the counter\'s value read back right after the level (ours: every replica of the key, merged, faas.kvs.getAll; Restate: LatticeCounter/<key>/get, a shared handler); a failed call is not counted as an increment, so a failed call that did count shows as lost < 0',
     'Restate: the virtual object LatticeCounter, handler add(n) (exclusive: reads state `count`, adds n, sets it, returns the new value), called through the ingress POST /LatticeCounter/<key>/add; Restate serialises a virtual object\'s exclusive calls per key (one in flight per object key, the others queue at the server), so its counter is correct by construction and its rate on one hot key is bounded by one durable invocation after another; default durability, one node',
-    'latencies (p50, p99) are per call, from the client, over all calls of the level; perSecond counts successful increment calls, keptPerSecond the increments the counter kept (its value over the level\'s time: below perSecond where updates were lost); stateEntries (ours, Counter): the writers its state holds at the end of the level (one per call: the function writes as its call id, so the state, and each read and merge of it, grows with the calls); serverCores: the CPU of the system\'s server processes and their descendants (ours: routing, storage node, scheduler, executors with their sandbox processes; Restate: restate-server and its Node deployment) over the level; clientCores: the client process\'s',
+    'latencies (p50, p99) are per call, from the client, over all calls of the level; perSecond counts successful increment calls, keptPerSecond the increments the counter kept (its value over the level\'s time: below perSecond where updates were lost); stateEntries (ours, Counter): the writers its state holds at the end of the level (one per executor that incremented it: the state does not grow with the calls); serverCores: the CPU of the system\'s server processes and their descendants (ours: routing, storage node, scheduler, executors with their sandbox processes; Restate: restate-server and its Node deployment) over the level; clientCores: the client process\'s',
   ];
 
   const cluster = await startFaasBenchCluster({ executors: 2, workers: 4 });

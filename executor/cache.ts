@@ -88,14 +88,27 @@ export class ExecutorCache {
    * into the KVS with `ack`. A cached value of another lattice type is KVS_LATTICE_MISMATCH.
    */
   async merge(key: string, value: AnyLattice, ack: 'local' | 'durable' | 'replicated' = 'local'): Promise<void> {
-    const current = this.values.get(key);
-    if (current !== undefined && current.type !== value.type) {
-      throw new LfaasError(ErrorCode.KVS_LATTICE_MISMATCH, `key ${JSON.stringify(key)} holds lattice type ${current.type}, the write has type ${value.type}`);
-    }
+    const current = this.checkType(key, value);
     this.counters.writes++;
     if (current === undefined) this.partial.add(key);
     this.hold(key, current === undefined ? value : (current.merge(value) as AnyLattice));
     await this.backend.put(key, value, { ack });
+  }
+
+  /**
+   * Merges `value` into the KVS first and, once the KVS has it, into the cached value; resolves
+   * with the value held then. For writes that must not show here before the KVS holds them (the
+   * batches of `ctx.increment`: a batch that failed must not raise what this executor reads).
+   */
+  async mergeAfterWrite(key: string, value: AnyLattice, ack: 'local' | 'durable' | 'replicated' = 'local'): Promise<AnyLattice> {
+    this.checkType(key, value);
+    this.counters.writes++;
+    await this.backend.put(key, value, { ack });
+    const current = this.values.get(key);
+    if (current === undefined) this.partial.add(key);
+    const merged = current === undefined || current.type !== value.type ? value : (current.merge(value) as AnyLattice);
+    this.hold(key, merged);
+    return merged;
   }
 
   /** Deletes `key` in the KVS and drops it here. */
@@ -151,6 +164,15 @@ export class ExecutorCache {
     for (const subscription of this.subscriptions.values()) subscription.close();
     this.subscriptions.clear();
     this.values.clear();
+  }
+
+  /** The cached value of `key`; KVS_LATTICE_MISMATCH when it is of another type than `value`. */
+  private checkType(key: string, value: AnyLattice): AnyLattice | undefined {
+    const current = this.values.get(key);
+    if (current !== undefined && current.type !== value.type) {
+      throw new LfaasError(ErrorCode.KVS_LATTICE_MISMATCH, `key ${JSON.stringify(key)} holds lattice type ${current.type}, the write has type ${value.type}`);
+    }
+    return current;
   }
 
   private hold(key: string, value: AnyLattice): void {

@@ -29,6 +29,7 @@ import { encodeValue, functionKey, functionKeyError, functionRecordOf, ownerOfNa
 import { errorFromWireMessage } from '../protocol/index.js';
 import type { MachineTasks, PbTypes, Rpc } from '../protocol/index.js';
 import type { CacheBackend, ExecutorCache } from './cache.js';
+import { CounterIncrements } from './increments.js';
 import { Mailboxes } from './mailboxes.js';
 import type { FunctionCode, FunctionHost, RuntimePool } from './runtime-pool.js';
 import { RunScope } from './run-scope.js';
@@ -122,6 +123,8 @@ export class ExecutorHost implements MachineTasks {
   private readonly ready = new Map<string, HostedFunction>();
   private readonly scopes = new Map<string, RunScope>();
   readonly mailboxes = new Mailboxes();
+  /** `ctx.increment`: this executor's writes of Counters. */
+  readonly increments: CounterIncrements;
   private readonly clock: HybridClock;
   private readonly env: ScopeEnvironment;
   /** Prewarms in flight, by function version: a trigger that arrives meanwhile waits for it rather than start a second runtime. */
@@ -136,6 +139,7 @@ export class ExecutorHost implements MachineTasks {
 
   constructor(private readonly options: ExecutorHostOptions) {
     this.clock = new HybridClock(options.self, () => Date.now());
+    this.increments = new CounterIncrements(options.cache, options.self);
     this.env = {
       cache: options.cache,
       clock: this.clock,
@@ -325,6 +329,7 @@ export class ExecutorHost implements MachineTasks {
     if (!alone) this.mailboxes.open(task.runId, task.name);
     // A function reaches its owner's keys only, and never a system key (owner-access.ts): a key
     // out of reach throws, and the pool answers the function's request with that error.
+    let incrementsMade = 0;
     const host: FunctionHost = {
       get: tracks
         ? (key) => {
@@ -336,6 +341,8 @@ export class ExecutorHost implements MachineTasks {
       put: (key, value) => scope.put(reachable(task.name, key), value),
       merge: (key, value) => scope.merge(reachable(task.name, key), value),
       delete: (key) => scope.delete(reachable(task.name, key)),
+      // The nth increment of this invocation is named, so a retry here does not count twice.
+      increment: (key, amount) => this.increments.add(reachable(task.name, key), amount, `${task.runId}\u0000${task.name}\u0000${incrementsMade++}`),
       send: (target, payload) => this.send(task, target, payload),
       recv: (timeoutMs) =>
         alone ? new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), Math.min(timeoutMs, task.timeoutMs))) : this.mailboxes.receive(task.runId, task.name, Math.min(timeoutMs, task.timeoutMs)),

@@ -15,9 +15,14 @@ export { ISOLATION_LEVELS, detectIsolation, isIsolationLevel, isolationRank, san
 export type { DetectedIsolation, IsolationLevel, SandboxCommand } from './isolation.js';
 export { ExecutorCache } from './cache.js';
 export type { CacheBackend, ExecutorCacheOptions } from './cache.js';
+export { CounterIncrements, INCREMENT_AMOUNT_MAX } from './increments.js';
 export { RunScope } from './run-scope.js';
 export type { ConsistencyMode, ScopeEnvironment } from './run-scope.js';
 export { Mailboxes } from './mailboxes.js';
 export type { MailboxOptions } from './mailboxes.js';
 export { FixedKeepAlive, HybridHistogramKeepAlive, keepAlivePolicy, replayGap } from './keepalive-policy.js';
 export type { HybridOptions, KeepAlivePolicy, KeepAliveSpec, KeepAliveWindows } from './keepalive-policy.js';
+export { InferenceService } from './inference.js';
+export type { InferenceCounters, InferenceServiceOptions } from './inference.js';
+export { ML_PACKAGES, SESSION_OPTIONS, fromOrtTensor, loadOnnxRuntime, mlPackageInstalled, requireMlPackage, toOrtTensor } from './onnx-runtime.js';
+export type { OnnxRuntime, OrtSession, OrtSessionOptions, OrtTensor } from './onnx-runtime.js';

@@ -231,6 +231,7 @@ export interface FunctionHost {
   put(key: string, value: unknown): Promise<void>;
   merge(key: string, value: AnyLattice): Promise<void>;
   delete(key: string): Promise<void>;
+  increment?(key: string, amount: number): Promise<number>;
   send?(target: string, payload: Uint8Array): Promise<void>;
   recv?(timeoutMs: number): Promise<Uint8Array | undefined>;
 }
@@ -947,6 +948,10 @@ export class RuntimePool {
           return;
         case 'delete':
           host.delete(key).then(() => reply(), fail);
+          return;
+        case 'increment':
+          if (host.increment === undefined) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, 'this executor has no counters');
+          host.increment(key, ask.amount ?? 1).then((value) => reply(encodeValue(value)), fail);
           return;
         case 'send':
           if (host.send === undefined) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, 'this call is not part of a run with other invocations');

@@ -38,6 +38,15 @@ export interface FunctionContext {
   put(key: string, value: unknown): Promise<void>;
   merge(key: string, value: AnyLattice): Promise<void>;
   delete(key: string): Promise<void>;
+  /**
+   * Adds `amount` (an integer, default 1; negative takes away) to the `Counter` lattice at `key`
+   * (made if the key holds nothing yet) and resolves with the counter's value as this executor
+   * holds it once the increment is in the KVS. Concurrent increments never lose each other, and
+   * the counter does not grow per call: the executor is the writer, and the increments of calls
+   * running at once go to the KVS in one write. Refused (KVS_LATTICE_MISMATCH) for a key of
+   * another lattice type.
+   */
+  increment(key: string, amount?: number): Promise<number>;
   /** Sends `message` to the invocation of function `target` in this run; resolves once it is in its mailbox. */
   send(target: string, message: unknown): Promise<void>;
   /** The next message for this invocation, or undefined after `timeoutMs` (default 1000). */

@@ -17,7 +17,7 @@ import type { PoolMessage, RuntimeAnswer } from './protocol.js';
 
 const idArb: fc.Arbitrary<number> = fc.oneof(fc.nat({ max: 1000 }), fc.maxSafeNat(), fc.constantFrom(0, 2 ** 31, 2 ** 32, Number.MAX_SAFE_INTEGER));
 const durationArb: fc.Arbitrary<number> = fc.oneof(idArb, fc.double({ min: 0, noNaN: true, noDefaultInfinity: true }));
-const HOST_OPS = ['get', 'put', 'merge', 'delete', 'send', 'recv'] as const;
+const HOST_OPS = ['get', 'put', 'merge', 'delete', 'increment', 'send', 'recv'] as const;
 const LOG_LEVELS = ['log', 'info', 'warn', 'error', 'debug'] as const;
 
 /**
@@ -64,7 +64,7 @@ function messageArbitraries(big: boolean) {
   const abort = fc.record({ kind: fc.constant('abort' as const), callId: idArb });
   const unload = fc.record({ kind: fc.constant('unload' as const), functionId: textArb() });
   const host = fc.record(
-    { kind: fc.constant('host' as const), callId: idArb, requestId: idArb, op: fc.constantFrom(...HOST_OPS), key: textArb(), target: textArb(), timeoutMs: durationArb, payload: bytesArb },
+    { kind: fc.constant('host' as const), callId: idArb, requestId: idArb, op: fc.constantFrom(...HOST_OPS), key: textArb(), target: textArb(), timeoutMs: durationArb, amount: fc.integer({ min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER }), payload: bytesArb },
     { requiredKeys: ['kind', 'callId', 'requestId', 'op'] },
   );
   const log = fc.record(
@@ -301,6 +301,7 @@ describe('sandbox protocol codec', () => {
         code: fieldArb,
         args: fieldArb,
         timeoutMs: fieldArb,
+        amount: fieldArb,
         resultBytesMax: fieldArb,
         invocation: fc.oneof(fieldArb, fc.record({ runId: fieldArb, functionName: fieldArb })),
         payload: fieldArb,

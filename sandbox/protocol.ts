@@ -63,11 +63,13 @@ export interface HostAsk {
   readonly key?: string;
   readonly target?: string;
   readonly timeoutMs?: number;
+  /** An increment's amount (a safe integer; the executor checks its range). */
+  readonly amount?: number;
   readonly payload?: Uint8Array;
 }
 
-export type HostOp = 'get' | 'put' | 'merge' | 'delete' | 'send' | 'recv';
-const HOST_OPS: ReadonlySet<string> = new Set<HostOp>(['get', 'put', 'merge', 'delete', 'send', 'recv']);
+export type HostOp = 'get' | 'put' | 'merge' | 'delete' | 'increment' | 'send' | 'recv';
+const HOST_OPS: ReadonlySet<string> = new Set<HostOp>(['get', 'put', 'merge', 'delete', 'increment', 'send', 'recv']);
 
 /** A failed call's error as it crosses to the executor: `code` is the catalogue's. */
 export interface WireFailure {
@@ -237,9 +239,17 @@ export function checkAnswer(value: unknown): RuntimeAnswer {
       if (typeof op !== 'string' || !HOST_OPS.has(op)) throw new ProtocolError('a host request has no known op');
       const timeoutMs = fields['timeoutMs'];
       if (timeoutMs !== undefined && timeoutMs !== null && (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0)) throw new ProtocolError('timeoutMs is not a duration');
+      const amount = fields['amount'];
+      if (amount !== undefined && amount !== null && (typeof amount !== 'number' || !Number.isSafeInteger(amount))) throw new ProtocolError('amount is not a safe integer');
       return only<HostAsk>(
         { kind: 'host', callId: id(fields, 'callId'), requestId: id(fields, 'requestId'), op: op as HostOp },
-        { key: optionalText(fields, 'key'), target: optionalText(fields, 'target'), timeoutMs: typeof timeoutMs === 'number' ? timeoutMs : undefined, payload: optionalBytes(fields, 'payload') },
+        {
+          key: optionalText(fields, 'key'),
+          target: optionalText(fields, 'target'),
+          timeoutMs: typeof timeoutMs === 'number' ? timeoutMs : undefined,
+          amount: typeof amount === 'number' ? amount : undefined,
+          payload: optionalBytes(fields, 'payload'),
+        },
       );
     }
     default:

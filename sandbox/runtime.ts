@@ -355,6 +355,14 @@ export class FunctionRuntime {
         const { callId } = this.running();
         await this.ask({ callId, op: 'delete', key: this.checkKey(callId, key) });
       },
+      increment: async (key, amount = 1) => {
+        const { callId } = this.running();
+        if (typeof amount !== 'number' || !Number.isSafeInteger(amount)) throw this.fail(callId, ErrorCode.EXEC_BAD_VALUE, 'increment takes an integer amount');
+        const payload = await this.ask({ callId, op: 'increment', key: this.checkKey(callId, key), amount });
+        const value = payload === undefined ? undefined : this.platformCode(callId, () => decodeValue(payload));
+        if (typeof value !== 'number') throw this.fail(callId, ErrorCode.EXEC_BAD_VALUE, 'the executor answered an increment without a number');
+        return value;
+      },
       send: async (target, message) => {
         const scope = this.running();
         if (typeof target !== 'string' || target.length === 0 || !isWellFormedString(target)) throw this.fail(scope.callId, ErrorCode.EXEC_BAD_VALUE, 'send takes the name of a function of this run');

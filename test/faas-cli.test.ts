@@ -135,18 +135,17 @@ describe('lfaas function and DAG commands', () => {
     expect(badReads.stderr).toMatch(/EXEC_BAD_VALUE: reads entry "a\*b"/);
   }, 60_000);
 
-  it('deploys the example counter-increment (a Counter lattice merged through ctx) and its increments land in the KVS', async () => {
+  it('deploys the example counter-increment (ctx.increment of a Counter lattice) and its increments land in the KVS', async () => {
     expect(JSON.parse(await ok(['deploy', join(EXAMPLES, 'counter-increment.ts')]))).toMatchObject({ name: 'counter-increment' });
-    // The function increments the Counter it reads: the key starts as one (a step of 0).
-    await ok(['kvs', 'put', 'cli-hits', '0', '--type', 'counter', '--ack', 'replicated']);
+    // The first increment makes the Counter: the key holds nothing before.
     const seen = await Promise.all(Array.from({ length: 4 }, () => ok(['call', 'counter-increment', 'cli-hits'])));
     for (const value of seen) expect(JSON.parse(value)).toBeGreaterThanOrEqual(1);
     expect(JSON.parse(await ok(['kvs', 'get', 'cli-hits', '--all']))).toEqual({ key: 'cli-hits', type: 'Counter', value: 4 });
-    // On a key that holds no Counter, the function's own error comes back typed.
-    const missing = await lfaas(['call', 'counter-increment', 'cli-no-such-counter']);
-    expect(missing.code).toBe(1);
-    expect(missing.stderr).toContain('EXEC_USER_ERROR');
-    expect(missing.stderr).toContain('holds no Counter');
+    // On a key that holds another lattice type, the platform's error comes back typed.
+    await ok(['kvs', 'put', 'cli-not-a-counter', '"text"', '--ack', 'replicated']);
+    const wrong = await lfaas(['call', 'counter-increment', 'cli-not-a-counter']);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain('KVS_LATTICE_MISMATCH');
   }, 60_000);
 
   it('creates, calls (sync and --async), lists and deletes a DAG', async () => {
