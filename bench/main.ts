@@ -17,6 +17,8 @@ import { kvsDurableBenchmark } from './kvs-durable.js';
 import { kvsBenchmark } from './kvs.js';
 import { hotkeyBenchmark } from './hotkey.js';
 import { latticeBenchmark } from './lattice.js';
+import { predictBenchmark } from './predict.js';
+import { retwisBenchmark } from './retwis.js';
 import { tieringBenchmark } from './tiering.js';
 import { wireBenchmark } from './wire.js';
 import type { Benchmark } from './harness/benchmark.js';
@@ -35,6 +37,8 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
   kvs: kvsBenchmark,
   'kvs-durable': kvsDurableBenchmark,
   lattice: latticeBenchmark,
+  predict: predictBenchmark,
+  retwis: retwisBenchmark,
   tiering: tieringBenchmark,
   wire: wireBenchmark,
 };

@@ -63,6 +63,8 @@ export interface RestatePeer {
   counterAdd(key: string, n: number): Promise<number>;
   /** `LatticeCounter/<key>/get()`: the object's `count` (0 before the first add). */
   counterGet(key: string): Promise<number>;
+  /** POST `body` (JSON text) to `/<service>/<handler>` through the ingress; resolves with the reply's body (JSON text), rejects unless 200. */
+  post(path: string, body: string, timeoutMs?: number): Promise<string>;
   /** Kills the server and the deployment (SIGTERM, SIGKILL after 3 s) and removes the data dir. */
   stop(): Promise<void>;
   /** For example `restate-server 1.7.12, @restatedev/restate-sdk 1.17.2`. */
@@ -253,7 +255,8 @@ const counter = restate.object({
   },
 });
 
-const server = http2.createServer(restate.createEndpointHandler({ services: [math, bench, counter] }));
+// __EXTRA_SOURCE__
+const server = http2.createServer(restate.createEndpointHandler({ services: [math, bench, counter /* __EXTRA_SERVICES__ */] }));
 server.on('error', (error) => {
   console.error('restate service: ' + error.message);
   process.exit(1);
@@ -532,7 +535,25 @@ function parseNumber(reply: Reply, what: string): number {
  * Installs (if needed) and starts Restate on loopback; resolves undefined and prints why when it
  * cannot (install failed, binary missing...).
  */
-export async function startRestate(log: (line: string) => void): Promise<RestatePeer | undefined> {
+/**
+ * More services for the deployment (a benchmark's own: bench/predict.ts): `source` is ES module code
+ * run in the deployment after the SDK loaded (`restate` is in scope; top-level await works),
+ * `services` the names of the service objects it defines, `env` more environment for its process.
+ */
+export interface RestateExtraServices {
+  readonly source: string;
+  readonly services: readonly string[];
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+/** The deployment's source, with `extra` services in it. */
+function serviceSource(extra: RestateExtraServices | undefined): string {
+  if (extra === undefined) return SERVICE_SOURCE;
+  // Replacer functions: a string replacement would read `$&` and the like in the source.
+  return SERVICE_SOURCE.replace('// __EXTRA_SOURCE__', () => extra.source).replace('/* __EXTRA_SERVICES__ */', () => extra.services.map((name) => `, ${name}`).join(''));
+}
+
+export async function startRestate(log: (line: string) => void, extra?: RestateExtraServices): Promise<RestatePeer | undefined> {
   let binary: string;
   try {
     binary = await ensureInstalled(PEER_DIR, log);
@@ -542,14 +563,14 @@ export async function startRestate(log: (line: string) => void): Promise<Restate
   }
   const servicePath = join(PEER_DIR, 'service.mjs');
   try {
-    writeFileSync(servicePath, SERVICE_SOURCE);
+    writeFileSync(servicePath, serviceSource(extra));
   } catch (error) {
     log(`restate: could not write ${servicePath}: ${errorMessage(error)}`);
     return undefined;
   }
 
   for (let attempt = 1; attempt <= START_ATTEMPTS; attempt++) {
-    const result = await startOnce(binary, servicePath, log);
+    const result = await startOnce(binary, servicePath, log, extra?.env ?? {});
     if (result.kind === 'ok') return result.peer;
     if (!result.retry || attempt === START_ATTEMPTS) {
       log(`restate: could not start: ${result.reason}`);
@@ -562,7 +583,7 @@ export async function startRestate(log: (line: string) => void): Promise<Restate
 
 type StartResult = { kind: 'ok'; peer: RestatePeer } | { kind: 'failed'; reason: string; retry: boolean };
 
-async function startOnce(binary: string, servicePath: string, log: (line: string) => void): Promise<StartResult> {
+async function startOnce(binary: string, servicePath: string, log: (line: string) => void, extraEnv: Readonly<Record<string, string>>): Promise<StartResult> {
   const dataDir = mkdtempSync(join(tmpdir(), 'lfaas-restate-'));
   const adminAgent = new Agent({ keepAlive: false });
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
@@ -612,7 +633,7 @@ async function startOnce(binary: string, servicePath: string, log: (line: string
 
     const service = startChild('restate service deployment', process.execPath, [servicePath], {
       cwd: PEER_DIR,
-      env: { ...cleanEnv(['restate_', 'node_options']), RESTATE_LOGGING: 'WARN' },
+      env: { ...cleanEnv(['restate_', 'node_options']), RESTATE_LOGGING: 'WARN', ...extraEnv },
       stdinPipe: true,
     });
     children.push(service);
@@ -660,6 +681,11 @@ async function startOnce(binary: string, servicePath: string, log: (line: string
         compose: (x) => call('LatticeBench', 'compose', x, CALL_TIMEOUT_MS),
         counterAdd,
         counterGet,
+        post: async (path, body, timeoutMs = CALL_TIMEOUT_MS) => {
+          const reply = await http(agent, ingress, 'POST', path, body, timeoutMs);
+          if (reply.status !== 200) throw new Error(`${path} answered ${reply.status}: ${reply.body.slice(0, 300)}`);
+          return reply.body;
+        },
         stop,
       },
     };

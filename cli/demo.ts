@@ -31,6 +31,7 @@ import type { MonitorEvent } from '../monitor/index.js';
 import { createToken } from '../protocol/index.js';
 import { readTokenKeys } from './keys-commands.js';
 import { readEvents, startMonitor } from './monitor.js';
+import { predictDemo } from './predict-demo.js';
 import { roleSecurity } from './security.js';
 
 const CLIENTS = 4;
@@ -55,7 +56,7 @@ export function exampleFunctionPath(name: string, folder = 'functions'): string 
  * every result was right.
  */
 /** The demos by name, in the order `lfaas up --demo` runs them all. */
-export const DEMO_NAMES = ['counter', 'dag', 'sandbox', 'owners', 'hotkey', 'coldstart', 'retwis'] as const;
+export const DEMO_NAMES = ['counter', 'dag', 'sandbox', 'owners', 'hotkey', 'coldstart', 'retwis', 'predict'] as const;
 export type DemoName = (typeof DEMO_NAMES)[number];
 
 export async function runDemos(routing: readonly string[], schedulers: readonly string[], keys: string, monitorRunning = false, only?: DemoName): Promise<boolean> {
@@ -68,6 +69,8 @@ export async function runDemos(routing: readonly string[], schedulers: readonly 
     hotkey: () => hotKeyDemo(faas, routing, keys, monitorRunning),
     coldstart: () => coldStartDemo(faas),
     retwis: () => retwisDemo(faas),
+    // Skipped in the full run unless the ML packages are installed; named, it installs them.
+    predict: () => predictDemo(faas, only === 'predict'),
   };
   try {
     let ok = true;
@@ -331,7 +334,7 @@ async function retwisDemo(faas: LatticeFaas): Promise<boolean> {
   const first = (await faas.call(handles.post, [bob, 'lattices merge', null])) as { id: string };
   await faas.call(handles.post, [cy, 'and never lose a write', first.id]);
   await faas.call(handles.post, [bob, 'functions share state', null]);
-  const timeline = (await faas.call(handles.timeline, [ada, 10], { consistency: 'causal' })) as { posts: Post[] };
+  const timeline = (await faas.call(handles.timeline, [ada, 10, null], { consistency: 'causal' })) as { posts: Post[] };
   for (const post of timeline.posts) console.log(`  ${post.author.padEnd(12)} ${post.text}${post.replyTo === null ? '' : `   (reply to ${post.replyTo.author}: "${post.replyTo.text}")`}`);
   const texts = timeline.posts.map((post) => post.text);
   const ok = texts.join('|') === 'functions share state|and never lose a write|lattices merge' && timeline.posts[1]?.replyTo?.text === 'lattices merge';

@@ -11,9 +11,10 @@ import { randomBytes } from 'node:crypto';
 import { KvsClient } from '../client/index.js';
 import { startMetricsServer } from '../kvs/index.js';
 import type { MetricSample } from '../kvs/index.js';
-import { ExecutorCache, ExecutorHost, ExecutorNode, ISOLATION_LEVELS, RuntimePool, detectIsolation, isolationRank } from '../executor/index.js';
+import { CounterIncrements, ExecutorCache, ExecutorHost, ExecutorNode, ISOLATION_LEVELS, InferenceService, RuntimePool, detectIsolation, isolationRank } from '../executor/index.js';
 import type { IsolationLevel } from '../executor/index.js';
-import { Rpc, ZmqTransport, runMachine, systemClock } from '../protocol/index.js';
+import { Rpc, ZmqTransport, readChunkedModel, runMachine, systemClock } from '../protocol/index.js';
+import { defaultMlDir } from './ml-install.js';
 import { wireCountersOf, wireSamples, zapSamples } from './wire-metrics.js';
 import { announceReady, guardProcess, logError, stopOnSignals } from './process.js';
 import { roleSecurity } from './security.js';
@@ -43,6 +44,10 @@ export interface ExecutorProcessOptions extends SecurityOptions {
   readonly keepAliveTimeScale?: number;
   /** Stems waiting at most, over all memory classes and owners (default: half the runtimes). */
   readonly stemsMax?: number;
+  /** Where onnxruntime-node is installed, for ctx.infer (default: cli's defaultMlDir()). */
+  readonly mlDir?: string;
+  /** Test hook: KVS pushes reach the cache this much later (stale caches, for consistency tests). */
+  readonly pushDelayMs?: number;
 }
 
 type Counters<T extends { readonly counters: object }> = Readonly<Record<keyof T['counters'], readonly [name: string, help: string]>>;
@@ -105,12 +110,27 @@ const CACHE_COUNTERS: Counters<ExecutorCache> = {
   evictions: ['lfaas_executor_cache_evictions_total', 'Keys evicted from the cache.'],
 };
 
+const INCREMENT_COUNTERS: Counters<CounterIncrements> = {
+  increments: ['lfaas_executor_increments_total', 'ctx.increment calls that added to a Counter.'],
+  writes: ['lfaas_executor_increment_writes_total', 'KVS writes of Counters by ctx.increment (the increments of concurrent calls share one).'],
+  retriesSkipped: ['lfaas_executor_increment_retries_skipped_total', 'Increments of a retried call not added again.'],
+  failures: ['lfaas_executor_increment_write_failures_total', 'Counter writes that failed (their calls failed).'],
+};
+
+const INFERENCE_COUNTERS: Counters<InferenceService> = {
+  modelLoads: ['lfaas_executor_model_loads_total', 'Models loaded into an inference session (ctx.infer).'],
+  inferences: ['lfaas_executor_inferences_total', 'ctx.infer runs that answered outputs.'],
+  failures: ['lfaas_executor_inference_failures_total', 'ctx.infer requests that failed.'],
+  processStarts: ['lfaas_executor_inference_process_starts_total', 'Inference processes started.'],
+  processCrashes: ['lfaas_executor_inference_process_crashes_total', 'Inference processes that died or were killed after a timeout.'],
+};
+
 function counterSamples<T extends Record<string, number>>(counters: T, names: Readonly<Record<keyof T, readonly [string, string]>>, labels: Readonly<Record<string, string>>): MetricSample[] {
   return Object.entries(names).map(([field, [name, help]]) => ({ name, help, type: 'counter', value: counters[field as keyof T] ?? 0, labels }));
 }
 
 /** The executor's series at this moment, each labelled with its address. */
-function executorSamples(parts: { node: ExecutorNode; pool: RuntimePool; cache: ExecutorCache; host: ExecutorHost; stages: ColdStageSeconds }, node: string): MetricSample[] {
+function executorSamples(parts: { node: ExecutorNode; pool: RuntimePool; cache: ExecutorCache; host: ExecutorHost; inference: InferenceService; stages: ColdStageSeconds }, node: string): MetricSample[] {
   const labels = { node };
   const gauge = (name: string, help: string, value: number): MetricSample => ({ name, help, type: 'gauge', value, labels });
   return [
@@ -118,6 +138,8 @@ function executorSamples(parts: { node: ExecutorNode; pool: RuntimePool; cache: 
     ...counterSamples(parts.pool.counters, POOL_COUNTERS, labels),
     ...counterSamples(parts.cache.counters, CACHE_COUNTERS, labels),
     ...counterSamples(parts.host.counters, HOST_COUNTERS, labels),
+    ...counterSamples(parts.host.increments.counters, INCREMENT_COUNTERS, labels),
+    ...counterSamples({ ...parts.inference.counters }, INFERENCE_COUNTERS, labels),
     ...(['code_fetch', 'runtime', 'evaluate', 'first_call'] as const).map((stage): MetricSample => ({ name: 'lfaas_executor_cold_start_seconds_total', help: 'Time spent in each stage of cold starts: code_fetch (the function\'s record read from the KVS), runtime (a runtime started until ready; 0 for a stem), evaluate (the bundle evaluated in the runtime), first_call (the call in the new realm).', type: 'counter', value: stage === 'code_fetch' ? parts.host.codeFetchMs / 1000 : parts.stages[stage], labels: { ...labels, stage } })),
     ...parts.pool.stemTargets().map((target): MetricSample => ({ name: 'lfaas_executor_pool_stem_target', help: 'Stems kept waiting per memory class (and per owner with recent cold starts): a floor plus the rate of cold starts times the time a stem takes to start.', type: 'gauge', value: target.target, labels: { ...labels, memory_mb: String(target.memoryMb), owner: target.owner ?? '' } })),
     gauge('lfaas_executor_runs_in_progress', 'Runs in progress here.', parts.node.runCount),
@@ -141,7 +163,8 @@ export async function runExecutor(options: ExecutorProcessOptions): Promise<void
   const transport = await ZmqTransport.bind({ host: options.host, port: options.port, keyPair: security.keyPair });
   // A function's ctx waits on these reads: on a loaded machine, a 1 s attempt is too short.
   const kvs = await KvsClient.connect({ routing: options.routing, host: options.host, requestTimeoutMs: 2000, keyPair: security.keyPair, token: '' });
-  const cache = new ExecutorCache(kvs, { bytesMax: options.cacheBytes });
+  if ((options.pushDelayMs ?? 0) > 0) process.stderr.write(`WARNING: --push-delay-ms ${options.pushDelayMs}: this executor's cache applies the KVS's updates ${options.pushDelayMs} ms late (a test hook: it reads stale values)\n`);
+  const cache = new ExecutorCache(kvs, { bytesMax: options.cacheBytes, pushDelayMs: options.pushDelayMs ?? 0 });
   const isolation = await chooseIsolation(options.isolation);
   const stages: ColdStageSeconds = { code_fetch: 0, runtime: 0, evaluate: 0, first_call: 0 };
   const pool = new RuntimePool({
@@ -159,13 +182,16 @@ export async function runExecutor(options: ExecutorProcessOptions): Promise<void
   });
   await pool.ready();
   const peers = new Rpc(await ZmqTransport.bind({ host: options.host, port: 0, keyPair: security.keyPair }), systemClock);
-  const host = new ExecutorHost({ self: transport.address, pool, cache, kvs, rpc: peers, prefetch: options.prefetch !== false });
+  // ctx.infer: models read through the cache (chunked, see protocol/models.ts), run by onnxruntime in
+  // a child process forked on first use; without the ML folder a call of infer fails, typed.
+  const inference = new InferenceService({ mlDir: options.mlDir ?? defaultMlDir(), readModel: (key) => readChunkedModel(async (chunk) => (await cache.get(chunk))?.reveal(), key) });
+  const host = new ExecutorHost({ self: transport.address, pool, cache, kvs, rpc: peers, prefetch: options.prefetch !== false, inference });
   // A nonce per boot: schedulers tell a restart at this address from its heartbeats' executor_id,
   // even one faster than their failure timeout.
   const incarnation = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
   const executor = new ExecutorNode({ address: transport.address, schedulers: options.schedulers, statusPeriodMs: options.statusPeriodMs, incarnation, dagPrewarm: options.dagPrewarm !== false });
   const shell = runMachine(executor, transport, systemClock, { tasks: host, onError: logError(`executor ${transport.address}`), ...security.shell });
-  const metrics = options.metricsPort < 0 ? undefined : await startMetricsServer({ host: options.host, port: options.metricsPort, samples: () => [...executorSamples({ node: executor, pool, cache, host, stages }, transport.address), ...wireSamples(wireCountersOf(shell, transport), { node: transport.address }), ...zapSamples({ node: transport.address })] });
+  const metrics = options.metricsPort < 0 ? undefined : await startMetricsServer({ host: options.host, port: options.metricsPort, samples: () => [...executorSamples({ node: executor, pool, cache, host, inference, stages }, transport.address), ...wireSamples(wireCountersOf(shell, transport), { node: transport.address }), ...zapSamples({ node: transport.address })] });
   announceReady({ role: 'executor', address: transport.address, pid: process.pid, workers: options.workers, isolation, metricsPort: metrics?.port ?? null });
   stopOnSignals(async () => {
     // Drain: schedulers stop placing here at the next report; the runs held finish (10 s at most).
@@ -174,6 +200,7 @@ export async function runExecutor(options: ExecutorProcessOptions): Promise<void
     await shell.stop();
     await metrics?.close();
     await pool.close();
+    await inference.close();
     cache.close();
     await peers.close();
     await peers.transport.close();

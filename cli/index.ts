@@ -10,3 +10,5 @@ export { ADMIN_TOKEN_FILE, keysInit, keysAdd, keysRevoke, keysRotateToken, readT
 export { FolderTokenVerifier } from './token-trust.js';
 export { LocalProvider } from './local-provider.js';
 export { exampleFunctionPath } from './demo.js';
+export { defaultMlDir, ensureMlInstalled, loadOnnxProto, mlInstalled, verifyNativeBinding } from './ml-install.js';
+export type { MlInstallOptions } from './ml-install.js';

@@ -18,6 +18,7 @@ import { up } from './up.js';
 import { DEMO_NAMES } from './demo.js';
 import type { DemoName } from './demo.js';
 import { printEvents } from './events-command.js';
+import { mlInstallCommand } from './ml-install.js';
 import { runMonitorProcess } from './monitor.js';
 import { policyWith } from '../monitor/index.js';
 import { keysAdd, keysRevoke, keysRotateToken, printKeysInit, printTokenCreate, tokenRevoke } from './keys-commands.js';
@@ -209,7 +210,9 @@ securityOptions(program
   .option('--no-prefetch', 'do not read a run\'s keys into the cache when it is scheduled (for comparisons)')
   .option('--keep-alive-time-scale <n>', 'divide every keep-alive window by n (benchmarks: 60 makes a minute a second)', integer(1, 3600), 1)
   .option('--stem-target-max <n>', 'stems kept waiting at most, over all memory classes and owners (default: half of --workers; 0 with --prewarm 0: no stems)', integer(0, 256))
-  .action(async (options: { host: string; port: number; routing: string; schedulers: string; workers: number; prewarm: number; memoryMb: number; cacheBytes: number; statusPeriodMs: number; metricsPort: number; isolation?: IsolationLevel; dagPrewarm: boolean; prefetch: boolean; keepAliveTimeScale: number; stemTargetMax?: number } & SecurityOptions) => {
+  .option('--ml-dir <dir>', 'the folder onnxruntime-node is installed in, for ctx.infer (`lfaas ml install`; default $LFAAS_ML_DIR or .lfaas/ml)')
+  .option('--push-delay-ms <ms>', 'test hook: apply the KVS\'s pushes to the cache this much later, so it reads stale values (warns)', integer(0, 60_000), 0)
+  .action(async (options: { host: string; port: number; routing: string; schedulers: string; workers: number; prewarm: number; memoryMb: number; cacheBytes: number; statusPeriodMs: number; metricsPort: number; isolation?: IsolationLevel; dagPrewarm: boolean; prefetch: boolean; keepAliveTimeScale: number; stemTargetMax?: number; mlDir?: string; pushDelayMs: number } & SecurityOptions) => {
     await runExecutor({ ...options, routing: list(options.routing), schedulers: list(options.schedulers), ...(options.stemTargetMax === undefined ? {} : { stemsMax: options.stemTargetMax }) });
   });
 
@@ -329,6 +332,13 @@ keys
     keysRotateToken(folder);
     process.stdout.write(`new token key in ${folder}; the new admin token is in ${folder}/admin.token; tokens signed with the previous key stay valid until they expire or the next rotation\n`);
   });
+
+const ml = program.command('ml').description('the ML packages of ctx.infer and the predict example (onnxruntime-node, ~290 MB, and onnx-proto), kept out of the project\'s install');
+ml
+  .command('install')
+  .description('install them into .lfaas/ml (or LFAAS_ML_DIR) with npm install --ignore-scripts, unless there already; check the native binding loads')
+  .option('--dir <folder>', 'the ML folder (default: LFAAS_ML_DIR, else <repository>/.lfaas/ml)')
+  .action(async (options: { dir?: string }) => mlInstallCommand(options));
 
 const token = program.command('token').description('owner tokens: create one (signed with the cluster\'s token key), revoke one');
 token

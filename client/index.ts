@@ -12,3 +12,7 @@ export { DagBuilder, dag } from './dag-builder.js';
 export type { AnyFunction, DagDefinition, DagHandle, DagInput, FunctionHandle, UserArgs, UserResult } from './dag-builder.js';
 export { bundleFunction, checkFunctionCode, BUNDLE_BYTES_MAX } from './bundle.js';
 export type { BundledFunction } from './bundle.js';
+export { putModel, getModel } from './models.js';
+export type { KvsHolder } from './models.js';
+export { checkTensor, float32OfTensor, tensorFromFloat32, tensorElements, TENSOR_ELEMENT_BYTES } from '../protocol/index.js';
+export type { TensorType, TensorValue, ModelManifest } from '../protocol/index.js';

@@ -17,3 +17,4 @@ export { default as counterIncrement } from './functions/counter-increment.js';
 export { default as naiveIncrement } from './functions/naive-increment.js';
 export { default as readKey } from './functions/read-key.js';
 export * as retwis from './retwis/deploy.js';
+export * as predict from './predict/deploy.js';

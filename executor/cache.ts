@@ -27,6 +27,12 @@ export interface ExecutorCacheOptions {
   readonly bytesMax?: number;
   /** Subscription lease (renewed by the backend). */
   readonly leaseMs?: number;
+  /**
+   * A test hook: apply each pushed update this much later (default 0), so the cached values lag
+   * the KVS as a far replica's would. The consistency tests use it to make stale reads possible
+   * on a local cluster, where pushes otherwise land within a millisecond.
+   */
+  readonly pushDelayMs?: number;
 }
 
 export class ExecutorCache {
@@ -178,7 +184,9 @@ export class ExecutorCache {
   private hold(key: string, value: AnyLattice): void {
     this.values.set(key, value);
     if (!this.values.has(key) || this.subscriptions.has(key)) return;
-    this.subscriptions.set(key, this.backend.subscribe([key], (updated, pushed) => this.onPush(updated, pushed), this.options.leaseMs ?? 10_000));
+    const delayMs = this.options.pushDelayMs ?? 0;
+    const onUpdate = delayMs > 0 ? (updated: string, pushed: AnyLattice | undefined) => void setTimeout(() => this.onPush(updated, pushed), delayMs).unref() : (updated: string, pushed: AnyLattice | undefined) => this.onPush(updated, pushed);
+    this.subscriptions.set(key, this.backend.subscribe([key], onUpdate, this.options.leaseMs ?? 10_000));
   }
 
   private onPush(key: string, pushed: AnyLattice | undefined): void {

@@ -220,7 +220,7 @@ export class ExecutorNode implements Machine {
       }
       case 'versionRequest': {
         const request = envelope.versionRequest!;
-        return this.task({ op: 'pinned', runId: request.runId ?? '', key: request.key ?? '' }, { kind: 'reply', request: envelope, as: 'version' });
+        return this.task({ op: 'pinned', runId: request.runId ?? '', key: request.key ?? '', first: request.first === true }, { kind: 'reply', request: envelope, as: 'version' });
       }
       case 'prepare': {
         const functions = (envelope.prepare!.functions ?? []).map((ref) => ({ name: ref.name ?? '', version: ref.version ?? 0 }));

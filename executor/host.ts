@@ -27,9 +27,10 @@ import { ErrorCode, HybridClock, LatticeType, LfaasError, Priority, decodeLattic
 import type { AnyLattice } from '../lattices/index.js';
 import { encodeValue, functionKey, functionKeyError, functionRecordOf, ownerOfName } from '../protocol/index.js';
 import { errorFromWireMessage } from '../protocol/index.js';
-import type { MachineTasks, PbTypes, Rpc } from '../protocol/index.js';
+import type { MachineTasks, PbTypes, Rpc, TensorValue } from '../protocol/index.js';
 import type { CacheBackend, ExecutorCache } from './cache.js';
 import { CounterIncrements } from './increments.js';
+import type { InferenceService } from './inference.js';
 import { Mailboxes } from './mailboxes.js';
 import type { FunctionCode, FunctionHost, RuntimePool } from './runtime-pool.js';
 import { RunScope } from './run-scope.js';
@@ -54,7 +55,8 @@ export type ExecutorTask =
   | { readonly op: 'prepare'; readonly functions: readonly { readonly name: string; readonly version: number }[] }
   | { readonly op: 'warm'; readonly runId: string; readonly name: string; readonly version: number; readonly args: readonly PbTypes.IArgument[] }
   | { readonly op: 'deliver'; readonly runId: string; readonly target: string; readonly payload: Uint8Array }
-  | { readonly op: 'pinned'; readonly runId: string; readonly key: string }
+  /** `first`: the run's first read of the key, asked of the run's holder (it pins the key if the run has not). */
+  | { readonly op: 'pinned'; readonly runId: string; readonly key: string; readonly first?: boolean }
   | { readonly op: 'endRun'; readonly runId: string }
   | { readonly op: 'status' }
   | { readonly op: 'writeResult'; readonly key: string; readonly attempt: number; readonly value?: Uint8Array; readonly error?: { readonly code: string; readonly message: string } };
@@ -89,6 +91,8 @@ export interface ExecutorHostOptions {
   readonly requestTimeoutMs?: number;
   /** Prefetch the keys a run will read when it is scheduled (default true; off for comparisons). */
   readonly prefetch?: boolean;
+  /** `ctx.infer`: where models run (absent: the executor runs none, and infer fails SCHED_NO_CAPACITY). */
+  readonly inference?: Pick<InferenceService, 'infer'>;
 }
 
 /** Keys prefetched for one function's run, at most; keys remembered under a function's `reads` prefixes, at most. */
@@ -146,7 +150,10 @@ export class ExecutorHost implements MachineTasks {
       self: options.self,
       writerId: options.self,
       causalWaitMs: options.causalWaitMs ?? 2000,
-      fetchPinned: (holder, runId, key) => this.fetchPinned(holder, runId, key),
+      fetchPinned: (holder, runId, key, first) => this.fetchPinned(holder, runId, key, first),
+      // Not through the cache: what a holder reads for the run's other executors must not make
+      // it look like it caches the key (placement follows the keys executors cache).
+      readUncached: (key) => options.kvs.get(key),
     };
   }
 
@@ -171,6 +178,7 @@ export class ExecutorHost implements MachineTasks {
         this.mailboxes.deliver(task.runId, task.target, task.payload);
         return undefined;
       case 'pinned': {
+        if (task.first === true) return (await this.scopeFor(task.runId, 'repeatable-read').pinFirst(task.key))?.encode();
         const scope = this.scopes.get(task.runId);
         if (scope === undefined) throw new LfaasError(ErrorCode.GONE, `run ${task.runId} holds no versions here`);
         return scope.pinned(task.key)?.encode();
@@ -309,6 +317,7 @@ export class ExecutorHost implements MachineTasks {
     this.prefetchedFor.delete(runKey);
     const tracks = prefetched !== undefined || spec.reads.length > 0;
     const scope = this.scopeFor(task.runId, task.mode);
+    if (task.mode === 'repeatable-read') scope.holdFirstReadsAt(runHolder(task.placement, this.options.self));
     scope.absorb(task.cut);
     const own: Uint8Array[] = [];
     for (const argument of task.args) {
@@ -343,6 +352,11 @@ export class ExecutorHost implements MachineTasks {
       delete: (key) => scope.delete(reachable(task.name, key)),
       // The nth increment of this invocation is named, so a retry here does not count twice.
       increment: (key, amount) => this.increments.add(reachable(task.name, key), amount, `${task.runId}\u0000${task.name}\u0000${incrementsMade++}`),
+      infer: (modelKey, feeds) => {
+        const inference = this.options.inference;
+        if (inference === undefined) throw new LfaasError(ErrorCode.SCHED_NO_CAPACITY, 'this executor runs no models');
+        return inference.infer(reachable(task.name, modelKey), feeds as Record<string, TensorValue>, task.timeoutMs);
+      },
       send: (target, payload) => this.send(task, target, payload),
       recv: (timeoutMs) =>
         alone ? new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), Math.min(timeoutMs, task.timeoutMs))) : this.mailboxes.receive(task.runId, task.name, Math.min(timeoutMs, task.timeoutMs)),
@@ -368,8 +382,8 @@ export class ExecutorHost implements MachineTasks {
     if (error?.code) throw errorFromWireMessage(error);
   }
 
-  private async fetchPinned(holder: string, runId: string, key: string): Promise<AnyLattice | undefined> {
-    const response = await this.options.rpc.request(holder, { versionRequest: { runId, key } }, { timeoutMs: this.options.requestTimeoutMs ?? 1000, retries: 1 });
+  private async fetchPinned(holder: string, runId: string, key: string, first = false): Promise<AnyLattice | undefined> {
+    const response = await this.options.rpc.request(holder, { versionRequest: { runId, key, ...(first ? { first } : {}) } }, { timeoutMs: this.options.requestTimeoutMs ?? 1000, retries: 1 });
     const reply = response.versionReply;
     // The holder's own error, with its code (GONE when it no longer holds the run's versions).
     if (reply?.error?.code) throw errorFromWireMessage(reply.error);
@@ -432,6 +446,16 @@ function reachable(functionName: string, key: string): string {
 }
 
 /** The plain value of a lattice, as `ctx.get` reveals it. */
+/**
+ * The executor that pins a repeatable-read run's first reads for all its functions: the lowest
+ * address the run is placed on (every executor of the run computes the same one).
+ */
+function runHolder(placement: Readonly<Record<string, string>>, self: string): string {
+  let holder: string | undefined;
+  for (const address of Object.values(placement)) if (holder === undefined || address < holder) holder = address;
+  return holder ?? self;
+}
+
 function plainOf(value: AnyLattice | undefined): unknown {
   if (value === undefined) return null;
   const revealed = value.reveal();

@@ -125,17 +125,29 @@ class TestExecutor {
       writerId: address,
       causalWaitMs,
       // What the host does over the wire: the holder's scope of the run answers `pinned(key)`.
-      fetchPinned: async (holder, runId, key) => {
+      fetchPinned: async (holder, runId, key, first) => {
         this.asked.push(`${holder} ${key}`);
+        if (first === true) {
+          // The run's holder pins the key now if the run has not (as the host's `pinned` task does).
+          const pinned = await peers.get(holder)!.scope(runId, 'repeatable-read').pinFirst(key);
+          return pinned === undefined ? undefined : (decodeOf(pinned.encode()) ?? pinned);
+        }
         const scope = peers.get(holder)?.scopes.get(runId);
         if (scope === undefined) throw new LfaasError(ErrorCode.GONE, `run ${runId} holds no versions at ${holder}`);
         const pinned = scope.pinned(key);
         // Over the wire the version travels encoded.
         return pinned === undefined ? undefined : (decodeOf(pinned.encode()) ?? pinned);
       },
+      readUncached: async (key) => {
+        this.uncached.push(key);
+        return this.backend.get(key);
+      },
     };
     peers.set(address, this);
   }
+
+  /** Keys a holder read for other executors of a run, without its cache. */
+  readonly uncached: string[] = [];
 
   /** The run's scope here (one per run, as the host keeps it). */
   scope(runId: string, mode: ConsistencyMode): RunScope {
@@ -210,6 +222,36 @@ describe('RunScope: repeatable-read', () => {
     expect(() => scope.pinned('never-read')).toThrowError(expect.objectContaining({ code: ErrorCode.GONE }) as Error);
     // A run that starts now reads the new version.
     expect(seqOf(await a.scope('run-2', 'repeatable-read').get('k'))).toBe(2);
+  });
+
+  it('two sibling functions on different executors that both read a key first read one version: the run\'s holder pins it', async () => {
+    const { kvs, executors } = cluster(3);
+    const [a, b, c] = executors as [TestExecutor, TestExecutor, TestExecutor];
+    kvs.write('k', lww(1));
+    kvs.write('j', lww(1));
+    // The run is placed on b and c; b (the lower address) holds its first reads.
+    const onB = b.scope('run-1', 'repeatable-read');
+    const onC = c.scope('run-1', 'repeatable-read');
+    onB.holdFirstReadsAt(b.address);
+    onC.holdFirstReadsAt(b.address);
+    // b's function reads k first; k moves on; c's function then reads k first too: b's version.
+    expect(seqOf(await onB.get('k'))).toBe(1);
+    kvs.write('k', lww(2));
+    expect(seqOf(await c.cache.get('k'))).toBe(2);
+    expect(seqOf(await onC.get('k'))).toBe(1);
+    expect(c.asked).toEqual(['exec-b k']);
+    // The other order: c's function reads j first, so b pins it for the run without caching it
+    // (placement follows what executors cache); b's own function later reads that version.
+    expect(seqOf(await onC.get('j'))).toBe(1);
+    expect(b.uncached).toEqual(['j']);
+    expect(b.cache.peek('j')).toBeUndefined();
+    kvs.write('j', lww(2));
+    expect(seqOf(await onB.get('j'))).toBe(1);
+    // Downstream of c, the cut names b as j's holder.
+    expect(onC.cutOut().find((entry) => entry.key === 'j')?.holder).toBe(b.address);
+    // Without a holder for the run (each executor pins its own first reads), c would have read 2.
+    const alone = a.scope('run-2', 'repeatable-read');
+    expect(seqOf(await alone.get('k'))).toBe(2);
   });
 
   it('a downstream executor given the cut reads the version pinned upstream, from its holder', async () => {

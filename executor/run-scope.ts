@@ -4,10 +4,13 @@
  *
  * - `lww`: reads see the cache's current merged value; plain writes are LWW registers.
  * - `repeatable-read`: the first read of a key in the run pins the version read; every later
- *   read in the run returns it. Downstream executors learn from the trigger's cut which executor
- *   pinned each key and ask that executor's cache for the pinned version, so every function of
- *   the run reads the same version of a key. A run's own write replaces its pin (it reads its
- *   writes).
+ *   read in the run returns it. One executor of the run, its holder (the lowest address it is
+ *   placed on), pins the first reads of all its functions: a function elsewhere asks the holder,
+ *   which pins the key (read from the KVS without caching it) unless the run has already, so two
+ *   sibling functions on different executors that both read a key first read one version.
+ *   Downstream executors learn from the trigger's cut which executor pinned each key and ask that
+ *   executor's cache for the pinned version. A run's own write replaces its pin (it reads its
+ *   writes), held where it was written.
  * - `causal`: values are `MultiKeyCausal`. The run carries a causal cut: for each key read or
  *   written, the least vector clock it may read, plus the dependencies of every version it read.
  *   A read whose cached version is older than the cut asks the upstream cache that had it, then
@@ -31,8 +34,13 @@ export interface ScopeEnvironment {
   readonly self: string;
   /** The vector clock entry of this executor's causal writes. */
   readonly writerId: string;
-  /** Asks executor `holder` for the version of `key` its cache holds for run `runId`. */
-  fetchPinned(holder: string, runId: string, key: string): Promise<AnyLattice | undefined>;
+  /**
+   * Asks executor `holder` for the version of `key` its cache holds for run `runId`; `first`: the
+   * run's first read of the key, asked of the run's holder, which pins it then if the run has not.
+   */
+  fetchPinned(holder: string, runId: string, key: string, first?: boolean): Promise<AnyLattice | undefined>;
+  /** Reads `key` from the KVS without caching it (a holder's pin for another executor). */
+  readUncached(key: string): Promise<AnyLattice | undefined>;
   /** How long a causal read waits for its dependencies to reach this cache. */
   readonly causalWaitMs: number;
 }
@@ -63,6 +71,8 @@ export class RunScope {
   private readonly pins = new Map<string, AnyLattice | null>();
   private readonly reading = new Map<string, Promise<AnyLattice | undefined>>();
   private readonly cut = new Map<string, CutValue>();
+  /** Repeatable read: the executor that pins the run's first reads (this one when unset). */
+  private holder: string | undefined;
   readonly counters = { remoteReads: 0, causalWaits: 0 };
 
   constructor(
@@ -70,6 +80,19 @@ export class RunScope {
     readonly runId: string,
     readonly mode: ConsistencyMode,
   ) {}
+
+  /** Repeatable read: the run's first reads are pinned at `holder` (see the file comment). */
+  holdFirstReadsAt(holder: string): void {
+    this.holder = holder;
+  }
+
+  /**
+   * Repeatable read, at the run's holder: the version of `key` the run has pinned, pinned now if
+   * it has none (read from the cache if it holds the key, else from the KVS without caching it).
+   */
+  pinFirst(key: string): Promise<AnyLattice | undefined> {
+    return this.pinOnce(key, async () => this.env.cache.peek(key) ?? (await this.env.readUncached(key)));
+  }
 
   /** Merges a cut that arrived with a trigger. */
   absorb(entries: readonly PbTypes.ICutEntry[]): void {
@@ -160,19 +183,29 @@ export class RunScope {
   }
 
   private readPinned(key: string): Promise<AnyLattice | undefined> {
+    const pinnedAt = this.cut.get(key)?.holder ?? '';
+    // Pinned upstream: ask that executor. Not yet: ask the run's holder to pin it (or pin it here).
+    const first = pinnedAt.length === 0;
+    const holder = first ? (this.holder ?? this.env.self) : pinnedAt;
+    return this.pinOnce(key, async () => {
+      if (holder === this.env.self) return this.env.cache.get(key);
+      this.counters.remoteReads++;
+      const value = await this.env.fetchPinned(holder, this.runId, key, first);
+      if (first && !this.cut.has(key)) this.cut.set(key, { clock: undefined, holder });
+      return value;
+    });
+  }
+
+  /** The run's pin of `key`, made by `read` if it has none (one read at a time per key). */
+  private pinOnce(key: string, read: () => Promise<AnyLattice | undefined>): Promise<AnyLattice | undefined> {
     const pin = this.pins.get(key);
     if (pin !== undefined) return Promise.resolve(pin ?? undefined);
     let reading = this.reading.get(key);
     if (reading === undefined) {
-      const holder = this.cut.get(key)?.holder ?? '';
       reading = (async () => {
-        let value: AnyLattice | undefined;
-        if (holder.length > 0 && holder !== this.env.self) {
-          this.counters.remoteReads++;
-          value = await this.env.fetchPinned(holder, this.runId, key);
-        } else value = await this.env.cache.get(key);
+        const value = await read();
         if (!this.pins.has(key)) this.pins.set(key, value ?? null);
-        if (holder.length === 0) this.cut.set(key, { clock: undefined, holder: this.env.self });
+        if (!this.cut.has(key)) this.cut.set(key, { clock: undefined, holder: this.env.self });
         return this.pins.get(key) ?? undefined;
       })().finally(() => this.reading.delete(key));
       this.reading.set(key, reading);

@@ -22,14 +22,13 @@
  *   the slots, or `prewarm` if more): stems never crowd out warm runtimes (a call that needs room
  *   ends an idle stem of another class first). Surplus stems idle for `idleWorkerMs` are ended;
  *   an owner's runtime with nothing loaded beyond its owner's target is ended at once.
- * - Keep-alive policies (executor/keepalive-policy.ts), one per function version (bounded): the
- *   time from a call's arrival to the next call's is recorded, per function across the pool's
- *   runtimes; `fixed` keeps a realm `keepAliveMs` after its last use (15 minutes by default);
- *   `adaptive` (Shahrad et al.'s hybrid histogram) may answer a prewarm window: the function's
- *   idle realms are then unloaded once its call finishes (a process left with none ends) and the
- *   function is prepared again at the call's arrival + prewarmMs (one timer for the earliest such
- *   deadline), then kept keepAliveMs (the timer, at most one, is the pool's; the sweep backs it
- *   up). `keepAliveTimeScale` divides every window (benchmarks run a minute in a second).
+ * - Keep-alive policies, one per function version (executor/keep-alives.ts): `fixed` keeps a
+ *   realm `keepAliveMs` after its last use (15 minutes by default); `adaptive` may answer a
+ *   prewarm window: the function's idle realms are then unloaded once its call finishes (a
+ *   process left with none ends) and the function is prepared again when the window comes.
+ *   `keepAliveTimeScale` divides every window (benchmarks run a minute in a second).
+ * - A running call's `ctx` requests and log records are answered and written by
+ *   executor/host-asks.ts, through the call's {@link FunctionHost}.
  * - Cold starts are timed in stages: the runtime's creation (the part of its start the call
  *   waited for; 0 with a ready stem), the bundle's evaluation (a cold call is sent as a load, then
  *   the call: the `loaded` answer ends the evaluation) and the first call; see `coldStages()` and
@@ -46,17 +45,22 @@
  */
 import { performance } from 'node:perf_hooks';
 import pino from 'pino';
-import { ErrorCode, LfaasError, decodeLattice, ensureLfaasError, errorFromWire } from '../lattices/index.js';
-import type { AnyLattice } from '../lattices/index.js';
+import { ErrorCode, LfaasError, ensureLfaasError, errorFromWire } from '../lattices/index.js';
 import { DEFAULT_MAX_VALUE_BYTES, decodeValue, encodeValue } from '../protocol/index.js';
 import { LOG_RECORDS_MAX } from '../sandbox/index.js';
-import type { HostAsk, HostReply, Invocation, LogRecord, PoolMessage, RuntimeAnswer, RuntimeCall } from '../sandbox/index.js';
+import type { HostAsk, Invocation, PoolMessage, RuntimeAnswer, RuntimeCall } from '../sandbox/index.js';
 import type { IsolationLevel } from './isolation.js';
-import { keepAlivePolicy } from './keepalive-policy.js';
-import type { HybridOptions, KeepAlivePolicy, KeepAliveWindows } from './keepalive-policy.js';
+import { answerHostAsk, writeFunctionLog } from './host-asks.js';
+import type { FunctionHost } from './host-asks.js';
+import { KeepAlives } from './keep-alives.js';
+import type { KeepAliveState } from './keep-alives.js';
+import type { HybridOptions } from './keepalive-policy.js';
 import { startRuntime } from './runtimes.js';
 import type { Runtime, RuntimeExit } from './runtimes.js';
 import { StemTargets } from './stem-targets.js';
+
+export type { FunctionHost } from './host-asks.js';
+export type { KeepAliveState } from './keep-alives.js';
 
 export interface FunctionCode {
   /** `name@version`. */
@@ -96,17 +100,6 @@ export interface StemTarget {
   readonly waiting: number;
   /** The decaying rate of its cold starts that needed a stem, per second. */
   readonly coldPerSecond: number;
-}
-
-/** A function's keep-alive as the pool applies it (real milliseconds: the time scale applied). */
-export interface KeepAliveState {
-  readonly policy: 'fixed' | 'adaptive';
-  /** > 0: its realms are unloaded after a call and it is prepared again this long after the call's arrival. */
-  readonly prewarmMs: number;
-  /** How long a realm stays loaded unused (after the prewarm, if any). */
-  readonly keepAliveMs: number;
-  /** When its last call arrived (epoch ms), if one did. */
-  readonly lastCallMs: number | undefined;
 }
 
 /** One runtime of the pool, for tests and metrics. */
@@ -156,7 +149,6 @@ export interface RuntimePoolOptions {
   readonly onColdStart?: (stages: ColdStartStages) => void;
 }
 
-const DEFAULT_KEEP_ALIVE_MS = 15 * 60_000;
 /** Resident memory a sandbox process may use beyond its size at start and its `memoryMb` (code, stacks, young generation). */
 const MEMORY_SLACK_BYTES = 32 * 1024 * 1024;
 /** How long another owner's runtime must have been idle before an owner with busy runtimes of its own may take its place. */
@@ -170,11 +162,9 @@ const STEM_START_GUESS_MS = 100;
 /** An owner's pool starts after this many recent cold starts (decayed count; a class's after one). */
 const OWNER_STEMS_AFTER = 1.5;
 /** Function versions whose keep-alive policy is kept (the least recently called beyond it are forgotten). */
-const FUNCTION_STATES_MAX = 1024;
 /** Cold starts whose stages are kept for `coldStages()`. */
 const COLD_SAMPLES_MAX = 256;
 /** Fields of a function's log record that stay the executor's. */
-const RESERVED_LOG_FIELDS = new Set(['level', 'time', 'pid', 'hostname', 'name', 'msg', 'callId', 'fn', 'v']);
 
 
 interface PooledWorker {
@@ -206,36 +196,6 @@ interface PooledWorker {
   onExit: ((exit: RuntimeExit) => void) | undefined;
 }
 
-/** A function version's keep-alive policy and its last call. */
-interface FunctionState {
-  /** Its latest code, what a prewarm prepares (kept for the `adaptive` policy only). */
-  fn: FunctionCode | undefined;
-  readonly kind: 'fixed' | 'adaptive';
-  readonly fixedMs: number;
-  readonly policy: KeepAlivePolicy;
-  lastCallMs: number | undefined;
-  /** The policy's windows after the last call, scaled to real time. */
-  windows: KeepAliveWindows;
-  /** When the policy prepares it again (undefined: nothing planned). */
-  repinAtMs: number | undefined;
-}
-
-/**
- * Where a function's `ctx` goes: the executor's cache in the call's consistency mode, and the
- * mailboxes of the call's run. `put` gets a plain (msgpack) value: the host picks its lattice. A
- * method may throw at once (a key the function may not reach): the pool answers that request with
- * the error, as it does a rejection.
- */
-export interface FunctionHost {
-  get(key: string): Promise<AnyLattice | undefined>;
-  put(key: string, value: unknown): Promise<void>;
-  merge(key: string, value: AnyLattice): Promise<void>;
-  delete(key: string): Promise<void>;
-  increment?(key: string, amount: number): Promise<number>;
-  send?(target: string, payload: Uint8Array): Promise<void>;
-  recv?(timeoutMs: number): Promise<Uint8Array | undefined>;
-}
-
 interface Pending {
   readonly fn: FunctionCode;
   /** Absent for a prepare (load only). */
@@ -262,12 +222,8 @@ const ownerKey = (owner: string, memoryMb: number): string => `${memoryMb}:${own
 export class RuntimePool {
   private readonly workers: PooledWorker[] = [];
   private readonly queue: Pending[] = [];
-  /** Keep-alive policies by function version, least recently called first. */
-  private readonly functions = new Map<string, FunctionState>();
-  /** Functions with a prewarm planned, and the one timer for the earliest. */
-  private readonly repinPending = new Set<FunctionState>();
-  private repinTimer: NodeJS.Timeout | undefined;
-  private repinTimerAtMs = Number.POSITIVE_INFINITY;
+  /** Keep-alive policies by function version, and the prewarms they plan. */
+  private readonly keepAlives: KeepAlives<FunctionCode>;
   /** Prepares in flight, by function version. */
   private readonly preparing = new Map<string, Promise<void>>();
   /** Stem targets per memory class, and per owner in a class (`memoryMb:owner`). */
@@ -283,7 +239,6 @@ export class RuntimePool {
   private readonly stemsMax: number;
   private readonly prewarm: number;
   private readonly defaultMemoryMb: number;
-  private readonly timeScale: number;
   private readonly queueMax: number;
   private readonly resultBytesMax: number;
   private readonly sweeper: NodeJS.Timeout;
@@ -322,9 +277,7 @@ export class RuntimePool {
     this.prewarm = Math.min(this.workersMax, options.prewarm ?? 2);
     this.stemsMax = Math.max(this.prewarm, options.stemsMax ?? Math.floor(this.workersMax / 2));
     this.defaultMemoryMb = options.memoryMb ?? 128;
-    const scale = options.keepAliveTimeScale ?? 1;
-    if (!(scale > 0) || !Number.isFinite(scale)) throw new RangeError(`a keep-alive time scale of ${scale}`);
-    this.timeScale = scale;
+    this.keepAlives = new KeepAlives<FunctionCode>({ timeScale: options.keepAliveTimeScale ?? 1, ...(options.adaptiveKeepAlive === undefined ? {} : { adaptive: options.adaptiveKeepAlive }), prewarm: (fn) => this.prewarmDue(fn) });
     this.classTargets = new StemTargets({ decayMs: options.stemRateDecayMs ?? 10_000, headroom: options.stemHeadroom ?? 2, max: this.stemsMax });
     this.ownerTargets = new StemTargets({ decayMs: options.stemRateDecayMs ?? 10_000, headroom: options.stemHeadroom ?? 2, max: this.stemsMax, activeAbove: OWNER_STEMS_AFTER });
     this.queueMax = options.queueMax ?? 1000;
@@ -403,9 +356,7 @@ export class RuntimePool {
 
   /** Every function version's keep-alive as applied now (real ms), by `name@version`. */
   keepAliveWindows(): Map<string, KeepAliveState> {
-    const out = new Map<string, KeepAliveState>();
-    for (const [id, state] of this.functions) out.set(id, { policy: state.kind, prewarmMs: state.windows.prewarmMs, keepAliveMs: state.windows.keepAliveMs, lastCallMs: state.lastCallMs });
-    return out;
+    return this.keepAlives.windows();
   }
 
   /**
@@ -451,8 +402,7 @@ export class RuntimePool {
     clearInterval(this.sweeper);
     clearInterval(this.memoryWatch);
     clearTimeout(this.topUpTimer);
-    clearTimeout(this.repinTimer);
-    this.repinPending.clear();
+    this.keepAlives.close();
     for (const pending of this.queue.splice(0)) pending.reject(new LfaasError(ErrorCode.TRANSPORT_CLOSED, 'the runtime pool closed'));
     await Promise.all(this.workers.splice(0).map((pooled) => this.end(pooled)));
   }
@@ -466,8 +416,7 @@ export class RuntimePool {
 
   private submit(fn: FunctionCode, args: Uint8Array | undefined, host: FunctionHost | undefined, invocation: Invocation): Promise<Uint8Array | undefined> {
     if (this.closed) return Promise.reject(new LfaasError(ErrorCode.TRANSPORT_CLOSED, 'the runtime pool is closed'));
-    const state = this.stateOf(fn);
-    if (args !== undefined) this.callArrived(state, Date.now());
+    this.keepAlives.touched(fn, args !== undefined, Date.now());
     return new Promise((resolve, reject) => {
       const pending: Pending = { fn, args, host, invocation, arrivedAt: performance.now(), resolve, reject };
       if (this.dispatch(pending)) return;
@@ -480,62 +429,15 @@ export class RuntimePool {
   }
 
   // -------------------------------------------------------------------------------------------
-  // Keep-alive policies.
-
-  /** The function's keep-alive state (made, or made anew if its policy changed), now its most recently used. */
-  private stateOf(fn: FunctionCode): FunctionState {
-    const kind = fn.keepAlivePolicy === 'adaptive' ? 'adaptive' : 'fixed';
-    const fixedMs = fn.keepAliveMs !== undefined && Number.isFinite(fn.keepAliveMs) && fn.keepAliveMs >= 0 ? fn.keepAliveMs : DEFAULT_KEEP_ALIVE_MS;
-    let state = this.functions.get(fn.id);
-    if (state !== undefined) {
-      this.functions.delete(fn.id);
-      if (state.kind === kind && (kind === 'adaptive' || state.fixedMs === fixedMs)) state.fn = kind === 'adaptive' ? fn : undefined;
-      else {
-        this.repinPending.delete(state);
-        state = this.newState(fn, kind, fixedMs, state.lastCallMs);
-      }
-    } else state = this.newState(fn, kind, fixedMs, undefined);
-    this.functions.set(fn.id, state);
-    if (this.functions.size > FUNCTION_STATES_MAX) {
-      const oldest = this.functions.keys().next().value!;
-      this.repinPending.delete(this.functions.get(oldest)!);
-      this.functions.delete(oldest);
-    }
-    return state;
-  }
-
-  private newState(fn: FunctionCode, kind: 'fixed' | 'adaptive', fixedMs: number, lastCallMs: number | undefined): FunctionState {
-    const policy = kind === 'fixed' ? keepAlivePolicy({ kind: 'fixed', keepAliveMs: fixedMs }) : keepAlivePolicy({ kind: 'adaptive', options: this.options.adaptiveKeepAlive ?? {} });
-    return { fn: kind === 'adaptive' ? fn : undefined, kind, fixedMs, policy, lastCallMs, windows: this.scaled(policy.windows()), repinAtMs: undefined };
-  }
-
-  private scaled(windows: KeepAliveWindows): KeepAliveWindows {
-    return { prewarmMs: windows.prewarmMs / this.timeScale, keepAliveMs: windows.keepAliveMs / this.timeScale };
-  }
-
-  /** A call of the function arrived: its idle time is recorded, and a prewarm planned if its policy answers one. */
-  private callArrived(state: FunctionState, nowMs: number): void {
-    if (state.lastCallMs !== undefined) state.policy.recordIdle(Math.max(0, nowMs - state.lastCallMs) * this.timeScale);
-    state.lastCallMs = nowMs;
-    state.windows = this.scaled(state.policy.windows());
-    if (state.windows.prewarmMs > 0) {
-      state.repinAtMs = nowMs + state.windows.prewarmMs;
-      this.repinPending.add(state);
-      this.armRepin(state.repinAtMs);
-    } else {
-      state.repinAtMs = undefined;
-      this.repinPending.delete(state);
-    }
-  }
+  // Keep-alive policies (executor/keep-alives.ts).
 
   /**
-   * A call of the function finished: with a prewarm window ahead, its idle realms are unloaded
-   * (it is prepared again at the window). Not when a call of it waits, nor when the window has
-   * passed already (a call longer than the window).
+   * A call of the function finished: with a prewarm planned ahead, its idle realms are unloaded
+   * (it is prepared again then). Not when a call of it waits, nor when the window has passed
+   * already (a call longer than the window).
    */
   private callFinished(fn: FunctionCode): void {
-    const state = this.functions.get(fn.id);
-    if (state?.repinAtMs === undefined || Date.now() >= state.repinAtMs) return;
+    if (!this.keepAlives.prewarmAhead(fn.id, Date.now())) return;
     if (this.queue.some((pending) => pending.fn.id === fn.id)) return;
     for (const pooled of this.workers) {
       if (pooled.busy || pooled.ended || !pooled.loaded.delete(fn.id)) continue;
@@ -544,47 +446,16 @@ export class RuntimePool {
     }
   }
 
-  /** One timer, for the earliest planned prewarm. */
-  private armRepin(atMs: number): void {
-    if (this.closed || (this.repinTimer !== undefined && this.repinTimerAtMs <= atMs)) return;
-    clearTimeout(this.repinTimer);
-    this.repinTimerAtMs = atMs;
-    this.repinTimer = setTimeout(() => {
-      this.repinTimer = undefined;
-      this.repinTimerAtMs = Number.POSITIVE_INFINITY;
-      this.runRepins(Date.now());
-    }, Math.max(1, atMs - Date.now()));
-    this.repinTimer.unref();
-  }
-
-  /** Prepares the functions whose prewarm is due (unless loaded already, or their window passed). */
-  private runRepins(nowMs: number): void {
-    if (this.closed) return;
-    let next = Number.POSITIVE_INFINITY;
-    for (const state of this.repinPending) {
-      const atMs = state.repinAtMs;
-      if (atMs === undefined) {
-        this.repinPending.delete(state);
-        continue;
-      }
-      if (atMs > nowMs) {
-        next = Math.min(next, atMs);
-        continue;
-      }
-      this.repinPending.delete(state);
-      state.repinAtMs = undefined;
-      if (nowMs > atMs + state.windows.keepAliveMs) continue;
-      const fn = state.fn;
-      if (fn === undefined || this.workers.some((pooled) => !pooled.ended && pooled.loaded.has(fn.id))) continue;
-      this.prepare(fn).then(
-        () => {
-          if (this.workers.some((pooled) => pooled.loaded.has(fn.id))) this.counters.prewarmed++;
-        },
-        // A prewarm that fails costs only itself: the next call loads the function and answers its error.
-        () => undefined,
-      );
-    }
-    if (next < Number.POSITIVE_INFINITY) this.armRepin(next);
+  /** A prewarm its keep-alive policy planned is due: prepare the function unless a runtime holds it. */
+  private prewarmDue(fn: FunctionCode): void {
+    if (this.workers.some((pooled) => !pooled.ended && pooled.loaded.has(fn.id))) return;
+    this.prepare(fn).then(
+      () => {
+        if (this.workers.some((pooled) => pooled.loaded.has(fn.id))) this.counters.prewarmed++;
+      },
+      // A prewarm that fails costs only itself: the next call loads the function and answers its error.
+      () => undefined,
+    );
   }
 
   // -------------------------------------------------------------------------------------------
@@ -813,7 +684,8 @@ export class RuntimePool {
         // The runtime bounds a call's records; a sandbox that does not is not believed past that.
         if (++logRecords > LOG_RECORDS_MAX) return;
         log ??= this.functionLog.child({ callId: pending.invocation.runId, fn: fnId });
-        this.writeLog(log, answer);
+        this.counters.logRecords++;
+        writeFunctionLog(log, answer);
         return;
       }
       if (loading && answer.kind === 'loaded' && !settled) {
@@ -899,72 +771,13 @@ export class RuntimePool {
     }
   }
 
-  /** One log record of a function, into this process's log. */
-  private writeLog(log: pino.Logger, record: LogRecord): void {
-    this.counters.logRecords++;
-    const level = record.level === 'log' ? 'info' : record.level;
-    let fields: Record<string, unknown> | undefined;
-    if (record.fields !== undefined) {
-      try {
-        const parsed: unknown = JSON.parse(record.fields);
-        if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) {
-          fields = {};
-          for (const [key, value] of Object.entries(parsed)) if (!RESERVED_LOG_FIELDS.has(key)) fields[key] = value;
-        }
-      } catch {
-        fields = { fieldsText: record.fields };
-      }
-    }
-    if (fields === undefined) log[level](record.text);
-    else log[level](fields, record.text);
-  }
-
   private post(pooled: PooledWorker, message: PoolMessage): void {
     if (!pooled.ended) pooled.runtime.post(message);
   }
 
   /** Answers a function's `ctx` request through the call's host. */
   private serveHost(pooled: PooledWorker, host: FunctionHost | undefined, ask: HostAsk): void {
-    const reply = (payload?: Uint8Array): void => this.post(pooled, { kind: 'hostReply', requestId: ask.requestId, ...(payload === undefined ? {} : { payload }) } satisfies HostReply);
-    const fail = (error: unknown): void => {
-      const typed = ensureLfaasError(error);
-      this.post(pooled, { kind: 'hostReply', requestId: ask.requestId, error: { code: typed.code, message: typed.message } } satisfies HostReply);
-    };
-    if (host === undefined) {
-      fail(new LfaasError(ErrorCode.KVS_NO_SERVERS, 'this call has no KVS'));
-      return;
-    }
-    try {
-      const key = ask.key ?? '';
-      switch (ask.op) {
-        case 'get':
-          host.get(key).then((value) => reply(value?.encode()), fail);
-          return;
-        case 'put':
-          host.put(key, decodeValue(ask.payload ?? new Uint8Array())).then(() => reply(), fail);
-          return;
-        case 'merge':
-          host.merge(key, decodeLattice(ask.payload ?? new Uint8Array())).then(() => reply(), fail);
-          return;
-        case 'delete':
-          host.delete(key).then(() => reply(), fail);
-          return;
-        case 'increment':
-          if (host.increment === undefined) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, 'this executor has no counters');
-          host.increment(key, ask.amount ?? 1).then((value) => reply(encodeValue(value)), fail);
-          return;
-        case 'send':
-          if (host.send === undefined) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, 'this call is not part of a run with other invocations');
-          host.send(ask.target ?? '', ask.payload ?? new Uint8Array()).then(() => reply(), fail);
-          return;
-        case 'recv':
-          if (host.recv === undefined) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, 'this call has no mailbox');
-          host.recv(ask.timeoutMs ?? 0).then((payload) => reply(payload), fail);
-          return;
-      }
-    } catch (error) {
-      fail(error);
-    }
+    answerHostAsk(host, ask, (reply) => this.post(pooled, reply));
   }
 
   /**
@@ -995,11 +808,10 @@ export class RuntimePool {
     const { classes, owners } = this.targetsAt(nowMs);
     const classKept = new Map<number, number>();
     const ownerKept = new Map<string, number>();
-    const unscaledKeepAliveMs = DEFAULT_KEEP_ALIVE_MS / this.timeScale;
     for (const pooled of [...this.workers]) {
       if (pooled.busy || pooled.ended) continue;
       for (const [fnId, usedMs] of pooled.loaded) {
-        if (nowMs - usedMs <= (this.functions.get(fnId)?.windows.keepAliveMs ?? unscaledKeepAliveMs)) continue;
+        if (nowMs - usedMs <= this.keepAlives.keepAliveMs(fnId)) continue;
         pooled.loaded.delete(fnId);
         this.counters.unloaded++;
         this.post(pooled, { kind: 'unload', functionId: fnId });
@@ -1027,7 +839,7 @@ export class RuntimePool {
       }
     }
     // The prewarm timer's backup (a timer late under load).
-    if (this.repinTimerAtMs <= nowMs) this.runRepins(nowMs);
+    this.keepAlives.runDue(nowMs);
     this.topUpStems();
     // Runtimes idle long enough may now be taken by calls that wait.
     this.drain();

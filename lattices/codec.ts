@@ -300,6 +300,14 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
+/** Sign of (a - b) in byte order, a prefix first (the order of their hex: hex digits sort as bytes do). */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  if (nativeCompare !== undefined) return nativeCompare(a, b);
+  const length = Math.min(a.byteLength, b.byteLength);
+  for (let i = 0; i < length; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return a.byteLength - b.byteLength;
+}
+
 const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, '0'));
 
 /** Lower-case hex of bytes (no `Buffer`: see {@link bytesEqual}). */

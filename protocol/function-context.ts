@@ -3,6 +3,7 @@
  * below both the executor that implements it and the SDK that users import it from.
  */
 import type { AnyLattice } from '../lattices/index.js';
+import type { TensorValue } from './tensors.js';
 
 /**
  * The user library a function gets as its last argument.
@@ -47,6 +48,14 @@ export interface FunctionContext {
    * another lattice type.
    */
   increment(key: string, amount?: number): Promise<number>;
+  /**
+   * Runs the ONNX model stored at `modelKey` (put with the SDK's `putModel`) on `feeds` (input
+   * name -> tensor) and resolves with its outputs. The executor runs it (onnxruntime, in a process
+   * of its own) and keeps the loaded model: the first call on an executor loads it, later calls do
+   * not. Fails with EXEC_BAD_VALUE for a malformed tensor or feeds the model refuses,
+   * KVS_KEY_NOT_FOUND for no model, SCHED_NO_CAPACITY where the executor has no ML runtime.
+   */
+  infer(modelKey: string, feeds: Readonly<Record<string, TensorValue>>): Promise<Record<string, TensorValue>>;
   /** Sends `message` to the invocation of function `target` in this run; resolves once it is in its mailbox. */
   send(target: string, message: unknown): Promise<void>;
   /** The next message for this invocation, or undefined after `timeoutMs` (default 1000). */

@@ -73,3 +73,7 @@ export {
 } from './faas-records.js';
 export type { FunctionRecord, DagRecord, ResultRecord, KeepAlivePolicyName } from './faas-records.js';
 export type { CallSignal, FunctionContext, FunctionLogger } from './function-context.js';
+export { TENSOR_DIMS_MAX, TENSOR_ELEMENTS_MAX, TENSOR_ELEMENT_BYTES, TENSORS_PER_CALL_MAX, checkTensor, checkTensorRecord, float32OfTensor, isTensorType, tensorElements, tensorFromFloat32 } from './tensors.js';
+export type { TensorType, TensorValue } from './tensors.js';
+export { MODEL_BYTES_MAX, MODEL_CHUNK_BYTES, checkModelManifest, knownModelSha256, modelChunkKey, readChunkedModel, sha256Hex, splitModel } from './models.js';
+export type { ModelManifest } from './models.js';

@@ -6,3 +6,4 @@
 export { DEFAULT_MAX_VALUE_BYTES, MAX_USER_VALUE_DEPTH, decodeValue, encodeValue } from './values.js';
 export type { ValueCodecOptions } from './values.js';
 export type { CallSignal, FunctionContext, FunctionLogger } from './function-context.js';
+export type { TensorValue } from './tensors.js';

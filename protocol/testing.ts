@@ -237,7 +237,7 @@ export const envelopeBodyArbitraries: { readonly [Body in NonNullable<PbTypes.En
   ),
   deleteDag: fc.record({ name }),
   invocationMessage: fc.record({ runId: name, sourceFunction: text, targetFunction: name, payload: bytes }, { requiredKeys: ['runId', 'targetFunction'] }),
-  versionRequest: fc.record({ runId: name, key: name }),
+  versionRequest: fc.record({ runId: name, key: name, first: fc.boolean() }, { requiredKeys: ['runId', 'key'] }),
   versionReply: fc.record({ payload: bytes, error: wireErrorArbitrary }, { requiredKeys: [] }),
   runFinished: fc.record({ runId: name }),
   clusterStatsRequest: fc.constant({}),

@@ -230,7 +230,7 @@ export const MESSAGE_SCHEMA = {
   Trigger: { runId: 'string!', sourceFunction: 'string!', targetFunction: 'string!', value: 'bytes', cut: 'CutEntry[]', error: 'Error' },
   RunFinished: { runId: 'string!' },
   InvocationMessage: { runId: 'string!', sourceFunction: 'string', targetFunction: 'string!', payload: 'bytes' },
-  VersionRequest: { runId: 'string!', key: 'string!' },
+  VersionRequest: { runId: 'string!', key: 'string!', first: 'bool' },
   VersionReply: { payload: 'bytes', error: 'Error' },
   FunctionRef: { name: 'string!', version: 'uint32!' },
   Prepare: { functions: 'FunctionRef[]+' },

@@ -53,7 +53,8 @@ export type PoolMessage =
 /**
  * A function's request of its host (the executor): KVS access through the cache, and messages to
  * other invocations of its run. `payload` is a lattice encoding (merge, and a get's answer), a
- * msgpack user value (put, send, and a recv's answer), or absent.
+ * msgpack user value (put, send, infer's feeds and outputs, and a recv's or increment's answer),
+ * or absent.
  */
 export interface HostAsk {
   readonly kind: 'host';
@@ -68,8 +69,8 @@ export interface HostAsk {
   readonly payload?: Uint8Array;
 }
 
-export type HostOp = 'get' | 'put' | 'merge' | 'delete' | 'increment' | 'send' | 'recv';
-const HOST_OPS: ReadonlySet<string> = new Set<HostOp>(['get', 'put', 'merge', 'delete', 'increment', 'send', 'recv']);
+export type HostOp = 'get' | 'put' | 'merge' | 'delete' | 'increment' | 'infer' | 'send' | 'recv';
+const HOST_OPS: ReadonlySet<string> = new Set<HostOp>(['get', 'put', 'merge', 'delete', 'increment', 'infer', 'send', 'recv']);
 
 /** A failed call's error as it crosses to the executor: `code` is the catalogue's. */
 export interface WireFailure {

@@ -23,7 +23,7 @@ import { types } from 'node:util';
 import { ErrorCode, LatticeType, LfaasError, decodeLattice, ensureLfaasError, errorFromWire, isWellFormedString } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
 import { decodeValue, encodeValue } from '../protocol/portable.js';
-import type { CallSignal, FunctionContext, FunctionLogger } from '../protocol/portable.js';
+import type { CallSignal, FunctionContext, FunctionLogger, TensorValue } from '../protocol/portable.js';
 import { LOG_BYTES_MAX, LOG_RECORDS_MAX, LOG_RECORD_CHARS_MAX, TIMERS_MAX, makeGlobals, show } from './globals.js';
 import type { CallScope } from './globals.js';
 import type { HostAsk, LogRecord, PoolMessage, RuntimeAnswer, RuntimeCall, WireFailure } from './protocol.js';
@@ -362,6 +362,16 @@ export class FunctionRuntime {
         const value = payload === undefined ? undefined : this.platformCode(callId, () => decodeValue(payload));
         if (typeof value !== 'number') throw this.fail(callId, ErrorCode.EXEC_BAD_VALUE, 'the executor answered an increment without a number');
         return value;
+      },
+      infer: async (modelKey, feeds) => {
+        const scope = this.running();
+        const { callId } = scope;
+        if (typeof feeds !== 'object' || feeds === null || Array.isArray(feeds)) throw this.fail(callId, ErrorCode.EXEC_BAD_VALUE, 'infer takes a model key and an object of named tensors');
+        // The executor checks every tensor (shape, type, bytes); here they only have to encode.
+        const payload = await this.ask({ callId, op: 'infer', key: this.checkKey(callId, modelKey), payload: encodeFor(scope, feeds) });
+        const outputs = payload === undefined ? undefined : this.platformCode(callId, () => decodeValue(payload));
+        if (typeof outputs !== 'object' || outputs === null) throw this.fail(callId, ErrorCode.EXEC_BAD_VALUE, 'the executor answered an inference without outputs');
+        return outputs as Record<string, TensorValue>;
       },
       send: async (target, message) => {
         const scope = this.running();

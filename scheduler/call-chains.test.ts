@@ -59,6 +59,22 @@ describe('call chains', () => {
     expect(chains.next('f@1')).toEqual([]);
   });
 
+  it('prepareAfter: a successor where placement puts it, at most once per prepareEveryMs, never where it is warm or for a malformed id', () => {
+    const chains = new CallChains({ prepareEveryMs: 2000 });
+    chains.learnEdge('f@1', 'g@1');
+    chains.learnEdge('f@1', 'warm@1');
+    chains.learnEdge('f@1', 'no-version');
+    const where = (id: string): string | undefined => (id === 'warm@1' ? undefined : 'tcp://exec-a');
+    expect(chains.prepareAfter('c', 'f@1', 0, where)).toEqual([{ address: 'tcp://exec-a', name: 'g', version: 1 }]);
+    expect(chains.prepareAfter('c', 'f@1', 1999, where)).toEqual([]);
+    expect(chains.prepareAfter('c', 'f@1', 2000, where)).toEqual([{ address: 'tcp://exec-a', name: 'g', version: 1 }]);
+    // Not prepared (nowhere to put it) does not start the throttle.
+    const nowhere = new CallChains();
+    nowhere.learnEdge('f@1', 'g@1');
+    expect(nowhere.prepareAfter('c', 'f@1', 0, () => undefined)).toEqual([]);
+    expect(nowhere.prepareAfter('c', 'f@1', 1, () => 'tcp://exec-b')).toEqual([{ address: 'tcp://exec-b', name: 'g', version: 1 }]);
+  });
+
   it('stays within its bounds whatever it is fed', () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 50 }), fc.integer({ min: 0, max: 200 }), fc.integer({ min: 0, max: 3000 })), { maxLength: 500 }), (calls) => {

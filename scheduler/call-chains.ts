@@ -26,6 +26,9 @@ export interface CallChainOptions {
   readonly successorsMax?: number;
   /** Calls of a function after which its counts are halved (64). */
   readonly halfLifeCalls?: number;
+  /** A function is prepared for a chain at most once per this long (2 s), and this many are remembered (4,096). */
+  readonly prepareEveryMs?: number;
+  readonly preparedMax?: number;
 }
 
 interface Followers {
@@ -41,10 +44,36 @@ interface Followers {
 export class CallChains {
   private readonly last = new Map<string, { readonly fn: string; readonly atMs: number }>();
   private readonly followers = new Map<string, Followers>();
+  /** Function id -> when it was last prepared for a chain, least recent first. */
+  private readonly prepared = new Map<string, number>();
   private readonly options: Required<CallChainOptions>;
 
   constructor(options: CallChainOptions = {}) {
-    this.options = { windowMs: 1000, minCount: 3, minShare: 0.5, callersMax: 4096, functionsMax: 1024, successorsMax: 8, halfLifeCalls: 64, ...options };
+    this.options = { windowMs: 1000, minCount: 3, minShare: 0.5, callersMax: 4096, functionsMax: 1024, successorsMax: 8, halfLifeCalls: 64, prepareEveryMs: 2000, preparedMax: 4096, ...options };
+  }
+
+  /**
+   * A plain call of `fn` by `caller` at `nowMs`: observed, and its likely successors to prepare
+   * now returned with where. `where(id)` is the executor placement would choose for `id`, or
+   * undefined when there is none or that one is warm for it already. A function is returned at
+   * most once per `prepareEveryMs`; an id that is not `name@version` never.
+   */
+  prepareAfter(caller: string, fn: string, nowMs: number, where: (id: string) => string | undefined): { readonly address: string; readonly name: string; readonly version: number }[] {
+    this.observe(caller, fn, nowMs);
+    const out: { address: string; name: string; version: number }[] = [];
+    for (const id of this.next(fn)) {
+      const at = id.lastIndexOf('@');
+      const version = Number(id.slice(at + 1));
+      if (at <= 0 || !Number.isSafeInteger(version)) continue;
+      if (nowMs - (this.prepared.get(id) ?? -Infinity) < this.options.prepareEveryMs) continue;
+      const address = where(id);
+      if (address === undefined) continue;
+      this.prepared.delete(id);
+      this.prepared.set(id, nowMs);
+      if (this.prepared.size > this.options.preparedMax) this.prepared.delete(this.prepared.keys().next().value!);
+      out.push({ address, name: id.slice(0, at), version });
+    }
+    return out;
   }
 
   /** A DAG's edge: `to` runs after `from`. */

@@ -119,8 +119,6 @@ const PIN_COUNTS_VALID_MAX_MS = 10 * 60_000;
 /** Functions raised by one pin counts message that are looked up in the registry (not pinned here yet), at most. */
 const PIN_LOOKUPS_MAX = 64;
 /** A function is prepared ahead of a chain's next call at most this often; such records kept, at most. */
-const CHAIN_PREPARE_MS = 2000;
-const CHAIN_PREPARED_MAX = 4096;
 /** Sync and DAG runs are given this much more than their functions' time before they are forgotten. */
 const RUN_GRACE_MS = 5000;
 
@@ -229,8 +227,6 @@ export class SchedulerNode implements Machine {
   };
   /** Which function usually follows which (DAG edges, callers' consecutive calls): prepared ahead. */
   private readonly chains = new CallChains();
-  /** Function id -> when it was last prepared for a chain (at most one prepare of it per CHAIN_PREPARE_MS). */
-  private readonly chainPrepared = new Map<string, number>();
 
   constructor(private readonly options: SchedulerOptions) {
     this.id = options.address;
@@ -399,29 +395,19 @@ export class SchedulerNode implements Machine {
    * Chains of plain calls: `caller` calls `fnId` now; the functions that usually follow it (its
    * DAG successors, and what this caller's and others' next calls were) are prepared on the
    * executor placement would choose for each, unless it is warm for it already (placement then
-   * prefers that executor for the next call). At most one prepare of a function per
-   * CHAIN_PREPARE_MS.
+   * prefers that executor for the next call). At most one prepare of a function per 2 s
+   * (scheduler/call-chains.ts).
    */
   private prepareChain(caller: string, fnId: string): Effect[] {
-    this.chains.observe(caller, fnId, this.nowMs);
-    const next = this.chains.next(fnId);
-    if (next.length === 0) return [];
     const alive = [...this.executors.values()];
-    const effects: Effect[] = [];
-    for (const id of next) {
-      const at = id.lastIndexOf('@');
-      const version = Number(id.slice(at + 1));
-      if (at <= 0 || !Number.isSafeInteger(version)) continue;
+    const where = (id: string): string | undefined => {
       const view = this.placement.place({ functionId: id, keys: [] }, alive, this.options.random) as ExecutorEntry | undefined;
-      if (view === undefined || view.warm.has(id)) continue;
-      if (this.nowMs - (this.chainPrepared.get(id) ?? -Infinity) < CHAIN_PREPARE_MS) continue;
-      this.chainPrepared.delete(id);
-      this.chainPrepared.set(id, this.nowMs);
-      if (this.chainPrepared.size > CHAIN_PREPARED_MAX) this.chainPrepared.delete(this.chainPrepared.keys().next().value!);
+      return view === undefined || view.warm.has(id) ? undefined : view.address;
+    };
+    return this.chains.prepareAfter(caller, fnId, this.nowMs, where).map(({ address, name, version }): Effect => {
       this.counters.chainPrepares++;
-      effects.push({ kind: 'send', to: view.address, envelope: envelopeWith({ prepare: { functions: [{ name: id.slice(0, at), version }] } }, { sender: this.id }) });
-    }
-    return effects;
+      return { kind: 'send', to: address, envelope: envelopeWith({ prepare: { functions: [{ name, version }] } }, { sender: this.id }) };
+    });
   }
 
   private onDagCall(envelope: Envelope, request: PbTypes.IDagCall): Effect[] {

@@ -184,12 +184,13 @@ export class FaasCluster extends TestCluster {
   }
 
   /** Routing, `nodes` storage nodes (replication `global`), `schedulers` schedulers, `executors` executors. */
-  async startAll(options: { nodes?: number; global?: number; schedulers?: number; executors?: number; executorTimeoutMs?: number; workers?: number } = {}): Promise<void> {
+  /** `executorArgs[i]`: extra arguments of executor i. */
+  async startAll(options: { nodes?: number; global?: number; schedulers?: number; executors?: number; executorTimeoutMs?: number; workers?: number; executorArgs?: readonly (readonly string[])[] } = {}): Promise<void> {
     await this.startRouting({ global: options.global ?? 1 });
     for (let n = 0; n < (options.nodes ?? 1); n++) await this.startNode(`node-${n}`);
     await this.waitForRing();
     for (let s = 0; s < (options.schedulers ?? 1); s++) await this.startScheduler(options.executorTimeoutMs ?? 1000);
-    await Promise.all(Array.from({ length: options.executors ?? 2 }, () => this.startExecutor(options.workers ?? 4)));
+    await Promise.all(Array.from({ length: options.executors ?? 2 }, (_, index) => this.startExecutor(options.workers ?? 4, options.executorArgs?.[index] ?? [])));
     await this.waitForExecutors();
   }
 

@@ -62,7 +62,7 @@ describe('ExecutorCache over the KVS', () => {
     try {
       const visit = { id: 'visit@1', code: 'module.exports = async (page, ctx) => { const seen = (await ctx.get(page)) ?? 0; await ctx.put(page, seen + 1); return seen + 1; };', memoryMb: 64, timeoutMs: 5000 };
       // The host an executor gives a call in the lww mode: reads and writes through its cache.
-      const host = new RunScope({ cache, clock: new HybridClock('executor', () => Date.now()), self: 'executor', writerId: 'executor', causalWaitMs: 1000, fetchPinned: async () => undefined }, 'run-1', 'lww');
+      const host = new RunScope({ cache, clock: new HybridClock('executor', () => Date.now()), self: 'executor', writerId: 'executor', causalWaitMs: 1000, fetchPinned: async () => undefined, readUncached: (key) => backend.get(key) }, 'run-1', 'lww');
       for (let i = 1; i <= 3; i++) expect(await pool.run(visit, ['cache:page'], host)).toBe(i);
       expect(await eventually(async () => (await writer.getAll<Lww<number>>('cache:page'))?.reveal() === 3, 3000)).toBe(true);
       // A write elsewhere is what the next call sees (pushed into the cache).

@@ -2,7 +2,8 @@
  * The FaaS core over real processes (a routing node, a storage node, two schedulers, two
  * executors, all from the built CLI): registration with numbered versions, calls with plain and
  * `ref(key)` arguments, a function's own KVS access through `ctx`, async calls whose future
- * resolves and whose result lands under `lfaas/result/<callId>`, linear and diamond DAGs with
+ * resolves and whose result lands under `lfaas/result/<callId>`, `ctx.increment` from both executors,
+ * `ctx.infer`'s typed refusals, linear and diamond DAGs with
  * per-function arguments, list/describe/delete of functions and DAGs, `ctx.send`/`ctx.recv`
  * between two functions of one DAG run, two schedulers sharing one registry, and a TypeScript
  * module registered from a file path (bundled with esbuild).
@@ -125,6 +126,31 @@ describe('FaaS calls over real processes', () => {
     expect(await faas.call(bump, [key])).toBe(6);
     expect(await faas.call(bump, [key])).toBe(7);
     expect((await faas.kvs.get(key))?.reveal()).toBe(7);
+  });
+
+  it('ctx.increment: concurrent calls on both executors lose no increment, and the Counter holds one writer per executor', async () => {
+    const bump = await faas.register<(key: string, amount: number) => Promise<number>>('bump', code('(key, amount, ctx) => ctx.increment(key, amount)'));
+    const amounts = Array.from({ length: 60 }, (_, index) => (index % 6 === 5 ? -2 : 1));
+    const answers = await Promise.all(amounts.map((amount) => faas.call(bump, ['calls:hot', amount])));
+    for (const answer of answers) expect(typeof answer).toBe('number');
+    const counter = await faas.kvs.getAll<Counter>('calls:hot');
+    expect(counter?.reveal()).toBe(amounts.reduce((sum, amount) => sum + amount, 0));
+    // Writers: at most one per executor (2), however many calls.
+    expect(new Set([...counter!.increments.keys(), ...counter!.decrements.keys()]).size).toBeLessThanOrEqual(2);
+    // Typed refusals: a fractional amount (in the sandbox), a key of another type (in the executor).
+    expect(await rejection(faas.call(bump, ['calls:hot', 0.5]))).toMatchObject({ code: 'EXEC_BAD_VALUE' });
+    await faas.kvs.put('calls:text', Lww.write(writer, 'text'), { ack: 'replicated' });
+    expect(await rejection(faas.call(bump, ['calls:text', 1]))).toMatchObject({ code: 'KVS_LATTICE_MISMATCH' });
+  });
+
+  it('ctx.infer refuses malformed tensors and a missing model with typed errors', async () => {
+    const infer = await faas.register('infer-any', code('(modelKey, feeds, ctx) => ctx.infer(modelKey, feeds)'));
+    const image = { type: 'float32', dims: [1, 2], data: new Uint8Array(8) };
+    expect(await rejection(faas.call(infer, ['models/none', { data: image }]))).toMatchObject({ code: 'KVS_KEY_NOT_FOUND' });
+    // Shape and bytes disagree; an unknown element type; not a tensor at all.
+    expect(await rejection(faas.call(infer, ['models/none', { data: { ...image, dims: [1, 3] } }]))).toMatchObject({ code: 'EXEC_BAD_VALUE' });
+    expect(await rejection(faas.call(infer, ['models/none', { data: { ...image, type: 'float128' } }]))).toMatchObject({ code: 'EXEC_BAD_VALUE' });
+    expect(await rejection(faas.call(infer, ['models/none', 'not feeds']))).toMatchObject({ code: 'EXEC_BAD_VALUE' });
   });
 
   it('callAsync: the future resolves and the result is stored under lfaas/result/<callId>', async () => {

@@ -59,9 +59,11 @@ export async function deployRetwis(faas: LatticeFaas, options: RegisterOptions =
 // The data model and result types, so a user of Retwis (a test, the demo, the benchmark, the
 // anomaly checker) needs this one module.
 export { FLAG_WRITER, PREFIX, USERS_KEY, CLOCK_KEY, userKey, followingKey, followersKey, postKey, postsKey, repliesKey, parseIndexEntry } from './model.js';
-export type { FollowState, PostRecord, PostView, Stamp, UserRecord } from './model.js';
+export type { FollowSession, FollowState, PostRecord, PostView, Stamp, UserRecord } from './model.js';
 export type { FollowResult } from './follow.js';
 export type { Timeline } from './timeline.js';
 export type { Profile } from './profile.js';
 export { checkHistory } from './checker.js';
 export type { CheckResult, HistoryEvent, Violation } from './checker.js';
+export { RETWIS_MIX, RetwisDriver, seededRandom, zipfFollowGraph, zipfSampler } from './workload.js';
+export type { DriverOptions, OperationKind, OperationStats, RetwisApi } from './workload.js';

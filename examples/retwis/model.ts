@@ -11,7 +11,10 @@
  * - `retwis/following/<user>`       MapLattice<followee, Lww<FollowState>>: whom `user` follows.
  * - `retwis/followers/<user>`       MapLattice<follower, Lww<FollowState>>: who follows `user`
  *                                   (the same flags, stamped alike, seen from the other side).
- * - `retwis/post/<postId>`          Lww<PostRecord>: a post, immutable, written once.
+ * - `retwis/post/<postId>`          MultiKeyCausal<PostRecord>: a post, immutable, written once,
+ *                                   one version under the clock `{ <postId>: 1 }`; a reply's version
+ *                                   depends on its parent's (`deps: { retwis/post/<parent>: ... }`),
+ *                                   so a run in the causal mode that read the reply reads the parent.
  * - `retwis/posts/<user>`           OrderedSet<string>: the user's post index, one entry
  *                                   `<time, 15 digits>/<postId>` per post (sorted by time).
  * - `retwis/replies/<postId>`       GSet<string>: the ids of the replies to a post.
@@ -62,6 +65,13 @@ export interface PostView {
   readonly replyTo: { readonly id: string; readonly author: string; readonly text: string; readonly time: number } | null;
 }
 
+/**
+ * What a user's client knows of its own follows and unfollows (followee -> the flag it wrote, as
+ * the follow result gave it): the timeline lays it over the flags it reads, so a user reads their
+ * own follows and unfollows at once, on any executor (read your writes; see README).
+ */
+export type FollowSession = Readonly<Record<string, { readonly state: FollowState; readonly stamp: Stamp }>>;
+
 /** A flag's stamp: the `(wallMs, logical)` of its Lww. */
 export interface Stamp {
   readonly wallMs: number;
@@ -108,6 +118,47 @@ export function activeOf(revealed: unknown): string[] {
     .sort();
 }
 
+const later = (a: Stamp, b: Stamp): boolean => a.wallMs > b.wallMs || (a.wallMs === b.wallMs && a.logical > b.logical);
+
+/**
+ * The users `user` follows: the flags of `retwis/following/<user>` (read through
+ * `ctx.getLattice`: the runtime's MapLattice of Lww flags, read by shape) with the session's own
+ * flags laid over them where the session's is later (a tie goes to the unfollow, as the merge
+ * does). The session's flags are the ones in the KVS: laying one over is merging it, here only.
+ */
+export function followingOf(map: unknown, session: FollowSession | null): string[] {
+  const entries = (map as { entries?: ReadonlyMap<string, unknown> } | undefined)?.entries;
+  const flags = new Map<string, { state: FollowState; stamp: Stamp }>();
+  // By shape, not `instanceof`: the map may come from another realm.
+  if (entries !== undefined && entries !== null && typeof (entries as { entries?: unknown }).entries === 'function') {
+    for (const [followee, flag] of (entries as ReadonlyMap<string, { value?: unknown; wallMs?: unknown; logical?: unknown }>).entries()) {
+      if ((flag.value === 'following' || flag.value === 'unfollowed') && typeof flag.wallMs === 'number' && typeof flag.logical === 'number') {
+        flags.set(followee, { state: flag.value, stamp: { wallMs: flag.wallMs, logical: flag.logical } });
+      }
+    }
+  }
+  for (const [followee, mine] of Object.entries(session ?? {})) {
+    const seen = flags.get(followee);
+    const tie = seen !== undefined && !later(mine.stamp, seen.stamp) && !later(seen.stamp, mine.stamp);
+    if (seen === undefined || later(mine.stamp, seen.stamp) || (tie && mine.state === 'unfollowed')) flags.set(followee, mine);
+  }
+  return [...flags].filter(([, flag]) => flag.state === 'following').map(([followee]) => followee).sort();
+}
+
+/** Checks a session argument: null, or followee -> { state, stamp } (at most 1,000 entries). */
+export function checkSession(session: unknown): FollowSession | null {
+  if (session === null || session === undefined) return null;
+  if (typeof session !== 'object' || Array.isArray(session)) throw new TypeError('a session is null or { followee: { state, stamp } }');
+  const entries = Object.entries(session as Record<string, unknown>);
+  if (entries.length > 1000) throw new TypeError('a session holds at most 1,000 flags');
+  for (const [followee, flag] of entries) {
+    checkUser(followee, 'a session followee');
+    const { state, stamp } = (flag ?? {}) as { state?: unknown; stamp?: { wallMs?: unknown; logical?: unknown } };
+    if ((state !== 'following' && state !== 'unfollowed') || typeof stamp?.wallMs !== 'number' || typeof stamp.logical !== 'number') throw new TypeError(`a session flag is { state, stamp: { wallMs, logical } } (${followee})`);
+  }
+  return session as FollowSession;
+}
+
 /** The view of a post record, with its parent's record (or null). */
 export function viewOf(post: PostRecord, parent: PostRecord | undefined): PostView {
   return {
@@ -119,22 +170,65 @@ export function viewOf(post: PostRecord, parent: PostRecord | undefined): PostVi
   };
 }
 
+/** The record a `retwis/post/<id>` value holds (read through `ctx.getLattice`: the runtime's classes, read by shape). */
+export function recordOf(value: unknown): PostRecord | undefined {
+  const versions = (value as { versions?: readonly { value?: unknown }[] } | undefined)?.versions;
+  const record = Array.isArray(versions) ? (versions[0]?.value as PostRecord | undefined) : undefined;
+  return record !== undefined && record !== null && typeof record.id === 'string' ? record : undefined;
+}
+
+/** The clock of a causal value read through `ctx.getLattice` (node -> count), or undefined. */
+export function clockOf(value: unknown): Record<string, number> | undefined {
+  const clock = (value as { clock?: { reveal?: () => unknown } } | undefined)?.clock;
+  const revealed = typeof clock?.reveal === 'function' ? clock.reveal() : undefined;
+  return typeof revealed === 'object' && revealed !== null ? (revealed as Record<string, number>) : undefined;
+}
+
+/** Reads post records (`retwis/post/<id>`), one `getLattice` each, at once: id -> record, for those readable. */
+export async function readRecords(ctx: FunctionContext, ids: readonly string[]): Promise<Map<string, PostRecord>> {
+  const values = await Promise.all(ids.map((id) => ctx.getLattice(postKey(id))));
+  const records = new Map<string, PostRecord>();
+  ids.forEach((id, index) => {
+    const record = recordOf(values[index]);
+    if (record !== undefined) records.set(id, record);
+  });
+  return records;
+}
+
+/** Newest first: by time, then id (the order of the index entries, reversed). */
+const newestFirst = (a: PostRecord, b: PostRecord): number => b.time - a.time || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
+
 /**
- * Reads post records and their parents, and returns the views in the order of `ids`. A post
- * whose record is not readable yet, or a reply whose parent is not readable yet, is left out: a
- * reply is never shown without the post it answers.
+ * The views of the newest `limit` of the posts `ids` (index entries' ids, newest first), read
+ * with their parents. Two batched reads: the records, then the parents of the replies among them
+ * that the first read did not return, with the records it missed. A reply's record depends on its parent's, so
+ * in the causal mode the second read waits for a parent the first did not find (the platform
+ * makes the run read the version a version it read depends on); in `lww` it may still miss it,
+ * and the reply is then shown unlinked (`replyTo: null`): the anomaly the checker counts.
+ *
+ * `owed(author)`: whether a parent by `author` belongs in this list when new enough (the
+ * timeline: its author is followed). A reply's parent that is owed and new enough (the list is
+ * not full, or the parent is not older than its oldest post) is put in even when the index read
+ * did not name it yet (a stale index): the reply's record names it, so the list is the one a
+ * fresh index would give.
  */
-export async function readPosts(ctx: FunctionContext, ids: readonly string[]): Promise<PostView[]> {
-  const records = await ctx.getMany(ids.map(postKey));
-  const parentIds = [...new Set(ids.map((id) => (records[postKey(id)] as PostRecord | undefined)?.replyTo).filter((id): id is string => typeof id === 'string'))];
-  const parents = parentIds.length === 0 ? {} : await ctx.getMany(parentIds.map(postKey));
-  const views: PostView[] = [];
-  for (const id of ids) {
-    const post = records[postKey(id)] as PostRecord | undefined;
-    if (post === undefined || post === null) continue;
-    const parent = post.replyTo === null ? undefined : (parents[postKey(post.replyTo)] as PostRecord | undefined);
-    if (post.replyTo !== null && (parent === undefined || parent === null)) continue;
-    views.push(viewOf(post, parent ?? undefined));
+export async function readPosts(ctx: FunctionContext, ids: readonly string[], limit: number, owed: (author: string) => boolean = () => false): Promise<PostView[]> {
+  const records = await readRecords(ctx, ids);
+  const parentIds = new Set<string>();
+  for (const record of records.values()) if (record.replyTo !== null) parentIds.add(record.replyTo);
+  // Read again only what the first read missed: a record has one version, so one found is the one a reply depends on.
+  const again = [...new Set([...parentIds, ...ids].filter((id) => !records.has(id)))];
+  if (again.length > 0) for (const [id, record] of await readRecords(ctx, again)) records.set(id, record);
+  let shown = ids.flatMap((id) => records.get(id) ?? []).sort(newestFirst).slice(0, limit);
+  // Owed parents left out by a stale index: at most `limit` rounds (each puts one in or stops).
+  for (let round = 0; round < limit; round++) {
+    const inList = new Set(shown.map((post) => post.id));
+    const oldest = shown.length < limit ? -Infinity : (shown[shown.length - 1]?.time ?? -Infinity);
+    const missing = shown
+      .map((post) => (post.replyTo === null ? undefined : records.get(post.replyTo)))
+      .find((parent) => parent !== undefined && !inList.has(parent.id) && owed(parent.author) && parent.time >= oldest);
+    if (missing === undefined) break;
+    shown = [...shown, missing].sort(newestFirst).slice(0, limit);
   }
-  return views;
+  return shown.map((post) => viewOf(post, post.replyTo === null ? undefined : records.get(post.replyTo)));
 }

@@ -37,7 +37,7 @@ export default async function profile(user: string, limit: number, ctx: Function
     user,
     name: record.name,
     joined: record.joined,
-    posts: await readPosts(ctx, ids),
+    posts: await readPosts(ctx, ids, limit),
     postCount: index.length,
     following,
     followers,

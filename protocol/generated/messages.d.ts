@@ -8182,6 +8182,9 @@ export namespace lfaas {
         /** VersionRequest key. */
         key: string;
 
+        /** VersionRequest first. */
+        first: boolean;
+
         /**
          * Creates a new VersionRequest instance using the specified properties.
          * @param [properties] Properties to set
@@ -8271,6 +8274,9 @@ export namespace lfaas {
 
             /** VersionRequest key */
             key?: (string|null);
+
+            /** VersionRequest first */
+            first?: (boolean|null);
 
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];

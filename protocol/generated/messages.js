@@ -23217,6 +23217,7 @@ export const lfaas = $root.lfaas = (() => {
          * @typedef {Object} lfaas.VersionRequest.$Properties
          * @property {string|null} [runId] VersionRequest runId
          * @property {string|null} [key] VersionRequest key
+         * @property {boolean|null} [first] VersionRequest first
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -23265,6 +23266,14 @@ export const lfaas = $root.lfaas = (() => {
         VersionRequest.prototype.key = "";
 
         /**
+         * VersionRequest first.
+         * @member {boolean} first
+         * @memberof lfaas.VersionRequest
+         * @instance
+         */
+        VersionRequest.prototype.first = false;
+
+        /**
          * Creates a new VersionRequest instance using the specified properties.
          * @function create
          * @memberof lfaas.VersionRequest
@@ -23300,6 +23309,8 @@ export const lfaas = $root.lfaas = (() => {
                 writer.uint32(/* id 1, wireType 2 =*/10).string(message.runId);
             if (message.key != null && $Object.hasOwnProperty.call(message, "key") && message.key !== "")
                 writer.uint32(/* id 2, wireType 2 =*/18).string(message.key);
+            if (message.first != null && $Object.hasOwnProperty.call(message, "first") && message.first !== false)
+                writer.uint32(/* id 3, wireType 0 =*/24).bool(message.first);
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -23375,6 +23386,15 @@ export const lfaas = $root.lfaas = (() => {
                             delete message.key;
                         continue;
                     }
+                case 3: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.bool())
+                            message.first = value;
+                        else
+                            delete message.first;
+                        continue;
+                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -23429,6 +23449,9 @@ export const lfaas = $root.lfaas = (() => {
             if (message.key != null && $Object.hasOwnProperty.call(message, "key"))
                 if (!$util.isString(message.key))
                     return "key: string expected";
+            if (message.first != null && $Object.hasOwnProperty.call(message, "first"))
+                if (typeof message.first !== "boolean")
+                    return "first: boolean expected";
             return null;
         };
 
@@ -23456,6 +23479,9 @@ export const lfaas = $root.lfaas = (() => {
             if (object.key != null)
                 if (typeof object.key !== "string" || object.key.length)
                     message.key = $String(object.key);
+            if (object.first != null)
+                if (object.first)
+                    message.first = $Boolean(object.first);
             return message;
         };
 
@@ -23479,11 +23505,14 @@ export const lfaas = $root.lfaas = (() => {
             if (options.defaults) {
                 object.runId = "";
                 object.key = "";
+                object.first = false;
             }
             if (message.runId != null && $Object.hasOwnProperty.call(message, "runId"))
                 object.runId = message.runId;
             if (message.key != null && $Object.hasOwnProperty.call(message, "key"))
                 object.key = message.key;
+            if (message.first != null && $Object.hasOwnProperty.call(message, "first"))
+                object.first = message.first;
             return object;
         };
 

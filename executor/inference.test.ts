@@ -1,0 +1,131 @@
+/**
+ * The inference service against a real inference process and onnxruntime (skipped, saying how to
+ * install it, when the ML folder is not there): sessions cached per model bytes, typed errors
+ * both ways, a crashed or hung process replaced.
+ */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ErrorCode } from '../lattices/index.js';
+import { float32OfTensor, tensorFromFloat32 } from '../protocol/index.js';
+import type { TensorValue } from '../protocol/index.js';
+import { InferenceService } from './inference.js';
+import { mlPackageInstalled, requireMlPackage } from './onnx-runtime.js';
+
+const mlDir = resolve(process.env['LFAAS_ML_DIR'] ?? join(import.meta.dirname, '..', '.lfaas', 'ml'));
+const installed = mlPackageInstalled(mlDir, 'onnxruntime-node') && mlPackageInstalled(mlDir, 'onnx-proto');
+const built = existsSync(join(import.meta.dirname, '..', 'dist', 'executor', 'inference-process.js'));
+if (!installed) console.warn(`executor/inference.test.ts skipped: the ML packages are not in ${mlDir}; install them with \`npx lfaas ml install\` (after npm run build)`);
+
+type Onnx = { ModelProto: { encode(message: object): { finish(): Uint8Array } } };
+const FLOAT = 1;
+
+/** A model of one node `op` over input X (and initializer W when given). */
+function model(op: string, xDims: number[], yDims: number[], extra: { nodes?: object[]; initializer?: object[]; output?: string } = {}): Uint8Array {
+  const onnx = requireMlPackage<{ onnx: Onnx }>(mlDir, 'onnx-proto').onnx;
+  const info = (name: string, dims: number[]) => ({ name, type: { tensorType: { elemType: FLOAT, shape: { dim: dims.map((dimValue) => ({ dimValue })) } } } });
+  return onnx.ModelProto.encode({
+    irVersion: 8,
+    opsetImport: [{ domain: '', version: 13 }],
+    graph: {
+      name: 'g',
+      node: extra.nodes ?? [{ opType: op, input: ['X'], output: ['Y'], name: 'n' }],
+      initializer: extra.initializer ?? [],
+      input: [info('X', xDims)],
+      output: [info(extra.output ?? 'Y', yDims)],
+    },
+  }).finish();
+}
+
+/** X [n, n] times W [n, n], `times` times over: slow on purpose (a hung model, for the tests). */
+function slowModel(n = 1024, times = 64): Uint8Array {
+  const w = new Float32Array(n * n).fill(1 / n);
+  const nodes = Array.from({ length: times }, (_, i) => ({ opType: 'MatMul', input: [i === 0 ? 'X' : `h${i - 1}`, 'W'], output: [i === times - 1 ? 'Y' : `h${i}`], name: `m${i}` }));
+  return model('MatMul', [n, n], [n, n], { nodes, initializer: [{ name: 'W', dataType: FLOAT, dims: [n, n], rawData: new Uint8Array(w.buffer) }] });
+}
+
+const services: InferenceService[] = [];
+function service(models: Map<string, Uint8Array>, options: { sessionsMax?: number; timeoutMs?: number } = {}): InferenceService {
+  const created = new InferenceService({ mlDir, readModel: async (key) => models.get(key), ...options });
+  services.push(created);
+  return created;
+}
+afterEach(async () => {
+  await Promise.all(services.splice(0).map((s) => s.close()));
+});
+
+const x = (values: number[]): TensorValue => tensorFromFloat32([1, values.length], new Float32Array(values));
+
+describe.skipIf(!installed || !built)('InferenceService', () => {
+  it('runs a model, loading it once per bytes; a replaced model loads again', async () => {
+    const relu = model('Relu', [1, 4], [1, 4]);
+    const models = new Map([['m/relu', relu]]);
+    const inference = service(models);
+    for (let i = 0; i < 3; i++) {
+      const out = await inference.infer('m/relu', { X: x([-1, 2, -3, 4]) });
+      expect(Array.from(float32OfTensor(out['Y']!))).toEqual([0, 2, 0, 4]);
+    }
+    expect(inference.counters).toMatchObject({ modelLoads: 1, inferences: 3, failures: 0, processStarts: 1 });
+    // Equal bytes in another object: the same session (hashed, not loaded again).
+    models.set('m/relu', relu.slice());
+    await inference.infer('m/relu', { X: x([1, 1, 1, 1]) });
+    expect(inference.counters.modelLoads).toBe(1);
+    models.set('m/relu', model('Neg', [1, 4], [1, 4]));
+    const negated = await inference.infer('m/relu', { X: x([1, 2, 3, 4]) });
+    expect(Array.from(float32OfTensor(negated['Y']!))).toEqual([-1, -2, -3, -4]);
+    expect(inference.counters.modelLoads).toBe(2);
+  });
+
+  it('gives typed errors: a missing model, bytes that are no model, malformed and refused feeds; and serves on', async () => {
+    const models = new Map([['m/relu', model('Relu', [1, 2], [1, 2])], ['m/junk', new TextEncoder().encode('this is not an onnx model')]]);
+    const inference = service(models);
+    await expect(inference.infer('m/none', { X: x([1, 2]) })).rejects.toMatchObject({ code: ErrorCode.KVS_KEY_NOT_FOUND });
+    await expect(inference.infer('m/junk', { X: x([1, 2]) })).rejects.toMatchObject({ code: ErrorCode.EXEC_BAD_VALUE });
+    await expect(inference.infer('m/relu', { X: { type: 'float32', dims: [1, 2], data: new Uint8Array(7) } })).rejects.toMatchObject({ code: ErrorCode.EXEC_BAD_VALUE });
+    await expect(inference.infer('m/relu', { X: { type: 'float64', dims: [1], data: new Uint8Array(8) } as unknown as TensorValue })).rejects.toMatchObject({ code: ErrorCode.EXEC_BAD_VALUE });
+    await expect(inference.infer('m/relu', { Nope: x([1, 2]) })).rejects.toMatchObject({ code: ErrorCode.EXEC_BAD_VALUE });
+    await expect(inference.infer('m/relu', { X: x([1, 2, 3]) })).rejects.toMatchObject({ code: ErrorCode.EXEC_BAD_VALUE });
+    await expect(inference.infer('', { X: x([1, 2]) })).rejects.toMatchObject({ code: ErrorCode.KVS_BAD_KEY });
+    expect(Array.from(float32OfTensor((await inference.infer('m/relu', { X: x([-5, 5]) }))['Y']!))).toEqual([0, 5]);
+    expect(inference.counters.processStarts).toBe(1);
+    expect(inference.counters.failures).toBe(7);
+  });
+
+  it('fails the requests in flight when the process dies, and the next request starts a new one', async () => {
+    const models = new Map([['m/slow', slowModel()], ['m/relu', model('Relu', [1, 2], [1, 2])]]);
+    const inference = service(models);
+    await inference.infer('m/relu', { X: x([1, 2]) });
+    const pid = inference.processId!;
+    const slow = inference.infer('m/slow', { X: tensorFromFloat32([1024, 1024], new Float32Array(1024 * 1024).fill(1)) });
+    await new Promise((r) => setTimeout(r, 300));
+    process.kill(pid, 'SIGKILL');
+    await expect(slow).rejects.toMatchObject({ code: ErrorCode.INTERNAL });
+    expect(Array.from(float32OfTensor((await inference.infer('m/relu', { X: x([-1, 1]) }))['Y']!))).toEqual([0, 1]);
+    expect(inference.processId).not.toBe(pid);
+    expect(inference.counters).toMatchObject({ processStarts: 2, processCrashes: 1, modelLoads: 3 });
+  });
+
+  it('times a hung inference out, replacing the process', async () => {
+    const models = new Map([['m/slow', slowModel()], ['m/relu', model('Relu', [1, 2], [1, 2])]]);
+    const inference = service(models);
+    await inference.infer('m/relu', { X: x([1, 2]) });
+    const started = performance.now();
+    await expect(inference.infer('m/slow', { X: tensorFromFloat32([1024, 1024], new Float32Array(1024 * 1024)) }, 150)).rejects.toMatchObject({ code: ErrorCode.EXEC_TIMEOUT });
+    expect(performance.now() - started).toBeLessThan(1500);
+    await inference.infer('m/relu', { X: x([1, 2]) });
+    expect(inference.counters.processStarts).toBe(2);
+  });
+
+  it('holds at most sessionsMax sessions', async () => {
+    const models = new Map([['a', model('Relu', [1, 2], [1, 2])], ['b', model('Neg', [1, 2], [1, 2])]]);
+    const inference = service(models, { sessionsMax: 1 });
+    for (const key of ['a', 'a', 'b', 'b', 'a']) await inference.infer(key, { X: x([1, 2]) });
+    expect(inference.counters.modelLoads).toBe(3);
+  });
+
+  it('refuses requests after close', async () => {
+    const inference = service(new Map());
+    await inference.close();
+    await expect(inference.infer('a', { X: x([1]) })).rejects.toMatchObject({ code: ErrorCode.TRANSPORT_CLOSED });
+  });
+});
