@@ -11,8 +11,52 @@
  * The KVS is injected ({@link CacheBackend}): the executor process passes the SDK's `KvsClient`.
  */
 import { LRUCache } from 'lru-cache';
-import { ErrorCode, LfaasError } from '../lattices/index.js';
+import { ErrorCode, LatticeType, LfaasError } from '../lattices/index.js';
+import { encodeValue } from '../protocol/index.js';
 import type { AnyLattice } from '../lattices/index.js';
+
+/** Encodings of lattice values, by identity (a value never changes): see {@link encodingOf}. */
+const encodings = new WeakMap<AnyLattice, Uint8Array>();
+
+/**
+ * `value.encode()`, made once per value object: the cache sizes every value it holds by its
+ * encoding, and a function's read sends the same value to its runtime encoded, every time it is
+ * read (a 100-entry map takes ~0.17 ms to encode). The bytes are shared: never written to.
+ */
+export function encodingOf(value: AnyLattice): Uint8Array {
+  let encoded = encodings.get(value);
+  if (encoded === undefined) {
+    encoded = value.encode();
+    encodings.set(value, encoded);
+  }
+  return encoded;
+}
+
+/** The plain value a lattice stands for: what `ctx.get` gives (the first of concurrent causal versions). */
+export function plainOf(value: AnyLattice): unknown {
+  const revealed = value.reveal();
+  return Array.isArray(revealed) && (value.type === LatticeType.SingleKeyCausal || value.type === LatticeType.MultiKeyCausal) ? revealed[0] : revealed;
+}
+
+/** The largest plain value a read sends a runtime (the sandbox frame carries 64 MiB). */
+export const PLAIN_READ_BYTES_MAX = 32 * 1024 * 1024;
+
+/** Plain encodings of lattice values, by identity: see {@link plainEncodingOf}. */
+const plainEncodings = new WeakMap<AnyLattice, Uint8Array>();
+
+/**
+ * The msgpack encoding of {@link plainOf}, made once per value object: what a function's plain
+ * read (`ctx.get`, `ctx.getMany`) receives. A runtime decodes it ~4x faster than it decodes the
+ * lattice and reveals it (0.11 against 0.46 ms for a 500-entry set). Shared: never written to.
+ */
+export function plainEncodingOf(value: AnyLattice): Uint8Array {
+  let encoded = plainEncodings.get(value);
+  if (encoded === undefined) {
+    encoded = encodeValue(plainOf(value), { maxBytes: PLAIN_READ_BYTES_MAX });
+    plainEncodings.set(value, encoded);
+  }
+  return encoded;
+}
 
 /** What the cache needs of the KVS (the SDK's `KvsClient` has it). */
 export interface CacheBackend {
@@ -54,7 +98,7 @@ export class ExecutorCache {
     this.values = new LRUCache<string, AnyLattice>({
       maxSize: options.bytesMax ?? 64 * 1024 * 1024,
       // The encoded size stands for the value's footprint (a lower bound of its heap size).
-      sizeCalculation: (value, key) => Math.max(1, value.encode().byteLength + key.length),
+      sizeCalculation: (value, key) => Math.max(1, encodingOf(value).byteLength + key.length),
       dispose: (_value, key, reason) => {
         if (reason === 'set') return;
         this.partial.delete(key);

@@ -14,6 +14,7 @@ import { ErrorCode, LfaasError, decodeLattice, ensureLfaasError } from '../latti
 import type { AnyLattice } from '../lattices/index.js';
 import { decodeValue, encodeValue } from '../protocol/index.js';
 import type { HostAsk, HostReply, LogRecord } from '../sandbox/index.js';
+import { encodingOf, plainEncodingOf } from './cache.js';
 
 /**
  * Where a function's `ctx` goes: the executor's cache in the call's consistency mode, and the
@@ -47,7 +48,10 @@ export function answerHostAsk(host: FunctionHost | undefined, ask: HostAsk, send
     const key = ask.key ?? '';
     switch (ask.op) {
       case 'get':
-        host.get(key).then((value) => reply(value?.encode()), fail);
+        host.get(key).then((value) => reply(value === undefined ? undefined : encodingOf(value)), fail);
+        return;
+      case 'read':
+        host.get(key).then((value) => reply(value === undefined ? undefined : plainEncodingOf(value)), fail);
         return;
       case 'put':
         host.put(key, decodeValue(ask.payload ?? new Uint8Array())).then(() => reply(), fail);

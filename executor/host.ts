@@ -23,11 +23,12 @@
  * - `status`: what the heartbeat tells schedulers (warm functions, cached keys, load);
  * - `writeResult`: an async call's result into the KVS, idempotently (a Priority by attempt).
  */
-import { ErrorCode, HybridClock, LatticeType, LfaasError, Priority, decodeLattice, ensureLfaasError } from '../lattices/index.js';
+import { ErrorCode, HybridClock, LfaasError, Priority, decodeLattice, ensureLfaasError } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
-import { encodeValue, functionKey, functionKeyError, functionRecordOf, ownerOfName } from '../protocol/index.js';
+import { DEFAULT_MAX_VALUE_BYTES, encodeValue, functionKey, functionKeyError, functionRecordOf, ownerOfName } from '../protocol/index.js';
 import { errorFromWireMessage } from '../protocol/index.js';
 import type { MachineTasks, PbTypes, Rpc, TensorValue } from '../protocol/index.js';
+import { plainEncodingOf } from './cache.js';
 import type { CacheBackend, ExecutorCache } from './cache.js';
 import { CounterIncrements } from './increments.js';
 import type { InferenceService } from './inference.js';
@@ -327,7 +328,9 @@ export class ExecutorHost implements MachineTasks {
         const key = reachable(task.name, argument.reference);
         if (prefetched?.delete(key) === true) this.counters.prefetchUsed++;
         const value = await scope.get(key);
-        own.push(encodeValue(plainOf(value)));
+        const encoded = value === undefined ? encodeValue(null) : plainEncodingOf(value);
+        if (encoded.byteLength > DEFAULT_MAX_VALUE_BYTES) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, `ref(${JSON.stringify(key)}) is ${encoded.byteLength} bytes; an argument is at most ${DEFAULT_MAX_VALUE_BYTES}`);
+        own.push(encoded);
       } else own.push(argument.value ?? encodeValue(null));
     }
     const args = concatArray([...task.upstream, ...own]);
@@ -456,9 +459,5 @@ function runHolder(placement: Readonly<Record<string, string>>, self: string): s
   return holder ?? self;
 }
 
-function plainOf(value: AnyLattice | undefined): unknown {
-  if (value === undefined) return null;
-  const revealed = value.reveal();
-  return Array.isArray(revealed) && (value.type === LatticeType.SingleKeyCausal || value.type === LatticeType.MultiKeyCausal) ? revealed[0] : revealed;
-}
+
 

@@ -116,6 +116,15 @@ describe.skipIf(!installed || !built)('InferenceService', () => {
     expect(inference.counters.processStarts).toBe(2);
   });
 
+  it('takes feeds whose bytes are not aligned to their element size', async () => {
+    const inference = service(new Map([['m/relu', model('Relu', [1, 2], [1, 2])]]));
+    const backing = new Uint8Array(9);
+    new DataView(backing.buffer).setFloat32(1, -2, true);
+    new DataView(backing.buffer).setFloat32(5, 3, true);
+    const out = await inference.infer('m/relu', { X: { type: 'float32', dims: [1, 2], data: backing.subarray(1) } });
+    expect(Array.from(float32OfTensor(out['Y']!))).toEqual([0, 3]);
+  });
+
   it('holds at most sessionsMax sessions', async () => {
     const models = new Map([['a', model('Relu', [1, 2], [1, 2])], ['b', model('Neg', [1, 2], [1, 2])]]);
     const inference = service(models, { sessionsMax: 1 });

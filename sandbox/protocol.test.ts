@@ -17,7 +17,7 @@ import type { PoolMessage, RuntimeAnswer } from './protocol.js';
 
 const idArb: fc.Arbitrary<number> = fc.oneof(fc.nat({ max: 1000 }), fc.maxSafeNat(), fc.constantFrom(0, 2 ** 31, 2 ** 32, Number.MAX_SAFE_INTEGER));
 const durationArb: fc.Arbitrary<number> = fc.oneof(idArb, fc.double({ min: 0, noNaN: true, noDefaultInfinity: true }));
-const HOST_OPS = ['get', 'put', 'merge', 'delete', 'increment', 'infer', 'send', 'recv'] as const;
+const HOST_OPS = ['get', 'read', 'put', 'merge', 'delete', 'increment', 'infer', 'send', 'recv'] as const;
 const LOG_LEVELS = ['log', 'info', 'warn', 'error', 'debug'] as const;
 
 /**

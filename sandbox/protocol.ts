@@ -69,8 +69,9 @@ export interface HostAsk {
   readonly payload?: Uint8Array;
 }
 
-export type HostOp = 'get' | 'put' | 'merge' | 'delete' | 'increment' | 'infer' | 'send' | 'recv';
-const HOST_OPS: ReadonlySet<string> = new Set<HostOp>(['get', 'put', 'merge', 'delete', 'increment', 'infer', 'send', 'recv']);
+/** `get` answers the lattice's encoding (`ctx.getLattice`); `read` its plain value, msgpack (`ctx.get`, `ctx.getMany`). */
+export type HostOp = 'get' | 'read' | 'put' | 'merge' | 'delete' | 'increment' | 'infer' | 'send' | 'recv';
+const HOST_OPS: ReadonlySet<string> = new Set<HostOp>(['get', 'read', 'put', 'merge', 'delete', 'increment', 'infer', 'send', 'recv']);
 
 /** A failed call's error as it crosses to the executor: `code` is the catalogue's. */
 export interface WireFailure {

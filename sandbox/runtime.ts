@@ -20,12 +20,13 @@
  * executor then ends the runtime), so an answered runtime is an idle one.
  */
 import { types } from 'node:util';
-import { ErrorCode, LatticeType, LfaasError, decodeLattice, ensureLfaasError, errorFromWire, isWellFormedString } from '../lattices/index.js';
+import { ErrorCode, LfaasError, decodeLattice, ensureLfaasError, errorFromWire, isWellFormedString } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
 import { decodeValue, encodeValue } from '../protocol/portable.js';
 import type { CallSignal, FunctionContext, FunctionLogger, TensorValue } from '../protocol/portable.js';
 import { LOG_BYTES_MAX, LOG_RECORDS_MAX, LOG_RECORD_CHARS_MAX, TIMERS_MAX, makeGlobals, show } from './globals.js';
 import type { CallScope } from './globals.js';
+import { FRAME_BYTES_MAX } from './protocol.js';
 import type { HostAsk, LogRecord, PoolMessage, RuntimeAnswer, RuntimeCall, WireFailure } from './protocol.js';
 
 export type UserFunction = (...args: unknown[]) => unknown;
@@ -287,7 +288,12 @@ export class FunctionRuntime {
       const payload = await this.ask({ callId, op: 'get', key: this.checkKey(callId, key) });
       return payload === undefined ? undefined : this.platformCode(callId, () => decodeLattice(payload, { verifyCanonical: false }));
     };
-    const revealed = (callId: number, value: AnyLattice | undefined): unknown => this.platformCode(callId, () => plain(value));
+    /** A key's plain value (`read`: the executor reveals it and sends msgpack, cheaper here than a lattice to decode and reveal). */
+    const readPlain = async (key: string): Promise<unknown> => {
+      const { callId } = this.running();
+      const payload = await this.ask({ callId, op: 'read', key: this.checkKey(callId, key) });
+      return payload === undefined ? undefined : this.platformCode(callId, () => decodeValue(payload, { maxBytes: FRAME_BYTES_MAX }));
+    };
     const encodeFor = (scope: ActiveCall & { readonly call: RuntimeCall }, value: unknown): Uint8Array => this.platformCode(scope.callId, () => encodePlain(value, scope.call.resultBytesMax));
     const logAt =
       (level: LogRecord['level']) =>
@@ -324,19 +330,16 @@ export class FunctionRuntime {
     const methods: Omit<FunctionContext, 'callId' | 'functionName'> = {
       log,
       signal,
-      get: async (key) => {
-        const { callId } = this.running();
-        return revealed(callId, await getLattice(key));
-      },
+      get: (key) => readPlain(key),
       getLattice,
       getMany: async (keys) => {
         const { callId } = this.running();
         if (!Array.isArray(keys)) throw this.fail(callId, ErrorCode.EXEC_BAD_VALUE, 'getMany takes an array of keys');
         const list = [...(keys as unknown[])];
-        const values = await Promise.all(list.map((key) => getLattice(key as string)));
+        const values = await Promise.all(list.map((key) => readPlain(key as string)));
         const result: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
         list.forEach((key, index) => {
-          result[key as string] = revealed(callId, values[index]);
+          result[key as string] = values[index];
         });
         return result;
       },
@@ -408,12 +411,6 @@ function isLattice(value: unknown): value is AnyLattice {
   return typeof value === 'object' && value !== null && typeof readQuietly(value, 'encode') === 'function' && typeof readQuietly(value, 'type') === 'number';
 }
 
-/** The plain value of a lattice: causal values reveal their concurrent versions, `get` gives the first. */
-function plain(value: AnyLattice | undefined): unknown {
-  if (value === undefined) return undefined;
-  const revealed = value.reveal();
-  return value.type === LatticeType.SingleKeyCausal || value.type === LatticeType.MultiKeyCausal ? (revealed as unknown[])[0] : revealed;
-}
 
 /**
  * A plain value from the function, copied and encoded. The structured clone reads it once (its

@@ -68,7 +68,6 @@ describe.skipIf(!installed)('prediction serving over real processes', () => {
   }, 90_000);
 
   afterAll(async () => {
-    if (process.env['PREDICT_DEBUG'] === '1') for (const executor of cluster.executors) console.log(executor.pid, executor.stderr.join('\n').slice(-4000));
     await faas?.close();
     await cluster.stop();
   }, 30_000);
@@ -93,7 +92,14 @@ describe.skipIf(!installed)('prediction serving over real processes', () => {
     for (const count of before) expect(count).toBeLessThanOrEqual(3);
     expect(before.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(3);
     for (let i = 0; i < 6; i++) await faas.callDag(deployment.dag, { 'predict/preprocess': [png] }, { timeoutMs: 60_000 });
-    expect(await loads()).toEqual(before);
+    // A model is loaded at most once on each executor: one that has all three loads no more (an
+    // executor that had not run a branch yet may load its model now, once).
+    const after = await loads();
+    for (const [i, count] of after.entries()) {
+      expect(count).toBeLessThanOrEqual(3);
+      expect(count).toBeGreaterThanOrEqual(before[i]!);
+      if (before[i] === 3) expect(count).toBe(3);
+    }
     const inferences = await Promise.all(cluster.executors.map(async (executor) => metricValue(await scrapeMetrics(executor), 'lfaas_executor_inferences_total') ?? 0));
     expect(inferences.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(3 * 13);
   }, 120_000);
