@@ -15,7 +15,9 @@
 import { ErrorCode, LfaasError, isLfaasError } from '../lattices/index.js';
 import { checkTensorRecord } from '../protocol/index.js';
 import type { TensorValue } from '../protocol/index.js';
-import { SESSION_OPTIONS, fromOrtTensor, loadOnnxRuntime, toOrtTensor } from './onnx-runtime.js';
+import { refuseExternalData } from './onnx-model-check.js';
+import type { OnnxProtoNamespace } from './onnx-model-check.js';
+import { SESSION_OPTIONS, fromOrtTensor, loadOnnxRuntime, requireMlPackage, toOrtTensor } from './onnx-runtime.js';
 import type { OnnxRuntime, OrtSession, OrtTensor } from './onnx-runtime.js';
 
 /** A request of the executor. */
@@ -36,6 +38,7 @@ function main(): void {
     process.exit(2);
   }
   let ort: OnnxRuntime | undefined;
+  let onnx: OnnxProtoNamespace | undefined;
   const sessions = new Map<string, OrtSession>();
   const reply = (message: InferenceReply): void => {
     process.send?.(message);
@@ -57,6 +60,9 @@ function main(): void {
       ort ??= loadOnnxRuntime(mlDir);
       if (request.op === 'load') {
         if (!(request.model instanceof Uint8Array)) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, 'the model is not bytes');
+        // Before onnxruntime sees it: no tensor may keep its data in a file (onnx-model-check.ts).
+        onnx ??= requireMlPackage<{ onnx: OnnxProtoNamespace }>(mlDir, 'onnx-proto').onnx;
+        refuseExternalData(onnx, request.model);
         let session: OrtSession;
         try {
           session = await ort.InferenceSession.create(request.model, SESSION_OPTIONS);

@@ -91,6 +91,24 @@ describe.skipIf(!installed || !built)('InferenceService', () => {
     expect(inference.counters.failures).toBe(7);
   });
 
+  it('refuses a model whose tensors keep their data in external files (onnxruntime would read the executor\'s disk), at any depth', async () => {
+    // An initializer "stored" in /etc/hostname (by a relative path that climbs out of any working
+    // directory), output as is: loaded, it would hand the file's bytes back.
+    const length = String(Buffer.byteLength('x'));
+    const secret = { name: 'secret', dataType: 2, dims: [1], dataLocation: 1, externalData: [{ key: 'location', value: '../../../../../../../../etc/hostname' }, { key: 'length', value: length }] };
+    const leak = model('Identity', [1], [1], { nodes: [{ opType: 'Identity', input: ['secret'], output: ['Y'], name: 'n' }], initializer: [secret] });
+    // The same tensor in a subgraph: the then-branch of an If node.
+    const branch = { name: 'b', node: [{ opType: 'Identity', input: ['secret'], output: ['Z'], name: 'inner' }], initializer: [secret], output: [{ name: 'Z', type: { tensorType: { elemType: 2, shape: { dim: [{ dimValue: 1 }] } } } }] };
+    const nested = model('If', [1], [1], { nodes: [{ opType: 'If', input: ['X'], output: ['Y'], name: 'if', attribute: [{ name: 'then_branch', type: 5, g: branch }, { name: 'else_branch', type: 5, g: branch }] }] });
+    const inference = service(new Map([['m/leak', leak], ['m/nested', nested], ['m/good', model('Relu', [1, 2], [1, 2])]]));
+    for (const key of ['m/leak', 'm/nested']) {
+      await expect(inference.infer(key, { X: x([1]) })).rejects.toMatchObject({ code: ErrorCode.EXEC_BAD_VALUE, message: expect.stringContaining('external file') });
+    }
+    expect(inference.counters.modelLoads).toBe(0);
+    // The process serves on.
+    expect(float32OfTensor((await inference.infer('m/good', { X: x([-1, 2]) }))['Y']!)).toEqual(new Float32Array([0, 2]));
+  });
+
   it('fails the requests in flight when the process dies, and the next request starts a new one', async () => {
     const models = new Map([['m/slow', slowModel()], ['m/relu', model('Relu', [1, 2], [1, 2])]]);
     const inference = service(models);

@@ -12,6 +12,11 @@
  *   cache, which hands back the same bytes while the model is unchanged (readChunkedModel keeps
  *   them per manifest), and the sha256 of new bytes otherwise. So the first call on an executor
  *   loads the model and the next ones do not (`counters.modelLoads`).
+ * - What a model may reach: models are owners' data and run in one process per executor, so the
+ *   child runs in an empty working directory of its own, and refuses any model with a tensor whose
+ *   data is in an external file before onnxruntime parses it (onnxruntime would read that file:
+ *   onnx-model-check.ts). It is not a namespace sandbox: a model that exploits a bug in
+ *   onnxruntime's native parser runs as the executor's user (SECURITY.md).
  * - Validation both ways: feeds by `checkTensorRecord` before they reach the child, outputs again
  *   when they come back. A missing model is KVS_KEY_NOT_FOUND; bytes onnxruntime cannot parse,
  *   feeds the model refuses and malformed tensors are EXEC_BAD_VALUE.
@@ -25,7 +30,9 @@
  */
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, LfaasError, isErrorCode } from '../lattices/index.js';
 import { checkTensorRecord, knownModelSha256, sha256Hex, MODEL_BYTES_MAX } from '../protocol/index.js';
@@ -199,7 +206,11 @@ export class InferenceService {
     if (!this.installed) throw new LfaasError(ErrorCode.INTERNAL, `onnxruntime-node is not installed in ${this.options.mlDir}: run \`npx lfaas ml install\` (or set LFAAS_ML_DIR)`);
     const entry = CHILD_ENTRY.find((path) => existsSync(path));
     if (entry === undefined) throw new LfaasError(ErrorCode.INTERNAL, `the inference process entry is missing (looked for ${CHILD_ENTRY.join(', ')}; run npm run build)`);
+    // An empty working directory of its own, removed when it exits: nothing a relative path in a
+    // model could name (models with external data are refused anyway: onnx-model-check.ts).
+    const cwd = mkdtempSync(join(tmpdir(), 'lfaas-inference-'));
     const child = fork(entry, [this.options.mlDir], {
+      cwd,
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       execArgv: [`--max-old-space-size=${this.options.childHeapMb ?? 1024}`],
@@ -212,6 +223,7 @@ export class InferenceService {
       // A failed send or spawn: 'exit' follows, which fails the requests.
     });
     child.on('exit', (code, signal) => {
+      rmSync(cwd, { recursive: true, force: true });
       if (this.child !== child) return;
       this.child = undefined;
       this.sessions.clear();
