@@ -76,6 +76,7 @@ const { createRequire } = await import('node:module');
 const { readFileSync } = await import('node:fs');
 const image = await import(process.env.LFAAS_PREDICT_DIST + '/image.js');
 const pipeline = await import(process.env.LFAAS_PREDICT_DIST + '/pipeline.js');
+process.env.ORT_DISABLE_TELEMETRY = '1';
 const ort = createRequire(process.env.LFAAS_ML_DIR + '/package.json')('onnxruntime-node');
 const sessions = new Map();
 const session = (name) => {

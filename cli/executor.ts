@@ -184,7 +184,7 @@ export async function runExecutor(options: ExecutorProcessOptions): Promise<void
   const peers = new Rpc(await ZmqTransport.bind({ host: options.host, port: 0, keyPair: security.keyPair }), systemClock);
   // ctx.infer: models read through the cache (chunked, see protocol/models.ts), run by onnxruntime in
   // a child process forked on first use; without the ML folder a call of infer fails, typed.
-  const inference = new InferenceService({ mlDir: options.mlDir ?? defaultMlDir(), readModel: (key) => readChunkedModel(async (chunk) => (await cache.get(chunk))?.reveal(), key) });
+  const inference = new InferenceService({ mlDir: options.mlDir ?? defaultMlDir(), isolation, readModel: (key) => readChunkedModel(async (chunk) => (await cache.get(chunk))?.reveal(), key) });
   const host = new ExecutorHost({ self: transport.address, pool, cache, kvs, rpc: peers, prefetch: options.prefetch !== false, inference });
   // A nonce per boot: schedulers tell a restart at this address from its heartbeats' executor_id,
   // even one faster than their failure timeout.

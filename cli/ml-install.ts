@@ -115,7 +115,7 @@ export async function mlInstallCommand(options: { dir?: string }): Promise<void>
 
 /** Loads onnxruntime-node in a child process and runs nothing: rejects when its native binding does not load. */
 export async function verifyNativeBinding(dir = defaultMlDir()): Promise<void> {
-  const script = `const { createRequire } = require('node:module'); const r = createRequire(${JSON.stringify(join(dir, 'package.json'))}); const ort = r('onnxruntime-node'); if (typeof ort.InferenceSession?.create !== 'function') process.exit(3);`;
+  const script = `process.env.ORT_DISABLE_TELEMETRY = '1'; const { createRequire } = require('node:module'); const r = createRequire(${JSON.stringify(join(dir, 'package.json'))}); const ort = r('onnxruntime-node'); if (typeof ort.InferenceSession?.create !== 'function') process.exit(3);`;
   await new Promise<void>((resolvePromise, reject) => {
     const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';

@@ -13,8 +13,8 @@
  * argv[2] is the ML folder that holds onnxruntime-node.
  */
 import { ErrorCode, LfaasError, isLfaasError } from '../lattices/index.js';
-import { checkTensorRecord } from '../protocol/index.js';
-import type { TensorValue } from '../protocol/index.js';
+import { checkTensorRecord } from '../protocol/portable.js';
+import type { TensorValue } from '../protocol/portable.js';
 import { refuseExternalData } from './onnx-model-check.js';
 import type { OnnxProtoNamespace } from './onnx-model-check.js';
 import { SESSION_OPTIONS, fromOrtTensor, loadOnnxRuntime, requireMlPackage, toOrtTensor } from './onnx-runtime.js';

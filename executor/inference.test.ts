@@ -3,13 +3,15 @@
  * install it, when the ML folder is not there): sessions cached per model bytes, typed errors
  * both ways, a crashed or hung process replaced.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../lattices/index.js';
 import { float32OfTensor, tensorFromFloat32 } from '../protocol/index.js';
 import type { TensorValue } from '../protocol/index.js';
 import { InferenceService } from './inference.js';
+import { detectIsolation, isolationRank } from './isolation.js';
+import type { IsolationLevel } from './isolation.js';
 import { mlPackageInstalled, requireMlPackage } from './onnx-runtime.js';
 
 const mlDir = resolve(process.env['LFAAS_ML_DIR'] ?? join(import.meta.dirname, '..', '.lfaas', 'ml'));
@@ -45,7 +47,7 @@ function slowModel(n = 1024, times = 64): Uint8Array {
 }
 
 const services: InferenceService[] = [];
-function service(models: Map<string, Uint8Array>, options: { sessionsMax?: number; timeoutMs?: number } = {}): InferenceService {
+function service(models: Map<string, Uint8Array>, options: { sessionsMax?: number; timeoutMs?: number; isolation?: IsolationLevel } = {}): InferenceService {
   const created = new InferenceService({ mlDir, readModel: async (key) => models.get(key), ...options });
   services.push(created);
   return created;
@@ -107,6 +109,21 @@ describe.skipIf(!installed || !built)('InferenceService', () => {
     expect(inference.counters.modelLoads).toBe(0);
     // The process serves on.
     expect(float32OfTensor((await inference.infer('m/good', { X: x([-1, 2]) }))['Y']!)).toEqual(new Float32Array([0, 2]));
+  });
+
+  it('runs behind the runtimes\' wall at process and (where the machine allows) bwrap: as the unprivileged user', async () => {
+    const strongest = (await detectIsolation()).level;
+    const levels = (['process', 'bwrap'] as const).filter((level) => isolationRank(level) <= isolationRank(strongest));
+    expect(levels).toContain('process');
+    for (const isolation of levels) {
+      const inference = service(new Map([['m/relu', model('Relu', [1, 2], [1, 2])]]), { isolation });
+      expect(float32OfTensor((await inference.infer('m/relu', { X: x([-3, 4]) }))['Y']!), isolation).toEqual(new Float32Array([0, 4]));
+      if (isolation === 'process' && process.getuid?.() === 0) {
+        // The child itself (at bwrap it is bubblewrap's, and the user is mapped in its namespace).
+        const status = readFileSync(`/proc/${inference.processId}/status`, 'utf8');
+        expect(/^Uid:\s+(\d+)/m.exec(status)?.[1], 'the inference process\'s user').toBe('65534');
+      }
+    }
   });
 
   it('fails the requests in flight when the process dies, and the next request starts a new one', async () => {

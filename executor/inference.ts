@@ -28,9 +28,9 @@
  * await inference.close();
  * ```
  */
-import { fork } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,6 +38,8 @@ import { ErrorCode, LfaasError, isErrorCode } from '../lattices/index.js';
 import { checkTensorRecord, knownModelSha256, sha256Hex, MODEL_BYTES_MAX } from '../protocol/index.js';
 import type { TensorValue } from '../protocol/index.js';
 import type { InferenceReply, InferenceRequest } from './inference-process.js';
+import { inferenceCommand } from './isolation.js';
+import type { IsolationLevel } from './isolation.js';
 import { mlPackageInstalled } from './onnx-runtime.js';
 
 export interface InferenceServiceOptions {
@@ -53,6 +55,12 @@ export interface InferenceServiceOptions {
   readonly inFlightMax?: number;
   /** Heap limit of the child's JavaScript, in MiB (default 1024; onnxruntime's own memory is native). */
   readonly childHeapMb?: number;
+  /**
+   * The wall around the child (default `none`: a plain child process, for tests and trusted
+   * development); executors pass their runtimes' level: at `process` and `bwrap` it runs as
+   * isolation.ts's `inferenceCommand` says (permission model, unprivileged user, namespaces).
+   */
+  readonly isolation?: IsolationLevel;
 }
 
 /** What the service counts (exported as executor metrics). */
@@ -209,12 +217,16 @@ export class InferenceService {
     // An empty working directory of its own, removed when it exits: nothing a relative path in a
     // model could name (models with external data are refused anyway: onnx-model-check.ts).
     const cwd = mkdtempSync(join(tmpdir(), 'lfaas-inference-'));
-    const child = fork(entry, [this.options.mlDir], {
-      cwd,
-      serialization: 'advanced',
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      execArgv: [`--max-old-space-size=${this.options.childHeapMb ?? 1024}`],
-    });
+    chmodSync(cwd, 0o755);
+    const heapMb = this.options.childHeapMb ?? 1024;
+    const level = this.options.isolation ?? 'none';
+    let child: ChildProcess;
+    if (level === 'none') {
+      child = fork(entry, [this.options.mlDir], { cwd, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [`--max-old-space-size=${heapMb}`] });
+    } else {
+      const command = inferenceCommand(level, this.options.mlDir, heapMb);
+      child = spawn(command.command, command.args, { cwd, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], ...(command.uid === undefined ? {} : { uid: command.uid, gid: command.gid }) });
+    }
     this.generation++;
     this.counters.processStarts++;
     this.child = child;

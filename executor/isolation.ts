@@ -36,27 +36,37 @@ export function isolationRank(level: IsolationLevel): number {
 /** The unprivileged user and group sandbox processes run as (Debian's `nobody`/`nogroup`). */
 export const SANDBOX_UID = 65534;
 
-/** The sandbox runtime bundle (scripts/bundle-sandbox.js): compiled tree or sources (tests). */
-export const RUNTIME_BUNDLE = [new URL('../sandbox-runtime/runtime.mjs', import.meta.url), new URL('../dist/sandbox-runtime/runtime.mjs', import.meta.url)]
-  .map((url) => fileURLToPath(url))
-  .find((path) => existsSync(path));
+/** A bundle of scripts/bundle-sandbox.js: from the compiled tree or the sources (tests). */
+function bundlePath(file: string): string | undefined {
+  return [new URL(`../sandbox-runtime/${file}`, import.meta.url), new URL(`../dist/sandbox-runtime/${file}`, import.meta.url)].map((url) => fileURLToPath(url)).find((path) => existsSync(path));
+}
+
+/** The sandbox runtime bundle. */
+export const RUNTIME_BUNDLE = bundlePath('runtime.mjs');
 
 /**
- * A copy of the runtime bundle that the sandbox user can read (the project may live under a
- * directory only its owner may enter), in a fresh directory of its own; made once per process.
+ * Copies of the bundles that the sandbox user can read (the project may live under a directory
+ * only its owner may enter), in a fresh directory of their own; made once per process.
  */
-let staged: string | undefined;
-export function stagedBundle(): string {
-  if (staged !== undefined && existsSync(staged)) return staged;
-  if (RUNTIME_BUNDLE === undefined) throw new Error('the sandbox runtime bundle is missing: run `npm run build`');
+const staged = new Map<string, string>();
+function stage(file: string): string {
+  const done = staged.get(file);
+  if (done !== undefined && existsSync(done)) return done;
+  const source = bundlePath(file);
+  if (source === undefined) throw new Error(`the sandbox bundle ${file} is missing: run \`npm run build\``);
   const dir = mkdtempSync(join(tmpdir(), 'lfaas-sandbox-'));
   chmodSync(dir, 0o755);
-  const path = join(dir, 'runtime.mjs');
-  copyFileSync(RUNTIME_BUNDLE, path);
+  const path = join(dir, file);
+  copyFileSync(source, path);
   chmodSync(path, 0o444);
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-  staged = path;
+  staged.set(file, path);
   return path;
+}
+
+/** The staged runtime bundle (what sandbox processes run). */
+export function stagedBundle(): string {
+  return stage('runtime.mjs');
 }
 
 /** Whether this process may switch its children to another user. */
@@ -97,34 +107,53 @@ export function sandboxCommand(level: Exclude<IsolationLevel, 'none'>, memoryMb:
   const bundle = stagedBundle();
   const user = isRoot() && dropPrivileges ? { uid: SANDBOX_UID, gid: SANDBOX_UID } : {};
   if (level === 'process') return { command: process.execPath, args: nodeFlags(bundle, memoryMb), ...user };
+  return { command: 'bwrap', args: [...bwrapArgs(dirname(bundle), []), realpathSync(process.execPath), ...nodeFlags('/runtime/runtime.mjs', memoryMb)], ...user };
+}
+
+/**
+ * How to start an executor's inference process (executor/inference.ts) at `level`: the models are
+ * owners' data, parsed by onnxruntime's native code, so it gets the runtimes' wall less what
+ * onnxruntime needs: Node's permission model with reads of its bundle and the ML folder and
+ * native addons allowed (onnxruntime is one), the unprivileged user, and at `bwrap` the
+ * namespaces with no network and a read-only root of /usr, the bundle (/runtime) and the ML
+ * folder (/ml). Its IPC channel is fd 3 (`NODE_CHANNEL_FD`), kept through bubblewrap. The folder
+ * it is given as its argument is the ML folder as it sees it.
+ */
+export function inferenceCommand(level: Exclude<IsolationLevel, 'none'>, mlDir: string, heapMb: number): SandboxCommand & { readonly mlDir: string } {
+  const bundle = stage('inference.mjs');
+  const user = isRoot() && dropPrivileges ? { uid: SANDBOX_UID, gid: SANDBOX_UID } : {};
+  const flags = (script: string, ml: string): string[] => ['--experimental-permission', `--allow-fs-read=${script}`, `--allow-fs-read=${ml}`, '--allow-addons', '--no-warnings', `--max-old-space-size=${heapMb}`, script, ml];
+  if (level === 'process') return { command: process.execPath, args: flags(bundle, mlDir), mlDir, ...user };
+  // After --clearenv: the IPC channel's fd and serialisation, as Node set them for bwrap.
+  const channel = ['--setenv', 'NODE_CHANNEL_FD', '3', '--setenv', 'NODE_CHANNEL_SERIALIZATION_MODE', 'advanced'];
+  return { command: 'bwrap', args: [...bwrapArgs(dirname(bundle), ['--ro-bind', mlDir, '/ml']), ...channel, realpathSync(process.execPath), ...flags('/runtime/inference.mjs', '/ml')], mlDir: '/ml', ...user };
+}
+
+/** bubblewrap's arguments up to the command: namespaces, the read-only root, `runtimeDir` at /runtime, then `extra`. */
+function bwrapArgs(runtimeDir: string, extra: readonly string[]): string[] {
   const node = realpathSync(process.execPath);
   const binds = node.startsWith('/usr/') ? [] : ['--ro-bind', dirname(node), dirname(node)];
-  return {
-    command: 'bwrap',
-    args: [
-      '--unshare-all',
-      '--unshare-user',
-      '--disable-userns',
-      '--uid', String(SANDBOX_UID),
-      '--gid', String(SANDBOX_UID),
-      '--die-with-parent',
-      '--new-session',
-      '--ro-bind', '/usr', '/usr',
-      '--symlink', 'usr/lib', '/lib',
-      '--symlink', 'usr/lib64', '/lib64',
-      '--symlink', 'usr/bin', '/bin',
-      ...binds,
-      '--ro-bind', dirname(bundle), '/runtime',
-      '--proc', '/proc',
-      '--dev', '/dev',
-      '--chdir', '/runtime',
-      '--remount-ro', '/',
-      '--clearenv',
-      node,
-      ...nodeFlags('/runtime/runtime.mjs', memoryMb),
-    ],
-    ...user,
-  };
+  return [
+    '--unshare-all',
+    '--unshare-user',
+    '--disable-userns',
+    '--uid', String(SANDBOX_UID),
+    '--gid', String(SANDBOX_UID),
+    '--die-with-parent',
+    '--new-session',
+    '--ro-bind', '/usr', '/usr',
+    '--symlink', 'usr/lib', '/lib',
+    '--symlink', 'usr/lib64', '/lib64',
+    '--symlink', 'usr/bin', '/bin',
+    ...binds,
+    '--ro-bind', runtimeDir, '/runtime',
+    ...extra,
+    '--proc', '/proc',
+    '--dev', '/dev',
+    '--chdir', '/runtime',
+    '--remount-ro', '/',
+    '--clearenv',
+  ];
 }
 
 export interface DetectedIsolation {

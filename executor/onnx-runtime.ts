@@ -12,8 +12,8 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { ErrorCode, LfaasError } from '../lattices/index.js';
-import { checkTensor } from '../protocol/index.js';
-import type { TensorType, TensorValue } from '../protocol/index.js';
+import { checkTensor } from '../protocol/portable.js';
+import type { TensorType, TensorValue } from '../protocol/portable.js';
 
 /** An onnxruntime tensor (the parts used). */
 export interface OrtTensor {
@@ -80,6 +80,9 @@ export function requireMlPackage<T>(mlDir: string, name: string): T {
 
 /** onnxruntime-node from the ML folder. */
 export function loadOnnxRuntime(mlDir: string): OnnxRuntime {
+  // onnxruntime-node (1.31) has telemetry that tries HTTPS uploads; the platform talks to nothing
+  // but its own nodes. Read by the native library when it loads, so set before the require.
+  process.env['ORT_DISABLE_TELEMETRY'] = '1';
   return requireMlPackage<OnnxRuntime>(mlDir, 'onnxruntime-node');
 }
 

@@ -1,6 +1,8 @@
 // Bundles the sandbox process (dist/sandbox/process-main.js and all it imports: ses, msgpackr,
 // the lattice library) into one file, dist/sandbox-runtime/runtime.mjs. A sandbox process may
-// read that one file and nothing else (Node's permission model; the bubblewrap mount).
+// read that one file and nothing else (Node's permission model; the bubblewrap mount). The same
+// for the inference process (dist/executor/inference-process.js -> dist/sandbox-runtime/inference.mjs),
+// which also reads the ML folder (onnxruntime-node, loaded at run time from there).
 import { build } from 'esbuild';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +16,17 @@ await build({
   format: 'esm',
   target: 'node20',
   // msgpackr's native extension: a sandbox process may load no addon; msgpackr runs without it.
+  external: ['msgpackr-extract'],
+  logLevel: 'warning',
+  legalComments: 'none',
+});
+await build({
+  entryPoints: [join(root, 'dist', 'executor', 'inference-process.js')],
+  outfile: join(root, 'dist', 'sandbox-runtime', 'inference.mjs'),
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
   external: ['msgpackr-extract'],
   logLevel: 'warning',
   legalComments: 'none',
