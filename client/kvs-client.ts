@@ -11,7 +11,9 @@
  *   error (a lattice type mismatch, a bad key) rejects at once with its typed error.
  * - `getAll` asks every replica and merges their answers.
  * - `subscribe` registers keys with every replica, renews the lease, and hands each pushed value
- *   to a callback.
+ *   to a callback. The subscriptions made in one turn go in one request per replica, and one
+ *   loop renews all of them (batched per replica, by count and by the size of the values the
+ *   answers carry), not a timer and a request per subscription.
  *
  * @example
  * ```ts
@@ -30,6 +32,11 @@ import type { Clock, KeyPair, PbTypes, Transport } from '../protocol/index.js';
 
 /** Keys per key-address request to a routing node (which answers at most 4096). */
 const LOOKUP_BATCH_KEYS = 1024;
+/** Keys per subscribe request at most, and the bytes of their values (as last seen) at most: the answer carries them. */
+const SUBSCRIBE_KEYS_PER_REQUEST = 256;
+const SUBSCRIBE_ANSWER_BYTES = 4 * 1024 * 1024;
+/** Value sizes remembered. */
+const SIZES_MAX = 65_536;
 export type AckMode = 'local' | 'durable' | 'replicated';
 
 export interface KvsClientOptions {
@@ -108,7 +115,14 @@ export class KvsClient {
   private ringEpoch = -1;
   private closed = false;
   private readonly timers = new Set<() => void>();
-  private readonly subscriptions = new Map<string, Set<(key: string, value: AnyLattice | undefined) => void>>();
+  /** Key -> its subscribers' callbacks, each with the lease it asked for. */
+  private readonly subscriptions = new Map<string, Map<(key: string, value: AnyLattice | undefined) => void, number>>();
+  /** New subscriptions' keys by lease, sent together at the end of the turn. */
+  private readonly newSubscriptions = new Map<number, Set<string>>();
+  /** Whether the one renewal loop of every subscription runs. */
+  private renewing = false;
+  /** The encoded size of keys' values as last read or pushed, least recent first: how subscriptions are batched. */
+  private readonly sizes = new Map<string, number>();
   private readonly requestTimeoutMs: number;
   private readonly retriesMax: number;
   private readonly batchKeysMax: number;
@@ -146,7 +160,9 @@ export class KvsClient {
   /** The value of `key`, or undefined when it does not exist (or was deleted). */
   async get<L extends AnyLattice = AnyLattice>(key: string): Promise<L | undefined> {
     const tuple = await this.enqueue('get', key, 'local', { key });
-    return tuple === undefined ? undefined : (decodeLattice(tuple.payload ?? new Uint8Array(), SERVED) as L);
+    if (tuple === undefined) return undefined;
+    this.noteSize(key, tuple.payload?.byteLength ?? 0);
+    return decodeLattice(tuple.payload ?? new Uint8Array(), SERVED) as L;
   }
 
   /** Merges `value` into `key`. A key holding another lattice type rejects with KVS_LATTICE_MISMATCH. */
@@ -180,27 +196,93 @@ export class KvsClient {
 
   /**
    * Subscribes to `keys`: `onUpdate` sees every new merged value (undefined after a delete),
-   * pushed by the replicas. The lease is renewed every `leaseMs / 3` until `close()`.
+   * pushed by the replicas. The lease is renewed every `leaseMs / 3` (the shortest asked) until `close()`.
    */
   subscribe(keys: readonly string[], onUpdate: (key: string, value: AnyLattice | undefined) => void, leaseMs = 10_000): Subscription {
+    const lease = Math.max(150, leaseMs);
+    let fresh = this.newSubscriptions.get(lease);
+    if (fresh === undefined) this.newSubscriptions.set(lease, (fresh = new Set()));
+    const flush = this.newSubscriptions.size === 1 && fresh.size === 0;
     for (const key of keys) {
       let callbacks = this.subscriptions.get(key);
-      if (callbacks === undefined) this.subscriptions.set(key, (callbacks = new Set()));
-      callbacks.add(onUpdate);
+      if (callbacks === undefined) this.subscriptions.set(key, (callbacks = new Map()));
+      callbacks.set(onUpdate, lease);
+      fresh.add(key);
     }
-    let active = true;
-    const renew = (): void => {
-      if (!active || this.closed) return;
-      void this.sendSubscribe(keys, leaseMs);
-      this.after(Math.max(50, Math.floor(leaseMs / 3)), renew);
-    };
-    renew();
+    // The subscriptions made in one turn (a cache holding a batch of keys) go in one request per
+    // replica; one loop renews them all (a timer per subscription cost a request per key).
+    if (flush) this.after(0, () => this.subscribeNew());
+    if (!this.renewing) {
+      this.renewing = true;
+      this.after(this.renewPeriodMs(), () => this.renewAll());
+    }
     return {
       close: () => {
-        active = false;
-        for (const key of keys) this.subscriptions.get(key)?.delete(onUpdate);
+        for (const key of keys) {
+          const callbacks = this.subscriptions.get(key);
+          callbacks?.delete(onUpdate);
+          if (callbacks?.size === 0) this.subscriptions.delete(key);
+        }
       },
     };
+  }
+
+  private subscribeNew(): void {
+    if (this.closed) return;
+    for (const [lease, keys] of this.newSubscriptions) this.sendSubscribeChunked([...keys].filter((key) => this.subscriptions.has(key)), lease);
+    this.newSubscriptions.clear();
+  }
+
+  /** A third of the shortest lease asked (each lease is renewed three times within it). */
+  private renewPeriodMs(): number {
+    let shortest = Number.POSITIVE_INFINITY;
+    for (const callbacks of this.subscriptions.values()) for (const lease of callbacks.values()) shortest = Math.min(shortest, lease);
+    return Math.max(50, Math.floor((Number.isFinite(shortest) ? shortest : 10_000) / 3));
+  }
+
+  /** Renews every subscription, each key with the longest lease its subscribers asked. */
+  private renewAll(): void {
+    if (this.closed || this.subscriptions.size === 0) {
+      this.renewing = false;
+      return;
+    }
+    const byLease = new Map<number, string[]>();
+    for (const [key, callbacks] of this.subscriptions) {
+      const lease = Math.max(...callbacks.values());
+      let list = byLease.get(lease);
+      if (list === undefined) byLease.set(lease, (list = []));
+      list.push(key);
+    }
+    for (const [lease, keys] of byLease) this.sendSubscribeChunked(keys, lease);
+    this.after(this.renewPeriodMs(), () => this.renewAll());
+  }
+
+  /**
+   * Subscribes `keys` in requests of at most SUBSCRIBE_KEYS_PER_REQUEST keys whose values (as
+   * last seen) add up to at most SUBSCRIBE_ANSWER_BYTES: a subscription's answer carries the
+   * keys' current values, and must fit in a frame. A larger value goes alone.
+   */
+  private sendSubscribeChunked(keys: readonly string[], leaseMs: number): void {
+    let chunk: string[] = [];
+    let bytes = 0;
+    for (const key of keys) {
+      const size = this.sizes.get(key) ?? 0;
+      if (chunk.length > 0 && (chunk.length >= SUBSCRIBE_KEYS_PER_REQUEST || bytes + size > SUBSCRIBE_ANSWER_BYTES)) {
+        void this.sendSubscribe(chunk, leaseMs);
+        chunk = [];
+        bytes = 0;
+      }
+      chunk.push(key);
+      bytes += size;
+    }
+    if (chunk.length > 0) void this.sendSubscribe(chunk, leaseMs);
+  }
+
+  /** Remembers the size of `key`'s value as last seen (bounded; subscribed keys first). */
+  private noteSize(key: string, bytes: number): void {
+    this.sizes.delete(key);
+    this.sizes.set(key, bytes);
+    if (this.sizes.size > SIZES_MAX) this.sizes.delete(this.sizes.keys().next().value!);
   }
 
   /**
@@ -463,7 +545,7 @@ export class KvsClient {
       this.ringEpoch = epoch;
       this.addresses.clear();
       // Subscriptions follow the new replicas.
-      if (this.subscriptions.size > 0) void this.sendSubscribe([...this.subscriptions.keys()], 10_000);
+      if (this.subscriptions.size > 0) this.sendSubscribeChunked([...this.subscriptions.keys()], 10_000);
     }
   }
 
@@ -482,13 +564,14 @@ export class KvsClient {
     const key = tuple.key ?? '';
     const callbacks = this.subscriptions.get(key);
     if (callbacks === undefined || callbacks.size === 0) return;
+    this.noteSize(key, tuple.payload?.byteLength ?? 0);
     let value: AnyLattice | undefined;
     try {
       value = tuple.deleted === true ? undefined : decodeLattice(tuple.payload ?? new Uint8Array(), SERVED);
     } catch {
       return;
     }
-    for (const callback of callbacks) {
+    for (const callback of callbacks.keys()) {
       try {
         callback(key, value);
       } catch {

@@ -29,7 +29,21 @@ harden({ ...lattices });
 harden(Buffer);
 
 const channel = new Socket({ fd: 3, readable: true, writable: true });
-const runtime = new FunctionRuntime((answer: RuntimeAnswer) => channel.write(encodeFrame(answer)), sesRealm);
+// The frames written in one turn (a function's parallel reads) go out in one write: corked until
+// the turn's microtasks have run.
+let corked = false;
+const write = (answer: RuntimeAnswer): void => {
+  if (!corked) {
+    corked = true;
+    channel.cork();
+    process.nextTick(() => {
+      corked = false;
+      channel.uncork();
+    });
+  }
+  channel.write(encodeFrame(answer));
+};
+const runtime = new FunctionRuntime(write, sesRealm);
 const reader = new FrameReader();
 
 // The executor went away, or broke the protocol: this process has no one to answer; it ends loudly.
