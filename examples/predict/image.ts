@@ -9,7 +9,7 @@
  */
 import { unzlibSync, zlibSync } from 'fflate';
 import type { TensorValue } from '../../client/index.js';
-import { seededUniform } from './random.js';
+import { seededUniform } from '../random.js';
 
 // Globals read once into the module's scope: in a function sandbox (a Hardened JavaScript
 // compartment) every global read goes through the compartment's scope, which costs ~10x per

@@ -23,7 +23,7 @@
  */
 import { CLASSES, INPUT_NAME, INPUT_SHAPE, OUTPUT_NAME } from './constants.js';
 import type { ModelName } from './constants.js';
-import { seededGaussian } from './random.js';
+import { seededGaussian } from '../random.js';
 
 /** The parts of onnx-proto's `onnx` namespace used here (the package is absent at compile time). */
 export interface OnnxProto {

@@ -38,17 +38,8 @@ export type OperationKind = 'timeline' | 'post' | 'follow';
 /** The mix: timelines 80%, posts 15%, follows (and unfollows) 5%. */
 export const RETWIS_MIX: Readonly<Record<OperationKind, number>> = { timeline: 0.8, post: 0.15, follow: 0.05 };
 
-/** A seeded PRNG (mulberry32): numbers in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG (mulberry32): numbers in [0, 1) (examples/random.ts). */
+export { seededUniform as seededRandom } from '../random.js';
 
 /** A sampler of ranks 0..n-1 with P(rank k) proportional to 1 / (k + 1)^s. */
 export function zipfSampler(n: number, s: number, random: () => number): () => number {

@@ -1,7 +1,7 @@
 /**
- * A seeded PRNG for the example's weights and sample image (mulberry32, 32-bit state: small,
- * fast, and the same sequence on every machine), and standard normal samples from it
- * (Box-Muller).
+ * A seeded PRNG shared by the examples (predict's weights and sample image, Retwis's workload):
+ * mulberry32, 32-bit state, small, fast and the same sequence on every machine; and standard
+ * normal samples from it (Box-Muller).
  */
 
 /** Uniform numbers in [0, 1) from `seed`. */
