@@ -105,6 +105,7 @@ const POOL_COUNTERS: Counters<RuntimePool> = {
 const CACHE_COUNTERS: Counters<ExecutorCache> = {
   hits: ['lfaas_executor_cache_hits_total', 'Reads answered from the cache.'],
   misses: ['lfaas_executor_cache_misses_total', 'Reads that went to the KVS.'],
+  absentHits: ['lfaas_executor_cache_absent_hits_total', 'Reads of keys known to hold no value, answered from the cache.'],
   pushes: ['lfaas_executor_cache_pushes_total', 'Updates the KVS pushed to the cache (subscriptions).'],
   writes: ['lfaas_executor_cache_writes_total', 'Writes through the cache.'],
   evictions: ['lfaas_executor_cache_evictions_total', 'Keys evicted from the cache.'],

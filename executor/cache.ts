@@ -5,8 +5,9 @@
  * not held yet is completed from the KVS at its first read, so it never reads as the whole
  * value); subscribed to the
  * KVS for every cached key, so a cached value is fresh within a gossip period of any write
- * elsewhere (pushed values are merged in, deletes evict). `keys()` is what it tells the
- * schedulers it holds.
+ * elsewhere (pushed values are merged in, deletes evict). A key read absent is remembered as
+ * absent (and subscribed, so its first value is pushed here): reading it again is a hit, not a
+ * KVS request. `keys()` is what it tells the schedulers it holds.
  *
  * The KVS is injected ({@link CacheBackend}): the executor process passes the SDK's `KvsClient`.
  */
@@ -79,6 +80,9 @@ export interface ExecutorCacheOptions {
   readonly pushDelayMs?: number;
 }
 
+/** Keys remembered as absent, at most. */
+const ABSENT_MAX = 4096;
+
 export class ExecutorCache {
   private readonly values: LRUCache<string, AnyLattice>;
   private readonly subscriptions = new Map<string, { close(): void }>();
@@ -89,7 +93,14 @@ export class ExecutorCache {
    * subset of the keys held (dropped with them), so bounded like them.
    */
   private readonly partial = new Set<string>();
-  readonly counters = { hits: 0, misses: 0, pushes: 0, writes: 0, evictions: 0 };
+  /**
+   * Keys known to hold no value: read absent, and subscribed like the keys held, so a write
+   * elsewhere is pushed here (the subscription's answer carries a value written between the read
+   * and the subscription: no write is missed). A read of one is a hit. Least recently used first,
+   * at most {@link ABSENT_MAX}; never a key held.
+   */
+  private readonly absent = new Map<string, true>();
+  readonly counters = { hits: 0, misses: 0, absentHits: 0, pushes: 0, writes: 0, evictions: 0 };
 
   constructor(
     private readonly backend: CacheBackend,
@@ -103,8 +114,8 @@ export class ExecutorCache {
         if (reason === 'set') return;
         this.partial.delete(key);
         this.counters.evictions++;
-        this.subscriptions.get(key)?.close();
-        this.subscriptions.delete(key);
+        // (lru-cache still holds the key while it disposes of it; a held key is never absent.)
+        this.closeSubscription(key);
       },
     });
   }
@@ -122,6 +133,12 @@ export class ExecutorCache {
       this.counters.hits++;
       return cached;
     }
+    if (this.absent.has(key)) {
+      this.counters.absentHits++;
+      this.absent.delete(key);
+      this.absent.set(key, true);
+      return undefined;
+    }
     this.counters.misses++;
     let read = this.reads.get(key);
     if (read === undefined) {
@@ -130,6 +147,7 @@ export class ExecutorCache {
     }
     const value = await read;
     if (value !== undefined) this.hold(key, value);
+    else if (!this.values.has(key)) this.markAbsent(key);
     return value;
   }
 
@@ -163,6 +181,7 @@ export class ExecutorCache {
 
   /** Deletes `key` in the KVS and drops it here. */
   async delete(key: string, ack: 'local' | 'durable' | 'replicated' = 'local'): Promise<void> {
+    this.forgetAbsent(key);
     this.values.delete(key);
     await this.backend.delete(key, { ack });
   }
@@ -190,7 +209,7 @@ export class ExecutorCache {
     return this.values.peek(key);
   }
 
-  /** Keys subscribed to: exactly the keys held. */
+  /** Keys subscribed to: exactly the keys held and the keys known absent. */
   get subscriptionCount(): number {
     return this.subscriptions.size;
   }
@@ -213,7 +232,39 @@ export class ExecutorCache {
   close(): void {
     for (const subscription of this.subscriptions.values()) subscription.close();
     this.subscriptions.clear();
+    this.absent.clear();
     this.values.clear();
+  }
+
+  /** Keys known absent (and subscribed). */
+  get absentCount(): number {
+    return this.absent.size;
+  }
+
+  private markAbsent(key: string): void {
+    this.absent.set(key, true);
+    this.subscribe(key);
+    if (this.absent.size > ABSENT_MAX) {
+      const oldest = this.absent.keys().next().value!;
+      this.absent.delete(oldest);
+      this.unsubscribe(oldest);
+    }
+  }
+
+  /** `key` is held (or deleted here) now: it is no longer known absent; its subscription stays if held. */
+  private forgetAbsent(key: string): void {
+    this.absent.delete(key);
+  }
+
+  /** Ends `key`'s subscription unless it is held or known absent. */
+  private unsubscribe(key: string): void {
+    if (this.values.has(key) || this.absent.has(key)) return;
+    this.closeSubscription(key);
+  }
+
+  private closeSubscription(key: string): void {
+    this.subscriptions.get(key)?.close();
+    this.subscriptions.delete(key);
   }
 
   /** The cached value of `key`; KVS_LATTICE_MISMATCH when it is of another type than `value`. */
@@ -226,8 +277,14 @@ export class ExecutorCache {
   }
 
   private hold(key: string, value: AnyLattice): void {
+    this.forgetAbsent(key);
     this.values.set(key, value);
-    if (!this.values.has(key) || this.subscriptions.has(key)) return;
+    if (this.values.has(key)) this.subscribe(key);
+    else this.unsubscribe(key);
+  }
+
+  private subscribe(key: string): void {
+    if (this.subscriptions.has(key)) return;
     const delayMs = this.options.pushDelayMs ?? 0;
     const onUpdate = delayMs > 0 ? (updated: string, pushed: AnyLattice | undefined) => void setTimeout(() => this.onPush(updated, pushed), delayMs).unref() : (updated: string, pushed: AnyLattice | undefined) => this.onPush(updated, pushed);
     this.subscriptions.set(key, this.backend.subscribe([key], onUpdate, this.options.leaseMs ?? 10_000));
@@ -241,7 +298,11 @@ export class ExecutorCache {
       this.values.delete(key);
       return;
     }
-    if (current === undefined) return;
+    if (current === undefined) {
+      // A key known absent got a value: held from now on (its subscription stays).
+      if (this.absent.has(key)) this.hold(key, pushed);
+      return;
+    }
     // A value of another type (a delete and a new generation elsewhere) replaces the cached one.
     this.values.set(key, current.type === pushed.type ? (current.merge(pushed) as AnyLattice) : pushed);
   }

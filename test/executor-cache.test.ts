@@ -77,6 +77,31 @@ describe('ExecutorCache over the KVS', () => {
     }
   }, 30_000);
 
+  it('remembers a key read absent (a hit next time, no KVS read) until a write elsewhere is pushed to it', async () => {
+    const cache = new ExecutorCache(backend, { leaseMs: 3000 });
+    try {
+      expect(await cache.get('cache:absent')).toBeUndefined();
+      expect(await cache.get('cache:absent')).toBeUndefined();
+      expect(cache.counters).toMatchObject({ misses: 1, absentHits: 1 });
+      expect(cache.absentCount).toBe(1);
+      expect(cache.keys()).not.toContain('cache:absent');
+      // A write elsewhere reaches it by push: held from then on, with no read.
+      await writer.put('cache:absent', Counter.ZERO.increment('writer', 7), { ack: 'replicated' });
+      expect(await eventually(() => cache.peek('cache:absent')?.reveal() === 7, 3000)).toBe(true);
+      expect(await cache.get('cache:absent')).toBeInstanceOf(Counter);
+      expect(cache.counters.misses).toBe(1);
+      expect(cache.absentCount).toBe(0);
+      expect(cache.subscriptionCount).toBe(1);
+      // A key read absent and then written here is held, whole.
+      expect(await cache.get('cache:absent-then-merged')).toBeUndefined();
+      await cache.merge('cache:absent-then-merged', GSet.of('x'), 'replicated');
+      expect((await cache.get('cache:absent-then-merged'))?.reveal()).toEqual(['x']);
+      expect(cache.absentCount).toBe(0);
+    } finally {
+      cache.close();
+    }
+  }, 30_000);
+
   it('holds at most its byte bound, evicting (and unsubscribing) the least recently used', async () => {
     const cache = new ExecutorCache(backend, { bytesMax: 4096, leaseMs: 3000 });
     try {
