@@ -200,8 +200,9 @@ const newestFirst = (a: PostRecord, b: PostRecord): number => b.time - a.time ||
 
 /**
  * The views of the newest `limit` of the posts `ids` (index entries' ids, newest first), read
- * with their parents. Two batched reads: the records, then the parents of the replies among them
- * that the first read did not return, with the records it missed. A reply's record depends on its parent's, so
+ * with their parents. Batched reads: the records, then the parents of the replies among them
+ * that the first read did not return, with the records it missed, then the parents of replies
+ * found only by that second read (at most three rounds after the first). A reply's record depends on its parent's, so
  * in the causal mode the second read waits for a parent the first did not find (the platform
  * makes the run read the version a version it read depends on); in `lww` it may still miss it,
  * and the reply is then shown unlinked (`replyTo: null`): the anomaly the checker counts.
@@ -214,11 +215,18 @@ const newestFirst = (a: PostRecord, b: PostRecord): number => b.time - a.time ||
  */
 export async function readPosts(ctx: FunctionContext, ids: readonly string[], limit: number, owed: (author: string) => boolean = () => false): Promise<PostView[]> {
   const records = await readRecords(ctx, ids);
-  const parentIds = new Set<string>();
-  for (const record of records.values()) if (record.replyTo !== null) parentIds.add(record.replyTo);
-  // Read again only what the first read missed: a record has one version, so one found is the one a reply depends on.
-  const again = [...new Set([...parentIds, ...ids].filter((id) => !records.has(id)))];
-  if (again.length > 0) for (const [id, record] of await readRecords(ctx, again)) records.set(id, record);
+  const parentsMissing = (): string[] => [...records.values()].flatMap((record) => (record.replyTo !== null && !records.has(record.replyTo) ? [record.replyTo] : []));
+  // Read again what the first read missed, then the parents of the replies found meanwhile: a
+  // parent read in the same round as its reply was read before the run knew the reply depends on
+  // it (in the causal mode it would not wait for it), so it is read again once the reply is known.
+  // A record has one version: one found is the one a reply depends on. At most three more rounds.
+  const askedAfterReply = new Set<string>();
+  let wanted = [...new Set([...ids.filter((id) => !records.has(id)), ...parentsMissing()])];
+  for (let round = 0; round < 3 && wanted.length > 0; round++) {
+    for (const parent of parentsMissing()) askedAfterReply.add(parent);
+    for (const [id, record] of await readRecords(ctx, wanted)) records.set(id, record);
+    wanted = [...new Set(parentsMissing().filter((parent) => !askedAfterReply.has(parent)))];
+  }
   let shown = ids.flatMap((id) => records.get(id) ?? []).sort(newestFirst).slice(0, limit);
   // Owed parents left out by a stale index: at most `limit` rounds (each puts one in or stops).
   for (let round = 0; round < limit; round++) {
