@@ -200,18 +200,11 @@ export async function startRedis(persistence: RedisPersistence = { kind: 'none' 
 }
 
 /**
- * An ioredis client on 127.0.0.1:`port` with auto-pipelining (concurrent commands share
- * writes), connected before it is returned. GET replies are Buffers, as SET values are.
+ * An ioredis connection to 127.0.0.1:`port` with auto-pipelining (concurrent commands share
+ * writes), connected before it is returned.
  */
-export async function redisClient(port: number): Promise<RedisClient> {
-  const redis = new Redis({
-    host: '127.0.0.1',
-    port,
-    lazyConnect: true,
-    enableAutoPipelining: true,
-    maxRetriesPerRequest: 1,
-    connectTimeout: START_TIMEOUT_MS,
-  });
+export async function connectRedis(port: number): Promise<Redis> {
+  const redis = new Redis({ host: '127.0.0.1', port, lazyConnect: true, enableAutoPipelining: true, maxRetriesPerRequest: 1, connectTimeout: START_TIMEOUT_MS });
   // Without a listener ioredis prints every connection error; the last one goes into the throw.
   let lastError: Error | undefined;
   redis.on('error', (error: Error) => (lastError = error));
@@ -221,17 +214,22 @@ export async function redisClient(port: number): Promise<RedisClient> {
     redis.disconnect();
     throw new Error(`could not connect to Redis on 127.0.0.1:${port}: ${(lastError ?? (error as Error)).message}`);
   }
-  return {
-    get: (key) => redis.getBuffer(key),
-    set: (key, value) => redis.set(key, value),
-    close: async () => {
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_TIMEOUT_MS)));
-      await Promise.race([redis.quit().catch(() => undefined), timeout]);
-      clearTimeout(timer);
-      redis.disconnect();
-    },
-  };
+  return redis;
+}
+
+/** Quits (bounded), then disconnects. */
+export async function closeRedis(redis: Redis): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_TIMEOUT_MS)));
+  await Promise.race([redis.quit().catch(() => undefined), timeout]);
+  clearTimeout(timer);
+  redis.disconnect();
+}
+
+/** The KVS bench's client: GET replies are Buffers, as SET values are. */
+export async function redisClient(port: number): Promise<RedisClient> {
+  const redis = await connectRedis(port);
+  return { get: (key) => redis.getBuffer(key), set: (key, value) => redis.set(key, value), close: () => closeRedis(redis) };
 }
 
 /** Splits one CSV line of quoted fields (redis-benchmark never puts quotes or commas inside). */

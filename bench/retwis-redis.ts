@@ -18,7 +18,7 @@
  * bench/redis-peer.ts's client. Every answer has the shapes of ours (`PostRecord`, `Timeline`,
  * `FollowResult`), so the same driver records its history for the checker.
  */
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { retwis } from '../examples/index.js';
 
 type RetwisApi = retwis.RetwisApi;
@@ -27,30 +27,6 @@ type PostView = retwis.PostView;
 
 /** Home timelines and the global timeline keep this many ids (the original trims the global one to 1,000). */
 const LIST_MAX = 1000;
-const CONNECT_TIMEOUT_MS = 10_000;
-const CLOSE_TIMEOUT_MS = 2_000;
-
-/** One auto-pipelining ioredis connection to 127.0.0.1:`port`, connected. */
-export async function connectRedis(port: number): Promise<Redis> {
-  const redis = new Redis({ host: '127.0.0.1', port, lazyConnect: true, enableAutoPipelining: true, maxRetriesPerRequest: 1, connectTimeout: CONNECT_TIMEOUT_MS });
-  let lastError: Error | undefined;
-  redis.on('error', (error: Error) => (lastError = error));
-  try {
-    await redis.connect();
-  } catch (error) {
-    redis.disconnect();
-    throw new Error(`could not connect to Redis on 127.0.0.1:${port}: ${(lastError ?? (error as Error)).message}`);
-  }
-  return redis;
-}
-
-/** Quits (bounded), then disconnects. */
-export async function closeRedis(redis: Redis): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  await Promise.race([redis.quit().catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_TIMEOUT_MS)))]);
-  clearTimeout(timer);
-  redis.disconnect();
-}
 
 function recordFrom(id: string, fields: Record<string, string> | null | undefined): PostRecord | undefined {
   if (fields === null || fields === undefined || fields['author'] === undefined) return undefined;

@@ -28,9 +28,9 @@ import { watchMachineLoad } from './harness/machine-load.js';
 import { publish } from './harness/report.js';
 import type { Row, Target } from './harness/report.js';
 import { summarise } from './harness/stats.js';
-import { REDIS_INSTALL_HINT, findRedis, startRedis } from './redis-peer.js';
+import { REDIS_INSTALL_HINT, closeRedis, connectRedis, findRedis, startRedis } from './redis-peer.js';
 import type { RedisServer } from './redis-peer.js';
-import { RedisRetwis, closeRedis, connectRedis } from './retwis-redis.js';
+import { RedisRetwis } from './retwis-redis.js';
 
 const USERS = 1000;
 const FOLLOWS_PER_USER = 10;

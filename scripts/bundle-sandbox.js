@@ -8,26 +8,20 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-await build({
-  entryPoints: [join(root, 'dist', 'sandbox', 'process-main.js')],
-  outfile: join(root, 'dist', 'sandbox-runtime', 'runtime.mjs'),
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  // msgpackr's native extension: a sandbox process may load no addon; msgpackr runs without it.
-  external: ['msgpackr-extract'],
-  logLevel: 'warning',
-  legalComments: 'none',
-});
-await build({
-  entryPoints: [join(root, 'dist', 'executor', 'inference-process.js')],
-  outfile: join(root, 'dist', 'sandbox-runtime', 'inference.mjs'),
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  external: ['msgpackr-extract'],
-  logLevel: 'warning',
-  legalComments: 'none',
-});
+for (const [entry, out] of [
+  [join('sandbox', 'process-main.js'), 'runtime.mjs'],
+  [join('executor', 'inference-process.js'), 'inference.mjs'],
+]) {
+  await build({
+    entryPoints: [join(root, 'dist', entry)],
+    outfile: join(root, 'dist', 'sandbox-runtime', out),
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    // msgpackr's native extension: a sandbox process may load no addon; msgpackr runs without it.
+    external: ['msgpackr-extract'],
+    logLevel: 'warning',
+    legalComments: 'none',
+  });
+}
