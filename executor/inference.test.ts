@@ -132,7 +132,9 @@ describe.skipIf(!installed || !built)('InferenceService', () => {
     await inference.infer('m/relu', { X: x([1, 2]) });
     const pid = inference.processId!;
     const slow = inference.infer('m/slow', { X: tensorFromFloat32([1024, 1024], new Float32Array(1024 * 1024).fill(1)) });
-    await new Promise((r) => setTimeout(r, 300));
+    // Until the slow model is loaded and its run sent (bounded; a loaded machine takes longer).
+    for (let waited = 0; inference.counters.modelLoads < 2 && waited < 20_000; waited += 20) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 50));
     process.kill(pid, 'SIGKILL');
     await expect(slow).rejects.toMatchObject({ code: ErrorCode.INTERNAL });
     expect(Array.from(float32OfTensor((await inference.infer('m/relu', { X: x([-1, 1]) }))['Y']!))).toEqual([0, 1]);
