@@ -139,6 +139,24 @@ export class TestCluster {
 }
 
 /** Polls `condition` every 50 ms until it holds or `timeoutMs` passes; returns whether it held. */
+/**
+ * Registers `name` (a function answering "pong") and waits, bounded (15 s), until a call of it is
+ * served: the scheduler has heard an executor's heartbeat. Throws with the last failure if none is.
+ */
+export async function untilServing(faas: LatticeFaas, name = 'ping'): Promise<void> {
+  const ping = await faas.register(name, { code: 'module.exports = () => "pong";' }, { timeoutMs: 5000 });
+  let last: unknown;
+  const served = await eventually(async () => {
+    try {
+      return (last = await faas.call(ping, [], { timeoutMs: 3000 })) === 'pong';
+    } catch (error) {
+      last = error;
+      return false;
+    }
+  }, 15_000);
+  if (!served) throw new Error(`the scheduler never placed a call: ${String(last)}`);
+}
+
 export async function eventually(condition: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (let attempt = 0; attempt < 10_000 && Date.now() < deadline; attempt++) {

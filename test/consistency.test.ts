@@ -36,7 +36,7 @@ import type { Consistency, DagDefinition } from '../client/index.js';
 import { HybridClock, Lww, MultiKeyCausal } from '../lattices/index.js';
 import { seededRandom } from '../protocol/index.js';
 import type { Random } from '../protocol/index.js';
-import { FaasCluster, eventually, metricValue, scrapeMetrics } from './cluster.js';
+import { FaasCluster, eventually, metricValue, scrapeMetrics, untilServing } from './cluster.js';
 
 /** How late the second executor applies the KVS's pushes to its cache. */
 const PUSH_DELAY_MS = 1500;
@@ -137,15 +137,7 @@ describe('consistency modes under concurrent writers and random DAGs', () => {
     // Through the scheduler, every call: a client's direct-dispatch lease would send the next runs
     // of a DAG that once ran on one executor all to that executor, around placement.
     faas = await LatticeFaas.connect({ routing: cluster.routingAddresses, schedulers: cluster.schedulerAddresses, directCalls: false });
-    const ping = await faas.register('cs-ping', { code: 'module.exports = () => "pong";' });
-    const served = await eventually(async () => {
-      try {
-        return (await faas.call(ping, [], { timeoutMs: 3000 })) === 'pong';
-      } catch {
-        return false;
-      }
-    }, 15_000);
-    expect(served, 'the scheduler never placed a call').toBe(true);
+    await untilServing(faas, 'cs-ping');
     for (const name of FNS) await faas.register(name, { code: READER }, { timeoutMs: 10_000 });
     await faas.register('cs-writer', { code: WRITER }, { timeoutMs: 10_000 });
     await faas.register('cs-probe', { code: PROBE }, { timeoutMs: 10_000 });

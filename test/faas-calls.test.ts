@@ -20,21 +20,8 @@ import { LatticeFaas, dag, ref } from '../client/index.js';
 import type { FunctionHandle } from '../client/index.js';
 import { Counter, HybridClock, LatticeType, Lww } from '../lattices/index.js';
 import { decodeValue, resultKeyOf, resultRecordOf } from '../protocol/index.js';
-import { FaasCluster, eventually } from './cluster.js';
+import { FaasCluster, eventually, untilServing } from './cluster.js';
 import { code, rejection } from './wire-faults.js';
-
-/** Waits (bounded) until `faas`'s scheduler places calls (it has heard an executor's heartbeat). */
-async function untilServing(faas: LatticeFaas, timeoutMs = 15_000): Promise<void> {
-  const ping = await faas.register('ping', code('() => "pong"'), { timeoutMs: 5000 });
-  const served = await eventually(async () => {
-    try {
-      return (await faas.call(ping, [], { timeoutMs: 3000 })) === 'pong';
-    } catch {
-      return false;
-    }
-  }, timeoutMs);
-  expect(served, 'the scheduler never placed a call').toBe(true);
-}
 
 describe('FaaS calls over real processes', () => {
   const cluster = new FaasCluster();

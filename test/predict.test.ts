@@ -17,7 +17,7 @@ import type { LatticeFaas } from '../client/index.js';
 import { defaultMlDir, loadOnnxProto, mlInstalled } from '../cli/index.js';
 import { SESSION_OPTIONS, fromOrtTensor, loadOnnxRuntime, toOrtTensor } from '../executor/index.js';
 import { predict } from '../examples/index.js';
-import { FaasCluster, eventually, metricValue, scrapeMetrics } from './cluster.js';
+import { FaasCluster, metricValue, scrapeMetrics, untilServing } from './cluster.js';
 import { code } from './wire-faults.js';
 
 const mlDir = defaultMlDir();
@@ -54,15 +54,7 @@ describe.skipIf(!installed)('prediction serving over real processes', () => {
   beforeAll(async () => {
     await cluster.startAll({ nodes: 1, schedulers: 1, executors: 2, workers: 2 });
     faas = await cluster.connect();
-    const ping = await faas.register('predict/ping', code('() => "pong"'), { timeoutMs: 5000 });
-    const served = await eventually(async () => {
-      try {
-        return (await faas.call(ping, [], { timeoutMs: 3000 })) === 'pong';
-      } catch {
-        return false;
-      }
-    }, 15_000);
-    expect(served, 'the scheduler never placed a call').toBe(true);
+    await untilServing(faas, 'predict/ping');
     models = predict.buildModels(loadOnnxProto<predict.OnnxProto>(mlDir));
     deployment = await predict.deployPredict(faas, { models });
   }, 90_000);

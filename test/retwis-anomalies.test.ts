@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LatticeFaas } from '../client/index.js';
 import type { Consistency } from '../client/index.js';
 import { retwis as model } from '../examples/index.js';
-import { FaasCluster, eventually, metricValue, scrapeMetrics } from './cluster.js';
+import { FaasCluster, metricValue, scrapeMetrics, untilServing } from './cluster.js';
 
 type RetwisHandles = model.RetwisHandles;
 
@@ -70,15 +70,7 @@ describe('Retwis anomalies over concurrent users on two executors', () => {
     await cluster.waitForExecutors();
     for (let n = 0; n < CLIENTS; n++) clients.push(await LatticeFaas.connect({ routing: cluster.routingAddresses, schedulers: cluster.schedulerAddresses, directCalls: false }));
     const faas = clients[0]!;
-    const ping = await faas.register('retwis-anomaly-ping', { code: 'module.exports = () => "pong";' }, { timeoutMs: 5000 });
-    const served = await eventually(async () => {
-      try {
-        return (await faas.call(ping, [], { timeoutMs: 3000 })) === 'pong';
-      } catch {
-        return false;
-      }
-    }, 15_000);
-    expect(served, 'the scheduler never placed a call').toBe(true);
+    await untilServing(faas, 'retwis-anomaly-ping');
     retwis = await model.deployRetwis(faas, { timeoutMs: 10_000 });
     // Registration prepares functions on both executors (as many as their memory holds); the
     // test asserts below that each mode's calls ran on both.

@@ -20,8 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LatticeFaas } from '../client/index.js';
 import { Lww, MapLattice, MultiKeyCausal, OrderedSet, VectorClock } from '../lattices/index.js';
 import { retwis as model } from '../examples/index.js';
-import { FaasCluster, eventually } from './cluster.js';
-import { code } from './wire-faults.js';
+import { FaasCluster, eventually, untilServing } from './cluster.js';
 
 type FollowResult = model.FollowResult;
 type PostRecord = model.PostRecord;
@@ -45,15 +44,7 @@ describe('Retwis over real processes', () => {
   beforeAll(async () => {
     await cluster.startAll({ nodes: 1, schedulers: 1, executors: 1, workers: 2 });
     faas = await cluster.connect();
-    const ping = await faas.register('retwis-ping', code('() => "pong"'), { timeoutMs: 5000 });
-    const served = await eventually(async () => {
-      try {
-        return (await faas.call(ping, [], { timeoutMs: 3000 })) === 'pong';
-      } catch {
-        return false;
-      }
-    }, 15_000);
-    expect(served, 'the scheduler never placed a call').toBe(true);
+    await untilServing(faas, 'retwis-ping');
     retwis = await model.deployRetwis(faas, { timeoutMs: 10_000 });
   }, 60_000);
 
