@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { FrameReader, ProtocolError, checkAnswer, encodeFrame } from '../sandbox/index.js';
+import { FrameReader, ProtocolError, checkAnswer, frameWriter } from '../sandbox/index.js';
 import type { PoolMessage, RuntimeAnswer } from '../sandbox/index.js';
 import { sandboxCommand } from './isolation.js';
 import { treeResidentBytes } from './process-tree.js';
@@ -109,8 +109,8 @@ class ProcessRuntime implements Runtime {
   private stderrTail = '';
   private brokeProtocol: string | undefined;
   private ended = false;
-  /** Writes are corked for the rest of this turn (see `post`). */
-  private corked = false;
+  /** Frames to the process, those of one turn in one write. */
+  private readonly write: (message: PoolMessage) => void;
   private exited: Promise<void>;
 
   constructor(level: Exclude<IsolationLevel, 'none'>, memoryMb: number) {
@@ -121,6 +121,7 @@ class ProcessRuntime implements Runtime {
       ...(command.uid === undefined ? {} : { uid: command.uid, gid: command.gid }),
     });
     this.channel = this.child.stdio[3] as Writable & Readable;
+    this.write = frameWriter(this.channel);
     let markReady: () => void;
     this.ready = new Promise<void>((resolve) => (markReady = resolve));
     this.exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
@@ -167,18 +168,7 @@ class ProcessRuntime implements Runtime {
   }
 
   post(message: PoolMessage): void {
-    if (this.ended) return;
-    // The frames posted in one turn (the answers to a function's parallel reads) go out in one
-    // write: corked until the turn's microtasks have run. A write costs a system call.
-    if (!this.corked) {
-      this.corked = true;
-      this.channel.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.channel.uncork();
-      });
-    }
-    this.channel.write(encodeFrame(message));
+    if (!this.ended) this.write(message);
   }
 
   /** The resident memory of the process and its descendants (bubblewrap's init, node). */

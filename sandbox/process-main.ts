@@ -13,8 +13,7 @@
  */
 import { Socket } from 'node:net';
 import * as lattices from '../lattices/index.js';
-import { FrameReader, checkPoolMessage, encodeFrame } from './protocol.js';
-import type { RuntimeAnswer } from './protocol.js';
+import { FrameReader, checkPoolMessage, frameWriter } from './protocol.js';
 import { lockdownProcess, sesRealm } from './realm-ses.js';
 import { FunctionRuntime } from './runtime.js';
 
@@ -29,20 +28,7 @@ harden({ ...lattices });
 harden(Buffer);
 
 const channel = new Socket({ fd: 3, readable: true, writable: true });
-// The frames written in one turn (a function's parallel reads) go out in one write: corked until
-// the turn's microtasks have run.
-let corked = false;
-const write = (answer: RuntimeAnswer): void => {
-  if (!corked) {
-    corked = true;
-    channel.cork();
-    process.nextTick(() => {
-      corked = false;
-      channel.uncork();
-    });
-  }
-  channel.write(encodeFrame(answer));
-};
+const write = frameWriter(channel);
 const runtime = new FunctionRuntime(write, sesRealm);
 const reader = new FrameReader();
 
@@ -65,4 +51,4 @@ channel.on('error', (error) => fatal(`the channel to the executor failed: ${erro
 // A function's stray promise (rejected after its call returned) must not end the process.
 process.on('unhandledRejection', () => {});
 runtime.warmUp();
-channel.write(encodeFrame({ kind: 'ready' }));
+write({ kind: 'ready' });

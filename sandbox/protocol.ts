@@ -113,6 +113,26 @@ export class ProtocolError extends Error {
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, copyBuffers: true, int64AsType: 'number' });
 
+/**
+ * Writes messages as frames to `channel`, the frames of one turn in one write: the channel is
+ * corked until the turn's microtasks have run (the answers to a function's parallel reads go out
+ * together; a write costs a system call). Both ends of the sandbox pipe use it.
+ */
+export function frameWriter(channel: { cork(): void; uncork(): void; write(chunk: Uint8Array): unknown }): (message: PoolMessage | RuntimeAnswer) => void {
+  let corked = false;
+  return (message) => {
+    if (!corked) {
+      corked = true;
+      channel.cork();
+      process.nextTick(() => {
+        corked = false;
+        channel.uncork();
+      });
+    }
+    channel.write(encodeFrame(message));
+  };
+}
+
 /** One message as a frame: length, then msgpack. */
 export function encodeFrame(message: PoolMessage | RuntimeAnswer): Buffer {
   const body = packr.pack(message);
