@@ -35,8 +35,9 @@ const LOOKUP_BATCH_KEYS = 1024;
 /** Keys per subscribe request at most, and the bytes of their values (as last seen) at most: the answer carries them. */
 const SUBSCRIBE_KEYS_PER_REQUEST = 256;
 const SUBSCRIBE_ANSWER_BYTES = 4 * 1024 * 1024;
-/** Value sizes remembered. */
-const SIZES_MAX = 65_536;
+/** Values at least this large have their size remembered (for batching subscriptions), at most SIZES_MAX of them. */
+const LARGE_VALUE_BYTES = 64 * 1024;
+const SIZES_MAX = 4096;
 export type AckMode = 'local' | 'durable' | 'replicated';
 
 export interface KvsClientOptions {
@@ -121,7 +122,7 @@ export class KvsClient {
   private readonly newSubscriptions = new Map<number, Set<string>>();
   /** Whether the one renewal loop of every subscription runs. */
   private renewing = false;
-  /** The encoded size of keys' values as last read or pushed, least recent first: how subscriptions are batched. */
+  /** The encoded size of large values as last read or pushed, least recent first: how subscriptions are batched. */
   private readonly sizes = new Map<string, number>();
   private readonly requestTimeoutMs: number;
   private readonly retriesMax: number;
@@ -200,9 +201,10 @@ export class KvsClient {
    */
   subscribe(keys: readonly string[], onUpdate: (key: string, value: AnyLattice | undefined) => void, leaseMs = 10_000): Subscription {
     const lease = Math.max(150, leaseMs);
+    // The first new subscription of the turn schedules the one request of them all.
+    if (this.newSubscriptions.size === 0) this.after(0, () => this.subscribeNew());
     let fresh = this.newSubscriptions.get(lease);
     if (fresh === undefined) this.newSubscriptions.set(lease, (fresh = new Set()));
-    const flush = this.newSubscriptions.size === 1 && fresh.size === 0;
     for (const key of keys) {
       let callbacks = this.subscriptions.get(key);
       if (callbacks === undefined) this.subscriptions.set(key, (callbacks = new Map()));
@@ -211,7 +213,6 @@ export class KvsClient {
     }
     // The subscriptions made in one turn (a cache holding a batch of keys) go in one request per
     // replica; one loop renews them all (a timer per subscription cost a request per key).
-    if (flush) this.after(0, () => this.subscribeNew());
     if (!this.renewing) {
       this.renewing = true;
       this.after(this.renewPeriodMs(), () => this.renewAll());
@@ -278,8 +279,15 @@ export class KvsClient {
     if (chunk.length > 0) void this.sendSubscribe(chunk, leaseMs);
   }
 
-  /** Remembers the size of `key`'s value as last seen (bounded; subscribed keys first). */
+  /**
+   * Remembers the size of `key`'s value as last seen when it is large (what batching
+   * subscriptions needs; small values count as nothing, and a read of one costs no bookkeeping).
+   */
   private noteSize(key: string, bytes: number): void {
+    if (bytes < LARGE_VALUE_BYTES) {
+      if (this.sizes.size > 0) this.sizes.delete(key);
+      return;
+    }
     this.sizes.delete(key);
     this.sizes.set(key, bytes);
     if (this.sizes.size > SIZES_MAX) this.sizes.delete(this.sizes.keys().next().value!);
