@@ -161,11 +161,8 @@ const STEMS_PER_TOP_UP = 2;
 const STEM_START_GUESS_MS = 100;
 /** An owner's pool starts after this many recent cold starts (decayed count; a class's after one). */
 const OWNER_STEMS_AFTER = 1.5;
-/** Function versions whose keep-alive policy is kept (the least recently called beyond it are forgotten). */
 /** Cold starts whose stages are kept for `coldStages()`. */
 const COLD_SAMPLES_MAX = 256;
-/** Fields of a function's log record that stay the executor's. */
-
 
 interface PooledWorker {
   readonly runtime: Runtime;

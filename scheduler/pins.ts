@@ -19,6 +19,8 @@
  * until their keep-alive ends them (no executor is told to drop one: its calls keep coming while
  * placement finds it warm).
  */
+import { NAME_PATTERN } from '../protocol/index.js';
+import type { PbTypes } from '../protocol/index.js';
 
 export interface PinnedFunction {
   readonly name: string;
@@ -36,6 +38,26 @@ export interface PinsOptions {
 
 /** Functions a count may be set for at once, at most (beyond, the message is refused). */
 export const PIN_COUNTS_MAX = 10_000;
+/** How long the monitor's pin counts hold when its message names no validity, and at most. */
+const PIN_COUNTS_VALID_MS = 10_000;
+const PIN_COUNTS_VALID_MAX_MS = 10 * 60_000;
+
+/**
+ * The monitor's pin counts message, checked as hostile: undefined (refused) for a list longer
+ * than PIN_COUNTS_MAX; a name that is no function name is skipped; a count is cut to 0..`countMax`
+ * (the executors a scheduler may know), the validity to 10 minutes (10 s when none is named).
+ */
+export function pinCountsOf(message: PbTypes.IPinCounts, countMax: number): { readonly counts: Map<string, number>; readonly validMs: number } | undefined {
+  const entries = message.counts ?? [];
+  if (entries.length > PIN_COUNTS_MAX) return undefined;
+  const counts = new Map<string, number>();
+  for (const entry of entries) {
+    const name = entry.name ?? '';
+    if (!NAME_PATTERN.test(name)) continue;
+    counts.set(name, Math.min(countMax, Math.max(0, Math.floor(entry.count ?? 0))));
+  }
+  return { counts, validMs: Math.min(PIN_COUNTS_VALID_MAX_MS, message.validMs || PIN_COUNTS_VALID_MS) };
+}
 
 interface Holder {
   attempts: number;

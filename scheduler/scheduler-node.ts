@@ -54,7 +54,7 @@ import { Registry } from './registry.js';
 import { CallChains } from './call-chains.js';
 import { DefaultPlacement, admissionLoadOf, loadOf } from './placement.js';
 import type { ExecutorView, PlacementPolicy } from './placement.js';
-import { PIN_COUNTS_MAX, Pins } from './pins.js';
+import { Pins, pinCountsOf } from './pins.js';
 import type { PinnedFunction } from './pins.js';
 import { CALL_ID_BYTES_MAX, argumentFromWire, argumentToWire, encodeRunRecord, isCallId, runRecordValue } from './execution-records.js';
 import type { RunRecord, RunState } from './execution-records.js';
@@ -113,9 +113,6 @@ const TAKEOVER = 'takeover';
 const SEQS_PER_MS = 1024;
 /** Function loads kept per executor, at most (an executor reports its 32 hottest). */
 const FUNCTION_LOADS_MAX = 64;
-/** How long the monitor's pin counts hold when its message names no validity, and at most. */
-const PIN_COUNTS_VALID_MS = 10_000;
-const PIN_COUNTS_VALID_MAX_MS = 10 * 60_000;
 /** Functions raised by one pin counts message that are looked up in the registry (not pinned here yet), at most. */
 const PIN_LOOKUPS_MAX = 64;
 /** A function is prepared ahead of a chain's next call at most this often; such records kept, at most. */
@@ -927,25 +924,16 @@ export class SchedulerNode implements Machine {
    * The monitor's pin counts: they replace the previous ones until `validMs` from now. A function
    * whose count rose is prepared at once on as many more executors (warm ones first, then the
    * least loaded, none saturated or draining); a lowered count only stops the pinning beyond it.
-   * Hostile values: a list longer than PIN_COUNTS_MAX refuses the message, a name that is no
-   * function name is skipped, a count is at most the executors this scheduler may know, the
-   * validity at most 10 minutes.
+   * Hostile values are checked by `pinCountsOf` (scheduler/pins.ts).
    */
   private onPinCounts(message: PbTypes.IPinCounts): Effect[] {
-    const entries = message.counts ?? [];
-    if (entries.length > PIN_COUNTS_MAX) {
+    const checked = pinCountsOf(message, this.options.executorsMax ?? 1024);
+    if (checked === undefined) {
       this.counters.pinCountsRefused++;
       return [];
     }
     this.counters.pinCountsReceived++;
-    const counts = new Map<string, number>();
-    const countMax = this.options.executorsMax ?? 1024;
-    for (const entry of entries) {
-      const name = entry.name ?? '';
-      if (!NAME_PATTERN.test(name)) continue;
-      counts.set(name, Math.min(countMax, Math.max(0, Math.floor(entry.count ?? 0))));
-    }
-    const validMs = Math.min(PIN_COUNTS_VALID_MAX_MS, message.validMs || PIN_COUNTS_VALID_MS);
+    const { counts, validMs } = checked;
     const raised = this.pins.setCounts(counts, this.nowMs + validMs, this.nowMs);
     const effects = raised.length === 0 ? [] : this.topUp(raised);
     // A function registered through another scheduler (or before this one started) is not pinned
