@@ -11,7 +11,7 @@
  *   thread that already holds other functions before it takes an empty one (a stem).
  * - Warm stacks: of the idle runtimes warm for a function, the most recently used one is taken
  *   (last in, first out), so after a load drop the surplus runtimes go unused and expire.
- * - Stem pools that refill (executor/stem-targets.ts): every memory class calls use has a target
+ * - Stem pools that refill (executor/stem-pools.ts, stem-targets.ts): every memory class calls use has a target
  *   of waiting stems, and so has every owner (in a class) whose calls keep needing a fresh
  *   runtime (at `process`/`bwrap`: its stems are bound to it ahead of its calls, and the pool
  *   takes them first). A target is a floor (`prewarm` for the class `memoryMb`, 0 otherwise) plus
@@ -57,10 +57,12 @@ import type { KeepAliveState } from './keep-alives.js';
 import type { HybridOptions } from './keepalive-policy.js';
 import { startRuntime } from './runtimes.js';
 import type { Runtime, RuntimeExit } from './runtimes.js';
-import { StemTargets } from './stem-targets.js';
+import { StemPools, ownerKey } from './stem-pools.js';
+import type { StemTarget } from './stem-pools.js';
 
 export type { FunctionHost } from './host-asks.js';
 export type { KeepAliveState } from './keep-alives.js';
+export type { StemTarget } from './stem-pools.js';
 
 export interface FunctionCode {
   /** `name@version`. */
@@ -88,18 +90,6 @@ export interface ColdStartStages {
   /** The runtime existed when the call arrived (a stem, or at `process` its owner's runtime); false: one was started for it. */
   readonly stem: boolean;
   readonly functionId: string;
-}
-
-/** A stem pool's target, for metrics: a memory class's (no `owner`) or an owner's in a class. */
-export interface StemTarget {
-  readonly memoryMb: number;
-  readonly owner?: string;
-  /** Stems it should have waiting. */
-  readonly target: number;
-  /** Stems waiting (idle, nothing loaded; starting ones included). */
-  readonly waiting: number;
-  /** The decaying rate of its cold starts that needed a stem, per second. */
-  readonly coldPerSecond: number;
 }
 
 /** One runtime of the pool, for tests and metrics. */
@@ -155,12 +145,6 @@ const MEMORY_SLACK_BYTES = 32 * 1024 * 1024;
 const OWNER_RECLAIM_IDLE_MS = 1000;
 /** How long after a stem is taken its replacement starts. */
 const STEM_TOP_UP_DELAY_MS = 50;
-/** Stems started by one top-up at most (each start takes a core for ~100 ms); the rest at the next. */
-const STEMS_PER_TOP_UP = 2;
-/** A stem's start time assumed before one was measured. */
-const STEM_START_GUESS_MS = 100;
-/** An owner's pool starts after this many recent cold starts (decayed count; a class's after one). */
-const OWNER_STEMS_AFTER = 1.5;
 /** Cold starts whose stages are kept for `coldStages()`. */
 const COLD_SAMPLES_MAX = 256;
 
@@ -213,8 +197,6 @@ interface ColdDispatch {
 
 const NO_INVOCATION: Invocation = { runId: '', functionName: '' };
 
-/** An owner's stem pool key: its memory class and the owner. */
-const ownerKey = (owner: string, memoryMb: number): string => `${memoryMb}:${owner}`;
 
 export class RuntimePool {
   private readonly workers: PooledWorker[] = [];
@@ -223,11 +205,8 @@ export class RuntimePool {
   private readonly keepAlives: KeepAlives<FunctionCode>;
   /** Prepares in flight, by function version. */
   private readonly preparing = new Map<string, Promise<void>>();
-  /** Stem targets per memory class, and per owner in a class (`memoryMb:owner`). */
-  private readonly classTargets: StemTargets<number>;
-  private readonly ownerTargets: StemTargets<string>;
-  /** A moving average of a stem's start time (spawn to ready), ms. */
-  private stemStartMs: number | undefined;
+  /** The stem pools' targets, per memory class and per owner in a class. */
+  private readonly stems: StemPools;
   private readonly coldSamples: ColdStartStages[] = [];
   private nextCallId = 1;
   private callsFinished = 0;
@@ -275,8 +254,7 @@ export class RuntimePool {
     this.stemsMax = Math.max(this.prewarm, options.stemsMax ?? Math.floor(this.workersMax / 2));
     this.defaultMemoryMb = options.memoryMb ?? 128;
     this.keepAlives = new KeepAlives<FunctionCode>({ timeScale: options.keepAliveTimeScale ?? 1, ...(options.adaptiveKeepAlive === undefined ? {} : { adaptive: options.adaptiveKeepAlive }), prewarm: (fn) => this.prewarmDue(fn) });
-    this.classTargets = new StemTargets({ decayMs: options.stemRateDecayMs ?? 10_000, headroom: options.stemHeadroom ?? 2, max: this.stemsMax });
-    this.ownerTargets = new StemTargets({ decayMs: options.stemRateDecayMs ?? 10_000, headroom: options.stemHeadroom ?? 2, max: this.stemsMax, activeAbove: OWNER_STEMS_AFTER });
+    this.stems = new StemPools({ isolation: this.isolation, memoryMb: this.defaultMemoryMb, prewarm: this.prewarm, stemsMax: this.stemsMax, ...(options.stemRateDecayMs === undefined ? {} : { decayMs: options.stemRateDecayMs }), ...(options.stemHeadroom === undefined ? {} : { headroom: options.stemHeadroom }) });
     this.queueMax = options.queueMax ?? 1000;
     this.resultBytesMax = options.resultBytesMax ?? DEFAULT_MAX_VALUE_BYTES;
     for (let i = 0; i < this.prewarm; i++) this.spawn(this.defaultMemoryMb);
@@ -329,21 +307,12 @@ export class RuntimePool {
    * class) with recent cold starts that needed a stem; with the stems waiting in each.
    */
   stemTargets(): StemTarget[] {
-    const nowMs = Date.now();
-    const { classes, owners } = this.targetsAt(nowMs);
-    const waiting = this.waitingStems();
-    const out: StemTarget[] = [];
-    for (const [memoryMb, target] of classes) out.push({ memoryMb, target, waiting: waiting.classes.get(memoryMb) ?? 0, coldPerSecond: this.classTargets.ratePerSecond(memoryMb, nowMs) });
-    for (const [key, target] of owners) {
-      const at = key.indexOf(':');
-      out.push({ memoryMb: Number(key.slice(0, at)), owner: key.slice(at + 1), target, waiting: waiting.owners.get(key) ?? 0, coldPerSecond: this.ownerTargets.ratePerSecond(key, nowMs) });
-    }
-    return out;
+    return this.stems.report(this.workers, Date.now());
   }
 
   /** A stem's start time as the targets assume it (a moving average of the measured ones), ms. */
   get stemStartEstimateMs(): number {
-    return this.stemStartMs ?? STEM_START_GUESS_MS;
+    return this.stems.startEstimateMs;
   }
 
   /** The stages of the latest cold starts (at most 256, oldest first). */
@@ -538,9 +507,7 @@ export class RuntimePool {
         // start), and the owner's (any fresh runtime of its own).
         if (stemTaken) this.counters.stemHits++;
         else this.counters.stemMisses++;
-        const nowMs = Date.now();
-        if (pooled.owner === undefined) this.classTargets.record(memoryMb, nowMs);
-        if (owner !== undefined) this.ownerTargets.record(ownerKey(owner, memoryMb), nowMs);
+        this.stems.recordCold(memoryMb, owner, pooled.owner === undefined, Date.now());
       }
     }
     if (pooled.owner === undefined && owner !== undefined) pooled.owner = owner;
@@ -565,39 +532,6 @@ export class RuntimePool {
     this.topUpTimer.unref();
   }
 
-  /** The targets now: every class's with a floor or recent cold starts, every owner's above 0 (`memoryMb:owner`). */
-  private targetsAt(nowMs: number): { classes: Map<number, number>; owners: Map<string, number> } {
-    const startMs = this.stemStartEstimateMs;
-    const classes = new Map<number, number>();
-    classes.set(this.defaultMemoryMb, this.classTargets.target(this.defaultMemoryMb, nowMs, startMs, this.prewarm));
-    for (const memoryMb of this.classTargets.keys(nowMs)) if (memoryMb !== this.defaultMemoryMb) classes.set(memoryMb, this.classTargets.target(memoryMb, nowMs, startMs));
-    const owners = new Map<string, number>();
-    if (this.isolation !== 'none') {
-      for (const key of this.ownerTargets.keys(nowMs)) {
-        const target = this.ownerTargets.target(key, nowMs, startMs);
-        if (target > 0) owners.set(key, target);
-      }
-    }
-    return { classes, owners };
-  }
-
-  /** Stems waiting (idle, nothing loaded, starting ones included): unbound ones per class, bound ones per owner key. */
-  private waitingStems(): { classes: Map<number, number>; owners: Map<string, number>; total: number } {
-    const classes = new Map<number, number>();
-    const owners = new Map<string, number>();
-    let total = 0;
-    for (const pooled of this.workers) {
-      if (pooled.busy || pooled.ended || pooled.loaded.size > 0) continue;
-      total++;
-      if (pooled.owner === undefined) classes.set(pooled.memoryMb, (classes.get(pooled.memoryMb) ?? 0) + 1);
-      else {
-        const key = ownerKey(pooled.owner, pooled.memoryMb);
-        owners.set(key, (owners.get(key) ?? 0) + 1);
-      }
-    }
-    return { classes, owners, total };
-  }
-
   /**
    * Starts the stems the targets miss (the class `memoryMb` first, then other classes, then
    * owners), a few at a time, within the stem and runtime bounds. An owner's stem is bound to it
@@ -605,31 +539,15 @@ export class RuntimePool {
    */
   private topUpStems(): void {
     if (this.closed) return;
-    const { classes, owners } = this.targetsAt(Date.now());
-    const waiting = this.waitingStems();
-    let total = waiting.total;
-    let started = 0;
-    const fill = (memoryMb: number, owner: string | undefined, target: number, have: number): boolean => {
-      for (let missing = target - have; missing > 0; missing--) {
-        if (total >= this.stemsMax || this.workers.length >= this.workersMax) return false;
-        if (started >= STEMS_PER_TOP_UP) {
-          this.topUpLater();
-          return false;
-        }
-        const pooled = this.spawn(memoryMb);
-        pooled.owner = owner;
-        this.counters.stemsRefilled++;
-        total++;
-        started++;
-      }
-      return true;
-    };
-    for (const [memoryMb, target] of classes) if (!fill(memoryMb, undefined, target, waiting.classes.get(memoryMb) ?? 0)) return;
-    for (const [key, target] of owners) {
-      const at = key.indexOf(':');
-      if (!fill(Number(key.slice(0, at)), key.slice(at + 1), target, waiting.owners.get(key) ?? 0)) return;
+    const { start, more } = this.stems.plan(this.workers, Date.now(), this.workersMax - this.workers.length);
+    for (const { memoryMb, owner } of start) {
+      const pooled = this.spawn(memoryMb);
+      pooled.owner = owner;
+      this.counters.stemsRefilled++;
     }
+    if (more) this.topUpLater();
   }
+
 
   private start(pooled: PooledWorker, pending: Pending, cold: ColdDispatch | undefined): void {
     pooled.busy = true;
@@ -802,7 +720,7 @@ export class RuntimePool {
    * due prewarms and refills the stem pools.
    */
   private sweep(nowMs: number): void {
-    const { classes, owners } = this.targetsAt(nowMs);
+    const { classes, owners } = this.stems.targets(nowMs);
     const classKept = new Map<number, number>();
     const ownerKept = new Map<string, number>();
     for (const pooled of [...this.workers]) {
@@ -873,8 +791,7 @@ export class RuntimePool {
       pooled.readyAt = performance.now();
       // Settled by an exit, it did not start: no start time.
       if (!pooled.ended) {
-        const took = pooled.readyAt - pooled.spawnedAt;
-        this.stemStartMs = this.stemStartMs === undefined ? took : 0.8 * this.stemStartMs + 0.2 * took;
+        this.stems.recordStart(pooled.readyAt - pooled.spawnedAt);
       }
       // A new stem: calls waiting for room may take it.
       setImmediate(() => this.drain());
