@@ -61,8 +61,12 @@ const READER = `module.exports = async (...args) => {
   return { run: ctx.callId, reads };
 };`;
 
-/** Writes a = n, then b = n (in causal mode: b's version depends on a's). */
-const WRITER = `module.exports = async (a, b, n, ctx) => {
+/**
+ * Writes a = n, then b = n (in causal mode: b's version depends on a's). `near`: a locator, passed
+ * as `ref(key)` only to steer placement (the test sends the writes to the executor whose pushes are
+ * not delayed, so the other one's cache lags them).
+ */
+const WRITER = `module.exports = async (a, b, n, near, ctx) => {
   await ctx.put(a, { seq: n });
   await ctx.put(b, { seq: n });
   return n;
@@ -320,7 +324,12 @@ describe('consistency modes under concurrent writers and random DAGs', () => {
   it.each<Consistency>(['causal', 'lww'])('causality violations under %s', async (mode) => {
     const a = `cause:${mode}:a`;
     const b = `cause:${mode}:b`;
-    await faas.call('cs-writer', [a, b, 0], { consistency: mode });
+    // The writes go to the executor whose pushes are on time (placement follows the cached
+    // locator): the delayed one learns them 1.5 s late, unless it wrote them itself.
+    const delayed = cluster.executors.findIndex((executor) => executor.stderr.some((line) => line.includes('--push-delay-ms')));
+    expect(delayed, 'the delayed executor said so at start').toBeGreaterThanOrEqual(0);
+    const near = ref(locators[1 - delayed]!);
+    await faas.call('cs-writer', [a, b, 0, near], { consistency: mode });
 
     // One writer loop (so a's seq grows in causal order), calling the writer function on
     // whichever executor it lands (bounded in count and time).
@@ -331,7 +340,7 @@ describe('consistency modes under concurrent writers and random DAGs', () => {
     const writer = (async () => {
       for (let n = 1; writing && n <= 20_000 && Date.now() < writersUntil; n++) {
         try {
-          await faas.call('cs-writer', [a, b, n], { consistency: mode, timeoutMs: 10_000 });
+          await faas.call('cs-writer', [a, b, n, near], { consistency: mode, timeoutMs: 10_000 });
           written = n;
         } catch (error) {
           writerFailures++;
