@@ -16,6 +16,7 @@ import { keepaliveBenchmark } from './keepalive.js';
 import { kvsDurableBenchmark } from './kvs-durable.js';
 import { kvsBenchmark } from './kvs.js';
 import { hotkeyBenchmark } from './hotkey.js';
+import { httpBenchmark } from './http.js';
 import { latticeBenchmark } from './lattice.js';
 import { predictBenchmark } from './predict.js';
 import { retwisBenchmark } from './retwis.js';
@@ -32,6 +33,7 @@ const BENCHMARKS: Readonly<Record<string, Benchmark>> = {
   counter: counterBenchmark,
   'executor-autoscale': executorAutoscaleBenchmark,
   hotkey: hotkeyBenchmark,
+  http: httpBenchmark,
   isolation: isolationBenchmark,
   keepalive: keepaliveBenchmark,
   kvs: kvsBenchmark,

@@ -1,16 +1,18 @@
 /**
  * `lfaas events`: the monitor's event log from the KVS (its decisions, their outcomes, and which
- * monitor held the lease), oldest first; a table, or one JSON object a line.
+ * monitor held the lease), oldest first; a table, or with `--json` one JSON array. The routing
+ * nodes: `--routing`, else LFAAS_ROUTING, else the `lfaas up` state file.
  */
 import { KvsClient } from '../client/index.js';
 import { readEvents } from './monitor.js';
 
-export async function printEvents(options: { readonly routing: string; readonly json: boolean }): Promise<void> {
-  const client = await KvsClient.connect({ routing: options.routing.split(',').filter((address) => address.length > 0), requestTimeoutMs: 2000 });
+export async function printEvents(options: { readonly routing?: string; readonly json: boolean }): Promise<void> {
+  const routing = (options.routing ?? '').split(',').filter((address) => address.length > 0);
+  const client = await KvsClient.connect({ ...(routing.length === 0 ? {} : { routing }), requestTimeoutMs: 2000 });
   try {
     const events = await readEvents(client);
     if (options.json) {
-      for (const event of events) console.log(JSON.stringify(event));
+      console.log(JSON.stringify(events));
       return;
     }
     if (events.length === 0) {

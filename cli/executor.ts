@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { KvsClient } from '../client/index.js';
 import { startMetricsServer } from '../kvs/index.js';
 import type { MetricSample } from '../kvs/index.js';
-import { CounterIncrements, ExecutorCache, ExecutorHost, ExecutorNode, ISOLATION_LEVELS, InferenceService, RuntimePool, detectIsolation, isolationRank } from '../executor/index.js';
+import { CounterIncrements, ExecutorCache, ExecutorHost, ExecutorNode, FunctionLogBuffer, ISOLATION_LEVELS, InferenceService, RuntimePool, detectIsolation, isolationRank } from '../executor/index.js';
 import type { IsolationLevel } from '../executor/index.js';
 import { Rpc, ZmqTransport, readChunkedModel, runMachine, systemClock } from '../protocol/index.js';
 import { defaultMlDir } from './ml-install.js';
@@ -155,6 +155,17 @@ function executorSamples(parts: { node: ExecutorNode; pool: RuntimePool; cache: 
   ];
 }
 
+/** The function log buffer's series (docs/observability-logs.md): what it holds, and what it dropped or cut. */
+function functionLogSamples(logs: FunctionLogBuffer, node: string): MetricSample[] {
+  const labels = { node };
+  return [
+    { name: 'lfaas_executor_function_log_records', help: 'Function log records kept for readers (lfaas logs).', type: 'gauge', value: logs.size, labels },
+    { name: 'lfaas_executor_function_log_bytes', help: 'Characters of function log text kept for readers (plus a fixed cost per record).', type: 'gauge', value: logs.byteCount, labels },
+    { name: 'lfaas_executor_function_log_dropped_total', help: 'Function log records dropped, the oldest first, beyond the buffer\'s bounds.', type: 'counter', value: logs.counters.dropped, labels },
+    { name: 'lfaas_executor_function_log_cut_total', help: 'Function log records whose text or fields were cut to their bound.', type: 'counter', value: logs.counters.cut, labels },
+  ];
+}
+
 /** How long a stopping executor waits for the runs it holds. */
 const DRAIN_MAX_MS = 10_000;
 
@@ -168,8 +179,14 @@ export async function runExecutor(options: ExecutorProcessOptions): Promise<void
   const cache = new ExecutorCache(kvs, { bytesMax: options.cacheBytes, pushDelayMs: options.pushDelayMs ?? 0 });
   const isolation = await chooseIsolation(options.isolation);
   const stages: ColdStageSeconds = { code_fetch: 0, runtime: 0, evaluate: 0, first_call: 0 };
+  // What functions log, kept for `lfaas logs` (docs/observability-logs.md): bounded, in memory.
+  const functionLogs = new FunctionLogBuffer();
   const pool = new RuntimePool({
     isolation,
+    onFunctionLog: (record) => {
+      const at = record.fnId.lastIndexOf('@');
+      functionLogs.add({ timeMs: Date.now(), function: at > 0 ? record.fnId.slice(0, at) : record.fnId, version: at > 0 ? Number(record.fnId.slice(at + 1)) || 0 : 0, callId: record.runId, level: record.level, text: record.text, ...(record.fields === undefined ? {} : { fields: record.fields }) });
+    },
     prewarm: options.prewarm,
     workersMax: options.workers,
     memoryMb: options.memoryMb,
@@ -186,13 +203,13 @@ export async function runExecutor(options: ExecutorProcessOptions): Promise<void
   // ctx.infer: models read through the cache (chunked, see protocol/models.ts), run by onnxruntime in
   // a child process forked on first use; without the ML folder a call of infer fails, typed.
   const inference = new InferenceService({ mlDir: options.mlDir ?? defaultMlDir(), isolation, readModel: (key) => readChunkedModel(async (chunk) => (await cache.get(chunk))?.reveal(), key) });
-  const host = new ExecutorHost({ self: transport.address, pool, cache, kvs, rpc: peers, prefetch: options.prefetch !== false, inference });
+  const host = new ExecutorHost({ self: transport.address, pool, cache, kvs, rpc: peers, prefetch: options.prefetch !== false, inference, functionLogs });
   // A nonce per boot: schedulers tell a restart at this address from its heartbeats' executor_id,
   // even one faster than their failure timeout.
   const incarnation = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
   const executor = new ExecutorNode({ address: transport.address, schedulers: options.schedulers, statusPeriodMs: options.statusPeriodMs, incarnation, dagPrewarm: options.dagPrewarm !== false });
   const shell = runMachine(executor, transport, systemClock, { tasks: host, onError: logError(`executor ${transport.address}`), ...security.shell });
-  const metrics = options.metricsPort < 0 ? undefined : await startMetricsServer({ host: options.host, port: options.metricsPort, samples: () => [...executorSamples({ node: executor, pool, cache, host, inference, stages }, transport.address), ...wireSamples(wireCountersOf(shell, transport), { node: transport.address }), ...zapSamples({ node: transport.address })] });
+  const metrics = options.metricsPort < 0 ? undefined : await startMetricsServer({ host: options.host, port: options.metricsPort, samples: () => [...executorSamples({ node: executor, pool, cache, host, inference, stages }, transport.address), ...wireSamples(wireCountersOf(shell, transport), { node: transport.address }), ...zapSamples({ node: transport.address }), ...functionLogSamples(functionLogs, transport.address)] });
   announceReady({ role: 'executor', address: transport.address, pid: process.pid, workers: options.workers, isolation, metricsPort: metrics?.port ?? null });
   stopOnSignals(async () => {
     // Drain: schedulers stop placing here at the next report; the runs held finish (10 s at most).

@@ -1,8 +1,9 @@
 /**
  * `lfaas deploy|call|dag|functions|delete-function`: functions and DAGs from the command line,
  * through the SDK (`LatticeFaas`). Every command takes `--routing` (env LFAAS_ROUTING) and
- * `--schedulers` (env LFAAS_SCHEDULERS). Results print as JSON on stdout; a typed error makes the
- * command fail with `lfaas: CODE: message` on stderr and exit code 1 (main.ts).
+ * `--schedulers` (env LFAAS_SCHEDULERS); with neither, the cluster of the `lfaas up` state file
+ * (client/cluster-file.ts). Results print as JSON on stdout (lists: a table, or with `--json` one
+ * JSON array); a typed error makes the command fail with its exit code (cli/exit-codes.ts).
  *
  * Values on the command line are JSON; a bare word that is not JSON is a string
  * (`lfaas call greet world` passes `"world"`). Results that JSON cannot show as they are print as
@@ -11,17 +12,26 @@
 import { basename, extname } from 'node:path';
 import { ErrorCode, LatticeFaas, LfaasError } from '../client/index.js';
 import type { CallOptions, Consistency, FunctionInfo } from '../client/index.js';
+import { UsageError, reportFailure } from './exit-codes.js';
 
 export const CONSISTENCIES = ['lww', 'repeatable-read', 'causal'] as const;
 
 export interface FaasAddresses {
-  /** Comma-separated routing node addresses. */
-  readonly routing: string;
-  /** Comma-separated scheduler addresses. */
-  readonly schedulers: string;
+  /** Comma-separated routing node addresses (absent: LFAAS_ROUTING, else the state file). */
+  readonly routing?: string;
+  /** Comma-separated scheduler addresses (absent: LFAAS_SCHEDULERS, else the state file). */
+  readonly schedulers?: string;
 }
 
 const addresses = (text: string): string[] => text.split(',').filter((address) => address.length > 0);
+
+/** The connect options of the addresses given (none: the SDK looks in the environment, then the state file). */
+export function given(options: FaasAddresses): { routing?: string[]; schedulers?: string[] } {
+  return {
+    ...(options.routing === undefined || options.routing === '' ? {} : { routing: addresses(options.routing) }),
+    ...(options.schedulers === undefined || options.schedulers === '' ? {} : { schedulers: addresses(options.schedulers) }),
+  };
+}
 
 /**
  * Connecting and closing take milliseconds (binding two sockets, closing them): one that takes
@@ -34,7 +44,7 @@ const PHASE_BOUND_MS = 10_000;
 async function bounded<T>(what: string, phase: () => Promise<T>): Promise<T> {
   const started = Date.now();
   const watchdog = setTimeout(() => {
-    process.stderr.write(`lfaas: INTERNAL: ${what} took more than ${Math.round((Date.now() - started) / 1000)} s (a bug: it takes milliseconds)\n`);
+    reportFailure(new LfaasError(ErrorCode.INTERNAL, `${what} took more than ${Math.round((Date.now() - started) / 1000)} s (a bug: it takes milliseconds)`));
     process.exit(1);
   }, PHASE_BOUND_MS);
   watchdog.unref();
@@ -46,7 +56,7 @@ async function bounded<T>(what: string, phase: () => Promise<T>): Promise<T> {
 }
 
 async function withFaas<T>(options: FaasAddresses, body: (faas: LatticeFaas) => Promise<T>): Promise<T> {
-  const faas = await bounded('connecting', () => LatticeFaas.connect({ routing: addresses(options.routing), schedulers: addresses(options.schedulers) }));
+  const faas = await bounded('connecting', () => LatticeFaas.connect(given(options)));
   try {
     return await body(faas);
   } finally {
@@ -152,12 +162,12 @@ export interface DagCreateOptions extends FaasAddresses {
 /** `a:b` -> ['a', 'b']. */
 function parseEdge(text: string): readonly [string, string] {
   const parts = text.split(':');
-  if (parts.length !== 2 || parts[0] === '' || parts[1] === '') throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, `an edge is from:to, got ${JSON.stringify(text)}`);
+  if (parts.length !== 2 || parts[0] === '' || parts[1] === '') throw new UsageError(`an edge is from:to, got ${JSON.stringify(text)}`);
   return [parts[0]!, parts[1]!];
 }
 
 export async function faasDagCreate(name: string, options: DagCreateOptions): Promise<void> {
-  if (options.functions.length === 0) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, 'a DAG needs --functions');
+  if (options.functions.length === 0) throw new UsageError('a DAG needs --functions');
   const edges = options.edges.map(parseEdge);
   await withFaas(options, (faas) => faas.registerDag({ name, functions: [...options.functions], edges }));
   console.log(JSON.stringify({ name, functions: options.functions, edges: edges.map(([from, to]) => `${from}:${to}`) }));
@@ -175,10 +185,10 @@ export async function faasDagCall(name: string, options: DagCallOptions): Promis
     try {
       parsed = JSON.parse(options.args) as unknown;
     } catch {
-      throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, `--args is a JSON object of argument arrays ({"fn":[1]}), got ${options.args}`);
+      throw new UsageError(`--args is a JSON object of argument arrays ({"fn":[1]}), got ${options.args}`);
     }
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed) || Object.values(parsed).some((list) => !Array.isArray(list))) {
-      throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, `--args is a JSON object of argument arrays ({"fn":[1]}), got ${options.args}`);
+      throw new UsageError(`--args is a JSON object of argument arrays ({"fn":[1]}), got ${options.args}`);
     }
     args = parsed as Record<string, unknown[]>;
   }
@@ -197,7 +207,7 @@ export interface ListOptions extends FaasAddresses {
 export async function faasDagList(options: ListOptions): Promise<void> {
   const dags = await withFaas(options, (faas) => faas.dags());
   if (options.json) {
-    for (const dag of dags) console.log(JSON.stringify({ name: dag.name, functions: dag.functions, edges: dag.edges.map(([from, to]) => `${from}:${to}`) }));
+    console.log(JSON.stringify(dags.map((dag) => ({ name: dag.name, functions: dag.functions, edges: dag.edges.map(([from, to]) => `${from}:${to}`) }))));
     return;
   }
   printTable(
@@ -219,7 +229,8 @@ function listed(info: FunctionInfo): { name: string; latest: number; versions: r
 export async function faasFunctions(name: string | undefined, options: ListOptions): Promise<void> {
   const infos = await withFaas(options, (faas) => (name === undefined ? faas.functions() : faas.describe(name).then((info) => [info])));
   if (options.json) {
-    for (const info of infos) console.log(JSON.stringify(listed(info)));
+    // One document: the function named, or the array of them all.
+    console.log(JSON.stringify(name === undefined ? infos.map(listed) : listed(infos[0]!)));
     return;
   }
   printTable(

@@ -108,7 +108,7 @@ export function parseGrant(text: string): Grant {
 }
 
 /** `lfaas token create`: a token for an owner, signed with the folder's token key; printed. */
-export function printTokenCreate(dir: string, options: { owner: string; rights: string; ttl: string; keyPrefix?: string[]; function?: string[]; grant?: string[] }): void {
+export function printTokenCreate(dir: string, options: { owner: string; rights: string; ttl: string; keyPrefix?: string[]; function?: string[]; grant?: string[]; json?: boolean }): void {
   const rights = options.rights.split(',').filter((right) => right.length > 0) as Right[];
   const token = createToken(readTokenKeys(dir, true), {
     owner: options.owner,
@@ -118,6 +118,11 @@ export function printTokenCreate(dir: string, options: { owner: string; rights: 
     ...(options.function === undefined || options.function.length === 0 ? {} : { functions: options.function }),
     ...(options.grant === undefined || options.grant.length === 0 ? {} : { grants: options.grant.map(parseGrant) }),
   });
+  if (options.json === true) {
+    const claims = unverifiedClaims(token);
+    process.stdout.write(`${JSON.stringify({ token, id: claims?.id ?? null, owner: options.owner, rights, expiresAt: claims === undefined ? null : new Date(claims.expiresAt * 1000).toISOString() })}\n`);
+    return;
+  }
   process.stdout.write(`${token}\n`);
 }
 
@@ -143,8 +148,12 @@ export function keysRevoke(dir: string, name: string): string {
   return key;
 }
 
-export function printKeysInit(dir: string): void {
+export function printKeysInit(dir: string, json = false): void {
   const doc = keysInit(dir);
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ folder: dir, members: Object.fromEntries(ROLES.map((role) => [role, doc.members[role].length])), adminToken: join(dir, ADMIN_TOKEN_FILE) })}\n`);
+    return;
+  }
   const lines = [
     `keys folder ${dir}: ${ROLES.map((role) => `${role}.key`).join(', ')} and members.json (${ROLES.map((role) => `${doc.members[role].length} ${role}`).join(', ')})`,
     `start each role with --keys ${dir} (it uses <role>.key; --key-name picks another);`,

@@ -1,13 +1,15 @@
 /**
- * `lfaas kvs get|put|delete|replicate|stat|depart`: the KVS from the command line, through any routing node.
+ * `lfaas kvs get|put|delete|replicate|stat|depart`: the KVS from the command line, through any
+ * routing node: `--routing`, else LFAAS_ROUTING, else the `lfaas up` state file. `--json`: one
+ * JSON document on stdout.
  * Values are typed: `--type lww` (default: a JSON value in an LWW register), `counter` (an
  * integer added to a PN-counter under a fresh writer id), `gset` (a JSON array of elements),
  * `max`, `min` (a number), `bool`.
  */
 import { randomUUID } from 'node:crypto';
-import { KvsClient } from '../client/index.js';
+import { CONNECT_TIMEOUT_MS, KvsClient, resolveCluster } from '../client/index.js';
 import type { AckMode } from '../client/index.js';
-import { Bool, Counter, ErrorCode, GSet, HybridClock, LfaasError, Lww, Max, Min, latticeTypeName } from '../lattices/index.js';
+import { Bool, Counter, ErrorCode, GSet, HybridClock, LfaasError, Lww, Max, Min, isLfaasError, latticeTypeName } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
 import { Rpc, ZmqTransport, clientKeyPair, clientToken, encodeEnvelope, readKeyPair, systemClock } from '../protocol/index.js';
 
@@ -49,8 +51,17 @@ export function parseValue(text: string, type: ValueType): AnyLattice {
   }
 }
 
-async function withClient<T>(routing: string, body: (client: KvsClient) => Promise<T>): Promise<T> {
-  const client = await KvsClient.connect({ routing: routing.split(',').filter((address) => address.length > 0), requestTimeoutMs: 2000 });
+/** What the KVS commands take: the routing nodes (absent: LFAAS_ROUTING, else the state file) and --json. */
+export interface KvsCommandOptions {
+  readonly routing?: string;
+  readonly json?: boolean;
+}
+
+const routingList = (routing: string | undefined): string[] | undefined => (routing === undefined || routing === '' ? undefined : routing.split(',').filter((address) => address.length > 0));
+
+async function withClient<T>(routing: string | undefined, body: (client: KvsClient) => Promise<T>): Promise<T> {
+  const list = routingList(routing);
+  const client = await KvsClient.connect({ ...(list === undefined ? {} : { routing: list }), requestTimeoutMs: 2000 });
   try {
     return await body(client);
   } finally {
@@ -58,43 +69,63 @@ async function withClient<T>(routing: string, body: (client: KvsClient) => Promi
   }
 }
 
-export async function kvsGet(key: string, options: { routing: string; all: boolean }): Promise<void> {
+/** Prints `doc` as JSON with --json, `text` otherwise. */
+function print(options: KvsCommandOptions, doc: unknown, text: string): void {
+  console.log(options.json === true ? JSON.stringify(doc) : text);
+}
+
+export async function kvsGet(key: string, options: KvsCommandOptions & { all: boolean }): Promise<void> {
   const value = await withClient(options.routing, (client) => (options.all ? client.getAll(key) : client.get(key)));
-  if (value === undefined) {
-    console.error(`no key ${JSON.stringify(key)}`);
-    process.exitCode = 2;
-    return;
-  }
+  if (value === undefined) throw new LfaasError(ErrorCode.KVS_KEY_NOT_FOUND, `no key ${JSON.stringify(key)}`);
   console.log(JSON.stringify({ key, type: latticeTypeName(value.type), value: value.reveal() }));
 }
 
-export async function kvsPut(key: string, text: string, options: { routing: string; type: ValueType; ack: AckMode }): Promise<void> {
+export async function kvsPut(key: string, text: string, options: KvsCommandOptions & { type: ValueType; ack: AckMode }): Promise<void> {
   const value = parseValue(text, options.type);
   await withClient(options.routing, (client) => client.put(key, value, { ack: options.ack }));
-  console.log(`ok (${options.ack})`);
+  print(options, { key, type: options.type, ack: options.ack, ok: true }, `ok (${options.ack})`);
 }
 
-export async function kvsDelete(key: string, options: { routing: string; ack: AckMode }): Promise<void> {
+export async function kvsDelete(key: string, options: KvsCommandOptions & { ack: AckMode }): Promise<void> {
   await withClient(options.routing, (client) => client.delete(key, { ack: options.ack }));
-  console.log(`deleted (${options.ack})`);
+  print(options, { key, ack: options.ack, deleted: true }, `deleted (${options.ack})`);
 }
 
-export async function kvsReplicate(key: string, options: { routing: string; global: number; local: number }): Promise<void> {
+export async function kvsReplicate(key: string, options: KvsCommandOptions & { global: number; local: number }): Promise<void> {
   await withClient(options.routing, (client) => client.setReplication(key, { global: options.global, local: options.local }));
-  console.log(`${key}: ${options.global} nodes x ${options.local} shards`);
+  print(options, { key, global: options.global, local: options.local }, `${key}: ${options.global} nodes x ${options.local} shards`);
+}
+
+/** One storage node's row of `kvs stat`. */
+interface NodeStat {
+  readonly id: string;
+  readonly state: 'alive' | 'departed';
+  readonly shards: number;
+  readonly keys: number | null;
+  readonly bytes: number | null;
+  readonly requests: { readonly get: number | null; readonly put: number | null; readonly delete: number | null };
+  readonly metrics: string | null;
+  readonly reachable: boolean;
 }
 
 /** The ring from the routing node, and each node's shard statistics from its metrics endpoint. */
-export async function kvsStat(options: { routing: string }): Promise<void> {
-  const transport = await ZmqTransport.bind({ keyPair: clientKeyPair(options.routing.split(',')) });
-  const token = clientToken(undefined);
+export async function kvsStat(options: KvsCommandOptions): Promise<void> {
+  const list = routingList(options.routing);
+  const cluster = resolveCluster({ ...(list === undefined ? {} : { routing: list }) }, { needSchedulers: false });
+  const transport = await ZmqTransport.bind({ keyPair: clientKeyPair(cluster.routing) });
+  const token = clientToken(cluster.token);
   const rpc = new Rpc(transport, systemClock, token === undefined ? {} : { token });
   try {
-    const routing = options.routing.split(',')[0]!;
-    const response = await rpc.request(routing, { ringRequest: { subscriber: transport.address, leaseMs: 0 } }, { timeoutMs: 2000, retries: 1 });
+    const routing = cluster.routing[0]!;
+    const response = await rpc.request(routing, { ringRequest: { subscriber: transport.address, leaseMs: 0 } }, { timeoutMs: CONNECT_TIMEOUT_MS }).catch((error: unknown) => {
+      if (isLfaasError(error) && error.code === ErrorCode.TRANSPORT_TIMEOUT) {
+        throw new LfaasError(ErrorCode.TRANSPORT_NO_CLUSTER, `no cluster at ${routing}: is \`lfaas up\` running? (no answer within ${CONNECT_TIMEOUT_MS} ms${cluster.source === 'options' ? '' : `; the addresses came from ${cluster.source}`})`, { cause: error });
+      }
+      throw error;
+    });
     const ring = response.ringUpdate;
-    console.log(`ring epoch ${String(ring?.epoch ?? 0)}, replication factor ${ring?.defaultGlobal ?? '?'} nodes x ${ring?.defaultLocal ?? '?'} shards per key`);
-    console.log('node       state     shards  keys      bytes       GET     PUT     DELETE  metrics');
+    const rows: NodeStat[] = [];
+    const lines: string[] = [];
     for (const node of ring?.nodes ?? []) {
       const state = node.departed ? 'departed' : 'alive';
       let keys = '-';
@@ -119,9 +150,27 @@ export async function kvsStat(options: { routing: string }): Promise<void> {
           keys = 'unreachable';
         }
       }
-      console.log(
+      const count = (text: string): number | null => (/^\d+(\.\d+)?$/.test(text) ? Number(text) : null);
+      rows.push({
+        id: node.id ?? '',
+        state,
+        shards: node.shardAddresses?.length ?? 0,
+        keys: count(keys),
+        bytes: count(bytes),
+        requests: { get: count(counts.get), put: count(counts.put), delete: count(counts.delete) },
+        metrics: metricsUrl || null,
+        reachable: keys !== 'unreachable',
+      });
+      lines.push(
         `${(node.id ?? '').padEnd(10)} ${state.padEnd(9)} ${String(node.shardAddresses?.length ?? 0).padEnd(7)} ${keys.padEnd(9)} ${bytes.padEnd(11)} ${counts.get.padEnd(7)} ${counts.put.padEnd(7)} ${counts.delete.padEnd(7)} ${metricsUrl}`,
       );
+    }
+    if (options.json === true) {
+      console.log(JSON.stringify({ epoch: Number(ring?.epoch ?? 0), replication: { global: ring?.defaultGlobal ?? null, local: ring?.defaultLocal ?? null }, nodes: rows }));
+    } else {
+      console.log(`ring epoch ${String(ring?.epoch ?? 0)}, replication factor ${ring?.defaultGlobal ?? '?'} nodes x ${ring?.defaultLocal ?? '?'} shards per key`);
+      console.log('node       state     shards  keys      bytes       GET     PUT     DELETE  metrics');
+      for (const line of lines) console.log(line);
     }
   } finally {
     await rpc.close();
@@ -134,13 +183,13 @@ export async function kvsStat(options: { routing: string }): Promise<void> {
  * Asks a storage node to hand off and leave. A departure is for members: with `keys`, the request
  * is sent with `<keys>/<keyName ?? 'routing'>.key`; without, plain (an `--insecure` cluster).
  */
-export async function kvsDepart(control: string, nodeId: string, options: { keys?: string; keyName?: string } = {}): Promise<void> {
+export async function kvsDepart(control: string, nodeId: string, options: { keys?: string; keyName?: string; json?: boolean } = {}): Promise<void> {
   const transport = await ZmqTransport.bind({ keyPair: options.keys === undefined ? clientKeyPair([control]) : readKeyPair(options.keys, options.keyName ?? 'routing') });
   try {
     await transport.send(control, encodeEnvelope({ sender: transport.address, nodeDepart: { nodeId, graceful: true } }));
     // Give the socket a moment to flush before closing (linger is 0).
     await new Promise((done) => setTimeout(done, 100));
-    console.log(`asked ${nodeId} at ${control} to depart`);
+    console.log(options.json === true ? JSON.stringify({ node: nodeId, control, asked: 'depart' }) : `asked ${nodeId} at ${control} to depart`);
   } finally {
     await transport.close();
   }

@@ -3,7 +3,7 @@
  */
 import './threadpool.js';
 import { availableParallelism } from 'node:os';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { CONSISTENCIES, faasCall, faasDagCall, faasDagCreate, faasDagDelete, faasDagList, faasDeleteFunction, faasDeploy, faasFunctions } from './faas-commands.js';
 import type { CallCommandOptions, DagCallOptions, FaasAddresses, ListOptions } from './faas-commands.js';
 import { VALUE_TYPES, kvsDelete, kvsDepart, kvsGet, kvsPut, kvsReplicate, kvsStat } from './kvs-commands.js';
@@ -13,18 +13,26 @@ import type { IsolationLevel } from '../executor/index.js';
 import { runExecutor } from './executor.js';
 import { runRouting } from './routing.js';
 import { runScheduler } from './scheduler.js';
+import { runIngressProcess } from './ingress.js';
 import { runStorageNode } from './storage-node.js';
 import { up } from './up.js';
 import { DEMO_NAMES } from './demo.js';
 import type { DemoName } from './demo.js';
 import { printEvents } from './events-command.js';
-import { mlInstallCommand } from './ml-install.js';
+import { logsCommand } from './logs-command.js';
+import type { LogsCommandOptions } from './logs-command.js';
+import { invocationsCommand } from './invocations-command.js';
+import type { InvocationsCommandOptions } from './invocations-command.js';
+import { defaultMlDir, ensureMlInstalled, mlInstallCommand, mlInstalled, verifyNativeBinding } from './ml-install.js';
+import { resolve as resolvePath } from 'node:path';
 import { runMonitorProcess } from './monitor.js';
 import { policyWith } from '../monitor/index.js';
 import { keysAdd, keysRevoke, keysRotateToken, printKeysInit, printTokenCreate, tokenRevoke } from './keys-commands.js';
 import type { SecurityOptions } from './security.js';
 import { RIGHTS, ROLES } from '../protocol/index.js';
 import type { Role } from '../protocol/index.js';
+import { EXIT_CODES_HELP, ExitCode, jsonRequested, reportFailure, reportUsage } from './exit-codes.js';
+import { DEFAULT_BASE_PORT } from './up-ports.js';
 
 const integer = (min: number, max: number) => (value: string): number => {
   const parsed = Number(value);
@@ -35,6 +43,9 @@ const list = (value: string): string[] => value.split(',').filter((item) => item
 const ackOption = (): Option => new Option('--ack <mode>', 'when the write is acknowledged').choices(['local', 'durable', 'replicated']).default('durable');
 const routingOption = (): Option => new Option('--routing <addresses>', 'comma-separated routing node addresses').env('LFAAS_ROUTING').makeOptionMandatory();
 const schedulersOption = (): Option => new Option('--schedulers <addresses>', 'comma-separated scheduler addresses').env('LFAAS_SCHEDULERS').makeOptionMandatory();
+/** A client command's routing nodes: the flag, LFAAS_ROUTING, else the `lfaas up` state file. */
+const clientRoutingOption = (): Option => new Option('--routing <addresses>', 'comma-separated routing node addresses (default: LFAAS_ROUTING, else .lfaas/cluster.json from lfaas up)').env('LFAAS_ROUTING');
+const clientSchedulersOption = (): Option => new Option('--schedulers <addresses>', 'comma-separated scheduler addresses (default: LFAAS_SCHEDULERS, else .lfaas/cluster.json from lfaas up)').env('LFAAS_SCHEDULERS');
 /**
  * `--token`: the owner token a client command presents (LFAAS_TOKEN); the SDK reads it from the
  * environment, where the hook puts a token given on the command line.
@@ -47,7 +58,7 @@ function withToken(command: Command): Command {
   });
 }
 /** The options of a command that talks to the FaaS (functions, DAGs): routing, schedulers and a token. */
-const faasCommand = (parent: Command, spec: string, description: string): Command => withToken(parent.command(spec).description(description).addOption(routingOption()).addOption(schedulersOption()));
+const faasCommand = (parent: Command, spec: string, description: string): Command => withToken(parent.command(spec).description(description).addOption(clientRoutingOption()).addOption(clientSchedulersOption()));
 /** `--isolation`: how executors isolate functions (default: the strongest the machine allows). */
 const isolationOption = (): Option => new Option('--isolation <level>', 'function isolation: bwrap (namespaces + sandbox process), process (sandbox process), none (threads: trusted code only; warns); default: the strongest available').choices([...ISOLATION_LEVELS]);
 const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|::1|\[::1\])$/;
@@ -80,7 +91,16 @@ function checkSecurity(command: Command, actionCommand: Command): void {
 const consistencyOption = (): Option => new Option('--consistency <mode>', 'consistency of the call\'s reads').choices([...CONSISTENCIES]);
 
 const program = new Command();
-program.name('lfaas').description('Lattice FaaS: a stateful FaaS on a lattice key-value store').version('0.1.0').enablePositionalOptions();
+program
+  .name('lfaas')
+  .description('Lattice FaaS: a stateful FaaS on a lattice key-value store')
+  .version('0.1.0')
+  .enablePositionalOptions()
+  .addHelpText('after', `\nA client command finds its cluster from its flags, else LFAAS_ROUTING / LFAAS_SCHEDULERS / LFAAS_TOKEN, else .lfaas/cluster.json (written by lfaas up; LFAAS_STATE names another).\n${EXIT_CODES_HELP}\n`)
+  // Commander's own errors (unknown option, missing argument) become exit 2 (and JSON with --json)
+  // in the catch at the end; the subcommands made below inherit both settings.
+  .exitOverride()
+  .configureOutput({ outputError: (text, write) => (jsonRequested() ? undefined : write(text)) });
 
 program
   .command('up')
@@ -92,6 +112,13 @@ program
   .option('--shards <n>', 'shards per storage node', integer(1, 64), 2)
   .option('--replication <n>', 'nodes per key (global replication factor)', integer(1, 16), 2)
   .option('--data <folder>', 'data folder (one lmdb environment per shard)', 'data')
+  .option('--base-port <port>', `ports: routing <base>, schedulers from <base>+100, executors from <base>+200, storage nodes (control, then shards) from <base>+300, HTTP ingress <base>-20`, integer(1024, 65000), DEFAULT_BASE_PORT)
+  .option('--routing-port <port>', 'the routing node\'s port (default: <base>)', integer(1, 65535))
+  .option('--scheduler-port <port>', 'the first scheduler\'s port (default: <base>+100)', integer(1, 65535))
+  .option('--executor-port <port>', 'the first executor\'s port (default: <base>+200)', integer(1, 65535))
+  .option('--storage-port <port>', 'the first storage node\'s control port; its shards follow (default: <base>+300)', integer(1, 65535))
+  .option('--http-port <port>', 'the HTTP ingress\'s port (default: <base>-20, 7080); 0: no ingress', integer(0, 65535))
+  .option('--json', 'print the ready report as one JSON line on stdout (progress goes to stderr)', false)
   .option('--gossip-period-ms <ms>', 'gossip period', integer(1, 60_000), 50)
   .option('--shard-memory-mb <mb>', 'each shard\'s memory budget for entries (beyond it, entries live on disk only)', integer(1, 1 << 20), 256)
   .addOption(isolationOption())
@@ -113,12 +140,19 @@ program
   .option('--pin-cool-ms <ms>', 'autoscale: how long a function\'s rate must stay low before its pin count falls', integer(0, 3_600_000), 30_000)
   .action(async ({ autoscale, demo, ...options }: UpCommandOptions) => {
     if (typeof demo === 'string' && !(DEMO_NAMES as readonly string[]).includes(demo)) {
-      process.stderr.write(`lfaas: --demo ${demo}: the demos are ${DEMO_NAMES.join(', ')}\n`);
-      process.exitCode = 2;
+      reportUsage(`--demo ${demo}: the demos are ${DEMO_NAMES.join(', ')}`);
       return;
     }
     await up({
       ...options,
+      ports: {
+        basePort: options.basePort,
+        ...(options.routingPort === undefined ? {} : { routingPort: options.routingPort }),
+        ...(options.schedulerPort === undefined ? {} : { schedulerPort: options.schedulerPort }),
+        ...(options.executorPort === undefined ? {} : { executorPort: options.executorPort }),
+        ...(options.storagePort === undefined ? {} : { storagePort: options.storagePort }),
+        ...(options.httpPort === undefined ? {} : { httpPort: options.httpPort }),
+      },
       demo: demo === undefined ? false : demo === true ? true : (demo as DemoName),
       ...(autoscale
         ? {
@@ -143,6 +177,13 @@ interface UpCommandOptions {
   shards: number;
   replication: number;
   data: string;
+  basePort: number;
+  routingPort?: number;
+  schedulerPort?: number;
+  executorPort?: number;
+  storagePort?: number;
+  httpPort?: number;
+  json: boolean;
   gossipPeriodMs: number;
   shardMemoryMb: number;
   schedulers: number;
@@ -248,7 +289,7 @@ faasCommand(dagCommand, 'call <name>', 'call a DAG; prints its sink\'s result as
   .action(async (name: string, options: DagCallOptions) => faasDagCall(name, options));
 
 faasCommand(dagCommand, 'list', 'list the registered DAGs')
-  .option('--json', 'one JSON object a line', false)
+  .option('--json', 'one JSON array', false)
   .action(async (options: ListOptions) => faasDagList(options));
 
 faasCommand(dagCommand, 'delete <name>', 'delete a DAG')
@@ -260,20 +301,56 @@ const functionsCommand = program
   .command('functions [name]')
   .enablePositionalOptions()
   .description('list the registered functions (or the one named); `functions delete <name>` deletes one')
-  .addOption(new Option('--routing <addresses>', 'comma-separated routing node addresses').env('LFAAS_ROUTING'))
-  .addOption(new Option('--schedulers <addresses>', 'comma-separated scheduler addresses').env('LFAAS_SCHEDULERS'))
+  .addOption(clientRoutingOption())
+  .addOption(clientSchedulersOption())
   .addOption(tokenOption())
-  .option('--json', 'one JSON object a line', false)
+  .option('--json', 'one JSON document: the function named, or an array', false)
   .action(async (name: string | undefined, options: Partial<ListOptions> & { json: boolean; token?: string }) => {
-    if (options.routing === undefined) functionsCommand.error("error: required option '--routing <addresses>' not specified");
-    if (options.schedulers === undefined) functionsCommand.error("error: required option '--schedulers <addresses>' not specified");
     if (options.token !== undefined) process.env['LFAAS_TOKEN'] = options.token;
-    await faasFunctions(name, { routing: options.routing!, schedulers: options.schedulers!, json: options.json });
+    await faasFunctions(name, { ...(options.routing === undefined ? {} : { routing: options.routing }), ...(options.schedulers === undefined ? {} : { schedulers: options.schedulers }), json: options.json });
   });
 
 faasCommand(functionsCommand, 'delete <name>', 'delete a function: every version, or the one given')
   .option('--version <n>', 'the version to delete (default: all)', integer(1, Number.MAX_SAFE_INTEGER))
   .action(async (name: string, options: FaasAddresses & { version?: number }) => faasDeleteFunction(name, options));
+
+faasCommand(program, 'logs [function]', 'what functions logged (console.*, ctx.log), from every executor, in time order: the function, or a namespace (alice/); default: the token\'s own (docs/observability-logs.md)')
+  .option('--follow', 'keep printing new records until Ctrl-C', false)
+  .option('--since <when>', 'records since a duration ago (30s, 5m, 2h, 1d) or a date (ISO 8601)')
+  .option('--call <id>', 'only this call\'s records')
+  .option('--limit <n>', 'records per executor, at most', integer(1, 5000))
+  .option('--json', 'one JSON document (an array); with --follow, one JSON object a line', false)
+  .action(async (name: string | undefined, options: LogsCommandOptions) => logsCommand(name, options));
+
+faasCommand(program, 'invocations', 'recent and running calls with their state (queued, running, succeeded, failed, timed-out, cancelled), the most recent first')
+  .option('--function <name>', 'a function or DAG, or a namespace (alice/); default: the token\'s own')
+  .option('--running', 'only the calls queued or running', false)
+  .option('--limit <n>', 'calls at most', integer(1, 1000), 100)
+  .option('--json', 'one JSON document (an array)', false)
+  .action(async (options: InvocationsCommandOptions) => invocationsCommand(options));
+
+program
+  .command('ingress')
+  .addOption(new Option('--keys <folder>', 'the cluster\'s keys folder: its token.pub verifies callers\' tokens (the ingress is a client with a key pair of its own, not a member)').env('LFAAS_KEYS'))
+  .option('--insecure', 'for an --insecure cluster: plain ZeroMQ, no tokens asked; loopback only (warns)')
+  .hook('preAction', checkSecurity)
+  .description('run the HTTP ingress: calls, async calls and results, DAG calls and KVS reads and writes over HTTP (JSON, or msgpack); callers present owner tokens (docs/http.md)')
+  .addOption(new Option('--routing <addresses>', 'comma-separated routing node addresses').env('LFAAS_ROUTING').makeOptionMandatory())
+  .addOption(new Option('--schedulers <addresses>', 'comma-separated scheduler addresses').env('LFAAS_SCHEDULERS').makeOptionMandatory())
+  .option('--host <host>', 'interface the HTTP server binds', '127.0.0.1')
+  .option('--port <port>', 'HTTP port (0 = any)', integer(0, 65535), 7080)
+  .option('--body-limit-mb <mb>', 'request bodies larger than this are refused 413', (value: string) => {
+    const parsed = Number(value);
+    if (!Number.isFinite(parsed) || parsed <= 0 || parsed > 64) throw new InvalidArgumentError('expected a number of MiB above 0, at most 64');
+    return parsed;
+  }, 4)
+  .option('--concurrency <n>', 'requests served at once at most; beyond, 503 with Retry-After', integer(1, 100_000), 1024)
+  .option('--request-timeout-ms <ms>', 'a request taking longer is answered 504 (and a call\'s budget is at most this)', integer(100, 3_600_000), 60_000)
+  .option('--clients-max <n>', 'callers\' tokens with a cluster client kept open at once (least recently used closed beyond)', integer(1, 10_000), 64)
+  .option('--headers-timeout-ms <ms>', 'a client must send its request headers within this (slow clients are cut off)', integer(100, 600_000), 10_000)
+  .action(async (options: { routing: string; schedulers: string; host: string; port: number; bodyLimitMb: number; concurrency: number; requestTimeoutMs: number; clientsMax: number; headersTimeoutMs: number } & SecurityOptions) => {
+    await runIngressProcess({ ...options, routing: list(options.routing), schedulers: list(options.schedulers) });
+  });
 
 securityOptions(program.command('monitor'))
   .description('run a monitor: it takes the lease in the KVS, reads the cluster and records its decisions (lfaas up --autoscale also carries them out)')
@@ -300,36 +377,42 @@ withToken(
   program
     .command('events')
     .description("the monitor's decisions and their outcomes, oldest first (the last 500)")
-    .addOption(routingOption())
-    .option('--json', 'one JSON object a line', false),
-).action(async (options: { routing: string; json: boolean }) => printEvents(options));
+    .addOption(clientRoutingOption())
+    .option('--json', 'one JSON array', false),
+).action(async (options: { routing?: string; json: boolean }) => printEvents(options));
 
 const keys = program.command('keys').description('the cluster\'s keys: init a keys folder, add or revoke a member');
 keys
   .command('init <folder>')
   .description('make a keys folder: a key pair per role (<role>.key, mode 0600) and members.json listing them')
-  .action((folder: string) => printKeysInit(folder));
+  .action((folder: string, options: { json?: boolean }) => printKeysInit(folder, options.json === true));
 keys
   .command('add <folder>')
   .description('make a member key pair (<name>.key) and list it under a role')
   .addOption(new Option('--role <role>', 'its role').choices([...ROLES]).makeOptionMandatory())
   .requiredOption('--name <name>', 'its key file\'s name')
-  .action((folder: string, options: { role: Role; name: string }) => {
-    process.stdout.write(`${options.name}.key is a ${options.role} member: ${keysAdd(folder, options.role, options.name)}\n`);
+  .action((folder: string, options: { role: Role; name: string; json?: boolean }) => {
+    const key = keysAdd(folder, options.role, options.name);
+    process.stdout.write(options.json === true ? `${JSON.stringify({ name: options.name, role: options.role, key })}\n` : `${options.name}.key is a ${options.role} member: ${key}\n`);
   });
 keys
   .command('revoke <folder>')
   .description('take a member off the list (refused from then on, within a second) and delete its key file')
   .requiredOption('--name <name>', 'its key file\'s name')
-  .action((folder: string, options: { name: string }) => {
-    process.stdout.write(`revoked ${keysRevoke(folder, options.name)}\n`);
+  .action((folder: string, options: { name: string; json?: boolean }) => {
+    const key = keysRevoke(folder, options.name);
+    process.stdout.write(options.json === true ? `${JSON.stringify({ name: options.name, revoked: key })}\n` : `revoked ${key}\n`);
   });
 
 keys
   .command('rotate-token <folder>')
   .description('a new token signing key and admin token; the key it replaces stays accepted until the next rotation (running processes re-read it within a second)')
-  .action((folder: string) => {
+  .action((folder: string, options: { json?: boolean }) => {
     keysRotateToken(folder);
+    if (options.json === true) {
+      process.stdout.write(`${JSON.stringify({ folder, adminToken: `${folder}/admin.token`, rotated: true })}\n`);
+      return;
+    }
     process.stdout.write(`new token key in ${folder}; the new admin token is in ${folder}/admin.token; tokens signed with the previous key stay valid until they expire or the next rotation\n`);
   });
 
@@ -338,15 +421,23 @@ ml
   .command('install')
   .description('install them into .lfaas/ml (or LFAAS_ML_DIR) with npm install --ignore-scripts, unless there already; check the native binding loads')
   .option('--dir <folder>', 'the ML folder (default: LFAAS_ML_DIR, else <repository>/.lfaas/ml)')
-  .action(async (options: { dir?: string }) => mlInstallCommand(options));
+  .action(async (options: { dir?: string; json?: boolean }) => {
+    if (options.json !== true) return mlInstallCommand(options);
+    const dir = options.dir === undefined ? defaultMlDir() : resolvePath(options.dir);
+    const already = mlInstalled(dir);
+    await ensureMlInstalled({ dir });
+    if (already) await verifyNativeBinding(dir);
+    process.stdout.write(`${JSON.stringify({ dir, installed: true, already })}\n`);
+  });
 
 const token = program.command('token').description('owner tokens: create one (signed with the cluster\'s token key), revoke one');
 token
   .command('revoke <token-or-id>')
   .description('refuse a token (or its id) from now on, before its expiry (running processes re-read the list within a second)')
   .addOption(new Option('--keys <folder>', 'the cluster\'s keys folder').env('LFAAS_KEYS').makeOptionMandatory())
-  .action((tokenOrId: string, options: { keys: string }) => {
-    process.stdout.write(`revoked token ${tokenRevoke(options.keys, tokenOrId)}\n`);
+  .action((tokenOrId: string, options: { keys: string; json?: boolean }) => {
+    const id = tokenRevoke(options.keys, tokenOrId);
+    process.stdout.write(options.json === true ? `${JSON.stringify({ revoked: id })}\n` : `revoked token ${id}\n`);
   });
 token
   .command('create')
@@ -358,7 +449,7 @@ token
   .option('--key-prefix <prefix...>', 'restrict to these key prefixes (in the owner\'s namespace, e.g. alice/public/)')
   .option('--function <name...>', 'restrict to these functions and DAGs')
   .option('--grant <grant...>', "rights in another owner's namespace: <owner>:<rights joined by +>[:prefix=<key prefix>][:function=<name>], e.g. bob:read+call:prefix=bob/shared/")
-  .action((options: { keys: string; owner: string; rights: string; ttl: string; keyPrefix?: string[]; function?: string[]; grant?: string[] }) => printTokenCreate(options.keys, options));
+  .action((options: { keys: string; owner: string; rights: string; ttl: string; keyPrefix?: string[]; function?: string[]; grant?: string[]; json?: boolean }) => printTokenCreate(options.keys, options));
 
 const kvs = securityOptions(program
   .command('kvs'))
@@ -385,51 +476,76 @@ const kvs = securityOptions(program
 
 withToken(kvs
   .command('get <key>'))
-  .description('print the value of a key as JSON')
-  .addOption(routingOption())
+  .description('print the value of a key as JSON (exit 3 when it does not exist)')
+  .addOption(clientRoutingOption())
   .option('--all', 'ask every replica and merge', false)
-  .action(async (key: string, options: { routing: string; all: boolean }) => kvsGet(key, options));
+  .action(async (key: string, options: { routing?: string; all: boolean }) => kvsGet(key, options));
 
 withToken(kvs
   .command('put <key> <value>'))
   .description('merge a value into a key')
-  .addOption(routingOption())
+  .addOption(clientRoutingOption())
   .addOption(new Option('--type <type>', 'lattice type of the value').choices([...VALUE_TYPES]).default('lww'))
   .addOption(ackOption())
-  .action(async (key: string, value: string, options: { routing: string; type: ValueType; ack: 'local' | 'durable' | 'replicated' }) => kvsPut(key, value, options));
+  .action(async (key: string, value: string, options: { routing?: string; type: ValueType; ack: 'local' | 'durable' | 'replicated'; json?: boolean }) => kvsPut(key, value, options));
 
 withToken(kvs
   .command('delete <key>'))
   .description('delete a key')
-  .addOption(routingOption())
+  .addOption(clientRoutingOption())
   .addOption(ackOption())
-  .action(async (key: string, options: { routing: string; ack: 'local' | 'durable' | 'replicated' }) => kvsDelete(key, options));
+  .action(async (key: string, options: { routing?: string; ack: 'local' | 'durable' | 'replicated'; json?: boolean }) => kvsDelete(key, options));
 
 withToken(kvs
   .command('replicate <key>'))
   .description('set a key\'s replication factors for the whole cluster')
-  .addOption(routingOption())
+  .addOption(clientRoutingOption())
   .requiredOption('--global <n>', 'nodes holding the key', integer(1, 64))
   .option('--local <n>', 'shards holding it in each node', integer(1, 64), 1)
-  .action(async (key: string, options: { routing: string; global: number; local: number }) => kvsReplicate(key, options));
+  .action(async (key: string, options: { routing?: string; global: number; local: number; json?: boolean }) => kvsReplicate(key, options));
 
 withToken(kvs
   .command('stat'))
   .description('show the ring and every node\'s shard statistics')
-  .addOption(routingOption())
-  .action(async (options: { routing: string }) => kvsStat(options));
+  .addOption(clientRoutingOption())
+  .action(async (options: { routing?: string; json?: boolean }) => kvsStat(options));
 
 kvs
   .command('depart <control-address> <node-id>')
   .description('ask a storage node to hand its keys off and leave (a member\'s request: signed with a routing or storage key of --keys)')
   .addOption(new Option('--keys <folder>', 'the cluster\'s keys folder').env('LFAAS_KEYS'))
   .option('--key-name <name>', 'the member key to send with (<name>.key)', 'routing')
-  .action(async (control: string, nodeId: string, options: { keys?: string; keyName: string }) => kvsDepart(control, nodeId, options));
+  .action(async (control: string, nodeId: string, options: { keys?: string; keyName: string; json?: boolean }) => kvsDepart(control, nodeId, options));
+
+/** Role processes print a ready line, not results: no --json. */
+const ROLE_COMMANDS: ReadonlySet<string> = new Set(['routing', 'scheduler', 'executor', 'monitor', 'ingress']);
+
+/**
+ * `--json` on every command that prints something for people (client commands, keys, token,
+ * events, kvs, ml): one JSON document on stdout, failures as {"error":{...}}. Commands that have
+ * it already keep theirs.
+ */
+function addJsonOptions(command: Command): void {
+  for (const sub of command.commands) {
+    if (ROLE_COMMANDS.has(sub.name())) continue;
+    // `kvs` runs a storage node itself: only its subcommands are clients.
+    const isRole = sub.name() === 'kvs' && command === program;
+    if (!isRole && !sub.options.some((option) => option.long === '--json')) sub.option('--json', 'print one JSON document on stdout (failures: {"error":{"code","message","retryable"}})', false);
+    addJsonOptions(sub);
+  }
+}
+
+addJsonOptions(program);
 
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
-  const typed = error as { code?: string; message?: string };
-  process.stderr.write(`lfaas: ${typed.code ? `${typed.code}: ` : ''}${typed.message ?? String(error)}\n`);
-  process.exitCode = 1;
+  if (error instanceof CommanderError) {
+    // Help and version end with code 0; every other commander error is a usage error (exit 2).
+    if (error.exitCode === 0 || error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') process.exitCode = ExitCode.OK;
+    else if (jsonRequested()) reportUsage(error.message.replace(/^error: /, ''));
+    else process.exitCode = ExitCode.USAGE;
+  } else {
+    reportFailure(error);
+  }
 }

@@ -20,6 +20,11 @@ export interface SupervisedRole {
   args(last: Readonly<Record<string, unknown>> | undefined): string[];
 }
 
+/**
+ * How long a role may take to print its ready line: generous, since on a loaded machine (a test
+ * suite beside a cluster on two cores) a sandboxed executor has taken more than 10 s.
+ */
+const READY_TIMEOUT_MS = 30_000;
 /** Attempts in a row that may fail before a role is given up. */
 const RESTARTS_MAX = 20;
 const BACKOFF_FIRST_MS = 200;
@@ -48,7 +53,7 @@ export class Supervisor {
 
   /** Starts `role` (waiting for its ready line) and watches it from then on. */
   async start(role: SupervisedRole): Promise<Started> {
-    const started = await startRole(role.args(undefined), role.name);
+    const started = await startRole(role.args(undefined), role.name, { readyTimeoutMs: READY_TIMEOUT_MS });
     const entry: Supervised = { role, child: started.child, ready: started.ready, startedAtMs: Date.now(), failuresInRow: 0 };
     this.supervised.push(entry);
     this.watch(entry);
@@ -131,7 +136,7 @@ export class Supervisor {
   private async restart(entry: Supervised): Promise<void> {
     if (this.stopping) return;
     try {
-      const started = await startRole(entry.role.args(entry.ready), entry.role.name);
+      const started = await startRole(entry.role.args(entry.ready), entry.role.name, { readyTimeoutMs: READY_TIMEOUT_MS });
       if (this.stopping) {
         started.child.kill('SIGTERM');
         return;

@@ -10,6 +10,11 @@
  *   result lands in the KVS, delivered by subscription (not by polling). Async calls run at
  *   least once: a call whose executor dies is dispatched again.
  * - `dag`/`registerDag`/`callDag`: typed DAGs (client/dag-builder.ts).
+ * - Ergonomics (docs/sdk.md): a `signal` on every call and wait (CALL_ABORTED, and the call is
+ *   cancelled), `cancel(callId)`/`future.cancel()` (EXEC_CANCELLED), `attach(callId)` (a future
+ *   for a call another process started), `idempotencyKey` (one run per key), `watch(key)`,
+ *   `fn<F>(name)` (a typed callable), `await using`, and the function's mapped stack trace on
+ *   EXEC_USER_ERROR (`error.remoteStack`).
  *
  * @example
  * ```ts
@@ -21,22 +26,35 @@
  * await faas.close();
  * ```
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { ErrorCode, LfaasError } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
 import { DEFAULT_KEEP_ALIVE_MS, Rpc, ZmqTransport, clientKeyPair, clientToken, decodeValue, encodeValue, errorFromWireMessage, pb, resultKeyOf, resultRecordOf, systemClock, unverifiedClaims } from '../protocol/index.js';
-import type { KeyPair, PbTypes, TokenClaims } from '../protocol/index.js';
+import type { KeyPair, PbTypes, TokenClaims, Transport } from '../protocol/index.js';
 import { bundleFunction, checkFunctionCode } from './bundle.js';
 import type { AnyFunction, DagDefinition, DagHandle, FunctionHandle, UserArgs, UserResult } from './dag-builder.js';
 import { KvsClient } from './kvs-client.js';
+import { abortable, abortedError } from './abort.js';
+import type { WatchOptions } from './watch.js';
+import { listInvocations, readLogs } from './observe.js';
+import type { FunctionLogEntry, InvocationEntry, InvocationsOptions, LogsOptions, ObserveClient } from './observe.js';
+import { resolveCluster } from './cluster-file.js';
+import { CONNECT_TIMEOUT_MS, firstContact } from './cluster-probe.js';
 
 export type Consistency = 'lww' | 'repeatable-read' | 'causal';
 
 const CONSISTENCY: Record<Consistency, number> = { lww: pb.Consistency.LWW, 'repeatable-read': pb.Consistency.REPEATABLE_READ, causal: pb.Consistency.CAUSAL };
 
 export interface ConnectOptions {
-  readonly routing: readonly string[];
-  readonly schedulers: readonly string[];
+  /** Routing node addresses; absent: `LFAAS_ROUTING`, else `.lfaas/cluster.json` (`lfaas up`). */
+  readonly routing?: readonly string[];
+  /** Scheduler addresses; absent: `LFAAS_SCHEDULERS`, else `.lfaas/cluster.json`. */
+  readonly schedulers?: readonly string[];
+  /**
+   * How long the first contact may take (an echo a routing node and a scheduler answer), default
+   * 2000; 0: none. No answer: TRANSPORT_NO_CLUSTER ("no cluster at ...").
+   */
+  readonly connectTimeoutMs?: number;
   /** The interface the client's sockets bind to. */
   readonly host?: string;
   /** The client's key pair; see `KvsClientOptions.keyPair`. */
@@ -91,6 +109,33 @@ export interface CallOptions {
   readonly consistency?: Consistency;
   /** The call's budget (default: the function's own timeout; for a DAG, the sum of its functions'). */
   readonly timeoutMs?: number;
+  /**
+   * Aborting it rejects the call at once with CALL_ABORTED and asks the cluster to cancel the run
+   * (its functions see `ctx.signal` aborted; see {@link LatticeFaas.cancel}). For `callAsync`, it
+   * does so until the call's result is in, even after the call was accepted.
+   */
+  readonly signal?: AbortSignal;
+  /**
+   * The same key (for this owner and this function or DAG) runs once, and every start of it gets
+   * that run's result, for as long as the call's record stays in the KVS (records are not expired
+   * today). First wins: a start under a used key with other arguments gets the first call's result
+   * (docs/sdk.md). A sync call with a key runs as an async call waited for. 1 to 256 characters.
+   */
+  readonly idempotencyKey?: string;
+}
+
+/**
+ * A registered function as a typed callable (`faas.fn<typeof square>('square')`): its arguments
+ * and result typed from the function module, its trailing `ctx` left out.
+ */
+export interface TypedFunction<F extends AnyFunction, Name extends string = string> {
+  (...args: CallArgs<UserArgs<F>>): Promise<UserResult<F>>;
+  /** Starts the call asynchronously (see {@link LatticeFaas.callAsync}). */
+  async(...args: CallArgs<UserArgs<F>>): Promise<CallFuture<UserResult<F>>>;
+  /** The same function with these call options (merged over the ones it has). */
+  with(options: CallOptions): TypedFunction<F, Name>;
+  /** Its handle, for DAGs (`dag(...).fn(square.handle)`) and the other calls. */
+  readonly handle: FunctionHandle<F, Name>;
 }
 
 export interface RegisterOptions {
@@ -122,8 +167,13 @@ export interface RegisterOptions {
 export interface CallFuture<R> {
   readonly callId: string;
   readonly resultKey: string;
-  /** Resolves with the result, or rejects with the call's typed error (or TRANSPORT_TIMEOUT after `timeoutMs`). */
-  result(options?: { readonly timeoutMs?: number }): Promise<R>;
+  /**
+   * Resolves with the result, or rejects with the call's typed error (or TRANSPORT_TIMEOUT after
+   * `timeoutMs`). Aborting `signal` rejects the wait at once (CALL_ABORTED) and cancels the call.
+   */
+  result(options?: { readonly timeoutMs?: number; readonly signal?: AbortSignal }): Promise<R>;
+  /** Cancels the call (see {@link LatticeFaas.cancel}): its result becomes EXEC_CANCELLED unless it finished first. */
+  cancel(): Promise<boolean>;
 }
 
 export interface FunctionInfo {
@@ -175,12 +225,14 @@ export class LatticeFaas {
   private closed = false;
   private readonly leases = new Map<string, DirectLease[]>();
   private readonly watched = new Map<string, ExecutorWatch>();
+  /** Direct calls in flight: call id -> the executor running it (where a cancel goes too). */
+  private readonly directRuns = new Map<string, string>();
   readonly counters = { direct: 0, viaScheduler: 0, leases: 0, executorsLost: 0, capacityRetries: 0 };
 
   private constructor(
     readonly kvs: KvsClient,
     private readonly rpc: Rpc,
-    private readonly options: ConnectOptions,
+    private readonly options: ConnectOptions & { readonly routing: readonly string[]; readonly schedulers: readonly string[] },
     /** What the client's token says (unverified: the cluster checks it); none on an insecure cluster. */
     private readonly claims?: TokenClaims,
   ) {
@@ -194,12 +246,37 @@ export class LatticeFaas {
     return this.claims?.owner;
   }
 
-  static async connect(options: ConnectOptions): Promise<LatticeFaas> {
-    if (options.schedulers.length === 0) throw new LfaasError(ErrorCode.SCHED_NO_CAPACITY, 'the client needs at least one scheduler address');
-    const keyPair = clientKeyPair([...options.routing, ...options.schedulers], options.keyPair);
-    const token = clientToken(options.token);
-    const kvs = await KvsClient.connect({ routing: options.routing, keyPair, token: token ?? '', ...(options.host === undefined ? {} : { host: options.host }) });
+  static async connect(options: ConnectOptions = {}): Promise<LatticeFaas> {
+    // Flags/options > LFAAS_* > the `lfaas up` state file (client/cluster-file.ts).
+    const cluster = resolveCluster({ ...(options.routing === undefined ? {} : { routing: options.routing }), ...(options.schedulers === undefined ? {} : { schedulers: options.schedulers }), ...(options.token === undefined ? {} : { token: options.token }) });
+    if (cluster.schedulers.length === 0) throw new LfaasError(ErrorCode.SCHED_NO_CAPACITY, 'the client needs at least one scheduler address');
+    const resolved = { ...options, routing: cluster.routing, schedulers: cluster.schedulers, ...(cluster.token === undefined ? {} : { token: cluster.token }) };
+    const keyPair = clientKeyPair([...resolved.routing, ...resolved.schedulers], options.keyPair);
+    const token = clientToken(resolved.token);
+    const connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
+    const kvs = await KvsClient.connect({ routing: resolved.routing, keyPair, token: token ?? '', connectTimeoutMs, ...(options.host === undefined ? {} : { host: options.host }) });
     const rpc = new Rpc(await ZmqTransport.bind({ host: options.host ?? '127.0.0.1', port: 0, keyPair }), systemClock, { pendingMax: 100_000, ...(token === undefined ? {} : { token }) });
+    if (connectTimeoutMs > 0) {
+      try {
+        await firstContact(rpc, resolved.schedulers, connectTimeoutMs, cluster.source);
+      } catch (error) {
+        await rpc.close();
+        await rpc.transport.close();
+        await kvs.close();
+        throw error;
+      }
+    }
+    return new LatticeFaas(kvs, rpc, resolved, token === undefined ? undefined : unverifiedClaims(token));
+  }
+
+  /**
+   * A client over a transport and a KVS client already made, not bound here: the in-process test
+   * harness (testing/) runs one on the in-memory network. `options` as for {@link connect}.
+   */
+  static over(kvs: KvsClient, transport: Transport, options: ConnectOptions & { readonly routing: readonly string[]; readonly schedulers: readonly string[] }): LatticeFaas {
+    if (options.schedulers.length === 0) throw new LfaasError(ErrorCode.SCHED_NO_CAPACITY, 'the client needs at least one scheduler address');
+    const token = clientToken(options.token);
+    const rpc = new Rpc(transport, systemClock, { pendingMax: 100_000, ...(token === undefined ? {} : { token }) });
     return new LatticeFaas(kvs, rpc, options, token === undefined ? undefined : unverifiedClaims(token));
   }
 
@@ -214,9 +291,9 @@ export class LatticeFaas {
    */
   async register<F extends AnyFunction, Name extends string = string>(name: Name, source: string | { readonly code: string }, options: RegisterOptions = {}): Promise<FunctionHandle<F, Name>> {
     // A module is bundled; code given as is goes through the same checks (it parses, imports no built-in or file, fits).
-    const code = typeof source === 'string' ? (await bundleFunction(source)).code : (await checkFunctionCode(source.code)).code;
+    const { code, sourceMap } = typeof source === 'string' ? await bundleFunction(source) : await checkFunctionCode(source.code);
     const response = await this.request({
-      registerFunction: { spec: { name, code: Buffer.from(code, 'utf8'), memoryMb: options.memoryMb ?? 128, timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS, keepAliveMs: options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS, keepAlivePolicy: options.keepAlive ?? 'fixed', reads: [...(options.reads ?? [])], concurrency: options.concurrency ?? 0 } },
+      registerFunction: { spec: { name, code: Buffer.from(code, 'utf8'), sourceMap: sourceMap ?? '', memoryMb: options.memoryMb ?? 128, timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS, keepAliveMs: options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS, keepAlivePolicy: options.keepAlive ?? 'fixed', reads: [...(options.reads ?? [])], concurrency: options.concurrency ?? 0 } },
     });
     const answer = response.registerFunctionResponse;
     if (answer?.error?.code) throw errorFromWireMessage(answer.error);
@@ -228,26 +305,111 @@ export class LatticeFaas {
   /** Calls a function and resolves with its result. */
   async call<F extends AnyFunction>(fn: FunctionHandle<F> | string, args: CallArgs<UserArgs<F>> | readonly unknown[] = [], options: CallOptions = {}): Promise<UserResult<F>> {
     const handle = typeof fn === 'string' ? { name: fn, version: 0 } : fn;
-    const callId = this.callId();
+    // With a key: an async call (its record makes it run once), waited for here.
+    if (options.idempotencyKey !== undefined) return (await this.callAsync<F>(handle, args, options)).result(options.signal === undefined ? {} : { signal: options.signal });
+    let callId = this.callId();
+    if (options.signal?.aborted === true) throw abortedError(`call ${callId}`, options.signal);
     const version = options.version ?? handle.version;
     const encoded = encodeArgs(args);
     const key = `f\u0000${handle.name}\u0000${version}\u0000${options.consistency ?? 'lww'}`;
-    const direct = await this.tryDirect(key, callId, { [handle.name]: { args: encoded } }, options);
-    if (direct !== undefined) return this.resultOf(direct) as UserResult<F>;
-    const answer = await this.viaScheduler(
-      callId,
-      (id) => ({ callRequest: { callId: id, function: handle.name, version, args: encoded, consistency: CONSISTENCY[options.consistency ?? 'lww'], timeoutMs: options.timeoutMs ?? 0 } }),
-      options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-    );
-    this.takeLease(key, answer?.lease);
-    return this.resultOf(answer) as UserResult<F>;
+    const run = async (): Promise<UserResult<F>> => {
+      const direct = await this.tryDirect(key, callId, { [handle.name]: { args: encoded } }, options);
+      if (direct !== undefined) return this.resultOf(direct) as UserResult<F>;
+      const answer = await this.viaScheduler(
+        callId,
+        (id) => {
+          callId = id;
+          return { callRequest: { callId: id, function: handle.name, version, args: encoded, consistency: CONSISTENCY[options.consistency ?? 'lww'], timeoutMs: options.timeoutMs ?? 0 } };
+        },
+        options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      );
+      this.takeLease(key, answer?.lease);
+      return this.resultOf(answer) as UserResult<F>;
+    };
+    return abortable(run(), options.signal, `call ${callId}`, () => this.cancel(callId));
   }
 
   /** Starts a call whose result lands in the KVS; resolves once the call is recorded. */
   async callAsync<F extends AnyFunction>(fn: FunctionHandle<F> | string, args: CallArgs<UserArgs<F>> | readonly unknown[] = [], options: CallOptions = {}): Promise<CallFuture<UserResult<F>>> {
     const handle = typeof fn === 'string' ? { name: fn, version: 0 } : fn;
-    const callId = this.callId();
-    return this.startAsync<UserResult<F>>(callId, { callRequest: { callId, function: handle.name, version: options.version ?? handle.version, args: encodeArgs(args), consistency: CONSISTENCY[options.consistency ?? 'lww'], async: true, resultKey: resultKeyOf(callId), timeoutMs: options.timeoutMs ?? 0 } });
+    const idempotent = options.idempotencyKey !== undefined;
+    const callId = idempotent ? this.idempotentCallId(`f:${handle.name}`, options.idempotencyKey) : this.callId();
+    return this.startAsync<UserResult<F>>(
+      callId,
+      { callRequest: { callId, function: handle.name, version: options.version ?? handle.version, args: encodeArgs(args), consistency: CONSISTENCY[options.consistency ?? 'lww'], async: true, resultKey: resultKeyOf(callId), timeoutMs: options.timeoutMs ?? 0, ...(idempotent ? { idempotent } : {}) } },
+      options.signal,
+    );
+  }
+
+  /**
+   * A typed callable of a registered function: `const square = faas.fn<typeof import('./square.js').default>('square')`,
+   * then `await square(7)` (a number), `await square.async(8)` (a future), `square.with({ timeoutMs: 500 })`,
+   * `square.handle` (for DAGs). No request is made here.
+   */
+  fn<F extends AnyFunction, Name extends string = string>(name: Name, options: CallOptions = {}): TypedFunction<F, Name> {
+    const handle: FunctionHandle<F, Name> = { name, version: options.version ?? 0 };
+    const callable = (...args: readonly unknown[]): Promise<UserResult<F>> => this.call<F>(handle, args, options);
+    return Object.defineProperties(callable, {
+      async: { value: (...args: readonly unknown[]) => this.callAsync<F>(handle, args, options) },
+      with: { value: (more: CallOptions) => this.fn<F, Name>(name, { ...options, ...more }) },
+      handle: { value: handle, enumerable: true },
+    }) as unknown as TypedFunction<F, Name>;
+  }
+
+  /**
+   * Cancels a call of this client's owner (any process's: call ids are in the owner's namespace;
+   * another owner's is refused UNAUTHORISED). The schedulers (and, for a direct call in flight
+   * here, its executor) abort its run: its functions see `ctx.signal` aborted, a runtime that does
+   * not return within a short grace is replaced, its caller gets EXEC_CANCELLED, and an async
+   * call's result says EXEC_CANCELLED (it is not dispatched again). Resolves whether a run was
+   * found; a finished or unknown call is `false`, not an error.
+   */
+  async cancel(callId: string): Promise<boolean> {
+    if (typeof callId !== 'string' || callId.length === 0) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, 'cancel takes a call id');
+    const targets = new Set(this.options.schedulers);
+    const executor = this.directRuns.get(callId);
+    if (executor !== undefined) targets.add(executor);
+    const answers = await Promise.allSettled([...targets].map((target) => this.rpc.request(target, { cancelCall: { callId } }, { timeoutMs: this.options.requestTimeoutMs ?? 10_000 })));
+    let cancelled = false;
+    let answered = false;
+    let failure: LfaasError | undefined;
+    for (const answer of answers) {
+      if (answer.status === 'rejected') {
+        failure ??= answer.reason as LfaasError;
+        continue;
+      }
+      const response = answer.value.cancelCallResponse;
+      if (response?.error?.code) failure ??= errorFromWireMessage(response.error);
+      else {
+        answered = true;
+        cancelled ||= response?.cancelled === true;
+      }
+    }
+    // One scheduler holding the run is enough; refused or unreachable everywhere is an error.
+    if (!answered && failure !== undefined) throw failure;
+    return cancelled;
+  }
+
+  /**
+   * A future for an async call started elsewhere (another process of the same owner), by its
+   * call id: `result()` resolves from the KVS (at once if the call finished). No request is made;
+   * an id no call has waits (bound it with `result({ timeoutMs })` or a signal).
+   */
+  attach<R = unknown>(callId: string): CallFuture<R> {
+    if (typeof callId !== 'string' || callId.length === 0) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, 'attach takes a call id');
+    const watch = this.resultWatch<R>(callId);
+    watch.readNow();
+    return this.futureOf(callId, watch.outcome);
+  }
+
+  /** A KVS key's values as an async iterable (see {@link KvsClient.watch}). */
+  watch(key: string, options: WatchOptions = {}): AsyncGenerator<AnyLattice, void, undefined> {
+    return this.kvs.watch(key, options);
+  }
+
+  /** `await using faas = await LatticeFaas.connect(...)`: closed when the scope ends. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 
   /** Registers a DAG built with `dag(...)`. */
@@ -266,25 +428,38 @@ export class LatticeFaas {
   /** Calls a DAG with per-function arguments; resolves with the sink's result. */
   async callDag<In, Out>(dag: DagHandle<In, Out> | string, args: NoInfer<In>, options: CallOptions = {}): Promise<Out> {
     const name = typeof dag === 'string' ? dag : dag.name;
-    const callId = this.callId();
+    if (options.idempotencyKey !== undefined) return (await this.callDagAsync(name, args, options)).result(options.signal === undefined ? {} : { signal: options.signal }) as Promise<Out>;
+    let callId = this.callId();
+    if (options.signal?.aborted === true) throw abortedError(`call ${callId}`, options.signal);
     const encoded = this.dagArgs(args);
     const key = `d\u0000${name}\u0000${options.consistency ?? 'lww'}`;
-    const direct = await this.tryDirect(key, callId, encoded, options);
-    if (direct !== undefined) return this.resultOf(direct) as Out;
-    const answer = await this.viaScheduler(
-      callId,
-      (id) => ({ dagCall: { callId: id, dag: name, args: encoded, consistency: CONSISTENCY[options.consistency ?? 'lww'], timeoutMs: options.timeoutMs ?? 0 } }),
-      options.timeoutMs ?? 2 * DEFAULT_TIMEOUT_MS,
-    );
-    this.takeLease(key, answer?.lease);
-    return this.resultOf(answer) as Out;
+    const run = async (): Promise<Out> => {
+      const direct = await this.tryDirect(key, callId, encoded, options);
+      if (direct !== undefined) return this.resultOf(direct) as Out;
+      const answer = await this.viaScheduler(
+        callId,
+        (id) => {
+          callId = id;
+          return { dagCall: { callId: id, dag: name, args: encoded, consistency: CONSISTENCY[options.consistency ?? 'lww'], timeoutMs: options.timeoutMs ?? 0 } };
+        },
+        options.timeoutMs ?? 2 * DEFAULT_TIMEOUT_MS,
+      );
+      this.takeLease(key, answer?.lease);
+      return this.resultOf(answer) as Out;
+    };
+    return abortable(run(), options.signal, `call ${callId}`, () => this.cancel(callId));
   }
 
   /** Starts a DAG call whose result lands in the KVS. */
   async callDagAsync<In, Out>(dag: DagHandle<In, Out> | string, args: NoInfer<In>, options: CallOptions = {}): Promise<CallFuture<Out>> {
     const name = typeof dag === 'string' ? dag : dag.name;
-    const callId = this.callId();
-    return this.startAsync<Out>(callId, { dagCall: { callId, dag: name, args: this.dagArgs(args), consistency: CONSISTENCY[options.consistency ?? 'lww'], async: true, resultKey: resultKeyOf(callId), timeoutMs: options.timeoutMs ?? 0 } });
+    const idempotent = options.idempotencyKey !== undefined;
+    const callId = idempotent ? this.idempotentCallId(`d:${name}`, options.idempotencyKey) : this.callId();
+    return this.startAsync<Out>(
+      callId,
+      { dagCall: { callId, dag: name, args: this.dagArgs(args), consistency: CONSISTENCY[options.consistency ?? 'lww'], async: true, resultKey: resultKeyOf(callId), timeoutMs: options.timeoutMs ?? 0, ...(idempotent ? { idempotent } : {}) } },
+      options.signal,
+    );
   }
 
   /**
@@ -330,6 +505,30 @@ export class LatticeFaas {
     return (list?.dags ?? []).map((spec) => ({ name: spec.name ?? '', functions: spec.functions ?? [], edges: (spec.edges ?? []).map((edge) => [edge.fromFunction ?? '', edge.toFunction ?? ''] as const) }));
   }
 
+  /**
+   * What functions logged (console.*, ctx.log), in time order, from every live executor
+   * (client/observe.ts); `follow` keeps reading new records until `signal` aborts. An owner reads
+   * its own namespace's functions (the default), the admin everything.
+   *
+   * @example
+   * ```ts
+   * for await (const record of faas.logs({ function: 'alice/resize', follow: true, signal })) console.log(record.callId, record.text);
+   * ```
+   */
+  logs(options: LogsOptions = {}): AsyncGenerator<FunctionLogEntry> {
+    return readLogs(this.observer(), options);
+  }
+
+  /** Recent and running calls with their state (queued, running, succeeded, failed, timed-out, cancelled), the most recent first. */
+  invocations(options: InvocationsOptions = {}): Promise<InvocationEntry[]> {
+    return listInvocations(this.observer(), options);
+  }
+
+  private observer(): ObserveClient {
+    const timeoutMs = this.options.requestTimeoutMs ?? 10_000;
+    return { request: (to, body, requestTimeoutMs) => this.rpc.request(to, body, { timeoutMs: requestTimeoutMs }), schedulers: this.options.schedulers, namespace: this.ownNamespace(), requestTimeoutMs: Math.min(timeoutMs, 5000) };
+  }
+
   async deleteDag(name: string): Promise<void> {
     this.dropLeases((key) => key.startsWith(`d\u0000${name}\u0000`));
     const response = await this.request({ deleteDag: { name } });
@@ -367,7 +566,9 @@ export class LatticeFaas {
       consistency: CONSISTENCY[options.consistency ?? 'lww'],
       timeoutMs: options.timeoutMs || lease.timeoutMs || DEFAULT_TIMEOUT_MS,
     };
-    const response = (await this.watchedRequest(held.executor, { schedule }, (schedule.timeoutMs ?? DEFAULT_TIMEOUT_MS) + (this.options.answerSlackMs ?? 2000))).callResponse;
+    // While it runs, a cancel of it goes to this executor too.
+    this.directRuns.set(callId, held.executor);
+    const response = (await this.watchedRequest(held.executor, { schedule }, (schedule.timeoutMs ?? DEFAULT_TIMEOUT_MS) + (this.options.answerSlackMs ?? 2000)).finally(() => this.directRuns.delete(callId))).callResponse;
     // Refused (the executor is busy): nothing ran; the scheduler places it.
     if (response?.error?.code === pb.ErrorCode.SCHED_NO_CAPACITY) {
       this.dropLeases((_key, entry) => entry.executor === held.executor);
@@ -495,6 +696,12 @@ export class LatticeFaas {
     return `${this.prefix}-${(this.nextCall++).toString(36)}`;
   }
 
+  /** The scheduler a call id picks (the same in every client with the same list). */
+  private schedulerOf(callId: string): string {
+    const schedulers = this.options.schedulers;
+    return schedulers[createHash('sha256').update(callId).digest().readUInt32BE(0) % schedulers.length]!;
+  }
+
   private scheduler(): string {
     const schedulers = this.options.schedulers;
     const address = schedulers[this.nextScheduler % schedulers.length]!;
@@ -523,9 +730,38 @@ export class LatticeFaas {
 
   /**
    * Subscribes to the result key first, then sends the call: the result cannot land unseen. One
-   * read after the acceptance covers a result written before the subscription took effect.
+   * read after the acceptance covers a result written before the subscription took effect. An
+   * aborted `signal` (before the call is accepted, or after, until its result) cancels the call.
    */
-  private async startAsync<R>(callId: string, body: PbTypes.IEnvelope): Promise<CallFuture<R>> {
+  private async startAsync<R>(callId: string, body: PbTypes.IEnvelope, signal?: AbortSignal): Promise<CallFuture<R>> {
+    if (signal?.aborted === true) throw abortedError(`call ${callId}`, signal);
+    const watch = this.resultWatch<R>(callId);
+    // An idempotent call goes to the scheduler its id picks: concurrent starts of it (from any client
+    // with the same scheduler list) meet there, where the second waits for the first's record check.
+    const idempotent = body.callRequest?.idempotent === true || body.dagCall?.idempotent === true;
+    const sent = idempotent ? this.rpc.request(this.schedulerOf(callId), body, { timeoutMs: this.options.requestTimeoutMs ?? 10_000 }) : this.request(body);
+    try {
+      const response = await abortable(sent, signal, `call ${callId}`, () => this.cancel(callId));
+      if (response.callResponse?.error?.code) throw errorFromWireMessage(response.callResponse.error);
+    } catch (error) {
+      watch.close();
+      throw error;
+    }
+    watch.readNow();
+    if (signal !== undefined) {
+      const onAbort = (): void => void this.cancel(callId).catch(() => undefined);
+      signal.addEventListener('abort', onAbort, { once: true });
+      const forget = (): void => signal.removeEventListener('abort', onAbort);
+      watch.outcome.then(forget, forget);
+    }
+    return this.futureOf(callId, watch.outcome);
+  }
+
+  /**
+   * The outcome of an async call, from its result key: subscribed now, `readNow()` reads it once
+   * (a result written before the subscription took effect); the subscription ends with the outcome.
+   */
+  private resultWatch<R>(callId: string): { readonly outcome: Promise<R>; close(): void; readNow(): void } {
     const resultKey = resultKeyOf(callId);
     let settle: { resolve: (value: R) => void; reject: (error: LfaasError) => void } | undefined;
     const outcome = new Promise<R>((resolve, reject) => {
@@ -540,6 +776,7 @@ export class LatticeFaas {
         record = resultRecordOf(value);
       } catch (error) {
         done = true;
+        subscription.close();
         settle!.reject(error as LfaasError);
         return;
       }
@@ -547,36 +784,59 @@ export class LatticeFaas {
       done = true;
       subscription.close();
       if (record.ok) settle!.resolve(decodeValue(record.value) as R);
-      else settle!.reject(errorFromWireMessage({ code: pb.ErrorCode[record.code as keyof typeof pb.ErrorCode] ?? pb.ErrorCode.INTERNAL, message: record.message }));
+      else settle!.reject(errorFromWireMessage({ code: pb.ErrorCode[record.code as keyof typeof pb.ErrorCode] ?? pb.ErrorCode.INTERNAL, message: record.message, ...(record.stack === undefined ? {} : { stack: record.stack }) }));
     };
     const subscription = this.kvs.subscribe([resultKey], (_key, value) => take(value), 30_000);
-    try {
-      const response = await this.request(body);
-      if (response.callResponse?.error?.code) throw errorFromWireMessage(response.callResponse.error);
-    } catch (error) {
-      subscription.close();
-      throw error;
-    }
-    this.kvs.get(resultKey).then(take, () => {});
     return {
-      callId,
-      resultKey,
-      result: (options = {}) => {
-        if (options.timeoutMs === undefined) return outcome;
-        return new Promise<R>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new LfaasError(ErrorCode.TRANSPORT_TIMEOUT, `no result for ${callId} in ${options.timeoutMs} ms`)), options.timeoutMs);
-          outcome.then(
-            (value) => {
-              clearTimeout(timer);
-              resolve(value);
-            },
-            (error: unknown) => {
-              clearTimeout(timer);
-              reject(error as Error);
-            },
-          );
+      outcome,
+      close: () => subscription.close(),
+      readNow: () => {
+        this.kvs.get(resultKey).then(take, (error: unknown) => {
+          // Not allowed to read it (another owner's call): that is the answer. Others: the subscription still waits.
+          if (done || (error as LfaasError).code !== ErrorCode.UNAUTHORISED) return;
+          done = true;
+          subscription.close();
+          settle!.reject(error as LfaasError);
         });
       },
     };
+  }
+
+  private futureOf<R>(callId: string, outcome: Promise<R>): CallFuture<R> {
+    return {
+      callId,
+      resultKey: resultKeyOf(callId),
+      result: (options = {}) => {
+        let waiting = outcome;
+        if (options.timeoutMs !== undefined) {
+          const timeoutMs = options.timeoutMs;
+          waiting = new Promise<R>((resolve, reject) => {
+            const timer = setTimeout(() => reject(new LfaasError(ErrorCode.TRANSPORT_TIMEOUT, `no result for ${callId} in ${timeoutMs} ms`)), timeoutMs);
+            outcome.then(
+              (value) => {
+                clearTimeout(timer);
+                resolve(value);
+              },
+              (error: unknown) => {
+                clearTimeout(timer);
+                reject(error as Error);
+              },
+            );
+          });
+        }
+        return abortable(waiting, options.signal, `the wait for ${callId}`, () => this.cancel(callId));
+      },
+      cancel: () => this.cancel(callId),
+    };
+  }
+
+  /**
+   * The call id of an idempotency key: the owner's namespace, then a digest of the function (or
+   * DAG) and the key, so the same key of the same owner and function names the same call from any
+   * process, and the scheduler finds its record.
+   */
+  private idempotentCallId(scope: string, key: string | undefined): string {
+    if (typeof key !== 'string' || key.length === 0 || key.length > 256) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, 'an idempotency key is 1 to 256 characters');
+    return `${this.ownNamespace()}idem-${createHash('sha256').update(`${scope}\u0000${key}`).digest('base64url').slice(0, 32)}`;
   }
 }

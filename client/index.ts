@@ -5,9 +5,15 @@
 export * from '../lattices/index.js';
 export type { FunctionContext } from '../protocol/index.js';
 export { KvsClient } from './kvs-client.js';
-export type { KvsClientOptions, WriteOptions, AckMode, Subscription } from './kvs-client.js';
+export type { KvsClientOptions, KvsConnectOptions, WriteOptions, AckMode, Subscription } from './kvs-client.js';
+export { CLUSTER_FILE, findClusterFile, processAlive, readClusterFile, removeClusterFile, resolveCluster, writeClusterFile } from './cluster-file.js';
+export type { ClusterFile, ResolvedCluster } from './cluster-file.js';
+export { CONNECT_TIMEOUT_MS } from './cluster-probe.js';
 export { LatticeFaas, ref } from './faas.js';
-export type { CallArgs, CallFuture, CallOptions, ConnectOptions, Consistency, FunctionInfo, Ref, RegisterOptions } from './faas.js';
+export type { CallArgs, CallFuture, CallOptions, ConnectOptions, Consistency, FunctionInfo, Ref, RegisterOptions, TypedFunction } from './faas.js';
+export type { WatchOptions } from './watch.js';
+export { terminalSafe } from './observe.js';
+export type { FunctionLogEntry, InvocationEntry, InvocationState, InvocationsOptions, LogsOptions } from './observe.js';
 export { DagBuilder, dag } from './dag-builder.js';
 export type { AnyFunction, DagDefinition, DagHandle, DagInput, FunctionHandle, UserArgs, UserResult } from './dag-builder.js';
 export { bundleFunction, checkFunctionCode, BUNDLE_BYTES_MAX } from './bundle.js';

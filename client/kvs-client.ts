@@ -27,6 +27,10 @@ import { ErrorCode, LfaasError, decodeLattice, ensureLfaasError, isRetryable } f
 import type { AnyLattice } from '../lattices/index.js';
 import { Rpc, ZmqTransport, clientKeyPair, clientToken, errorFromWireMessage, pb, systemClock } from '../protocol/index.js';
 import type { Clock, KeyPair, PbTypes, Transport } from '../protocol/index.js';
+import { resolveCluster } from './cluster-file.js';
+import { CONNECT_TIMEOUT_MS, firstContact } from './cluster-probe.js';
+import { watchKey } from './watch.js';
+import type { WatchOptions } from './watch.js';
 
 /** When a write is acknowledged: after the in-memory merge, the disk sync, or a majority of replicas. */
 
@@ -67,6 +71,17 @@ export interface KvsClientOptions {
   readonly addressCacheMax?: number;
   /** Seeded choice of replicas (tests); Math.random otherwise. */
   readonly random?: () => number;
+}
+
+/** {@link KvsClient.connect}'s options: the routing nodes may come from the environment or the state file. */
+export interface KvsConnectOptions extends Omit<KvsClientOptions, 'routing'> {
+  /** Routing node addresses; absent: `LFAAS_ROUTING`, else `.lfaas/cluster.json` (`lfaas up`). */
+  readonly routing?: readonly string[];
+  /**
+   * How long the first contact may take (an echo a routing node answers); 0: none. Default 2000,
+   * or 0 for a member (token `''`). No answer: TRANSPORT_NO_CLUSTER.
+   */
+  readonly connectTimeoutMs?: number;
 }
 
 export interface WriteOptions {
@@ -115,6 +130,8 @@ export class KvsClient {
   private inFlight = 0;
   private ringEpoch = -1;
   private closed = false;
+  /** Aborted by `close()`: ends every `watch`. */
+  private readonly closing = new AbortController();
   private readonly timers = new Set<() => void>();
   /** Key -> its subscribers' callbacks, each with the lease it asked for. */
   private readonly subscriptions = new Map<string, Map<(key: string, value: AnyLattice | undefined) => void, number>>();
@@ -150,10 +167,27 @@ export class KvsClient {
     this.rpc.onRequest((envelope) => this.onPush(envelope));
   }
 
-  /** Binds a ZeroMQ socket on loopback (or `host`) and subscribes to ring changes. */
-  static async connect(options: KvsClientOptions): Promise<KvsClient> {
-    const transport = await ZmqTransport.bind({ host: options.host ?? '127.0.0.1', port: 0, keyPair: clientKeyPair(options.routing, options.keyPair) });
-    const client = new KvsClient(transport, systemClock, options);
+  /**
+   * Binds a ZeroMQ socket on loopback (or `host`) and subscribes to ring changes. Without
+   * `routing`, the cluster is `LFAAS_ROUTING`'s, else the `lfaas up` state file's
+   * (client/cluster-file.ts). A routing node must answer within `connectTimeoutMs`, else
+   * TRANSPORT_NO_CLUSTER.
+   */
+  static async connect(options: KvsConnectOptions = {}): Promise<KvsClient> {
+    const cluster = resolveCluster({ ...(options.routing === undefined ? {} : { routing: options.routing }), ...(options.token === undefined ? {} : { token: options.token }) }, { needSchedulers: false });
+    const resolved: KvsClientOptions = { ...options, routing: cluster.routing, ...(cluster.token === undefined ? {} : { token: cluster.token }) };
+    const transport = await ZmqTransport.bind({ host: options.host ?? '127.0.0.1', port: 0, keyPair: clientKeyPair(resolved.routing, options.keyPair) });
+    const client = new KvsClient(transport, systemClock, resolved);
+    // Members (token '') start alongside the routing node and wait for it themselves.
+    const connectTimeoutMs = options.connectTimeoutMs ?? (options.token === '' ? 0 : CONNECT_TIMEOUT_MS);
+    if (connectTimeoutMs > 0) {
+      try {
+        await firstContact(client.rpc, resolved.routing, connectTimeoutMs, cluster.source);
+      } catch (error) {
+        await client.close();
+        throw error;
+      }
+    }
     client.watchRing();
     return client;
   }
@@ -320,9 +354,29 @@ export class KvsClient {
     });
   }
 
+  /**
+   * The values of `key` as an async iterable: its value now, then each pushed update (pending
+   * updates merged, so a slow loop sees the latest state; client/watch.ts). Ends on `break`, when
+   * `signal` aborts, or when the client closes; the subscription is closed then.
+   *
+   * @example
+   * ```ts
+   * for await (const value of kvs.watch('alice/counter', { signal })) console.log(value.reveal());
+   * ```
+   */
+  watch(key: string, options: WatchOptions = {}): AsyncGenerator<AnyLattice, void, undefined> {
+    return watchKey(this, key, options, this.closing.signal);
+  }
+
+  /** `await using kvs = await KvsClient.connect(...)`: closed when the scope ends. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.closing.abort();
     for (const cancel of this.timers) cancel();
     this.timers.clear();
     const error = new LfaasError(ErrorCode.TRANSPORT_CLOSED, 'the KVS client was closed');

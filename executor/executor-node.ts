@@ -37,6 +37,8 @@ import type { Effect, Envelope, Machine, MachineInput, PbTypes } from '../protoc
 import type { ExecutorTask, HostStatus, RunOutcome } from './host.js';
 import type { ConsistencyMode } from './run-scope.js';
 import { FunctionLoads } from './function-load.js';
+import { InvocationTable, invocationToWire, outcomeState } from './invocations.js';
+import type { LogQuery } from './function-logs.js';
 
 export interface ExecutorNodeOptions {
   /** This executor's address (its transport's). */
@@ -130,7 +132,7 @@ export const LEARNT_SCHEDULER_IDLE_MS = 30_000;
 type TaskDone =
   | { readonly kind: 'run'; readonly run: Run; readonly fn: FunctionState }
   | { readonly kind: 'status' }
-  | { readonly kind: 'reply'; readonly request: Envelope; readonly as: 'done' | 'version' }
+  | { readonly kind: 'reply'; readonly request: Envelope; readonly as: 'done' | 'version' | 'logs' }
   | { readonly kind: 'ignore' };
 
 /** The load a draining executor reports: past any scheduler's admission threshold. */
@@ -158,6 +160,8 @@ export class ExecutorNode implements Machine {
   private draining = false;
   /** Per function: call rate and recent latencies (reported in every status). */
   private readonly loads = new FunctionLoads();
+  /** The runs held here and lately finished, with their state (`invocationsRequest`). */
+  readonly invocations = new InvocationTable();
   readonly counters = { schedules: 0, duplicates: 0, runs: 0, triggersSent: 0, triggersLocal: 0, answered: 0, timeouts: 0, refused: 0, early: 0, prewarms: 0 };
 
   constructor(private readonly options: ExecutorNodeOptions) {
@@ -228,8 +232,21 @@ export class ExecutorNode implements Machine {
       }
       case 'runFinished':
         return this.task({ op: 'endRun', runId: envelope.runFinished!.runId ?? '' }, { kind: 'ignore' });
+      case 'cancelCall':
+        return this.onCancel(envelope, envelope.cancelCall!.callId ?? '');
       case 'echo':
         return this.reply(envelope, { echo: { payload: envelope.echo?.payload ?? null } });
+      case 'logsRequest': {
+        // The records live in the host's buffer (its runtimes write them); the token allowed the name (owner-access.ts).
+        const request = envelope.logsRequest!;
+        const query: LogQuery = { name: request.name ?? '', sinceMs: Number(request.sinceMs ?? 0), callId: request.callId ?? '', afterSeq: Number(request.afterSeq ?? 0), limit: request.limit ?? 0 };
+        return this.task({ op: 'logs', query }, { kind: 'reply', request: envelope, as: 'logs' });
+      }
+      case 'invocationsRequest': {
+        const request = envelope.invocationsRequest!;
+        const invocations = this.invocations.list({ name: request.name ?? '', runningOnly: request.runningOnly === true, limit: request.limit ?? 0 }, this.nowMs).map((entry) => invocationToWire(entry, this.id));
+        return this.reply(envelope, { invocationList: { invocations } });
+      }
       default:
         return this.reply(envelope, { errorReply: { error: errorToWire(new LfaasError(ErrorCode.PROTO_UNKNOWN_MESSAGE, `an executor does not handle ${envelope.body ?? 'nothing'}`)) } });
     }
@@ -343,6 +360,7 @@ export class ExecutorNode implements Machine {
       answered: false,
     };
     this.runs.set(runId, run);
+    this.invocations.start({ callId: runId, name: schedule.dag || (all[0]?.name ?? ''), dag: (schedule.dag ?? '') !== '', mode: direct ? 'direct' : schedule.resultKey ? 'async' : 'sync' }, this.nowMs);
     this.peakRuns = Math.max(this.peakRuns, this.runs.size);
     this.counters.runs++;
     scheduler?.running.add(runId);
@@ -438,6 +456,7 @@ export class ExecutorNode implements Machine {
   private answer(run: Run, outcome: { value: Uint8Array } | { error: PbTypes.IError }): Effect[] {
     if (run.answered) return [];
     run.answered = true;
+    this.invocations.finish(run.id, outcomeState(outcome), this.nowMs);
     const effects = this.deliver(run.schedule, 'error' in outcome ? outcome : { ...outcome, ...this.leaseFor(run) });
     if (run.mode !== 'lww') {
       // The run's pinned versions may go now, here and on its other executors. (A run of one
@@ -488,7 +507,7 @@ export class ExecutorNode implements Machine {
       const attempt = schedule.attempt || 1;
       const body: ExecutorTask =
         'error' in outcome
-          ? { op: 'writeResult', key: schedule.resultKey, attempt, error: { code: errorCodeFromWire(outcome.error.code ?? 0), message: outcome.error.message ?? '' } }
+          ? { op: 'writeResult', key: schedule.resultKey, attempt, error: { code: errorCodeFromWire(outcome.error.code ?? 0), message: outcome.error.message ?? '', ...(outcome.error.stack ? { stack: outcome.error.stack } : {}) } }
           : { op: 'writeResult', key: schedule.resultKey, attempt, value: outcome.value };
       return this.task(body, { kind: 'ignore' });
     }
@@ -501,6 +520,8 @@ export class ExecutorNode implements Machine {
   /** Every function of the run placed here has finished. */
   private complete(run: Run): Effect[] {
     this.runs.delete(run.id);
+    // Not the sink (it answered): this executor's part of the run is done.
+    this.invocations.finish(run.id, { state: 'succeeded' }, this.nowMs);
     this.schedulers.get(run.scheduler)?.running.delete(run.id);
     // A repeatable-read or causal run keeps its timer: at the deadline its versions are dropped
     // here even if the sink's runFinished never arrives.
@@ -519,7 +540,28 @@ export class ExecutorNode implements Machine {
     }
     this.runs.delete(runId);
     this.schedulers.get(run.scheduler)?.running.delete(runId);
+    this.invocations.finish(runId, { state: 'timed-out', error: { code: ErrorCode.EXEC_TIMEOUT, message: `run ${runId} did not finish in ${run.schedule.timeoutMs} ms` } }, this.nowMs);
     effects.push(...this.task({ op: 'endRun', runId }, { kind: 'ignore' }));
+    return effects;
+  }
+
+  /**
+   * A cancel (from the scheduler that placed the run, or the client of a direct call; only the
+   * call's owner gets here, owner-access.ts): the sink answers EXEC_CANCELLED now, as at a
+   * deadline, and the run's functions running here are aborted (`ctx.signal`, then the runtime is
+   * replaced if it does not settle within the pool's grace). A run not held here: `cancelled` false.
+   */
+  private onCancel(envelope: Envelope, runId: string): Effect[] {
+    const run = this.runs.get(runId);
+    if (run === undefined) return this.reply(envelope, { cancelCallResponse: { cancelled: false } });
+    const effects: Effect[] = [];
+    if (run.sinkHere) effects.push(...this.answer(run, { error: errorToWire(new LfaasError(ErrorCode.EXEC_CANCELLED, `run ${runId} was cancelled`)) }));
+    this.runs.delete(runId);
+    this.invocations.finish(runId, { state: 'cancelled', error: { code: ErrorCode.EXEC_CANCELLED, message: `run ${runId} was cancelled` } }, this.nowMs);
+    this.schedulers.get(run.scheduler)?.running.delete(runId);
+    if (run.timed) effects.push({ kind: 'cancelTimer', timer: RUN_TIMER + runId });
+    effects.push(...this.task({ op: 'cancel', runId }, { kind: 'ignore' }), ...this.task({ op: 'endRun', runId }, { kind: 'ignore' }));
+    effects.push(...this.reply(envelope, { cancelCallResponse: { cancelled: true } }));
     return effects;
   }
 
@@ -539,6 +581,7 @@ export class ExecutorNode implements Machine {
         return error === undefined ? this.statusEffects(result as HostStatus) : [];
       case 'reply':
         if (pending.as === 'done') return this.reply(pending.request, { done: error === undefined ? {} : { error: errorToWire(error) } });
+        if (pending.as === 'logs') return this.reply(pending.request, { logsReply: error === undefined ? { ...(result as PbTypes.ILogsReply), executorId: this.executorId } : { error: errorToWire(error) } });
         return this.reply(pending.request, { versionReply: error === undefined ? { payload: (result as Uint8Array | undefined) ?? new Uint8Array() } : { error: errorToWire(error) } });
       case 'ignore':
         return [];

@@ -20,6 +20,8 @@
  * - `deliver`: put an invocation message in a mailbox;
  * - `pinned`: the version of a key this executor's cache holds for a run;
  * - `endRun`: the run is over here (drop its scope and mailboxes);
+ * - `cancel`: abort the run's functions running here (their `ctx.signal`; the pool replaces a
+ *   runtime that does not settle within its grace); they fail EXEC_CANCELLED;
  * - `status`: what the heartbeat tells schedulers (warm functions, cached keys, load);
  * - `writeResult`: an async call's result into the KVS, idempotently (a Priority by attempt).
  */
@@ -33,6 +35,7 @@ import type { CacheBackend, ExecutorCache } from './cache.js';
 import { CounterIncrements } from './increments.js';
 import type { InferenceService } from './inference.js';
 import { Mailboxes } from './mailboxes.js';
+import type { FunctionLogBuffer, LogQuery } from './function-logs.js';
 import type { FunctionCode, FunctionHost, RuntimePool } from './runtime-pool.js';
 import { RunScope } from './run-scope.js';
 import type { ConsistencyMode, ScopeEnvironment } from './run-scope.js';
@@ -59,8 +62,11 @@ export type ExecutorTask =
   /** `first`: the run's first read of the key, asked of the run's holder (it pins the key if the run has not). */
   | { readonly op: 'pinned'; readonly runId: string; readonly key: string; readonly first?: boolean }
   | { readonly op: 'endRun'; readonly runId: string }
+  | { readonly op: 'cancel'; readonly runId: string }
   | { readonly op: 'status' }
-  | { readonly op: 'writeResult'; readonly key: string; readonly attempt: number; readonly value?: Uint8Array; readonly error?: { readonly code: string; readonly message: string } };
+  /** The function log records a reader asks for (executor/function-logs.ts), answered as a `LogsReply`. */
+  | { readonly op: 'logs'; readonly query: LogQuery }
+  | { readonly op: 'writeResult'; readonly key: string; readonly attempt: number; readonly value?: Uint8Array; readonly error?: { readonly code: string; readonly message: string; readonly stack?: string } };
 
 /** A function version as this executor runs it: its code and limits, and the keys it declares it reads. */
 export type HostedFunction = FunctionCode & { readonly reads: readonly string[]; readonly keepAlivePolicy: 'fixed' | 'adaptive' };
@@ -94,6 +100,8 @@ export interface ExecutorHostOptions {
   readonly prefetch?: boolean;
   /** `ctx.infer`: where models run (absent: the executor runs none, and infer fails SCHED_NO_CAPACITY). */
   readonly inference?: Pick<InferenceService, 'infer'>;
+  /** The functions' log records, kept for readers (absent: a `logs` task answers none). */
+  readonly functionLogs?: Pick<FunctionLogBuffer, 'query'>;
 }
 
 /** Keys prefetched for one function's run, at most; keys remembered under a function's `reads` prefixes, at most. */
@@ -127,6 +135,10 @@ export class ExecutorHost implements MachineTasks {
   /** The specs fetched (same bound as `specs`). */
   private readonly ready = new Map<string, HostedFunction>();
   private readonly scopes = new Map<string, RunScope>();
+  /** Runs with functions running here: the controller a `cancel` aborts, and how many run. */
+  private readonly running = new Map<string, { readonly controller: AbortController; active: number }>();
+  /** Runs cancelled before a function of theirs reached the pool (a code fetch, a prefetch): bounded, oldest out. */
+  private readonly cancelledEarly = new Set<string>();
   readonly mailboxes = new Mailboxes();
   /** `ctx.increment`: this executor's writes of Counters. */
   readonly increments: CounterIncrements;
@@ -184,10 +196,23 @@ export class ExecutorHost implements MachineTasks {
         if (scope === undefined) throw new LfaasError(ErrorCode.GONE, `run ${task.runId} holds no versions here`);
         return scope.pinned(task.key)?.encode();
       }
+      case 'cancel': {
+        const running = this.running.get(task.runId);
+        if (running !== undefined) running.controller.abort();
+        else {
+          this.cancelledEarly.add(task.runId);
+          if (this.cancelledEarly.size > 1024) this.cancelledEarly.delete(this.cancelledEarly.values().next().value!);
+        }
+        return undefined;
+      }
       case 'endRun':
         this.scopes.delete(task.runId);
         this.mailboxes.dropRun(task.runId);
         return undefined;
+      case 'logs': {
+        const found = this.options.functionLogs?.query(task.query) ?? { records: [], truncated: false };
+        return { records: found.records, truncated: found.truncated } satisfies PbTypes.ILogsReply;
+      }
       case 'status':
         return {
           warm: this.options.pool.warmFunctions(),
@@ -196,7 +221,7 @@ export class ExecutorHost implements MachineTasks {
           load: this.options.pool.load,
         } satisfies HostStatus;
       case 'writeResult': {
-        const record = task.value !== undefined ? { ok: true, value: task.value } : { ok: false, code: task.error?.code ?? ErrorCode.INTERNAL, message: task.error?.message ?? '' };
+        const record = task.value !== undefined ? { ok: true, value: task.value } : { ok: false, code: task.error?.code ?? ErrorCode.INTERNAL, message: task.error?.message ?? '', ...(task.error?.stack ? { stack: task.error.stack } : {}) };
         await this.options.kvs.put(task.key, new Priority(task.attempt, record), { ack: 'replicated' });
         return undefined;
       }
@@ -364,11 +389,19 @@ export class ExecutorHost implements MachineTasks {
       recv: (timeoutMs) =>
         alone ? new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), Math.min(timeoutMs, task.timeoutMs))) : this.mailboxes.receive(task.runId, task.name, Math.min(timeoutMs, task.timeoutMs)),
     };
+    let running = this.running.get(task.runId);
+    if (running === undefined) {
+      running = { controller: new AbortController(), active: 0 };
+      this.running.set(task.runId, running);
+      if (this.cancelledEarly.delete(task.runId)) running.controller.abort();
+    }
+    running.active++;
     try {
-      const value = await this.options.pool.runEncoded({ ...spec, timeoutMs: Math.max(1, Math.min(spec.timeoutMs, task.timeoutMs)) }, args, host, invocation);
+      const value = await this.options.pool.runEncoded({ ...spec, timeoutMs: Math.max(1, Math.min(spec.timeoutMs, task.timeoutMs)) }, args, host, invocation, running.controller.signal);
       return { value, cut: scope.cutOut() };
     } finally {
       if (!alone) this.mailboxes.close(task.runId, task.name);
+      if (--running.active === 0 && this.running.get(task.runId) === running) this.running.delete(task.runId);
     }
   }
 
@@ -416,6 +449,7 @@ export class ExecutorHost implements MachineTasks {
           keepAlivePolicy: record.keepAlivePolicy,
           reads: record.reads,
           owner: ownerOfName(name) ?? name,
+          ...(record.sourceMap === undefined ? {} : { sourceMap: record.sourceMap }),
         } satisfies HostedFunction;
       });
       void spec.then((code) => {

@@ -89,10 +89,17 @@ export interface SandboxCommand {
   readonly gid?: number;
 }
 
+/**
+ * The flag that turns on Node's permission model: `--permission` since Node 22.13 (23.5), where
+ * the old `--experimental-permission` is refused as a bad option (Node 24); that old name before.
+ * Sandbox processes run this process's Node, so its own flags decide.
+ */
+export const PERMISSION_FLAG = process.allowedNodeEnvironmentFlags.has('--permission') ? '--permission' : '--experimental-permission';
+
 /** Node's flags for a sandbox process reading the bundle at `bundle`. */
 function nodeFlags(bundle: string, memoryMb: number): string[] {
   return [
-    '--experimental-permission',
+    PERMISSION_FLAG,
     `--allow-fs-read=${bundle}`,
     '--no-warnings',
     '--zero-fill-buffers',
@@ -122,7 +129,7 @@ export function sandboxCommand(level: Exclude<IsolationLevel, 'none'>, memoryMb:
 export function inferenceCommand(level: Exclude<IsolationLevel, 'none'>, mlDir: string, heapMb: number): SandboxCommand & { readonly mlDir: string } {
   const bundle = stage('inference.mjs');
   const user = isRoot() && dropPrivileges ? { uid: SANDBOX_UID, gid: SANDBOX_UID } : {};
-  const flags = (script: string, ml: string): string[] => ['--experimental-permission', `--allow-fs-read=${script}`, `--allow-fs-read=${ml}`, '--allow-addons', '--no-warnings', `--max-old-space-size=${heapMb}`, script, ml];
+  const flags = (script: string, ml: string): string[] => [PERMISSION_FLAG, `--allow-fs-read=${script}`, `--allow-fs-read=${ml}`, '--allow-addons', '--no-warnings', `--max-old-space-size=${heapMb}`, script, ml];
   if (level === 'process') return { command: process.execPath, args: flags(bundle, mlDir), mlDir, ...user };
   // After --clearenv: the IPC channel's fd and serialisation, as Node set them for bwrap.
   const channel = ['--setenv', 'NODE_CHANNEL_FD', '3', '--setenv', 'NODE_CHANNEL_SERIALIZATION_MODE', 'advanced'];

@@ -58,6 +58,7 @@ import type { HybridOptions } from './keepalive-policy.js';
 import { startRuntime } from './runtimes.js';
 import type { Runtime, RuntimeExit } from './runtimes.js';
 import { StemPools, ownerKey } from './stem-pools.js';
+import { mappedStack } from './stack-map.js';
 import type { StemTarget } from './stem-pools.js';
 
 export type { FunctionHost } from './host-asks.js';
@@ -77,6 +78,8 @@ export interface FunctionCode {
   readonly keepAlivePolicy?: 'fixed' | 'adaptive';
   /** Whose function it is: sandbox processes are never shared between owners (default: the function's name; the host passes its namespace). */
   readonly owner?: string;
+  /** The bundle's source map (JSON): the function's stack traces are mapped with it (executor/stack-map.ts). */
+  readonly sourceMap?: string;
 }
 
 /** One cold start, in stages (ms). */
@@ -110,6 +113,11 @@ export interface RuntimePoolOptions {
   readonly memoryCheckMs?: number;
   /** The level of functions' log records in this process's log (default `LFAAS_FUNCTION_LOG_LEVEL`, else `info`). */
   readonly functionLogLevel?: string;
+  /**
+   * Every log record a running call writes (after the per-call bound), besides this process's log:
+   * the executor keeps them for readers (executor/function-logs.ts). `runId` is the call's run.
+   */
+  readonly onFunctionLog?: (record: { readonly runId: string; readonly fnId: string; readonly level: string; readonly text: string; readonly fields?: string }) => void;
   /** Stems started ahead of calls, and the floor of the stem target of the memory class `memoryMb` (default 2). */
   readonly prewarm?: number;
   /** The memory class `prewarm` applies to (default 128). */
@@ -137,6 +145,12 @@ export interface RuntimePoolOptions {
   readonly adaptiveKeepAlive?: HybridOptions;
   /** Each cold call's stages, once its first call answered (the executor exports them). */
   readonly onColdStart?: (stages: ColdStartStages) => void;
+  /**
+   * Starts one runtime (default: executor/runtimes.ts, a sandbox process or a thread by
+   * `isolation`). The in-process test harness (testing/) passes one that runs the functions a
+   * test registered in the test's own process.
+   */
+  readonly startRuntime?: (isolation: IsolationLevel, memoryMb: number) => Runtime;
 }
 
 /** Resident memory a sandbox process may use beyond its size at start and its `memoryMb` (code, stacks, young generation). */
@@ -183,6 +197,8 @@ interface Pending {
   readonly args: Uint8Array | undefined;
   readonly host: FunctionHost | undefined;
   readonly invocation: Invocation;
+  /** Aborted: the call is cancelled (EXEC_CANCELLED), queued or running (as a timeout: abort, grace, replace). */
+  readonly signal: AbortSignal | undefined;
   /** When it was handed to the pool (performance.now()). */
   readonly arrivedAt: number;
   readonly resolve: (result: Uint8Array | undefined) => void;
@@ -342,9 +358,9 @@ export class RuntimePool {
   }
 
   /** As {@link run}, with the arguments already a msgpack array; resolves with the msgpack result. */
-  runEncoded(fn: FunctionCode, args: Uint8Array, host?: FunctionHost, invocation: Invocation = NO_INVOCATION): Promise<Uint8Array> {
+  runEncoded(fn: FunctionCode, args: Uint8Array, host?: FunctionHost, invocation: Invocation = NO_INVOCATION, signal?: AbortSignal): Promise<Uint8Array> {
     this.counters.calls++;
-    return this.submit(fn, args, host, invocation) as Promise<Uint8Array>;
+    return this.submit(fn, args, host, invocation, signal) as Promise<Uint8Array>;
   }
 
   /** Specialises a runtime for `fn` ahead of its calls (creates its realm in a runtime). */
@@ -380,17 +396,29 @@ export class RuntimePool {
     return at > 0 ? fn.id.slice(0, at) : fn.id;
   }
 
-  private submit(fn: FunctionCode, args: Uint8Array | undefined, host: FunctionHost | undefined, invocation: Invocation): Promise<Uint8Array | undefined> {
+  private submit(fn: FunctionCode, args: Uint8Array | undefined, host: FunctionHost | undefined, invocation: Invocation, signal?: AbortSignal): Promise<Uint8Array | undefined> {
     if (this.closed) return Promise.reject(new LfaasError(ErrorCode.TRANSPORT_CLOSED, 'the runtime pool is closed'));
+    if (signal?.aborted === true) return Promise.reject(cancelledError(fn.id));
     this.keepAlives.touched(fn, args !== undefined, Date.now());
     return new Promise((resolve, reject) => {
-      const pending: Pending = { fn, args, host, invocation, arrivedAt: performance.now(), resolve, reject };
+      const pending: Pending = { fn, args, host, invocation, signal, arrivedAt: performance.now(), resolve, reject };
       if (this.dispatch(pending)) return;
       if (this.queue.length >= this.queueMax) {
         reject(new LfaasError(ErrorCode.SCHED_NO_CAPACITY, `${this.queue.length} calls wait for a runtime`));
         return;
       }
       this.queue.push(pending);
+      // Cancelled while it waits: it leaves the queue (once started, start() handles the abort).
+      signal?.addEventListener(
+        'abort',
+        () => {
+          const at = this.queue.indexOf(pending);
+          if (at < 0) return;
+          this.queue.splice(at, 1);
+          reject(cancelledError(fn.id));
+        },
+        { once: true },
+      );
     });
   }
 
@@ -571,6 +599,7 @@ export class RuntimePool {
     const release = (replace: boolean): void => {
       clearTimeout(timer);
       clearTimeout(graceTimer);
+      pending.signal?.removeEventListener('abort', onCancel);
       pooled.onAnswer = undefined;
       pooled.onExit = undefined;
       if (replace) this.replace(pooled);
@@ -601,6 +630,7 @@ export class RuntimePool {
         log ??= this.functionLog.child({ callId: pending.invocation.runId, fn: fnId });
         this.counters.logRecords++;
         writeFunctionLog(log, answer);
+        this.options.onFunctionLog?.({ runId: pending.invocation.runId, fnId, level: answer.level, text: answer.text, ...(answer.fields === undefined ? {} : { fields: answer.fields }) });
         return;
       }
       if (loading && answer.kind === 'loaded' && !settled) {
@@ -619,7 +649,10 @@ export class RuntimePool {
         else finish({ value: answer.result });
       } else {
         if (answer.loaded) pooled.loaded.set(fnId, Date.now());
-        finish({ error: errorFromWire({ code: answer.error.code, message: answer.error.message }) });
+        const wired = errorFromWire({ code: answer.error.code, message: answer.error.message });
+        // The function's own failure carries its stack, mapped to its sources (executor/stack-map.ts).
+        const remoteStack = wired.code === ErrorCode.EXEC_USER_ERROR && typeof answer.error.stack === 'string' ? mappedStack(answer.error.stack, fnId, pending.fn.sourceMap) : '';
+        finish({ error: remoteStack.length > 0 ? new LfaasError(wired.code, wired.message, { remoteStack }) : wired });
       }
       // The first call of a cold start answered in time (a result or the function's own error): its stages.
       if (cold !== undefined && loadedAt > 0 && !timedOut) this.recordColdStart(pooled, pending, cold, postedAt, loadedAt, performance.now());
@@ -650,6 +683,17 @@ export class RuntimePool {
       this.post(pooled, { kind: 'abort', callId });
       graceTimer = setTimeout(() => release(true), this.options.abortGraceMs ?? 100);
     };
+    // Cancelled while it runs: as a timeout (ctx.signal aborted, the runtime replaced if it does
+    // not settle within the grace); only this call's runtime, which holds its owner's code alone.
+    const onCancel = (): void => {
+      if (settled || timedOut) return;
+      timedOut = true;
+      clearTimeout(timer);
+      finish({ error: cancelledError(fnId) });
+      this.post(pooled, { kind: 'abort', callId });
+      graceTimer = setTimeout(() => release(true), this.options.abortGraceMs ?? 100);
+    };
+    pending.signal?.addEventListener('abort', onCancel, { once: true });
     pooled.onAnswer = onMessage;
     pooled.onExit = onExit;
     const callMessage = (id: number, send: { readonly code: boolean; readonly args: boolean }): RuntimeCall => ({
@@ -773,7 +817,7 @@ export class RuntimePool {
 
   private spawn(memoryMb: number): PooledWorker {
     this.counters.spawned++;
-    const runtime = startRuntime(this.isolation, memoryMb);
+    const runtime = (this.options.startRuntime ?? startRuntime)(this.isolation, memoryMb);
     const pooled: PooledWorker = { runtime, owner: undefined, memoryMb, loaded: new Map(), busy: false, preparing: false, ended: false, idleSinceMs: Date.now(), usedOrder: 0, memoryLimitBytes: undefined, overMemory: false, isReady: false, spawnedAt: performance.now(), readyAt: undefined, onAnswer: undefined, onExit: undefined };
     runtime.onAnswer = (answer) => pooled.onAnswer?.(answer);
     runtime.onExit = (exit) => {
@@ -821,4 +865,8 @@ export class RuntimePool {
     pooled.ended = true;
     await pooled.runtime.end();
   }
+}
+
+function cancelledError(fnId: string): LfaasError {
+  return new LfaasError(ErrorCode.EXEC_CANCELLED, `${fnId} was cancelled`);
 }

@@ -207,6 +207,24 @@ export class ShardState {
     return replicas;
   }
 
+  /**
+   * A key's replicas in the previous ring, each at its node's current address: a node that
+   * restarted on other ports since (same id, its data reloaded from disk) is asked where it is
+   * now. Its old address is held by nobody, and a read forwarded there waited the whole outbound
+   * timeout (as long as a client's request timeout): after `lfaas up` restarted on new ports, the
+   * first commands timed out for the length of the migration window.
+   */
+  previousReplicasOf(key: string): string[] {
+    const previous = this.previousRing;
+    if (previous === undefined) return [];
+    return previous.replicasOf(key).map((address) => {
+      const node = previous.nodeOfShard(address);
+      const now = node === undefined ? undefined : this.membership.node(node.id);
+      if (node === undefined || now === undefined || now.departed) return address;
+      return now.shardAddresses[node.shardAddresses.indexOf(address)] ?? address;
+    });
+  }
+
   inMigration(): boolean {
     return this.previousRing !== undefined && this.nowMs - this.ringChangedAtMs < this.settings.migrationWindowMs;
   }

@@ -366,7 +366,7 @@ export class Shard implements Machine {
     for (const index of misses) {
       // The key's previous replicas, and its other current ones: one of them has it if anyone does.
       const key = results[index]!.key;
-      for (const replica of new Set([...this.state.previousRing!.replicasOf(key), ...this.state.replicasOf(key)])) {
+      for (const replica of new Set([...this.state.previousReplicasOf(key), ...this.state.replicasOf(key)])) {
         if (replica === this.address) continue;
         let list = byReplica.get(replica);
         if (list === undefined) byReplica.set(replica, (list = []));

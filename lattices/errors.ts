@@ -82,6 +82,26 @@ export const ErrorCode = {
   UNAUTHORISED: 'UNAUTHORISED',
   /** The executor running the call stopped answering (crashed, partitioned). Retryable. */
   EXEC_LOST: 'EXEC_LOST',
+  /**
+   * No cluster answers where the client was told to look (flags, `LFAAS_*`, or the `lfaas up`
+   * state file, which may be stale): start one with `lfaas up`. Not retried by the clients.
+   */
+  TRANSPORT_NO_CLUSTER: 'TRANSPORT_NO_CLUSTER',
+  /**
+   * The call was cancelled (`faas.cancel`, `future.cancel()`, or its caller's `AbortSignal`): its
+   * functions saw `ctx.signal` aborted; an async call's result says so. Terminal, never re-run.
+   */
+  EXEC_CANCELLED: 'EXEC_CANCELLED',
+  /**
+   * The caller's `AbortSignal` fired: the SDK stopped waiting at once (and asked the cluster to
+   * cancel the call, if it was running). Terminal.
+   */
+  CALL_ABORTED: 'CALL_ABORTED',
+  /**
+   * An optional package the client needs for what was asked is not installed (esbuild, to bundle
+   * a function module: install it, or register `{ code }`). Terminal; never crosses the wire.
+   */
+  CLIENT_MISSING_DEPENDENCY: 'CLIENT_MISSING_DEPENDENCY',
 } as const;
 
 /** A stable error code; see {@link ErrorCode}. */
@@ -124,12 +144,21 @@ export class LfaasError extends Error {
    * scheduler's estimate); undefined without a hint.
    */
   readonly retryAfterMs?: number;
+  /**
+   * EXEC_USER_ERROR: the user function's own stack trace, its frames mapped back to its source
+   * files (the bundle's source map), as the executor sent it; also appended to `stack`.
+   */
+  readonly remoteStack?: string;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfterMs?: number }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; retryAfterMs?: number; remoteStack?: string }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.name = 'LfaasError';
     if (options?.retryAfterMs !== undefined && options.retryAfterMs > 0) this.retryAfterMs = options.retryAfterMs;
+    if (options?.remoteStack !== undefined && options.remoteStack.length > 0) {
+      this.remoteStack = options.remoteStack;
+      this.stack = `${this.stack ?? `LfaasError: ${message}`}\n    --- in the function (remote) ---\n${options.remoteStack}`;
+    }
   }
 
   /** Whether trying again may succeed. */

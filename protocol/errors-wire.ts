@@ -8,6 +8,9 @@ import { ErrorCode, LfaasError, ensureLfaasError, errorFromWire, isErrorCode } f
 import { pb } from './messages.js';
 import type { PbTypes } from './messages.js';
 
+/** A function's stack trace on the wire, at most (characters). */
+export const REMOTE_STACK_CHARS_MAX = 16 * 1024;
+
 /** Name -> number, and (through the generated enum's prototype) number -> name. */
 const wireEnum = pb.ErrorCode as unknown as Readonly<Record<string, number>>;
 const wireNames = new Map<number, string>(Object.entries(wireEnum).map(([name, value]) => [value, name]));
@@ -49,6 +52,7 @@ export function errorToWire(error: unknown): PbTypes.Error {
   wire.code = errorCodeToWire(typed.code);
   wire.message = typed.message;
   if (typed.retryAfterMs !== undefined) wire.retryAfterMs = Math.min(2 ** 32 - 1, Math.max(0, Math.round(typed.retryAfterMs)));
+  if (typed.remoteStack !== undefined) wire.stack = typed.remoteStack.slice(0, REMOTE_STACK_CHARS_MAX);
   return wire;
 }
 
@@ -61,7 +65,10 @@ export function errorFromWireMessage(wire: PbTypes.IError): LfaasError {
   const message = wire.message ?? '';
   const name = wireNames.get(value);
   const retryAfterMs = wire.retryAfterMs ?? 0;
-  if (isErrorCode(name)) return retryAfterMs > 0 ? new LfaasError(name, message, { retryAfterMs }) : errorFromWire({ code: name, message });
+  // A stack is text from a function: bounded, and only an error of the function's carries one.
+  const remoteStack = name === ErrorCode.EXEC_USER_ERROR && typeof wire.stack === 'string' ? wire.stack.slice(0, REMOTE_STACK_CHARS_MAX) : '';
+  if (isErrorCode(name) && (retryAfterMs > 0 || remoteStack.length > 0)) return new LfaasError(name, message, { ...(retryAfterMs > 0 ? { retryAfterMs } : {}), ...(remoteStack.length > 0 ? { remoteStack } : {}) });
+  if (isErrorCode(name)) return errorFromWire({ code: name, message });
   return errorFromWire({ code: ErrorCode.INTERNAL, message: `unknown wire error code ${value}${message === '' ? '' : `: ${message}`}` });
 }
 

@@ -66,7 +66,12 @@ export interface FunctionRecord {
   /** Calls of it running at once at most, per scheduler (0: no limit; see the scheduler). */
   readonly concurrencyLimit: number;
   readonly registeredAtMs: number;
+  /** The bundle's source map (JSON), when it was registered with one: executors map stack traces with it. */
+  readonly sourceMap?: string;
 }
+
+/** A function's source map, at most (bytes; the registry refuses more). */
+export const SOURCE_MAP_BYTES_MAX = 1024 * 1024;
 
 export type KeepAlivePolicyName = 'fixed' | 'adaptive';
 export const KEEP_ALIVE_POLICIES: readonly KeepAlivePolicyName[] = ['fixed', 'adaptive'];
@@ -99,7 +104,7 @@ export interface DagRecord {
 }
 
 /** An async call's outcome: the msgpack result, or the typed error. */
-export type ResultRecord = { readonly ok: true; readonly value: Uint8Array } | { readonly ok: false; readonly code: string; readonly message: string };
+export type ResultRecord = { readonly ok: true; readonly value: Uint8Array } | { readonly ok: false; readonly code: string; readonly message: string; readonly stack?: string };
 
 function bad(what: string): LfaasError {
   return new LfaasError(ErrorCode.LATTICE_DECODE, `a stored ${what} has the wrong shape`);
@@ -138,6 +143,8 @@ export function functionRecordOf(value: AnyLattice | undefined): FunctionRecord 
     // Records before the limit was enforced carry `concurrency: 1`, which limited nothing: not read.
     concurrencyLimit: numberField(record, 'concurrencyLimit', 0, 'function'),
     registeredAtMs: numberField(record, 'registeredAtMs', 0, 'function'),
+    // Hostile like the rest: a string of bounded size, or nothing.
+    ...(typeof record['sourceMap'] === 'string' && record['sourceMap'].length > 0 && Buffer.byteLength(record['sourceMap']) <= SOURCE_MAP_BYTES_MAX ? { sourceMap: record['sourceMap'] } : {}),
   };
 }
 
@@ -173,6 +180,10 @@ export function resultRecordOf(value: AnyLattice | undefined): ResultRecord | un
   const record = value.reveal();
   if (!isObject(record)) throw bad('result');
   if (record['ok'] === true && record['value'] instanceof Uint8Array) return { ok: true, value: record['value'] };
-  if (record['ok'] === false) return { ok: false, code: stringOf(record['code'], 'result'), message: stringOf(record['message'] ?? '', 'result') };
+  if (record['ok'] === false) {
+    // A function's failure may carry its (mapped) stack trace: text, bounded where it is shown.
+    const stack = record['stack'];
+    return { ok: false, code: stringOf(record['code'], 'result'), message: stringOf(record['message'] ?? '', 'result'), ...(typeof stack === 'string' && stack.length > 0 ? { stack } : {}) };
+  }
   throw bad('result');
 }

@@ -28,7 +28,7 @@ export interface FunctionContext {
   readonly callId: string;
   /** This function's name in the run. */
   readonly functionName: string;
-  /** The call's log: each record goes to the executor's log with the call id and function name (as `console.log` does). */
+  /** The call's log: each record is kept by the executor with the call id and function name, for its owner to read (`lfaas logs`, `faas.logs()`), as `console.log`'s are. */
   readonly log: FunctionLogger;
   /** Aborted when the call's time is up. */
   readonly signal: CallSignal;

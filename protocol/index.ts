@@ -70,6 +70,7 @@ export {
   KEEP_ALIVE_POLICIES,
   READS_MAX,
   readsProblem,
+  SOURCE_MAP_BYTES_MAX,
 } from './faas-records.js';
 export type { FunctionRecord, DagRecord, ResultRecord, KeepAlivePolicyName } from './faas-records.js';
 export type { CallSignal, FunctionContext, FunctionLogger } from './function-context.js';

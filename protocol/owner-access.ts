@@ -161,10 +161,18 @@ export function accessRefusalOf(envelope: Envelope, claims: TokenClaims): string
       return listRefusal(claims, envelope.listFunctions!.name ?? '');
     case 'listDags':
       return listRefusal(claims, envelope.listDags!.name ?? '');
+    // Logs and invocations: of a function, DAG or namespace the token lists (the answer holds only those).
+    case 'logsRequest':
+      return listRefusal(claims, envelope.logsRequest!.name ?? '');
+    case 'invocationsRequest':
+      return listRefusal(claims, envelope.invocationsRequest!.name ?? '');
     case 'callRequest': {
       const request = envelope.callRequest!;
       return runIdRefusal(claims, request.callId) ?? check('call', request.function, 'function') ?? argumentsRefusal(claims, request.args);
     }
+    case 'cancelCall':
+      // Only the call's owner cancels it: call ids are in their owner's namespace.
+      return runIdRefusal(claims, envelope.cancelCall!.callId);
     case 'dagCall': {
       const request = envelope.dagCall!;
       const refusal = runIdRefusal(claims, request.callId) ?? check('call', request.dag, 'function');

@@ -42,7 +42,7 @@ function optionalEnumValue<T extends number>(enumObject: object): fc.Arbitrary<T
 }
 
 /** A wire `Error` with a known, non-zero code. */
-export const wireErrorArbitrary: fc.Arbitrary<PbTypes.IError> = fc.record({ code: enumValue<PbTypes.ErrorCode>(pb.ErrorCode), message: text });
+export const wireErrorArbitrary: fc.Arbitrary<PbTypes.IError> = fc.record({ code: enumValue<PbTypes.ErrorCode>(pb.ErrorCode), message: text, stack: text }, { requiredKeys: ['code', 'message'] });
 
 const timestamp: fc.Arbitrary<PbTypes.ITimestamp> = fc.record({ wallMs: u53, logical: u32 });
 const keyTuple: fc.Arbitrary<PbTypes.IKeyTuple> = fc.record(
@@ -146,7 +146,7 @@ export const envelopeBodyArbitraries: { readonly [Body in NonNullable<PbTypes.En
   statsReport,
   registerFunction: fc.record({
     spec: fc.record(
-      { name, version: u32, code: someBytes, memoryMb: u32, timeoutMs: u32, keepAliveMs: u32, concurrency: u32, registeredAtMs: u53, keepAlivePolicy: text, reads: fc.array(name, { maxLength: 3 }) },
+      { name, version: u32, code: someBytes, memoryMb: u32, timeoutMs: u32, keepAliveMs: u32, concurrency: u32, registeredAtMs: u53, keepAlivePolicy: text, reads: fc.array(name, { maxLength: 3 }), sourceMap: text },
       { requiredKeys: ['name', 'code'] },
     ),
   }),
@@ -168,6 +168,7 @@ export const envelopeBodyArbitraries: { readonly [Body in NonNullable<PbTypes.En
       async: fc.boolean(),
       resultKey: text,
       timeoutMs: u32,
+      idempotent: fc.boolean(),
     },
     { requiredKeys: ['callId', 'function'] },
   ),
@@ -181,9 +182,12 @@ export const envelopeBodyArbitraries: { readonly [Body in NonNullable<PbTypes.En
       async: fc.boolean(),
       resultKey: text,
       timeoutMs: u32,
+      idempotent: fc.boolean(),
     },
     { requiredKeys: ['callId', 'dag'] },
   ),
+  cancelCall: fc.record({ callId: name }),
+  cancelCallResponse: fc.record({ cancelled: fc.boolean(), error: wireErrorArbitrary }, { requiredKeys: [] }),
   schedule: fc.record(
     {
       runId: name,
@@ -254,6 +258,35 @@ export const envelopeBodyArbitraries: { readonly [Body in NonNullable<PbTypes.En
   pinCounts: fc.record({ counts: fc.array(fc.record({ name, count: u32 }, { requiredKeys: ['name'] }), { maxLength: 3 }), validMs: u32 }, { requiredKeys: [] }),
   prepare: fc.record({ functions: fc.array(fc.record({ name, version: fc.integer({ min: 1, max: 0xffffffff }) }), { minLength: 1, maxLength: 3 }) }),
   executorStatus,
+  logsRequest: fc.record({ name: text, sinceMs: u53, callId: text, afterSeq: u53, limit: u32 }, { requiredKeys: [] }),
+  logsReply: fc.record(
+    {
+      records: fc.array(
+        fc.record({ seq: u53, timeMs: u53, function: name, version: u32, callId: text, level: fc.constantFrom('log', 'info', 'warn', 'error', 'debug'), text, fields: text }, { requiredKeys: ['function'] }),
+        { maxLength: 3 },
+      ),
+      executorId: text,
+      executors: fc.array(address, { maxLength: 2 }),
+      truncated: fc.boolean(),
+      error: wireErrorArbitrary,
+    },
+    { requiredKeys: [] },
+  ),
+  invocationsRequest: fc.record({ name: text, runningOnly: fc.boolean(), limit: u32 }, { requiredKeys: [] }),
+  invocationList: fc.record(
+    {
+      invocations: fc.array(
+        fc.record(
+          { callId: name, name: text, dag: fc.boolean(), state: enumValue<PbTypes.InvocationState>(pb.InvocationState), error: wireErrorArbitrary, node: optionalAddress, startedAtMs: u53, durationMs: u32, mode: fc.constantFrom('sync', 'async', 'direct') },
+          { requiredKeys: ['callId', 'state'] },
+        ),
+        { maxLength: 3 },
+      ),
+      executors: fc.array(address, { maxLength: 2 }),
+      error: wireErrorArbitrary,
+    },
+    { requiredKeys: [] },
+  ),
 };
 
 /** Envelope bodies of every kind, all valid: `{ kvsRequest: {...} }`, `{ echo: {...} }`... */

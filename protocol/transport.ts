@@ -54,7 +54,8 @@ export interface Clock {
 export const systemClock: Clock = {
   now: () => performance.timeOrigin + performance.now(),
   setTimer(delayMs, callback) {
-    const handle = setTimeout(callback, delayMs);
+    // A deadline already past is "now": Node 24 warns (TimeoutNegativeWarning) on a negative delay.
+    const handle = setTimeout(callback, Math.max(0, delayMs));
     return () => clearTimeout(handle);
   },
 };

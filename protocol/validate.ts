@@ -94,6 +94,12 @@ export const MESSAGE_SCHEMA = {
       clusterStatsRequest: 'ClusterStatsRequest',
       clusterStats: 'ClusterStats',
       pinCounts: 'PinCounts',
+      cancelCall: 'CancelCall',
+      cancelCallResponse: 'CancelCallResponse',
+      logsRequest: 'LogsRequest',
+      logsReply: 'LogsReply',
+      invocationsRequest: 'InvocationsRequest',
+      invocationList: 'InvocationList',
     },
   },
   ClusterStatsRequest: {},
@@ -102,7 +108,7 @@ export const MESSAGE_SCHEMA = {
   PinCount: { name: 'string!', count: 'uint32' },
 
   // common.proto
-  Error: { code: 'ErrorCode!', message: 'string', retryAfterMs: 'uint32' },
+  Error: { code: 'ErrorCode!', message: 'string', retryAfterMs: 'uint32', stack: 'string' },
   ErrorReply: { error: 'Error!' },
   KeyTuple: { key: 'string!', latticeType: 'uint32', payload: 'bytes', error: 'Error', deleted: 'bool', generation: 'Timestamp' },
   Timestamp: { wallMs: 'uint64', logical: 'uint32' },
@@ -154,6 +160,7 @@ export const MESSAGE_SCHEMA = {
     registeredAtMs: 'uint64',
     keepAlivePolicy: 'string',
     reads: 'string[]',
+    sourceMap: 'string',
   },
   RegisterFunction: { spec: 'FunctionSpec!' },
   RegisterFunctionResponse: { name: 'string', version: 'uint32', error: 'Error' },
@@ -190,6 +197,7 @@ export const MESSAGE_SCHEMA = {
     async: 'bool',
     resultKey: 'string',
     timeoutMs: 'uint32',
+    idempotent: 'bool',
   },
   CallResponse: { callId: 'string!', result: 'bytes', error: 'Error', lease: 'Lease' },
   Lease: { executor: 'address!', leaseMs: 'uint32', dag: 'string', functions: 'ScheduledFunction[]', timeoutMs: 'uint32' },
@@ -201,7 +209,10 @@ export const MESSAGE_SCHEMA = {
     async: 'bool',
     resultKey: 'string',
     timeoutMs: 'uint32',
+    idempotent: 'bool',
   },
+  CancelCall: { callId: 'string!' },
+  CancelCallResponse: { cancelled: 'bool', error: 'Error' },
   CutEntry: { key: 'string!', clock: 'VectorClock', holder: 'address' },
   ScheduledFunction: {
     name: 'string!',
@@ -249,6 +260,13 @@ export const MESSAGE_SCHEMA = {
     functions: 'FunctionLoad[]',
   },
   FunctionLoad: { name: 'string!', rate: 'double', p50Ms: 'double', p99Ms: 'double' },
+  // Function logs and invocations (sizes bounded again where they are served and shown: executor/function-logs.ts, client/observe.ts).
+  LogsRequest: { name: 'string', sinceMs: 'uint64', callId: 'string', afterSeq: 'uint64', limit: 'uint32' },
+  FunctionLogRecord: { seq: 'uint64', timeMs: 'uint64', function: 'string!', version: 'uint32', callId: 'string', level: 'string', text: 'string', fields: 'string' },
+  LogsReply: { records: 'FunctionLogRecord[]', executorId: 'string', executors: 'address![]', truncated: 'bool', error: 'Error' },
+  InvocationsRequest: { name: 'string', runningOnly: 'bool', limit: 'uint32' },
+  InvocationInfo: { callId: 'string!', name: 'string', dag: 'bool', state: 'InvocationState!', error: 'Error', node: 'address', startedAtMs: 'uint64', durationMs: 'uint32', mode: 'string' },
+  InvocationList: { invocations: 'InvocationInfo[]', executors: 'address![]', error: 'Error' },
 } as const satisfies Readonly<Record<string, Readonly<Record<string, string | Readonly<Record<string, string>>>>>>;
 
 /** A message type of the schema. */
@@ -261,6 +279,7 @@ export const ENUMS = {
   AckMode: pb.AckMode,
   Tier: pb.Tier,
   Consistency: pb.Consistency,
+  InvocationState: pb.InvocationState,
 } as const satisfies Readonly<Record<string, object>>;
 
 /**

@@ -6,3 +6,6 @@
 export { FrameReader, ProtocolError, checkAnswer, checkPoolMessage, encodeFrame, frameWriter, FRAME_BYTES_MAX } from './protocol.js';
 export type { HostAsk, HostOp, HostReply, Invocation, LogRecord, PoolMessage, RuntimeAnswer, RuntimeCall, WireFailure } from './protocol.js';
 export { TIMERS_MAX, LOG_RECORDS_MAX, LOG_BYTES_MAX } from './globals.js';
+/** The function side itself, for a runtime that hosts it in the executor's own process (the test harness, testing/). */
+export { FunctionRuntime } from './runtime.js';
+export type { Realm, UserFunction } from './runtime.js';

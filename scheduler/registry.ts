@@ -15,7 +15,7 @@
  */
 import { ErrorCode, GSet, LfaasError, Lww, Max, Priority } from '../lattices/index.js';
 import type { AnyLattice, HybridClock } from '../lattices/index.js';
-import { DAGS_KEY, DEFAULT_KEEP_ALIVE_MS, FUNCTIONS_KEY, KEEP_ALIVE_POLICIES, NAME_PATTERN, dagKey, dagRecordOf, errorToWire, functionIndexKey, functionKey, functionRecordOf, readsProblem } from '../protocol/index.js';
+import { DAGS_KEY, DEFAULT_KEEP_ALIVE_MS, FUNCTIONS_KEY, KEEP_ALIVE_POLICIES, NAME_PATTERN, dagKey, dagRecordOf, errorToWire, functionIndexKey, functionKey, functionRecordOf, readsProblem, SOURCE_MAP_BYTES_MAX } from '../protocol/index.js';
 import type { DagRecord, Effect, Envelope, FunctionRecord, KeepAlivePolicyName, PbTypes } from '../protocol/index.js';
 import { dagShape } from './dag.js';
 import type { DagShape } from './dag.js';
@@ -205,6 +205,7 @@ export class Registry {
     const keepAliveMs = spec.keepAliveMs || DEFAULT_KEEP_ALIVE_MS;
     const keepAlivePolicy = (spec.keepAlivePolicy || 'fixed') as KeepAlivePolicyName;
     const reads = spec.reads ?? [];
+    const sourceMap = spec.sourceMap ?? '';
     const problem = !NAME_PATTERN.test(name)
       ? `function name ${JSON.stringify(name)} must match ${NAME_PATTERN}`
       : code.length === 0 || code.length > CODE_BYTES_MAX
@@ -217,9 +218,11 @@ export class Registry {
               ? 'concurrency must be at most 100000 (0: no limit)'
               : !KEEP_ALIVE_POLICIES.includes(keepAlivePolicy)
                 ? `keepAlivePolicy must be one of ${KEEP_ALIVE_POLICIES.join(', ')}`
-                : readsProblem(reads);
+                : Buffer.byteLength(sourceMap) > SOURCE_MAP_BYTES_MAX
+                  ? `the source map must be at most ${SOURCE_MAP_BYTES_MAX} bytes`
+                  : readsProblem(reads);
     if (problem !== undefined) return this.host.reply(envelope, { registerFunctionResponse: { name, error: errorToWire(new LfaasError(ErrorCode.EXEC_BAD_VALUE, problem)) } });
-    const record = (version: number): FunctionRecord => ({ name, version, code, memoryMb, timeoutMs, keepAliveMs, keepAlivePolicy, reads: [...reads], concurrencyLimit: spec.concurrency ?? 0, registeredAtMs: Math.floor(this.host.now()) });
+    const record = (version: number): FunctionRecord => ({ name, version, code, memoryMb, timeoutMs, keepAliveMs, keepAlivePolicy, reads: [...reads], concurrencyLimit: spec.concurrency ?? 0, registeredAtMs: Math.floor(this.host.now()), ...(sourceMap.length > 0 ? { sourceMap } : {}) });
     return this.serialised(name, () => this.register(envelope, name, record, 0));
   }
 

@@ -59,6 +59,7 @@ import type { PinnedFunction } from './pins.js';
 import { CALL_ID_BYTES_MAX, argumentFromWire, argumentToWire, encodeRunRecord, isCallId, runRecordValue } from './execution-records.js';
 import type { RunRecord, RunState } from './execution-records.js';
 import { Takeover, doneRecord, newTakeoverCounters } from './takeover.js';
+import { schedulerInvocations } from './invocations.js';
 
 export interface SchedulerOptions {
   readonly address: string;
@@ -200,6 +201,8 @@ export class SchedulerNode implements Machine {
   private readonly takeover: Takeover;
   /** Async runs out of `runs` whose result is being checked or written (then they leave the index). */
   private readonly settling = new Set<string>();
+  /** Idempotent async calls whose execution record is being read: the starts of the same id waiting for it. */
+  private readonly idempotencyChecks = new Map<string, (() => Effect[])[]>();
   private seqBase = 1;
   readonly counters = {
     calls: 0,
@@ -334,6 +337,8 @@ export class SchedulerNode implements Machine {
         return this.onCall(envelope, envelope.callRequest!);
       case 'dagCall':
         return this.onDagCall(envelope, envelope.dagCall!);
+      case 'cancelCall':
+        return this.onCancel(envelope, envelope.cancelCall!.callId ?? '');
       case 'executorStatus':
         return this.onStatus(envelope.executorStatus!);
       case 'registerFunction':
@@ -360,6 +365,11 @@ export class SchedulerNode implements Machine {
         return this.registry.onDeleteDag(envelope, envelope.deleteDag!.name ?? '');
       case 'echo':
         return this.reply(envelope, { echo: { payload: envelope.echo?.payload ?? null } });
+      // Logs and invocations: the executors alive (the client asks each), and the async runs queued here.
+      case 'logsRequest':
+        return this.reply(envelope, { logsReply: { executors: [...this.executors.keys()] } });
+      case 'invocationsRequest':
+        return this.reply(envelope, { invocationList: schedulerInvocations(envelope.invocationsRequest!, [...this.retries.values()].map((retry) => retry.dispatch), [...this.executors.keys()], this.id, this.nowMs) });
       default:
         return this.replyError(envelope, new LfaasError(ErrorCode.PROTO_UNKNOWN_MESSAGE, `a scheduler does not handle ${envelope.body ?? 'nothing'}`));
     }
@@ -384,6 +394,7 @@ export class SchedulerNode implements Machine {
         timeoutMs: request.timeoutMs || meta!.timeoutMs,
         async: request.async ?? false,
         resultKey: request.resultKey ?? '',
+        idempotent: request.idempotent === true,
       })];
     });
   }
@@ -433,13 +444,17 @@ export class SchedulerNode implements Machine {
           timeoutMs: Math.min(timeoutMs, 15 * 60_000),
           async: request.async ?? false,
           resultKey: request.resultKey ?? '',
+          idempotent: request.idempotent === true,
         });
       });
     });
   }
 
-  private startRun(envelope: Envelope, run: { runId: string; dag: string; functions: PlannedFunction[]; consistency: number; timeoutMs: number; async: boolean; resultKey: string }): Effect[] {
+  private startRun(envelope: Envelope, run: { runId: string; dag: string; functions: PlannedFunction[]; consistency: number; timeoutMs: number; async: boolean; resultKey: string; idempotent?: boolean }): Effect[] {
     const running = this.runs.get(run.runId);
+    // An idempotent async call (its id from the caller's key) started again while it runs here: accepted again at once.
+    if (running !== undefined && run.async && run.idempotent === true && running.resultKey === resultKeyOf(run.runId)) return this.reply(envelope, { callResponse: { callId: run.runId } });
+    if (running === undefined && run.async && run.idempotent === true) return this.startIdempotent(envelope, run);
     if (running !== undefined) {
       // The same request again (a duplicated frame, a retry with the same request id) runs once: a
       // sync call is answered by its sink; an async one is accepted again once it is recorded.
@@ -499,6 +514,8 @@ export class SchedulerNode implements Machine {
         if (failure !== undefined) return [...this.takeover.remove(dispatch.runId), ...this.callFailed(envelope, dispatch.runId, failure)];
         dispatch.acceptedAtMs = this.nowMs;
         const effects = this.reply(envelope, { callResponse: { callId: dispatch.runId } });
+        // Cancelled while its record was written (onCancel wrote its result): accepted, never run.
+        if (dispatch.finished) return effects;
         // Accepted means at least once: with no room now, it waits for room (until its deadline).
         effects.push(...this.dispatch(dispatch, (noRoom) => this.waitForRoom({ dispatch, previous: [], cause: noRoom }, noRoom)));
         return effects;
@@ -511,6 +528,65 @@ export class SchedulerNode implements Machine {
     this.counters.noCapacity++;
     const retryAfterMs = this.options.leaseRenewMs ?? 300;
     return this.callFailed(envelope, run.runId, new LfaasError(ErrorCode.SCHED_NO_CAPACITY, `scheduler ${this.boot} is starting (not yet registered for takeover); retry in ${retryAfterMs} ms`, { retryAfterMs }));
+  }
+
+  /**
+   * An idempotent async call (client/idempotency.ts: its id is derived from the owner, the
+   * function and the caller's key) runs once: its execution record is looked for first, and if
+   * one exists (running elsewhere, or finished: its result stays under its result key) the call is
+   * accepted again without running. Starts of the same id while the record is read wait for that
+   * read (bounded by the runs limit), then go through `startRun` again.
+   */
+  private startIdempotent(envelope: Envelope, run: Parameters<SchedulerNode['startRun']>[1]): Effect[] {
+    const waiting = this.idempotencyChecks.get(run.runId);
+    if (waiting !== undefined) {
+      if (waiting.length >= 64) return this.callFailed(envelope, run.runId, new LfaasError(ErrorCode.SCHED_NO_CAPACITY, `call ${run.runId} is being started ${waiting.length} times at once`, { retryAfterMs: 100 }));
+      waiting.push(() => this.startRun(envelope, run));
+      return [];
+    }
+    if (this.idempotencyChecks.size >= (this.options.runsMax ?? 100_000)) return this.callFailed(envelope, run.runId, new LfaasError(ErrorCode.SCHED_NO_CAPACITY, `${this.idempotencyChecks.size} idempotent calls being checked`, { retryAfterMs: 100 }));
+    this.idempotencyChecks.set(run.runId, []);
+    return this.kvs({ op: 'get', key: executionKey(run.runId) }, (error, value) => {
+      const waiters = this.idempotencyChecks.get(run.runId) ?? [];
+      this.idempotencyChecks.delete(run.runId);
+      // Recorded before: accepted, not run again. (A failed read runs it: at least once.)
+      const effects = error === undefined && value !== undefined ? this.reply(envelope, { callResponse: { callId: run.runId } }) : this.startRun(envelope, { ...run, idempotent: false });
+      for (const again of waiters) effects.push(...again());
+      return effects;
+    });
+  }
+
+  /**
+   * A cancel (faas.cancel; only the call's owner gets here, owner-access.ts): each executor
+   * holding the run is told to abort it (its sink answers EXEC_CANCELLED); the run leaves this
+   * scheduler's books, so it is never dispatched again, and an async call's result is written
+   * EXEC_CANCELLED here too (an executor's cancel may be lost). A sync caller is answered too.
+   * A run this scheduler does not hold (finished, unknown, another scheduler's): `cancelled` false.
+   */
+  private onCancel(envelope: Envelope, callId: string): Effect[] {
+    const dispatch = this.runs.get(callId);
+    if (dispatch === undefined || dispatch.finished) return this.reply(envelope, { cancelCallResponse: { cancelled: false } });
+    const error = new LfaasError(ErrorCode.EXEC_CANCELLED, `call ${callId} was cancelled`);
+    const effects: Effect[] = [];
+    for (const address of dispatch.seqs.keys()) {
+      this.executors.get(address)?.outstanding.delete(callId);
+      effects.push({ kind: 'send', to: address, envelope: envelopeWith({ cancelCall: { callId } }, { sender: this.id }) });
+    }
+    dispatch.seqs.clear();
+    dispatch.finished = true;
+    this.runs.delete(callId);
+    this.retries.delete(callId);
+    this.waiting.delete(callId);
+    if (dispatch.resultKey.length > 0) {
+      // One attempt later than the run's: a result its executor wrote first (the call finished
+      // just before) wins the result key over this (the lowest attempt wins), as does the
+      // executor's own EXEC_CANCELLED.
+      dispatch.attempt++;
+      effects.push(...this.writeFailure(dispatch, error));
+    }
+    else if (dispatch.replyTo.length > 0) effects.push({ kind: 'send', to: dispatch.replyTo, envelope: envelopeWith({ callResponse: { callId, error: errorToWire(error) } }, { responseTo: dispatch.replyRequestId, sender: this.id }) });
+    effects.push(...this.reply(envelope, { cancelCallResponse: { cancelled: true } }));
+    return effects;
   }
 
   /**

@@ -6,7 +6,8 @@
  * - dependencies point one way (`lattices` <- `protocol` <- `kvs` <- `executor`/`scheduler` <- `cli`;
  *   `monitor` on `lattices` and `protocol` only (its KVS access and node providers are its host's);
  *   `sandbox` on `lattices` and `protocol` only, `executor` on it; `client` on `lattices` and
- *   `protocol` only);
+ *   `protocol` only; `testing`, the in-process harness, on the roles below `cli`); examples' tests
+ *   import the SDK and the harness only, as a user's tests would;
  * - no import cycles between files.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -15,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const FOLDERS = ['lattices', 'protocol', 'kvs', 'sandbox', 'executor', 'scheduler', 'monitor', 'client', 'cli', 'bench', 'examples', 'test'] as const;
+const FOLDERS = ['lattices', 'protocol', 'kvs', 'sandbox', 'executor', 'scheduler', 'monitor', 'client', 'ingress', 'testing', 'cli', 'bench', 'examples', 'test'] as const;
 
 /** Which folders each folder may import (besides itself). Tests and benches may use everything below them. */
 const ALLOWED: Record<string, readonly string[]> = {
@@ -28,12 +29,17 @@ const ALLOWED: Record<string, readonly string[]> = {
   scheduler: ['lattices', 'protocol', 'kvs'],
   monitor: ['lattices', 'protocol'],
   client: ['lattices', 'protocol'],
-  cli: ['lattices', 'protocol', 'kvs', 'executor', 'scheduler', 'monitor', 'client'],
+  // The HTTP ingress is a client of the cluster: the SDK, and the wire's value codecs.
+  ingress: ['lattices', 'protocol', 'client'],
+  cli: ['lattices', 'protocol', 'kvs', 'executor', 'scheduler', 'monitor', 'client', 'ingress'],
+  // The in-process test harness (lattice-faas/testing): the real machines and executor host on the in-memory network.
+  testing: ['lattices', 'protocol', 'kvs', 'sandbox', 'executor', 'scheduler', 'client'],
+  // An example's own code uses the SDK only; its tests (`*.test.ts`) also the harness, as a user's would.
   examples: ['client'],
   // The simulated halves of benchmarks run the simulator's scenarios (test/simulator, test/simulation only);
   // the application benchmarks drive the examples (bench/retwis.ts: examples/retwis through examples/index.ts).
-  bench: ['lattices', 'protocol', 'kvs', 'sandbox', 'executor', 'scheduler', 'monitor', 'client', 'cli', 'test', 'examples'],
-  test: ['lattices', 'protocol', 'kvs', 'sandbox', 'executor', 'scheduler', 'monitor', 'client', 'cli', 'examples'],
+  bench: ['lattices', 'protocol', 'kvs', 'sandbox', 'executor', 'scheduler', 'monitor', 'client', 'ingress', 'testing', 'cli', 'test', 'examples'],
+  test: ['lattices', 'protocol', 'kvs', 'sandbox', 'executor', 'scheduler', 'monitor', 'client', 'ingress', 'testing', 'cli', 'examples'],
 };
 
 function sourceFiles(folder: string): string[] {
@@ -133,6 +139,18 @@ describe('architecture', () => {
     expect(violations).toEqual([]);
   });
 
+  it("examples' tests import what a user's would: the SDK and the test harness", () => {
+    const violations: string[] = [];
+    for (const [file, targets] of graph) {
+      if (topFolder(file) !== 'examples' || !isTestFile(file)) continue;
+      for (const target of targets) {
+        const other = topFolder(target);
+        if (other !== 'examples' && other !== 'client' && other !== 'testing') violations.push(`${relative(root, file)} -> ${other}`);
+      }
+    }
+    expect(violations).toEqual([]);
+  });
+
   it('has no import cycles', () => {
     expect(findCycles(graph).map((cycle) => cycle.map((f) => relative(root, f)).join(' -> '))).toEqual([]);
   });
@@ -148,7 +166,7 @@ describe('architecture', () => {
   });
 
   it('every folder has an index.ts', () => {
-    const missing = ['lattices', 'protocol', 'kvs', 'executor', 'scheduler', 'client', 'cli'].filter(
+    const missing = ['lattices', 'protocol', 'kvs', 'executor', 'scheduler', 'client', 'testing', 'cli'].filter(
       (folder) => !graph.has(join(root, folder, 'index.ts')),
     );
     expect(missing).toEqual([]);

@@ -35,7 +35,9 @@ describe('lfaas function and DAG commands', () => {
       const base = { ...process.env };
       delete base['LFAAS_ROUTING'];
       delete base['LFAAS_SCHEDULERS'];
-      execFile(process.execPath, [CLI, ...args], { env: withEnv ? { ...base, ...env } : base, timeout: 30_000 }, (error, stdout, stderr) => {
+      delete base['LFAAS_STATE'];
+      // In a folder with no `.lfaas/cluster.json` above it: without the variables, no cluster is found.
+      execFile(process.execPath, [CLI, ...args], { cwd: sources, env: withEnv ? { ...base, ...env } : base, timeout: 30_000 }, (error, stdout, stderr) => {
         // -1: killed at the 30 s bound (a hang), told apart from an exit code.
         const code = error === null ? 0 : typeof error.code === 'number' ? error.code : error.killed === true ? -1 : 1;
         if (code === -1) void hangReport(args, stdout, stderr).finally(() => resolve({ code, stdout, stderr }));
@@ -108,7 +110,7 @@ describe('lfaas function and DAG commands', () => {
     expect(greetings.map((out) => JSON.parse(out) as unknown)).toEqual(['hello, world', 'HELLO, JSON STRING']);
 
     const [json, table, one] = await Promise.all([ok(['functions', '--json']), ok(['functions']), ok(['functions', 'calc', '--json'])]);
-    const list = json.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    const list = JSON.parse(json) as Record<string, unknown>[];
     const calcInfo = list.find((info) => info['name'] === 'calc');
     expect(calcInfo).toMatchObject({ name: 'calc', latest: 2, versions: [1, 2], memoryMb: 128, timeoutMs: 60_000 });
     expect(calcInfo!['codeBytes']).toBeGreaterThan(0);
@@ -131,7 +133,7 @@ describe('lfaas function and DAG commands', () => {
     expect(badPolicy.stderr).toMatch(/forever/);
     // A `*` anywhere but the end of a prefix: refused by the registry with a typed error.
     const badReads = await lfaas(['deploy', lookup, '--reads', 'a*b']);
-    expect(badReads.code).toBe(1);
+    expect(badReads.code).toBe(4);
     expect(badReads.stderr).toMatch(/EXEC_BAD_VALUE: reads entry "a\*b"/);
   }, 60_000);
 
@@ -144,7 +146,7 @@ describe('lfaas function and DAG commands', () => {
     // On a key that holds another lattice type, the platform's error comes back typed.
     await ok(['kvs', 'put', 'cli-not-a-counter', '"text"', '--ack', 'replicated']);
     const wrong = await lfaas(['call', 'counter-increment', 'cli-not-a-counter']);
-    expect(wrong.code).toBe(1);
+    expect(wrong.code).toBe(4);
     expect(wrong.stderr).toContain('KVS_LATTICE_MISMATCH');
   }, 60_000);
 
@@ -161,7 +163,7 @@ describe('lfaas function and DAG commands', () => {
     ]);
     expect(results.map((out) => JSON.parse(out) as unknown)).toEqual([10, 20, 2]);
     const [dagJson, dagTable] = await Promise.all([ok(['dag', 'list', '--json']), ok(['dag', 'list'])]);
-    const dags = dagJson.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    const dags = JSON.parse(dagJson) as Record<string, unknown>[];
     expect(dags).toContainEqual({ name: 'inc-double', functions: ['inc', 'double'], edges: ['inc:double'] });
     expect(dagTable).toMatch(/^inc-double\s+inc,double\s+inc:double$/m);
 
@@ -170,15 +172,16 @@ describe('lfaas function and DAG commands', () => {
       lfaas(['dag', 'create', 'loop', '--functions', 'inc,double', '--edges', 'inc:double,double:inc']),
       lfaas(['dag', 'call', 'inc-double', '--args', '[4]']),
     ]);
-    expect(cycle.code).toBe(1);
+    // Refused by the cluster: 4; a bad argument found by the command itself: usage, 2.
+    expect(cycle.code).toBe(4);
     expect(cycle.stderr).toMatch(/^lfaas: [A-Z_]+: /m);
-    expect(badArgs.code).toBe(1);
-    expect(badArgs.stderr).toContain('EXEC_BAD_VALUE');
+    expect(badArgs.code).toBe(2);
+    expect(badArgs.stderr).toContain('--args is a JSON object of argument arrays');
 
     await ok(['dag', 'delete', 'inc-double']);
     expect(await ok(['dag', 'list', '--json'])).not.toContain('"inc-double"');
     const gone = await lfaas(['dag', 'call', 'inc-double', '--args', '{"inc":[4]}']);
-    expect(gone.code).toBe(1);
+    expect(gone.code).toBe(3);
     expect(gone.stderr).toContain('SCHED_DAG_NOT_FOUND');
   }, 60_000);
 
@@ -195,19 +198,19 @@ describe('lfaas function and DAG commands', () => {
     expect(JSON.parse(await ok(['call', 'temp']))).toBe('v2');
     // A deleted version existed: GONE, not SCHED_FUNCTION_NOT_FOUND.
     const oldVersion = await lfaas(['call', 'temp', '--version', '1']);
-    expect(oldVersion.code).toBe(1);
+    expect(oldVersion.code).toBe(3);
     expect(oldVersion.stderr).toMatch(/^lfaas: GONE: version 1 of temp was deleted/m);
 
     await ok(['functions', 'delete', 'temp']);
     const described = await lfaas(['functions', 'temp']);
-    expect(described.code).toBe(1);
+    expect(described.code).toBe(3);
     expect(described.stderr).toContain('SCHED_FUNCTION_NOT_FOUND');
     expect(await ok(['functions', '--json'])).not.toContain('"temp"');
     const call = await lfaas(['call', 'temp']);
-    expect(call.code).toBe(1);
+    expect(call.code).toBe(3);
     expect(call.stderr).toMatch(/^lfaas: SCHED_FUNCTION_NOT_FOUND: /m);
     const again = await lfaas(['functions', 'delete', 'temp']);
-    expect(again.code).toBe(1);
+    expect(again.code).toBe(3);
     expect(again.stderr).toContain('SCHED_FUNCTION_NOT_FOUND');
 
     // Deployed again: the next number, not a deleted one (the executors ran version 2 and may still
@@ -218,7 +221,7 @@ describe('lfaas function and DAG commands', () => {
     expect(runs.map((out) => JSON.parse(out) as unknown)).toEqual(['v3', 'v3', 'v3', 'v3']);
   }, 60_000);
 
-  it('fails with exit code 1 and a typed message: unknown function, user error, bad file, missing addresses', async () => {
+  it('fails with its exit code class (cli/exit-codes.ts) and a typed message: unknown function, user error, bad file, missing addresses', async () => {
     const [unknown, noFile, fs, noSchedulers, noRouting] = await Promise.all([
       lfaas(['call', 'no-such-function', '1']),
       lfaas(['deploy', join(sources, 'absent.ts')]),
@@ -226,25 +229,25 @@ describe('lfaas function and DAG commands', () => {
       lfaas(['call', 'calc', '1', '2', '--routing', env['LFAAS_ROUTING']!], false),
       lfaas(['functions'], false),
     ]);
-    expect(unknown.code).toBe(1);
+    expect(unknown.code).toBe(3);
     expect(unknown.stdout).toBe('');
     expect(unknown.stderr).toMatch(/^lfaas: SCHED_FUNCTION_NOT_FOUND: /m);
 
     await ok(['deploy', source('boom.ts', 'export default function boom(): never {\n  throw new RangeError("it broke");\n}\n')]);
     const boom = await lfaas(['call', 'boom']);
-    expect(boom.code).toBe(1);
+    expect(boom.code).toBe(6);
     expect(boom.stderr).toMatch(/^lfaas: EXEC_USER_ERROR: RangeError: it broke/m);
 
-    expect(noFile.code).toBe(1);
+    expect(noFile.code).toBe(4);
     expect(noFile.stderr).toContain('EXEC_BAD_VALUE');
     // A function may not import Node built-ins: refused when it is bundled.
-    expect(fs.code).toBe(1);
+    expect(fs.code).toBe(4);
     expect(fs.stderr).toContain('node:fs');
 
-    // No LFAAS_SCHEDULERS and no --schedulers (or no routing): commander refuses before connecting.
-    expect(noSchedulers.code).toBe(1);
-    expect(noSchedulers.stderr).toContain("required option '--schedulers <addresses>' not specified");
-    expect(noRouting.code).toBe(1);
-    expect(noRouting.stderr).toContain("required option '--routing <addresses>' not specified");
+    // No LFAAS_SCHEDULERS and no --schedulers (or no routing), and no state file of `lfaas up`: no cluster, exit 5, at once.
+    expect(noSchedulers.code).toBe(5);
+    expect(noSchedulers.stderr).toMatch(/^lfaas: TRANSPORT_NO_CLUSTER: no cluster given: .*is `lfaas up` running\?/m);
+    expect(noRouting.code).toBe(5);
+    expect(noRouting.stderr).toContain('is `lfaas up` running?');
   }, 60_000);
 });

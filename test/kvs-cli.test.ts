@@ -44,15 +44,16 @@ describe('lfaas kvs commands', () => {
     expect((await lfaas(['kvs', 'put', 'hits', '3', '--type', 'counter'], routing)).code).toBe(0);
     expect(JSON.parse((await lfaas(['kvs', 'get', 'hits', '--all'], routing)).stdout).value).toBe(8);
     const mismatch = await lfaas(['kvs', 'put', 'hits', '"text"'], routing);
-    expect(mismatch.code).toBe(1);
+    expect(mismatch.code).toBe(4);
     expect(mismatch.stderr).toContain('KVS_LATTICE_MISMATCH');
     const bad = await lfaas(['kvs', 'put', 'hits', 'x', '--type', 'counter'], routing);
-    expect(bad.code).toBe(1);
+    expect(bad.code).toBe(4);
     expect(bad.stderr).toContain('EXEC_BAD_VALUE');
     expect((await lfaas(['kvs', 'delete', 'greeting'], routing)).code).toBe(0);
     const gone = await lfaas(['kvs', 'get', 'greeting'], routing);
-    expect(gone.code).toBe(2);
-    expect(gone.stderr).toContain('no key');
+    // Not found: exit 3, typed.
+    expect(gone.code).toBe(3);
+    expect(gone.stderr).toContain('KVS_KEY_NOT_FOUND: no key');
   }, 60_000);
 
   it('replicate raises a key\'s replication factor: the key then lives, whole, on 3 nodes', async () => {

@@ -4,7 +4,10 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { reservePortRange } from '../cli/index.js';
 import { CLI, isAlive } from './cluster.js';
 
 /** Exited: no such process, or a zombie nobody reaped yet (an orphan under a non-reaping init). */
@@ -24,13 +27,32 @@ export function pidsIn(output: string): number[] {
   return [...output.matchAll(/\bpid (\d+)\b/g)].map((match) => Number(match[1]));
 }
 
-export function startUp(args: readonly string[], env: Readonly<Record<string, string>> = {}): { child: ChildProcess; output: () => string; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
-  const child = spawn(process.execPath, [CLI, 'up', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+/**
+ * Starts `lfaas up <args>`. Unless `args` has `--base-port`, a free range of ports is reserved
+ * for it (released when it exits), so test files running at once never collide on up's fixed
+ * ports. It runs in `options.cwd`, else in its `--data` folder (its state file,
+ * `.lfaas/cluster.json`, lands there, never in the repository).
+ */
+export function startUp(
+  args: readonly string[],
+  env: Readonly<Record<string, string>> = {},
+  options: { readonly cwd?: string } = {},
+): { child: ChildProcess; output: () => string; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>; basePort: number; cwd: string } {
+  const dataIndex = args.indexOf('--data');
+  const cwd = options.cwd ?? (dataIndex >= 0 && args[dataIndex + 1] !== undefined ? args[dataIndex + 1]! : mkdtempSync(join(tmpdir(), 'lfaas-up-cwd-')));
+  const given = args.indexOf('--base-port');
+  const range = given >= 0 ? { base: Number(args[given + 1]), release: () => {} } : reservePortRange();
+  const child = spawn(process.execPath, [CLI, 'up', ...args, ...(given >= 0 ? [] : ['--base-port', String(range.base)])], { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let text = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  return { child, output: () => text, exited };
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => {
+      range.release();
+      resolve({ code, signal });
+    }),
+  );
+  return { child, output: () => text, exited, basePort: range.base, cwd };
 }
 
 /** Cleanup only: SIGKILL whatever of `pids` is still running (processes this test started). */

@@ -28,7 +28,7 @@ describe('lfaas up', () => {
       expect(output).toContain('cluster ready');
       // Addresses name their keys: the cluster is secure by default, with keys made in the data folder.
       const routing = /^\s*export LFAAS_ROUTING=(tcp:\/\/127\.0\.0\.1:\d+#[A-Za-z0-9_-]{43})$/m.exec(output);
-      const scheduler = /^\s*\[\d+\/7\] scheduler-0\s+pid \d+\s+(tcp:\/\/127\.0\.0\.1:\d+#[A-Za-z0-9_-]{43})/m.exec(output);
+      const scheduler = /^\s*\[\d+\/\d+\] scheduler-0\s+pid \d+\s+(tcp:\/\/127\.0\.0\.1:\d+#[A-Za-z0-9_-]{43})/m.exec(output);
       expect(output).toContain(`keys: ${data}/keys (made now`);
       expect(existsSync(join(data, 'keys', 'members.json'))).toBe(true);
       expect(routing, output).not.toBeNull();
@@ -65,9 +65,9 @@ describe('lfaas up', () => {
       expect(output).toMatch(/timeline is right: newest first, the reply linked to its post\./);
       expect(output).not.toContain('UNEXPECTED');
       pids = pidsIn(output);
-      // One routing node, three storage nodes, one scheduler and two executors (the defaults).
-      expect(pids).toHaveLength(7);
-      expect(new Set(pids).size).toBe(7);
+      // One routing node, three storage nodes, one scheduler, two executors and the HTTP ingress (the defaults).
+      expect(pids).toHaveLength(8);
+      expect(new Set(pids).size).toBe(8);
       expect(await eventually(() => pids.every(isGone), 5000), `still running: ${pids.filter((pid) => !isGone(pid)).join(', ')}`).toBe(true);
     } finally {
       killLeftovers(pids);
@@ -107,7 +107,7 @@ describe('lfaas up', () => {
       expect(await eventually(() => up.output().includes('cluster ready') || up.child.exitCode !== null, 30_000), up.output()).toBe(true);
       expect(up.output()).toContain('cluster ready');
       pids = pidsIn(up.output());
-      expect(pids).toHaveLength(7);
+      expect(pids).toHaveLength(8);
       expect(pids.every((pid) => !isGone(pid))).toBe(true);
       process.kill(up.child.pid!, 'SIGKILL');
       expect(await up.exited).toEqual({ code: null, signal: 'SIGKILL' });
@@ -136,8 +136,8 @@ describe('lfaas up', () => {
       await eventually(() => up.output().includes('cluster ready') || up.child.exitCode !== null, 60_000);
       expect(up.output(), 'lfaas up got ready').toContain('cluster ready');
       const routing = /^\s*export LFAAS_ROUTING=(\S+)$/m.exec(up.output())![1]!;
-      const scheduler = /^\s*\[\d+\/6\] scheduler-0\s+pid (\d+)\s+(tcp:\/\/\S+)/m.exec(up.output());
-      const executor = /^\s*\[\d+\/6\] executor-0\s+pid (\d+)\s+(tcp:\/\/\S+)/m.exec(up.output());
+      const scheduler = /^\s*\[\d+\/\d+\] scheduler-0\s+pid (\d+)\s+(tcp:\/\/\S+)/m.exec(up.output());
+      const executor = /^\s*\[\d+\/\d+\] executor-0\s+pid (\d+)\s+(tcp:\/\/\S+)/m.exec(up.output());
       expect(scheduler, up.output()).not.toBeNull();
       const [schedulerPid, schedulerAddress] = [Number(scheduler![1]), scheduler![2]!];
       // The failpoint makes the scheduler's shell behave as if its machine threw: a bug.

@@ -99,7 +99,19 @@ export namespace lfaas {
         EXEC_LOST = 29,
 
         /** EXEC_LIMIT value */
-        EXEC_LIMIT = 30
+        EXEC_LIMIT = 30,
+
+        /** TRANSPORT_NO_CLUSTER value */
+        TRANSPORT_NO_CLUSTER = 31,
+
+        /** EXEC_CANCELLED value */
+        EXEC_CANCELLED = 40,
+
+        /** CALL_ABORTED value */
+        CALL_ABORTED = 41,
+
+        /** CLIENT_MISSING_DEPENDENCY value */
+        CLIENT_MISSING_DEPENDENCY = 50
     }
 
     /**
@@ -129,6 +141,9 @@ export namespace lfaas {
 
         /** Error retryAfterMs. */
         retryAfterMs: number;
+
+        /** Error stack. */
+        stack: string;
 
         /**
          * Creates a new Error instance using the specified properties.
@@ -222,6 +237,9 @@ export namespace lfaas {
 
             /** Error retryAfterMs */
             retryAfterMs?: (number|null);
+
+            /** Error stack */
+            stack?: (string|null);
 
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];
@@ -1012,8 +1030,26 @@ export namespace lfaas {
         /** Envelope pinCounts. */
         pinCounts?: (lfaas.PinCounts.$Properties|null);
 
+        /** Envelope logsRequest. */
+        logsRequest?: (lfaas.LogsRequest.$Properties|null);
+
+        /** Envelope logsReply. */
+        logsReply?: (lfaas.LogsReply.$Properties|null);
+
+        /** Envelope invocationsRequest. */
+        invocationsRequest?: (lfaas.InvocationsRequest.$Properties|null);
+
+        /** Envelope invocationList. */
+        invocationList?: (lfaas.InvocationList.$Properties|null);
+
+        /** Envelope cancelCall. */
+        cancelCall?: (lfaas.CancelCall.$Properties|null);
+
+        /** Envelope cancelCallResponse. */
+        cancelCallResponse?: (lfaas.CancelCallResponse.$Properties|null);
+
         /** Envelope body. */
-        body?: ("errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"schedule"|"trigger"|"executorStatus"|"listFunctions"|"functionList"|"deleteFunction"|"done"|"listDags"|"dagList"|"deleteDag"|"invocationMessage"|"versionRequest"|"versionReply"|"prepare"|"runFinished"|"clusterStatsRequest"|"clusterStats"|"pinCounts");
+        body?: ("errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"schedule"|"trigger"|"executorStatus"|"listFunctions"|"functionList"|"deleteFunction"|"done"|"listDags"|"dagList"|"deleteDag"|"invocationMessage"|"versionRequest"|"versionReply"|"prepare"|"runFinished"|"clusterStatsRequest"|"clusterStats"|"pinCounts"|"logsRequest"|"logsReply"|"invocationsRequest"|"invocationList"|"cancelCall"|"cancelCallResponse");
 
         /**
          * Creates a new Envelope instance using the specified properties.
@@ -1240,8 +1276,26 @@ export namespace lfaas {
             /** Envelope pinCounts */
             pinCounts?: (lfaas.PinCounts.$Properties|null);
 
+            /** Envelope logsRequest */
+            logsRequest?: (lfaas.LogsRequest.$Properties|null);
+
+            /** Envelope logsReply */
+            logsReply?: (lfaas.LogsReply.$Properties|null);
+
+            /** Envelope invocationsRequest */
+            invocationsRequest?: (lfaas.InvocationsRequest.$Properties|null);
+
+            /** Envelope invocationList */
+            invocationList?: (lfaas.InvocationList.$Properties|null);
+
+            /** Envelope cancelCall */
+            cancelCall?: (lfaas.CancelCall.$Properties|null);
+
+            /** Envelope cancelCallResponse */
+            cancelCallResponse?: (lfaas.CancelCallResponse.$Properties|null);
+
             /** Envelope body */
-            body?: ("errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"schedule"|"trigger"|"executorStatus"|"listFunctions"|"functionList"|"deleteFunction"|"done"|"listDags"|"dagList"|"deleteDag"|"invocationMessage"|"versionRequest"|"versionReply"|"prepare"|"runFinished"|"clusterStatsRequest"|"clusterStats"|"pinCounts");
+            body?: ("errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"schedule"|"trigger"|"executorStatus"|"listFunctions"|"functionList"|"deleteFunction"|"done"|"listDags"|"dagList"|"deleteDag"|"invocationMessage"|"versionRequest"|"versionReply"|"prepare"|"runFinished"|"clusterStatsRequest"|"clusterStats"|"pinCounts"|"logsRequest"|"logsReply"|"invocationsRequest"|"invocationList"|"cancelCall"|"cancelCallResponse");
 
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];
@@ -1296,9 +1350,15 @@ export namespace lfaas {
           clusterStatsRequest?: lfaas.ClusterStatsRequest.$Shape|null;
           clusterStats?: lfaas.ClusterStats.$Shape|null;
           pinCounts?: lfaas.PinCounts.$Shape|null;
+          logsRequest?: lfaas.LogsRequest.$Shape|null;
+          logsReply?: lfaas.LogsReply.$Shape|null;
+          invocationsRequest?: lfaas.InvocationsRequest.$Shape|null;
+          invocationList?: lfaas.InvocationList.$Shape|null;
+          cancelCall?: lfaas.CancelCall.$Shape|null;
+          cancelCallResponse?: lfaas.CancelCallResponse.$Shape|null;
           $unknowns?: Uint8Array[];
         } & (
-          ({ body?: undefined; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "errorReply"; errorReply: lfaas.ErrorReply.$Shape; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "echo"; errorReply?: null; echo: lfaas.Echo.$Shape; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "kvsRequest"; errorReply?: null; echo?: null; kvsRequest: lfaas.KvsRequest.$Shape; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "kvsResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse: lfaas.KvsResponse.$Shape; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "keyAddressRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest: lfaas.KeyAddressRequest.$Shape; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "keyAddressResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse: lfaas.KeyAddressResponse.$Shape; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "nodeJoin"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin: lfaas.NodeJoin.$Shape; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "nodeDepart"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart: lfaas.NodeDepart.$Shape; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "ringUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate: lfaas.RingUpdate.$Shape; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "heartbeat"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat: lfaas.Heartbeat.$Shape; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "gossip"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip: lfaas.Gossip.$Shape; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "digestExchange"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange: lfaas.DigestExchange.$Shape; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "subscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe: lfaas.Subscribe.$Shape; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "unsubscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe: lfaas.Unsubscribe.$Shape; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "keyUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate: lfaas.KeyUpdate.$Shape; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "statsReport"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport: lfaas.StatsReport.$Shape; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "ringRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest: lfaas.RingRequest.$Shape; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "registerFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction: lfaas.RegisterFunction.$Shape; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "registerFunctionResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse: lfaas.RegisterFunctionResponse.$Shape; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "registerDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag: lfaas.RegisterDag.$Shape; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "callRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest: lfaas.CallRequest.$Shape; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "callResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse: lfaas.CallResponse.$Shape; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "dagCall"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall: lfaas.DagCall.$Shape; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "schedule"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule: lfaas.Schedule.$Shape; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "trigger"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger: lfaas.Trigger.$Shape; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "executorStatus"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus: lfaas.ExecutorStatus.$Shape; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "listFunctions"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions: lfaas.ListFunctions.$Shape; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "functionList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList: lfaas.FunctionList.$Shape; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "deleteFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction: lfaas.DeleteFunction.$Shape; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "done"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done: lfaas.Done.$Shape; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "listDags"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags: lfaas.ListDags.$Shape; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "dagList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList: lfaas.DagList.$Shape; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "deleteDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag: lfaas.DeleteDag.$Shape; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "invocationMessage"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage: lfaas.InvocationMessage.$Shape; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "versionRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest: lfaas.VersionRequest.$Shape; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "versionReply"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply: lfaas.VersionReply.$Shape; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "prepare"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare: lfaas.Prepare.$Shape; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "runFinished"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished: lfaas.RunFinished.$Shape; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "clusterStatsRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest: lfaas.ClusterStatsRequest.$Shape; clusterStats?: null; pinCounts?: null }|{ body?: "clusterStats"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats: lfaas.ClusterStats.$Shape; pinCounts?: null }|{ body?: "pinCounts"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts: lfaas.PinCounts.$Shape })
+          ({ body?: undefined; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "errorReply"; errorReply: lfaas.ErrorReply.$Shape; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "echo"; errorReply?: null; echo: lfaas.Echo.$Shape; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "kvsRequest"; errorReply?: null; echo?: null; kvsRequest: lfaas.KvsRequest.$Shape; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "kvsResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse: lfaas.KvsResponse.$Shape; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "keyAddressRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest: lfaas.KeyAddressRequest.$Shape; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "keyAddressResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse: lfaas.KeyAddressResponse.$Shape; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "nodeJoin"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin: lfaas.NodeJoin.$Shape; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "nodeDepart"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart: lfaas.NodeDepart.$Shape; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "ringUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate: lfaas.RingUpdate.$Shape; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "heartbeat"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat: lfaas.Heartbeat.$Shape; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "gossip"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip: lfaas.Gossip.$Shape; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "digestExchange"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange: lfaas.DigestExchange.$Shape; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "subscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe: lfaas.Subscribe.$Shape; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "unsubscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe: lfaas.Unsubscribe.$Shape; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "keyUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate: lfaas.KeyUpdate.$Shape; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "statsReport"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport: lfaas.StatsReport.$Shape; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "ringRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest: lfaas.RingRequest.$Shape; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "registerFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction: lfaas.RegisterFunction.$Shape; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "registerFunctionResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse: lfaas.RegisterFunctionResponse.$Shape; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "registerDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag: lfaas.RegisterDag.$Shape; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "callRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest: lfaas.CallRequest.$Shape; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "callResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse: lfaas.CallResponse.$Shape; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "dagCall"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall: lfaas.DagCall.$Shape; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "schedule"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule: lfaas.Schedule.$Shape; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "trigger"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger: lfaas.Trigger.$Shape; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "executorStatus"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus: lfaas.ExecutorStatus.$Shape; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "listFunctions"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions: lfaas.ListFunctions.$Shape; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "functionList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList: lfaas.FunctionList.$Shape; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "deleteFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction: lfaas.DeleteFunction.$Shape; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "done"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done: lfaas.Done.$Shape; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "listDags"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags: lfaas.ListDags.$Shape; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "dagList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList: lfaas.DagList.$Shape; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "deleteDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag: lfaas.DeleteDag.$Shape; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "invocationMessage"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage: lfaas.InvocationMessage.$Shape; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "versionRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest: lfaas.VersionRequest.$Shape; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "versionReply"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply: lfaas.VersionReply.$Shape; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "prepare"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare: lfaas.Prepare.$Shape; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "runFinished"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished: lfaas.RunFinished.$Shape; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "clusterStatsRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest: lfaas.ClusterStatsRequest.$Shape; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "clusterStats"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats: lfaas.ClusterStats.$Shape; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "pinCounts"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts: lfaas.PinCounts.$Shape; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "logsRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest: lfaas.LogsRequest.$Shape; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "logsReply"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply: lfaas.LogsReply.$Shape; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "invocationsRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest: lfaas.InvocationsRequest.$Shape; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "invocationList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList: lfaas.InvocationList.$Shape; cancelCall?: null; cancelCallResponse?: null }|{ body?: "cancelCall"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall: lfaas.CancelCall.$Shape; cancelCallResponse?: null }|{ body?: "cancelCallResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse: lfaas.CancelCallResponse.$Shape })
         );
     }
 
@@ -4643,6 +4703,9 @@ export namespace lfaas {
         /** FunctionSpec reads. */
         reads: string[];
 
+        /** FunctionSpec sourceMap. */
+        sourceMap: string;
+
         /**
          * Creates a new FunctionSpec instance using the specified properties.
          * @param [properties] Properties to set
@@ -4756,6 +4819,9 @@ export namespace lfaas {
 
             /** FunctionSpec reads */
             reads?: (string[]|null);
+
+            /** FunctionSpec sourceMap */
+            sourceMap?: (string|null);
 
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];
@@ -6686,6 +6752,9 @@ export namespace lfaas {
         /** CallRequest timeoutMs. */
         timeoutMs: number;
 
+        /** CallRequest idempotent. */
+        idempotent: boolean;
+
         /**
          * Creates a new CallRequest instance using the specified properties.
          * @param [properties] Properties to set
@@ -6794,6 +6863,9 @@ export namespace lfaas {
             /** CallRequest timeoutMs */
             timeoutMs?: (number|null);
 
+            /** CallRequest idempotent */
+            idempotent?: (boolean|null);
+
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];
         }
@@ -6808,6 +6880,7 @@ export namespace lfaas {
           async?: boolean|null;
           resultKey?: string|null;
           timeoutMs?: number|null;
+          idempotent?: boolean|null;
           $unknowns?: Uint8Array[];
         };
     }
@@ -6993,6 +7066,9 @@ export namespace lfaas {
         /** DagCall timeoutMs. */
         timeoutMs: number;
 
+        /** DagCall idempotent. */
+        idempotent: boolean;
+
         /**
          * Creates a new DagCall instance using the specified properties.
          * @param [properties] Properties to set
@@ -7098,6 +7174,9 @@ export namespace lfaas {
             /** DagCall timeoutMs */
             timeoutMs?: (number|null);
 
+            /** DagCall idempotent */
+            idempotent?: (boolean|null);
+
             /** Unknown fields preserved while decoding when enabled */
             $unknowns?: Uint8Array[];
         }
@@ -7111,8 +7190,249 @@ export namespace lfaas {
           async?: boolean|null;
           resultKey?: string|null;
           timeoutMs?: number|null;
+          idempotent?: boolean|null;
           $unknowns?: Uint8Array[];
         };
+    }
+
+    /**
+     * Properties of a CancelCall.
+     * @deprecated Use lfaas.CancelCall.$Properties instead.
+     */
+    interface ICancelCall extends lfaas.CancelCall.$Properties {
+    }
+
+    /** Represents a CancelCall. */
+    class CancelCall {
+
+        /**
+         * Constructs a new CancelCall.
+         * @param [properties] Properties to set
+         */
+        constructor(properties?: lfaas.CancelCall.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** CancelCall callId. */
+        callId: string;
+
+        /**
+         * Creates a new CancelCall instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns CancelCall instance
+         */
+        static create(properties: lfaas.CancelCall.$Shape): lfaas.CancelCall & lfaas.CancelCall.$Shape;
+        static create(properties?: lfaas.CancelCall.$Properties): lfaas.CancelCall;
+
+        /**
+         * Encodes the specified CancelCall message. Does not implicitly {@link lfaas.CancelCall.verify|verify} messages.
+         * @param message CancelCall message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encode(message: lfaas.CancelCall.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Encodes the specified CancelCall message, length delimited. Does not implicitly {@link lfaas.CancelCall.verify|verify} messages.
+         * @param message CancelCall message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encodeDelimited(message: lfaas.CancelCall.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes a CancelCall message from the specified reader or buffer.
+         * @param reader Reader or buffer to decode from
+         * @param [length] Message length if known beforehand
+         * @returns {lfaas.CancelCall & lfaas.CancelCall.$Shape} CancelCall
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.CancelCall & lfaas.CancelCall.$Shape;
+
+        /**
+         * Decodes a CancelCall message from the specified reader or buffer, length delimited.
+         * @param reader Reader or buffer to decode from
+         * @returns {lfaas.CancelCall & lfaas.CancelCall.$Shape} CancelCall
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.CancelCall & lfaas.CancelCall.$Shape;
+
+        /**
+         * Verifies a CancelCall message.
+         * @param message Plain object to verify
+         * @returns `null` if valid, otherwise the reason why it is not
+         */
+        static verify(message: { [k: string]: any }): (string|null);
+
+        /**
+         * Creates a CancelCall message from a plain object. Also converts values to their respective internal types.
+         * @param object Plain object
+         * @returns CancelCall
+         */
+        static fromObject(object: { [k: string]: any }): lfaas.CancelCall;
+
+        /**
+         * Creates a plain object from a CancelCall message. Also converts values to other types if specified.
+         * @param message CancelCall
+         * @param [options] Conversion options
+         * @returns Plain object
+         */
+        static toObject(message: lfaas.CancelCall, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+        /**
+         * Converts this CancelCall to JSON.
+         * @returns JSON object
+         */
+        toJSON(): { [k: string]: any };
+
+        /**
+         * Gets the type url for CancelCall
+         * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns The type url
+         */
+        static getTypeUrl(prefix?: string): string;
+    }
+
+    namespace CancelCall {
+
+        /** Properties of a CancelCall. */
+        interface $Properties {
+
+            /** CancelCall callId */
+            callId?: (string|null);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of a CancelCall. */
+        type $Shape = lfaas.CancelCall.$Properties;
+    }
+
+    /**
+     * Properties of a CancelCallResponse.
+     * @deprecated Use lfaas.CancelCallResponse.$Properties instead.
+     */
+    interface ICancelCallResponse extends lfaas.CancelCallResponse.$Properties {
+    }
+
+    /** Represents a CancelCallResponse. */
+    class CancelCallResponse {
+
+        /**
+         * Constructs a new CancelCallResponse.
+         * @param [properties] Properties to set
+         */
+        constructor(properties?: lfaas.CancelCallResponse.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** CancelCallResponse cancelled. */
+        cancelled: boolean;
+
+        /** CancelCallResponse error. */
+        error?: (lfaas.Error.$Properties|null);
+
+        /**
+         * Creates a new CancelCallResponse instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns CancelCallResponse instance
+         */
+        static create(properties: lfaas.CancelCallResponse.$Shape): lfaas.CancelCallResponse & lfaas.CancelCallResponse.$Shape;
+        static create(properties?: lfaas.CancelCallResponse.$Properties): lfaas.CancelCallResponse;
+
+        /**
+         * Encodes the specified CancelCallResponse message. Does not implicitly {@link lfaas.CancelCallResponse.verify|verify} messages.
+         * @param message CancelCallResponse message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encode(message: lfaas.CancelCallResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Encodes the specified CancelCallResponse message, length delimited. Does not implicitly {@link lfaas.CancelCallResponse.verify|verify} messages.
+         * @param message CancelCallResponse message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encodeDelimited(message: lfaas.CancelCallResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes a CancelCallResponse message from the specified reader or buffer.
+         * @param reader Reader or buffer to decode from
+         * @param [length] Message length if known beforehand
+         * @returns {lfaas.CancelCallResponse & lfaas.CancelCallResponse.$Shape} CancelCallResponse
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.CancelCallResponse & lfaas.CancelCallResponse.$Shape;
+
+        /**
+         * Decodes a CancelCallResponse message from the specified reader or buffer, length delimited.
+         * @param reader Reader or buffer to decode from
+         * @returns {lfaas.CancelCallResponse & lfaas.CancelCallResponse.$Shape} CancelCallResponse
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.CancelCallResponse & lfaas.CancelCallResponse.$Shape;
+
+        /**
+         * Verifies a CancelCallResponse message.
+         * @param message Plain object to verify
+         * @returns `null` if valid, otherwise the reason why it is not
+         */
+        static verify(message: { [k: string]: any }): (string|null);
+
+        /**
+         * Creates a CancelCallResponse message from a plain object. Also converts values to their respective internal types.
+         * @param object Plain object
+         * @returns CancelCallResponse
+         */
+        static fromObject(object: { [k: string]: any }): lfaas.CancelCallResponse;
+
+        /**
+         * Creates a plain object from a CancelCallResponse message. Also converts values to other types if specified.
+         * @param message CancelCallResponse
+         * @param [options] Conversion options
+         * @returns Plain object
+         */
+        static toObject(message: lfaas.CancelCallResponse, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+        /**
+         * Converts this CancelCallResponse to JSON.
+         * @returns JSON object
+         */
+        toJSON(): { [k: string]: any };
+
+        /**
+         * Gets the type url for CancelCallResponse
+         * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns The type url
+         */
+        static getTypeUrl(prefix?: string): string;
+    }
+
+    namespace CancelCallResponse {
+
+        /** Properties of a CancelCallResponse. */
+        interface $Properties {
+
+            /** CancelCallResponse cancelled */
+            cancelled?: (boolean|null);
+
+            /** CancelCallResponse error */
+            error?: (lfaas.Error.$Properties|null);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of a CancelCallResponse. */
+        type $Shape = lfaas.CancelCallResponse.$Properties;
     }
 
     /**
@@ -8965,5 +9285,894 @@ export namespace lfaas {
 
         /** Shape of a FunctionLoad. */
         type $Shape = lfaas.FunctionLoad.$Properties;
+    }
+
+    /**
+     * Properties of a LogsRequest.
+     * @deprecated Use lfaas.LogsRequest.$Properties instead.
+     */
+    interface ILogsRequest extends lfaas.LogsRequest.$Properties {
+    }
+
+    /** Represents a LogsRequest. */
+    class LogsRequest {
+
+        /**
+         * Constructs a new LogsRequest.
+         * @param [properties] Properties to set
+         */
+        constructor(properties?: lfaas.LogsRequest.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** LogsRequest name. */
+        name: string;
+
+        /** LogsRequest sinceMs. */
+        sinceMs: number;
+
+        /** LogsRequest callId. */
+        callId: string;
+
+        /** LogsRequest afterSeq. */
+        afterSeq: number;
+
+        /** LogsRequest limit. */
+        limit: number;
+
+        /**
+         * Creates a new LogsRequest instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns LogsRequest instance
+         */
+        static create(properties: lfaas.LogsRequest.$Shape): lfaas.LogsRequest & lfaas.LogsRequest.$Shape;
+        static create(properties?: lfaas.LogsRequest.$Properties): lfaas.LogsRequest;
+
+        /**
+         * Encodes the specified LogsRequest message. Does not implicitly {@link lfaas.LogsRequest.verify|verify} messages.
+         * @param message LogsRequest message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encode(message: lfaas.LogsRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Encodes the specified LogsRequest message, length delimited. Does not implicitly {@link lfaas.LogsRequest.verify|verify} messages.
+         * @param message LogsRequest message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encodeDelimited(message: lfaas.LogsRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes a LogsRequest message from the specified reader or buffer.
+         * @param reader Reader or buffer to decode from
+         * @param [length] Message length if known beforehand
+         * @returns {lfaas.LogsRequest & lfaas.LogsRequest.$Shape} LogsRequest
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.LogsRequest & lfaas.LogsRequest.$Shape;
+
+        /**
+         * Decodes a LogsRequest message from the specified reader or buffer, length delimited.
+         * @param reader Reader or buffer to decode from
+         * @returns {lfaas.LogsRequest & lfaas.LogsRequest.$Shape} LogsRequest
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.LogsRequest & lfaas.LogsRequest.$Shape;
+
+        /**
+         * Verifies a LogsRequest message.
+         * @param message Plain object to verify
+         * @returns `null` if valid, otherwise the reason why it is not
+         */
+        static verify(message: { [k: string]: any }): (string|null);
+
+        /**
+         * Creates a LogsRequest message from a plain object. Also converts values to their respective internal types.
+         * @param object Plain object
+         * @returns LogsRequest
+         */
+        static fromObject(object: { [k: string]: any }): lfaas.LogsRequest;
+
+        /**
+         * Creates a plain object from a LogsRequest message. Also converts values to other types if specified.
+         * @param message LogsRequest
+         * @param [options] Conversion options
+         * @returns Plain object
+         */
+        static toObject(message: lfaas.LogsRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+        /**
+         * Converts this LogsRequest to JSON.
+         * @returns JSON object
+         */
+        toJSON(): { [k: string]: any };
+
+        /**
+         * Gets the type url for LogsRequest
+         * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns The type url
+         */
+        static getTypeUrl(prefix?: string): string;
+    }
+
+    namespace LogsRequest {
+
+        /** Properties of a LogsRequest. */
+        interface $Properties {
+
+            /** LogsRequest name */
+            name?: (string|null);
+
+            /** LogsRequest sinceMs */
+            sinceMs?: (number|null);
+
+            /** LogsRequest callId */
+            callId?: (string|null);
+
+            /** LogsRequest afterSeq */
+            afterSeq?: (number|null);
+
+            /** LogsRequest limit */
+            limit?: (number|null);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of a LogsRequest. */
+        type $Shape = lfaas.LogsRequest.$Properties;
+    }
+
+    /**
+     * Properties of a FunctionLogRecord.
+     * @deprecated Use lfaas.FunctionLogRecord.$Properties instead.
+     */
+    interface IFunctionLogRecord extends lfaas.FunctionLogRecord.$Properties {
+    }
+
+    /** Represents a FunctionLogRecord. */
+    class FunctionLogRecord {
+
+        /**
+         * Constructs a new FunctionLogRecord.
+         * @param [properties] Properties to set
+         */
+        constructor(properties?: lfaas.FunctionLogRecord.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** FunctionLogRecord seq. */
+        seq: number;
+
+        /** FunctionLogRecord timeMs. */
+        timeMs: number;
+
+        /** FunctionLogRecord function. */
+        function: string;
+
+        /** FunctionLogRecord version. */
+        version: number;
+
+        /** FunctionLogRecord callId. */
+        callId: string;
+
+        /** FunctionLogRecord level. */
+        level: string;
+
+        /** FunctionLogRecord text. */
+        text: string;
+
+        /** FunctionLogRecord fields. */
+        fields: string;
+
+        /**
+         * Creates a new FunctionLogRecord instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns FunctionLogRecord instance
+         */
+        static create(properties: lfaas.FunctionLogRecord.$Shape): lfaas.FunctionLogRecord & lfaas.FunctionLogRecord.$Shape;
+        static create(properties?: lfaas.FunctionLogRecord.$Properties): lfaas.FunctionLogRecord;
+
+        /**
+         * Encodes the specified FunctionLogRecord message. Does not implicitly {@link lfaas.FunctionLogRecord.verify|verify} messages.
+         * @param message FunctionLogRecord message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encode(message: lfaas.FunctionLogRecord.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Encodes the specified FunctionLogRecord message, length delimited. Does not implicitly {@link lfaas.FunctionLogRecord.verify|verify} messages.
+         * @param message FunctionLogRecord message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encodeDelimited(message: lfaas.FunctionLogRecord.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes a FunctionLogRecord message from the specified reader or buffer.
+         * @param reader Reader or buffer to decode from
+         * @param [length] Message length if known beforehand
+         * @returns {lfaas.FunctionLogRecord & lfaas.FunctionLogRecord.$Shape} FunctionLogRecord
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.FunctionLogRecord & lfaas.FunctionLogRecord.$Shape;
+
+        /**
+         * Decodes a FunctionLogRecord message from the specified reader or buffer, length delimited.
+         * @param reader Reader or buffer to decode from
+         * @returns {lfaas.FunctionLogRecord & lfaas.FunctionLogRecord.$Shape} FunctionLogRecord
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.FunctionLogRecord & lfaas.FunctionLogRecord.$Shape;
+
+        /**
+         * Verifies a FunctionLogRecord message.
+         * @param message Plain object to verify
+         * @returns `null` if valid, otherwise the reason why it is not
+         */
+        static verify(message: { [k: string]: any }): (string|null);
+
+        /**
+         * Creates a FunctionLogRecord message from a plain object. Also converts values to their respective internal types.
+         * @param object Plain object
+         * @returns FunctionLogRecord
+         */
+        static fromObject(object: { [k: string]: any }): lfaas.FunctionLogRecord;
+
+        /**
+         * Creates a plain object from a FunctionLogRecord message. Also converts values to other types if specified.
+         * @param message FunctionLogRecord
+         * @param [options] Conversion options
+         * @returns Plain object
+         */
+        static toObject(message: lfaas.FunctionLogRecord, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+        /**
+         * Converts this FunctionLogRecord to JSON.
+         * @returns JSON object
+         */
+        toJSON(): { [k: string]: any };
+
+        /**
+         * Gets the type url for FunctionLogRecord
+         * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns The type url
+         */
+        static getTypeUrl(prefix?: string): string;
+    }
+
+    namespace FunctionLogRecord {
+
+        /** Properties of a FunctionLogRecord. */
+        interface $Properties {
+
+            /** FunctionLogRecord seq */
+            seq?: (number|null);
+
+            /** FunctionLogRecord timeMs */
+            timeMs?: (number|null);
+
+            /** FunctionLogRecord function */
+            "function"?: (string|null);
+
+            /** FunctionLogRecord version */
+            version?: (number|null);
+
+            /** FunctionLogRecord callId */
+            callId?: (string|null);
+
+            /** FunctionLogRecord level */
+            level?: (string|null);
+
+            /** FunctionLogRecord text */
+            text?: (string|null);
+
+            /** FunctionLogRecord fields */
+            fields?: (string|null);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of a FunctionLogRecord. */
+        type $Shape = lfaas.FunctionLogRecord.$Properties;
+    }
+
+    /**
+     * Properties of a LogsReply.
+     * @deprecated Use lfaas.LogsReply.$Properties instead.
+     */
+    interface ILogsReply extends lfaas.LogsReply.$Properties {
+    }
+
+    /** Represents a LogsReply. */
+    class LogsReply {
+
+        /**
+         * Constructs a new LogsReply.
+         * @param [properties] Properties to set
+         */
+        constructor(properties?: lfaas.LogsReply.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** LogsReply records. */
+        records: lfaas.FunctionLogRecord.$Properties[];
+
+        /** LogsReply executorId. */
+        executorId: string;
+
+        /** LogsReply executors. */
+        executors: string[];
+
+        /** LogsReply truncated. */
+        truncated: boolean;
+
+        /** LogsReply error. */
+        error?: (lfaas.Error.$Properties|null);
+
+        /**
+         * Creates a new LogsReply instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns LogsReply instance
+         */
+        static create(properties: lfaas.LogsReply.$Shape): lfaas.LogsReply & lfaas.LogsReply.$Shape;
+        static create(properties?: lfaas.LogsReply.$Properties): lfaas.LogsReply;
+
+        /**
+         * Encodes the specified LogsReply message. Does not implicitly {@link lfaas.LogsReply.verify|verify} messages.
+         * @param message LogsReply message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encode(message: lfaas.LogsReply.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Encodes the specified LogsReply message, length delimited. Does not implicitly {@link lfaas.LogsReply.verify|verify} messages.
+         * @param message LogsReply message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encodeDelimited(message: lfaas.LogsReply.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes a LogsReply message from the specified reader or buffer.
+         * @param reader Reader or buffer to decode from
+         * @param [length] Message length if known beforehand
+         * @returns {lfaas.LogsReply & lfaas.LogsReply.$Shape} LogsReply
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.LogsReply & lfaas.LogsReply.$Shape;
+
+        /**
+         * Decodes a LogsReply message from the specified reader or buffer, length delimited.
+         * @param reader Reader or buffer to decode from
+         * @returns {lfaas.LogsReply & lfaas.LogsReply.$Shape} LogsReply
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.LogsReply & lfaas.LogsReply.$Shape;
+
+        /**
+         * Verifies a LogsReply message.
+         * @param message Plain object to verify
+         * @returns `null` if valid, otherwise the reason why it is not
+         */
+        static verify(message: { [k: string]: any }): (string|null);
+
+        /**
+         * Creates a LogsReply message from a plain object. Also converts values to their respective internal types.
+         * @param object Plain object
+         * @returns LogsReply
+         */
+        static fromObject(object: { [k: string]: any }): lfaas.LogsReply;
+
+        /**
+         * Creates a plain object from a LogsReply message. Also converts values to other types if specified.
+         * @param message LogsReply
+         * @param [options] Conversion options
+         * @returns Plain object
+         */
+        static toObject(message: lfaas.LogsReply, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+        /**
+         * Converts this LogsReply to JSON.
+         * @returns JSON object
+         */
+        toJSON(): { [k: string]: any };
+
+        /**
+         * Gets the type url for LogsReply
+         * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns The type url
+         */
+        static getTypeUrl(prefix?: string): string;
+    }
+
+    namespace LogsReply {
+
+        /** Properties of a LogsReply. */
+        interface $Properties {
+
+            /** LogsReply records */
+            records?: (lfaas.FunctionLogRecord.$Properties[]|null);
+
+            /** LogsReply executorId */
+            executorId?: (string|null);
+
+            /** LogsReply executors */
+            executors?: (string[]|null);
+
+            /** LogsReply truncated */
+            truncated?: (boolean|null);
+
+            /** LogsReply error */
+            error?: (lfaas.Error.$Properties|null);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of a LogsReply. */
+        type $Shape = lfaas.LogsReply.$Properties;
+    }
+
+    /**
+     * Properties of an InvocationsRequest.
+     * @deprecated Use lfaas.InvocationsRequest.$Properties instead.
+     */
+    interface IInvocationsRequest extends lfaas.InvocationsRequest.$Properties {
+    }
+
+    /** Represents an InvocationsRequest. */
+    class InvocationsRequest {
+
+        /**
+         * Constructs a new InvocationsRequest.
+         * @param [properties] Properties to set
+         */
+        constructor(properties?: lfaas.InvocationsRequest.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** InvocationsRequest name. */
+        name: string;
+
+        /** InvocationsRequest runningOnly. */
+        runningOnly: boolean;
+
+        /** InvocationsRequest limit. */
+        limit: number;
+
+        /**
+         * Creates a new InvocationsRequest instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns InvocationsRequest instance
+         */
+        static create(properties: lfaas.InvocationsRequest.$Shape): lfaas.InvocationsRequest & lfaas.InvocationsRequest.$Shape;
+        static create(properties?: lfaas.InvocationsRequest.$Properties): lfaas.InvocationsRequest;
+
+        /**
+         * Encodes the specified InvocationsRequest message. Does not implicitly {@link lfaas.InvocationsRequest.verify|verify} messages.
+         * @param message InvocationsRequest message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encode(message: lfaas.InvocationsRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Encodes the specified InvocationsRequest message, length delimited. Does not implicitly {@link lfaas.InvocationsRequest.verify|verify} messages.
+         * @param message InvocationsRequest message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encodeDelimited(message: lfaas.InvocationsRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes an InvocationsRequest message from the specified reader or buffer.
+         * @param reader Reader or buffer to decode from
+         * @param [length] Message length if known beforehand
+         * @returns {lfaas.InvocationsRequest & lfaas.InvocationsRequest.$Shape} InvocationsRequest
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.InvocationsRequest & lfaas.InvocationsRequest.$Shape;
+
+        /**
+         * Decodes an InvocationsRequest message from the specified reader or buffer, length delimited.
+         * @param reader Reader or buffer to decode from
+         * @returns {lfaas.InvocationsRequest & lfaas.InvocationsRequest.$Shape} InvocationsRequest
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.InvocationsRequest & lfaas.InvocationsRequest.$Shape;
+
+        /**
+         * Verifies an InvocationsRequest message.
+         * @param message Plain object to verify
+         * @returns `null` if valid, otherwise the reason why it is not
+         */
+        static verify(message: { [k: string]: any }): (string|null);
+
+        /**
+         * Creates an InvocationsRequest message from a plain object. Also converts values to their respective internal types.
+         * @param object Plain object
+         * @returns InvocationsRequest
+         */
+        static fromObject(object: { [k: string]: any }): lfaas.InvocationsRequest;
+
+        /**
+         * Creates a plain object from an InvocationsRequest message. Also converts values to other types if specified.
+         * @param message InvocationsRequest
+         * @param [options] Conversion options
+         * @returns Plain object
+         */
+        static toObject(message: lfaas.InvocationsRequest, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+        /**
+         * Converts this InvocationsRequest to JSON.
+         * @returns JSON object
+         */
+        toJSON(): { [k: string]: any };
+
+        /**
+         * Gets the type url for InvocationsRequest
+         * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns The type url
+         */
+        static getTypeUrl(prefix?: string): string;
+    }
+
+    namespace InvocationsRequest {
+
+        /** Properties of an InvocationsRequest. */
+        interface $Properties {
+
+            /** InvocationsRequest name */
+            name?: (string|null);
+
+            /** InvocationsRequest runningOnly */
+            runningOnly?: (boolean|null);
+
+            /** InvocationsRequest limit */
+            limit?: (number|null);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of an InvocationsRequest. */
+        type $Shape = lfaas.InvocationsRequest.$Properties;
+    }
+
+    /** InvocationState enum. */
+    enum InvocationState {
+
+        /** INVOCATION_STATE_UNSPECIFIED value */
+        INVOCATION_STATE_UNSPECIFIED = 0,
+
+        /** INVOCATION_QUEUED value */
+        INVOCATION_QUEUED = 1,
+
+        /** INVOCATION_RUNNING value */
+        INVOCATION_RUNNING = 2,
+
+        /** INVOCATION_SUCCEEDED value */
+        INVOCATION_SUCCEEDED = 3,
+
+        /** INVOCATION_FAILED value */
+        INVOCATION_FAILED = 4,
+
+        /** INVOCATION_TIMED_OUT value */
+        INVOCATION_TIMED_OUT = 5,
+
+        /** INVOCATION_CANCELLED value */
+        INVOCATION_CANCELLED = 6
+    }
+
+    /**
+     * Properties of an InvocationInfo.
+     * @deprecated Use lfaas.InvocationInfo.$Properties instead.
+     */
+    interface IInvocationInfo extends lfaas.InvocationInfo.$Properties {
+    }
+
+    /** Represents an InvocationInfo. */
+    class InvocationInfo {
+
+        /**
+         * Constructs a new InvocationInfo.
+         * @param [properties] Properties to set
+         */
+        constructor(properties?: lfaas.InvocationInfo.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** InvocationInfo callId. */
+        callId: string;
+
+        /** InvocationInfo name. */
+        name: string;
+
+        /** InvocationInfo dag. */
+        dag: boolean;
+
+        /** InvocationInfo state. */
+        state: lfaas.InvocationState;
+
+        /** InvocationInfo error. */
+        error?: (lfaas.Error.$Properties|null);
+
+        /** InvocationInfo node. */
+        node: string;
+
+        /** InvocationInfo startedAtMs. */
+        startedAtMs: number;
+
+        /** InvocationInfo durationMs. */
+        durationMs: number;
+
+        /** InvocationInfo mode. */
+        mode: string;
+
+        /**
+         * Creates a new InvocationInfo instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns InvocationInfo instance
+         */
+        static create(properties: lfaas.InvocationInfo.$Shape): lfaas.InvocationInfo & lfaas.InvocationInfo.$Shape;
+        static create(properties?: lfaas.InvocationInfo.$Properties): lfaas.InvocationInfo;
+
+        /**
+         * Encodes the specified InvocationInfo message. Does not implicitly {@link lfaas.InvocationInfo.verify|verify} messages.
+         * @param message InvocationInfo message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encode(message: lfaas.InvocationInfo.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Encodes the specified InvocationInfo message, length delimited. Does not implicitly {@link lfaas.InvocationInfo.verify|verify} messages.
+         * @param message InvocationInfo message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encodeDelimited(message: lfaas.InvocationInfo.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes an InvocationInfo message from the specified reader or buffer.
+         * @param reader Reader or buffer to decode from
+         * @param [length] Message length if known beforehand
+         * @returns {lfaas.InvocationInfo & lfaas.InvocationInfo.$Shape} InvocationInfo
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.InvocationInfo & lfaas.InvocationInfo.$Shape;
+
+        /**
+         * Decodes an InvocationInfo message from the specified reader or buffer, length delimited.
+         * @param reader Reader or buffer to decode from
+         * @returns {lfaas.InvocationInfo & lfaas.InvocationInfo.$Shape} InvocationInfo
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.InvocationInfo & lfaas.InvocationInfo.$Shape;
+
+        /**
+         * Verifies an InvocationInfo message.
+         * @param message Plain object to verify
+         * @returns `null` if valid, otherwise the reason why it is not
+         */
+        static verify(message: { [k: string]: any }): (string|null);
+
+        /**
+         * Creates an InvocationInfo message from a plain object. Also converts values to their respective internal types.
+         * @param object Plain object
+         * @returns InvocationInfo
+         */
+        static fromObject(object: { [k: string]: any }): lfaas.InvocationInfo;
+
+        /**
+         * Creates a plain object from an InvocationInfo message. Also converts values to other types if specified.
+         * @param message InvocationInfo
+         * @param [options] Conversion options
+         * @returns Plain object
+         */
+        static toObject(message: lfaas.InvocationInfo, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+        /**
+         * Converts this InvocationInfo to JSON.
+         * @returns JSON object
+         */
+        toJSON(): { [k: string]: any };
+
+        /**
+         * Gets the type url for InvocationInfo
+         * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns The type url
+         */
+        static getTypeUrl(prefix?: string): string;
+    }
+
+    namespace InvocationInfo {
+
+        /** Properties of an InvocationInfo. */
+        interface $Properties {
+
+            /** InvocationInfo callId */
+            callId?: (string|null);
+
+            /** InvocationInfo name */
+            name?: (string|null);
+
+            /** InvocationInfo dag */
+            dag?: (boolean|null);
+
+            /** InvocationInfo state */
+            state?: (lfaas.InvocationState|null);
+
+            /** InvocationInfo error */
+            error?: (lfaas.Error.$Properties|null);
+
+            /** InvocationInfo node */
+            node?: (string|null);
+
+            /** InvocationInfo startedAtMs */
+            startedAtMs?: (number|null);
+
+            /** InvocationInfo durationMs */
+            durationMs?: (number|null);
+
+            /** InvocationInfo mode */
+            mode?: (string|null);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of an InvocationInfo. */
+        type $Shape = lfaas.InvocationInfo.$Properties;
+    }
+
+    /**
+     * Properties of an InvocationList.
+     * @deprecated Use lfaas.InvocationList.$Properties instead.
+     */
+    interface IInvocationList extends lfaas.InvocationList.$Properties {
+    }
+
+    /** Represents an InvocationList. */
+    class InvocationList {
+
+        /**
+         * Constructs a new InvocationList.
+         * @param [properties] Properties to set
+         */
+        constructor(properties?: lfaas.InvocationList.$Properties);
+
+        /** Unknown fields preserved while decoding when enabled */
+        $unknowns?: Uint8Array[];
+
+        /** InvocationList invocations. */
+        invocations: lfaas.InvocationInfo.$Properties[];
+
+        /** InvocationList executors. */
+        executors: string[];
+
+        /** InvocationList error. */
+        error?: (lfaas.Error.$Properties|null);
+
+        /**
+         * Creates a new InvocationList instance using the specified properties.
+         * @param [properties] Properties to set
+         * @returns InvocationList instance
+         */
+        static create(properties: lfaas.InvocationList.$Shape): lfaas.InvocationList & lfaas.InvocationList.$Shape;
+        static create(properties?: lfaas.InvocationList.$Properties): lfaas.InvocationList;
+
+        /**
+         * Encodes the specified InvocationList message. Does not implicitly {@link lfaas.InvocationList.verify|verify} messages.
+         * @param message InvocationList message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encode(message: lfaas.InvocationList.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Encodes the specified InvocationList message, length delimited. Does not implicitly {@link lfaas.InvocationList.verify|verify} messages.
+         * @param message InvocationList message or plain object to encode
+         * @param [writer] Writer to encode to
+         * @returns Writer
+         */
+        static encodeDelimited(message: lfaas.InvocationList.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+        /**
+         * Decodes an InvocationList message from the specified reader or buffer.
+         * @param reader Reader or buffer to decode from
+         * @param [length] Message length if known beforehand
+         * @returns {lfaas.InvocationList & lfaas.InvocationList.$Shape} InvocationList
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): lfaas.InvocationList & lfaas.InvocationList.$Shape;
+
+        /**
+         * Decodes an InvocationList message from the specified reader or buffer, length delimited.
+         * @param reader Reader or buffer to decode from
+         * @returns {lfaas.InvocationList & lfaas.InvocationList.$Shape} InvocationList
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        static decodeDelimited(reader: ($protobuf.Reader|Uint8Array)): lfaas.InvocationList & lfaas.InvocationList.$Shape;
+
+        /**
+         * Verifies an InvocationList message.
+         * @param message Plain object to verify
+         * @returns `null` if valid, otherwise the reason why it is not
+         */
+        static verify(message: { [k: string]: any }): (string|null);
+
+        /**
+         * Creates an InvocationList message from a plain object. Also converts values to their respective internal types.
+         * @param object Plain object
+         * @returns InvocationList
+         */
+        static fromObject(object: { [k: string]: any }): lfaas.InvocationList;
+
+        /**
+         * Creates a plain object from an InvocationList message. Also converts values to other types if specified.
+         * @param message InvocationList
+         * @param [options] Conversion options
+         * @returns Plain object
+         */
+        static toObject(message: lfaas.InvocationList, options?: $protobuf.IConversionOptions): { [k: string]: any };
+
+        /**
+         * Converts this InvocationList to JSON.
+         * @returns JSON object
+         */
+        toJSON(): { [k: string]: any };
+
+        /**
+         * Gets the type url for InvocationList
+         * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns The type url
+         */
+        static getTypeUrl(prefix?: string): string;
+    }
+
+    namespace InvocationList {
+
+        /** Properties of an InvocationList. */
+        interface $Properties {
+
+            /** InvocationList invocations */
+            invocations?: (lfaas.InvocationInfo.$Properties[]|null);
+
+            /** InvocationList executors */
+            executors?: (string[]|null);
+
+            /** InvocationList error */
+            error?: (lfaas.Error.$Properties|null);
+
+            /** Unknown fields preserved while decoding when enabled */
+            $unknowns?: Uint8Array[];
+        }
+
+        /** Shape of an InvocationList. */
+        type $Shape = lfaas.InvocationList.$Properties;
     }
 }

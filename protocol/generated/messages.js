@@ -53,6 +53,10 @@ export const lfaas = $root.lfaas = (() => {
      * @property {number} UNAUTHORISED=28 UNAUTHORISED value
      * @property {number} EXEC_LOST=29 EXEC_LOST value
      * @property {number} EXEC_LIMIT=30 EXEC_LIMIT value
+     * @property {number} TRANSPORT_NO_CLUSTER=31 TRANSPORT_NO_CLUSTER value
+     * @property {number} EXEC_CANCELLED=40 EXEC_CANCELLED value
+     * @property {number} CALL_ABORTED=41 CALL_ABORTED value
+     * @property {number} CLIENT_MISSING_DEPENDENCY=50 CLIENT_MISSING_DEPENDENCY value
      */
     lfaas.ErrorCode = (function() {
         const valuesById = $Object.create(null), values = $Object.create(valuesById);
@@ -87,6 +91,10 @@ export const lfaas = $root.lfaas = (() => {
         values[valuesById[28] = "UNAUTHORISED"] = 28;
         values[valuesById[29] = "EXEC_LOST"] = 29;
         values[valuesById[30] = "EXEC_LIMIT"] = 30;
+        values[valuesById[31] = "TRANSPORT_NO_CLUSTER"] = 31;
+        values[valuesById[40] = "EXEC_CANCELLED"] = 40;
+        values[valuesById[41] = "CALL_ABORTED"] = 41;
+        values[valuesById[50] = "CLIENT_MISSING_DEPENDENCY"] = 50;
         return values;
     })();
 
@@ -98,6 +106,7 @@ export const lfaas = $root.lfaas = (() => {
          * @property {lfaas.ErrorCode|null} [code] Error code
          * @property {string|null} [message] Error message
          * @property {number|null} [retryAfterMs] Error retryAfterMs
+         * @property {string|null} [stack] Error stack
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -154,6 +163,14 @@ export const lfaas = $root.lfaas = (() => {
         Error.prototype.retryAfterMs = 0;
 
         /**
+         * Error stack.
+         * @member {string} stack
+         * @memberof lfaas.Error
+         * @instance
+         */
+        Error.prototype.stack = "";
+
+        /**
          * Creates a new Error instance using the specified properties.
          * @function create
          * @memberof lfaas.Error
@@ -191,6 +208,8 @@ export const lfaas = $root.lfaas = (() => {
                 writer.uint32(/* id 2, wireType 2 =*/18).string(message.message);
             if (message.retryAfterMs != null && $Object.hasOwnProperty.call(message, "retryAfterMs") && message.retryAfterMs !== 0)
                 writer.uint32(/* id 3, wireType 0 =*/24).uint32(message.retryAfterMs);
+            if (message.stack != null && $Object.hasOwnProperty.call(message, "stack") && message.stack !== "")
+                writer.uint32(/* id 4, wireType 2 =*/34).string(message.stack);
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -275,6 +294,15 @@ export const lfaas = $root.lfaas = (() => {
                             delete message.retryAfterMs;
                         continue;
                     }
+                case 4: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.stack = value;
+                        else
+                            delete message.stack;
+                        continue;
+                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -332,6 +360,9 @@ export const lfaas = $root.lfaas = (() => {
             if (message.retryAfterMs != null && $Object.hasOwnProperty.call(message, "retryAfterMs"))
                 if (!$util.isInteger(message.retryAfterMs))
                     return "retryAfterMs: integer expected";
+            if (message.stack != null && $Object.hasOwnProperty.call(message, "stack"))
+                if (!$util.isString(message.stack))
+                    return "stack: string expected";
             return null;
         };
 
@@ -479,6 +510,22 @@ export const lfaas = $root.lfaas = (() => {
                 case 30:
                     message.code = 30;
                     break;
+                case "TRANSPORT_NO_CLUSTER":
+                case 31:
+                    message.code = 31;
+                    break;
+                case "EXEC_CANCELLED":
+                case 40:
+                    message.code = 40;
+                    break;
+                case "CALL_ABORTED":
+                case 41:
+                    message.code = 41;
+                    break;
+                case "CLIENT_MISSING_DEPENDENCY":
+                case 50:
+                    message.code = 50;
+                    break;
                 default:
                     if (typeof object.code === "number" && (object.code | 0) === object.code)
                         message.code = object.code;
@@ -489,6 +536,9 @@ export const lfaas = $root.lfaas = (() => {
             if (object.retryAfterMs != null)
                 if ($Number(object.retryAfterMs) !== 0)
                     message.retryAfterMs = object.retryAfterMs >>> 0;
+            if (object.stack != null)
+                if (typeof object.stack !== "string" || object.stack.length)
+                    message.stack = $String(object.stack);
             return message;
         };
 
@@ -513,6 +563,7 @@ export const lfaas = $root.lfaas = (() => {
                 object.code = options.enums === $String ? "ERROR_CODE_UNSPECIFIED" : 0;
                 object.message = "";
                 object.retryAfterMs = 0;
+                object.stack = "";
             }
             if (message.code != null && $Object.hasOwnProperty.call(message, "code"))
                 object.code = options.enums === $String ? $root.lfaas.ErrorCode[message.code] === $undefined ? message.code : $root.lfaas.ErrorCode[message.code] : message.code;
@@ -520,6 +571,8 @@ export const lfaas = $root.lfaas = (() => {
                 object.message = message.message;
             if (message.retryAfterMs != null && $Object.hasOwnProperty.call(message, "retryAfterMs"))
                 object.retryAfterMs = message.retryAfterMs;
+            if (message.stack != null && $Object.hasOwnProperty.call(message, "stack"))
+                object.stack = message.stack;
             return object;
         };
 
@@ -2251,7 +2304,13 @@ export const lfaas = $root.lfaas = (() => {
          * @property {lfaas.ClusterStatsRequest.$Properties|null} [clusterStatsRequest] Envelope clusterStatsRequest
          * @property {lfaas.ClusterStats.$Properties|null} [clusterStats] Envelope clusterStats
          * @property {lfaas.PinCounts.$Properties|null} [pinCounts] Envelope pinCounts
-         * @property {"errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"schedule"|"trigger"|"executorStatus"|"listFunctions"|"functionList"|"deleteFunction"|"done"|"listDags"|"dagList"|"deleteDag"|"invocationMessage"|"versionRequest"|"versionReply"|"prepare"|"runFinished"|"clusterStatsRequest"|"clusterStats"|"pinCounts"} [body] Envelope body
+         * @property {lfaas.LogsRequest.$Properties|null} [logsRequest] Envelope logsRequest
+         * @property {lfaas.LogsReply.$Properties|null} [logsReply] Envelope logsReply
+         * @property {lfaas.InvocationsRequest.$Properties|null} [invocationsRequest] Envelope invocationsRequest
+         * @property {lfaas.InvocationList.$Properties|null} [invocationList] Envelope invocationList
+         * @property {lfaas.CancelCall.$Properties|null} [cancelCall] Envelope cancelCall
+         * @property {lfaas.CancelCallResponse.$Properties|null} [cancelCallResponse] Envelope cancelCallResponse
+         * @property {"errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"schedule"|"trigger"|"executorStatus"|"listFunctions"|"functionList"|"deleteFunction"|"done"|"listDags"|"dagList"|"deleteDag"|"invocationMessage"|"versionRequest"|"versionReply"|"prepare"|"runFinished"|"clusterStatsRequest"|"clusterStats"|"pinCounts"|"logsRequest"|"logsReply"|"invocationsRequest"|"invocationList"|"cancelCall"|"cancelCallResponse"} [body] Envelope body
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -2313,9 +2372,15 @@ export const lfaas = $root.lfaas = (() => {
          *   clusterStatsRequest?: lfaas.ClusterStatsRequest.$Shape|null;
          *   clusterStats?: lfaas.ClusterStats.$Shape|null;
          *   pinCounts?: lfaas.PinCounts.$Shape|null;
+         *   logsRequest?: lfaas.LogsRequest.$Shape|null;
+         *   logsReply?: lfaas.LogsReply.$Shape|null;
+         *   invocationsRequest?: lfaas.InvocationsRequest.$Shape|null;
+         *   invocationList?: lfaas.InvocationList.$Shape|null;
+         *   cancelCall?: lfaas.CancelCall.$Shape|null;
+         *   cancelCallResponse?: lfaas.CancelCallResponse.$Shape|null;
          *   $unknowns?: Array.<Uint8Array>;
          * } & (
-         *   ({ body?: undefined; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "errorReply"; errorReply: lfaas.ErrorReply.$Shape; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "echo"; errorReply?: null; echo: lfaas.Echo.$Shape; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "kvsRequest"; errorReply?: null; echo?: null; kvsRequest: lfaas.KvsRequest.$Shape; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "kvsResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse: lfaas.KvsResponse.$Shape; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "keyAddressRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest: lfaas.KeyAddressRequest.$Shape; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "keyAddressResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse: lfaas.KeyAddressResponse.$Shape; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "nodeJoin"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin: lfaas.NodeJoin.$Shape; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "nodeDepart"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart: lfaas.NodeDepart.$Shape; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "ringUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate: lfaas.RingUpdate.$Shape; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "heartbeat"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat: lfaas.Heartbeat.$Shape; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "gossip"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip: lfaas.Gossip.$Shape; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "digestExchange"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange: lfaas.DigestExchange.$Shape; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "subscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe: lfaas.Subscribe.$Shape; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "unsubscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe: lfaas.Unsubscribe.$Shape; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "keyUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate: lfaas.KeyUpdate.$Shape; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "statsReport"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport: lfaas.StatsReport.$Shape; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "ringRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest: lfaas.RingRequest.$Shape; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "registerFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction: lfaas.RegisterFunction.$Shape; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "registerFunctionResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse: lfaas.RegisterFunctionResponse.$Shape; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "registerDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag: lfaas.RegisterDag.$Shape; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "callRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest: lfaas.CallRequest.$Shape; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "callResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse: lfaas.CallResponse.$Shape; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "dagCall"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall: lfaas.DagCall.$Shape; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "schedule"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule: lfaas.Schedule.$Shape; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "trigger"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger: lfaas.Trigger.$Shape; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "executorStatus"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus: lfaas.ExecutorStatus.$Shape; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "listFunctions"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions: lfaas.ListFunctions.$Shape; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "functionList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList: lfaas.FunctionList.$Shape; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "deleteFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction: lfaas.DeleteFunction.$Shape; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "done"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done: lfaas.Done.$Shape; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "listDags"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags: lfaas.ListDags.$Shape; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "dagList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList: lfaas.DagList.$Shape; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "deleteDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag: lfaas.DeleteDag.$Shape; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "invocationMessage"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage: lfaas.InvocationMessage.$Shape; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "versionRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest: lfaas.VersionRequest.$Shape; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "versionReply"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply: lfaas.VersionReply.$Shape; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "prepare"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare: lfaas.Prepare.$Shape; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "runFinished"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished: lfaas.RunFinished.$Shape; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null }|{ body?: "clusterStatsRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest: lfaas.ClusterStatsRequest.$Shape; clusterStats?: null; pinCounts?: null }|{ body?: "clusterStats"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats: lfaas.ClusterStats.$Shape; pinCounts?: null }|{ body?: "pinCounts"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts: lfaas.PinCounts.$Shape })
+         *   ({ body?: undefined; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "errorReply"; errorReply: lfaas.ErrorReply.$Shape; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "echo"; errorReply?: null; echo: lfaas.Echo.$Shape; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "kvsRequest"; errorReply?: null; echo?: null; kvsRequest: lfaas.KvsRequest.$Shape; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "kvsResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse: lfaas.KvsResponse.$Shape; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "keyAddressRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest: lfaas.KeyAddressRequest.$Shape; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "keyAddressResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse: lfaas.KeyAddressResponse.$Shape; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "nodeJoin"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin: lfaas.NodeJoin.$Shape; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "nodeDepart"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart: lfaas.NodeDepart.$Shape; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "ringUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate: lfaas.RingUpdate.$Shape; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "heartbeat"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat: lfaas.Heartbeat.$Shape; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "gossip"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip: lfaas.Gossip.$Shape; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "digestExchange"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange: lfaas.DigestExchange.$Shape; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "subscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe: lfaas.Subscribe.$Shape; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "unsubscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe: lfaas.Unsubscribe.$Shape; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "keyUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate: lfaas.KeyUpdate.$Shape; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "statsReport"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport: lfaas.StatsReport.$Shape; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "ringRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest: lfaas.RingRequest.$Shape; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "registerFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction: lfaas.RegisterFunction.$Shape; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "registerFunctionResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse: lfaas.RegisterFunctionResponse.$Shape; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "registerDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag: lfaas.RegisterDag.$Shape; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "callRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest: lfaas.CallRequest.$Shape; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "callResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse: lfaas.CallResponse.$Shape; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "dagCall"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall: lfaas.DagCall.$Shape; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "schedule"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule: lfaas.Schedule.$Shape; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "trigger"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger: lfaas.Trigger.$Shape; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "executorStatus"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus: lfaas.ExecutorStatus.$Shape; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "listFunctions"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions: lfaas.ListFunctions.$Shape; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "functionList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList: lfaas.FunctionList.$Shape; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "deleteFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction: lfaas.DeleteFunction.$Shape; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "done"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done: lfaas.Done.$Shape; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "listDags"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags: lfaas.ListDags.$Shape; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "dagList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList: lfaas.DagList.$Shape; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "deleteDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag: lfaas.DeleteDag.$Shape; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "invocationMessage"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage: lfaas.InvocationMessage.$Shape; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "versionRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest: lfaas.VersionRequest.$Shape; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "versionReply"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply: lfaas.VersionReply.$Shape; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "prepare"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare: lfaas.Prepare.$Shape; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "runFinished"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished: lfaas.RunFinished.$Shape; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "clusterStatsRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest: lfaas.ClusterStatsRequest.$Shape; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "clusterStats"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats: lfaas.ClusterStats.$Shape; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "pinCounts"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts: lfaas.PinCounts.$Shape; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "logsRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest: lfaas.LogsRequest.$Shape; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "logsReply"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply: lfaas.LogsReply.$Shape; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "invocationsRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest: lfaas.InvocationsRequest.$Shape; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "invocationList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList: lfaas.InvocationList.$Shape; cancelCall?: null; cancelCallResponse?: null }|{ body?: "cancelCall"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall: lfaas.CancelCall.$Shape; cancelCallResponse?: null }|{ body?: "cancelCallResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse: lfaas.CancelCallResponse.$Shape })
          * )} lfaas.Envelope.$Shape
          */
 
@@ -2710,17 +2775,65 @@ export const lfaas = $root.lfaas = (() => {
          */
         Envelope.prototype.pinCounts = null;
 
+        /**
+         * Envelope logsRequest.
+         * @member {lfaas.LogsRequest.$Properties|null|undefined} logsRequest
+         * @memberof lfaas.Envelope
+         * @instance
+         */
+        Envelope.prototype.logsRequest = null;
+
+        /**
+         * Envelope logsReply.
+         * @member {lfaas.LogsReply.$Properties|null|undefined} logsReply
+         * @memberof lfaas.Envelope
+         * @instance
+         */
+        Envelope.prototype.logsReply = null;
+
+        /**
+         * Envelope invocationsRequest.
+         * @member {lfaas.InvocationsRequest.$Properties|null|undefined} invocationsRequest
+         * @memberof lfaas.Envelope
+         * @instance
+         */
+        Envelope.prototype.invocationsRequest = null;
+
+        /**
+         * Envelope invocationList.
+         * @member {lfaas.InvocationList.$Properties|null|undefined} invocationList
+         * @memberof lfaas.Envelope
+         * @instance
+         */
+        Envelope.prototype.invocationList = null;
+
+        /**
+         * Envelope cancelCall.
+         * @member {lfaas.CancelCall.$Properties|null|undefined} cancelCall
+         * @memberof lfaas.Envelope
+         * @instance
+         */
+        Envelope.prototype.cancelCall = null;
+
+        /**
+         * Envelope cancelCallResponse.
+         * @member {lfaas.CancelCallResponse.$Properties|null|undefined} cancelCallResponse
+         * @memberof lfaas.Envelope
+         * @instance
+         */
+        Envelope.prototype.cancelCallResponse = null;
+
         // OneOf field names bound to virtual getters and setters
         let $oneOfFields;
 
         /**
          * Envelope body.
-         * @member {"errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"schedule"|"trigger"|"executorStatus"|"listFunctions"|"functionList"|"deleteFunction"|"done"|"listDags"|"dagList"|"deleteDag"|"invocationMessage"|"versionRequest"|"versionReply"|"prepare"|"runFinished"|"clusterStatsRequest"|"clusterStats"|"pinCounts"|undefined} body
+         * @member {"errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"schedule"|"trigger"|"executorStatus"|"listFunctions"|"functionList"|"deleteFunction"|"done"|"listDags"|"dagList"|"deleteDag"|"invocationMessage"|"versionRequest"|"versionReply"|"prepare"|"runFinished"|"clusterStatsRequest"|"clusterStats"|"pinCounts"|"logsRequest"|"logsReply"|"invocationsRequest"|"invocationList"|"cancelCall"|"cancelCallResponse"|undefined} body
          * @memberof lfaas.Envelope
          * @instance
          */
         $Object.defineProperty(Envelope.prototype, "body", {
-            get: $util.oneOfGetter($oneOfFields = ["errorReply", "echo", "kvsRequest", "kvsResponse", "keyAddressRequest", "keyAddressResponse", "nodeJoin", "nodeDepart", "ringUpdate", "heartbeat", "gossip", "digestExchange", "subscribe", "unsubscribe", "keyUpdate", "statsReport", "ringRequest", "registerFunction", "registerFunctionResponse", "registerDag", "callRequest", "callResponse", "dagCall", "schedule", "trigger", "executorStatus", "listFunctions", "functionList", "deleteFunction", "done", "listDags", "dagList", "deleteDag", "invocationMessage", "versionRequest", "versionReply", "prepare", "runFinished", "clusterStatsRequest", "clusterStats", "pinCounts"]),
+            get: $util.oneOfGetter($oneOfFields = ["errorReply", "echo", "kvsRequest", "kvsResponse", "keyAddressRequest", "keyAddressResponse", "nodeJoin", "nodeDepart", "ringUpdate", "heartbeat", "gossip", "digestExchange", "subscribe", "unsubscribe", "keyUpdate", "statsReport", "ringRequest", "registerFunction", "registerFunctionResponse", "registerDag", "callRequest", "callResponse", "dagCall", "schedule", "trigger", "executorStatus", "listFunctions", "functionList", "deleteFunction", "done", "listDags", "dagList", "deleteDag", "invocationMessage", "versionRequest", "versionReply", "prepare", "runFinished", "clusterStatsRequest", "clusterStats", "pinCounts", "logsRequest", "logsReply", "invocationsRequest", "invocationList", "cancelCall", "cancelCallResponse"]),
             set: $util.oneOfSetter($oneOfFields)
         });
 
@@ -2850,6 +2963,18 @@ export const lfaas = $root.lfaas = (() => {
                 $root.lfaas.ClusterStats.encode(message.clusterStats, writer.uint32(/* id 71, wireType 2 =*/570).fork(), _depth + 1).ldelim();
             if (message.pinCounts != null && $Object.hasOwnProperty.call(message, "pinCounts"))
                 $root.lfaas.PinCounts.encode(message.pinCounts, writer.uint32(/* id 72, wireType 2 =*/578).fork(), _depth + 1).ldelim();
+            if (message.logsRequest != null && $Object.hasOwnProperty.call(message, "logsRequest"))
+                $root.lfaas.LogsRequest.encode(message.logsRequest, writer.uint32(/* id 80, wireType 2 =*/642).fork(), _depth + 1).ldelim();
+            if (message.logsReply != null && $Object.hasOwnProperty.call(message, "logsReply"))
+                $root.lfaas.LogsReply.encode(message.logsReply, writer.uint32(/* id 81, wireType 2 =*/650).fork(), _depth + 1).ldelim();
+            if (message.invocationsRequest != null && $Object.hasOwnProperty.call(message, "invocationsRequest"))
+                $root.lfaas.InvocationsRequest.encode(message.invocationsRequest, writer.uint32(/* id 82, wireType 2 =*/658).fork(), _depth + 1).ldelim();
+            if (message.invocationList != null && $Object.hasOwnProperty.call(message, "invocationList"))
+                $root.lfaas.InvocationList.encode(message.invocationList, writer.uint32(/* id 83, wireType 2 =*/666).fork(), _depth + 1).ldelim();
+            if (message.cancelCall != null && $Object.hasOwnProperty.call(message, "cancelCall"))
+                $root.lfaas.CancelCall.encode(message.cancelCall, writer.uint32(/* id 90, wireType 2 =*/722).fork(), _depth + 1).ldelim();
+            if (message.cancelCallResponse != null && $Object.hasOwnProperty.call(message, "cancelCallResponse"))
+                $root.lfaas.CancelCallResponse.encode(message.cancelCallResponse, writer.uint32(/* id 91, wireType 2 =*/730).fork(), _depth + 1).ldelim();
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -3246,6 +3371,48 @@ export const lfaas = $root.lfaas = (() => {
                             break;
                         message.pinCounts = $root.lfaas.PinCounts.decode(reader, reader.size(), $undefined, _depth + 1, message.pinCounts);
                         message.body = "pinCounts";
+                        continue;
+                    }
+                case 80: {
+                        if (wireType !== 2)
+                            break;
+                        message.logsRequest = $root.lfaas.LogsRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.logsRequest);
+                        message.body = "logsRequest";
+                        continue;
+                    }
+                case 81: {
+                        if (wireType !== 2)
+                            break;
+                        message.logsReply = $root.lfaas.LogsReply.decode(reader, reader.size(), $undefined, _depth + 1, message.logsReply);
+                        message.body = "logsReply";
+                        continue;
+                    }
+                case 82: {
+                        if (wireType !== 2)
+                            break;
+                        message.invocationsRequest = $root.lfaas.InvocationsRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.invocationsRequest);
+                        message.body = "invocationsRequest";
+                        continue;
+                    }
+                case 83: {
+                        if (wireType !== 2)
+                            break;
+                        message.invocationList = $root.lfaas.InvocationList.decode(reader, reader.size(), $undefined, _depth + 1, message.invocationList);
+                        message.body = "invocationList";
+                        continue;
+                    }
+                case 90: {
+                        if (wireType !== 2)
+                            break;
+                        message.cancelCall = $root.lfaas.CancelCall.decode(reader, reader.size(), $undefined, _depth + 1, message.cancelCall);
+                        message.body = "cancelCall";
+                        continue;
+                    }
+                case 91: {
+                        if (wireType !== 2)
+                            break;
+                        message.cancelCallResponse = $root.lfaas.CancelCallResponse.decode(reader, reader.size(), $undefined, _depth + 1, message.cancelCallResponse);
+                        message.body = "cancelCallResponse";
                         continue;
                     }
                 }
@@ -3723,6 +3890,66 @@ export const lfaas = $root.lfaas = (() => {
                         return "pinCounts." + error;
                 }
             }
+            if (message.logsRequest != null && $Object.hasOwnProperty.call(message, "logsRequest")) {
+                if (properties.body === 1)
+                    return "body: multiple values";
+                properties.body = 1;
+                {
+                    let error = $root.lfaas.LogsRequest.verify(message.logsRequest, _depth + 1);
+                    if (error)
+                        return "logsRequest." + error;
+                }
+            }
+            if (message.logsReply != null && $Object.hasOwnProperty.call(message, "logsReply")) {
+                if (properties.body === 1)
+                    return "body: multiple values";
+                properties.body = 1;
+                {
+                    let error = $root.lfaas.LogsReply.verify(message.logsReply, _depth + 1);
+                    if (error)
+                        return "logsReply." + error;
+                }
+            }
+            if (message.invocationsRequest != null && $Object.hasOwnProperty.call(message, "invocationsRequest")) {
+                if (properties.body === 1)
+                    return "body: multiple values";
+                properties.body = 1;
+                {
+                    let error = $root.lfaas.InvocationsRequest.verify(message.invocationsRequest, _depth + 1);
+                    if (error)
+                        return "invocationsRequest." + error;
+                }
+            }
+            if (message.invocationList != null && $Object.hasOwnProperty.call(message, "invocationList")) {
+                if (properties.body === 1)
+                    return "body: multiple values";
+                properties.body = 1;
+                {
+                    let error = $root.lfaas.InvocationList.verify(message.invocationList, _depth + 1);
+                    if (error)
+                        return "invocationList." + error;
+                }
+            }
+            if (message.cancelCall != null && $Object.hasOwnProperty.call(message, "cancelCall")) {
+                if (properties.body === 1)
+                    return "body: multiple values";
+                properties.body = 1;
+                {
+                    let error = $root.lfaas.CancelCall.verify(message.cancelCall, _depth + 1);
+                    if (error)
+                        return "cancelCall." + error;
+                }
+            }
+            if (message.cancelCallResponse != null && $Object.hasOwnProperty.call(message, "cancelCallResponse")) {
+                if (properties.body === 1)
+                    return "body: multiple values";
+                properties.body = 1;
+                {
+                    let error = $root.lfaas.CancelCallResponse.verify(message.cancelCallResponse, _depth + 1);
+                    if (error)
+                        return "cancelCallResponse." + error;
+                }
+            }
             return null;
         };
 
@@ -3980,6 +4207,36 @@ export const lfaas = $root.lfaas = (() => {
                 if (!$util.isObject(object.pinCounts))
                     throw $TypeError(".lfaas.Envelope.pinCounts: object expected");
                 message.pinCounts = $root.lfaas.PinCounts.fromObject(object.pinCounts, _depth + 1);
+            }
+            if (object.logsRequest != null) {
+                if (!$util.isObject(object.logsRequest))
+                    throw $TypeError(".lfaas.Envelope.logsRequest: object expected");
+                message.logsRequest = $root.lfaas.LogsRequest.fromObject(object.logsRequest, _depth + 1);
+            }
+            if (object.logsReply != null) {
+                if (!$util.isObject(object.logsReply))
+                    throw $TypeError(".lfaas.Envelope.logsReply: object expected");
+                message.logsReply = $root.lfaas.LogsReply.fromObject(object.logsReply, _depth + 1);
+            }
+            if (object.invocationsRequest != null) {
+                if (!$util.isObject(object.invocationsRequest))
+                    throw $TypeError(".lfaas.Envelope.invocationsRequest: object expected");
+                message.invocationsRequest = $root.lfaas.InvocationsRequest.fromObject(object.invocationsRequest, _depth + 1);
+            }
+            if (object.invocationList != null) {
+                if (!$util.isObject(object.invocationList))
+                    throw $TypeError(".lfaas.Envelope.invocationList: object expected");
+                message.invocationList = $root.lfaas.InvocationList.fromObject(object.invocationList, _depth + 1);
+            }
+            if (object.cancelCall != null) {
+                if (!$util.isObject(object.cancelCall))
+                    throw $TypeError(".lfaas.Envelope.cancelCall: object expected");
+                message.cancelCall = $root.lfaas.CancelCall.fromObject(object.cancelCall, _depth + 1);
+            }
+            if (object.cancelCallResponse != null) {
+                if (!$util.isObject(object.cancelCallResponse))
+                    throw $TypeError(".lfaas.Envelope.cancelCallResponse: object expected");
+                message.cancelCallResponse = $root.lfaas.CancelCallResponse.fromObject(object.cancelCallResponse, _depth + 1);
             }
             return message;
         };
@@ -4243,6 +4500,36 @@ export const lfaas = $root.lfaas = (() => {
                 object.pinCounts = $root.lfaas.PinCounts.toObject(message.pinCounts, options, _depth + 1);
                 if (options.oneofs)
                     object.body = "pinCounts";
+            }
+            if (message.logsRequest != null && $Object.hasOwnProperty.call(message, "logsRequest")) {
+                object.logsRequest = $root.lfaas.LogsRequest.toObject(message.logsRequest, options, _depth + 1);
+                if (options.oneofs)
+                    object.body = "logsRequest";
+            }
+            if (message.logsReply != null && $Object.hasOwnProperty.call(message, "logsReply")) {
+                object.logsReply = $root.lfaas.LogsReply.toObject(message.logsReply, options, _depth + 1);
+                if (options.oneofs)
+                    object.body = "logsReply";
+            }
+            if (message.invocationsRequest != null && $Object.hasOwnProperty.call(message, "invocationsRequest")) {
+                object.invocationsRequest = $root.lfaas.InvocationsRequest.toObject(message.invocationsRequest, options, _depth + 1);
+                if (options.oneofs)
+                    object.body = "invocationsRequest";
+            }
+            if (message.invocationList != null && $Object.hasOwnProperty.call(message, "invocationList")) {
+                object.invocationList = $root.lfaas.InvocationList.toObject(message.invocationList, options, _depth + 1);
+                if (options.oneofs)
+                    object.body = "invocationList";
+            }
+            if (message.cancelCall != null && $Object.hasOwnProperty.call(message, "cancelCall")) {
+                object.cancelCall = $root.lfaas.CancelCall.toObject(message.cancelCall, options, _depth + 1);
+                if (options.oneofs)
+                    object.body = "cancelCall";
+            }
+            if (message.cancelCallResponse != null && $Object.hasOwnProperty.call(message, "cancelCallResponse")) {
+                object.cancelCallResponse = $root.lfaas.CancelCallResponse.toObject(message.cancelCallResponse, options, _depth + 1);
+                if (options.oneofs)
+                    object.body = "cancelCallResponse";
             }
             return object;
         };
@@ -13334,6 +13621,7 @@ export const lfaas = $root.lfaas = (() => {
          * @property {number|null} [registeredAtMs] FunctionSpec registeredAtMs
          * @property {string|null} [keepAlivePolicy] FunctionSpec keepAlivePolicy
          * @property {Array.<string>|null} [reads] FunctionSpec reads
+         * @property {string|null} [sourceMap] FunctionSpec sourceMap
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -13447,6 +13735,14 @@ export const lfaas = $root.lfaas = (() => {
         FunctionSpec.prototype.reads = $util.emptyArray;
 
         /**
+         * FunctionSpec sourceMap.
+         * @member {string} sourceMap
+         * @memberof lfaas.FunctionSpec
+         * @instance
+         */
+        FunctionSpec.prototype.sourceMap = "";
+
+        /**
          * Creates a new FunctionSpec instance using the specified properties.
          * @function create
          * @memberof lfaas.FunctionSpec
@@ -13499,6 +13795,8 @@ export const lfaas = $root.lfaas = (() => {
             if (message.reads != null && message.reads.length)
                 for (let i = 0; i < message.reads.length; ++i)
                     writer.uint32(/* id 10, wireType 2 =*/82).string(message.reads[i]);
+            if (message.sourceMap != null && $Object.hasOwnProperty.call(message, "sourceMap") && message.sourceMap !== "")
+                writer.uint32(/* id 11, wireType 2 =*/90).string(message.sourceMap);
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -13645,6 +13943,15 @@ export const lfaas = $root.lfaas = (() => {
                         message.reads.push(reader.stringVerify());
                         continue;
                     }
+                case 11: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.sourceMap = value;
+                        else
+                            delete message.sourceMap;
+                        continue;
+                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -13727,6 +14034,9 @@ export const lfaas = $root.lfaas = (() => {
                     if (!$util.isString(message.reads[i]))
                         return "reads: string[] expected";
             }
+            if (message.sourceMap != null && $Object.hasOwnProperty.call(message, "sourceMap"))
+                if (!$util.isString(message.sourceMap))
+                    return "sourceMap: string expected";
             return null;
         };
 
@@ -13792,6 +14102,9 @@ export const lfaas = $root.lfaas = (() => {
                 for (let i = 0; i < object.reads.length; ++i)
                     message.reads[i] = $String(object.reads[i]);
             }
+            if (object.sourceMap != null)
+                if (typeof object.sourceMap !== "string" || object.sourceMap.length)
+                    message.sourceMap = $String(object.sourceMap);
             return message;
         };
 
@@ -13834,6 +14147,7 @@ export const lfaas = $root.lfaas = (() => {
                 } else
                     object.registeredAtMs = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                 object.keepAlivePolicy = "";
+                object.sourceMap = "";
             }
             if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
                 object.name = message.name;
@@ -13863,6 +14177,8 @@ export const lfaas = $root.lfaas = (() => {
                 for (let j = 0; j < message.reads.length; ++j)
                     object.reads[j] = message.reads[j];
             }
+            if (message.sourceMap != null && $Object.hasOwnProperty.call(message, "sourceMap"))
+                object.sourceMap = message.sourceMap;
             return object;
         };
 
@@ -18726,6 +19042,7 @@ export const lfaas = $root.lfaas = (() => {
          * @property {boolean|null} [async] CallRequest async
          * @property {string|null} [resultKey] CallRequest resultKey
          * @property {number|null} [timeoutMs] CallRequest timeoutMs
+         * @property {boolean|null} [idempotent] CallRequest idempotent
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -18748,6 +19065,7 @@ export const lfaas = $root.lfaas = (() => {
          *   async?: boolean|null;
          *   resultKey?: string|null;
          *   timeoutMs?: number|null;
+         *   idempotent?: boolean|null;
          *   $unknowns?: Array.<Uint8Array>;
          * }} lfaas.CallRequest.$Shape
          */
@@ -18833,6 +19151,14 @@ export const lfaas = $root.lfaas = (() => {
         CallRequest.prototype.timeoutMs = 0;
 
         /**
+         * CallRequest idempotent.
+         * @member {boolean} idempotent
+         * @memberof lfaas.CallRequest
+         * @instance
+         */
+        CallRequest.prototype.idempotent = false;
+
+        /**
          * Creates a new CallRequest instance using the specified properties.
          * @function create
          * @memberof lfaas.CallRequest
@@ -18881,6 +19207,8 @@ export const lfaas = $root.lfaas = (() => {
                 writer.uint32(/* id 7, wireType 2 =*/58).string(message.resultKey);
             if (message.timeoutMs != null && $Object.hasOwnProperty.call(message, "timeoutMs") && message.timeoutMs !== 0)
                 writer.uint32(/* id 8, wireType 0 =*/64).uint32(message.timeoutMs);
+            if (message.idempotent != null && $Object.hasOwnProperty.call(message, "idempotent") && message.idempotent !== false)
+                writer.uint32(/* id 9, wireType 0 =*/72).bool(message.idempotent);
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -19009,6 +19337,15 @@ export const lfaas = $root.lfaas = (() => {
                             delete message.timeoutMs;
                         continue;
                     }
+                case 9: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.bool())
+                            message.idempotent = value;
+                        else
+                            delete message.idempotent;
+                        continue;
+                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -19087,6 +19424,9 @@ export const lfaas = $root.lfaas = (() => {
             if (message.timeoutMs != null && $Object.hasOwnProperty.call(message, "timeoutMs"))
                 if (!$util.isInteger(message.timeoutMs))
                     return "timeoutMs: integer expected";
+            if (message.idempotent != null && $Object.hasOwnProperty.call(message, "idempotent"))
+                if (typeof message.idempotent !== "boolean")
+                    return "idempotent: boolean expected";
             return null;
         };
 
@@ -19158,6 +19498,9 @@ export const lfaas = $root.lfaas = (() => {
             if (object.timeoutMs != null)
                 if ($Number(object.timeoutMs) !== 0)
                     message.timeoutMs = object.timeoutMs >>> 0;
+            if (object.idempotent != null)
+                if (object.idempotent)
+                    message.idempotent = $Boolean(object.idempotent);
             return message;
         };
 
@@ -19188,6 +19531,7 @@ export const lfaas = $root.lfaas = (() => {
                 object.async = false;
                 object.resultKey = "";
                 object.timeoutMs = 0;
+                object.idempotent = false;
             }
             if (message.callId != null && $Object.hasOwnProperty.call(message, "callId"))
                 object.callId = message.callId;
@@ -19208,6 +19552,8 @@ export const lfaas = $root.lfaas = (() => {
                 object.resultKey = message.resultKey;
             if (message.timeoutMs != null && $Object.hasOwnProperty.call(message, "timeoutMs"))
                 object.timeoutMs = message.timeoutMs;
+            if (message.idempotent != null && $Object.hasOwnProperty.call(message, "idempotent"))
+                object.idempotent = message.idempotent;
             return object;
         };
 
@@ -19631,6 +19977,7 @@ export const lfaas = $root.lfaas = (() => {
          * @property {boolean|null} [async] DagCall async
          * @property {string|null} [resultKey] DagCall resultKey
          * @property {number|null} [timeoutMs] DagCall timeoutMs
+         * @property {boolean|null} [idempotent] DagCall idempotent
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -19652,6 +19999,7 @@ export const lfaas = $root.lfaas = (() => {
          *   async?: boolean|null;
          *   resultKey?: string|null;
          *   timeoutMs?: number|null;
+         *   idempotent?: boolean|null;
          *   $unknowns?: Array.<Uint8Array>;
          * }} lfaas.DagCall.$Shape
          */
@@ -19729,6 +20077,14 @@ export const lfaas = $root.lfaas = (() => {
         DagCall.prototype.timeoutMs = 0;
 
         /**
+         * DagCall idempotent.
+         * @member {boolean} idempotent
+         * @memberof lfaas.DagCall
+         * @instance
+         */
+        DagCall.prototype.idempotent = false;
+
+        /**
          * Creates a new DagCall instance using the specified properties.
          * @function create
          * @memberof lfaas.DagCall
@@ -19777,6 +20133,8 @@ export const lfaas = $root.lfaas = (() => {
                 writer.uint32(/* id 6, wireType 2 =*/50).string(message.resultKey);
             if (message.timeoutMs != null && $Object.hasOwnProperty.call(message, "timeoutMs") && message.timeoutMs !== 0)
                 writer.uint32(/* id 7, wireType 0 =*/56).uint32(message.timeoutMs);
+            if (message.idempotent != null && $Object.hasOwnProperty.call(message, "idempotent") && message.idempotent !== false)
+                writer.uint32(/* id 8, wireType 0 =*/64).bool(message.idempotent);
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -19924,6 +20282,15 @@ export const lfaas = $root.lfaas = (() => {
                             delete message.timeoutMs;
                         continue;
                     }
+                case 8: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.bool())
+                            message.idempotent = value;
+                        else
+                            delete message.idempotent;
+                        continue;
+                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -20000,6 +20367,9 @@ export const lfaas = $root.lfaas = (() => {
             if (message.timeoutMs != null && $Object.hasOwnProperty.call(message, "timeoutMs"))
                 if (!$util.isInteger(message.timeoutMs))
                     return "timeoutMs: integer expected";
+            if (message.idempotent != null && $Object.hasOwnProperty.call(message, "idempotent"))
+                if (typeof message.idempotent !== "boolean")
+                    return "idempotent: boolean expected";
             return null;
         };
 
@@ -20070,6 +20440,9 @@ export const lfaas = $root.lfaas = (() => {
             if (object.timeoutMs != null)
                 if ($Number(object.timeoutMs) !== 0)
                     message.timeoutMs = object.timeoutMs >>> 0;
+            if (object.idempotent != null)
+                if (object.idempotent)
+                    message.idempotent = $Boolean(object.idempotent);
             return message;
         };
 
@@ -20099,6 +20472,7 @@ export const lfaas = $root.lfaas = (() => {
                 object.async = false;
                 object.resultKey = "";
                 object.timeoutMs = 0;
+                object.idempotent = false;
             }
             if (message.callId != null && $Object.hasOwnProperty.call(message, "callId"))
                 object.callId = message.callId;
@@ -20121,6 +20495,8 @@ export const lfaas = $root.lfaas = (() => {
                 object.resultKey = message.resultKey;
             if (message.timeoutMs != null && $Object.hasOwnProperty.call(message, "timeoutMs"))
                 object.timeoutMs = message.timeoutMs;
+            if (message.idempotent != null && $Object.hasOwnProperty.call(message, "idempotent"))
+                object.idempotent = message.idempotent;
             return object;
         };
 
@@ -20150,6 +20526,587 @@ export const lfaas = $root.lfaas = (() => {
         };
 
         return DagCall;
+    })();
+
+    lfaas.CancelCall = (function() {
+
+        /**
+         * Properties of a CancelCall.
+         * @typedef {Object} lfaas.CancelCall.$Properties
+         * @property {string|null} [callId] CancelCall callId
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a CancelCall.
+         * @memberof lfaas
+         * @interface ICancelCall
+         * @augments lfaas.CancelCall.$Properties
+         * @deprecated Use lfaas.CancelCall.$Properties instead.
+         */
+
+        /**
+         * Shape of a CancelCall.
+         * @typedef {lfaas.CancelCall.$Properties} lfaas.CancelCall.$Shape
+         */
+
+        /**
+         * Constructs a new CancelCall.
+         * @memberof lfaas
+         * @classdesc Represents a CancelCall.
+         * @constructor
+         * @param {lfaas.CancelCall.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const CancelCall = function (properties) {
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * CancelCall callId.
+         * @member {string} callId
+         * @memberof lfaas.CancelCall
+         * @instance
+         */
+        CancelCall.prototype.callId = "";
+
+        /**
+         * Creates a new CancelCall instance using the specified properties.
+         * @function create
+         * @memberof lfaas.CancelCall
+         * @static
+         * @param {lfaas.CancelCall.$Properties=} [properties] Properties to set
+         * @returns {lfaas.CancelCall} CancelCall instance
+         * @type {{
+         *   (properties: lfaas.CancelCall.$Shape): lfaas.CancelCall & lfaas.CancelCall.$Shape;
+         *   (properties?: lfaas.CancelCall.$Properties): lfaas.CancelCall;
+         * }}
+         */
+        CancelCall.create = function(properties) {
+            return new CancelCall(properties);
+        };
+
+        /**
+         * Encodes the specified CancelCall message. Does not implicitly {@link lfaas.CancelCall.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.CancelCall
+         * @static
+         * @param {lfaas.CancelCall.$Properties} message CancelCall message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        CancelCall.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.callId != null && $Object.hasOwnProperty.call(message, "callId") && message.callId !== "")
+                writer.uint32(/* id 1, wireType 2 =*/10).string(message.callId);
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified CancelCall message, length delimited. Does not implicitly {@link lfaas.CancelCall.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.CancelCall
+         * @static
+         * @param {lfaas.CancelCall.$Properties} message CancelCall message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        CancelCall.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a CancelCall message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.CancelCall
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.CancelCall & lfaas.CancelCall.$Shape} CancelCall
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        CancelCall.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.CancelCall();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.callId = value;
+                        else
+                            delete message.callId;
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a CancelCall message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.CancelCall
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.CancelCall & lfaas.CancelCall.$Shape} CancelCall
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        CancelCall.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a CancelCall message.
+         * @function verify
+         * @memberof lfaas.CancelCall
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        CancelCall.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.callId != null && $Object.hasOwnProperty.call(message, "callId"))
+                if (!$util.isString(message.callId))
+                    return "callId: string expected";
+            return null;
+        };
+
+        /**
+         * Creates a CancelCall message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.CancelCall
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.CancelCall} CancelCall
+         */
+        CancelCall.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.CancelCall)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.CancelCall: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.CancelCall();
+            if (object.callId != null)
+                if (typeof object.callId !== "string" || object.callId.length)
+                    message.callId = $String(object.callId);
+            return message;
+        };
+
+        /**
+         * Creates a plain object from a CancelCall message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.CancelCall
+         * @static
+         * @param {lfaas.CancelCall} message CancelCall
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        CancelCall.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.defaults)
+                object.callId = "";
+            if (message.callId != null && $Object.hasOwnProperty.call(message, "callId"))
+                object.callId = message.callId;
+            return object;
+        };
+
+        /**
+         * Converts this CancelCall to JSON.
+         * @function toJSON
+         * @memberof lfaas.CancelCall
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        CancelCall.prototype.toJSON = function() {
+            return CancelCall.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for CancelCall
+         * @function getTypeUrl
+         * @memberof lfaas.CancelCall
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        CancelCall.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.CancelCall";
+        };
+
+        return CancelCall;
+    })();
+
+    lfaas.CancelCallResponse = (function() {
+
+        /**
+         * Properties of a CancelCallResponse.
+         * @typedef {Object} lfaas.CancelCallResponse.$Properties
+         * @property {boolean|null} [cancelled] CancelCallResponse cancelled
+         * @property {lfaas.Error.$Properties|null} [error] CancelCallResponse error
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a CancelCallResponse.
+         * @memberof lfaas
+         * @interface ICancelCallResponse
+         * @augments lfaas.CancelCallResponse.$Properties
+         * @deprecated Use lfaas.CancelCallResponse.$Properties instead.
+         */
+
+        /**
+         * Shape of a CancelCallResponse.
+         * @typedef {lfaas.CancelCallResponse.$Properties} lfaas.CancelCallResponse.$Shape
+         */
+
+        /**
+         * Constructs a new CancelCallResponse.
+         * @memberof lfaas
+         * @classdesc Represents a CancelCallResponse.
+         * @constructor
+         * @param {lfaas.CancelCallResponse.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const CancelCallResponse = function (properties) {
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * CancelCallResponse cancelled.
+         * @member {boolean} cancelled
+         * @memberof lfaas.CancelCallResponse
+         * @instance
+         */
+        CancelCallResponse.prototype.cancelled = false;
+
+        /**
+         * CancelCallResponse error.
+         * @member {lfaas.Error.$Properties|null|undefined} error
+         * @memberof lfaas.CancelCallResponse
+         * @instance
+         */
+        CancelCallResponse.prototype.error = null;
+
+        /**
+         * Creates a new CancelCallResponse instance using the specified properties.
+         * @function create
+         * @memberof lfaas.CancelCallResponse
+         * @static
+         * @param {lfaas.CancelCallResponse.$Properties=} [properties] Properties to set
+         * @returns {lfaas.CancelCallResponse} CancelCallResponse instance
+         * @type {{
+         *   (properties: lfaas.CancelCallResponse.$Shape): lfaas.CancelCallResponse & lfaas.CancelCallResponse.$Shape;
+         *   (properties?: lfaas.CancelCallResponse.$Properties): lfaas.CancelCallResponse;
+         * }}
+         */
+        CancelCallResponse.create = function(properties) {
+            return new CancelCallResponse(properties);
+        };
+
+        /**
+         * Encodes the specified CancelCallResponse message. Does not implicitly {@link lfaas.CancelCallResponse.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.CancelCallResponse
+         * @static
+         * @param {lfaas.CancelCallResponse.$Properties} message CancelCallResponse message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        CancelCallResponse.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.cancelled != null && $Object.hasOwnProperty.call(message, "cancelled") && message.cancelled !== false)
+                writer.uint32(/* id 1, wireType 0 =*/8).bool(message.cancelled);
+            if (message.error != null && $Object.hasOwnProperty.call(message, "error"))
+                $root.lfaas.Error.encode(message.error, writer.uint32(/* id 2, wireType 2 =*/18).fork(), _depth + 1).ldelim();
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified CancelCallResponse message, length delimited. Does not implicitly {@link lfaas.CancelCallResponse.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.CancelCallResponse
+         * @static
+         * @param {lfaas.CancelCallResponse.$Properties} message CancelCallResponse message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        CancelCallResponse.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a CancelCallResponse message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.CancelCallResponse
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.CancelCallResponse & lfaas.CancelCallResponse.$Shape} CancelCallResponse
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        CancelCallResponse.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.CancelCallResponse();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.bool())
+                            message.cancelled = value;
+                        else
+                            delete message.cancelled;
+                        continue;
+                    }
+                case 2: {
+                        if (wireType !== 2)
+                            break;
+                        message.error = $root.lfaas.Error.decode(reader, reader.size(), $undefined, _depth + 1, message.error);
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a CancelCallResponse message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.CancelCallResponse
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.CancelCallResponse & lfaas.CancelCallResponse.$Shape} CancelCallResponse
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        CancelCallResponse.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a CancelCallResponse message.
+         * @function verify
+         * @memberof lfaas.CancelCallResponse
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        CancelCallResponse.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.cancelled != null && $Object.hasOwnProperty.call(message, "cancelled"))
+                if (typeof message.cancelled !== "boolean")
+                    return "cancelled: boolean expected";
+            if (message.error != null && $Object.hasOwnProperty.call(message, "error")) {
+                let error = $root.lfaas.Error.verify(message.error, _depth + 1);
+                if (error)
+                    return "error." + error;
+            }
+            return null;
+        };
+
+        /**
+         * Creates a CancelCallResponse message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.CancelCallResponse
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.CancelCallResponse} CancelCallResponse
+         */
+        CancelCallResponse.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.CancelCallResponse)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.CancelCallResponse: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.CancelCallResponse();
+            if (object.cancelled != null)
+                if (object.cancelled)
+                    message.cancelled = $Boolean(object.cancelled);
+            if (object.error != null) {
+                if (!$util.isObject(object.error))
+                    throw $TypeError(".lfaas.CancelCallResponse.error: object expected");
+                message.error = $root.lfaas.Error.fromObject(object.error, _depth + 1);
+            }
+            return message;
+        };
+
+        /**
+         * Creates a plain object from a CancelCallResponse message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.CancelCallResponse
+         * @static
+         * @param {lfaas.CancelCallResponse} message CancelCallResponse
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        CancelCallResponse.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.defaults) {
+                object.cancelled = false;
+                object.error = null;
+            }
+            if (message.cancelled != null && $Object.hasOwnProperty.call(message, "cancelled"))
+                object.cancelled = message.cancelled;
+            if (message.error != null && $Object.hasOwnProperty.call(message, "error"))
+                object.error = $root.lfaas.Error.toObject(message.error, options, _depth + 1);
+            return object;
+        };
+
+        /**
+         * Converts this CancelCallResponse to JSON.
+         * @function toJSON
+         * @memberof lfaas.CancelCallResponse
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        CancelCallResponse.prototype.toJSON = function() {
+            return CancelCallResponse.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for CancelCallResponse
+         * @function getTypeUrl
+         * @memberof lfaas.CancelCallResponse
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        CancelCallResponse.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.CancelCallResponse";
+        };
+
+        return CancelCallResponse;
     })();
 
     lfaas.CutEntry = (function() {
@@ -25499,6 +26456,2644 @@ export const lfaas = $root.lfaas = (() => {
         };
 
         return FunctionLoad;
+    })();
+
+    lfaas.LogsRequest = (function() {
+
+        /**
+         * Properties of a LogsRequest.
+         * @typedef {Object} lfaas.LogsRequest.$Properties
+         * @property {string|null} [name] LogsRequest name
+         * @property {number|null} [sinceMs] LogsRequest sinceMs
+         * @property {string|null} [callId] LogsRequest callId
+         * @property {number|null} [afterSeq] LogsRequest afterSeq
+         * @property {number|null} [limit] LogsRequest limit
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a LogsRequest.
+         * @memberof lfaas
+         * @interface ILogsRequest
+         * @augments lfaas.LogsRequest.$Properties
+         * @deprecated Use lfaas.LogsRequest.$Properties instead.
+         */
+
+        /**
+         * Shape of a LogsRequest.
+         * @typedef {lfaas.LogsRequest.$Properties} lfaas.LogsRequest.$Shape
+         */
+
+        /**
+         * Constructs a new LogsRequest.
+         * @memberof lfaas
+         * @classdesc Represents a LogsRequest.
+         * @constructor
+         * @param {lfaas.LogsRequest.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const LogsRequest = function (properties) {
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * LogsRequest name.
+         * @member {string} name
+         * @memberof lfaas.LogsRequest
+         * @instance
+         */
+        LogsRequest.prototype.name = "";
+
+        /**
+         * LogsRequest sinceMs.
+         * @member {number} sinceMs
+         * @memberof lfaas.LogsRequest
+         * @instance
+         */
+        LogsRequest.prototype.sinceMs = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+        /**
+         * LogsRequest callId.
+         * @member {string} callId
+         * @memberof lfaas.LogsRequest
+         * @instance
+         */
+        LogsRequest.prototype.callId = "";
+
+        /**
+         * LogsRequest afterSeq.
+         * @member {number} afterSeq
+         * @memberof lfaas.LogsRequest
+         * @instance
+         */
+        LogsRequest.prototype.afterSeq = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+        /**
+         * LogsRequest limit.
+         * @member {number} limit
+         * @memberof lfaas.LogsRequest
+         * @instance
+         */
+        LogsRequest.prototype.limit = 0;
+
+        /**
+         * Creates a new LogsRequest instance using the specified properties.
+         * @function create
+         * @memberof lfaas.LogsRequest
+         * @static
+         * @param {lfaas.LogsRequest.$Properties=} [properties] Properties to set
+         * @returns {lfaas.LogsRequest} LogsRequest instance
+         * @type {{
+         *   (properties: lfaas.LogsRequest.$Shape): lfaas.LogsRequest & lfaas.LogsRequest.$Shape;
+         *   (properties?: lfaas.LogsRequest.$Properties): lfaas.LogsRequest;
+         * }}
+         */
+        LogsRequest.create = function(properties) {
+            return new LogsRequest(properties);
+        };
+
+        /**
+         * Encodes the specified LogsRequest message. Does not implicitly {@link lfaas.LogsRequest.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.LogsRequest
+         * @static
+         * @param {lfaas.LogsRequest.$Properties} message LogsRequest message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        LogsRequest.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name") && message.name !== "")
+                writer.uint32(/* id 1, wireType 2 =*/10).string(message.name);
+            if (message.sinceMs != null && $Object.hasOwnProperty.call(message, "sinceMs") && (typeof message.sinceMs === "object" ? message.sinceMs.low || message.sinceMs.high : message.sinceMs !== 0))
+                writer.uint32(/* id 2, wireType 0 =*/16).uint64(message.sinceMs);
+            if (message.callId != null && $Object.hasOwnProperty.call(message, "callId") && message.callId !== "")
+                writer.uint32(/* id 3, wireType 2 =*/26).string(message.callId);
+            if (message.afterSeq != null && $Object.hasOwnProperty.call(message, "afterSeq") && (typeof message.afterSeq === "object" ? message.afterSeq.low || message.afterSeq.high : message.afterSeq !== 0))
+                writer.uint32(/* id 4, wireType 0 =*/32).uint64(message.afterSeq);
+            if (message.limit != null && $Object.hasOwnProperty.call(message, "limit") && message.limit !== 0)
+                writer.uint32(/* id 5, wireType 0 =*/40).uint32(message.limit);
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified LogsRequest message, length delimited. Does not implicitly {@link lfaas.LogsRequest.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.LogsRequest
+         * @static
+         * @param {lfaas.LogsRequest.$Properties} message LogsRequest message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        LogsRequest.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a LogsRequest message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.LogsRequest
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.LogsRequest & lfaas.LogsRequest.$Shape} LogsRequest
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        LogsRequest.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.LogsRequest();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.name = value;
+                        else
+                            delete message.name;
+                        continue;
+                    }
+                case 2: {
+                        if (wireType !== 0)
+                            break;
+                        if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                            message.sinceMs = value;
+                        else
+                            delete message.sinceMs;
+                        continue;
+                    }
+                case 3: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.callId = value;
+                        else
+                            delete message.callId;
+                        continue;
+                    }
+                case 4: {
+                        if (wireType !== 0)
+                            break;
+                        if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                            message.afterSeq = value;
+                        else
+                            delete message.afterSeq;
+                        continue;
+                    }
+                case 5: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.limit = value;
+                        else
+                            delete message.limit;
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a LogsRequest message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.LogsRequest
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.LogsRequest & lfaas.LogsRequest.$Shape} LogsRequest
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        LogsRequest.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a LogsRequest message.
+         * @function verify
+         * @memberof lfaas.LogsRequest
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        LogsRequest.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
+                if (!$util.isString(message.name))
+                    return "name: string expected";
+            if (message.sinceMs != null && $Object.hasOwnProperty.call(message, "sinceMs"))
+                if (!$util.isInteger(message.sinceMs) && !(message.sinceMs && $util.isInteger(message.sinceMs.low) && $util.isInteger(message.sinceMs.high)))
+                    return "sinceMs: integer|Long expected";
+            if (message.callId != null && $Object.hasOwnProperty.call(message, "callId"))
+                if (!$util.isString(message.callId))
+                    return "callId: string expected";
+            if (message.afterSeq != null && $Object.hasOwnProperty.call(message, "afterSeq"))
+                if (!$util.isInteger(message.afterSeq) && !(message.afterSeq && $util.isInteger(message.afterSeq.low) && $util.isInteger(message.afterSeq.high)))
+                    return "afterSeq: integer|Long expected";
+            if (message.limit != null && $Object.hasOwnProperty.call(message, "limit"))
+                if (!$util.isInteger(message.limit))
+                    return "limit: integer expected";
+            return null;
+        };
+
+        /**
+         * Creates a LogsRequest message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.LogsRequest
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.LogsRequest} LogsRequest
+         */
+        LogsRequest.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.LogsRequest)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.LogsRequest: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.LogsRequest();
+            if (object.name != null)
+                if (typeof object.name !== "string" || object.name.length)
+                    message.name = $String(object.name);
+            if (object.sinceMs != null)
+                if (typeof object.sinceMs === "object" ? object.sinceMs.low || object.sinceMs.high : $Number(object.sinceMs) !== 0)
+                    if ($util.Long)
+                        message.sinceMs = $util.Long.fromValue(object.sinceMs, true);
+                    else if (typeof object.sinceMs === "string")
+                        message.sinceMs = $parseInt(object.sinceMs, 10);
+                    else if (typeof object.sinceMs === "number")
+                        message.sinceMs = object.sinceMs;
+                    else if (typeof object.sinceMs === "object")
+                        message.sinceMs = new $util.LongBits(object.sinceMs.low >>> 0, object.sinceMs.high >>> 0).toNumber(true);
+            if (object.callId != null)
+                if (typeof object.callId !== "string" || object.callId.length)
+                    message.callId = $String(object.callId);
+            if (object.afterSeq != null)
+                if (typeof object.afterSeq === "object" ? object.afterSeq.low || object.afterSeq.high : $Number(object.afterSeq) !== 0)
+                    if ($util.Long)
+                        message.afterSeq = $util.Long.fromValue(object.afterSeq, true);
+                    else if (typeof object.afterSeq === "string")
+                        message.afterSeq = $parseInt(object.afterSeq, 10);
+                    else if (typeof object.afterSeq === "number")
+                        message.afterSeq = object.afterSeq;
+                    else if (typeof object.afterSeq === "object")
+                        message.afterSeq = new $util.LongBits(object.afterSeq.low >>> 0, object.afterSeq.high >>> 0).toNumber(true);
+            if (object.limit != null)
+                if ($Number(object.limit) !== 0)
+                    message.limit = object.limit >>> 0;
+            return message;
+        };
+
+        /**
+         * Creates a plain object from a LogsRequest message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.LogsRequest
+         * @static
+         * @param {lfaas.LogsRequest} message LogsRequest
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        LogsRequest.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.defaults) {
+                object.name = "";
+                if ($util.Long) {
+                    let long = new $util.Long(0, 0, true);
+                    object.sinceMs = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                } else
+                    object.sinceMs = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                object.callId = "";
+                if ($util.Long) {
+                    let long = new $util.Long(0, 0, true);
+                    object.afterSeq = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                } else
+                    object.afterSeq = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                object.limit = 0;
+            }
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
+                object.name = message.name;
+            if (message.sinceMs != null && $Object.hasOwnProperty.call(message, "sinceMs"))
+                if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                    object.sinceMs = typeof message.sinceMs === "number" ? $BigInt(message.sinceMs) : $util.Long.fromBits(message.sinceMs.low >>> 0, message.sinceMs.high >>> 0, true).toBigInt();
+                else if (typeof message.sinceMs === "number")
+                    object.sinceMs = options.longs === $String ? $String(message.sinceMs) : message.sinceMs;
+                else
+                    object.sinceMs = options.longs === $String ? $util.Long.prototype.toString.call(message.sinceMs) : options.longs === $Number ? new $util.LongBits(message.sinceMs.low >>> 0, message.sinceMs.high >>> 0).toNumber(true) : message.sinceMs;
+            if (message.callId != null && $Object.hasOwnProperty.call(message, "callId"))
+                object.callId = message.callId;
+            if (message.afterSeq != null && $Object.hasOwnProperty.call(message, "afterSeq"))
+                if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                    object.afterSeq = typeof message.afterSeq === "number" ? $BigInt(message.afterSeq) : $util.Long.fromBits(message.afterSeq.low >>> 0, message.afterSeq.high >>> 0, true).toBigInt();
+                else if (typeof message.afterSeq === "number")
+                    object.afterSeq = options.longs === $String ? $String(message.afterSeq) : message.afterSeq;
+                else
+                    object.afterSeq = options.longs === $String ? $util.Long.prototype.toString.call(message.afterSeq) : options.longs === $Number ? new $util.LongBits(message.afterSeq.low >>> 0, message.afterSeq.high >>> 0).toNumber(true) : message.afterSeq;
+            if (message.limit != null && $Object.hasOwnProperty.call(message, "limit"))
+                object.limit = message.limit;
+            return object;
+        };
+
+        /**
+         * Converts this LogsRequest to JSON.
+         * @function toJSON
+         * @memberof lfaas.LogsRequest
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        LogsRequest.prototype.toJSON = function() {
+            return LogsRequest.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for LogsRequest
+         * @function getTypeUrl
+         * @memberof lfaas.LogsRequest
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        LogsRequest.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.LogsRequest";
+        };
+
+        return LogsRequest;
+    })();
+
+    lfaas.FunctionLogRecord = (function() {
+
+        /**
+         * Properties of a FunctionLogRecord.
+         * @typedef {Object} lfaas.FunctionLogRecord.$Properties
+         * @property {number|null} [seq] FunctionLogRecord seq
+         * @property {number|null} [timeMs] FunctionLogRecord timeMs
+         * @property {string|null} ["function"] FunctionLogRecord function
+         * @property {number|null} [version] FunctionLogRecord version
+         * @property {string|null} [callId] FunctionLogRecord callId
+         * @property {string|null} [level] FunctionLogRecord level
+         * @property {string|null} [text] FunctionLogRecord text
+         * @property {string|null} [fields] FunctionLogRecord fields
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a FunctionLogRecord.
+         * @memberof lfaas
+         * @interface IFunctionLogRecord
+         * @augments lfaas.FunctionLogRecord.$Properties
+         * @deprecated Use lfaas.FunctionLogRecord.$Properties instead.
+         */
+
+        /**
+         * Shape of a FunctionLogRecord.
+         * @typedef {lfaas.FunctionLogRecord.$Properties} lfaas.FunctionLogRecord.$Shape
+         */
+
+        /**
+         * Constructs a new FunctionLogRecord.
+         * @memberof lfaas
+         * @classdesc Represents a FunctionLogRecord.
+         * @constructor
+         * @param {lfaas.FunctionLogRecord.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const FunctionLogRecord = function (properties) {
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * FunctionLogRecord seq.
+         * @member {number} seq
+         * @memberof lfaas.FunctionLogRecord
+         * @instance
+         */
+        FunctionLogRecord.prototype.seq = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+        /**
+         * FunctionLogRecord timeMs.
+         * @member {number} timeMs
+         * @memberof lfaas.FunctionLogRecord
+         * @instance
+         */
+        FunctionLogRecord.prototype.timeMs = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+        /**
+         * FunctionLogRecord function.
+         * @member {string} function
+         * @memberof lfaas.FunctionLogRecord
+         * @instance
+         */
+        FunctionLogRecord.prototype["function"] = "";
+
+        /**
+         * FunctionLogRecord version.
+         * @member {number} version
+         * @memberof lfaas.FunctionLogRecord
+         * @instance
+         */
+        FunctionLogRecord.prototype.version = 0;
+
+        /**
+         * FunctionLogRecord callId.
+         * @member {string} callId
+         * @memberof lfaas.FunctionLogRecord
+         * @instance
+         */
+        FunctionLogRecord.prototype.callId = "";
+
+        /**
+         * FunctionLogRecord level.
+         * @member {string} level
+         * @memberof lfaas.FunctionLogRecord
+         * @instance
+         */
+        FunctionLogRecord.prototype.level = "";
+
+        /**
+         * FunctionLogRecord text.
+         * @member {string} text
+         * @memberof lfaas.FunctionLogRecord
+         * @instance
+         */
+        FunctionLogRecord.prototype.text = "";
+
+        /**
+         * FunctionLogRecord fields.
+         * @member {string} fields
+         * @memberof lfaas.FunctionLogRecord
+         * @instance
+         */
+        FunctionLogRecord.prototype.fields = "";
+
+        /**
+         * Creates a new FunctionLogRecord instance using the specified properties.
+         * @function create
+         * @memberof lfaas.FunctionLogRecord
+         * @static
+         * @param {lfaas.FunctionLogRecord.$Properties=} [properties] Properties to set
+         * @returns {lfaas.FunctionLogRecord} FunctionLogRecord instance
+         * @type {{
+         *   (properties: lfaas.FunctionLogRecord.$Shape): lfaas.FunctionLogRecord & lfaas.FunctionLogRecord.$Shape;
+         *   (properties?: lfaas.FunctionLogRecord.$Properties): lfaas.FunctionLogRecord;
+         * }}
+         */
+        FunctionLogRecord.create = function(properties) {
+            return new FunctionLogRecord(properties);
+        };
+
+        /**
+         * Encodes the specified FunctionLogRecord message. Does not implicitly {@link lfaas.FunctionLogRecord.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.FunctionLogRecord
+         * @static
+         * @param {lfaas.FunctionLogRecord.$Properties} message FunctionLogRecord message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        FunctionLogRecord.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.seq != null && $Object.hasOwnProperty.call(message, "seq") && (typeof message.seq === "object" ? message.seq.low || message.seq.high : message.seq !== 0))
+                writer.uint32(/* id 1, wireType 0 =*/8).uint64(message.seq);
+            if (message.timeMs != null && $Object.hasOwnProperty.call(message, "timeMs") && (typeof message.timeMs === "object" ? message.timeMs.low || message.timeMs.high : message.timeMs !== 0))
+                writer.uint32(/* id 2, wireType 0 =*/16).uint64(message.timeMs);
+            if (message["function"] != null && $Object.hasOwnProperty.call(message, "function") && message["function"] !== "")
+                writer.uint32(/* id 3, wireType 2 =*/26).string(message["function"]);
+            if (message.version != null && $Object.hasOwnProperty.call(message, "version") && message.version !== 0)
+                writer.uint32(/* id 4, wireType 0 =*/32).uint32(message.version);
+            if (message.callId != null && $Object.hasOwnProperty.call(message, "callId") && message.callId !== "")
+                writer.uint32(/* id 5, wireType 2 =*/42).string(message.callId);
+            if (message.level != null && $Object.hasOwnProperty.call(message, "level") && message.level !== "")
+                writer.uint32(/* id 6, wireType 2 =*/50).string(message.level);
+            if (message.text != null && $Object.hasOwnProperty.call(message, "text") && message.text !== "")
+                writer.uint32(/* id 7, wireType 2 =*/58).string(message.text);
+            if (message.fields != null && $Object.hasOwnProperty.call(message, "fields") && message.fields !== "")
+                writer.uint32(/* id 8, wireType 2 =*/66).string(message.fields);
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified FunctionLogRecord message, length delimited. Does not implicitly {@link lfaas.FunctionLogRecord.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.FunctionLogRecord
+         * @static
+         * @param {lfaas.FunctionLogRecord.$Properties} message FunctionLogRecord message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        FunctionLogRecord.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a FunctionLogRecord message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.FunctionLogRecord
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.FunctionLogRecord & lfaas.FunctionLogRecord.$Shape} FunctionLogRecord
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        FunctionLogRecord.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.FunctionLogRecord();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 0)
+                            break;
+                        if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                            message.seq = value;
+                        else
+                            delete message.seq;
+                        continue;
+                    }
+                case 2: {
+                        if (wireType !== 0)
+                            break;
+                        if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                            message.timeMs = value;
+                        else
+                            delete message.timeMs;
+                        continue;
+                    }
+                case 3: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message["function"] = value;
+                        else
+                            delete message["function"];
+                        continue;
+                    }
+                case 4: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.version = value;
+                        else
+                            delete message.version;
+                        continue;
+                    }
+                case 5: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.callId = value;
+                        else
+                            delete message.callId;
+                        continue;
+                    }
+                case 6: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.level = value;
+                        else
+                            delete message.level;
+                        continue;
+                    }
+                case 7: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.text = value;
+                        else
+                            delete message.text;
+                        continue;
+                    }
+                case 8: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.fields = value;
+                        else
+                            delete message.fields;
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a FunctionLogRecord message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.FunctionLogRecord
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.FunctionLogRecord & lfaas.FunctionLogRecord.$Shape} FunctionLogRecord
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        FunctionLogRecord.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a FunctionLogRecord message.
+         * @function verify
+         * @memberof lfaas.FunctionLogRecord
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        FunctionLogRecord.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.seq != null && $Object.hasOwnProperty.call(message, "seq"))
+                if (!$util.isInteger(message.seq) && !(message.seq && $util.isInteger(message.seq.low) && $util.isInteger(message.seq.high)))
+                    return "seq: integer|Long expected";
+            if (message.timeMs != null && $Object.hasOwnProperty.call(message, "timeMs"))
+                if (!$util.isInteger(message.timeMs) && !(message.timeMs && $util.isInteger(message.timeMs.low) && $util.isInteger(message.timeMs.high)))
+                    return "timeMs: integer|Long expected";
+            if (message["function"] != null && $Object.hasOwnProperty.call(message, "function"))
+                if (!$util.isString(message["function"]))
+                    return "function: string expected";
+            if (message.version != null && $Object.hasOwnProperty.call(message, "version"))
+                if (!$util.isInteger(message.version))
+                    return "version: integer expected";
+            if (message.callId != null && $Object.hasOwnProperty.call(message, "callId"))
+                if (!$util.isString(message.callId))
+                    return "callId: string expected";
+            if (message.level != null && $Object.hasOwnProperty.call(message, "level"))
+                if (!$util.isString(message.level))
+                    return "level: string expected";
+            if (message.text != null && $Object.hasOwnProperty.call(message, "text"))
+                if (!$util.isString(message.text))
+                    return "text: string expected";
+            if (message.fields != null && $Object.hasOwnProperty.call(message, "fields"))
+                if (!$util.isString(message.fields))
+                    return "fields: string expected";
+            return null;
+        };
+
+        /**
+         * Creates a FunctionLogRecord message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.FunctionLogRecord
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.FunctionLogRecord} FunctionLogRecord
+         */
+        FunctionLogRecord.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.FunctionLogRecord)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.FunctionLogRecord: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.FunctionLogRecord();
+            if (object.seq != null)
+                if (typeof object.seq === "object" ? object.seq.low || object.seq.high : $Number(object.seq) !== 0)
+                    if ($util.Long)
+                        message.seq = $util.Long.fromValue(object.seq, true);
+                    else if (typeof object.seq === "string")
+                        message.seq = $parseInt(object.seq, 10);
+                    else if (typeof object.seq === "number")
+                        message.seq = object.seq;
+                    else if (typeof object.seq === "object")
+                        message.seq = new $util.LongBits(object.seq.low >>> 0, object.seq.high >>> 0).toNumber(true);
+            if (object.timeMs != null)
+                if (typeof object.timeMs === "object" ? object.timeMs.low || object.timeMs.high : $Number(object.timeMs) !== 0)
+                    if ($util.Long)
+                        message.timeMs = $util.Long.fromValue(object.timeMs, true);
+                    else if (typeof object.timeMs === "string")
+                        message.timeMs = $parseInt(object.timeMs, 10);
+                    else if (typeof object.timeMs === "number")
+                        message.timeMs = object.timeMs;
+                    else if (typeof object.timeMs === "object")
+                        message.timeMs = new $util.LongBits(object.timeMs.low >>> 0, object.timeMs.high >>> 0).toNumber(true);
+            if (object["function"] != null)
+                if (typeof object["function"] !== "string" || object["function"].length)
+                    message["function"] = $String(object["function"]);
+            if (object.version != null)
+                if ($Number(object.version) !== 0)
+                    message.version = object.version >>> 0;
+            if (object.callId != null)
+                if (typeof object.callId !== "string" || object.callId.length)
+                    message.callId = $String(object.callId);
+            if (object.level != null)
+                if (typeof object.level !== "string" || object.level.length)
+                    message.level = $String(object.level);
+            if (object.text != null)
+                if (typeof object.text !== "string" || object.text.length)
+                    message.text = $String(object.text);
+            if (object.fields != null)
+                if (typeof object.fields !== "string" || object.fields.length)
+                    message.fields = $String(object.fields);
+            return message;
+        };
+
+        /**
+         * Creates a plain object from a FunctionLogRecord message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.FunctionLogRecord
+         * @static
+         * @param {lfaas.FunctionLogRecord} message FunctionLogRecord
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        FunctionLogRecord.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.defaults) {
+                if ($util.Long) {
+                    let long = new $util.Long(0, 0, true);
+                    object.seq = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                } else
+                    object.seq = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                if ($util.Long) {
+                    let long = new $util.Long(0, 0, true);
+                    object.timeMs = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                } else
+                    object.timeMs = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                object["function"] = "";
+                object.version = 0;
+                object.callId = "";
+                object.level = "";
+                object.text = "";
+                object.fields = "";
+            }
+            if (message.seq != null && $Object.hasOwnProperty.call(message, "seq"))
+                if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                    object.seq = typeof message.seq === "number" ? $BigInt(message.seq) : $util.Long.fromBits(message.seq.low >>> 0, message.seq.high >>> 0, true).toBigInt();
+                else if (typeof message.seq === "number")
+                    object.seq = options.longs === $String ? $String(message.seq) : message.seq;
+                else
+                    object.seq = options.longs === $String ? $util.Long.prototype.toString.call(message.seq) : options.longs === $Number ? new $util.LongBits(message.seq.low >>> 0, message.seq.high >>> 0).toNumber(true) : message.seq;
+            if (message.timeMs != null && $Object.hasOwnProperty.call(message, "timeMs"))
+                if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                    object.timeMs = typeof message.timeMs === "number" ? $BigInt(message.timeMs) : $util.Long.fromBits(message.timeMs.low >>> 0, message.timeMs.high >>> 0, true).toBigInt();
+                else if (typeof message.timeMs === "number")
+                    object.timeMs = options.longs === $String ? $String(message.timeMs) : message.timeMs;
+                else
+                    object.timeMs = options.longs === $String ? $util.Long.prototype.toString.call(message.timeMs) : options.longs === $Number ? new $util.LongBits(message.timeMs.low >>> 0, message.timeMs.high >>> 0).toNumber(true) : message.timeMs;
+            if (message["function"] != null && $Object.hasOwnProperty.call(message, "function"))
+                object["function"] = message["function"];
+            if (message.version != null && $Object.hasOwnProperty.call(message, "version"))
+                object.version = message.version;
+            if (message.callId != null && $Object.hasOwnProperty.call(message, "callId"))
+                object.callId = message.callId;
+            if (message.level != null && $Object.hasOwnProperty.call(message, "level"))
+                object.level = message.level;
+            if (message.text != null && $Object.hasOwnProperty.call(message, "text"))
+                object.text = message.text;
+            if (message.fields != null && $Object.hasOwnProperty.call(message, "fields"))
+                object.fields = message.fields;
+            return object;
+        };
+
+        /**
+         * Converts this FunctionLogRecord to JSON.
+         * @function toJSON
+         * @memberof lfaas.FunctionLogRecord
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        FunctionLogRecord.prototype.toJSON = function() {
+            return FunctionLogRecord.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for FunctionLogRecord
+         * @function getTypeUrl
+         * @memberof lfaas.FunctionLogRecord
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        FunctionLogRecord.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.FunctionLogRecord";
+        };
+
+        return FunctionLogRecord;
+    })();
+
+    lfaas.LogsReply = (function() {
+
+        /**
+         * Properties of a LogsReply.
+         * @typedef {Object} lfaas.LogsReply.$Properties
+         * @property {Array.<lfaas.FunctionLogRecord.$Properties>|null} [records] LogsReply records
+         * @property {string|null} [executorId] LogsReply executorId
+         * @property {Array.<string>|null} [executors] LogsReply executors
+         * @property {boolean|null} [truncated] LogsReply truncated
+         * @property {lfaas.Error.$Properties|null} [error] LogsReply error
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a LogsReply.
+         * @memberof lfaas
+         * @interface ILogsReply
+         * @augments lfaas.LogsReply.$Properties
+         * @deprecated Use lfaas.LogsReply.$Properties instead.
+         */
+
+        /**
+         * Shape of a LogsReply.
+         * @typedef {lfaas.LogsReply.$Properties} lfaas.LogsReply.$Shape
+         */
+
+        /**
+         * Constructs a new LogsReply.
+         * @memberof lfaas
+         * @classdesc Represents a LogsReply.
+         * @constructor
+         * @param {lfaas.LogsReply.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const LogsReply = function (properties) {
+            this.records = [];
+            this.executors = [];
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * LogsReply records.
+         * @member {Array.<lfaas.FunctionLogRecord.$Properties>} records
+         * @memberof lfaas.LogsReply
+         * @instance
+         */
+        LogsReply.prototype.records = $util.emptyArray;
+
+        /**
+         * LogsReply executorId.
+         * @member {string} executorId
+         * @memberof lfaas.LogsReply
+         * @instance
+         */
+        LogsReply.prototype.executorId = "";
+
+        /**
+         * LogsReply executors.
+         * @member {Array.<string>} executors
+         * @memberof lfaas.LogsReply
+         * @instance
+         */
+        LogsReply.prototype.executors = $util.emptyArray;
+
+        /**
+         * LogsReply truncated.
+         * @member {boolean} truncated
+         * @memberof lfaas.LogsReply
+         * @instance
+         */
+        LogsReply.prototype.truncated = false;
+
+        /**
+         * LogsReply error.
+         * @member {lfaas.Error.$Properties|null|undefined} error
+         * @memberof lfaas.LogsReply
+         * @instance
+         */
+        LogsReply.prototype.error = null;
+
+        /**
+         * Creates a new LogsReply instance using the specified properties.
+         * @function create
+         * @memberof lfaas.LogsReply
+         * @static
+         * @param {lfaas.LogsReply.$Properties=} [properties] Properties to set
+         * @returns {lfaas.LogsReply} LogsReply instance
+         * @type {{
+         *   (properties: lfaas.LogsReply.$Shape): lfaas.LogsReply & lfaas.LogsReply.$Shape;
+         *   (properties?: lfaas.LogsReply.$Properties): lfaas.LogsReply;
+         * }}
+         */
+        LogsReply.create = function(properties) {
+            return new LogsReply(properties);
+        };
+
+        /**
+         * Encodes the specified LogsReply message. Does not implicitly {@link lfaas.LogsReply.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.LogsReply
+         * @static
+         * @param {lfaas.LogsReply.$Properties} message LogsReply message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        LogsReply.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.records != null && message.records.length)
+                for (let i = 0; i < message.records.length; ++i)
+                    $root.lfaas.FunctionLogRecord.encode(message.records[i], writer.uint32(/* id 1, wireType 2 =*/10).fork(), _depth + 1).ldelim();
+            if (message.executorId != null && $Object.hasOwnProperty.call(message, "executorId") && message.executorId !== "")
+                writer.uint32(/* id 2, wireType 2 =*/18).string(message.executorId);
+            if (message.executors != null && message.executors.length)
+                for (let i = 0; i < message.executors.length; ++i)
+                    writer.uint32(/* id 3, wireType 2 =*/26).string(message.executors[i]);
+            if (message.truncated != null && $Object.hasOwnProperty.call(message, "truncated") && message.truncated !== false)
+                writer.uint32(/* id 4, wireType 0 =*/32).bool(message.truncated);
+            if (message.error != null && $Object.hasOwnProperty.call(message, "error"))
+                $root.lfaas.Error.encode(message.error, writer.uint32(/* id 5, wireType 2 =*/42).fork(), _depth + 1).ldelim();
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified LogsReply message, length delimited. Does not implicitly {@link lfaas.LogsReply.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.LogsReply
+         * @static
+         * @param {lfaas.LogsReply.$Properties} message LogsReply message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        LogsReply.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a LogsReply message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.LogsReply
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.LogsReply & lfaas.LogsReply.$Shape} LogsReply
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        LogsReply.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.LogsReply();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 2)
+                            break;
+                        if (!(message.records && message.records.length))
+                            message.records = [];
+                        message.records.push($root.lfaas.FunctionLogRecord.decode(reader, reader.size(), $undefined, _depth + 1));
+                        continue;
+                    }
+                case 2: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.executorId = value;
+                        else
+                            delete message.executorId;
+                        continue;
+                    }
+                case 3: {
+                        if (wireType !== 2)
+                            break;
+                        if (!(message.executors && message.executors.length))
+                            message.executors = [];
+                        message.executors.push(reader.stringVerify());
+                        continue;
+                    }
+                case 4: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.bool())
+                            message.truncated = value;
+                        else
+                            delete message.truncated;
+                        continue;
+                    }
+                case 5: {
+                        if (wireType !== 2)
+                            break;
+                        message.error = $root.lfaas.Error.decode(reader, reader.size(), $undefined, _depth + 1, message.error);
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a LogsReply message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.LogsReply
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.LogsReply & lfaas.LogsReply.$Shape} LogsReply
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        LogsReply.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a LogsReply message.
+         * @function verify
+         * @memberof lfaas.LogsReply
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        LogsReply.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.records != null && $Object.hasOwnProperty.call(message, "records")) {
+                if (!$Array.isArray(message.records))
+                    return "records: array expected";
+                for (let i = 0; i < message.records.length; ++i) {
+                    let error = $root.lfaas.FunctionLogRecord.verify(message.records[i], _depth + 1);
+                    if (error)
+                        return "records." + error;
+                }
+            }
+            if (message.executorId != null && $Object.hasOwnProperty.call(message, "executorId"))
+                if (!$util.isString(message.executorId))
+                    return "executorId: string expected";
+            if (message.executors != null && $Object.hasOwnProperty.call(message, "executors")) {
+                if (!$Array.isArray(message.executors))
+                    return "executors: array expected";
+                for (let i = 0; i < message.executors.length; ++i)
+                    if (!$util.isString(message.executors[i]))
+                        return "executors: string[] expected";
+            }
+            if (message.truncated != null && $Object.hasOwnProperty.call(message, "truncated"))
+                if (typeof message.truncated !== "boolean")
+                    return "truncated: boolean expected";
+            if (message.error != null && $Object.hasOwnProperty.call(message, "error")) {
+                let error = $root.lfaas.Error.verify(message.error, _depth + 1);
+                if (error)
+                    return "error." + error;
+            }
+            return null;
+        };
+
+        /**
+         * Creates a LogsReply message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.LogsReply
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.LogsReply} LogsReply
+         */
+        LogsReply.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.LogsReply)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.LogsReply: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.LogsReply();
+            if (object.records) {
+                if (!$Array.isArray(object.records))
+                    throw $TypeError(".lfaas.LogsReply.records: array expected");
+                message.records = $Array(object.records.length);
+                for (let i = 0; i < object.records.length; ++i) {
+                    if (!$util.isObject(object.records[i]))
+                        throw $TypeError(".lfaas.LogsReply.records: object expected");
+                    message.records[i] = $root.lfaas.FunctionLogRecord.fromObject(object.records[i], _depth + 1);
+                }
+            }
+            if (object.executorId != null)
+                if (typeof object.executorId !== "string" || object.executorId.length)
+                    message.executorId = $String(object.executorId);
+            if (object.executors) {
+                if (!$Array.isArray(object.executors))
+                    throw $TypeError(".lfaas.LogsReply.executors: array expected");
+                message.executors = $Array(object.executors.length);
+                for (let i = 0; i < object.executors.length; ++i)
+                    message.executors[i] = $String(object.executors[i]);
+            }
+            if (object.truncated != null)
+                if (object.truncated)
+                    message.truncated = $Boolean(object.truncated);
+            if (object.error != null) {
+                if (!$util.isObject(object.error))
+                    throw $TypeError(".lfaas.LogsReply.error: object expected");
+                message.error = $root.lfaas.Error.fromObject(object.error, _depth + 1);
+            }
+            return message;
+        };
+
+        /**
+         * Creates a plain object from a LogsReply message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.LogsReply
+         * @static
+         * @param {lfaas.LogsReply} message LogsReply
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        LogsReply.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.arrays || options.defaults) {
+                object.records = [];
+                object.executors = [];
+            }
+            if (options.defaults) {
+                object.executorId = "";
+                object.truncated = false;
+                object.error = null;
+            }
+            if (message.records && message.records.length) {
+                object.records = $Array(message.records.length);
+                for (let j = 0; j < message.records.length; ++j)
+                    object.records[j] = $root.lfaas.FunctionLogRecord.toObject(message.records[j], options, _depth + 1);
+            }
+            if (message.executorId != null && $Object.hasOwnProperty.call(message, "executorId"))
+                object.executorId = message.executorId;
+            if (message.executors && message.executors.length) {
+                object.executors = $Array(message.executors.length);
+                for (let j = 0; j < message.executors.length; ++j)
+                    object.executors[j] = message.executors[j];
+            }
+            if (message.truncated != null && $Object.hasOwnProperty.call(message, "truncated"))
+                object.truncated = message.truncated;
+            if (message.error != null && $Object.hasOwnProperty.call(message, "error"))
+                object.error = $root.lfaas.Error.toObject(message.error, options, _depth + 1);
+            return object;
+        };
+
+        /**
+         * Converts this LogsReply to JSON.
+         * @function toJSON
+         * @memberof lfaas.LogsReply
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        LogsReply.prototype.toJSON = function() {
+            return LogsReply.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for LogsReply
+         * @function getTypeUrl
+         * @memberof lfaas.LogsReply
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        LogsReply.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.LogsReply";
+        };
+
+        return LogsReply;
+    })();
+
+    lfaas.InvocationsRequest = (function() {
+
+        /**
+         * Properties of an InvocationsRequest.
+         * @typedef {Object} lfaas.InvocationsRequest.$Properties
+         * @property {string|null} [name] InvocationsRequest name
+         * @property {boolean|null} [runningOnly] InvocationsRequest runningOnly
+         * @property {number|null} [limit] InvocationsRequest limit
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of an InvocationsRequest.
+         * @memberof lfaas
+         * @interface IInvocationsRequest
+         * @augments lfaas.InvocationsRequest.$Properties
+         * @deprecated Use lfaas.InvocationsRequest.$Properties instead.
+         */
+
+        /**
+         * Shape of an InvocationsRequest.
+         * @typedef {lfaas.InvocationsRequest.$Properties} lfaas.InvocationsRequest.$Shape
+         */
+
+        /**
+         * Constructs a new InvocationsRequest.
+         * @memberof lfaas
+         * @classdesc Represents an InvocationsRequest.
+         * @constructor
+         * @param {lfaas.InvocationsRequest.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const InvocationsRequest = function (properties) {
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * InvocationsRequest name.
+         * @member {string} name
+         * @memberof lfaas.InvocationsRequest
+         * @instance
+         */
+        InvocationsRequest.prototype.name = "";
+
+        /**
+         * InvocationsRequest runningOnly.
+         * @member {boolean} runningOnly
+         * @memberof lfaas.InvocationsRequest
+         * @instance
+         */
+        InvocationsRequest.prototype.runningOnly = false;
+
+        /**
+         * InvocationsRequest limit.
+         * @member {number} limit
+         * @memberof lfaas.InvocationsRequest
+         * @instance
+         */
+        InvocationsRequest.prototype.limit = 0;
+
+        /**
+         * Creates a new InvocationsRequest instance using the specified properties.
+         * @function create
+         * @memberof lfaas.InvocationsRequest
+         * @static
+         * @param {lfaas.InvocationsRequest.$Properties=} [properties] Properties to set
+         * @returns {lfaas.InvocationsRequest} InvocationsRequest instance
+         * @type {{
+         *   (properties: lfaas.InvocationsRequest.$Shape): lfaas.InvocationsRequest & lfaas.InvocationsRequest.$Shape;
+         *   (properties?: lfaas.InvocationsRequest.$Properties): lfaas.InvocationsRequest;
+         * }}
+         */
+        InvocationsRequest.create = function(properties) {
+            return new InvocationsRequest(properties);
+        };
+
+        /**
+         * Encodes the specified InvocationsRequest message. Does not implicitly {@link lfaas.InvocationsRequest.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.InvocationsRequest
+         * @static
+         * @param {lfaas.InvocationsRequest.$Properties} message InvocationsRequest message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        InvocationsRequest.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name") && message.name !== "")
+                writer.uint32(/* id 1, wireType 2 =*/10).string(message.name);
+            if (message.runningOnly != null && $Object.hasOwnProperty.call(message, "runningOnly") && message.runningOnly !== false)
+                writer.uint32(/* id 2, wireType 0 =*/16).bool(message.runningOnly);
+            if (message.limit != null && $Object.hasOwnProperty.call(message, "limit") && message.limit !== 0)
+                writer.uint32(/* id 3, wireType 0 =*/24).uint32(message.limit);
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified InvocationsRequest message, length delimited. Does not implicitly {@link lfaas.InvocationsRequest.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.InvocationsRequest
+         * @static
+         * @param {lfaas.InvocationsRequest.$Properties} message InvocationsRequest message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        InvocationsRequest.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes an InvocationsRequest message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.InvocationsRequest
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.InvocationsRequest & lfaas.InvocationsRequest.$Shape} InvocationsRequest
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        InvocationsRequest.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.InvocationsRequest();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.name = value;
+                        else
+                            delete message.name;
+                        continue;
+                    }
+                case 2: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.bool())
+                            message.runningOnly = value;
+                        else
+                            delete message.runningOnly;
+                        continue;
+                    }
+                case 3: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.limit = value;
+                        else
+                            delete message.limit;
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes an InvocationsRequest message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.InvocationsRequest
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.InvocationsRequest & lfaas.InvocationsRequest.$Shape} InvocationsRequest
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        InvocationsRequest.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies an InvocationsRequest message.
+         * @function verify
+         * @memberof lfaas.InvocationsRequest
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        InvocationsRequest.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
+                if (!$util.isString(message.name))
+                    return "name: string expected";
+            if (message.runningOnly != null && $Object.hasOwnProperty.call(message, "runningOnly"))
+                if (typeof message.runningOnly !== "boolean")
+                    return "runningOnly: boolean expected";
+            if (message.limit != null && $Object.hasOwnProperty.call(message, "limit"))
+                if (!$util.isInteger(message.limit))
+                    return "limit: integer expected";
+            return null;
+        };
+
+        /**
+         * Creates an InvocationsRequest message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.InvocationsRequest
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.InvocationsRequest} InvocationsRequest
+         */
+        InvocationsRequest.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.InvocationsRequest)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.InvocationsRequest: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.InvocationsRequest();
+            if (object.name != null)
+                if (typeof object.name !== "string" || object.name.length)
+                    message.name = $String(object.name);
+            if (object.runningOnly != null)
+                if (object.runningOnly)
+                    message.runningOnly = $Boolean(object.runningOnly);
+            if (object.limit != null)
+                if ($Number(object.limit) !== 0)
+                    message.limit = object.limit >>> 0;
+            return message;
+        };
+
+        /**
+         * Creates a plain object from an InvocationsRequest message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.InvocationsRequest
+         * @static
+         * @param {lfaas.InvocationsRequest} message InvocationsRequest
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        InvocationsRequest.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.defaults) {
+                object.name = "";
+                object.runningOnly = false;
+                object.limit = 0;
+            }
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
+                object.name = message.name;
+            if (message.runningOnly != null && $Object.hasOwnProperty.call(message, "runningOnly"))
+                object.runningOnly = message.runningOnly;
+            if (message.limit != null && $Object.hasOwnProperty.call(message, "limit"))
+                object.limit = message.limit;
+            return object;
+        };
+
+        /**
+         * Converts this InvocationsRequest to JSON.
+         * @function toJSON
+         * @memberof lfaas.InvocationsRequest
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        InvocationsRequest.prototype.toJSON = function() {
+            return InvocationsRequest.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for InvocationsRequest
+         * @function getTypeUrl
+         * @memberof lfaas.InvocationsRequest
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        InvocationsRequest.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.InvocationsRequest";
+        };
+
+        return InvocationsRequest;
+    })();
+
+    /**
+     * InvocationState enum.
+     * @name lfaas.InvocationState
+     * @enum {number}
+     * @property {number} INVOCATION_STATE_UNSPECIFIED=0 INVOCATION_STATE_UNSPECIFIED value
+     * @property {number} INVOCATION_QUEUED=1 INVOCATION_QUEUED value
+     * @property {number} INVOCATION_RUNNING=2 INVOCATION_RUNNING value
+     * @property {number} INVOCATION_SUCCEEDED=3 INVOCATION_SUCCEEDED value
+     * @property {number} INVOCATION_FAILED=4 INVOCATION_FAILED value
+     * @property {number} INVOCATION_TIMED_OUT=5 INVOCATION_TIMED_OUT value
+     * @property {number} INVOCATION_CANCELLED=6 INVOCATION_CANCELLED value
+     */
+    lfaas.InvocationState = (function() {
+        const valuesById = $Object.create(null), values = $Object.create(valuesById);
+        values[valuesById[0] = "INVOCATION_STATE_UNSPECIFIED"] = 0;
+        values[valuesById[1] = "INVOCATION_QUEUED"] = 1;
+        values[valuesById[2] = "INVOCATION_RUNNING"] = 2;
+        values[valuesById[3] = "INVOCATION_SUCCEEDED"] = 3;
+        values[valuesById[4] = "INVOCATION_FAILED"] = 4;
+        values[valuesById[5] = "INVOCATION_TIMED_OUT"] = 5;
+        values[valuesById[6] = "INVOCATION_CANCELLED"] = 6;
+        return values;
+    })();
+
+    lfaas.InvocationInfo = (function() {
+
+        /**
+         * Properties of an InvocationInfo.
+         * @typedef {Object} lfaas.InvocationInfo.$Properties
+         * @property {string|null} [callId] InvocationInfo callId
+         * @property {string|null} [name] InvocationInfo name
+         * @property {boolean|null} [dag] InvocationInfo dag
+         * @property {lfaas.InvocationState|null} [state] InvocationInfo state
+         * @property {lfaas.Error.$Properties|null} [error] InvocationInfo error
+         * @property {string|null} [node] InvocationInfo node
+         * @property {number|null} [startedAtMs] InvocationInfo startedAtMs
+         * @property {number|null} [durationMs] InvocationInfo durationMs
+         * @property {string|null} [mode] InvocationInfo mode
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of an InvocationInfo.
+         * @memberof lfaas
+         * @interface IInvocationInfo
+         * @augments lfaas.InvocationInfo.$Properties
+         * @deprecated Use lfaas.InvocationInfo.$Properties instead.
+         */
+
+        /**
+         * Shape of an InvocationInfo.
+         * @typedef {lfaas.InvocationInfo.$Properties} lfaas.InvocationInfo.$Shape
+         */
+
+        /**
+         * Constructs a new InvocationInfo.
+         * @memberof lfaas
+         * @classdesc Represents an InvocationInfo.
+         * @constructor
+         * @param {lfaas.InvocationInfo.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const InvocationInfo = function (properties) {
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * InvocationInfo callId.
+         * @member {string} callId
+         * @memberof lfaas.InvocationInfo
+         * @instance
+         */
+        InvocationInfo.prototype.callId = "";
+
+        /**
+         * InvocationInfo name.
+         * @member {string} name
+         * @memberof lfaas.InvocationInfo
+         * @instance
+         */
+        InvocationInfo.prototype.name = "";
+
+        /**
+         * InvocationInfo dag.
+         * @member {boolean} dag
+         * @memberof lfaas.InvocationInfo
+         * @instance
+         */
+        InvocationInfo.prototype.dag = false;
+
+        /**
+         * InvocationInfo state.
+         * @member {lfaas.InvocationState} state
+         * @memberof lfaas.InvocationInfo
+         * @instance
+         */
+        InvocationInfo.prototype.state = 0;
+
+        /**
+         * InvocationInfo error.
+         * @member {lfaas.Error.$Properties|null|undefined} error
+         * @memberof lfaas.InvocationInfo
+         * @instance
+         */
+        InvocationInfo.prototype.error = null;
+
+        /**
+         * InvocationInfo node.
+         * @member {string} node
+         * @memberof lfaas.InvocationInfo
+         * @instance
+         */
+        InvocationInfo.prototype.node = "";
+
+        /**
+         * InvocationInfo startedAtMs.
+         * @member {number} startedAtMs
+         * @memberof lfaas.InvocationInfo
+         * @instance
+         */
+        InvocationInfo.prototype.startedAtMs = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+        /**
+         * InvocationInfo durationMs.
+         * @member {number} durationMs
+         * @memberof lfaas.InvocationInfo
+         * @instance
+         */
+        InvocationInfo.prototype.durationMs = 0;
+
+        /**
+         * InvocationInfo mode.
+         * @member {string} mode
+         * @memberof lfaas.InvocationInfo
+         * @instance
+         */
+        InvocationInfo.prototype.mode = "";
+
+        /**
+         * Creates a new InvocationInfo instance using the specified properties.
+         * @function create
+         * @memberof lfaas.InvocationInfo
+         * @static
+         * @param {lfaas.InvocationInfo.$Properties=} [properties] Properties to set
+         * @returns {lfaas.InvocationInfo} InvocationInfo instance
+         * @type {{
+         *   (properties: lfaas.InvocationInfo.$Shape): lfaas.InvocationInfo & lfaas.InvocationInfo.$Shape;
+         *   (properties?: lfaas.InvocationInfo.$Properties): lfaas.InvocationInfo;
+         * }}
+         */
+        InvocationInfo.create = function(properties) {
+            return new InvocationInfo(properties);
+        };
+
+        /**
+         * Encodes the specified InvocationInfo message. Does not implicitly {@link lfaas.InvocationInfo.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.InvocationInfo
+         * @static
+         * @param {lfaas.InvocationInfo.$Properties} message InvocationInfo message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        InvocationInfo.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.callId != null && $Object.hasOwnProperty.call(message, "callId") && message.callId !== "")
+                writer.uint32(/* id 1, wireType 2 =*/10).string(message.callId);
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name") && message.name !== "")
+                writer.uint32(/* id 2, wireType 2 =*/18).string(message.name);
+            if (message.dag != null && $Object.hasOwnProperty.call(message, "dag") && message.dag !== false)
+                writer.uint32(/* id 3, wireType 0 =*/24).bool(message.dag);
+            if (message.state != null && $Object.hasOwnProperty.call(message, "state") && message.state !== 0)
+                writer.uint32(/* id 4, wireType 0 =*/32).int32(message.state);
+            if (message.error != null && $Object.hasOwnProperty.call(message, "error"))
+                $root.lfaas.Error.encode(message.error, writer.uint32(/* id 5, wireType 2 =*/42).fork(), _depth + 1).ldelim();
+            if (message.node != null && $Object.hasOwnProperty.call(message, "node") && message.node !== "")
+                writer.uint32(/* id 6, wireType 2 =*/50).string(message.node);
+            if (message.startedAtMs != null && $Object.hasOwnProperty.call(message, "startedAtMs") && (typeof message.startedAtMs === "object" ? message.startedAtMs.low || message.startedAtMs.high : message.startedAtMs !== 0))
+                writer.uint32(/* id 7, wireType 0 =*/56).uint64(message.startedAtMs);
+            if (message.durationMs != null && $Object.hasOwnProperty.call(message, "durationMs") && message.durationMs !== 0)
+                writer.uint32(/* id 8, wireType 0 =*/64).uint32(message.durationMs);
+            if (message.mode != null && $Object.hasOwnProperty.call(message, "mode") && message.mode !== "")
+                writer.uint32(/* id 9, wireType 2 =*/74).string(message.mode);
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified InvocationInfo message, length delimited. Does not implicitly {@link lfaas.InvocationInfo.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.InvocationInfo
+         * @static
+         * @param {lfaas.InvocationInfo.$Properties} message InvocationInfo message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        InvocationInfo.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes an InvocationInfo message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.InvocationInfo
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.InvocationInfo & lfaas.InvocationInfo.$Shape} InvocationInfo
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        InvocationInfo.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.InvocationInfo();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.callId = value;
+                        else
+                            delete message.callId;
+                        continue;
+                    }
+                case 2: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.name = value;
+                        else
+                            delete message.name;
+                        continue;
+                    }
+                case 3: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.bool())
+                            message.dag = value;
+                        else
+                            delete message.dag;
+                        continue;
+                    }
+                case 4: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.int32())
+                            message.state = value;
+                        else
+                            delete message.state;
+                        continue;
+                    }
+                case 5: {
+                        if (wireType !== 2)
+                            break;
+                        message.error = $root.lfaas.Error.decode(reader, reader.size(), $undefined, _depth + 1, message.error);
+                        continue;
+                    }
+                case 6: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.node = value;
+                        else
+                            delete message.node;
+                        continue;
+                    }
+                case 7: {
+                        if (wireType !== 0)
+                            break;
+                        if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                            message.startedAtMs = value;
+                        else
+                            delete message.startedAtMs;
+                        continue;
+                    }
+                case 8: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.durationMs = value;
+                        else
+                            delete message.durationMs;
+                        continue;
+                    }
+                case 9: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.mode = value;
+                        else
+                            delete message.mode;
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes an InvocationInfo message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.InvocationInfo
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.InvocationInfo & lfaas.InvocationInfo.$Shape} InvocationInfo
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        InvocationInfo.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies an InvocationInfo message.
+         * @function verify
+         * @memberof lfaas.InvocationInfo
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        InvocationInfo.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.callId != null && $Object.hasOwnProperty.call(message, "callId"))
+                if (!$util.isString(message.callId))
+                    return "callId: string expected";
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
+                if (!$util.isString(message.name))
+                    return "name: string expected";
+            if (message.dag != null && $Object.hasOwnProperty.call(message, "dag"))
+                if (typeof message.dag !== "boolean")
+                    return "dag: boolean expected";
+            if (message.state != null && $Object.hasOwnProperty.call(message, "state"))
+                if (typeof message.state !== "number" || (message.state | 0) !== message.state)
+                    return "state: enum value expected";
+            if (message.error != null && $Object.hasOwnProperty.call(message, "error")) {
+                let error = $root.lfaas.Error.verify(message.error, _depth + 1);
+                if (error)
+                    return "error." + error;
+            }
+            if (message.node != null && $Object.hasOwnProperty.call(message, "node"))
+                if (!$util.isString(message.node))
+                    return "node: string expected";
+            if (message.startedAtMs != null && $Object.hasOwnProperty.call(message, "startedAtMs"))
+                if (!$util.isInteger(message.startedAtMs) && !(message.startedAtMs && $util.isInteger(message.startedAtMs.low) && $util.isInteger(message.startedAtMs.high)))
+                    return "startedAtMs: integer|Long expected";
+            if (message.durationMs != null && $Object.hasOwnProperty.call(message, "durationMs"))
+                if (!$util.isInteger(message.durationMs))
+                    return "durationMs: integer expected";
+            if (message.mode != null && $Object.hasOwnProperty.call(message, "mode"))
+                if (!$util.isString(message.mode))
+                    return "mode: string expected";
+            return null;
+        };
+
+        /**
+         * Creates an InvocationInfo message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.InvocationInfo
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.InvocationInfo} InvocationInfo
+         */
+        InvocationInfo.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.InvocationInfo)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.InvocationInfo: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.InvocationInfo();
+            if (object.callId != null)
+                if (typeof object.callId !== "string" || object.callId.length)
+                    message.callId = $String(object.callId);
+            if (object.name != null)
+                if (typeof object.name !== "string" || object.name.length)
+                    message.name = $String(object.name);
+            if (object.dag != null)
+                if (object.dag)
+                    message.dag = $Boolean(object.dag);
+            if (object.state !== 0 && (typeof object.state !== "string" || $root.lfaas.InvocationState[object.state] !== 0))
+                switch (object.state) {
+                case "INVOCATION_STATE_UNSPECIFIED":
+                case 0:
+                    message.state = 0;
+                    break;
+                case "INVOCATION_QUEUED":
+                case 1:
+                    message.state = 1;
+                    break;
+                case "INVOCATION_RUNNING":
+                case 2:
+                    message.state = 2;
+                    break;
+                case "INVOCATION_SUCCEEDED":
+                case 3:
+                    message.state = 3;
+                    break;
+                case "INVOCATION_FAILED":
+                case 4:
+                    message.state = 4;
+                    break;
+                case "INVOCATION_TIMED_OUT":
+                case 5:
+                    message.state = 5;
+                    break;
+                case "INVOCATION_CANCELLED":
+                case 6:
+                    message.state = 6;
+                    break;
+                default:
+                    if (typeof object.state === "number" && (object.state | 0) === object.state)
+                        message.state = object.state;
+                }
+            if (object.error != null) {
+                if (!$util.isObject(object.error))
+                    throw $TypeError(".lfaas.InvocationInfo.error: object expected");
+                message.error = $root.lfaas.Error.fromObject(object.error, _depth + 1);
+            }
+            if (object.node != null)
+                if (typeof object.node !== "string" || object.node.length)
+                    message.node = $String(object.node);
+            if (object.startedAtMs != null)
+                if (typeof object.startedAtMs === "object" ? object.startedAtMs.low || object.startedAtMs.high : $Number(object.startedAtMs) !== 0)
+                    if ($util.Long)
+                        message.startedAtMs = $util.Long.fromValue(object.startedAtMs, true);
+                    else if (typeof object.startedAtMs === "string")
+                        message.startedAtMs = $parseInt(object.startedAtMs, 10);
+                    else if (typeof object.startedAtMs === "number")
+                        message.startedAtMs = object.startedAtMs;
+                    else if (typeof object.startedAtMs === "object")
+                        message.startedAtMs = new $util.LongBits(object.startedAtMs.low >>> 0, object.startedAtMs.high >>> 0).toNumber(true);
+            if (object.durationMs != null)
+                if ($Number(object.durationMs) !== 0)
+                    message.durationMs = object.durationMs >>> 0;
+            if (object.mode != null)
+                if (typeof object.mode !== "string" || object.mode.length)
+                    message.mode = $String(object.mode);
+            return message;
+        };
+
+        /**
+         * Creates a plain object from an InvocationInfo message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.InvocationInfo
+         * @static
+         * @param {lfaas.InvocationInfo} message InvocationInfo
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        InvocationInfo.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.defaults) {
+                object.callId = "";
+                object.name = "";
+                object.dag = false;
+                object.state = options.enums === $String ? "INVOCATION_STATE_UNSPECIFIED" : 0;
+                object.error = null;
+                object.node = "";
+                if ($util.Long) {
+                    let long = new $util.Long(0, 0, true);
+                    object.startedAtMs = options.longs === $String ? long.toString() : options.longs === $Number ? long.toNumber() : typeof $BigInt !== "undefined" && options.longs === $BigInt ? long.toBigInt() : long;
+                } else
+                    object.startedAtMs = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
+                object.durationMs = 0;
+                object.mode = "";
+            }
+            if (message.callId != null && $Object.hasOwnProperty.call(message, "callId"))
+                object.callId = message.callId;
+            if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
+                object.name = message.name;
+            if (message.dag != null && $Object.hasOwnProperty.call(message, "dag"))
+                object.dag = message.dag;
+            if (message.state != null && $Object.hasOwnProperty.call(message, "state"))
+                object.state = options.enums === $String ? $root.lfaas.InvocationState[message.state] === $undefined ? message.state : $root.lfaas.InvocationState[message.state] : message.state;
+            if (message.error != null && $Object.hasOwnProperty.call(message, "error"))
+                object.error = $root.lfaas.Error.toObject(message.error, options, _depth + 1);
+            if (message.node != null && $Object.hasOwnProperty.call(message, "node"))
+                object.node = message.node;
+            if (message.startedAtMs != null && $Object.hasOwnProperty.call(message, "startedAtMs"))
+                if (typeof $BigInt !== "undefined" && options.longs === $BigInt)
+                    object.startedAtMs = typeof message.startedAtMs === "number" ? $BigInt(message.startedAtMs) : $util.Long.fromBits(message.startedAtMs.low >>> 0, message.startedAtMs.high >>> 0, true).toBigInt();
+                else if (typeof message.startedAtMs === "number")
+                    object.startedAtMs = options.longs === $String ? $String(message.startedAtMs) : message.startedAtMs;
+                else
+                    object.startedAtMs = options.longs === $String ? $util.Long.prototype.toString.call(message.startedAtMs) : options.longs === $Number ? new $util.LongBits(message.startedAtMs.low >>> 0, message.startedAtMs.high >>> 0).toNumber(true) : message.startedAtMs;
+            if (message.durationMs != null && $Object.hasOwnProperty.call(message, "durationMs"))
+                object.durationMs = message.durationMs;
+            if (message.mode != null && $Object.hasOwnProperty.call(message, "mode"))
+                object.mode = message.mode;
+            return object;
+        };
+
+        /**
+         * Converts this InvocationInfo to JSON.
+         * @function toJSON
+         * @memberof lfaas.InvocationInfo
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        InvocationInfo.prototype.toJSON = function() {
+            return InvocationInfo.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for InvocationInfo
+         * @function getTypeUrl
+         * @memberof lfaas.InvocationInfo
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        InvocationInfo.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.InvocationInfo";
+        };
+
+        return InvocationInfo;
+    })();
+
+    lfaas.InvocationList = (function() {
+
+        /**
+         * Properties of an InvocationList.
+         * @typedef {Object} lfaas.InvocationList.$Properties
+         * @property {Array.<lfaas.InvocationInfo.$Properties>|null} [invocations] InvocationList invocations
+         * @property {Array.<string>|null} [executors] InvocationList executors
+         * @property {lfaas.Error.$Properties|null} [error] InvocationList error
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of an InvocationList.
+         * @memberof lfaas
+         * @interface IInvocationList
+         * @augments lfaas.InvocationList.$Properties
+         * @deprecated Use lfaas.InvocationList.$Properties instead.
+         */
+
+        /**
+         * Shape of an InvocationList.
+         * @typedef {lfaas.InvocationList.$Properties} lfaas.InvocationList.$Shape
+         */
+
+        /**
+         * Constructs a new InvocationList.
+         * @memberof lfaas
+         * @classdesc Represents an InvocationList.
+         * @constructor
+         * @param {lfaas.InvocationList.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const InvocationList = function (properties) {
+            this.invocations = [];
+            this.executors = [];
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * InvocationList invocations.
+         * @member {Array.<lfaas.InvocationInfo.$Properties>} invocations
+         * @memberof lfaas.InvocationList
+         * @instance
+         */
+        InvocationList.prototype.invocations = $util.emptyArray;
+
+        /**
+         * InvocationList executors.
+         * @member {Array.<string>} executors
+         * @memberof lfaas.InvocationList
+         * @instance
+         */
+        InvocationList.prototype.executors = $util.emptyArray;
+
+        /**
+         * InvocationList error.
+         * @member {lfaas.Error.$Properties|null|undefined} error
+         * @memberof lfaas.InvocationList
+         * @instance
+         */
+        InvocationList.prototype.error = null;
+
+        /**
+         * Creates a new InvocationList instance using the specified properties.
+         * @function create
+         * @memberof lfaas.InvocationList
+         * @static
+         * @param {lfaas.InvocationList.$Properties=} [properties] Properties to set
+         * @returns {lfaas.InvocationList} InvocationList instance
+         * @type {{
+         *   (properties: lfaas.InvocationList.$Shape): lfaas.InvocationList & lfaas.InvocationList.$Shape;
+         *   (properties?: lfaas.InvocationList.$Properties): lfaas.InvocationList;
+         * }}
+         */
+        InvocationList.create = function(properties) {
+            return new InvocationList(properties);
+        };
+
+        /**
+         * Encodes the specified InvocationList message. Does not implicitly {@link lfaas.InvocationList.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.InvocationList
+         * @static
+         * @param {lfaas.InvocationList.$Properties} message InvocationList message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        InvocationList.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.invocations != null && message.invocations.length)
+                for (let i = 0; i < message.invocations.length; ++i)
+                    $root.lfaas.InvocationInfo.encode(message.invocations[i], writer.uint32(/* id 1, wireType 2 =*/10).fork(), _depth + 1).ldelim();
+            if (message.executors != null && message.executors.length)
+                for (let i = 0; i < message.executors.length; ++i)
+                    writer.uint32(/* id 2, wireType 2 =*/18).string(message.executors[i]);
+            if (message.error != null && $Object.hasOwnProperty.call(message, "error"))
+                $root.lfaas.Error.encode(message.error, writer.uint32(/* id 3, wireType 2 =*/26).fork(), _depth + 1).ldelim();
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified InvocationList message, length delimited. Does not implicitly {@link lfaas.InvocationList.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.InvocationList
+         * @static
+         * @param {lfaas.InvocationList.$Properties} message InvocationList message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        InvocationList.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes an InvocationList message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.InvocationList
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.InvocationList & lfaas.InvocationList.$Shape} InvocationList
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        InvocationList.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.InvocationList();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 2)
+                            break;
+                        if (!(message.invocations && message.invocations.length))
+                            message.invocations = [];
+                        message.invocations.push($root.lfaas.InvocationInfo.decode(reader, reader.size(), $undefined, _depth + 1));
+                        continue;
+                    }
+                case 2: {
+                        if (wireType !== 2)
+                            break;
+                        if (!(message.executors && message.executors.length))
+                            message.executors = [];
+                        message.executors.push(reader.stringVerify());
+                        continue;
+                    }
+                case 3: {
+                        if (wireType !== 2)
+                            break;
+                        message.error = $root.lfaas.Error.decode(reader, reader.size(), $undefined, _depth + 1, message.error);
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes an InvocationList message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.InvocationList
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.InvocationList & lfaas.InvocationList.$Shape} InvocationList
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        InvocationList.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies an InvocationList message.
+         * @function verify
+         * @memberof lfaas.InvocationList
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        InvocationList.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.invocations != null && $Object.hasOwnProperty.call(message, "invocations")) {
+                if (!$Array.isArray(message.invocations))
+                    return "invocations: array expected";
+                for (let i = 0; i < message.invocations.length; ++i) {
+                    let error = $root.lfaas.InvocationInfo.verify(message.invocations[i], _depth + 1);
+                    if (error)
+                        return "invocations." + error;
+                }
+            }
+            if (message.executors != null && $Object.hasOwnProperty.call(message, "executors")) {
+                if (!$Array.isArray(message.executors))
+                    return "executors: array expected";
+                for (let i = 0; i < message.executors.length; ++i)
+                    if (!$util.isString(message.executors[i]))
+                        return "executors: string[] expected";
+            }
+            if (message.error != null && $Object.hasOwnProperty.call(message, "error")) {
+                let error = $root.lfaas.Error.verify(message.error, _depth + 1);
+                if (error)
+                    return "error." + error;
+            }
+            return null;
+        };
+
+        /**
+         * Creates an InvocationList message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.InvocationList
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.InvocationList} InvocationList
+         */
+        InvocationList.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.InvocationList)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.InvocationList: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.InvocationList();
+            if (object.invocations) {
+                if (!$Array.isArray(object.invocations))
+                    throw $TypeError(".lfaas.InvocationList.invocations: array expected");
+                message.invocations = $Array(object.invocations.length);
+                for (let i = 0; i < object.invocations.length; ++i) {
+                    if (!$util.isObject(object.invocations[i]))
+                        throw $TypeError(".lfaas.InvocationList.invocations: object expected");
+                    message.invocations[i] = $root.lfaas.InvocationInfo.fromObject(object.invocations[i], _depth + 1);
+                }
+            }
+            if (object.executors) {
+                if (!$Array.isArray(object.executors))
+                    throw $TypeError(".lfaas.InvocationList.executors: array expected");
+                message.executors = $Array(object.executors.length);
+                for (let i = 0; i < object.executors.length; ++i)
+                    message.executors[i] = $String(object.executors[i]);
+            }
+            if (object.error != null) {
+                if (!$util.isObject(object.error))
+                    throw $TypeError(".lfaas.InvocationList.error: object expected");
+                message.error = $root.lfaas.Error.fromObject(object.error, _depth + 1);
+            }
+            return message;
+        };
+
+        /**
+         * Creates a plain object from an InvocationList message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.InvocationList
+         * @static
+         * @param {lfaas.InvocationList} message InvocationList
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        InvocationList.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.arrays || options.defaults) {
+                object.invocations = [];
+                object.executors = [];
+            }
+            if (options.defaults)
+                object.error = null;
+            if (message.invocations && message.invocations.length) {
+                object.invocations = $Array(message.invocations.length);
+                for (let j = 0; j < message.invocations.length; ++j)
+                    object.invocations[j] = $root.lfaas.InvocationInfo.toObject(message.invocations[j], options, _depth + 1);
+            }
+            if (message.executors && message.executors.length) {
+                object.executors = $Array(message.executors.length);
+                for (let j = 0; j < message.executors.length; ++j)
+                    object.executors[j] = message.executors[j];
+            }
+            if (message.error != null && $Object.hasOwnProperty.call(message, "error"))
+                object.error = $root.lfaas.Error.toObject(message.error, options, _depth + 1);
+            return object;
+        };
+
+        /**
+         * Converts this InvocationList to JSON.
+         * @function toJSON
+         * @memberof lfaas.InvocationList
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        InvocationList.prototype.toJSON = function() {
+            return InvocationList.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for InvocationList
+         * @function getTypeUrl
+         * @memberof lfaas.InvocationList
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        InvocationList.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.InvocationList";
+        };
+
+        return InvocationList;
     })();
 
     return lfaas;

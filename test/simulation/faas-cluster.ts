@@ -194,6 +194,7 @@ export class SimulatedHost implements MachineTasks {
       case 'pinned':
       case 'deliver':
       case 'endRun':
+      case 'cancel':
         after(0, () => done(undefined));
         return;
     }
