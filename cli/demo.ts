@@ -18,13 +18,14 @@
  *    cluster's own with --autoscale, else one the demo starts, with a low threshold) replicates it
  *    on every node and every shard of each, then, once the reads stop and it cools, puts it back;
  *    its events are printed from the KVS's event log (what `lfaas events` shows).
+ * 6-8. Cold starts, Retwis and prediction serving (their own files).
+ * 9. Around a function (developer-demo.ts): a call through the HTTP ingress, a thrown error's
+ *    stack mapped to its `.ts` lines, its logs, an async call cancelled, the invocations listing.
  *
  * cli/ may not import examples/ (test/architecture.test.ts), so the function modules are found on
  * disk: beside the sources from `cli/*.ts`, and from `dist/cli/*.js` in the repository the build
  * ran in (the TypeScript sources, else their compiled `.js` under dist/examples/).
  */
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Counter, HybridClock, LatticeFaas, LfaasError, Lww, dag } from '../client/index.js';
 import { DEFAULT_POLICY, policyWith } from '../monitor/index.js';
 import type { MonitorEvent } from '../monitor/index.js';
@@ -32,23 +33,13 @@ import { createToken } from '../protocol/index.js';
 import { readTokenKeys } from './keys-commands.js';
 import { readEvents, startMonitor } from './monitor.js';
 import { predictDemo } from './predict-demo.js';
+import { developerDemo } from './developer-demo.js';
+import { exampleFunctionPath } from './example-paths.js';
 import { roleSecurity } from './security.js';
 
 const CLIENTS = 4;
 const HOUR_MS = 3_600_000;
 const CALLS = 25;
-
-/** The path of example function `name` (examples/<folder>/<name>.ts, or its compiled .js; folder `functions` by default). */
-export function exampleFunctionPath(name: string, folder = 'functions'): string {
-  const candidates = [
-    new URL(`../../examples/${folder}/${name}.ts`, import.meta.url), // from dist/cli/: the repository's sources
-    new URL(`../examples/${folder}/${name}.ts`, import.meta.url), // from cli/ (sources run directly)
-    new URL(`../examples/${folder}/${name}.js`, import.meta.url), // from dist/cli/: the compiled module
-  ].map((url) => fileURLToPath(url));
-  const found = candidates.find((path) => existsSync(path));
-  if (found === undefined) throw new Error(`example function ${name} not found (looked for ${candidates.join(', ')})`);
-  return found;
-}
 
 /**
  * Runs the demos (the client presents LFAAS_TOKEN, the admin token); `keys` (the cluster's keys
@@ -56,10 +47,10 @@ export function exampleFunctionPath(name: string, folder = 'functions'): string 
  * every result was right.
  */
 /** The demos by name, in the order `lfaas up --demo` runs them all. */
-export const DEMO_NAMES = ['counter', 'dag', 'sandbox', 'owners', 'hotkey', 'coldstart', 'retwis', 'predict'] as const;
+export const DEMO_NAMES = ['counter', 'dag', 'sandbox', 'owners', 'hotkey', 'coldstart', 'retwis', 'predict', 'developer'] as const;
 export type DemoName = (typeof DEMO_NAMES)[number];
 
-export async function runDemos(routing: readonly string[], schedulers: readonly string[], keys: string, monitorRunning = false, only?: DemoName): Promise<boolean> {
+export async function runDemos(routing: readonly string[], schedulers: readonly string[], keys: string, monitorRunning = false, only?: DemoName, ingress?: string): Promise<boolean> {
   const faas = await LatticeFaas.connect({ routing, schedulers });
   const demos: Record<DemoName, () => Promise<boolean>> = {
     counter: () => sharedCounterDemo(faas, routing, schedulers),
@@ -71,6 +62,7 @@ export async function runDemos(routing: readonly string[], schedulers: readonly 
     retwis: () => retwisDemo(faas),
     // Skipped in the full run unless the ML packages are installed; named, it installs them.
     predict: () => predictDemo(faas, only === 'predict'),
+    developer: () => developerDemo(faas, ingress),
   };
   try {
     let ok = true;

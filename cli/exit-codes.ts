@@ -77,7 +77,7 @@ export const EXIT_CODES_HELP = `Exit codes:
   4  refused: token missing, invalid or expired; no permission; a request the cluster rejects as bad
   5  unavailable: no cluster (is \`lfaas up\` running?), timeouts, no capacity, busy
   6  function error: the function threw, timed out, or hit a limit
-With --json, output is one JSON document on stdout; a failure is {"error":{"code","message","retryable"}}.`;
+With --json, output is one JSON document on stdout; a failure is {"error":{"code","message","retryable"}}, with "stack" when a function threw.`;
 
 /** Whether this run asked for JSON output (`--json` anywhere before a `--`). */
 export function jsonRequested(argv: readonly string[] = process.argv): boolean {
@@ -91,8 +91,8 @@ export class UsageError extends Error {
 }
 
 /** The JSON document of a failure. */
-export function errorDocument(code: string, message: string, retryable: boolean): string {
-  return JSON.stringify({ error: { code, message, retryable } });
+export function errorDocument(code: string, message: string, retryable: boolean, stack?: string): string {
+  return JSON.stringify({ error: { code, message, retryable, ...(stack === undefined ? {} : { stack }) } });
 }
 
 /**
@@ -105,9 +105,20 @@ export function reportFailure(thrown: unknown, json: boolean = jsonRequested()):
     return;
   }
   const error = ensureLfaasError(thrown);
-  if (json) process.stdout.write(`${errorDocument(error.code, error.message, isRetryable(error.code))}\n`);
-  else process.stderr.write(`lfaas: ${error.code}: ${error.message}\n`);
+  // A function's own stack trace (mapped to its sources) comes with its error: printed with it.
+  const stack = error.remoteStack;
+  if (json) process.stdout.write(`${errorDocument(error.code, error.message, isRetryable(error.code), stack)}\n`);
+  else process.stderr.write(`lfaas: ${error.code}: ${error.message}\n${stack === undefined ? '' : `${framesOf(stack)}\n`}`);
   process.exitCode = exitCodeOf(error.code);
+}
+
+/** A remote stack's frames, indented, its control characters escaped (it is the function's text). */
+function framesOf(stack: string): string {
+  return stack
+    .split('\n')
+    .filter((line) => line.trim().startsWith('at '))
+    .map((line) => `    ${line.trim().replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`)}`)
+    .join('\n');
 }
 
 /** A usage failure (exit 2): bad flags or arguments. */

@@ -12,6 +12,6 @@ export { waitForRing } from './ring-ready.js';
 export { ADMIN_TOKEN_FILE, keysInit, keysAdd, keysRevoke, keysRotateToken, readTokenKeys, tokenRevoke } from './keys-commands.js';
 export { FolderTokenVerifier } from './token-trust.js';
 export { LocalProvider } from './local-provider.js';
-export { exampleFunctionPath } from './demo.js';
+export { exampleFunctionPath } from './example-paths.js';
 export { defaultMlDir, ensureMlInstalled, loadOnnxProto, mlInstalled, verifyNativeBinding } from './ml-install.js';
 export type { MlInstallOptions } from './ml-install.js';

@@ -82,7 +82,8 @@ export async function ensureMlInstalled(options: MlInstallOptions = {}): Promise
 function runNpm(args: readonly string[], cwd: string, timeoutMs: number): Promise<void> {
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(npm, args, { cwd, stdio: ['ignore', 'inherit', 'inherit'] });
+    // npm's own output goes to stderr: stdout is for the command's result (`--json`).
+    const child = spawn(npm, args, { cwd, stdio: ['ignore', 2, 'inherit'] });
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`npm install took more than ${timeoutMs / 1000} s; killed`));

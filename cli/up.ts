@@ -352,7 +352,7 @@ export async function up(options: UpOptions): Promise<void> {
       say(`autoscaling: executors ${executor.min}..${executor.max}, storage nodes ${storage.min}..${storage.max} (the monitor's decisions: lfaas events; its metrics: http://127.0.0.1:${monitor.metricsPort}/metrics)`);
     }
     if (options.demo !== false) {
-      const ok = await runDemos([routingAddress], schedulerAddresses, keys, monitor !== undefined, options.demo === true ? undefined : options.demo);
+      const ok = await runDemos([routingAddress], schedulerAddresses, keys, monitor !== undefined, options.demo === true ? undefined : options.demo, ingressUrl);
       if (!ok) process.exitCode = 1;
       return;
     }

@@ -1,6 +1,7 @@
 /**
  * `lfaas up` as a child process for benchmarks: started with extra arguments in a temporary data
- * folder, waited for (bounded), its addresses, admin token and output read back.
+ * folder (its working folder too, so its state file lands there) on a free range of ports,
+ * waited for (bounded), its addresses, admin token and output read back.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -8,6 +9,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePortRange } from '../../cli/index.js';
 import type { MonitorEvent } from '../../monitor/index.js';
 
 const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'cli', 'main.js');
@@ -36,7 +38,10 @@ export function monitorEventsOf(up: UpProcess): MonitorEvent[] {
 /** `lfaas up` in a child process: its addresses, token and scheduler metrics port once ready. */
 export async function startUp(args: readonly string[]): Promise<UpProcess> {
   const data = mkdtempSync(join(tmpdir(), 'lfaas-bench-autoscale-'));
-  const child = spawn(process.execPath, [CLI, 'up', '--data', data, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  // Its own ports (not the defaults a developer's cluster may hold) and its own folder for the state file.
+  const ports = await freePortRange();
+  const child = spawn(process.execPath, [CLI, 'up', '--data', data, '--base-port', String(ports.base), ...args], { cwd: data, stdio: ['pipe', 'pipe', 'pipe'] });
+  child.once('exit', () => ports.release());
   let text = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
