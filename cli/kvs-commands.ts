@@ -9,12 +9,12 @@
 import { randomUUID } from 'node:crypto';
 import { CONNECT_TIMEOUT_MS, KvsClient, resolveCluster } from '../client/index.js';
 import type { AckMode } from '../client/index.js';
-import { Bool, Counter, ErrorCode, GSet, HybridClock, LfaasError, Lww, Max, Min, isLfaasError, latticeTypeName } from '../lattices/index.js';
-import type { AnyLattice } from '../lattices/index.js';
+import { ErrorCode, LfaasError, PLAIN_WRITE_TYPES, isLfaasError, latticeOfPlain, latticeTypeName } from '../lattices/index.js';
+import type { AnyLattice, PlainWriteType } from '../lattices/index.js';
 import { Rpc, ZmqTransport, clientKeyPair, clientToken, encodeEnvelope, readKeyPair, systemClock } from '../protocol/index.js';
 
-export const VALUE_TYPES = ['lww', 'counter', 'gset', 'max', 'min', 'bool'] as const;
-export type ValueType = (typeof VALUE_TYPES)[number];
+export const VALUE_TYPES = PLAIN_WRITE_TYPES;
+export type ValueType = PlainWriteType;
 
 /** Parses a command-line value into a lattice of `type`; a typed error on bad input. */
 export function parseValue(text: string, type: ValueType): AnyLattice {
@@ -25,30 +25,7 @@ export function parseValue(text: string, type: ValueType): AnyLattice {
     // A bare word is a string (`lfaas kvs put greeting hello`).
     json = text;
   }
-  const writer = `cli-${randomUUID()}`;
-  const number = (): number => {
-    if (typeof json !== 'number' || !Number.isFinite(json)) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, `a ${type} value must be a number, got ${text}`);
-    return json;
-  };
-  switch (type) {
-    case 'lww':
-      return Lww.write(new HybridClock(writer, () => Date.now()), json);
-    case 'counter': {
-      const amount = number();
-      if (!Number.isSafeInteger(amount)) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, 'a counter step must be an integer');
-      return amount >= 0 ? Counter.ZERO.increment(writer, amount) : Counter.ZERO.decrement(writer, -amount);
-    }
-    case 'gset':
-      if (!Array.isArray(json)) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, 'a gset value must be a JSON array');
-      return GSet.of(...(json as unknown[]));
-    case 'max':
-      return new Max(number());
-    case 'min':
-      return new Min(number());
-    case 'bool':
-      if (typeof json !== 'boolean') throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, 'a bool value must be true or false');
-      return Bool.of(json);
-  }
+  return latticeOfPlain(json, type, `cli-${randomUUID()}`);
 }
 
 /** What the KVS commands take: the routing nodes (absent: LFAAS_ROUTING, else the state file) and --json. */

@@ -8,40 +8,22 @@
  * elements), its type in the `Lfaas-Lattice-Type` header.
  */
 import { randomUUID } from 'node:crypto';
-import { Bool, Counter, ErrorCode, GSet, HybridClock, Lww, Max, Min, decodeLattice } from '../lattices/index.js';
-import type { AnyLattice } from '../lattices/index.js';
+import { ErrorCode, PLAIN_WRITE_TYPES, decodeLattice, isLfaasError, latticeOfPlain } from '../lattices/index.js';
+import type { AnyLattice, PlainWriteType } from '../lattices/index.js';
 import { HttpError } from './errors.js';
 
-export const WRITE_TYPES = ['lww', 'counter', 'gset', 'max', 'min', 'bool'] as const;
-export type WriteType = (typeof WRITE_TYPES)[number];
+export const WRITE_TYPES = PLAIN_WRITE_TYPES;
+export type WriteType = PlainWriteType;
 
 const bad = (message: string): HttpError => new HttpError(400, ErrorCode.EXEC_BAD_VALUE, message);
 
-/** The lattice a body of `type` writes. */
+/** The lattice a body of `type` writes (a bad value is a 400). */
 export function latticeOfValue(value: unknown, type: WriteType): AnyLattice {
-  const writer = `http-${randomUUID()}`;
-  const number = (): number => {
-    if (typeof value !== 'number' || !Number.isFinite(value)) throw bad(`a ${type} value must be a finite number`);
-    return value;
-  };
-  switch (type) {
-    case 'lww':
-      return Lww.write(new HybridClock(writer, () => Date.now()), value === undefined ? null : value);
-    case 'counter': {
-      const step = number();
-      if (!Number.isSafeInteger(step)) throw bad('a counter step must be a safe integer');
-      return step >= 0 ? Counter.ZERO.increment(writer, step) : Counter.ZERO.decrement(writer, -step);
-    }
-    case 'gset':
-      if (!Array.isArray(value)) throw bad('a gset value must be an array');
-      return GSet.of(...(value as unknown[]));
-    case 'max':
-      return new Max(number());
-    case 'min':
-      return new Min(number());
-    case 'bool':
-      if (typeof value !== 'boolean') throw bad('a bool value must be true or false');
-      return Bool.of(value);
+  try {
+    return latticeOfPlain(value, type, `http-${randomUUID()}`);
+  } catch (error) {
+    if (isLfaasError(error) && error.code === ErrorCode.EXEC_BAD_VALUE) throw bad(error.message);
+    throw error;
   }
 }
 

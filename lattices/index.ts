@@ -15,3 +15,5 @@ export { MapLattice } from './map-lattice.js';
 export { SingleKeyCausal, MultiKeyCausal } from './causal.js';
 export { decodeLattice, latticeTypeName, MAX_NESTING_DEPTH } from './registry.js';
 export type { DecodeLatticeOptions } from './registry.js';
+export { PLAIN_WRITE_TYPES, latticeOfPlain } from './plain-writes.js';
+export type { PlainWriteType } from './plain-writes.js';
