@@ -369,7 +369,12 @@ export class LatticeFaas {
     const targets = new Set(this.options.schedulers);
     const executor = this.directRuns.get(callId);
     if (executor !== undefined) targets.add(executor);
-    const answers = await Promise.allSettled([...targets].map((target) => this.rpc.request(target, { cancelCall: { callId } }, { timeoutMs: this.options.requestTimeoutMs ?? 10_000 })));
+    const requests = [...targets].map((target) => this.rpc.request(target, { cancelCall: { callId } }, { timeoutMs: this.options.requestTimeoutMs ?? 10_000 }));
+    // The first node that found the run answers for all: a dead scheduler does not hold it up.
+    const found = Promise.any(requests.map(async (request) => ((await request).cancelCallResponse?.cancelled === true ? true : Promise.reject(new Error('not here')))));
+    const all = Promise.allSettled(requests);
+    if (await Promise.race([found.catch(() => false), all.then(() => false)])) return true;
+    const answers = await all;
     let cancelled = false;
     let answered = false;
     let failure: LfaasError | undefined;
@@ -697,9 +702,19 @@ export class LatticeFaas {
   }
 
   /** The scheduler a call id picks (the same in every client with the same list). */
+  /**
+   * The scheduler a call id picks, by rendezvous hashing: the scheduler whose hash with the id is
+   * highest. Clients listing the same schedulers in any order pick the same one, and clients
+   * whose lists differ still agree whenever the winner is in both.
+   */
   private schedulerOf(callId: string): string {
-    const schedulers = this.options.schedulers;
-    return schedulers[createHash('sha256').update(callId).digest().readUInt32BE(0) % schedulers.length]!;
+    let best = this.options.schedulers[0]!;
+    let bestWeight = -1;
+    for (const address of this.options.schedulers) {
+      const weight = createHash('sha256').update(callId).update('\u0000').update(address).digest().readUInt32BE(0);
+      if (weight > bestWeight || (weight === bestWeight && address < best)) [best, bestWeight] = [address, weight];
+    }
+    return best;
   }
 
   private scheduler(): string {

@@ -27,7 +27,8 @@ describe('SDK ergonomics', () => {
   let faas: LatticeFaas;
 
   beforeAll(async () => {
-    await cluster.startAll({ nodes: 1, schedulers: 1, executors: 2, workers: 2 });
+    // Two schedulers: idempotent starts from clients that list them in other orders must meet at one.
+    await cluster.startAll({ nodes: 1, schedulers: 2, executors: 2, workers: 2 });
     faas = await cluster.connect();
     await untilServing(faas);
     await faas.register('sdk-square', { code: 'module.exports = (x) => x * x;' }, { timeoutMs: 10_000 });
@@ -127,10 +128,10 @@ await faas.close();
     expect((await rejection(faas.attach('no-such-call').result({ timeoutMs: 300 }))).code).toBe(ErrorCode.TRANSPORT_TIMEOUT);
   }, 60_000);
 
-  it('an idempotency key runs a call once: concurrent starts, a second client, a retry after it finished', async () => {
+  it('an idempotency key runs a call once: concurrent starts, a second client (its schedulers listed in the other order), a retry after it finished', async () => {
     const tag = `sdk/idem/runs-${Date.now()}`;
     const key = `order-${Date.now()}`;
-    const other = await cluster.connect();
+    const other = await LatticeFaas.connect({ routing: cluster.routingAddresses, schedulers: [...cluster.schedulerAddresses].reverse() });
     try {
       const [first, second, third] = await Promise.all([
         faas.callAsync('sdk-once', [tag, 21], { idempotencyKey: key }),
