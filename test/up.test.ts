@@ -133,8 +133,9 @@ describe('lfaas up', () => {
     let pids: number[] = [];
     const rpc = new Rpc(await ZmqTransport.bind(), systemClock);
     try {
-      await eventually(() => up.output().includes('cluster ready') || up.child.exitCode !== null, 60_000);
-      expect(up.output(), 'lfaas up got ready').toContain('cluster ready');
+      // The whole ready report (its last line), not just its first: the export lines come in later chunks.
+      await eventually(() => up.output().includes('running; Ctrl-C') || up.child.exitCode !== null, 60_000);
+      expect(up.output(), 'lfaas up got ready').toContain('running; Ctrl-C');
       const routing = /^\s*export LFAAS_ROUTING=(\S+)$/m.exec(up.output())![1]!;
       const scheduler = /^\s*\[\d+\/\d+\] scheduler-0\s+pid (\d+)\s+(tcp:\/\/\S+)/m.exec(up.output());
       const executor = /^\s*\[\d+\/\d+\] executor-0\s+pid (\d+)\s+(tcp:\/\/\S+)/m.exec(up.output());
