@@ -202,7 +202,8 @@ const newestFirst = (a: PostRecord, b: PostRecord): number => b.time - a.time ||
  * The views of the newest `limit` of the posts `ids` (index entries' ids, newest first), read
  * with their parents. Batched reads: the records, then the parents of the replies among them
  * that the first read did not return, with the records it missed, then the parents of replies
- * found only by that second read (at most three rounds after the first). A reply's record depends on its parent's, so
+ * found only by that second read (at most three rounds after the first, then the parents of the
+ * replies the last round found). A reply's record depends on its parent's, so
  * in the causal mode the second read waits for a parent the first did not find (the platform
  * makes the run read the version a version it read depends on); in `lww` it may still miss it,
  * and the reply is then shown unlinked (`replyTo: null`): the anomaly the checker counts.
@@ -227,6 +228,9 @@ export async function readPosts(ctx: FunctionContext, ids: readonly string[], li
     for (const [id, record] of await readRecords(ctx, wanted)) records.set(id, record);
     wanted = [...new Set(parentsMissing().filter((parent) => !askedAfterReply.has(parent)))];
   }
+  // Replies found only by the last round: their parents are read once more, after them (a reply
+  // shown must have had its parent read after it, or the causal mode has nothing to wait for).
+  if (wanted.length > 0) for (const [id, record] of await readRecords(ctx, wanted)) records.set(id, record);
   let shown = ids.flatMap((id) => records.get(id) ?? []).sort(newestFirst).slice(0, limit);
   // Owed parents left out by a stale index: at most `limit` rounds (each puts one in or stops).
   for (let round = 0; round < limit; round++) {
