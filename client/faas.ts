@@ -40,6 +40,7 @@ import { listInvocations, readLogs } from './observe.js';
 import type { FunctionLogEntry, InvocationEntry, InvocationsOptions, LogsOptions, ObserveClient } from './observe.js';
 import { resolveCluster } from './cluster-file.js';
 import { CONNECT_TIMEOUT_MS, firstContact } from './cluster-probe.js';
+import { DirectCalls } from './direct-calls.js';
 
 export type Consistency = 'lww' | 'repeatable-read' | 'causal';
 
@@ -82,26 +83,6 @@ export interface ConnectOptions {
    */
   readonly capacityRetries?: number;
 }
-
-/** A lease on an executor for one function (at one version) or one DAG. */
-interface DirectLease {
-  readonly executor: string;
-  readonly expiresAtMs: number;
-  readonly lease: PbTypes.ILease;
-}
-
-/** An executor with direct calls in flight, and its failure detector. */
-interface ExecutorWatch {
-  inFlight: number;
-  readonly rejects: Set<(error: LfaasError) => void>;
-  misses: number;
-  pinging: boolean;
-  timer: NodeJS.Timeout | undefined;
-}
-
-const PING_PERIOD_MS = 250;
-const PING_MISSES_MAX = 4;
-const LEASES_PER_KEY_MAX = 16;
 
 export interface CallOptions {
   /** 0 or absent: the latest version. */
@@ -223,11 +204,9 @@ export class LatticeFaas {
   private nextScheduler = 0;
   private readonly prefix: string = randomBytes(6).toString('base64url');
   private closed = false;
-  private readonly leases = new Map<string, DirectLease[]>();
-  private readonly watched = new Map<string, ExecutorWatch>();
-  /** Direct calls in flight: call id -> the executor running it (where a cancel goes too). */
-  private readonly directRuns = new Map<string, string>();
   readonly counters = { direct: 0, viaScheduler: 0, leases: 0, executorsLost: 0, capacityRetries: 0 };
+  /** Leases on executors, and the direct calls sent with them (client/direct-calls.ts). */
+  private readonly direct: DirectCalls;
 
   private constructor(
     readonly kvs: KvsClient,
@@ -239,6 +218,7 @@ export class LatticeFaas {
     // An owner's call ids are in its namespace, and so its async calls' records and results.
     const owner = claims === undefined || claims.rights.includes('admin') ? undefined : claims.owner;
     this.prefix = owner === undefined ? this.prefix : `${owner}/${this.prefix}`;
+    this.direct = new DirectCalls(rpc, this.counters, { enabled: options.directCalls !== false, answerSlackMs: options.answerSlackMs ?? 2000, defaultTimeoutMs: DEFAULT_TIMEOUT_MS });
   }
 
   /** The owner this client acts for (from its token), or undefined without one. */
@@ -298,7 +278,7 @@ export class LatticeFaas {
     const answer = response.registerFunctionResponse;
     if (answer?.error?.code) throw errorFromWireMessage(answer.error);
     // The name now means the new version: this client's calls of it go through a scheduler again.
-    this.dropLeases((key) => key.startsWith(`f\u0000${name}\u0000`));
+    this.direct.drop((key) => key.startsWith(`f\u0000${name}\u0000`));
     return { name, version: answer?.version ?? 0 };
   }
 
@@ -313,7 +293,7 @@ export class LatticeFaas {
     const encoded = encodeArgs(args);
     const key = `f\u0000${handle.name}\u0000${version}\u0000${options.consistency ?? 'lww'}`;
     const run = async (): Promise<UserResult<F>> => {
-      const direct = await this.tryDirect(key, callId, { [handle.name]: { args: encoded } }, options);
+      const direct = await this.direct.send(key, callId, { [handle.name]: { args: encoded } }, CONSISTENCY[options.consistency ?? 'lww'], options.timeoutMs);
       if (direct !== undefined) return this.resultOf(direct) as UserResult<F>;
       const answer = await this.viaScheduler(
         callId,
@@ -323,7 +303,7 @@ export class LatticeFaas {
         },
         options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
       );
-      this.takeLease(key, answer?.lease);
+      this.direct.take(key, answer?.lease);
       return this.resultOf(answer) as UserResult<F>;
     };
     return abortable(run(), options.signal, `call ${callId}`, () => this.cancel(callId));
@@ -367,7 +347,7 @@ export class LatticeFaas {
   async cancel(callId: string): Promise<boolean> {
     if (typeof callId !== 'string' || callId.length === 0) throw new LfaasError(ErrorCode.EXEC_BAD_VALUE, 'cancel takes a call id');
     const targets = new Set(this.options.schedulers);
-    const executor = this.directRuns.get(callId);
+    const executor = this.direct.executorOf(callId);
     if (executor !== undefined) targets.add(executor);
     const requests = [...targets].map((target) => this.rpc.request(target, { cancelCall: { callId } }, { timeoutMs: this.options.requestTimeoutMs ?? 10_000 }));
     // The first node that found the run answers for all: a dead scheduler does not hold it up.
@@ -419,7 +399,7 @@ export class LatticeFaas {
 
   /** Registers a DAG built with `dag(...)`. */
   async registerDag<In, Out>(definition: DagDefinition<In, Out>): Promise<DagHandle<In, Out>> {
-    this.dropLeases((key) => key.startsWith(`d\u0000${definition.name}\u0000`));
+    this.direct.drop((key) => key.startsWith(`d\u0000${definition.name}\u0000`));
     const response = await this.request({ registerDag: { spec: { name: definition.name, functions: [...definition.functions], edges: definition.edges.map(([from, to]) => ({ fromFunction: from, toFunction: to })) } } });
     if (response.done?.error?.code) throw errorFromWireMessage(response.done.error);
     return { name: definition.name };
@@ -439,7 +419,7 @@ export class LatticeFaas {
     const encoded = this.dagArgs(args);
     const key = `d\u0000${name}\u0000${options.consistency ?? 'lww'}`;
     const run = async (): Promise<Out> => {
-      const direct = await this.tryDirect(key, callId, encoded, options);
+      const direct = await this.direct.send(key, callId, encoded, CONSISTENCY[options.consistency ?? 'lww'], options.timeoutMs);
       if (direct !== undefined) return this.resultOf(direct) as Out;
       const answer = await this.viaScheduler(
         callId,
@@ -449,7 +429,7 @@ export class LatticeFaas {
         },
         options.timeoutMs ?? 2 * DEFAULT_TIMEOUT_MS,
       );
-      this.takeLease(key, answer?.lease);
+      this.direct.take(key, answer?.lease);
       return this.resultOf(answer) as Out;
     };
     return abortable(run(), options.signal, `call ${callId}`, () => this.cancel(callId));
@@ -497,7 +477,7 @@ export class LatticeFaas {
 
   /** Deletes one version, or every version (0). */
   async deleteFunction(name: string, version = 0): Promise<void> {
-    this.dropLeases((key) => key.startsWith(`f\u0000${name}\u0000`));
+    this.direct.drop((key) => key.startsWith(`f\u0000${name}\u0000`));
     const response = await this.request({ deleteFunction: { name, version } });
     if (response.done?.error?.code) throw errorFromWireMessage(response.done.error);
   }
@@ -535,7 +515,7 @@ export class LatticeFaas {
   }
 
   async deleteDag(name: string): Promise<void> {
-    this.dropLeases((key) => key.startsWith(`d\u0000${name}\u0000`));
+    this.direct.drop((key) => key.startsWith(`d\u0000${name}\u0000`));
     const response = await this.request({ deleteDag: { name } });
     if (response.done?.error?.code) throw errorFromWireMessage(response.done.error);
   }
@@ -543,45 +523,13 @@ export class LatticeFaas {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const watch of this.watched.values()) clearInterval(watch.timer);
-    this.watched.clear();
+    this.direct.close();
     await this.rpc.close();
     await this.rpc.transport.close();
     await this.kvs.close();
   }
 
   // ---- internals -----------------------------------------------------------------------------
-
-  /**
-   * Sends the run straight to a leased executor, if this client holds a live lease for it; resolves
-   * with the executor's answer, or undefined when the call must go through a scheduler.
-   */
-  private async tryDirect(key: string, callId: string, args: Record<string, PbTypes.IArguments>, options: CallOptions): Promise<PbTypes.ICallResponse | undefined> {
-    if (this.options.directCalls === false) return undefined;
-    const held = this.leaseOf(key);
-    if (held === undefined) return undefined;
-    const lease = held.lease;
-    // Arguments for a function the run lacks: the scheduler refuses those (EXEC_BAD_VALUE).
-    const leased = new Set((lease.functions ?? []).map((fn) => fn.name ?? ''));
-    if (Object.keys(args).some((name) => !leased.has(name))) return undefined;
-    const schedule: PbTypes.ISchedule = {
-      runId: callId,
-      dag: lease.dag ?? '',
-      functions: (lease.functions ?? []).map((fn) => ({ name: fn.name ?? '', version: fn.version ?? 0, executor: held.executor, successors: fn.successors ?? [], parents: fn.parents ?? 0, parentNames: fn.parentNames ?? [], args: args[fn.name ?? '']?.args ?? [] })),
-      consistency: CONSISTENCY[options.consistency ?? 'lww'],
-      timeoutMs: options.timeoutMs || lease.timeoutMs || DEFAULT_TIMEOUT_MS,
-    };
-    // While it runs, a cancel of it goes to this executor too.
-    this.directRuns.set(callId, held.executor);
-    const response = (await this.watchedRequest(held.executor, { schedule }, (schedule.timeoutMs ?? DEFAULT_TIMEOUT_MS) + (this.options.answerSlackMs ?? 2000)).finally(() => this.directRuns.delete(callId))).callResponse;
-    // Refused (the executor is busy): nothing ran; the scheduler places it.
-    if (response?.error?.code === pb.ErrorCode.SCHED_NO_CAPACITY) {
-      this.dropLeases((_key, entry) => entry.executor === held.executor);
-      return undefined;
-    }
-    this.counters.direct++;
-    return response ?? undefined;
-  }
 
   /**
    * A sync call through a scheduler. Refused SCHED_NO_CAPACITY with a retry-after hint (nothing
@@ -602,95 +550,6 @@ export class LatticeFaas {
       this.counters.capacityRetries++;
       await new Promise((resolve) => setTimeout(resolve, waitMs));
     }
-  }
-
-  private leaseOf(key: string): DirectLease | undefined {
-    const entries = this.leases.get(key);
-    if (entries === undefined) return undefined;
-    const now = Date.now();
-    const live = entries.filter((entry) => entry.expiresAtMs > now);
-    if (live.length === 0) {
-      this.leases.delete(key);
-      return undefined;
-    }
-    if (live.length !== entries.length) this.leases.set(key, live);
-    // The executor with the fewest of this client's calls in flight.
-    let best = live[0]!;
-    for (const entry of live) if ((this.watched.get(entry.executor)?.inFlight ?? 0) < (this.watched.get(best.executor)?.inFlight ?? 0)) best = entry;
-    return best;
-  }
-
-  private takeLease(key: string, lease: PbTypes.ILease | null | undefined): void {
-    if (this.options.directCalls === false || lease === undefined || lease === null || !lease.executor || !lease.leaseMs) return;
-    this.counters.leases++;
-    const entries = (this.leases.get(key) ?? []).filter((entry) => entry.executor !== lease.executor).slice(-(LEASES_PER_KEY_MAX - 1));
-    entries.push({ executor: lease.executor, expiresAtMs: Date.now() + lease.leaseMs, lease });
-    this.leases.set(key, entries);
-  }
-
-  private dropLeases(drop: (key: string, entry: DirectLease) => boolean): void {
-    for (const [key, entries] of this.leases) {
-      const kept = entries.filter((entry) => !drop(key, entry));
-      if (kept.length === 0) this.leases.delete(key);
-      else this.leases.set(key, kept);
-    }
-  }
-
-  /**
-   * A request to an executor, watched: while any is in flight the executor is pinged every
-   * 250 ms, and one that misses four pings in a row fails them all with EXEC_LOST (and loses its
-   * leases), so a dead executor costs about a second, not the call's timeout.
-   */
-  private watchedRequest(executor: string, body: PbTypes.IEnvelope, timeoutMs: number): Promise<PbTypes.Envelope> {
-    let watch = this.watched.get(executor);
-    if (watch === undefined) {
-      watch = { inFlight: 0, rejects: new Set(), misses: 0, pinging: false, timer: undefined };
-      this.watched.set(executor, watch);
-    }
-    const entry = watch;
-    entry.inFlight++;
-    if (entry.timer === undefined) {
-      entry.misses = 0;
-      entry.timer = setInterval(() => this.ping(executor, entry), PING_PERIOD_MS);
-      entry.timer.unref();
-    }
-    return new Promise<PbTypes.Envelope>((resolve, reject) => {
-      entry.rejects.add(reject);
-      this.rpc
-        .request(executor, body, { timeoutMs })
-        .then(resolve, reject)
-        .finally(() => {
-          entry.rejects.delete(reject);
-          entry.inFlight--;
-          if (entry.inFlight === 0) {
-            clearInterval(entry.timer);
-            entry.timer = undefined;
-          }
-        });
-    });
-  }
-
-  private ping(executor: string, watch: ExecutorWatch): void {
-    if (watch.pinging || this.closed) return;
-    watch.pinging = true;
-    this.rpc.request(executor, { echo: {} }, { timeoutMs: PING_PERIOD_MS * 2 }).then(
-      () => {
-        watch.pinging = false;
-        watch.misses = 0;
-      },
-      () => {
-        watch.pinging = false;
-        if (++watch.misses < PING_MISSES_MAX) return;
-        this.counters.executorsLost++;
-        clearInterval(watch.timer);
-        watch.timer = undefined;
-        this.watched.delete(executor);
-        this.dropLeases((_key, entry) => entry.executor === executor);
-        const error = new LfaasError(ErrorCode.EXEC_LOST, `executor ${executor} stopped answering`);
-        for (const reject of watch.rejects) reject(error);
-        watch.rejects.clear();
-      },
-    );
   }
 
   private ownNamespace(): string {
