@@ -676,22 +676,22 @@ export class RuntimePool {
       if (settled || pooled.ended) return;
       timer = setTimeout(onTimeout, pending.fn.timeoutMs);
     };
-    const onTimeout = (): void => {
-      this.counters.timeouts++;
+    /** The call is answered `error` now; its ctx.signal aborts, and a runtime that does not settle within the grace is replaced. */
+    const abandon = (error: LfaasError): void => {
       timedOut = true;
-      finish({ error: new LfaasError(ErrorCode.EXEC_TIMEOUT, `${fnId} did not finish in ${pending.fn.timeoutMs} ms`) });
+      finish({ error });
       this.post(pooled, { kind: 'abort', callId });
       graceTimer = setTimeout(() => release(true), this.options.abortGraceMs ?? 100);
     };
-    // Cancelled while it runs: as a timeout (ctx.signal aborted, the runtime replaced if it does
-    // not settle within the grace); only this call's runtime, which holds its owner's code alone.
+    const onTimeout = (): void => {
+      this.counters.timeouts++;
+      abandon(new LfaasError(ErrorCode.EXEC_TIMEOUT, `${fnId} did not finish in ${pending.fn.timeoutMs} ms`));
+    };
+    // Cancelled while it runs: as a timeout; only this call's runtime, which holds its owner's code alone.
     const onCancel = (): void => {
       if (settled || timedOut) return;
-      timedOut = true;
       clearTimeout(timer);
-      finish({ error: cancelledError(fnId) });
-      this.post(pooled, { kind: 'abort', callId });
-      graceTimer = setTimeout(() => release(true), this.options.abortGraceMs ?? 100);
+      abandon(cancelledError(fnId));
     };
     pending.signal?.addEventListener('abort', onCancel, { once: true });
     pooled.onAnswer = onMessage;
