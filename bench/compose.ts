@@ -12,7 +12,7 @@
 import type { Benchmark } from './harness/benchmark.js';
 import { closedLoop } from './harness/load.js';
 import { watchMachineLoad } from './harness/machine-load.js';
-import { publish } from './harness/report.js';
+import { latencyPlot, publish } from './harness/report.js';
 import type { Row, Target } from './harness/report.js';
 import { summarise } from './harness/stats.js';
 import { SANDBOX_SYSTEM, THREADS_SYSTEM, failureNotes, measure, startFaasSystems } from './faas-systems.js';
@@ -126,23 +126,6 @@ export const composeBenchmark: Benchmark = async (options) => {
     ratios,
     targets,
     notes,
-    plot: {
-      rows: rows.flatMap((row) => [
-        { ...row, case: `${plotLabel(row)}: ${row['test']}`, quantile: 'p50', ms: row['p50Ms']! },
-        { ...row, case: `${plotLabel(row)}: ${row['test']}`, quantile: 'p99', ms: row['p99Ms']! },
-      ]),
-      spec: {
-        title: 'compose: sequential call latency (ms, log scale)',
-        width: 460,
-        height: 280,
-        mark: { type: 'point', filled: true, size: 90 },
-        encoding: {
-          y: { field: 'case', type: 'nominal', title: null, axis: { labelLimit: 420 } },
-          x: { field: 'ms', type: 'quantitative', scale: { type: 'log' }, title: 'latency (ms)' },
-          color: { field: 'quantile', type: 'nominal' },
-          shape: { field: 'quantile', type: 'nominal' },
-        },
-      },
-    },
+    plot: latencyPlot('compose: sequential call latency (ms, log scale)', rows, plotLabel, 280),
   });
 };

@@ -17,7 +17,7 @@ import type { Benchmark } from './harness/benchmark.js';
 import { closedLoop } from './harness/load.js';
 import { watchMachineLoad } from './harness/machine-load.js';
 import { withProcessCpu } from './harness/process-cpu.js';
-import { publish } from './harness/report.js';
+import { latencyPlot, publish } from './harness/report.js';
 import type { Row, Target } from './harness/report.js';
 import { summarise } from './harness/stats.js';
 import { startRestate } from './restate-peer.js';
@@ -201,23 +201,6 @@ export const httpBenchmark: Benchmark = async (options) => {
     ratios,
     targets,
     notes,
-    plot: {
-      rows: rows.flatMap((row) => [
-        { ...row, case: `${row['system']}: ${row['test']}`, quantile: 'p50', ms: row['p50Ms']! },
-        { ...row, case: `${row['system']}: ${row['test']}`, quantile: 'p99', ms: row['p99Ms']! },
-      ]),
-      spec: {
-        title: 'http: sequential call latency over HTTP (ms, log scale)',
-        width: 460,
-        height: 240,
-        mark: { type: 'point', filled: true, size: 90 },
-        encoding: {
-          y: { field: 'case', type: 'nominal', title: null, axis: { labelLimit: 420 } },
-          x: { field: 'ms', type: 'quantitative', scale: { type: 'log' }, title: 'latency (ms)' },
-          color: { field: 'quantile', type: 'nominal' },
-          shape: { field: 'quantile', type: 'nominal' },
-        },
-      },
-    },
+    plot: latencyPlot('http: sequential call latency over HTTP (ms, log scale)', rows, (row) => String(row['system'])),
   });
 };

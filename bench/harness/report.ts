@@ -47,6 +47,31 @@ export interface PlotSpec {
   readonly rows: readonly Row[];
 }
 
+/**
+ * The plot of sequential latencies: a point per case (`label(row)`: its test) at p50 and at p99,
+ * on a log scale.
+ */
+export function latencyPlot(title: string, rows: readonly Row[], label: (row: Row) => string, height = 240): PlotSpec {
+  return {
+    rows: rows.flatMap((row) => [
+      { ...row, case: `${label(row)}: ${String(row['test'])}`, quantile: 'p50', ms: row['p50Ms']! },
+      { ...row, case: `${label(row)}: ${String(row['test'])}`, quantile: 'p99', ms: row['p99Ms']! },
+    ]),
+    spec: {
+      title,
+      width: 460,
+      height,
+      mark: { type: 'point', filled: true, size: 90 },
+      encoding: {
+        y: { field: 'case', type: 'nominal', title: null, axis: { labelLimit: 420 } },
+        x: { field: 'ms', type: 'quantitative', scale: { type: 'log' }, title: 'latency (ms)' },
+        color: { field: 'quantile', type: 'nominal' },
+        shape: { field: 'quantile', type: 'nominal' },
+      },
+    },
+  };
+}
+
 /** Writes the document and the plot, prints the table, and the JSON line with --json. */
 export async function publish(
   name: string,
