@@ -138,8 +138,8 @@ describe('Retwis anomalies over concurrent users on two executors', () => {
   }, 30_000);
 
   // Retried: under load, 1 of about 12 suite runs on 2026-12-06 showed one reply whose parent was read
-  // and due but left out of the timeline (not yet diagnosed; see examples/retwis/README.md, "What is
-  // weak"). A systematic violation still fails all three tries.
+  // and looked due but was left out (likely a same-millisecond tie, now ordered as the timeline
+  // orders; examples/retwis/README.md, "What is weak"). A systematic violation still fails all three tries.
   it('causal: no reply before its parent, no resurrected follow', { retry: 2, timeout: 30_000 }, async () => {
     const result = await runMode('causal');
     expect(result.timelines).toBeGreaterThan(50);

@@ -32,6 +32,17 @@ describe('the Retwis anomaly checker', () => {
     expect(checkHistory([...base, { kind: 'timeline', user: 'ada', limit: 1, following: ['bob', 'cy'], posts: [view(r1, p1)], sentMs: 300, doneMs: 310 }]).replyBeforeParent).toBe(0);
   });
 
+  it('a parent in the same millisecond as the oldest post shown is cut or owed by its id, as the timeline sorts', () => {
+    // r2 replies to p2; q is the oldest shown, at p2's time. Newest first breaks the tie by id.
+    const p2 = post('p2', 'bob', 150);
+    const r2 = post('r2', 'cy', 200, 'p2');
+    const history = (q: PostRecord): HistoryEvent[] => [...base.slice(0, 2), { kind: 'post', post: p2, sentMs: 140, doneMs: 150 }, { kind: 'post', post: r2, sentMs: 190, doneMs: 200 }, { kind: 'post', post: q, sentMs: 140, doneMs: 150 }, { kind: 'timeline', user: 'ada', limit: 2, following: ['bob', 'cy'], posts: [view(r2, p2), view(q)], sentMs: 300, doneMs: 310 }];
+    // p2 sorts after q ('p2' < 'q2'): the limit cut it.
+    expect(checkHistory(history(post('q2', 'bob', 150))).replyBeforeParent).toBe(0);
+    // p2 sorts before q ('p2' > 'a2'): it was owed, and missing.
+    expect(checkHistory(history(post('a2', 'bob', 150))).replyBeforeParent).toBe(1);
+  });
+
   it('catches a planted resurrected follow; a later or concurrent follow excuses it', () => {
     const unfollow: HistoryEvent = { kind: 'unfollow', user: 'ada', followee: 'bob', sentMs: 400, doneMs: 410 };
     const after = (following: string[]): HistoryEvent => ({ kind: 'timeline', user: 'ada', limit: 10, following, posts: [], sentMs: 500, doneMs: 510 });

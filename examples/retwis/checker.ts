@@ -14,6 +14,7 @@
  *
  * Pure: a benchmark or a test records the history, then checks it.
  */
+import { newestFirst } from './model.js';
 import type { PostRecord, PostView } from './model.js';
 
 export type HistoryEvent =
@@ -63,14 +64,15 @@ export function checkHistory(history: readonly HistoryEvent[]): CheckResult {
   for (const timeline of timelines) {
     const shown = new Set(timeline.posts.map((post) => post.id));
     const followed = new Set(timeline.following);
-    // Fewer posts than the limit: nothing was cut, every visible post is owed; else those not older than the oldest shown.
-    const oldest = timeline.posts.length < timeline.limit ? -Infinity : timeline.posts.reduce((min, post) => Math.min(min, post.time), Infinity);
+    // Fewer posts than the limit: nothing was cut, every visible post is owed; else those that sort
+    // before the oldest shown (newest first by time, then id: two posts may share a millisecond).
+    const last = timeline.posts.length < timeline.limit ? undefined : [...timeline.posts].sort(newestFirst).at(-1);
     for (const view of timeline.posts) {
       const parentId = posts.get(view.id)?.replyTo ?? view.replyTo?.id ?? null;
       if (parentId === null) continue;
       const parent = posts.get(parentId);
       const linked = view.replyTo !== null && view.replyTo.id === parentId;
-      const parentDue = parent !== undefined && followed.has(parent.author) && parent.time >= oldest;
+      const parentDue = parent !== undefined && followed.has(parent.author) && (last === undefined || newestFirst(parent, last) < 0);
       if (!linked || (parentDue && !shown.has(parentId))) {
         replyBeforeParent++;
         note({ anomaly: 'reply-before-parent', user: timeline.user, sentMs: timeline.sentMs, detail: `reply ${view.id} shown ${linked ? `without its parent ${parentId}` : 'without its link'}` });

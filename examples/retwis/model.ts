@@ -196,7 +196,7 @@ export async function readRecords(ctx: FunctionContext, ids: readonly string[]):
 }
 
 /** Newest first: by time, then id (the order of the index entries, reversed). */
-const newestFirst = (a: PostRecord, b: PostRecord): number => b.time - a.time || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
+export const newestFirst = (a: { readonly time: number; readonly id: string }, b: { readonly time: number; readonly id: string }): number => b.time - a.time || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0);
 
 /**
  * The views of the newest `limit` of the posts `ids` (index entries' ids, newest first), read
@@ -235,10 +235,12 @@ export async function readPosts(ctx: FunctionContext, ids: readonly string[], li
   // Owed parents left out by a stale index: at most `limit` rounds (each puts one in or stops).
   for (let round = 0; round < limit; round++) {
     const inList = new Set(shown.map((post) => post.id));
-    const oldest = shown.length < limit ? -Infinity : (shown[shown.length - 1]?.time ?? -Infinity);
+    // Not cut by the limit: the list is not full, or the parent sorts before its oldest post (by
+    // time, then id: two posts may share a millisecond).
+    const last = shown.length < limit ? undefined : shown[shown.length - 1];
     const missing = shown
       .map((post) => (post.replyTo === null ? undefined : records.get(post.replyTo)))
-      .find((parent) => parent !== undefined && !inList.has(parent.id) && owed(parent.author) && parent.time >= oldest);
+      .find((parent) => parent !== undefined && !inList.has(parent.id) && owed(parent.author) && (last === undefined || newestFirst(parent, last) < 0));
     if (missing === undefined) break;
     shown = [...shown, missing].sort(newestFirst).slice(0, limit);
   }
