@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readClusterFile } from '../client/index.js';
 import type { ClusterFile } from '../client/index.js';
+import { reservePortRange } from '../cli/index.js';
+import type { PortRange } from '../cli/index.js';
 import { CLI, eventually } from './cluster.js';
 import { isGone, killLeftovers, pidsIn, startUp } from './up-process.js';
 
@@ -59,6 +61,8 @@ describe('the CLI finds its cluster', () => {
   let up: ReturnType<typeof startUp>;
   let pids: number[] = [];
   let state: ClusterFile;
+  /** Port ranges this file reserved itself (released at the end). */
+  const ranges: PortRange[] = [];
 
   beforeAll(async () => {
     mkdirSync(sub, { recursive: true });
@@ -73,6 +77,7 @@ describe('the CLI finds its cluster', () => {
     if (up.child.exitCode === null && up.child.signalCode === null) up.child.kill('SIGTERM');
     await Promise.race([up.exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
     killLeftovers([...pids, ...pidsIn(up.output())]);
+    for (const range of ranges) range.release();
     rmSync(project, { recursive: true, force: true });
   }, 30_000);
 
@@ -205,7 +210,13 @@ describe('the CLI finds its cluster', () => {
     const before = pidsIn(up.output());
     expect(await eventually(() => before.every(isGone), 15_000)).toBe(true);
     const oldPort = up.basePort;
-    up = startUp(['--data', data], {}, { cwd: project });
+    // Other ports for sure: the old range is free again, so a random pick could return it; held while picking.
+    const held = [reservePortRange()];
+    while (held.at(-1)!.base === oldPort && held.length < 5) held.push(reservePortRange());
+    const range = held.pop()!;
+    for (const other of held) other.release();
+    ranges.push(range);
+    up = startUp(['--data', data, '--base-port', String(range.base)], {}, { cwd: project });
     expect(up.basePort).not.toBe(oldPort);
     await readyOf(up, 120_000);
     pids = pidsIn(up.output());
