@@ -7,7 +7,9 @@
  * `--isolation none` (the old thread runtime, a labelled baseline), the raw zeromq echo (one
  * round trip: the physical limit of a call's network path) and Restate (installed on demand;
  * its no-op handler and a handler that calls two others). Server CPU includes the executors'
- * sandbox processes.
+ * sandbox processes. Tracing's overhead in the same rounds: the same cluster with every role's
+ * OpenTelemetry SDK on, sampling at 0.1 and at 1 (bench/tracing-systems.ts), against
+ * `lattice-faas` (no SDK: tracing off); ratios `tracing_on*_over_off`.
  */
 import type { Benchmark } from './harness/benchmark.js';
 import { closedLoop } from './harness/load.js';
@@ -17,6 +19,12 @@ import type { Row, Target } from './harness/report.js';
 import { summarise } from './harness/stats.js';
 import { SANDBOX_SYSTEM, THREADS_SYSTEM, failureNotes, measure, startFaasSystems } from './faas-systems.js';
 import type { MeasuredSystem } from './faas-systems.js';
+import { startCountingReceiver, startTracedCluster } from './tracing-systems.js';
+import type { FaasBenchCluster } from './faas-cluster.js';
+
+/** The same cluster with every role tracing (OpenTelemetry SDK, OTLP export to a local receiver), at each sampling ratio. */
+export const TRACED_SYSTEM = (sample: number): string => `lattice-faas (tracing on, sample ${sample})`;
+const TRACE_SAMPLES = [0.1, 1] as const;
 
 /** Published figures of the original systems on this kind of machine (issue 4). */
 export const REFERENCE = {
@@ -56,8 +64,29 @@ export const composeBenchmark: Benchmark = async (options) => {
   ];
   const started = await startFaasSystems(notes);
   const rows: Row[] = [];
+  // Tracing's overhead: the same cluster with the SDK on in every role, at each sampling ratio
+  // (bench/tracing-systems.ts); `lattice-faas` itself has no SDK (tracing off, the default).
+  const receiver = await startCountingReceiver();
+  const traced: FaasBenchCluster[] = [];
   try {
-    const cases: Case[] = started.systems.map((system) => ({ ...system, samples: [], serverCores: [], clientCores: [], failed: 0, runtimesStarted: 0, coldStarts: 0 }));
+    const tracedSystems: MeasuredSystem[] = [];
+    let y = 0;
+    for (const sample of TRACE_SAMPLES) {
+      const cluster = await startTracedCluster(receiver, sample);
+      traced.push(cluster);
+      const pids = [cluster.schedulerPid, ...cluster.executorPids];
+      for (const [test, call] of [['noop call', () => cluster.faas.call(cluster.noop, [y++])], ['square(increment(x))', () => cluster.faas.callDag(cluster.compose, { increment: [y++ % 1000] })]] as const) {
+        const failures = { count: 0, messages: [] as string[] };
+        const run = (): Promise<unknown> =>
+          call().catch((error: unknown) => {
+            failures.count++;
+            if (failures.messages.length < 3) failures.messages.push(String((error as Error).message).slice(0, 300));
+          });
+        tracedSystems.push({ system: TRACED_SYSTEM(sample), test, run, failures, pids, isolation: cluster.isolation, poolCounters: () => cluster.poolCounters() });
+      }
+    }
+    notes.push(`tracing: ${TRACE_SAMPLES.map(TRACED_SYSTEM).join(' and ')} are the lattice-faas cluster with every role exporting spans (OTLP/HTTP JSON, batched every 1 s) to a counting receiver on 127.0.0.1, sampling with ParentBased(TraceIdRatio) at that ratio; the bench client registers no SDK, so each call's trace starts at the scheduler (or the executor, for direct calls); lattice-faas itself is tracing off (no SDK)`);
+    const cases: Case[] = [...started.systems, ...tracedSystems].map((system) => ({ ...system, samples: [], serverCores: [], clientCores: [], failed: 0, runtimesStarted: 0, coldStarts: 0 }));
     // Warm-up: JIT, sockets, runtimes.
     for (const item of cases) await closedLoop(item.run, { inFlight: 1, durationMs: 2000, maxOperations: 200 });
     for (let round = 0; round < rounds; round++) {
@@ -80,7 +109,11 @@ export const composeBenchmark: Benchmark = async (options) => {
     }
     notes.push(...failureNotes(cases));
   } finally {
+    await Promise.all(traced.map((cluster) => cluster.stop()));
     await started.stop();
+    // After the roles stopped (they flush on stop).
+    notes.push(`tracing: the OTLP receiver got ${receiver.counts.requests} export requests, ${(receiver.counts.bytes / 1e6).toFixed(2)} MB`);
+    await receiver.stop();
   }
   const value = (system: string, test: string, field: string): number | undefined => {
     const row = rows.find((candidate) => candidate['system'] === system && candidate['test'] === test);
@@ -118,6 +151,14 @@ export const composeBenchmark: Benchmark = async (options) => {
   // The sandbox against the thread runtime it replaces (value: the measured ratio sandbox / threads).
   const noopRatio = ratios['noop_p50_sandbox_over_threads'];
   const composeRatio = ratios['compose_p50_sandbox_over_threads'];
+  // Tracing on (the SDK in every role) over off (no SDK), the same run; no targets: measured and reported.
+  for (const sample of TRACE_SAMPLES) {
+    const suffix = sample === 1 ? '_sample1' : '';
+    const noopOn = value(TRACED_SYSTEM(sample), 'noop call', 'p50Ms');
+    const composeOn = value(TRACED_SYSTEM(sample), 'square(increment(x))', 'p50Ms');
+    if (noopOn !== undefined) ratios[`tracing_on${suffix}_p50_over_off`] = noopOn / noopP50;
+    if (composeOn !== undefined) ratios[`tracing_on${suffix}_compose_p50_over_off`] = composeOn / composeP50;
+  }
   targets.push({ name: 'warm no-op p50 <= 1.2x the thread runtime', target: '<= 1.2 (x)', value: noopRatio, met: noopRatio <= 1.2 });
   targets.push({ name: 'f(g(x)) p50 <= 1.2x the thread runtime', target: '<= 1.2 (x)', value: composeRatio, met: composeRatio <= 1.2 });
   notes.push(machineLoad.summary());

@@ -21,6 +21,9 @@
  * 6-8. Cold starts, Retwis and prediction serving (their own files).
  * 9. Around a function (developer-demo.ts): a call through the HTTP ingress, a thrown error's
  *    stack mapped to its `.ts` lines, its logs, an async call cancelled, the invocations listing.
+ * 10. Operations (operations-demo.ts): a DAG call traced from the client through every hop and
+ *    read back from the dashboard's trace store, an executor's per-function metrics, and every
+ *    role's /healthz and /readyz.
  *
  * cli/ may not import examples/ (test/architecture.test.ts), so the function modules are found on
  * disk: beside the sources from `cli/*.ts`, and from `dist/cli/*.js` in the repository the build
@@ -34,6 +37,8 @@ import { readTokenKeys } from './keys-commands.js';
 import { readEvents, startMonitor } from './monitor.js';
 import { predictDemo } from './predict-demo.js';
 import { developerDemo } from './developer-demo.js';
+import { operationsDemo } from './operations-demo.js';
+import type { OperationsEndpoints } from './operations-demo.js';
 import { exampleFunctionPath } from './example-paths.js';
 import { roleSecurity } from './security.js';
 
@@ -47,10 +52,10 @@ const CALLS = 25;
  * every result was right.
  */
 /** The demos by name, in the order `lfaas up --demo` runs them all. */
-export const DEMO_NAMES = ['counter', 'dag', 'sandbox', 'owners', 'hotkey', 'coldstart', 'retwis', 'predict', 'developer'] as const;
+export const DEMO_NAMES = ['counter', 'dag', 'sandbox', 'owners', 'hotkey', 'coldstart', 'retwis', 'predict', 'developer', 'operations'] as const;
 export type DemoName = (typeof DEMO_NAMES)[number];
 
-export async function runDemos(routing: readonly string[], schedulers: readonly string[], keys: string, monitorRunning = false, only?: DemoName, ingress?: string): Promise<boolean> {
+export async function runDemos(routing: readonly string[], schedulers: readonly string[], keys: string, monitorRunning = false, only?: DemoName, ingress?: string, operations: OperationsEndpoints = {}): Promise<boolean> {
   const faas = await LatticeFaas.connect({ routing, schedulers });
   const demos: Record<DemoName, () => Promise<boolean>> = {
     counter: () => sharedCounterDemo(faas, routing, schedulers),
@@ -63,6 +68,7 @@ export async function runDemos(routing: readonly string[], schedulers: readonly 
     // Skipped in the full run unless the ML packages are installed; named, it installs them.
     predict: () => predictDemo(faas, only === 'predict'),
     developer: () => developerDemo(faas, ingress),
+    operations: () => operationsDemo(faas, operations),
   };
   try {
     let ok = true;

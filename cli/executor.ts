@@ -8,22 +8,28 @@
  * pool's and cache's counters at each scrape.
  */
 import { randomBytes } from 'node:crypto';
-import { KvsClient } from '../client/index.js';
+import { DISCOVERY_REFRESH_MS, KvsClient, ServiceFollower, discoverSchedulers } from '../client/index.js';
 import { startMetricsServer } from '../kvs/index.js';
-import type { MetricSample } from '../kvs/index.js';
-import { CounterIncrements, ExecutorCache, ExecutorHost, ExecutorNode, FunctionLogBuffer, ISOLATION_LEVELS, InferenceService, RuntimePool, detectIsolation, isolationRank } from '../executor/index.js';
+import type { MetricSample, Readiness } from '../kvs/index.js';
+import { CounterIncrements, ExecutorCache, ExecutorHost, ExecutorNode, FunctionLogBuffer, ISOLATION_LEVELS, InferenceService, RuntimePool, detectIsolation, functionMetricSamples, isolationRank } from '../executor/index.js';
 import type { IsolationLevel } from '../executor/index.js';
 import { Rpc, ZmqTransport, readChunkedModel, runMachine, systemClock } from '../protocol/index.js';
 import { defaultMlDir } from './ml-install.js';
 import { wireCountersOf, wireSamples, zapSamples } from './wire-metrics.js';
 import { announceReady, guardProcess, logError, stopOnSignals } from './process.js';
+import { roleLog, setLogNode } from './log.js';
+import { startTracing } from './tracing.js';
+import { advertised } from './advertise.js';
 import { roleSecurity } from './security.js';
 import type { SecurityOptions } from './security.js';
 
 export interface ExecutorProcessOptions extends SecurityOptions {
   readonly host: string;
+  /** The host other machines reach this role at (default: `host`; docs/multi-host.md). */
+  readonly advertise?: string;
   readonly port: number;
   readonly routing: readonly string[];
+  /** Empty: discovered from the routing nodes and followed as they change (client/discovery.ts). */
   readonly schedulers: readonly string[];
   /** Worker threads at most (runtime slots). */
   readonly workers: number;
@@ -166,16 +172,26 @@ function functionLogSamples(logs: FunctionLogBuffer, node: string): MetricSample
   ];
 }
 
+/** Ready while its runtime pool has slots and it is not draining. */
+function executorReadiness(pool: RuntimePool, stopping: { readonly now: boolean }): Readiness {
+  if (stopping.now) return { ready: false, reason: 'draining: the executor is stopping' };
+  return pool.capacity > 0 ? { ready: true, reason: `${pool.capacity} runtime slots, isolation ${pool.isolation}` } : { ready: false, reason: 'the runtime pool has no slots' };
+}
+
 /** How long a stopping executor waits for the runs it holds. */
 const DRAIN_MAX_MS = 10_000;
+/** How long an executor started without --schedulers waits for the routing nodes to list one. */
+const DISCOVERY_WAIT_MS = 120_000;
 
 export async function runExecutor(options: ExecutorProcessOptions): Promise<void> {
   guardProcess('executor');
   const security = roleSecurity('executor', options);
-  const transport = await ZmqTransport.bind({ host: options.host, port: options.port, keyPair: security.keyPair });
+  const transport = await ZmqTransport.bind({ host: options.host, ...advertised(options), port: options.port, keyPair: security.keyPair });
+  setLogNode(transport.address);
+  await startTracing({ role: 'executor', node: transport.address });
   // A function's ctx waits on these reads: on a loaded machine, a 1 s attempt is too short.
-  const kvs = await KvsClient.connect({ routing: options.routing, host: options.host, requestTimeoutMs: 2000, keyPair: security.keyPair, token: '' });
-  if ((options.pushDelayMs ?? 0) > 0) process.stderr.write(`WARNING: --push-delay-ms ${options.pushDelayMs}: this executor's cache applies the KVS's updates ${options.pushDelayMs} ms late (a test hook: it reads stale values)\n`);
+  const kvs = await KvsClient.connect({ routing: options.routing, host: options.host, ...advertised(options), requestTimeoutMs: 2000, keyPair: security.keyPair, token: '' });
+  if ((options.pushDelayMs ?? 0) > 0) roleLog().warn({ pushDelayMs: options.pushDelayMs }, `WARNING: --push-delay-ms ${options.pushDelayMs}: this executor's cache applies the KVS's updates ${options.pushDelayMs} ms late (a test hook: it reads stale values)`);
   const cache = new ExecutorCache(kvs, { bytesMax: options.cacheBytes, pushDelayMs: options.pushDelayMs ?? 0 });
   const isolation = await chooseIsolation(options.isolation);
   const stages: ColdStageSeconds = { code_fetch: 0, runtime: 0, evaluate: 0, first_call: 0 };
@@ -199,7 +215,8 @@ export async function runExecutor(options: ExecutorProcessOptions): Promise<void
     },
   });
   await pool.ready();
-  const peers = new Rpc(await ZmqTransport.bind({ host: options.host, port: 0, keyPair: security.keyPair }), systemClock);
+  const peers = new Rpc(await ZmqTransport.bind({ host: options.host, ...advertised(options), port: 0, keyPair: security.keyPair }), systemClock);
+  const schedulers = options.schedulers.length > 0 ? [...options.schedulers] : await discoverSchedulers(peers, options.routing, Date.now() + DISCOVERY_WAIT_MS);
   // ctx.infer: models read through the cache (chunked, see protocol/models.ts), run by onnxruntime in
   // a child process forked on first use; without the ML folder a call of infer fails, typed.
   const inference = new InferenceService({ mlDir: options.mlDir ?? defaultMlDir(), isolation, readModel: (key) => readChunkedModel(async (chunk) => (await cache.get(chunk))?.reveal(), key) });
@@ -207,12 +224,16 @@ export async function runExecutor(options: ExecutorProcessOptions): Promise<void
   // A nonce per boot: schedulers tell a restart at this address from its heartbeats' executor_id,
   // even one faster than their failure timeout.
   const incarnation = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
-  const executor = new ExecutorNode({ address: transport.address, schedulers: options.schedulers, statusPeriodMs: options.statusPeriodMs, incarnation, dagPrewarm: options.dagPrewarm !== false });
+  const executor = new ExecutorNode({ address: transport.address, schedulers, statusPeriodMs: options.statusPeriodMs, incarnation, dagPrewarm: options.dagPrewarm !== false });
   const shell = runMachine(executor, transport, systemClock, { tasks: host, onError: logError(`executor ${transport.address}`), ...security.shell });
-  const metrics = options.metricsPort < 0 ? undefined : await startMetricsServer({ host: options.host, port: options.metricsPort, samples: () => [...executorSamples({ node: executor, pool, cache, host, inference, stages }, transport.address), ...wireSamples(wireCountersOf(shell, transport), { node: transport.address }), ...zapSamples({ node: transport.address }), ...functionLogSamples(functionLogs, transport.address)] });
+  const stopping = { now: false };
+  const metrics = options.metricsPort < 0 ? undefined : await startMetricsServer({ host: options.host, port: options.metricsPort, samples: () => [...executorSamples({ node: executor, pool, cache, host, inference, stages }, transport.address), ...wireSamples(wireCountersOf(shell, transport), { node: transport.address }), ...zapSamples({ node: transport.address }), ...functionLogSamples(functionLogs, transport.address), ...functionMetricSamples(executor.functionMetrics, transport.address)], ready: () => executorReadiness(pool, stopping) });
+  const follower = options.schedulers.length > 0 ? undefined : new ServiceFollower(peers, options.routing, schedulers, 'schedulers', DISCOVERY_REFRESH_MS, (list) => executor.setSchedulers(list));
   announceReady({ role: 'executor', address: transport.address, pid: process.pid, workers: options.workers, isolation, metricsPort: metrics?.port ?? null });
   stopOnSignals(async () => {
+    stopping.now = true;
     // Drain: schedulers stop placing here at the next report; the runs held finish (10 s at most).
+    follower?.stop();
     executor.drain();
     for (let waited = 0; executor.runCount > 0 && waited < DRAIN_MAX_MS; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
     await shell.stop();
@@ -230,10 +251,10 @@ export async function runExecutor(options: ExecutorProcessOptions): Promise<void
 async function chooseIsolation(asked: IsolationLevel | undefined): Promise<IsolationLevel> {
   const detected = await detectIsolation();
   const level = asked ?? detected.level;
-  const line = (text: string): boolean => process.stderr.write(`${JSON.stringify({ level: 40, name: 'executor', msg: text })}\n`);
+  const line = (text: string): void => roleLog().warn(text);
   if (asked !== undefined && isolationRank(asked) > isolationRank(detected.level)) throw new Error(`isolation ${asked} was asked for, but this machine allows at most ${detected.level}: ${detected.reason}`);
   if (level === 'none') line('WARNING: isolation none: functions run in threads of the executor with no wall between them and this process; for one trusted owner\'s development only');
   else if (isolationRank(level) < isolationRank(detected.level)) line(`WARNING: isolation ${level} was asked for; this machine allows ${detected.level}`);
-  process.stderr.write(`${JSON.stringify({ level: 30, name: 'executor', msg: `isolation ${level}`, detected: detected.level, reason: detected.reason })}\n`);
+  roleLog().info({ detected: detected.level, reason: detected.reason }, `isolation ${level}`);
   return level;
 }

@@ -13,6 +13,7 @@ import { basename, extname } from 'node:path';
 import { ErrorCode, LatticeFaas, LfaasError } from '../client/index.js';
 import type { CallOptions, Consistency, FunctionInfo } from '../client/index.js';
 import { UsageError, reportFailure } from './exit-codes.js';
+import { withTrace } from './tracing.js';
 
 export const CONSISTENCIES = ['lww', 'repeatable-read', 'causal'] as const;
 
@@ -134,6 +135,8 @@ export interface CallCommandOptions extends FaasAddresses {
   readonly consistency?: Consistency;
   readonly timeoutMs?: number;
   readonly async: boolean;
+  /** Trace this call and print its trace id on stderr (cli/tracing.ts). */
+  readonly trace?: boolean;
 }
 
 function callOptions(options: CallCommandOptions): CallOptions {
@@ -146,11 +149,12 @@ function callOptions(options: CallCommandOptions): CallOptions {
 
 export async function faasCall(name: string, args: readonly string[], options: CallCommandOptions): Promise<void> {
   const values = args.map(parseArg);
-  const result = await withFaas(options, async (faas) => {
+  const call = (): Promise<unknown> => withFaas(options, async (faas) => {
     if (!options.async) return faas.call(name, values, callOptions(options));
     const future = await faas.callAsync(name, values, callOptions(options));
     return future.result();
   });
+  const result = options.trace === true ? await withTrace('lfaas call', call) : await call();
   console.log(formatResult(result));
 }
 

@@ -14,6 +14,7 @@ import { runExecutor } from './executor.js';
 import { runRouting } from './routing.js';
 import { runScheduler } from './scheduler.js';
 import { runIngressProcess } from './ingress.js';
+import { runDashboardProcess } from './dashboard.js';
 import { runStorageNode } from './storage-node.js';
 import { up } from './up.js';
 import { DEMO_NAMES } from './demo.js';
@@ -22,10 +23,14 @@ import { printEvents } from './events-command.js';
 import { logsCommand } from './logs-command.js';
 import type { LogsCommandOptions } from './logs-command.js';
 import { invocationsCommand } from './invocations-command.js';
+import { servicesCommand } from './services-command.js';
+import type { ServicesCommandOptions } from './services-command.js';
 import type { InvocationsCommandOptions } from './invocations-command.js';
 import { defaultMlDir, ensureMlInstalled, mlInstallCommand, mlInstalled, verifyNativeBinding } from './ml-install.js';
 import { resolve as resolvePath } from 'node:path';
 import { runMonitorProcess } from './monitor.js';
+import { kubernetesProviderOptions } from './kubernetes-monitor.js';
+import type { KubernetesCliOptions } from './kubernetes-monitor.js';
 import { policyWith } from '../monitor/index.js';
 import { keysAdd, keysRevoke, keysRotateToken, printKeysInit, printTokenCreate, tokenRevoke } from './keys-commands.js';
 import type { SecurityOptions } from './security.js';
@@ -42,7 +47,9 @@ const integer = (min: number, max: number) => (value: string): number => {
 const list = (value: string): string[] => value.split(',').filter((item) => item.length > 0);
 const ackOption = (): Option => new Option('--ack <mode>', 'when the write is acknowledged').choices(['local', 'durable', 'replicated']).default('durable');
 const routingOption = (): Option => new Option('--routing <addresses>', 'comma-separated routing node addresses').env('LFAAS_ROUTING').makeOptionMandatory();
-const schedulersOption = (): Option => new Option('--schedulers <addresses>', 'comma-separated scheduler addresses').env('LFAAS_SCHEDULERS').makeOptionMandatory();
+const schedulersOption = (): Option => new Option('--schedulers <addresses>', 'comma-separated scheduler addresses (default: discovered from the routing nodes, and followed as they change)').env('LFAAS_SCHEDULERS');
+/** `--advertise`: the host others reach a role at, when it differs from the bound one (docs/multi-host.md). */
+const advertiseOption = (): Option => new Option('--advertise <host>', 'the address other machines reach this role at, in every address it announces (default: --host; with --host 0.0.0.0, the first non-loopback interface address)').env('LFAAS_ADVERTISE');
 /** A client command's routing nodes: the flag, LFAAS_ROUTING, else the `lfaas up` state file. */
 const clientRoutingOption = (): Option => new Option('--routing <addresses>', 'comma-separated routing node addresses (default: LFAAS_ROUTING, else .lfaas/cluster.json from lfaas up)').env('LFAAS_ROUTING');
 const clientSchedulersOption = (): Option => new Option('--schedulers <addresses>', 'comma-separated scheduler addresses (default: LFAAS_SCHEDULERS, else .lfaas/cluster.json from lfaas up)').env('LFAAS_SCHEDULERS');
@@ -100,7 +107,13 @@ program
   // Commander's own errors (unknown option, missing argument) become exit 2 (and JSON with --json)
   // in the catch at the end; the subcommands made below inherit both settings.
   .exitOverride()
-  .configureOutput({ outputError: (text, write) => (jsonRequested() ? undefined : write(text)) });
+  .configureOutput({ outputError: (text, write) => (jsonRequested() ? undefined : write(text)) })
+  // Tracing (cli/tracing.ts): before the command (`lfaas --otlp-endpoint <url> up`); the roles it starts inherit it.
+  .option('--otlp-endpoint <url>', 'export trace spans (OTLP/HTTP JSON) to this URL, in this process and the roles it starts (docs/observability-tracing.md)')
+  .hook('preAction', (command) => {
+    const endpoint = (command.opts() as { otlpEndpoint?: string }).otlpEndpoint;
+    if (endpoint !== undefined) process.env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'] = endpoint;
+  });
 
 program
   .command('up')
@@ -118,6 +131,7 @@ program
   .option('--executor-port <port>', 'the first executor\'s port (default: <base>+200)', integer(1, 65535))
   .option('--storage-port <port>', 'the first storage node\'s control port; its shards follow (default: <base>+300)', integer(1, 65535))
   .option('--http-port <port>', 'the HTTP ingress\'s port (default: <base>-20, 7080); 0: no ingress', integer(0, 65535))
+  .option('--dashboard-port <port>', 'the dashboard\'s port (default: <base>-19, 7081); 0: no dashboard', integer(0, 65535))
   .option('--json', 'print the ready report as one JSON line on stdout (progress goes to stderr)', false)
   .option('--gossip-period-ms <ms>', 'gossip period', integer(1, 60_000), 50)
   .option('--shard-memory-mb <mb>', 'each shard\'s memory budget for entries (beyond it, entries live on disk only)', integer(1, 1 << 20), 256)
@@ -152,6 +166,7 @@ program
         ...(options.executorPort === undefined ? {} : { executorPort: options.executorPort }),
         ...(options.storagePort === undefined ? {} : { storagePort: options.storagePort }),
         ...(options.httpPort === undefined ? {} : { httpPort: options.httpPort }),
+        ...(options.dashboardPort === undefined ? {} : { dashboardPort: options.dashboardPort }),
       },
       demo: demo === undefined ? false : demo === true ? true : (demo as DemoName),
       ...(autoscale
@@ -183,6 +198,7 @@ interface UpCommandOptions {
   executorPort?: number;
   storagePort?: number;
   httpPort?: number;
+  dashboardPort?: number;
   json: boolean;
   gossipPeriodMs: number;
   shardMemoryMb: number;
@@ -211,12 +227,14 @@ securityOptions(program
   .command('routing'))
   .description('run a routing node (membership, rings, key addresses)')
   .option('--host <host>', 'interface to bind', '127.0.0.1')
+  .addOption(advertiseOption())
   .option('--port <port>', 'port (0 = any)', integer(0, 65535), 0)
   .option('--peers <addresses>', 'comma-separated addresses of the other routing nodes', list, [])
   .option('--global <n>', 'default nodes per key', integer(1, 64), 2)
   .option('--local <n>', 'default shards per key inside a node', integer(1, 64), 1)
   .option('--failure-timeout-ms <ms>', 'a node silent this long is removed', integer(100, 600_000), 2000)
-  .action(async (options: { host: string; port: number; peers: string[]; global: number; local: number; failureTimeoutMs: number } & SecurityOptions) => {
+  .option('--metrics-port <port>', 'Prometheus metrics, /healthz and /readyz port (0 = any, -1 = none)', integer(-1, 65535), 0)
+  .action(async (options: { host: string; advertise?: string; port: number; peers: string[]; global: number; local: number; failureTimeoutMs: number; metricsPort: number } & SecurityOptions) => {
     await runRouting(options);
   });
 
@@ -224,12 +242,13 @@ securityOptions(program
   .command('scheduler'))
   .description('run a scheduler (function and DAG registry, placement, the clients\' entry point)')
   .option('--host <host>', 'interface to bind', '127.0.0.1')
+  .addOption(advertiseOption())
   .option('--port <port>', 'port (0 = any)', integer(0, 65535), 0)
   .addOption(routingOption())
   .option('--executor-timeout-ms <ms>', 'an executor silent this long is dead (its runs are answered or dispatched again)', integer(100, 600_000), 1000)
   .option('--metrics-port <port>', 'Prometheus metrics port (0 = any, -1 = none)', integer(-1, 65535), 0)
   .option('--pin-executors <n>', 'executors each function is prepared on at registration (0: none)', integer(0, 64), 2)
-  .action(async (options: { host: string; port: number; routing: string; executorTimeoutMs: number; metricsPort: number; pinExecutors: number } & SecurityOptions) => {
+  .action(async (options: { host: string; advertise?: string; port: number; routing: string; executorTimeoutMs: number; metricsPort: number; pinExecutors: number } & SecurityOptions) => {
     await runScheduler({ ...options, routing: list(options.routing) });
   });
 
@@ -237,6 +256,7 @@ securityOptions(program
   .command('executor'))
   .description('run an executor (a cache next to a pool of function runtimes)')
   .option('--host <host>', 'interface to bind', '127.0.0.1')
+  .addOption(advertiseOption())
   .option('--port <port>', 'port (0 = any)', integer(0, 65535), 0)
   .addOption(routingOption())
   .addOption(schedulersOption())
@@ -253,8 +273,8 @@ securityOptions(program
   .option('--stem-target-max <n>', 'stems kept waiting at most, over all memory classes and owners (default: half of --workers; 0 with --prewarm 0: no stems)', integer(0, 256))
   .option('--ml-dir <dir>', 'the folder onnxruntime-node is installed in, for ctx.infer (`lfaas ml install`; default $LFAAS_ML_DIR or .lfaas/ml)')
   .option('--push-delay-ms <ms>', 'test hook: apply the KVS\'s pushes to the cache this much later, so it reads stale values (warns)', integer(0, 60_000), 0)
-  .action(async (options: { host: string; port: number; routing: string; schedulers: string; workers: number; prewarm: number; memoryMb: number; cacheBytes: number; statusPeriodMs: number; metricsPort: number; isolation?: IsolationLevel; dagPrewarm: boolean; prefetch: boolean; keepAliveTimeScale: number; stemTargetMax?: number; mlDir?: string; pushDelayMs: number } & SecurityOptions) => {
-    await runExecutor({ ...options, routing: list(options.routing), schedulers: list(options.schedulers), ...(options.stemTargetMax === undefined ? {} : { stemsMax: options.stemTargetMax }) });
+  .action(async (options: { host: string; advertise?: string; port: number; routing: string; schedulers?: string; workers: number; prewarm: number; memoryMb: number; cacheBytes: number; statusPeriodMs: number; metricsPort: number; isolation?: IsolationLevel; dagPrewarm: boolean; prefetch: boolean; keepAliveTimeScale: number; stemTargetMax?: number; mlDir?: string; pushDelayMs: number } & SecurityOptions) => {
+    await runExecutor({ ...options, routing: list(options.routing), schedulers: list(options.schedulers ?? ''), ...(options.stemTargetMax === undefined ? {} : { stemsMax: options.stemTargetMax }) });
   });
 
 faasCommand(program, 'deploy <file>', 'bundle a TypeScript (or JavaScript) function module and register it; prints {"name","version"}')
@@ -272,6 +292,7 @@ faasCommand(program, 'call <name> [args...]', 'call a function; each argument is
   .addOption(consistencyOption())
   .option('--timeout-ms <ms>', 'the call\'s time budget', integer(1, 3_600_000))
   .option('--async', 'call asynchronously (the result lands in the KVS) and print it once it does', false)
+  .option('--trace', 'trace the call (sampled whatever LFAAS_TRACE_SAMPLE says) and print its trace id on stderr', false)
   .action(async (name: string, args: string[], options: CallCommandOptions) => faasCall(name, args, options));
 
 const dagCommand = program.command('dag').description('DAGs of functions: create, call, list, delete');
@@ -330,14 +351,22 @@ faasCommand(program, 'invocations', 'recent and running calls with their state (
   .action(async (options: InvocationsCommandOptions) => invocationsCommand(options));
 
 program
+  .command('services')
+  .description('the services the routing nodes list now (discovery): schedulers and monitors by address, HTTP ingresses by URL')
+  .addOption(clientRoutingOption())
+  .option('--json', 'one JSON object: { routing, schedulers, ingresses, monitors }', false)
+  .action(async (options: ServicesCommandOptions) => servicesCommand(options));
+
+program
   .command('ingress')
-  .addOption(new Option('--keys <folder>', 'the cluster\'s keys folder: its token.pub verifies callers\' tokens (the ingress is a client with a key pair of its own, not a member)').env('LFAAS_KEYS'))
+  .addOption(new Option('--keys <folder>', 'the cluster\'s keys folder: its token.pub verifies callers\' tokens, its ingress.key announces the ingress\'s URL to the routing nodes (the ingress calls the cluster as a client, with each caller\'s token)').env('LFAAS_KEYS'))
   .option('--insecure', 'for an --insecure cluster: plain ZeroMQ, no tokens asked; loopback only (warns)')
   .hook('preAction', checkSecurity)
   .description('run the HTTP ingress: calls, async calls and results, DAG calls and KVS reads and writes over HTTP (JSON, or msgpack); callers present owner tokens (docs/http.md)')
   .addOption(new Option('--routing <addresses>', 'comma-separated routing node addresses').env('LFAAS_ROUTING').makeOptionMandatory())
-  .addOption(new Option('--schedulers <addresses>', 'comma-separated scheduler addresses').env('LFAAS_SCHEDULERS').makeOptionMandatory())
+  .addOption(schedulersOption())
   .option('--host <host>', 'interface the HTTP server binds', '127.0.0.1')
+  .addOption(new Option('--advertise <host>', 'the address the cluster reaches the ingress\'s own sockets at, and the host of the URL it announces (http://<advertise>:<port>): they then bind --host too (default: they bind 127.0.0.1, for a cluster on this machine)').env('LFAAS_ADVERTISE'))
   .option('--port <port>', 'HTTP port (0 = any)', integer(0, 65535), 7080)
   .option('--body-limit-mb <mb>', 'request bodies larger than this are refused 413', (value: string) => {
     const parsed = Number(value);
@@ -348,14 +377,38 @@ program
   .option('--request-timeout-ms <ms>', 'a request taking longer is answered 504 (and a call\'s budget is at most this)', integer(100, 3_600_000), 60_000)
   .option('--clients-max <n>', 'callers\' tokens with a cluster client kept open at once (least recently used closed beyond)', integer(1, 10_000), 64)
   .option('--headers-timeout-ms <ms>', 'a client must send its request headers within this (slow clients are cut off)', integer(100, 600_000), 10_000)
-  .action(async (options: { routing: string; schedulers: string; host: string; port: number; bodyLimitMb: number; concurrency: number; requestTimeoutMs: number; clientsMax: number; headersTimeoutMs: number } & SecurityOptions) => {
-    await runIngressProcess({ ...options, routing: list(options.routing), schedulers: list(options.schedulers) });
+  .option('--metrics-port <port>', 'Prometheus metrics, /healthz and /readyz port, apart from the HTTP port (0 = any, -1 = none)', integer(-1, 65535), 0)
+  .action(async (options: { routing: string; schedulers?: string; host: string; advertise?: string; port: number; bodyLimitMb: number; concurrency: number; requestTimeoutMs: number; clientsMax: number; headersTimeoutMs: number; metricsPort: number } & SecurityOptions) => {
+    await runIngressProcess({ ...options, routing: list(options.routing), schedulers: list(options.schedulers ?? '') });
   });
 
-securityOptions(program.command('monitor'))
+program
+  .command('dashboard')
+  .addOption(new Option('--keys <folder>', 'the cluster\'s keys folder: monitor.key asks the cluster\'s statistics, token.pub verifies the admin token, admin.token reads the registry').env('LFAAS_KEYS'))
+  .option('--insecure', 'for an --insecure cluster: plain ZeroMQ, no token asked for the page; loopback only (warns)')
+  .hook('preAction', checkSecurity)
+  .description('run the live dashboard: a web page of the ring, shards, executors, functions, DAGs, events and traces (docs/dashboard.md); open http://127.0.0.1:7081/#token=<admin token>')
+  .addOption(new Option('--routing <addresses>', 'comma-separated routing node addresses').env('LFAAS_ROUTING'))
+  .addOption(new Option('--schedulers <addresses>', 'comma-separated scheduler addresses').env('LFAAS_SCHEDULERS'))
+  .option('--state <file>', 'read the addresses from this lfaas up state file (.lfaas/cluster.json) once it exists, when --routing is not given')
+  .option('--host <host>', 'interface the HTTP server binds', '127.0.0.1')
+  .option('--port <port>', 'HTTP port (0 = any)', integer(0, 65535), 7081)
+  .option('--period-ms <ms>', 'how often the cluster is asked', integer(100, 60_000), 1000)
+  .option('--trace-body-limit-mb <mb>', 'OTLP trace bodies larger than this are refused 413', (value: string) => {
+    const parsed = Number(value);
+    if (!Number.isFinite(parsed) || parsed <= 0 || parsed > 64) throw new InvalidArgumentError('expected a number of MiB above 0, at most 64');
+    return parsed;
+  }, 4)
+  .action(async (options: { routing?: string; schedulers?: string; state?: string; host: string; port: number; periodMs: number; traceBodyLimitMb: number } & SecurityOptions) => {
+    await runDashboardProcess({ ...options, routing: list(options.routing ?? ''), schedulers: list(options.schedulers ?? '') });
+  });
+
+kubernetesProviderOptions(securityOptions(program.command('monitor')), integer)
   .description('run a monitor: it takes the lease in the KVS, reads the cluster and records its decisions (lfaas up --autoscale also carries them out)')
   .requiredOption('--routing <addresses>', 'comma-separated routing node addresses', list)
-  .requiredOption('--schedulers <addresses>', 'comma-separated scheduler addresses', list)
+  .option('--schedulers <addresses>', 'comma-separated scheduler addresses (default: discovered from the routing nodes, and followed as they change)', list, [])
+  .option('--host <host>', 'interface to bind', '127.0.0.1')
+  .addOption(advertiseOption())
   .option('--period-ms <ms>', 'how often it looks', integer(100, 60_000), 1000)
   .option('--metrics-port <port>', 'Prometheus metrics port (0 = any, -1 = none)', integer(-1, 65535), 0)
   .option('--pin-rate <n>', 'calls/s of one function per executor it is pinned on (a function is kept warm on ceil(rate / n) executors, at least 2)', integer(1, 10_000_000), 50)
@@ -363,10 +416,17 @@ securityOptions(program.command('monitor'))
   .option('--hot-key-rate <n>', 'requests/s from which a key far above the mean is hot (replicated on more nodes)', integer(1, 10_000_000), 100)
   .option('--hot-key-replicas <n>', 'nodes a hot key is replicated on', integer(1, 64), 3)
   .option('--hot-key-cool-ms <ms>', 'how long a hot key must stay cool before its factor goes back', integer(0, 3_600_000), 30_000)
-  .action(async (options: { routing: string[]; schedulers: string[]; periodMs: number; metricsPort: number; pinRate: number; pinCoolMs: number; hotKeyRate: number; hotKeyReplicas: number; hotKeyCoolMs: number } & SecurityOptions) =>
+  .option('--min-executors <n>', 'executors at least', integer(1, 1024), 1)
+  .option('--max-executors <n>', 'executors at most', integer(1, 1024), 8)
+  .option('--min-nodes <n>', 'storage nodes at least (never fewer than the replication factor)', integer(1, 1024), 1)
+  .option('--max-nodes <n>', 'storage nodes at most', integer(1, 1024), 16)
+  .action(async (options: { routing: string[]; schedulers: string[]; host: string; advertise?: string; periodMs: number; metricsPort: number; pinRate: number; pinCoolMs: number; hotKeyRate: number; hotKeyReplicas: number; hotKeyCoolMs: number; minExecutors: number; maxExecutors: number; minNodes: number; maxNodes: number; provider: string } & KubernetesCliOptions & SecurityOptions) =>
     runMonitorProcess({
       ...options,
+      ...(options.provider === 'kubernetes' ? { kubernetes: options } : {}),
       policy: policyWith({
+        executor: { min: options.minExecutors, max: options.maxExecutors },
+        storage: { min: options.minNodes, max: options.maxNodes },
         pins: { perExecutorRate: options.pinRate, downSustainMs: options.pinCoolMs },
         hotKeys: { hotRateMin: options.hotKeyRate, replicas: options.hotKeyReplicas, coolSustainMs: options.hotKeyCoolMs },
       }),
@@ -457,6 +517,7 @@ const kvs = securityOptions(program
   .description('run a storage node (without a subcommand), or use the KVS: get, put, delete, replicate, stat, depart')
   .option('--id <id>', 'node id (stable across restarts: it names the data folder)')
   .option('--host <host>', 'interface to bind', '127.0.0.1')
+  .addOption(advertiseOption())
   .option('--port <port>', 'control port; shard i binds port+1+i (0 = any)', integer(0, 65535), 0)
   .option('--shard-ports <ports>', 'comma-separated ports of the shards (instead of port+1+i)', (value: string) => list(value).map(integer(1, 65535)))
   .option('--shards <n>', 'shards (default: one per core)', integer(1, 64), availableParallelism())
@@ -467,7 +528,7 @@ const kvs = securityOptions(program
   .option('--shard-memory-mb <mb>', 'each shard\'s memory budget for entries: beyond it, entries live on disk only (lmdb) and are read back when used', integer(1, 1 << 20), 256)
   .option('--depart-timeout-ms <ms>', 'how long a graceful departure may take', integer(100, 600_000), 30_000)
   .addOption(new Option('--threads <mode>', 'one worker thread per shard: on, off, or auto (on with 4 cores or more)').choices(['on', 'off', 'auto']).default('auto'))
-  .action(async (options: { id?: string; host: string; port: number; shardPorts?: number[]; shards: number; routing: string[]; data: string; metricsPort: number; gossipPeriodMs: number; shardMemoryMb: number; departTimeoutMs: number; threads: string } & SecurityOptions) => {
+  .action(async (options: { id?: string; host: string; advertise?: string; port: number; shardPorts?: number[]; shards: number; routing: string[]; data: string; metricsPort: number; gossipPeriodMs: number; shardMemoryMb: number; departTimeoutMs: number; threads: string } & SecurityOptions) => {
     if (options.id === undefined || options.routing.length === 0) kvs.error('a storage node needs --id and --routing');
     if (options.shardPorts !== undefined && options.shardPorts.length !== options.shards) kvs.error('--shard-ports needs one port per shard');
     const threads = options.threads === 'on' || (options.threads === 'auto' && availableParallelism() >= 4);

@@ -9,7 +9,9 @@
  * - Events: a JSON line on stderr each, and the event log (`lfaas/events`, an LWW list of the last
  *   500 events, written only by the lease holder) that `lfaas events` prints.
  */
-import { KvsClient } from '../client/index.js';
+import { KvsClient, ServiceAnnouncer } from '../client/index.js';
+import { advertised } from './advertise.js';
+import { schedulersFor } from './discovered-schedulers.js';
 import { startMetricsServer } from '../kvs/index.js';
 import type { MetricSample } from '../kvs/index.js';
 import { ErrorCode, HybridClock, LfaasError, Lww, ensureLfaasError } from '../lattices/index.js';
@@ -17,7 +19,11 @@ import { DEFAULT_POLICY, MonitorNode } from '../monitor/index.js';
 import type { AutoscalePolicy, MonitorEvent, MonitorTask, NodeProvider } from '../monitor/index.js';
 import { ZmqTransport, runMachine, systemClock } from '../protocol/index.js';
 import type { KeyPair, MachineShell, MachineTasks, ShellOptions } from '../protocol/index.js';
+import { kubernetesProviderFromCli } from './kubernetes-monitor.js';
+import type { KubernetesCliOptions } from './kubernetes-monitor.js';
 import { announceReady, guardProcess, stopOnSignals } from './process.js';
+import { roleLog, setLogNode } from './log.js';
+import { startTracing } from './tracing.js';
 import { roleSecurity } from './security.js';
 import { wireCountersOf, wireSamples } from './wire-metrics.js';
 
@@ -159,21 +165,31 @@ export function monitorSamples(node: MonitorNode): MetricSample[] {
 export async function startMonitor(options: {
   readonly name: string;
   readonly host?: string;
+  /** The host others reach the monitor at (default: `host`; docs/multi-host.md). */
+  readonly advertise?: string;
   readonly keyPair: KeyPair | 'insecure';
   readonly shell: Pick<ShellOptions, 'membership' | 'tokens'>;
   readonly routing: readonly string[];
+  /** Empty: discovered from the routing nodes and followed as they change (client/discovery.ts). */
   readonly schedulers: readonly string[];
   readonly policy: AutoscalePolicy;
+  /** Announce this monitor to the routing nodes (discovery; `lfaas monitor` does, `lfaas up` need not). */
+  readonly announce?: boolean;
   readonly provider: NodeProvider | undefined;
   readonly periodMs?: number;
   /** Serve Prometheus metrics on this port (0: any free one; undefined: none). */
   readonly metricsPort?: number;
   readonly log: (line: string) => void;
 }): Promise<RunningMonitor> {
-  const transport = await ZmqTransport.bind({ host: options.host ?? '127.0.0.1', port: 0, keyPair: options.keyPair });
-  const kvs = await KvsClient.connect({ routing: options.routing, keyPair: options.keyPair, token: '', requestTimeoutMs: 2000 });
+  const transport = await ZmqTransport.bind({ host: options.host ?? '127.0.0.1', ...advertised(options), port: 0, keyPair: options.keyPair });
+  const kvs = await KvsClient.connect({ routing: options.routing, ...(options.host === undefined ? {} : { host: options.host }), ...advertised(options), keyPair: options.keyPair, token: '', requestTimeoutMs: 2000 });
+  // Without a list, the schedulers come from the routing nodes; the node reads this array at each
+  // use, and the follower keeps it current in place.
+  const discovered = await schedulersFor({ routing: options.routing, schedulers: options.schedulers, keyPair: options.keyPair, ...(options.host === undefined ? {} : { host: options.host }), ...advertised(options) });
+  const schedulers = discovered.list;
+  const announcer = options.announce === true ? new ServiceAnnouncer(transport, options.routing, 'monitor', transport.address) : undefined;
   const host = new MonitorHost(kvs, options.name, options.provider, options.log);
-  const node = new MonitorNode({ address: transport.address, name: options.name, routing: options.routing, schedulers: options.schedulers, policy: options.policy, ...(options.periodMs === undefined ? {} : { periodMs: options.periodMs }) });
+  const node = new MonitorNode({ address: transport.address, name: options.name, routing: options.routing, schedulers, policy: options.policy, ...(options.periodMs === undefined ? {} : { periodMs: options.periodMs }) });
   const shell = runMachine(node, transport, systemClock, { tasks: host, onError: (error) => options.log(JSON.stringify({ level: 40, name: 'monitor', msg: error.message })), ...options.shell });
   const metrics = options.metricsPort === undefined ? undefined : await startMetricsServer({ host: options.host ?? '127.0.0.1', port: options.metricsPort, samples: () => [...monitorSamples(node), ...wireSamples(wireCountersOf(shell, transport), { monitor: options.name })] });
   return {
@@ -182,26 +198,41 @@ export async function startMonitor(options: {
     shell,
     metricsPort: metrics?.port,
     stop: async () => {
+      announcer?.stop();
       await metrics?.close();
       await shell.stop();
       await kvs.close();
+      await discovered.stop();
     },
   };
 }
 
 /**
- * `lfaas monitor`: a monitor as its own process, with the monitor member key. It has no node
- * provider of its own (`lfaas up --autoscale` runs one beside the local provider): it takes the
- * lease, reads the cluster, and records what it decides (each decision then fails "no node
- * provider"). Any number may run: one acts at a time.
+ * `lfaas monitor`: a monitor as its own process, with the monitor member key. Without a node
+ * provider (`lfaas up --autoscale` runs one beside the local provider) it takes the lease, reads
+ * the cluster, and records what it decides (each decision then fails "no node provider"); with
+ * `--provider kubernetes` it scales a StatefulSet and a Deployment (kubernetes-monitor.ts). Any
+ * number may run: one acts at a time.
  */
-export async function runMonitorProcess(options: { readonly routing: readonly string[]; readonly schedulers: readonly string[]; readonly periodMs: number; readonly metricsPort: number; readonly policy?: AutoscalePolicy; readonly keys?: string; readonly keyName?: string; readonly insecure?: boolean }): Promise<void> {
+export async function runMonitorProcess(options: { readonly routing: readonly string[]; readonly schedulers: readonly string[]; readonly host?: string; readonly advertise?: string; readonly periodMs: number; readonly metricsPort: number; readonly policy?: AutoscalePolicy; readonly keys?: string; readonly keyName?: string; readonly insecure?: boolean; readonly kubernetes?: KubernetesCliOptions }): Promise<void> {
   guardProcess('monitor');
+  await startTracing({ role: 'monitor' });
   const security = roleSecurity('monitor', options);
+  // The monitor's lines are JSON records ({ level, name, msg, ...fields }): into the role's log.
   const log = (line: string): void => {
-    process.stderr.write(`${line}\n`);
+    let record: { level?: unknown; msg?: unknown; [field: string]: unknown };
+    try {
+      record = JSON.parse(line) as typeof record;
+    } catch {
+      record = { msg: line };
+    }
+    const { level, name: _name, msg, ...fields } = record;
+    roleLog()[typeof level === 'number' && level >= 40 ? 'warn' : 'info'](fields, String(msg ?? ''));
   };
-  const monitor = await startMonitor({ name: `monitor-${process.pid}-${Date.now().toString(36)}`, keyPair: security.keyPair, shell: security.shell, routing: options.routing, schedulers: options.schedulers, policy: options.policy ?? DEFAULT_POLICY, provider: undefined, periodMs: options.periodMs, ...(options.metricsPort < 0 ? {} : { metricsPort: options.metricsPort }), log });
+  // --provider kubernetes: its decisions scale the storage StatefulSet and the executor Deployment.
+  const provider = options.kubernetes === undefined ? undefined : await kubernetesProviderFromCli(options.kubernetes, options.keys, log);
+  const monitor = await startMonitor({ name: `monitor-${process.pid}-${Date.now().toString(36)}`, ...(options.host === undefined ? {} : { host: options.host }), ...advertised(options), announce: true, keyPair: security.keyPair, shell: security.shell, routing: options.routing, schedulers: options.schedulers, policy: options.policy ?? DEFAULT_POLICY, provider, periodMs: options.periodMs, ...(options.metricsPort < 0 ? {} : { metricsPort: options.metricsPort }), log });
+  setLogNode(monitor.shell.machine.id);
   announceReady({ role: 'monitor', address: monitor.shell.machine.id, pid: process.pid, ...(monitor.metricsPort === undefined ? {} : { metricsPort: monitor.metricsPort }) });
   stopOnSignals(() => monitor.stop(), 'monitor');
 }

@@ -7,18 +7,23 @@
  * the machine's counters at each scrape.
  */
 import { randomBytes } from 'node:crypto';
-import { KvsClient } from '../client/index.js';
+import { KvsClient, ServiceAnnouncer } from '../client/index.js';
 import { startMetricsServer } from '../kvs/index.js';
-import type { MetricSample } from '../kvs/index.js';
+import type { MetricSample, Readiness } from '../kvs/index.js';
 import { ZmqTransport, runMachine, seededRandom, systemClock } from '../protocol/index.js';
-import { KvsTasks, SchedulerNode } from '../scheduler/index.js';
+import { KvsTasks, SchedulerNode, schedulerCallSamples } from '../scheduler/index.js';
 import { wireCountersOf, wireSamples, zapSamples } from './wire-metrics.js';
 import { announceReady, guardProcess, logError, stopOnSignals } from './process.js';
+import { setLogNode } from './log.js';
+import { startTracing } from './tracing.js';
+import { advertised } from './advertise.js';
 import { roleSecurity } from './security.js';
 import type { SecurityOptions } from './security.js';
 
 export interface SchedulerProcessOptions extends SecurityOptions {
   readonly host: string;
+  /** The host other machines reach this role at (default: `host`; docs/multi-host.md). */
+  readonly advertise?: string;
   readonly port: number;
   readonly routing: readonly string[];
   readonly executorTimeoutMs: number;
@@ -30,7 +35,7 @@ export interface SchedulerProcessOptions extends SecurityOptions {
 
 /** The scheduler's counters as Prometheus counters: field of `SchedulerNode.counters` -> name and help. */
 const SCHEDULER_COUNTERS: Readonly<Record<keyof SchedulerNode['counters'], readonly [name: string, help: string]>> = {
-  calls: ['lfaas_scheduler_calls_total', 'Function calls the scheduler accepted.'],
+  calls: ['lfaas_scheduler_calls_accepted_total', 'Function calls the scheduler received (lfaas_scheduler_calls_total splits them by function and outcome).'],
   dagCalls: ['lfaas_scheduler_dag_calls_total', 'DAG calls the scheduler accepted.'],
   asyncCalls: ['lfaas_scheduler_async_calls_total', 'Async calls (function or DAG) the scheduler accepted.'],
   dispatched: ['lfaas_scheduler_dispatched_total', 'Runs dispatched to executors (re-dispatches included).'],
@@ -70,24 +75,40 @@ function schedulerSamples(scheduler: SchedulerNode, node: string): MetricSample[
     { name: 'lfaas_scheduler_runs_in_flight', help: 'Runs dispatched and not yet finished.', type: 'gauge', value: scheduler.runCount, labels },
     { name: 'lfaas_scheduler_executors', help: 'Executors the scheduler knows alive (heard from within the executor timeout).', type: 'gauge', value: scheduler.executorAddresses().length, labels },
     { name: 'lfaas_scheduler_async_pending', help: "Async runs in this boot's index (accepted or taken over, no result yet).", type: 'gauge', value: scheduler.asyncPending, labels },
+    ...schedulerCallSamples(scheduler.callMetrics, node),
   );
   return samples;
+}
+
+/**
+ * Ready once bound with its KVS client connected (its registry reachable): executors find it by
+ * its address and report to it, so it takes traffic before any has; the reason says how many
+ * have (calls answer SCHED_NO_CAPACITY until one does).
+ */
+function schedulerReadiness(scheduler: SchedulerNode): Readiness {
+  const executors = scheduler.executorAddresses().length;
+  return { ready: true, reason: executors > 0 ? `${executors} executors alive` : 'no executor has reported yet (calls answer SCHED_NO_CAPACITY)' };
 }
 
 export async function runScheduler(options: SchedulerProcessOptions): Promise<void> {
   guardProcess('scheduler');
   const security = roleSecurity('scheduler', options);
-  const transport = await ZmqTransport.bind({ host: options.host, port: options.port, keyPair: security.keyPair });
-  const kvs = await KvsClient.connect({ routing: options.routing, host: options.host, keyPair: security.keyPair, token: '' });
+  const transport = await ZmqTransport.bind({ host: options.host, ...advertised(options), port: options.port, keyPair: security.keyPair });
+  setLogNode(transport.address);
+  await startTracing({ role: 'scheduler', node: transport.address });
+  const kvs = await KvsClient.connect({ routing: options.routing, host: options.host, ...advertised(options), keyPair: security.keyPair, token: '' });
   // A nonce per boot: the owner of this boot's async runs, its lease and its index are
   // `<address>#<incarnation>`; a scheduler restarted at this address takes its previous boot's runs over.
   const incarnation = `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
   // Placement's randomness; seeded per process so two schedulers do not choose in lockstep.
   const scheduler = new SchedulerNode({ address: transport.address, random: seededRandom((Date.now() ^ (process.pid << 8)) >>> 0), executorTimeoutMs: options.executorTimeoutMs, incarnation, ...(options.pinExecutors === undefined ? {} : { pinExecutors: options.pinExecutors }) });
   const shell = runMachine(scheduler, transport, systemClock, { tasks: new KvsTasks(kvs), onError: logError(`scheduler ${transport.address}`), ...security.shell });
-  const metrics = options.metricsPort < 0 ? undefined : await startMetricsServer({ host: options.host, port: options.metricsPort, samples: () => [...schedulerSamples(scheduler, transport.address), ...wireSamples(wireCountersOf(shell, transport), { node: transport.address }), ...zapSamples({ node: transport.address })] });
+  const metrics = options.metricsPort < 0 ? undefined : await startMetricsServer({ host: options.host, port: options.metricsPort, samples: () => [...schedulerSamples(scheduler, transport.address), ...wireSamples(wireCountersOf(shell, transport), { node: transport.address }), ...zapSamples({ node: transport.address })], ready: () => schedulerReadiness(scheduler) });
+  // Discovery: the routing nodes list this scheduler while it announces itself (client/discovery.ts).
+  const announcer = new ServiceAnnouncer(transport, options.routing, 'scheduler', transport.address);
   announceReady({ role: 'scheduler', address: transport.address, boot: scheduler.boot, pid: process.pid, metricsPort: metrics?.port ?? null });
   stopOnSignals(async () => {
+    announcer.stop();
     await shell.stop();
     await metrics?.close();
     await kvs.close();

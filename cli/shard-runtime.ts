@@ -5,6 +5,7 @@
  */
 import { LmdbStore, Shard } from '../kvs/index.js';
 import { ZmqTransport, runMachine, systemClock } from '../protocol/index.js';
+import { advertised } from './advertise.js';
 import { roleSecurity } from './security.js';
 import type { SecurityOptions } from './security.js';
 import type { PbTypes } from '../protocol/index.js';
@@ -16,6 +17,8 @@ export interface ShardSetup {
   readonly nodeId: string;
   readonly index: number;
   readonly host: string;
+  /** The host other machines reach this role at (default: `host`; docs/multi-host.md). */
+  readonly advertise?: string;
   /** 0: an ephemeral port. */
   readonly port: number;
   readonly path: string;
@@ -39,7 +42,7 @@ export interface RunningShard {
 export async function openShard(setup: ShardSetup): Promise<RunningShard> {
   const store = new LmdbStore(setup.path);
   const security = roleSecurity('storage', setup.security);
-  const transport = await ZmqTransport.bind({ host: setup.host, port: setup.port, keyPair: security.keyPair });
+  const transport = await ZmqTransport.bind({ host: setup.host, ...advertised(setup), port: setup.port, keyPair: security.keyPair });
   const shard = new Shard({
     nodeId: setup.nodeId,
     shardIndex: setup.index,

@@ -16,8 +16,9 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { decode as unpackRing, encode as packRing } from 'msgpackr';
 import { LmdbStore, StorageNode, startMetricsServer } from '../kvs/index.js';
-import type { MetricSample, ShardMemory, ShardStatsSnapshot } from '../kvs/index.js';
+import type { MetricSample, Readiness, ShardMemory, ShardStatsSnapshot } from '../kvs/index.js';
 import { ZmqTransport, reportFatal, runMachine, systemClock } from '../protocol/index.js';
+import { advertised } from './advertise.js';
 import { roleSecurity } from './security.js';
 import type { SecurityOptions } from './security.js';
 import type { MachineShell } from '../protocol/index.js';
@@ -25,6 +26,8 @@ import { wireCountersOf, wireSamples, zapSamples } from './wire-metrics.js';
 import type { WireCounters } from './wire-metrics.js';
 import type { PbTypes } from '../protocol/index.js';
 import { announceReady, guardProcess, logError, stopOnSignals } from './process.js';
+import { roleLog, setLogNode } from './log.js';
+import { startTracing } from './tracing.js';
 import { openShard } from './shard-runtime.js';
 import type { ShardSetup } from './shard-runtime.js';
 import type { ShardWorkerReport } from './shard-worker.js';
@@ -32,6 +35,8 @@ import type { ShardWorkerReport } from './shard-worker.js';
 export interface StorageNodeProcessOptions extends SecurityOptions {
   readonly id: string;
   readonly host: string;
+  /** The host other machines reach this role at (default: `host`; docs/multi-host.md). */
+  readonly advertise?: string;
   /** The control port; shard i binds port + 1 + i (0: ephemeral ports for all) unless `shardPorts` says. */
   readonly port: number;
   /** Shard i binds shardPorts[i] (a restart on the addresses of the last run). */
@@ -66,6 +71,14 @@ function memorySamples(memory: ShardMemory | undefined, labels: Readonly<Record<
     counter('lfaas_kvs_disk_corrupt_total', 'Entries on disk that could not be decoded (served as absent; anti-entropy repairs them).', memory.diskCorrupt),
   ];
 }
+/** Ready once the ring lists this node alive (joined) and it is not departing. */
+function storageReadiness(node: StorageNode | undefined, id: string): Readiness {
+  if (node === undefined) return { ready: false, reason: 'starting' };
+  if (node.isDeparting) return { ready: false, reason: 'departing: handing its keys off' };
+  const listed = (node.ring().nodes ?? []).find((entry) => entry.id === id);
+  return listed !== undefined && listed.departed !== true ? { ready: true, reason: 'in the ring' } : { ready: false, reason: 'not in the ring yet (joining)' };
+}
+
 const WORKER = new URL('./shard-worker.js', import.meta.url);
 
 /** The node's view of a shard, wherever it runs. */
@@ -162,6 +175,7 @@ async function startWorkerShard(data: ShardSetup): Promise<ShardHandle> {
 
 export async function runStorageNode(options: StorageNodeProcessOptions): Promise<void> {
   guardProcess('kvs');
+  setLogNode(options.id);
   const name = `kvs ${options.id}`;
   const nodeStore = new LmdbStore(join(options.data, options.id, 'node'));
   const ringBytes = nodeStore.readMeta(RING_META);
@@ -173,6 +187,7 @@ export async function runStorageNode(options: StorageNodeProcessOptions): Promis
         nodeId: options.id,
         index,
         host: options.host,
+        ...advertised(options),
         port: options.shardPorts?.[index] ?? (options.port === 0 ? 0 : options.port + 1 + index),
         path: join(options.data, options.id, `shard-${index}`),
         routing: options.routing,
@@ -184,7 +199,8 @@ export async function runStorageNode(options: StorageNodeProcessOptions): Promis
     ),
   );
   const security = roleSecurity('storage', options);
-  const control = await ZmqTransport.bind({ host: options.host, port: options.port, keyPair: security.keyPair });
+  const control = await ZmqTransport.bind({ host: options.host, ...advertised(options), port: options.port, keyPair: security.keyPair });
+  await startTracing({ role: 'kvs', node: control.address });
   const metrics =
     options.metricsPort < 0
       ? undefined
@@ -201,6 +217,7 @@ export async function runStorageNode(options: StorageNodeProcessOptions): Promis
               return wire === undefined ? [] : wireSamples(wire, { node: options.id, socket: `shard-${i}` });
             }),
           ],
+          ready: () => storageReadiness(node, options.id),
         });
   let nodeShell: MachineShell | undefined;
   let ringToSave: PbTypes.IRingUpdate | undefined;
@@ -240,7 +257,7 @@ export async function runStorageNode(options: StorageNodeProcessOptions): Promis
     const left = shards.reduce((sum, shard) => sum + shard.keyCount, 0);
     if (left === 0 || Date.now() - departedAtMs > options.departTimeoutMs) {
       clearInterval(watcher);
-      process.stderr.write(`${name}: departed (${left} keys not handed off)\n`);
+      roleLog().info({ keysLeft: left }, `${name}: departed (${left} keys not handed off)`);
       void stop().finally(() => process.exit(left === 0 ? 0 : 1));
     }
   }, 100);

@@ -7,6 +7,7 @@
  *   executors              B+200, B+201, ...
  *   storage nodes          B+300...: node 0's control port, then its shards, then node 1's...
  *   HTTP ingress           B-20 (7080)
+ *   dashboard              B-19 (7081)
  *
  * Each group can be moved on its own (`--routing-port`, `--scheduler-port`, ...). Metrics ports
  * are not fixed (the kernel picks them; `up` prints them and the ring carries storage nodes').
@@ -22,6 +23,7 @@ const SCHEDULER_OFFSET = 100;
 const EXECUTOR_OFFSET = 200;
 const STORAGE_OFFSET = 300;
 const HTTP_OFFSET = -20;
+const DASHBOARD_OFFSET = -19;
 /** Processes looked at, at most, to name a port's holder. */
 const PROCESSES_SCANNED_MAX = 4096;
 
@@ -33,6 +35,8 @@ export interface PortOptions {
   readonly storagePort?: number;
   /** 0: no ingress. */
   readonly httpPort?: number;
+  /** 0: no dashboard. */
+  readonly dashboardPort?: number;
   readonly shards: number;
 }
 
@@ -45,6 +49,8 @@ export interface PortLayout {
   storage(index: number): { readonly control: number; readonly shards: readonly number[] };
   /** 0: no ingress. */
   readonly http: number;
+  /** 0: no dashboard. */
+  readonly dashboard: number;
 }
 
 export function portLayout(options: PortOptions): PortLayout {
@@ -61,6 +67,7 @@ export function portLayout(options: PortOptions): PortLayout {
       return { control, shards: Array.from({ length: options.shards }, (_, shard) => control + 1 + shard) };
     },
     http: options.httpPort ?? Math.max(0, base + HTTP_OFFSET),
+    dashboard: options.dashboardPort ?? Math.max(0, base + DASHBOARD_OFFSET),
   };
 }
 
@@ -71,7 +78,7 @@ export interface PlannedPort {
 }
 
 /** Every port of a cluster of this shape, with its role. */
-export function plannedPorts(layout: PortLayout, counts: { readonly nodes: number; readonly schedulers: number; readonly executors: number; readonly ingress: boolean }): PlannedPort[] {
+export function plannedPorts(layout: PortLayout, counts: { readonly nodes: number; readonly schedulers: number; readonly executors: number; readonly ingress: boolean; readonly dashboard?: boolean }): PlannedPort[] {
   const ports: PlannedPort[] = [{ port: layout.routing, role: 'routing' }];
   for (let s = 0; s < counts.schedulers; s++) ports.push({ port: layout.scheduler(s), role: `scheduler-${s}` });
   for (let e = 0; e < counts.executors; e++) ports.push({ port: layout.executor(e), role: `executor-${e}` });
@@ -81,6 +88,7 @@ export function plannedPorts(layout: PortLayout, counts: { readonly nodes: numbe
     node.shards.forEach((port, shard) => ports.push({ port, role: `node-${n} shard ${shard}` }));
   }
   if (counts.ingress && layout.http > 0) ports.push({ port: layout.http, role: 'HTTP ingress' });
+  if (counts.dashboard === true && layout.dashboard > 0) ports.push({ port: layout.dashboard, role: 'dashboard' });
   return ports;
 }
 

@@ -2,7 +2,8 @@
  * `lfaas up`: a local cluster as child processes on 127.0.0.1: one routing node, N storage nodes
  * (each with its shards and lmdb environments under the data folder), schedulers, executors and
  * the HTTP ingress, on fixed ports (up-ports.ts: routing 7100, schedulers 7200..., executors
- * 7300..., storage 7400..., HTTP 7080; `--base-port` moves them all). A port already taken fails
+ * 7300..., storage 7400..., HTTP 7080, the dashboard 7081, started first so that it receives
+ * every role's spans; `--base-port` moves them all). A port already taken fails
  * at once, naming it and its holder.
  *
  * Ready means every role answers real requests: each storage shard a GET sent to it directly, the
@@ -165,6 +166,21 @@ async function waitForIngress(url: string, timeoutMs: number): Promise<void> {
   throw new Error(`the HTTP ingress at ${url} did not answer GET /v1/health within ${timeoutMs} ms (${last})`);
 }
 
+/** Whether this build has the dashboard command and its page (cli/dashboard.js, dist/dashboard-web). */
+function dashboardAvailable(): boolean {
+  return existsSync(fileURLToPath(new URL('./dashboard.js', import.meta.url))) && existsSync(fileURLToPath(new URL('../dashboard-web/index.html', import.meta.url)));
+}
+
+/** The metrics server URL (`http://127.0.0.1:<port>`) of each named role that serves one, from its current ready report. */
+function metricsUrlsOf(supervisor: Supervisor, names: readonly string[]): Record<string, string> {
+  const urls: Record<string, string> = {};
+  for (const name of names) {
+    const port = supervisor.readyOf(name)?.['metricsPort'];
+    if (typeof port === 'number') urls[name] = `http://127.0.0.1:${port}`;
+  }
+  return urls;
+}
+
 /** Whether this build has the HTTP ingress command (cli/ingress.js next to this file). */
 function ingressAvailable(): boolean {
   return existsSync(fileURLToPath(new URL('./ingress.js', import.meta.url)));
@@ -200,9 +216,10 @@ export async function up(options: UpOptions): Promise<void> {
   const statePath = join(resolve(options.projectFolder ?? process.cwd()), CLUSTER_FILE);
   claimStateFile(statePath, say);
   const withIngress = ingressAvailable() && options.ports?.httpPort !== 0;
+  const withDashboard = dashboardAvailable() && options.ports?.dashboardPort !== 0;
   const layout = portLayout({ basePort: options.ports?.basePort ?? 7100, ...options.ports, shards: options.shards });
   // Every port is tried before anything starts: a taken one fails at once, naming its holder.
-  await checkPortsFree(plannedPorts(layout, { nodes: options.nodes, schedulers: options.schedulers, executors: options.executors, ingress: withIngress }));
+  await checkPortsFree(plannedPorts(layout, { nodes: options.nodes, schedulers: options.schedulers, executors: options.executors, ingress: withIngress, dashboard: withDashboard }));
   // The cluster's keys: made on the first start, kept with the data (restarts keep their addresses, which name the keys).
   const keys = join(data, 'keys');
   const firstStart = !existsSync(join(keys, 'members.json'));
@@ -215,6 +232,8 @@ export async function up(options: UpOptions): Promise<void> {
   // it): `lfaas logs --follow` shows them (docs/observability-logs.md). LFAAS_FUNCTION_LOG_LEVEL
   // set in the environment (info, debug...) brings them back to the executors' stderr.
   process.env['LFAAS_FUNCTION_LOG_LEVEL'] ??= 'silent';
+  // The roles' own structured logs (cli/log.ts): warnings and worse only, unless LFAAS_LOG_LEVEL says.
+  process.env['LFAAS_LOG_LEVEL'] ??= 'warn';
   // Every role runs under supervision: one that exits unasked (its crash guard after a bug, a
   // kill -9) is started again on the same ports and data.
   const supervisor = new Supervisor((line) => process.stderr.write(`${line}\n`));
@@ -236,10 +255,19 @@ export async function up(options: UpOptions): Promise<void> {
     say(
       `lfaas up: 1 routing node + ${options.nodes} storage nodes x ${options.shards} shards + ${options.schedulers} scheduler${options.schedulers === 1 ? '' : 's'} + ${options.executors} executors${withIngress ? ' + the HTTP ingress' : ''} on 127.0.0.1, replication factor ${options.replication}, data in ${data}`,
     );
-    const routing = await supervisor.start({ name: 'routing', args: () => ['routing', '--keys', keys, '--port', String(layout.routing), '--global', String(options.replication)] });
+    // The dashboard first, so it receives every role's spans (they export to it: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+    // it reads the cluster's addresses from the state file once that is written.
+    let dashboardUrl: string | undefined;
+    if (withDashboard) {
+      const dashboard = await supervisor.start({ name: 'dashboard', args: (last) => ['dashboard', '--keys', keys, '--state', statePath, '--port', last === undefined ? String(layout.dashboard) : String(last['port'])] });
+      dashboardUrl = String(dashboard.ready['address']);
+      process.env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'] ??= `${dashboardUrl}/v1/traces`;
+      say(`  dashboard  pid ${dashboard.child.pid}  ${dashboardUrl}  (spans: ${process.env['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT']})`);
+    }
+    const routing = await supervisor.start({ name: 'routing', args: (last) => ['routing', '--keys', keys, '--port', String(layout.routing), '--global', String(options.replication), '--metrics-port', String(last?.['metricsPort'] ?? 0)] });
     const routingAddress = String(routing.ready['address']);
     say(`  keys: ${keys}${firstStart ? ' (made now: a key pair per role, members.json lists them)' : ''}; every connection is encrypted (CURVE) and only those keys are members; every client presents an owner token (the admin token is ${tokenFile})`);
-    say(`  [1/${total}] routing  pid ${routing.child.pid}  ${routingAddress}`);
+    say(`  [1/${total}] routing  pid ${routing.child.pid}  ${routingAddress}  metrics http://127.0.0.1:${String(routing.ready['metricsPort'])}/metrics`);
     /** A storage node: `--id` its name, the role's key unless it has one of its own; the first `nodes` on their fixed ports. */
     const storageRole = (name: string, keyName: string | undefined): SupervisedRole => {
       const index = /^node-(\d+)$/.exec(name)?.[1];
@@ -295,10 +323,10 @@ export async function up(options: UpOptions): Promise<void> {
     if (withIngress) {
       const ingress = await supervisor.start({
         name: 'ingress',
-        args: (last) => ['ingress', '--keys', keys, '--routing', routingAddress, '--schedulers', schedulerList, '--port', last === undefined ? String(layout.http) : String(new URL(String(last['address'])).port)],
+        args: (last) => ['ingress', '--keys', keys, '--routing', routingAddress, '--schedulers', schedulerList, '--port', last === undefined ? String(layout.http) : String(new URL(String(last['address'])).port), '--metrics-port', String(last?.['metricsPort'] ?? 0)],
       });
       ingressUrl = String(ingress.ready['address']);
-      say(`  [${index++}/${total}] ingress  pid ${ingress.child.pid}  ${ingressUrl}  (HTTP: POST ${ingressUrl}/v1/functions/<name>/call with Authorization: Bearer <token>)`);
+      say(`  [${index++}/${total}] ingress  pid ${ingress.child.pid}  ${ingressUrl}  (HTTP: POST ${ingressUrl}/v1/functions/<name>/call with Authorization: Bearer <token>)  metrics http://127.0.0.1:${String(ingress.ready['metricsPort'])}/metrics`);
     }
     // Ready: every executor answers, each scheduler has heard from one (a call runs through it),
     // and the ingress answers its health check.
@@ -310,6 +338,8 @@ export async function up(options: UpOptions): Promise<void> {
       routing: [routingAddress],
       schedulers: schedulerAddresses,
       ...(ingressUrl === undefined ? {} : { ingress: ingressUrl }),
+      metrics: metricsUrlsOf(supervisor, ['routing', ...starts.map((_, n) => `node-${n}`), ...schedulerAddresses.map((_, s) => `scheduler-${s}`), ...executors.map((_, e) => `executor-${e}`), ...(ingressUrl === undefined ? [] : ['ingress'])]),
+      ...(dashboardUrl === undefined ? {} : { dashboard: dashboardUrl }),
       keys,
       tokenFile,
       token: adminToken,
@@ -318,11 +348,14 @@ export async function up(options: UpOptions): Promise<void> {
       startedAt: new Date().toISOString(),
     };
     writeClusterFile(statePath, state);
+    // Every role's metrics server (/metrics, /healthz, /readyz), by role name, as they are now.
+    const metricsUrls = state.metrics ?? {};
     if (json) {
-      console.log(JSON.stringify({ ready: true, stateFile: statePath, routing: state.routing, schedulers: state.schedulers, ingress: ingressUrl ?? null, keys, tokenFile, data, pid: process.pid, startedAt: state.startedAt }));
+      console.log(JSON.stringify({ ready: true, stateFile: statePath, routing: state.routing, schedulers: state.schedulers, ingress: ingressUrl ?? null, dashboard: dashboardUrl ?? null, metrics: metricsUrls, keys, tokenFile, data, pid: process.pid, startedAt: state.startedAt }));
     } else {
       console.log(`\ncluster ready; its addresses and admin token are in ${statePath}: every lfaas command run in ${resolve(options.projectFolder ?? process.cwd())} (or below) finds it there, no exports needed.`);
       if (ingressUrl !== undefined) console.log(`  HTTP ingress: ${ingressUrl}`);
+      if (dashboardUrl !== undefined) console.log(`  dashboard ${dashboardUrl}/#token=${adminToken}`);
       console.log('  from elsewhere (another folder, another machine\'s shell):');
       console.log(`  export LFAAS_ROUTING=${routingAddress}`);
       console.log(`  export LFAAS_SCHEDULERS=${schedulerList}`);
@@ -352,7 +385,7 @@ export async function up(options: UpOptions): Promise<void> {
       say(`autoscaling: executors ${executor.min}..${executor.max}, storage nodes ${storage.min}..${storage.max} (the monitor's decisions: lfaas events; its metrics: http://127.0.0.1:${monitor.metricsPort}/metrics)`);
     }
     if (options.demo !== false) {
-      const ok = await runDemos([routingAddress], schedulerAddresses, keys, monitor !== undefined, options.demo === true ? undefined : options.demo, ingressUrl);
+      const ok = await runDemos([routingAddress], schedulerAddresses, keys, monitor !== undefined, options.demo === true ? undefined : options.demo, ingressUrl, { ...(dashboardUrl === undefined ? {} : { dashboard: dashboardUrl }), metrics: metricsUrlsOf(supervisor, Object.keys(state.metrics ?? {})), token: adminToken });
       if (!ok) process.exitCode = 1;
       return;
     }

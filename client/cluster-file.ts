@@ -38,6 +38,13 @@ export interface ClusterFile {
   readonly schedulers: readonly string[];
   /** The HTTP ingress (`http://127.0.0.1:7080`), when it runs. */
   readonly ingress?: string;
+  /** The dashboard (`http://127.0.0.1:7081`; open it with `/#token=<admin token>`), when it runs. */
+  readonly dashboard?: string;
+  /**
+   * Every role's metrics server by role name (`routing`, `node-0`, `scheduler-0`, `executor-0`,
+   * `ingress`): `http://127.0.0.1:<port>`, serving /metrics, /healthz and /readyz.
+   */
+  readonly metrics?: Readonly<Record<string, string>>;
   /** The keys folder (members, token keys). */
   readonly keys: string;
   /** The admin token's file. */
@@ -110,7 +117,7 @@ export function readClusterFile(path: string): ClusterFile {
   const ok =
     typeof parsed === 'object' && parsed !== null && doc.version === 1 && strings(doc.routing) && strings(doc.schedulers) &&
     typeof doc.keys === 'string' && typeof doc.tokenFile === 'string' && typeof doc.token === 'string' && typeof doc.data === 'string' &&
-    Number.isSafeInteger(doc.pid) && (doc.pid as number) > 0 && typeof doc.startedAt === 'string' && (doc.ingress === undefined || typeof doc.ingress === 'string');
+    Number.isSafeInteger(doc.pid) && (doc.pid as number) > 0 && typeof doc.startedAt === 'string' && (doc.ingress === undefined || typeof doc.ingress === 'string') && (doc.dashboard === undefined || typeof doc.dashboard === 'string');
   if (!ok) throw new LfaasError(ErrorCode.TRANSPORT_BAD_ADDRESS, `${path} is not a cluster file (a field is missing or of the wrong type)`);
   return doc as ClusterFile;
 }

@@ -69,7 +69,7 @@ export class DirectCalls {
    * Sends the run straight to a leased executor, if this client holds a live lease for `key`;
    * resolves with the executor's answer, or undefined when the call must go through a scheduler.
    */
-  async send(key: string, callId: string, args: Record<string, PbTypes.IArguments>, consistency: number, timeoutMs: number | undefined): Promise<PbTypes.ICallResponse | undefined> {
+  async send(key: string, callId: string, args: Record<string, PbTypes.IArguments>, consistency: number, timeoutMs: number | undefined, trace = ''): Promise<PbTypes.ICallResponse | undefined> {
     if (!this.options.enabled) return undefined;
     const held = this.leaseOf(key);
     if (held === undefined) return undefined;
@@ -83,6 +83,8 @@ export class DirectCalls {
       functions: (lease.functions ?? []).map((fn) => ({ name: fn.name ?? '', version: fn.version ?? 0, executor: held.executor, successors: fn.successors ?? [], parents: fn.parents ?? 0, parentNames: fn.parentNames ?? [], args: args[fn.name ?? '']?.args ?? [] })),
       consistency,
       timeoutMs: timeoutMs || lease.timeoutMs || this.options.defaultTimeoutMs,
+      // The caller's span (client/trace-spans.ts): the executor's run span is its child.
+      ...(trace.length > 0 ? { traceId: trace } : {}),
     };
     this.running.set(callId, held.executor);
     const response = (await this.watchedRequest(held.executor, { schedule }, (schedule.timeoutMs ?? this.options.defaultTimeoutMs) + this.options.answerSlackMs).finally(() => this.running.delete(callId))).callResponse;

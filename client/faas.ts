@@ -40,7 +40,10 @@ import { listInvocations, readLogs } from './observe.js';
 import type { FunctionLogEntry, InvocationEntry, InvocationsOptions, LogsOptions, ObserveClient } from './observe.js';
 import { resolveCluster } from './cluster-file.js';
 import { CONNECT_TIMEOUT_MS, firstContact } from './cluster-probe.js';
+import { ServiceFollower, askServices, discoverSchedulers } from './discovery.js';
+import type { ServiceList } from './discovery.js';
 import { DirectCalls } from './direct-calls.js';
+import { traced } from './trace-spans.js';
 
 export type Consistency = 'lww' | 'repeatable-read' | 'causal';
 
@@ -49,7 +52,10 @@ const CONSISTENCY: Record<Consistency, number> = { lww: pb.Consistency.LWW, 'rep
 export interface ConnectOptions {
   /** Routing node addresses; absent: `LFAAS_ROUTING`, else `.lfaas/cluster.json` (`lfaas up`). */
   readonly routing?: readonly string[];
-  /** Scheduler addresses; absent: `LFAAS_SCHEDULERS`, else `.lfaas/cluster.json`. */
+  /**
+   * Scheduler addresses; absent: `LFAAS_SCHEDULERS`, else `.lfaas/cluster.json`; absent with
+   * `routing` given and no `LFAAS_SCHEDULERS`: discovered from the routing nodes and kept current.
+   */
   readonly schedulers?: readonly string[];
   /**
    * How long the first contact may take (an echo a routing node and a scheduler answer), default
@@ -58,6 +64,8 @@ export interface ConnectOptions {
   readonly connectTimeoutMs?: number;
   /** The interface the client's sockets bind to. */
   readonly host?: string;
+  /** The host the routing nodes and schedulers reach the client's sockets at (default: `host`). */
+  readonly advertise?: string;
   /** The client's key pair; see `KvsClientOptions.keyPair`. */
   readonly keyPair?: KeyPair | 'insecure';
   /**
@@ -228,14 +236,29 @@ export class LatticeFaas {
 
   static async connect(options: ConnectOptions = {}): Promise<LatticeFaas> {
     // Flags/options > LFAAS_* > the `lfaas up` state file (client/cluster-file.ts).
-    const cluster = resolveCluster({ ...(options.routing === undefined ? {} : { routing: options.routing }), ...(options.schedulers === undefined ? {} : { schedulers: options.schedulers }), ...(options.token === undefined ? {} : { token: options.token }) });
-    if (cluster.schedulers.length === 0) throw new LfaasError(ErrorCode.SCHED_NO_CAPACITY, 'the client needs at least one scheduler address');
-    const resolved = { ...options, routing: cluster.routing, schedulers: cluster.schedulers, ...(cluster.token === undefined ? {} : { token: cluster.token }) };
+    // Routing nodes given and no schedulers anywhere: the schedulers are discovered from the
+    // routing nodes, and followed as they change (client/discovery.ts).
+    const discovering = (options.routing?.length ?? 0) > 0 && (options.schedulers?.length ?? 0) === 0 && (process.env['LFAAS_SCHEDULERS'] ?? '') === '';
+    const cluster = resolveCluster({ ...(options.routing === undefined ? {} : { routing: options.routing }), ...(options.schedulers === undefined ? {} : { schedulers: options.schedulers }), ...(options.token === undefined ? {} : { token: options.token }) }, discovering ? { needSchedulers: false } : {});
+    if (cluster.schedulers.length === 0 && !discovering) throw new LfaasError(ErrorCode.SCHED_NO_CAPACITY, 'the client needs at least one scheduler address');
+    const resolved = { ...options, routing: cluster.routing, schedulers: [...cluster.schedulers], ...(cluster.token === undefined ? {} : { token: cluster.token }) };
     const keyPair = clientKeyPair([...resolved.routing, ...resolved.schedulers], options.keyPair);
     const token = clientToken(resolved.token);
     const connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
-    const kvs = await KvsClient.connect({ routing: resolved.routing, keyPair, token: token ?? '', connectTimeoutMs, ...(options.host === undefined ? {} : { host: options.host }) });
-    const rpc = new Rpc(await ZmqTransport.bind({ host: options.host ?? '127.0.0.1', port: 0, keyPair }), systemClock, { pendingMax: 100_000, ...(token === undefined ? {} : { token }) });
+    const kvs = await KvsClient.connect({ routing: resolved.routing, keyPair, token: token ?? '', connectTimeoutMs, ...(options.host === undefined ? {} : { host: options.host }), ...(options.advertise === undefined ? {} : { advertise: options.advertise }) });
+    const rpc = new Rpc(await ZmqTransport.bind({ host: options.host ?? '127.0.0.1', ...(options.advertise === undefined ? {} : { advertise: options.advertise }), port: 0, keyPair }), systemClock, { pendingMax: 100_000, ...(token === undefined ? {} : { token }) });
+    if (discovering) {
+      try {
+        resolved.schedulers.push(...(await discoverSchedulers(rpc, resolved.routing, Date.now() + Math.max(connectTimeoutMs, CONNECT_TIMEOUT_MS))));
+      } catch (error) {
+        await rpc.close();
+        await rpc.transport.close();
+        await kvs.close();
+        throw error;
+      }
+      // Kept current in place; stops by itself once the client's Rpc is closed.
+      new ServiceFollower(rpc, resolved.routing, resolved.schedulers);
+    }
     if (connectTimeoutMs > 0) {
       try {
         await firstContact(rpc, resolved.schedulers, connectTimeoutMs, cluster.source);
@@ -292,20 +315,21 @@ export class LatticeFaas {
     const version = options.version ?? handle.version;
     const encoded = encodeArgs(args);
     const key = `f\u0000${handle.name}\u0000${version}\u0000${options.consistency ?? 'lww'}`;
-    const run = async (): Promise<UserResult<F>> => {
-      const direct = await this.direct.send(key, callId, { [handle.name]: { args: encoded } }, CONSISTENCY[options.consistency ?? 'lww'], options.timeoutMs);
+    // A client span (client/trace-spans.ts): the request carries it on (a no-op without an SDK).
+    const run = (): Promise<UserResult<F>> => traced('lfaas.call', () => ({ 'lfaas.function': handle.name, 'lfaas.version': version, 'lfaas.call.id': callId }), async (trace): Promise<UserResult<F>> => {
+      const direct = await this.direct.send(key, callId, { [handle.name]: { args: encoded } }, CONSISTENCY[options.consistency ?? 'lww'], options.timeoutMs, trace);
       if (direct !== undefined) return this.resultOf(direct) as UserResult<F>;
       const answer = await this.viaScheduler(
         callId,
         (id) => {
           callId = id;
-          return { callRequest: { callId: id, function: handle.name, version, args: encoded, consistency: CONSISTENCY[options.consistency ?? 'lww'], timeoutMs: options.timeoutMs ?? 0 } };
+          return { callRequest: { callId: id, function: handle.name, version, args: encoded, consistency: CONSISTENCY[options.consistency ?? 'lww'], timeoutMs: options.timeoutMs ?? 0 }, ...(trace.length > 0 ? { traceId: trace } : {}) };
         },
         options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
       );
       this.direct.take(key, answer?.lease);
       return this.resultOf(answer) as UserResult<F>;
-    };
+    });
     return abortable(run(), options.signal, `call ${callId}`, () => this.cancel(callId));
   }
 
@@ -418,20 +442,20 @@ export class LatticeFaas {
     if (options.signal?.aborted === true) throw abortedError(`call ${callId}`, options.signal);
     const encoded = this.dagArgs(args);
     const key = `d\u0000${name}\u0000${options.consistency ?? 'lww'}`;
-    const run = async (): Promise<Out> => {
-      const direct = await this.direct.send(key, callId, encoded, CONSISTENCY[options.consistency ?? 'lww'], options.timeoutMs);
+    const run = (): Promise<Out> => traced('lfaas.dag_call', () => ({ 'lfaas.dag': name, 'lfaas.call.id': callId }), async (trace): Promise<Out> => {
+      const direct = await this.direct.send(key, callId, encoded, CONSISTENCY[options.consistency ?? 'lww'], options.timeoutMs, trace);
       if (direct !== undefined) return this.resultOf(direct) as Out;
       const answer = await this.viaScheduler(
         callId,
         (id) => {
           callId = id;
-          return { dagCall: { callId: id, dag: name, args: encoded, consistency: CONSISTENCY[options.consistency ?? 'lww'], timeoutMs: options.timeoutMs ?? 0 } };
+          return { dagCall: { callId: id, dag: name, args: encoded, consistency: CONSISTENCY[options.consistency ?? 'lww'], timeoutMs: options.timeoutMs ?? 0 }, ...(trace.length > 0 ? { traceId: trace } : {}) };
         },
         options.timeoutMs ?? 2 * DEFAULT_TIMEOUT_MS,
       );
       this.direct.take(key, answer?.lease);
       return this.resultOf(answer) as Out;
-    };
+    });
     return abortable(run(), options.signal, `call ${callId}`, () => this.cancel(callId));
   }
 
@@ -512,6 +536,20 @@ export class LatticeFaas {
   private observer(): ObserveClient {
     const timeoutMs = this.options.requestTimeoutMs ?? 10_000;
     return { request: (to, body, requestTimeoutMs) => this.rpc.request(to, body, { timeoutMs: requestTimeoutMs }), schedulers: this.options.schedulers, namespace: this.ownNamespace(), requestTimeoutMs: Math.min(timeoutMs, 5000) };
+  }
+
+  /**
+   * The services the routing nodes list now (discovery, docs/multi-host.md): schedulers and
+   * monitors by transport address, ingresses by HTTP URL; each list sorted, empty when none is
+   * announced (or no routing node answered within `timeoutMs`).
+   *
+   * @example
+   * ```ts
+   * const { ingresses } = await faas.services(); // ['http://10.0.0.7:8080']
+   * ```
+   */
+  async services(timeoutMs = 2000): Promise<ServiceList> {
+    return askServices(this.rpc, this.options.routing, timeoutMs);
   }
 
   async deleteDag(name: string): Promise<void> {
@@ -607,7 +645,16 @@ export class LatticeFaas {
    * read after the acceptance covers a result written before the subscription took effect. An
    * aborted `signal` (before the call is accepted, or after, until its result) cancels the call.
    */
-  private async startAsync<R>(callId: string, body: PbTypes.IEnvelope, signal?: AbortSignal): Promise<CallFuture<R>> {
+  private startAsync<R>(callId: string, body: PbTypes.IEnvelope, signal?: AbortSignal): Promise<CallFuture<R>> {
+    // A client span until the call is accepted; the request carries it on (client/trace-spans.ts).
+    const attributes = (): Record<string, string> => ({ 'lfaas.call.id': callId, ...(body.dagCall ? { 'lfaas.dag': body.dagCall.dag ?? '' } : { 'lfaas.function': body.callRequest?.function ?? '' }) });
+    return traced('lfaas.call_async', attributes, (trace) => {
+      if (trace.length > 0) body.traceId = trace;
+      return this.startAsyncTraced<R>(callId, body, signal);
+    });
+  }
+
+  private async startAsyncTraced<R>(callId: string, body: PbTypes.IEnvelope, signal?: AbortSignal): Promise<CallFuture<R>> {
     if (signal?.aborted === true) throw abortedError(`call ${callId}`, signal);
     const watch = this.resultWatch<R>(callId);
     // An idempotent call goes to the scheduler its id picks: concurrent starts of it (from any client

@@ -9,6 +9,10 @@ export type { KvsClientOptions, KvsConnectOptions, WriteOptions, AckMode, Subscr
 export { CLUSTER_FILE, findClusterFile, processAlive, readClusterFile, removeClusterFile, resolveCluster, writeClusterFile } from './cluster-file.js';
 export type { ClusterFile, ResolvedCluster } from './cluster-file.js';
 export { CONNECT_TIMEOUT_MS } from './cluster-probe.js';
+export { ANNOUNCE_PERIOD_MS, DISCOVERY_REFRESH_MS, ServiceAnnouncer, ServiceFollower, askServices, discoverSchedulers } from './discovery.js';
+export type { ServiceList } from './discovery.js';
+export { listServices } from './services.js';
+export type { ListServicesOptions } from './services.js';
 export { LatticeFaas, ref } from './faas.js';
 export type { CallArgs, CallFuture, CallOptions, ConnectOptions, Consistency, FunctionInfo, Ref, RegisterOptions, TypedFunction } from './faas.js';
 export type { WatchOptions } from './watch.js';

@@ -25,10 +25,11 @@
  */
 import { ErrorCode, LfaasError, decodeLattice, ensureLfaasError, isRetryable } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
-import { Rpc, ZmqTransport, clientKeyPair, clientToken, errorFromWireMessage, pb, systemClock } from '../protocol/index.js';
+import { Rpc, ZmqTransport, clientKeyPair, clientToken, errorFromWireMessage, keyHash, kvsStartsTraces, pb, systemClock } from '../protocol/index.js';
 import type { Clock, KeyPair, PbTypes, Transport } from '../protocol/index.js';
 import { resolveCluster } from './cluster-file.js';
 import { CONNECT_TIMEOUT_MS, firstContact } from './cluster-probe.js';
+import { traced } from './trace-spans.js';
 import { watchKey } from './watch.js';
 import type { WatchOptions } from './watch.js';
 
@@ -49,6 +50,8 @@ export interface KvsClientOptions {
   readonly routing: readonly string[];
   /** The interface the client's own socket binds to. */
   readonly host?: string;
+  /** The host others reach the client's socket at (default: `host`; ZmqTransportOptions.advertise). */
+  readonly advertise?: string;
   /**
    * The client's key pair (a role process passes its member key). Absent: a fresh one, or plain
    * ZeroMQ when the routing addresses name no key (an `--insecure` cluster).
@@ -106,6 +109,8 @@ interface Operation {
   readonly tuple: PbTypes.IKeyTuple;
   /** A fixed replica (getAll); otherwise one is picked per attempt. */
   readonly replica?: string;
+  /** The trace field of its span (a batch carries its first operation's). */
+  readonly trace?: string;
   attempts: number;
   readonly resolve: (tuple: PbTypes.IKeyTuple) => void;
   readonly reject: (error: LfaasError) => void;
@@ -176,7 +181,7 @@ export class KvsClient {
   static async connect(options: KvsConnectOptions = {}): Promise<KvsClient> {
     const cluster = resolveCluster({ ...(options.routing === undefined ? {} : { routing: options.routing }), ...(options.token === undefined ? {} : { token: options.token }) }, { needSchedulers: false });
     const resolved: KvsClientOptions = { ...options, routing: cluster.routing, ...(cluster.token === undefined ? {} : { token: cluster.token }) };
-    const transport = await ZmqTransport.bind({ host: options.host ?? '127.0.0.1', port: 0, keyPair: clientKeyPair(resolved.routing, options.keyPair) });
+    const transport = await ZmqTransport.bind({ host: options.host ?? '127.0.0.1', ...(options.advertise === undefined ? {} : { advertise: options.advertise }), port: 0, keyPair: clientKeyPair(resolved.routing, options.keyPair) });
     const client = new KvsClient(transport, systemClock, resolved);
     // Members (token '') start alongside the routing node and wait for it themselves.
     const connectTimeoutMs = options.connectTimeoutMs ?? (options.token === '' ? 0 : CONNECT_TIMEOUT_MS);
@@ -193,16 +198,21 @@ export class KvsClient {
   }
 
   /** The value of `key`, or undefined when it does not exist (or was deleted). */
-  async get<L extends AnyLattice = AnyLattice>(key: string): Promise<L | undefined> {
-    const tuple = await this.enqueue('get', key, 'local', { key });
-    if (tuple === undefined) return undefined;
-    this.noteSize(key, tuple.payload?.byteLength ?? 0);
-    return decodeLattice(tuple.payload ?? new Uint8Array(), SERVED) as L;
+  get<L extends AnyLattice = AnyLattice>(key: string): Promise<L | undefined> {
+    // A client span per operation, carried to the storage node (client/trace-spans.ts; a no-op without an SDK).
+    return traced('lfaas.kvs.get', () => ({ 'lfaas.key.hash': keyHash(key) }), async (trace) => {
+      const tuple = await this.enqueue('get', key, 'local', { key }, undefined, trace);
+      if (tuple === undefined) return undefined;
+      this.noteSize(key, tuple.payload?.byteLength ?? 0);
+      return decodeLattice(tuple.payload ?? new Uint8Array(), SERVED) as L;
+    }, { rootless: !kvsStartsTraces() });
   }
 
   /** Merges `value` into `key`. A key holding another lattice type rejects with KVS_LATTICE_MISMATCH. */
-  async put(key: string, value: AnyLattice, options: WriteOptions = {}): Promise<void> {
-    await this.enqueue('put', key, options.ack ?? 'local', { key, latticeType: value.type, payload: value.encode() });
+  put(key: string, value: AnyLattice, options: WriteOptions = {}): Promise<void> {
+    return traced('lfaas.kvs.put', () => ({ 'lfaas.key.hash': keyHash(key), 'lfaas.ack': options.ack ?? 'local' }), async (trace) => {
+      await this.enqueue('put', key, options.ack ?? 'local', { key, latticeType: value.type, payload: value.encode() }, undefined, trace);
+    }, { rootless: !kvsStartsTraces() });
   }
 
   /** Deletes `key` (a tombstone the replicas agree on). */
@@ -390,7 +400,7 @@ export class KvsClient {
 
   // ---- operations ----------------------------------------------------------------------------
 
-  private enqueue(kind: Kind, key: string, ack: AckMode, tuple: PbTypes.IKeyTuple, replica?: string): Promise<PbTypes.IKeyTuple | undefined> {
+  private enqueue(kind: Kind, key: string, ack: AckMode, tuple: PbTypes.IKeyTuple, replica?: string, trace = ''): Promise<PbTypes.IKeyTuple | undefined> {
     if (this.closed) return Promise.reject(new LfaasError(ErrorCode.TRANSPORT_CLOSED, 'the KVS client is closed'));
     if (key.length === 0) return Promise.reject(new LfaasError(ErrorCode.KVS_BAD_KEY, 'empty key'));
     if (this.inFlight >= this.operationsMax) return Promise.reject(new LfaasError(ErrorCode.TRANSPORT_BUSY, `${this.inFlight} operations in flight`));
@@ -404,6 +414,7 @@ export class KvsClient {
         tuple,
         attempts: 0,
         ...(replica === undefined ? {} : { replica }),
+        ...(trace.length > 0 ? { trace } : {}),
         resolve: (result) => {
           this.inFlight--;
           const code = result.error?.code ?? 0;
@@ -467,6 +478,8 @@ export class KvsClient {
   private send(replica: string, kind: Kind, ack: AckMode, operations: Operation[]): void {
     this.counters.requests++;
     const body: PbTypes.IEnvelope = { kvsRequest: { kind: KIND[kind], ack: ACK[ack], tuples: operations.map((operation) => operation.tuple) } };
+    const trace = operations.find((operation) => operation.trace !== undefined)?.trace;
+    if (trace !== undefined) body.traceId = trace;
     this.rpc.request(replica, body, { timeoutMs: this.requestTimeoutMs }).then(
       (response) => {
         const tuples = response.kvsResponse?.tuples ?? [];

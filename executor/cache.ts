@@ -204,6 +204,11 @@ export class ExecutorCache {
     return value === undefined ? this.values.get(key) : this.absorb(key, value);
   }
 
+  /** Whether a read of `key` now is answered here (held, or known absent) without asking the KVS (tracing's cache.hit). */
+  holds(key: string): boolean {
+    return (this.values.has(key) && !this.partial.has(key)) || this.absent.has(key);
+  }
+
   /** The cached value of `key`, without reading through (undefined when not held). */
   peek(key: string): AnyLattice | undefined {
     return this.values.peek(key);

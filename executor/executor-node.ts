@@ -32,11 +32,12 @@
  *   causal run is over: drop its versions).
  */
 import { ErrorCode, LfaasError } from '../lattices/index.js';
-import { envelopeWith, errorCodeFromWire, errorToWire, pb, resultKeyOf } from '../protocol/index.js';
-import type { Effect, Envelope, Machine, MachineInput, PbTypes } from '../protocol/index.js';
+import { SpanKind, endSpan, envelopeWith, errorCodeFromWire, errorToWire, pb, resultKeyOf, setSpanAttributes, startSpanFrom, traceFieldOf } from '../protocol/index.js';
+import type { Effect, Envelope, Machine, MachineInput, PbTypes, Span } from '../protocol/index.js';
 import type { ExecutorTask, HostStatus, RunOutcome } from './host.js';
 import type { ConsistencyMode } from './run-scope.js';
 import { FunctionLoads } from './function-load.js';
+import { executorFunctionMetrics, runCode } from './function-metrics.js';
 import { InvocationTable, invocationToWire, outcomeState } from './invocations.js';
 import type { LogQuery } from './function-logs.js';
 
@@ -70,6 +71,8 @@ export interface ExecutorNodeOptions {
 }
 
 const STATUS = 'status';
+/** The trace field of a trigger waiting for its schedule (tracing; gone with the trigger). */
+const earlyTraces = new WeakMap<PbTypes.ITrigger, string>();
 const RUN_TIMER = 'run:';
 /**
  * Functions in one schedule, at most: a DAG has at most 64 (scheduler/dag.ts, DAG_FUNCTIONS_MAX),
@@ -96,11 +99,16 @@ interface FunctionState {
   started: boolean;
   /** When it started running (its latency is measured from here, its queue in the pool included). */
   startedAtMs: number;
+  /** Tracing: the trace field its run (or the trigger that started it) carried, and its span while it runs. */
+  trace: string;
+  span: Span | undefined;
 }
 
 interface Run {
   readonly id: string;
   readonly schedule: PbTypes.ISchedule;
+  /** The trace field of its schedule (protocol/trace-context.ts), '' for none. */
+  readonly trace: string;
   readonly mode: ConsistencyMode;
   readonly scheduler: string;
   readonly functions: Map<string, FunctionState>;
@@ -160,6 +168,8 @@ export class ExecutorNode implements Machine {
   private draining = false;
   /** Per function: call rate and recent latencies (reported in every status). */
   private readonly loads = new FunctionLoads();
+  /** Per function and version: runs by outcome code, and their durations (lfaas_function_*; function-metrics.ts). */
+  readonly functionMetrics = executorFunctionMetrics();
   /** The runs held here and lately finished, with their state (`invocationsRequest`). */
   readonly invocations = new InvocationTable();
   readonly counters = { schedules: 0, duplicates: 0, runs: 0, triggersSent: 0, triggersLocal: 0, answered: 0, timeouts: 0, refused: 0, early: 0, prewarms: 0 };
@@ -168,6 +178,21 @@ export class ExecutorNode implements Machine {
     this.id = options.address;
     this.executorId = options.incarnation ? `${options.address}#${options.incarnation}` : options.address;
     for (const scheduler of options.schedulers ?? []) this.schedulers.set(scheduler, { ackedSeq: 0, running: new Set(), configured: true, lastScheduleMs: 0 });
+  }
+
+  /**
+   * Replaces the configured schedulers (discovery: the routing nodes list others now). New ones
+   * are heartbeated from the next status on; one no longer listed is kept as if learnt from a
+   * schedule (forgotten once idle), so the runs it placed here still report to it.
+   */
+  setSchedulers(addresses: readonly string[]): void {
+    const wanted = new Set(addresses);
+    for (const [address, view] of this.schedulers) if (view.configured && !wanted.has(address)) this.schedulers.set(address, { ...view, configured: false, lastScheduleMs: this.nowMs });
+    for (const address of wanted) {
+      const view = this.schedulers.get(address);
+      if (view === undefined) this.schedulers.set(address, { ackedSeq: 0, running: new Set(), configured: true, lastScheduleMs: 0 });
+      else if (!view.configured) this.schedulers.set(address, { ...view, configured: true });
+    }
   }
 
   /** Runs in progress here (tests). */
@@ -212,7 +237,7 @@ export class ExecutorNode implements Machine {
       case 'schedule':
         return this.onSchedule(envelope.schedule!, envelope);
       case 'trigger':
-        return this.onTrigger(envelope.trigger!);
+        return this.onTrigger(envelope.trigger!, envelope.traceId);
       case 'invocationMessage': {
         const message = envelope.invocationMessage!;
         // A retried send (same request id) is delivered once.
@@ -340,7 +365,7 @@ export class ExecutorNode implements Machine {
       // a schedule without names falls back to the schedule's own order.
       const named = fn.parentNames ?? [];
       const parents = named.length > 0 ? [...named] : (parentsInOrder.get(name) ?? []);
-      functions.set(name, { spec: fn, name, parents, arrived: new Map(), cuts: [], error: undefined, started: false, startedAtMs: 0 });
+      functions.set(name, { spec: fn, name, parents, arrived: new Map(), cuts: [], error: undefined, started: false, startedAtMs: 0, trace: '', span: undefined });
     }
     // A run that waits for triggers has a deadline, even a run of one function (a schedule may
     // name parents that never send: without it, the run would hold its place here for good).
@@ -349,6 +374,7 @@ export class ExecutorNode implements Machine {
     const run: Run = {
       id: runId,
       schedule,
+      trace: schedule.traceId || envelope.traceId,
       mode: MODES[schedule.consistency ?? 0] ?? 'lww',
       scheduler: scheduler === undefined ? '' : schedule.scheduler || sender,
       functions,
@@ -368,7 +394,7 @@ export class ExecutorNode implements Machine {
     if (timed) effects.push({ kind: 'timer', timer: RUN_TIMER + runId, delayMs: timeoutMs });
     const waiting = this.early.get(runId);
     this.early.delete(runId);
-    for (const trigger of waiting?.triggers ?? []) effects.push(...this.deliverTrigger(run, trigger));
+    for (const trigger of waiting?.triggers ?? []) effects.push(...this.deliverTrigger(run, trigger, earlyTraces.get(trigger) ?? ''));
     for (const fn of functions.values()) if (!fn.started && fn.parents.length === 0) effects.push(...this.startFunction(run, fn));
     if (this.options.dagPrewarm !== false) {
       for (const fn of functions.values()) {
@@ -380,10 +406,11 @@ export class ExecutorNode implements Machine {
     return effects;
   }
 
-  private onTrigger(trigger: PbTypes.ITrigger): Effect[] {
+  private onTrigger(trigger: PbTypes.ITrigger, trace: string): Effect[] {
     const runId = trigger.runId ?? '';
     const run = this.runs.get(runId);
-    if (run !== undefined) return this.deliverTrigger(run, trigger);
+    if (run !== undefined) return this.deliverTrigger(run, trigger, trace);
+    if (trace.length > 0) earlyTraces.set(trigger, trace);
     // Its schedule is still on its way: wait for it (bounded in runs, triggers and time).
     let waiting = this.early.get(runId);
     if (waiting === undefined) {
@@ -396,10 +423,12 @@ export class ExecutorNode implements Machine {
     return [];
   }
 
-  private deliverTrigger(run: Run, trigger: PbTypes.ITrigger): Effect[] {
+  private deliverTrigger(run: Run, trigger: PbTypes.ITrigger, trace: string): Effect[] {
     const fn = run.functions.get(trigger.targetFunction ?? '');
     const source = trigger.sourceFunction ?? '';
     if (fn === undefined || fn.started || !fn.parents.includes(source)) return [];
+    // The first parent's trigger carries the trace on: this function's span is its child.
+    if (fn.trace.length === 0) fn.trace = trace;
     fn.arrived.set(source, trigger.value ?? new Uint8Array());
     for (const entry of trigger.cut ?? []) fn.cuts.push(entry);
     if (trigger.error?.code) fn.error ??= trigger.error;
@@ -412,6 +441,12 @@ export class ExecutorNode implements Machine {
     fn.started = true;
     fn.startedAtMs = this.nowMs;
     if (fn.error !== undefined) return this.finishFunction(run, fn, { error: fn.error });
+    // One span per function run (a no-op without an SDK), child of its trigger's or its schedule's.
+    const span = startSpanFrom('lfaas.run', fn.trace || run.trace, SpanKind.INTERNAL);
+    setSpanAttributes(span, () => ({ 'lfaas.function': fn.name, 'lfaas.version': fn.spec.version ?? 0, 'lfaas.call.id': run.id, 'lfaas.dag': run.schedule.dag ?? '', 'lfaas.consistency': run.mode, 'lfaas.executor': this.id }));
+    fn.span = span;
+    // Its KVS operations are spans only when it records (sampled): the host wraps nothing otherwise.
+    const trace = span.isRecording() ? traceFieldOf(span) : '';
     const task: ExecutorTask = {
       op: 'run',
       runId: run.id,
@@ -424,6 +459,7 @@ export class ExecutorNode implements Machine {
       // Whole milliseconds: the clock has fractions, and vm timeouts take integers only.
       timeoutMs: Math.max(1, Math.ceil(run.deadlineMs - this.nowMs)),
       placement: run.placement,
+      ...(trace.length > 0 ? { trace } : {}),
     };
     return this.task(task, { kind: 'run', run, fn });
   }
@@ -434,6 +470,8 @@ export class ExecutorNode implements Machine {
     const effects: Effect[] = [];
     const successors = fn.spec.successors ?? [];
     if (successors.length === 0) effects.push(...this.answer(run, outcome));
+    // Every trigger carries the trace on (the function's span, else what it was started with).
+    const trace = (fn.span === undefined ? '' : traceFieldOf(fn.span)) || fn.trace || run.trace;
     for (const target of successors) {
       const trigger: PbTypes.ITrigger =
         'error' in outcome
@@ -442,10 +480,10 @@ export class ExecutorNode implements Machine {
       const executor = run.placement[target];
       if (executor === this.id) {
         this.counters.triggersLocal++;
-        effects.push(...this.deliverTrigger(run, trigger));
+        effects.push(...this.deliverTrigger(run, trigger, trace));
       } else if (executor !== undefined) {
         this.counters.triggersSent++;
-        effects.push({ kind: 'send', to: executor, envelope: envelopeWith({ trigger }, { sender: this.id }) });
+        effects.push({ kind: 'send', to: executor, envelope: envelopeWith({ trigger }, { sender: this.id, ...(trace.length > 0 ? { traceId: trace } : {}) }) });
       }
     }
     if (run.remaining <= 0 && this.runs.get(run.id) === run) effects.push(...this.complete(run));
@@ -572,7 +610,13 @@ export class ExecutorNode implements Machine {
     switch (pending.kind) {
       case 'run': {
         // Every call that ran counts, failed ones too (they took a runtime all the same).
-        this.loads.record(pending.fn.name, this.nowMs - pending.fn.startedAtMs, this.nowMs);
+        this.loads.record(pending.fn.name, this.nowMs - pending.fn.startedAtMs, this.nowMs, error !== undefined);
+        this.functionMetrics.record(pending.fn.name, pending.fn.spec.version ?? 0, runCode(error), this.nowMs - pending.fn.startedAtMs);
+        const span = pending.fn.span;
+        if (span !== undefined) {
+          if (error === undefined) setSpanAttributes(span, () => ({ 'lfaas.cold': (result as RunOutcome).cold === true }));
+          endSpan(span, error);
+        }
         if (error !== undefined) return this.finishFunction(pending.run, pending.fn, { error: errorToWire(error) });
         const outcome = result as RunOutcome;
         return this.finishFunction(pending.run, pending.fn, { value: outcome.value, cut: outcome.cut });
@@ -613,6 +657,7 @@ export class ExecutorNode implements Machine {
         cachedKeys: status.keys,
         capacity: status.capacity,
         functions,
+        stems: status.stems ?? 0,
         sentAtMs: Math.floor(this.nowMs),
         ackedSeq: view.ackedSeq,
         running: [...view.running],

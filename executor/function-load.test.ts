@@ -26,6 +26,18 @@ describe('FunctionLoads', () => {
     expect(loads.size).toBe(0);
   });
 
+  it('failed calls are an error rate of their own, counted in the call rate too', () => {
+    const loads = new FunctionLoads({ tauMs: 2000 });
+    // 50 calls/s for 20 s, one in five failing.
+    for (let t = 0, n = 0; t < 20_000; t += 20, n++) loads.record('flaky', 5, t, n % 5 === 0);
+    const [flaky] = loads.report(20_000);
+    expect(flaky!.rate).toBeGreaterThan(47);
+    expect(flaky!.errors).toBeGreaterThan(8);
+    expect(flaky!.errors).toBeLessThan(12);
+    loads.record('fine', 5, 20_000);
+    expect(loads.report(20_000).find((load) => load.name === 'fine')!.errors).toBe(0);
+  });
+
   it('p50 and p99 are over the recent calls only', () => {
     const loads = new FunctionLoads({ samples: 100 });
     for (let i = 1; i <= 100; i++) loads.record('f', i, 0);

@@ -7,6 +7,7 @@
  * (direct dispatch), so a scheduler sees about one call per lease and none of the latencies; the
  * executor sees every call it runs, however it came.
  *
+ * - Errors: failed calls per second, decaying the same way (a failed call counts in the rate too).
  * - Rate: calls finished per second, an exponentially decaying average (time constant `tauMs`,
  *   2 s): each call adds 1/tau and the sum decays as e^(-t/tau), so a steady rate r reads r, a
  *   step shows within a few seconds and a function that stops fades out. O(1) per call.
@@ -23,6 +24,8 @@ export interface FunctionLoad {
   readonly rate: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
+  /** Failed calls per second (decaying like `rate`; they count in `rate` too). */
+  readonly errors: number;
 }
 
 export interface FunctionLoadsOptions {
@@ -39,6 +42,8 @@ export const RATE_FLOOR = 0.01;
 interface Tracked {
   /** The decayed sum (calls/s) as of `atMs`. */
   rate: number;
+  /** The decayed sum of failed calls (calls/s) as of `atMs`. */
+  errors: number;
   atMs: number;
   readonly durations: number[];
   next: number;
@@ -64,15 +69,17 @@ export class FunctionLoads {
     return this.tracked.size;
   }
 
-  /** A call of `name` finished at `nowMs` after `durationMs`. */
-  record(name: string, durationMs: number, nowMs: number): void {
+  /** A call of `name` finished at `nowMs` after `durationMs`; `failed`: with an error. */
+  record(name: string, durationMs: number, nowMs: number, failed = false): void {
     let entry = this.tracked.get(name);
     if (entry === undefined) {
       if (this.tracked.size >= this.max) this.evict();
-      entry = { rate: 0, atMs: nowMs, durations: [], next: 0 };
+      entry = { rate: 0, errors: 0, atMs: nowMs, durations: [], next: 0 };
       this.tracked.set(name, entry);
     }
-    entry.rate = this.decayed(entry, nowMs) + 1000 / this.tauMs;
+    const decay = this.decay(entry, nowMs);
+    entry.rate = entry.rate * decay + 1000 / this.tauMs;
+    entry.errors = entry.errors * decay + (failed ? 1000 / this.tauMs : 0);
     entry.atMs = Math.max(entry.atMs, nowMs);
     const duration = Number.isFinite(durationMs) ? Math.max(0, durationMs) : 0;
     if (entry.durations.length < this.samples) entry.durations.push(duration);
@@ -91,13 +98,16 @@ export class FunctionLoads {
     live.sort((a, b) => b.rate - a.rate);
     return live.slice(0, this.reported).map(({ name, rate, entry }) => {
       const sorted = [...entry.durations].sort((a, b) => a - b);
-      return { name, rate, p50Ms: quantile(sorted, 0.5), p99Ms: quantile(sorted, 0.99) };
+      return { name, rate, p50Ms: quantile(sorted, 0.5), p99Ms: quantile(sorted, 0.99), errors: entry.errors * this.decay(entry, nowMs) };
     });
   }
 
   private decayed(entry: Tracked, nowMs: number): number {
-    const elapsed = Math.max(0, nowMs - entry.atMs);
-    return entry.rate * Math.exp(-elapsed / this.tauMs);
+    return entry.rate * this.decay(entry, nowMs);
+  }
+
+  private decay(entry: Tracked, nowMs: number): number {
+    return Math.exp(-Math.max(0, nowMs - entry.atMs) / this.tauMs);
   }
 
   /** Makes room: drops the function whose last call is the oldest. */

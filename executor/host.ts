@@ -38,6 +38,7 @@ import { Mailboxes } from './mailboxes.js';
 import type { FunctionLogBuffer, LogQuery } from './function-logs.js';
 import type { FunctionCode, FunctionHost, RuntimePool } from './runtime-pool.js';
 import { RunScope } from './run-scope.js';
+import { tracedHost } from './host-spans.js';
 import type { ConsistencyMode, ScopeEnvironment } from './run-scope.js';
 
 export type ExecutorTask =
@@ -55,6 +56,8 @@ export type ExecutorTask =
       readonly timeoutMs: number;
       /** Function name -> executor address, for messages between the run's invocations. */
       readonly placement: Readonly<Record<string, string>>;
+      /** The trace field of the run's span (protocol/trace-context.ts): its KVS reads and writes are its children. */
+      readonly trace?: string;
     }
   | { readonly op: 'prepare'; readonly functions: readonly { readonly name: string; readonly version: number }[] }
   | { readonly op: 'warm'; readonly runId: string; readonly name: string; readonly version: number; readonly args: readonly PbTypes.IArgument[] }
@@ -74,6 +77,8 @@ export type HostedFunction = FunctionCode & { readonly reads: readonly string[];
 export interface RunOutcome {
   readonly value: Uint8Array;
   readonly cut: PbTypes.ICutEntry[];
+  /** Traced runs only: no runtime was warm for the function when it was sent to the pool. */
+  readonly cold?: boolean;
 }
 
 export interface HostStatus {
@@ -81,6 +86,8 @@ export interface HostStatus {
   readonly keys: string[];
   readonly capacity: number;
   readonly load: number;
+  /** Stems waiting: runtimes idle with no function loaded (absent: not counted). */
+  readonly stems?: number;
 }
 
 export interface ExecutorHostOptions {
@@ -219,6 +226,7 @@ export class ExecutorHost implements MachineTasks {
           keys: this.options.cache.keys(this.options.statusKeysMax ?? 256),
           capacity: this.options.pool.capacity,
           load: this.options.pool.load,
+          stems: this.options.pool.runtimes().filter((runtime) => !runtime.busy && runtime.functions.length === 0).length,
         } satisfies HostStatus;
       case 'writeResult': {
         const record = task.value !== undefined ? { ok: true, value: task.value } : { ok: false, code: task.error?.code ?? ErrorCode.INTERNAL, message: task.error?.message ?? '', ...(task.error?.stack ? { stack: task.error.stack } : {}) };
@@ -389,6 +397,9 @@ export class ExecutorHost implements MachineTasks {
       recv: (timeoutMs) =>
         alone ? new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), Math.min(timeoutMs, task.timeoutMs))) : this.mailboxes.receive(task.runId, task.name, Math.min(timeoutMs, task.timeoutMs)),
     };
+    // Traced: every ctx read and write is a span, child of the run's (host-spans.ts).
+    const traced = task.trace !== undefined && task.trace.length > 0 ? tracedHost(host, task.trace, this.options.cache) : undefined;
+    const cold = traced === undefined ? undefined : !this.options.pool.warmFunctions().includes(id);
     let running = this.running.get(task.runId);
     if (running === undefined) {
       running = { controller: new AbortController(), active: 0 };
@@ -397,8 +408,8 @@ export class ExecutorHost implements MachineTasks {
     }
     running.active++;
     try {
-      const value = await this.options.pool.runEncoded({ ...spec, timeoutMs: Math.max(1, Math.min(spec.timeoutMs, task.timeoutMs)) }, args, host, invocation, running.controller.signal);
-      return { value, cut: scope.cutOut() };
+      const value = await this.options.pool.runEncoded({ ...spec, timeoutMs: Math.max(1, Math.min(spec.timeoutMs, task.timeoutMs)) }, args, traced ?? host, invocation, running.controller.signal);
+      return cold === undefined ? { value, cut: scope.cutOut() } : { value, cut: scope.cutOut(), cold };
     } finally {
       if (!alone) this.mailboxes.close(task.runId, task.name);
       if (--running.active === 0 && this.running.get(task.runId) === running) this.running.delete(task.runId);

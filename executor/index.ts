@@ -32,3 +32,4 @@ export { InferenceService } from './inference.js';
 export type { InferenceCounters, InferenceServiceOptions } from './inference.js';
 export { ML_PACKAGES, SESSION_OPTIONS, fromOrtTensor, loadOnnxRuntime, mlPackageInstalled, requireMlPackage, toOrtTensor } from './onnx-runtime.js';
 export type { OnnxRuntime, OrtSession, OrtSessionOptions, OrtTensor } from './onnx-runtime.js';
+export { FUNCTION_METRIC_NAMES, executorFunctionMetrics, functionMetricSamples, runCode } from './function-metrics.js';

@@ -17,3 +17,5 @@ export { HTTP_STATUS_OF_CODE, httpStatusOf } from './errors.js';
 export type { ErrorBody } from './errors.js';
 export { INGRESS_ROUTES, openApiDocument } from './openapi.js';
 export { JSON_TYPE, MSGPACK_TYPE, LATTICE_TYPE } from './codec.js';
+export { HTTP_DURATION_BOUNDS_SECONDS, HttpMetrics, OTHER_ROUTE, routeOf } from './http-metrics.js';
+export type { HttpSeries } from './http-metrics.js';

@@ -16,6 +16,8 @@ export interface OwnerClientsOptions {
   /** The ingress's client key pair (not a member's), or plain mode for an insecure cluster. */
   readonly keyPair: KeyPair | 'insecure';
   readonly host?: string;
+  /** The host the cluster answers the clients at (default: `host`). */
+  readonly advertise?: string;
   readonly clientsMax: number;
 }
 
@@ -77,6 +79,7 @@ export class OwnerClients {
       keyPair: this.options.keyPair,
       token,
       ...(this.options.host === undefined ? {} : { host: this.options.host }),
+      ...(this.options.advertise === undefined ? {} : { advertise: this.options.advertise }),
     });
     const entry: Entry = { client, users: 0, evicted: false };
     this.counters.connected++;

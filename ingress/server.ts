@@ -13,13 +13,14 @@
  * ```
  */
 import { serve } from '@hono/node-server';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Rpc, ZmqTransport, clientKeyPair, systemClock } from '../protocol/index.js';
 import type { KeyPair, TokenClaims } from '../protocol/index.js';
 import { ingressApp } from './app.js';
 import type { IngressLimits, IngressState } from './app.js';
 import { OwnerClients } from './owner-clients.js';
+import { HttpMetrics } from './http-metrics.js';
 
 export const DEFAULT_INGRESS_PORT = 7080;
 
@@ -39,6 +40,12 @@ export interface IngressOptions {
   readonly schedulers: readonly string[];
   /** The interface the HTTP server binds (127.0.0.1 by default). */
   readonly host?: string;
+  /**
+   * The cluster-facing sockets (callers' clients, the health probe): the interface they bind
+   * (127.0.0.1 by default) and the host the cluster answers them at (default: that interface).
+   */
+  readonly clusterHost?: string;
+  readonly clusterAdvertise?: string;
   /** 0: an ephemeral port. */
   readonly port?: number;
   /** The ingress's client key pair (absent: a fresh one; `insecure`: an --insecure cluster, no tokens asked). */
@@ -59,6 +66,8 @@ export interface Ingress {
   readonly address: string;
   readonly port: number;
   readonly state: IngressState;
+  /** Requests by route, method and status, their durations, and those in flight (http-metrics.ts). */
+  readonly httpMetrics: HttpMetrics;
   stop(): Promise<void>;
 }
 
@@ -71,9 +80,10 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   const host = options.host ?? '127.0.0.1';
   const limits: IngressLimits = { ...DEFAULT_INGRESS_LIMITS, ...options.limits };
   const keyPair = options.keyPair ?? clientKeyPair([...options.routing, ...options.schedulers]);
-  const clients = new OwnerClients({ routing: options.routing, schedulers: options.schedulers, keyPair, clientsMax: options.clientsMax ?? 64 });
+  const clusterSide = { ...(options.clusterHost === undefined ? {} : { host: options.clusterHost }), ...(options.clusterAdvertise === undefined ? {} : { advertise: options.clusterAdvertise }) };
+  const clients = new OwnerClients({ routing: options.routing, schedulers: options.schedulers, keyPair, clientsMax: options.clientsMax ?? 64, ...clusterSide });
   // The health probe's own socket: an echo needs no token.
-  const probe = new Rpc(await ZmqTransport.bind({ host: '127.0.0.1', port: 0, keyPair }), systemClock, { pendingMax: 64 });
+  const probe = new Rpc(await ZmqTransport.bind({ host: '127.0.0.1', ...clusterSide, port: 0, keyPair }), systemClock, { pendingMax: 64 });
   let cached: { atMs: number; answer: Promise<{ scheduler: boolean; kvs: boolean }> } | undefined;
   const anyAnswers = async (addresses: readonly string[]): Promise<boolean> => {
     const answers = await Promise.allSettled(addresses.slice(0, 8).map((address) => probe.request(address, { echo: {} }, { timeoutMs: HEALTH_TIMEOUT_MS })));
@@ -116,6 +126,13 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
     ) as Server;
     started.once('error', reject);
   });
+  // Every request is counted and timed when its response ends (or its connection closes first).
+  const httpMetrics = new HttpMetrics();
+  server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+    const startedAt = performance.now();
+    httpMetrics.started();
+    response.once('close', () => httpMetrics.finished(request.url ?? '/', request.method ?? 'GET', response.writableFinished ? response.statusCode : 0, performance.now() - startedAt));
+  });
   // Connections at most: beyond the concurrency limit, a connection costs a socket and nothing else.
   server.maxConnections = Math.max(64, limits.concurrentMax * 2);
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
@@ -130,6 +147,7 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
     address: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
     port,
     state,
+    httpMetrics,
     stop: () =>
       (stopping ??= (async () => {
         await new Promise<void>((resolve) => {

@@ -20,4 +20,6 @@ export type { ShardStore, StoreWrite } from './store.js';
 export { ShardStats } from './shard-stats.js';
 export type { ShardStatsSnapshot } from './shard-stats.js';
 export { startMetricsServer } from './metrics-server.js';
-export type { MetricSample, MetricsServer, MetricsSource } from './metrics-server.js';
+export type { HistogramSample, MetricSample, MetricsServer, MetricsSource, Readiness, ScalarSample } from './metrics-server.js';
+export { ADMIN_OWNER, DURATION_BOUNDS_SECONDS, FunctionCallMetrics, OTHER_FUNCTION, ownerLabel } from './function-call-metrics.js';
+export type { FunctionCallMetricsOptions } from './function-call-metrics.js';

@@ -70,13 +70,16 @@ describe('startMetricsServer', () => {
     expect(valueOf(text, 'lfaas_kvs_requests_total{kind="get",node="kvs-1",shard="1"}')).toBe(0);
 
     // Cumulative buckets, +Inf last, count and sum.
-    expect(valueOf(text, 'lfaas_kvs_request_latency_us_bucket{le="25",node="kvs-1",shard="0"}')).toBe(0);
-    expect(valueOf(text, 'lfaas_kvs_request_latency_us_bucket{le="50",node="kvs-1",shard="0"}')).toBe(3);
-    expect(valueOf(text, 'lfaas_kvs_request_latency_us_bucket{le="400",node="kvs-1",shard="0"}')).toBe(4);
-    expect(valueOf(text, 'lfaas_kvs_request_latency_us_bucket{le="102400",node="kvs-1",shard="0"}')).toBe(4);
-    expect(valueOf(text, 'lfaas_kvs_request_latency_us_bucket{le="+Inf",node="kvs-1",shard="0"}')).toBe(5);
-    expect(valueOf(text, 'lfaas_kvs_request_latency_us_count{node="kvs-1",shard="0"}')).toBe(5);
-    expect(valueOf(text, 'lfaas_kvs_request_latency_us_sum{node="kvs-1",shard="0"}')).toBe(3 * 30 + 300 + 1e7);
+    // A histogram family in seconds: cumulative buckets, +Inf last, count and sum.
+    expect(text).toContain('# TYPE lfaas_kvs_request_duration_seconds histogram');
+    expect(text).not.toMatch(/_us[_{ ]/);
+    expect(valueOf(text, 'lfaas_kvs_request_duration_seconds_bucket{le="0.000025",node="kvs-1",shard="0"}')).toBe(0);
+    expect(valueOf(text, 'lfaas_kvs_request_duration_seconds_bucket{le="0.00005",node="kvs-1",shard="0"}')).toBe(3);
+    expect(valueOf(text, 'lfaas_kvs_request_duration_seconds_bucket{le="0.0004",node="kvs-1",shard="0"}')).toBe(4);
+    expect(valueOf(text, 'lfaas_kvs_request_duration_seconds_bucket{le="0.1024",node="kvs-1",shard="0"}')).toBe(4);
+    expect(valueOf(text, 'lfaas_kvs_request_duration_seconds_bucket{le="+Inf",node="kvs-1",shard="0"}')).toBe(5);
+    expect(valueOf(text, 'lfaas_kvs_request_duration_seconds_count{node="kvs-1",shard="0"}')).toBe(5);
+    expect(valueOf(text, 'lfaas_kvs_request_duration_seconds_sum{node="kvs-1",shard="0"}')).toBeCloseTo((3 * 30 + 300 + 1e7) / 1e6, 9);
 
     expect(valueOf(text, 'lfaas_kvs_occupancy_bytes{node="kvs-1",shard="0"}')).toBe(4096);
     expect(valueOf(text, 'lfaas_kvs_keys{node="kvs-1",shard="0"}')).toBe(2);
@@ -156,6 +159,57 @@ describe('startMetricsServer', () => {
     const refused = await fetch(`http://${HOST}:${server.port}/metrics`);
     expect(refused.status).toBe(500);
     expect(await refused.text()).toContain('lfaas_test_workers');
+  });
+
+  it('serves histogram samples as histogram families, 500 on a bucket count that does not fit its bounds', async () => {
+    let counts = [1, 0, 2];
+    server = await startMetricsServer({
+      host: HOST,
+      port: 0,
+      samples: () => [
+        { name: 'lfaas_test_duration_seconds', help: 'Durations.', type: 'histogram', bounds: [0.01, 0.1], counts, sum: 0.5, labels: { function: 'alice/f' } },
+        { name: 'lfaas_test_duration_seconds', help: 'Durations.', type: 'histogram', bounds: [0.01, 0.1], counts: [0, 0, 0], sum: 0, labels: { function: 'bob/g' } },
+      ],
+    });
+    const text = await (await fetch(`http://${HOST}:${server.port}/metrics`)).text();
+    expect(text).toContain('# TYPE lfaas_test_duration_seconds histogram');
+    expect(text).toContain('# HELP lfaas_test_duration_seconds Durations.');
+    expect(valueOf(text, 'lfaas_test_duration_seconds_bucket{function="alice/f",le="0.01"}')).toBe(1);
+    expect(valueOf(text, 'lfaas_test_duration_seconds_bucket{function="alice/f",le="0.1"}')).toBe(1);
+    expect(valueOf(text, 'lfaas_test_duration_seconds_bucket{function="alice/f",le="+Inf"}')).toBe(3);
+    expect(valueOf(text, 'lfaas_test_duration_seconds_count{function="alice/f"}')).toBe(3);
+    expect(valueOf(text, 'lfaas_test_duration_seconds_sum{function="alice/f"}')).toBe(0.5);
+    expect(valueOf(text, 'lfaas_test_duration_seconds_count{function="bob/g"}')).toBe(0);
+    counts = [1, 2];
+    const refused = await fetch(`http://${HOST}:${server.port}/metrics`);
+    expect(refused.status).toBe(500);
+    expect(await refused.text()).toContain('lfaas_test_duration_seconds');
+  });
+
+  it('answers /healthz 200 always and /readyz from the ready hook (503 with the reason when not ready)', async () => {
+    let readiness: { ready: boolean; reason?: string } = { ready: false, reason: 'not joined the ring yet' };
+    server = await startMetricsServer({ host: HOST, port: 0, ready: () => readiness });
+    const health = await fetch(`http://${HOST}:${server.port}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ alive: true });
+    const notReady = await fetch(`http://${HOST}:${server.port}/readyz`);
+    expect(notReady.status).toBe(503);
+    expect(notReady.headers.get('content-type')).toContain('application/json');
+    expect(await notReady.json()).toEqual({ ready: false, reason: 'not joined the ring yet' });
+    readiness = { ready: true };
+    const ready = await fetch(`http://${HOST}:${server.port}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ ready: true });
+    const post = await fetch(`http://${HOST}:${server.port}/readyz`, { method: 'POST', body: 'x' });
+    expect(post.status).toBe(405);
+    await post.text();
+  });
+
+  it('answers /readyz 200 without a ready hook', async () => {
+    server = await startMetricsServer({ host: HOST, port: 0 });
+    const ready = await fetch(`http://${HOST}:${server.port}/readyz`);
+    expect(ready.status).toBe(200);
+    await ready.text();
   });
 
   it('rejects when the port is taken', async () => {

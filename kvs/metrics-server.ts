@@ -1,23 +1,29 @@
 /**
- * The Prometheus endpoint of a storage node: `GET /metrics` on a small node:http server, answered
- * from the node's {@link ShardStats} (and any extra numbers it wants to show) plus prom-client's
- * default process metrics.
+ * The Prometheus endpoint of every role process: `GET /metrics` on a small node:http server,
+ * answered from a storage node's {@link ShardStats} (if it has shards), the process's own
+ * {@link MetricSample}s, and prom-client's default process metrics; plus `GET /healthz` (the
+ * process is alive: 200) and `GET /readyz` (the role is serving: 200, or 503 with a JSON reason,
+ * from the role's `ready` hook). docs/observability-metrics.md lists every family.
  *
- * Series, each labelled with the source's labels (usually `node` and `shard`):
+ * Conventions (checked by test/metrics-conventions.test.ts): names `lfaas_<role>_<what>`, base
+ * units in the name (`_seconds`, `_bytes`), counters end in `_total`, gauges do not, histograms
+ * are real `histogram` families (`_bucket{le}`, `_sum`, `_count`).
+ *
+ * Shard series, each labelled with the source's labels (usually `node` and `shard`):
  * - `lfaas_kvs_requests_total{kind}` (counter): requests per kind;
- * - `lfaas_kvs_request_latency_us_bucket{le}`, `_sum`, `_count` (counters): the latency histogram
- *   in the Prometheus histogram layout, buckets cumulative, `le="+Inf"` last, so
- *   `histogram_quantile(0.99, rate(lfaas_kvs_request_latency_us_bucket[1m]))` works. They are
- *   exposed as three counter families rather than one `histogram` family because prom-client's
- *   `Histogram` can only observe single values, not be loaded with the shard's bucket counts, and
- *   replaying every request into it would cost a scrape O(requests) and count twice;
+ * - `lfaas_kvs_request_duration_seconds` (histogram): the shard's latency histogram, its bucket
+ *   bounds converted from the shard's microseconds to seconds. prom-client's `Histogram` can only
+ *   observe single values, not be loaded with the shard's bucket counts (replaying every request
+ *   would cost a scrape O(requests)), so histogram families are written by a small metric object
+ *   of our own ({@link histogramFamily}) registered beside prom-client's;
  * - `lfaas_kvs_occupancy_bytes`, `lfaas_kvs_keys`, `lfaas_kvs_requests_per_second` (gauges);
  * - one gauge per name in a source's `extra`.
  *
- * Other processes (schedulers, executors) have no shards: they pass plain {@link MetricSample}s
- * instead (`samples`), each a counter or gauge of their own naming, read once per scrape.
+ * Other processes (schedulers, executors, routing nodes, the ingress) have no shards: they pass
+ * plain {@link MetricSample}s (`samples`): counters and gauges they keep themselves, and
+ * histograms as bucket counts (per-function latencies), read once per scrape.
  *
- * The label names are whatever the sources use, so the shard series are built at each scrape in a
+ * The label names are whatever the sources use, so the series are built at each scrape in a
  * registry of their own (from one call of `collect`, so one scrape is one consistent picture) and
  * merged with the long-lived registry of the default metrics. The global prom-client registry is
  * never touched.
@@ -51,13 +57,28 @@ export interface MetricsServerOptions {
   readonly samples?: () => readonly MetricSample[];
   /** The clock the stats are recorded with, for their decayed rates (default `systemClock`). */
   readonly clock?: Pick<Clock, 'now'>;
+  /**
+   * Whether the role serves now, for `GET /readyz` (default: ready once the server listens). A
+   * role not ready answers 503 with `{ ready: false, reason }`.
+   */
+  readonly ready?: () => Readiness | Promise<Readiness>;
+}
+
+/** What a role's readiness hook says. */
+export interface Readiness {
+  readonly ready: boolean;
+  /** Why not (or what it is ready with): shown in the /readyz body. */
+  readonly reason?: string;
 }
 
 /**
- * One series a process shows as it is at the scrape: a counter it keeps itself (total so far) or
- * a gauge. Samples with one name make one family (one help text, one type).
+ * One series a process shows as it is at the scrape: a counter it keeps itself (total so far), a
+ * gauge, or a histogram. Samples with one name make one family (one help text, one type).
  */
-export interface MetricSample {
+export type MetricSample = ScalarSample | HistogramSample;
+
+/** A counter or a gauge. */
+export interface ScalarSample {
   /** The full metric name (`lfaas_scheduler_calls_total`). */
   readonly name: string;
   readonly help: string;
@@ -65,6 +86,21 @@ export interface MetricSample {
   /** The value now (a counter's total since the process started: never negative). */
   readonly value: number;
   /** Labels of this series (`{ node: 'tcp://127.0.0.1:5000' }`). */
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+/** A histogram series, from bucket counts kept by the process (not cumulative). */
+export interface HistogramSample {
+  /** The family name, without `_bucket`/`_sum`/`_count` (`lfaas_function_duration_seconds`). */
+  readonly name: string;
+  readonly help: string;
+  readonly type: 'histogram';
+  /** Bucket upper bounds in the metric's unit, finite and ascending (`+Inf` is implied). */
+  readonly bounds: readonly number[];
+  /** Observations per bucket, not cumulative: `bounds.length + 1` of them (the last beyond every bound). */
+  readonly counts: readonly number[];
+  /** The sum of the observations. */
+  readonly sum: number;
   readonly labels?: Readonly<Record<string, string>>;
 }
 
@@ -80,7 +116,7 @@ export interface MetricsServer {
 export const METRICS_SOURCES_MAX = 4096;
 /** A scrape with more samples than this is refused (500), as one with too many sources. */
 export const METRICS_SAMPLES_MAX = 65_536;
-/** Label names the shard series use themselves; a source may not set them. */
+/** Label names the series use themselves; a source may not set them. */
 const RESERVED_LABELS: ReadonlySet<string> = new Set(['kind', 'le']);
 /** A scrape request must arrive within this (slow or stuck clients do not hold sockets). */
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -89,9 +125,10 @@ const CONNECTIONS_MAX = 64;
 
 /**
  * Starts the metrics server and resolves once it listens. `GET /metrics` (or `HEAD`) answers the
- * Prometheus text exposition; other paths 404, other methods on `/metrics` 405, and a scrape that
- * fails (a source with a bad label or metric name, two sources with one name clash) 500 with the
- * reason. Rejects when it cannot listen (port taken).
+ * Prometheus text exposition; `GET /healthz` 200 `{"alive":true}`; `GET /readyz` 200
+ * `{"ready":true}` or 503 `{"ready":false,"reason":...}` from `ready`; other paths 404, other
+ * methods 405, and a scrape that fails (a source with a bad label or metric name, two sources
+ * with one name clash) 500 with the reason. Rejects when it cannot listen (port taken).
  *
  * The default process metrics install process-wide observers (event-loop delay, GC) that prom-client
  * cannot remove; start one metrics server per process.
@@ -109,7 +146,7 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   collectDefaultMetrics({ register: processRegistry });
 
   const server = createServer((request, response) => {
-    void answer(request, response, () => scrape(processRegistry, options.collect?.() ?? [], options.samples?.() ?? [], clock.now()));
+    void answer(request, response, () => scrape(processRegistry, options.collect?.() ?? [], options.samples?.() ?? [], clock.now()), options.ready ?? (() => ({ ready: true })));
   });
   server.requestTimeout = REQUEST_TIMEOUT_MS;
   server.headersTimeout = REQUEST_TIMEOUT_MS;
@@ -137,12 +174,24 @@ export async function startMetricsServer(options: MetricsServerOptions): Promise
   };
 }
 
-async function answer(request: IncomingMessage, response: ServerResponse, metrics: () => Promise<{ text: string; contentType: string }>): Promise<void> {
+async function answer(request: IncomingMessage, response: ServerResponse, metrics: () => Promise<{ text: string; contentType: string }>, ready: () => Readiness | Promise<Readiness>): Promise<void> {
   const path = (request.url ?? '/').split('?', 1)[0];
-  if (path !== '/metrics') return send(response, 404, 'not found\n');
+  if (path !== '/metrics' && path !== '/healthz' && path !== '/readyz') return send(response, 404, 'not found\n');
   if (request.method !== 'GET' && request.method !== 'HEAD') {
     response.setHeader('Allow', 'GET, HEAD');
     return send(response, 405, 'method not allowed\n');
+  }
+  const head = request.method === 'HEAD';
+  if (path === '/healthz') return send(response, 200, head ? '' : '{"alive":true}\n', JSON_TYPE);
+  if (path === '/readyz') {
+    let readiness: Readiness;
+    try {
+      readiness = await ready();
+    } catch (error) {
+      readiness = { ready: false, reason: `the readiness check failed: ${error instanceof Error ? error.message : String(error)}` };
+    }
+    const body = `${JSON.stringify({ ready: readiness.ready, ...(readiness.reason === undefined ? {} : { reason: readiness.reason }) })}\n`;
+    return send(response, readiness.ready ? 200 : 503, head ? '' : body, JSON_TYPE);
   }
   let result: { text: string; contentType: string };
   try {
@@ -152,6 +201,8 @@ async function answer(request: IncomingMessage, response: ServerResponse, metric
   }
   send(response, 200, request.method === 'HEAD' ? '' : result.text, result.contentType);
 }
+
+const JSON_TYPE = 'application/json; charset=utf-8';
 
 function send(response: ServerResponse, status: number, body: string, contentType = 'text/plain; charset=utf-8'): void {
   response.writeHead(status, { 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body) });
@@ -183,9 +234,7 @@ function buildShardRegistry(sources: readonly MetricsSource[], nowMs: number): R
   const gauge = (name: string, help: string): Gauge => new Gauge({ name, help, labelNames, registers });
 
   const requests = counter('lfaas_kvs_requests_total', 'Requests a shard served, by kind.', ['kind']);
-  const latencyBuckets = counter('lfaas_kvs_request_latency_us_bucket', 'Requests a shard served within le microseconds (cumulative histogram buckets).', ['le']);
-  const latencySum = counter('lfaas_kvs_request_latency_us_sum', 'The sum of the latencies of the requests a shard served, in microseconds.');
-  const latencyCount = counter('lfaas_kvs_request_latency_us_count', 'Requests a shard served (the latency histogram count).');
+  const latency: HistogramSample[] = [];
   const occupancy = gauge('lfaas_kvs_occupancy_bytes', 'Bytes a shard stores.');
   const keys = gauge('lfaas_kvs_keys', 'Keys a shard stores.');
   const rate = gauge('lfaas_kvs_requests_per_second', 'The exponentially decaying request rate of a shard, in requests per second.');
@@ -195,13 +244,11 @@ function buildShardRegistry(sources: readonly MetricsSource[], nowMs: number): R
     const labels = source.labels;
     const snapshot = source.stats.snapshot();
     for (const kind of REQUEST_KINDS) requests.inc({ ...labels, kind }, snapshot.requests[kind]);
-    let cumulative = 0;
-    snapshot.latencyBoundsUs.forEach((bound, i) => {
-      cumulative += snapshot.latencyCounts[i] ?? 0;
-      latencyBuckets.inc({ ...labels, le: bound === Number.POSITIVE_INFINITY ? '+Inf' : String(bound) }, cumulative);
-    });
-    latencySum.inc(labels, snapshot.latencySumUs);
-    latencyCount.inc(labels, cumulative);
+    // The shard counts in microseconds (its last bound infinite); the family is in seconds.
+    const finite = snapshot.latencyBoundsUs.filter((bound) => Number.isFinite(bound));
+    const counts = finite.map((_, i) => snapshot.latencyCounts[i] ?? 0);
+    counts.push(snapshot.latencyCounts.slice(finite.length).reduce((sum, count) => sum + count, 0));
+    latency.push({ name: 'lfaas_kvs_request_duration_seconds', help: 'How long a shard took to serve a request, in seconds.', type: 'histogram', bounds: finite.map((bound) => bound / 1e6), counts, sum: snapshot.latencySumUs / 1e6, labels });
     occupancy.set(labels, snapshot.occupancyBytes);
     keys.set(labels, snapshot.keyCount);
     rate.set(labels, source.stats.requestsPerSecond(nowMs));
@@ -214,6 +261,7 @@ function buildShardRegistry(sources: readonly MetricsSource[], nowMs: number): R
       extra.set(labels, value);
     }
   }
+  registerHistograms(registers[0]!, 'lfaas_kvs_request_duration_seconds', latency);
   return registers[0]!;
 }
 
@@ -231,13 +279,48 @@ function buildSampleRegistry(samples: readonly MetricSample[]): Registry {
   for (const [name, family] of families) {
     const first = family[0]!;
     const labelNames = [...new Set(family.flatMap((sample) => Object.keys(sample.labels ?? {})))].sort();
-    if (first.type === 'counter') {
+    if (first.type === 'histogram') {
+      registerHistograms(registers[0]!, name, family as HistogramSample[]);
+    } else if (first.type === 'counter') {
       const counter = new Counter({ name, help: first.help, labelNames, registers });
-      for (const sample of family) counter.inc(sample.labels ?? {}, sample.value);
+      for (const sample of family as ScalarSample[]) counter.inc(sample.labels ?? {}, sample.value);
     } else {
       const gauge = new Gauge({ name, help: first.help, labelNames, registers });
-      for (const sample of family) gauge.set(sample.labels ?? {}, sample.value);
+      for (const sample of family as ScalarSample[]) gauge.set(sample.labels ?? {}, sample.value);
     }
   }
   return registers[0]!;
+}
+
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+
+/**
+ * Registers one histogram family in `registry`, written from bucket counts: a metric object of
+ * the shape prom-client's registry reads (`name`, `get()`), so it merges and prints with the rest.
+ * Empty: nothing registered.
+ */
+function registerHistograms(registry: Registry, name: string, family: readonly HistogramSample[]): void {
+  if (family.length === 0) return;
+  if (!METRIC_NAME.test(name)) throw new LfaasError(ErrorCode.INTERNAL, `invalid metric name ${JSON.stringify(name)}`);
+  const values: { metricName: string; labels: Record<string, string | number>; value: number }[] = [];
+  for (const sample of family) {
+    const labels = sample.labels ?? {};
+    for (const label of Object.keys(labels)) {
+      if (!LABEL_NAME.test(label) || RESERVED_LABELS.has(label)) throw new LfaasError(ErrorCode.INTERNAL, `the histogram ${name} may not have the label ${JSON.stringify(label)}`);
+    }
+    if (sample.counts.length !== sample.bounds.length + 1) throw new LfaasError(ErrorCode.INTERNAL, `the histogram ${name} has ${sample.bounds.length} bounds and ${sample.counts.length} counts (bounds + 1 expected)`);
+    let cumulative = 0;
+    sample.bounds.forEach((bound, i) => {
+      cumulative += sample.counts[i]!;
+      values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: String(bound) }, value: cumulative });
+    });
+    cumulative += sample.counts[sample.bounds.length]!;
+    values.push({ metricName: `${name}_bucket`, labels: { ...labels, le: '+Inf' }, value: cumulative });
+    values.push({ metricName: `${name}_sum`, labels: { ...labels }, value: sample.sum });
+    values.push({ metricName: `${name}_count`, labels: { ...labels }, value: cumulative });
+  }
+  const help = family[0]!.help;
+  const metric = { name, help, type: 'histogram', aggregator: 'sum', get: () => ({ name, help, type: 'histogram', aggregator: 'sum', values }) };
+  registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0]);
 }

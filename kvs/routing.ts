@@ -13,9 +13,16 @@
  * - `ringRequest`: the ring now, and every change for `leaseMs` (clients, caches).
  * - `ringUpdate` (from another routing node, or an operator setting replication factors): merged.
  * - `statsReport`: the latest report per shard is kept for the monitor.
+ * - `serviceAnnounce` (schedulers, monitors and ingresses, a heartbeat each; message-rights.ts
+ *   checks the announcer's key is a member of the announced role; an ingress announces its HTTP
+ *   URL, the others their transport address): the service is listed until its TTL
+ *   (bounded by `serviceTtlMaxMs`) passes without another announcement, or it says it departs.
+ *   Each announcer tells every routing node it knows; routing nodes do not gossip services.
+ * - `servicesRequest`: the live services (`ServiceList`): how clients, executors and monitors
+ *   find the schedulers from the routing nodes' addresses alone (docs/multi-host.md).
  */
 import { ErrorCode, HybridClock, LfaasError } from '../lattices/index.js';
-import { envelopeWith, errorToWire } from '../protocol/index.js';
+import { envelopeWith, errorToWire, isServiceUrl, isTransportAddress, pb } from '../protocol/index.js';
 import type { Effect, Envelope, Machine, MachineInput, PbTypes } from '../protocol/index.js';
 import { Membership, nodeFromWire } from './ring.js';
 import type { ReplicationFactors } from './ring.js';
@@ -34,7 +41,14 @@ export interface RoutingOptions {
   readonly checkPeriodMs?: number;
   readonly subscribersMax?: number;
   readonly leaseMaxMs?: number;
+  /** Services (schedulers, monitors, ingresses) listed at most; announcements beyond are refused. */
+  readonly servicesMax?: number;
+  /** The longest an announced service is listed without another announcement. */
+  readonly serviceTtlMaxMs?: number;
 }
+
+/** A service's TTL when its announcement gives none. */
+const SERVICE_TTL_DEFAULT_MS = 3000;
 
 const CHECK = 'check';
 
@@ -44,6 +58,8 @@ export class RoutingNode implements Machine {
   private readonly lastHeardMs = new Map<string, number>();
   private readonly subscribers = new Map<string, number>();
   private readonly reports = new Map<string, PbTypes.IStatsReport>();
+  /** Announced services by address: their role and when they expire. */
+  private readonly services = new Map<string, { readonly role: number; readonly expiresAtMs: number }>();
   private readonly clock: HybridClock;
   private nowMs = 0;
   private readonly failureTimeoutMs: number;
@@ -164,12 +180,47 @@ export class RoutingNode implements Machine {
         this.reports.set(`${report.nodeId}/${report.shard}`, report);
         return [];
       }
+      case 'serviceAnnounce':
+        return this.onAnnounce(envelope);
+      case 'servicesRequest':
+        return this.reply(envelope, { serviceList: this.serviceList() });
       case 'echo':
         return this.reply(envelope, { echo: { payload: envelope.echo?.payload ?? null } });
       default:
         this.counters.rejected++;
         return this.reply(envelope, { errorReply: { error: errorToWire(new LfaasError(ErrorCode.PROTO_UNKNOWN_MESSAGE, `a routing node does not handle ${envelope.body ?? 'nothing'}`)) } });
     }
+  }
+
+  /** Lists (or, departing, unlists) an announced service; answers only a request (an ack). */
+  private onAnnounce(envelope: Envelope): Effect[] {
+    const announce = envelope.serviceAnnounce!;
+    const address = announce.address ?? '';
+    const role = Number(announce.role ?? 0);
+    // Each role's kind of address: an ingress is called over HTTP (its URL), the others are nodes
+    // (a transport address). Decoding let either through (validate.ts `endpoint`).
+    const isUrl = role === pb.ServiceRole.SERVICE_INGRESS;
+    if (isUrl ? !isServiceUrl(address) : !isTransportAddress(address)) {
+      this.counters.rejected++;
+      return this.reply(envelope, { errorReply: { error: errorToWire(new LfaasError(ErrorCode.PROTO_MALFORMED, `${JSON.stringify(address.slice(0, 80))} is not ${isUrl ? 'an http(s) URL (an ingress announces where callers reach it)' : 'a transport address'}`)) } });
+    }
+    if (announce.departing === true) {
+      if (this.services.get(address)?.role === role) this.services.delete(address);
+      return [];
+    }
+    if (!this.services.has(address) && this.services.size >= (this.options.servicesMax ?? 1024)) {
+      this.counters.rejected++;
+      return this.reply(envelope, { errorReply: { error: errorToWire(new LfaasError(ErrorCode.KVS_BUSY, `${this.services.size} services announced`)) } });
+    }
+    const ttlMs = Math.min(this.options.serviceTtlMaxMs ?? 60_000, announce.ttlMs === undefined || announce.ttlMs === null || announce.ttlMs === 0 ? SERVICE_TTL_DEFAULT_MS : announce.ttlMs);
+    this.services.set(address, { role, expiresAtMs: this.nowMs + ttlMs });
+    return this.reply(envelope, { serviceList: this.serviceList() });
+  }
+
+  /** The live services, by role, each list sorted (every routing node answers alike). */
+  serviceList(): PbTypes.IServiceList {
+    const of = (role: number): string[] => [...this.services].filter(([, service]) => service.role === role && service.expiresAtMs > this.nowMs).map(([address]) => address).sort();
+    return { schedulers: of(pb.ServiceRole.SERVICE_SCHEDULER), monitors: of(pb.ServiceRole.SERVICE_MONITOR), ingresses: of(pb.ServiceRole.SERVICE_INGRESS) };
   }
 
   /** Fails nodes that went silent, expires ring subscriptions, gossips the membership to peers. */
@@ -187,6 +238,7 @@ export class RoutingNode implements Machine {
       }
     }
     for (const [subscriber, expiresAtMs] of this.subscribers) if (expiresAtMs <= this.nowMs) this.subscribers.delete(subscriber);
+    for (const [address, service] of this.services) if (service.expiresAtMs <= this.nowMs) this.services.delete(address);
     // Liveness is kept only for nodes the membership holds (it refuses and evicts some: ring.ts);
     // a ring update naming 100 000 nodes must not leave 100 000 entries here for good.
     if (this.lastHeardMs.size > this.membership.allNodes().length) {

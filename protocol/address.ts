@@ -18,6 +18,9 @@
  *     with a hyphen, 253 characters in all at most;
  * - `mem://<name>`, the in-memory network of tests and the simulator (letters, digits and
  *   `._:-`; the ZeroMQ transport refuses it with a typed error).
+ *
+ * An ingress is reached over HTTP, not by a node: what it announces (discovery.proto) is a URL,
+ * `http(s)://<host>[:<port>][/<path>]`, the host by the same rule, checked by `isServiceUrl`.
  */
 
 /** The longest address accepted: a DNS name of 253 characters, the scheme, a port and a key. */
@@ -74,6 +77,27 @@ export function parseTcpAddress(address: string): TcpAddress | undefined {
 export function isTransportAddress(address: string): boolean {
   if (address.startsWith('mem://')) return MEMORY.test(address);
   return parseTcpAddress(address) !== undefined;
+}
+
+const HTTP_URL = /^https?:\/\/(\[[0-9A-Fa-f:.]{2,45}\]|[0-9A-Za-z.-]{1,253})(?::([1-9][0-9]{0,4}))?(\/[0-9A-Za-z._~\/-]{0,200})?$/;
+
+/**
+ * Whether `url` is an HTTP(S) URL a caller can reach: `http(s)://<host>[:<port>][/<path>]`, the
+ * host as in a transport address (no wildcard), the port 1..65535, no query, user or fragment,
+ * {@link ADDRESS_LENGTH_MAX} characters at most. What an ingress announces itself at.
+ *
+ * @example
+ * ```ts
+ * isServiceUrl('http://10.0.0.7:8080'); // true
+ * isServiceUrl('http://0.0.0.0:8080');  // false (a bind wildcard, not a place to call)
+ * ```
+ */
+export function isServiceUrl(url: string): boolean {
+  if (url.length > ADDRESS_LENGTH_MAX) return false;
+  const match = HTTP_URL.exec(url);
+  if (match === null) return false;
+  if (match[2] !== undefined && Number(match[2]) > 65535) return false;
+  return isHost(match[1]!);
 }
 
 function isHost(host: string): boolean {

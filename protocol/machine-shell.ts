@@ -66,7 +66,8 @@ export interface ShellOptions extends DecodeOptions {
    * The cluster's token verifier (tokens.ts): with one (and a membership), every request from a
    * sender that is no member needs a valid owner token reaching every name it carries
    * (owner-access.ts), or it is refused UNAUTHORISED before the machine sees it. An echo needs
-   * none (a liveness probe).
+   * none (a liveness probe), nor a services request (discovery: which schedulers are there, for
+   * an ingress that holds no token of its own; every request to them needs one).
    */
   readonly tokens?: { verify(token: string): TokenClaims };
 }
@@ -107,7 +108,7 @@ export function runMachine(machine: Machine, transport: Transport, clock: Clock,
   /** Why a client's request is refused by its token, or undefined. */
   const tokenRefusal = (envelope: Envelope): string | undefined => {
     const tokens = options.tokens;
-    if (tokens === undefined || envelope.body === 'echo') return undefined;
+    if (tokens === undefined || envelope.body === 'echo' || envelope.body === 'servicesRequest') return undefined;
     let claims: TokenClaims;
     try {
       claims = tokens.verify(envelope.token ?? '');

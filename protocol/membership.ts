@@ -23,7 +23,12 @@ import { generateKeyPair, isKeyText, keyFromText, keyText } from './keys.js';
 import type { KeyPair } from './keys.js';
 import { Reloading } from './reloading.js';
 
-export const ROLES = ['routing', 'storage', 'scheduler', 'executor', 'monitor'] as const;
+/**
+ * The member roles. `ingress` is the last one added: its key may only announce its ingress to the
+ * routing nodes (message-rights.ts); a `members.json` written before it (no `ingress` list) reads
+ * as an empty list, so an older keys folder keeps working (`lfaas keys init` on it adds the key).
+ */
+export const ROLES = ['routing', 'storage', 'scheduler', 'executor', 'monitor', 'ingress'] as const;
 export type Role = (typeof ROLES)[number];
 
 export const MEMBERS_FILE = 'members.json';

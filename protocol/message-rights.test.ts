@@ -25,6 +25,31 @@ describe('message rights', () => {
     }
   });
 
+  it('discovery: anyone asks for the services; a member announces only its own role', () => {
+    const announce = (role: number) => envelope({ serviceAnnounce: { role, address: 'tcp://10.0.0.1:1' } });
+    expect(allowed(envelope({ servicesRequest: {} }), 'client')).toBe(true);
+    expect(allowed(envelope({ serviceList: {} }), 'routing')).toBe(true);
+    expect(allowed(envelope({ serviceList: {} }), 'client')).toBe(false);
+    expect(allowed(announce(pb.ServiceRole.SERVICE_SCHEDULER), 'scheduler')).toBe(true);
+    expect(allowed(announce(pb.ServiceRole.SERVICE_MONITOR), 'monitor')).toBe(true);
+    expect(allowed(announce(pb.ServiceRole.SERVICE_MONITOR), 'scheduler')).toBe(false);
+    expect(allowed(announce(pb.ServiceRole.SERVICE_SCHEDULER), 'monitor')).toBe(false);
+    expect(allowed(announce(pb.ServiceRole.SERVICE_INGRESS), 'scheduler')).toBe(false);
+    for (const sender of ['client', 'executor', 'storage', 'routing', 'ingress'] as const) expect(allowed(announce(pb.ServiceRole.SERVICE_SCHEDULER), sender), sender).toBe(false);
+  });
+
+  it('an ingress key announces an ingress and nothing else; no other key announces an ingress', () => {
+    const ingress = envelope({ serviceAnnounce: { role: pb.ServiceRole.SERVICE_INGRESS, address: 'http://10.0.0.1:8080' } });
+    expect(allowed(ingress, 'ingress')).toBe(true);
+    for (const sender of ['client', 'scheduler', 'monitor', 'executor', 'storage', 'routing'] as const) expect(allowed(ingress, sender), sender).toBe(false);
+    expect(allowed(envelope({ serviceAnnounce: { role: pb.ServiceRole.SERVICE_MONITOR, address: 'tcp://10.0.0.1:1' } }), 'ingress')).toBe(false);
+    // None of a member's powers, and not even a client's requests (those go on a client key, with a token).
+    for (const body of ['echo', 'kvsRequest', 'callRequest', 'ringUpdate', 'schedule', 'servicesRequest', 'nodeJoin', 'heartbeat', 'statsReport', 'executorStatus', 'errorReply', 'kvsResponse', 'clusterStats']) {
+      expect(allowed(envelope({ [body]: {} }), 'ingress'), body).toBe(false);
+    }
+    expect(allowed(envelope({ kvsRequest: { kind: pb.RequestKind.GET, fromReplica: true, tuples: [{ key: 'k' }] } }), 'ingress')).toBe(false);
+  });
+
   it('each role sends only its own traffic', () => {
     expect(allowed(envelope({ nodeJoin: {} }), 'storage')).toBe(true);
     expect(allowed(envelope({ nodeJoin: {} }), 'executor')).toBe(false);

@@ -9,6 +9,7 @@
  * requests: echo, KVS reads and writes (not `from_replica`, which skips ownership checks), key
  * and ring lookups, replication factors (a ring update with no nodes), subscriptions, the
  * registry's and calls' requests, and a direct schedule (one naming no scheduler: a leased call).
+ * An ingress key (the `ingress` role) may send one thing: the announcement of its own ingress.
  */
 import { isSystemKey } from './faas-records.js';
 import type { Envelope } from './machine.js';
@@ -89,7 +90,15 @@ const RIGHTS: Readonly<Record<Body, readonly Role[] | typeof ANYONE>> = {
   clusterStats: ALL_MEMBERS,
   // The monitor's decision: how many executors keep each function warm.
   pinCounts: ['monitor'],
+  // Discovery (discovery.proto): schedulers, monitors and ingresses announce themselves to the
+  // routing nodes (each only its own role: ANNOUNCERS), anyone asks for the live list.
+  serviceAnnounce: ['scheduler', 'monitor', 'ingress'],
+  servicesRequest: ANYONE,
+  serviceList: ['routing'],
 };
+
+/** The member role that may announce each service role. */
+const ANNOUNCERS: Readonly<Record<number, Role>> = { [pb.ServiceRole.SERVICE_SCHEDULER]: 'scheduler', [pb.ServiceRole.SERVICE_MONITOR]: 'monitor', [pb.ServiceRole.SERVICE_INGRESS]: 'ingress' };
 
 /**
  * Why `sender` may not send `envelope`, or undefined when it may. A message with no body is left
@@ -100,6 +109,13 @@ export function refusalOf(envelope: Envelope, sender: Sender): string | undefine
   if (body === undefined || body === null) return undefined;
   const allowed = RIGHTS[body];
   if (allowed === undefined) return undefined;
+  // An ingress key only announces its ingress: it is no member of the cluster's traffic, and what
+  // the ingress does for callers goes on a client key with their tokens (a member skips tokens).
+  if (sender === 'ingress' && body !== 'serviceAnnounce') return `an ingress member key only announces its ingress (${body} goes on a client key with a token)`;
+  if (body === 'serviceAnnounce' && sender !== 'client') {
+    const role = Number(envelope.serviceAnnounce?.role ?? 0);
+    if (ANNOUNCERS[role] !== sender) return `a ${sender} member may not announce a service of role ${role}: each member announces its own role only`;
+  }
   if (allowed !== ANYONE) return sender !== 'client' && allowed.includes(sender) ? undefined : `${body} is for ${allowed.join(' and ')} members only`;
   if (body === 'kvsRequest') {
     const request = envelope.kvsRequest;

@@ -29,6 +29,8 @@ export const addressArbitrary: fc.Arbitrary<string> = fc.oneof(
   fc.stringMatching(/^[0-9A-Za-z._:-]{1,16}$/).map((name) => `mem://${name}`),
 );
 const address = addressArbitrary;
+/** What a service announces (validate.ts `endpoint`): a transport address or an ingress's HTTP URL. */
+const endpoint = fc.oneof(addressArbitrary, fc.tuple(fc.constantFrom('http', 'https'), fc.ipV4(), fc.integer({ min: 1, max: 65535 })).filter(([, host]) => host !== '0.0.0.0').map(([scheme, host, port]) => `${scheme}://${host}:${port}`));
 /** An address or the empty string (optional address fields). */
 const optionalAddress = fc.oneof(fc.constant(''), addressArbitrary);
 
@@ -96,7 +98,8 @@ const executorStatus: fc.Arbitrary<PbTypes.IExecutorStatus> = fc.record(
     running: fc.array(name, { maxLength: 3 }),
     capacity: u32,
     demand: finiteDouble,
-    functions: fc.array(fc.record({ name, rate: finiteDouble, p50Ms: finiteDouble, p99Ms: finiteDouble }, { requiredKeys: ['name'] }), { maxLength: 2 }),
+    functions: fc.array(fc.record({ name, rate: finiteDouble, p50Ms: finiteDouble, p99Ms: finiteDouble, errors: finiteDouble }, { requiredKeys: ['name'] }), { maxLength: 2 }),
+    stems: u32,
   },
   { requiredKeys: ['executorId', 'address'] },
 );
@@ -273,6 +276,9 @@ export const envelopeBodyArbitraries: { readonly [Body in NonNullable<PbTypes.En
     { requiredKeys: [] },
   ),
   invocationsRequest: fc.record({ name: text, runningOnly: fc.boolean(), limit: u32 }, { requiredKeys: [] }),
+  serviceAnnounce: fc.record({ role: enumValue<PbTypes.ServiceRole>(pb.ServiceRole), address: endpoint, ttlMs: u32, departing: fc.boolean() }, { requiredKeys: ['role', 'address'] }),
+  servicesRequest: fc.constant({}),
+  serviceList: fc.record({ schedulers: fc.array(address, { maxLength: 2 }), ingresses: fc.array(endpoint, { maxLength: 2 }), monitors: fc.array(address, { maxLength: 2 }) }, { requiredKeys: [] }),
   invocationList: fc.record(
     {
       invocations: fc.array(

@@ -30,7 +30,7 @@ function reflectedType(field: protobuf.Field): string {
 }
 
 function schemaType(spec: string): string {
-  return spec.replaceAll('!', '').replace(/\+$/, '').replaceAll('address', 'string');
+  return spec.replaceAll('!', '').replace(/\+$/, '').replaceAll('address', 'string').replaceAll('endpoint', 'string');
 }
 
 /** A frame written without validation, as a buggy or hostile peer could send it. */

@@ -24,7 +24,7 @@
  * the frame, whose size is capped.
  */
 import { ErrorCode, LfaasError, isWellFormedString } from '../lattices/index.js';
-import { isTransportAddress } from './address.js';
+import { isServiceUrl, isTransportAddress } from './address.js';
 import { pb } from './messages.js';
 
 /**
@@ -33,7 +33,8 @@ import { pb } from './messages.js';
  *
  * A type is:
  * - a scalar: `string`, `bytes`, `bool`, `uint32`, `uint64`, `double`, or `address` (a string that,
- *   when set, is a transport address by the rule of address.ts: what a node may send to);
+ *   when set, is a transport address by the rule of address.ts: what a node may send to), or
+ *   `endpoint` (a transport address or an HTTP(S) URL, `isServiceUrl`: an announced service);
  * - an enum name (`RequestKind`): the value must be one the enum declares;
  * - a message name (`KeyTuple`): validated recursively;
  * - `T[]` a repeated field, `T[]+` one that needs at least one entry;
@@ -100,8 +101,16 @@ export const MESSAGE_SCHEMA = {
       logsReply: 'LogsReply',
       invocationsRequest: 'InvocationsRequest',
       invocationList: 'InvocationList',
+      serviceAnnounce: 'ServiceAnnounce',
+      servicesRequest: 'ServicesRequest',
+      serviceList: 'ServiceList',
     },
   },
+  // discovery.proto
+  // An ingress announces its HTTP URL (the routing node checks each role's kind: kvs/routing.ts).
+  ServiceAnnounce: { role: 'ServiceRole!', address: 'endpoint!', ttlMs: 'uint32', departing: 'bool' },
+  ServicesRequest: {},
+  ServiceList: { schedulers: 'address![]', ingresses: 'endpoint![]', monitors: 'address![]' },
   ClusterStatsRequest: {},
   ClusterStats: { nodes: 'NodeInfo[]', shards: 'StatsReport[]', executors: 'ExecutorStatus[]', replicationMax: 'uint32', replicationDefault: 'uint32' },
   PinCounts: { counts: 'PinCount[]', validMs: 'uint32' },
@@ -258,8 +267,9 @@ export const MESSAGE_SCHEMA = {
     capacity: 'uint32',
     demand: 'double',
     functions: 'FunctionLoad[]',
+    stems: 'uint32',
   },
-  FunctionLoad: { name: 'string!', rate: 'double', p50Ms: 'double', p99Ms: 'double' },
+  FunctionLoad: { name: 'string!', rate: 'double', p50Ms: 'double', p99Ms: 'double', errors: 'double' },
   // Function logs and invocations (sizes bounded again where they are served and shown: executor/function-logs.ts, client/observe.ts).
   LogsRequest: { name: 'string', sinceMs: 'uint64', callId: 'string', afterSeq: 'uint64', limit: 'uint32' },
   FunctionLogRecord: { seq: 'uint64', timeMs: 'uint64', function: 'string!', version: 'uint32', callId: 'string', level: 'string', text: 'string', fields: 'string' },
@@ -280,6 +290,7 @@ export const ENUMS = {
   Tier: pb.Tier,
   Consistency: pb.Consistency,
   InvocationState: pb.InvocationState,
+  ServiceRole: pb.ServiceRole,
 } as const satisfies Readonly<Record<string, object>>;
 
 /**
@@ -372,8 +383,8 @@ export { isWellFormedString };
 // ---------------------------------------------------------------------------------------------
 // The schema, compiled once at load time into checks.
 
-type Scalar = 'string' | 'bytes' | 'bool' | 'uint32' | 'uint64' | 'double' | 'address';
-const SCALARS: ReadonlySet<string> = new Set<Scalar>(['string', 'bytes', 'bool', 'uint32', 'uint64', 'double', 'address']);
+type Scalar = 'string' | 'bytes' | 'bool' | 'uint32' | 'uint64' | 'double' | 'address' | 'endpoint';
+const SCALARS: ReadonlySet<string> = new Set<Scalar>(['string', 'bytes', 'bool', 'uint32', 'uint64', 'double', 'address', 'endpoint']);
 
 /** What one value (a singular field, a list element or a map value) must be. */
 interface ValueCheck {
@@ -642,6 +653,10 @@ function validateValue(value: unknown, check: ValueCheck, parent: Path | undefin
       // Checked once here, by the rule the transport connects with: a node never tries to send to
       // an address it cannot connect to (ZeroMQ throws on some synchronously).
       if (value !== '' && !isTransportAddress(value as string)) fail(ErrorCode.PROTO_MALFORMED, at(), `${JSON.stringify(String(value).slice(0, 80))} is not a transport address`);
+      break;
+    case 'endpoint':
+      if (!walk.decoded && (typeof value !== 'string' || !isWellFormedString(value))) fail(ErrorCode.PROTO_MALFORMED, at(), 'not a well-formed string');
+      if (value !== '' && !isTransportAddress(value as string) && !isServiceUrl(value as string)) fail(ErrorCode.PROTO_MALFORMED, at(), `${JSON.stringify(String(value).slice(0, 80))} is neither a transport address nor an http(s) URL`);
       break;
     case 'bytes':
       if (!walk.decoded && !(value instanceof Uint8Array)) fail(ErrorCode.PROTO_MALFORMED, at(), 'not bytes');

@@ -31,9 +31,21 @@
  * unreachable destination backs off exponentially up to RECONNECT_MAX_MS, so a thousand hostile
  * reply addresses cost little. Every socket has `linger: 0`: nothing queued keeps the process
  * alive after `close()`.
+ *
+ * Addresses: a transport binds `host` and advertises `advertise` (default: the bind host) as its
+ * address, `tcp://<advertise>:<port>#key`: what it puts in every reply address, ring join and
+ * ready line. A wildcard bind (`0.0.0.0`, `::`) with no `advertise` advertises the first
+ * non-loopback interface address of the family (os.networkInterfaces(), in its order), and fails
+ * TRANSPORT_BAD_ADDRESS when the machine has none: a wildcard never advertises loopback, which
+ * no other machine could reach (docs/multi-host.md).
+ *
+ * Test hook: `LFAAS_TEST_SEND_DELAY_MS` (read once, when this module loads) delays every send by
+ * that many milliseconds, order kept: the latency of a link between network namespaces, which this
+ * kernel cannot add with `tc netem` (test/multi-host.test.ts). Unset, sends go at once.
  */
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { Dealer, Router, context } from 'zeromq';
 import { ErrorCode, LfaasError } from '../lattices/index.js';
 import { parseTcpAddress } from './address.js';
@@ -79,9 +91,45 @@ const HANDSHAKE_MAX_MS = 10_000;
 
 if (context.maxSockets < CONTEXT_SOCKETS_MAX) context.maxSockets = CONTEXT_SOCKETS_MAX;
 
+/** Test hook (see the file comment): every send waits this long first; 0 when unset. */
+const SEND_DELAY_MS = ((): number => {
+  const value = Number(process.env['LFAAS_TEST_SEND_DELAY_MS'] ?? '');
+  return Number.isFinite(value) && value > 0 ? Math.min(value, 10_000) : 0;
+})();
+
+/** Whether `host` is a wildcard (every interface). */
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '[::]' || host === '*';
+}
+
+/**
+ * The host a transport bound on `host` advertises: `advertise` if given, the bind host when it is
+ * not a wildcard, else the first non-loopback interface address of the family; bracketed when IPv6.
+ */
+export function advertisedHost(host: string, advertise?: string): string {
+  let chosen = advertise;
+  if (chosen === undefined || chosen === '') {
+    if (!isWildcard(host)) chosen = host;
+    else {
+      const family = host === '0.0.0.0' || host === '*' ? 'IPv4' : 'IPv6';
+      const found = Object.values(networkInterfaces()).flatMap((list) => list ?? []).find((info) => !info.internal && info.family === family && !(family === 'IPv6' && info.address.startsWith('fe80')));
+      if (found === undefined) throw new LfaasError(ErrorCode.TRANSPORT_BAD_ADDRESS, `bound ${host} (every interface) but this machine has no non-loopback ${family} address to advertise: pass --advertise <address others reach this machine at>`);
+      chosen = found.address;
+    }
+  }
+  const bare = chosen.replace(/^\[|\]$/g, '');
+  if (isWildcard(bare)) throw new LfaasError(ErrorCode.TRANSPORT_BAD_ADDRESS, `cannot advertise ${chosen}: nobody can connect to a wildcard address`);
+  return isIP(bare) === 6 ? `[${bare}]` : bare;
+}
+
 export interface ZmqTransportOptions {
   /** Interface to bind; loopback by default. */
   readonly host?: string;
+  /**
+   * The host others reach this endpoint at, in its address (default: `host`; for a wildcard
+   * `host`, the first non-loopback interface address: see the file comment).
+   */
+  readonly advertise?: string;
   /** Port to bind; 0 picks a free one. */
   readonly port?: number;
   /** Frames queued per destination before sends are refused. */
@@ -191,6 +239,8 @@ export class ZmqTransport implements Transport {
    */
   static async bind(options: ZmqTransportOptions = {}): Promise<ZmqTransport> {
     const host = options.host ?? '127.0.0.1';
+    // Checked before anything is bound: a wildcard with nothing to advertise fails here.
+    const advertised = advertisedHost(host, options.advertise);
     const keyPair = options.keyPair === 'insecure' ? undefined : (options.keyPair ?? generateKeyPair());
     const router = new Router({ linger: 0, receiveHighWaterMark: 100_000, handshakeInterval: HANDSHAKE_MAX_MS });
     if (keyPair !== undefined) {
@@ -205,7 +255,8 @@ export class ZmqTransport implements Transport {
       if (keyPair !== undefined) releaseZapHandler();
       throw new LfaasError(ErrorCode.TRANSPORT_BAD_ADDRESS, `cannot bind ${host}:${options.port ?? 0}: ${(cause as Error).message}`, { cause });
     }
-    const endpoint = (router.lastEndpoint ?? '').replace('0.0.0.0', '127.0.0.1');
+    const port = /:(\d+)$/.exec(router.lastEndpoint ?? '')?.[1] ?? String(options.port ?? 0);
+    const endpoint = `tcp://${advertised}:${port}`;
     return new ZmqTransport(router, keyPair === undefined ? endpoint : `${endpoint}#${keyText(keyPair.publicKey)}`, keyPair, options);
   }
 
@@ -239,6 +290,14 @@ export class ZmqTransport implements Transport {
    * throws: every failure is a rejection with a typed error.
    */
   send(to: string, frame: Uint8Array): Promise<void> {
+    if (SEND_DELAY_MS > 0 && !this.closed) {
+      // Timers of one duration fire in the order they were set: the order of sends is kept.
+      return new Promise((resolve, reject) => setTimeout(() => this.sendNow(to, frame).then(resolve, reject), SEND_DELAY_MS));
+    }
+    return this.sendNow(to, frame);
+  }
+
+  private sendNow(to: string, frame: Uint8Array): Promise<void> {
     if (this.closed) return Promise.reject(new LfaasError(ErrorCode.TRANSPORT_CLOSED, 'transport is closed'));
     let destination = this.destinations.get(to);
     if (destination === undefined) {

@@ -16,3 +16,4 @@ export { DefaultPlacement, loadOf } from './placement.js';
 export type { ExecutorView, PlacementPolicy, PlacementRequest, DefaultPlacementOptions } from './placement.js';
 export { dagShape, DAG_FUNCTIONS_MAX } from './dag.js';
 export type { DagShape } from './dag.js';
+export { SCHEDULER_CALL_METRIC_NAMES, callOutcome, schedulerCallMetrics, schedulerCallSamples } from './call-metrics.js';

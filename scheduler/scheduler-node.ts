@@ -47,8 +47,8 @@
  *   SCHED_NO_CAPACITY becomes its result.
  */
 import { ErrorCode, HybridClock, LfaasError, Lww, Priority, ensureLfaasError } from '../lattices/index.js';
-import { NAME_PATTERN, envelopeWith, errorToWire, executionKey, resultKeyOf } from '../protocol/index.js';
-import type { Effect, Envelope, Machine, MachineInput, PbTypes, Random } from '../protocol/index.js';
+import { NAME_PATTERN, endSpan, envelopeWith, spanFailed, errorToWire, executionKey, resultKeyOf, setSpanAttributes, startSpanFrom, traceFieldOf } from '../protocol/index.js';
+import type { Effect, Envelope, Machine, MachineInput, PbTypes, Random, Span } from '../protocol/index.js';
 import type { Continuation, SchedulerTask } from './kvs-tasks.js';
 import { Registry } from './registry.js';
 import { CallChains } from './call-chains.js';
@@ -60,6 +60,7 @@ import { CALL_ID_BYTES_MAX, argumentFromWire, argumentToWire, encodeRunRecord, i
 import type { RunRecord, RunState } from './execution-records.js';
 import { Takeover, doneRecord, newTakeoverCounters } from './takeover.js';
 import { schedulerInvocations } from './invocations.js';
+import { callOutcome, schedulerCallMetrics } from './call-metrics.js';
 
 export interface SchedulerOptions {
   readonly address: string;
@@ -163,6 +164,8 @@ interface ExecutorEntry extends ExecutorView {
   readonly incarnation: string;
   /** Its hottest functions as it last reported them (for the monitor). */
   functions: PbTypes.IFunctionLoad[];
+  /** Stems waiting there, as it last reported (the dashboard shows them). */
+  stems?: number;
 }
 
 /** An async run to dispatch again once an executor has room. */
@@ -204,6 +207,8 @@ export class SchedulerNode implements Machine {
   /** Idempotent async calls whose execution record is being read: the starts of the same id waiting for it. */
   private readonly idempotencyChecks = new Map<string, (() => Effect[])[]>();
   private seqBase = 1;
+  /** Per function and version: the calls scheduled here by outcome code, and their dispatch latency (call-metrics.ts). */
+  readonly callMetrics = schedulerCallMetrics();
   readonly counters = {
     calls: 0,
     dagCalls: 0,
@@ -349,7 +354,7 @@ export class SchedulerNode implements Machine {
         // The monitor's view of the executors: each one this scheduler knows, with its load.
         return this.reply(envelope, {
           clusterStats: {
-            executors: [...this.executors.values()].map((view) => ({ executorId: view.incarnation, address: view.address, utilisation: loadOf(view), demand: view.demand ?? loadOf(view), capacity: view.capacity, warmFunctions: [...view.warm], functions: view.functions })),
+            executors: [...this.executors.values()].map((view) => ({ executorId: view.incarnation, address: view.address, utilisation: loadOf(view), demand: view.demand ?? loadOf(view), capacity: view.capacity, warmFunctions: [...view.warm], functions: view.functions, stems: view.stems ?? 0 })),
           },
         });
       case 'pinCounts':
@@ -381,12 +386,16 @@ export class SchedulerNode implements Machine {
     this.counters.calls++;
     const callId = request.callId ?? '';
     const name = request.function ?? '';
+    const arrivedAtMs = this.nowMs;
     return this.registry.withFunction(name, request.version ?? 0, (error, meta) => {
-      if (error !== undefined) return this.callFailed(envelope, callId, error);
+      if (error !== undefined) {
+        this.callMetrics.record(name, request.version ?? 0, error.code);
+        return this.callFailed(envelope, callId, error);
+      }
       const args = request.args ?? [];
       const planned: PlannedFunction = { name, version: meta!.version, args, successors: [], parents: 0, parentNames: [], prefer: undefined, keys: referencedKeys(args), concurrencyLimit: meta!.concurrencyLimit };
       const ahead = this.prepareChain(envelope.replyTo, `${name}@${meta!.version}`);
-      return [...ahead, ...this.startRun(envelope, {
+      const started = this.startRun(envelope, {
         runId: callId,
         dag: '',
         functions: [planned],
@@ -395,7 +404,10 @@ export class SchedulerNode implements Machine {
         async: request.async ?? false,
         resultKey: request.resultKey ?? '',
         idempotent: request.idempotent === true,
-      })];
+      });
+      const code = callOutcome(started, callId);
+      this.callMetrics.record(name, meta!.version, code, code === 'OK' ? this.nowMs - arrivedAtMs : undefined);
+      return [...ahead, ...started];
     });
   }
 
@@ -627,9 +639,26 @@ export class SchedulerNode implements Machine {
 
   /** Places every function of the run and sends the schedule to each executor chosen. */
   private dispatch(dispatch: Dispatch, onNoCapacity: (error: LfaasError) => Effect[], previous: readonly string[] = []): Effect[] {
+    // Tracing (protocol/trace-context.ts): the placement is a span, child of the caller's; the
+    // executors' spans are its children (a no-op without an SDK).
+    const span = startSpanFrom('lfaas.schedule', dispatch.traceId);
+    setSpanAttributes(span, () => ({ 'lfaas.call.id': dispatch.runId, 'lfaas.dag': dispatch.dag, 'lfaas.function': dispatch.functions.length === 1 ? dispatch.functions[0]!.name : '', 'lfaas.attempt': dispatch.attempt, 'lfaas.async': dispatch.resultKey.length > 0 }));
+    try {
+      const effects = this.place(dispatch, onNoCapacity, previous, span);
+      if (span.isRecording()) span.setAttribute('lfaas.executors', effects.filter((effect) => effect.kind === 'send' && effect.envelope.schedule).length);
+      span.end();
+      return effects;
+    } catch (error) {
+      endSpan(span, error);
+      throw error;
+    }
+  }
+
+  private place(dispatch: Dispatch, onNoCapacity: (error: LfaasError) => Effect[], previous: readonly string[], span: Span): Effect[] {
     const limited = this.overLimit(dispatch);
     if (limited !== undefined) {
       this.counters.noCapacity++;
+      spanFailed(span, limited);
       return onNoCapacity(limited);
     }
     const alive = [...this.executors.values()];
@@ -640,7 +669,9 @@ export class SchedulerNode implements Machine {
       const view = this.placement.place({ functionId: `${fn.name}@${fn.version}`, keys: fn.keys, ...(prefer === undefined || prefer === null ? {} : { prefer }) }, alive, this.options.random);
       if (view === undefined) {
         this.counters.noCapacity++;
-        return onNoCapacity(this.noCapacity(alive));
+        const error = this.noCapacity(alive);
+        spanFailed(span, error);
+        return onNoCapacity(error);
       }
       chosen.set(view.address, view);
       placed.push({ name: fn.name, version: fn.version, executor: view.address, args: fn.args, successors: [...fn.successors], parents: fn.parents, parentNames: [...fn.parentNames] });
@@ -660,6 +691,7 @@ export class SchedulerNode implements Machine {
     for (const fn of dispatch.functions) if (fn.concurrencyLimit > 0) this.limitedRuns(fn.name).add(dispatch);
     const leaseMs = dispatch.replyTo.length > 0 && dispatch.functions.every((fn) => fn.concurrencyLimit === 0) ? (this.options.leaseMs ?? 1000) : 0;
     const effects: Effect[] = [];
+    const traceId = traceFieldOf(span) || dispatch.traceId;
     for (const view of chosen.values()) {
       // One run more there until its next report: the functions of a run on one executor mostly
       // run one after the other (a chain), so the run counts once, not per function.
@@ -679,12 +711,12 @@ export class SchedulerNode implements Machine {
         scheduler: this.id,
         dispatchSeq: seq,
         attempt: dispatch.attempt,
-        traceId: dispatch.traceId,
+        traceId,
         // Sync runs may earn their caller a direct-dispatch lease (see Lease in faas.proto); not
         // those of a function with a concurrency limit (its calls are counted here).
         leaseMs,
       };
-      effects.push({ kind: 'send', to: view.address, envelope: envelopeWith({ schedule }, { sender: this.id, ...(dispatch.traceId ? { traceId: dispatch.traceId } : {}) }) });
+      effects.push({ kind: 'send', to: view.address, envelope: envelopeWith({ schedule }, { sender: this.id, ...(traceId ? { traceId } : {}) }) });
     }
     return effects;
   }
@@ -760,6 +792,7 @@ export class SchedulerNode implements Machine {
     view.warm = new Set(status.warmFunctions ?? []);
     view.keys = new Set(status.cachedKeys ?? []);
     view.functions = functionLoadsOf(status.functions ?? []);
+    view.stems = status.stems ?? 0;
     const acked = Number(status.ackedSeq ?? 0);
     const running = new Set(status.running ?? []);
     const effects: Effect[] = [];
@@ -1082,7 +1115,7 @@ function functionLoadsOf(loads: readonly PbTypes.IFunctionLoad[]): PbTypes.IFunc
     if (out.length >= FUNCTION_LOADS_MAX) break;
     const name = load.name ?? '';
     if (!NAME_PATTERN.test(name)) continue;
-    out.push({ name, rate: positive(load.rate), p50Ms: positive(load.p50Ms), p99Ms: positive(load.p99Ms) });
+    out.push({ name, rate: positive(load.rate), p50Ms: positive(load.p50Ms), p99Ms: positive(load.p99Ms), errors: positive(load.errors) });
   }
   return out;
 }

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const FOLDERS = ['lattices', 'protocol', 'kvs', 'sandbox', 'executor', 'scheduler', 'monitor', 'client', 'ingress', 'testing', 'cli', 'bench', 'examples', 'test'] as const;
+const FOLDERS = ['lattices', 'protocol', 'kvs', 'sandbox', 'executor', 'scheduler', 'monitor', 'client', 'ingress', 'dashboard', 'testing', 'cli', 'bench', 'examples', 'test'] as const;
 
 /** Which folders each folder may import (besides itself). Tests and benches may use everything below them. */
 const ALLOWED: Record<string, readonly string[]> = {
@@ -31,7 +31,9 @@ const ALLOWED: Record<string, readonly string[]> = {
   client: ['lattices', 'protocol'],
   // The HTTP ingress is a client of the cluster: the SDK, and the wire's value codecs.
   ingress: ['lattices', 'protocol', 'client'],
-  cli: ['lattices', 'protocol', 'kvs', 'executor', 'scheduler', 'monitor', 'client', 'ingress'],
+  // The dashboard is a client of the cluster (the SDK, the wire) that reads the monitor's events.
+  dashboard: ['lattices', 'protocol', 'client', 'monitor'],
+  cli: ['lattices', 'protocol', 'kvs', 'executor', 'scheduler', 'monitor', 'client', 'ingress', 'dashboard'],
   // The in-process test harness (lattice-faas/testing): the real machines and executor host on the in-memory network.
   testing: ['lattices', 'protocol', 'kvs', 'sandbox', 'executor', 'scheduler', 'client'],
   // An example's own code uses the SDK only; its tests (`*.test.ts`) also the harness, as a user's would.
@@ -39,7 +41,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   // The simulated halves of benchmarks run the simulator's scenarios (test/simulator, test/simulation only);
   // the application benchmarks drive the examples (bench/retwis.ts: examples/retwis through examples/index.ts).
   bench: ['lattices', 'protocol', 'kvs', 'sandbox', 'executor', 'scheduler', 'monitor', 'client', 'ingress', 'testing', 'cli', 'test', 'examples'],
-  test: ['lattices', 'protocol', 'kvs', 'sandbox', 'executor', 'scheduler', 'monitor', 'client', 'ingress', 'testing', 'cli', 'examples'],
+  test: ['lattices', 'protocol', 'kvs', 'sandbox', 'executor', 'scheduler', 'monitor', 'client', 'ingress', 'dashboard', 'testing', 'cli', 'examples'],
 };
 
 function sourceFiles(folder: string): string[] {

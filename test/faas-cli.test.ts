@@ -221,7 +221,7 @@ describe('lfaas function and DAG commands', () => {
     expect(runs.map((out) => JSON.parse(out) as unknown)).toEqual(['v3', 'v3', 'v3', 'v3']);
   }, 60_000);
 
-  it('fails with its exit code class (cli/exit-codes.ts) and a typed message: unknown function, user error, bad file, missing addresses', async () => {
+  it('fails with its exit code class (cli/exit-codes.ts) and a typed message: unknown function, user error, bad file, no cluster; a routing node alone finds the schedulers', async () => {
     const [unknown, noFile, fs, noSchedulers, noRouting] = await Promise.all([
       lfaas(['call', 'no-such-function', '1']),
       lfaas(['deploy', join(sources, 'absent.ts')]),
@@ -244,9 +244,10 @@ describe('lfaas function and DAG commands', () => {
     expect(fs.code).toBe(4);
     expect(fs.stderr).toContain('node:fs');
 
-    // No LFAAS_SCHEDULERS and no --schedulers (or no routing), and no state file of `lfaas up`: no cluster, exit 5, at once.
-    expect(noSchedulers.code).toBe(5);
-    expect(noSchedulers.stderr).toMatch(/^lfaas: TRANSPORT_NO_CLUSTER: no cluster given: .*is `lfaas up` running\?/m);
+    // A routing node alone is enough: the schedulers are discovered from it (client/discovery.ts).
+    expect(noSchedulers.code, noSchedulers.stderr).toBe(0);
+    expect(JSON.parse(noSchedulers.stdout)).toBe(2);
+    // No routing node, no LFAAS_* and no state file of `lfaas up`: no cluster, exit 5, at once.
     expect(noRouting.code).toBe(5);
     expect(noRouting.stderr).toContain('is `lfaas up` running?');
   }, 60_000);

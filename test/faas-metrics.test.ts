@@ -7,7 +7,9 @@
  * counted there), runs, schedules, pool calls (each a warm or a cold start), one pool timeout for the one
  * call that timed out, cache writes, misses and hits of a function that reads its own writes,
  * triggers of a DAG; every dispatched run completed once the calls are over, nothing in flight.
- * `--metrics-port -1` serves none (its ready line says `metricsPort: null`).
+ * Per function, the executors count every run by outcome code and time it
+ * (`lfaas_function_calls_total`, `lfaas_function_duration_seconds`). `--metrics-port -1` serves
+ * none (its ready line says `metricsPort: null`).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LatticeFaas } from '../client/index.js';
@@ -17,7 +19,7 @@ import { code, rejection } from './wire-faults.js';
 import type { RoleProcess } from './cluster.js';
 
 const SCHEDULER_COUNTERS = [
-  'lfaas_scheduler_calls_total',
+  'lfaas_scheduler_calls_accepted_total',
   'lfaas_scheduler_dag_calls_total',
   'lfaas_scheduler_async_calls_total',
   'lfaas_scheduler_dispatched_total',
@@ -206,13 +208,13 @@ describe('scheduler and executor metrics over real processes', () => {
     const delta = (name: string): number => after.value(name) - before.value(name);
 
     // The scheduler saw the sync calls that went through it, plus the async one.
-    expect(delta('lfaas_scheduler_calls_total') + delta('lfaas_scheduler_dag_calls_total')).toBeGreaterThanOrEqual(viaScheduler + 1);
+    expect(delta('lfaas_scheduler_calls_accepted_total') + delta('lfaas_scheduler_dag_calls_total')).toBeGreaterThanOrEqual(viaScheduler + 1);
     expect(delta('lfaas_scheduler_dag_calls_total')).toBeGreaterThanOrEqual(1);
     expect(delta('lfaas_scheduler_async_calls_total')).toBeGreaterThanOrEqual(1);
     expect(delta('lfaas_scheduler_dispatched_total')).toBeGreaterThanOrEqual(viaScheduler + 1);
     expect(delta('lfaas_scheduler_registrations_total')).toBeGreaterThanOrEqual(6);
     // Direct calls never reach the scheduler: it saw fewer calls than were made.
-    expect(delta('lfaas_scheduler_calls_total') + delta('lfaas_scheduler_dag_calls_total')).toBeLessThan(calls);
+    expect(delta('lfaas_scheduler_calls_accepted_total') + delta('lfaas_scheduler_dag_calls_total')).toBeLessThan(calls);
     expect(after.value('lfaas_scheduler_lost_total')).toBe(0);
     expect(after.value('lfaas_scheduler_executors_lost_total')).toBe(0);
     expect(after.value('lfaas_scheduler_executors')).toBe(2);
@@ -242,6 +244,14 @@ describe('scheduler and executor metrics over real processes', () => {
     expect(await executorsSum('lfaas_executor_cache_bytes')).toBeGreaterThan(0);
     expect(await executorsSum('lfaas_executor_warm_functions')).toBeGreaterThanOrEqual(1);
     expect(await eventually(async () => (await executorsSum('lfaas_executor_runs_in_progress')) === 0, 10_000)).toBe(true);
+
+    // Per function, on the executors (docs/observability-metrics.md): every run by outcome code, direct ones included.
+    const executorTexts = await Promise.all(cluster.executors.map((executor) => scrapeMetrics(executor)));
+    const perFunction = (name: string, labels: Record<string, string>): number => executorTexts.reduce((sum, text) => sum + (metricValue(text, name, labels) ?? 0), 0);
+    expect(perFunction('lfaas_function_calls_total', { function: 'add', owner: 'admin', code: 'OK' })).toBe(6);
+    expect(perFunction('lfaas_function_calls_total', { function: 'boom', code: 'EXEC_USER_ERROR' })).toBe(1);
+    expect(perFunction('lfaas_function_calls_total', { function: 'sleepy', code: 'EXEC_TIMEOUT' })).toBe(1);
+    expect(perFunction('lfaas_function_duration_seconds_count', { function: 'add' })).toBe(6);
   });
 
   it('--metrics-port -1 serves no metrics', async () => {

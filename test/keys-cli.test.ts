@@ -5,7 +5,7 @@
  * token key and no other.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -24,7 +24,7 @@ describe('lfaas keys and lfaas token', () => {
     const init = lfaas('keys', 'init', dir);
     expect(init.status, init.stderr).toBe(0);
     const members = readMembers(dir);
-    for (const role of ['routing', 'storage', 'scheduler', 'executor'] as const) {
+    for (const role of ['routing', 'storage', 'scheduler', 'executor', 'monitor', 'ingress'] as const) {
       expect(members.members[role]).toHaveLength(1);
       const file = JSON.parse(readFileSync(join(dir, `${role}.key`), 'utf8')) as { publicKey: string; secretKey: string };
       expect(members.members[role][0]).toBe(file.publicKey);
@@ -52,6 +52,26 @@ describe('lfaas keys and lfaas token', () => {
     expect(readMembers(dir).revoked).toContain(key);
     expect(() => statSync(join(dir, 'executor-2.key'))).toThrow();
     expect(lfaas('keys', 'add', dir, '--role', 'nobody', '--name', 'x').status).not.toBe(0);
+  });
+
+  it('an ingress member is added like any other; a members.json written before the ingress role still loads, and keys init adds the ingress key', () => {
+    const added = lfaas('keys', 'add', dir, '--role', 'ingress', '--name', 'ingress-2');
+    expect(added.status, added.stderr).toBe(0);
+    const key = (JSON.parse(readFileSync(join(dir, 'ingress-2.key'), 'utf8')) as { publicKey: string }).publicKey;
+    expect(readMembers(dir).members.ingress).toContain(key);
+    // An older folder: no ingress list, no ingress.key.
+    const old = join(root, 'old');
+    cpSync(dir, old, { recursive: true });
+    rmSync(join(old, 'ingress.key'));
+    const document = JSON.parse(readFileSync(join(old, 'members.json'), 'utf8')) as { members: Record<string, unknown> };
+    delete document.members['ingress'];
+    writeFileSync(join(old, 'members.json'), JSON.stringify(document));
+    expect(readMembers(old).members.ingress).toEqual([]);
+    expect(readMembers(old).members.executor).toEqual(readMembers(dir).members.executor);
+    const init = lfaas('keys', 'init', old);
+    expect(init.status, init.stderr).toBe(0);
+    const made = (JSON.parse(readFileSync(join(old, 'ingress.key'), 'utf8')) as { publicKey: string }).publicKey;
+    expect(readMembers(old).members.ingress).toEqual([made]);
   });
 
   it('token create signs a token for an owner that this folder verifies and another does not; bad claims are refused', () => {

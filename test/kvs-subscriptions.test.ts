@@ -97,6 +97,6 @@ describe('KVS subscriptions and metrics (processes)', () => {
     const text = await (await fetch(url)).text();
     expect(text).toContain('shard="0"');
     expect(text).toContain('shard="1"');
-    expect(text).toContain('lfaas_kvs_request_latency_us_bucket');
+    expect(text).toContain('lfaas_kvs_request_duration_seconds_bucket');
   }, 30_000);
 });

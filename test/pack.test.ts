@@ -26,8 +26,8 @@ import { FaasCluster, adminToken } from './cluster.js';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const TSC = join(root, 'node_modules', '.bin', 'tsc');
 const rootPackage = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as PackageJson;
-/** What the client package may depend on: the wire (ZeroMQ, msgpack, protobuf) and nothing of the server. */
-const LIGHT_DEPENDENCIES = ['msgpackr', 'protobufjs', 'zeromq'];
+/** What the client package may depend on: the wire (ZeroMQ, msgpack, protobuf), the OpenTelemetry API (no-op spans; docs/observability-tracing.md) and nothing of the server. */
+const LIGHT_DEPENDENCIES = ['@opentelemetry/api', 'msgpackr', 'protobufjs', 'zeromq'];
 const SERVER_PACKAGES = ['lmdb', 'esbuild', 'pino', 'prom-client', 'ses', 'commander', 'lru-cache', 'hono', '@hono/node-server', 'fflate'];
 const NPM_INSTALL = ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel', 'error'];
 /** Bounds each child process (npm, tsc, a consumer): a hang fails the test instead of stalling it. */

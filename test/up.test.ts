@@ -65,9 +65,9 @@ describe('lfaas up', () => {
       expect(output).toMatch(/timeline is right: newest first, the reply linked to its post\./);
       expect(output).not.toContain('UNEXPECTED');
       pids = pidsIn(output);
-      // One routing node, three storage nodes, one scheduler, two executors and the HTTP ingress (the defaults).
-      expect(pids).toHaveLength(8);
-      expect(new Set(pids).size).toBe(8);
+      // One routing node, three storage nodes, one scheduler, two executors, the HTTP ingress and the dashboard (the defaults).
+      expect(pids).toHaveLength(9);
+      expect(new Set(pids).size).toBe(9);
       expect(await eventually(() => pids.every(isGone), 5000), `still running: ${pids.filter((pid) => !isGone(pid)).join(', ')}`).toBe(true);
     } finally {
       killLeftovers(pids);
@@ -107,7 +107,7 @@ describe('lfaas up', () => {
       expect(await eventually(() => up.output().includes('cluster ready') || up.child.exitCode !== null, 30_000), up.output()).toBe(true);
       expect(up.output()).toContain('cluster ready');
       pids = pidsIn(up.output());
-      expect(pids).toHaveLength(8);
+      expect(pids).toHaveLength(9);
       expect(pids.every((pid) => !isGone(pid))).toBe(true);
       process.kill(up.child.pid!, 'SIGKILL');
       expect(await up.exited).toEqual({ code: null, signal: 'SIGKILL' });

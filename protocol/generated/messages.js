@@ -2252,6 +2252,1010 @@ export const lfaas = $root.lfaas = (() => {
         return Echo;
     })();
 
+    /**
+     * ServiceRole enum.
+     * @name lfaas.ServiceRole
+     * @enum {number}
+     * @property {number} SERVICE_ROLE_UNSPECIFIED=0 SERVICE_ROLE_UNSPECIFIED value
+     * @property {number} SERVICE_SCHEDULER=1 SERVICE_SCHEDULER value
+     * @property {number} SERVICE_MONITOR=2 SERVICE_MONITOR value
+     * @property {number} SERVICE_INGRESS=3 SERVICE_INGRESS value
+     */
+    lfaas.ServiceRole = (function() {
+        const valuesById = $Object.create(null), values = $Object.create(valuesById);
+        values[valuesById[0] = "SERVICE_ROLE_UNSPECIFIED"] = 0;
+        values[valuesById[1] = "SERVICE_SCHEDULER"] = 1;
+        values[valuesById[2] = "SERVICE_MONITOR"] = 2;
+        values[valuesById[3] = "SERVICE_INGRESS"] = 3;
+        return values;
+    })();
+
+    lfaas.ServiceAnnounce = (function() {
+
+        /**
+         * Properties of a ServiceAnnounce.
+         * @typedef {Object} lfaas.ServiceAnnounce.$Properties
+         * @property {lfaas.ServiceRole|null} [role] ServiceAnnounce role
+         * @property {string|null} [address] ServiceAnnounce address
+         * @property {number|null} [ttlMs] ServiceAnnounce ttlMs
+         * @property {boolean|null} [departing] ServiceAnnounce departing
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a ServiceAnnounce.
+         * @memberof lfaas
+         * @interface IServiceAnnounce
+         * @augments lfaas.ServiceAnnounce.$Properties
+         * @deprecated Use lfaas.ServiceAnnounce.$Properties instead.
+         */
+
+        /**
+         * Shape of a ServiceAnnounce.
+         * @typedef {lfaas.ServiceAnnounce.$Properties} lfaas.ServiceAnnounce.$Shape
+         */
+
+        /**
+         * Constructs a new ServiceAnnounce.
+         * @memberof lfaas
+         * @classdesc Represents a ServiceAnnounce.
+         * @constructor
+         * @param {lfaas.ServiceAnnounce.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const ServiceAnnounce = function (properties) {
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * ServiceAnnounce role.
+         * @member {lfaas.ServiceRole} role
+         * @memberof lfaas.ServiceAnnounce
+         * @instance
+         */
+        ServiceAnnounce.prototype.role = 0;
+
+        /**
+         * ServiceAnnounce address.
+         * @member {string} address
+         * @memberof lfaas.ServiceAnnounce
+         * @instance
+         */
+        ServiceAnnounce.prototype.address = "";
+
+        /**
+         * ServiceAnnounce ttlMs.
+         * @member {number} ttlMs
+         * @memberof lfaas.ServiceAnnounce
+         * @instance
+         */
+        ServiceAnnounce.prototype.ttlMs = 0;
+
+        /**
+         * ServiceAnnounce departing.
+         * @member {boolean} departing
+         * @memberof lfaas.ServiceAnnounce
+         * @instance
+         */
+        ServiceAnnounce.prototype.departing = false;
+
+        /**
+         * Creates a new ServiceAnnounce instance using the specified properties.
+         * @function create
+         * @memberof lfaas.ServiceAnnounce
+         * @static
+         * @param {lfaas.ServiceAnnounce.$Properties=} [properties] Properties to set
+         * @returns {lfaas.ServiceAnnounce} ServiceAnnounce instance
+         * @type {{
+         *   (properties: lfaas.ServiceAnnounce.$Shape): lfaas.ServiceAnnounce & lfaas.ServiceAnnounce.$Shape;
+         *   (properties?: lfaas.ServiceAnnounce.$Properties): lfaas.ServiceAnnounce;
+         * }}
+         */
+        ServiceAnnounce.create = function(properties) {
+            return new ServiceAnnounce(properties);
+        };
+
+        /**
+         * Encodes the specified ServiceAnnounce message. Does not implicitly {@link lfaas.ServiceAnnounce.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.ServiceAnnounce
+         * @static
+         * @param {lfaas.ServiceAnnounce.$Properties} message ServiceAnnounce message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        ServiceAnnounce.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.role != null && $Object.hasOwnProperty.call(message, "role") && message.role !== 0)
+                writer.uint32(/* id 1, wireType 0 =*/8).int32(message.role);
+            if (message.address != null && $Object.hasOwnProperty.call(message, "address") && message.address !== "")
+                writer.uint32(/* id 2, wireType 2 =*/18).string(message.address);
+            if (message.ttlMs != null && $Object.hasOwnProperty.call(message, "ttlMs") && message.ttlMs !== 0)
+                writer.uint32(/* id 3, wireType 0 =*/24).uint32(message.ttlMs);
+            if (message.departing != null && $Object.hasOwnProperty.call(message, "departing") && message.departing !== false)
+                writer.uint32(/* id 4, wireType 0 =*/32).bool(message.departing);
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified ServiceAnnounce message, length delimited. Does not implicitly {@link lfaas.ServiceAnnounce.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.ServiceAnnounce
+         * @static
+         * @param {lfaas.ServiceAnnounce.$Properties} message ServiceAnnounce message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        ServiceAnnounce.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a ServiceAnnounce message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.ServiceAnnounce
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.ServiceAnnounce & lfaas.ServiceAnnounce.$Shape} ServiceAnnounce
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        ServiceAnnounce.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message, value;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.ServiceAnnounce();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.int32())
+                            message.role = value;
+                        else
+                            delete message.role;
+                        continue;
+                    }
+                case 2: {
+                        if (wireType !== 2)
+                            break;
+                        if ((value = reader.stringVerify()).length)
+                            message.address = value;
+                        else
+                            delete message.address;
+                        continue;
+                    }
+                case 3: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.ttlMs = value;
+                        else
+                            delete message.ttlMs;
+                        continue;
+                    }
+                case 4: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.bool())
+                            message.departing = value;
+                        else
+                            delete message.departing;
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a ServiceAnnounce message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.ServiceAnnounce
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.ServiceAnnounce & lfaas.ServiceAnnounce.$Shape} ServiceAnnounce
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        ServiceAnnounce.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a ServiceAnnounce message.
+         * @function verify
+         * @memberof lfaas.ServiceAnnounce
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        ServiceAnnounce.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.role != null && $Object.hasOwnProperty.call(message, "role"))
+                if (typeof message.role !== "number" || (message.role | 0) !== message.role)
+                    return "role: enum value expected";
+            if (message.address != null && $Object.hasOwnProperty.call(message, "address"))
+                if (!$util.isString(message.address))
+                    return "address: string expected";
+            if (message.ttlMs != null && $Object.hasOwnProperty.call(message, "ttlMs"))
+                if (!$util.isInteger(message.ttlMs))
+                    return "ttlMs: integer expected";
+            if (message.departing != null && $Object.hasOwnProperty.call(message, "departing"))
+                if (typeof message.departing !== "boolean")
+                    return "departing: boolean expected";
+            return null;
+        };
+
+        /**
+         * Creates a ServiceAnnounce message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.ServiceAnnounce
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.ServiceAnnounce} ServiceAnnounce
+         */
+        ServiceAnnounce.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.ServiceAnnounce)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.ServiceAnnounce: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.ServiceAnnounce();
+            if (object.role !== 0 && (typeof object.role !== "string" || $root.lfaas.ServiceRole[object.role] !== 0))
+                switch (object.role) {
+                case "SERVICE_ROLE_UNSPECIFIED":
+                case 0:
+                    message.role = 0;
+                    break;
+                case "SERVICE_SCHEDULER":
+                case 1:
+                    message.role = 1;
+                    break;
+                case "SERVICE_MONITOR":
+                case 2:
+                    message.role = 2;
+                    break;
+                case "SERVICE_INGRESS":
+                case 3:
+                    message.role = 3;
+                    break;
+                default:
+                    if (typeof object.role === "number" && (object.role | 0) === object.role)
+                        message.role = object.role;
+                }
+            if (object.address != null)
+                if (typeof object.address !== "string" || object.address.length)
+                    message.address = $String(object.address);
+            if (object.ttlMs != null)
+                if ($Number(object.ttlMs) !== 0)
+                    message.ttlMs = object.ttlMs >>> 0;
+            if (object.departing != null)
+                if (object.departing)
+                    message.departing = $Boolean(object.departing);
+            return message;
+        };
+
+        /**
+         * Creates a plain object from a ServiceAnnounce message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.ServiceAnnounce
+         * @static
+         * @param {lfaas.ServiceAnnounce} message ServiceAnnounce
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        ServiceAnnounce.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.defaults) {
+                object.role = options.enums === $String ? "SERVICE_ROLE_UNSPECIFIED" : 0;
+                object.address = "";
+                object.ttlMs = 0;
+                object.departing = false;
+            }
+            if (message.role != null && $Object.hasOwnProperty.call(message, "role"))
+                object.role = options.enums === $String ? $root.lfaas.ServiceRole[message.role] === $undefined ? message.role : $root.lfaas.ServiceRole[message.role] : message.role;
+            if (message.address != null && $Object.hasOwnProperty.call(message, "address"))
+                object.address = message.address;
+            if (message.ttlMs != null && $Object.hasOwnProperty.call(message, "ttlMs"))
+                object.ttlMs = message.ttlMs;
+            if (message.departing != null && $Object.hasOwnProperty.call(message, "departing"))
+                object.departing = message.departing;
+            return object;
+        };
+
+        /**
+         * Converts this ServiceAnnounce to JSON.
+         * @function toJSON
+         * @memberof lfaas.ServiceAnnounce
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        ServiceAnnounce.prototype.toJSON = function() {
+            return ServiceAnnounce.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for ServiceAnnounce
+         * @function getTypeUrl
+         * @memberof lfaas.ServiceAnnounce
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        ServiceAnnounce.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.ServiceAnnounce";
+        };
+
+        return ServiceAnnounce;
+    })();
+
+    lfaas.ServicesRequest = (function() {
+
+        /**
+         * Properties of a ServicesRequest.
+         * @typedef {Object} lfaas.ServicesRequest.$Properties
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a ServicesRequest.
+         * @memberof lfaas
+         * @interface IServicesRequest
+         * @augments lfaas.ServicesRequest.$Properties
+         * @deprecated Use lfaas.ServicesRequest.$Properties instead.
+         */
+
+        /**
+         * Shape of a ServicesRequest.
+         * @typedef {lfaas.ServicesRequest.$Properties} lfaas.ServicesRequest.$Shape
+         */
+
+        /**
+         * Constructs a new ServicesRequest.
+         * @memberof lfaas
+         * @classdesc Represents a ServicesRequest.
+         * @constructor
+         * @param {lfaas.ServicesRequest.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const ServicesRequest = function (properties) {
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * Creates a new ServicesRequest instance using the specified properties.
+         * @function create
+         * @memberof lfaas.ServicesRequest
+         * @static
+         * @param {lfaas.ServicesRequest.$Properties=} [properties] Properties to set
+         * @returns {lfaas.ServicesRequest} ServicesRequest instance
+         * @type {{
+         *   (properties: lfaas.ServicesRequest.$Shape): lfaas.ServicesRequest & lfaas.ServicesRequest.$Shape;
+         *   (properties?: lfaas.ServicesRequest.$Properties): lfaas.ServicesRequest;
+         * }}
+         */
+        ServicesRequest.create = function(properties) {
+            return new ServicesRequest(properties);
+        };
+
+        /**
+         * Encodes the specified ServicesRequest message. Does not implicitly {@link lfaas.ServicesRequest.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.ServicesRequest
+         * @static
+         * @param {lfaas.ServicesRequest.$Properties} message ServicesRequest message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        ServicesRequest.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified ServicesRequest message, length delimited. Does not implicitly {@link lfaas.ServicesRequest.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.ServicesRequest
+         * @static
+         * @param {lfaas.ServicesRequest.$Properties} message ServicesRequest message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        ServicesRequest.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a ServicesRequest message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.ServicesRequest
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.ServicesRequest & lfaas.ServicesRequest.$Shape} ServicesRequest
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        ServicesRequest.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.ServicesRequest();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                reader.skipType(tag & 7, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a ServicesRequest message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.ServicesRequest
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.ServicesRequest & lfaas.ServicesRequest.$Shape} ServicesRequest
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        ServicesRequest.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a ServicesRequest message.
+         * @function verify
+         * @memberof lfaas.ServicesRequest
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        ServicesRequest.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            return null;
+        };
+
+        /**
+         * Creates a ServicesRequest message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.ServicesRequest
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.ServicesRequest} ServicesRequest
+         */
+        ServicesRequest.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.ServicesRequest)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.ServicesRequest: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            return new $root.lfaas.ServicesRequest();
+        };
+
+        /**
+         * Creates a plain object from a ServicesRequest message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.ServicesRequest
+         * @static
+         * @param {lfaas.ServicesRequest} message ServicesRequest
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        ServicesRequest.toObject = function () {
+            return {};
+        };
+
+        /**
+         * Converts this ServicesRequest to JSON.
+         * @function toJSON
+         * @memberof lfaas.ServicesRequest
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        ServicesRequest.prototype.toJSON = function() {
+            return ServicesRequest.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for ServicesRequest
+         * @function getTypeUrl
+         * @memberof lfaas.ServicesRequest
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        ServicesRequest.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.ServicesRequest";
+        };
+
+        return ServicesRequest;
+    })();
+
+    lfaas.ServiceList = (function() {
+
+        /**
+         * Properties of a ServiceList.
+         * @typedef {Object} lfaas.ServiceList.$Properties
+         * @property {Array.<string>|null} [schedulers] ServiceList schedulers
+         * @property {Array.<string>|null} [ingresses] ServiceList ingresses
+         * @property {Array.<string>|null} [monitors] ServiceList monitors
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+
+        /**
+         * Properties of a ServiceList.
+         * @memberof lfaas
+         * @interface IServiceList
+         * @augments lfaas.ServiceList.$Properties
+         * @deprecated Use lfaas.ServiceList.$Properties instead.
+         */
+
+        /**
+         * Shape of a ServiceList.
+         * @typedef {lfaas.ServiceList.$Properties} lfaas.ServiceList.$Shape
+         */
+
+        /**
+         * Constructs a new ServiceList.
+         * @memberof lfaas
+         * @classdesc Represents a ServiceList.
+         * @constructor
+         * @param {lfaas.ServiceList.$Properties=} [properties] Properties to set
+         * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+         */
+        const ServiceList = function (properties) {
+            this.schedulers = [];
+            this.ingresses = [];
+            this.monitors = [];
+            if (properties)
+                for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                    if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                        this[keys[i]] = properties[keys[i]];
+        };
+
+        /**
+         * ServiceList schedulers.
+         * @member {Array.<string>} schedulers
+         * @memberof lfaas.ServiceList
+         * @instance
+         */
+        ServiceList.prototype.schedulers = $util.emptyArray;
+
+        /**
+         * ServiceList ingresses.
+         * @member {Array.<string>} ingresses
+         * @memberof lfaas.ServiceList
+         * @instance
+         */
+        ServiceList.prototype.ingresses = $util.emptyArray;
+
+        /**
+         * ServiceList monitors.
+         * @member {Array.<string>} monitors
+         * @memberof lfaas.ServiceList
+         * @instance
+         */
+        ServiceList.prototype.monitors = $util.emptyArray;
+
+        /**
+         * Creates a new ServiceList instance using the specified properties.
+         * @function create
+         * @memberof lfaas.ServiceList
+         * @static
+         * @param {lfaas.ServiceList.$Properties=} [properties] Properties to set
+         * @returns {lfaas.ServiceList} ServiceList instance
+         * @type {{
+         *   (properties: lfaas.ServiceList.$Shape): lfaas.ServiceList & lfaas.ServiceList.$Shape;
+         *   (properties?: lfaas.ServiceList.$Properties): lfaas.ServiceList;
+         * }}
+         */
+        ServiceList.create = function(properties) {
+            return new ServiceList(properties);
+        };
+
+        /**
+         * Encodes the specified ServiceList message. Does not implicitly {@link lfaas.ServiceList.verify|verify} messages.
+         * @function encode
+         * @memberof lfaas.ServiceList
+         * @static
+         * @param {lfaas.ServiceList.$Properties} message ServiceList message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        ServiceList.encode = function (message, writer, _depth) {
+            if (!writer)
+                writer = $Writer.create();
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            if (message.schedulers != null && message.schedulers.length)
+                for (let i = 0; i < message.schedulers.length; ++i)
+                    writer.uint32(/* id 1, wireType 2 =*/10).string(message.schedulers[i]);
+            if (message.ingresses != null && message.ingresses.length)
+                for (let i = 0; i < message.ingresses.length; ++i)
+                    writer.uint32(/* id 2, wireType 2 =*/18).string(message.ingresses[i]);
+            if (message.monitors != null && message.monitors.length)
+                for (let i = 0; i < message.monitors.length; ++i)
+                    writer.uint32(/* id 3, wireType 2 =*/26).string(message.monitors[i]);
+            if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                for (let i = 0; i < message.$unknowns.length; ++i)
+                    writer.raw(message.$unknowns[i]);
+            return writer;
+        };
+
+        /**
+         * Encodes the specified ServiceList message, length delimited. Does not implicitly {@link lfaas.ServiceList.verify|verify} messages.
+         * @function encodeDelimited
+         * @memberof lfaas.ServiceList
+         * @static
+         * @param {lfaas.ServiceList.$Properties} message ServiceList message or plain object to encode
+         * @param {$protobuf.Writer} [writer] Writer to encode to
+         * @returns {$protobuf.Writer} Writer
+         */
+        ServiceList.encodeDelimited = function(message, writer) {
+            return this.encode(message, (writer || $Writer.create()).fork()).ldelim();
+        };
+
+        /**
+         * Decodes a ServiceList message from the specified reader or buffer.
+         * @function decode
+         * @memberof lfaas.ServiceList
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @param {number} [length] Message length if known beforehand
+         * @returns {lfaas.ServiceList & lfaas.ServiceList.$Shape} ServiceList
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        ServiceList.decode = function (reader, length, _end, _depth, _target) {
+            if (!(reader instanceof $Reader))
+                reader = $Reader.create(reader);
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $Reader.recursionLimit)
+                throw $Error("max depth exceeded");
+            let end, message;
+            if (length === $undefined)
+                end = reader.len;
+            else {
+                end = reader.pos + length;
+                if (end > reader.len)
+                    throw $RangeError("index out of range");
+                length = reader.len;
+                reader.len = end;
+            }
+            message = _target || new $root.lfaas.ServiceList();
+            while (reader.pos < end) {
+                let start = reader.pos;
+                let tag = reader.tag();
+                if (tag === _end) {
+                    _end = $undefined;
+                    break;
+                }
+                let wireType = tag & 7;
+                switch (tag >>>= 3) {
+                case 1: {
+                        if (wireType !== 2)
+                            break;
+                        if (!(message.schedulers && message.schedulers.length))
+                            message.schedulers = [];
+                        message.schedulers.push(reader.stringVerify());
+                        continue;
+                    }
+                case 2: {
+                        if (wireType !== 2)
+                            break;
+                        if (!(message.ingresses && message.ingresses.length))
+                            message.ingresses = [];
+                        message.ingresses.push(reader.stringVerify());
+                        continue;
+                    }
+                case 3: {
+                        if (wireType !== 2)
+                            break;
+                        if (!(message.monitors && message.monitors.length))
+                            message.monitors = [];
+                        message.monitors.push(reader.stringVerify());
+                        continue;
+                    }
+                }
+                reader.skipType(wireType, _depth, tag);
+                if (!reader.discardUnknown) {
+                    $util.makeProp(message, "$unknowns", false);
+                    (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                }
+            }
+            if (length !== $undefined) {
+                if (reader.pos !== end)
+                    throw $RangeError("index out of range");
+                reader.len = length;
+            }
+            if (_end !== $undefined)
+                throw $Error("missing end group");
+            return message;
+        };
+
+        /**
+         * Decodes a ServiceList message from the specified reader or buffer, length delimited.
+         * @function decodeDelimited
+         * @memberof lfaas.ServiceList
+         * @static
+         * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+         * @returns {lfaas.ServiceList & lfaas.ServiceList.$Shape} ServiceList
+         * @throws {Error} If the payload is not a reader or valid buffer
+         * @throws {$protobuf.util.ProtocolError} If required fields are missing
+         */
+        ServiceList.decodeDelimited = function(reader) {
+            if (!(reader instanceof $Reader))
+                reader = new $Reader(reader);
+            return this.decode(reader, reader.size());
+        };
+
+        /**
+         * Verifies a ServiceList message.
+         * @function verify
+         * @memberof lfaas.ServiceList
+         * @static
+         * @param {Object.<string,*>} message Plain object to verify
+         * @returns {string|null} `null` if valid, otherwise the reason why it is not
+         */
+        ServiceList.verify = function (message, _depth) {
+            if (typeof message !== "object" || message === null)
+                return "object expected";
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                return "max depth exceeded";
+            if (message.schedulers != null && $Object.hasOwnProperty.call(message, "schedulers")) {
+                if (!$Array.isArray(message.schedulers))
+                    return "schedulers: array expected";
+                for (let i = 0; i < message.schedulers.length; ++i)
+                    if (!$util.isString(message.schedulers[i]))
+                        return "schedulers: string[] expected";
+            }
+            if (message.ingresses != null && $Object.hasOwnProperty.call(message, "ingresses")) {
+                if (!$Array.isArray(message.ingresses))
+                    return "ingresses: array expected";
+                for (let i = 0; i < message.ingresses.length; ++i)
+                    if (!$util.isString(message.ingresses[i]))
+                        return "ingresses: string[] expected";
+            }
+            if (message.monitors != null && $Object.hasOwnProperty.call(message, "monitors")) {
+                if (!$Array.isArray(message.monitors))
+                    return "monitors: array expected";
+                for (let i = 0; i < message.monitors.length; ++i)
+                    if (!$util.isString(message.monitors[i]))
+                        return "monitors: string[] expected";
+            }
+            return null;
+        };
+
+        /**
+         * Creates a ServiceList message from a plain object. Also converts values to their respective internal types.
+         * @function fromObject
+         * @memberof lfaas.ServiceList
+         * @static
+         * @param {Object.<string,*>} object Plain object
+         * @returns {lfaas.ServiceList} ServiceList
+         */
+        ServiceList.fromObject = function (object, _depth) {
+            if (object instanceof $root.lfaas.ServiceList)
+                return object;
+            if (!$util.isObject(object))
+                throw $TypeError(".lfaas.ServiceList: object expected");
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let message = new $root.lfaas.ServiceList();
+            if (object.schedulers) {
+                if (!$Array.isArray(object.schedulers))
+                    throw $TypeError(".lfaas.ServiceList.schedulers: array expected");
+                message.schedulers = $Array(object.schedulers.length);
+                for (let i = 0; i < object.schedulers.length; ++i)
+                    message.schedulers[i] = $String(object.schedulers[i]);
+            }
+            if (object.ingresses) {
+                if (!$Array.isArray(object.ingresses))
+                    throw $TypeError(".lfaas.ServiceList.ingresses: array expected");
+                message.ingresses = $Array(object.ingresses.length);
+                for (let i = 0; i < object.ingresses.length; ++i)
+                    message.ingresses[i] = $String(object.ingresses[i]);
+            }
+            if (object.monitors) {
+                if (!$Array.isArray(object.monitors))
+                    throw $TypeError(".lfaas.ServiceList.monitors: array expected");
+                message.monitors = $Array(object.monitors.length);
+                for (let i = 0; i < object.monitors.length; ++i)
+                    message.monitors[i] = $String(object.monitors[i]);
+            }
+            return message;
+        };
+
+        /**
+         * Creates a plain object from a ServiceList message. Also converts values to other types if specified.
+         * @function toObject
+         * @memberof lfaas.ServiceList
+         * @static
+         * @param {lfaas.ServiceList} message ServiceList
+         * @param {$protobuf.IConversionOptions} [options] Conversion options
+         * @returns {Object.<string,*>} Plain object
+         */
+        ServiceList.toObject = function (message, options, _depth) {
+            if (!options)
+                options = {};
+            if (_depth === $undefined)
+                _depth = 0;
+            if (_depth > $util.recursionLimit)
+                throw $Error("max depth exceeded");
+            let object = {};
+            if (options.arrays || options.defaults) {
+                object.schedulers = [];
+                object.ingresses = [];
+                object.monitors = [];
+            }
+            if (message.schedulers && message.schedulers.length) {
+                object.schedulers = $Array(message.schedulers.length);
+                for (let j = 0; j < message.schedulers.length; ++j)
+                    object.schedulers[j] = message.schedulers[j];
+            }
+            if (message.ingresses && message.ingresses.length) {
+                object.ingresses = $Array(message.ingresses.length);
+                for (let j = 0; j < message.ingresses.length; ++j)
+                    object.ingresses[j] = message.ingresses[j];
+            }
+            if (message.monitors && message.monitors.length) {
+                object.monitors = $Array(message.monitors.length);
+                for (let j = 0; j < message.monitors.length; ++j)
+                    object.monitors[j] = message.monitors[j];
+            }
+            return object;
+        };
+
+        /**
+         * Converts this ServiceList to JSON.
+         * @function toJSON
+         * @memberof lfaas.ServiceList
+         * @instance
+         * @returns {Object.<string,*>} JSON object
+         */
+        ServiceList.prototype.toJSON = function() {
+            return ServiceList.toObject(this, $protobuf.util.toJSONOptions);
+        };
+
+        /**
+         * Gets the type url for ServiceList
+         * @function getTypeUrl
+         * @memberof lfaas.ServiceList
+         * @static
+         * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+         * @returns {string} The type url
+         */
+        ServiceList.getTypeUrl = function(prefix) {
+            if (prefix === $undefined)
+                prefix = "type.googleapis.com";
+            return prefix + "/lfaas.ServiceList";
+        };
+
+        return ServiceList;
+    })();
+
     lfaas.Envelope = (function() {
 
         /**
@@ -2310,7 +3314,10 @@ export const lfaas = $root.lfaas = (() => {
          * @property {lfaas.InvocationList.$Properties|null} [invocationList] Envelope invocationList
          * @property {lfaas.CancelCall.$Properties|null} [cancelCall] Envelope cancelCall
          * @property {lfaas.CancelCallResponse.$Properties|null} [cancelCallResponse] Envelope cancelCallResponse
-         * @property {"errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"schedule"|"trigger"|"executorStatus"|"listFunctions"|"functionList"|"deleteFunction"|"done"|"listDags"|"dagList"|"deleteDag"|"invocationMessage"|"versionRequest"|"versionReply"|"prepare"|"runFinished"|"clusterStatsRequest"|"clusterStats"|"pinCounts"|"logsRequest"|"logsReply"|"invocationsRequest"|"invocationList"|"cancelCall"|"cancelCallResponse"} [body] Envelope body
+         * @property {lfaas.ServiceAnnounce.$Properties|null} [serviceAnnounce] Envelope serviceAnnounce
+         * @property {lfaas.ServicesRequest.$Properties|null} [servicesRequest] Envelope servicesRequest
+         * @property {lfaas.ServiceList.$Properties|null} [serviceList] Envelope serviceList
+         * @property {"errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"schedule"|"trigger"|"executorStatus"|"listFunctions"|"functionList"|"deleteFunction"|"done"|"listDags"|"dagList"|"deleteDag"|"invocationMessage"|"versionRequest"|"versionReply"|"prepare"|"runFinished"|"clusterStatsRequest"|"clusterStats"|"pinCounts"|"logsRequest"|"logsReply"|"invocationsRequest"|"invocationList"|"cancelCall"|"cancelCallResponse"|"serviceAnnounce"|"servicesRequest"|"serviceList"} [body] Envelope body
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -2378,9 +3385,12 @@ export const lfaas = $root.lfaas = (() => {
          *   invocationList?: lfaas.InvocationList.$Shape|null;
          *   cancelCall?: lfaas.CancelCall.$Shape|null;
          *   cancelCallResponse?: lfaas.CancelCallResponse.$Shape|null;
+         *   serviceAnnounce?: lfaas.ServiceAnnounce.$Shape|null;
+         *   servicesRequest?: lfaas.ServicesRequest.$Shape|null;
+         *   serviceList?: lfaas.ServiceList.$Shape|null;
          *   $unknowns?: Array.<Uint8Array>;
          * } & (
-         *   ({ body?: undefined; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "errorReply"; errorReply: lfaas.ErrorReply.$Shape; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "echo"; errorReply?: null; echo: lfaas.Echo.$Shape; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "kvsRequest"; errorReply?: null; echo?: null; kvsRequest: lfaas.KvsRequest.$Shape; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "kvsResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse: lfaas.KvsResponse.$Shape; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "keyAddressRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest: lfaas.KeyAddressRequest.$Shape; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "keyAddressResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse: lfaas.KeyAddressResponse.$Shape; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "nodeJoin"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin: lfaas.NodeJoin.$Shape; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "nodeDepart"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart: lfaas.NodeDepart.$Shape; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "ringUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate: lfaas.RingUpdate.$Shape; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "heartbeat"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat: lfaas.Heartbeat.$Shape; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "gossip"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip: lfaas.Gossip.$Shape; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "digestExchange"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange: lfaas.DigestExchange.$Shape; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "subscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe: lfaas.Subscribe.$Shape; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "unsubscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe: lfaas.Unsubscribe.$Shape; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "keyUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate: lfaas.KeyUpdate.$Shape; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "statsReport"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport: lfaas.StatsReport.$Shape; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "ringRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest: lfaas.RingRequest.$Shape; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "registerFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction: lfaas.RegisterFunction.$Shape; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "registerFunctionResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse: lfaas.RegisterFunctionResponse.$Shape; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "registerDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag: lfaas.RegisterDag.$Shape; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "callRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest: lfaas.CallRequest.$Shape; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "callResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse: lfaas.CallResponse.$Shape; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "dagCall"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall: lfaas.DagCall.$Shape; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "schedule"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule: lfaas.Schedule.$Shape; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "trigger"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger: lfaas.Trigger.$Shape; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "executorStatus"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus: lfaas.ExecutorStatus.$Shape; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "listFunctions"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions: lfaas.ListFunctions.$Shape; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "functionList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList: lfaas.FunctionList.$Shape; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "deleteFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction: lfaas.DeleteFunction.$Shape; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "done"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done: lfaas.Done.$Shape; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "listDags"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags: lfaas.ListDags.$Shape; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "dagList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList: lfaas.DagList.$Shape; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "deleteDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag: lfaas.DeleteDag.$Shape; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "invocationMessage"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage: lfaas.InvocationMessage.$Shape; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "versionRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest: lfaas.VersionRequest.$Shape; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "versionReply"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply: lfaas.VersionReply.$Shape; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "prepare"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare: lfaas.Prepare.$Shape; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "runFinished"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished: lfaas.RunFinished.$Shape; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "clusterStatsRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest: lfaas.ClusterStatsRequest.$Shape; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "clusterStats"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats: lfaas.ClusterStats.$Shape; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "pinCounts"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts: lfaas.PinCounts.$Shape; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "logsRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest: lfaas.LogsRequest.$Shape; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "logsReply"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply: lfaas.LogsReply.$Shape; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "invocationsRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest: lfaas.InvocationsRequest.$Shape; invocationList?: null; cancelCall?: null; cancelCallResponse?: null }|{ body?: "invocationList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList: lfaas.InvocationList.$Shape; cancelCall?: null; cancelCallResponse?: null }|{ body?: "cancelCall"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall: lfaas.CancelCall.$Shape; cancelCallResponse?: null }|{ body?: "cancelCallResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse: lfaas.CancelCallResponse.$Shape })
+         *   ({ body?: undefined; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "errorReply"; errorReply: lfaas.ErrorReply.$Shape; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "echo"; errorReply?: null; echo: lfaas.Echo.$Shape; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "kvsRequest"; errorReply?: null; echo?: null; kvsRequest: lfaas.KvsRequest.$Shape; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "kvsResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse: lfaas.KvsResponse.$Shape; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "keyAddressRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest: lfaas.KeyAddressRequest.$Shape; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "keyAddressResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse: lfaas.KeyAddressResponse.$Shape; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "nodeJoin"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin: lfaas.NodeJoin.$Shape; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "nodeDepart"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart: lfaas.NodeDepart.$Shape; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "ringUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate: lfaas.RingUpdate.$Shape; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "heartbeat"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat: lfaas.Heartbeat.$Shape; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "gossip"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip: lfaas.Gossip.$Shape; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "digestExchange"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange: lfaas.DigestExchange.$Shape; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "subscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe: lfaas.Subscribe.$Shape; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "unsubscribe"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe: lfaas.Unsubscribe.$Shape; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "keyUpdate"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate: lfaas.KeyUpdate.$Shape; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "statsReport"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport: lfaas.StatsReport.$Shape; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "ringRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest: lfaas.RingRequest.$Shape; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "registerFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction: lfaas.RegisterFunction.$Shape; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "registerFunctionResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse: lfaas.RegisterFunctionResponse.$Shape; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "registerDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag: lfaas.RegisterDag.$Shape; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "callRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest: lfaas.CallRequest.$Shape; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "callResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse: lfaas.CallResponse.$Shape; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "dagCall"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall: lfaas.DagCall.$Shape; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "schedule"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule: lfaas.Schedule.$Shape; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "trigger"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger: lfaas.Trigger.$Shape; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "executorStatus"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus: lfaas.ExecutorStatus.$Shape; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "listFunctions"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions: lfaas.ListFunctions.$Shape; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "functionList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList: lfaas.FunctionList.$Shape; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "deleteFunction"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction: lfaas.DeleteFunction.$Shape; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "done"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done: lfaas.Done.$Shape; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "listDags"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags: lfaas.ListDags.$Shape; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "dagList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList: lfaas.DagList.$Shape; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "deleteDag"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag: lfaas.DeleteDag.$Shape; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "invocationMessage"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage: lfaas.InvocationMessage.$Shape; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "versionRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest: lfaas.VersionRequest.$Shape; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "versionReply"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply: lfaas.VersionReply.$Shape; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "prepare"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare: lfaas.Prepare.$Shape; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "runFinished"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished: lfaas.RunFinished.$Shape; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "clusterStatsRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest: lfaas.ClusterStatsRequest.$Shape; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "clusterStats"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats: lfaas.ClusterStats.$Shape; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "pinCounts"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts: lfaas.PinCounts.$Shape; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "logsRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest: lfaas.LogsRequest.$Shape; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "logsReply"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply: lfaas.LogsReply.$Shape; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "invocationsRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest: lfaas.InvocationsRequest.$Shape; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "invocationList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList: lfaas.InvocationList.$Shape; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "cancelCall"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall: lfaas.CancelCall.$Shape; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "cancelCallResponse"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse: lfaas.CancelCallResponse.$Shape; serviceAnnounce?: null; servicesRequest?: null; serviceList?: null }|{ body?: "serviceAnnounce"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce: lfaas.ServiceAnnounce.$Shape; servicesRequest?: null; serviceList?: null }|{ body?: "servicesRequest"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest: lfaas.ServicesRequest.$Shape; serviceList?: null }|{ body?: "serviceList"; errorReply?: null; echo?: null; kvsRequest?: null; kvsResponse?: null; keyAddressRequest?: null; keyAddressResponse?: null; nodeJoin?: null; nodeDepart?: null; ringUpdate?: null; heartbeat?: null; gossip?: null; digestExchange?: null; subscribe?: null; unsubscribe?: null; keyUpdate?: null; statsReport?: null; ringRequest?: null; registerFunction?: null; registerFunctionResponse?: null; registerDag?: null; callRequest?: null; callResponse?: null; dagCall?: null; schedule?: null; trigger?: null; executorStatus?: null; listFunctions?: null; functionList?: null; deleteFunction?: null; done?: null; listDags?: null; dagList?: null; deleteDag?: null; invocationMessage?: null; versionRequest?: null; versionReply?: null; prepare?: null; runFinished?: null; clusterStatsRequest?: null; clusterStats?: null; pinCounts?: null; logsRequest?: null; logsReply?: null; invocationsRequest?: null; invocationList?: null; cancelCall?: null; cancelCallResponse?: null; serviceAnnounce?: null; servicesRequest?: null; serviceList: lfaas.ServiceList.$Shape })
          * )} lfaas.Envelope.$Shape
          */
 
@@ -2823,17 +3833,41 @@ export const lfaas = $root.lfaas = (() => {
          */
         Envelope.prototype.cancelCallResponse = null;
 
+        /**
+         * Envelope serviceAnnounce.
+         * @member {lfaas.ServiceAnnounce.$Properties|null|undefined} serviceAnnounce
+         * @memberof lfaas.Envelope
+         * @instance
+         */
+        Envelope.prototype.serviceAnnounce = null;
+
+        /**
+         * Envelope servicesRequest.
+         * @member {lfaas.ServicesRequest.$Properties|null|undefined} servicesRequest
+         * @memberof lfaas.Envelope
+         * @instance
+         */
+        Envelope.prototype.servicesRequest = null;
+
+        /**
+         * Envelope serviceList.
+         * @member {lfaas.ServiceList.$Properties|null|undefined} serviceList
+         * @memberof lfaas.Envelope
+         * @instance
+         */
+        Envelope.prototype.serviceList = null;
+
         // OneOf field names bound to virtual getters and setters
         let $oneOfFields;
 
         /**
          * Envelope body.
-         * @member {"errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"schedule"|"trigger"|"executorStatus"|"listFunctions"|"functionList"|"deleteFunction"|"done"|"listDags"|"dagList"|"deleteDag"|"invocationMessage"|"versionRequest"|"versionReply"|"prepare"|"runFinished"|"clusterStatsRequest"|"clusterStats"|"pinCounts"|"logsRequest"|"logsReply"|"invocationsRequest"|"invocationList"|"cancelCall"|"cancelCallResponse"|undefined} body
+         * @member {"errorReply"|"echo"|"kvsRequest"|"kvsResponse"|"keyAddressRequest"|"keyAddressResponse"|"nodeJoin"|"nodeDepart"|"ringUpdate"|"heartbeat"|"gossip"|"digestExchange"|"subscribe"|"unsubscribe"|"keyUpdate"|"statsReport"|"ringRequest"|"registerFunction"|"registerFunctionResponse"|"registerDag"|"callRequest"|"callResponse"|"dagCall"|"schedule"|"trigger"|"executorStatus"|"listFunctions"|"functionList"|"deleteFunction"|"done"|"listDags"|"dagList"|"deleteDag"|"invocationMessage"|"versionRequest"|"versionReply"|"prepare"|"runFinished"|"clusterStatsRequest"|"clusterStats"|"pinCounts"|"logsRequest"|"logsReply"|"invocationsRequest"|"invocationList"|"cancelCall"|"cancelCallResponse"|"serviceAnnounce"|"servicesRequest"|"serviceList"|undefined} body
          * @memberof lfaas.Envelope
          * @instance
          */
         $Object.defineProperty(Envelope.prototype, "body", {
-            get: $util.oneOfGetter($oneOfFields = ["errorReply", "echo", "kvsRequest", "kvsResponse", "keyAddressRequest", "keyAddressResponse", "nodeJoin", "nodeDepart", "ringUpdate", "heartbeat", "gossip", "digestExchange", "subscribe", "unsubscribe", "keyUpdate", "statsReport", "ringRequest", "registerFunction", "registerFunctionResponse", "registerDag", "callRequest", "callResponse", "dagCall", "schedule", "trigger", "executorStatus", "listFunctions", "functionList", "deleteFunction", "done", "listDags", "dagList", "deleteDag", "invocationMessage", "versionRequest", "versionReply", "prepare", "runFinished", "clusterStatsRequest", "clusterStats", "pinCounts", "logsRequest", "logsReply", "invocationsRequest", "invocationList", "cancelCall", "cancelCallResponse"]),
+            get: $util.oneOfGetter($oneOfFields = ["errorReply", "echo", "kvsRequest", "kvsResponse", "keyAddressRequest", "keyAddressResponse", "nodeJoin", "nodeDepart", "ringUpdate", "heartbeat", "gossip", "digestExchange", "subscribe", "unsubscribe", "keyUpdate", "statsReport", "ringRequest", "registerFunction", "registerFunctionResponse", "registerDag", "callRequest", "callResponse", "dagCall", "schedule", "trigger", "executorStatus", "listFunctions", "functionList", "deleteFunction", "done", "listDags", "dagList", "deleteDag", "invocationMessage", "versionRequest", "versionReply", "prepare", "runFinished", "clusterStatsRequest", "clusterStats", "pinCounts", "logsRequest", "logsReply", "invocationsRequest", "invocationList", "cancelCall", "cancelCallResponse", "serviceAnnounce", "servicesRequest", "serviceList"]),
             set: $util.oneOfSetter($oneOfFields)
         });
 
@@ -2975,6 +4009,12 @@ export const lfaas = $root.lfaas = (() => {
                 $root.lfaas.CancelCall.encode(message.cancelCall, writer.uint32(/* id 90, wireType 2 =*/722).fork(), _depth + 1).ldelim();
             if (message.cancelCallResponse != null && $Object.hasOwnProperty.call(message, "cancelCallResponse"))
                 $root.lfaas.CancelCallResponse.encode(message.cancelCallResponse, writer.uint32(/* id 91, wireType 2 =*/730).fork(), _depth + 1).ldelim();
+            if (message.serviceAnnounce != null && $Object.hasOwnProperty.call(message, "serviceAnnounce"))
+                $root.lfaas.ServiceAnnounce.encode(message.serviceAnnounce, writer.uint32(/* id 100, wireType 2 =*/802).fork(), _depth + 1).ldelim();
+            if (message.servicesRequest != null && $Object.hasOwnProperty.call(message, "servicesRequest"))
+                $root.lfaas.ServicesRequest.encode(message.servicesRequest, writer.uint32(/* id 101, wireType 2 =*/810).fork(), _depth + 1).ldelim();
+            if (message.serviceList != null && $Object.hasOwnProperty.call(message, "serviceList"))
+                $root.lfaas.ServiceList.encode(message.serviceList, writer.uint32(/* id 102, wireType 2 =*/818).fork(), _depth + 1).ldelim();
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -3413,6 +4453,27 @@ export const lfaas = $root.lfaas = (() => {
                             break;
                         message.cancelCallResponse = $root.lfaas.CancelCallResponse.decode(reader, reader.size(), $undefined, _depth + 1, message.cancelCallResponse);
                         message.body = "cancelCallResponse";
+                        continue;
+                    }
+                case 100: {
+                        if (wireType !== 2)
+                            break;
+                        message.serviceAnnounce = $root.lfaas.ServiceAnnounce.decode(reader, reader.size(), $undefined, _depth + 1, message.serviceAnnounce);
+                        message.body = "serviceAnnounce";
+                        continue;
+                    }
+                case 101: {
+                        if (wireType !== 2)
+                            break;
+                        message.servicesRequest = $root.lfaas.ServicesRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.servicesRequest);
+                        message.body = "servicesRequest";
+                        continue;
+                    }
+                case 102: {
+                        if (wireType !== 2)
+                            break;
+                        message.serviceList = $root.lfaas.ServiceList.decode(reader, reader.size(), $undefined, _depth + 1, message.serviceList);
+                        message.body = "serviceList";
                         continue;
                     }
                 }
@@ -3950,6 +5011,36 @@ export const lfaas = $root.lfaas = (() => {
                         return "cancelCallResponse." + error;
                 }
             }
+            if (message.serviceAnnounce != null && $Object.hasOwnProperty.call(message, "serviceAnnounce")) {
+                if (properties.body === 1)
+                    return "body: multiple values";
+                properties.body = 1;
+                {
+                    let error = $root.lfaas.ServiceAnnounce.verify(message.serviceAnnounce, _depth + 1);
+                    if (error)
+                        return "serviceAnnounce." + error;
+                }
+            }
+            if (message.servicesRequest != null && $Object.hasOwnProperty.call(message, "servicesRequest")) {
+                if (properties.body === 1)
+                    return "body: multiple values";
+                properties.body = 1;
+                {
+                    let error = $root.lfaas.ServicesRequest.verify(message.servicesRequest, _depth + 1);
+                    if (error)
+                        return "servicesRequest." + error;
+                }
+            }
+            if (message.serviceList != null && $Object.hasOwnProperty.call(message, "serviceList")) {
+                if (properties.body === 1)
+                    return "body: multiple values";
+                properties.body = 1;
+                {
+                    let error = $root.lfaas.ServiceList.verify(message.serviceList, _depth + 1);
+                    if (error)
+                        return "serviceList." + error;
+                }
+            }
             return null;
         };
 
@@ -4237,6 +5328,21 @@ export const lfaas = $root.lfaas = (() => {
                 if (!$util.isObject(object.cancelCallResponse))
                     throw $TypeError(".lfaas.Envelope.cancelCallResponse: object expected");
                 message.cancelCallResponse = $root.lfaas.CancelCallResponse.fromObject(object.cancelCallResponse, _depth + 1);
+            }
+            if (object.serviceAnnounce != null) {
+                if (!$util.isObject(object.serviceAnnounce))
+                    throw $TypeError(".lfaas.Envelope.serviceAnnounce: object expected");
+                message.serviceAnnounce = $root.lfaas.ServiceAnnounce.fromObject(object.serviceAnnounce, _depth + 1);
+            }
+            if (object.servicesRequest != null) {
+                if (!$util.isObject(object.servicesRequest))
+                    throw $TypeError(".lfaas.Envelope.servicesRequest: object expected");
+                message.servicesRequest = $root.lfaas.ServicesRequest.fromObject(object.servicesRequest, _depth + 1);
+            }
+            if (object.serviceList != null) {
+                if (!$util.isObject(object.serviceList))
+                    throw $TypeError(".lfaas.Envelope.serviceList: object expected");
+                message.serviceList = $root.lfaas.ServiceList.fromObject(object.serviceList, _depth + 1);
             }
             return message;
         };
@@ -4530,6 +5636,21 @@ export const lfaas = $root.lfaas = (() => {
                 object.cancelCallResponse = $root.lfaas.CancelCallResponse.toObject(message.cancelCallResponse, options, _depth + 1);
                 if (options.oneofs)
                     object.body = "cancelCallResponse";
+            }
+            if (message.serviceAnnounce != null && $Object.hasOwnProperty.call(message, "serviceAnnounce")) {
+                object.serviceAnnounce = $root.lfaas.ServiceAnnounce.toObject(message.serviceAnnounce, options, _depth + 1);
+                if (options.oneofs)
+                    object.body = "serviceAnnounce";
+            }
+            if (message.servicesRequest != null && $Object.hasOwnProperty.call(message, "servicesRequest")) {
+                object.servicesRequest = $root.lfaas.ServicesRequest.toObject(message.servicesRequest, options, _depth + 1);
+                if (options.oneofs)
+                    object.body = "servicesRequest";
+            }
+            if (message.serviceList != null && $Object.hasOwnProperty.call(message, "serviceList")) {
+                object.serviceList = $root.lfaas.ServiceList.toObject(message.serviceList, options, _depth + 1);
+                if (options.oneofs)
+                    object.body = "serviceList";
             }
             return object;
         };
@@ -25430,6 +26551,7 @@ export const lfaas = $root.lfaas = (() => {
          * @property {number|null} [capacity] ExecutorStatus capacity
          * @property {number|null} [demand] ExecutorStatus demand
          * @property {Array.<lfaas.FunctionLoad.$Properties>|null} [functions] ExecutorStatus functions
+         * @property {number|null} [stems] ExecutorStatus stems
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -25562,6 +26684,14 @@ export const lfaas = $root.lfaas = (() => {
         ExecutorStatus.prototype.functions = $util.emptyArray;
 
         /**
+         * ExecutorStatus stems.
+         * @member {number} stems
+         * @memberof lfaas.ExecutorStatus
+         * @instance
+         */
+        ExecutorStatus.prototype.stems = 0;
+
+        /**
          * Creates a new ExecutorStatus instance using the specified properties.
          * @function create
          * @memberof lfaas.ExecutorStatus
@@ -25621,6 +26751,8 @@ export const lfaas = $root.lfaas = (() => {
             if (message.functions != null && message.functions.length)
                 for (let i = 0; i < message.functions.length; ++i)
                     $root.lfaas.FunctionLoad.encode(message.functions[i], writer.uint32(/* id 12, wireType 2 =*/98).fork(), _depth + 1).ldelim();
+            if (message.stems != null && $Object.hasOwnProperty.call(message, "stems") && message.stems !== 0)
+                writer.uint32(/* id 13, wireType 0 =*/104).uint32(message.stems);
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -25782,6 +26914,15 @@ export const lfaas = $root.lfaas = (() => {
                         message.functions.push($root.lfaas.FunctionLoad.decode(reader, reader.size(), $undefined, _depth + 1));
                         continue;
                     }
+                case 13: {
+                        if (wireType !== 0)
+                            break;
+                        if (value = reader.uint32())
+                            message.stems = value;
+                        else
+                            delete message.stems;
+                        continue;
+                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -25884,6 +27025,9 @@ export const lfaas = $root.lfaas = (() => {
                         return "functions." + error;
                 }
             }
+            if (message.stems != null && $Object.hasOwnProperty.call(message, "stems"))
+                if (!$util.isInteger(message.stems))
+                    return "stems: integer expected";
             return null;
         };
 
@@ -25974,6 +27118,9 @@ export const lfaas = $root.lfaas = (() => {
                     message.functions[i] = $root.lfaas.FunctionLoad.fromObject(object.functions[i], _depth + 1);
                 }
             }
+            if (object.stems != null)
+                if ($Number(object.stems) !== 0)
+                    message.stems = object.stems >>> 0;
             return message;
         };
 
@@ -26017,6 +27164,7 @@ export const lfaas = $root.lfaas = (() => {
                     object.ackedSeq = options.longs === $String ? "0" : typeof $BigInt !== "undefined" && options.longs === $BigInt ? $BigInt("0") : 0;
                 object.capacity = 0;
                 object.demand = 0;
+                object.stems = 0;
             }
             if (message.executorId != null && $Object.hasOwnProperty.call(message, "executorId"))
                 object.executorId = message.executorId;
@@ -26064,6 +27212,8 @@ export const lfaas = $root.lfaas = (() => {
                 for (let j = 0; j < message.functions.length; ++j)
                     object.functions[j] = $root.lfaas.FunctionLoad.toObject(message.functions[j], options, _depth + 1);
             }
+            if (message.stems != null && $Object.hasOwnProperty.call(message, "stems"))
+                object.stems = message.stems;
             return object;
         };
 
@@ -26104,6 +27254,7 @@ export const lfaas = $root.lfaas = (() => {
          * @property {number|null} [rate] FunctionLoad rate
          * @property {number|null} [p50Ms] FunctionLoad p50Ms
          * @property {number|null} [p99Ms] FunctionLoad p99Ms
+         * @property {number|null} [errors] FunctionLoad errors
          * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
          */
 
@@ -26168,6 +27319,14 @@ export const lfaas = $root.lfaas = (() => {
         FunctionLoad.prototype.p99Ms = 0;
 
         /**
+         * FunctionLoad errors.
+         * @member {number} errors
+         * @memberof lfaas.FunctionLoad
+         * @instance
+         */
+        FunctionLoad.prototype.errors = 0;
+
+        /**
          * Creates a new FunctionLoad instance using the specified properties.
          * @function create
          * @memberof lfaas.FunctionLoad
@@ -26207,6 +27366,8 @@ export const lfaas = $root.lfaas = (() => {
                 writer.uint32(/* id 3, wireType 1 =*/25).double(message.p50Ms);
             if (message.p99Ms != null && $Object.hasOwnProperty.call(message, "p99Ms") && !$Object.is(message.p99Ms, 0))
                 writer.uint32(/* id 4, wireType 1 =*/33).double(message.p99Ms);
+            if (message.errors != null && $Object.hasOwnProperty.call(message, "errors") && !$Object.is(message.errors, 0))
+                writer.uint32(/* id 5, wireType 1 =*/41).double(message.errors);
             if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                 for (let i = 0; i < message.$unknowns.length; ++i)
                     writer.raw(message.$unknowns[i]);
@@ -26300,6 +27461,15 @@ export const lfaas = $root.lfaas = (() => {
                             delete message.p99Ms;
                         continue;
                     }
+                case 5: {
+                        if (wireType !== 1)
+                            break;
+                        if (!$Object.is(value = reader.double(), 0))
+                            message.errors = value;
+                        else
+                            delete message.errors;
+                        continue;
+                    }
                 }
                 reader.skipType(wireType, _depth, tag);
                 if (!reader.discardUnknown) {
@@ -26360,6 +27530,9 @@ export const lfaas = $root.lfaas = (() => {
             if (message.p99Ms != null && $Object.hasOwnProperty.call(message, "p99Ms"))
                 if (typeof message.p99Ms !== "number")
                     return "p99Ms: number expected";
+            if (message.errors != null && $Object.hasOwnProperty.call(message, "errors"))
+                if (typeof message.errors !== "number")
+                    return "errors: number expected";
             return null;
         };
 
@@ -26393,6 +27566,9 @@ export const lfaas = $root.lfaas = (() => {
             if (object.p99Ms != null)
                 if (!$Object.is($Number(object.p99Ms), 0))
                     message.p99Ms = $Number(object.p99Ms);
+            if (object.errors != null)
+                if (!$Object.is($Number(object.errors), 0))
+                    message.errors = $Number(object.errors);
             return message;
         };
 
@@ -26418,6 +27594,7 @@ export const lfaas = $root.lfaas = (() => {
                 object.rate = 0;
                 object.p50Ms = 0;
                 object.p99Ms = 0;
+                object.errors = 0;
             }
             if (message.name != null && $Object.hasOwnProperty.call(message, "name"))
                 object.name = message.name;
@@ -26427,6 +27604,8 @@ export const lfaas = $root.lfaas = (() => {
                 object.p50Ms = options.json && !$isFinite(message.p50Ms) ? $String(message.p50Ms) : message.p50Ms;
             if (message.p99Ms != null && $Object.hasOwnProperty.call(message, "p99Ms"))
                 object.p99Ms = options.json && !$isFinite(message.p99Ms) ? $String(message.p99Ms) : message.p99Ms;
+            if (message.errors != null && $Object.hasOwnProperty.call(message, "errors"))
+                object.errors = options.json && !$isFinite(message.errors) ? $String(message.errors) : message.errors;
             return object;
         };
 

@@ -174,7 +174,7 @@ export const FUZZ_KEY = `#${'A'.repeat(43)}`;
  * more often, so the handlers (not only the refusal of an unknown message) see hostile values.
  */
 export const HANDLED: Readonly<Record<Role, readonly string[]>> = {
-  routing: ['nodeJoin', 'heartbeat', 'nodeDepart', 'ringUpdate', 'ringRequest', 'keyAddressRequest', 'statsReport', 'echo'],
+  routing: ['nodeJoin', 'heartbeat', 'nodeDepart', 'ringUpdate', 'ringRequest', 'keyAddressRequest', 'statsReport', 'serviceAnnounce', 'servicesRequest', 'echo'],
   shard: ['kvsRequest', 'gossip', 'digestExchange', 'ringUpdate', 'subscribe', 'unsubscribe', 'echo'],
   storage: ['ringUpdate', 'nodeDepart', 'echo'],
   scheduler: ['callRequest', 'dagCall', 'executorStatus', 'registerFunction', 'registerDag', 'listFunctions', 'deleteFunction', 'listDags', 'deleteDag', 'pinCounts', 'echo'],
@@ -467,7 +467,7 @@ function hasAddressField(type: MessageTypeName, depth = 0): boolean {
 /** Address-typed fields: the schema's `address` type, or (before it existed) an address by its name. */
 const ADDRESS_FIELD_NAMES = new Set(['replyTo', 'sender', 'address', 'shardAddresses', 'replicas', 'subscriber', 'scheduler', 'executor', 'holder', 'fromNode']);
 function isAddressField(spec: FieldSpec): boolean {
-  return spec.kind === 'scalar' && (spec.type === 'address' || (spec.type === 'string' && ADDRESS_FIELD_NAMES.has(spec.field)));
+  return spec.kind === 'scalar' && (spec.type === 'address' || spec.type === 'endpoint' || (spec.type === 'string' && ADDRESS_FIELD_NAMES.has(spec.field)));
 }
 
 /**
