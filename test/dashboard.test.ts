@@ -78,7 +78,10 @@ describe('the dashboard in Chromium', () => {
     expect(ready && up.output().includes('cluster ready'), up.output().slice(-3000)).toBe(true);
     state = readClusterFile(join(up.cwd, CLUSTER_FILE));
     expect(state.dashboard, up.output().slice(-3000)).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-    expect(up.output()).toContain(`dashboard ${state.dashboard}/#token=${state.token}`);
+    // The line comes after "cluster ready", perhaps in a later chunk of up's output.
+    const line = `dashboard ${state.dashboard}/#token=${state.token}`;
+    await eventually(() => up!.output().includes(line), 10_000);
+    expect(up.output()).toContain(line);
     faas = await LatticeFaas.connect({ routing: state.routing, schedulers: state.schedulers, token: state.token, connectTimeoutMs: 10_000 });
     await faas.register('dash-square', { code: 'module.exports = (x) => x * x;' }, { timeoutMs: 10_000 });
     await faas.register('dash-fail', { code: 'module.exports = () => { throw new Error("always"); };' }, { timeoutMs: 10_000 });
