@@ -6,6 +6,7 @@
  * role's log (cli/log.ts).
  */
 import { exitOnFatal, isLfaasError, sampledLog } from '../protocol/index.js';
+import { profileOnSignal } from './cpu-profile.js';
 import { initRoleLog, roleLog } from './log.js';
 
 /**
@@ -16,6 +17,7 @@ import { initRoleLog, roleLog } from './log.js';
  * restarts it.
  */
 export function guardProcess(name: string): void {
+  profileOnSignal(name);
   initRoleLog(name);
   exitOnFatal(name, (line) => roleLog().fatal(line));
 }

@@ -8,6 +8,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { ShardMemory, ShardStatsSnapshot } from '../kvs/index.js';
 import { systemClock } from '../protocol/index.js';
+import { cpuProfileSwitch } from './cpu-profile.js';
 import { openShard } from './shard-runtime.js';
 import type { ShardSetup } from './shard-runtime.js';
 import type { WireCounters } from './wire-metrics.js';
@@ -22,6 +23,7 @@ export type ShardWorkerReport =
 const STATS_PERIOD_MS = 250;
 
 async function main(): Promise<void> {
+  const profile = cpuProfileSwitch(`shard-${(workerData as ShardSetup).index}`);
   const port = parentPort!;
   const post = (report: ShardWorkerReport): void => port.postMessage(report);
   const running = await openShard(workerData as ShardSetup);
@@ -30,6 +32,7 @@ async function main(): Promise<void> {
     post({ kind: 'stats', keyCount: shard.keyCount, bytes: shard.bytes, memory: shard.memory(), snapshot: shard.stats.snapshot(), requestsPerSecond: shard.stats.requestsPerSecond(systemClock.now()), wire: running.wire() });
   }, STATS_PERIOD_MS);
   port.on('message', (message: { kind: string }) => {
+    if (message.kind === 'profile') profile?.();
     if (message.kind !== 'stop') return;
     clearInterval(stats);
     void running.stop().finally(() => {

@@ -19,6 +19,7 @@ import { LmdbStore, StorageNode, startMetricsServer } from '../kvs/index.js';
 import type { MetricSample, Readiness, ShardMemory, ShardStatsSnapshot } from '../kvs/index.js';
 import { ZmqTransport, reportFatal, runMachine, systemClock } from '../protocol/index.js';
 import { advertised } from './advertise.js';
+import { alsoOnProfileSignal } from './cpu-profile.js';
 import { roleSecurity } from './security.js';
 import type { SecurityOptions } from './security.js';
 import type { MachineShell } from '../protocol/index.js';
@@ -156,6 +157,7 @@ class WorkerShard implements ShardHandle {
 
 async function startWorkerShard(data: ShardSetup): Promise<ShardHandle> {
   const worker = new Worker(WORKER, { workerData: data });
+  alsoOnProfileSignal(() => worker.postMessage({ kind: 'profile' }));
   const handle = new WorkerShard(worker);
   const ready = await new Promise<{ address: string; keys: number }>((resolve, reject) => {
     worker.on('message', (report: ShardWorkerReport) => {
