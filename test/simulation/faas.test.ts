@@ -560,9 +560,9 @@ function checkSchedulerCrash({ fs, client, functions, victim, crashAtMs, restart
 }
 
 /** forEachSeed, with this file and test named in the rerun command. */
-async function seeds(name: string, count: number, firstSeed: number, body: (seed: number) => void): Promise<void> {
+async function seeds(name: string, count: number, firstSeed: number, body: (seed: number) => void): Promise<number> {
   try {
-    await forEachSeed(count, body, firstSeed);
+    return await forEachSeed(count, body, firstSeed);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     throw new Error(message.replace('<this file>', `${FILE} -t '${name}'`), { cause: error });
