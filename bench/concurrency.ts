@@ -14,6 +14,11 @@
  * before the level, so its first call finds no runtime loaded for it; 1 call in flight for a level's time, with the cold starts it took
  * (the executors' counter) and its first call apart. Its rows are labelled as such (test
  * `noop call (cold first level)`); the warm rows are as before.
+ *
+ * Every row says its `security` (curve: ours as by default; plain: --insecure, and the peers) and
+ * `isolation`. Also measured: the thread cluster with CURVE off too (isolation and CURVE both off,
+ * bench/faas-systems.ts), at every level (with --quick at the DAG levels 1, 4, 8 and 15 only, to
+ * keep the quick run short). The targets are on the default rows (CURVE on, default isolation).
  */
 import { startFaasBenchCluster } from './faas-cluster.js';
 import type { Benchmark } from './harness/benchmark.js';
@@ -24,7 +29,7 @@ import { publish } from './harness/report.js';
 import type { PlotSpec, Row, Target } from './harness/report.js';
 import { summarise } from './harness/stats.js';
 import { REFERENCE, plotLabel } from './compose.js';
-import { SANDBOX_SYSTEM, THREADS_SYSTEM, failureNotes, measure, startFaasSystems } from './faas-systems.js';
+import { PLAIN_THREADS_SYSTEM, SANDBOX_SYSTEM, THREADS_SYSTEM, failureNotes, measure, startFaasSystems } from './faas-systems.js';
 import type { MeasuredSystem } from './faas-systems.js';
 
 const LEVELS = Array.from({ length: 15 }, (_, i) => i + 1);
@@ -56,7 +61,7 @@ async function coldFirstLevel(system: string, isolation: 'none' | undefined, lev
         failures.count++;
         if (failures.messages.length < 3) failures.messages.push(`${String((error as { code?: string }).code ?? 'error')}: ${String((error as Error).message).slice(0, 300)}`);
       });
-    const item: MeasuredSystem = { system, test: 'noop call', run, pids: [cluster.schedulerPid, ...cluster.executorPids], isolation: cluster.isolation, poolCounters: cluster.poolCounters, failures };
+    const item: MeasuredSystem = { system, test: 'noop call', run, pids: [cluster.schedulerPid, ...cluster.executorPids], isolation: cluster.isolation, security: cluster.security, poolCounters: cluster.poolCounters, failures };
     let first = { ms: Number.NaN, cold: Number.NaN };
     let rest = { operations: 0, elapsedMs: Number.NaN };
     const load = async (): Promise<LoadResult> => {
@@ -83,6 +88,7 @@ async function coldFirstLevel(system: string, isolation: 'none' | undefined, lev
       system,
       test: COLD_LEVEL_TEST,
       isolation: cluster.isolation,
+      security: cluster.security,
       inFlight: 1,
       perSecond: result.perSecond,
       failed,
@@ -105,7 +111,7 @@ export const concurrencyBenchmark: Benchmark = async (options) => {
   const machineLoad = watchMachineLoad();
   const levelMs = options.quick ? 2000 : 10_000;
   const notes: string[] = [
-    'local cluster: routing node, 1 storage node, 1 scheduler, 2 executors (--workers 4 as `lfaas up` starts them; --prewarm 4: 4 stems each, where `lfaas up` now starts 2) on 127.0.0.1; two such clusters run (default isolation, and --isolation none); the load generator is this process; everything shares the 2 cores',
+    'local cluster: routing node, 1 storage node, 1 scheduler, 2 executors (--workers 4 as `lfaas up` starts them; --prewarm 4: 4 stems each, where `lfaas up` now starts 2) on 127.0.0.1; three such clusters run (default isolation; --isolation none; --isolation none with every role --insecure); the load generator is this process; everything shares the 2 cores',
     `server CPU (serverCores) is the scheduler's and the executors' with their descendants (sandbox processes, bubblewrap), read from /proc at the start and end of each level and every ${CPU_SAMPLE_MS} ms in between (a sandbox process started and ended within a level counts up to its last sample; the reads run in the load generator for every system alike); runtimesStarted and coldStarts (calls that loaded their function first) are the executors' pool counters over the level (their metrics endpoints, read around it); failed: calls that failed (perSecond counts them)`,
     `each level runs ${levelMs / 1000} s per system, systems alternating within the level`,
     `cold first level (rows \`${COLD_LEVEL_TEST}\`, McGrath and Brenner's test began with no warm instance): before the warm-up, for each of our two clusters, a fresh cluster of the same shape (2 executors, --workers 4 --prewarm 4, the same isolation) whose scheduler runs with --pin-executors 0 (a registration prepares nothing) is started while the measured systems stand idle, warmed up as they were (1 s at 4 calls in flight) but on another function (\`noop\`, so that the new processes are not cold themselves), left 1 s for its stems to refill, a fresh function registered, and 1 call in flight kept for ${levelMs / 1000} s; firstCallMs is its first call (through the scheduler, as every first call is; firstCallCold: the executors' cold-start counter around it), perSecondAfterFirstCall the level's rate without it, coldStarts the cold starts over the level (a call placed on the other executor loads the function there too); the fresh cluster is then stopped. One cold start costs the level its firstCallMs less a warm call's time: a rate below the warm level 1's beyond that (perSecondAfterFirstCall below it too) is the fresh cluster's, not the cold start's (seen in trials: the sandbox cluster's cold level ran at ~0.76x the warm level 1 with one cold start of 13-27 ms in a level of 2-10 s). The warm levels below are as before (a 1 s warm-up at 4 in flight, then 1 to 15 in flight)`,
@@ -122,12 +128,13 @@ export const concurrencyBenchmark: Benchmark = async (options) => {
     for (const inFlight of LEVELS) {
       for (const item of systems) {
         if (item.dag && !DAG_LEVELS.has(inFlight)) continue;
+        if (options.quick && item.system === PLAIN_THREADS_SYSTEM && !DAG_LEVELS.has(inFlight)) continue;
         const { result: load, cores, failed, pool } = await measure(item, () => closedLoop(item.run, { inFlight, durationMs: levelMs, maxOperations: 10_000_000 }), { sampleEveryMs: CPU_SAMPLE_MS });
         const latency = summarise(load.latenciesMs);
-        rows.push({ system: item.system, test: item.test, ...(item.isolation === undefined ? {} : { isolation: item.isolation }), inFlight, perSecond: load.perSecond, failed, p50Ms: latency.p50Ms, p99Ms: latency.p99Ms, clientCores: load.cpuCores, serverCores: cores, ...(pool ?? {}) });
+        rows.push({ system: item.system, test: item.test, isolation: item.isolation ?? 'n/a', security: item.security, inFlight, perSecond: load.perSecond, failed, p50Ms: latency.p50Ms, p99Ms: latency.p99Ms, clientCores: load.cpuCores, serverCores: cores, ...(pool ?? {}) });
       }
     }
-    notes.push(...failureNotes(systems));
+    notes.push(...failureNotes(systems), ...started.afterNotes());
   } finally {
     await started.stop();
   }
@@ -163,11 +170,22 @@ export const concurrencyBenchmark: Benchmark = async (options) => {
   }
   targets.push({ name: 'no-op calls/s at 8 in flight', target: '>= 6500', value: noop8, met: noop8 >= 6500 });
   targets.push({ name: 'compose DAGs/s at 8 in flight', target: '>= 4000', value: dag8, met: dag8 >= 4000 });
-  for (const [name, ratio] of Object.entries(ratios).filter(([name]) => name.includes('restate'))) targets.push({ name: `${name} (x)`, target: '>= 10', value: ratio, met: ratio >= 10 });
-  // The sandbox against the thread runtime it replaces (value: the measured ratio sandbox / threads, executions per second).
-  for (const [test, ratio] of [['no-op calls/s', ratios['noop_rate8_sandbox_over_threads']!], ['f(g(x)) DAGs/s', ratios['compose_rate8_sandbox_over_threads']!]] as const) {
-    targets.push({ name: `concurrency at 8 in flight >= 0.8x the thread runtime (${test})`, target: '>= 0.8 (x)', value: ratio, met: ratio >= 0.8 });
+  for (const [name, ratio] of Object.entries(ratios).filter(([name]) => name.includes('restate'))) {
+    // noop_8inflight_ours_over_restate -> Restate's own rate at that level.
+    const match = /^(noop|compose)_(\d+)inflight_ours_over_restate$/.exec(name);
+    const peerRate = match === null ? undefined : rate('restate', match[1] === 'noop' ? 'noop call' : 'square(increment(x))', Number(match[2]));
+    const peer = peerRate === undefined ? {} : { peer: { name: `Restate ${match![1] === 'noop' ? 'no-op calls' : 'f(g(x))'}/s at ${match![2]} in flight`, value: peerRate } };
+    targets.push({ name: `${name} (x)`, target: '>= 10', value: ratio, met: ratio >= 10, ...peer });
   }
+  // The sandbox against the thread runtime it replaces (value: the measured ratio sandbox / threads, executions per second).
+  for (const [test, ratio, threadsTest] of [['no-op calls/s', ratios['noop_rate8_sandbox_over_threads']!, 'noop call'], ['f(g(x)) DAGs/s', ratios['compose_rate8_sandbox_over_threads']!, 'square(increment(x))']] as const) {
+    targets.push({ name: `concurrency at 8 in flight >= 0.8x the thread runtime (${test})`, target: '>= 0.8 (x)', value: ratio, met: ratio >= 0.8, peer: { name: `thread runtime ${test} at 8 in flight`, value: rate(THREADS_SYSTEM, threadsTest, 8)! } });
+  }
+  // Isolation and CURVE both off, against the default (no targets: measured and reported).
+  const plainNoop8 = rate(PLAIN_THREADS_SYSTEM, 'noop call', 8);
+  const plainDag8 = rate(PLAIN_THREADS_SYSTEM, 'square(increment(x))', 8);
+  if (plainNoop8 !== undefined) ratios['noop_rate8_ours_over_isolation_and_curve_off'] = noop8 / plainNoop8;
+  if (plainDag8 !== undefined) ratios['compose_rate8_ours_over_isolation_and_curve_off'] = dag8 / plainDag8;
   notes.push(machineLoad.summary());
   await publish('concurrency', options, {
     rows,

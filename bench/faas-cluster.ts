@@ -3,7 +3,9 @@
  * their own processes (the built CLI), and an SDK client, with the functions the benches call
  * registered: `noop` (returns its argument), `increment`, `square` and the DAG
  * `square-of-increment` = square(increment(x)). The executors run at the isolation level asked for
- * (default: the strongest the machine allows); the level they report is `isolation`. Stopped by pid.
+ * (default: the strongest the machine allows); the level they report is `isolation`. Secure
+ * (CURVE, keys in the data folder) as a cluster runs by default, or plain with `insecure` (every
+ * role `--insecure`; the client sees addresses without keys and talks plain). Stopped by pid.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { get } from 'node:http';
@@ -25,6 +27,12 @@ export interface FaasBenchCluster {
   readonly schedulerPid: number;
   /** The isolation level the executors run their functions at (from their ready lines). */
   readonly isolation: string;
+  /** 'curve' (the default) or 'plain' (`--insecure`). */
+  readonly security: 'curve' | 'plain';
+  /** Where another client connects (see `LatticeFaas.connect`), with this token (the cluster's admin token; none when insecure). */
+  readonly routingAddress: string;
+  readonly schedulerAddress: string;
+  readonly token: string | undefined;
   /** The executors' runtime pool counters, summed over the executors (read from their metrics). */
   poolCounters(): Promise<PoolCounters>;
   stop(): Promise<void>;
@@ -92,21 +100,27 @@ async function readPoolCounters(ports: readonly number[]): Promise<PoolCounters>
  * The storage side of a bench's FaaS cluster, secure as a cluster runs by default: keys made in
  * `data` (the bench's clients and readiness probes present the admin token, through
  * LFAAS_TOKEN), a routing node and one storage node of one shard; its processes go into `processes`.
+ * With `insecure`, no keys (`keys` is '') and every role `--insecure`. `security`: the flags a role
+ * started beside it takes (`--keys <folder>` or `--insecure`).
  */
-export async function startBenchStorage(data: string, processes: Started[]): Promise<{ keys: string; routingAddress: string }> {
-  const keys = join(data, 'keys');
-  keysInit(keys);
-  process.env['LFAAS_TOKEN'] = readFileSync(join(keys, ADMIN_TOKEN_FILE), 'utf8').trim();
-  const routing = await startRole(['routing', '--keys', keys, '--global', '1'], 'routing');
+export async function startBenchStorage(data: string, processes: Started[], options: { insecure?: boolean } = {}): Promise<{ keys: string; routingAddress: string; security: readonly string[] }> {
+  const insecure = options.insecure === true;
+  const keys = insecure ? '' : join(data, 'keys');
+  if (!insecure) {
+    keysInit(keys);
+    process.env['LFAAS_TOKEN'] = readFileSync(join(keys, ADMIN_TOKEN_FILE), 'utf8').trim();
+  }
+  const security = insecure ? ['--insecure'] : ['--keys', keys];
+  const routing = await startRole(['routing', ...security, '--global', '1'], 'routing');
   processes.push(routing);
   const routingAddress = String(routing.ready['address']);
-  const node = await startRole(['kvs', '--keys', keys, '--id', 'bench-0', '--routing', routingAddress, '--shards', '1', '--data', data, '--metrics-port', '-1', '--threads', 'off'], 'storage node');
+  const node = await startRole(['kvs', ...security, '--id', 'bench-0', '--routing', routingAddress, '--shards', '1', '--data', data, '--metrics-port', '-1', '--threads', 'off'], 'storage node');
   processes.push(node);
   await waitForRing([routingAddress], node.ready['shards'] as string[]);
-  return { keys, routingAddress };
+  return { keys, routingAddress, security };
 }
 
-export async function startFaasBenchCluster(options: { executors: number; workers: number; isolation?: IsolationLevel; schedulerArgs?: readonly string[] }): Promise<FaasBenchCluster> {
+export async function startFaasBenchCluster(options: { executors: number; workers: number; isolation?: IsolationLevel; schedulerArgs?: readonly string[]; insecure?: boolean }): Promise<FaasBenchCluster> {
   const data = mkdtempSync(join(tmpdir(), 'lfaas-bench-'));
   const processes: Started[] = [];
   let faas: LatticeFaas | undefined;
@@ -116,13 +130,15 @@ export async function startFaasBenchCluster(options: { executors: number; worker
     rmSync(data, { recursive: true, force: true });
   };
   try {
-    const { keys, routingAddress } = await startBenchStorage(data, processes);
-    const scheduler = await startRole(['scheduler', '--keys', keys, '--routing', routingAddress, ...(options.schedulerArgs ?? [])], 'scheduler');
+    const { routingAddress, security } = await startBenchStorage(data, processes, { insecure: options.insecure === true });
+    // This cluster's admin token (LFAAS_TOKEN is the last secure cluster's: another started later changes it).
+    const token = options.insecure === true ? undefined : process.env['LFAAS_TOKEN'];
+    const scheduler = await startRole(['scheduler', ...security, '--routing', routingAddress, ...(options.schedulerArgs ?? [])], 'scheduler');
     processes.push(scheduler);
     const schedulerAddress = String(scheduler.ready['address']);
     const executors = await Promise.all(
       Array.from({ length: options.executors }, (_, n) =>
-        startRole(['executor', '--keys', keys, '--routing', routingAddress, '--schedulers', schedulerAddress, '--workers', String(options.workers), '--prewarm', String(options.workers), ...(options.isolation === undefined ? [] : ['--isolation', options.isolation])], `executor ${n}`),
+        startRole(['executor', ...security, '--routing', routingAddress, '--schedulers', schedulerAddress, '--workers', String(options.workers), '--prewarm', String(options.workers), ...(options.isolation === undefined ? [] : ['--isolation', options.isolation])], `executor ${n}`),
       ),
     );
     processes.push(...executors);
@@ -147,7 +163,21 @@ export async function startFaasBenchCluster(options: { executors: number; worker
       }
     }
     await new Promise((resolve) => setTimeout(resolve, 300));
-    return { faas, processes, noop, compose, executorPids: executors.map((e) => e.child.pid!), schedulerPid: scheduler.child.pid!, isolation, poolCounters: () => readPoolCounters(metricsPorts), stop };
+    return {
+      faas,
+      processes,
+      noop,
+      compose,
+      executorPids: executors.map((e) => e.child.pid!),
+      schedulerPid: scheduler.child.pid!,
+      isolation,
+      security: options.insecure === true ? 'plain' : 'curve',
+      routingAddress,
+      schedulerAddress,
+      token,
+      poolCounters: () => readPoolCounters(metricsPorts),
+      stop,
+    };
   } catch (error) {
     await stop();
     throw error;

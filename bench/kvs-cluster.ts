@@ -1,6 +1,8 @@
 /**
  * A KVS cluster for benchmarks: a routing node and storage nodes as their own processes (the
- * built CLI), a temporary data folder, and our client; stopped by pid.
+ * built CLI), a temporary data folder, and our client; stopped by pid. Secure (CURVE, keys made
+ * in the data folder) as a cluster runs by default, or plain with `insecure` (every role
+ * `--insecure`: no CURVE, no sealed messages; the client sees addresses without keys and talks plain).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,14 +13,16 @@ import type { Started } from '../cli/index.js';
 
 export interface BenchCluster {
   readonly routing: string;
-  /** The cluster's keys folder (a role started beside it uses it). */
+  /** The cluster's keys folder (a role started beside it uses it); '' for an insecure cluster. */
   readonly keys: string;
+  /** 'curve' (the default) or 'plain' (`--insecure`). */
+  readonly security: 'curve' | 'plain';
   readonly processes: readonly Started[];
   readonly client: KvsClient;
   stop(): Promise<void>;
 }
 
-export async function startBenchCluster(options: { nodes: number; shards: number; replication: number; storageArgs?: readonly string[] }): Promise<BenchCluster> {
+export async function startBenchCluster(options: { nodes: number; shards: number; replication: number; storageArgs?: readonly string[]; insecure?: boolean }): Promise<BenchCluster> {
   const data = mkdtempSync(join(tmpdir(), 'lfaas-bench-'));
   const processes: Started[] = [];
   const stop = async (): Promise<void> => {
@@ -26,16 +30,20 @@ export async function startBenchCluster(options: { nodes: number; shards: number
     rmSync(data, { recursive: true, force: true });
   };
   try {
+    const insecure = options.insecure === true;
     // Secure, as a cluster runs by default: keys made in the bench's data folder.
-    const keys = join(data, 'keys');
-    keysInit(keys);
-    // The bench's clients (and the readiness probes) present the admin token.
-    process.env['LFAAS_TOKEN'] = readFileSync(join(keys, ADMIN_TOKEN_FILE), 'utf8').trim();
-    const routing = await startRole(['routing', '--keys', keys, '--global', String(options.replication)], 'routing');
+    const keys = insecure ? '' : join(data, 'keys');
+    if (!insecure) {
+      keysInit(keys);
+      // The bench's clients (and the readiness probes) present the admin token.
+      process.env['LFAAS_TOKEN'] = readFileSync(join(keys, ADMIN_TOKEN_FILE), 'utf8').trim();
+    }
+    const security = insecure ? ['--insecure'] : ['--keys', keys];
+    const routing = await startRole(['routing', ...security, '--global', String(options.replication)], 'routing');
     processes.push(routing);
     const address = String(routing.ready['address']);
     for (let n = 0; n < options.nodes; n++) {
-      processes.push(await startRole(['kvs', '--keys', keys, '--id', `bench-${n}`, '--routing', address, '--shards', String(options.shards), '--data', data, '--metrics-port', '-1', ...(options.storageArgs ?? [])], `storage node ${n}`));
+      processes.push(await startRole(['kvs', ...security, '--id', `bench-${n}`, '--routing', address, '--shards', String(options.shards), '--data', data, '--metrics-port', '-1', ...(options.storageArgs ?? [])], `storage node ${n}`));
     }
     const client = await KvsClient.connect({ routing: [address], requestTimeoutMs: 2000 });
     // Until every node is in the ring the client would be sent to fewer shards.
@@ -43,6 +51,7 @@ export async function startBenchCluster(options: { nodes: number; shards: number
     return {
       routing: address,
       keys,
+      security: insecure ? 'plain' : 'curve',
       processes,
       client,
       stop: async () => {

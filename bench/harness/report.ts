@@ -16,6 +16,12 @@ export interface Target {
   readonly target: string;
   readonly value: number;
   readonly met: boolean;
+  /**
+   * When the target compares us with another system (Redis, the raw echo, Restate, a baseline of
+   * ours): that system and its own measured value of the quantity (e.g. Redis's operations per
+   * second where `value` is the ratio ours / Redis).
+   */
+  readonly peer?: { readonly name: string; readonly value: number };
 }
 
 export interface ResultDocument {
@@ -87,7 +93,7 @@ export async function publish(
     quick: options.quick,
     rows: result.rows.map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, typeof v === 'number' ? round(v) : v]))),
     ratios: Object.fromEntries(Object.entries(result.ratios).map(([k, v]) => [k, round(v)])),
-    targets: result.targets.map((t) => ({ ...t, value: round(t.value) })),
+    targets: result.targets.map((t) => ({ ...t, value: round(t.value), ...(t.peer === undefined ? {} : { peer: { name: t.peer.name, value: round(t.peer.value) } }) })),
     notes: result.notes ?? [],
   };
   console.log(formatTable(document.rows));
