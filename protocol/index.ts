@@ -33,12 +33,14 @@ export { Membership, ROLES, MEMBERS_FILE, readMembers, writeMembers, readKeyPair
 export type { Role, MembersDocument } from './membership.js';
 export { refusalOf, systemKeyWriters } from './message-rights.js';
 export type { Sender } from './message-rights.js';
-export { setZapPolicy, zapCounters } from './zap.js';
+export { setZapPolicy, zapAllows, zapCounters } from './zap.js';
 export { RIGHTS, OWNER_PATTERN, RESERVED_OWNER, TOKEN_LENGTH_MAX, TokenVerifier, checkClaims, clientToken, createToken, unverifiedClaims, generateTokenKeys, tokenKeysFromPem, tokenKeysToPem } from './tokens.js';
 export type { Grant, Right, SigningTokenKeys, TokenClaims, TokenKeys } from './tokens.js';
 export { accessRefusalOf, functionKeyError, nameRefusal, ownerOfName } from './owner-access.js';
 export type { NameKind } from './owner-access.js';
 export type { ZmqTransportOptions, TransportCounters, RefusedFrameReceiver } from './zmq-transport.js';
+export { NetTransport, NET_DESTINATIONS_MAX, NET_FRAME_BYTES_MAX, INBOUND_CONNECTIONS_MAX, HANDSHAKE_MAX_MS } from './net-transport.js';
+export type { NetTransportOptions, NetConnectionCounters } from './net-transport.js';
 export { FairInbox } from './fair-inbox.js';
 export type { FairInboxOptions, FairInboxCounters, PeerFrameReceiver } from './fair-inbox.js';
 export { isServiceUrl, isTransportAddress, parseTcpAddress, ADDRESS_LENGTH_MAX } from './address.js';

@@ -64,6 +64,18 @@ describe('ZmqTransport', () => {
     expect(transport.counters.sendsRefused).toBe(8);
   });
 
+  it('refuses, typed, a well-formed key no secret can be agreed with (a low-order point), instead of throwing', async () => {
+    const transport = await ZmqTransport.bind({ host: '127.0.0.1', port: 0 });
+    try {
+      let sent: Promise<void> | undefined;
+      expect(() => (sent = transport.send(`tcp://127.0.0.1:9#${'A'.repeat(43)}`, bytes('x')))).not.toThrow();
+      await expect(sent).rejects.toMatchObject({ code: ErrorCode.TRANSPORT_BAD_ADDRESS });
+      expect(transport.socketCount).toBe(0);
+    } finally {
+      await transport.close();
+    }
+  });
+
   it('resolves host names itself, asynchronously: unresolvable names stall nothing, and a name that resolves is reached', async () => {
     // ZeroMQ resolves names synchronously in its one I/O thread: 300 unresolvable reply addresses
     // once stalled every socket of the process for seconds at a time.

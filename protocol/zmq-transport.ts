@@ -45,7 +45,6 @@
  */
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { networkInterfaces } from 'node:os';
 import { Dealer, Router, context } from 'zeromq';
 import { ErrorCode, LfaasError } from '../lattices/index.js';
 import { parseTcpAddress } from './address.js';
@@ -57,6 +56,12 @@ import { releaseZapHandler, useZapHandler } from './zap.js';
 import { FairInbox } from './fair-inbox.js';
 import type { FairInboxCounters, FairInboxOptions } from './fair-inbox.js';
 import type { FrameReceiver, Transport } from './transport.js';
+import { advertisedHost } from './transport-options.js';
+import type { RefusedFrameReceiver, TransportCounters, ZmqTransportOptions } from './transport-options.js';
+
+// The options, counters and advertised host are shared with the node:net transport (net-transport.ts).
+export { advertisedHost } from './transport-options.js';
+export type { RefusedFrameReceiver, TransportCounters, ZmqTransportOptions } from './transport-options.js';
 
 /** The ZeroMQ context's socket limit, set once for the process. */
 export const CONTEXT_SOCKETS_MAX = 4096;
@@ -96,83 +101,6 @@ const SEND_DELAY_MS = ((): number => {
   const value = Number(process.env['LFAAS_TEST_SEND_DELAY_MS'] ?? '');
   return Number.isFinite(value) && value > 0 ? Math.min(value, 10_000) : 0;
 })();
-
-/** Whether `host` is a wildcard (every interface). */
-function isWildcard(host: string): boolean {
-  return host === '0.0.0.0' || host === '::' || host === '[::]' || host === '*';
-}
-
-/**
- * The host a transport bound on `host` advertises: `advertise` if given, the bind host when it is
- * not a wildcard, else the first non-loopback interface address of the family; bracketed when IPv6.
- */
-export function advertisedHost(host: string, advertise?: string): string {
-  let chosen = advertise;
-  if (chosen === undefined || chosen === '') {
-    if (!isWildcard(host)) chosen = host;
-    else {
-      const family = host === '0.0.0.0' || host === '*' ? 'IPv4' : 'IPv6';
-      const found = Object.values(networkInterfaces()).flatMap((list) => list ?? []).find((info) => !info.internal && info.family === family && !(family === 'IPv6' && info.address.startsWith('fe80')));
-      if (found === undefined) throw new LfaasError(ErrorCode.TRANSPORT_BAD_ADDRESS, `bound ${host} (every interface) but this machine has no non-loopback ${family} address to advertise: pass --advertise <address others reach this machine at>`);
-      chosen = found.address;
-    }
-  }
-  const bare = chosen.replace(/^\[|\]$/g, '');
-  if (isWildcard(bare)) throw new LfaasError(ErrorCode.TRANSPORT_BAD_ADDRESS, `cannot advertise ${chosen}: nobody can connect to a wildcard address`);
-  return isIP(bare) === 6 ? `[${bare}]` : bare;
-}
-
-export interface ZmqTransportOptions {
-  /** Interface to bind; loopback by default. */
-  readonly host?: string;
-  /**
-   * The host others reach this endpoint at, in its address (default: `host`; for a wildcard
-   * `host`, the first non-loopback interface address: see the file comment).
-   */
-  readonly advertise?: string;
-  /** Port to bind; 0 picks a free one. */
-  readonly port?: number;
-  /** Frames queued per destination before sends are refused. */
-  readonly queueFramesMax?: number;
-  /** Bytes queued per destination before sends are refused. */
-  readonly queueBytesMax?: number;
-  /** Destination sockets kept open at most; the least recently used one is closed to make room. */
-  readonly socketsMax?: number;
-  /** Frames per multipart message, at most. */
-  readonly batchFramesMax?: number;
-  /**
-   * ZeroMQ's own buffer per destination socket, in messages (each frame is one message part), before
-   * a send waits; beyond it frames wait in our bounded queue.
-   */
-  readonly sendHighWaterMark?: number;
-  /** The per-peer fairness of incoming frames (fair-inbox.ts). */
-  readonly inbox?: FairInboxOptions;
-  /**
-   * The endpoint's key pair (CURVE on every socket, every message sealed: see the file comment);
-   * a fresh one when absent. `insecure`: plain ZeroMQ, no keys, peers unknown.
-   */
-  readonly keyPair?: KeyPair | 'insecure';
-}
-
-/** What a transport counts; exposed for metrics. */
-export interface TransportCounters {
-  framesSent: number;
-  batchesSent: number;
-  framesReceived: number;
-  /** Frames lost after they were accepted: a socket closed under them (eviction, close). */
-  sendErrors: number;
-  /** Sends refused with a typed error: a bad address, a full queue, a socket ZeroMQ would not make. */
-  sendsRefused: number;
-  /** Destination sockets closed to make room for another. */
-  socketsEvicted: number;
-  /** Frames refused because their peer's share of the incoming queue was full. */
-  framesRefused: number;
-  /** Frames dropped because their message's seal did not prove a sender (secure transports). */
-  framesUnsealed: number;
-}
-
-/** A frame a peer sent beyond its share of the incoming queue (see `onRefused`). */
-export type RefusedFrameReceiver = (frame: Uint8Array, peer: string) => void;
 
 class Destination {
   queue: Uint8Array[] = [];
@@ -337,6 +265,14 @@ export class ZmqTransport implements Transport {
     if (!literal && lookupsInProgress >= LOOKUPS_MAX) return new LfaasError(ErrorCode.TRANSPORT_BUSY, `${lookupsInProgress} host names are being resolved; cannot send to ${to} now`);
     while (this.destinations.size >= this.socketsMax) this.evictLeastRecentlyUsed();
     const key = this.keyPair === undefined ? undefined : keyFromText(parsed.key!);
+    // The seals first: a key X25519 refuses (a low-order point, well-formed as text) fails this
+    // destination with a typed error, before a socket is made.
+    let seals: { readonly parts: Uint8Array; readonly packed: Uint8Array } | undefined;
+    try {
+      seals = this.keyPair === undefined ? undefined : { parts: seal(this.keyPair, key!), packed: seal(this.keyPair, key!, true) };
+    } catch (cause) {
+      return new LfaasError(ErrorCode.TRANSPORT_BAD_ADDRESS, `${JSON.stringify(to.slice(0, 300))} names a key no secret can be agreed with: ${(cause as Error).message}`, { cause });
+    }
     let socket: Dealer | undefined;
     try {
       socket = new Dealer({ linger: 0, sendHighWaterMark: this.sendHighWaterMark, immediate: false, reconnectMaxInterval: RECONNECT_MAX_MS, handshakeInterval: HANDSHAKE_MAX_MS });
@@ -353,7 +289,7 @@ export class ZmqTransport implements Transport {
       const code = (cause as { code?: string }).code;
       return new LfaasError(code === 'EINVAL' ? ErrorCode.TRANSPORT_BAD_ADDRESS : ErrorCode.TRANSPORT_BUSY, `cannot connect to ${to}: ${(cause as Error).message}`, { cause });
     }
-    const destination = new Destination(socket, this.keyPair === undefined ? undefined : { parts: seal(this.keyPair, key!), packed: seal(this.keyPair, key!, true) });
+    const destination = new Destination(socket, seals);
     this.destinations.set(to, destination);
     // Until a name is resolved, the socket has no peer and its first send waits: frames queue.
     if (!literal) void this.resolveAndConnect(to, parsed.host, parsed.port, destination);

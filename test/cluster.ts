@@ -60,7 +60,7 @@ function startsRole(args: readonly string[]): boolean {
 export async function startProcess(args: readonly string[]): Promise<RoleProcess> {
   if (startsRole(args) && !args.includes('--keys') && !args.includes('--insecure')) args = [args[0]!, '--keys', testKeysFolder(), ...args.slice(1)];
   const stderr: string[] = [];
-  const { child, ready } = await startRole(args, `lfaas ${args.join(' ')}`, { stderr, readyTimeoutMs: 15_000 });
+  const { child, ready } = await startRole(args, `lfaas ${args.join(' ')}`, { stderr, readyTimeoutMs: 30_000 });
   return { child, pid: child.pid!, ready, stderr };
 }
 

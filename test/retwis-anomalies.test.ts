@@ -64,7 +64,9 @@ describe('Retwis anomalies over concurrent users on two executors', () => {
     await cluster.startRouting({ global: 2 });
     for (const id of ['node-0', 'node-1']) await cluster.startNode(id, 1, 'off', ['--gossip-period-ms', String(GOSSIP_PERIOD_MS)]);
     await cluster.waitForRing();
-    await cluster.startScheduler();
+    // Executors are declared lost after 5 s without a heartbeat, not the harness's 1 s: this test is
+    // about consistency, and a loaded machine can delay a heartbeat past a second.
+    await cluster.startScheduler(5000);
     await cluster.startExecutor(4);
     await cluster.startExecutor(4, ['--push-delay-ms', String(PUSH_DELAY_MS)]);
     await cluster.waitForExecutors();
