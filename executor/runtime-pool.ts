@@ -11,7 +11,7 @@
  *   thread that already holds other functions before it takes an empty one (a stem).
  * - Warm stacks: of the idle runtimes warm for a function, the most recently used one is taken
  *   (last in, first out), so after a load drop the surplus runtimes go unused and expire.
- * - Stem pools that refill (executor/stem-pools.ts, stem-targets.ts): every memory class calls use has a target
+ * - Stem pools that refill (executor/stem-pools.ts, stem-targets.ts, stem-refill.ts): every memory class calls use has a target
  *   of waiting stems, and so has every owner (in a class) whose calls keep needing a fresh
  *   runtime (at `process`/`bwrap`: its stems are bound to it ahead of its calls, and the pool
  *   takes them first). A target is a floor (`prewarm` for the class `memoryMb`, 0 otherwise) plus
@@ -29,10 +29,8 @@
  *   `keepAliveTimeScale` divides every window (benchmarks run a minute in a second).
  * - A running call's `ctx` requests and log records are answered and written by
  *   executor/host-asks.ts, through the call's {@link FunctionHost}.
- * - Cold starts are timed in stages: the runtime's creation (the part of its start the call
- *   waited for; 0 with a ready stem), the bundle's evaluation (a cold call is sent as a load, then
- *   the call: the `loaded` answer ends the evaluation) and the first call; see `coldStages()` and
- *   `onColdStart`.
+ * - Cold starts are timed in stages: the runtime's creation, the bundle's evaluation (a cold call
+ *   is sent as a load, then the call) and the first call; see executor/cold-starts.ts.
  * - Limits: at a call's `timeoutMs` the call fails with EXEC_TIMEOUT and its `ctx.signal` is
  *   aborted; a runtime that does not answer within `abortGraceMs` after that (a loop, a promise
  *   that never settles, a microtask loop left behind) is ended and replaced. Memory: the heap is
@@ -57,13 +55,16 @@ import type { KeepAliveState } from './keep-alives.js';
 import type { HybridOptions } from './keepalive-policy.js';
 import { startRuntime } from './runtimes.js';
 import type { Runtime, RuntimeExit } from './runtimes.js';
-import { StemPools, ownerKey } from './stem-pools.js';
+import { StemRefill } from './stem-refill.js';
 import { mappedStack } from './stack-map.js';
+import { ColdStarts } from './cold-starts.js';
+import type { ColdStartStages } from './cold-starts.js';
 import type { StemTarget } from './stem-pools.js';
 
 export type { FunctionHost } from './host-asks.js';
 export type { KeepAliveState } from './keep-alives.js';
 export type { StemTarget } from './stem-pools.js';
+export type { ColdStartStages } from './cold-starts.js';
 
 export interface FunctionCode {
   /** `name@version`. */
@@ -80,19 +81,6 @@ export interface FunctionCode {
   readonly owner?: string;
   /** The bundle's source map (JSON): the function's stack traces are mapped with it (executor/stack-map.ts). */
   readonly sourceMap?: string;
-}
-
-/** One cold start, in stages (ms). */
-export interface ColdStartStages {
-  /** The runtime's creation the call waited for: spawn (or the call's arrival, if later) to ready; 0 when a ready runtime was taken. */
-  readonly runtimeMs: number;
-  /** The bundle's evaluation: the load posted (or the runtime ready, if later) to its `loaded` answer. */
-  readonly evaluateMs: number;
-  /** The first call: posted to its answer (a result or the function's error). */
-  readonly callMs: number;
-  /** The runtime existed when the call arrived (a stem, or at `process` its owner's runtime); false: one was started for it. */
-  readonly stem: boolean;
-  readonly functionId: string;
 }
 
 /** One runtime of the pool, for tests and metrics. */
@@ -157,10 +145,6 @@ export interface RuntimePoolOptions {
 const MEMORY_SLACK_BYTES = 32 * 1024 * 1024;
 /** How long another owner's runtime must have been idle before an owner with busy runtimes of its own may take its place. */
 const OWNER_RECLAIM_IDLE_MS = 1000;
-/** How long after a stem is taken its replacement starts. */
-const STEM_TOP_UP_DELAY_MS = 50;
-/** Cold starts whose stages are kept for `coldStages()`. */
-const COLD_SAMPLES_MAX = 256;
 
 interface PooledWorker {
   readonly runtime: Runtime;
@@ -221,14 +205,13 @@ export class RuntimePool {
   private readonly keepAlives: KeepAlives<FunctionCode>;
   /** Prepares in flight, by function version. */
   private readonly preparing = new Map<string, Promise<void>>();
-  /** The stem pools' targets, per memory class and per owner in a class. */
-  private readonly stems: StemPools;
-  private readonly coldSamples: ColdStartStages[] = [];
+  /** The stem pools' targets, kept by refills and trims (executor/stem-refill.ts). */
+  private readonly stems: StemRefill<PooledWorker>;
+  private readonly coldStarts: ColdStarts;
   private nextCallId = 1;
   private callsFinished = 0;
   private closed = false;
   private readonly workersMax: number;
-  private readonly stemsMax: number;
   private readonly prewarm: number;
   private readonly defaultMemoryMb: number;
   private readonly queueMax: number;
@@ -236,7 +219,6 @@ export class RuntimePool {
   private readonly sweeper: NodeJS.Timeout;
   private readonly memoryWatch: NodeJS.Timeout | undefined;
   private readonly functionLog: pino.Logger;
-  private topUpTimer: NodeJS.Timeout | undefined;
   /** How runtimes are isolated. */
   readonly isolation: IsolationLevel;
   readonly counters = {
@@ -267,10 +249,14 @@ export class RuntimePool {
     this.functionLog = pino({ name: 'function', level: options.functionLogLevel ?? process.env['LFAAS_FUNCTION_LOG_LEVEL'] ?? 'info' }, pino.destination({ fd: 2, sync: false }));
     this.workersMax = options.workersMax ?? 8;
     this.prewarm = Math.min(this.workersMax, options.prewarm ?? 2);
-    this.stemsMax = Math.max(this.prewarm, options.stemsMax ?? Math.floor(this.workersMax / 2));
     this.defaultMemoryMb = options.memoryMb ?? 128;
     this.keepAlives = new KeepAlives<FunctionCode>({ timeScale: options.keepAliveTimeScale ?? 1, ...(options.adaptiveKeepAlive === undefined ? {} : { adaptive: options.adaptiveKeepAlive }), prewarm: (fn) => this.prewarmDue(fn) });
-    this.stems = new StemPools({ isolation: this.isolation, memoryMb: this.defaultMemoryMb, prewarm: this.prewarm, stemsMax: this.stemsMax, ...(options.stemRateDecayMs === undefined ? {} : { decayMs: options.stemRateDecayMs }), ...(options.stemHeadroom === undefined ? {} : { headroom: options.stemHeadroom }) });
+    const stemsMax = Math.max(this.prewarm, options.stemsMax ?? Math.floor(this.workersMax / 2));
+    this.stems = new StemRefill<PooledWorker>(
+      { runtimes: () => this.workers, runtimesFree: () => this.workersMax - this.workers.length, startStem: (memoryMb, owner) => { this.spawn(memoryMb).owner = owner; }, closed: () => this.closed, counters: this.counters },
+      { isolation: this.isolation, memoryMb: this.defaultMemoryMb, prewarm: this.prewarm, stemsMax, idleWorkerMs: options.idleWorkerMs ?? 60_000, ...(options.stemRateDecayMs === undefined ? {} : { decayMs: options.stemRateDecayMs }), ...(options.stemHeadroom === undefined ? {} : { headroom: options.stemHeadroom }) },
+    );
+    this.coldStarts = new ColdStarts(options.onColdStart);
     this.queueMax = options.queueMax ?? 1000;
     this.resultBytesMax = options.resultBytesMax ?? DEFAULT_MAX_VALUE_BYTES;
     for (let i = 0; i < this.prewarm; i++) this.spawn(this.defaultMemoryMb);
@@ -323,7 +309,7 @@ export class RuntimePool {
    * class) with recent cold starts that needed a stem; with the stems waiting in each.
    */
   stemTargets(): StemTarget[] {
-    return this.stems.report(this.workers, Date.now());
+    return this.stems.report(Date.now());
   }
 
   /** A stem's start time as the targets assume it (a moving average of the measured ones), ms. */
@@ -333,7 +319,7 @@ export class RuntimePool {
 
   /** The stages of the latest cold starts (at most 256, oldest first). */
   coldStages(): ColdStartStages[] {
-    return [...this.coldSamples];
+    return this.coldStarts.latest();
   }
 
   /** Every function version's keep-alive as applied now (real ms), by `name@version`. */
@@ -383,7 +369,7 @@ export class RuntimePool {
     this.closed = true;
     clearInterval(this.sweeper);
     clearInterval(this.memoryWatch);
-    clearTimeout(this.topUpTimer);
+    this.stems.close();
     this.keepAlives.close();
     for (const pending of this.queue.splice(0)) pending.reject(new LfaasError(ErrorCode.TRANSPORT_CLOSED, 'the runtime pool closed'));
     await Promise.all(this.workers.splice(0).map((pooled) => this.end(pooled)));
@@ -540,42 +526,10 @@ export class RuntimePool {
     }
     if (pooled.owner === undefined && owner !== undefined) pooled.owner = owner;
     // A stem was taken (or a target rose): the pools are refilled a little later.
-    if (fresh) this.topUpLater();
+    if (fresh) this.stems.later();
     this.start(pooled, pending, cold);
     return true;
   }
-
-  /**
-   * A stem was taken: others are started a little later, off the path of the call that took it
-   * (forking a process blocks this event loop for milliseconds, and its start takes a core for
-   * ~100 ms: measured, specialising a stem took 8.8 ms p50 with the replacement started at once,
-   * 4.7 ms without).
-   */
-  private topUpLater(): void {
-    if (this.topUpTimer !== undefined || this.closed) return;
-    this.topUpTimer = setTimeout(() => {
-      this.topUpTimer = undefined;
-      this.topUpStems();
-    }, STEM_TOP_UP_DELAY_MS);
-    this.topUpTimer.unref();
-  }
-
-  /**
-   * Starts the stems the targets miss (the class `memoryMb` first, then other classes, then
-   * owners), a few at a time, within the stem and runtime bounds. An owner's stem is bound to it
-   * at once.
-   */
-  private topUpStems(): void {
-    if (this.closed) return;
-    const { start, more } = this.stems.plan(this.workers, Date.now(), this.workersMax - this.workers.length);
-    for (const { memoryMb, owner } of start) {
-      const pooled = this.spawn(memoryMb);
-      pooled.owner = owner;
-      this.counters.stemsRefilled++;
-    }
-    if (more) this.topUpLater();
-  }
-
 
   private start(pooled: PooledWorker, pending: Pending, cold: ColdDispatch | undefined): void {
     pooled.busy = true;
@@ -655,7 +609,7 @@ export class RuntimePool {
         finish({ error: remoteStack.length > 0 ? new LfaasError(wired.code, wired.message, { remoteStack }) : wired });
       }
       // The first call of a cold start answered in time (a result or the function's own error): its stages.
-      if (cold !== undefined && loadedAt > 0 && !timedOut) this.recordColdStart(pooled, pending, cold, postedAt, loadedAt, performance.now());
+      if (cold !== undefined && loadedAt > 0 && !timedOut) this.coldStarts.record({ spawnedAt: pooled.spawnedAt, readyAt: pooled.readyAt, arrivedAt: pending.arrivedAt, postedAt, loadedAt, answeredAt: performance.now() }, cold.stem, pending.fn.id);
       // A runtime that answered after its timeout's abort is kept: it is well again.
       release(false);
     };
@@ -711,25 +665,6 @@ export class RuntimePool {
     else void pooled.runtime.ready.then(startClock);
   }
 
-  /** A cold start's stages, kept and handed to `onColdStart`. */
-  private recordColdStart(pooled: PooledWorker, pending: Pending, cold: ColdDispatch, postedAt: number, loadedAt: number, answeredAt: number): void {
-    const readyAt = pooled.readyAt ?? postedAt;
-    const stages: ColdStartStages = {
-      runtimeMs: Math.max(0, readyAt - Math.max(pooled.spawnedAt, pending.arrivedAt)),
-      evaluateMs: Math.max(0, loadedAt - Math.max(postedAt, readyAt)),
-      callMs: Math.max(0, answeredAt - loadedAt),
-      stem: cold.stem,
-      functionId: pending.fn.id,
-    };
-    this.coldSamples.push(stages);
-    if (this.coldSamples.length > COLD_SAMPLES_MAX) this.coldSamples.shift();
-    try {
-      this.options.onColdStart?.(stages);
-    } catch {
-      // An exporter's failure is not the call's.
-    }
-  }
-
   private post(pooled: PooledWorker, message: PoolMessage): void {
     if (!pooled.ended) pooled.runtime.post(message);
   }
@@ -760,13 +695,10 @@ export class RuntimePool {
 
   /**
    * Keep-alive: drops realms unused for their keep-alive; ends runtimes left with none beyond
-   * their owner's stem target (processes) and idle stems beyond their class's target; plans the
-   * due prewarms and refills the stem pools.
+   * their owner's stem target (processes) and idle stems beyond their class's target
+   * (executor/stem-refill.ts); plans the due prewarms and refills the stem pools.
    */
   private sweep(nowMs: number): void {
-    const { classes, owners } = this.stems.targets(nowMs);
-    const classKept = new Map<number, number>();
-    const ownerKept = new Map<string, number>();
     for (const pooled of [...this.workers]) {
       if (pooled.busy || pooled.ended) continue;
       for (const [fnId, usedMs] of pooled.loaded) {
@@ -775,31 +707,15 @@ export class RuntimePool {
         this.counters.unloaded++;
         this.post(pooled, { kind: 'unload', functionId: fnId });
       }
-      if (pooled.loaded.size > 0) continue;
-      if (pooled.owner !== undefined) {
-        // An owner's process never serves another: cold, it ends, unless its owner's pool keeps it.
-        const key = ownerKey(pooled.owner, pooled.memoryMb);
-        const kept = ownerKept.get(key) ?? 0;
-        if (kept < (owners.get(key) ?? 0)) {
-          ownerKept.set(key, kept + 1);
-          continue;
-        }
-        this.counters.idleEnded++;
-        this.remove(pooled);
-        void this.end(pooled);
-        continue;
-      }
-      const kept = classKept.get(pooled.memoryMb) ?? 0;
-      classKept.set(pooled.memoryMb, kept + 1);
-      if (kept >= (classes.get(pooled.memoryMb) ?? 0) && nowMs - pooled.idleSinceMs > (this.options.idleWorkerMs ?? 60_000)) {
-        this.counters.idleEnded++;
-        this.remove(pooled);
-        void this.end(pooled);
-      }
+    }
+    for (const pooled of this.stems.surplus(nowMs)) {
+      this.counters.idleEnded++;
+      this.remove(pooled);
+      void this.end(pooled);
     }
     // The prewarm timer's backup (a timer late under load).
     this.keepAlives.runDue(nowMs);
-    this.topUpStems();
+    this.stems.topUp();
     // Runtimes idle long enough may now be taken by calls that wait.
     this.drain();
   }
@@ -827,7 +743,7 @@ export class RuntimePool {
         // An idle runtime ended by itself: it goes, and a stem takes its place.
         this.remove(pooled);
         pooled.ended = true;
-        this.topUpStems();
+        this.stems.topUp();
       }
     };
     void runtime.ready.then(() => {

@@ -8,7 +8,8 @@
  *   the KVS; registration pins functions on executors (`prepare`: code fetched and a runtime
  *   specialised before the first call); list, describe, delete. This machine routes those
  *   messages to it and does its I/O. How many executors hold a pin is the monitor's call
- *   (`pinCounts`, see scheduler/pins.ts), the default `pinExecutors` otherwise.
+ *   (`pinCounts`, see scheduler/pins.ts), the default `pinExecutors` otherwise; which ones,
+ *   scheduler/pinning.ts. Cancels: scheduler/cancel.ts; idempotent calls: idempotent-starts.ts.
  * - The monitor's view (`clusterStatsRequest`): each executor's last status, with its hottest
  *   functions' call rates and latencies (executors measure them: leased calls skip this
  *   scheduler).
@@ -32,7 +33,7 @@
  *   runs still running. A run an executor acknowledged and no longer lists has finished. An
  *   executor silent for `executorTimeoutMs` is dead: each sync run it held is answered EXEC_LOST
  *   at once (no waiting for the client's timeout), each async run is dispatched again (at least
- *   once, `attemptsMax` at most; the result write is idempotent).
+ *   once, `attemptsMax` at most; the result write is idempotent; scheduler/async-retries.ts).
  * - Restarts: a heartbeat names one boot of its executor (`executor_id` = `<address>#<nonce>`).
  *   A heartbeat from a known address with another boot means the executor restarted, maybe
  *   faster than `executorTimeoutMs`: the old boot is dead at once (its runs fail or go again as
@@ -46,7 +47,7 @@
  *   placed again, until its deadline (its timeout after acceptance, plus a grace), when
  *   SCHED_NO_CAPACITY becomes its result.
  */
-import { ErrorCode, HybridClock, LfaasError, Lww, Priority, ensureLfaasError } from '../lattices/index.js';
+import { ErrorCode, HybridClock, LfaasError, Lww, ensureLfaasError } from '../lattices/index.js';
 import { NAME_PATTERN, endSpan, envelopeWith, spanFailed, errorToWire, executionKey, resultKeyOf, setSpanAttributes, startSpanFrom, traceFieldOf } from '../protocol/index.js';
 import type { Effect, Envelope, Machine, MachineInput, PbTypes, Random, Span } from '../protocol/index.js';
 import type { Continuation, SchedulerTask } from './kvs-tasks.js';
@@ -54,10 +55,14 @@ import { Registry } from './registry.js';
 import { CallChains } from './call-chains.js';
 import { DefaultPlacement, admissionLoadOf, loadOf } from './placement.js';
 import type { ExecutorView, PlacementPolicy } from './placement.js';
-import { Pins, pinCountsOf } from './pins.js';
-import type { PinnedFunction } from './pins.js';
-import { CALL_ID_BYTES_MAX, argumentFromWire, argumentToWire, encodeRunRecord, isCallId, runRecordValue } from './execution-records.js';
-import type { RunRecord, RunState } from './execution-records.js';
+import { CALL_ID_BYTES_MAX, argumentToWire, encodeRunRecord, isCallId, runRecordValue } from './execution-records.js';
+import type { RunRecord } from './execution-records.js';
+import { RUN_GRACE_MS, runRecordOf } from './run-books.js';
+import type { Dispatch, ExecutorEntry, PlannedFunction } from './run-books.js';
+import { AsyncRetries } from './async-retries.js';
+import { Pinning } from './pinning.js';
+import { cancelRun } from './cancel.js';
+import { IdempotentStarts } from './idempotent-starts.js';
 import { Takeover, doneRecord, newTakeoverCounters } from './takeover.js';
 import { schedulerInvocations } from './invocations.js';
 import { callOutcome, schedulerCallMetrics } from './call-metrics.js';
@@ -115,67 +120,6 @@ const TAKEOVER = 'takeover';
 const SEQS_PER_MS = 1024;
 /** Function loads kept per executor, at most (an executor reports its 32 hottest). */
 const FUNCTION_LOADS_MAX = 64;
-/** Functions raised by one pin counts message that are looked up in the registry (not pinned here yet), at most. */
-const PIN_LOOKUPS_MAX = 64;
-/** A function is prepared ahead of a chain's next call at most this often; such records kept, at most. */
-/** Sync and DAG runs are given this much more than their functions' time before they are forgotten. */
-const RUN_GRACE_MS = 5000;
-
-interface PlannedFunction {
-  readonly name: string;
-  readonly version: number;
-  readonly args: PbTypes.IArgument[];
-  readonly successors: readonly string[];
-  readonly parents: number;
-  /** Its parents in edge order: the order of their results in its arguments. */
-  readonly parentNames: readonly string[];
-  readonly prefer: string | undefined;
-  readonly keys: readonly string[];
-  /** Calls of it running at once at most (0: no limit). */
-  readonly concurrencyLimit: number;
-}
-
-/** A run this scheduler dispatched and has not seen finish. */
-interface Dispatch {
-  readonly runId: string;
-  readonly dag: string;
-  readonly functions: readonly PlannedFunction[];
-  readonly consistency: number;
-  readonly timeoutMs: number;
-  /** Sync: where the sink answers. */
-  readonly replyTo: string;
-  readonly replyRequestId: number;
-  /** Async: where the result goes. */
-  readonly resultKey: string;
-  readonly traceId: string;
-  attempt: number;
-  /** Async: when the call was accepted (its re-dispatches wait for room until its timeout after this, plus the grace). */
-  acceptedAtMs: number;
-  /** Executor -> the dispatch sequence number it got this run under. */
-  readonly seqs: Map<string, number>;
-  deadlineMs: number;
-  finished: boolean;
-}
-
-
-/** An executor as this scheduler knows it: one boot of it. */
-interface ExecutorEntry extends ExecutorView {
-  /** Its heartbeats' `executor_id` (`<address>#<nonce>`, or the address alone). */
-  readonly incarnation: string;
-  /** Its hottest functions as it last reported them (for the monitor). */
-  functions: PbTypes.IFunctionLoad[];
-  /** Stems waiting there, as it last reported (the dashboard shows them). */
-  stems?: number;
-}
-
-/** An async run to dispatch again once an executor has room. */
-interface Retry {
-  readonly dispatch: Dispatch;
-  /** The earlier attempt's live executors (see `dispatch`). */
-  readonly previous: readonly string[];
-  /** Why it is dispatched again. */
-  readonly cause: LfaasError;
-}
 
 export class SchedulerNode implements Machine {
   readonly id: string;
@@ -184,18 +128,17 @@ export class SchedulerNode implements Machine {
   private readonly departed = new Map<string, { readonly incarnation: string; readonly nextSeq: number }>();
   /** Boots a newer boot of their address replaced: their late heartbeats are ignored. */
   private readonly retired = new Set<string>();
-  /** Async runs waiting for room to be dispatched again (see `again`), by run id. */
-  private readonly retries = new Map<string, Retry>();
+  /** Async runs waiting for room to be dispatched again, lost runs and failure writes (async-retries.ts). */
+  private readonly retries: AsyncRetries;
   private readonly registry: Registry;
   private readonly continuations = new Map<number, Continuation>();
   private readonly runs = new Map<string, Dispatch>();
   /** Per function with a concurrency limit, the runs of it this scheduler dispatched (pruned as they finish). */
   private readonly running = new Map<string, Set<Dispatch>>();
-  /** Async runs waiting for room now (each counted once in retriesQueued, then once dispatched or expired). */
-  private readonly waiting = new Set<string>();
   private readonly placement: PlacementPolicy;
   private readonly overloadMax: number;
-  private readonly pins: Pins;
+  /** Which executors pinned functions are prepared on (pinning.ts). */
+  private readonly pinning: Pinning;
   private readonly clock: HybridClock;
   private nextToken = 1;
   private nowMs = 0;
@@ -204,8 +147,8 @@ export class SchedulerNode implements Machine {
   private readonly takeover: Takeover;
   /** Async runs out of `runs` whose result is being checked or written (then they leave the index). */
   private readonly settling = new Set<string>();
-  /** Idempotent async calls whose execution record is being read: the starts of the same id waiting for it. */
-  private readonly idempotencyChecks = new Map<string, (() => Effect[])[]>();
+  /** Idempotent async calls whose execution record is being read (idempotent-starts.ts). */
+  private readonly idempotentStarts: IdempotentStarts;
   private seqBase = 1;
   /** Per function and version: the calls scheduled here by outcome code, and their dispatch latency (call-metrics.ts). */
   readonly callMetrics = schedulerCallMetrics();
@@ -237,10 +180,21 @@ export class SchedulerNode implements Machine {
     this.id = options.address;
     this.overloadMax = options.overloadMax ?? 2;
     this.placement = options.placement ?? new DefaultPlacement({ overloadMax: this.overloadMax });
-    this.pins = new Pins({ count: options.pinExecutors ?? 2 });
     this.clock = new HybridClock(options.address, () => this.nowMs);
     this.boot = options.incarnation ? `${options.address}#${options.incarnation}` : options.address;
     const attemptsMax = options.attemptsMax ?? 3;
+    const now = (): number => this.nowMs;
+    const kvs = (task: SchedulerTask, then: Continuation): Effect[] => this.kvs(task, then);
+    const { id, boot, runs, settling, executors, counters, clock, placement } = this;
+    this.retries = new AsyncRetries(
+      { id, boot, runs, settling, executors, counters, clock, now, kvs, dispatch: (dispatch, onNoCapacity, previous) => this.dispatch(dispatch, onNoCapacity, previous), settled: (dispatch) => this.settled(dispatch) },
+      { attemptsMax, retriesMax: options.retriesMax ?? 10_000 },
+    );
+    this.pinning = new Pinning(
+      { id, executors, placement, random: options.random, counters, now, withFunction: (name, version, then) => this.registry.withFunction(name, version, then) },
+      { count: options.pinExecutors ?? 2, overloadMax: this.overloadMax, executorsMax: options.executorsMax ?? 1024 },
+    );
+    this.idempotentStarts = new IdempotentStarts(kvs, options.runsMax ?? 100_000);
     this.takeover = new Takeover(
       {
         kvs: (task, then) => this.kvs(task, then),
@@ -267,7 +221,7 @@ export class SchedulerNode implements Machine {
       {
         kvs: (task, then) => this.kvs(task, then),
         reply: (request, body) => this.reply(request, body),
-        pin: (functions) => this.pin(functions),
+        pin: (functions) => this.pinning.pin(functions),
         now: () => this.nowMs,
         clock: this.clock,
         registered: () => {
@@ -358,11 +312,11 @@ export class SchedulerNode implements Machine {
           },
         });
       case 'pinCounts':
-        return this.onPinCounts(envelope.pinCounts!);
+        return this.pinning.onPinCounts(envelope.pinCounts!);
       case 'listFunctions':
         return this.registry.onListFunctions(envelope, envelope.listFunctions!.name ?? '');
       case 'deleteFunction':
-        this.pins.remove(envelope.deleteFunction!.name ?? '', envelope.deleteFunction!.version ?? 0);
+        this.pinning.remove(envelope.deleteFunction!.name ?? '', envelope.deleteFunction!.version ?? 0);
         return this.registry.onDeleteFunction(envelope, envelope.deleteFunction!.name ?? '', envelope.deleteFunction!.version ?? 0);
       case 'listDags':
         return this.registry.onListDags(envelope, envelope.listDags!.name ?? '');
@@ -374,7 +328,7 @@ export class SchedulerNode implements Machine {
       case 'logsRequest':
         return this.reply(envelope, { logsReply: { executors: [...this.executors.keys()] } });
       case 'invocationsRequest':
-        return this.reply(envelope, { invocationList: schedulerInvocations(envelope.invocationsRequest!, [...this.retries.values()].map((retry) => retry.dispatch), [...this.executors.keys()], this.id, this.nowMs) });
+        return this.reply(envelope, { invocationList: schedulerInvocations(envelope.invocationsRequest!, this.retries.waitingRuns(), [...this.executors.keys()], this.id, this.nowMs) });
       default:
         return this.replyError(envelope, new LfaasError(ErrorCode.PROTO_UNKNOWN_MESSAGE, `a scheduler does not handle ${envelope.body ?? 'nothing'}`));
     }
@@ -466,7 +420,14 @@ export class SchedulerNode implements Machine {
     const running = this.runs.get(run.runId);
     // An idempotent async call (its id from the caller's key) started again while it runs here: accepted again at once.
     if (running !== undefined && run.async && run.idempotent === true && running.resultKey === resultKeyOf(run.runId)) return this.reply(envelope, { callResponse: { callId: run.runId } });
-    if (running === undefined && run.async && run.idempotent === true) return this.startIdempotent(envelope, run);
+    if (running === undefined && run.async && run.idempotent === true) {
+      return this.idempotentStarts.start(run.runId, {
+        accepted: () => this.reply(envelope, { callResponse: { callId: run.runId } }),
+        run: () => this.startRun(envelope, { ...run, idempotent: false }),
+        again: () => this.startRun(envelope, run),
+        failed: (error) => this.callFailed(envelope, run.runId, error),
+      });
+    }
     if (running !== undefined) {
       // The same request again (a duplicated frame, a retry with the same request id) runs once: a
       // sync call is answered by its sink; an async one is accepted again once it is recorded.
@@ -505,7 +466,7 @@ export class SchedulerNode implements Machine {
     if (!isCallId(dispatch.runId)) return this.callFailed(envelope, run.runId, new LfaasError(ErrorCode.EXEC_BAD_VALUE, `an async call's id must be 1 to ${CALL_ID_BYTES_MAX} bytes`));
     let encoded: { value: Lww; bytes: number };
     try {
-      encoded = encodeRunRecord(this.clock, this.runRecord(dispatch, 'accepted', ''));
+      encoded = encodeRunRecord(this.clock, runRecordOf(dispatch, this.boot, 'accepted', '', this.nowMs));
     } catch (error) {
       return this.callFailed(envelope, run.runId, ensureLfaasError(error));
     }
@@ -529,7 +490,7 @@ export class SchedulerNode implements Machine {
         // Cancelled while its record was written (onCancel wrote its result): accepted, never run.
         if (dispatch.finished) return effects;
         // Accepted means at least once: with no room now, it waits for room (until its deadline).
-        effects.push(...this.dispatch(dispatch, (noRoom) => this.waitForRoom({ dispatch, previous: [], cause: noRoom }, noRoom)));
+        effects.push(...this.dispatch(dispatch, (noRoom) => this.retries.waitForRoom({ dispatch, previous: [], cause: noRoom }, noRoom)));
         return effects;
       };
       return [...this.takeover.add(dispatch.runId, encoded.bytes, written), ...this.kvs({ op: 'put', key: executionKey(dispatch.runId), value: encoded.value, ack: 'durable' }, written)];
@@ -542,63 +503,10 @@ export class SchedulerNode implements Machine {
     return this.callFailed(envelope, run.runId, new LfaasError(ErrorCode.SCHED_NO_CAPACITY, `scheduler ${this.boot} is starting (not yet registered for takeover); retry in ${retryAfterMs} ms`, { retryAfterMs }));
   }
 
-  /**
-   * An idempotent async call (client/idempotency.ts: its id is derived from the owner, the
-   * function and the caller's key) runs once: its execution record is looked for first, and if
-   * one exists (running elsewhere, or finished: its result stays under its result key) the call is
-   * accepted again without running. Starts of the same id while the record is read wait for that
-   * read (bounded by the runs limit), then go through `startRun` again.
-   */
-  private startIdempotent(envelope: Envelope, run: Parameters<SchedulerNode['startRun']>[1]): Effect[] {
-    const waiting = this.idempotencyChecks.get(run.runId);
-    if (waiting !== undefined) {
-      if (waiting.length >= 64) return this.callFailed(envelope, run.runId, new LfaasError(ErrorCode.SCHED_NO_CAPACITY, `call ${run.runId} is being started ${waiting.length} times at once`, { retryAfterMs: 100 }));
-      waiting.push(() => this.startRun(envelope, run));
-      return [];
-    }
-    if (this.idempotencyChecks.size >= (this.options.runsMax ?? 100_000)) return this.callFailed(envelope, run.runId, new LfaasError(ErrorCode.SCHED_NO_CAPACITY, `${this.idempotencyChecks.size} idempotent calls being checked`, { retryAfterMs: 100 }));
-    this.idempotencyChecks.set(run.runId, []);
-    return this.kvs({ op: 'get', key: executionKey(run.runId) }, (error, value) => {
-      const waiters = this.idempotencyChecks.get(run.runId) ?? [];
-      this.idempotencyChecks.delete(run.runId);
-      // Recorded before: accepted, not run again. (A failed read runs it: at least once.)
-      const effects = error === undefined && value !== undefined ? this.reply(envelope, { callResponse: { callId: run.runId } }) : this.startRun(envelope, { ...run, idempotent: false });
-      for (const again of waiters) effects.push(...again());
-      return effects;
-    });
-  }
-
-  /**
-   * A cancel (faas.cancel; only the call's owner gets here, owner-access.ts): each executor
-   * holding the run is told to abort it (its sink answers EXEC_CANCELLED); the run leaves this
-   * scheduler's books, so it is never dispatched again, and an async call's result is written
-   * EXEC_CANCELLED here too (an executor's cancel may be lost). A sync caller is answered too.
-   * A run this scheduler does not hold (finished, unknown, another scheduler's): `cancelled` false.
-   */
+  /** A cancel (cancel.ts): the run, if held here, is aborted and leaves the books; the canceller is answered whether it was. */
   private onCancel(envelope: Envelope, callId: string): Effect[] {
-    const dispatch = this.runs.get(callId);
-    if (dispatch === undefined || dispatch.finished) return this.reply(envelope, { cancelCallResponse: { cancelled: false } });
-    const error = new LfaasError(ErrorCode.EXEC_CANCELLED, `call ${callId} was cancelled`);
-    const effects: Effect[] = [];
-    for (const address of dispatch.seqs.keys()) {
-      this.executors.get(address)?.outstanding.delete(callId);
-      effects.push({ kind: 'send', to: address, envelope: envelopeWith({ cancelCall: { callId } }, { sender: this.id }) });
-    }
-    dispatch.seqs.clear();
-    dispatch.finished = true;
-    this.runs.delete(callId);
-    this.retries.delete(callId);
-    this.waiting.delete(callId);
-    if (dispatch.resultKey.length > 0) {
-      // One attempt later than the run's: a result its executor wrote first (the call finished
-      // just before) wins the result key over this (the lowest attempt wins), as does the
-      // executor's own EXEC_CANCELLED.
-      dispatch.attempt++;
-      effects.push(...this.writeFailure(dispatch, error));
-    }
-    else if (dispatch.replyTo.length > 0) effects.push({ kind: 'send', to: dispatch.replyTo, envelope: envelopeWith({ callResponse: { callId, error: errorToWire(error) } }, { responseTo: dispatch.replyRequestId, sender: this.id }) });
-    effects.push(...this.reply(envelope, { cancelCallResponse: { cancelled: true } }));
-    return effects;
+    const { cancelled, effects } = cancelRun({ id: this.id, runs: this.runs, executors: this.executors, retries: this.retries }, callId);
+    return [...effects, ...this.reply(envelope, { cancelCallResponse: { cancelled } })];
   }
 
   /**
@@ -634,7 +542,7 @@ export class SchedulerNode implements Machine {
     // the lower attempt, which wins the result key). One function has no trigger to wait for.
     const previous = functions.length > 1 ? [...this.executors.keys()] : [];
     const cause = new LfaasError(ErrorCode.EXEC_LOST, `run ${record.callId} was taken over from a dead scheduler`);
-    return this.dispatch(dispatch, (failure) => this.waitForRoom({ dispatch, previous, cause }, failure), previous);
+    return this.dispatch(dispatch, (failure) => this.retries.waitForRoom({ dispatch, previous, cause }, failure), previous);
   }
 
   /** Places every function of the run and sends the schedule to each executor chosen. */
@@ -805,14 +713,14 @@ export class SchedulerNode implements Machine {
       if (dispatch.seqs.size === 0 && !dispatch.finished) effects.push(...this.finished(dispatch));
     }
     if (replaced !== undefined) effects.push(...this.failRuns(replaced, true));
-    for (const fn of this.pins.due(view, this.nowMs, this.executors.size)) effects.push(this.prepare(view, fn));
+    effects.push(...this.pinning.due(view));
     return effects;
   }
 
   /** An executor (one boot of it) leaves the view; its address's next sequence number is kept. */
   private forget(view: ExecutorEntry): void {
     this.executors.delete(view.address);
-    this.pins.forget(view.incarnation);
+    this.pinning.forget(view.incarnation);
     this.counters.executorsLost++;
     this.departed.delete(view.address);
     this.departed.set(view.address, { incarnation: view.incarnation, nextSeq: view.nextSeq });
@@ -826,7 +734,7 @@ export class SchedulerNode implements Machine {
    */
   private failRuns(view: ExecutorEntry, restarted: boolean): Effect[] {
     const effects: Effect[] = [];
-    for (const entry of [...view.outstanding.values()]) effects.push(...this.lost(entry as Dispatch, view.address, restarted));
+    for (const entry of [...view.outstanding.values()]) effects.push(...this.retries.lost(entry as Dispatch, view.address, restarted));
     view.outstanding.clear();
     return effects;
   }
@@ -851,7 +759,7 @@ export class SchedulerNode implements Machine {
       }
       if (error !== undefined || value === undefined) {
         this.settling.delete(dispatch.runId);
-        return this.again(dispatch, new LfaasError(ErrorCode.EXEC_LOST, `run ${dispatch.runId} ended without a result after ${dispatch.attempt} attempts`), '');
+        return this.retries.again(dispatch, new LfaasError(ErrorCode.EXEC_LOST, `run ${dispatch.runId} ended without a result after ${dispatch.attempt} attempts`), '');
       }
       return this.settled(dispatch);
     });
@@ -860,7 +768,7 @@ export class SchedulerNode implements Machine {
   /** An async run whose result is written: its record says done, and it leaves this boot's index. */
   private settled(dispatch: Dispatch): Effect[] {
     this.settling.delete(dispatch.runId);
-    const done = doneRecord(this.runRecord(dispatch, 'done', ''), Math.floor(this.nowMs));
+    const done = doneRecord(runRecordOf(dispatch, this.boot, 'done', '', this.nowMs), Math.floor(this.nowMs));
     return [...this.kvs({ op: 'put', key: executionKey(dispatch.runId), value: Lww.write(this.clock, runRecordValue(done)), ack: 'local' }, () => []), ...this.takeover.remove(dispatch.runId)];
   }
 
@@ -869,7 +777,7 @@ export class SchedulerNode implements Machine {
    * answered or dispatched again); forgets overdue runs.
    */
   private check(): Effect[] {
-    const effects: Effect[] = this.retryWaiting();
+    const effects: Effect[] = this.retries.retryWaiting();
     const timeoutMs = this.options.executorTimeoutMs ?? 1000;
     for (const view of [...this.executors.values()]) {
       if (this.nowMs - view.lastHeardMs <= timeoutMs) continue;
@@ -894,195 +802,8 @@ export class SchedulerNode implements Machine {
     return effects;
   }
 
-  private lost(dispatch: Dispatch, address: string, restarted = false): Effect[] {
-    if (dispatch.finished) return [];
-    const survivors = [...dispatch.seqs.keys()].filter((other) => other !== address || restarted);
-    for (const other of dispatch.seqs.keys()) if (other !== address) this.executors.get(other)?.outstanding.delete(dispatch.runId);
-    dispatch.seqs.clear();
-    this.counters.lost++;
-    const error = new LfaasError(ErrorCode.EXEC_LOST, `executor ${address} stopped answering while running ${dispatch.runId}`);
-    if (dispatch.resultKey.length === 0) {
-      dispatch.finished = true;
-      this.runs.delete(dispatch.runId);
-      if (dispatch.replyTo.length === 0) return [];
-      return [{ kind: 'send', to: dispatch.replyTo, envelope: envelopeWith({ callResponse: { callId: dispatch.runId, error: errorToWire(error) } }, { responseTo: dispatch.replyRequestId, sender: this.id }) }];
-    }
-    return this.again(dispatch, error, address, survivors);
-  }
-
-  /** An async run that did not finish: dispatched again (`attemptsMax` at most), or its error is its result. */
-  private again(dispatch: Dispatch, error: LfaasError, address: string, previous: readonly string[] = []): Effect[] {
-    if (dispatch.attempt >= (this.options.attemptsMax ?? 3)) {
-      dispatch.finished = true;
-      this.runs.delete(dispatch.runId);
-      return this.writeFailure(dispatch, error);
-    }
-    dispatch.attempt++;
-    dispatch.finished = false;
-    this.counters.redispatched++;
-    return [
-      ...this.kvs({ op: 'put', key: executionKey(dispatch.runId), value: Lww.write(this.clock, runRecordValue(this.runRecord(dispatch, 'running', address))), ack: 'local' }, () => []),
-      ...this.dispatch(dispatch, (failure) => this.waitForRoom({ dispatch, previous, cause: error }, failure), previous),
-    ];
-  }
-
-  /**
-   * An async run to dispatch again that no executor has room for (none known, or all past
-   * capacity): at least once, it waits in the retry list, placed again at each check, until its
-   * deadline (its timeout after acceptance, plus the grace); then, or when the list is full, the
-   * SCHED_NO_CAPACITY is its result.
-   */
-  private waitForRoom(retry: Retry, failure: LfaasError): Effect[] {
-    const dispatch = retry.dispatch;
-    const untilMs = dispatch.acceptedAtMs + dispatch.timeoutMs + RUN_GRACE_MS;
-    if (this.nowMs >= untilMs || this.retries.size >= (this.options.retriesMax ?? 10_000)) {
-      this.retries.delete(dispatch.runId);
-      this.waiting.delete(dispatch.runId);
-      this.counters.retriesExpired++;
-      dispatch.finished = true;
-      this.runs.delete(dispatch.runId);
-      return this.writeFailure(dispatch, new LfaasError(failure.code, `run ${dispatch.runId} found no executor with room by its deadline (${failure.message}); it was to go again after: ${retry.cause.message}`));
-    }
-    this.retries.set(dispatch.runId, retry);
-    // Counted once per wait (a placement that fails again keeps it waiting).
-    if (!this.waiting.has(dispatch.runId)) {
-      this.waiting.add(dispatch.runId);
-      this.counters.retriesQueued++;
-    }
-    dispatch.finished = false;
-    this.runs.set(dispatch.runId, dispatch);
-    return [];
-  }
-
-  /** One more placement of each async run waiting for room (check period). */
-  private retryWaiting(): Effect[] {
-    if (this.retries.size === 0) return [];
-    const waiting = [...this.retries.values()];
-    this.retries.clear();
-    const effects: Effect[] = [];
-    for (const retry of waiting) {
-      const placed = this.dispatch(retry.dispatch, (failure) => this.waitForRoom(retry, failure), retry.previous);
-      if (!this.retries.has(retry.dispatch.runId) && !retry.dispatch.finished && this.waiting.delete(retry.dispatch.runId)) this.counters.retriesDispatched++;
-      effects.push(...placed);
-    }
-    return effects;
-  }
-
-  /**
-   * An async call that cannot run: its error is its result; once written, the run is done. A
-   * failed write leaves it in this boot's index, where the orphan check finds it again.
-   */
-  private writeFailure(dispatch: Dispatch, error: LfaasError): Effect[] {
-    const record = { ok: false, code: error.code, message: error.message };
-    this.settling.add(dispatch.runId);
-    return this.kvs({ op: 'put', key: dispatch.resultKey, value: new Priority(dispatch.attempt, record), ack: 'replicated' }, (failure) => {
-      if (this.runs.has(dispatch.runId)) {
-        this.settling.delete(dispatch.runId);
-        return [];
-      }
-      if (failure === undefined) return this.settled(dispatch);
-      this.settling.delete(dispatch.runId);
-      return [];
-    });
-  }
-
-  /** The execution record of an async run, this boot its owner. */
-  private runRecord(dispatch: Dispatch, state: RunState, lostExecutor: string): RunRecord {
-    return {
-      callId: dispatch.runId,
-      owner: this.boot,
-      state,
-      attempt: dispatch.attempt,
-      dag: dispatch.dag,
-      functions: dispatch.functions.map((fn) => ({ name: fn.name, version: fn.version, args: fn.args.map(argumentFromWire), successors: [...fn.successors], parents: [...fn.parentNames], concurrencyLimit: fn.concurrencyLimit })),
-      consistency: dispatch.consistency,
-      timeoutMs: dispatch.timeoutMs,
-      resultKey: dispatch.resultKey,
-      traceId: dispatch.traceId.length <= 256 ? dispatch.traceId : '',
-      executor: lostExecutor.slice(0, 400),
-      atMs: Math.floor(this.nowMs),
-    };
-  }
-
   private callFailed(envelope: Envelope, callId: string, error: LfaasError): Effect[] {
     return this.reply(envelope, { callResponse: { callId, error: errorToWire(error) } });
-  }
-
-  /**
-   * Prefetching: the functions' code goes to executors, which specialise a runtime before any
-   * call. The pins are kept and sent again until warm (see {@link Pins}).
-   */
-  private pin(functions: readonly { name: string; version: number }[]): Effect[] {
-    const views = [...this.executors.values()];
-    const effects: Effect[] = [];
-    for (const fn of functions) {
-      this.pins.add(fn);
-      const count = Math.min(views.length, this.pins.countOf(fn.name, this.nowMs));
-      const chosen = new Set<ExecutorEntry>();
-      for (let attempt = 0; chosen.size < count && attempt < count * 4; attempt++) {
-        const view = this.placement.place({ functionId: `${fn.name}@${fn.version}`, keys: [] }, views.filter((v) => !chosen.has(v)), this.options.random);
-        if (view === undefined) break;
-        chosen.add(view as ExecutorEntry);
-      }
-      for (const view of chosen) effects.push(this.prepare(view, fn));
-    }
-    return effects;
-  }
-
-  /**
-   * The monitor's pin counts: they replace the previous ones until `validMs` from now. A function
-   * whose count rose is prepared at once on as many more executors (warm ones first, then the
-   * least loaded, none saturated or draining); a lowered count only stops the pinning beyond it.
-   * Hostile values are checked by `pinCountsOf` (scheduler/pins.ts).
-   */
-  private onPinCounts(message: PbTypes.IPinCounts): Effect[] {
-    const checked = pinCountsOf(message, this.options.executorsMax ?? 1024);
-    if (checked === undefined) {
-      this.counters.pinCountsRefused++;
-      return [];
-    }
-    this.counters.pinCountsReceived++;
-    const { counts, validMs } = checked;
-    const raised = this.pins.setCounts(counts, this.nowMs + validMs, this.nowMs);
-    const effects = raised.length === 0 ? [] : this.topUp(raised);
-    // A function registered through another scheduler (or before this one started) is not pinned
-    // here: its newest version is read from the registry (cached), then pinned and topped up; a
-    // few lookups per message, and again with the next message if one failed.
-    let lookups = 0;
-    for (const [name, count] of counts) {
-      if (count <= this.pins.defaultCount || this.pins.has(name)) continue;
-      if (lookups++ >= PIN_LOOKUPS_MAX) break;
-      effects.push(
-        ...this.registry.withFunction(name, 0, (error, meta) => {
-          if (error !== undefined || meta === undefined) return [];
-          this.pins.add({ name, version: meta.version });
-          return this.topUp([name]);
-        }),
-      );
-    }
-    return effects;
-  }
-
-  /**
-   * Prepares `names` on as many more executors as their counts ask: least loaded first, so the new
-   * holders have room for the calls (not a saturated or draining one: its prepare would wait
-   * behind its queue, or it is going away).
-   */
-  private topUp(names: readonly string[]): Effect[] {
-    const targets = [...this.executors.values()].filter((view) => admissionLoadOf(view) < this.overloadMax).sort((a, b) => admissionLoadOf(a) - admissionLoadOf(b));
-    const byIncarnation = new Map(targets.map((view) => [view.incarnation, view]));
-    const effects: Effect[] = [];
-    for (const { fn, incarnation } of this.pins.topUp(names, targets, this.nowMs)) {
-      const view = byIncarnation.get(incarnation);
-      if (view !== undefined) effects.push(this.prepare(view, fn));
-    }
-    return effects;
-  }
-
-  private prepare(view: ExecutorEntry, fn: PinnedFunction): Effect {
-    this.pins.sent(fn, view.incarnation, this.nowMs);
-    this.counters.pinsSent++;
-    return { kind: 'send', to: view.address, envelope: envelopeWith({ prepare: { functions: [{ name: fn.name, version: fn.version }] } }, { sender: this.id }) };
   }
 
   // ---- plumbing ------------------------------------------------------------------------------
