@@ -5,7 +5,7 @@
  * static, and nothing runs.
  */
 import { ServiceFollower, discoverSchedulers } from '../client/index.js';
-import { Rpc, ZmqTransport, systemClock } from '../protocol/index.js';
+import { Rpc, bindTransport, systemClock } from '../protocol/index.js';
 import type { KeyPair } from '../protocol/index.js';
 
 /** How long a role started without schedulers waits for the routing nodes to list one. */
@@ -19,7 +19,7 @@ export interface DiscoveredSchedulers {
 
 export async function schedulersFor(options: { readonly routing: readonly string[]; readonly schedulers: readonly string[]; readonly keyPair: KeyPair | 'insecure'; readonly host?: string; readonly advertise?: string }): Promise<DiscoveredSchedulers> {
   if (options.schedulers.length > 0) return { list: [...options.schedulers], stop: async () => {} };
-  const rpc = new Rpc(await ZmqTransport.bind({ host: options.host ?? '127.0.0.1', ...(options.advertise === undefined ? {} : { advertise: options.advertise }), port: 0, keyPair: options.keyPair }), systemClock);
+  const rpc = new Rpc(await bindTransport({ host: options.host ?? '127.0.0.1', ...(options.advertise === undefined ? {} : { advertise: options.advertise }), port: 0, keyPair: options.keyPair }), systemClock);
   let list: string[];
   try {
     list = await discoverSchedulers(rpc, options.routing, Date.now() + DISCOVERY_WAIT_MS);

@@ -13,7 +13,7 @@ import { startMetricsServer } from '../kvs/index.js';
 import type { MetricSample, Readiness } from '../kvs/index.js';
 import { CounterIncrements, ExecutorCache, ExecutorHost, ExecutorNode, FunctionLogBuffer, ISOLATION_LEVELS, InferenceService, RuntimePool, detectIsolation, functionMetricSamples, isolationRank } from '../executor/index.js';
 import type { IsolationLevel } from '../executor/index.js';
-import { Rpc, ZmqTransport, readChunkedModel, runMachine, systemClock } from '../protocol/index.js';
+import { Rpc, bindTransport, readChunkedModel, runMachine, systemClock } from '../protocol/index.js';
 import { defaultMlDir } from './ml-install.js';
 import { wireCountersOf, wireSamples, zapSamples } from './wire-metrics.js';
 import { announceReady, guardProcess, logError, stopOnSignals } from './process.js';
@@ -186,7 +186,7 @@ const DISCOVERY_WAIT_MS = 120_000;
 export async function runExecutor(options: ExecutorProcessOptions): Promise<void> {
   guardProcess('executor');
   const security = roleSecurity('executor', options);
-  const transport = await ZmqTransport.bind({ host: options.host, ...advertised(options), port: options.port, keyPair: security.keyPair });
+  const transport = await bindTransport({ host: options.host, ...advertised(options), port: options.port, keyPair: security.keyPair });
   setLogNode(transport.address);
   await startTracing({ role: 'executor', node: transport.address });
   // A function's ctx waits on these reads: on a loaded machine, a 1 s attempt is too short.
@@ -215,7 +215,7 @@ export async function runExecutor(options: ExecutorProcessOptions): Promise<void
     },
   });
   await pool.ready();
-  const peers = new Rpc(await ZmqTransport.bind({ host: options.host, ...advertised(options), port: 0, keyPair: security.keyPair }), systemClock);
+  const peers = new Rpc(await bindTransport({ host: options.host, ...advertised(options), port: 0, keyPair: security.keyPair }), systemClock);
   const schedulers = options.schedulers.length > 0 ? [...options.schedulers] : await discoverSchedulers(peers, options.routing, Date.now() + DISCOVERY_WAIT_MS);
   // ctx.infer: models read through the cache (chunked, see protocol/models.ts), run by onnxruntime in
   // a child process forked on first use; without the ML folder a call of infer fails, typed.

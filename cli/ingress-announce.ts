@@ -14,7 +14,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ANNOUNCE_PERIOD_MS, ServiceAnnouncer } from '../client/index.js';
-import { ZmqTransport, advertisedHost, isServiceUrl, keyText, readKeyPair, readMembers } from '../protocol/index.js';
+import { bindTransport, advertisedHost, isServiceUrl, keyText, readKeyPair, readMembers } from '../protocol/index.js';
 import type { KeyPair } from '../protocol/index.js';
 
 /** The key file the ingress announces with: `<keys>/ingress.key`. */
@@ -92,7 +92,7 @@ export async function announceIngress(options: IngressAnnounceOptions): Promise<
     }
     keyPair = key;
   }
-  const transport = await ZmqTransport.bind({ host: options.advertise === undefined ? '127.0.0.1' : options.host, ...(options.advertise === undefined ? {} : { advertise: options.advertise }), port: 0, keyPair });
+  const transport = await bindTransport({ host: options.advertise === undefined ? '127.0.0.1' : options.host, ...(options.advertise === undefined ? {} : { advertise: options.advertise }), port: 0, keyPair });
   const announcer = new ServiceAnnouncer(transport, options.routing, 'ingress', url, options.periodMs ?? ANNOUNCE_PERIOD_MS, transport.address);
   return {
     url,

@@ -11,7 +11,7 @@ import { CONNECT_TIMEOUT_MS, KvsClient, resolveCluster } from '../client/index.j
 import type { AckMode } from '../client/index.js';
 import { ErrorCode, LfaasError, PLAIN_WRITE_TYPES, isLfaasError, latticeOfPlain, latticeTypeName } from '../lattices/index.js';
 import type { AnyLattice, PlainWriteType } from '../lattices/index.js';
-import { Rpc, ZmqTransport, clientKeyPair, clientToken, encodeEnvelope, readKeyPair, systemClock } from '../protocol/index.js';
+import { Rpc, bindTransport, clientKeyPair, clientToken, encodeEnvelope, readKeyPair, systemClock } from '../protocol/index.js';
 
 export const VALUE_TYPES = PLAIN_WRITE_TYPES;
 export type ValueType = PlainWriteType;
@@ -89,7 +89,7 @@ interface NodeStat {
 export async function kvsStat(options: KvsCommandOptions): Promise<void> {
   const list = routingList(options.routing);
   const cluster = resolveCluster({ ...(list === undefined ? {} : { routing: list }) }, { needSchedulers: false });
-  const transport = await ZmqTransport.bind({ keyPair: clientKeyPair(cluster.routing) });
+  const transport = await bindTransport({ keyPair: clientKeyPair(cluster.routing) });
   const token = clientToken(cluster.token);
   const rpc = new Rpc(transport, systemClock, token === undefined ? {} : { token });
   try {
@@ -161,7 +161,7 @@ export async function kvsStat(options: KvsCommandOptions): Promise<void> {
  * is sent with `<keys>/<keyName ?? 'routing'>.key`; without, plain (an `--insecure` cluster).
  */
 export async function kvsDepart(control: string, nodeId: string, options: { keys?: string; keyName?: string; json?: boolean } = {}): Promise<void> {
-  const transport = await ZmqTransport.bind({ keyPair: options.keys === undefined ? clientKeyPair([control]) : readKeyPair(options.keys, options.keyName ?? 'routing') });
+  const transport = await bindTransport({ keyPair: options.keys === undefined ? clientKeyPair([control]) : readKeyPair(options.keys, options.keyName ?? 'routing') });
   try {
     await transport.send(control, encodeEnvelope({ sender: transport.address, nodeDepart: { nodeId, graceful: true } }));
     // Give the socket a moment to flush before closing (linger is 0).

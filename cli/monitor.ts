@@ -17,7 +17,7 @@ import type { MetricSample } from '../kvs/index.js';
 import { ErrorCode, HybridClock, LfaasError, Lww, ensureLfaasError } from '../lattices/index.js';
 import { DEFAULT_POLICY, MonitorNode } from '../monitor/index.js';
 import type { AutoscalePolicy, MonitorEvent, MonitorTask, NodeProvider } from '../monitor/index.js';
-import { ZmqTransport, runMachine, systemClock } from '../protocol/index.js';
+import { bindTransport, runMachine, systemClock } from '../protocol/index.js';
 import type { KeyPair, MachineShell, MachineTasks, ShellOptions } from '../protocol/index.js';
 import { kubernetesProviderFromCli } from './kubernetes-monitor.js';
 import type { KubernetesCliOptions } from './kubernetes-monitor.js';
@@ -181,7 +181,7 @@ export async function startMonitor(options: {
   readonly metricsPort?: number;
   readonly log: (line: string) => void;
 }): Promise<RunningMonitor> {
-  const transport = await ZmqTransport.bind({ host: options.host ?? '127.0.0.1', ...advertised(options), port: 0, keyPair: options.keyPair });
+  const transport = await bindTransport({ host: options.host ?? '127.0.0.1', ...advertised(options), port: 0, keyPair: options.keyPair });
   const kvs = await KvsClient.connect({ routing: options.routing, ...(options.host === undefined ? {} : { host: options.host }), ...advertised(options), keyPair: options.keyPair, token: '', requestTimeoutMs: 2000 });
   // Without a list, the schedulers come from the routing nodes; the node reads this array at each
   // use, and the follower keeps it current in place.

@@ -7,7 +7,7 @@
  */
 import { KvsClient } from '../client/index.js';
 import { ErrorCode, isLfaasError } from '../lattices/index.js';
-import { Rpc, ZmqTransport, clientKeyPair, clientToken, pb, systemClock } from '../protocol/index.js';
+import { Rpc, bindTransport, clientKeyPair, clientToken, pb, systemClock } from '../protocol/index.js';
 
 /** Keys probed to cover every shard. */
 const PROBE_KEYS = 64;
@@ -59,7 +59,7 @@ export async function waitForShards(routing: readonly string[], shards: readonly
 
 /** The shards that did not answer a direct GET of their probe key (a wrong-node refusal counts as no answer). */
 async function shardsNotAnswering(routing: readonly string[], shards: readonly string[], keyOf: ReadonlyMap<string, string>, timeoutMs: number): Promise<string[]> {
-  const transport = await ZmqTransport.bind({ keyPair: clientKeyPair([...routing, ...shards]) });
+  const transport = await bindTransport({ keyPair: clientKeyPair([...routing, ...shards]) });
   const token = clientToken(undefined);
   const rpc = new Rpc(transport, systemClock, token === undefined ? {} : { token });
   try {

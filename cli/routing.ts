@@ -6,7 +6,7 @@
  */
 import { RoutingNode, startMetricsServer } from '../kvs/index.js';
 import type { MetricSample, Readiness } from '../kvs/index.js';
-import { ZmqTransport, runMachine, systemClock } from '../protocol/index.js';
+import { bindTransport, runMachine, systemClock } from '../protocol/index.js';
 import { announceReady, guardProcess, logError, stopOnSignals } from './process.js';
 import { setLogNode } from './log.js';
 import { startTracing } from './tracing.js';
@@ -67,7 +67,7 @@ function routingReadiness(routing: RoutingNode): Readiness {
 export async function runRouting(options: RoutingProcessOptions): Promise<void> {
   guardProcess('routing');
   const security = roleSecurity('routing', options);
-  const transport = await ZmqTransport.bind({ host: options.host, ...advertised(options), port: options.port, keyPair: security.keyPair });
+  const transport = await bindTransport({ host: options.host, ...advertised(options), port: options.port, keyPair: security.keyPair });
   setLogNode(transport.address);
   await startTracing({ role: 'routing', node: transport.address });
   const routing = new RoutingNode({

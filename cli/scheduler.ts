@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { KvsClient, ServiceAnnouncer } from '../client/index.js';
 import { startMetricsServer } from '../kvs/index.js';
 import type { MetricSample, Readiness } from '../kvs/index.js';
-import { ZmqTransport, runMachine, seededRandom, systemClock } from '../protocol/index.js';
+import { bindTransport, runMachine, seededRandom, systemClock } from '../protocol/index.js';
 import { KvsTasks, SchedulerNode, schedulerCallSamples } from '../scheduler/index.js';
 import { wireCountersOf, wireSamples, zapSamples } from './wire-metrics.js';
 import { announceReady, guardProcess, logError, stopOnSignals } from './process.js';
@@ -93,7 +93,7 @@ function schedulerReadiness(scheduler: SchedulerNode): Readiness {
 export async function runScheduler(options: SchedulerProcessOptions): Promise<void> {
   guardProcess('scheduler');
   const security = roleSecurity('scheduler', options);
-  const transport = await ZmqTransport.bind({ host: options.host, ...advertised(options), port: options.port, keyPair: security.keyPair });
+  const transport = await bindTransport({ host: options.host, ...advertised(options), port: options.port, keyPair: security.keyPair });
   setLogNode(transport.address);
   await startTracing({ role: 'scheduler', node: transport.address });
   const kvs = await KvsClient.connect({ routing: options.routing, host: options.host, ...advertised(options), keyPair: security.keyPair, token: '' });

@@ -4,7 +4,7 @@
  * over both. Used on a node's main thread and inside a shard worker.
  */
 import { LmdbStore, Shard } from '../kvs/index.js';
-import { ZmqTransport, runMachine, systemClock } from '../protocol/index.js';
+import { bindTransport, runMachine, systemClock } from '../protocol/index.js';
 import { advertised } from './advertise.js';
 import { roleSecurity } from './security.js';
 import type { SecurityOptions } from './security.js';
@@ -42,7 +42,7 @@ export interface RunningShard {
 export async function openShard(setup: ShardSetup): Promise<RunningShard> {
   const store = new LmdbStore(setup.path);
   const security = roleSecurity('storage', setup.security);
-  const transport = await ZmqTransport.bind({ host: setup.host, ...advertised(setup), port: setup.port, keyPair: security.keyPair });
+  const transport = await bindTransport({ host: setup.host, ...advertised(setup), port: setup.port, keyPair: security.keyPair });
   const shard = new Shard({
     nodeId: setup.nodeId,
     shardIndex: setup.index,

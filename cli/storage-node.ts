@@ -17,7 +17,7 @@ import { Worker } from 'node:worker_threads';
 import { decode as unpackRing, encode as packRing } from 'msgpackr';
 import { LmdbStore, StorageNode, startMetricsServer } from '../kvs/index.js';
 import type { MetricSample, Readiness, ShardMemory, ShardStatsSnapshot } from '../kvs/index.js';
-import { ZmqTransport, reportFatal, runMachine, systemClock } from '../protocol/index.js';
+import { bindTransport, reportFatal, runMachine, systemClock } from '../protocol/index.js';
 import { advertised } from './advertise.js';
 import { alsoOnProfileSignal } from './cpu-profile.js';
 import { roleSecurity } from './security.js';
@@ -201,7 +201,7 @@ export async function runStorageNode(options: StorageNodeProcessOptions): Promis
     ),
   );
   const security = roleSecurity('storage', options);
-  const control = await ZmqTransport.bind({ host: options.host, ...advertised(options), port: options.port, keyPair: security.keyPair });
+  const control = await bindTransport({ host: options.host, ...advertised(options), port: options.port, keyPair: security.keyPair });
   await startTracing({ role: 'kvs', node: control.address });
   const metrics =
     options.metricsPort < 0

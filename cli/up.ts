@@ -29,7 +29,7 @@ import type { SupervisedRole } from './supervisor.js';
 import type { AutoscalePolicy } from '../monitor/index.js';
 import { CLUSTER_FILE, ErrorCode, LatticeFaas, isLfaasError, isRetryable, processAlive, readClusterFile, removeClusterFile, writeClusterFile } from '../client/index.js';
 import type { ClusterFile } from '../client/index.js';
-import { Rpc, ZmqTransport, clientKeyPair, clientToken, systemClock } from '../protocol/index.js';
+import { Rpc, bindTransport, clientKeyPair, clientToken, systemClock } from '../protocol/index.js';
 import { checkPortsFree, plannedPorts, portLayout } from './up-ports.js';
 import type { PortOptions } from './up-ports.js';
 import { runDemos } from './demo.js';
@@ -125,7 +125,7 @@ const PROBE = 'lfaas-up-probe';
 /** Echo answered by each of `addresses` (executors, schedulers): bounded, retried until `timeoutMs`. */
 async function waitForEchoes(addresses: readonly string[], timeoutMs: number): Promise<void> {
   if (addresses.length === 0) return;
-  const transport = await ZmqTransport.bind({ keyPair: clientKeyPair(addresses) });
+  const transport = await bindTransport({ keyPair: clientKeyPair(addresses) });
   const token = clientToken(undefined);
   const rpc = new Rpc(transport, systemClock, token === undefined ? {} : { token });
   const deadline = Date.now() + timeoutMs;

@@ -29,7 +29,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { ErrorCode, LfaasError } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
-import { DEFAULT_KEEP_ALIVE_MS, Rpc, ZmqTransport, clientKeyPair, clientToken, decodeValue, encodeValue, errorFromWireMessage, pb, resultKeyOf, resultRecordOf, systemClock, unverifiedClaims } from '../protocol/index.js';
+import { DEFAULT_KEEP_ALIVE_MS, Rpc, bindTransport, clientKeyPair, clientToken, decodeValue, encodeValue, errorFromWireMessage, pb, resultKeyOf, resultRecordOf, systemClock, unverifiedClaims } from '../protocol/index.js';
 import type { KeyPair, PbTypes, TokenClaims, Transport } from '../protocol/index.js';
 import { bundleFunction, checkFunctionCode } from './bundle.js';
 import type { AnyFunction, DagDefinition, DagHandle, FunctionHandle, UserArgs, UserResult } from './dag-builder.js';
@@ -246,7 +246,7 @@ export class LatticeFaas {
     const token = clientToken(resolved.token);
     const connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
     const kvs = await KvsClient.connect({ routing: resolved.routing, keyPair, token: token ?? '', connectTimeoutMs, ...(options.host === undefined ? {} : { host: options.host }), ...(options.advertise === undefined ? {} : { advertise: options.advertise }) });
-    const rpc = new Rpc(await ZmqTransport.bind({ host: options.host ?? '127.0.0.1', ...(options.advertise === undefined ? {} : { advertise: options.advertise }), port: 0, keyPair }), systemClock, { pendingMax: 100_000, ...(token === undefined ? {} : { token }) });
+    const rpc = new Rpc(await bindTransport({ host: options.host ?? '127.0.0.1', ...(options.advertise === undefined ? {} : { advertise: options.advertise }), port: 0, keyPair }), systemClock, { pendingMax: 100_000, ...(token === undefined ? {} : { token }) });
     if (discovering) {
       try {
         resolved.schedulers.push(...(await discoverSchedulers(rpc, resolved.routing, Date.now() + Math.max(connectTimeoutMs, CONNECT_TIMEOUT_MS))));

@@ -25,7 +25,7 @@
  */
 import { ErrorCode, LfaasError, decodeLattice, ensureLfaasError, isRetryable } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
-import { Rpc, ZmqTransport, clientKeyPair, clientToken, errorFromWireMessage, keyHash, kvsStartsTraces, pb, systemClock } from '../protocol/index.js';
+import { Rpc, bindTransport, clientKeyPair, clientToken, errorFromWireMessage, keyHash, kvsStartsTraces, pb, systemClock } from '../protocol/index.js';
 import type { Clock, KeyPair, PbTypes, Transport } from '../protocol/index.js';
 import { resolveCluster } from './cluster-file.js';
 import { CONNECT_TIMEOUT_MS, firstContact } from './cluster-probe.js';
@@ -50,7 +50,7 @@ export interface KvsClientOptions {
   readonly routing: readonly string[];
   /** The interface the client's own socket binds to. */
   readonly host?: string;
-  /** The host others reach the client's socket at (default: `host`; ZmqTransportOptions.advertise). */
+  /** The host others reach the client's socket at (default: `host`; the transport option `advertise`). */
   readonly advertise?: string;
   /**
    * The client's key pair (a role process passes its member key). Absent: a fresh one, or plain
@@ -181,7 +181,7 @@ export class KvsClient {
   static async connect(options: KvsConnectOptions = {}): Promise<KvsClient> {
     const cluster = resolveCluster({ ...(options.routing === undefined ? {} : { routing: options.routing }), ...(options.token === undefined ? {} : { token: options.token }) }, { needSchedulers: false });
     const resolved: KvsClientOptions = { ...options, routing: cluster.routing, ...(cluster.token === undefined ? {} : { token: cluster.token }) };
-    const transport = await ZmqTransport.bind({ host: options.host ?? '127.0.0.1', ...(options.advertise === undefined ? {} : { advertise: options.advertise }), port: 0, keyPair: clientKeyPair(resolved.routing, options.keyPair) });
+    const transport = await bindTransport({ host: options.host ?? '127.0.0.1', ...(options.advertise === undefined ? {} : { advertise: options.advertise }), port: 0, keyPair: clientKeyPair(resolved.routing, options.keyPair) });
     const client = new KvsClient(transport, systemClock, resolved);
     // Members (token '') start alongside the routing node and wait for it themselves.
     const connectTimeoutMs = options.connectTimeoutMs ?? (options.token === '' ? 0 : CONNECT_TIMEOUT_MS);

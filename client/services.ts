@@ -10,7 +10,7 @@
  * const { schedulers, ingresses, monitors } = await listServices({ routing: ['tcp://10.0.0.1:7100#<key>'] });
  * ```
  */
-import { Rpc, ZmqTransport, clientKeyPair, systemClock } from '../protocol/index.js';
+import { Rpc, bindTransport, clientKeyPair, systemClock } from '../protocol/index.js';
 import type { KeyPair } from '../protocol/index.js';
 import { resolveCluster } from './cluster-file.js';
 import { askServices } from './discovery.js';
@@ -29,7 +29,7 @@ export interface ListServicesOptions {
 export async function listServices(options: ListServicesOptions = {}): Promise<ServiceList & { readonly routing: readonly string[] }> {
   const cluster = resolveCluster(options.routing === undefined ? {} : { routing: options.routing }, { needSchedulers: false });
   const keyPair = clientKeyPair([...cluster.routing], options.keyPair);
-  const rpc = new Rpc(await ZmqTransport.bind({ host: '127.0.0.1', port: 0, keyPair }), systemClock);
+  const rpc = new Rpc(await bindTransport({ host: '127.0.0.1', port: 0, keyPair }), systemClock);
   try {
     return { ...(await askServices(rpc, cluster.routing, options.timeoutMs ?? 2000)), routing: [...cluster.routing] };
   } finally {

@@ -17,7 +17,7 @@
  */
 import { LatticeFaas } from '../client/index.js';
 import type { MonitorEvent } from '../monitor/index.js';
-import { Rpc, ZmqTransport, systemClock } from '../protocol/index.js';
+import { Rpc, bindTransport, systemClock } from '../protocol/index.js';
 import type { KeyPair, PbTypes } from '../protocol/index.js';
 import { clusterView } from './aggregate.js';
 import type { ClusterView, DagRow, RegisteredFunction } from './aggregate.js';
@@ -243,7 +243,7 @@ export class Collector {
   }
 
   private async rpcFor(): Promise<Rpc> {
-    if (this.rpc === undefined) this.rpc = new Rpc(await ZmqTransport.bind({ host: '127.0.0.1', port: 0, keyPair: this.options.memberKeyPair }), systemClock, { pendingMax: 256 });
+    if (this.rpc === undefined) this.rpc = new Rpc(await bindTransport({ host: '127.0.0.1', port: 0, keyPair: this.options.memberKeyPair }), systemClock, { pendingMax: 256 });
     return this.rpc;
   }
 

@@ -15,7 +15,7 @@
 import { serve } from '@hono/node-server';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Rpc, ZmqTransport, clientKeyPair, systemClock } from '../protocol/index.js';
+import { Rpc, bindTransport, clientKeyPair, systemClock } from '../protocol/index.js';
 import type { KeyPair, TokenClaims } from '../protocol/index.js';
 import { ingressApp } from './app.js';
 import type { IngressLimits, IngressState } from './app.js';
@@ -83,7 +83,7 @@ export async function startIngress(options: IngressOptions): Promise<Ingress> {
   const clusterSide = { ...(options.clusterHost === undefined ? {} : { host: options.clusterHost }), ...(options.clusterAdvertise === undefined ? {} : { advertise: options.clusterAdvertise }) };
   const clients = new OwnerClients({ routing: options.routing, schedulers: options.schedulers, keyPair, clientsMax: options.clientsMax ?? 64, ...clusterSide });
   // The health probe's own socket: an echo needs no token.
-  const probe = new Rpc(await ZmqTransport.bind({ host: '127.0.0.1', ...clusterSide, port: 0, keyPair }), systemClock, { pendingMax: 64 });
+  const probe = new Rpc(await bindTransport({ host: '127.0.0.1', ...clusterSide, port: 0, keyPair }), systemClock, { pendingMax: 64 });
   let cached: { atMs: number; answer: Promise<{ scheduler: boolean; kvs: boolean }> } | undefined;
   const anyAnswers = async (addresses: readonly string[]): Promise<boolean> => {
     const answers = await Promise.allSettled(addresses.slice(0, 8).map((address) => probe.request(address, { echo: {} }, { timeoutMs: HEALTH_TIMEOUT_MS })));

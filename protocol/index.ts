@@ -41,6 +41,8 @@ export type { NameKind } from './owner-access.js';
 export type { ZmqTransportOptions, TransportCounters, RefusedFrameReceiver } from './zmq-transport.js';
 export { NetTransport, NET_DESTINATIONS_MAX, NET_FRAME_BYTES_MAX, INBOUND_CONNECTIONS_MAX, HANDSHAKE_MAX_MS } from './net-transport.js';
 export type { NetTransportOptions, NetConnectionCounters } from './net-transport.js';
+export { bindTransport, transportKind, TRANSPORT_KINDS, TRANSPORT_ENV } from './bind-transport.js';
+export type { NodeTransport, TransportKind } from './bind-transport.js';
 export { FairInbox } from './fair-inbox.js';
 export type { FairInboxOptions, FairInboxCounters, PeerFrameReceiver } from './fair-inbox.js';
 export { isServiceUrl, isTransportAddress, parseTcpAddress, ADDRESS_LENGTH_MAX } from './address.js';

@@ -14,8 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LatticeFaas } from '../client/index.js';
 import type { DagDefinition } from '../client/index.js';
 import { ErrorCode } from '../lattices/index.js';
-import { Rpc, ZmqTransport, decodeEnvelope, encodeEnvelope, encodeValue, errorFromWireMessage, pb, systemClock } from '../protocol/index.js';
-import type { PbTypes } from '../protocol/index.js';
+import { Rpc, bindTransport, decodeEnvelope, encodeEnvelope, encodeValue, errorFromWireMessage, pb, systemClock } from '../protocol/index.js';
+import type { NodeTransport, PbTypes } from '../protocol/index.js';
 import { FaasCluster, adminToken, eventually, isAlive } from './cluster.js';
 import { ManglingTransport, code, rejection } from './wire-faults.js';
 
@@ -27,7 +27,7 @@ describe('the FaaS core fed bad input', () => {
   let raw: ManglingTransport;
   let rpc: Rpc;
   /** Where replies to hand-made frames land (their `replyTo`), decoded. */
-  let listener: ZmqTransport;
+  let listener: NodeTransport;
   const heard: PbTypes.Envelope[] = [];
   const pushes = new Map<string, RawSocket>();
   let scheduler: string;
@@ -77,9 +77,9 @@ describe('the FaaS core fed bad input', () => {
     scheduler = cluster.schedulerAddresses[0]!;
     executor = String(cluster.executors[0]!.ready['address']);
     faas = await cluster.connect();
-    raw = new ManglingTransport(await ZmqTransport.bind());
+    raw = new ManglingTransport(await bindTransport());
     rpc = new Rpc(raw, systemClock, { token: adminToken() });
-    listener = await ZmqTransport.bind();
+    listener = await bindTransport();
     listener.onFrame((frame) => {
       try {
         if (heard.length < 1000) heard.push(decodeEnvelope(frame));

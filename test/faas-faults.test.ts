@@ -20,8 +20,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LatticeFaas } from '../client/index.js';
 import type { CallFuture } from '../client/index.js';
 import { ErrorCode, LfaasError } from '../lattices/index.js';
-import { ZmqTransport, decodeEnvelope, executionKey } from '../protocol/index.js';
-import type { PbTypes } from '../protocol/index.js';
+import { bindTransport, decodeEnvelope, executionKey } from '../protocol/index.js';
+import type { NodeTransport, PbTypes } from '../protocol/index.js';
 import { FaasCluster, eventually, isAlive, startProcess } from './cluster.js';
 import { rejection } from './wire-faults.js';
 import type { RoleProcess } from './cluster.js';
@@ -47,7 +47,7 @@ describe('executors killed mid-call', () => {
   const cluster = new FaasCluster();
   let faas: LatticeFaas;
   /** Hears the heartbeats of executors started with it among their schedulers. */
-  let listener: ZmqTransport;
+  let listener: NodeTransport;
   const statuses: PbTypes.IExecutorStatus[] = [];
   let keyCount = 0;
 
@@ -116,7 +116,7 @@ describe('executors killed mid-call', () => {
   }
 
   beforeAll(async () => {
-    listener = await ZmqTransport.bind();
+    listener = await bindTransport();
     listener.onFrame((frame) => {
       try {
         const envelope = decodeEnvelope(frame);

@@ -27,7 +27,7 @@ import protobuf from 'protobufjs/minimal.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KvsClient, LatticeFaas } from '../client/index.js';
 import { HybridClock, Lww } from '../lattices/index.js';
-import { Rpc, ZmqTransport, decodeEnvelope, encodeEnvelope, systemClock } from '../protocol/index.js';
+import { Rpc, bindTransport, decodeEnvelope, encodeEnvelope, systemClock } from '../protocol/index.js';
 import { FaasCluster, adminToken, isAlive, scrapeMetrics } from './cluster.js';
 import type { RoleProcess } from './cluster.js';
 import { LONG_SCALE, PHASES, QUICK_SCALE, WireFuzzer, sendBytes, sendFrames } from './fuzz/wire-fuzzer.js';
@@ -166,7 +166,7 @@ describe(`the wire fuzzer (seed ${SEED}, ${LONG ? 'long' : 'quick'} mode; replay
 
   /** Echo probes of every target (a fresh transport each time); the problems found. */
   async function echoProblems(only?: readonly FuzzTarget[]): Promise<string[]> {
-    const transport = await ZmqTransport.bind();
+    const transport = await bindTransport();
     const rpc = new Rpc(transport, systemClock);
     try {
       const results = await Promise.all(

@@ -14,7 +14,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawSocket } from './raw-socket.js';
 import { KvsClient, LatticeFaas, Lww } from '../client/index.js';
-import { Rpc, ZmqTransport, encodeEnvelope, pb, systemClock } from '../protocol/index.js';
+import { Rpc, bindTransport, encodeEnvelope, pb, systemClock } from '../protocol/index.js';
 import type { PbTypes } from '../protocol/index.js';
 import { FaasCluster, adminToken, isAlive, metricValue, scrapeMetrics } from './cluster.js';
 import { code } from './wire-faults.js';
@@ -62,7 +62,7 @@ describe('hostile frames against real processes', () => {
     await cluster.startAll({ nodes: 1, schedulers: 1, executors: 1, workers: 2 });
     faas = await cluster.connect();
     kvs = await KvsClient.connect({ routing: cluster.routingAddresses });
-    probe = new Rpc(await ZmqTransport.bind(), systemClock, { token: adminToken() });
+    probe = new Rpc(await bindTransport(), systemClock, { token: adminToken() });
     await faas.register('add-one', code('(x) => x + 1'), { timeoutMs: 5000 });
     await expectHealthy();
   }, 60_000);
@@ -103,7 +103,7 @@ describe('hostile frames against real processes', () => {
     await sendRaw(cluster.routingAddress, ...requests);
     await new Promise((resolve) => setTimeout(resolve, 1000));
     // A fresh client: its echo and a key lookup are answered.
-    const fresh = new Rpc(await ZmqTransport.bind(), systemClock, { token: adminToken() });
+    const fresh = new Rpc(await bindTransport(), systemClock, { token: adminToken() });
     try {
       expect((await fresh.request(cluster.routingAddress, { echo: { payload: new Uint8Array([2]) } }, { timeoutMs: 1000, retries: 0 })).body).toBe('echo');
       const lookup = await fresh.request(cluster.routingAddress, { keyAddressRequest: { keys: ['some-key'] } }, { timeoutMs: 1000, retries: 0 });
@@ -119,7 +119,7 @@ describe('hostile frames against real processes', () => {
     const shard = shardAddresses()[0]!;
     const keys = Array.from({ length: 60_000 }, (_, i) => ({ key: `k${i}` }));
     // The refusal is typed, and fast: the shard does not read 60,000 keys first.
-    const asker = new Rpc(await ZmqTransport.bind(), systemClock, { token: adminToken() });
+    const asker = new Rpc(await bindTransport(), systemClock, { token: adminToken() });
     try {
       const refused = await asker.request(shard, { kvsRequest: { kind: pb.RequestKind.GET, tuples: keys } }, { timeoutMs: 2000, retries: 0 }).catch((error: unknown) => error);
       expect(refused).toMatchObject({ code: 'PROTO_TOO_LARGE' });

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KvsClient } from '../client/index.js';
 import { Counter, ErrorCode, GSet, HybridClock, LatticeType, LfaasError, Lww, decodeLattice } from '../lattices/index.js';
 import type { AnyLattice } from '../lattices/index.js';
-import { Rpc, ZmqTransport, encodeEnvelope, errorFromWireMessage, pb, systemClock } from '../protocol/index.js';
+import { Rpc, bindTransport, encodeEnvelope, errorFromWireMessage, pb, systemClock } from '../protocol/index.js';
 import type { PbTypes } from '../protocol/index.js';
 import { TestCluster, adminToken, eventually, isAlive } from './cluster.js';
 import { ManglingTransport, rejection } from './wire-faults.js';
@@ -106,7 +106,7 @@ describe('a storage node fed bad input', () => {
     shard = cluster.shardsOf('node-a')[0]!;
     expect(cluster.shardsOf('node-a')).toHaveLength(2);
     client = await KvsClient.connect({ routing: [cluster.routingAddress], requestTimeoutMs: 1000, retriesMax: 4 });
-    raw = new ManglingTransport(await ZmqTransport.bind());
+    raw = new ManglingTransport(await bindTransport());
     rpc = new Rpc(raw, systemClock, { token: adminToken() });
     // The routing node knows the node, and shard 0 knows the ring (it owns its keys).
     expect(

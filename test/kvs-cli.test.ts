@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KvsClient } from '../client/index.js';
 import { decodeLattice } from '../lattices/index.js';
-import { Rpc, ZmqTransport, pb, readKeyPair, systemClock } from '../protocol/index.js';
+import { Rpc, bindTransport, pb, readKeyPair, systemClock } from '../protocol/index.js';
 import { CLI, TestCluster, eventually, testKeysFolder } from './cluster.js';
 
 interface Run {
@@ -61,7 +61,7 @@ describe('lfaas kvs commands', () => {
     expect((await lfaas(['kvs', 'put', 'wide', '[1,2,3]', '--type', 'gset'], routing)).code).toBe(0);
     const client = await KvsClient.connect({ routing: [routing] });
     // Reading one replica's own copy (from_replica) is for storage members: this asker uses the storage key.
-    const transport = await ZmqTransport.bind({ keyPair: readKeyPair(testKeysFolder(), 'storage') });
+    const transport = await bindTransport({ keyPair: readKeyPair(testKeysFolder(), 'storage') });
     const rpc = new Rpc(transport, systemClock);
     try {
       expect(await client.replicasOf('wide')).toHaveLength(1);

@@ -10,7 +10,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { KvsClient } from '../client/index.js';
 import { GSet, decodeLattice } from '../lattices/index.js';
-import { Rpc, ZmqTransport, encodeEnvelope, pb, readKeyPair, systemClock } from '../protocol/index.js';
+import { Rpc, bindTransport, encodeEnvelope, pb, readKeyPair, systemClock } from '../protocol/index.js';
 import { TestCluster, eventually, isAlive, testKeysFolder } from './cluster.js';
 
 const KEYS = 40;
@@ -97,7 +97,7 @@ describe('KVS processes under faults', () => {
   async function tools(): Promise<{ client: KvsClient; rpc: Rpc }> {
     const client = await KvsClient.connect({ routing: [cluster!.routingAddress], requestTimeoutMs: 400, retriesMax: 8 });
     // Replica-local reads (from_replica) are for storage members: the checker uses the storage key.
-    const transport = await ZmqTransport.bind({ keyPair: readKeyPair(testKeysFolder(), 'storage') });
+    const transport = await bindTransport({ keyPair: readKeyPair(testKeysFolder(), 'storage') });
     const rpc = new Rpc(transport, systemClock);
     closers.push(async () => {
       await client.close();
@@ -196,7 +196,7 @@ describe('KVS processes under faults', () => {
     const leaving = cluster.nodes.get('node-c')!;
     const exited = new Promise<number | null>((resolve) => leaving.child.once('exit', (code) => resolve(code)));
     // A departure is for members: the request goes with the routing key.
-    const transport = await ZmqTransport.bind({ keyPair: readKeyPair(testKeysFolder(), 'routing') });
+    const transport = await bindTransport({ keyPair: readKeyPair(testKeysFolder(), 'routing') });
     await transport.send(String(leaving.ready['control']), encodeEnvelope({ sender: transport.address, nodeDepart: { nodeId: 'node-c', graceful: true } }));
     expect(await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve('timeout'), 15_000))])).toBe(0);
     await transport.close();

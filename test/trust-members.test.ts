@@ -10,8 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LatticeFaas } from '../client/index.js';
 import { keysAdd, keysRevoke } from '../cli/index.js';
 import { ErrorCode, HybridClock, LfaasError, Lww } from '../lattices/index.js';
-import { Rpc, ZmqTransport, keyText, pb, readKeyPair, systemClock } from '../protocol/index.js';
-import type { KeyPair, PbTypes } from '../protocol/index.js';
+import { Rpc, bindTransport, keyText, pb, readKeyPair, systemClock } from '../protocol/index.js';
+import type { KeyPair, NodeTransport, PbTypes } from '../protocol/index.js';
 import { FaasCluster, eventually, isAlive, metricValue, scrapeMetrics, testKeysFolder } from './cluster.js';
 import type { RoleProcess } from './cluster.js';
 
@@ -23,7 +23,7 @@ describe('membership by key', () => {
 
   async function asker(keyPair?: KeyPair): Promise<Rpc> {
     // A stranger to the cluster's members, though a client with a valid (admin) token.
-    const rpc = new Rpc(await ZmqTransport.bind(keyPair === undefined ? {} : { keyPair }), systemClock, { token: process.env['LFAAS_TOKEN']! });
+    const rpc = new Rpc(await bindTransport(keyPair === undefined ? {} : { keyPair }), systemClock, { token: process.env['LFAAS_TOKEN']! });
     open.push(rpc);
     return rpc;
   }
@@ -119,7 +119,7 @@ describe('membership by key', () => {
       expect(error.code).toBe(ErrorCode.UNAUTHORISED);
     }
     expect((await unauthorised(cluster.schedulers[0]!)) - before).toBe(20);
-    const peer = keyText(stranger.transport instanceof ZmqTransport ? stranger.transport.keyPair!.publicKey : new Uint8Array());
+    const peer = keyText((stranger.transport as NodeTransport).keyPair!.publicKey);
     expect(cluster.schedulers[0]!.stderr.filter((line) => line.includes(peer) && line.includes('members only')).length).toBe(1);
     for (let i = 0; i < 5; i++) expect(await faas.call('trust-add', [i, 1])).toBe(i + 1);
   }, 60_000);

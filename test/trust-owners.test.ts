@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LatticeFaas, dag, ref } from '../client/index.js';
 import { keysRotateToken, readTokenKeys, tokenRevoke } from '../cli/index.js';
 import { ErrorCode, HybridClock, LfaasError, Lww } from '../lattices/index.js';
-import { Rpc, ZmqTransport, createToken, generateTokenKeys, pb, systemClock } from '../protocol/index.js';
+import { Rpc, bindTransport, createToken, generateTokenKeys, pb, systemClock } from '../protocol/index.js';
 import type { Grant, PbTypes, Right } from '../protocol/index.js';
 import { FaasCluster, eventually, metricValue, scrapeMetrics, testKeysFolder } from './cluster.js';
 
@@ -36,7 +36,7 @@ describe('owners and tokens', () => {
   }
 
   async function rpcWith(presented: string): Promise<Rpc> {
-    const rpc = new Rpc(await ZmqTransport.bind({}), systemClock, presented === '' ? {} : { token: presented });
+    const rpc = new Rpc(await bindTransport({}), systemClock, presented === '' ? {} : { token: presented });
     rpcs.push(rpc);
     return rpc;
   }

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LatticeFaas } from '../client/index.js';
-import { FAILPOINT_MACHINE_THROWS, Rpc, ZmqTransport, systemClock } from '../protocol/index.js';
+import { FAILPOINT_MACHINE_THROWS, Rpc, bindTransport, systemClock } from '../protocol/index.js';
 import { eventually } from './cluster.js';
 import { isGone, killLeftovers, pidsIn, startUp } from './up-process.js';
 
@@ -131,7 +131,7 @@ describe('lfaas up', () => {
     const data = mkdtempSync(join(tmpdir(), 'lfaas-up-crash-'));
     const up = startUp(['--data', data, '--executors', '1'], { LFAAS_FAILPOINTS: 'machine-throws' });
     let pids: number[] = [];
-    const rpc = new Rpc(await ZmqTransport.bind(), systemClock);
+    const rpc = new Rpc(await bindTransport(), systemClock);
     try {
       // The whole ready report (its last line), not just its first: the export lines come in later chunks.
       await eventually(() => up.output().includes('running; Ctrl-C') || up.child.exitCode !== null, 60_000);

@@ -5,7 +5,7 @@
  */
 import { expect } from 'vitest';
 import { LfaasError } from '../lattices/index.js';
-import type { FrameReceiver, Transport, ZmqTransport } from '../protocol/index.js';
+import type { FrameReceiver, NodeTransport, Transport } from '../protocol/index.js';
 
 /**
  * A ZeroMQ transport whose next sent frame can be rewritten (truncated...), so an `Rpc` request
@@ -15,7 +15,7 @@ import type { FrameReceiver, Transport, ZmqTransport } from '../protocol/index.j
 export class ManglingTransport implements Transport {
   private mangleNext: ((frame: Uint8Array) => Uint8Array) | undefined;
 
-  constructor(readonly inner: ZmqTransport) {}
+  constructor(readonly inner: NodeTransport) {}
 
   get address(): string {
     return this.inner.address;
