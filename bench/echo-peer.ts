@@ -18,7 +18,7 @@ export interface Client {
   close(): Promise<void>;
 }
 
-export async function startServer(mode: 'raw' | 'curve' | 'plain'): Promise<{ child: ChildProcess; address: string }> {
+export async function startServer(mode: 'raw' | 'curve' | 'plain' | 'net-tls' | 'net-plain'): Promise<{ child: ChildProcess; address: string }> {
   const child = spawn(process.execPath, [join(here, 'echo-server.js'), mode], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
   const address = await new Promise<string>((resolve, reject) => {

@@ -2,11 +2,12 @@
  * The echo servers of the `wire` benchmark, run as a separate OS process so the client and the
  * server compete for the two cores as two real nodes would.
  *   node dist/bench/echo-server.js raw   -> a minimal zeromq Router echo (the peer baseline)
- *   node dist/bench/echo-server.js ours  -> ZmqTransport + Rpc answering `echo` envelopes
+ *   node dist/bench/echo-server.js curve|plain        -> ZmqTransport + Rpc answering `echo` envelopes
+ *   node dist/bench/echo-server.js net-tls|net-plain  -> NetTransport + Rpc, the same
  * Prints `ready <address>` on stdout; exits on SIGTERM or when stdin closes.
  */
 import { Router } from 'zeromq';
-import { Rpc, ZmqTransport, systemClock } from '../protocol/index.js';
+import { NetTransport, Rpc, ZmqTransport, systemClock } from '../protocol/index.js';
 
 const mode = process.argv[2];
 
@@ -24,9 +25,10 @@ async function raw(): Promise<() => Promise<void>> {
   return async () => router.close();
 }
 
-/** Our transport: `curve` (the default: CURVE, every message sealed) or `plain` (--insecure). */
-async function ours(security: 'curve' | 'plain'): Promise<() => Promise<void>> {
-  const transport = await ZmqTransport.bind({ host: '127.0.0.1', port: 0, ...(security === 'plain' ? { keyPair: 'insecure' as const } : {}) });
+/** Our transports: ZeroMQ `curve` (CURVE, every message sealed) or `plain`; node:net `net-tls` (TLS-PSK, the default) or `net-plain`. */
+async function ours(mode: EchoMode): Promise<() => Promise<void>> {
+  const options = { host: '127.0.0.1', port: 0, ...(mode === 'plain' || mode === 'net-plain' ? { keyPair: 'insecure' as const } : {}) };
+  const transport = mode === 'net-tls' || mode === 'net-plain' ? await NetTransport.bind(options) : await ZmqTransport.bind(options);
   const rpc = new Rpc(transport, systemClock);
   rpc.onRequest((request) => rpc.respond(request, { echo: { payload: request.echo?.payload ?? new Uint8Array() } }));
   console.log(`ready ${transport.address}`);
@@ -36,11 +38,13 @@ async function ours(security: 'curve' | 'plain'): Promise<() => Promise<void>> {
   };
 }
 
-if (mode !== 'raw' && mode !== 'curve' && mode !== 'plain') {
-  console.error('usage: echo-server raw|curve|plain');
+const MODES = ['raw', 'curve', 'plain', 'net-tls', 'net-plain'] as const;
+type EchoMode = (typeof MODES)[number];
+if (!(MODES as readonly string[]).includes(mode ?? '')) {
+  console.error(`usage: echo-server ${MODES.join('|')}`);
   process.exit(2);
 }
-const stop = await (mode === 'raw' ? raw() : ours(mode));
+const stop = await (mode === 'raw' ? raw() : ours(mode as EchoMode));
 const shutdown = (): void => {
   void stop().finally(() => process.exit(0));
 };

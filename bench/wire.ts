@@ -1,11 +1,12 @@
 /**
- * `wire`: our ZeroMQ transport with request/response, secure (CURVE and sealed messages, the
- * default) and plain (`--insecure`), against a minimal raw zeromq echo, in the same run and under
- * the same conditions (the three are measured in turn at each level). Each echo server is its own
- * OS process (bench/echo-server.ts). Plus msgpack encode/decode of a ~100-byte object.
+ * `wire`: our two transports with request/response, each secure and plain: node:net (the default:
+ * TLS-PSK `net-tls`, or `net-plain` with `--insecure`) and ZeroMQ (`curve`: CURVE and sealed
+ * messages; `plain`), against a minimal raw zeromq echo (the peer baseline), in the same run and
+ * under the same conditions (measured in turn at each level). Each echo server is its own OS
+ * process (bench/echo-server.ts). Plus msgpack encode/decode of a ~100-byte object.
  */
 import { Packr } from 'msgpackr';
-import { Rpc, ZmqTransport, systemClock } from '../protocol/index.js';
+import { NetTransport, Rpc, ZmqTransport, systemClock } from '../protocol/index.js';
 import type { Benchmark } from './harness/benchmark.js';
 import { closedLoop, opsPerSecond } from './harness/load.js';
 import { publish } from './harness/report.js';
@@ -14,8 +15,9 @@ import { summarise } from './harness/stats.js';
 import { PAYLOAD, rawClient, startServer } from './echo-peer.js';
 import type { Client } from './echo-peer.js';
 
-async function ourClient(address: string, security: 'curve' | 'plain'): Promise<Client> {
-  const transport = await ZmqTransport.bind({ host: '127.0.0.1', port: 0, ...(security === 'plain' ? { keyPair: 'insecure' as const } : {}) });
+async function ourClient(address: string, system: Exclude<System, 'raw'>): Promise<Client> {
+  const options = { host: '127.0.0.1', port: 0, ...(system === 'plain' || system === 'net-plain' ? { keyPair: 'insecure' as const } : {}) };
+  const transport = system === 'net-tls' || system === 'net-plain' ? await NetTransport.bind(options) : await ZmqTransport.bind(options);
   const rpc = new Rpc(transport, systemClock);
   return {
     roundTrip: () => rpc.request(address, { echo: { payload: PAYLOAD } }, { timeoutMs: 10_000 }),
@@ -26,17 +28,28 @@ async function ourClient(address: string, security: 'curve' | 'plain'): Promise<
   };
 }
 
-/** raw: a bare zeromq echo; plain: our transport in --insecure mode; curve: our transport as it runs by default (CURVE, sealed messages). */
-const SYSTEMS = ['raw', 'plain', 'curve'] as const;
+/**
+ * raw: a bare zeromq echo; net-tls: our node:net transport as it runs by default (TLS-PSK);
+ * net-plain: the same with --insecure; curve: our ZeroMQ transport secure (CURVE, sealed
+ * messages); plain: the ZeroMQ transport with --insecure.
+ */
+const SYSTEMS = ['raw', 'net-tls', 'net-plain', 'curve', 'plain'] as const;
+type System = (typeof SYSTEMS)[number];
 
 export const wireBenchmark: Benchmark = async (options) => {
   const sequentialCount = options.quick ? 3000 : 20_000;
   const levelMs = options.quick ? 1500 : 5000;
-  const servers = { raw: await startServer('raw'), plain: await startServer('plain'), curve: await startServer('curve') };
+  const servers = { raw: await startServer('raw'), 'net-tls': await startServer('net-tls'), 'net-plain': await startServer('net-plain'), plain: await startServer('plain'), curve: await startServer('curve') };
   const rows: Row[] = [];
   const ratios: Record<string, number> = {};
   try {
-    const clients = { raw: await rawClient(servers.raw.address), plain: await ourClient(servers.plain.address, 'plain'), curve: await ourClient(servers.curve.address, 'curve') };
+    const clients: Record<System, Client> = {
+      raw: await rawClient(servers.raw.address),
+      'net-tls': await ourClient(servers['net-tls'].address, 'net-tls'),
+      'net-plain': await ourClient(servers['net-plain'].address, 'net-plain'),
+      plain: await ourClient(servers.plain.address, 'plain'),
+      curve: await ourClient(servers.curve.address, 'curve'),
+    };
     // Warm every path (JIT, socket connects, CURVE handshakes).
     for (const system of SYSTEMS) await closedLoop(clients[system].roundTrip, { inFlight: 4, durationMs: 500, maxOperations: 5000 });
 
@@ -52,6 +65,10 @@ export const wireBenchmark: Benchmark = async (options) => {
     ratios['seqP50_curve_over_plain'] = sequential['curve']!.p50Ms / sequential['plain']!.p50Ms;
     ratios['seqP99_curve_over_plain'] = sequential['curve']!.p99Ms / sequential['plain']!.p99Ms;
     ratios['seqP50_curve_over_raw'] = sequential['curve']!.p50Ms / sequential['raw']!.p50Ms;
+    ratios['seqP50_netplain_over_raw'] = sequential['net-plain']!.p50Ms / sequential['raw']!.p50Ms;
+    ratios['seqP50_nettls_over_netplain'] = sequential['net-tls']!.p50Ms / sequential['net-plain']!.p50Ms;
+    ratios['seqP50_nettls_over_raw'] = sequential['net-tls']!.p50Ms / sequential['raw']!.p50Ms;
+    ratios['seqP50_nettls_over_curve'] = sequential['net-tls']!.p50Ms / sequential['curve']!.p50Ms;
 
     for (const inFlight of [1, 4, 16, 64]) {
       const perSecond: Record<string, number> = {};
@@ -64,6 +81,10 @@ export const wireBenchmark: Benchmark = async (options) => {
       ratios[`rps${inFlight}_plain_over_raw`] = perSecond['plain']! / perSecond['raw']!;
       ratios[`rps${inFlight}_curve_over_plain`] = perSecond['curve']! / perSecond['plain']!;
       ratios[`rps${inFlight}_curve_over_raw`] = perSecond['curve']! / perSecond['raw']!;
+      ratios[`rps${inFlight}_netplain_over_raw`] = perSecond['net-plain']! / perSecond['raw']!;
+      ratios[`rps${inFlight}_nettls_over_netplain`] = perSecond['net-tls']! / perSecond['net-plain']!;
+      ratios[`rps${inFlight}_nettls_over_raw`] = perSecond['net-tls']! / perSecond['raw']!;
+      ratios[`rps${inFlight}_nettls_over_curve`] = perSecond['net-tls']! / perSecond['curve']!;
     }
     for (const system of SYSTEMS) await clients[system].close();
   } finally {
@@ -83,19 +104,21 @@ export const wireBenchmark: Benchmark = async (options) => {
     rows,
     ratios,
     targets: [
-      // The transport's own targets (set when it had no security): measured on the plain mode.
-      { name: 'sequential p50 ours (plain) / raw', target: '<= 1.25', value: ratios['seqP50_plain_over_raw']!, met: ratios['seqP50_plain_over_raw']! <= 1.25, peer: { name: 'raw echo p50 (ms)', value: measured('sequential', 'raw', 1, 'p50Ms') } },
-      { name: '64 in flight throughput ours (plain) / raw', target: '>= 2', value: ratios['rps64_plain_over_raw']!, met: ratios['rps64_plain_over_raw']! >= 2, peer: { name: 'raw echo round trips/s', value: measured('throughput', 'raw', 64, 'perSecond') } },
-      // The cost of security: CURVE on every socket and every message sealed, against plain.
-      { name: 'sequential p50 CURVE / plain', target: '<= 1.3', value: ratios['seqP50_curve_over_plain']!, met: ratios['seqP50_curve_over_plain']! <= 1.3, peer: { name: 'ours plain (--insecure) p50 (ms)', value: measured('sequential', 'plain', 1, 'p50Ms') } },
-      { name: '64 in flight throughput CURVE / plain', target: '>= 0.8', value: ratios['rps64_curve_over_plain']!, met: ratios['rps64_curve_over_plain']! >= 0.8, peer: { name: 'ours plain (--insecure) round trips/s', value: measured('throughput', 'plain', 64, 'perSecond') } },
-      // Issue 17: our transport as it runs by default (CURVE, sealed) against the raw echo.
-      { name: '64 in flight throughput ours (CURVE, the default) / raw (issue 17)', target: '>= 1.5', value: ratios['rps64_curve_over_raw']!, met: ratios['rps64_curve_over_raw']! >= 1.5, peer: { name: 'raw echo round trips/s', value: measured('throughput', 'raw', 64, 'perSecond') } },
+      // The transport's own targets (set when it had no security): measured on the plain mode of the default transport (node:net).
+      { name: 'sequential p50 ours (plain) / raw', target: '<= 1.25', value: ratios['seqP50_netplain_over_raw']!, met: ratios['seqP50_netplain_over_raw']! <= 1.25, peer: { name: 'raw echo p50 (ms)', value: measured('sequential', 'raw', 1, 'p50Ms') } },
+      { name: '64 in flight throughput ours (plain) / raw', target: '>= 2', value: ratios['rps64_netplain_over_raw']!, met: ratios['rps64_netplain_over_raw']! >= 2, peer: { name: 'raw echo round trips/s', value: measured('throughput', 'raw', 64, 'perSecond') } },
+      // The cost of security on the ZeroMQ transport: CURVE on every socket and every message sealed, against plain.
+      { name: 'sequential p50 CURVE / plain', target: '<= 1.3', value: ratios['seqP50_curve_over_plain']!, met: ratios['seqP50_curve_over_plain']! <= 1.3, peer: { name: 'ZeroMQ plain (--insecure) p50 (ms)', value: measured('sequential', 'plain', 1, 'p50Ms') } },
+      { name: '64 in flight throughput CURVE / plain', target: '>= 0.8', value: ratios['rps64_curve_over_plain']!, met: ratios['rps64_curve_over_plain']! >= 0.8, peer: { name: 'ZeroMQ plain (--insecure) round trips/s', value: measured('throughput', 'plain', 64, 'perSecond') } },
+      // Issue 17: our transport as it runs by default (node:net, TLS-PSK) against the raw echo.
+      { name: '64 in flight throughput ours (encrypted, the default) / raw (issue 17)', target: '>= 1.5', value: ratios['rps64_nettls_over_raw']!, met: ratios['rps64_nettls_over_raw']! >= 1.5, peer: { name: 'raw echo round trips/s', value: measured('throughput', 'raw', 64, 'perSecond') } },
     ],
     notes: [
       'each echo server runs as its own OS process on 127.0.0.1; client and server share the 2 cores',
       'raw = zeromq Dealer/Router echo, no protobuf, no batching, no security',
-      'plain = our transport with --insecure (no CURVE, no seal); curve = our transport as it runs by default: CURVE on both sockets of the round trip, ZAP handler, every message sealed (the sender\'s key and a per-pair token, HMAC-SHA256 keyed by the X25519 pair secret) and its seal checked, a batch packed in one part',
+      'net-tls = our node:net transport as it runs by default: TLS 1.2 ECDHE-PSK-CHACHA20-POLY1305 on both connections of the round trip, the PSK from the two X25519 keys; net-plain = the same with --insecure (plain TCP)',
+      'curve = our ZeroMQ transport secure: CURVE on both sockets, ZAP handler, every message sealed (the sender\'s key and a per-pair token, HMAC-SHA256 keyed by the X25519 pair secret) and its seal checked, a batch packed in one part; plain = the ZeroMQ transport with --insecure',
+      '"ours" in the targets is the default transport (node:net); the CURVE targets are the ZeroMQ transport\'s',
     ],
     plot: {
       rows: rows.filter((row) => row['test'] === 'throughput'),

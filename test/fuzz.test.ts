@@ -34,6 +34,11 @@ import { LONG_SCALE, PHASES, QUICK_SCALE, WireFuzzer, sendBytes, sendFrames } fr
 import type { FuzzSend, FuzzTarget, PhaseName } from './fuzz/wire-fuzzer.js';
 import { code } from './wire-faults.js';
 
+// These frames are hand-made on raw ZeroMQ sockets (test/raw-socket.ts, CURVE and seals): the
+// cluster this file starts, and its own transports, speak ZeroMQ (LFAAS_TRANSPORT; each test file
+// runs in its own process). The node:net transport's hostile-input tests are in protocol/net-transport.test.ts.
+process.env['LFAAS_TRANSPORT'] = 'zmq';
+
 const LONG = process.env['LFAAS_LONG'] === '1';
 const FORGE = process.env['LFAAS_FUZZ_FORGE'] === '1';
 const SEED = process.env['LFAAS_SEED'] !== undefined && process.env['LFAAS_SEED'] !== '' ? Number(process.env['LFAAS_SEED']) >>> 0 : (Date.now() ^ (process.pid << 12)) >>> 0;
