@@ -1,7 +1,7 @@
 /**
  * `profile`: where the microseconds of one request go, on the client and on every server process.
  * Runs the KVS (`get`, `put`: 8 B values, one storage node of 2 shard threads) or the FaaS (`noop`,
- * `compose`: one executor) as they run by default (CURVE on, isolation the machine's strongest),
+ * `compose`: two executors of 4 runtimes) as they run by default (CURVE on, isolation the machine's strongest),
  * drives a closed loop at each in-flight level, and over exactly that window takes:
  * - per-thread CPU (/proc/<pid>/task/<tid>/stat) of every process, in microseconds per request;
  * - V8 CPU profiles of the client and of every role's JavaScript threads (the roles profile
@@ -47,7 +47,8 @@ async function startSubject(which: Case): Promise<Subject> {
     const operation = which === 'get' ? () => cluster.client.get(`key-${n++ % 1000}`) : () => cluster.client.put(`key-${n++ % 1000}`, Lww.write(clock, bytes));
     return { roles: new Map(cluster.processes.map((p, i) => [p.child.pid!, i === 0 ? 'routing' : 'kvs'])), operation, inFlight: [1, 50], stop: () => cluster.stop() };
   }
-  const cluster = await startFaasBenchCluster({ executors: 1, workers: 2 });
+  // As the compose and concurrency benches run it: two executors of four runtimes each.
+  const cluster = await startFaasBenchCluster({ executors: 2, workers: 4 });
   const roles = new Map<number, string>(cluster.processes.map((p) => [p.child.pid!, 'storage']));
   roles.set(cluster.processes[0]!.child.pid!, 'routing');
   roles.set(cluster.schedulerPid, 'scheduler');

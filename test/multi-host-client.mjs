@@ -6,7 +6,7 @@
 // Every wait is bounded by the budget the test gives.
 const config = JSON.parse(process.argv[2]);
 const { LatticeFaas, askServices, dag } = await import(config.client);
-const { Rpc, ZmqTransport, generateKeyPair, systemClock } = await import(config.protocol);
+const { Rpc, bindTransport, generateKeyPair, systemClock } = await import(config.protocol);
 
 const deadline = Date.now() + config.budgetMs;
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -38,7 +38,7 @@ try {
     return line !== undefined && Number(line.split(' ').pop()) === config.executors;
   });
   // What the routing node lists (discovery), asked on a socket of the client's own.
-  const rpc = new Rpc(await ZmqTransport.bind({ host: config.host, port: 0, keyPair: generateKeyPair() }), systemClock);
+  const rpc = new Rpc(await bindTransport({ host: config.host, port: 0, keyPair: generateKeyPair() }), systemClock);
   try {
     result.services = await askServices(rpc, config.routing);
   } finally {
