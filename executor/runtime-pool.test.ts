@@ -360,13 +360,14 @@ describe.each(['process', 'none'] as const)('RuntimePool (isolation %s)', (isola
   }, 20_000);
 
   it('keep-alive policies: adaptive unloads a regular function after its call and prepares it before the next (warm); fixed keeps it', async () => {
-    // A minute lasts 50 ms: 1-minute bins of 50 ms, 4 idle times learn the histogram.
-    pool = newPool({ prewarm: 1, memoryMb: 64, sweepPeriodMs: 20, keepAliveTimeScale: 1200, adaptiveKeepAlive: { minSamples: 4 } });
+    // A minute lasts 100 ms: 1-minute bins of 100 ms, 4 idle times learn the histogram (slow enough
+    // that a loaded machine's delays stay well inside a bin).
+    pool = newPool({ prewarm: 1, memoryMb: 64, sweepPeriodMs: 20, keepAliveTimeScale: 600, adaptiveKeepAlive: { minSamples: 4 } });
     await pool.ready();
     const tick: FunctionCode = { ...fn('tick@1', '(x) => x + 1'), keepAlivePolicy: 'adaptive' };
     const tock: FunctionCode = { ...fn('tock@1', '(x) => x - 1'), keepAlivePolicy: 'fixed' };
-    // Every 275 ms (5.5 minutes scaled: the middle of bin 5).
-    const gapMs = 275;
+    // Every 550 ms (5.5 minutes scaled: the middle of bin 5).
+    const gapMs = 550;
     const t0 = Date.now();
     const at = async (i: number): Promise<void> => {
       const wait = t0 + i * gapMs - Date.now();
@@ -377,16 +378,16 @@ describe.each(['process', 'none'] as const)('RuntimePool (isolation %s)', (isola
       expect(await pool.run(tick, [i])).toBe(i + 1);
       expect(await pool.run(tock, [i])).toBe(i - 1);
       // Learning (fewer than 4 idle times): no prewarm window, its range kept (240 bins).
-      if (i < 4) expect(pool.keepAliveWindows().get('tick@1')).toMatchObject({ policy: 'adaptive', prewarmMs: 0, keepAliveMs: 240 * 50 });
+      if (i < 4) expect(pool.keepAliveWindows().get('tick@1')).toMatchObject({ policy: 'adaptive', prewarmMs: 0, keepAliveMs: 240 * 100 });
     }
     // Learned: unloaded after its call, prepared again ~5 minutes (scaled) after it.
     const windows = pool.keepAliveWindows().get('tick@1')!;
-    expect(windows.prewarmMs).toBeGreaterThan(150);
+    expect(windows.prewarmMs).toBeGreaterThan(300);
     expect(windows.prewarmMs).toBeLessThan(gapMs);
     expect(windows.prewarmMs + windows.keepAliveMs).toBeGreaterThan(gapMs);
     expect(pool.warmFunctions()).not.toContain('tick@1');
     expect(pool.warmFunctions()).toContain('tock@1');
-    expect(pool.keepAliveWindows().get('tock@1')).toMatchObject({ policy: 'fixed', prewarmMs: 0, keepAliveMs: (15 * 60_000) / 1200 });
+    expect(pool.keepAliveWindows().get('tock@1')).toMatchObject({ policy: 'fixed', prewarmMs: 0, keepAliveMs: (15 * 60_000) / 600 });
     await until(() => pool!.warmFunctions().includes('tick@1'), gapMs);
     expect(pool.counters.prewarmed).toBe(1);
     await at(5);
