@@ -372,6 +372,17 @@ describe('NetTransport', () => {
     expect(sender.socketCount).toBe(2);
   });
 
+  it('refuses at the sender, typed, a frame above what a connection carries (nothing crosses the wire)', async () => {
+    const [sender, receiver] = [await bind(), await bind()];
+    const got: Uint8Array[] = [];
+    receiver.onFrame((frame) => got.push(frame));
+    await expect(sender.send(receiver.address, new Uint8Array(NET_FRAME_BYTES_MAX + 1))).rejects.toMatchObject({ code: ErrorCode.PROTO_TOO_LARGE });
+    expect(sender.counters.sendsRefused).toBe(1);
+    await sender.send(receiver.address, bytes('after'));
+    expect(await until(() => got.length === 1)).toBe(true);
+    expect(text(got[0]!)).toBe('after');
+  });
+
   it('refuses addresses that are not tcp://host:port[#key], typed, never throwing', async () => {
     const transport = await bind();
     // The last one is well formed, but its key (all zeros) is a low-order point: no secret can be shared with it.

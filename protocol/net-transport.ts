@@ -304,6 +304,12 @@ export class NetTransport implements Transport {
 
   private sendNow(to: string, frame: Uint8Array): Promise<void> {
     if (this.closed) return Promise.reject(new LfaasError(ErrorCode.TRANSPORT_CLOSED, 'transport is closed'));
+    if (frame.byteLength > NET_FRAME_BYTES_MAX) {
+      // The receiver would close the connection at its length prefix (no reply could come): the
+      // sender hears it here, typed, and nothing crosses the wire.
+      this.counters.sendsRefused++;
+      return Promise.reject(new LfaasError(ErrorCode.PROTO_TOO_LARGE, `a frame of ${frame.byteLength} bytes is above the ${NET_FRAME_BYTES_MAX} a connection carries`));
+    }
     let destination = this.destinations.get(to);
     if (destination === undefined) {
       const made = this.open(to);
