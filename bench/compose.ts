@@ -11,10 +11,10 @@
  * OpenTelemetry SDK on, sampling at 0.1 and at 1 (bench/tracing-systems.ts), against
  * `lattice-faas` (no SDK: tracing off); ratios `tracing_on*_over_off`.
  *
- * Every row says its `security` (curve: ours as by default; plain: --insecure, and the peers) and
- * `isolation`. Also measured: the thread cluster with CURVE off too (isolation and CURVE both off,
+ * Every row says its `security` (encrypted: ours as by default; plain: --insecure, and the peers) and
+ * `isolation`. Also measured: the thread cluster with encryption off too (isolation and encryption both off,
  * bench/faas-systems.ts) and the no-op call through the scheduler (a client with direct dispatch
- * off: no leases). The targets are on the default rows (CURVE on, default isolation).
+ * off: no leases). The targets are on the default rows (encryption on, default isolation).
  */
 import type { Benchmark } from './harness/benchmark.js';
 import { closedLoop } from './harness/load.js';
@@ -151,12 +151,12 @@ export const composeBenchmark: Benchmark = async (options) => {
     const viaSchedulerFailed = value(VIA_SCHEDULER_SYSTEM, 'noop call', 'failed') ?? 0;
     targets.push({ name: 'warm no-op call through the scheduler (no direct dispatch) p50 (ms)', target: '<= 0.6', value: viaSchedulerP50, met: viaSchedulerP50 <= 0.6 && viaSchedulerFailed === 0 });
   }
-  // Isolation and CURVE both off, against the default.
+  // Isolation and encryption both off, against the default.
   const plainNoopP50 = value(PLAIN_THREADS_SYSTEM, 'noop call', 'p50Ms');
   const plainComposeP50 = value(PLAIN_THREADS_SYSTEM, 'square(increment(x))', 'p50Ms');
-  if (plainNoopP50 !== undefined) ratios['noop_p50_ours_over_isolation_and_curve_off'] = noopP50 / plainNoopP50;
-  if (plainComposeP50 !== undefined) ratios['compose_p50_ours_over_isolation_and_curve_off'] = composeP50 / plainComposeP50;
-  if (plainNoopP50 !== undefined) ratios['noop_p50_threads_over_threads_curve_off'] = threadsNoopP50 / plainNoopP50;
+  if (plainNoopP50 !== undefined) ratios['noop_p50_ours_over_isolation_and_encryption_off'] = noopP50 / plainNoopP50;
+  if (plainComposeP50 !== undefined) ratios['compose_p50_ours_over_isolation_and_encryption_off'] = composeP50 / plainComposeP50;
+  if (plainNoopP50 !== undefined) ratios['noop_p50_threads_over_threads_encryption_off'] = threadsNoopP50 / plainNoopP50;
   const restateNoopP50 = value('restate', 'noop call', 'p50Ms');
   if (restateNoopP50 !== undefined) {
     const restateNoopP99 = value('restate', 'noop call', 'p99Ms')!;

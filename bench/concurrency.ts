@@ -15,10 +15,10 @@
  * (the executors' counter) and its first call apart. Its rows are labelled as such (test
  * `noop call (cold first level)`); the warm rows are as before.
  *
- * Every row says its `security` (curve: ours as by default; plain: --insecure, and the peers) and
- * `isolation`. Also measured: the thread cluster with CURVE off too (isolation and CURVE both off,
+ * Every row says its `security` (encrypted: ours as by default; plain: --insecure, and the peers) and
+ * `isolation`. Also measured: the thread cluster with encryption off too (isolation and encryption both off,
  * bench/faas-systems.ts), at every level (with --quick at the DAG levels 1, 4, 8 and 15 only, to
- * keep the quick run short). The targets are on the default rows (CURVE on, default isolation).
+ * keep the quick run short). The targets are on the default rows (encryption on, default isolation).
  */
 import { startFaasBenchCluster } from './faas-cluster.js';
 import type { Benchmark } from './harness/benchmark.js';
@@ -181,11 +181,11 @@ export const concurrencyBenchmark: Benchmark = async (options) => {
   for (const [test, ratio, threadsTest] of [['no-op calls/s', ratios['noop_rate8_sandbox_over_threads']!, 'noop call'], ['f(g(x)) DAGs/s', ratios['compose_rate8_sandbox_over_threads']!, 'square(increment(x))']] as const) {
     targets.push({ name: `concurrency at 8 in flight >= 0.8x the thread runtime (${test})`, target: '>= 0.8 (x)', value: ratio, met: ratio >= 0.8, peer: { name: `thread runtime ${test} at 8 in flight`, value: rate(THREADS_SYSTEM, threadsTest, 8)! } });
   }
-  // Isolation and CURVE both off, against the default (no targets: measured and reported).
+  // Isolation and encryption both off, against the default (no targets: measured and reported).
   const plainNoop8 = rate(PLAIN_THREADS_SYSTEM, 'noop call', 8);
   const plainDag8 = rate(PLAIN_THREADS_SYSTEM, 'square(increment(x))', 8);
-  if (plainNoop8 !== undefined) ratios['noop_rate8_ours_over_isolation_and_curve_off'] = noop8 / plainNoop8;
-  if (plainDag8 !== undefined) ratios['compose_rate8_ours_over_isolation_and_curve_off'] = dag8 / plainDag8;
+  if (plainNoop8 !== undefined) ratios['noop_rate8_ours_over_isolation_and_encryption_off'] = noop8 / plainNoop8;
+  if (plainDag8 !== undefined) ratios['compose_rate8_ours_over_isolation_and_encryption_off'] = dag8 / plainDag8;
   notes.push(machineLoad.summary());
   await publish('concurrency', options, {
     rows,

@@ -4,7 +4,7 @@
  * registered: `noop` (returns its argument), `increment`, `square` and the DAG
  * `square-of-increment` = square(increment(x)). The executors run at the isolation level asked for
  * (default: the strongest the machine allows); the level they report is `isolation`. Secure
- * (CURVE, keys in the data folder) as a cluster runs by default, or plain with `insecure` (every
+ * (encrypted, keys in the data folder) as a cluster runs by default, or plain with `insecure` (every
  * role `--insecure`; the client sees addresses without keys and talks plain). Stopped by pid.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -27,8 +27,8 @@ export interface FaasBenchCluster {
   readonly schedulerPid: number;
   /** The isolation level the executors run their functions at (from their ready lines). */
   readonly isolation: string;
-  /** 'curve' (the default) or 'plain' (`--insecure`). */
-  readonly security: 'curve' | 'plain';
+  /** 'encrypted' (the default: TLS-PSK on the node:net transport, CURVE on ZeroMQ) or 'plain' (`--insecure`). */
+  readonly security: 'encrypted' | 'plain';
   /** Where another client connects (see `LatticeFaas.connect`), with this token (the cluster's admin token; none when insecure). */
   readonly routingAddress: string;
   readonly schedulerAddress: string;
@@ -171,7 +171,7 @@ export async function startFaasBenchCluster(options: { executors: number; worker
       executorPids: executors.map((e) => e.child.pid!),
       schedulerPid: scheduler.child.pid!,
       isolation,
-      security: options.insecure === true ? 'plain' : 'curve',
+      security: options.insecure === true ? 'plain' : 'encrypted',
       routingAddress,
       schedulerAddress,
       token,

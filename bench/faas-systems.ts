@@ -6,8 +6,8 @@
  * {@link THREADS_SYSTEM}), the raw zeromq echo (one round trip: the physical limit of a call's
  * network path) and Restate (installed on demand; its no-op handler and a handler that calls two
  * others). A peer that cannot start is left out, with a note saying why. Our clusters run secure
- * (CURVE, sealed messages) as by default, but one: {@link PLAIN_THREADS_SYSTEM}, isolation none AND
- * CURVE off (`--insecure`), the labelled floor of both costs. With `viaScheduler`, also
+ * (encrypted) as by default, but one: {@link PLAIN_THREADS_SYSTEM}, isolation none AND
+ * encryption off (`--insecure`), the labelled floor of both costs. With `viaScheduler`, also
  * {@link VIA_SCHEDULER_SYSTEM}: the default cluster called by a second client with direct dispatch
  * off, so that every call goes through the scheduler.
  */
@@ -27,8 +27,8 @@ export interface MeasuredSystem {
   readonly pids: readonly number[];
   /** Our systems: the isolation level the executors report in their ready lines. */
   readonly isolation?: string;
-  /** 'curve': CURVE on every socket and every message sealed (ours by default); 'plain': no transport security (ours with --insecure, the peers on loopback). */
-  readonly security: 'curve' | 'plain';
+  /** 'encrypted': every connection encrypted and authenticated (ours by default: TLS-PSK on node:net, CURVE on ZeroMQ); 'plain': no transport security (ours with --insecure, the peers on loopback). */
+  readonly security: 'encrypted' | 'plain';
   /** Our systems: the executors' runtime pool counters (summed). */
   readonly poolCounters?: () => Promise<PoolCounters>;
   /** Calls of `run` that failed: counted, not thrown (the load goes on), the first messages kept. */
@@ -111,7 +111,7 @@ export async function startFaasSystems(notes: string[], options: { viaScheduler?
   if (threads.isolation !== 'none') notes.push(`WARNING: the thread baseline's executors report isolation ${threads.isolation}, not none`);
   if (plainThreads.isolation !== 'none') notes.push(`WARNING: the plain thread baseline's executors report isolation ${plainThreads.isolation}, not none`);
   notes.push(`${SANDBOX_SYSTEM}: executors at the default isolation, which here is \`${cluster.isolation}\` (their ready line); ${THREADS_SYSTEM}: a second, identical cluster whose executors run with \`--isolation ${threads.isolation}\` (the old worker-thread + node:vm runtime), measured in the same alternating rounds`);
-  notes.push(`security (rows' \`security\`): our clusters run secure as by default (curve: CURVE on every socket, every message sealed), but ${PLAIN_THREADS_SYSTEM}: a third, identical cluster whose executors run with \`--isolation ${plainThreads.isolation}\` and whose roles all run with --insecure (plain), i.e. isolation and CURVE both off; the raw echo and Restate are plain (loopback, no TLS); targets are on the ${SANDBOX_SYSTEM} rows (curve, default isolation)`);
+  notes.push(`security (rows' \`security\`): our clusters run secure as by default (encrypted: TLS-PSK on every connection with the default node:net transport, CURVE with LFAAS_TRANSPORT=zmq), but ${PLAIN_THREADS_SYSTEM}: a third, identical cluster whose executors run with \`--isolation ${plainThreads.isolation}\` and whose roles all run with --insecure (plain), i.e. isolation and encryption both off; the raw echo and Restate are plain (loopback, no TLS); targets are on the ${SANDBOX_SYSTEM} rows (encrypted, default isolation)`);
   const viaScheduler = options.viaScheduler === true ? await orStop(LatticeFaas.connect({ routing: [cluster.routingAddress], schedulers: [cluster.schedulerAddress], directCalls: false, ...(cluster.token === undefined ? {} : { token: cluster.token }) })) : undefined;
   if (viaScheduler !== undefined) {
     started.push({ stop: () => viaScheduler.close() });

@@ -15,8 +15,8 @@ export interface BenchCluster {
   readonly routing: string;
   /** The cluster's keys folder (a role started beside it uses it); '' for an insecure cluster. */
   readonly keys: string;
-  /** 'curve' (the default) or 'plain' (`--insecure`). */
-  readonly security: 'curve' | 'plain';
+  /** 'encrypted' (the default: TLS-PSK on the node:net transport, CURVE on ZeroMQ) or 'plain' (`--insecure`). */
+  readonly security: 'encrypted' | 'plain';
   readonly processes: readonly Started[];
   readonly client: KvsClient;
   stop(): Promise<void>;
@@ -51,7 +51,7 @@ export async function startBenchCluster(options: { nodes: number; shards: number
     return {
       routing: address,
       keys,
-      security: insecure ? 'plain' : 'curve',
+      security: insecure ? 'plain' : 'encrypted',
       processes,
       client,
       stop: async () => {

@@ -7,9 +7,9 @@
  * writer, ~30 B), Redis's are the raw bytes. PUTs are acknowledged `local` (Redis without
  * persistence acknowledges from memory too).
  *
- * Our cluster runs secure (CURVE, every message sealed) as it does by default; a second, identical
- * cluster with `--insecure` (CURVE off) is measured in the same rounds, its rows labelled
- * `security: plain`. The targets are computed on the default (CURVE) rows only.
+ * Our cluster runs secure (every connection encrypted: TLS-PSK on the default node:net transport,
+ * CURVE on ZeroMQ) as it does by default; a second, identical cluster with `--insecure` (plain) is measured in the same rounds, its rows labelled
+ * `security: plain`. The targets are computed on the default (encrypted) rows only.
  */
 import { HybridClock, Lww } from '../lattices/index.js';
 import type { Benchmark } from './harness/benchmark.js';
@@ -21,7 +21,7 @@ import { startBenchCluster } from './kvs-cluster.js';
 import { REDIS_INSTALL_HINT, findRedis, redisClient, runRedisBenchmark, startRedis } from './redis-peer.js';
 
 const KEYS = 1000;
-/** Our cluster as it runs by default (CURVE on). */
+/** Our cluster as it runs by default (encrypted). */
 const OURS = 'lattice-faas';
 /** The same cluster with every role `--insecure` (CURVE off). */
 const OURS_PLAIN = 'lattice-faas (--insecure)';
@@ -55,7 +55,7 @@ export const kvsBenchmark: Benchmark = async (options) => {
         for (const inFlight of [1, 50]) {
           let n = 0;
           const key = (): string => `key-${valueBytes}-${n++ % KEYS}`;
-          const systems: [string, 'curve' | 'plain', () => Promise<unknown>][] = [OURS, OURS_PLAIN].map((system) => {
+          const systems: [string, 'encrypted' | 'plain', () => Promise<unknown>][] = [OURS, OURS_PLAIN].map((system) => {
             const ours = system === OURS ? cluster : plain;
             return [system, ours.security, op === 'GET' ? () => ours.client.get(key()) : () => ours.client.put(key(), Lww.write(clock, bytes))];
           });
