@@ -81,7 +81,7 @@ export const composeBenchmark: Benchmark = async (options) => {
       const cluster = await startTracedCluster(receiver, sample);
       traced.push(cluster);
       const pids = [cluster.schedulerPid, ...cluster.executorPids];
-      for (const [test, call] of [['noop call', () => cluster.faas.call(cluster.noop, [y++])], ['square(increment(x))', () => cluster.faas.callDag(cluster.compose, { increment: [y++ % 1000] })]] as const) {
+      for (const [test, call] of [['noop call', () => cluster.faas.call(cluster.noop, [y++])], ['square(increment(x))', () => cluster.faas.callDag(cluster.compose, { 'bench/increment': [y++ % 1000] })]] as const) {
         const failures = { count: 0, messages: [] as string[] };
         const run = (): Promise<unknown> =>
           call().catch((error: unknown) => {

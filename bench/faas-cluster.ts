@@ -1,8 +1,8 @@
 /**
  * A FaaS cluster for benchmarks: a routing node, one storage node, one scheduler and executors as
  * their own processes (the built CLI), and an SDK client, with the functions the benches call
- * registered: `noop` (returns its argument), `increment`, `square` and the DAG
- * `square-of-increment` = square(increment(x)). The executors run at the isolation level asked for
+ * registered, one owner's (`bench/`): `bench/noop` (returns its argument), `bench/increment`,
+ * `bench/square` and the DAG `bench/square-of-increment` = square(increment(x)). The executors run at the isolation level asked for
  * (default: the strongest the machine allows); the level they report is `isolation`. Secure
  * (encrypted, keys in the data folder) as a cluster runs by default, or plain with `insecure` (every
  * role `--insecure`; the client sees addresses without keys and talks plain). Stopped by pid.
@@ -21,7 +21,7 @@ export interface FaasBenchCluster {
   readonly faas: LatticeFaas;
   readonly processes: readonly Started[];
   readonly noop: FunctionHandle<(x: number) => number>;
-  readonly compose: DagHandle<{ increment: [number] }, number>;
+  readonly compose: DagHandle<{ 'bench/increment': [number] }, number>;
   /** The executors' pids (their CPU use is read from /proc). */
   readonly executorPids: readonly number[];
   readonly schedulerPid: number;
@@ -147,10 +147,14 @@ export async function startFaasBenchCluster(options: { executors: number; worker
     const isolation = levels[0]!;
     const metricsPorts = executors.map((executor) => Number(executor.ready['metricsPort']));
     faas = await LatticeFaas.connect({ routing: [routingAddress], schedulers: [schedulerAddress] });
-    const noop = await faas.register<(x: number) => number, 'noop'>('noop', { code: 'module.exports = (x) => x;' });
-    const increment = await faas.register<(x: number) => number, 'increment'>('increment', { code: 'module.exports = (x) => x + 1;' });
-    const square = await faas.register<(x: number) => number, 'square'>('square', { code: 'module.exports = (y) => y * y;' });
-    const compose = await faas.registerDag(dag('square-of-increment').fn(increment).fn(square, ['increment']).build());
+    // One owner's functions (the `bench/` namespace), as a user's DAG is: at `process` and `bwrap`
+    // a sandbox process serves one owner, and a function in no namespace is its own owner, so
+    // unnamespaced the DAG's two functions could not share a runtime and started runtimes under
+    // load (9 in one 8-in-flight level) where the thread runtime started none.
+    const noop = await faas.register<(x: number) => number, 'bench/noop'>('bench/noop', { code: 'module.exports = (x) => x;' });
+    const increment = await faas.register<(x: number) => number, 'bench/increment'>('bench/increment', { code: 'module.exports = (x) => x + 1;' });
+    const square = await faas.register<(x: number) => number, 'bench/square'>('bench/square', { code: 'module.exports = (y) => y * y;' });
+    const compose = await faas.registerDag(dag('bench/square-of-increment').fn(increment).fn(square, ['bench/increment']).build());
     // Until every executor has reported to the scheduler (bounded): the first calls would all go to one.
     const client = faas;
     for (let attempt = 0; attempt < 100; attempt++) {

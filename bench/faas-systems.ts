@@ -126,7 +126,7 @@ export async function startFaasSystems(notes: string[], options: { viaScheduler?
     const common = { pids: [of.schedulerPid, ...of.executorPids], isolation: of.isolation, security: of.security, poolCounters: of.poolCounters };
     return [
       { system, test: 'noop call', ...counted(() => client.call(of.noop, [x++])), ...common },
-      { system, test: 'square(increment(x))', ...counted(() => client.callDag(of.compose, { increment: [x++ % 1000] })), ...common },
+      { system, test: 'square(increment(x))', ...counted(() => client.callDag(of.compose, { 'bench/increment': [x++ % 1000] })), ...common },
     ];
   };
   const systems: MeasuredSystem[] = [

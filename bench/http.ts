@@ -99,7 +99,7 @@ export const httpBenchmark: Benchmark = async (options) => {
   const throughputMs = options.quick ? 2000 : 5000;
   const notes: string[] = [
     'our side: `lfaas ingress` (its own process) in front of a local cluster (routing node, 1 storage node, 1 scheduler, 2 executors with 4 workers each, default isolation), all on 127.0.0.1 sharing the 2 cores with the client; the ingress acts with the caller\'s admin token (Authorization: Bearer)',
-    'our calls: POST /v1/functions/noop/call [x] and POST /v1/dags/square-of-increment/call {"increment":[x]}; Restate\'s: POST /LatticeBench/noop x and POST /LatticeBench/compose x (two durable service calls); JSON bodies, node:http keep-alive agents on both sides',
+    'our calls: POST /v1/functions/bench/noop/call [x] and POST /v1/dags/bench/square-of-increment/call {"bench/increment":[x]}; Restate\'s: POST /LatticeBench/noop x and POST /LatticeBench/compose x (two durable service calls); JSON bodies, node:http keep-alive agents on both sides',
     `sequential: ${calls} calls per case over ${rounds} alternating round(s), each case warmed up ${warmUpMs / 1000} s before each round; throughput: ${IN_FLIGHT} calls in flight for ${throughputMs / 1000} s per case`,
     `serverCores: the CPU of the system's processes and their descendants (ours: scheduler, executors with their sandbox processes, and the ingress; Restate: its server and the deployment) during the sequential measurement`,
     'the SDK rows are the same calls through our TypeScript SDK over ZeroMQ, no HTTP: the ingress costs the difference (one more process hop, HTTP parsing, JSON)',
@@ -133,14 +133,14 @@ export const httpBenchmark: Benchmark = async (options) => {
     const cases: Case[] = [
       counted(OURS, 'noop call', ourPids, () => {
         const value = x++;
-        return ourCall('/v1/functions/noop/call', `[${value}]`, value);
+        return ourCall('/v1/functions/bench/noop/call', `[${value}]`, value);
       }),
       counted(OURS, 'square(increment(x))', ourPids, () => {
         const value = x++ % 1000;
-        return ourCall('/v1/dags/square-of-increment/call', `{"increment":[${value}]}`, (value + 1) ** 2);
+        return ourCall('/v1/dags/bench/square-of-increment/call', `{"bench/increment":[${value}]}`, (value + 1) ** 2);
       }),
       counted(OURS_SDK, 'noop call', ourPids.slice(0, -1), () => faas.call(noop, [x++])),
-      counted(OURS_SDK, 'square(increment(x))', ourPids.slice(0, -1), () => faas.callDag(compose, { increment: [x++ % 1000] })),
+      counted(OURS_SDK, 'square(increment(x))', ourPids.slice(0, -1), () => faas.callDag(compose, { 'bench/increment': [x++ % 1000] })),
     ];
     const peer = restate;
     if (peer !== undefined) {

@@ -24,9 +24,9 @@ import { REDIS_INSTALL_HINT, findRedis, redisClient, startRedis } from './redis-
 
 const KEYS = 1000;
 const ACKS: readonly AckMode[] = ['local', 'durable', 'replicated'];
-/** Our cluster as it runs by default (CURVE on), by acknowledgement mode. */
+/** Our cluster as it runs by default (encrypted), by acknowledgement mode. */
 const OURS = (ack: string): string => `lattice-faas ack=${ack}`;
-/** The same cluster with every role `--insecure` (CURVE off). */
+/** The same cluster with every role `--insecure` (encryption off). */
 const OURS_PLAIN = (ack: string): string => `lattice-faas (--insecure) ack=${ack}`;
 
 export const kvsDurableBenchmark: Benchmark = async (options) => {
@@ -38,7 +38,7 @@ export const kvsDurableBenchmark: Benchmark = async (options) => {
   });
   const notes = [
     '3 storage node processes (1 shard, 1 lmdb environment each), replication factor 3, a routing node and the load generator on the same 2 cores; 8 B values in LWW registers',
-    `security: ${OURS('<ack>')} runs secure as by default (CURVE on every socket, every message sealed: curve); ${OURS_PLAIN('<ack>')} is a second, identical cluster whose roles run with --insecure (plain), measured in turn with the others (both clusters stand on the same 2 cores and disk); Redis runs plain; targets are on the curve rows`,
+    `security: ${OURS('<ack>')} runs secure as by default (encrypted: TLS-PSK on every connection with the default node:net transport, CURVE with LFAAS_TRANSPORT=zmq); ${OURS_PLAIN('<ack>')} is a second, identical cluster whose roles run with --insecure (plain), measured in turn with the others (both clusters stand on the same 2 cores and disk); Redis runs plain; targets are on the encrypted rows`,
   ];
   const redisDir = mkdtempSync(join(tmpdir(), 'lfaas-bench-redis-'));
   const redis = findRedis() === undefined ? undefined : await startRedis({ kind: 'fsync-always', dir: redisDir });

@@ -23,7 +23,7 @@ import { REDIS_INSTALL_HINT, findRedis, redisClient, runRedisBenchmark, startRed
 const KEYS = 1000;
 /** Our cluster as it runs by default (encrypted). */
 const OURS = 'lattice-faas';
-/** The same cluster with every role `--insecure` (CURVE off). */
+/** The same cluster with every role `--insecure` (encryption off). */
 const OURS_PLAIN = 'lattice-faas (--insecure)';
 
 export const kvsBenchmark: Benchmark = async (options) => {
@@ -37,7 +37,7 @@ export const kvsBenchmark: Benchmark = async (options) => {
   const notes: string[] = [
     'one storage node process with 2 shards (one lmdb environment each, every merge persisted write-behind) + a routing node; the client is the load generator process, shared 2 cores',
     'ours: LWW registers of the bytes (value + HLC timestamp + writer id); Redis: raw bytes; PUT ack = local',
-    `security: ${OURS} runs secure as by default (CURVE on every socket, every message sealed: curve); ${OURS_PLAIN} is a second, identical cluster whose roles run with --insecure (plain), measured in turn with the others; Redis runs plain (no TLS); targets are on the ${OURS} (curve) rows`,
+    `security: ${OURS} runs secure as by default (encrypted: TLS-PSK on every connection with the default node:net transport, CURVE with LFAAS_TRANSPORT=zmq); ${OURS_PLAIN} is a second, identical cluster whose roles run with --insecure (plain), measured in turn with the others; Redis runs plain (no TLS); targets are on the ${OURS} (encrypted) rows`,
   ];
   const redis = redisFound === undefined ? undefined : await startRedis();
   if (redisFound === undefined) notes.push(REDIS_INSTALL_HINT);

@@ -54,7 +54,7 @@ async function startSubject(which: Case): Promise<Subject> {
   roles.set(cluster.schedulerPid, 'scheduler');
   for (const pid of cluster.executorPids) roles.set(pid, 'executor');
   let n = 0;
-  const operation = which === 'noop' ? () => cluster.faas.call(cluster.noop, [n++]) : () => cluster.faas.callDag(cluster.compose, { increment: [n++] });
+  const operation = which === 'noop' ? () => cluster.faas.call(cluster.noop, [n++]) : () => cluster.faas.callDag(cluster.compose, { 'bench/increment': [n++] });
   return { roles, operation, inFlight: [1, 8], stop: () => cluster.stop() };
 }
 
