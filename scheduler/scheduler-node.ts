@@ -9,7 +9,8 @@
  *   specialised before the first call); list, describe, delete. This machine routes those
  *   messages to it and does its I/O. How many executors hold a pin is the monitor's call
  *   (`pinCounts`, see scheduler/pins.ts), the default `pinExecutors` otherwise; which ones,
- *   scheduler/pinning.ts. Cancels: scheduler/cancel.ts; idempotent calls: idempotent-starts.ts.
+ *   scheduler/pinning.ts. Cancels: scheduler/cancel.ts; idempotent calls: idempotent-starts.ts;
+ *   concurrency limits and no-capacity refusals: admission.ts.
  * - The monitor's view (`clusterStatsRequest`): each executor's last status, with its hottest
  *   functions' call rates and latencies (executors measure them: leased calls skip this
  *   scheduler).
@@ -53,7 +54,8 @@ import type { Effect, Envelope, Machine, MachineInput, PbTypes, Random, Span } f
 import type { Continuation, SchedulerTask } from './kvs-tasks.js';
 import { Registry } from './registry.js';
 import { CallChains } from './call-chains.js';
-import { DefaultPlacement, admissionLoadOf, loadOf } from './placement.js';
+import { ConcurrencyLimits, noCapacity } from './admission.js';
+import { DefaultPlacement, loadOf } from './placement.js';
 import type { ExecutorView, PlacementPolicy } from './placement.js';
 import { CALL_ID_BYTES_MAX, argumentToWire, encodeRunRecord, isCallId, runRecordValue } from './execution-records.js';
 import type { RunRecord } from './execution-records.js';
@@ -66,6 +68,7 @@ import { IdempotentStarts } from './idempotent-starts.js';
 import { Takeover, doneRecord, newTakeoverCounters } from './takeover.js';
 import { schedulerInvocations } from './invocations.js';
 import { callOutcome, schedulerCallMetrics } from './call-metrics.js';
+import { functionLoadsOf } from './function-loads.js';
 
 export interface SchedulerOptions {
   readonly address: string;
@@ -118,8 +121,6 @@ const TAKEOVER = 'takeover';
  * schedule the new boot sent and the executor did not receive.
  */
 const SEQS_PER_MS = 1024;
-/** Function loads kept per executor, at most (an executor reports its 32 hottest). */
-const FUNCTION_LOADS_MAX = 64;
 
 export class SchedulerNode implements Machine {
   readonly id: string;
@@ -133,8 +134,8 @@ export class SchedulerNode implements Machine {
   private readonly registry: Registry;
   private readonly continuations = new Map<number, Continuation>();
   private readonly runs = new Map<string, Dispatch>();
-  /** Per function with a concurrency limit, the runs of it this scheduler dispatched (pruned as they finish). */
-  private readonly running = new Map<string, Set<Dispatch>>();
+  /** Per function with a concurrency limit, the runs of it this scheduler dispatched (admission.ts). */
+  private readonly limits = new ConcurrencyLimits((dispatch) => this.runs.get(dispatch.runId) === dispatch);
   private readonly placement: PlacementPolicy;
   private readonly overloadMax: number;
   /** Which executors pinned functions are prepared on (pinning.ts). */
@@ -563,7 +564,7 @@ export class SchedulerNode implements Machine {
   }
 
   private place(dispatch: Dispatch, onNoCapacity: (error: LfaasError) => Effect[], previous: readonly string[], span: Span): Effect[] {
-    const limited = this.overLimit(dispatch);
+    const limited = this.limits.refusal(dispatch, this.options.checkPeriodMs ?? 100);
     if (limited !== undefined) {
       this.counters.noCapacity++;
       spanFailed(span, limited);
@@ -577,7 +578,7 @@ export class SchedulerNode implements Machine {
       const view = this.placement.place({ functionId: `${fn.name}@${fn.version}`, keys: fn.keys, ...(prefer === undefined || prefer === null ? {} : { prefer }) }, alive, this.options.random);
       if (view === undefined) {
         this.counters.noCapacity++;
-        const error = this.noCapacity(alive);
+        const error = noCapacity(alive, { checkPeriodMs: this.options.checkPeriodMs ?? 100, executorTimeoutMs: this.options.executorTimeoutMs ?? 1000, overloadMax: this.overloadMax });
         spanFailed(span, error);
         return onNoCapacity(error);
       }
@@ -596,7 +597,7 @@ export class SchedulerNode implements Machine {
     dispatch.deadlineMs = this.nowMs + dispatch.timeoutMs + RUN_GRACE_MS;
     this.runs.set(dispatch.runId, dispatch);
     this.counters.dispatched++;
-    for (const fn of dispatch.functions) if (fn.concurrencyLimit > 0) this.limitedRuns(fn.name).add(dispatch);
+    this.limits.add(dispatch);
     const leaseMs = dispatch.replyTo.length > 0 && dispatch.functions.every((fn) => fn.concurrencyLimit === 0) ? (this.options.leaseMs ?? 1000) : 0;
     const effects: Effect[] = [];
     const traceId = traceFieldOf(span) || dispatch.traceId;
@@ -627,43 +628,6 @@ export class SchedulerNode implements Machine {
       effects.push({ kind: 'send', to: view.address, envelope: envelopeWith({ schedule }, { sender: this.id, ...(traceId ? { traceId } : {}) }) });
     }
     return effects;
-  }
-
-  private limitedRuns(name: string): Set<Dispatch> {
-    let runs = this.running.get(name);
-    if (runs === undefined) this.running.set(name, (runs = new Set()));
-    return runs;
-  }
-
-  /**
-   * SCHED_NO_CAPACITY when a function of the run already runs as many calls as its concurrency
-   * limit allows (the runs this scheduler dispatched and has not seen finish; a finished one is
-   * dropped from the count here), with one check period as the retry-after hint.
-   */
-  private overLimit(dispatch: Dispatch): LfaasError | undefined {
-    for (const fn of dispatch.functions) {
-      if (fn.concurrencyLimit === 0) continue;
-      const runs = this.limitedRuns(fn.name);
-      for (const run of runs) if (run.finished || this.runs.get(run.runId) !== run || run.seqs.size === 0) runs.delete(run);
-      runs.delete(dispatch);
-      if (runs.size >= fn.concurrencyLimit) {
-        return new LfaasError(ErrorCode.SCHED_NO_CAPACITY, `${fn.name} runs ${runs.size} calls at once, its concurrency limit; retry in ${this.options.checkPeriodMs ?? 100} ms`, { retryAfterMs: this.options.checkPeriodMs ?? 100 });
-      }
-    }
-    return undefined;
-  }
-
-  /**
-   * SCHED_NO_CAPACITY with its retry-after hint: one check period (when the executors' next
-   * reports have come in) per slot's worth of queue beyond the least loaded executor's room, at
-   * most 2 s; with no executor at all, the executor timeout (one may be starting).
-   */
-  private noCapacity(alive: readonly ExecutorView[]): LfaasError {
-    const period = this.options.checkPeriodMs ?? 100;
-    if (alive.length === 0) return new LfaasError(ErrorCode.SCHED_NO_CAPACITY, 'no executor has joined', { retryAfterMs: this.options.executorTimeoutMs ?? 1000 });
-    const least = Math.min(...alive.map(admissionLoadOf));
-    const retryAfterMs = Math.min(2000, period * Math.max(1, Math.ceil(least - this.overloadMax + 1)));
-    return new LfaasError(ErrorCode.SCHED_NO_CAPACITY, `every executor is saturated (the least loaded has ${least.toFixed(2)} calls per slot); retry in ${retryAfterMs} ms`, { retryAfterMs });
   }
 
   private onStatus(status: PbTypes.IExecutorStatus): Effect[] {
@@ -822,23 +786,6 @@ export class SchedulerNode implements Machine {
   private replyError(request: Envelope, error: LfaasError): Effect[] {
     return this.reply(request, { errorReply: { error: errorToWire(error) } });
   }
-}
-
-/**
- * An executor's reported function loads, checked: at most FUNCTION_LOADS_MAX, names that are
- * function names, rates and latencies finite and not negative (the decoder already refused
- * non-finite doubles; a hand-built status may not have).
- */
-function functionLoadsOf(loads: readonly PbTypes.IFunctionLoad[]): PbTypes.IFunctionLoad[] {
-  const out: PbTypes.IFunctionLoad[] = [];
-  const positive = (value: number | null | undefined): number => (typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : 0);
-  for (const load of loads) {
-    if (out.length >= FUNCTION_LOADS_MAX) break;
-    const name = load.name ?? '';
-    if (!NAME_PATTERN.test(name)) continue;
-    out.push({ name, rate: positive(load.rate), p50Ms: positive(load.p50Ms), p99Ms: positive(load.p99Ms), errors: positive(load.errors) });
-  }
-  return out;
 }
 
 /** The KVS keys a call's `ref(key)` arguments name (for placement near the cache that holds them). */
