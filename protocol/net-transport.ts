@@ -53,7 +53,7 @@ import { FRAME_HEADER_BYTES, FrameReader } from './frame-reader.js';
 import { generateKeyPair, keyFromText, keyText } from './keys.js';
 import type { KeyPair } from './keys.js';
 import { acceptPsk, dialPsk, pskFor, pskSecureContext } from './tls-psk.js';
-import { advertisedHost } from './transport-options.js';
+import { SEND_DELAY_MS, advertisedHost, delayedSend } from './transport-options.js';
 import type { RefusedFrameReceiver, TransportCounters, ZmqTransportOptions } from './transport-options.js';
 import type { FrameReceiver, Transport } from './transport.js';
 
@@ -89,11 +89,6 @@ const MODE_PLAIN = 0;
 const MODE_TLS_PSK = 1;
 const GREETING_BYTES = 5;
 
-/** Test hook (see zmq-transport.ts): every send waits this long first; 0 when unset. */
-const SEND_DELAY_MS = ((): number => {
-  const value = Number(process.env['LFAAS_TEST_SEND_DELAY_MS'] ?? '');
-  return Number.isFinite(value) && value > 0 ? Math.min(value, 10_000) : 0;
-})();
 
 /**
  * The options of {@link NetTransport.bind}: those of the ZeroMQ transport (`sendHighWaterMark` is
@@ -295,10 +290,8 @@ export class NetTransport implements Transport {
    * The transport holds `frame` itself (no copy) until the kernel has it: do not change it after.
    */
   send(to: string, frame: Uint8Array): Promise<void> {
-    if (SEND_DELAY_MS > 0 && !this.closed) {
-      // Timers of one duration fire in the order they were set: the order of sends is kept.
-      return new Promise((resolve, reject) => setTimeout(() => this.sendNow(to, frame).then(resolve, reject), SEND_DELAY_MS));
-    }
+    // The test hook's delay, off the hot path when unset.
+    if (SEND_DELAY_MS > 0 && !this.closed) return delayedSend((target, bytes) => this.sendNow(target, bytes), to, frame);
     return this.sendNow(to, frame);
   }
 

@@ -85,3 +85,21 @@ export interface TransportCounters {
 
 /** A frame a peer sent beyond its share of the incoming queue (see `onRefused`). */
 export type RefusedFrameReceiver = (frame: Uint8Array, peer: string) => void;
+
+/**
+ * Test hook of both transports: with `LFAAS_TEST_SEND_DELAY_MS` (read once, when this module
+ * loads; at most 10 s) every send waits this long first (the multi-host test's link delay); 0
+ * when unset.
+ */
+export const SEND_DELAY_MS = ((): number => {
+  const value = Number(process.env['LFAAS_TEST_SEND_DELAY_MS'] ?? '');
+  return Number.isFinite(value) && value > 0 ? Math.min(value, 10_000) : 0;
+})();
+
+/**
+ * `send(to, frame)` after the test hook's delay (timers of one duration fire in the order they
+ * were set: the order of sends is kept).
+ */
+export function delayedSend(send: (to: string, frame: Uint8Array) => Promise<void>, to: string, frame: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => setTimeout(() => send(to, frame).then(resolve, reject), SEND_DELAY_MS));
+}

@@ -56,7 +56,7 @@ import { releaseZapHandler, useZapHandler } from './zap.js';
 import { FairInbox } from './fair-inbox.js';
 import type { FairInboxCounters, FairInboxOptions } from './fair-inbox.js';
 import type { FrameReceiver, Transport } from './transport.js';
-import { advertisedHost } from './transport-options.js';
+import { SEND_DELAY_MS, advertisedHost, delayedSend } from './transport-options.js';
 import type { RefusedFrameReceiver, TransportCounters, ZmqTransportOptions } from './transport-options.js';
 
 // The options, counters and advertised host are shared with the node:net transport (net-transport.ts).
@@ -96,11 +96,6 @@ const HANDSHAKE_MAX_MS = 10_000;
 
 if (context.maxSockets < CONTEXT_SOCKETS_MAX) context.maxSockets = CONTEXT_SOCKETS_MAX;
 
-/** Test hook (see the file comment): every send waits this long first; 0 when unset. */
-const SEND_DELAY_MS = ((): number => {
-  const value = Number(process.env['LFAAS_TEST_SEND_DELAY_MS'] ?? '');
-  return Number.isFinite(value) && value > 0 ? Math.min(value, 10_000) : 0;
-})();
 
 class Destination {
   queue: Uint8Array[] = [];
@@ -218,10 +213,8 @@ export class ZmqTransport implements Transport {
    * throws: every failure is a rejection with a typed error.
    */
   send(to: string, frame: Uint8Array): Promise<void> {
-    if (SEND_DELAY_MS > 0 && !this.closed) {
-      // Timers of one duration fire in the order they were set: the order of sends is kept.
-      return new Promise((resolve, reject) => setTimeout(() => this.sendNow(to, frame).then(resolve, reject), SEND_DELAY_MS));
-    }
+    // The test hook's delay, off the hot path when unset.
+    if (SEND_DELAY_MS > 0 && !this.closed) return delayedSend((target, bytes) => this.sendNow(target, bytes), to, frame);
     return this.sendNow(to, frame);
   }
 
