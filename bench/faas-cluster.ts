@@ -7,15 +7,16 @@
  * (encrypted, keys in the data folder) as a cluster runs by default, or plain with `insecure` (every
  * role `--insecure`; the client sees addresses without keys and talks plain). Stopped by pid.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LatticeFaas, dag } from '../client/index.js';
 import type { DagHandle, FunctionHandle } from '../client/index.js';
-import { ADMIN_TOKEN_FILE, keysInit, startRole, stopChildren, waitForRing } from '../cli/index.js';
+import { startRole, stopChildren, waitForRing } from '../cli/index.js';
 import type { Started } from '../cli/index.js';
 import type { IsolationLevel } from '../executor/index.js';
+import { benchKeys } from './kvs-cluster.js';
 
 export interface FaasBenchCluster {
   readonly faas: LatticeFaas;
@@ -104,13 +105,7 @@ async function readPoolCounters(ports: readonly number[]): Promise<PoolCounters>
  * started beside it takes (`--keys <folder>` or `--insecure`).
  */
 export async function startBenchStorage(data: string, processes: Started[], options: { insecure?: boolean } = {}): Promise<{ keys: string; routingAddress: string; security: readonly string[] }> {
-  const insecure = options.insecure === true;
-  const keys = insecure ? '' : join(data, 'keys');
-  if (!insecure) {
-    keysInit(keys);
-    process.env['LFAAS_TOKEN'] = readFileSync(join(keys, ADMIN_TOKEN_FILE), 'utf8').trim();
-  }
-  const security = insecure ? ['--insecure'] : ['--keys', keys];
+  const { keys, security } = benchKeys(data, options.insecure === true);
   const routing = await startRole(['routing', ...security, '--global', '1'], 'routing');
   processes.push(routing);
   const routingAddress = String(routing.ready['address']);

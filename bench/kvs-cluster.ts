@@ -22,6 +22,19 @@ export interface BenchCluster {
   stop(): Promise<void>;
 }
 
+/**
+ * A bench cluster's security: secure, as a cluster runs by default (keys made in `data`; the
+ * bench's clients and readiness probes present the admin token, through LFAAS_TOKEN), or with
+ * `insecure` no keys (`keys` is ''). `security`: the flags each role takes.
+ */
+export function benchKeys(data: string, insecure: boolean): { keys: string; security: readonly string[] } {
+  if (insecure) return { keys: '', security: ['--insecure'] };
+  const keys = join(data, 'keys');
+  keysInit(keys);
+  process.env['LFAAS_TOKEN'] = readFileSync(join(keys, ADMIN_TOKEN_FILE), 'utf8').trim();
+  return { keys, security: ['--keys', keys] };
+}
+
 export async function startBenchCluster(options: { nodes: number; shards: number; replication: number; storageArgs?: readonly string[]; insecure?: boolean }): Promise<BenchCluster> {
   const data = mkdtempSync(join(tmpdir(), 'lfaas-bench-'));
   const processes: Started[] = [];
@@ -31,14 +44,7 @@ export async function startBenchCluster(options: { nodes: number; shards: number
   };
   try {
     const insecure = options.insecure === true;
-    // Secure, as a cluster runs by default: keys made in the bench's data folder.
-    const keys = insecure ? '' : join(data, 'keys');
-    if (!insecure) {
-      keysInit(keys);
-      // The bench's clients (and the readiness probes) present the admin token.
-      process.env['LFAAS_TOKEN'] = readFileSync(join(keys, ADMIN_TOKEN_FILE), 'utf8').trim();
-    }
-    const security = insecure ? ['--insecure'] : ['--keys', keys];
+    const { keys, security } = benchKeys(data, insecure);
     const routing = await startRole(['routing', ...security, '--global', String(options.replication)], 'routing');
     processes.push(routing);
     const address = String(routing.ready['address']);
