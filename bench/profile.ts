@@ -10,7 +10,7 @@
  * `npm run bench -- profile [get|put|noop|compose ...] [--quick]` (default: get and noop). The
  * raw profiles are kept under bench/results/profiles/ for Chrome DevTools (not committed).
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -131,6 +131,7 @@ export const profileBenchmark: Benchmark = async (options) => {
         mkdirSync(windowFolder, { recursive: true });
         const expected = pids.length + (which === 'get' || which === 'put' ? 2 : 0);
         const files = await profilesIn(folder, expected);
+        writeFileSync(join(windowFolder, `client-${process.pid}-0-${inFlight}.cpuprofile`), JSON.stringify(profile));
         const profiles: [string, CpuProfile][] = [['client', profile as unknown as CpuProfile]];
         for (const file of files) {
           renameSync(join(folder, file), join(windowFolder, file));
@@ -139,6 +140,7 @@ export const profileBenchmark: Benchmark = async (options) => {
           profiles.push([`${subject.roles.get(pid) ?? file}${thread === 0 ? '' : ` thread ${thread}`}`, JSON.parse(readFileSync(join(windowFolder, file), 'utf8')) as CpuProfile]);
         }
         const profiledOps = profiled.operations;
+        writeFileSync(join(windowFolder, 'window.json'), JSON.stringify({ operations: profiledOps, durationMs }));
         for (const [who, threadProfile] of profiles) {
           const summary = summariseProfile(threadProfile);
           rows.push({ case: which, inFlight, kind: 'js busy', process: who, where: 'all', usPerOp: summary.busyMicros / profiledOps });

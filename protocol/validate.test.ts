@@ -276,9 +276,26 @@ describe('validateEnvelope', () => {
   it('refuses "__proto__" map keys and hand-built objects with two oneof members', () => {
     expectRefused(rawFrame({ dagCall: { callId: 'c', dag: 'd', args: JSON.parse('{"__proto__":{}}') as Record<string, PbTypes.IArguments> } }), ErrorCode.PROTO_MALFORMED, 'dagCall.args["__proto__"]');
     expect(() => validateEnvelope({ echo: {}, heartbeat: { nodeId: 'n' } })).toThrow(expect.objectContaining({ code: ErrorCode.PROTO_MALFORMED, message: expect.stringContaining('body') }));
+    // Named in the schema's order, whatever order the object's keys are in.
+    expect(() => validateEnvelope({ heartbeat: { nodeId: 'n' }, echo: {} })).toThrow('body: echo and heartbeat both set');
     expect(() => validateEnvelope({ callRequest: { callId: 'c', function: 'f', args: [{ value: new Uint8Array([1]), reference: 'k' }] } })).toThrow(
       expect.objectContaining({ code: ErrorCode.PROTO_MALFORMED, message: expect.stringContaining('callRequest.args[0].kind') }),
     );
+  });
+
+  it('decodes a frame holding two body fields as protobuf says: the last one read wins, the other is gone', () => {
+    // Two encoded envelopes back to back are one envelope with both fields, in that order.
+    const first = encodeEnvelope({ echo: { payload: new Uint8Array([1]) } });
+    const second = encodeEnvelope({ heartbeat: { nodeId: 'n' } });
+    for (const [bytes, body, gone] of [
+      [Buffer.concat([first, second]), 'heartbeat', 'echo'],
+      [Buffer.concat([second, first]), 'echo', 'heartbeat'],
+    ] as const) {
+      const decoded = decodeEnvelope(bytes);
+      expect(decoded.body).toBe(body);
+      expect(Object.keys(decoded)).not.toContain(gone);
+      expect(decoded[gone]).toBeNull();
+    }
   });
 
   it('refuses strings that are not well-formed Unicode before they are encoded', () => {

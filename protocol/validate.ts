@@ -408,6 +408,8 @@ interface OneofCheck {
   readonly group: string;
   readonly required: boolean;
   readonly members: readonly FieldCheck[];
+  /** Each member by its field name, with its place among the members. */
+  readonly byField: ReadonlyMap<string, { readonly check: FieldCheck; readonly index: number }>;
 }
 
 interface CompiledMessage {
@@ -455,7 +457,7 @@ function compileMessage(type: MessageTypeName): CompiledMessage {
     }
     const required = name.endsWith('!');
     const members = Object.entries(spec).map(([member, memberSpec]) => compileField(member, memberSpec, `${type}.${name}`));
-    oneofs.push({ group: required ? name.slice(0, -1) : name, required, members });
+    oneofs.push({ group: required ? name.slice(0, -1) : name, required, members, byField: new Map(members.map((check, index) => [check.field, { check, index }])) });
   }
   const alwaysValidWhenDecoded = (check: FieldCheck): boolean =>
     check.shape === 'single' && check.value.kind === 'scalar' && !check.value.required && ['string', 'bytes', 'bool', 'uint32'].includes(check.value.type);
@@ -551,10 +553,29 @@ function validateFields(message: Record<string, unknown>, compiled: CompiledMess
   if (problem !== undefined) throw new LfaasError(ErrorCode.PROTO_MALFORMED, `${path === undefined ? compiled.type : pathText(path)}: ${problem}`);
 }
 
-/** The member of a oneof group that holds a value; two set is malformed (only a hand-built object can hold two). */
+/**
+ * The member of a oneof group that holds a value; two set is malformed (only a hand-built object can
+ * hold two). A message holds its values as its own properties (decoded or built), so when it has
+ * fewer than the group has members (the envelope's body has 50), its own keys are what is looked at.
+ */
 function setMember(message: Record<string, unknown>, oneof: OneofCheck, path: Path | undefined): FieldCheck | undefined {
+  const keys = Object.keys(message);
+  if (keys.length >= oneof.members.length) return setMemberOf(message, oneof.members, oneof, path);
+  let found: FieldCheck[] | undefined;
+  for (const key of keys) {
+    const member = oneof.byField.get(key);
+    if (member === undefined || message[key] === undefined || message[key] === null) continue;
+    (found ??= []).push(member.check);
+  }
+  if (found === undefined) return undefined;
+  if (found.length === 1) return found[0];
+  // The error names them in the schema's order, as the full walk would.
+  return setMemberOf(message, [...found].sort((a, b) => oneof.byField.get(a.field)!.index - oneof.byField.get(b.field)!.index), oneof, path);
+}
+
+function setMemberOf(message: Record<string, unknown>, members: readonly FieldCheck[], oneof: OneofCheck, path: Path | undefined): FieldCheck | undefined {
   let set: FieldCheck | undefined;
-  for (const member of oneof.members) {
+  for (const member of members) {
     const value = message[member.field];
     if (value === undefined || value === null) continue;
     if (set !== undefined) fail(ErrorCode.PROTO_MALFORMED, field(path, oneof.group), `${set.field} and ${member.field} both set`);

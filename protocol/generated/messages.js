@@ -6,6 +6,17 @@ import $protobuf from "protobufjs/minimal.js";
 const $Reader = $protobuf.Reader, $Writer = $protobuf.Writer, $util = $protobuf.util;
 const $Object = $util.global.Object, $undefined = $util.global.undefined, $Error = $util.global.Error, $RangeError = $util.global.RangeError, $TypeError = $util.global.TypeError, $String = $util.global.String, $Number = $util.global.Number, $Boolean = $util.global.Boolean, $Array = $util.global.Array, $parseInt = $util.global.parseInt, $BigInt = $util.global.BigInt, $isFinite = $util.global.isFinite;
 
+/** A oneof's setter: clears the oneof's other fields this message holds (protobufjs's deletes all of them, one runtime call each). */
+function oneOfSetter(fieldNames) {
+    const fields = new Set(fieldNames);
+    return function (name) {
+        const keys = $Object.keys(this);
+        for (let i = 0; i < keys.length; ++i)
+            if (keys[i] !== name && fields.has(keys[i]))
+                delete this[keys[i]];
+    };
+}
+
 // Exported root namespace
 const $root = $protobuf.roots["default"] || ($protobuf.roots["default"] = {});
 
@@ -3868,7 +3879,7 @@ export const lfaas = $root.lfaas = (() => {
          */
         $Object.defineProperty(Envelope.prototype, "body", {
             get: $util.oneOfGetter($oneOfFields = ["errorReply", "echo", "kvsRequest", "kvsResponse", "keyAddressRequest", "keyAddressResponse", "nodeJoin", "nodeDepart", "ringUpdate", "heartbeat", "gossip", "digestExchange", "subscribe", "unsubscribe", "keyUpdate", "statsReport", "ringRequest", "registerFunction", "registerFunctionResponse", "registerDag", "callRequest", "callResponse", "dagCall", "schedule", "trigger", "executorStatus", "listFunctions", "functionList", "deleteFunction", "done", "listDags", "dagList", "deleteDag", "invocationMessage", "versionRequest", "versionReply", "prepare", "runFinished", "clusterStatsRequest", "clusterStats", "pinCounts", "logsRequest", "logsReply", "invocationsRequest", "invocationList", "cancelCall", "cancelCallResponse", "serviceAnnounce", "servicesRequest", "serviceList"]),
-            set: $util.oneOfSetter($oneOfFields)
+            set: oneOfSetter($oneOfFields)
         });
 
         /**
@@ -19595,7 +19606,7 @@ export const lfaas = $root.lfaas = (() => {
          */
         $Object.defineProperty(Argument.prototype, "kind", {
             get: $util.oneOfGetter($oneOfFields = ["value", "reference"]),
-            set: $util.oneOfSetter($oneOfFields)
+            set: oneOfSetter($oneOfFields)
         });
 
         /**
