@@ -14,7 +14,7 @@ import { Worker } from 'node:worker_threads';
 import { FrameReader, ProtocolError, checkAnswer, frameWriter } from '../sandbox/index.js';
 import type { PoolMessage, RuntimeAnswer } from '../sandbox/index.js';
 import { sandboxCommand } from './isolation.js';
-import { treeResidentBytes } from './process-tree.js';
+import { TreeMemory } from './process-tree.js';
 import type { IsolationLevel } from './isolation.js';
 
 /** Why a runtime ended by itself. */
@@ -112,6 +112,8 @@ class ProcessRuntime implements Runtime {
   /** Frames to the process, those of one turn in one write. */
   private readonly write: (message: PoolMessage) => void;
   private exited: Promise<void>;
+  /** The process tree's memory, read every few milliseconds while it runs a call. */
+  private memory: TreeMemory | undefined;
 
   constructor(level: Exclude<IsolationLevel, 'none'>, memoryMb: number) {
     const command = sandboxCommand(level, memoryMb);
@@ -159,6 +161,7 @@ class ProcessRuntime implements Runtime {
     });
     this.child.once('exit', (code, signal) => {
       markReady();
+      this.memory?.close();
       if (this.ended) return;
       this.ended = true;
       const outOfMemory = /heap out of memory|Allocation failed|out of memory/i.test(this.stderrTail);
@@ -175,7 +178,8 @@ class ProcessRuntime implements Runtime {
   memoryBytes(): number | undefined {
     const pid = this.child.pid;
     if (pid === undefined || this.ended) return undefined;
-    return treeResidentBytes(pid);
+    this.memory ??= new TreeMemory(pid);
+    return this.memory.bytes();
   }
 
   async end(): Promise<void> {
