@@ -7,7 +7,7 @@
  * - V8 CPU profiles of the client and of every role's JavaScript threads (the roles profile
  *   themselves on SIGUSR2 under LFAAS_CPU_PROFILE_DIR, cli/cpu-profile.ts), as self time per part
  *   (our files, each library, Node, the garbage collector) in microseconds per request.
- * `npm run bench -- profile [get|put|noop|compose ...] [--quick]` (default: get and noop). The
+ * `npm run bench -- profile [get|put|get1k|put1k|noop|compose ...] [--quick]` (default: get and noop; 1k: 1 KiB values). The
  * raw profiles are kept under bench/results/profiles/ for Chrome DevTools (not committed).
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,7 +26,7 @@ import { sampleThreads, threadsBetween } from './harness/thread-cpu.js';
 import { startFaasBenchCluster } from './faas-cluster.js';
 import { startBenchCluster } from './kvs-cluster.js';
 
-const CASES = ['get', 'put', 'noop', 'compose'] as const;
+const CASES = ['get', 'put', 'get1k', 'put1k', 'noop', 'compose'] as const;
 type Case = (typeof CASES)[number];
 
 /** What a case runs: its processes (pid -> role), the operation, and how to stop. */
@@ -38,13 +38,13 @@ interface Subject {
 }
 
 async function startSubject(which: Case): Promise<Subject> {
-  if (which === 'get' || which === 'put') {
+  if (which === 'get' || which === 'put' || which === 'get1k' || which === 'put1k') {
     const cluster = await startBenchCluster({ nodes: 1, shards: 2, replication: 1 });
     const clock = new HybridClock('bench', () => Date.now());
-    const bytes = new Uint8Array(8).fill(7);
+    const bytes = new Uint8Array(which.endsWith('1k') ? 1024 : 8).fill(7);
     await Promise.all(Array.from({ length: 1000 }, (_, k) => cluster.client.put(`key-${k}`, Lww.write(clock, bytes))));
     let n = 0;
-    const operation = which === 'get' ? () => cluster.client.get(`key-${n++ % 1000}`) : () => cluster.client.put(`key-${n++ % 1000}`, Lww.write(clock, bytes));
+    const operation = which.startsWith('get') ? () => cluster.client.get(`key-${n++ % 1000}`) : () => cluster.client.put(`key-${n++ % 1000}`, Lww.write(clock, bytes));
     return { roles: new Map(cluster.processes.map((p, i) => [p.child.pid!, i === 0 ? 'routing' : 'kvs'])), operation, inFlight: [1, 50], stop: () => cluster.stop() };
   }
   // As the compose and concurrency benches run it: two executors of four runtimes each.
@@ -129,7 +129,7 @@ export const profileBenchmark: Benchmark = async (options) => {
         // Per part, from the profiles: the client's own, and each role thread's written on the second SIGUSR2.
         const windowFolder = join(folder, `${which}-${inFlight}`);
         mkdirSync(windowFolder, { recursive: true });
-        const expected = pids.length + (which === 'get' || which === 'put' ? 2 : 0);
+        const expected = pids.length + (which === 'noop' || which === 'compose' ? 0 : 2);
         const files = await profilesIn(folder, expected);
         writeFileSync(join(windowFolder, `client-${process.pid}-0-${inFlight}.cpuprofile`), JSON.stringify(profile));
         const profiles: [string, CpuProfile][] = [['client', profile as unknown as CpuProfile]];
