@@ -2,9 +2,9 @@ import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { TreeMemory, processTree, treeResidentBytes } from './process-tree.js';
 
-/** A node process that starts one child (both sleep), and prints the child's pid. */
+/** A node process that starts one child (both sleep), and prints the child's pid once the child has started. */
 async function startTree(): Promise<{ pid: number; childPid: number; stop(): void }> {
-  const script = `const c = require('node:child_process').spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' }); console.log(c.pid); setInterval(() => {}, 1000);`;
+  const script = `const c = require('node:child_process').spawn(process.execPath, ['-e', 'console.log(1); setInterval(() => {}, 1000)'], { stdio: ['ignore', 'pipe', 'ignore'] }); c.stdout.once('data', () => console.log(c.pid)); setInterval(() => {}, 1000);`;
   const parent = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
   const childPid = await new Promise<number>((resolve, reject) => {
     parent.stdout!.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim())));
@@ -32,7 +32,7 @@ describe('TreeMemory', () => {
       const memory = new TreeMemory(tree.pid);
       const first = memory.bytes();
       const fresh = treeResidentBytes(tree.pid);
-      // Two node processes: tens of MB; the two reads are a moment apart.
+      // Two started node processes: tens of MB; the two reads are a moment apart.
       expect(first).toBeGreaterThan(20 * 1024 * 1024);
       expect(Math.abs(first - fresh)).toBeLessThan(fresh * 0.2);
       // Reads again (from the open files) give the same order of figure.
