@@ -3,7 +3,9 @@
  * replication factor 3) by acknowledgement mode: `local` (memory), `durable` (the lmdb commit is
  * synced), `replicated` (a majority, 2 of 3, hold it durably), with 1 and 50 requests in flight.
  * Peer in the same run: Redis with an append-only file fsynced on every write
- * (`appendfsync always`, its durable mode), through ioredis with auto-pipelining.
+ * (`appendfsync always`, its durable mode), through ioredis with auto-pipelining. For comparison
+ * of the engines alone, a third cluster of one node holding one copy (as Redis does) is measured
+ * with `local` and `durable` (rows `lattice-faas 1 node RF1`; the targets stay on the 3 nodes).
  *
  * Our cluster runs secure (every connection encrypted: TLS-PSK on the default node:net transport,
  * CURVE on ZeroMQ) as it does by default; a second, identical cluster with `--insecure` (plain) is measured in the same rounds, its rows labelled
@@ -28,6 +30,8 @@ const ACKS: readonly AckMode[] = ['local', 'durable', 'replicated'];
 const OURS = (ack: string): string => `lattice-faas ack=${ack}`;
 /** The same cluster with every role `--insecure` (encryption off). */
 const OURS_PLAIN = (ack: string): string => `lattice-faas (--insecure) ack=${ack}`;
+/** One storage node holding one copy (as one Redis does), encrypted: what replication costs, apart. */
+const OURS_SINGLE = (ack: string): string => `lattice-faas 1 node RF1 ack=${ack}`;
 
 export const kvsDurableBenchmark: Benchmark = async (options) => {
   const durationMs = options.quick ? 1000 : 3000;
@@ -36,8 +40,14 @@ export const kvsDurableBenchmark: Benchmark = async (options) => {
     await cluster.stop();
     throw error;
   });
+  const single = await startBenchCluster({ nodes: 1, shards: 1, replication: 1 }).catch(async (error: unknown) => {
+    await plain.stop();
+    await cluster.stop();
+    throw error;
+  });
   const notes = [
     '3 storage node processes (1 shard, 1 lmdb environment each), replication factor 3, a routing node and the load generator on the same 2 cores; 8 B values in LWW registers',
+    `${OURS_SINGLE('<ack>')}: a third cluster, encrypted, of one storage node (1 shard) holding one copy of each key, as the one Redis process does: the same engine without replication's work (informative; the targets stay on the 3-node cluster)`,
     `security: ${OURS('<ack>')} runs secure as by default (encrypted: TLS-PSK on every connection with the default node:net transport, CURVE with LFAAS_TRANSPORT=zmq); ${OURS_PLAIN('<ack>')} is a second, identical cluster whose roles run with --insecure (plain), measured in turn with the others (both clusters stand on the same 2 cores and disk); Redis runs plain; targets are on the encrypted rows`,
   ];
   const redisDir = mkdtempSync(join(tmpdir(), 'lfaas-bench-redis-'));
@@ -56,6 +66,7 @@ export const kvsDurableBenchmark: Benchmark = async (options) => {
       const systems: [string, 'encrypted' | 'plain', () => Promise<unknown>][] = [
         ...ACKS.map((ack): [string, 'encrypted' | 'plain', () => Promise<unknown>] => [OURS(ack), cluster.security, () => cluster.client.put(key(), Lww.write(clock, bytes), { ack })]),
         ...ACKS.map((ack): [string, 'encrypted' | 'plain', () => Promise<unknown>] => [OURS_PLAIN(ack), plain.security, () => plain.client.put(key(), Lww.write(clock, bytes), { ack })]),
+        ...(['local', 'durable'] as const).map((ack): [string, 'encrypted' | 'plain', () => Promise<unknown>] => [OURS_SINGLE(ack), single.security, () => single.client.put(key(), Lww.write(clock, bytes), { ack })]),
       ];
       if (redisConnection !== undefined) systems.push(['redis appendfsync=always', 'plain', () => redisConnection.set(key(), buffer)]);
       for (const [system, security, operation] of systems) {
@@ -69,6 +80,7 @@ export const kvsDurableBenchmark: Benchmark = async (options) => {
     await redisConnection?.close();
     await redis?.stop();
     rmSync(redisDir, { recursive: true, force: true });
+    await single.stop();
     await plain.stop();
     await cluster.stop();
   }
@@ -83,6 +95,8 @@ export const kvsDurableBenchmark: Benchmark = async (options) => {
       ratios[`${ack}_${inFlight}inflight_throughput_ours_over_redis_fsync`] = Number(ours['perSecond']) / Number(redisRow['perSecond']);
       ratios[`${ack}_${inFlight}inflight_p50_ours_over_redis_fsync`] = Number(ours['p50Ms']) / Number(redisRow['p50Ms']);
     }
+    const singleDurable = find(OURS_SINGLE('durable'), inFlight);
+    if (singleDurable !== undefined && redisRow !== undefined) ratios[`durable_1node_rf1_${inFlight}inflight_throughput_ours_over_redis_fsync`] = Number(singleDurable['perSecond']) / Number(redisRow['perSecond']);
     const local = find('lattice-faas ack=local', inFlight);
     const durable = find('lattice-faas ack=durable', inFlight);
     if (local !== undefined && durable !== undefined) ratios[`durable_over_local_${inFlight}inflight_throughput`] = Number(durable['perSecond']) / Number(local['perSecond']);
