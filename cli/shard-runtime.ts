@@ -4,7 +4,7 @@
  * over both. Used on a node's main thread and inside a shard worker.
  */
 import { LmdbStore, Shard } from '../kvs/index.js';
-import { bindTransport, runMachine, systemClock } from '../protocol/index.js';
+import { bindTransport, runMachine, systemClock, usePolling } from '../protocol/index.js';
 import { advertised } from './advertise.js';
 import { roleSecurity } from './security.js';
 import type { SecurityOptions } from './security.js';
@@ -40,6 +40,8 @@ export interface RunningShard {
 }
 
 export async function openShard(setup: ShardSetup): Promise<RunningShard> {
+  // Its thread polls after traffic, as the node's main thread does (protocol/busy-poll.ts).
+  usePolling();
   const store = new LmdbStore(setup.path);
   const security = roleSecurity('storage', setup.security);
   const transport = await bindTransport({ host: setup.host, ...advertised(setup), port: setup.port, keyPair: security.keyPair });

@@ -17,7 +17,7 @@ import { Worker } from 'node:worker_threads';
 import { decode as unpackRing, encode as packRing } from 'msgpackr';
 import { LmdbStore, StorageNode, startMetricsServer } from '../kvs/index.js';
 import type { MetricSample, Readiness, ShardMemory, ShardStatsSnapshot } from '../kvs/index.js';
-import { bindTransport, reportFatal, runMachine, systemClock } from '../protocol/index.js';
+import { bindTransport, reportFatal, runMachine, systemClock, usePolling } from '../protocol/index.js';
 import { advertised } from './advertise.js';
 import { alsoOnProfileSignal } from './cpu-profile.js';
 import { roleSecurity } from './security.js';
@@ -177,6 +177,8 @@ async function startWorkerShard(data: ShardSetup): Promise<ShardHandle> {
 
 export async function runStorageNode(options: StorageNodeProcessOptions): Promise<void> {
   guardProcess('kvs');
+  // A storage node answers quick exchanges: it polls after traffic (protocol/busy-poll.ts).
+  usePolling();
   setLogNode(options.id);
   const name = `kvs ${options.id}`;
   const nodeStore = new LmdbStore(join(options.data, options.id, 'node'));

@@ -43,6 +43,7 @@ export { NetTransport, NET_DESTINATIONS_MAX, NET_FRAME_BYTES_MAX, INBOUND_CONNEC
 export type { NetTransportOptions, NetConnectionCounters } from './net-transport.js';
 export { bindTransport, transportKind, TRANSPORT_KINDS, TRANSPORT_ENV } from './bind-transport.js';
 export type { NodeTransport, TransportKind } from './bind-transport.js';
+export { DEFAULT_POLL_US, pollMicros, usePolling } from './busy-poll.js';
 export { FairInbox } from './fair-inbox.js';
 export type { FairInboxOptions, FairInboxCounters, PeerFrameReceiver } from './fair-inbox.js';
 export { isServiceUrl, isTransportAddress, parseTcpAddress, ADDRESS_LENGTH_MAX } from './address.js';

@@ -39,6 +39,7 @@
  *
  * Test hook: `LFAAS_TEST_SEND_DELAY_MS`, as in zmq-transport.ts.
  */
+import { afterReceive, afterSend } from './busy-poll.js';
 import { lookup } from 'node:dns/promises';
 import { connect as netConnect, createServer, isIP } from 'node:net';
 import type { Server, Socket } from 'node:net';
@@ -297,6 +298,7 @@ export class NetTransport implements Transport {
 
   private sendNow(to: string, frame: Uint8Array): Promise<void> {
     if (this.closed) return Promise.reject(new LfaasError(ErrorCode.TRANSPORT_CLOSED, 'transport is closed'));
+    afterSend();
     if (frame.byteLength > NET_FRAME_BYTES_MAX) {
       // The receiver would close the connection at its length prefix (no reply could come): the
       // sender hears it here, typed, and nothing crosses the wire.
@@ -623,6 +625,7 @@ export class NetTransport implements Transport {
   private deliver(connection: Inbound, frame: Buffer): void {
     if (this.closed) return;
     this.counters.framesReceived++;
+    afterReceive();
     if (!this.inbox.offer(connection.peer, frame)) {
       this.counters.framesRefused++;
       try {
