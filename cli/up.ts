@@ -29,7 +29,7 @@ import type { SupervisedRole } from './supervisor.js';
 import type { AutoscalePolicy } from '../monitor/index.js';
 import { CLUSTER_FILE, ErrorCode, LatticeFaas, isLfaasError, isRetryable, processAlive, readClusterFile, removeClusterFile, writeClusterFile } from '../client/index.js';
 import type { ClusterFile } from '../client/index.js';
-import { Rpc, bindTransport, clientKeyPair, clientToken, systemClock } from '../protocol/index.js';
+import { Rpc, bindTransport, clientKeyPair, clientToken, systemClock, transportKind } from '../protocol/index.js';
 import { checkPortsFree, plannedPorts, portLayout } from './up-ports.js';
 import type { PortOptions } from './up-ports.js';
 import { runDemos } from './demo.js';
@@ -266,7 +266,7 @@ export async function up(options: UpOptions): Promise<void> {
     }
     const routing = await supervisor.start({ name: 'routing', args: (last) => ['routing', '--keys', keys, '--port', String(layout.routing), '--global', String(options.replication), '--metrics-port', String(last?.['metricsPort'] ?? 0)] });
     const routingAddress = String(routing.ready['address']);
-    say(`  keys: ${keys}${firstStart ? ' (made now: a key pair per role, members.json lists them)' : ''}; every connection is encrypted (CURVE) and only those keys are members; every client presents an owner token (the admin token is ${tokenFile})`);
+    say(`  keys: ${keys}${firstStart ? ' (made now: a key pair per role, members.json lists them)' : ''}; every connection is encrypted (${transportKind() === 'net' ? 'TLS-PSK' : 'CURVE'}) and only those keys are members; every client presents an owner token (the admin token is ${tokenFile})`);
     say(`  [1/${total}] routing  pid ${routing.child.pid}  ${routingAddress}  metrics http://127.0.0.1:${String(routing.ready['metricsPort'])}/metrics`);
     /** A storage node: `--id` its name, the role's key unless it has one of its own; the first `nodes` on their fixed ports. */
     const storageRole = (name: string, keyName: string | undefined): SupervisedRole => {
