@@ -6,7 +6,7 @@
  * over HTTP/1.1 with JSON bodies through a keep-alive agent (node:http), in the same run:
  * sequential latency (p50, p99; 2000 calls each, 300 with --quick) in alternating rounds so both
  * see the same machine, then throughput with 8 calls in flight. For reference, rows of the same
- * calls through our SDK over ZeroMQ (no HTTP): the ingress's own cost is the difference.
+ * calls through our SDK over the cluster's transport (no HTTP): the ingress's own cost is the difference.
  */
 import { Agent, request } from 'node:http';
 import { startRole, stopChildren } from '../cli/index.js';
@@ -88,7 +88,7 @@ function counted(system: string, test: Case['test'], pids: readonly number[], ca
 }
 
 const OURS = 'lattice-faas ingress (HTTP)';
-const OURS_SDK = 'lattice-faas SDK (ZeroMQ, no HTTP)';
+const OURS_SDK = 'lattice-faas SDK (no HTTP)';
 const RESTATE = 'restate ingress (HTTP)';
 
 export const httpBenchmark: Benchmark = async (options) => {
@@ -102,7 +102,7 @@ export const httpBenchmark: Benchmark = async (options) => {
     'our calls: POST /v1/functions/bench/noop/call [x] and POST /v1/dags/bench/square-of-increment/call {"bench/increment":[x]}; Restate\'s: POST /LatticeBench/noop x and POST /LatticeBench/compose x (two durable service calls); JSON bodies, node:http keep-alive agents on both sides',
     `sequential: ${calls} calls per case over ${rounds} alternating round(s), each case warmed up ${warmUpMs / 1000} s before each round; throughput: ${IN_FLIGHT} calls in flight for ${throughputMs / 1000} s per case`,
     `serverCores: the CPU of the system's processes and their descendants (ours: scheduler, executors with their sandbox processes, and the ingress; Restate: its server and the deployment) during the sequential measurement`,
-    'the SDK rows are the same calls through our TypeScript SDK over ZeroMQ, no HTTP: the ingress costs the difference (one more process hop, HTTP parsing, JSON)',
+    'the SDK rows are the same calls through our TypeScript SDK over the cluster\'s transport (node:net, TLS-PSK), no HTTP: the ingress costs the difference (one more process hop, HTTP parsing, JSON)',
   ];
   let cluster: FaasBenchCluster | undefined;
   let ingress: Started | undefined;

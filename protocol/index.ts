@@ -27,6 +27,7 @@ export type { MachineShell, ShellCounters, ShellOptions } from './machine-shell.
 export { ZmqTransport, CONTEXT_SOCKETS_MAX, DESTINATION_SOCKETS_MAX, advertisedHost, clientKeyPair } from './zmq-transport.js';
 export { generateKeyPair, keyText, keyFromText, isKeyText, z85 } from './keys.js';
 export { seal, openSeal, SEAL_BYTES } from './frame-seal.js';
+export { dialPsk, pskFor, pskSecureContext } from './tls-psk.js';
 export type { KeyPair } from './keys.js';
 export { Reloading } from './reloading.js';
 export { Membership, ROLES, MEMBERS_FILE, readMembers, writeMembers, readKeyPair, ensureKeyPair } from './membership.js';

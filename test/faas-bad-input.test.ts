@@ -19,10 +19,8 @@ import type { NodeTransport, PbTypes } from '../protocol/index.js';
 import { FaasCluster, adminToken, eventually, isAlive } from './cluster.js';
 import { ManglingTransport, code, rejection } from './wire-faults.js';
 
-// These frames are hand-made on raw ZeroMQ sockets (test/raw-socket.ts, CURVE and seals): the
-// cluster this file starts, and its own transports, speak ZeroMQ (LFAAS_TRANSPORT; each test file
-// runs in its own process). The node:net transport's hostile-input tests are in protocol/net-transport.test.ts.
-process.env['LFAAS_TRANSPORT'] = 'zmq';
+// These frames are hand-made on raw sockets (test/raw-socket.ts) of the transport the cluster runs:
+// node:net with TLS-PSK by default, ZeroMQ with CURVE and seals under LFAAS_TRANSPORT=zmq.
 
 const MiB = 1024 * 1024;
 

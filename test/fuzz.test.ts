@@ -2,8 +2,9 @@
  * The wire fuzzer (test/fuzz/wire-fuzzer.ts) against a real cluster of processes: a routing node,
  * two storage nodes of two shards each, a scheduler and an executor. For each phase and each
  * socket (routing, every shard, every storage node's control socket, scheduler, executor) it fires
- * the phase's frames from a raw ZeroMQ DEALER socket (nodes bind ROUTER sockets; a raw socket, not
- * our transport, which validates what it sends), then an echo request on the same socket: its
+ * the phase's frames from a raw socket of the cluster's transport (test/raw-socket.ts: a TLS-PSK
+ * connection writing length-prefixed frames on node:net, a CURVE DEALER on ZeroMQ; not our
+ * transport, which checks what it sends), then an echo request on the same socket: its
  * answer marks the moment the socket has read everything before it, which gives the frames per
  * second the socket sustains (printed as a table at the end). A node refuses a peer's frames
  * beyond its share of the inbox (fair-inbox.ts), the marker too: it is sent again (after 25 ms,
@@ -20,9 +21,9 @@
  * `LFAAS_FUZZ_FORGE=1` also forges alive members in ring updates to shards and storage nodes (a
  * known trust gap: expected to fail until member authentication exists).
  */
-import { Router } from 'zeromq';
 import { RawSocket } from './raw-socket.js';
-import { generateKeyPair, keyText, z85 } from '../protocol/index.js';
+import { generateKeyPair } from '../protocol/index.js';
+import type { Transport } from '../protocol/index.js';
 import protobuf from 'protobufjs/minimal.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { KvsClient, LatticeFaas } from '../client/index.js';
@@ -34,10 +35,8 @@ import { LONG_SCALE, PHASES, QUICK_SCALE, WireFuzzer, sendBytes, sendFrames } fr
 import type { FuzzSend, FuzzTarget, PhaseName } from './fuzz/wire-fuzzer.js';
 import { code } from './wire-faults.js';
 
-// These frames are hand-made on raw ZeroMQ sockets (test/raw-socket.ts, CURVE and seals): the
-// cluster this file starts, and its own transports, speak ZeroMQ (LFAAS_TRANSPORT; each test file
-// runs in its own process). The node:net transport's hostile-input tests are in protocol/net-transport.test.ts.
-process.env['LFAAS_TRANSPORT'] = 'zmq';
+// These frames are hand-made on raw sockets (test/raw-socket.ts) of the transport the cluster runs:
+// node:net with TLS-PSK by default, ZeroMQ with CURVE and seals under LFAAS_TRANSPORT=zmq.
 
 const LONG = process.env['LFAAS_LONG'] === '1';
 const FORGE = process.env['LFAAS_FUZZ_FORGE'] === '1';
@@ -97,7 +96,7 @@ describe(`the wire fuzzer (seed ${SEED}, ${LONG ? 'long' : 'quick'} mode; replay
    */
   const markers = new Map<number, { readonly nonce: string; answered: boolean; wake?: () => void }>();
   let repliesHeard = 0;
-  let listener: Router;
+  let listener: Transport;
   let listenerAddress = '';
   let kvs: KvsClient;
   let faas: LatticeFaas;
@@ -142,31 +141,22 @@ describe(`the wire fuzzer (seed ${SEED}, ${LONG ? 'long' : 'quick'} mode; replay
     });
   }
 
-  async function listen(): Promise<void> {
+  /** A frame the listener heard: an echo's answer settles its marker. */
+  function onReply(part: Uint8Array): void {
+    repliesHeard++;
+    const id = responseToOf(part);
+    const entry = id === undefined ? undefined : markers.get(id);
+    if (entry === undefined || entry.answered) return;
+    let nonce: string | undefined;
     try {
-      for await (const parts of listener) {
-        // A ROUTER socket: the first part is the routing id of the connection (nodes send from
-        // DEALER sockets), the second the message's seal (not checked here: a listener's shortcut).
-        for (const part of parts.slice(2)) {
-          repliesHeard++;
-          const id = responseToOf(part);
-          const entry = id === undefined ? undefined : markers.get(id);
-          if (entry === undefined || entry.answered) continue;
-          let nonce: string | undefined;
-          try {
-            const payload = decodeEnvelope(part).echo?.payload;
-            nonce = payload === undefined || payload === null ? undefined : Buffer.from(payload).toString();
-          } catch {
-            continue;
-          }
-          if (nonce !== entry.nonce) continue;
-          entry.answered = true;
-          entry.wake?.();
-        }
-      }
+      const payload = decodeEnvelope(part).echo?.payload;
+      nonce = payload === undefined || payload === null ? undefined : Buffer.from(payload).toString();
     } catch {
-      // Closed.
+      return;
     }
+    if (nonce !== entry.nonce) return;
+    entry.answered = true;
+    entry.wake?.();
   }
 
   /** Echo probes of every target (a fresh transport each time); the problems found. */
@@ -349,12 +339,11 @@ describe(`the wire fuzzer (seed ${SEED}, ${LONG ? 'long' : 'quick'} mode; replay
     await cluster.startScheduler(1000);
     await cluster.startExecutor(2);
     await cluster.waitForExecutors();
-    // A raw CURVE server: nodes answer only to keyed addresses.
-    const listenerKeys = generateKeyPair();
-    listener = new Router({ linger: 0, receiveHighWaterMark: 1_000_000, curveServer: true, curveSecretKey: z85(listenerKeys.secretKey) });
-    await listener.bind('tcp://127.0.0.1:*');
-    listenerAddress = `${(listener.lastEndpoint ?? '').replace('0.0.0.0', '127.0.0.1')}#${keyText(listenerKeys.publicKey)}`;
-    void listen();
+    // The markers' answers come to a transport of the cluster's kind, with a key of its own
+    // (nodes answer only to keyed addresses); a large inbox, so no answer is refused.
+    listener = await bindTransport({ host: '127.0.0.1', port: 0, keyPair: generateKeyPair(), inbox: { peerFramesMax: 1_000_000, totalFramesMax: 1_000_000 } });
+    listenerAddress = listener.address;
+    listener.onFrame((frame) => onReply(frame));
     kvs = await KvsClient.connect({ routing: cluster.routingAddresses, requestTimeoutMs: 1000, retriesMax: 3 });
     faas = await cluster.connect();
     await faas.register(FUNCTION, code('(check, label) => ({ echoed: [check, label] })'), { timeoutMs: 5000 });
@@ -375,7 +364,7 @@ describe(`the wire fuzzer (seed ${SEED}, ${LONG ? 'long' : 'quick'} mode; replay
 
   afterAll(async () => {
     for (const socket of dealers.values()) socket.close();
-    listener?.close();
+    await listener?.close();
     await faas?.close();
     await kvs?.close();
     await cluster.stop();
