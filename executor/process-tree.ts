@@ -75,13 +75,16 @@ export class TreeMemory {
     if (this.reads++ % REWALK_EVERY === 0) this.rewalk();
     let total = 0;
     for (const [member, fd] of this.members) {
+      let pages = Number.NaN;
       try {
         const length = readSync(fd, this.buffer, 0, this.buffer.byteLength, 0);
-        total += Number(this.buffer.toString('latin1', 0, length).split(' ')[1]) * PAGE_BYTES;
+        pages = Number(this.buffer.toString('latin1', 0, length).split(' ')[1]);
       } catch {
-        // Ended meanwhile: it holds nothing, and the next walk drops it.
-        this.forget(member);
+        // Ended meanwhile (read below).
       }
+      // An ended process holds nothing (its file reads fail or read empty): dropped until the next walk finds it again.
+      if (Number.isFinite(pages)) total += pages * PAGE_BYTES;
+      else this.forget(member);
     }
     return total;
   }

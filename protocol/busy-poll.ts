@@ -26,18 +26,22 @@ export function pollMicros(value: string | undefined): number {
 }
 
 const configured = process.env['LFAAS_POLL_US'];
+/** Whether LFAAS_POLL_US decides for the whole process. */
+const fromEnvironment = configured !== undefined && configured !== '';
 /** The window now, in milliseconds: off until the process's role asks ({@link usePolling}), or as LFAAS_POLL_US says. */
-let windowMs = configured === undefined || configured === '' ? 0 : pollMicros(configured) / 1000;
+let windowMs = fromEnvironment ? pollMicros(configured) / 1000 : 0;
 
 /**
- * Polls after traffic in this thread (a storage node and its shard threads, a KVS client), with
- * the default window, unless LFAAS_POLL_US decides for the whole process. Executors and
- * schedulers do not: their machine's cores belong to the functions' sandbox processes, which a
- * polling executor would slow down (measured: docs/performance.md).
+ * Polls after traffic in this thread (a storage node's main thread and its shard threads), with
+ * the default window, unless LFAAS_POLL_US decides for the whole process. Clients, executors and
+ * schedulers do not: a client waiting on slower calls would spin for nothing, and an executor's
+ * machine's cores belong to the functions' sandbox processes, which a polling executor slowed
+ * down (measured: docs/performance.md).
  */
 export function usePolling(micros: number = DEFAULT_POLL_US): void {
-  if (configured === undefined || configured === '') windowMs = micros / 1000;
+  if (!fromEnvironment) windowMs = micros / 1000;
 }
+
 /** The score's bound: how many gaps of one kind in a row it takes to switch polling on or off. */
 const SCORE_MAX = 8;
 // The real one: a test's fake timers replace the global after this module has loaded.
@@ -82,7 +86,7 @@ export function afterReceive(): void {
   keepPolling(now);
 }
 
-/** The state of polling in this thread (tests, metrics): the window, the score, whether it polls now. */
+/** The state of polling in this thread (tests): the window, the score, whether it polls now. */
 export function pollingState(): { readonly windowUs: number; readonly score: number; readonly polling: boolean } {
   return { windowUs: windowMs * 1000, score, polling };
 }

@@ -39,13 +39,13 @@
  *
  * Test hook: `LFAAS_TEST_SEND_DELAY_MS`, as in zmq-transport.ts.
  */
-import { afterReceive, afterSend } from './busy-poll.js';
 import { lookup } from 'node:dns/promises';
 import { connect as netConnect, createServer, isIP } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import type { SecureContext, TLSSocket } from 'node:tls';
 import { ErrorCode, LfaasError } from '../lattices/index.js';
 import { parseTcpAddress } from './address.js';
+import { afterReceive, afterSend } from './busy-poll.js';
 import { reportFatal } from './crash-guard.js';
 import { FairInbox } from './fair-inbox.js';
 import type { FairInboxCounters } from './fair-inbox.js';
@@ -89,7 +89,6 @@ const GREETING_MAGIC = Buffer.from('LFN1', 'latin1');
 const MODE_PLAIN = 0;
 const MODE_TLS_PSK = 1;
 const GREETING_BYTES = 5;
-
 
 /**
  * The options of {@link NetTransport.bind}: those of the ZeroMQ transport (`sendHighWaterMark` is
